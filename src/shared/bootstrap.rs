@@ -1,0 +1,75 @@
+//! Start-up preparation done exactly once per data dir, by the process that will own it (the
+//! supervisor, or `serve`), before any worker starts: create the data dir, take its lock, run
+//! the system migrations (which also puts the file in WAL mode), make sure the JWT secret
+//! exists, and check that the port is free.
+//!
+//! The port check is a plain bind without SO_REUSEPORT: it fails if anything listens there —
+//! including another cluster's workers, which SO_REUSEPORT would otherwise let us join.
+
+use std::net::SocketAddr;
+
+use super::config::Config;
+use super::data_dir::DataDir;
+use super::db::{migrate, open};
+use super::lock::{DirLock, LockError};
+use super::secrets::{self, JwtSecret, SecretError};
+
+/// A failed start-up step. `Display` is what the operator reads.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("creating data dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("migrating {path}: {source}")]
+    Migrate { path: String, source: rusqlite::Error },
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("port {addr} is already in use by another process; stop it or choose another with --http / VAULTBASE_PORT")]
+    PortInUse { addr: SocketAddr },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+/// What the owner of the data dir holds for the rest of its life.
+pub struct Prepared {
+    pub data_dir: DataDir,
+    pub secret: JwtSecret,
+    /// Dropping this releases the data dir.
+    pub lock: DirLock,
+}
+
+/// Runs every step in order; the first failure stops start-up.
+pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
+    let data_dir = DataDir::create(&cfg.data_dir)
+        .map_err(|source| StartupError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
+    let lock = DirLock::acquire(&data_dir.lock_path(), data_dir.root())?;
+
+    let db_path = data_dir.db_path();
+    let migrate_err = |source| StartupError::Migrate { path: db_path.display().to_string(), source };
+    let mut conn = open::open(&db_path, open::Role::Writer).map_err(migrate_err)?;
+    let applied = migrate::run(&mut conn).map_err(migrate_err)?;
+    for name in &applied {
+        tracing::info!(migration = name, "migration applied");
+    }
+    drop(conn);
+
+    let secret = secrets::load_or_create(cfg.jwt_secret.as_deref(), &data_dir.secret_path())?;
+    check_port_free(cfg.listen_addr())?;
+    Ok(Prepared { data_dir, secret, lock })
+}
+
+/// Fails if anything listens on `addr`. Port 0 always passes.
+pub fn check_port_free(addr: SocketAddr) -> Result<(), StartupError> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind(addr) {
+        Ok(l) => {
+            drop(l);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => Err(StartupError::PortInUse { addr }),
+        Err(source) => Err(StartupError::Bind { addr, source }),
+    }
+}

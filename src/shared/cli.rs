@@ -1,0 +1,137 @@
+//! The command line: argv → [`Command`]. Pure; the binary prints and exits.
+//!
+//! Hand-written rather than a parser crate: the surface is four subcommands and two flags, and
+//! we want exact control over the exit code (2) and over a hidden `worker` role that `--help`
+//! does not advertise.
+
+use super::config::{Flags, ENV_VARS};
+
+/// What the process was asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// One worker in this process with the in-process bus (also the default).
+    Serve(Flags),
+    /// A supervisor with `VAULTBASE_WORKERS` worker processes.
+    Cluster(Flags),
+    /// Hidden: a worker spawned by the supervisor.
+    Worker { id: u32, flags: Flags },
+    Version,
+    Help,
+}
+
+/// A command line that cannot be understood; printed with the usage, exit code 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Parses the arguments after the program name.
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageError> {
+    let mut args = args.into_iter().peekable();
+    let sub = match args.peek().map(String::as_str) {
+        Some("serve") | Some("cluster") | Some("worker") => args.next(),
+        Some("--version") | Some("-v") | Some("version") => return Ok(Command::Version),
+        Some("--help") | Some("-h") | Some("help") => return Ok(Command::Help),
+        _ => None,
+    };
+    let mut flags = Flags::default();
+    let mut id: Option<u32> = None;
+    while let Some(arg) = args.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| -> Result<String, UsageError> {
+            match inline.clone().or_else(|| args.next()) {
+                Some(v) => Ok(v),
+                None => Err(UsageError(format!("{name} needs a value"))),
+            }
+        };
+        match name.as_str() {
+            "--http" => flags.http = Some(value("--http")?),
+            "--dir" => flags.dir = Some(value("--dir")?),
+            "--id" if sub.as_deref() == Some("worker") => {
+                let v = value("--id")?;
+                id = Some(v.parse().map_err(|_| UsageError(format!("--id {v:?}: expected a worker number")))?);
+            }
+            "--help" | "-h" => return Ok(Command::Help),
+            "--version" | "-v" => return Ok(Command::Version),
+            other => return Err(UsageError(format!("unknown argument {other:?}"))),
+        }
+    }
+    Ok(match sub.as_deref() {
+        None | Some("serve") => Command::Serve(flags),
+        Some("cluster") => Command::Cluster(flags),
+        _ => Command::Worker { id: id.ok_or_else(|| UsageError("worker needs --id N".into()))?, flags },
+    })
+}
+
+/// The `--help` text, listing every environment variable with its default.
+pub fn help_text() -> String {
+    let mut out = String::from(
+        "vaultbase: a self-hosted backend in one binary (PocketBase-compatible API)\n\n\
+         USAGE:\n  vaultbase [serve] [--http HOST:PORT] [--dir DIR]   one process (the default)\n  \
+         vaultbase cluster [--http HOST:PORT] [--dir DIR]   supervisor + VAULTBASE_WORKERS workers on one port\n  \
+         vaultbase --version\n  vaultbase --help\n\n\
+         FLAGS (override the environment):\n  --http HOST:PORT   address to listen on (VAULTBASE_HOST, VAULTBASE_PORT)\n  \
+         --dir DIR          data directory (VAULTBASE_DATA_DIR)\n\nENVIRONMENT (default in brackets):\n",
+    );
+    for var in ENV_VARS {
+        out.push_str(&format!("  {:<26} {} [{}]\n", var.name, var.help, var.default));
+    }
+    out.push_str(
+        "\nSIGNALS:\n  SIGTERM, SIGINT   drain: stop accepting, finish in-flight requests, exit 0\n  \
+         a second signal   exit at once\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Command, UsageError> {
+        parse(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn no_arguments_means_serve() {
+        assert_eq!(p(&[]), Ok(Command::Serve(Flags::default())));
+    }
+
+    #[test]
+    fn flags_in_both_spellings() {
+        let want = Flags { http: Some("127.0.0.1:1".into()), dir: Some("d".into()) };
+        assert_eq!(p(&["cluster", "--http", "127.0.0.1:1", "--dir", "d"]), Ok(Command::Cluster(want.clone())));
+        assert_eq!(p(&["--http=127.0.0.1:1", "--dir=d"]), Ok(Command::Serve(want)));
+    }
+
+    #[test]
+    fn worker_needs_an_id() {
+        assert_eq!(p(&["worker", "--id", "3"]), Ok(Command::Worker { id: 3, flags: Flags::default() }));
+        assert!(p(&["worker"]).is_err());
+        assert!(p(&["worker", "--id", "x"]).is_err());
+        assert!(p(&["serve", "--id", "1"]).is_err(), "--id belongs to the hidden worker role only");
+    }
+
+    #[test]
+    fn unknown_arguments_are_errors() {
+        assert!(p(&["--nope"]).is_err());
+        assert!(p(&["serve", "--http"]).is_err());
+    }
+
+    #[test]
+    fn help_lists_every_variable() {
+        let help = help_text();
+        for var in ENV_VARS {
+            assert!(help.contains(var.name));
+        }
+        assert!(!help.contains("worker --id"), "the worker role is hidden");
+    }
+}

@@ -1,0 +1,312 @@
+//! Configuration: raw values from the environment and flags → validated → typed [`Config`].
+//!
+//! Precedence, lowest first: the `DEFAULT_*` constants, `VAULTBASE_*` environment variables,
+//! then command-line flags (`--http`, `--dir`). Every invalid value is a [`ConfigError`] naming
+//! the variable and what it accepts; the binary turns it into exit code 2. This module reads
+//! the environment through a caller-supplied lookup so that tests never touch process state.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Default TCP port, as the TypeScript original (PocketBase uses 8090).
+pub const DEFAULT_PORT: u16 = 8091;
+/// Default listen address: every interface, as a VPS deployment expects.
+pub const DEFAULT_HOST: &str = "0.0.0.0";
+/// Default data directory, relative to the working directory.
+pub const DEFAULT_DATA_DIR: &str = "./vaultbase_data";
+/// How long a drain may take before what is left is killed.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upper bound for `VAULTBASE_DRAIN_TIMEOUT`: beyond an hour a stop is a hang, not a drain.
+pub const MAX_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Upper bound for `VAULTBASE_WORKERS`; more processes than this on one SQLite file only contend.
+pub const MAX_WORKERS: usize = 256;
+
+/// One environment variable the binary reads, for `--help` and the README.
+pub struct EnvVar {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub help: &'static str,
+}
+
+/// Every environment variable, with its default. `--help` prints this table.
+pub const ENV_VARS: &[EnvVar] = &[
+    EnvVar { name: "VAULTBASE_HOST", default: DEFAULT_HOST, help: "IP address to listen on (flag --http HOST:PORT)" },
+    EnvVar { name: "VAULTBASE_PORT", default: "8091", help: "TCP port, 1-65535 (0 = any free port, serve only)" },
+    EnvVar { name: "VAULTBASE_DATA_DIR", default: DEFAULT_DATA_DIR, help: "data directory, created 0700 if missing (flag --dir)" },
+    EnvVar { name: "VAULTBASE_WORKERS", default: "number of CPUs", help: "worker processes in cluster mode, 1-256" },
+    EnvVar { name: "VAULTBASE_DRAIN_TIMEOUT", default: "30", help: "seconds a drain may take before workers are killed, 1-3600" },
+    EnvVar { name: "VAULTBASE_JWT_SECRET", default: "generated into <data>/.secret", help: "secret that signs auth tokens; at least 32 characters" },
+    EnvVar { name: "VAULTBASE_LOG_LEVEL", default: "info", help: "error, warn, info, debug or trace" },
+    EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables POST /_/test/echo (for the test suite only)" },
+];
+
+/// Minimum length of a configured JWT secret: HS256 wants at least 256 bits of key.
+pub const MIN_JWT_SECRET_CHARS: usize = 32;
+
+/// A value that cannot be used. The `Display` text names the variable and what it accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: String,
+    pub value: String,
+    pub accepts: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid {}={:?}: expected {}", self.variable, self.value, self.accepts)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(variable: &str, value: &str, accepts: &str) -> ConfigError {
+    ConfigError { variable: variable.to_owned(), value: value.to_owned(), accepts: accepts.to_owned() }
+}
+
+/// How the process runs; decides which values are legal (port 0 is only for one process).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Serve,
+    Cluster,
+    /// A worker spawned by the supervisor; its configuration was validated there.
+    Worker,
+}
+
+/// Log verbosity, parsed from `VAULTBASE_LOG_LEVEL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// Flags given on the command line; they override the environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
+    /// `--http HOST:PORT`
+    pub http: Option<String>,
+    /// `--dir DIR`
+    pub dir: Option<String>,
+}
+
+/// The validated configuration every role runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub host: IpAddr,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    pub workers: usize,
+    pub drain_timeout: Duration,
+    pub jwt_secret: Option<String>,
+    pub log_level: LogLevel,
+    pub test_routes: bool,
+}
+
+impl Config {
+    /// Reads the process environment and `flags`.
+    pub fn from_env(mode: Mode, flags: &Flags) -> Result<Config, ConfigError> {
+        Config::load(mode, flags, |name| std::env::var(name).ok())
+    }
+
+    /// Builds a configuration from `lookup` (an environment) and `flags`.
+    pub fn load(mode: Mode, flags: &Flags, lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let env = |name: &str| lookup(name).filter(|v| !v.is_empty());
+
+        let mut host = match env("VAULTBASE_HOST") {
+            Some(v) => parse_host("VAULTBASE_HOST", &v)?,
+            None => parse_host("VAULTBASE_HOST", DEFAULT_HOST)?,
+        };
+        let mut port = match env("VAULTBASE_PORT") {
+            Some(v) => parse_port("VAULTBASE_PORT", &v)?,
+            None => DEFAULT_PORT,
+        };
+        if let Some(http) = &flags.http {
+            let (h, p) = parse_http_flag(http)?;
+            host = h;
+            port = p;
+        }
+
+        let data_dir = match (&flags.dir, env("VAULTBASE_DATA_DIR")) {
+            (Some(d), _) if d.is_empty() => return Err(invalid("--dir", d, "a directory path")),
+            (Some(d), _) => PathBuf::from(d),
+            (None, Some(d)) => PathBuf::from(d),
+            (None, None) => PathBuf::from(DEFAULT_DATA_DIR),
+        };
+
+        let workers = match env("VAULTBASE_WORKERS") {
+            Some(v) => parse_workers(&v)?,
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(MAX_WORKERS),
+        };
+
+        let drain_timeout = match env("VAULTBASE_DRAIN_TIMEOUT") {
+            Some(v) => parse_drain_timeout(&v)?,
+            None => DEFAULT_DRAIN_TIMEOUT,
+        };
+
+        let jwt_secret = match lookup("VAULTBASE_JWT_SECRET") {
+            None => None,
+            Some(s) if s.chars().count() >= MIN_JWT_SECRET_CHARS => Some(s),
+            // The value itself is secret: never echo it back.
+            Some(_) => return Err(invalid("VAULTBASE_JWT_SECRET", "<hidden>", "at least 32 characters")),
+        };
+
+        let log_level = match env("VAULTBASE_LOG_LEVEL") {
+            Some(v) => parse_log_level(&v)?,
+            None => LogLevel::Info,
+        };
+
+        let test_routes = match env("VAULTBASE_TEST_ROUTES").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => return Err(invalid("VAULTBASE_TEST_ROUTES", other, "0 or 1")),
+        };
+
+        if mode == Mode::Cluster && port == 0 {
+            return Err(invalid(
+                "VAULTBASE_PORT",
+                "0",
+                "a concrete port in cluster mode (with port 0 every worker would get a different port)",
+            ));
+        }
+
+        Ok(Config { host, port, data_dir, workers, drain_timeout, jwt_secret, log_level, test_routes })
+    }
+
+    /// The socket address to bind.
+    pub fn listen_addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.host, self.port)
+    }
+}
+
+fn parse_host(variable: &str, value: &str) -> Result<IpAddr, ConfigError> {
+    let trimmed = value.trim_start_matches('[').trim_end_matches(']');
+    if value == "localhost" {
+        return Ok(IpAddr::from([127, 0, 0, 1]));
+    }
+    trimmed
+        .parse()
+        .map_err(|_| invalid(variable, value, "an IP address such as 0.0.0.0, 127.0.0.1 or ::"))
+}
+
+fn parse_port(variable: &str, value: &str) -> Result<u16, ConfigError> {
+    value.parse::<u16>().map_err(|_| invalid(variable, value, "a port number from 0 to 65535"))
+}
+
+fn parse_http_flag(value: &str) -> Result<(IpAddr, u16), ConfigError> {
+    let bad = || invalid("--http", value, "HOST:PORT such as 127.0.0.1:8091 or [::1]:8091");
+    let (host, port) = value.rsplit_once(':').ok_or_else(bad)?;
+    let host = if host.is_empty() { DEFAULT_HOST } else { host };
+    let host = parse_host("--http", host).map_err(|_| bad())?;
+    let port = port.parse::<u16>().map_err(|_| bad())?;
+    Ok((host, port))
+}
+
+fn parse_workers(value: &str) -> Result<usize, ConfigError> {
+    match value.parse::<usize>() {
+        Ok(n) if (1..=MAX_WORKERS).contains(&n) => Ok(n),
+        _ => Err(invalid("VAULTBASE_WORKERS", value, "a whole number of worker processes from 1 to 256")),
+    }
+}
+
+fn parse_drain_timeout(value: &str) -> Result<Duration, ConfigError> {
+    let digits = value.strip_suffix('s').unwrap_or(value);
+    match digits.parse::<u64>() {
+        Ok(n) if n >= 1 && Duration::from_secs(n) <= MAX_DRAIN_TIMEOUT => Ok(Duration::from_secs(n)),
+        _ => Err(invalid("VAULTBASE_DRAIN_TIMEOUT", value, "whole seconds from 1 to 3600, e.g. 30")),
+    }
+}
+
+fn parse_log_level(value: &str) -> Result<LogLevel, ConfigError> {
+    Ok(match value.to_ascii_lowercase().as_str() {
+        "error" => LogLevel::Error,
+        "warn" | "warning" => LogLevel::Warn,
+        "info" => LogLevel::Info,
+        "debug" => LogLevel::Debug,
+        "trace" => LogLevel::Trace,
+        _ => return Err(invalid("VAULTBASE_LOG_LEVEL", value, "one of error, warn, info, debug, trace")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn load(mode: Mode, flags: &Flags, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::load(mode, flags, |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let cfg = load(Mode::Serve, &Flags::default(), &[]).expect("defaults are valid");
+        assert_eq!(cfg.port, 8091);
+        assert_eq!(cfg.host.to_string(), "0.0.0.0");
+        assert_eq!(cfg.data_dir, PathBuf::from("./vaultbase_data"));
+        assert_eq!(cfg.drain_timeout, Duration::from_secs(30));
+        assert!(cfg.workers >= 1);
+    }
+
+    #[test]
+    fn flags_override_environment() {
+        let flags = Flags { http: Some("127.0.0.1:9000".into()), dir: Some("/tmp/x".into()) };
+        let cfg = load(Mode::Serve, &flags, &[("VAULTBASE_PORT", "1234"), ("VAULTBASE_DATA_DIR", "/tmp/y")])
+            .expect("valid");
+        assert_eq!(cfg.port, 9000);
+        assert_eq!(cfg.host.to_string(), "127.0.0.1");
+        assert_eq!(cfg.data_dir, PathBuf::from("/tmp/x"));
+    }
+
+    #[test]
+    fn ipv6_http_flag_is_accepted() {
+        let flags = Flags { http: Some("[::1]:8091".into()), dir: None };
+        let cfg = load(Mode::Serve, &flags, &[]).expect("valid");
+        assert_eq!(cfg.host.to_string(), "::1");
+    }
+
+    #[test]
+    fn each_bad_value_names_its_variable() {
+        let cases: &[(Mode, &[(&str, &str)], &str)] = &[
+            (Mode::Serve, &[("VAULTBASE_PORT", "abc")], "VAULTBASE_PORT"),
+            (Mode::Serve, &[("VAULTBASE_PORT", "70000")], "VAULTBASE_PORT"),
+            (Mode::Cluster, &[("VAULTBASE_WORKERS", "0")], "VAULTBASE_WORKERS"),
+            (Mode::Cluster, &[("VAULTBASE_WORKERS", "-1")], "VAULTBASE_WORKERS"),
+            (Mode::Cluster, &[("VAULTBASE_PORT", "0")], "VAULTBASE_PORT"),
+            (Mode::Serve, &[("VAULTBASE_HOST", "not-an-ip")], "VAULTBASE_HOST"),
+            (Mode::Serve, &[("VAULTBASE_DRAIN_TIMEOUT", "0")], "VAULTBASE_DRAIN_TIMEOUT"),
+            (Mode::Serve, &[("VAULTBASE_DRAIN_TIMEOUT", "soon")], "VAULTBASE_DRAIN_TIMEOUT"),
+            (Mode::Serve, &[("VAULTBASE_JWT_SECRET", "short")], "VAULTBASE_JWT_SECRET"),
+            (Mode::Serve, &[("VAULTBASE_LOG_LEVEL", "loud")], "VAULTBASE_LOG_LEVEL"),
+        ];
+        for (mode, vars, variable) in cases {
+            let err = load(*mode, &Flags::default(), vars).expect_err("must be rejected");
+            assert_eq!(err.variable, *variable);
+            assert!(err.to_string().contains(variable), "{err}");
+        }
+    }
+
+    #[test]
+    fn jwt_secret_is_never_echoed() {
+        let err = load(Mode::Serve, &Flags::default(), &[("VAULTBASE_JWT_SECRET", "hunter2")]).expect_err("short");
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_http_flag_is_rejected() {
+        for bad in ["nonsense", "127.0.0.1:", "127.0.0.1:port", "999.1.1.1:80"] {
+            let flags = Flags { http: Some(bad.into()), dir: None };
+            let err = load(Mode::Serve, &flags, &[]).expect_err(bad);
+            assert_eq!(err.variable, "--http");
+        }
+    }
+
+    #[test]
+    fn port_zero_is_fine_for_serve() {
+        let cfg = load(Mode::Serve, &Flags::default(), &[("VAULTBASE_PORT", "0")]).expect("valid");
+        assert_eq!(cfg.port, 0);
+    }
+}

@@ -1,0 +1,18 @@
+//! Role-agnostic building blocks used by the supervisor, the worker and one-shot CLI commands:
+//! configuration, data-dir paths and lock, secrets, the SQLite executor and migrations, the bus
+//! protocol, start-up preparation, systemd notification and logging. Nothing here speaks HTTP
+//! or knows which role it runs in beyond what its caller passes.
+
+pub mod bootstrap;
+pub mod bus;
+pub mod cli;
+pub mod config;
+pub mod data_dir;
+pub mod db;
+pub mod lock;
+pub mod sdnotify;
+pub mod secrets;
+pub mod telemetry;
+
+/// The crate version, reported by `--version`, `/_/health` and the bus handshake.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

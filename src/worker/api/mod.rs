@@ -1,0 +1,5 @@
+//! HTTP handlers, one file per resource family. Each has one shape: parse → authorize → call
+//! the domain → respond. Handlers may use hyper; the domain they call may not.
+
+pub mod health;
+pub mod test_routes;

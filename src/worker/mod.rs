@@ -1,0 +1,196 @@
+//! A worker: one process that serves HTTP on the shared port. In `serve` mode it is the whole
+//! server (with the in-process bus); in a cluster it is one of N processes started by the
+//! supervisor, which it must never import — it knows the supervisor only through the bus.
+//!
+//! Lifecycle: (cluster) connect to the bus → open the database (refusing to start if
+//! migrations are pending: only the data-dir owner migrates) → bind → Ready → serve until a
+//! drain cause (SIGTERM/SIGINT, a bus `Drain`, or the bus closing because the supervisor died)
+//! → stop accepting, finish in-flight requests within the deadline, checkpoint and close
+//! SQLite, exit 0. Drain is idempotent; a second signal exits at once. A watchdog thread
+//! ends the process if the drain itself hangs.
+
+pub mod api;
+pub mod http;
+pub mod listener;
+pub mod server;
+pub mod state;
+
+use std::time::Duration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::shared::bootstrap::Prepared;
+use crate::shared::bus::{Bus, BusClient, BusMsg, ConnectError};
+use crate::shared::config::Config;
+use crate::shared::data_dir::DataDir;
+use crate::shared::db::{migrate, Db, DbError};
+use crate::shared::sdnotify;
+use crate::shared::secrets::{self, SecretError};
+use state::AppState;
+
+/// When the supervisor is gone there is nobody to wait for: finish what is in flight quickly.
+pub const ORPHAN_DRAIN_TIMEOUT: Duration = Duration::from_secs(1);
+/// In a cluster the supervisor enforces the drain deadline with SIGKILL; the worker's own
+/// deadline is this much later so the two never race.
+pub const CLUSTER_DRAIN_GRACE: Duration = Duration::from_secs(5);
+/// The watchdog fires this long after the drain deadline, whatever the drain is stuck on.
+pub const WATCHDOG_GRACE: Duration = Duration::from_secs(5);
+/// Exit code after a forced exit (second signal, watchdog).
+pub const FORCED_EXIT_CODE: i32 = 1;
+
+/// How this worker came to be.
+pub enum Role {
+    /// `vaultbase serve`: this process prepared the data dir and holds its lock.
+    Standalone(Prepared),
+    /// Started by the supervisor as worker `id`.
+    Clustered { id: u32 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("opening data dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Bus(#[from] ConnectError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("opening the database: {0}")]
+    Db(#[from] DbError),
+    #[error("the database has pending migrations ({0}); only the supervisor or `serve` migrates")]
+    Unmigrated(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+    #[error("the server task failed: {0}")]
+    Server(#[from] tokio::task::JoinError),
+}
+
+enum DrainCause {
+    Signal(&'static str),
+    BusDrain,
+    BusClosed,
+}
+
+impl DrainCause {
+    fn describe(&self) -> &'static str {
+        match self {
+            DrainCause::Signal(name) => name,
+            DrainCause::BusDrain => "drain requested by the supervisor",
+            DrainCause::BusClosed => "bus closed (supervisor gone)",
+        }
+    }
+}
+
+/// Runs the worker until it has drained.
+pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
+    let mut sigterm = signal(SignalKind::terminate()).map_err(WorkerError::Signals)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(WorkerError::Signals)?;
+
+    let (worker_id, data_dir, secret, bus, mut incoming, _lock) = match role {
+        Role::Standalone(prepared) => {
+            let (bus, incoming) = Bus::local();
+            (0, prepared.data_dir, prepared.secret, bus, incoming, Some(prepared.lock))
+        }
+        Role::Clustered { id } => {
+            let data_dir = DataDir::open(&cfg.data_dir)
+                .map_err(|source| WorkerError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
+            let (client, welcome, incoming) = BusClient::connect(&data_dir.bus_socket_path(), id).await?;
+            tracing::debug!(worker_id = id, cron_leader = welcome.cron_leader, "joined the bus");
+            let secret = secrets::load(cfg.jwt_secret.as_deref(), &data_dir.secret_path())?;
+            (id, data_dir, secret, Bus::Unix(client), incoming, None)
+        }
+    };
+    let clustered = _lock.is_none();
+
+    let db_path = data_dir.db_path();
+    let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
+    let db = tokio::task::spawn_blocking(move || -> Result<Db, WorkerError> {
+        let db = Db::open(&db_path, readers)?;
+        Ok(db)
+    })
+    .await??;
+    let pending = db.read(|c| Ok(migrate::pending(c)?)).await?;
+    if !pending.is_empty() {
+        return Err(WorkerError::Unmigrated(pending.join(", ")));
+    }
+
+    let addr = cfg.listen_addr();
+    let listener = listener::bind(addr, clustered).map_err(|source| WorkerError::Bind { addr, source })?;
+    let local = listener.local_addr().map_err(|source| WorkerError::Bind { addr, source })?;
+    let state = AppState::new(worker_id, cfg.clone(), db.clone(), bus.clone(), secret);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let server = tokio::spawn(server::serve(listener, state, stop_rx));
+
+    bus.send(&BusMsg::Ready { worker_id });
+    if !clustered {
+        sdnotify::notify("READY=1");
+    }
+    tracing::info!(
+        role = if clustered { "worker" } else { "serve" }, worker_id, pid = std::process::id(),
+        addr = %local, version = crate::shared::VERSION, "listening"
+    );
+
+    let cause = loop {
+        tokio::select! {
+            _ = sigterm.recv() => break DrainCause::Signal("SIGTERM"),
+            _ = sigint.recv() => break DrainCause::Signal("SIGINT"),
+            msg = incoming.recv() => match msg {
+                None => break DrainCause::BusClosed,
+                Some(BusMsg::Drain { .. }) => break DrainCause::BusDrain,
+                Some(other) => on_bus_message(worker_id, other),
+            },
+        }
+    };
+
+    let deadline = match cause {
+        DrainCause::BusClosed => ORPHAN_DRAIN_TIMEOUT,
+        _ if clustered => cfg.drain_timeout + CLUSTER_DRAIN_GRACE,
+        _ => cfg.drain_timeout,
+    };
+    tracing::info!(worker_id, pid = std::process::id(), cause = cause.describe(), deadline_s = deadline.as_secs_f64(), "draining");
+    if !clustered {
+        sdnotify::notify("STOPPING=1");
+    }
+    start_watchdog(deadline + WATCHDOG_GRACE);
+
+    let _ = stop_tx.send(true);
+    let graceful = server.await?;
+    let drained = tokio::select! {
+        _ = graceful.shutdown() => true,
+        _ = tokio::time::sleep(deadline) => false,
+        _ = sigterm.recv() => forced_exit(worker_id, "SIGTERM"),
+        _ = sigint.recv() => forced_exit(worker_id, "SIGINT"),
+    };
+    if !drained {
+        tracing::warn!(worker_id, "connections still open at the drain deadline; closing them");
+    }
+    let closing = db.clone();
+    let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+    if bus.dropped() > 0 {
+        tracing::warn!(worker_id, dropped_total = bus.dropped(), "bus messages dropped during this run");
+    }
+    tracing::info!(worker_id, pid = std::process::id(), "drained; exiting");
+    Ok(())
+}
+
+fn on_bus_message(worker_id: u32, msg: BusMsg) {
+    // Realtime relay and cache invalidation attach here as they are built.
+    tracing::debug!(worker_id, ?msg, "bus message");
+}
+
+fn forced_exit(worker_id: u32, signal: &str) -> ! {
+    tracing::warn!(worker_id, signal, "second signal during drain: exiting now");
+    std::process::exit(FORCED_EXIT_CODE)
+}
+
+/// A plain thread, not a task: it must fire even if the runtime is wedged.
+fn start_watchdog(after: Duration) {
+    let _ = std::thread::Builder::new().name("vb-drain-watchdog".into()).spawn(move || {
+        std::thread::sleep(after);
+        eprintln!("vaultbase: drain did not complete within {after:?}; exiting");
+        std::process::exit(FORCED_EXIT_CODE);
+    });
+}
+

@@ -1,0 +1,53 @@
+//! [`AppState`]: what every request handler can reach, cloned per connection as one `Arc`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::shared::bus::Bus;
+use crate::shared::config::Config;
+use crate::shared::db::Db;
+use crate::shared::secrets::JwtSecret;
+
+/// Shared, read-mostly state of one worker process.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub worker_id: u32,
+    pub pid: u32,
+    pub started: Instant,
+    pub config: Config,
+    pub db: Db,
+    pub bus: Bus,
+    pub jwt_secret: JwtSecret,
+    next_request: AtomicU64,
+}
+
+impl AppState {
+    pub fn new(worker_id: u32, config: Config, db: Db, bus: Bus, jwt_secret: JwtSecret) -> AppState {
+        AppState(Arc::new(Inner {
+            worker_id,
+            pid: std::process::id(),
+            started: Instant::now(),
+            config,
+            db,
+            bus,
+            jwt_secret,
+            next_request: AtomicU64::new(1),
+        }))
+    }
+
+    /// A request id unique within the cluster: worker id and a per-worker counter.
+    pub fn next_request_id(&self) -> u64 {
+        self.0.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
