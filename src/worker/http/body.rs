@@ -36,3 +36,18 @@ pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<ResB
         }
     }
 }
+
+/// Reads a whole request body of at most `limit` bytes. A declared `Content-Length` over the
+/// limit is refused before a byte is read; a body that grows past it mid-stream likewise.
+pub async fn collect_limited(body: hyper::body::Incoming, limit: usize) -> Result<Bytes, super::error::ApiError> {
+    use hyper::body::Body as _;
+    use super::error::ApiError;
+    if body.size_hint().lower() > limit as u64 {
+        return Err(ApiError::payload_too_large());
+    }
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::payload_too_large()),
+        Err(_) => Err(ApiError::bad_request("Failed to read the request body.")),
+    }
+}

@@ -1,0 +1,384 @@
+//! Test harness: spawn the real `vaultbase` binary on a free port with a fresh temp data dir,
+//! capture its JSON log lines, talk HTTP over fresh TCP connections, and clean up every
+//! process (supervisor and workers) even when an assertion fails. Readiness is polled, never
+//! slept for.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub use nix::sys::signal::Signal;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_vaultbase");
+/// Generous bound for a process to start on a loaded 2-core CI machine.
+pub const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local addr").port()
+}
+
+#[derive(Default)]
+struct LogBuf {
+    lines: Mutex<Vec<String>>,
+    cond: Condvar,
+}
+
+/// A running vaultbase process (serve or cluster supervisor).
+pub struct Proc {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+    logs: Arc<LogBuf>,
+    exited: Option<ExitStatus>,
+}
+
+pub struct Spawn {
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    port: u16,
+    dir: Option<PathBuf>,
+    cwd: Option<PathBuf>,
+    set_port: bool,
+}
+
+impl Spawn {
+    pub fn serve() -> Spawn {
+        Spawn { args: vec!["serve".into()], envs: vec![], port: free_port(), dir: None, cwd: None, set_port: true }
+    }
+
+    pub fn cluster(workers: usize) -> Spawn {
+        let mut s = Spawn::serve();
+        s.args = vec!["cluster".into()];
+        s.env("VAULTBASE_WORKERS", &workers.to_string())
+    }
+
+    pub fn no_args() -> Spawn {
+        let mut s = Spawn::serve();
+        s.args.clear();
+        s
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Spawn {
+        self.envs.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn dir(mut self, dir: &Path) -> Spawn {
+        self.dir = Some(dir.to_owned());
+        self
+    }
+
+    pub fn port(mut self, port: u16) -> Spawn {
+        self.port = port;
+        self
+    }
+
+    /// Leave VAULTBASE_PORT and VAULTBASE_DATA_DIR unset; run in `cwd` (defaults apply).
+    pub fn defaults_in(mut self, cwd: &Path, port: u16) -> Spawn {
+        self.set_port = false;
+        self.cwd = Some(cwd.to_owned());
+        self.port = port;
+        self
+    }
+
+    pub fn start(self) -> Proc {
+        let (tmp, dir) = match self.dir {
+            Some(d) => (None, d),
+            None => {
+                let t = tempfile::tempdir().expect("tempdir");
+                let d = t.path().join("data");
+                (Some(t), d)
+            }
+        };
+        let mut cmd = Command::new(BIN);
+        cmd.args(&self.args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            // Own group: a Ctrl-C on the test runner never reaches it, and kills stay scoped.
+            .process_group(0);
+        if self.set_port {
+            cmd.env("VAULTBASE_HOST", "127.0.0.1")
+                .env("VAULTBASE_PORT", self.port.to_string())
+                .env("VAULTBASE_DATA_DIR", &dir);
+        }
+        if let Some(cwd) = &self.cwd {
+            cmd.current_dir(cwd);
+        }
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn vaultbase");
+        let logs = Arc::new(LogBuf::default());
+        let stderr = child.stderr.take().expect("stderr piped");
+        let sink = logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("VB_TEST_ECHO_LOGS").is_some() {
+                    eprintln!("[vb] {line}");
+                }
+                let mut lines = sink.lines.lock().expect("log lock");
+                lines.push(line);
+                sink.cond.notify_all();
+            }
+        });
+        Proc { child, port: self.port, dir, _tmp: tmp, logs, exited: None }
+    }
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Polls `/_/health` until it answers 200.
+    pub fn wait_healthy(&mut self) -> &mut Proc {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if let Ok(r) = get(self.port, "/_/health") {
+                if r.status == 200 {
+                    return self;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("vaultbase exited with {status} before it was healthy; logs:\n{}", self.log_text());
+            }
+            assert!(Instant::now() < deadline, "not healthy in time; logs:\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    /// Waits until the number of JSON log lines matching `pred` reaches `count`.
+    pub fn wait_logs(&self, count: usize, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.logs.lines.lock().expect("log lock");
+        loop {
+            let found: Vec<Value> = lines
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .filter(|v| pred(v))
+                .collect();
+            if found.len() >= count {
+                return found;
+            }
+            let now = Instant::now();
+            assert!(now < deadline, "timed out waiting for {count} matching log lines; logs:\n{}", lines.join("\n"));
+            lines = self.logs.cond.wait_timeout(lines, deadline - now).expect("log wait").0;
+        }
+    }
+
+    pub fn logs_with_message(&self, message: &str) -> Vec<Value> {
+        self.logs
+            .lines
+            .lock()
+            .expect("log lock")
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["message"] == message)
+            .collect()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.logs.lines.lock().expect("log lock").join("\n")
+    }
+
+    pub fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig);
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        if let Some(s) = self.exited {
+            return Some(s);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.exited = Some(s);
+                return Some(s);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Pids of every worker the supervisor spawned, from its log.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.logs_with_message("worker spawned").iter().filter_map(|v| v["pid"].as_u64()).map(|p| p as u32).collect()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let workers = self.worker_pids();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        for pid in workers {
+            if alive(pid) {
+                kill(pid, Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+pub fn kill(pid: u32, sig: Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
+/// True if `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            // The state follows the parenthesised command name.
+            let state = stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().chars().next());
+            !matches!(state, Some(Some('Z')) | Some(Some('X')))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Waits until none of `pids` is alive.
+pub fn wait_gone(pids: &[u32], timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if pids.iter().all(|p| !alive(*p)) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`).
+pub fn request(port: u16, method: &str, path: &str, body: Option<&[u8]>) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    if let Some(b) = body {
+        req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", b.len()));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes())?;
+    if let Some(b) = body {
+        s.write_all(b)?;
+    }
+    read_response(&mut s, method == "HEAD")
+}
+
+pub fn get(port: u16, path: &str) -> std::io::Result<Resp> {
+    request(port, "GET", path, None)
+}
+
+/// Reads a whole response from a `Connection: close` exchange.
+pub fn read_response(s: &mut TcpStream, head_only: bool) -> std::io::Result<Resp> {
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw)?;
+    parse_response(&raw, head_only)
+}
+
+pub fn parse_response(raw: &[u8], head_only: bool) -> std::io::Result<Resp> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_owned());
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no header end"))?;
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("no status"))?;
+    let mut body = raw[split + 4..].to_vec();
+    if head_only {
+        body.clear();
+    }
+    let resp = Resp { status, head, body };
+    if resp.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        return Ok(Resp { body: dechunk(&resp.body), ..resp });
+    }
+    Ok(resp)
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(pos) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..pos]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = pos + 2;
+        out.extend_from_slice(&b[start..start + size]);
+        b = &b[start + size + 2..];
+    }
+    out
+}
+
+/// A POST to the test echo route whose body is still arriving: the head (with
+/// `Expect: 100-continue`) and half the body are sent, and this returns once the server has
+/// answered `100 Continue` — proof that the handler is running and reading the body.
+pub struct InFlight {
+    pub stream: TcpStream,
+    rest: Vec<u8>,
+}
+
+impl InFlight {
+    pub fn start(port: u16, body_len: usize) -> InFlight {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        let head = format!(
+            "POST /_/test/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nExpect: 100-continue\r\nContent-Length: {body_len}\r\n\r\n"
+        );
+        s.write_all(head.as_bytes()).expect("write head");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).expect("read 100 Continue");
+            assert!(n > 0, "server closed before 100 Continue");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&got).contains("100 Continue"), "expected 100 Continue, got {got:?}");
+        let body = vec![b'x'; body_len];
+        let half = body_len / 2;
+        s.write_all(&body[..half]).expect("write first half");
+        InFlight { stream: s, rest: body[half..].to_vec() }
+    }
+
+    /// Sends the rest of the body and reads the whole response.
+    pub fn finish(mut self) -> std::io::Result<Resp> {
+        self.stream.write_all(&self.rest)?;
+        self.stream.flush()?;
+        let r = read_response(&mut self.stream, false);
+        let _ = self.stream.shutdown(Shutdown::Both);
+        r
+    }
+}
