@@ -149,14 +149,17 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
         _ if clustered => cfg.drain_timeout + CLUSTER_DRAIN_GRACE,
         _ => cfg.drain_timeout,
     };
-    tracing::info!(worker_id, pid = std::process::id(), cause = cause.describe(), deadline_s = deadline.as_secs_f64(), "draining");
     if !clustered {
         sdnotify::notify("STOPPING=1");
     }
     start_watchdog(deadline + WATCHDOG_GRACE);
-
     let _ = stop_tx.send(true);
     let graceful = server.await?;
+    // Logged once the listener is closed: from here on, new connections go to siblings.
+    tracing::info!(
+        worker_id, pid = std::process::id(), cause = cause.describe(), deadline_s = deadline.as_secs_f64(),
+        in_flight = graceful.count(), "draining"
+    );
     let drained = tokio::select! {
         _ = graceful.shutdown() => true,
         _ = tokio::time::sleep(deadline) => false,

@@ -29,6 +29,8 @@ pub fn free_port() -> u16 {
 struct LogBuf {
     lines: Mutex<Vec<String>>,
     cond: Condvar,
+    /// Set when stderr reached EOF: every process that held it has exited.
+    eof: Mutex<bool>,
 }
 
 /// A running vaultbase process (serve or cluster supervisor).
@@ -132,6 +134,10 @@ impl Spawn {
                 lines.push(line);
                 sink.cond.notify_all();
             }
+            *sink.eof.lock().expect("eof lock") = true;
+            // Wake waiters under the lines lock so none misses it between check and wait.
+            let _guard = sink.lines.lock().expect("log lock");
+            sink.cond.notify_all();
         });
         Proc { child, port: self.port, dir, _tmp: tmp, logs, exited: None }
     }
@@ -206,12 +212,27 @@ impl Proc {
         loop {
             if let Ok(Some(s)) = self.child.try_wait() {
                 self.exited = Some(s);
+                self.wait_log_eof(Duration::from_secs(3));
                 return Some(s);
             }
             if Instant::now() >= deadline {
                 return None;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Waits until stderr is closed, so every line the process wrote has been read. Bounded:
+    /// an orphaned worker could keep the pipe open.
+    fn wait_log_eof(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        let mut lines = self.logs.lines.lock().expect("log lock");
+        while !*self.logs.eof.lock().expect("eof lock") {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            lines = self.logs.cond.wait_timeout(lines, deadline - now).expect("log wait").0;
         }
     }
 
