@@ -214,3 +214,30 @@ fn http2_without_tls_is_served() {
         assert_eq!(v["status"], "ok");
     });
 }
+
+#[test]
+fn running_out_of_file_descriptors_is_survived() {
+    const LIMIT: u64 = 64;
+    let mut p = Spawn::serve().max_open_files(LIMIT).start();
+    p.wait_healthy();
+    // Hold more connections than the process has descriptors: the kernel completes every
+    // handshake, and accept(2) in the server fails with EMFILE.
+    let held: Vec<std::net::TcpStream> = (0..LIMIT * 2)
+        .filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", p.port)).ok())
+        .collect();
+    assert!(held.len() as u64 > LIMIT);
+    p.wait_logs(1, Duration::from_secs(10), |v| v["message"] == "accept failed; backing off");
+    drop(held);
+    // Once descriptors are free again the same process serves: EMFILE was not fatal.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = get(p.port, "/_/health") {
+            assert_eq!(r.status, 200);
+            assert_eq!(r.json()["pid"], p.pid());
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never recovered; logs:\n{}", p.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(p.child.try_wait().expect("try_wait").is_none(), "still running");
+}

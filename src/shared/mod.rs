@@ -10,6 +10,7 @@ pub mod config;
 pub mod data_dir;
 pub mod db;
 pub mod lock;
+pub mod rlimit;
 pub mod sdnotify;
 pub mod secrets;
 pub mod telemetry;

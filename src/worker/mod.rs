@@ -88,7 +88,8 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     let mut sigterm = signal(SignalKind::terminate()).map_err(WorkerError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(WorkerError::Signals)?;
 
-    let (worker_id, data_dir, secret, bus, mut incoming, _lock) = match role {
+    // `lock` is Some in `serve`: held (not used) until this function returns.
+    let (worker_id, data_dir, secret, bus, mut incoming, lock) = match role {
         Role::Standalone(prepared) => {
             let (bus, incoming) = Bus::local();
             (0, prepared.data_dir, prepared.secret, bus, incoming, Some(prepared.lock))
@@ -102,7 +103,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
             (id, data_dir, secret, Bus::Unix(client), incoming, None)
         }
     };
-    let clustered = _lock.is_none();
+    let clustered = lock.is_none();
 
     let db_path = data_dir.db_path();
     let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
@@ -116,6 +117,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
         return Err(WorkerError::Unmigrated(pending.join(", ")));
     }
 
+    let nofile = crate::shared::rlimit::raise_nofile();
     let addr = cfg.listen_addr();
     let listener = listener::bind(addr, clustered).map_err(|source| WorkerError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(|source| WorkerError::Bind { addr, source })?;
@@ -129,7 +131,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     }
     tracing::info!(
         role = if clustered { "worker" } else { "serve" }, worker_id, pid = std::process::id(),
-        addr = %local, version = crate::shared::VERSION, "listening"
+        addr = %local, version = crate::shared::VERSION, max_open_files = nofile, "listening"
     );
 
     let cause = loop {
@@ -175,6 +177,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
         tracing::warn!(worker_id, dropped_total = bus.dropped(), "bus messages dropped during this run");
     }
     tracing::info!(worker_id, pid = std::process::id(), "drained; exiting");
+    drop(lock);
     Ok(())
 }
 

@@ -50,11 +50,12 @@ pub struct Spawn {
     dir: Option<PathBuf>,
     cwd: Option<PathBuf>,
     set_port: bool,
+    nofile: Option<u64>,
 }
 
 impl Spawn {
     pub fn serve() -> Spawn {
-        Spawn { args: vec!["serve".into()], envs: vec![], port: free_port(), dir: None, cwd: None, set_port: true }
+        Spawn { args: vec!["serve".into()], envs: vec![], port: free_port(), dir: None, cwd: None, set_port: true, nofile: None }
     }
 
     pub fn cluster(workers: usize) -> Spawn {
@@ -81,6 +82,12 @@ impl Spawn {
 
     pub fn port(mut self, port: u16) -> Spawn {
         self.port = port;
+        self
+    }
+
+    /// Caps the process's open files (soft and hard, so it cannot raise them).
+    pub fn max_open_files(mut self, n: u64) -> Spawn {
+        self.nofile = Some(n);
         self
     }
 
@@ -120,6 +127,16 @@ impl Spawn {
         }
         for (k, v) in &self.envs {
             cmd.env(k, v);
+        }
+        if let Some(n) = self.nofile {
+            // SAFETY: setrlimit(2) is async-signal-safe, and the closure neither allocates
+            // nor takes locks, as pre_exec requires.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, n, n)
+                        .map_err(std::io::Error::from)
+                });
+            }
         }
         let mut child = cmd.spawn().expect("spawn vaultbase");
         let logs = Arc::new(LogBuf::default());

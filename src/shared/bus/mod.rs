@@ -52,25 +52,30 @@ impl BusMsg {
 #[derive(Clone)]
 pub enum Bus {
     /// `vaultbase serve`: there are no other workers, so outgoing messages go nowhere.
-    Local,
+    Local(LocalBus),
     /// A cluster worker connected to the supervisor's hub.
     Unix(BusClient),
 }
 
+/// The in-process bus. It owns the sender of the worker's incoming side, so that side stays
+/// open for as long as the worker holds its `Bus`: a closed incoming side means "the
+/// supervisor is gone", which can never be true without one.
+#[derive(Clone)]
+pub struct LocalBus {
+    _incoming: mpsc::Sender<BusMsg>,
+}
+
 impl Bus {
-    /// An in-process bus and its (forever silent) incoming side.
+    /// An in-process bus and its incoming side, which stays silent.
     pub fn local() -> (Bus, mpsc::Receiver<BusMsg>) {
         let (tx, rx) = mpsc::channel(1);
-        // Keep the sender alive for the life of the process: a closed incoming side means
-        // "the supervisor is gone", which is never true without one.
-        std::mem::forget(tx);
-        (Bus::Local, rx)
+        (Bus::Local(LocalBus { _incoming: tx }), rx)
     }
 
     /// Sends `msg` to the other workers. Never waits; a full queue drops and counts.
     pub fn send(&self, msg: &BusMsg) {
         match self {
-            Bus::Local => {}
+            Bus::Local(_) => {}
             Bus::Unix(client) => client.send(msg),
         }
     }
@@ -78,7 +83,7 @@ impl Bus {
     /// Messages this worker could not send because its queue was full.
     pub fn dropped(&self) -> u64 {
         match self {
-            Bus::Local => 0,
+            Bus::Local(_) => 0,
             Bus::Unix(client) => client.dropped(),
         }
     }

@@ -140,7 +140,16 @@ fn spawn(name: &str, mut conn: Connection, rx: Receiver<Msg>, is_writer: bool) -
         .spawn(move || {
             while let Ok(msg) = rx.recv() {
                 match msg {
-                    Msg::Run(job) => job(&mut conn),
+                    Msg::Run(job) => {
+                        // A panicking job must not take the thread (and its connection) with
+                        // it; its caller sees the reply channel close and gets an error.
+                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn))).is_err() {
+                            tracing::error!(thread = ?std::thread::current().name(), "a database job panicked");
+                            if is_writer && !conn.is_autocommit() {
+                                let _ = conn.execute_batch("ROLLBACK");
+                            }
+                        }
+                    }
                     Msg::Stop => break,
                 }
             }
@@ -190,6 +199,19 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(n, 1, "the failed write rolled back");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_its_caller_and_the_thread_lives_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
+        let r: Result<(), DbError> = db.write(|_| panic!("job bug")).await;
+        assert!(r.is_err());
+        let r: Result<(), DbError> = db.read(|_| panic!("job bug")).await;
+        assert!(r.is_err());
+        db.write(|tx| Ok(tx.execute_batch("CREATE TABLE t (v)")?)).await.expect("writer still serves");
+        let n: i64 = db.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get(0))?)).await.expect("reader still serves");
+        assert_eq!(n, 1);
     }
 
     #[tokio::test]
