@@ -241,3 +241,24 @@ fn running_out_of_file_descriptors_is_survived() {
     }
     assert!(p.child.try_wait().expect("try_wait").is_none(), "still running");
 }
+
+#[test]
+fn drain_closes_idle_keep_alive_connections_instead_of_waiting_for_them() {
+    use std::io::{Read, Write};
+    let mut p = Spawn::serve().start();
+    p.wait_healthy();
+    // One request on a keep-alive connection, which then sits idle.
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", p.port)).expect("connect");
+    idle.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    idle.write_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let mut buf = [0u8; 1024];
+    let n = idle.read(&mut buf).expect("response");
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+
+    p.signal(Signal::SIGTERM);
+    // The server closes the idle connection: the client reads EOF.
+    assert_eq!(idle.read(&mut buf).expect("eof, not a timeout"), 0);
+    // And the drain does not sit out its 30 s timeout on the idle connection.
+    let status = p.wait_exit(Duration::from_secs(10)).expect("exits without waiting for the idle connection");
+    assert_eq!(status.code(), Some(0));
+}
