@@ -12,6 +12,7 @@
 pub mod api;
 pub mod http;
 pub mod listener;
+pub mod records;
 pub mod server;
 pub mod state;
 
