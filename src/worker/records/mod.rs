@@ -3,3 +3,4 @@
 //! import hyper or the HTTP layer — `api/` calls into it, never the other way round.
 
 pub mod filter;
+pub mod schema;
