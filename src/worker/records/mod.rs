@@ -1,5 +1,5 @@
 //! Records domain: everything about reading and writing collection records that is independent
-//! of HTTP. So far it holds only the filter/rule language front end ([`filter`]); it must not
+//! of HTTP: the filter/rule language front end ([`filter`]) and collection schemas ([`schema`]). It must not
 //! import hyper or the HTTP layer — `api/` calls into it, never the other way round.
 
 pub mod filter;
