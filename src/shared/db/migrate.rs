@@ -6,23 +6,84 @@
 
 use rusqlite::Connection;
 
-/// One migration: a unique, ordered name and the SQL that applies it.
+/// One migration: a unique, ordered name and how it is applied.
 pub struct Migration {
     pub name: &'static str,
-    pub sql: &'static str,
+    pub apply: Apply,
 }
 
+/// A migration's body: plain SQL, or a function for steps that need bound parameters.
+pub enum Apply {
+    Sql(&'static str),
+    Fn(fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>),
+}
+
+/// The `_superusers` system collection as its `_collections` row; a worker-side test checks
+/// it against the schema model so the two cannot drift apart.
+pub const SUPERUSERS_JSON: &str = include_str!("system/_superusers.json");
+/// The `_superusers` table, as the schema model generates it (checked by the same test).
+pub const SUPERUSERS_DDL: &str = r#"CREATE TABLE "_superusers" ("id" TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL, "password" TEXT DEFAULT '' NOT NULL, "tokenKey" TEXT DEFAULT '' NOT NULL, "email" TEXT DEFAULT '' NOT NULL, "emailVisibility" BOOLEAN DEFAULT FALSE NOT NULL, "verified" BOOLEAN DEFAULT FALSE NOT NULL, "created" TEXT DEFAULT '' NOT NULL, "updated" TEXT DEFAULT '' NOT NULL)"#;
+
 /// Every system migration, oldest first. Append only; never edit a released entry.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "1763769600_init_params",
-    // `_params` holds settings as JSON, in PocketBase's layout.
-    sql: "CREATE TABLE IF NOT EXISTS _params (
-            id      TEXT PRIMARY KEY NOT NULL,
-            value   JSON DEFAULT NULL,
-            created TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL,
-            updated TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL
-          );",
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "1763769600_init_params",
+        // `_params` holds settings as JSON, in PocketBase's layout.
+        apply: Apply::Sql(
+            "CREATE TABLE IF NOT EXISTS _params (
+                id      TEXT PRIMARY KEY NOT NULL,
+                value   JSON DEFAULT NULL,
+                created TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL,
+                updated TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL
+            );",
+        ),
+    },
+    Migration {
+        name: "1763769601_collections",
+        // `_collections` in PocketBase's layout; `_vb_versions` is vaultbase's: a counter per
+        // cached kind of definition, bumped in the same transaction as the change, which
+        // every worker compares before trusting its cache.
+        apply: Apply::Sql(
+            "CREATE TABLE _collections (
+                id         TEXT PRIMARY KEY NOT NULL,
+                system     BOOLEAN DEFAULT FALSE NOT NULL,
+                type       TEXT DEFAULT 'base' NOT NULL,
+                name       TEXT UNIQUE NOT NULL,
+                fields     JSON DEFAULT '[]' NOT NULL,
+                indexes    JSON DEFAULT '[]' NOT NULL,
+                listRule   TEXT DEFAULT NULL,
+                viewRule   TEXT DEFAULT NULL,
+                createRule TEXT DEFAULT NULL,
+                updateRule TEXT DEFAULT NULL,
+                deleteRule TEXT DEFAULT NULL,
+                options    JSON DEFAULT '{}' NOT NULL,
+                created    TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL,
+                updated    TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL
+            );
+            CREATE TABLE _vb_versions (name TEXT PRIMARY KEY NOT NULL, version INTEGER DEFAULT 0 NOT NULL);
+            INSERT INTO _vb_versions (name, version) VALUES ('collections', 1);",
+        ),
+    },
+    Migration { name: "1763769602_superusers", apply: Apply::Fn(create_superusers) },
+];
+
+fn create_superusers(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(SUPERUSERS_DDL)?;
+    let indexes: Vec<String> = serde_json::from_str::<serde_json::Value>(SUPERUSERS_JSON)
+        .ok()
+        .and_then(|v| v.get("indexes").and_then(|i| serde_json::from_value(i.clone()).ok()))
+        .unwrap_or_default();
+    for idx in &indexes {
+        tx.execute_batch(idx)?;
+    }
+    tx.execute(
+        "INSERT INTO _collections (id, system, type, name, fields, indexes, listRule, viewRule, createRule, updateRule, deleteRule, options)
+         SELECT j->>'$.id', 1, j->>'$.type', j->>'$.name', j->'$.fields', j->'$.indexes', NULL, NULL, NULL, NULL, NULL, j->'$.options'
+         FROM (SELECT json(?1) AS j)",
+        [SUPERUSERS_JSON],
+    )?;
+    Ok(())
+}
 
 const CREATE_LEDGER: &str =
     "CREATE TABLE IF NOT EXISTS _migrations (file VARCHAR(255) PRIMARY KEY NOT NULL, applied INTEGER NOT NULL)";
@@ -36,7 +97,10 @@ pub fn run(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let done: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM _migrations WHERE file = ?1)", [m.name], |r| r.get(0))?;
         if !done {
-            tx.execute_batch(m.sql)?;
+            match m.apply {
+                Apply::Sql(sql) => tx.execute_batch(sql)?,
+                Apply::Fn(f) => f(&tx)?,
+            }
             tx.execute(
                 "INSERT INTO _migrations (file, applied) VALUES (?1, CAST(strftime('%s','now') AS INTEGER) * 1000000)",
                 [m.name],

@@ -4,3 +4,4 @@
 
 pub mod filter;
 pub mod schema;
+pub mod store;

@@ -1,0 +1,741 @@
+//! Persisting collections: the `_collections` rows and the real tables behind them, changed
+//! together in the caller's write transaction, with the `collections` version bumped in that
+//! same transaction so every worker's cache notices (see [`super::cache`]).
+//!
+//! Every function here runs on the writer thread inside `Db::write` (or on a reader for
+//! loads) and is synchronous; none of them may await, send mail or publish events. Changes
+//! that would lose data (a field changing type, a multi-value field becoming single while a
+//! record holds several values) are refused with a validation error instead of migrated.
+
+use rusqlite::{Connection, Transaction};
+use serde_json::{Map, Value};
+
+use super::schema::names::default_field_id;
+use super::schema::{quote_ident, Collection, CollectionType, FieldKind, Invalid, SchemaErrors};
+
+/// The `_vb_versions` row that counts collection changes.
+pub const COLLECTIONS_VERSION_KEY: &str = "collections";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The definition is invalid; `data` for the 400 response.
+    #[error("invalid collection definition")]
+    Invalid(SchemaErrors),
+    /// A refused operation with PocketBase's message (400).
+    #[error("{0}")]
+    Refused(String),
+    #[error("collection row {id} is unreadable: {source}")]
+    Corrupt { id: String, source: serde_json::Error },
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+fn invalid(path: &str, code: &'static str, message: &str) -> StoreError {
+    let mut e = SchemaErrors::default();
+    e.add(path, Invalid::new(code, message));
+    StoreError::Invalid(e)
+}
+
+const COMMON_KEYS: &[&str] = &[
+    "id", "name", "type", "system", "fields", "indexes", "listRule", "viewRule", "createRule", "updateRule",
+    "deleteRule", "created", "updated",
+];
+
+/// The current collections version.
+pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.prepare_cached("SELECT version FROM _vb_versions WHERE name = ?1")?
+        .query_row([COLLECTIONS_VERSION_KEY], |r| r.get(0))
+}
+
+fn bump_version(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute("UPDATE _vb_versions SET version = version + 1 WHERE name = ?1", [COLLECTIONS_VERSION_KEY])?;
+    Ok(())
+}
+
+/// Every collection, in creation order, with the version they were read at. Opens its own
+/// read transaction so the version and the rows are one snapshot.
+pub fn load_all(conn: &Connection) -> Result<(i64, Vec<Collection>), StoreError> {
+    conn.execute_batch("BEGIN")?;
+    let result = read_all(conn);
+    conn.execute_batch("COMMIT")?;
+    result
+}
+
+/// Reads the version and every collection in whatever transaction the caller holds.
+fn read_all(conn: &Connection) -> Result<(i64, Vec<Collection>), StoreError> {
+    let v = version(conn)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, name, type, system, fields, indexes, listRule, viewRule, createRule, updateRule, deleteRule,
+                options, created, updated
+         FROM _collections ORDER BY rowid",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        let id: String = r.get(0)?;
+        let corrupt = |source| StoreError::Corrupt { id: id.clone(), source };
+        let mut obj: Map<String, Value> = match serde_json::from_str::<Value>(&r.get::<_, String>(11)?).map_err(corrupt)? {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        obj.insert("id".into(), Value::String(id.clone()));
+        obj.insert("name".into(), Value::String(r.get(1)?));
+        obj.insert("type".into(), Value::String(r.get(2)?));
+        obj.insert("system".into(), Value::Bool(r.get(3)?));
+        obj.insert("fields".into(), serde_json::from_str(&r.get::<_, String>(4)?).map_err(corrupt)?);
+        obj.insert("indexes".into(), serde_json::from_str(&r.get::<_, String>(5)?).map_err(corrupt)?);
+        for (i, key) in ["listRule", "viewRule", "createRule", "updateRule", "deleteRule"].iter().enumerate() {
+            let rule: Option<String> = r.get(6 + i)?;
+            obj.insert((*key).into(), rule.map(Value::String).unwrap_or(Value::Null));
+        }
+        obj.insert("created".into(), Value::String(r.get(12)?));
+        obj.insert("updated".into(), Value::String(r.get(13)?));
+        let mut c: Collection = serde_json::from_value(Value::Object(obj)).map_err(corrupt)?;
+        c.normalize();
+        out.push(c);
+    }
+    Ok((v, out))
+}
+
+/// The `options` JSON stored for a collection: its type-specific keys, secrets included
+/// (they are write-only on the API, so serde skips them and they are added back here).
+fn options_json(c: &Collection) -> Result<String, StoreError> {
+    let mut v = match serde_json::to_value(c) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    for k in COMMON_KEYS {
+        v.remove(*k);
+    }
+    if let Some(auth) = &c.auth {
+        let tokens = [
+            ("authToken", &auth.auth_token),
+            ("passwordResetToken", &auth.password_reset_token),
+            ("emailChangeToken", &auth.email_change_token),
+            ("verificationToken", &auth.verification_token),
+            ("fileToken", &auth.file_token),
+        ];
+        for (key, t) in tokens {
+            if let Some(Value::Object(o)) = v.get_mut(key) {
+                o.insert("secret".into(), Value::String(t.secret.clone()));
+            }
+        }
+        if let Some(Value::Array(providers)) = v.get_mut("oauth2").and_then(|o| o.get_mut("providers")) {
+            for (p, src) in providers.iter_mut().zip(&auth.oauth2.providers) {
+                if let Value::Object(o) = p {
+                    o.insert("clientSecret".into(), Value::String(src.client_secret.clone()));
+                }
+            }
+        }
+    }
+    Ok(Value::Object(v).to_string())
+}
+
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+/// Gives every field without an id PocketBase's default id, unique within the collection.
+fn assign_field_ids(c: &mut Collection) {
+    let mut taken: std::collections::HashSet<String> = c.fields.iter().map(|f| f.id.clone()).collect();
+    for f in c.fields.iter_mut().filter(|f| f.id.is_empty()) {
+        let base = default_field_id(f.kind.type_name(), &f.name);
+        let mut id = base.clone();
+        let mut n = 1;
+        while taken.contains(&id) {
+            n += 1;
+            id = format!("{base}{n}");
+        }
+        taken.insert(id.clone());
+        f.id = id;
+    }
+}
+
+/// Checks that need the database: the name is free, relation targets exist.
+fn check_against_db(tx: &Transaction<'_>, c: &Collection, errors: &mut SchemaErrors) -> rusqlite::Result<()> {
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM _collections WHERE lower(name) = lower(?1) AND id != ?2)
+             OR EXISTS(SELECT 1 FROM sqlite_master WHERE lower(name) = lower(?1)
+                       AND name NOT IN (SELECT name FROM _collections WHERE id = ?2))",
+        [&c.name, &c.id],
+        |r| r.get(0),
+    )?;
+    if taken {
+        errors.add("name", Invalid::new("validation_not_unique", "Collection name must be unique (case insensitive)."));
+    }
+    for (i, f) in c.fields.iter().enumerate() {
+        if let FieldKind::Relation(o) = &f.kind {
+            if o.collection_id.is_empty() {
+                continue;
+            }
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS(SELECT 1 FROM _collections WHERE id = ?1)",
+                [&o.collection_id],
+                |r| r.get(0),
+            )?;
+            // A collection may relate to itself, before it exists.
+            if !exists && o.collection_id != c.id {
+                errors.add(format!("fields.{i}.collectionId"), Invalid::new("validation_missing_collection", "The related collection doesn't exist."));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites an index statement onto `table`, accepting only
+/// `CREATE [UNIQUE] INDEX [IF NOT EXISTS] name ON anything (…) [WHERE …]` with no `;`.
+fn normalize_index(sql: &str, table: &str) -> Option<String> {
+    if sql.contains(';') {
+        return None;
+    }
+    let mut rest = sql.trim();
+    let mut take = |word: &str| -> bool {
+        let t = rest.trim_start();
+        if t.len() >= word.len() && t.is_char_boundary(word.len()) && t[..word.len()].eq_ignore_ascii_case(word) {
+            let after = &t[word.len()..];
+            if after.is_empty() || after.starts_with(|ch: char| ch.is_whitespace() || ch == '(' || ch == '"' || ch == '`' || ch == '[') {
+                rest = after;
+                return true;
+            }
+        }
+        false
+    };
+    if !take("CREATE") {
+        return None;
+    }
+    let unique = take("UNIQUE");
+    if !take("INDEX") {
+        return None;
+    }
+    let if_not_exists = take("IF") && take("NOT") && take("EXISTS");
+    let t = rest.trim_start();
+    let on = t.to_ascii_uppercase().find(" ON ")?;
+    let name = t[..on].trim();
+    let after_on = t[on + 4..].trim_start();
+    let paren = after_on.find('(')?;
+    let columns = &after_on[paren..];
+    if name.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "CREATE {}INDEX {}{} ON {} {}",
+        if unique { "UNIQUE " } else { "" },
+        if if_not_exists { "IF NOT EXISTS " } else { "" },
+        name,
+        quote_ident(table),
+        columns
+    ))
+}
+
+fn create_indexes(tx: &Transaction<'_>, c: &mut Collection) -> Result<(), StoreError> {
+    let mut errors = SchemaErrors::default();
+    let mut normalized = Vec::with_capacity(c.indexes.len());
+    for (i, sql) in c.indexes.iter().enumerate() {
+        match normalize_index(sql, &c.name) {
+            None => errors.add(format!("indexes.{i}"), Invalid::new("validation_invalid_index_expression", "Invalid CREATE INDEX expression.")),
+            Some(n) => match tx.execute_batch(&n) {
+                Ok(()) => normalized.push(n),
+                Err(e) => errors.add(format!("indexes.{i}"), Invalid::new("validation_invalid_index_expression", format!("Failed to create index: {e}."))),
+            },
+        }
+    }
+    if !errors.is_empty() {
+        return Err(StoreError::Invalid(errors));
+    }
+    c.indexes = normalized;
+    Ok(())
+}
+
+fn drop_indexes(tx: &Transaction<'_>, table: &str) -> rusqlite::Result<()> {
+    let names: Vec<String> = tx
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL")?
+        .query_map([table], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for n in names {
+        tx.execute_batch(&format!("DROP INDEX {}", quote_ident(&n)))?;
+    }
+    Ok(())
+}
+
+fn insert_row(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> {
+    tx.execute(
+        "INSERT INTO _collections (id, system, type, name, fields, indexes, listRule, viewRule, createRule, updateRule, deleteRule, options)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        rusqlite::params![
+            c.id, c.system, c.kind.as_str(), c.name, json_text(&c.fields), json_text(&c.indexes),
+            c.list_rule, c.view_rule, c.create_rule, c.update_rule, c.delete_rule, options_json(c)?
+        ],
+    )?;
+    Ok(())
+}
+
+/// Reads one collection by id or name inside the transaction.
+pub fn find(tx: &Transaction<'_>, id_or_name: &str) -> Result<Option<Collection>, StoreError> {
+    let (_, all) = read_all(tx)?;
+    Ok(all.into_iter().find(|c| c.id == id_or_name || c.name.eq_ignore_ascii_case(id_or_name)))
+}
+
+/// Creates a base or auth collection: validates, creates its table and indexes, stores the
+/// row, bumps the version. Returns the stored definition (ids assigned, indexes normalised).
+pub fn create(tx: &Transaction<'_>, mut c: Collection) -> Result<Collection, StoreError> {
+    c.normalize();
+    if c.id.is_empty() && !c.name.is_empty() {
+        c.id = super::schema::names::default_collection_id(c.kind.as_str(), &c.name);
+    }
+    assign_field_ids(&mut c);
+    let mut errors = c.validate();
+    check_against_db(tx, &c, &mut errors)?;
+    let id_taken: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM _collections WHERE id = ?1)", [&c.id], |r| r.get(0))?;
+    if id_taken {
+        errors.add("id", Invalid::new("validation_not_unique", "The collection id is already in use."));
+    }
+    if !errors.is_empty() {
+        return Err(StoreError::Invalid(errors));
+    }
+    match c.kind {
+        CollectionType::View => {
+            let query = c.view_query.clone().unwrap_or_default();
+            if query.contains(';') {
+                return Err(invalid("viewQuery", "validation_invalid_view_query", "The view query must be a single SELECT statement."));
+            }
+            tx.execute_batch(&format!("CREATE VIEW {} AS {}", quote_ident(&c.name), query))
+                .map_err(|e| invalid("viewQuery", "validation_invalid_view_query", &format!("Invalid view query: {e}.")))?;
+        }
+        _ => {
+            tx.execute_batch(&c.create_table_sql())?;
+            create_indexes(tx, &mut c)?;
+        }
+    }
+    insert_row(tx, &c)?;
+    bump_version(tx)?;
+    stamp(tx, &mut c)?;
+    Ok(c)
+}
+
+fn stamp(tx: &Transaction<'_>, c: &mut Collection) -> rusqlite::Result<()> {
+    let (created, updated): (String, String) =
+        tx.query_row("SELECT created, updated FROM _collections WHERE id = ?1", [&c.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    c.created = created;
+    c.updated = updated;
+    Ok(())
+}
+
+/// Applies `new` over the stored `old` (same id): renames the table, adds, renames and drops
+/// columns, converts single/multi values, rebuilds indexes, stores the row, bumps the version.
+pub fn update(tx: &Transaction<'_>, old: &Collection, mut new: Collection) -> Result<Collection, StoreError> {
+    new.id = old.id.clone();
+    new.system = old.system;
+    new.normalize();
+    assign_field_ids(&mut new);
+    let mut errors = new.validate();
+    if new.kind != old.kind {
+        errors.add("type", Invalid::new("validation_collection_type_change", "Collection type cannot be changed."));
+    }
+    if old.system && new.name != old.name {
+        errors.add("name", Invalid::new("validation_collection_system_name_change", "System collection name cannot be changed."));
+    }
+    check_against_db(tx, &new, &mut errors)?;
+    for (i, nf) in new.fields.iter().enumerate() {
+        let Some(of) = old.fields.iter().find(|f| f.id == nf.id) else { continue };
+        if of.kind.type_name() != nf.kind.type_name() {
+            errors.add(format!("fields.{i}.type"), Invalid::new("validation_field_type_change", "The type of an existing field cannot be changed; add a new field and copy the data."));
+        }
+        if of.system && of.name != nf.name {
+            errors.add(format!("fields.{i}.name"), Invalid::new("validation_system_field_name_change", "System field name cannot be changed."));
+        }
+        if let (FieldKind::Relation(a), FieldKind::Relation(b)) = (&of.kind, &nf.kind) {
+            if a.collection_id != b.collection_id {
+                errors.add(format!("fields.{i}.collectionId"), Invalid::new("validation_field_collection_change", "The related collection cannot be changed."));
+            }
+        }
+    }
+    for of in old.fields.iter().filter(|f| f.system) {
+        if !new.fields.iter().any(|f| f.id == of.id) {
+            errors.add("fields", Invalid::new("validation_system_field_removal", format!("System field \"{}\" cannot be removed.", of.name)));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(StoreError::Invalid(errors));
+    }
+    if new.kind == CollectionType::View {
+        tx.execute_batch(&format!("DROP VIEW IF EXISTS {}", quote_ident(&old.name)))?;
+        let query = new.view_query.clone().unwrap_or_default();
+        tx.execute_batch(&format!("CREATE VIEW {} AS {}", quote_ident(&new.name), query))
+            .map_err(|e| invalid("viewQuery", "validation_invalid_view_query", &format!("Invalid view query: {e}.")))?;
+    } else {
+        migrate_table(tx, old, &mut new)?;
+    }
+    tx.execute(
+        "UPDATE _collections SET name = ?2, fields = ?3, indexes = ?4, listRule = ?5, viewRule = ?6, createRule = ?7,
+                updateRule = ?8, deleteRule = ?9, options = ?10, updated = strftime('%Y-%m-%d %H:%M:%fZ') WHERE id = ?1",
+        rusqlite::params![
+            new.id, new.name, json_text(&new.fields), json_text(&new.indexes), new.list_rule, new.view_rule,
+            new.create_rule, new.update_rule, new.delete_rule, options_json(&new)?
+        ],
+    )?;
+    bump_version(tx)?;
+    stamp(tx, &mut new)?;
+    Ok(new)
+}
+
+/// Replaces whole-word uses of the column `from` (bare or quoted) in the part of an index
+/// statement after its `ON table`, so indexes follow renamed fields as in PocketBase.
+fn rename_index_column(sql: &str, from: &str, to: &str) -> String {
+    let Some(on) = sql.to_ascii_uppercase().find(" ON ") else { return sql.to_owned() };
+    let Some(paren) = sql[on..].find('(').map(|p| p + on) else { return sql.to_owned() };
+    let (head, tail) = sql.split_at(paren);
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(sql.len() + 8);
+    out.push_str(head);
+    let mut rest = tail;
+    while !rest.is_empty() {
+        let quoted = format!("\"{from}\"");
+        let bare_at_boundary = rest.starts_with(from)
+            && !rest[from.len()..].starts_with(is_word)
+            && !out.ends_with(is_word)
+            && !out.ends_with('"');
+        if rest.starts_with('\'') {
+            // A string literal is data, never a column: copy it through untouched.
+            let end = rest[1..].find('\'').map(|e| e + 2).unwrap_or(rest.len());
+            out.push_str(&rest[..end]);
+            rest = &rest[end..];
+        } else if rest.starts_with(&quoted) {
+            out.push_str(&quote_ident(to));
+            rest = &rest[quoted.len()..];
+        } else if bare_at_boundary {
+            out.push_str(&quote_ident(to));
+            rest = &rest[from.len()..];
+        } else {
+            let mut chars = rest.chars();
+            if let Some(c) = chars.next() {
+                out.push(c);
+            }
+            rest = chars.as_str();
+        }
+    }
+    out
+}
+
+fn migrate_table(tx: &Transaction<'_>, old: &Collection, new: &mut Collection) -> Result<(), StoreError> {
+    drop_indexes(tx, &old.name)?;
+    for nf in &new.fields {
+        if let Some(of) = old.fields.iter().find(|f| f.id == nf.id && f.name != nf.name) {
+            for idx in new.indexes.iter_mut() {
+                *idx = rename_index_column(idx, &of.name, &nf.name);
+            }
+        }
+    }
+    if new.name != old.name {
+        tx.execute_batch(&format!("ALTER TABLE {} RENAME TO {}", quote_ident(&old.name), quote_ident(&new.name)))?;
+    }
+    let table = quote_ident(&new.name);
+    // Drops first, so a new field may reuse a removed field's name.
+    for of in &old.fields {
+        if !new.fields.iter().any(|f| f.id == of.id) {
+            tx.execute_batch(&format!("ALTER TABLE {table} DROP COLUMN {}", quote_ident(&of.name)))?;
+        }
+    }
+    for (i, nf) in new.fields.iter().enumerate() {
+        match old.fields.iter().find(|f| f.id == nf.id) {
+            None => tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {} {}", quote_ident(&nf.name), nf.column_type()))?,
+            Some(of) => {
+                if of.name != nf.name {
+                    tx.execute_batch(&format!("ALTER TABLE {table} RENAME COLUMN {} TO {}", quote_ident(&of.name), quote_ident(&nf.name)))?;
+                }
+                let col = quote_ident(&nf.name);
+                match (of.is_multiple(), nf.is_multiple()) {
+                    (false, true) => {
+                        tx.execute_batch(&format!(
+                            "UPDATE {table} SET {col} = CASE WHEN {col} IS NULL OR {col} = '' THEN '[]' ELSE json_array({col}) END"
+                        ))?;
+                    }
+                    (true, false) => {
+                        let crowded: bool = tx.query_row(
+                            &format!("SELECT EXISTS(SELECT 1 FROM {table} WHERE json_valid({col}) AND json_array_length({col}) > 1)"),
+                            [],
+                            |r| r.get(0),
+                        )?;
+                        if crowded {
+                            return Err(invalid(
+                                &format!("fields.{i}.maxSelect"),
+                                "validation_data_loss",
+                                "Some records hold more than one value; making this field single-valued would lose data.",
+                            ));
+                        }
+                        tx.execute_batch(&format!(
+                            "UPDATE {table} SET {col} = CASE WHEN json_valid({col}) THEN COALESCE({col}->>0, '') ELSE {col} END"
+                        ))?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    create_indexes(tx, new)
+}
+
+/// Deletes a collection and its table. System collections and collections that other
+/// collections still reference are refused.
+pub fn delete(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> {
+    if c.system {
+        return Err(StoreError::Refused("System collections cannot be deleted.".into()));
+    }
+    let (_, all) = read_all(tx)?;
+    let referencing: Vec<&str> = all
+        .iter()
+        .filter(|o| o.id != c.id)
+        .filter(|o| o.fields.iter().any(|f| matches!(&f.kind, FieldKind::Relation(r) if r.collection_id == c.id)))
+        .map(|o| o.name.as_str())
+        .collect();
+    if !referencing.is_empty() {
+        return Err(StoreError::Refused(format!(
+            "Failed to delete collection probably due to existing reference in {}.",
+            referencing.join(", ")
+        )));
+    }
+    let what = if c.kind == CollectionType::View { "VIEW" } else { "TABLE" };
+    tx.execute_batch(&format!("DROP {what} IF EXISTS {}", quote_ident(&c.name)))?;
+    tx.execute("DELETE FROM _collections WHERE id = ?1", [&c.id])?;
+    bump_version(tx)?;
+    Ok(())
+}
+
+/// Deletes every record of a base or auth collection. (Cascades to relations arrive with the
+/// record write path.)
+pub fn truncate(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> {
+    if c.kind == CollectionType::View {
+        return Err(StoreError::Refused("View collections cannot be truncated.".into()));
+    }
+    tx.execute_batch(&format!("DELETE FROM {}", quote_ident(&c.name)))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::shared::db::{migrate, open};
+    use crate::worker::records::schema::collection::OAuth2Provider;
+    use crate::worker::records::schema::field::*;
+    use crate::worker::records::schema::Field;
+    use serde_json::json;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = open::open(&dir.path().join("data.db"), open::Role::Writer).expect("open");
+        migrate::run(&mut conn).expect("migrate");
+        (dir, conn)
+    }
+
+    fn write<T>(conn: &mut Connection, f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn posts() -> Collection {
+        let mut c = Collection::scaffold(CollectionType::Base, "posts").with_timestamps();
+        c.fields.push(Field::new("title", FieldKind::Text(TextOptions::default())));
+        c.fields.push(Field::new("tags", FieldKind::Select(SelectOptions { values: vec!["a".into(), "b".into()], max_select: 1, ..Default::default() })));
+        c.indexes.push("CREATE INDEX idx_title ON anything (title)".into());
+        c.list_rule = Some(String::new());
+        c
+    }
+
+    fn columns(conn: &Connection, table: &str) -> Vec<String> {
+        conn.prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+            .expect("prepare")
+            .query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn the_superusers_migration_matches_the_schema_model() {
+        let (_d, conn) = db();
+        let (v, all) = load_all(&conn).expect("load");
+        assert!(v >= 1);
+        let su = all.iter().find(|c| c.name == "_superusers").expect("_superusers exists from the first start");
+        let mut want = Collection::scaffold(CollectionType::Auth, "_superusers").with_timestamps();
+        want.system = true;
+        if let Some(a) = want.auth.as_mut() {
+            a.auth_token.duration = 86_400;
+        }
+        assert_eq!(su.fields, want.fields);
+        assert_eq!(su.auth, want.auth);
+        assert_eq!(su.id, want.id);
+        assert_eq!(want.create_table_sql(), migrate::SUPERUSERS_DDL, "regenerate the migration's DDL from the model");
+        assert!(su.validate().is_empty(), "{:?}", su.validate());
+    }
+
+    #[test]
+    fn create_makes_the_table_indexes_and_row_and_bumps_the_version() {
+        let (_d, mut conn) = db();
+        let before = version(&conn).expect("version");
+        let c = write(&mut conn, |tx| create(tx, posts())).expect("create");
+        assert!(version(&conn).expect("version") > before);
+        assert_eq!(columns(&conn, "posts"), ["id", "created", "updated", "title", "tags"]);
+        assert_eq!(c.indexes, ["CREATE INDEX idx_title ON \"posts\" (title)"]);
+        assert!(!c.created.is_empty());
+        let (_, all) = load_all(&conn).expect("load");
+        let stored = all.iter().find(|x| x.name == "posts").expect("stored");
+        assert_eq!(stored.fields, c.fields);
+        assert_eq!(stored.list_rule.as_deref(), Some(""));
+        assert_eq!(stored.view_rule, None);
+    }
+
+    #[test]
+    fn names_are_unique_case_insensitively_and_relations_must_point_somewhere() {
+        let (_d, mut conn) = db();
+        write(&mut conn, |tx| create(tx, posts())).expect("create");
+        let mut dup = Collection::scaffold(CollectionType::Base, "POSTS");
+        dup.id = "other".into();
+        match write(&mut conn, |tx| create(tx, dup)) {
+            Err(StoreError::Invalid(e)) => assert_eq!(e.0["name"].code, "validation_not_unique"),
+            other => panic!("{other:?}"),
+        }
+        let mut clash = Collection::scaffold(CollectionType::Base, "_params_x");
+        clash.name = "sqlite_master".into();
+        assert!(write(&mut conn, |tx| create(tx, clash)).is_err());
+        let mut rel = Collection::scaffold(CollectionType::Base, "comments");
+        rel.fields.push(Field::new("post", FieldKind::Relation(RelationOptions { collection_id: "nope".into(), max_select: 1, ..Default::default() })));
+        match write(&mut conn, |tx| create(tx, rel)) {
+            Err(StoreError::Invalid(e)) => assert_eq!(e.0["fields.1.collectionId"].code, "validation_missing_collection"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn bad_index_sql_is_refused_and_nothing_is_left_behind() {
+        let (_d, mut conn) = db();
+        let mut c = posts();
+        c.indexes = vec!["CREATE INDEX x ON posts (title); DROP TABLE _collections".into()];
+        assert!(matches!(write(&mut conn, |tx| create(tx, c)), Err(StoreError::Invalid(_))));
+        assert!(columns(&conn, "posts").is_empty(), "the failed create rolled back");
+        assert!(columns(&conn, "_collections").contains(&"name".to_owned()));
+    }
+
+    #[test]
+    fn updates_migrate_the_table_and_keep_the_data() {
+        let (_d, mut conn) = db();
+        let old = write(&mut conn, |tx| create(tx, posts())).expect("create");
+        conn.execute("INSERT INTO posts (id, title, tags) VALUES ('r1', 'hello', 'a')", []).expect("insert");
+
+        let mut new = old.clone();
+        new.name = "articles".into();
+        if let Some(f) = new.fields.iter_mut().find(|f| f.name == "title") {
+            f.name = "headline".into();
+        }
+        if let Some(FieldKind::Select(o)) = new.fields.iter_mut().find(|f| f.name == "tags").map(|f| &mut f.kind) {
+            o.max_select = 2;
+        }
+        new.fields.push(Field::new("views", FieldKind::Number(NumberOptions::default())));
+        let updated = write(&mut conn, |tx| update(tx, &old, new)).expect("update");
+        assert_eq!(columns(&conn, "articles"), ["id", "created", "updated", "headline", "tags", "views"]);
+        let (headline, tags): (String, String) =
+            conn.query_row("SELECT headline, tags FROM articles WHERE id = 'r1'", [], |r| Ok((r.get(0)?, r.get(1)?))).expect("row");
+        assert_eq!(headline, "hello", "renamed column kept its data");
+        assert_eq!(tags, "[\"a\"]", "single → multi wraps the value");
+        assert_eq!(updated.indexes, ["CREATE INDEX idx_title ON \"articles\" (\"headline\")"], "the index follows the rename");
+
+        let mut back = updated.clone();
+        if let Some(FieldKind::Select(o)) = back.fields.iter_mut().find(|f| f.name == "tags").map(|f| &mut f.kind) {
+            o.max_select = 1;
+        }
+        conn.execute("UPDATE articles SET tags = '[\"a\",\"b\"]'", []).expect("two values");
+        match write(&mut conn, |tx| update(tx, &updated, back.clone())) {
+            Err(StoreError::Invalid(e)) => assert_eq!(e.0["fields.4.maxSelect"].code, "validation_data_loss"),
+            other => panic!("multi → single with two values must be refused: {other:?}"),
+        }
+        conn.execute("UPDATE articles SET tags = '[\"b\"]'", []).expect("one value");
+        write(&mut conn, |tx| update(tx, &updated, back)).expect("now it is safe");
+        let tags: String = conn.query_row("SELECT tags FROM articles", [], |r| r.get(0)).expect("row");
+        assert_eq!(tags, "b");
+    }
+
+    #[test]
+    fn type_changes_and_system_changes_are_refused() {
+        let (_d, mut conn) = db();
+        let old = write(&mut conn, |tx| create(tx, posts())).expect("create");
+        let mut new = old.clone();
+        if let Some(f) = new.fields.iter_mut().find(|f| f.name == "title") {
+            f.kind = FieldKind::Number(NumberOptions::default());
+        }
+        assert!(matches!(write(&mut conn, |tx| update(tx, &old, new)), Err(StoreError::Invalid(e)) if e.0.contains_key("fields.3.type")));
+
+        let (_, all) = load_all(&conn).expect("load");
+        let su = all.into_iter().find(|c| c.name == "_superusers").expect("su");
+        let mut renamed = su.clone();
+        renamed.name = "admins".into();
+        assert!(write(&mut conn, |tx| update(tx, &su, renamed)).is_err());
+        let mut stripped = su.clone();
+        stripped.fields.retain(|f| f.name != "email");
+        assert!(write(&mut conn, |tx| update(tx, &su, stripped)).is_err());
+        assert!(matches!(write(&mut conn, |tx| delete(tx, &su)), Err(StoreError::Refused(_))));
+    }
+
+    #[test]
+    fn delete_refuses_referenced_collections_then_drops_the_table() {
+        let (_d, mut conn) = db();
+        let p = write(&mut conn, |tx| create(tx, posts())).expect("posts");
+        let mut comments = Collection::scaffold(CollectionType::Base, "comments");
+        comments.fields.push(Field::new("post", FieldKind::Relation(RelationOptions { collection_id: p.id.clone(), max_select: 1, ..Default::default() })));
+        let comments = write(&mut conn, |tx| create(tx, comments)).expect("comments");
+        match write(&mut conn, |tx| delete(tx, &p)) {
+            Err(StoreError::Refused(m)) => assert!(m.contains("comments"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        write(&mut conn, |tx| delete(tx, &comments)).expect("delete comments");
+        write(&mut conn, |tx| delete(tx, &p)).expect("delete posts");
+        assert!(columns(&conn, "posts").is_empty());
+        assert!(load_all(&conn).expect("load").1.iter().all(|c| c.name != "posts"));
+    }
+
+    #[test]
+    fn secrets_are_stored_but_never_serialised() {
+        let (_d, mut conn) = db();
+        let mut users = Collection::scaffold(CollectionType::Auth, "users");
+        if let Some(a) = users.auth.as_mut() {
+            a.oauth2.providers.push(OAuth2Provider { name: "github".into(), client_id: "id".into(), client_secret: "hush".into(), ..Default::default() });
+        }
+        write(&mut conn, |tx| create(tx, users)).expect("create");
+        let (_, all) = load_all(&conn).expect("load");
+        let users = all.iter().find(|c| c.name == "users").expect("users");
+        assert_eq!(users.auth.as_ref().map(|a| a.oauth2.providers[0].client_secret.as_str()), Some("hush"));
+        let out = serde_json::to_value(users).expect("json");
+        assert_eq!(out["oauth2"]["providers"][0]["clientId"], json!("id"));
+        assert!(!out.to_string().contains("hush"));
+    }
+
+    #[test]
+    fn views_are_created_from_their_query() {
+        let (_d, mut conn) = db();
+        write(&mut conn, |tx| create(tx, posts())).expect("posts");
+        let mut v = Collection::scaffold(CollectionType::View, "titles");
+        v.view_query = Some("SELECT id, title FROM posts".into());
+        write(&mut conn, |tx| create(tx, v)).expect("view");
+        conn.query_row("SELECT count(*) FROM titles", [], |r| r.get::<_, i64>(0)).expect("view is queryable");
+        let mut bad = Collection::scaffold(CollectionType::View, "bad");
+        bad.view_query = Some("SELECT 1; DROP TABLE posts".into());
+        assert!(write(&mut conn, |tx| create(tx, bad)).is_err());
+    }
+
+    #[test]
+    fn renamed_columns_are_rewritten_in_index_statements() {
+        let sql = "CREATE INDEX i ON \"t\" (title, \"title\", subtitle) WHERE title != 'title' AND title_x = 1";
+        assert_eq!(
+            rename_index_column(sql, "title", "headline"),
+            "CREATE INDEX i ON \"t\" (\"headline\", \"headline\", subtitle) WHERE \"headline\" != 'title' AND title_x = 1"
+        );
+    }
+
+    #[test]
+    fn index_statements_are_normalised_onto_the_table() {
+        assert_eq!(normalize_index("create unique index idx on x (a, b) where a != ''", "t").as_deref(), Some("CREATE UNIQUE INDEX idx ON \"t\" (a, b) where a != ''"));
+        assert_eq!(normalize_index("CREATE INDEX IF NOT EXISTS i ON `x` (a)", "t").as_deref(), Some("CREATE INDEX IF NOT EXISTS i ON \"t\" (a)"));
+        for bad in ["", "DROP TABLE x", "CREATE TABLE x (a)", "CREATE INDEX ON x (a)", "CREATE INDEX i ON x (a); DROP TABLE y", "CREATE INDEX i x"] {
+            assert!(normalize_index(bad, "t").is_none(), "{bad}");
+        }
+    }
+}
