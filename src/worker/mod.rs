@@ -124,7 +124,10 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     let local = listener.local_addr().map_err(|source| WorkerError::Bind { addr, source })?;
     let state = AppState::new(worker_id, cfg.clone(), db.clone(), bus.clone(), secret);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let server = tokio::spawn(server::serve(listener, state, stop_rx));
+    if let Err(e) = state.schema.fresh(&state.db).await {
+        tracing::error!(worker_id, error = %e, "loading collections at start failed; will retry on first use");
+    }
+    let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx));
 
     bus.send(&BusMsg::Ready { worker_id });
     if !clustered {
@@ -142,7 +145,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
             msg = incoming.recv() => match msg {
                 None => break DrainCause::BusClosed,
                 Some(BusMsg::Drain { .. }) => break DrainCause::BusDrain,
-                Some(other) => on_bus_message(worker_id, other),
+                Some(other) => on_bus_message(&state, other),
             },
         }
     };
@@ -182,9 +185,12 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     Ok(())
 }
 
-fn on_bus_message(worker_id: u32, msg: BusMsg) {
-    // Realtime relay and cache invalidation attach here as they are built.
-    tracing::debug!(worker_id, ?msg, "bus message");
+fn on_bus_message(state: &AppState, msg: BusMsg) {
+    match msg {
+        BusMsg::Invalidate { what, .. } if what == records::cache::INVALIDATE_COLLECTIONS => state.schema.invalidate(),
+        // Realtime relay attaches here when it is built.
+        other => tracing::debug!(worker_id = state.worker_id, msg = ?other, "bus message"),
+    }
 }
 
 fn forced_exit(worker_id: u32, signal: &str) -> ! {

@@ -8,6 +8,7 @@ use crate::shared::bus::Bus;
 use crate::shared::config::Config;
 use crate::shared::db::Db;
 use crate::shared::secrets::JwtSecret;
+use crate::worker::records::cache::SchemaCache;
 
 /// Shared, read-mostly state of one worker process.
 #[derive(Clone)]
@@ -21,6 +22,8 @@ pub struct Inner {
     pub db: Db,
     pub bus: Bus,
     pub jwt_secret: JwtSecret,
+    /// Collection definitions, coherent across workers (see `records::cache`).
+    pub schema: SchemaCache,
     next_request: AtomicU64,
 }
 
@@ -34,6 +37,7 @@ impl AppState {
             db,
             bus,
             jwt_secret,
+            schema: SchemaCache::new(),
             next_request: AtomicU64::new(1),
         }))
     }

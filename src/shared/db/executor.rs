@@ -37,6 +37,9 @@ pub enum DbError {
     Thread(std::io::Error),
     #[error("the database is closed")]
     Closed,
+    /// Stored data that cannot be decoded (e.g. a definition row that is not valid JSON).
+    #[error("corrupt data: {0}")]
+    Corrupt(String),
 }
 
 /// A cheap-to-clone handle to the executor threads.

@@ -1,0 +1,204 @@
+//! [`SchemaCache`]: every collection definition in memory, kept coherent across workers.
+//!
+//! Two mechanisms, as DESIGN §3 asks. A change bumps the `collections` row of `_vb_versions`
+//! in its own transaction, and a worker compares that version before trusting its snapshot
+//! ([`SchemaCache::fresh`], or [`Snapshot::check`] inside a query job so the check costs no
+//! extra thread hop); this alone makes a change made on worker A in force on worker B for the
+//! very next request. The bus `Invalidate` that the writer also sends only makes B reload
+//! early. A lost message can therefore never leave a worker stale.
+//!
+//! The lock is a `std` RwLock held for a pointer swap only, never across an `.await`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use rusqlite::Connection;
+
+use super::schema::Collection;
+use super::store::{self, StoreError};
+use crate::shared::db::{Db, DbError};
+
+/// The bus `Invalidate { what }` value for collection changes.
+pub const INVALIDATE_COLLECTIONS: &str = "collections";
+/// A version no database holds: forces the next [`SchemaCache::fresh`] to reload.
+const STALE_VERSION: i64 = -1;
+
+/// An immutable set of collections read at one version.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    pub version: i64,
+    collections: Vec<Arc<Collection>>,
+    /// Lower-cased name and id → index into `collections`.
+    index: HashMap<String, usize>,
+}
+
+/// The snapshot was read at an older version than the database now has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("collections changed since this snapshot (v{held} → v{current})")]
+pub struct Stale {
+    pub held: i64,
+    pub current: i64,
+}
+
+impl Snapshot {
+    fn new(version: i64, collections: Vec<Collection>) -> Snapshot {
+        let collections: Vec<Arc<Collection>> = collections.into_iter().map(Arc::new).collect();
+        let mut index = HashMap::with_capacity(collections.len() * 2);
+        for (i, c) in collections.iter().enumerate() {
+            index.insert(c.id.to_ascii_lowercase(), i);
+            index.insert(c.name.to_ascii_lowercase(), i);
+        }
+        Snapshot { version, collections, index }
+    }
+
+    /// A collection by id or name (names are case-insensitive, like SQLite's tables).
+    pub fn get(&self, id_or_name: &str) -> Option<&Arc<Collection>> {
+        self.index.get(&id_or_name.to_ascii_lowercase()).and_then(|&i| self.collections.get(i))
+    }
+
+    pub fn all(&self) -> &[Arc<Collection>] {
+        &self.collections
+    }
+
+    /// Fails with [`Stale`] if the database has moved on. Call it first inside a query job,
+    /// on the same connection, so the check and the query see one state.
+    pub fn check(&self, conn: &Connection) -> Result<(), CheckError> {
+        let current = store::version(conn)?;
+        if current != self.version {
+            return Err(CheckError::Stale(Stale { held: self.version, current }));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Stale(Stale),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("loading collections: {0}")]
+    Db(#[from] DbError),
+    #[error("loading collections: {0}")]
+    Store(String),
+}
+
+/// The per-worker cache.
+#[derive(Default)]
+pub struct SchemaCache {
+    current: RwLock<Arc<Snapshot>>,
+}
+
+impl SchemaCache {
+    pub fn new() -> SchemaCache {
+        SchemaCache { current: RwLock::new(Arc::new(Snapshot { version: STALE_VERSION, ..Default::default() })) }
+    }
+
+    /// The snapshot held now, possibly stale; pair it with [`Snapshot::check`].
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Marks the snapshot stale (a bus `Invalidate` arrived); the next `fresh` reloads.
+    pub fn invalidate(&self) {
+        self.install(Arc::new(Snapshot { version: STALE_VERSION, ..Default::default() }));
+    }
+
+    fn install(&self, snap: Arc<Snapshot>) {
+        match self.current.write() {
+            Ok(mut g) => *g = snap,
+            Err(p) => *p.into_inner() = snap,
+        }
+    }
+
+    /// A snapshot at the database's current version: one cheap version read, and a reload
+    /// only when it differs.
+    pub async fn fresh(&self, db: &Db) -> Result<Arc<Snapshot>, CacheError> {
+        let held = self.snapshot();
+        let version = held.version;
+        let loaded = db
+            .read(move |conn| {
+                if store::version(conn)? == version {
+                    return Ok(None);
+                }
+                Ok(Some(store::load_all(conn).map_err(|e| match e {
+                    StoreError::Sqlite(s) => DbError::Sqlite(s),
+                    other => DbError::Corrupt(other.to_string()),
+                })?))
+            })
+            .await?;
+        match loaded {
+            None => Ok(held),
+            Some((version, collections)) => {
+                let snap = Arc::new(Snapshot::new(version, collections));
+                // Never replace a newer snapshot installed concurrently by another request.
+                let newer = self.snapshot();
+                if newer.version > snap.version {
+                    return Ok(newer);
+                }
+                self.install(snap.clone());
+                Ok(snap)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::records::schema::{Collection, CollectionType};
+
+    async fn setup() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("data.db");
+        let mut conn = crate::shared::db::open::open(&path, crate::shared::db::open::Role::Writer).expect("open");
+        crate::shared::db::migrate::run(&mut conn).expect("migrate");
+        drop(conn);
+        let db = Db::open(&path, 2).expect("db");
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn a_change_through_another_connection_is_seen_on_the_next_use() {
+        let (dir, db) = setup().await;
+        let cache = SchemaCache::new();
+        let first = cache.fresh(&db).await.expect("load");
+        assert!(first.get("_superusers").is_some());
+        assert!(first.get("posts").is_none());
+
+        // Another process (a second Db on the same file) creates a collection.
+        let other = Db::open(&dir.path().join("data.db"), 1).expect("second db");
+        other
+            .write(|tx| {
+                store::create(tx, Collection::scaffold(CollectionType::Base, "posts")).map_err(|e| DbError::Corrupt(e.to_string()))?;
+                Ok(())
+            })
+            .await
+            .expect("create");
+
+        // No Invalidate was delivered: the version check alone catches it.
+        let held = cache.snapshot();
+        let stale = db.read(move |c| Ok(held.check(c).is_err())).await.expect("check");
+        assert!(stale, "the held snapshot reports itself stale");
+        let next = cache.fresh(&db).await.expect("reload");
+        assert!(next.get("POSTS").is_some(), "names are case-insensitive");
+        assert!(next.version > first.version);
+        let same = cache.fresh(&db).await.expect("no reload");
+        assert!(Arc::ptr_eq(&same, &next), "an unchanged version reuses the snapshot");
+    }
+
+    #[tokio::test]
+    async fn invalidate_forces_a_reload() {
+        let (_dir, db) = setup().await;
+        let cache = SchemaCache::new();
+        let a = cache.fresh(&db).await.expect("load");
+        cache.invalidate();
+        let b = cache.fresh(&db).await.expect("reload");
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(a.version, b.version);
+    }
+}
