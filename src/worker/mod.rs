@@ -113,7 +113,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
         Ok(db)
     })
     .await??;
-    let pending = db.read(|c| Ok(migrate::pending(c)?)).await?;
+    let pending = db.read(|c| -> Result<_, DbError> { Ok(migrate::pending(c)?) }).await?;
     if !pending.is_empty() {
         return Err(WorkerError::Unmigrated(pending.join(", ")));
     }

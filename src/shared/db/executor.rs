@@ -37,9 +37,6 @@ pub enum DbError {
     Thread(std::io::Error),
     #[error("the database is closed")]
     Closed,
-    /// Stored data that cannot be decoded (e.g. a definition row that is not valid JSON).
-    #[error("corrupt data: {0}")]
-    Corrupt(String),
 }
 
 /// A cheap-to-clone handle to the executor threads.
@@ -81,33 +78,36 @@ impl Db {
         })
     }
 
-    /// Runs `f` on a reader connection (`query_only`).
-    pub async fn read<T, F>(&self, f: F) -> Result<T, DbError>
+    /// Runs `f` on a reader connection (`query_only`). The caller picks the error type; it
+    /// only has to absorb [`DbError`] (e.g. when the database is closed).
+    pub async fn read<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, DbError> + Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let _ = tx.send(f(conn));
         });
-        self.inner.readers.send(Msg::Run(job)).map_err(|_| DbError::Closed)?;
-        rx.await.map_err(|_| DbError::Closed)?
+        self.inner.readers.send(Msg::Run(job)).map_err(|_| E::from(DbError::Closed))?;
+        rx.await.map_err(|_| E::from(DbError::Closed))?
     }
 
     /// Runs `f` inside one `BEGIN IMMEDIATE` transaction on the writer; commits if it returns
-    /// `Ok`, rolls back otherwise.
-    pub async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    /// `Ok`, rolls back otherwise — and the caller's error comes back intact.
+    pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T, DbError> + Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
             let _ = tx.send(in_immediate_tx(conn, f));
         });
-        self.inner.writer.send(Msg::Run(job)).map_err(|_| DbError::Closed)?;
-        rx.await.map_err(|_| DbError::Closed)?
+        self.inner.writer.send(Msg::Run(job)).map_err(|_| E::from(DbError::Closed))?;
+        rx.await.map_err(|_| E::from(DbError::Closed))?
     }
 
     /// Stops every thread after the jobs already queued, checkpoints the WAL and closes the
@@ -127,13 +127,14 @@ impl Db {
     }
 }
 
-fn in_immediate_tx<T>(
+fn in_immediate_tx<T, E: From<DbError>>(
     conn: &mut Connection,
-    f: impl FnOnce(&Transaction<'_>) -> Result<T, DbError>,
-) -> Result<T, DbError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+) -> Result<T, E> {
+    let sqlite = |e| E::from(DbError::Sqlite(e));
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sqlite)?;
     let out = f(&tx)?;
-    tx.commit()?;
+    tx.commit().map_err(sqlite)?;
     Ok(out)
 }
 
@@ -178,13 +179,13 @@ mod tests {
     async fn writes_commit_and_failed_writes_roll_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(&dir.path().join("t.db"), 2).expect("open");
-        db.write(|tx| {
+        db.write(|tx| -> Result<(), DbError> {
             tx.execute_batch("CREATE TABLE t (v INTEGER)")?;
             Ok(())
         })
         .await
         .expect("create");
-        db.write(|tx| {
+        db.write(|tx| -> Result<(), DbError> {
             tx.execute("INSERT INTO t VALUES (1)", [])?;
             Ok(())
         })
@@ -198,7 +199,7 @@ mod tests {
             .await;
         assert!(failed.is_err());
         let n: i64 = db
-            .read(|c| Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?))
+            .read(|c| -> Result<i64, DbError> { Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?) })
             .await
             .expect("count");
         assert_eq!(n, 1, "the failed write rolled back");
@@ -212,8 +213,8 @@ mod tests {
         assert!(r.is_err());
         let r: Result<(), DbError> = db.read(|_| panic!("job bug")).await;
         assert!(r.is_err());
-        db.write(|tx| Ok(tx.execute_batch("CREATE TABLE t (v)")?)).await.expect("writer still serves");
-        let n: i64 = db.read(|c| Ok(c.query_row("SELECT 1", [], |r| r.get(0))?)).await.expect("reader still serves");
+        db.write(|tx| -> Result<(), DbError> { Ok(tx.execute_batch("CREATE TABLE t (v)")?) }).await.expect("writer still serves");
+        let n: i64 = db.read(|c| -> Result<i64, DbError> { Ok(c.query_row("SELECT 1", [], |r| r.get(0))?) }).await.expect("reader still serves");
         assert_eq!(n, 1);
     }
 
@@ -221,10 +222,10 @@ mod tests {
     async fn readers_refuse_writes_and_close_is_final() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
-        let err = db.read(|c| Ok(c.execute_batch("CREATE TABLE x (v)")?)).await;
+        let err = db.read(|c| -> Result<(), DbError> { Ok(c.execute_batch("CREATE TABLE x (v)")?) }).await;
         assert!(err.is_err(), "reader connections are query_only");
         let closer = db.clone();
         tokio::task::spawn_blocking(move || closer.close()).await.expect("join");
-        assert!(matches!(db.read(|_| Ok(())).await, Err(DbError::Closed)));
+        assert!(matches!(db.read(|_| Ok::<(), DbError>(())).await, Err(DbError::Closed)));
     }
 }

@@ -1,5 +1,6 @@
 //! HTTP handlers, one file per resource family. Each has one shape: parse → authorize → call
 //! the domain → respond. Handlers may use hyper; the domain they call may not.
 
+pub mod collections;
 pub mod health;
 pub mod test_routes;

@@ -34,6 +34,23 @@ impl ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 
+    /// 400 with PocketBase's validation map under `data`.
+    pub fn validation(message: impl Into<String>, data: Map<String, Value>) -> ApiError {
+        ApiError::Public { status: StatusCode::BAD_REQUEST, message: message.into(), data }
+    }
+
+    pub fn not_found() -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "The requested resource wasn't found.")
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, message)
+    }
+
     pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
         ApiError::Internal(Box::new(e))
     }

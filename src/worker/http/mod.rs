@@ -4,4 +4,5 @@
 
 pub mod body;
 pub mod error;
+pub mod request;
 pub mod router;

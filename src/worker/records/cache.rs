@@ -121,16 +121,14 @@ impl SchemaCache {
         let held = self.snapshot();
         let version = held.version;
         let loaded = db
-            .read(move |conn| {
+            .read(move |conn| -> Result<_, StoreError> {
                 if store::version(conn)? == version {
                     return Ok(None);
                 }
-                Ok(Some(store::load_all(conn).map_err(|e| match e {
-                    StoreError::Sqlite(s) => DbError::Sqlite(s),
-                    other => DbError::Corrupt(other.to_string()),
-                })?))
+                store::load_all(conn).map(Some)
             })
-            .await?;
+            .await
+            .map_err(|e| CacheError::Store(e.to_string()))?;
         match loaded {
             None => Ok(held),
             Some((version, collections)) => {
@@ -172,17 +170,11 @@ mod tests {
 
         // Another process (a second Db on the same file) creates a collection.
         let other = Db::open(&dir.path().join("data.db"), 1).expect("second db");
-        other
-            .write(|tx| {
-                store::create(tx, Collection::scaffold(CollectionType::Base, "posts")).map_err(|e| DbError::Corrupt(e.to_string()))?;
-                Ok(())
-            })
-            .await
-            .expect("create");
+        other.write(|tx| store::create(tx, Collection::scaffold(CollectionType::Base, "posts"))).await.expect("create");
 
         // No Invalidate was delivered: the version check alone catches it.
         let held = cache.snapshot();
-        let stale = db.read(move |c| Ok(held.check(c).is_err())).await.expect("check");
+        let stale = db.read(move |c| Ok::<_, DbError>(held.check(c).is_err())).await.expect("check");
         assert!(stale, "the held snapshot reports itself stale");
         let next = cache.fresh(&db).await.expect("reload");
         assert!(next.get("POSTS").is_some(), "names are case-insensitive");

@@ -28,6 +28,8 @@ pub enum StoreError {
     Corrupt { id: String, source: serde_json::Error },
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Db(#[from] crate::shared::db::DbError),
 }
 
 fn invalid(path: &str, code: &'static str, message: &str) -> StoreError {
@@ -161,7 +163,7 @@ fn check_against_db(tx: &Transaction<'_>, c: &Collection, errors: &mut SchemaErr
         |r| r.get(0),
     )?;
     if taken {
-        errors.add("name", Invalid::new("validation_not_unique", "Collection name must be unique (case insensitive)."));
+        errors.add("name", Invalid::new("validation_collection_name_exists", "Collection name must be unique (case insensitive)."));
     }
     for (i, f) in c.fields.iter().enumerate() {
         if let FieldKind::Relation(o) = &f.kind {
@@ -592,7 +594,7 @@ mod tests {
         let mut dup = Collection::scaffold(CollectionType::Base, "POSTS");
         dup.id = "other".into();
         match write(&mut conn, |tx| create(tx, dup)) {
-            Err(StoreError::Invalid(e)) => assert_eq!(e.0["name"].code, "validation_not_unique"),
+            Err(StoreError::Invalid(e)) => assert_eq!(e.0["name"].code, "validation_collection_name_exists"),
             other => panic!("{other:?}"),
         }
         let mut clash = Collection::scaffold(CollectionType::Base, "_params_x");

@@ -28,6 +28,10 @@ pub const MFA_TTL_SECS: u64 = 1_800;
 /// Minimum password length in a new auth collection.
 pub const DEFAULT_PASSWORD_MIN_CHARS: u32 = 8;
 
+fn base_type() -> CollectionType {
+    CollectionType::Base
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CollectionType {
@@ -54,7 +58,8 @@ pub struct Collection {
     pub id: String,
     #[serde(default)]
     pub name: String,
-    #[serde(rename = "type")]
+    /// `base` when omitted, as PocketBase.
+    #[serde(rename = "type", default = "base_type")]
     pub kind: CollectionType,
     #[serde(default)]
     pub system: bool,
