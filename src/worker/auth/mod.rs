@@ -1,9 +1,10 @@
-//! Authentication primitives of the domain: PocketBase-format random ids and tokenKeys
-//! ([`random`]).
+//! Authentication primitives of the domain: record tokens ([`jwt`]) and PocketBase-format
+//! random ids and tokenKeys ([`random`]).
 //!
 //! It owns the cryptography and its parameters. It must not import hyper or know routes,
 //! status codes or the error envelope (the `api/` layer maps these errors to PocketBase's
 //! answers), and it must not touch the database: callers load records and pass in the
 //! `tokenKey`s and hashes they hold.
 
+pub mod jwt;
 pub mod random;
