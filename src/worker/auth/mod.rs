@@ -1,5 +1,5 @@
-//! Authentication primitives of the domain: record tokens ([`jwt`]) and PocketBase-format
-//! random ids and tokenKeys ([`random`]).
+//! Authentication primitives of the domain: record tokens ([`jwt`]), password hashing
+//! ([`password`]) and PocketBase-format random ids and tokenKeys ([`random`]).
 //!
 //! It owns the cryptography and its parameters. It must not import hyper or know routes,
 //! status codes or the error envelope (the `api/` layer maps these errors to PocketBase's
@@ -7,4 +7,5 @@
 //! `tokenKey`s and hashes they hold.
 
 pub mod jwt;
+pub mod password;
 pub mod random;
