@@ -10,6 +10,7 @@
 //! ends the process if the drain itself hangs.
 
 pub mod api;
+pub mod auth;
 pub mod http;
 pub mod listener;
 pub mod records;
