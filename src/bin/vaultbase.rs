@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Serve(flags) => serve(&flags),
         Command::Cluster(flags) => cluster(&flags),
         Command::Worker { id, flags } => run_worker(id, &flags),
+        Command::Superuser { action, flags } => superuser(action, &flags),
     }
 }
 
@@ -95,6 +96,26 @@ fn cluster(flags: &Flags) -> ExitCode {
         Ok(supervisor::Outcome::Drained) => ExitCode::SUCCESS,
         Ok(supervisor::Outcome::Forced) => ExitCode::from(EXIT_FAILURE),
         Err(e) => fail("cluster failed", &e),
+    }
+}
+
+fn superuser(action: cli::SuperuserAction, flags: &Flags) -> ExitCode {
+    let cfg = match Config::from_env(Mode::Serve, flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vaultbase: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match worker::superuser_cli::run(&cfg, action) {
+        Ok(message) => {
+            println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vaultbase: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
     }
 }
 

@@ -52,6 +52,14 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
     for name in &applied {
         tracing::info!(migration = name, "migration applied");
     }
+    let superusers: i64 = conn.query_row("SELECT count(*) FROM _superusers", [], |r| r.get(0)).map_err(migrate_err)?;
+    if superusers == 0 {
+        tracing::warn!(
+            data_dir = %data_dir.root().display(),
+            "no superuser exists yet; create the first one with: vaultbase superuser upsert EMAIL PASSWORD --dir {}",
+            data_dir.root().display()
+        );
+    }
     drop(conn);
 
     let secret = secrets::load_or_create(cfg.jwt_secret.as_deref(), &data_dir.secret_path())?;

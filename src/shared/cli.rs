@@ -15,8 +15,17 @@ pub enum Command {
     Cluster(Flags),
     /// Hidden: a worker spawned by the supervisor.
     Worker { id: u32, flags: Flags },
+    /// `superuser upsert EMAIL PASSWORD` / `superuser delete EMAIL`, as PocketBase.
+    Superuser { action: SuperuserAction, flags: Flags },
     Version,
     Help,
+}
+
+/// What `vaultbase superuser …` should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuperuserAction {
+    Upsert { email: String, password: String },
+    Delete { email: String },
 }
 
 /// A command line that cannot be understood; printed with the usage, exit code 2.
@@ -34,6 +43,10 @@ impl std::error::Error for UsageError {}
 /// Parses the arguments after the program name.
 pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageError> {
     let mut args = args.into_iter().peekable();
+    if args.peek().map(String::as_str) == Some("superuser") {
+        args.next();
+        return parse_superuser(args.collect());
+    }
     let sub = match args.peek().map(String::as_str) {
         Some("serve") | Some("cluster") | Some("worker") => args.next(),
         Some("--version") | Some("-v") | Some("version") => return Ok(Command::Version),
@@ -72,12 +85,36 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
     })
 }
 
+fn parse_superuser(args: Vec<String>) -> Result<Command, UsageError> {
+    let mut flags = Flags::default();
+    let mut positional = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        match arg.split_once('=') {
+            Some(("--dir", v)) => flags.dir = Some(v.to_owned()),
+            Some(("--http", v)) => flags.http = Some(v.to_owned()),
+            _ if arg == "--dir" => flags.dir = Some(it.next().ok_or_else(|| UsageError("--dir needs a value".into()))?),
+            _ if arg == "--http" => flags.http = Some(it.next().ok_or_else(|| UsageError("--http needs a value".into()))?),
+            _ if arg.starts_with("--") => return Err(UsageError(format!("unknown argument {arg:?}"))),
+            _ => positional.push(arg),
+        }
+    }
+    let action = match positional.as_slice() {
+        [verb, email, password] if verb == "upsert" => SuperuserAction::Upsert { email: email.clone(), password: password.clone() },
+        [verb, email] if verb == "delete" => SuperuserAction::Delete { email: email.clone() },
+        _ => return Err(UsageError("usage: vaultbase superuser upsert EMAIL PASSWORD | superuser delete EMAIL [--dir DIR]".into())),
+    };
+    Ok(Command::Superuser { action, flags })
+}
+
 /// The `--help` text, listing every environment variable with its default.
 pub fn help_text() -> String {
     let mut out = String::from(
         "vaultbase: a self-hosted backend in one binary (PocketBase-compatible API)\n\n\
          USAGE:\n  vaultbase [serve] [--http HOST:PORT] [--dir DIR]   one process (the default)\n  \
          vaultbase cluster [--http HOST:PORT] [--dir DIR]   supervisor + VAULTBASE_WORKERS workers on one port\n  \
+         vaultbase superuser upsert EMAIL PASSWORD [--dir DIR]   create or update a superuser\n  \
+         vaultbase superuser delete EMAIL [--dir DIR]\n  \
          vaultbase --version\n  vaultbase --help\n\n\
          FLAGS (override the environment):\n  --http HOST:PORT   address to listen on (VAULTBASE_HOST, VAULTBASE_PORT)\n  \
          --dir DIR          data directory (VAULTBASE_DATA_DIR)\n\nENVIRONMENT (default in brackets):\n",
@@ -118,6 +155,23 @@ mod tests {
         assert!(p(&["worker"]).is_err());
         assert!(p(&["worker", "--id", "x"]).is_err());
         assert!(p(&["serve", "--id", "1"]).is_err(), "--id belongs to the hidden worker role only");
+    }
+
+    #[test]
+    fn superuser_commands() {
+        assert_eq!(
+            p(&["superuser", "upsert", "a@b.c", "pw", "--dir", "d"]),
+            Ok(Command::Superuser {
+                action: SuperuserAction::Upsert { email: "a@b.c".into(), password: "pw".into() },
+                flags: Flags { http: None, dir: Some("d".into()) }
+            })
+        );
+        assert_eq!(
+            p(&["superuser", "delete", "a@b.c"]),
+            Ok(Command::Superuser { action: SuperuserAction::Delete { email: "a@b.c".into() }, flags: Flags::default() })
+        );
+        assert!(p(&["superuser", "upsert", "a@b.c"]).is_err());
+        assert!(p(&["superuser", "nuke"]).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! SQLite, exit 0. Drain is idempotent; a second signal exits at once. A watchdog thread
 //! ends the process if the drain itself hangs.
 
+pub mod actor;
 pub mod api;
 pub mod auth;
 pub mod http;
@@ -16,6 +17,7 @@ pub mod listener;
 pub mod records;
 pub mod server;
 pub mod state;
+pub mod superuser_cli;
 
 use std::time::Duration;
 

@@ -8,6 +8,7 @@ use crate::shared::bus::Bus;
 use crate::shared::config::Config;
 use crate::shared::db::Db;
 use crate::shared::secrets::JwtSecret;
+use crate::worker::auth::password::PasswordPool;
 use crate::worker::records::cache::SchemaCache;
 
 /// Shared, read-mostly state of one worker process.
@@ -24,6 +25,8 @@ pub struct Inner {
     pub jwt_secret: JwtSecret,
     /// Collection definitions, coherent across workers (see `records::cache`).
     pub schema: SchemaCache,
+    /// argon2 work, bounded so a login flood cannot starve the runtime.
+    pub passwords: PasswordPool,
     next_request: AtomicU64,
 }
 
@@ -38,6 +41,7 @@ impl AppState {
             bus,
             jwt_secret,
             schema: SchemaCache::new(),
+            passwords: PasswordPool::sized_to_cpus(),
             next_request: AtomicU64::new(1),
         }))
     }

@@ -3,4 +3,5 @@
 
 pub mod collections;
 pub mod health;
+pub mod record_auth;
 pub mod test_routes;

@@ -1,32 +1,89 @@
 //! The route table: (method, path) → handler, and the one place unknown routes become 404.
 //!
-//! A plain `match` rather than a router crate: the table is short, it compiles to string
-//! comparisons, and every route is visible in one screen.
+//! A plain `match` over path segments rather than a router crate: the table is short, it
+//! compiles to string comparisons, and every route is visible in one screen. The actor (who
+//! is asking) is resolved only for routes that need it, so health checks never touch auth.
 
 use hyper::body::Incoming;
+use hyper::header::AUTHORIZATION;
 use hyper::{Method, Request, Response};
 
 use super::body::ResBody;
 use super::error::ApiError;
+use crate::worker::actor::{self, Actor};
 use crate::worker::api;
 use crate::worker::state::AppState;
 
 /// Routes `req` and turns any error into its envelope.
 pub async fn dispatch(state: &AppState, req: Request<Incoming>, request_id: u64) -> Response<ResBody> {
-    let result = route(state, req).await;
-    match result {
+    match route(state, req).await {
         Ok(res) => res,
         Err(e) => e.into_response(request_id),
     }
 }
 
+async fn actor_of(state: &AppState, req: &Request<Incoming>) -> Actor {
+    actor::resolve(state, req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())).await
+}
+
+/// Superuser-only routes: 401 for a guest, 403 for any other record (PocketBase's words).
+async fn require_superuser(state: &AppState, req: &Request<Incoming>) -> Result<Actor, ApiError> {
+    let actor = actor_of(state, req).await;
+    match &actor {
+        Actor::Guest => Err(ApiError::unauthorized("The request requires valid record authorization token.")),
+        a if !a.is_superuser() => Err(ApiError::forbidden("The authorized record is not allowed to perform this action.")),
+        _ => Ok(actor),
+    }
+}
+
 async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
-    let is_read = matches!(*req.method(), Method::GET | Method::HEAD);
-    match req.uri().path() {
-        "/_/health" if is_read => Ok(api::health::worker_health(state)),
-        "/api/health" if is_read => Ok(api::health::api_health()),
-        "/_/test/echo" if state.config.test_routes && req.method() == Method::POST => {
-            api::test_routes::echo(req).await
+    let method = req.method().clone();
+    let is_read = matches!(method, Method::GET | Method::HEAD);
+    let path = req.uri().path().to_owned();
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match (segments.as_slice(), &method) {
+        (["_", "health"], _) if is_read => Ok(api::health::worker_health(state)),
+        (["api", "health"], _) if is_read => Ok(api::health::api_health()),
+        (["_", "test", "echo"], &Method::POST) if state.config.test_routes => api::test_routes::echo(req).await,
+
+        (["api", "collections"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::collections::list(state, &req).await
+        }
+        (["api", "collections"], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            api::collections::create(state, req).await
+        }
+        (["api", "collections", "meta", "scaffolds"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            Ok(api::collections::scaffolds())
+        }
+        (["api", "collections", c], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::collections::view(state, c).await
+        }
+        (["api", "collections", c], &Method::PATCH) => {
+            require_superuser(state, &req).await?;
+            let c = c.to_string();
+            api::collections::update(state, &c, req).await
+        }
+        (["api", "collections", c], &Method::DELETE) => {
+            require_superuser(state, &req).await?;
+            api::collections::delete(state, c).await
+        }
+        (["api", "collections", c, "truncate"], &Method::DELETE) => {
+            require_superuser(state, &req).await?;
+            api::collections::truncate(state, c).await
+        }
+
+        (["api", "collections", c, "auth-methods"], _) if is_read => api::record_auth::methods(state, c).await,
+        (["api", "collections", c, "auth-with-password"], &Method::POST) => {
+            let c = c.to_string();
+            api::record_auth::with_password(state, &c, req).await
+        }
+        (["api", "collections", c, "auth-refresh"], &Method::POST) => {
+            let actor = actor_of(state, &req).await;
+            api::record_auth::refresh(state, c, &actor).await
         }
         _ => Err(ApiError::route_not_found()),
     }

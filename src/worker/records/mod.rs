@@ -4,5 +4,6 @@
 
 pub mod cache;
 pub mod filter;
+pub mod rows;
 pub mod schema;
 pub mod store;

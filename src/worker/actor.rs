@@ -1,0 +1,96 @@
+//! [`Actor`]: who is making a request, resolved from its `Authorization` header the way
+//! PocketBase does it — peek at the token's claims, load that record, verify the signature
+//! with the record's tokenKey. Anything wrong (no header, garbage, expired, unknown record,
+//! bad signature, a non-auth token type) makes the request a guest's, never an error.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::worker::auth::jwt::{self, TokenType};
+use crate::shared::db::DbError;
+use crate::worker::records::rows;
+use crate::worker::records::schema::{Collection, CollectionType};
+use crate::worker::state::AppState;
+
+/// The `_superusers` collection's name.
+pub const SUPERUSERS: &str = "_superusers";
+
+/// An authenticated auth record.
+#[derive(Debug, Clone)]
+pub struct AuthRecord {
+    pub collection: Arc<Collection>,
+    /// Every stored field, typed (hidden ones included).
+    pub record: Map<String, Value>,
+    /// From the verified token: false for impersonation tokens, which refresh to themselves.
+    pub refreshable: bool,
+    /// The verified token itself, returned as is by auth-refresh when not refreshable.
+    pub token: String,
+}
+
+impl AuthRecord {
+    pub fn id(&self) -> &str {
+        self.record.get("id").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    pub fn token_key(&self) -> &str {
+        self.record.get("tokenKey").and_then(Value::as_str).unwrap_or_default()
+    }
+
+    pub fn is_superuser(&self) -> bool {
+        self.collection.name == SUPERUSERS
+    }
+}
+
+/// Who the request is from.
+#[derive(Debug, Clone, Default)]
+pub enum Actor {
+    #[default]
+    Guest,
+    Auth(Arc<AuthRecord>),
+}
+
+impl Actor {
+    pub fn is_superuser(&self) -> bool {
+        matches!(self, Actor::Auth(a) if a.is_superuser())
+    }
+
+    pub fn auth(&self) -> Option<&AuthRecord> {
+        match self {
+            Actor::Guest => None,
+            Actor::Auth(a) => Some(a),
+        }
+    }
+}
+
+/// Resolves the actor of a request from its `Authorization` header value.
+pub async fn resolve(state: &AppState, authorization: Option<&[u8]>) -> Actor {
+    let Some(token) = authorization.and_then(jwt::token_from_authorization) else { return Actor::Guest };
+    let Ok(claims) = jwt::peek(token) else { return Actor::Guest };
+    let now = jwt::unix_now();
+    if claims.token_type != TokenType::Auth || claims.is_expired(now) {
+        return Actor::Guest;
+    }
+    let Ok(snap) = state.schema.fresh(&state.db).await else { return Actor::Guest };
+    let Some(collection) = snap.get(&claims.collection_id).cloned() else { return Actor::Guest };
+    if collection.kind != CollectionType::Auth || collection.id != claims.collection_id {
+        return Actor::Guest;
+    }
+    let (c, id) = (collection.clone(), claims.id.clone());
+    let record = match state.db.read(move |conn| -> Result<_, DbError> { Ok(rows::load(conn, &c, &id)?) }).await {
+        Ok(Some(r)) => r,
+        Ok(None) => return Actor::Guest,
+        Err(e) => {
+            tracing::warn!(error = %e, "loading the auth record of a token failed; treating as guest");
+            return Actor::Guest;
+        }
+    };
+    let mut auth = AuthRecord { collection, record, refreshable: false, token: token.to_owned() };
+    match jwt::verify(&state.jwt_secret, token, TokenType::Auth, &auth.collection.id, auth.token_key(), now) {
+        Ok(claims) => {
+            auth.refreshable = matches!(claims.kind, jwt::TokenKind::Auth { refreshable: true });
+            Actor::Auth(Arc::new(auth))
+        }
+        Err(_) => Actor::Guest,
+    }
+}

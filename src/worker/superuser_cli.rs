@@ -1,0 +1,117 @@
+//! `vaultbase superuser upsert EMAIL PASSWORD` and `vaultbase superuser delete EMAIL`, as in
+//! PocketBase: run against the data dir directly, whether or not a server is running on it.
+//!
+//! If no server holds the data dir, this takes its lock for the duration and runs the system
+//! migrations (so it works on a fresh dir); if one does, the database is already migrated and
+//! SQLite's own locking serialises the write. A changed password rotates the tokenKey, so
+//! every token issued before stops working at once, on every worker.
+
+use rusqlite::{OptionalExtension, TransactionBehavior};
+
+use crate::shared::cli::SuperuserAction;
+use crate::shared::config::Config;
+use crate::shared::data_dir::DataDir;
+use crate::shared::db::{migrate, open};
+use crate::shared::lock::{DirLock, LockError};
+use crate::worker::auth::password::{length_ok, PasswordPool, PASSWORD_MAX_CHARS_LIMIT, PASSWORD_MIN_CHARS_DEFAULT};
+use crate::worker::auth::random;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuperuserCliError {
+    #[error("opening data dir {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error(transparent)]
+    Lock(LockError),
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("the database has pending migrations; start vaultbase once or stop the running server")]
+    Unmigrated,
+    #[error("invalid email address {0:?}")]
+    BadEmail(String),
+    #[error("the password must be {PASSWORD_MIN_CHARS_DEFAULT} to {PASSWORD_MAX_CHARS_LIMIT} characters")]
+    BadPassword,
+    #[error("hashing the password: {0}")]
+    Hash(String),
+    #[error("no superuser with email {0:?}")]
+    NotFound(String),
+    #[error("you can't delete the only existing superuser")]
+    LastSuperuser,
+}
+
+fn looks_like_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !email.contains(char::is_whitespace)
+}
+
+/// Runs the command; returns the line to print on success.
+pub fn run(cfg: &Config, action: SuperuserAction) -> Result<String, SuperuserCliError> {
+    let dir = DataDir::create(&cfg.data_dir)
+        .map_err(|source| SuperuserCliError::DataDir { path: cfg.data_dir.display().to_string(), source })?;
+    let _lock = match DirLock::acquire(&dir.lock_path(), dir.root()) {
+        Ok(lock) => {
+            let mut conn = open::open(&dir.db_path(), open::Role::Writer)?;
+            migrate::run(&mut conn)?;
+            Some(lock)
+        }
+        // A running server owns the dir; its migrations are done.
+        Err(LockError::Held { .. }) => None,
+        Err(e) => return Err(SuperuserCliError::Lock(e)),
+    };
+    let mut conn = open::open(&dir.db_path(), open::Role::Writer)?;
+    if !migrate::pending(&conn)?.is_empty() {
+        return Err(SuperuserCliError::Unmigrated);
+    }
+    match action {
+        SuperuserAction::Upsert { email, password } => {
+            if !looks_like_email(&email) {
+                return Err(SuperuserCliError::BadEmail(email));
+            }
+            if !length_ok(&password, PASSWORD_MIN_CHARS_DEFAULT, PASSWORD_MAX_CHARS_LIMIT) {
+                return Err(SuperuserCliError::BadPassword);
+            }
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+            let hash = runtime
+                .block_on(PasswordPool::new(1).hash(&password))
+                .map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+            let token_key = random::new_token_key().map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let existing: Option<String> =
+                tx.query_row("SELECT id FROM _superusers WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
+            let message = match existing {
+                Some(id) => {
+                    tx.execute(
+                        "UPDATE _superusers SET password = ?2, tokenKey = ?3, updated = strftime('%Y-%m-%d %H:%M:%fZ') WHERE id = ?1",
+                        [&id, &hash, &token_key],
+                    )?;
+                    format!("Successfully changed superuser {email:?} password!")
+                }
+                None => {
+                    let id = random::new_id().map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+                    tx.execute(
+                        "INSERT INTO _superusers (id, email, password, tokenKey, verified, emailVisibility, created, updated)
+                         VALUES (?1, ?2, ?3, ?4, 1, 0, strftime('%Y-%m-%d %H:%M:%fZ'), strftime('%Y-%m-%d %H:%M:%fZ'))",
+                        [&id, &email, &hash, &token_key],
+                    )?;
+                    format!("Successfully saved superuser {email:?}!")
+                }
+            };
+            tx.commit()?;
+            Ok(message)
+        }
+        SuperuserAction::Delete { email } => {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let id: Option<String> = tx.query_row("SELECT id FROM _superusers WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
+            let Some(id) = id else { return Err(SuperuserCliError::NotFound(email)) };
+            let count: i64 = tx.query_row("SELECT count(*) FROM _superusers", [], |r| r.get(0))?;
+            if count <= 1 {
+                return Err(SuperuserCliError::LastSuperuser);
+            }
+            tx.execute("DELETE FROM _superusers WHERE id = ?1", [&id])?;
+            tx.commit()?;
+            Ok(format!("Successfully deleted superuser {email:?}!"))
+        }
+    }
+}
