@@ -51,11 +51,12 @@ pub struct Spawn {
     cwd: Option<PathBuf>,
     set_port: bool,
     nofile: Option<u64>,
+    tmp: Option<tempfile::TempDir>,
 }
 
 impl Spawn {
     pub fn serve() -> Spawn {
-        Spawn { args: vec!["serve".into()], envs: vec![], port: free_port(), dir: None, cwd: None, set_port: true, nofile: None }
+        Spawn { args: vec!["serve".into()], envs: vec![], port: free_port(), dir: None, cwd: None, set_port: true, nofile: None, tmp: None }
     }
 
     pub fn cluster(workers: usize) -> Spawn {
@@ -80,6 +81,13 @@ impl Spawn {
         self
     }
 
+    /// Uses `<tmp>/data` as the data dir and removes `tmp` when the process is dropped.
+    pub fn in_tempdir(mut self, tmp: tempfile::TempDir) -> Spawn {
+        self.dir = Some(tmp.path().join("data"));
+        self.tmp = Some(tmp);
+        self
+    }
+
     pub fn port(mut self, port: u16) -> Spawn {
         self.port = port;
         self
@@ -101,7 +109,7 @@ impl Spawn {
 
     pub fn start(self) -> Proc {
         let (tmp, dir) = match self.dir {
-            Some(d) => (None, d),
+            Some(d) => (self.tmp, d),
             None => {
                 let t = tempfile::tempdir().expect("tempdir");
                 let d = t.path().join("data");

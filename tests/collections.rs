@@ -1,0 +1,206 @@
+//! Collections and superuser auth through the real binary, in serve and cluster mode:
+//! the superuser CLI, auth-with-password / auth-refresh / auth-methods, the collections API
+//! and its guard, and cluster coherence (a change through one worker is in force on every
+//! worker for the very next request).
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const EMAIL: &str = "admin@example.com";
+const PASSWORD: &str = "correct horse battery";
+
+fn superuser(dir: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(BIN).arg("superuser").args(args).arg("--dir").arg(dir).output().expect("run cli");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// A request with an optional token and JSON body on a fresh connection.
+fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", payload.len());
+    if body.is_some() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(payload.as_bytes()).expect("body");
+    read_response(&mut s, method == "HEAD").expect("response")
+}
+
+fn login(port: u16, password: &str) -> Resp {
+    call(port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({"identity": EMAIL, "password": password})))
+}
+
+fn token(port: u16) -> String {
+    let r = login(port, PASSWORD);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["token"].as_str().expect("token").to_owned()
+}
+
+fn start_with_superuser(spawn: Spawn) -> Proc {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (ok, out) = superuser(&tmp.path().join("data"), &["upsert", EMAIL, PASSWORD]);
+    assert!(ok, "{out}");
+    let mut p = spawn.in_tempdir(tmp).start();
+    p.wait_healthy();
+    p
+}
+
+#[test]
+fn superuser_login_and_the_auth_endpoints_answer_like_pocketbase() {
+    let p = start_with_superuser(Spawn::serve());
+    let r = login(p.port, PASSWORD);
+    assert_eq!(r.status, 200);
+    let body = r.json();
+    assert_eq!(body["record"]["email"], EMAIL);
+    assert_eq!(body["record"]["collectionName"], "_superusers");
+    assert_eq!(body["record"]["verified"], true);
+    assert!(body["record"].get("password").is_none() && body["record"].get("tokenKey").is_none());
+    let t = body["token"].as_str().expect("token").to_owned();
+
+    // Wrong password and unknown user: the same 400.
+    for (identity, pw) in [(EMAIL, "wrong password"), ("nobody@example.com", PASSWORD)] {
+        let r = call(p.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({"identity": identity, "password": pw})));
+        assert_eq!(r.status, 400);
+        assert_eq!(r.json(), json!({"status": 400, "message": "Failed to authenticate.", "data": {}}));
+    }
+    let r = call(p.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({})));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["data"]["identity"]["code"], "validation_required");
+    assert_eq!(r.json()["data"]["password"]["code"], "validation_required");
+
+    // Refresh with and without the Bearer prefix; a guest gets 401.
+    for header in [t.clone(), format!("Bearer {t}")] {
+        let r = call(p.port, "POST", "/api/collections/_superusers/auth-refresh", Some(&header), None);
+        assert_eq!(r.status, 200, "{header}");
+        assert_eq!(r.json()["record"]["email"], EMAIL);
+    }
+    let r = call(p.port, "POST", "/api/collections/_superusers/auth-refresh", None, None);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["message"], "The request requires valid record authorization token.");
+
+    let m = call(p.port, "GET", "/api/collections/_superusers/auth-methods", None, None).json();
+    assert_eq!(m["password"], json!({"enabled": true, "identityFields": ["email"]}));
+    assert_eq!(m["emailPassword"], true);
+    assert_eq!(call(p.port, "GET", "/api/collections/nope/auth-methods", None, None).status, 404);
+}
+
+#[test]
+fn changing_the_password_revokes_old_tokens() {
+    let p = start_with_superuser(Spawn::serve());
+    let old = token(p.port);
+    assert_eq!(call(p.port, "GET", "/api/collections", Some(&old), None).status, 200);
+    let (ok, out) = superuser(&p.dir, &["upsert", EMAIL, "a brand new password"]);
+    assert!(ok, "{out}");
+    let r = call(p.port, "GET", "/api/collections", Some(&old), None);
+    assert_eq!(r.status, 401, "the old token is now a guest's");
+    assert_eq!(login(p.port, PASSWORD).status, 400);
+    assert_eq!(login(p.port, "a brand new password").status, 200);
+}
+
+#[test]
+fn superuser_cli_refuses_bad_input_and_the_last_superuser() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    assert!(!superuser(&dir, &["upsert", "not-an-email", PASSWORD]).0);
+    assert!(!superuser(&dir, &["upsert", EMAIL, "short"]).0);
+    assert!(superuser(&dir, &["upsert", EMAIL, PASSWORD]).0);
+    let (ok, out) = superuser(&dir, &["delete", EMAIL]);
+    assert!(!ok && out.contains("only existing superuser"), "{out}");
+    assert!(superuser(&dir, &["upsert", "second@example.com", PASSWORD]).0);
+    assert!(superuser(&dir, &["delete", EMAIL]).0);
+    let (ok, out) = superuser(&dir, &["delete", "ghost@example.com"]);
+    assert!(!ok && out.contains("no superuser"), "{out}");
+}
+
+#[test]
+fn collections_api_is_superuser_only_and_round_trips() {
+    let p = start_with_superuser(Spawn::serve());
+    let t = token(p.port);
+    let r = call(p.port, "GET", "/api/collections", None, None);
+    assert_eq!(r.status, 401);
+
+    let r = call(p.port, "POST", "/api/collections", Some(&t), Some(&json!({"name": "posts", "fields": [{"name": "title", "type": "text", "required": true}]})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let created = r.json();
+    assert_eq!(created["id"], "pbc_1125843985", "PocketBase's id for a base collection named posts");
+    assert_eq!(created["type"], "base");
+    assert_eq!(created["fields"][0]["name"], "id", "the system id field is added");
+    assert_eq!(created["fields"][1]["id"], "text724990059");
+    assert!(created["listRule"].is_null());
+
+    let dup = call(p.port, "POST", "/api/collections", Some(&t), Some(&json!({"name": "Posts"})));
+    assert_eq!(dup.status, 400);
+    assert_eq!(dup.json()["message"], "Failed to create collection.");
+    assert_eq!(dup.json()["data"]["name"]["code"], "validation_collection_name_exists");
+
+    let bad = call(p.port, "POST", "/api/collections", Some(&t), Some(&json!({"name": "bad name!", "fields": [{"name": "expand", "type": "bool"}]})));
+    assert_eq!(bad.status, 400);
+    assert!(bad.json()["data"]["name"].is_object() && bad.json()["data"]["fields"]["1"]["name"].is_object(), "{}", bad.json());
+
+    let r = call(p.port, "PATCH", "/api/collections/posts", Some(&t), Some(&json!({"listRule": "", "name": "articles"})));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["listRule"], "");
+    assert_eq!(call(p.port, "GET", "/api/collections/posts", Some(&t), None).status, 404);
+    assert_eq!(call(p.port, "GET", "/api/collections/articles", Some(&t), None).json()["name"], "articles");
+
+    let list = call(p.port, "GET", "/api/collections?perPage=1&sort=name", Some(&t), None).json();
+    assert_eq!(list["perPage"], 1);
+    assert_eq!(list["totalItems"], 2);
+    assert_eq!(list["items"][0]["name"], "_superusers");
+    let scaffolds = call(p.port, "GET", "/api/collections/meta/scaffolds", Some(&t), None).json();
+    assert_eq!(scaffolds["auth"]["fields"].as_array().map(Vec::len), Some(6));
+
+    let r = call(p.port, "DELETE", "/api/collections/_superusers", Some(&t), None);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "Failed to delete collection.");
+    assert_eq!(call(p.port, "DELETE", "/api/collections/articles/truncate", Some(&t), None).status, 204);
+    assert_eq!(call(p.port, "DELETE", "/api/collections/articles", Some(&t), None).status, 204);
+    assert_eq!(call(p.port, "GET", "/api/collections/articles", Some(&t), None).status, 404);
+
+    let r = call(p.port, "POST", "/api/collections", Some(&t), None);
+    assert_eq!(r.status, 400, "an empty body has no name");
+    let mut raw = std::net::TcpStream::connect(("127.0.0.1", p.port)).expect("connect");
+    use std::io::Write;
+    write!(raw, "POST /api/collections HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {t}\r\nContent-Type: application/json\r\nContent-Length: 4\r\n\r\n{{bad").expect("write");
+    let r = read_response(&mut raw, false).expect("response");
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "Failed to load the collection type data due to invalid formatting.");
+}
+
+#[test]
+fn a_collection_created_through_one_worker_is_in_force_on_all_of_them_at_once() {
+    let p = start_with_superuser(Spawn::cluster(4));
+    p.wait_logs(4, START_TIMEOUT, |v| v["message"] == "listening" && v["role"] == "worker");
+    let t = token(p.port);
+    // Warm every worker's cache first, so a stale cache would show.
+    for _ in 0..20 {
+        assert_eq!(call(p.port, "GET", "/api/collections/posts", Some(&t), None).status, 404);
+    }
+    let r = call(p.port, "POST", "/api/collections", Some(&t), Some(&json!({"name": "posts"})));
+    assert_eq!(r.status, 200);
+    let mut pids = std::collections::HashSet::new();
+    for i in 0..50 {
+        let r = call(p.port, "GET", "/api/collections/posts", Some(&t), None);
+        assert_eq!(r.status, 200, "request {i} on a fresh connection saw no collection");
+        pids.insert(get(p.port, "/_/health").expect("health").json()["pid"].clone());
+    }
+    assert!(pids.len() >= 2, "the requests reached several workers");
+    // And a rename is seen everywhere just as fast.
+    assert_eq!(call(p.port, "PATCH", "/api/collections/posts", Some(&t), Some(&json!({"name": "notes"}))).status, 200);
+    for _ in 0..50 {
+        assert_eq!(call(p.port, "GET", "/api/collections/posts", Some(&t), None).status, 404);
+        assert_eq!(call(p.port, "GET", "/api/collections/notes", Some(&t), None).status, 200);
+    }
+}
