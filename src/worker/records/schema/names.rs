@@ -17,14 +17,15 @@ fn is_word(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
-/// Why a name is refused, as PocketBase's validation code and message.
-pub fn check_collection_name(name: &str) -> Result<(), super::Invalid> {
+/// The rules both kinds of name share: present, at most `max_chars`, `^\w+$`, no `_via_`
+/// (which the filter language reads as a back-relation).
+fn check_word_name(name: &str, max_chars: usize) -> Result<(), super::Invalid> {
     use super::Invalid;
     if name.is_empty() {
         return Err(Invalid::new("validation_required", "Cannot be blank."));
     }
-    if name.chars().count() > MAX_COLLECTION_NAME_CHARS {
-        return Err(Invalid::new("validation_length_too_long", "The length must be no more than 255."));
+    if name.chars().count() > max_chars {
+        return Err(Invalid::new("validation_length_too_long", format!("The length must be no more than {max_chars}.")));
     }
     if !is_word(name) {
         return Err(Invalid::new("validation_invalid_name", "Must contain only letters, digits and underscores."));
@@ -35,25 +36,18 @@ pub fn check_collection_name(name: &str) -> Result<(), super::Invalid> {
     Ok(())
 }
 
+/// Why a collection name is refused, as PocketBase's validation code and message.
+pub fn check_collection_name(name: &str) -> Result<(), super::Invalid> {
+    check_word_name(name, MAX_COLLECTION_NAME_CHARS)
+}
+
 /// Checks a field name; `auth` adds the auth-only reserved names.
 pub fn check_field_name(name: &str, auth: bool) -> Result<(), super::Invalid> {
-    use super::Invalid;
-    if name.is_empty() {
-        return Err(Invalid::new("validation_required", "Cannot be blank."));
-    }
-    if name.chars().count() > MAX_FIELD_NAME_CHARS {
-        return Err(Invalid::new("validation_length_too_long", "The length must be no more than 100."));
-    }
-    if !is_word(name) {
-        return Err(Invalid::new("validation_invalid_name", "Must contain only letters, digits and underscores."));
-    }
-    if name.contains("_via_") {
-        return Err(Invalid::new("validation_invalid_name", "The name cannot contain \"_via_\"."));
-    }
+    check_word_name(name, MAX_FIELD_NAME_CHARS)?;
     let reserved = RESERVED_FIELD_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name))
         || (auth && RESERVED_AUTH_FIELD_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name)));
     if reserved {
-        return Err(Invalid::new("validation_not_in_invalid", "The name is reserved."));
+        return Err(super::Invalid::new("validation_not_in_invalid", "The name is reserved."));
     }
     Ok(())
 }
