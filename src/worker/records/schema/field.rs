@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::names::{check_field_name, default_field_id};
 use super::{Invalid, SchemaErrors};
+use crate::worker::records::values::autogen::check_text_autogenerate;
+use crate::worker::records::values::validate::check_regex_pattern;
 
 /// PocketBase's default limits, applied when an option is 0.
 pub const DEFAULT_TEXT_MAX_CHARS: i64 = 5000;
@@ -279,6 +281,16 @@ impl Field {
                         errors.add(at(key), Invalid::new("validation_length_too_long", "The pattern is too long."));
                     }
                 }
+                if !o.pattern.is_empty() {
+                    if let Err(e) = check_regex_pattern(&o.pattern) {
+                        errors.add(at("pattern"), e);
+                    }
+                }
+                // A pattern that cannot generate, or generates values the field itself refuses,
+                // would fail every create: refuse it here instead.
+                if let Err(e) = check_text_autogenerate(o) {
+                    errors.add(at("autogeneratePattern"), e);
+                }
             }
             FieldKind::Number(o) => {
                 for (key, v) in [("min", o.min), ("max", o.max)] {
@@ -330,6 +342,11 @@ impl Field {
                 errors.add(at("maxSize"), Invalid::new("validation_min_greater_equal_than_required", "Must be no less than 0."));
             }
             FieldKind::Password(o) => {
+                if !o.pattern.is_empty() {
+                    if let Err(e) = check_regex_pattern(&o.pattern) {
+                        errors.add(at("pattern"), e);
+                    }
+                }
                 if o.min < 1 && o.required {
                     errors.add(at("min"), Invalid::new("validation_min_greater_equal_than_required", "Must be no less than 1."));
                 }
@@ -430,6 +447,10 @@ mod tests {
             (FieldKind::Number(NumberOptions { min: Some(5.0), max: Some(1.0), ..Default::default() }), "fields.0.max"),
             (FieldKind::Email(DomainOptions { only_domains: vec!["a".into()], except_domains: vec!["b".into()], ..Default::default() }), "fields.0.onlyDomains"),
             (FieldKind::Password(PasswordOptions { min: 8, max: 100, ..Default::default() }), "fields.0.max"),
+            (FieldKind::Password(PasswordOptions { min: 8, pattern: "([".into(), ..Default::default() }), "fields.0.pattern"),
+            (FieldKind::Text(TextOptions { pattern: "([".into(), ..Default::default() }), "fields.0.pattern"),
+            (FieldKind::Text(TextOptions { autogenerate_pattern: "[a-z]+".into(), ..Default::default() }), "fields.0.autogeneratePattern"),
+            (FieldKind::Text(TextOptions { max: 3, autogenerate_pattern: "[a-z]{5}".into(), ..Default::default() }), "fields.0.autogeneratePattern"),
         ];
         for (kind, key) in cases {
             let f = Field::new("ok", kind);

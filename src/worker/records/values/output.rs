@@ -1,0 +1,254 @@
+//! Record rows to PocketBase's record JSON, written straight into a byte buffer.
+//!
+//! The shape (§2.1 of the API reference): `collectionId`, `collectionName`, then every visible
+//! field in definition order with its JSON type. Hidden fields appear only when asked for;
+//! `password` and `tokenKey` never; an auth record's `email` only when `emailVisibility` is
+//! true or the caller may see it. No `serde_json::Value` is built on this path (measured 3×
+//! slower); stored JSON text is checked and copied as it is.
+//!
+//! Reading never fails on odd stored data (text in a number column, broken JSON, invalid
+//! UTF-8 from an import): each column falls back to its field's zero value or a string, so one
+//! bad row cannot break a list response. Only SQLite errors are returned.
+
+use rusqlite::types::ValueRef;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::worker::records::schema::{quote_ident, Collection, CollectionType, Field, FieldKind};
+
+/// What a reader may see of a record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputOptions {
+    /// Include fields marked `hidden` (superusers).
+    pub show_hidden: bool,
+    /// Include an auth record's `email` even when `emailVisibility` is false (the record itself,
+    /// superusers, managers, auth responses).
+    pub show_email: bool,
+}
+
+/// Why a row could not be read into a map.
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error(transparent)]
+    Sql(#[from] rusqlite::Error),
+    #[error("record JSON did not parse back: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// Fields that are ever read for output: never a password hash, never an auth token key.
+fn selected(collection: &Collection) -> impl Iterator<Item = &Field> {
+    let auth = collection.kind == CollectionType::Auth;
+    collection
+        .fields
+        .iter()
+        .filter(move |f| !matches!(f.kind, FieldKind::Password(_)) && !(auth && f.name == "tokenKey"))
+}
+
+/// The column list [`write_record_json`] reads, in its order: `"table"."field", …`, quoted and
+/// qualified so it stays unambiguous in joins.
+pub fn select_columns(collection: &Collection) -> String {
+    let table = quote_ident(&collection.name);
+    let cols: Vec<String> = selected(collection).map(|f| format!("{table}.{}", quote_ident(&f.name))).collect();
+    cols.join(", ")
+}
+
+/// Writes one record object for `row`, which must come from a query selecting
+/// [`select_columns`] first (in that order; further columns after them are ignored).
+pub fn write_record_json(out: &mut Vec<u8>, collection: &Collection, row: &rusqlite::Row<'_>, opts: &OutputOptions) -> rusqlite::Result<()> {
+    let auth = collection.kind == CollectionType::Auth;
+    let email_visible = if auth && !opts.show_email {
+        match selected(collection).position(|f| f.name == "emailVisibility") {
+            Some(i) => truthy(row.get_ref(i)?),
+            None => false,
+        }
+    } else {
+        true
+    };
+    out.push(b'{');
+    out.extend_from_slice(b"\"collectionId\":");
+    write_str(out, &collection.id);
+    out.extend_from_slice(b",\"collectionName\":");
+    write_str(out, &collection.name);
+    for (i, field) in selected(collection).enumerate() {
+        if field.hidden && !opts.show_hidden {
+            continue;
+        }
+        if auth && field.name == "email" && !email_visible {
+            continue;
+        }
+        out.push(b',');
+        write_str(out, &field.name);
+        out.push(b':');
+        write_field(out, field, row.get_ref(i)?);
+    }
+    out.push(b'}');
+    Ok(())
+}
+
+/// The full record (hidden fields and email included, secrets not) as a JSON map: the shape
+/// the write path takes as the existing record. Not for output: it builds a `Value` tree.
+pub fn read_record_map(collection: &Collection, row: &rusqlite::Row<'_>) -> Result<Map<String, Value>, OutputError> {
+    let mut buf = Vec::new();
+    write_record_json(&mut buf, collection, row, &OutputOptions { show_hidden: true, show_email: true })?;
+    let mut map: Map<String, Value> = serde_json::from_slice(&buf)?;
+    map.remove("collectionId");
+    map.remove("collectionName");
+    Ok(map)
+}
+
+fn write_field(out: &mut Vec<u8>, field: &Field, v: ValueRef<'_>) {
+    match &field.kind {
+        FieldKind::Number(_) => write_number(out, v),
+        FieldKind::Bool(_) => out.extend_from_slice(if truthy(v) { b"true" } else { b"false" }),
+        FieldKind::Select(_) | FieldKind::Relation(_) | FieldKind::File(_) if field.is_multiple() => write_list(out, v),
+        FieldKind::Json(_) => write_json(out, v),
+        FieldKind::GeoPoint(_) => write_geo(out, v),
+        _ => write_text(out, v),
+    }
+}
+
+/// 0/1 as SQLite stores booleans; text `true`/`1` from imports too.
+fn truthy(v: ValueRef<'_>) -> bool {
+    match v {
+        ValueRef::Integer(i) => i != 0,
+        ValueRef::Real(f) => f != 0.0,
+        ValueRef::Text(t) => matches!(t, b"1" | b"true" | b"TRUE" | b"t"),
+        ValueRef::Null | ValueRef::Blob(_) => false,
+    }
+}
+
+fn write_text(out: &mut Vec<u8>, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Text(t) | ValueRef::Blob(t) => write_str(out, &String::from_utf8_lossy(t)),
+        ValueRef::Null => out.extend_from_slice(b"\"\""),
+        ValueRef::Integer(i) => write_str(out, &i.to_string()),
+        ValueRef::Real(f) => write_str(out, &super::format_float(f)),
+    }
+}
+
+fn write_number(out: &mut Vec<u8>, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        ValueRef::Real(f) => write_float(out, f),
+        ValueRef::Text(t) => {
+            let f = std::str::from_utf8(t).ok().and_then(|s| s.trim().parse::<f64>().ok()).unwrap_or(0.0);
+            write_float(out, f);
+        }
+        ValueRef::Null | ValueRef::Blob(_) => out.push(b'0'),
+    }
+}
+
+/// A float as Go's `encoding/json` writes it: shortest digits, plain notation for magnitudes in
+/// [1e-6, 1e21), exponent notation (`1e+21`, `1e-7`) outside; integral values without `.0`.
+/// Non-finite values, which JSON cannot carry, are written as 0.
+pub fn write_float(out: &mut Vec<u8>, f: f64) {
+    if !f.is_finite() {
+        out.push(b'0');
+        return;
+    }
+    let abs = f.abs();
+    if abs != 0.0 && !(1e-6..1e21).contains(&abs) {
+        let s = format!("{f:e}");
+        match s.split_once('e') {
+            Some((mantissa, exp)) if !exp.starts_with('-') => {
+                out.extend_from_slice(mantissa.as_bytes());
+                out.extend_from_slice(b"e+");
+                out.extend_from_slice(exp.as_bytes());
+            }
+            _ => out.extend_from_slice(s.as_bytes()),
+        }
+    } else {
+        // -0 prints as "-0" in Go too; both are the JSON number zero.
+        out.extend_from_slice(super::format_float(f).as_bytes());
+    }
+}
+
+/// Stored JSON text if it is valid JSON (copied as it is), else `None`.
+fn valid_json(t: &[u8]) -> Option<&str> {
+    let s = std::str::from_utf8(t).ok()?;
+    serde_json::from_str::<&RawValue>(s).ok().map(RawValue::get)
+}
+
+fn write_list(out: &mut Vec<u8>, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Text(t) => match valid_json(t) {
+            Some(raw) if raw.starts_with('[') => out.extend_from_slice(raw.as_bytes()),
+            // A single value left from before the field became multiple.
+            _ if !t.is_empty() => {
+                out.push(b'[');
+                write_str(out, &String::from_utf8_lossy(t));
+                out.push(b']');
+            }
+            _ => out.extend_from_slice(b"[]"),
+        },
+        _ => out.extend_from_slice(b"[]"),
+    }
+}
+
+fn write_json(out: &mut Vec<u8>, v: ValueRef<'_>) {
+    match v {
+        ValueRef::Null => out.extend_from_slice(b"null"),
+        // The JSON column has NUMERIC affinity: a stored `123` comes back as an integer.
+        ValueRef::Integer(i) => out.extend_from_slice(i.to_string().as_bytes()),
+        ValueRef::Real(f) => write_float(out, f),
+        ValueRef::Text(t) | ValueRef::Blob(t) => match valid_json(t) {
+            Some(raw) => out.extend_from_slice(raw.as_bytes()),
+            None => write_str(out, &String::from_utf8_lossy(t)),
+        },
+    }
+}
+
+fn write_geo(out: &mut Vec<u8>, v: ValueRef<'_>) {
+    if let ValueRef::Text(t) = v {
+        if let Some(raw) = valid_json(t).filter(|raw| raw.starts_with('{')) {
+            out.extend_from_slice(raw.as_bytes());
+            return;
+        }
+    }
+    out.extend_from_slice(b"{\"lon\":0,\"lat\":0}");
+}
+
+/// A JSON string literal. Escapes what JSON requires plus U+2028/U+2029 (as Go does, so the
+/// output is also safe inside a `<script>`), copying unescaped runs in one go.
+pub fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        let escape: Option<&[u8]> = match b {
+            b'"' => Some(b"\\\""),
+            b'\\' => Some(b"\\\\"),
+            b'\n' => Some(b"\\n"),
+            b'\r' => Some(b"\\r"),
+            b'\t' => Some(b"\\t"),
+            0x00..=0x1f => Some(b""),
+            // U+2028 and U+2029 are E2 80 A8 / E2 80 A9 in UTF-8.
+            0xE2 if bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9)) => Some(b""),
+            _ => None,
+        };
+        let Some(esc) = escape else {
+            i += 1;
+            continue;
+        };
+        out.extend_from_slice(bytes.get(start..i).unwrap_or_default());
+        if !esc.is_empty() {
+            out.extend_from_slice(esc);
+            i += 1;
+        } else if b == 0xE2 {
+            let last = bytes.get(i + 2).copied().unwrap_or(0xA8);
+            out.extend_from_slice(if last == 0xA8 { b"\\u2028" } else { b"\\u2029" });
+            i += 3;
+        } else {
+            out.extend_from_slice(format!("\\u{:04x}", b).as_bytes());
+            i += 1;
+        }
+        start = i;
+    }
+    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    out.push(b'"');
+}
+
+#[cfg(test)]
+#[path = "output_tests.rs"]
+mod tests;
