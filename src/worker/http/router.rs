@@ -85,6 +85,28 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<ResB
             let actor = actor_of(state, &req).await;
             api::record_auth::refresh(state, c, &actor).await
         }
+        (["api", "collections", c, "records"], _) if is_read => {
+            let actor = actor_of(state, &req).await;
+            api::records::list(state, c, &req, &actor).await
+        }
+        (["api", "collections", c, "records"], &Method::POST) => {
+            let actor = actor_of(state, &req).await;
+            let c = c.to_string();
+            api::records::create(state, &c, req, &actor).await
+        }
+        (["api", "collections", c, "records", id], _) if is_read => {
+            let actor = actor_of(state, &req).await;
+            api::records::view(state, c, id, &req, &actor).await
+        }
+        (["api", "collections", c, "records", id], &Method::PATCH) => {
+            let actor = actor_of(state, &req).await;
+            let (c, id) = (c.to_string(), id.to_string());
+            api::records::update(state, &c, &id, req, &actor).await
+        }
+        (["api", "collections", c, "records", id], &Method::DELETE) => {
+            let actor = actor_of(state, &req).await;
+            api::records::delete(state, c, id, &req, &actor).await
+        }
         _ => Err(ApiError::route_not_found()),
     }
 }

@@ -1,13 +1,17 @@
 //! Records domain: everything about reading and writing collection records that is independent
-//! of HTTP: the filter/rule language front end ([`filter`]), collection schemas ([`schema`]),
-//! record values on the write and read paths ([`values`]) and the SQL parameter type they share
-//! ([`sql_value`]). It must not import hyper or the HTTP layer — `api/` calls into it, never the
-//! other way round.
+//! of HTTP: the filter/rule language front end ([`filter`]) and its compiler to SQL
+//! ([`query`]), collection schemas ([`schema`]) with their storage ([`store`]) and per-worker
+//! cache ([`cache`]), record values on the write and read paths ([`values`], [`rows`]), the
+//! rule-checked record operations ([`crud`]) and the SQL parameter type they share
+//! ([`sql_value`]). It must not import hyper or the HTTP layer — `api/` calls into it, never
+//! the other way round.
 
 pub mod cache;
+pub mod crud;
 pub mod filter;
+pub mod query;
 pub mod rows;
 pub mod schema;
-pub mod store;
 pub mod sql_value;
+pub mod store;
 pub mod values;

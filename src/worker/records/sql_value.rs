@@ -26,6 +26,24 @@ impl ToSql for SqlValue {
     }
 }
 
+impl SqlValue {
+    /// The value as PocketBase's `cast.ToString` would print it (LIKE patterns, record ids):
+    /// NULL is empty, floats print without an exponent and without a trailing `.0`.
+    pub fn to_text(&self) -> String {
+        match self {
+            SqlValue::Null => String::new(),
+            SqlValue::Integer(i) => i.to_string(),
+            SqlValue::Real(f) => f.to_string(),
+            SqlValue::Text(s) => s.clone(),
+        }
+    }
+
+    /// NULL or empty text: the values PocketBase's `=`/`!=` normalisation treats as "empty".
+    pub fn is_empty(&self) -> bool {
+        matches!(self, SqlValue::Null) || matches!(self, SqlValue::Text(s) if s.is_empty())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,290 @@
+//! `/api/collections/{c}/records…`: list, view, create, update, delete, PocketBase-compatible.
+//! Each handler: parse (query, body) → build the requester (actor + request data for
+//! `@request.*`) → plan with the schema snapshot → run the domain job on a database thread →
+//! respond. A job that finds its snapshot stale is re-planned once with a fresh one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use hyper::body::Incoming;
+use hyper::header::CONTENT_TYPE;
+use hyper::{HeaderMap, Method, Request, Response, StatusCode};
+use serde_json::{Map, Value};
+
+use crate::worker::actor::Actor;
+use crate::worker::http::body::{collect_limited, json_bytes, ResBody, DEFAULT_BODY_LIMIT_BYTES};
+use crate::worker::http::error::ApiError;
+use crate::worker::http::request::{list_envelope, ListParams, Query};
+use crate::worker::records::cache::Snapshot;
+use crate::worker::records::crud::{self, CrudError, Page, Requester};
+use crate::worker::records::query::{AuthContext, RequestContext, CLIENT_ERROR_MESSAGE};
+use crate::worker::records::schema::Collection;
+use crate::worker::records::sql_value::SqlValue;
+use crate::worker::records::values::{self, decode_form, resolve_input, validate_record, Access, PasswordInput, WriteOptions};
+use crate::worker::state::AppState;
+
+/// Planning attempts when the schema changes under a request (once stale, then fresh).
+const PLAN_ATTEMPTS: usize = 2;
+
+fn missing_collection() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "Missing collection context.")
+}
+
+fn crud_error(e: CrudError, failed: &str) -> ApiError {
+    match e {
+        CrudError::NotFound => ApiError::not_found(),
+        CrudError::SuperusersOnly => ApiError::forbidden("Only superusers can perform this action."),
+        CrudError::BadQuery(detail) => {
+            tracing::debug!(%detail, "bad filter, sort or rule");
+            ApiError::bad_request(CLIENT_ERROR_MESSAGE)
+        }
+        CrudError::Invalid { errors, .. } => ApiError::validation(failed, errors.to_data()),
+        CrudError::Refused(m) => ApiError::bad_request(m),
+        other => ApiError::internal(other),
+    }
+}
+
+/// Headers as `@request.headers.*` sees them: lower-cased, `-` → `_`, first value only.
+fn header_map(headers: &HeaderMap) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (name, value) in headers {
+        if let Ok(v) = value.to_str() {
+            out.entry(name.as_str().to_ascii_lowercase().replace('-', "_")).or_insert_with(|| v.to_owned());
+        }
+    }
+    out
+}
+
+fn requester(actor: &Actor, method: &Method, query: &Query, headers: &HeaderMap, body: Map<String, Value>) -> Requester {
+    let auth = actor.auth().map(|a| AuthContext {
+        collection_id: a.collection.id.clone(),
+        collection_name: a.collection.name.clone(),
+        record: a.record.iter().filter(|(k, _)| k.as_str() != "password" && k.as_str() != "tokenKey").map(|(k, v)| (k.clone(), v.clone())).collect(),
+    });
+    let mut ctx = RequestContext::new(SystemTime::now());
+    ctx.auth = auth;
+    ctx.body = body;
+    ctx.query = query.pairs().iter().rev().map(|(k, v)| (k.clone(), v.clone())).collect();
+    ctx.headers = header_map(headers);
+    ctx.method = method.as_str().to_owned();
+    Requester { ctx, superuser: actor.is_superuser() }
+}
+
+/// Runs a read job with a fresh snapshot, re-planning once if the schema moved meanwhile.
+async fn with_snapshot<T, F>(state: &AppState, collection: &str, job: F) -> Result<T, Result<CrudError, ApiError>>
+where
+    T: Send + 'static,
+    F: Fn(Arc<Snapshot>, Arc<Collection>) -> JobFuture<T>,
+{
+    let mut last = None;
+    for _ in 0..PLAN_ATTEMPTS {
+        let snap = state.schema.fresh(&state.db).await.map_err(|e| Err(ApiError::internal(e)))?;
+        let Some(c) = snap.get(collection).cloned() else { return Err(Err(missing_collection())) };
+        match job(snap, c).await {
+            Err(CrudError::Stale(s)) => {
+                state.schema.invalidate();
+                last = Some(CrudError::Stale(s));
+            }
+            other => return other.map_err(Ok),
+        }
+    }
+    Err(Ok(last.unwrap_or(CrudError::NotFound)))
+}
+
+type JobFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, CrudError>> + Send>>;
+
+fn finish<T>(r: Result<T, Result<CrudError, ApiError>>, failed: &str) -> Result<T, ApiError> {
+    r.map_err(|e| match e {
+        Ok(c) => crud_error(c, failed),
+        Err(api) => api,
+    })
+}
+
+/// PocketBase refuses `@collection.` / `@request.` in a non-superuser's filter or sort.
+fn guard_client_query(superuser: bool, filter: &str, sort: &str) -> Result<(), ApiError> {
+    if superuser {
+        return Ok(());
+    }
+    for needle in ["@collection.", "@request."] {
+        if filter.contains(needle) || sort.contains(needle) {
+            return Err(ApiError::forbidden(format!("Only superusers can filter by {needle}")));
+        }
+    }
+    Ok(())
+}
+
+/// `GET /api/collections/{c}/records`
+pub async fn list(state: &AppState, collection: &str, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let query = Query::parse(req.uri().query());
+    let params = ListParams::from_query(&query)?;
+    if let Some(v) = query.get("skipTotal") {
+        if !matches!(v, "1" | "t" | "T" | "true" | "TRUE" | "True" | "0" | "f" | "F" | "false" | "FALSE" | "False") {
+            return Err(ApiError::bad_request(""));
+        }
+    }
+    guard_client_query(actor.is_superuser(), &params.filter, &params.sort)?;
+    let requester = Arc::new(requester(actor, req.method(), &query, req.headers(), Map::new()));
+    let page = Page { page: params.page, per_page: params.per_page, skip_total: params.skip_total };
+    let (filter, sort) = (Arc::new(params.filter.clone()), Arc::new(params.sort.clone()));
+    let result = with_snapshot(state, collection, |snap, c| {
+        let (db, requester, page, filter, sort) = (state.db.clone(), requester.clone(), page.clone(), filter.clone(), sort.clone());
+        Box::pin(async move { db.read(move |conn| crud::list(conn, &snap, &c, &requester, &page, &filter, &sort)).await })
+    })
+    .await;
+    let (items, total) = finish(result, "")?;
+    Ok(json_bytes(StatusCode::OK, list_envelope(&params, total, &items)))
+}
+
+/// `GET /api/collections/{c}/records/{id}`
+pub async fn view(state: &AppState, collection: &str, id: &str, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let query = Query::parse(req.uri().query());
+    let requester = Arc::new(requester(actor, req.method(), &query, req.headers(), Map::new()));
+    let id = Arc::new(id.to_owned());
+    let result = with_snapshot(state, collection, |snap, c| {
+        let (db, requester, id) = (state.db.clone(), requester.clone(), id.clone());
+        Box::pin(async move { db.read(move |conn| crud::view(conn, &snap, &c, &requester, &id)).await })
+    })
+    .await;
+    Ok(json_bytes(StatusCode::OK, finish(result, "")?))
+}
+
+/// Reads a JSON, urlencoded or multipart body into a map (PocketBase's decoding, §1.4).
+async fn body_map(req: Request<Incoming>) -> Result<Map<String, Value>, ApiError> {
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+    let bad = || ApiError::bad_request("Failed to load the submitted data due to invalid formatting.");
+    if content_type.starts_with("multipart/form-data") {
+        let boundary = multer::parse_boundary(&content_type).map_err(|_| bad())?;
+        let bytes = collect_limited(req.into_body(), DEFAULT_BODY_LIMIT_BYTES).await?;
+        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
+        let mut multipart = multer::Multipart::new(stream, boundary);
+        let mut pairs = Vec::new();
+        while let Some(field) = multipart.next_field().await.map_err(|_| bad())? {
+            if field.file_name().is_some() {
+                return Err(ApiError::bad_request("File uploads are not supported by this server yet."));
+            }
+            let name = field.name().unwrap_or_default().to_owned();
+            let text = field.text().await.map_err(|_| bad())?;
+            pairs.push((name, text));
+        }
+        return decode_form(pairs).map_err(|_| bad());
+    }
+    let bytes = collect_limited(req.into_body(), DEFAULT_BODY_LIMIT_BYTES).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(&bytes).into_owned().collect();
+        return decode_form(pairs).map_err(|_| bad());
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(bad()),
+    }
+}
+
+fn access(actor: &Actor) -> Access {
+    if actor.is_superuser() {
+        Access::Superuser
+    } else {
+        Access::Default
+    }
+}
+
+/// Hashes validated plain passwords into their columns (argon2 on the bounded pool).
+async fn hash_passwords(state: &AppState, columns: &mut Vec<(String, SqlValue)>, passwords: Vec<(String, PasswordInput)>) -> Result<(), ApiError> {
+    for (field, PasswordInput::Plain(plain)) in passwords {
+        let hash = state.passwords.hash(&plain).await.map_err(ApiError::internal)?;
+        columns.push((field, SqlValue::Text(hash)));
+    }
+    Ok(())
+}
+
+/// `POST /api/collections/{c}/records`
+pub async fn create(state: &AppState, collection: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let (method, query, headers) = (req.method().clone(), Query::parse(req.uri().query()), req.headers().clone());
+    let body = body_map(req).await?;
+    let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
+    let c = snap.get(collection).cloned().ok_or_else(missing_collection)?;
+    if c.kind == crate::worker::records::schema::CollectionType::View {
+        return Err(ApiError::bad_request("Unsupported collection type."));
+    }
+    if c.create_rule.is_none() && !actor.is_superuser() {
+        return Err(ApiError::forbidden("Only superusers can perform this action."));
+    }
+    let input = resolve_input(&c, None, body, access(actor));
+    let opts = WriteOptions { existing: None, access: access(actor), now_millis: values::datetime::now_millis() };
+    let validated = validate_record(&c, &input, &opts).map_err(|e| ApiError::validation("Failed to create record.", e.to_data()))?;
+    let mut columns = validated.columns;
+    hash_passwords(state, &mut columns, validated.passwords).await?;
+    let requester = requester(actor, &method, &query, &headers, input);
+    let relations = validated.relations;
+    let result = state.db.write(move |tx| crud::create(tx, &snap, &c, &requester, &columns, &relations)).await;
+    match result {
+        Ok(bytes) => Ok(json_bytes(StatusCode::OK, bytes)),
+        Err(CrudError::Stale(_)) => {
+            state.schema.invalidate();
+            Err(ApiError::bad_request("The collection changed while the record was being created; please retry."))
+        }
+        Err(e) => Err(crud_error(e, "Failed to create record.")),
+    }
+}
+
+/// `PATCH /api/collections/{c}/records/{id}`
+pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let (method, query, headers) = (req.method().clone(), Query::parse(req.uri().query()), req.headers().clone());
+    let body = body_map(req).await?;
+    let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
+    let c = snap.get(collection).cloned().ok_or_else(missing_collection)?;
+    let (lookup_c, lookup_id) = (c.clone(), id.to_owned());
+    let existing = state
+        .db
+        .read(move |conn| crud::existing(conn, &lookup_c, &lookup_id))
+        .await
+        .map_err(|e| crud_error(e, "Failed to update record."))?
+        .ok_or_else(ApiError::not_found)?;
+    if c.update_rule.is_none() && !actor.is_superuser() {
+        return Err(ApiError::forbidden("Only superusers can perform this action."));
+    }
+    let input = resolve_input(&c, Some(&existing), body, access(actor));
+    let opts = WriteOptions { existing: Some(&existing), access: access(actor), now_millis: values::datetime::now_millis() };
+    let validated = validate_record(&c, &input, &opts).map_err(|e| ApiError::validation("Failed to update record.", e.to_data()))?;
+    if let Some(PasswordInput::Plain(old)) = &validated.old_password {
+        let hash = existing.get("password").and_then(Value::as_str).map(str::to_owned);
+        if !state.passwords.verify_or_dummy(hash, old).await {
+            let mut data = Map::new();
+            data.insert("oldPassword".into(), serde_json::json!({"code": "validation_invalid_old_password", "message": "Missing or invalid old password."}));
+            return Err(ApiError::validation("Failed to update record.", data));
+        }
+    }
+    let mut columns = validated.columns;
+    hash_passwords(state, &mut columns, validated.passwords).await?;
+    let requester = requester(actor, &method, &query, &headers, input);
+    let relations = validated.relations;
+    let id = id.to_owned();
+    let result = state.db.write(move |tx| crud::update(tx, &snap, &c, &requester, &id, &columns, &relations)).await;
+    match result {
+        Ok(bytes) => Ok(json_bytes(StatusCode::OK, bytes)),
+        Err(CrudError::Stale(_)) => {
+            state.schema.invalidate();
+            Err(ApiError::bad_request("The collection changed while the record was being updated; please retry."))
+        }
+        Err(e) => Err(crud_error(e, "Failed to update record.")),
+    }
+}
+
+/// `DELETE /api/collections/{c}/records/{id}`
+pub async fn delete(state: &AppState, collection: &str, id: &str, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let query = Query::parse(req.uri().query());
+    let requester = Arc::new(requester(actor, req.method(), &query, req.headers(), Map::new()));
+    let id = Arc::new(id.to_owned());
+    let result = with_snapshot(state, collection, |snap, c| {
+        let (db, requester, id) = (state.db.clone(), requester.clone(), id.clone());
+        Box::pin(async move { db.write(move |tx| crud::delete(tx, &snap, &c, &requester, &id)).await })
+    })
+    .await;
+    finish(result, "Failed to delete record.")?;
+    let mut res = json_bytes(StatusCode::NO_CONTENT, bytes::Bytes::new());
+    res.headers_mut().remove(CONTENT_TYPE);
+    Ok(res)
+}

@@ -1,0 +1,446 @@
+//! Record reads and writes under PocketBase's API rules: the SQL side of list, view, create,
+//! update and delete, run on the database threads.
+//!
+//! Rules and client filters compile (via [`super::query`]) into the same statement that reads
+//! or writes, so a rule is never checked against a different state than the one served: the
+//! view rule is part of the SELECT; the create rule is checked on the inserted row inside the
+//! write transaction (a failure rolls the insert back); update and delete rules are checked on
+//! the stored row inside the transaction that changes it. Each job first compares the schema
+//! snapshot it was planned with ([`Snapshot::check`]); a stale plan is retried by the caller.
+//!
+//! Synchronous and HTTP-free: no awaits (password hashing happens before, in the caller), no
+//! side effects outside SQLite.
+
+use std::collections::HashSet;
+
+use rusqlite::{params_from_iter, Connection, ErrorCode, OptionalExtension, Transaction};
+use serde_json::{Map, Value};
+
+use super::cache::{CheckError, Snapshot, Stale};
+use super::filter::{self, Limits};
+use super::query::{self, QueryBuilder, QueryError, RequestContext, SchemaLookup};
+use super::schema::{quote_ident, Collection, CollectionType, FieldKind, Invalid, SchemaErrors};
+use super::sql_value::SqlValue;
+use super::values::{select_columns, write_record_json, OutputOptions, RelationRefs};
+
+/// Relation hops a cascading delete may follow before refusing (a cycle guard).
+pub const MAX_CASCADE_DEPTH: usize = 16;
+
+/// Why a record operation failed, mapped to PocketBase's answers by the API layer.
+#[derive(Debug, thiserror::Error)]
+pub enum CrudError {
+    /// 404: no such record, or a view/update/delete rule excludes it.
+    #[error("not found")]
+    NotFound,
+    /// 403: the rule is null and the requester is not a superuser.
+    #[error("only superusers can perform this action")]
+    SuperusersOnly,
+    /// 400 with the default message: a bad filter, sort or rule.
+    #[error("bad query: {0}")]
+    BadQuery(String),
+    /// 400 with a validation map.
+    #[error("{message}")]
+    Invalid { message: &'static str, errors: SchemaErrors },
+    /// 400 with a message and empty data.
+    #[error("{0}")]
+    Refused(&'static str),
+    /// The schema changed since the plan was made: reload and retry.
+    #[error(transparent)]
+    Stale(Stale),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Db(#[from] crate::shared::db::DbError),
+}
+
+impl From<CheckError> for CrudError {
+    fn from(e: CheckError) -> Self {
+        match e {
+            CheckError::Stale(s) => CrudError::Stale(s),
+            CheckError::Sqlite(s) => CrudError::Sqlite(s),
+        }
+    }
+}
+
+impl From<QueryError> for CrudError {
+    fn from(e: QueryError) -> Self {
+        CrudError::BadQuery(e.to_string())
+    }
+}
+
+/// Who asks, for rules and output.
+#[derive(Debug, Clone)]
+pub struct Requester {
+    pub ctx: RequestContext,
+    pub superuser: bool,
+}
+
+impl Requester {
+    fn auth_id(&self) -> Option<&str> {
+        self.ctx.auth.as_ref().map(|a| a.id()).filter(|id| !id.is_empty())
+    }
+
+    fn auth_collection(&self) -> Option<&str> {
+        self.ctx.auth.as_ref().map(|a| a.collection_id.as_str())
+    }
+}
+
+/// A page request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub page: u32,
+    pub per_page: u32,
+    pub skip_total: bool,
+}
+
+impl SchemaLookup for Snapshot {
+    fn collection_by_name_or_id(&self, name_or_id: &str) -> Option<&Collection> {
+        self.get(name_or_id).map(|c| c.as_ref())
+    }
+}
+
+/// Parses a stored rule (no client-filter length cap, PocketBase's comparison cap).
+fn parse_rule(rule: &str) -> Result<filter::Expr, CrudError> {
+    let limits = Limits { max_len_bytes: query::MAX_RULE_LEN_BYTES, ..Limits::CLIENT_FILTER };
+    filter::parse_with_limits(rule, limits).map_err(|e| CrudError::BadQuery(e.to_string()))
+}
+
+/// The rule the requester is held to: `None` means no check (superuser or an empty rule).
+fn effective_rule<'r>(rule: &'r Option<String>, req: &Requester) -> Result<Option<&'r str>, CrudError> {
+    if req.superuser {
+        return Ok(None);
+    }
+    match rule.as_deref() {
+        None => Err(CrudError::SuperusersOnly),
+        Some(r) if r.trim().is_empty() => Ok(None),
+        Some(r) => Ok(Some(r)),
+    }
+}
+
+fn alias(c: &Collection) -> &str {
+    // select_columns qualifies columns with the table name, so the table is its own alias.
+    &c.name
+}
+
+/// Output flags for one row: hidden fields for superusers; the email of an auth record for
+/// superusers and for the record itself (its visibility flag decides for everyone else).
+fn output_for(c: &Collection, req: &Requester, row_id: &str) -> OutputOptions {
+    let own = c.kind == CollectionType::Auth && req.auth_collection() == Some(c.id.as_str()) && req.auth_id() == Some(row_id);
+    OutputOptions { show_hidden: req.superuser, show_email: req.superuser || own }
+}
+
+/// Writes every row of `stmt` (which selects [`select_columns`] then the id) as a JSON array.
+fn write_rows(c: &Collection, req: &Requester, rows: &mut rusqlite::Rows<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
+    let id_index = select_columns(c).split(", ").count();
+    out.push(b'[');
+    let mut first = true;
+    while let Some(row) = rows.next()? {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        let id: String = row.get(id_index)?;
+        write_record_json(out, c, row, &output_for(c, req, &id))?;
+    }
+    out.push(b']');
+    Ok(())
+}
+
+/// One page of records as a JSON array, and the total unless skipped.
+pub fn list(
+    conn: &Connection,
+    snap: &Snapshot,
+    c: &Collection,
+    req: &Requester,
+    page: &Page,
+    filter_text: &str,
+    sort: &str,
+) -> Result<(Vec<u8>, Option<u64>), CrudError> {
+    snap.check(conn)?;
+    let rule = effective_rule(&c.list_rule, req)?;
+    let mut qb = QueryBuilder::new(c, snap, &req.ctx, alias(c))?;
+    if let Some(rule) = rule {
+        qb = qb.filter(&parse_rule(rule)?, true)?;
+    }
+    if !filter_text.trim().is_empty() {
+        let expr = filter::parse(filter_text).map_err(|e| CrudError::BadQuery(e.to_string()))?;
+        qb = qb.filter(&expr, req.superuser)?;
+    }
+    if !sort.trim().is_empty() {
+        qb = qb.sort(sort, req.superuser)?;
+    }
+    let compiled = qb.finish();
+    let table = quote_ident(&c.name);
+    let where_sql = compiled.standalone_where();
+    let order = if !compiled.order_by.is_empty() {
+        format!(" ORDER BY {}", compiled.order_by)
+    } else if c.kind == CollectionType::View {
+        String::new()
+    } else {
+        format!(" ORDER BY {table}.rowid")
+    };
+    let n = compiled.params.len();
+    let sql = format!(
+        "SELECT {}, {table}.\"id\" FROM {table} AS {table} WHERE {where_sql}{order} LIMIT ?{} OFFSET ?{}",
+        select_columns(c),
+        n + 1,
+        n + 2
+    );
+    let mut params = compiled.params.clone();
+    params.push(SqlValue::Integer(i64::from(page.per_page)));
+    params.push(SqlValue::Integer(i64::from(page.page.saturating_sub(1)).saturating_mul(i64::from(page.per_page))));
+    let mut out = Vec::with_capacity(256 * page.per_page.min(100) as usize);
+    {
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params_from_iter(params.iter()))?;
+        write_rows(c, req, &mut rows, &mut out)?;
+    }
+    let total = if page.skip_total {
+        None
+    } else {
+        let count_sql = format!("SELECT COUNT(*) FROM {table} AS {table} WHERE {where_sql}");
+        let count: i64 = conn.prepare_cached(&count_sql)?.query_row(params_from_iter(compiled.params.iter()), |r| r.get(0))?;
+        Some(u64::try_from(count).unwrap_or(0))
+    };
+    Ok((out, total))
+}
+
+/// Compiles `rule` (if any) as a standalone WHERE over `c` and returns (sql, params), with
+/// the record id bound after the rule's parameters.
+fn id_and_rule(c: &Collection, snap: &Snapshot, req: &Requester, rule: Option<&str>) -> Result<(String, Vec<SqlValue>), CrudError> {
+    let table = quote_ident(&c.name);
+    let mut qb = QueryBuilder::new(c, snap, &req.ctx, alias(c))?;
+    if let Some(rule) = rule {
+        qb = qb.filter(&parse_rule(rule)?, true)?;
+    }
+    let compiled = qb.finish();
+    let n = compiled.params.len();
+    Ok((format!("{table}.\"id\" = ?{} AND ({})", n + 1, compiled.standalone_where()), compiled.params))
+}
+
+/// One record's JSON, under the view rule.
+pub fn view(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, id: &str) -> Result<Vec<u8>, CrudError> {
+    snap.check(conn)?;
+    let rule = effective_rule(&c.view_rule, req)?;
+    read_one(conn, snap, c, req, id, rule)?.ok_or(CrudError::NotFound)
+}
+
+fn read_one(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, id: &str, rule: Option<&str>) -> Result<Option<Vec<u8>>, CrudError> {
+    let (where_sql, mut params) = id_and_rule(c, snap, req, rule)?;
+    params.push(SqlValue::Text(id.to_owned()));
+    let table = quote_ident(&c.name);
+    let sql = format!("SELECT {}, {table}.\"id\" FROM {table} AS {table} WHERE {where_sql}", select_columns(c));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(params.iter()))?;
+    match rows.next()? {
+        None => Ok(None),
+        Some(row) => {
+            let mut out = Vec::with_capacity(256);
+            write_record_json(&mut out, c, row, &output_for(c, req, id))?;
+            Ok(Some(out))
+        }
+    }
+}
+
+/// True if record `id` exists and passes `rule` (no rule: exists).
+fn passes(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, id: &str, rule: Option<&str>) -> Result<bool, CrudError> {
+    let (where_sql, mut params) = id_and_rule(c, snap, req, rule)?;
+    params.push(SqlValue::Text(id.to_owned()));
+    let table = quote_ident(&c.name);
+    let sql = format!("SELECT 1 FROM {table} AS {table} WHERE {where_sql}");
+    Ok(conn.prepare_cached(&sql)?.query_row(params_from_iter(params.iter()), |_| Ok(())).optional()?.is_some())
+}
+
+/// `validation_missing_rel_records` for relation fields whose ids do not all exist.
+fn check_relations(tx: &Transaction<'_>, snap: &Snapshot, refs: &[RelationRefs]) -> Result<(), CrudError> {
+    let mut errors = SchemaErrors::default();
+    for r in refs {
+        let Some(target) = snap.get(&r.collection_id) else {
+            errors.add(r.field.clone(), Invalid::new("validation_missing_rel_records", "Failed to find all relation records with the provided ids."));
+            continue;
+        };
+        let unique: HashSet<&String> = r.ids.iter().collect();
+        let placeholders: Vec<String> = (1..=unique.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE \"id\" IN ({})", quote_ident(&target.name), placeholders.join(", "));
+        let found: i64 = tx.query_row(&sql, params_from_iter(unique.iter()), |row| row.get(0))?;
+        if usize::try_from(found).unwrap_or(0) != unique.len() {
+            errors.add(r.field.clone(), Invalid::new("validation_missing_rel_records", "Failed to find all relation records with the provided ids."));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CrudError::Invalid { message: "Failed to validate the submitted data.", errors })
+    }
+}
+
+/// Maps a UNIQUE violation (`UNIQUE constraint failed: posts.email`) onto its field.
+fn unique_violation(e: rusqlite::Error, c: &Collection, message: &'static str) -> CrudError {
+    if let rusqlite::Error::SqliteFailure(f, Some(text)) = &e {
+        if matches!(f.code, ErrorCode::ConstraintViolation) {
+            let mut errors = SchemaErrors::default();
+            let prefix = format!("{}.", c.name);
+            for col in text.rsplit(": ").next().unwrap_or_default().split(", ") {
+                let field = col.trim().strip_prefix(&prefix).unwrap_or(col.trim());
+                if c.field(field).is_some() {
+                    errors.add(field.to_owned(), Invalid::new("validation_not_unique", "Value must be unique."));
+                }
+            }
+            if !errors.is_empty() {
+                return CrudError::Invalid { message, errors };
+            }
+        }
+    }
+    CrudError::Sqlite(e)
+}
+
+/// Inserts a validated record and checks the create rule on it; returns the record's JSON.
+pub fn create(
+    tx: &Transaction<'_>,
+    snap: &Snapshot,
+    c: &Collection,
+    req: &Requester,
+    columns: &[(String, SqlValue)],
+    relations: &[RelationRefs],
+) -> Result<Vec<u8>, CrudError> {
+    snap.check(tx)?;
+    if c.kind == CollectionType::View {
+        return Err(CrudError::Refused("Unsupported collection type."));
+    }
+    let rule = effective_rule(&c.create_rule, req)?;
+    check_relations(tx, snap, relations)?;
+    let names: Vec<String> = columns.iter().map(|(n, _)| quote_ident(n)).collect();
+    let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
+    let sql = format!("INSERT INTO {} ({}) VALUES ({})", quote_ident(&c.name), names.join(", "), marks.join(", "));
+    tx.prepare_cached(&sql)?
+        .execute(params_from_iter(columns.iter().map(|(_, v)| v)))
+        .map_err(|e| unique_violation(e, c, "Failed to create record."))?;
+    let id = columns
+        .iter()
+        .find(|(n, _)| n == "id")
+        .map(|(_, v)| v.to_text())
+        .ok_or(CrudError::Refused("Failed to create record."))?;
+    if !passes(tx, snap, c, req, &id, rule)? {
+        return Err(CrudError::Refused("Failed to create record."));
+    }
+    read_one(tx, snap, c, req, &id, None)?.ok_or(CrudError::NotFound)
+}
+
+/// Whether `id` may be updated by `req` (exists and passes the update rule).
+pub fn can_update(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, id: &str) -> Result<bool, CrudError> {
+    snap.check(conn)?;
+    if c.kind == CollectionType::View {
+        return Err(CrudError::Refused("Unsupported collection type."));
+    }
+    let rule = effective_rule(&c.update_rule, req)?;
+    passes(conn, snap, c, req, id, rule)
+}
+
+/// Applies a validated change to record `id`, re-checking the update rule on the stored row
+/// inside the transaction; returns the updated record's JSON.
+pub fn update(
+    tx: &Transaction<'_>,
+    snap: &Snapshot,
+    c: &Collection,
+    req: &Requester,
+    id: &str,
+    columns: &[(String, SqlValue)],
+    relations: &[RelationRefs],
+) -> Result<Vec<u8>, CrudError> {
+    if !can_update(tx, snap, c, req, id)? {
+        return Err(CrudError::NotFound);
+    }
+    check_relations(tx, snap, relations)?;
+    if !columns.is_empty() {
+        let sets: Vec<String> = columns.iter().enumerate().map(|(i, (n, _))| format!("{} = ?{}", quote_ident(n), i + 1)).collect();
+        let sql = format!("UPDATE {} SET {} WHERE \"id\" = ?{}", quote_ident(&c.name), sets.join(", "), columns.len() + 1);
+        let mut values: Vec<SqlValue> = columns.iter().map(|(_, v)| v.clone()).collect();
+        values.push(SqlValue::Text(id.to_owned()));
+        tx.prepare_cached(&sql)?
+            .execute(params_from_iter(values.iter()))
+            .map_err(|e| unique_violation(e, c, "Failed to update record."))?;
+    }
+    let new_id = columns.iter().find(|(n, _)| n == "id").map(|(_, v)| v.to_text()).unwrap_or_else(|| id.to_owned());
+    read_one(tx, snap, c, req, &new_id, None)?.ok_or(CrudError::NotFound)
+}
+
+/// Deletes record `id` under the delete rule, with PocketBase's relation side effects: the id
+/// is removed from every relation that holds it; a referencing record left with no ids is
+/// deleted too if the relation cascades, refuses the whole delete if the relation is required,
+/// and is saved with the trimmed value otherwise.
+pub fn delete(tx: &Transaction<'_>, snap: &Snapshot, c: &Collection, req: &Requester, id: &str) -> Result<(), CrudError> {
+    snap.check(tx)?;
+    if c.kind == CollectionType::View {
+        return Err(CrudError::Refused("Unsupported collection type."));
+    }
+    let rule = effective_rule(&c.delete_rule, req)?;
+    if !passes(tx, snap, c, req, id, rule)? {
+        return Err(CrudError::NotFound);
+    }
+    let mut visited = HashSet::new();
+    delete_cascading(tx, snap, c, id, 0, &mut visited)
+}
+
+fn delete_cascading(
+    tx: &Transaction<'_>,
+    snap: &Snapshot,
+    c: &Collection,
+    id: &str,
+    depth: usize,
+    visited: &mut HashSet<(String, String)>,
+) -> Result<(), CrudError> {
+    if depth > MAX_CASCADE_DEPTH {
+        return Err(CrudError::Refused("Failed to delete record: the relation cascade is too deep."));
+    }
+    // A cycle of cascades reaches a record already being deleted: nothing more to do there.
+    if !visited.insert((c.id.clone(), id.to_owned())) {
+        return Ok(());
+    }
+    tx.execute(&format!("DELETE FROM {} WHERE \"id\" = ?1", quote_ident(&c.name)), [id])?;
+    for other in snap.all() {
+        if other.kind == CollectionType::View {
+            continue;
+        }
+        for f in &other.fields {
+            let FieldKind::Relation(opts) = &f.kind else { continue };
+            if opts.collection_id != c.id {
+                continue;
+            }
+            let table = quote_ident(&other.name);
+            let col = quote_ident(&f.name);
+            let multiple = f.is_multiple();
+            let select = if multiple {
+                format!(
+                    "SELECT \"id\", (SELECT COUNT(*) FROM json_each({col}) WHERE value != ?1) FROM {table}
+                     WHERE json_valid({col}) AND EXISTS (SELECT 1 FROM json_each({col}) WHERE value = ?1)"
+                )
+            } else {
+                format!("SELECT \"id\", 0 FROM {table} WHERE {col} = ?1")
+            };
+            let referencing: Vec<(String, i64)> =
+                tx.prepare(&select)?.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+            for (ref_id, left) in referencing {
+                if left == 0 && opts.cascade_delete {
+                    delete_cascading(tx, snap, other, &ref_id, depth + 1, visited)?;
+                } else if left == 0 && opts.required {
+                    return Err(CrudError::Refused(
+                        "Failed to delete record. Make sure that the record is not part of a required relation reference.",
+                    ));
+                } else if multiple {
+                    tx.execute(
+                        &format!("UPDATE {table} SET {col} = (SELECT json_group_array(value) FROM json_each({col}) WHERE value != ?1) WHERE \"id\" = ?2"),
+                        [id, ref_id.as_str()],
+                    )?;
+                } else {
+                    tx.execute(&format!("UPDATE {table} SET {col} = '' WHERE \"id\" = ?1"), [&ref_id])?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The stored record as a map (for the write path's `existing`), without any rule.
+pub fn existing(conn: &Connection, c: &Collection, id: &str) -> Result<Option<Map<String, Value>>, CrudError> {
+    Ok(super::rows::load(conn, c, id)?)
+}
