@@ -40,7 +40,7 @@ fn api_health_and_unknown_routes_speak_pocketbase() {
     let head = request(p.port, "HEAD", "/api/health", None).expect("head");
     assert_eq!(head.status, 200);
 
-    for path in ["/nope", "/api/nope", "/api/collections/x/records", "/_/health/extra"] {
+    for path in ["/nope", "/api/nope", "/api/collections/x/records/y/z", "/_/health/extra"] {
         let r = get(p.port, path).expect("404");
         assert_eq!(r.status, 404, "{path}");
         assert_eq!(r.json(), serde_json::json!({"status": 404, "message": "File not found.", "data": {}}), "{path}");
