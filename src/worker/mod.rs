@@ -18,6 +18,7 @@ pub mod records;
 pub mod server;
 pub mod state;
 pub mod superuser_cli;
+pub mod versioned;
 
 use std::time::Duration;
 

@@ -7,21 +7,20 @@
 //! very next request. The bus `Invalidate` that the writer also sends only makes B reload
 //! early. A lost message can therefore never leave a worker stale.
 //!
-//! The lock is a `std` RwLock held for a pointer swap only, never across an `.await`.
+//! The mechanism is [`crate::worker::versioned`]'s, shared with the settings cache.
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use rusqlite::Connection;
 
 use super::schema::Collection;
 use super::store::{self, StoreError};
 use crate::shared::db::{Db, DbError};
+use crate::worker::versioned::{Versioned, VersionedCache, STALE_VERSION};
 
 /// The bus `Invalidate { what }` value for collection changes.
 pub const INVALIDATE_COLLECTIONS: &str = "collections";
-/// A version no database holds: forces the next [`SchemaCache::fresh`] to reload.
-const STALE_VERSION: i64 = -1;
 
 /// An immutable set of collections read at one version.
 #[derive(Debug, Default)]
@@ -82,66 +81,63 @@ pub enum CheckError {
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("loading collections: {0}")]
-    Db(#[from] DbError),
-    #[error("loading collections: {0}")]
-    Store(String),
+    Store(#[from] StoreError),
 }
 
-/// The per-worker cache.
-#[derive(Default)]
-pub struct SchemaCache {
-    current: RwLock<Arc<Snapshot>>,
+impl From<DbError> for CacheError {
+    fn from(e: DbError) -> Self {
+        CacheError::Store(StoreError::Db(e))
+    }
+}
+
+impl From<rusqlite::Error> for CacheError {
+    fn from(e: rusqlite::Error) -> Self {
+        CacheError::Store(StoreError::Sqlite(e))
+    }
+}
+
+impl Versioned for Snapshot {
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn stale() -> Self {
+        Snapshot { version: STALE_VERSION, ..Default::default() }
+    }
+}
+
+/// The per-worker cache of collection definitions.
+pub struct SchemaCache(VersionedCache<Snapshot>);
+
+impl Default for SchemaCache {
+    fn default() -> Self {
+        SchemaCache::new()
+    }
 }
 
 impl SchemaCache {
     pub fn new() -> SchemaCache {
-        SchemaCache { current: RwLock::new(Arc::new(Snapshot { version: STALE_VERSION, ..Default::default() })) }
+        SchemaCache(VersionedCache::new(store::COLLECTIONS_VERSION_KEY))
     }
 
     /// The snapshot held now, possibly stale; pair it with [`Snapshot::check`].
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.current.read().map(|g| g.clone()).unwrap_or_else(|p| p.into_inner().clone())
+        self.0.current()
     }
 
-    /// Marks the snapshot stale (a bus `Invalidate` arrived); the next `fresh` reloads.
+    /// Drops the snapshot (a bus `Invalidate` arrived); the next `fresh` reloads.
     pub fn invalidate(&self) {
-        self.install(Arc::new(Snapshot { version: STALE_VERSION, ..Default::default() }));
+        self.0.invalidate();
     }
 
-    fn install(&self, snap: Arc<Snapshot>) {
-        match self.current.write() {
-            Ok(mut g) => *g = snap,
-            Err(p) => *p.into_inner() = snap,
-        }
-    }
-
-    /// A snapshot at the database's current version: one cheap version read, and a reload
-    /// only when it differs.
+    /// A snapshot at the database's current version.
     pub async fn fresh(&self, db: &Db) -> Result<Arc<Snapshot>, CacheError> {
-        let held = self.snapshot();
-        let version = held.version;
-        let loaded = db
-            .read(move |conn| -> Result<_, StoreError> {
-                if store::version(conn)? == version {
-                    return Ok(None);
-                }
-                store::load_all(conn).map(Some)
+        self.0
+            .fresh(db, |conn| {
+                let (version, collections) = store::load_all(conn)?;
+                Ok(Snapshot::new(version, collections))
             })
             .await
-            .map_err(|e| CacheError::Store(e.to_string()))?;
-        match loaded {
-            None => Ok(held),
-            Some((version, collections)) => {
-                let snap = Arc::new(Snapshot::new(version, collections));
-                // Never replace a newer snapshot installed concurrently by another request.
-                let newer = self.snapshot();
-                if newer.version > snap.version {
-                    return Ok(newer);
-                }
-                self.install(snap.clone());
-                Ok(snap)
-            }
-        }
     }
 }
 

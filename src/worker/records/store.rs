@@ -45,13 +45,11 @@ const COMMON_KEYS: &[&str] = &[
 
 /// The current collections version.
 pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
-    conn.prepare_cached("SELECT version FROM _vb_versions WHERE name = ?1")?
-        .query_row([COLLECTIONS_VERSION_KEY], |r| r.get(0))
+    crate::worker::versioned::read_version(conn, COLLECTIONS_VERSION_KEY)
 }
 
 fn bump_version(tx: &Transaction<'_>) -> rusqlite::Result<()> {
-    tx.execute("UPDATE _vb_versions SET version = version + 1 WHERE name = ?1", [COLLECTIONS_VERSION_KEY])?;
-    Ok(())
+    crate::worker::versioned::bump_version(tx, COLLECTIONS_VERSION_KEY)
 }
 
 /// Every collection, in creation order, with the version they were read at. Opens its own
