@@ -16,6 +16,7 @@ pub mod http;
 pub mod listener;
 pub mod records;
 pub mod server;
+pub mod settings;
 pub mod state;
 pub mod superuser_cli;
 pub mod versioned;
@@ -192,6 +193,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
 fn on_bus_message(state: &AppState, msg: BusMsg) {
     match msg {
         BusMsg::Invalidate { what, .. } if what == records::cache::INVALIDATE_COLLECTIONS => state.schema.invalidate(),
+        BusMsg::Invalidate { what, .. } if what == settings::INVALIDATE_SETTINGS => state.settings.invalidate(),
         // Realtime relay attaches here when it is built.
         other => tracing::debug!(worker_id = state.worker_id, msg = ?other, "bus message"),
     }

@@ -10,6 +10,7 @@ use crate::shared::db::Db;
 use crate::shared::secrets::JwtSecret;
 use crate::worker::auth::password::PasswordPool;
 use crate::worker::records::cache::SchemaCache;
+use crate::worker::settings::SettingsCache;
 
 /// Shared, read-mostly state of one worker process.
 #[derive(Clone)]
@@ -25,6 +26,8 @@ pub struct Inner {
     pub jwt_secret: JwtSecret,
     /// Collection definitions, coherent across workers (see `records::cache`).
     pub schema: SchemaCache,
+    /// Application settings, coherent across workers the same way.
+    pub settings: SettingsCache,
     /// argon2 work, bounded so a login flood cannot starve the runtime.
     pub passwords: PasswordPool,
     next_request: AtomicU64,
@@ -41,6 +44,7 @@ impl AppState {
             bus,
             jwt_secret,
             schema: SchemaCache::new(),
+            settings: SettingsCache::default(),
             passwords: PasswordPool::sized_to_cpus(),
             next_request: AtomicU64::new(1),
         }))

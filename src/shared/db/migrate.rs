@@ -65,6 +65,12 @@ pub const MIGRATIONS: &[Migration] = &[
         ),
     },
     Migration { name: "1763769602_superusers", apply: Apply::Fn(create_superusers) },
+    Migration {
+        name: "1763769603_settings_version",
+        // Settings live in `_params` (rows `settings` and `settings_secrets`, written on first
+        // change); this is their cache-coherence counter.
+        apply: Apply::Sql("INSERT INTO _vb_versions (name, version) VALUES ('settings', 1);"),
+    },
 ];
 
 fn create_superusers(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {

@@ -5,4 +5,5 @@ pub mod collections;
 pub mod health;
 pub mod record_auth;
 pub mod records;
+pub mod settings;
 pub mod test_routes;

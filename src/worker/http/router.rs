@@ -46,6 +46,14 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<ResB
         (["api", "health"], _) if is_read => Ok(api::health::api_health()),
         (["_", "test", "echo"], &Method::POST) if state.config.test_routes => api::test_routes::echo(req).await,
 
+        (["api", "settings"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::settings::get(state).await
+        }
+        (["api", "settings"], &Method::PATCH) => {
+            require_superuser(state, &req).await?;
+            api::settings::patch(state, req).await
+        }
         (["api", "collections"], _) if is_read => {
             require_superuser(state, &req).await?;
             api::collections::list(state, &req).await

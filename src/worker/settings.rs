@@ -1,0 +1,438 @@
+//! Application settings in PocketBase's shape (`GET/PATCH /api/settings`), stored in `_params`
+//! and cached per worker with the same version check as collections.
+//!
+//! Secrets (the SMTP password, S3 secrets) are kept in a separate `_params` row and are not
+//! fields of [`Settings`] at all, so no serialisation of the settings can ever leak them. Only
+//! the parts later features read are typed strictly; every section keeps PocketBase's keys and
+//! defaults so the SDK and admin tools see the shape they expect.
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::shared::db::{Db, DbError};
+use crate::worker::versioned::{bump_version, Versioned, VersionedCache, STALE_VERSION};
+
+/// The `_vb_versions` row for settings.
+pub const SETTINGS_VERSION_KEY: &str = "settings";
+/// The bus `Invalidate { what }` value for settings changes.
+pub const INVALIDATE_SETTINGS: &str = "settings";
+const PARAMS_ID: &str = "settings";
+const SECRETS_ID: &str = "settings_secrets";
+
+/// PocketBase's batch defaults: 50 requests, 3 s, and 0 meaning a 128 MiB body.
+pub const DEFAULT_BATCH_MAX_REQUESTS: u32 = 50;
+pub const DEFAULT_BATCH_TIMEOUT_SECS: u64 = 3;
+pub const DEFAULT_BATCH_MAX_BODY_BYTES: u64 = 128 * 1024 * 1024;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Settings {
+    pub meta: Meta,
+    pub smtp: Smtp,
+    pub s3: S3,
+    pub backups: Backups,
+    pub logs: Logs,
+    pub batch: Batch,
+    pub rate_limits: RateLimits,
+    pub trusted_proxy: TrustedProxy,
+    #[serde(rename = "superuserIPs")]
+    pub superuser_ips: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Meta {
+    pub app_name: String,
+    #[serde(rename = "appURL")]
+    pub app_url: String,
+    pub sender_name: String,
+    pub sender_address: String,
+    pub hide_controls: bool,
+    pub accent_color: String,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta {
+            app_name: "Acme".into(),
+            app_url: "http://localhost:8091".into(),
+            sender_name: "Support".into(),
+            sender_address: "support@example.com".into(),
+            hide_controls: false,
+            accent_color: "#1055c9".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Smtp {
+    pub enabled: bool,
+    pub port: u16,
+    pub host: String,
+    pub username: String,
+    pub auth_method: String,
+    pub tls: bool,
+    pub local_name: String,
+}
+
+impl Default for Smtp {
+    fn default() -> Self {
+        Smtp { enabled: false, port: 587, host: "smtp.example.com".into(), username: String::new(), auth_method: String::new(), tls: false, local_name: String::new() }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct S3 {
+    pub enabled: bool,
+    pub bucket: String,
+    pub region: String,
+    pub endpoint: String,
+    pub access_key: String,
+    pub force_path_style: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Backups {
+    pub cron: String,
+    pub cron_max_keep: u32,
+    pub s3: S3,
+}
+
+impl Default for Backups {
+    fn default() -> Self {
+        Backups { cron: String::new(), cron_max_keep: 3, s3: S3::default() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Logs {
+    pub max_data_size: u64,
+    pub max_days: u32,
+    pub min_level: i32,
+    #[serde(rename = "logIP")]
+    pub log_ip: bool,
+    pub log_auth_id: bool,
+}
+
+impl Default for Logs {
+    fn default() -> Self {
+        Logs { max_data_size: 0, max_days: 5, min_level: 0, log_ip: true, log_auth_id: false }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Batch {
+    pub enabled: bool,
+    pub max_requests: u32,
+    /// Seconds; 0 or less means [`DEFAULT_BATCH_TIMEOUT_SECS`].
+    pub timeout: i64,
+    /// Bytes; 0 means [`DEFAULT_BATCH_MAX_BODY_BYTES`].
+    pub max_body_size: u64,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch { enabled: false, max_requests: DEFAULT_BATCH_MAX_REQUESTS, timeout: DEFAULT_BATCH_TIMEOUT_SECS as i64, max_body_size: 0 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RateLimitRule {
+    pub label: String,
+    pub audience: String,
+    pub duration: u64,
+    pub max_requests: u32,
+}
+
+impl Default for RateLimitRule {
+    fn default() -> Self {
+        RateLimitRule { label: String::new(), audience: String::new(), duration: 1, max_requests: 1 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RateLimits {
+    pub rules: Vec<RateLimitRule>,
+    #[serde(rename = "excludedIPs")]
+    pub excluded_ips: Vec<String>,
+    pub enabled: bool,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        let rule = |label: &str, duration, max_requests| RateLimitRule { label: label.into(), audience: String::new(), duration, max_requests };
+        RateLimits {
+            rules: vec![rule("*:auth", 3, 2), rule("*:create", 5, 20), rule("/api/batch", 1, 3), rule("/api/", 10, 300)],
+            excluded_ips: Vec::new(),
+            enabled: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TrustedProxy {
+    pub headers: Vec<String>,
+    #[serde(rename = "useLeftmostIP")]
+    pub use_leftmost_ip: bool,
+}
+
+/// Write-only values, kept out of [`Settings`] so they can never be serialised back.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Secrets {
+    pub smtp_password: String,
+    pub s3_secret: String,
+    pub backups_s3_secret: String,
+}
+
+impl Batch {
+    pub fn timeout_secs(&self) -> u64 {
+        if self.timeout <= 0 {
+            DEFAULT_BATCH_TIMEOUT_SECS
+        } else {
+            self.timeout as u64
+        }
+    }
+
+    pub fn max_body_bytes(&self) -> u64 {
+        if self.max_body_size == 0 {
+            DEFAULT_BATCH_MAX_BODY_BYTES
+        } else {
+            self.max_body_size
+        }
+    }
+}
+
+/// Settings with the version they were read at.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub version: i64,
+    pub settings: Settings,
+}
+
+impl Versioned for Loaded {
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn stale() -> Self {
+        Loaded { version: STALE_VERSION, settings: Settings::default() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// Values of the wrong shape, keyed like PocketBase's `data`.
+    #[error("invalid settings")]
+    Invalid(Map<String, Value>),
+    #[error("stored settings are unreadable: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+fn read_row(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT value FROM _params WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()
+}
+
+fn write_row(tx: &Transaction<'_>, id: &str, value: &str) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO _params (id, value) VALUES (?1, ?2)
+         ON CONFLICT(id) DO UPDATE SET value = excluded.value, updated = strftime('%Y-%m-%d %H:%M:%fZ')",
+        [id, value],
+    )?;
+    Ok(())
+}
+
+/// Reads the settings and their version in one snapshot.
+pub fn load(conn: &Connection) -> Result<Loaded, SettingsError> {
+    conn.execute_batch("BEGIN")?;
+    let result = (|| {
+        let version = crate::worker::versioned::read_version(conn, SETTINGS_VERSION_KEY)?;
+        let settings = match read_row(conn, PARAMS_ID)? {
+            Some(text) => serde_json::from_str(&text)?,
+            None => Settings::default(),
+        };
+        Ok(Loaded { version, settings })
+    })();
+    conn.execute_batch("COMMIT")?;
+    result
+}
+
+/// Reads the secrets (for the features that need them: mail, S3).
+pub fn load_secrets(conn: &Connection) -> Result<Secrets, SettingsError> {
+    Ok(match read_row(conn, SECRETS_ID)? {
+        Some(text) => serde_json::from_str(&text)?,
+        None => Secrets::default(),
+    })
+}
+
+/// Merges `patch` over `base`: objects recursively, anything else replaced (PocketBase PATCH).
+fn merge(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
+}
+
+/// Pulls the write-only keys out of a PATCH body. An absent or empty value keeps the stored one.
+fn take_secrets(patch: &mut Map<String, Value>, secrets: &mut Secrets) {
+    let take = |section: &mut Map<String, Value>, key: &str, slot: &mut String| {
+        if let Some(Value::String(s)) = section.remove(key) {
+            if !s.is_empty() {
+                *slot = s;
+            }
+        }
+    };
+    if let Some(Value::Object(smtp)) = patch.get_mut("smtp") {
+        take(smtp, "password", &mut secrets.smtp_password);
+    }
+    if let Some(Value::Object(s3)) = patch.get_mut("s3") {
+        take(s3, "secret", &mut secrets.s3_secret);
+    }
+    if let Some(Value::Object(s3)) = patch.get_mut("backups").and_then(|b| b.get_mut("s3")) {
+        take(s3, "secret", &mut secrets.backups_s3_secret);
+    }
+}
+
+fn validate(s: &Settings) -> Map<String, Value> {
+    let mut data = Map::new();
+    let mut nested = |section: &str, key: &str, code: &str, message: &str| {
+        let entry = data.entry(section.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+        if let Value::Object(m) = entry {
+            m.insert(key.to_owned(), serde_json::json!({"code": code, "message": message}));
+        }
+    };
+    if s.meta.app_name.trim().is_empty() {
+        nested("meta", "appName", "validation_required", "Cannot be blank.");
+    }
+    if !(s.meta.app_url.starts_with("http://") || s.meta.app_url.starts_with("https://")) {
+        nested("meta", "appURL", "validation_invalid_url", "Must be a valid URL.");
+    }
+    if s.smtp.enabled && s.smtp.host.trim().is_empty() {
+        nested("smtp", "host", "validation_required", "Cannot be blank.");
+    }
+    if s.batch.enabled && s.batch.max_requests == 0 {
+        nested("batch", "maxRequests", "validation_required", "Cannot be blank.");
+    }
+    data
+}
+
+/// Applies a PATCH body in one write transaction; returns the new settings.
+pub fn patch(tx: &Transaction<'_>, body: Map<String, Value>) -> Result<Settings, SettingsError> {
+    let current: Settings = match read_row(tx, PARAMS_ID)? {
+        Some(text) => serde_json::from_str(&text)?,
+        None => Settings::default(),
+    };
+    let mut secrets = load_secrets(tx)?;
+    let mut body = body;
+    take_secrets(&mut body, &mut secrets);
+    let mut merged = serde_json::to_value(&current)?;
+    // Type errors are reported per section, as PocketBase reports per field.
+    let mut errors = Map::new();
+    for (key, value) in body {
+        let mut candidate = merged.clone();
+        merge(&mut candidate, Value::Object(Map::from_iter([(key.clone(), value.clone())])));
+        if serde_json::from_value::<Settings>(candidate).is_err() {
+            errors.insert(key, serde_json::json!({"code": "validation_invalid_value", "message": "Invalid value."}));
+        } else {
+            merge(&mut merged, Value::Object(Map::from_iter([(key, value)])));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(SettingsError::Invalid(errors));
+    }
+    let next: Settings = serde_json::from_value(merged)?;
+    let invalid = validate(&next);
+    if !invalid.is_empty() {
+        return Err(SettingsError::Invalid(invalid));
+    }
+    write_row(tx, PARAMS_ID, &serde_json::to_string(&next)?)?;
+    write_row(tx, SECRETS_ID, &serde_json::to_string(&secrets)?)?;
+    bump_version(tx, SETTINGS_VERSION_KEY)?;
+    Ok(next)
+}
+
+/// The per-worker settings cache.
+pub struct SettingsCache(VersionedCache<Loaded>);
+
+impl Default for SettingsCache {
+    fn default() -> Self {
+        SettingsCache(VersionedCache::new(SETTINGS_VERSION_KEY))
+    }
+}
+
+impl SettingsCache {
+    pub fn invalidate(&self) {
+        self.0.invalidate();
+    }
+
+    pub async fn fresh(&self, db: &Db) -> Result<std::sync::Arc<Loaded>, SettingsError> {
+        self.0.fresh(db, load).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut c = crate::shared::db::open::open(&dir.path().join("d.db"), crate::shared::db::open::Role::Writer).expect("open");
+        crate::shared::db::migrate::run(&mut c).expect("migrate");
+        (dir, c)
+    }
+
+    #[test]
+    fn defaults_match_pocketbase_shape() {
+        let v = serde_json::to_value(Settings::default()).expect("json");
+        assert_eq!(v["batch"], serde_json::json!({"enabled": false, "maxRequests": 50, "timeout": 3, "maxBodySize": 0}));
+        assert_eq!(v["meta"]["appName"], "Acme");
+        assert_eq!(v["rateLimits"]["rules"].as_array().map(Vec::len), Some(4));
+        assert!(v["superuserIPs"].is_array());
+        assert!(v["logs"]["logIP"].as_bool().is_some());
+    }
+
+    #[test]
+    fn patch_merges_keeps_secrets_out_and_bumps_the_version() {
+        let (_d, mut c) = conn();
+        let before = load(&c).expect("load").version;
+        let tx = c.transaction().expect("tx");
+        let body = serde_json::json!({"batch": {"enabled": true}, "smtp": {"password": "hunter2", "host": "mail.example.com"}, "unknown": 1});
+        let next = patch(&tx, body.as_object().cloned().unwrap_or_default()).expect("patch");
+        tx.commit().expect("commit");
+        assert!(next.batch.enabled);
+        assert_eq!(next.batch.max_requests, 50, "untouched keys keep their values");
+        assert_eq!(next.smtp.host, "mail.example.com");
+        let loaded = load(&c).expect("load");
+        assert!(loaded.version > before);
+        assert!(!serde_json::to_string(&loaded.settings).expect("json").contains("hunter2"));
+        assert_eq!(load_secrets(&c).expect("secrets").smtp_password, "hunter2");
+    }
+
+    #[test]
+    fn bad_values_are_refused_per_section() {
+        let (_d, mut c) = conn();
+        let tx = c.transaction().expect("tx");
+        let body = serde_json::json!({"batch": {"maxRequests": "many"}, "meta": {"appName": ""}});
+        match patch(&tx, body.as_object().cloned().unwrap_or_default()) {
+            Err(SettingsError::Invalid(data)) => assert!(data.contains_key("batch"), "{data:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+}
