@@ -31,7 +31,7 @@ fn missing_collection() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, "Missing collection context.")
 }
 
-fn crud_error(e: CrudError, failed: &str) -> ApiError {
+pub(crate) fn crud_error(e: CrudError, failed: &str) -> ApiError {
     match e {
         CrudError::NotFound => ApiError::not_found(),
         CrudError::SuperusersOnly => ApiError::forbidden("Only superusers can perform this action."),
@@ -56,7 +56,7 @@ fn header_map(headers: &HeaderMap) -> HashMap<String, String> {
     out
 }
 
-fn requester(actor: &Actor, method: &Method, query: &Query, headers: &HeaderMap, body: Map<String, Value>) -> Requester {
+pub(crate) fn requester(actor: &Actor, method: &Method, query: &Query, headers: &HeaderMap, body: Map<String, Value>) -> Requester {
     let auth = actor.auth().map(|a| AuthContext {
         collection_id: a.collection.id.clone(),
         collection_name: a.collection.name.clone(),
@@ -183,7 +183,7 @@ async fn body_map(req: Request<Incoming>) -> Result<Map<String, Value>, ApiError
     }
 }
 
-fn access(actor: &Actor) -> Access {
+pub(crate) fn access(actor: &Actor) -> Access {
     if actor.is_superuser() {
         Access::Superuser
     } else {

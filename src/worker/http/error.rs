@@ -55,30 +55,27 @@ impl ApiError {
         ApiError::Internal(Box::new(e))
     }
 
-    /// Renders the envelope. `request_id` ties a 500 to its log line.
-    pub fn into_response(self, request_id: u64) -> Response<ResBody> {
+    /// The status and JSON envelope this error answers with (an internal error is logged
+    /// here and gets the generic 500 body).
+    pub fn envelope(self, request_id: u64) -> (StatusCode, Value) {
         match self {
             ApiError::Public { status, message, data } => {
-                let body = serde_json::json!({
-                    "status": status.as_u16(),
-                    "message": sentenize(&message),
-                    "data": data,
-                });
-                json(status, &body)
+                (status, serde_json::json!({"status": status.as_u16(), "message": sentenize(&message), "data": data}))
             }
             ApiError::Internal(source) => {
                 tracing::error!(request_id, error = %source, "internal error");
-                let status = StatusCode::INTERNAL_SERVER_ERROR;
-                json(
-                    status,
-                    &serde_json::json!({
-                        "status": 500,
-                        "message": "Something went wrong while processing your request.",
-                        "data": {},
-                    }),
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    serde_json::json!({"status": 500, "message": "Something went wrong while processing your request.", "data": {}}),
                 )
             }
         }
+    }
+
+    /// Renders the envelope. `request_id` ties a 500 to its log line.
+    pub fn into_response(self, request_id: u64) -> Response<ResBody> {
+        let (status, body) = self.envelope(request_id);
+        json(status, &body)
     }
 }
 

@@ -16,7 +16,7 @@ use crate::worker::state::AppState;
 
 /// Routes `req` and turns any error into its envelope.
 pub async fn dispatch(state: &AppState, req: Request<Incoming>, request_id: u64) -> Response<ResBody> {
-    match route(state, req).await {
+    match route(state, req, request_id).await {
         Ok(res) => res,
         Err(e) => e.into_response(request_id),
     }
@@ -36,7 +36,7 @@ async fn require_superuser(state: &AppState, req: &Request<Incoming>) -> Result<
     }
 }
 
-async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Result<Response<ResBody>, ApiError> {
     let method = req.method().clone();
     let is_read = matches!(method, Method::GET | Method::HEAD);
     let path = req.uri().path().to_owned();
@@ -46,6 +46,10 @@ async fn route(state: &AppState, req: Request<Incoming>) -> Result<Response<ResB
         (["api", "health"], _) if is_read => Ok(api::health::api_health()),
         (["_", "test", "echo"], &Method::POST) if state.config.test_routes => api::test_routes::echo(req).await,
 
+        (["api", "batch"], &Method::POST) => {
+            let actor = actor_of(state, &req).await;
+            api::batch::batch(state, req, &actor, request_id).await
+        }
         (["api", "settings"], _) if is_read => {
             require_superuser(state, &req).await?;
             api::settings::get(state).await

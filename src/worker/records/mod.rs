@@ -15,3 +15,4 @@ pub mod schema;
 pub mod sql_value;
 pub mod store;
 pub mod values;
+pub mod write;

@@ -1,0 +1,95 @@
+//! The synchronous middle of a record write, shared by single requests and batches: resolve
+//! the body's modifiers against the stored record, validate, put in the password hashes that
+//! were computed beforehand, then create or update through [`super::crud`] — all inside the
+//! caller's write transaction, so a batch item sees what earlier items of the same batch wrote.
+//!
+//! Password hashing is argon2 work that must not run on the writer thread, so callers hash
+//! every plain password of the body first ([`plain_passwords`]) and pass the results in.
+
+use std::collections::HashMap;
+
+use rusqlite::Transaction;
+use serde_json::{Map, Value};
+
+use super::cache::Snapshot;
+use super::crud::{self, CrudError, Requester};
+use super::schema::{Collection, FieldKind, Invalid, SchemaErrors};
+use super::sql_value::SqlValue;
+use super::values::{datetime, resolve_input, validate_record, Access, PasswordInput, WriteOptions};
+
+/// Plain password → its argon2 hash, computed before the transaction.
+pub type Hashes = HashMap<String, String>;
+
+/// The plain passwords a body may set on `c`: the values under its password fields' names.
+pub fn plain_passwords(c: &Collection, body: &Map<String, Value>) -> Vec<String> {
+    c.fields
+        .iter()
+        .filter(|f| matches!(f.kind, FieldKind::Password(_)))
+        .filter_map(|f| body.get(&f.name).and_then(Value::as_str))
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn hashed(columns: &mut Vec<(String, SqlValue)>, passwords: Vec<(String, PasswordInput)>, hashes: &Hashes) -> Result<(), CrudError> {
+    for (field, PasswordInput::Plain(plain)) in passwords {
+        let hash = hashes.get(&plain).ok_or(CrudError::Refused("Failed to hash the password."))?;
+        columns.push((field, SqlValue::Text(hash.clone())));
+    }
+    Ok(())
+}
+
+/// Validates `body` and creates the record; `req.ctx.body` is set to the resolved input.
+pub fn create(
+    tx: &Transaction<'_>,
+    snap: &Snapshot,
+    c: &Collection,
+    req: &mut Requester,
+    body: Map<String, Value>,
+    access: Access,
+    hashes: &Hashes,
+) -> Result<Vec<u8>, CrudError> {
+    if c.create_rule.is_none() && !req.superuser {
+        return Err(CrudError::SuperusersOnly);
+    }
+    let input = resolve_input(c, None, body, access);
+    let opts = WriteOptions { existing: None, access, now_millis: datetime::now_millis() };
+    let validated = validate_record(c, &input, &opts).map_err(|errors| CrudError::Invalid { message: "Failed to create record.", errors })?;
+    let mut columns = validated.columns;
+    hashed(&mut columns, validated.passwords, hashes)?;
+    req.ctx.body = input;
+    crud::create(tx, snap, c, req, &columns, &validated.relations)
+}
+
+/// Validates `body` against the stored record `id` and updates it.
+#[allow(clippy::too_many_arguments)]
+pub fn update(
+    tx: &Transaction<'_>,
+    snap: &Snapshot,
+    c: &Collection,
+    req: &mut Requester,
+    id: &str,
+    body: Map<String, Value>,
+    access: Access,
+    hashes: &Hashes,
+) -> Result<Vec<u8>, CrudError> {
+    let existing = crud::existing(tx, c, id)?.ok_or(CrudError::NotFound)?;
+    if c.update_rule.is_none() && !req.superuser {
+        return Err(CrudError::SuperusersOnly);
+    }
+    let input = resolve_input(c, Some(&existing), body, access);
+    let opts = WriteOptions { existing: Some(&existing), access, now_millis: datetime::now_millis() };
+    let validated = validate_record(c, &input, &opts).map_err(|errors| CrudError::Invalid { message: "Failed to update record.", errors })?;
+    if let Some(PasswordInput::Plain(old)) = &validated.old_password {
+        let stored = existing.get("password").and_then(Value::as_str).unwrap_or_default();
+        if !crate::worker::auth::password::verify_on_this_thread(stored, old) {
+            let mut errors = SchemaErrors::default();
+            errors.add("oldPassword", Invalid::new("validation_invalid_old_password", "Missing or invalid old password."));
+            return Err(CrudError::Invalid { message: "Failed to update record.", errors });
+        }
+    }
+    let mut columns = validated.columns;
+    hashed(&mut columns, validated.passwords, hashes)?;
+    req.ctx.body = input;
+    crud::update(tx, snap, c, req, id, &columns, &validated.relations)
+}
