@@ -204,3 +204,24 @@ fn a_collection_created_through_one_worker_is_in_force_on_all_of_them_at_once() 
         assert_eq!(call(p.port, "GET", "/api/collections/notes", Some(&t), None).status, 200);
     }
 }
+
+#[test]
+fn the_auth_rule_decides_who_may_log_in() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    let r = call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
+        "name": "members", "type": "auth", "createRule": "", "authRule": "verified = true"
+    })));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let creds = json!({"email": "m@example.com", "password": "member password", "passwordConfirm": "member password"});
+    let member = call(p.port, "POST", "/api/collections/members/records", None, Some(&creds));
+    assert_eq!(member.status, 200, "{}", String::from_utf8_lossy(&member.body));
+    let id = member.json()["id"].as_str().expect("id").to_owned();
+    let login = || call(p.port, "POST", "/api/collections/members/auth-with-password", None, Some(&json!({"identity": "m@example.com", "password": "member password"})));
+    assert_eq!(login().status, 403, "unverified: the rule refuses");
+    let r = call(p.port, "PATCH", &format!("/api/collections/members/records/{id}"), Some(&su), Some(&json!({"verified": true})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(login().status, 200, "verified: allowed");
+    assert_eq!(call(p.port, "PATCH", "/api/collections/members", Some(&su), Some(&json!({"authRule": null}))).status, 200);
+    assert_eq!(login().status, 403, "a null authRule disables authentication");
+}

@@ -15,6 +15,8 @@ use crate::worker::auth::jwt::{self, Claims, TokenKind};
 use crate::worker::http::body::{json, ResBody, DEFAULT_BODY_LIMIT_BYTES};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::json_object;
+use crate::worker::records::crud::{self, Requester};
+use crate::worker::records::query::{AuthContext, RequestContext};
 use crate::worker::records::rows;
 use crate::worker::records::schema::collection::AuthOptions;
 use crate::worker::records::schema::{quote_ident, Collection, CollectionType};
@@ -133,11 +135,26 @@ pub async fn with_password(state: &AppState, collection: &str, req: Request<Inco
     // Always one argon2 verification, known account or not.
     let ok = state.passwords.verify_or_dummy(hash, &password).await;
     let Some(record) = found.filter(|_| ok) else { return Err(ApiError::bad_request(FAILED)) };
-    match c.auth.as_ref().and_then(|a| a.auth_rule.as_deref()) {
-        Some("") => {}
-        // authRule null disables authentication for the collection; a non-empty rule needs
-        // the rule engine, which is not wired in yet, so it fails closed.
-        _ => return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate.")),
+    // The rule sees the authenticating record as `@request.auth`.
+    let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let mut ctx = RequestContext::new(std::time::SystemTime::now());
+    ctx.auth = Some(AuthContext {
+        collection_id: c.id.clone(),
+        collection_name: c.name.clone(),
+        record: record.iter().filter(|(k, _)| k.as_str() != "password" && k.as_str() != "tokenKey").map(|(k, v)| (k.clone(), v.clone())).collect(),
+    });
+    ctx.method = "POST".into();
+    ctx.context = "password".into();
+    let requester = Requester { ctx, superuser: false };
+    let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
+    let rule_c = c.clone();
+    let allowed = state
+        .db
+        .read(move |conn| crud::auth_rule_allows(conn, &snap, &rule_c, &requester, &id))
+        .await
+        .map_err(|e| super::records::crud_error(e, FAILED))?;
+    if !allowed {
+        return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."));
     }
     auth_response(state, &c, &record, None)
 }

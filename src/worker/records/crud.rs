@@ -243,7 +243,7 @@ fn read_one(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester,
 }
 
 /// True if record `id` exists and passes `rule` (no rule: exists).
-fn passes(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, id: &str, rule: Option<&str>) -> Result<bool, CrudError> {
+pub fn passes(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, id: &str, rule: Option<&str>) -> Result<bool, CrudError> {
     let (where_sql, mut params) = id_and_rule(c, snap, req, rule)?;
     params.push(SqlValue::Text(id.to_owned()));
     let table = quote_ident(&c.name);
@@ -443,4 +443,16 @@ fn delete_cascading(
 /// The stored record as a map (for the write path's `existing`), without any rule.
 pub fn existing(conn: &Connection, c: &Collection, id: &str) -> Result<Option<Map<String, Value>>, CrudError> {
     Ok(super::rows::load(conn, c, id)?)
+}
+
+/// Whether the record that just proved its password may authenticate: `authRule` null
+/// disables authentication for the collection, empty allows everyone, anything else is
+/// evaluated against the record with the record itself as `@request.auth`.
+pub fn auth_rule_allows(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, id: &str) -> Result<bool, CrudError> {
+    snap.check(conn)?;
+    match c.auth.as_ref().and_then(|a| a.auth_rule.as_deref()) {
+        None => Ok(false),
+        Some(rule) if rule.trim().is_empty() => Ok(true),
+        Some(rule) => passes(conn, snap, c, req, id, Some(rule)),
+    }
 }
