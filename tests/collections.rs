@@ -225,3 +225,31 @@ fn the_auth_rule_decides_who_may_log_in() {
     assert_eq!(call(p.port, "PATCH", "/api/collections/members", Some(&su), Some(&json!({"authRule": null}))).status, 200);
     assert_eq!(login().status, 403, "a null authRule disables authentication");
 }
+
+#[test]
+fn view_collections_read_through_their_query() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    assert_eq!(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
+        "name": "posts", "listRule": "", "createRule": "", "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]
+    }))).status, 200);
+    for (t, n) in [("a", 1), ("b", 5)] {
+        assert_eq!(call(p.port, "POST", "/api/collections/posts/records", None, Some(&json!({"title": t, "n": n}))).status, 200);
+    }
+    let r = call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
+        "name": "big", "type": "view", "listRule": "", "viewRule": "", "viewQuery": "SELECT id, title, n FROM posts WHERE n > 2"
+    })));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let types: Vec<String> = r.json()["fields"].as_array().expect("fields").iter().map(|f| format!("{}:{}", f["name"].as_str().unwrap_or(""), f["type"].as_str().unwrap_or(""))).collect();
+    assert_eq!(types, ["id:text", "title:text", "n:number"]);
+    let list = call(p.port, "GET", "/api/collections/big/records", None, None).json();
+    assert_eq!(list["totalItems"], 1);
+    assert_eq!(list["items"][0]["title"], "b");
+    assert_eq!(list["items"][0]["n"], 5);
+    let r = call(p.port, "POST", "/api/collections/big/records", Some(&su), Some(&json!({"title": "x"})));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "Unsupported collection type.");
+    let r = call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "bad", "type": "view", "viewQuery": "SELECT title FROM posts"})));
+    assert_eq!(r.status, 400);
+    assert!(r.json()["data"]["viewQuery"].is_object());
+}

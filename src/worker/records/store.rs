@@ -293,14 +293,7 @@ pub fn create(tx: &Transaction<'_>, mut c: Collection) -> Result<Collection, Sto
         return Err(StoreError::Invalid(errors));
     }
     match c.kind {
-        CollectionType::View => {
-            let query = c.view_query.clone().unwrap_or_default();
-            if query.contains(';') {
-                return Err(invalid("viewQuery", "validation_invalid_view_query", "The view query must be a single SELECT statement."));
-            }
-            tx.execute_batch(&format!("CREATE VIEW {} AS {}", quote_ident(&c.name), query))
-                .map_err(|e| invalid("viewQuery", "validation_invalid_view_query", &format!("Invalid view query: {e}.")))?;
-        }
+        CollectionType::View => create_view(tx, &mut c)?,
         _ => {
             tx.execute_batch(&c.create_table_sql())?;
             create_indexes(tx, &mut c)?;
@@ -310,6 +303,52 @@ pub fn create(tx: &Transaction<'_>, mut c: Collection) -> Result<Collection, Sto
     bump_version(tx)?;
     stamp(tx, &mut c)?;
     Ok(c)
+}
+
+/// Creates (or re-creates) the SQL view of a view collection and derives its fields from the
+/// view's columns: `id` as text, other columns by their declared type (`NUMERIC` → number,
+/// `BOOLEAN` → bool, `JSON` → json, anything else → text). A view without an `id` column is
+/// refused, as PocketBase refuses it.
+fn create_view(tx: &Transaction<'_>, c: &mut Collection) -> Result<(), StoreError> {
+    use super::schema::field::{BoolOptions, JsonOptions, NumberOptions, TextOptions};
+    use super::schema::Field;
+    let query = c.view_query.clone().unwrap_or_default();
+    if query.contains(';') {
+        return Err(invalid("viewQuery", "validation_invalid_view_query", "The view query must be a single SELECT statement."));
+    }
+    tx.execute_batch(&format!("CREATE VIEW {} AS {}", quote_ident(&c.name), query))
+        .map_err(|e| invalid("viewQuery", "validation_invalid_view_query", &format!("Invalid view query: {e}.")))?;
+    let columns: Vec<(String, String)> = tx
+        .prepare("SELECT name, upper(type) FROM pragma_table_info(?1)")?
+        .query_map([&c.name], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    if !columns.iter().any(|(n, _)| n == "id") {
+        return Err(invalid("viewQuery", "validation_missing_id_column", "The view query must select an \"id\" column."));
+    }
+    let previous = std::mem::take(&mut c.fields);
+    for (name, decl) in columns {
+        if super::schema::names::check_field_name(&name, false).is_err() && name != "id" {
+            return Err(invalid("viewQuery", "validation_invalid_view_column", &format!("Column \"{name}\" is not a valid field name; alias it.")));
+        }
+        let kind = if name == "id" {
+            FieldKind::Text(TextOptions::default())
+        } else if decl.contains("NUMERIC") || decl.contains("INT") || decl.contains("REAL") {
+            FieldKind::Number(NumberOptions::default())
+        } else if decl.contains("BOOL") {
+            FieldKind::Bool(BoolOptions::default())
+        } else if decl.contains("JSON") {
+            FieldKind::Json(JsonOptions::default())
+        } else {
+            FieldKind::Text(TextOptions::default())
+        };
+        // Keep the id (and so the identity) of a column that was already there.
+        let mut field = Field::new(&name, kind);
+        if let Some(old) = previous.iter().find(|f| f.name == name && f.kind.type_name() == field.kind.type_name()) {
+            field.id = old.id.clone();
+        }
+        c.fields.push(field);
+    }
+    Ok(())
 }
 
 fn stamp(tx: &Transaction<'_>, c: &mut Collection) -> rusqlite::Result<()> {
@@ -359,9 +398,8 @@ pub fn update(tx: &Transaction<'_>, old: &Collection, mut new: Collection) -> Re
     }
     if new.kind == CollectionType::View {
         tx.execute_batch(&format!("DROP VIEW IF EXISTS {}", quote_ident(&old.name)))?;
-        let query = new.view_query.clone().unwrap_or_default();
-        tx.execute_batch(&format!("CREATE VIEW {} AS {}", quote_ident(&new.name), query))
-            .map_err(|e| invalid("viewQuery", "validation_invalid_view_query", &format!("Invalid view query: {e}.")))?;
+        new.fields = old.fields.clone();
+        create_view(tx, &mut new)?;
     } else {
         migrate_table(tx, old, &mut new)?;
     }
@@ -714,8 +752,13 @@ mod tests {
         write(&mut conn, |tx| create(tx, posts())).expect("posts");
         let mut v = Collection::scaffold(CollectionType::View, "titles");
         v.view_query = Some("SELECT id, title FROM posts".into());
-        write(&mut conn, |tx| create(tx, v)).expect("view");
+        let v = write(&mut conn, |tx| create(tx, v)).expect("view");
         conn.query_row("SELECT count(*) FROM titles", [], |r| r.get::<_, i64>(0)).expect("view is queryable");
+        let fields: Vec<(&str, &str)> = v.fields.iter().map(|f| (f.name.as_str(), f.kind.type_name())).collect();
+        assert_eq!(fields, [("id", "text"), ("title", "text")], "fields come from the view's columns");
+        let mut no_id = Collection::scaffold(CollectionType::View, "noid");
+        no_id.view_query = Some("SELECT title FROM posts".into());
+        assert!(matches!(write(&mut conn, |tx| create(tx, no_id)), Err(StoreError::Invalid(e)) if e.0.contains_key("viewQuery")));
         let mut bad = Collection::scaffold(CollectionType::View, "bad");
         bad.view_query = Some("SELECT 1; DROP TABLE posts".into());
         assert!(write(&mut conn, |tx| create(tx, bad)).is_err());
