@@ -253,3 +253,35 @@ fn view_collections_read_through_their_query() {
     assert_eq!(r.status, 400);
     assert!(r.json()["data"]["viewQuery"].is_object());
 }
+
+#[test]
+fn import_creates_updates_and_deletes_in_one_transaction() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    assert_eq!(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "old_stuff"}))).status, 200);
+    assert_eq!(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "posts", "fields": [{"name": "title", "type": "text"}]}))).status, 200);
+    let import = json!({"deleteMissing": true, "collections": [
+        {"name": "posts", "listRule": "", "fields": [{"name": "title", "type": "text"}, {"name": "body", "type": "editor"}]},
+        {"name": "tags", "fields": [{"name": "label", "type": "text"}]}
+    ]});
+    let r = call(p.port, "PUT", "/api/collections/import", Some(&su), Some(&import));
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    let names: Vec<String> = call(p.port, "GET", "/api/collections?sort=name", Some(&su), None).json()["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(names, ["_superusers", "posts", "tags"], "old_stuff deleted, tags created, system kept");
+    let posts = call(p.port, "GET", "/api/collections/posts", Some(&su), None).json();
+    assert_eq!(posts["listRule"], "");
+    assert_eq!(posts["fields"].as_array().map(Vec::len), Some(3), "id kept, body added");
+
+    // A bad definition fails the whole import: nothing changes.
+    let bad = json!({"collections": [{"name": "fine"}, {"name": "bad name"}]});
+    let r = call(p.port, "PUT", "/api/collections/import", Some(&su), Some(&bad));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "Failed to import collections.");
+    assert!(r.json()["data"]["collections"]["1"]["name"].is_object(), "{}", r.json());
+    assert_eq!(call(p.port, "GET", "/api/collections/fine", Some(&su), None).status, 404, "rolled back");
+}

@@ -212,3 +212,35 @@ fn no_content() -> Response<ResBody> {
     res.headers_mut().remove(hyper::header::CONTENT_TYPE);
     res
 }
+
+/// `PUT /api/collections/import`: `{collections: [...], deleteMissing: bool}`, 204.
+pub async fn import(state: &AppState, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let body = json_object(req.into_body(), DEFAULT_BODY_LIMIT_BYTES, BAD_FORMAT).await?;
+    let delete_missing = body.get("deleteMissing").and_then(Value::as_bool).unwrap_or(false);
+    let list = match body.get("collections") {
+        Some(Value::Array(items)) if !items.is_empty() => items.clone(),
+        _ => {
+            let mut data = Map::new();
+            data.insert("collections".into(), serde_json::json!({"code": "validation_required", "message": "Cannot be blank."}));
+            return Err(ApiError::validation("Failed to import collections.", data));
+        }
+    };
+    let mut incoming = Vec::with_capacity(list.len());
+    for (i, item) in list.into_iter().enumerate() {
+        match serde_json::from_value::<Collection>(item) {
+            Ok(c) => incoming.push(c),
+            Err(e) => {
+                let mut data = Map::new();
+                data.insert("collections".into(), serde_json::json!({ i.to_string(): {"code": "validation_invalid_value", "message": format!("Invalid collection: {e}.")} }));
+                return Err(ApiError::validation("Failed to import collections.", data));
+            }
+        }
+    }
+    match in_write_tx(state, move |tx| store::import(tx, incoming, delete_missing)).await {
+        Ok(()) => {
+            changed(state);
+            Ok(no_content())
+        }
+        Err(e) => Err(store_error(e, "Failed to import collections.")),
+    }
+}

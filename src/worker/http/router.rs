@@ -66,6 +66,10 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             require_superuser(state, &req).await?;
             api::collections::create(state, req).await
         }
+        (["api", "collections", "import"], &Method::PUT) => {
+            require_superuser(state, &req).await?;
+            api::collections::import(state, req).await
+        }
         (["api", "collections", "meta", "scaffolds"], _) if is_read => {
             require_superuser(state, &req).await?;
             Ok(api::collections::scaffolds())
