@@ -192,8 +192,7 @@ fn write_records(
         return Ok(count);
     }
 
-    let all = RecordPlan::new(c, &Projection::All);
-    let plan = plan.unwrap_or(all);
+    let plan = plan.unwrap_or_else(|| RecordPlan::new(c, &Projection::All));
     let mut level = Level::new(snap, c, &shape.expand.roots, req.superuser);
     let mut body = Vec::with_capacity(256);
     // (start, end, wrote a key) of each open record in `body`.

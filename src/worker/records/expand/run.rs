@@ -203,6 +203,8 @@ impl<'a> Expander<'a> {
             let visible = projection.is_some();
             match self.fetch(node, hop, links, &level.ids, projection.unwrap_or_default()) {
                 Ok(fetched) => done.push((node, fetched, visible)),
+                // A SQLite error here is a bug in the generated SQL, not a client mistake.
+                Err(e @ PathError::Sqlite(_)) => tracing::warn!(segment = %node.segment, error = %e, "expand path left out"),
                 Err(e) => tracing::debug!(segment = %node.segment, error = %e, "expand path left out"),
             }
         }

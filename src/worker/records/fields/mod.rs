@@ -108,11 +108,6 @@ impl Projection {
             Projection::Pick(f) => f.key(key),
         }
     }
-
-    /// The projection of the value under `key`: `None` when the key is dropped.
-    pub fn nested(&self, key: &str) -> Option<Projection> {
-        KeyPick::into_projection(self.key(key))
-    }
 }
 
 impl KeyPick {

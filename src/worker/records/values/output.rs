@@ -6,6 +6,11 @@
 //! true or the caller may see it. No `serde_json::Value` is built on this path (measured 3×
 //! slower); stored JSON text is checked and copied as it is.
 //!
+//! A response's `fields` projection is applied here, key by key, through a [`RecordPlan`]
+//! resolved once per response; [`write_record_open`] leaves the object open so that the
+//! caller can append the record's `expand` object (built elsewhere) before the closing brace.
+//! Only a value under a modifier or a path into it is decoded, and only that value.
+//!
 //! Reading never fails on odd stored data (text in a number column, broken JSON, invalid
 //! UTF-8 from an import): each column falls back to its field's zero value or a string, so one
 //! bad row cannot break a list response. Only SQLite errors are returned.
