@@ -1,6 +1,7 @@
 //! Records through the real binary: CRUD with every rule outcome and status code of the
 //! reference's §12, field validation codes, filters and sorts (including malicious ones that
-//! must not inject), relation cascades, and the same answers through a cluster.
+//! must not inject), relation cascades, `expand` and `fields` on every record answer, and the
+//! same answers through a cluster.
 
 mod common;
 
@@ -78,6 +79,10 @@ impl App {
             "createRule": "", "updateRule": "id = @request.auth.id", "deleteRule": null,
             "fields": [{"name": "name", "type": "text", "max": 50}]
         }))));
+        let labels = ok(call(self.port(), "POST", "/api/collections", Some(&self.su), Some(&json!({
+            "name": "labels", "listRule": "", "viewRule": "", "createRule": null,
+            "fields": [{"name": "name", "type": "text"}]
+        }))));
         ok(call(self.port(), "POST", "/api/collections", Some(&self.su), Some(&json!({
             "name": "posts",
             "listRule": "", "viewRule": "", "createRule": "@request.auth.id != ''",
@@ -88,7 +93,9 @@ impl App {
                 {"name": "tags", "type": "select", "values": ["a", "b", "c"], "maxSelect": 3},
                 {"name": "published", "type": "bool"},
                 {"name": "author", "type": "relation", "collectionId": users["id"], "maxSelect": 1},
-                {"name": "secret", "type": "text", "hidden": true}
+                {"name": "secret", "type": "text", "hidden": true},
+                {"name": "labels", "type": "relation", "collectionId": labels["id"], "maxSelect": 5},
+                {"name": "body", "type": "editor"}
             ]
         }))));
         let posts = ok(call(self.port(), "GET", "/api/collections/posts", Some(&self.su), None));
@@ -253,4 +260,145 @@ fn a_cluster_gives_the_same_answers() {
     for _ in 0..30 {
         assert_eq!(call(port, "GET", &format!("/api/collections/posts/records/{id}"), None, None).status, 403);
     }
+}
+
+fn get(port: u16, path: &str, token: Option<&str>) -> Value {
+    ok(call(port, "GET", path, token, None))
+}
+
+fn id_of(v: &Value) -> String {
+    v["id"].as_str().expect("id").to_owned()
+}
+
+#[test]
+fn expand_and_fields_shape_every_record_answer() {
+    let app = App::start(Spawn::serve());
+    let port = app.port();
+    let su = Some(app.su.as_str());
+    let (alice, alice_t) = app.signup("alice@example.com");
+    let red = id_of(&ok(call(port, "POST", "/api/collections/labels/records", su, Some(&json!({"name": "red"})))));
+    let blue = id_of(&ok(call(port, "POST", "/api/collections/labels/records", su, Some(&json!({"name": "blue"})))));
+    let post = ok(call(port, "POST", "/api/collections/posts/records", Some(&alice_t), Some(&json!({
+        "title": "Hello world", "body": "<p>Hello <b>big</b> world</p>", "author": alice, "labels": [blue, red]
+    }))));
+    let pid = id_of(&post);
+    for i in 0..3 {
+        ok(call(port, "POST", "/api/collections/comments/records", None, Some(&json!({"body": format!("c{i}"), "post": pid}))));
+    }
+    let view = |query: &str, token: Option<&str>| get(port, &format!("/api/collections/posts/records/{pid}?{query}"), token);
+
+    // A single relation is an object; the users' view rule hides it from a guest, but the path
+    // is valid, so `expand` is still there (empty). The record itself sees its email.
+    let r = view("expand=author", su);
+    assert_eq!((r["expand"]["author"]["id"].as_str(), r["expand"]["author"]["name"].as_str()), (Some(alice.as_str()), Some("U")));
+    assert_eq!(r["expand"]["author"]["collectionName"], "users");
+    assert_eq!(view("expand=author", None)["expand"], json!({}));
+    assert_eq!(view("expand=author", Some(&alice_t))["expand"]["author"]["email"], "alice@example.com");
+    // Unknown paths give no `expand` key at all; hostile text is only ever a name lookup.
+    for bad in ["nope", "title", "author.nope", enc("author\"; DROP TABLE posts; --").as_str(), "nope_via_post", "comments_via_body"] {
+        assert!(view(&format!("expand={bad}"), su).get("expand").is_none(), "{bad}");
+    }
+    // A valid path next to an invalid one still expands.
+    assert_eq!(view("expand=nope,author", su)["expand"]["author"]["id"], alice.as_str());
+
+    // A multiple relation is an array in relation order.
+    let names: Vec<Value> = view("expand=labels", None)["expand"]["labels"].as_array().expect("array").iter().map(|l| l["name"].clone()).collect();
+    assert_eq!(names, [json!("blue"), json!("red")]);
+
+    // A back-relation is an array (the field has no unique index).
+    let comments = view("expand=comments_via_post", None);
+    let bodies: Vec<&str> = comments["expand"]["comments_via_post"].as_array().expect("array").iter().filter_map(|c| c["body"].as_str()).collect();
+    assert_eq!(bodies, ["c0", "c1", "c2"]);
+
+    // Two levels, in a list: every comment gets its post, and the post its author, for a
+    // superuser; a guest gets the post with an empty `expand` (author forbidden).
+    let list = get(port, "/api/collections/comments/records?expand=post.author", su);
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), 3);
+    for item in items {
+        assert_eq!(item["expand"]["post"]["title"], "Hello world");
+        assert_eq!(item["expand"]["post"]["expand"]["author"]["id"], alice.as_str());
+    }
+    let list = get(port, "/api/collections/comments/records?expand=post.author", None);
+    for item in list["items"].as_array().expect("items") {
+        assert_eq!(item["expand"]["post"]["id"], pid.as_str());
+        assert_eq!(item["expand"]["post"]["expand"], json!({}));
+    }
+    // Back-relation then forward again, several paths at once.
+    let r = view("expand=comments_via_post.post,labels,author", su);
+    assert_eq!(r["expand"]["comments_via_post"][2]["expand"]["post"]["id"], pid.as_str());
+    assert_eq!(r["expand"]["labels"].as_array().map(Vec::len), Some(2));
+    assert_eq!(r["expand"]["author"]["id"], alice.as_str());
+
+    // fields: only what is named; `*` keeps the rest and `expand.author.name` cuts inside
+    // expand; the excerpt strips markup and cuts by characters.
+    assert_eq!(view("fields=id,title", None), json!({"id": pid, "title": "Hello world"}));
+    let r = view("expand=author,labels&fields=*,expand.author.name", su);
+    assert_eq!(r["title"], "Hello world");
+    assert_eq!(r["collectionName"], "posts");
+    assert_eq!(r["expand"], json!({"author": {"name": "U"}}));
+    assert_eq!(view(&format!("fields={}", enc("body:excerpt(5,true)")), None), json!({"body": "Hello..."}));
+    assert_eq!(view(&format!("fields={}", enc("id, body:excerpt(100)")), None), json!({"id": pid, "body": "Hello big world"}));
+    assert_eq!(view("fields=expand.labels.name&expand=labels", None), json!({"expand": {"labels": [{"name": "blue"}, {"name": "red"}]}}));
+    assert_eq!(view("fields=nope", None), json!({}));
+    for bad in ["title:excerpt(0)", "title:upper", "title:excerpt(5"] {
+        let r = call(port, "GET", &format!("/api/collections/posts/records/{pid}?fields={}", enc(bad)), None, None);
+        assert_eq!(r.status, 400, "{bad}");
+    }
+
+    // The list envelope stays whole; each item is projected and expanded.
+    let list = get(port, "/api/collections/posts/records?fields=id,title,expand.author.id&expand=author", su);
+    assert_eq!((list["page"].clone(), list["perPage"].clone(), list["totalItems"].clone()), (json!(1), json!(30), json!(1)));
+    assert_eq!(list["items"], json!([{"id": pid, "title": "Hello world", "expand": {"author": {"id": alice}}}]));
+    let list = get(port, "/api/collections/posts/records?expand=nope", None);
+    assert!(list["items"][0].get("expand").is_none());
+
+    // Create and update answer with the same shaping.
+    let created = ok(call(port, "POST", "/api/collections/posts/records?expand=author,labels&fields=title,expand.labels.name,expand.author.email", Some(&alice_t), Some(&json!({
+        "title": "Second", "author": alice, "labels": [red]
+    }))));
+    assert_eq!(created, json!({"title": "Second", "expand": {"author": {"email": "alice@example.com"}, "labels": [{"name": "red"}]}}));
+    let updated = ok(call(port, "PATCH", &format!("/api/collections/posts/records/{pid}?expand=labels&fields={}", enc("id,title:excerpt(4,true),expand")), Some(&alice_t), Some(&json!({"labels": [red]}))));
+    assert_eq!(updated["title"], "Hell...");
+    assert_eq!(updated["expand"]["labels"][0]["name"], "red");
+    assert_eq!(updated.as_object().map(|o| o.len()), Some(3));
+    let r = call(port, "POST", "/api/collections/posts/records?fields=title:nope", Some(&alice_t), Some(&json!({"title": "Never", "author": alice})));
+    assert_eq!(r.status, 400);
+    assert_eq!(ok(call(port, "GET", &format!("/api/collections/posts/records?filter={}", enc("title = 'Never'")), None, None))["totalItems"], 0, "a refused fields value stops the write");
+
+    // A back-relation through a single-column unique index is one object.
+    ok(call(port, "POST", "/api/collections", su, Some(&json!({
+        "name": "profiles", "listRule": "", "viewRule": "",
+        "fields": [{"name": "owner", "type": "relation", "collectionId": post["collectionId"], "maxSelect": 1}, {"name": "bio", "type": "text"}],
+        "indexes": ["CREATE UNIQUE INDEX idx_profiles_owner ON profiles (owner)"]
+    }))));
+    ok(call(port, "POST", "/api/collections/profiles/records", su, Some(&json!({"owner": pid, "bio": "hi"}))));
+    assert_eq!(view("expand=profiles_via_owner", None)["expand"]["profiles_via_owner"]["bio"], "hi");
+
+    // A collection with a null view rule is dropped for everyone but superusers.
+    ok(call(port, "PATCH", "/api/collections/labels", su, Some(&json!({"viewRule": null}))));
+    assert!(view("expand=labels", None).get("expand").is_none());
+    assert_eq!(view("expand=labels", su)["expand"]["labels"][0]["name"], "red");
+}
+
+#[test]
+fn back_relation_expands_are_capped_per_record() {
+    let app = App::start(Spawn::serve());
+    let port = app.port();
+    let (alice, t) = app.signup("alice@example.com");
+    let a = id_of(&ok(call(port, "POST", "/api/collections/posts/records", Some(&t), Some(&json!({"title": "a", "author": alice})))));
+    let b = id_of(&ok(call(port, "POST", "/api/collections/posts/records", Some(&t), Some(&json!({"title": "b", "author": alice})))));
+    // 1005 comments on `a`, 2 on `b`.
+    for i in 0..1005 {
+        ok(call(port, "POST", "/api/collections/comments/records", None, Some(&json!({"body": format!("a{i}"), "post": a}))));
+    }
+    for i in 0..2 {
+        ok(call(port, "POST", "/api/collections/comments/records", None, Some(&json!({"body": format!("b{i}"), "post": b}))));
+    }
+    let list = get(port, "/api/collections/posts/records?expand=comments_via_post&sort=title&fields=title,expand.comments_via_post.body", None);
+    let items = list["items"].as_array().expect("items");
+    let first = items[0]["expand"]["comments_via_post"].as_array().expect("array");
+    assert_eq!(first.len(), 1000, "PocketBase expands at most 1000 back-related records per record");
+    assert_eq!((first[0]["body"].clone(), first[999]["body"].clone()), (json!("a0"), json!("a999")));
+    assert_eq!(items[1]["expand"]["comments_via_post"], json!([{"body": "b0"}, {"body": "b1"}]));
 }

@@ -2,6 +2,9 @@
 //! Each handler: parse (query, body) → build the requester (actor + request data for
 //! `@request.*`) → plan with the schema snapshot → run the domain job on a database thread →
 //! respond. A job that finds its snapshot stale is re-planned once with a fresh one.
+//! `?expand=` and `?fields=` are parsed here into a [`Shape`] for every endpoint that answers
+//! with records (list, view, create, update); a malformed `fields` is refused before anything
+//! runs or is written.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,7 +20,9 @@ use crate::worker::http::body::{collect_limited, json_bytes, ResBody, DEFAULT_BO
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{list_envelope, ListParams, Query};
 use crate::worker::records::cache::Snapshot;
-use crate::worker::records::crud::{self, CrudError, Page, Requester};
+use crate::worker::records::crud::{self, CrudError, Page, Requester, Shape};
+use crate::worker::records::expand::ExpandTree;
+use crate::worker::records::fields::Projection;
 use crate::worker::records::query::{AuthContext, RequestContext, CLIENT_ERROR_MESSAGE};
 use crate::worker::records::schema::Collection;
 use crate::worker::records::sql_value::SqlValue;
@@ -101,6 +106,18 @@ fn finish<T>(r: Result<T, Result<CrudError, ApiError>>, failed: &str) -> Result<
     })
 }
 
+/// The response shape from `expand` and `fields`. PocketBase ignores unknown expand paths and
+/// fields; a malformed `fields` expression (bad modifier, unbalanced parenthesis) makes it
+/// send the 2xx status with an empty body. vaultbase answers 400 instead, before doing
+/// anything, so that a create or update is never applied with its answer lost.
+fn shape(query: &Query) -> Result<Shape, ApiError> {
+    let fields = Projection::parse(query.get("fields").unwrap_or_default()).map_err(|e| {
+        tracing::debug!(error = %e, "bad fields parameter");
+        ApiError::bad_request(CLIENT_ERROR_MESSAGE)
+    })?;
+    Ok(Shape { expand: ExpandTree::parse(query.get("expand").unwrap_or_default()), fields })
+}
+
 /// PocketBase refuses `@collection.` / `@request.` in a non-superuser's filter or sort.
 fn guard_client_query(superuser: bool, filter: &str, sort: &str) -> Result<(), ApiError> {
     if superuser {
@@ -124,12 +141,14 @@ pub async fn list(state: &AppState, collection: &str, req: &Request<Incoming>, a
         }
     }
     guard_client_query(actor.is_superuser(), &params.filter, &params.sort)?;
+    let shape = Arc::new(shape(&query)?);
     let requester = Arc::new(requester(actor, req.method(), &query, req.headers(), Map::new()));
     let page = Page { page: params.page, per_page: params.per_page, skip_total: params.skip_total };
     let (filter, sort) = (Arc::new(params.filter.clone()), Arc::new(params.sort.clone()));
     let result = with_snapshot(state, collection, |snap, c| {
-        let (db, requester, page, filter, sort) = (state.db.clone(), requester.clone(), page.clone(), filter.clone(), sort.clone());
-        Box::pin(async move { db.read(move |conn| crud::list(conn, &snap, &c, &requester, &page, &filter, &sort)).await })
+        let (db, requester, page, filter, sort, shape) =
+            (state.db.clone(), requester.clone(), page.clone(), filter.clone(), sort.clone(), shape.clone());
+        Box::pin(async move { db.read(move |conn| crud::list(conn, &snap, &c, &requester, &page, &filter, &sort, &shape)).await })
     })
     .await;
     let (items, total) = finish(result, "")?;
@@ -139,11 +158,12 @@ pub async fn list(state: &AppState, collection: &str, req: &Request<Incoming>, a
 /// `GET /api/collections/{c}/records/{id}`
 pub async fn view(state: &AppState, collection: &str, id: &str, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let query = Query::parse(req.uri().query());
+    let shape = Arc::new(shape(&query)?);
     let requester = Arc::new(requester(actor, req.method(), &query, req.headers(), Map::new()));
     let id = Arc::new(id.to_owned());
     let result = with_snapshot(state, collection, |snap, c| {
-        let (db, requester, id) = (state.db.clone(), requester.clone(), id.clone());
-        Box::pin(async move { db.read(move |conn| crud::view(conn, &snap, &c, &requester, &id)).await })
+        let (db, requester, id, shape) = (state.db.clone(), requester.clone(), id.clone(), shape.clone());
+        Box::pin(async move { db.read(move |conn| crud::view(conn, &snap, &c, &requester, &id, &shape)).await })
     })
     .await;
     Ok(json_bytes(StatusCode::OK, finish(result, "")?))
@@ -203,6 +223,7 @@ async fn hash_passwords(state: &AppState, columns: &mut Vec<(String, SqlValue)>,
 /// `POST /api/collections/{c}/records`
 pub async fn create(state: &AppState, collection: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let (method, query, headers) = (req.method().clone(), Query::parse(req.uri().query()), req.headers().clone());
+    let shape = shape(&query)?;
     let body = body_map(req).await?;
     let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
     let c = snap.get(collection).cloned().ok_or_else(missing_collection)?;
@@ -219,7 +240,7 @@ pub async fn create(state: &AppState, collection: &str, req: Request<Incoming>, 
     hash_passwords(state, &mut columns, validated.passwords).await?;
     let requester = requester(actor, &method, &query, &headers, input);
     let relations = validated.relations;
-    let result = state.db.write(move |tx| crud::create(tx, &snap, &c, &requester, &columns, &relations)).await;
+    let result = state.db.write(move |tx| crud::create(tx, &snap, &c, &requester, &columns, &relations, &shape)).await;
     match result {
         Ok(bytes) => Ok(json_bytes(StatusCode::OK, bytes)),
         Err(CrudError::Stale(_)) => {
@@ -233,6 +254,7 @@ pub async fn create(state: &AppState, collection: &str, req: Request<Incoming>, 
 /// `PATCH /api/collections/{c}/records/{id}`
 pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let (method, query, headers) = (req.method().clone(), Query::parse(req.uri().query()), req.headers().clone());
+    let shape = shape(&query)?;
     let body = body_map(req).await?;
     let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
     let c = snap.get(collection).cloned().ok_or_else(missing_collection)?;
@@ -262,7 +284,7 @@ pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<I
     let requester = requester(actor, &method, &query, &headers, input);
     let relations = validated.relations;
     let id = id.to_owned();
-    let result = state.db.write(move |tx| crud::update(tx, &snap, &c, &requester, &id, &columns, &relations)).await;
+    let result = state.db.write(move |tx| crud::update(tx, &snap, &c, &requester, &id, &columns, &relations, &shape)).await;
     match result {
         Ok(bytes) => Ok(json_bytes(StatusCode::OK, bytes)),
         Err(CrudError::Stale(_)) => {

@@ -40,7 +40,7 @@ pub struct Stale {
 }
 
 impl Snapshot {
-    fn new(version: i64, collections: Vec<Collection>) -> Snapshot {
+    pub(crate) fn new(version: i64, collections: Vec<Collection>) -> Snapshot {
         let collections: Vec<Arc<Collection>> = collections.into_iter().map(Arc::new).collect();
         let mut index = HashMap::with_capacity(collections.len() * 2);
         for (i, c) in collections.iter().enumerate() {

@@ -8,6 +8,10 @@
 //! the stored row inside the transaction that changes it. Each job first compares the schema
 //! snapshot it was planned with ([`Snapshot::check`]); a stale plan is retried by the caller.
 //!
+//! Every read answer is written with the request's [`Shape`]: the `fields` projection applied
+//! while the rows are written, and `expand` run in batches over all of a response's rows
+//! ([`super::expand::run`]) before each record's closing brace is written.
+//!
 //! Synchronous and HTTP-free: no awaits (password hashing happens before, in the caller), no
 //! side effects outside SQLite.
 
@@ -17,11 +21,14 @@ use rusqlite::{params_from_iter, Connection, ErrorCode, OptionalExtension, Trans
 use serde_json::{Map, Value};
 
 use super::cache::{CheckError, Snapshot, Stale};
+use super::expand::run::{Expander, Level};
+use super::expand::ExpandTree;
+use super::fields::Projection;
 use super::filter::{self, Limits};
 use super::query::{self, QueryBuilder, QueryError, RequestContext, SchemaLookup};
 use super::schema::{quote_ident, Collection, CollectionType, FieldKind, Invalid, SchemaErrors};
 use super::sql_value::SqlValue;
-use super::values::{select_columns, write_record_json, OutputOptions, RelationRefs};
+use super::values::{column_count, select_columns, write_record_open, OutputOptions, RecordPlan, RelationRefs};
 
 /// Relation hops a cascading delete may follow before refusing (a cycle guard).
 pub const MAX_CASCADE_DEPTH: usize = 16;
@@ -85,6 +92,13 @@ impl Requester {
     }
 }
 
+/// What a response shows of each record: `?expand=` and `?fields=`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Shape {
+    pub expand: ExpandTree,
+    pub fields: Projection,
+}
+
 /// A page request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
@@ -100,7 +114,7 @@ impl SchemaLookup for Snapshot {
 }
 
 /// Parses a stored rule (no client-filter length cap, PocketBase's comparison cap).
-fn parse_rule(rule: &str) -> Result<filter::Expr, CrudError> {
+pub(super) fn parse_rule(rule: &str) -> Result<filter::Expr, CrudError> {
     let limits = Limits { max_len_bytes: query::MAX_RULE_LEN_BYTES, ..Limits::CLIENT_FILTER };
     filter::parse_with_limits(rule, limits).map_err(|e| CrudError::BadQuery(e.to_string()))
 }
@@ -124,29 +138,99 @@ fn alias(c: &Collection) -> &str {
 
 /// Output flags for one row: hidden fields for superusers; the email of an auth record for
 /// superusers and for the record itself (its visibility flag decides for everyone else).
-fn output_for(c: &Collection, req: &Requester, row_id: &str) -> OutputOptions {
+pub(super) fn output_for(c: &Collection, req: &Requester, row_id: &str) -> OutputOptions {
     let own = c.kind == CollectionType::Auth && req.auth_collection() == Some(c.id.as_str()) && req.auth_id() == Some(row_id);
     OutputOptions { show_hidden: req.superuser, show_email: req.superuser || own }
 }
 
-/// Writes every row of `stmt` (which selects [`select_columns`] then the id) as a JSON array.
-fn write_rows(c: &Collection, req: &Requester, rows: &mut rusqlite::Rows<'_>, out: &mut Vec<u8>) -> rusqlite::Result<()> {
-    let id_index = select_columns(c).split(", ").count();
-    out.push(b'[');
-    let mut first = true;
+/// Writes the records `rows` selects ([`select_columns`] then the id) with `shape` applied:
+/// a JSON array when `array`, else only the first row as an object. Returns how many records
+/// were written.
+///
+/// Without `expand` each record is written and closed in place. With it, the records are
+/// written open into one buffer while the relation ids are gathered, the expansion runs once
+/// for all of them, and the final output is put together with each record's `expand` object
+/// before its closing brace.
+#[allow(clippy::too_many_arguments)] // the read context (connection, schema, requester) plus what to write
+fn write_records(
+    conn: &Connection,
+    snap: &Snapshot,
+    c: &Collection,
+    req: &Requester,
+    rows: &mut rusqlite::Rows<'_>,
+    shape: &Shape,
+    out: &mut Vec<u8>,
+    array: bool,
+) -> Result<usize, CrudError> {
+    let id_index = column_count(c);
+    let plan = match &shape.fields {
+        Projection::All => None,
+        projection => Some(RecordPlan::new(c, projection)),
+    };
+    let expand_shown = plan.as_ref().is_none_or(|p| !p.expand().is_drop());
+    if array {
+        out.push(b'[');
+    }
+    if shape.expand.is_empty() || !expand_shown {
+        // Nothing to expand, or the projection hides `expand` altogether.
+        let mut count = 0;
+        while let Some(row) = rows.next()? {
+            if count > 0 {
+                out.push(b',');
+            }
+            let id: String = row.get(id_index)?;
+            write_record_open(out, c, row, &output_for(c, req, &id), plan.as_ref())?;
+            out.push(b'}');
+            count += 1;
+            if !array {
+                break;
+            }
+        }
+        if array {
+            out.push(b']');
+        }
+        return Ok(count);
+    }
+
+    let plan = plan.unwrap_or_else(|| RecordPlan::new(c, &Projection::All));
+    let mut level = Level::new(snap, c, &shape.expand.roots, req.superuser);
+    let mut body = Vec::with_capacity(256);
+    // (start, end, wrote a key) of each open record in `body`.
+    let mut spans: Vec<(usize, usize, bool)> = Vec::new();
     while let Some(row) = rows.next()? {
-        if !first {
+        let id: String = row.get(id_index)?;
+        let start = body.len();
+        let wrote = write_record_open(&mut body, c, row, &output_for(c, req, &id), Some(&plan))?;
+        spans.push((start, body.len(), wrote));
+        level.push(row, id)?;
+        if !array {
+            break;
+        }
+    }
+    let objects = Expander::new(conn, snap, req).expand(&shape.expand.roots, &level, plan.expand());
+    out.reserve(body.len() + objects.as_ref().map_or(0, |o| o.iter().map(Vec::len).sum::<usize>()) + spans.len() * 12);
+    for (i, &(start, end, wrote)) in spans.iter().enumerate() {
+        if i > 0 {
             out.push(b',');
         }
-        first = false;
-        let id: String = row.get(id_index)?;
-        write_record_json(out, c, row, &output_for(c, req, &id))?;
+        out.extend_from_slice(body.get(start..end).unwrap_or_default());
+        if let Some(object) = objects.as_ref().and_then(|o| o.get(i)) {
+            if wrote {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"\"expand\":");
+            out.extend_from_slice(object);
+        }
+        out.push(b'}');
     }
-    out.push(b']');
-    Ok(())
+    if array {
+        out.push(b']');
+    }
+    Ok(spans.len())
 }
 
 /// One page of records as a JSON array, and the total unless skipped.
+#[allow(clippy::too_many_arguments)] // each is a distinct input of the one query; a struct would only rename them
 pub fn list(
     conn: &Connection,
     snap: &Snapshot,
@@ -155,6 +239,7 @@ pub fn list(
     page: &Page,
     filter_text: &str,
     sort: &str,
+    shape: &Shape,
 ) -> Result<(Vec<u8>, Option<u64>), CrudError> {
     snap.check(conn)?;
     let rule = effective_rule(&c.list_rule, req)?;
@@ -193,7 +278,7 @@ pub fn list(
     {
         let mut stmt = conn.prepare_cached(&sql)?;
         let mut rows = stmt.query(params_from_iter(params.iter()))?;
-        write_rows(c, req, &mut rows, &mut out)?;
+        write_records(conn, snap, c, req, &mut rows, shape, &mut out, true)?;
     }
     let total = if page.skip_total {
         None
@@ -219,26 +304,31 @@ fn id_and_rule(c: &Collection, snap: &Snapshot, req: &Requester, rule: Option<&s
 }
 
 /// One record's JSON, under the view rule.
-pub fn view(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, id: &str) -> Result<Vec<u8>, CrudError> {
+pub fn view(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, id: &str, shape: &Shape) -> Result<Vec<u8>, CrudError> {
     snap.check(conn)?;
     let rule = effective_rule(&c.view_rule, req)?;
-    read_one(conn, snap, c, req, id, rule)?.ok_or(CrudError::NotFound)
+    read_one(conn, snap, c, req, id, rule, shape)?.ok_or(CrudError::NotFound)
 }
 
-fn read_one(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, id: &str, rule: Option<&str>) -> Result<Option<Vec<u8>>, CrudError> {
+fn read_one(
+    conn: &Connection,
+    snap: &Snapshot,
+    c: &Collection,
+    req: &Requester,
+    id: &str,
+    rule: Option<&str>,
+    shape: &Shape,
+) -> Result<Option<Vec<u8>>, CrudError> {
     let (where_sql, mut params) = id_and_rule(c, snap, req, rule)?;
     params.push(SqlValue::Text(id.to_owned()));
     let table = quote_ident(&c.name);
     let sql = format!("SELECT {}, {table}.\"id\" FROM {table} AS {table} WHERE {where_sql}", select_columns(c));
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params.iter()))?;
-    match rows.next()? {
-        None => Ok(None),
-        Some(row) => {
-            let mut out = Vec::with_capacity(256);
-            write_record_json(&mut out, c, row, &output_for(c, req, id))?;
-            Ok(Some(out))
-        }
+    let mut out = Vec::with_capacity(256);
+    match write_records(conn, snap, c, req, &mut rows, shape, &mut out, false)? {
+        0 => Ok(None),
+        _ => Ok(Some(out)),
     }
 }
 
@@ -302,6 +392,7 @@ pub fn create(
     req: &Requester,
     columns: &[(String, SqlValue)],
     relations: &[RelationRefs],
+    shape: &Shape,
 ) -> Result<Vec<u8>, CrudError> {
     snap.check(tx)?;
     if c.kind == CollectionType::View {
@@ -324,7 +415,7 @@ pub fn create(
     if rule.is_some() && !passes(tx, snap, c, req, &id, rule)? {
         return Err(CrudError::Refused("Failed to create record."));
     }
-    read_one(tx, snap, c, req, &id, None)?.ok_or(CrudError::NotFound)
+    read_one(tx, snap, c, req, &id, None, shape)?.ok_or(CrudError::NotFound)
 }
 
 /// Whether `id` may be updated by `req` (exists and passes the update rule).
@@ -339,6 +430,7 @@ pub fn can_update(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requ
 
 /// Applies a validated change to record `id`, re-checking the update rule on the stored row
 /// inside the transaction; returns the updated record's JSON.
+#[allow(clippy::too_many_arguments)] // each is a distinct input of the one write; a struct would only rename them
 pub fn update(
     tx: &Transaction<'_>,
     snap: &Snapshot,
@@ -347,6 +439,7 @@ pub fn update(
     id: &str,
     columns: &[(String, SqlValue)],
     relations: &[RelationRefs],
+    shape: &Shape,
 ) -> Result<Vec<u8>, CrudError> {
     if !can_update(tx, snap, c, req, id)? {
         return Err(CrudError::NotFound);
@@ -362,7 +455,7 @@ pub fn update(
             .map_err(|e| unique_violation(e, c, "Failed to update record."))?;
     }
     let new_id = columns.iter().find(|(n, _)| n == "id").map(|(_, v)| v.to_text()).unwrap_or_else(|| id.to_owned());
-    read_one(tx, snap, c, req, &new_id, None)?.ok_or(CrudError::NotFound)
+    read_one(tx, snap, c, req, &new_id, None, shape)?.ok_or(CrudError::NotFound)
 }
 
 /// Deletes record `id` under the delete rule, with PocketBase's relation side effects: the id

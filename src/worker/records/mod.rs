@@ -1,13 +1,16 @@
 //! Records domain: everything about reading and writing collection records that is independent
 //! of HTTP: the filter/rule language front end ([`filter`]) and its compiler to SQL
-//! ([`query`]), collection schemas ([`schema`]) with their storage ([`store`]) and per-worker
-//! cache ([`cache`]), record values on the write and read paths ([`values`], [`rows`]), the
+//! ([`query`]), the `expand` and `fields` response shaping ([`expand`], [`fields`]),
+//! collection schemas ([`schema`]) with their storage ([`store`]) and per-worker cache
+//! ([`cache`]), record values on the write and read paths ([`values`], [`rows`]), the
 //! rule-checked record operations ([`crud`]) and the SQL parameter type they share
 //! ([`sql_value`]). It must not import hyper or the HTTP layer — `api/` calls into it, never
 //! the other way round.
 
 pub mod cache;
 pub mod crud;
+pub mod expand;
+pub mod fields;
 pub mod filter;
 pub mod query;
 pub mod rows;

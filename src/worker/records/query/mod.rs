@@ -49,6 +49,8 @@ use crate::worker::records::schema::{quote_ident, Collection};
 
 pub use context::{format_datetime, AuthContext, RequestContext, DEFAULT_CONTEXT};
 pub use sql::{SqlValue, MAX_BOUND_PARAMS};
+/// Also used by `expand`: a back-relation through such a field expands to one record.
+pub(crate) use resolve::has_single_column_unique_index;
 
 use sql::Sql;
 

@@ -179,7 +179,7 @@ pub(super) fn json_path(segments: &[String]) -> String {
 
 /// Whether `indexes` holds a unique index on exactly `column` (WHERE clauses ignored, like
 /// PocketBase): a back-relation through such a field points at one record at most.
-pub(super) fn has_single_column_unique_index(indexes: &[String], column: &str) -> bool {
+pub(crate) fn has_single_column_unique_index(indexes: &[String], column: &str) -> bool {
     indexes.iter().any(|idx| unique_index_column(idx).is_some_and(|c| c.eq_ignore_ascii_case(column)))
 }
 

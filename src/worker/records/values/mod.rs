@@ -27,7 +27,10 @@ pub mod validate;
 
 pub use form::{decode_form, form_value, FormError};
 pub use modifiers::resolve_input;
-pub use output::{read_record_map, select_columns, write_record_json, OutputOptions};
+pub use output::{
+    column_count, column_index, read_record_map, relation_ids, select_columns, write_json_value, write_record_json, write_record_open, OutputOptions,
+    RecordPlan,
+};
 pub use validate::{validate_record, PasswordInput, RelationRefs, Validated, WriteOptions};
 
 use serde_json::Value;

@@ -6,6 +6,11 @@
 //! true or the caller may see it. No `serde_json::Value` is built on this path (measured 3×
 //! slower); stored JSON text is checked and copied as it is.
 //!
+//! A response's `fields` projection is applied here, key by key, through a [`RecordPlan`]
+//! resolved once per response; [`write_record_open`] leaves the object open so that the
+//! caller can append the record's `expand` object (built elsewhere) before the closing brace.
+//! Only a value under a modifier or a path into it is decoded, and only that value.
+//!
 //! Reading never fails on odd stored data (text in a number column, broken JSON, invalid
 //! UTF-8 from an import): each column falls back to its field's zero value or a string, so one
 //! bad row cannot break a list response. Only SQLite errors are returned.
@@ -14,6 +19,7 @@ use rusqlite::types::ValueRef;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::worker::records::fields::{KeyPick, Projection};
 use crate::worker::records::schema::{quote_ident, Collection, CollectionType, Field, FieldKind};
 
 /// What a reader may see of a record.
@@ -55,6 +61,51 @@ pub fn select_columns(collection: &Collection) -> String {
 /// Writes one record object for `row`, which must come from a query selecting
 /// [`select_columns`] first (in that order; further columns after them are ignored).
 pub fn write_record_json(out: &mut Vec<u8>, collection: &Collection, row: &rusqlite::Row<'_>, opts: &OutputOptions) -> rusqlite::Result<()> {
+    write_record_open(out, collection, row, opts, None)?;
+    out.push(b'}');
+    Ok(())
+}
+
+/// Which keys of one collection's records a response shows, and how: the `fields`
+/// projection resolved against the collection once per response, so that writing a row costs
+/// one lookup per key and nothing is re-parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordPlan {
+    collection_id: KeyPick,
+    collection_name: KeyPick,
+    /// One per [`selected`] field, in that order.
+    fields: Vec<KeyPick>,
+    expand: KeyPick,
+}
+
+impl RecordPlan {
+    pub fn new(collection: &Collection, projection: &Projection) -> RecordPlan {
+        RecordPlan {
+            collection_id: projection.key("collectionId"),
+            collection_name: projection.key("collectionName"),
+            fields: selected(collection).map(|f| projection.key(&f.name)).collect(),
+            expand: projection.key("expand"),
+        }
+    }
+
+    /// How the record's `expand` key is shown.
+    pub fn expand(&self) -> &KeyPick {
+        &self.expand
+    }
+}
+
+const KEEP: KeyPick = KeyPick::Keep(None);
+
+/// Writes `{` and the record's keys (all of them, or those `plan` shows) and leaves the object
+/// open, so that the caller can add `expand` before the closing `}`. Returns whether a key was
+/// written (a further key then needs a comma).
+pub fn write_record_open(
+    out: &mut Vec<u8>,
+    collection: &Collection,
+    row: &rusqlite::Row<'_>,
+    opts: &OutputOptions,
+    plan: Option<&RecordPlan>,
+) -> rusqlite::Result<bool> {
     let auth = collection.kind == CollectionType::Auth;
     let email_visible = if auth && !opts.show_email {
         match selected(collection).position(|f| f.name == "emailVisibility") {
@@ -65,10 +116,12 @@ pub fn write_record_json(out: &mut Vec<u8>, collection: &Collection, row: &rusql
         true
     };
     out.push(b'{');
-    out.extend_from_slice(b"\"collectionId\":");
-    write_str(out, &collection.id);
-    out.extend_from_slice(b",\"collectionName\":");
-    write_str(out, &collection.name);
+    let mut wrote = false;
+    let mut scratch = Vec::new();
+    let id_pick = plan.map_or(&KEEP, |p| &p.collection_id);
+    write_key(out, &mut wrote, &mut scratch, "collectionId", id_pick, |o| write_str(o, &collection.id));
+    let name_pick = plan.map_or(&KEEP, |p| &p.collection_name);
+    write_key(out, &mut wrote, &mut scratch, "collectionName", name_pick, |o| write_str(o, &collection.name));
     for (i, field) in selected(collection).enumerate() {
         if field.hidden && !opts.show_hidden {
             continue;
@@ -76,13 +129,132 @@ pub fn write_record_json(out: &mut Vec<u8>, collection: &Collection, row: &rusql
         if auth && field.name == "email" && !email_visible {
             continue;
         }
-        out.push(b',');
-        write_str(out, &field.name);
-        out.push(b':');
-        write_field(out, field, row.get_ref(i)?);
+        let pick = match plan {
+            None => &KEEP,
+            Some(p) => p.fields.get(i).unwrap_or(&KeyPick::Drop),
+        };
+        if pick.is_drop() {
+            continue;
+        }
+        let value = row.get_ref(i)?;
+        write_key(out, &mut wrote, &mut scratch, &field.name, pick, |o| write_field(o, field, value));
     }
-    out.push(b'}');
-    Ok(())
+    Ok(wrote)
+}
+
+/// Writes `"name":value` (with a leading comma unless it is the first key) as `pick` says.
+/// A modifier or a nested projection goes through `scratch`: the value is written there first,
+/// then transformed (the only places a value is decoded on the output path).
+fn write_key(out: &mut Vec<u8>, wrote: &mut bool, scratch: &mut Vec<u8>, name: &str, pick: &KeyPick, value: impl FnOnce(&mut Vec<u8>)) {
+    if pick.is_drop() {
+        return;
+    }
+    if *wrote {
+        out.push(b',');
+    }
+    *wrote = true;
+    write_str(out, name);
+    out.push(b':');
+    match pick {
+        KeyPick::Drop | KeyPick::Keep(None) => value(out),
+        KeyPick::Keep(Some(excerpt)) => {
+            scratch.clear();
+            value(scratch);
+            match scratch.first() {
+                Some(b'"') => match serde_json::from_slice::<String>(scratch) {
+                    Ok(s) => write_str(out, &excerpt.apply(&s)),
+                    Err(_) => out.extend_from_slice(scratch),
+                },
+                // Not a string: PocketBase leaves it as it is.
+                _ => out.extend_from_slice(scratch),
+            }
+        }
+        KeyPick::Nested(fields) => {
+            scratch.clear();
+            value(scratch);
+            match scratch.first() {
+                Some(b'{' | b'[') => match serde_json::from_slice::<Value>(scratch) {
+                    Ok(mut v) => {
+                        fields.pick_value(&mut v);
+                        write_json_value(out, &v);
+                    }
+                    Err(_) => out.extend_from_slice(scratch),
+                },
+                _ => out.extend_from_slice(scratch),
+            }
+        }
+    }
+}
+
+/// A decoded JSON value, written with the same string escaping and number format as the rest
+/// of the record.
+pub fn write_json_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.extend_from_slice(b"null"),
+        Value::Bool(b) => out.extend_from_slice(if *b { b"true" } else { b"false" }),
+        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
+            (Some(i), _, _) => out.extend_from_slice(i.to_string().as_bytes()),
+            (_, Some(u), _) => out.extend_from_slice(u.to_string().as_bytes()),
+            (_, _, Some(f)) => write_float(out, f),
+            _ => out.push(b'0'),
+        },
+        Value::String(s) => write_str(out, s),
+        Value::Array(items) => {
+            out.push(b'[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_json_value(out, item);
+            }
+            out.push(b']');
+        }
+        Value::Object(map) => {
+            out.push(b'{');
+            for (i, (k, item)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_str(out, k);
+                out.push(b':');
+                write_json_value(out, item);
+            }
+            out.push(b'}');
+        }
+    }
+}
+
+/// The ids a relation column holds, in order and without repeats or empty ids (PocketBase's
+/// `GetStringSlice`): a JSON array's strings (also a single field's value left from when it
+/// was multiple), otherwise the text itself as one id.
+pub fn relation_ids(v: ValueRef<'_>) -> Vec<String> {
+    let text = match v {
+        ValueRef::Text(t) => t,
+        _ => return Vec::new(),
+    };
+    let mut ids: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let parsed = if text.contains(&b'[') { serde_json::from_slice::<Vec<Value>>(text).ok() } else { None };
+    let candidates: Vec<String> = match parsed {
+        Some(values) => values.into_iter().filter_map(|v| if let Value::String(s) = v { Some(s) } else { None }).collect(),
+        None => vec![String::from_utf8_lossy(text).into_owned()],
+    };
+    for id in candidates {
+        if !id.is_empty() && seen.insert(id.clone()) {
+            ids.push(id);
+        }
+    }
+    ids
+}
+
+/// The index of `name` among the columns [`select_columns`] lists, if it is read for output.
+pub fn column_index(collection: &Collection, name: &str) -> Option<usize> {
+    selected(collection).position(|f| f.name == name)
+}
+
+/// How many columns [`select_columns`] lists: the first column a caller adds after them.
+pub fn column_count(collection: &Collection) -> usize {
+    selected(collection).count()
 }
 
 /// The full record (hidden fields and email included, secrets not) as a JSON map: the shape

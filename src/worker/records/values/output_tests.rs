@@ -190,3 +190,44 @@ fn string_escaping() {
     assert_eq!(String::from_utf8(out.clone()).expect("utf8"), "\"a\\\"b\\\\c\\u0001\\u001f\\té\\u2029z\"");
     assert_eq!(serde_json::from_slice::<String>(&out).expect("valid"), "a\"b\\c\u{1}\u{1f}\té\u{2029}z");
 }
+
+/// Rows written open under a `fields` projection, closed by the test.
+fn read_projected(conn: &rusqlite::Connection, c: &Collection, opts: OutputOptions, fields: &str) -> Vec<Value> {
+    let plan = RecordPlan::new(c, &Projection::parse(fields).expect("fields"));
+    let sql = format!("SELECT {} FROM {} ORDER BY rowid", select_columns(c), quote_ident(&c.name));
+    let mut stmt = conn.prepare(&sql).expect("prepare");
+    let mut rows = stmt.query([]).expect("query");
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().expect("row") {
+        let mut buf = Vec::new();
+        write_record_open(&mut buf, c, row, &opts, Some(&plan)).expect("write");
+        buf.push(b'}');
+        out.push(serde_json::from_slice(&buf).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&buf))));
+    }
+    out
+}
+
+#[test]
+fn fields_are_applied_while_writing() {
+    let c = posts();
+    let conn = db(&c);
+    conn.execute(
+        "INSERT INTO posts (id, title, n, tags, meta, secret) VALUES
+         ('ddddddddddddddd', '<p>Hello <i>big</i> world</p>', 7, '[\"a\",\"b\"]', '{\"a\":{\"b\":1,\"c\":\"<b>long text</b>\"},\"z\":[{\"k\":1,\"v\":2}]}', 's')",
+        [],
+    )
+    .expect("insert");
+    let one = |fields: &str| read_projected(&conn, &c, OutputOptions::default(), fields).first().cloned().unwrap_or_default();
+    assert_eq!(one("id,n"), json!({"id": "ddddddddddddddd", "n": 7}));
+    assert_eq!(one("title:excerpt(9,true)"), json!({"title": "Hello big..."}));
+    assert_eq!(one("n:excerpt(1),tags:excerpt(1)"), json!({"n": 7, "tags": ["a", "b"]}), "non-strings pass unchanged");
+    assert_eq!(one("meta.a.c:excerpt(4),meta.z.v"), json!({"meta": {"a": {"c": "long"}, "z": [{"v": 2}]}}), "paths reach into JSON values");
+    assert_eq!(one("secret,nope"), json!({}), "a hidden field cannot be picked back");
+    let all = one("*");
+    assert_eq!(all.as_object().map(|m| m.len()), Some(17), "all 15 visible fields and the two collection keys");
+    let star = one("*,title:excerpt(5)");
+    assert_eq!((star["title"].clone(), star["n"].clone()), (json!("Hello"), json!(7)));
+    assert_eq!(one("collectionName"), json!({"collectionName": "posts"}));
+    let shown = read_projected(&conn, &c, OutputOptions { show_hidden: true, show_email: false }, "secret");
+    assert_eq!(shown, vec![json!({"secret": "s"})]);
+}
