@@ -16,7 +16,7 @@ use hyper::{HeaderMap, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::records::{access, crud_error, requester};
+use super::records::{access, crud_error, requester, shape};
 use crate::worker::actor::Actor;
 use crate::worker::http::body::{collect_limited, json_bytes, ResBody};
 use crate::worker::http::error::ApiError;
@@ -71,6 +71,8 @@ struct Action {
     query: Query,
     headers: HeaderMap,
     body: Map<String, Value>,
+    /// `expand`/`fields` from the item's URL, applied to its response.
+    shape: crate::worker::records::crud::Shape,
 }
 
 fn invalid_batch(code: &str, message: &str) -> ApiError {
@@ -116,7 +118,9 @@ fn parse_action(item: BatchItem) -> Result<Action, ApiError> {
             headers.insert(name, value);
         }
     }
-    Ok(Action { kind, collection, id, query: Query::parse(raw_query), headers, body: item.body.unwrap_or_default() })
+    let query = Query::parse(raw_query);
+    let shape = shape(&query)?;
+    Ok(Action { kind, collection, id, query, headers, body: item.body.unwrap_or_default(), shape })
 }
 
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<BatchBody, ApiError> {
@@ -192,8 +196,8 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
             let fail = |e| ItemError(Some(i), e);
             let c = snap.get(&a.collection).cloned().ok_or(ItemError(Some(i), CrudError::NotFound))?;
             let item = match (a.kind, a.id) {
-                (Kind::Create, _) => write::create(tx, &snap, &c, &mut req, a.body, access, &hashes).map(Some),
-                (Kind::Update, Some(id)) => write::update(tx, &snap, &c, &mut req, &id, a.body, access, &hashes).map(Some),
+                (Kind::Create, _) => write::create(tx, &snap, &c, &mut req, a.body, access, &hashes, &a.shape).map(Some),
+                (Kind::Update, Some(id)) => write::update(tx, &snap, &c, &mut req, &id, a.body, access, &hashes, &a.shape).map(Some),
                 (Kind::Delete, Some(id)) => crud::delete(tx, &snap, &c, &req, &id).map(|_| None),
                 (Kind::Upsert, _) => {
                     let id = a.body.get("id").and_then(Value::as_str).map(str::to_owned);
@@ -202,8 +206,8 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
                         None => false,
                     };
                     match id.filter(|_| exists) {
-                        Some(id) => write::update(tx, &snap, &c, &mut req, &id, a.body, access, &hashes).map(Some),
-                        None => write::create(tx, &snap, &c, &mut req, a.body, access, &hashes).map(Some),
+                        Some(id) => write::update(tx, &snap, &c, &mut req, &id, a.body, access, &hashes, &a.shape).map(Some),
+                        None => write::create(tx, &snap, &c, &mut req, a.body, access, &hashes, &a.shape).map(Some),
                     }
                 }
                 _ => Err(CrudError::NotFound),

@@ -110,7 +110,7 @@ fn finish<T>(r: Result<T, Result<CrudError, ApiError>>, failed: &str) -> Result<
 /// fields; a malformed `fields` expression (bad modifier, unbalanced parenthesis) makes it
 /// send the 2xx status with an empty body. vaultbase answers 400 instead, before doing
 /// anything, so that a create or update is never applied with its answer lost.
-fn shape(query: &Query) -> Result<Shape, ApiError> {
+pub(crate) fn shape(query: &Query) -> Result<Shape, ApiError> {
     let fields = Projection::parse(query.get("fields").unwrap_or_default()).map_err(|e| {
         tracing::debug!(error = %e, "bad fields parameter");
         ApiError::bad_request(CLIENT_ERROR_MESSAGE)

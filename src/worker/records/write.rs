@@ -12,7 +12,7 @@ use rusqlite::Transaction;
 use serde_json::{Map, Value};
 
 use super::cache::Snapshot;
-use super::crud::{self, CrudError, Requester};
+use super::crud::{self, CrudError, Requester, Shape};
 use super::schema::{Collection, FieldKind, Invalid, SchemaErrors};
 use super::sql_value::SqlValue;
 use super::values::{datetime, resolve_input, validate_record, Access, PasswordInput, WriteOptions};
@@ -40,6 +40,7 @@ fn hashed(columns: &mut Vec<(String, SqlValue)>, passwords: Vec<(String, Passwor
 }
 
 /// Validates `body` and creates the record; `req.ctx.body` is set to the resolved input.
+#[allow(clippy::too_many_arguments)]
 pub fn create(
     tx: &Transaction<'_>,
     snap: &Snapshot,
@@ -48,6 +49,7 @@ pub fn create(
     body: Map<String, Value>,
     access: Access,
     hashes: &Hashes,
+    shape: &Shape,
 ) -> Result<Vec<u8>, CrudError> {
     if c.create_rule.is_none() && !req.superuser {
         return Err(CrudError::SuperusersOnly);
@@ -58,7 +60,7 @@ pub fn create(
     let mut columns = validated.columns;
     hashed(&mut columns, validated.passwords, hashes)?;
     req.ctx.body = input;
-    crud::create(tx, snap, c, req, &columns, &validated.relations)
+    crud::create(tx, snap, c, req, &columns, &validated.relations, shape)
 }
 
 /// Validates `body` against the stored record `id` and updates it.
@@ -72,6 +74,7 @@ pub fn update(
     body: Map<String, Value>,
     access: Access,
     hashes: &Hashes,
+    shape: &Shape,
 ) -> Result<Vec<u8>, CrudError> {
     let existing = crud::existing(tx, c, id)?.ok_or(CrudError::NotFound)?;
     if c.update_rule.is_none() && !req.superuser {
@@ -91,5 +94,5 @@ pub fn update(
     let mut columns = validated.columns;
     hashed(&mut columns, validated.passwords, hashes)?;
     req.ctx.body = input;
-    crud::update(tx, snap, c, req, id, &columns, &validated.relations)
+    crud::update(tx, snap, c, req, id, &columns, &validated.relations, shape)
 }
