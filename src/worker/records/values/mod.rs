@@ -28,7 +28,7 @@ pub mod validate;
 pub use form::{decode_form, form_value, FormError};
 pub use modifiers::resolve_input;
 pub use output::{read_record_map, select_columns, write_record_json, OutputOptions};
-pub use validate::{validate_record, PasswordInput, RelationRefs, Validated, WriteOptions};
+pub use validate::{check_record, validate_record, PasswordInput, Rejected, RelationRefs, Validated, WriteOptions};
 
 use serde_json::Value;
 
