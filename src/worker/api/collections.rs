@@ -132,7 +132,12 @@ pub async fn create(state: &AppState, req: Request<Incoming>) -> Result<Response
     let body = json_object(req.into_body(), DEFAULT_BODY_LIMIT_BYTES, BAD_FORMAT).await?;
     let kind = parse_kind(&body)?;
     let name = body.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let c = merged(&Collection::scaffold(kind, &name), body)?;
+    let chosen_id = body.get("id").and_then(Value::as_str).is_some_and(|id| !id.is_empty());
+    let mut c = merged(&Collection::scaffold(kind, &name), body)?;
+    if !chosen_id {
+        // Left empty, the store derives the default id and steps past one already taken.
+        c.id.clear();
+    }
     match in_write_tx(state, move |tx| store::create(tx, c)).await {
         Ok(created) => {
             changed(state);

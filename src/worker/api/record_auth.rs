@@ -22,7 +22,8 @@ use crate::worker::records::schema::collection::AuthOptions;
 use crate::worker::records::schema::{quote_ident, Collection, CollectionType};
 use crate::worker::state::AppState;
 
-const BAD_FORMAT: &str = "Failed to load the submitted data due to invalid formatting.";
+/// PocketBase's answer to an auth body that is not a JSON object.
+const BAD_FORMAT: &str = "An error occurred while loading the submitted data.";
 const FAILED: &str = "Failed to authenticate.";
 
 /// The auth collection named in the path, or PocketBase's 404.

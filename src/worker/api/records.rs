@@ -26,7 +26,7 @@ use crate::worker::records::fields::Projection;
 use crate::worker::records::query::{AuthContext, RequestContext, CLIENT_ERROR_MESSAGE};
 use crate::worker::records::schema::Collection;
 use crate::worker::records::sql_value::SqlValue;
-use crate::worker::records::values::{self, decode_form, resolve_input, validate_record, Access, PasswordInput, WriteOptions};
+use crate::worker::records::values::{self, check_record, decode_form, resolve_input, Access, PasswordInput, Rejected, WriteOptions};
 use crate::worker::state::AppState;
 
 /// Planning attempts when the schema changes under a request (once stale, then fresh).
@@ -172,7 +172,9 @@ pub async fn view(state: &AppState, collection: &str, id: &str, req: &Request<In
 /// Reads a JSON, urlencoded or multipart body into a map (PocketBase's decoding, §1.4).
 async fn body_map(req: Request<Incoming>) -> Result<Map<String, Value>, ApiError> {
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
-    let bad = || ApiError::bad_request("Failed to load the submitted data due to invalid formatting.");
+    // PocketBase answers an unreadable record body (bad JSON, a non-object, broken multipart)
+    // with its generic 400, not the "invalid formatting" message of other routes.
+    let bad = || ApiError::bad_request(CLIENT_ERROR_MESSAGE);
     if content_type.starts_with("multipart/form-data") {
         let boundary = multer::parse_boundary(&content_type).map_err(|_| bad())?;
         let bytes = collect_limited(req.into_body(), DEFAULT_BODY_LIMIT_BYTES).await?;
@@ -220,6 +222,31 @@ async fn hash_passwords(state: &AppState, columns: &mut Vec<(String, SqlValue)>,
     Ok(())
 }
 
+/// The error of a create or update job; a schema change under it asks the client to retry.
+fn write_error(state: &AppState, e: CrudError, done: &str, failed: &str) -> ApiError {
+    match e {
+        CrudError::Stale(_) => {
+            state.schema.invalidate();
+            ApiError::bad_request(format!("The collection changed while the record was being {done}; please retry."))
+        }
+        other => crud_error(other, failed),
+    }
+}
+
+/// The 400 for a rejected body, with its missing related records added to the other field
+/// errors as PocketBase reports them (that check reads the database, so it runs only here or
+/// in the write transaction).
+async fn rejection(state: &AppState, snap: Arc<Snapshot>, rejected: Rejected, message: &str) -> ApiError {
+    let Rejected { mut errors, relations, .. } = rejected;
+    if !relations.is_empty() {
+        match state.db.read(move |conn| crud::missing_relations(conn, &snap, &relations)).await {
+            Ok(missing) => errors.0.extend(missing.0),
+            Err(e) => return crud_error(e, message),
+        }
+    }
+    ApiError::validation(message, errors.to_data())
+}
+
 /// `POST /api/collections/{c}/records`
 pub async fn create(state: &AppState, collection: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let (method, query, headers) = (req.method().clone(), Query::parse(req.uri().query()), req.headers().clone());
@@ -235,20 +262,36 @@ pub async fn create(state: &AppState, collection: &str, req: Request<Incoming>, 
     }
     let input = resolve_input(&c, None, body, access(actor));
     let opts = WriteOptions { existing: None, access: access(actor), now_millis: values::datetime::now_millis() };
-    let validated = validate_record(&c, &input, &opts).map_err(|e| ApiError::validation("Failed to create record.", e.to_data()))?;
+    let checked = check_record(&c, &input, &opts);
+    // PocketBase checks the create rule before it validates, on the record as submitted, so
+    // a client the rule refuses gets the bare 400 and learns nothing from field errors (such
+    // as whether an email or a related id exists). The insert checks the rule again.
+    if !actor.is_superuser() && c.create_rule.as_deref().is_some_and(|r| !r.trim().is_empty()) {
+        let columns = match &checked {
+            Ok(v) => v.columns.clone(),
+            Err(r) => r.columns.clone(),
+        };
+        let (rule_snap, rule_c) = (snap.clone(), c.clone());
+        let rule_requester = requester(actor, &method, &query, &headers, input.clone());
+        let admitted = state
+            .db
+            .read(move |conn| crud::create_rule_admits(conn, &rule_snap, &rule_c, &rule_requester, &columns))
+            .await
+            .map_err(|e| write_error(state, e, "created", "Failed to create record."))?;
+        if !admitted {
+            return Err(ApiError::bad_request("Failed to create record."));
+        }
+    }
+    let validated = match checked {
+        Ok(v) => v,
+        Err(rejected) => return Err(rejection(state, snap, rejected, "Failed to create record.").await),
+    };
     let mut columns = validated.columns;
     hash_passwords(state, &mut columns, validated.passwords).await?;
     let requester = requester(actor, &method, &query, &headers, input);
     let relations = validated.relations;
     let result = state.db.write(move |tx| crud::create(tx, &snap, &c, &requester, &columns, &relations, &shape)).await;
-    match result {
-        Ok(bytes) => Ok(json_bytes(StatusCode::OK, bytes)),
-        Err(CrudError::Stale(_)) => {
-            state.schema.invalidate();
-            Err(ApiError::bad_request("The collection changed while the record was being created; please retry."))
-        }
-        Err(e) => Err(crud_error(e, "Failed to create record.")),
-    }
+    result.map(|bytes| json_bytes(StatusCode::OK, bytes)).map_err(|e| write_error(state, e, "created", "Failed to create record."))
 }
 
 /// `PATCH /api/collections/{c}/records/{id}`
@@ -269,8 +312,23 @@ pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<I
         return Err(ApiError::forbidden("Only superusers can perform this action."));
     }
     let input = resolve_input(&c, Some(&existing), body, access(actor));
+    // As in PocketBase the update rule is checked before the body is validated: a client it
+    // refuses gets the 404 whatever it sent. The write re-checks it in its transaction.
+    let (check_snap, check_c, check_id) = (snap.clone(), c.clone(), id.to_owned());
+    let check_requester = requester(actor, &method, &query, &headers, input.clone());
+    let allowed = state
+        .db
+        .read(move |conn| crud::can_update(conn, &check_snap, &check_c, &check_requester, &check_id))
+        .await
+        .map_err(|e| write_error(state, e, "updated", "Failed to update record."))?;
+    if !allowed {
+        return Err(ApiError::not_found());
+    }
     let opts = WriteOptions { existing: Some(&existing), access: access(actor), now_millis: values::datetime::now_millis() };
-    let validated = validate_record(&c, &input, &opts).map_err(|e| ApiError::validation("Failed to update record.", e.to_data()))?;
+    let validated = match check_record(&c, &input, &opts) {
+        Ok(v) => v,
+        Err(rejected) => return Err(rejection(state, snap, rejected, "Failed to update record.").await),
+    };
     if let Some(PasswordInput::Plain(old)) = &validated.old_password {
         let hash = existing.get("password").and_then(Value::as_str).map(str::to_owned);
         if !state.passwords.verify_or_dummy(hash, old).await {
@@ -285,14 +343,7 @@ pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<I
     let relations = validated.relations;
     let id = id.to_owned();
     let result = state.db.write(move |tx| crud::update(tx, &snap, &c, &requester, &id, &columns, &relations, &shape)).await;
-    match result {
-        Ok(bytes) => Ok(json_bytes(StatusCode::OK, bytes)),
-        Err(CrudError::Stale(_)) => {
-            state.schema.invalidate();
-            Err(ApiError::bad_request("The collection changed while the record was being updated; please retry."))
-        }
-        Err(e) => Err(crud_error(e, "Failed to update record.")),
-    }
+    result.map(|bytes| json_bytes(StatusCode::OK, bytes)).map_err(|e| write_error(state, e, "updated", "Failed to update record."))
 }
 
 /// `DELETE /api/collections/{c}/records/{id}`

@@ -26,7 +26,7 @@ use super::expand::ExpandTree;
 use super::fields::Projection;
 use super::filter::{self, Limits};
 use super::query::{self, QueryBuilder, QueryError, RequestContext, SchemaLookup};
-use super::schema::{quote_ident, Collection, CollectionType, FieldKind, Invalid, SchemaErrors};
+use super::schema::{quote_ident, Collection, CollectionType, Field, FieldKind, Invalid, SchemaErrors};
 use super::sql_value::SqlValue;
 use super::values::{column_count, select_columns, write_record_open, OutputOptions, RecordPlan, RelationRefs};
 
@@ -343,6 +343,16 @@ pub fn passes(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requeste
 
 /// `validation_missing_rel_records` for relation fields whose ids do not all exist.
 fn check_relations(tx: &Transaction<'_>, snap: &Snapshot, refs: &[RelationRefs]) -> Result<(), CrudError> {
+    let errors = missing_relations(tx, snap, refs)?;
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(CrudError::Invalid { message: "Failed to validate the submitted data.", errors })
+    }
+}
+
+/// The `validation_missing_rel_records` errors of `refs`, keyed by field (empty: all exist).
+pub fn missing_relations(conn: &Connection, snap: &Snapshot, refs: &[RelationRefs]) -> Result<SchemaErrors, CrudError> {
     let mut errors = SchemaErrors::default();
     for r in refs {
         let Some(target) = snap.get(&r.collection_id) else {
@@ -352,16 +362,12 @@ fn check_relations(tx: &Transaction<'_>, snap: &Snapshot, refs: &[RelationRefs])
         let unique: HashSet<&String> = r.ids.iter().collect();
         let placeholders: Vec<String> = (1..=unique.len()).map(|i| format!("?{i}")).collect();
         let sql = format!("SELECT COUNT(*) FROM {} WHERE \"id\" IN ({})", quote_ident(&target.name), placeholders.join(", "));
-        let found: i64 = tx.query_row(&sql, params_from_iter(unique.iter()), |row| row.get(0))?;
+        let found: i64 = conn.query_row(&sql, params_from_iter(unique.iter()), |row| row.get(0))?;
         if usize::try_from(found).unwrap_or(0) != unique.len() {
             errors.add(r.field.clone(), Invalid::new("validation_missing_rel_records", "Failed to find all relation records with the provided ids."));
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(CrudError::Invalid { message: "Failed to validate the submitted data.", errors })
-    }
+    Ok(errors)
 }
 
 /// Maps a UNIQUE violation (`UNIQUE constraint failed: posts.email`) onto its field.
@@ -399,7 +405,6 @@ pub fn create(
         return Err(CrudError::Refused("Unsupported collection type."));
     }
     let rule = effective_rule(&c.create_rule, req)?;
-    check_relations(tx, snap, relations)?;
     let names: Vec<String> = columns.iter().map(|(n, _)| quote_ident(n)).collect();
     let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
     let sql = format!("INSERT INTO {} ({}) VALUES ({})", quote_ident(&c.name), names.join(", "), marks.join(", "));
@@ -415,7 +420,50 @@ pub fn create(
     if rule.is_some() && !passes(tx, snap, c, req, &id, rule)? {
         return Err(CrudError::Refused("Failed to create record."));
     }
+    // Only once the rule admits the row (relation columns are plain text: nothing refuses an
+    // unknown id on insert), so a refused client never learns which related ids exist. An
+    // error rolls the insert back.
+    check_relations(tx, snap, relations)?;
     read_one(tx, snap, c, req, &id, None, shape)?.ok_or(CrudError::NotFound)
+}
+
+/// Whether the create rule admits a record with these column values, checked as PocketBase
+/// does before it validates anything: against a one-row CTE that stands in for the table
+/// (under the table's own name, so the rule's SQL reads it unchanged), so nothing is written
+/// and no unique index can answer first. A field without a value (it failed validation)
+/// counts as its zero value.
+pub fn create_rule_admits(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, columns: &[(String, SqlValue)]) -> Result<bool, CrudError> {
+    snap.check(conn)?;
+    let Some(rule) = effective_rule(&c.create_rule, req)? else { return Ok(true) };
+    let compiled = QueryBuilder::new(c, snap, &req.ctx, alias(c))?.filter(&parse_rule(rule)?, true)?.finish();
+    let where_sql = compiled.standalone_where();
+    let mut params = compiled.params;
+    let mut selects = Vec::with_capacity(c.fields.len());
+    for f in &c.fields {
+        let value = columns.iter().find(|(n, _)| *n == f.name).map_or_else(|| zero_value(f), |(_, v)| v.clone());
+        params.push(value);
+        selects.push(format!("?{} AS {}", params.len(), quote_ident(&f.name)));
+    }
+    let table = quote_ident(&c.name);
+    let sql = format!(
+        "WITH {table} AS (SELECT {}) SELECT EXISTS(SELECT 1 FROM {table} AS {table} WHERE {})",
+        selects.join(", "),
+        where_sql
+    );
+    Ok(conn.query_row(&sql, params_from_iter(params.iter()), |r| r.get(0))?)
+}
+
+/// The value a field's column holds when nothing was set (its column default).
+fn zero_value(f: &Field) -> SqlValue {
+    if f.is_multiple() {
+        return SqlValue::Text("[]".to_owned());
+    }
+    match &f.kind {
+        FieldKind::Number(_) | FieldKind::Bool(_) => SqlValue::Integer(0),
+        FieldKind::Json(_) => SqlValue::Null,
+        FieldKind::GeoPoint(_) => SqlValue::Text(r#"{"lon":0,"lat":0}"#.to_owned()),
+        _ => SqlValue::Text(String::new()),
+    }
 }
 
 /// Whether `id` may be updated by `req` (exists and passes the update rule).

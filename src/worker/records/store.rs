@@ -279,14 +279,26 @@ pub fn find(tx: &Transaction<'_>, id_or_name: &str) -> Result<Option<Collection>
 /// row, bumps the version. Returns the stored definition (ids assigned, indexes normalised).
 pub fn create(tx: &Transaction<'_>, mut c: Collection) -> Result<Collection, StoreError> {
     c.normalize();
+    let id_taken = |id: &str| -> rusqlite::Result<bool> {
+        tx.query_row("SELECT EXISTS(SELECT 1 FROM _collections WHERE id = ?1)", [id], |r| r.get(0))
+    };
     if c.id.is_empty() && !c.name.is_empty() {
-        c.id = super::schema::names::default_collection_id(c.kind.as_str(), &c.name);
+        // The default id is derived from the name, so it is taken when the name is (or when
+        // a collection that once had this name was renamed). Like PocketBase, a generated id
+        // never fails the create: it gets the first free numeric suffix, and a duplicate
+        // name is reported as such by the name check.
+        let base = super::schema::names::default_collection_id(c.kind.as_str(), &c.name);
+        c.id = base.clone();
+        let mut n = 1;
+        while id_taken(&c.id)? {
+            n += 1;
+            c.id = format!("{base}{n}");
+        }
     }
     assign_field_ids(&mut c);
     let mut errors = c.validate();
     check_against_db(tx, &c, &mut errors)?;
-    let id_taken: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM _collections WHERE id = ?1)", [&c.id], |r| r.get(0))?;
-    if id_taken {
+    if id_taken(&c.id)? {
         errors.add("id", Invalid::new("validation_not_unique", "The collection id is already in use."));
     }
     if !errors.is_empty() {
@@ -640,6 +652,37 @@ mod tests {
         rel.fields.push(Field::new("post", FieldKind::Relation(RelationOptions { collection_id: "nope".into(), max_select: 1, ..Default::default() })));
         match write(&mut conn, |tx| create(tx, rel)) {
             Err(StoreError::Invalid(e)) => assert_eq!(e.0["fields.1.collectionId"].code, "validation_missing_collection"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_generated_id_that_is_taken_gets_a_suffix_and_a_chosen_one_is_refused() {
+        let (_d, mut conn) = db();
+        let first = write(&mut conn, |tx| create(tx, posts())).expect("create");
+        let mut renamed = first.clone();
+        renamed.name = "articles".into();
+        write(&mut conn, |tx| update(tx, &first, renamed)).expect("rename");
+        // The name is free again but its default id is still the renamed collection's.
+        let mut again = posts();
+        again.id.clear();
+        again.indexes.clear(); // index names are global; idx_title went along with the rename
+        let second = write(&mut conn, |tx| create(tx, again)).expect("create again");
+        assert_eq!(second.id, format!("{}2", first.id));
+        // Same name again: reported as the name, not as the id it derives.
+        let mut dup = posts();
+        dup.id.clear();
+        match write(&mut conn, |tx| create(tx, dup)) {
+            Err(StoreError::Invalid(e)) => {
+                assert_eq!(e.0["name"].code, "validation_collection_name_exists");
+                assert!(!e.0.contains_key("id"), "{e:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut chosen = Collection::scaffold(CollectionType::Base, "other");
+        chosen.id = first.id.clone();
+        match write(&mut conn, |tx| create(tx, chosen)) {
+            Err(StoreError::Invalid(e)) => assert_eq!(e.0["id"].code, "validation_not_unique"),
             other => panic!("{other:?}"),
         }
     }

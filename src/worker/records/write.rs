@@ -15,7 +15,7 @@ use super::cache::Snapshot;
 use super::crud::{self, CrudError, Requester, Shape};
 use super::schema::{Collection, FieldKind, Invalid, SchemaErrors};
 use super::sql_value::SqlValue;
-use super::values::{datetime, resolve_input, validate_record, Access, PasswordInput, WriteOptions};
+use super::values::{check_record, datetime, resolve_input, Access, PasswordInput, Rejected, WriteOptions};
 
 /// Plain password → its argon2 hash, computed before the transaction.
 pub type Hashes = HashMap<String, String>;
@@ -39,7 +39,22 @@ fn hashed(columns: &mut Vec<(String, SqlValue)>, passwords: Vec<(String, Passwor
     Ok(())
 }
 
-/// Validates `body` and creates the record; `req.ctx.body` is set to the resolved input.
+/// Validation failed: the field errors plus any missing related ids, as single requests do.
+fn rejected(tx: &Transaction<'_>, snap: &Snapshot, r: Rejected, message: &'static str) -> CrudError {
+    let Rejected { mut errors, relations, .. } = r;
+    if !relations.is_empty() {
+        match crud::missing_relations(tx, snap, &relations) {
+            Ok(missing) => errors.0.extend(missing.0),
+            Err(e) => return e,
+        }
+    }
+    CrudError::Invalid { message, errors }
+}
+
+/// Creates the record from `body` in the order single requests use: the create rule first (on
+/// the record as submitted, so a refused client learns nothing from field errors), then
+/// validation, then the insert (which checks the rule again). `req.ctx.body` becomes the
+/// resolved input.
 #[allow(clippy::too_many_arguments)]
 pub fn create(
     tx: &Transaction<'_>,
@@ -56,14 +71,24 @@ pub fn create(
     }
     let input = resolve_input(c, None, body, access);
     let opts = WriteOptions { existing: None, access, now_millis: datetime::now_millis() };
-    let validated = validate_record(c, &input, &opts).map_err(|errors| CrudError::Invalid { message: "Failed to create record.", errors })?;
+    let checked = check_record(c, &input, &opts);
+    req.ctx.body = input;
+    let columns = match &checked {
+        Ok(v) => &v.columns,
+        Err(r) => &r.columns,
+    };
+    if !crud::create_rule_admits(tx, snap, c, req, columns)? {
+        return Err(CrudError::Refused("Failed to create record."));
+    }
+    let validated = checked.map_err(|r| rejected(tx, snap, r, "Failed to create record."))?;
     let mut columns = validated.columns;
     hashed(&mut columns, validated.passwords, hashes)?;
-    req.ctx.body = input;
     crud::create(tx, snap, c, req, &columns, &validated.relations, shape)
 }
 
-/// Validates `body` against the stored record `id` and updates it.
+/// Updates record `id` from `body` in the order single requests use: the update rule first
+/// (a refused client gets the 404 whatever it sent), then validation and the old password,
+/// then the write (which checks the rule again).
 #[allow(clippy::too_many_arguments)]
 pub fn update(
     tx: &Transaction<'_>,
@@ -81,8 +106,12 @@ pub fn update(
         return Err(CrudError::SuperusersOnly);
     }
     let input = resolve_input(c, Some(&existing), body, access);
+    req.ctx.body = input.clone();
+    if !crud::can_update(tx, snap, c, req, id)? {
+        return Err(CrudError::NotFound);
+    }
     let opts = WriteOptions { existing: Some(&existing), access, now_millis: datetime::now_millis() };
-    let validated = validate_record(c, &input, &opts).map_err(|errors| CrudError::Invalid { message: "Failed to update record.", errors })?;
+    let validated = check_record(c, &input, &opts).map_err(|r| rejected(tx, snap, r, "Failed to update record."))?;
     if let Some(PasswordInput::Plain(old)) = &validated.old_password {
         let stored = existing.get("password").and_then(Value::as_str).unwrap_or_default();
         if !crate::worker::auth::password::verify_on_this_thread(stored, old) {
@@ -93,6 +122,5 @@ pub fn update(
     }
     let mut columns = validated.columns;
     hashed(&mut columns, validated.passwords, hashes)?;
-    req.ctx.body = input;
     crud::update(tx, snap, c, req, id, &columns, &validated.relations, shape)
 }

@@ -381,18 +381,36 @@ fn check_auth_form(input: &Map<String, Value>, opts: &WriteOptions<'_>, errors: 
 /// Validates a resolved body (see [`super::resolve_input`]) for `collection` and produces the
 /// column values to write. Errors are keyed by field name (plus `passwordConfirm` and
 /// `oldPassword` on auth collections), one per key, PocketBase's codes and messages. As in
-/// PocketBase, failing auth form rules are reported alone, before any field is checked.
+/// PocketBase, failing auth form rules are reported alone, without the field errors.
 pub fn validate_record(collection: &Collection, input: &Map<String, Value>, opts: &WriteOptions<'_>) -> Result<Validated, SchemaErrors> {
+    check_record(collection, input, opts).map_err(|r| r.errors)
+}
+
+/// A body that failed [`validate_record`], with the relation ids of the fields that passed
+/// their own checks: PocketBase reports missing related records together with the other
+/// field errors, and that check needs the database, so the caller still runs it.
+#[derive(Debug)]
+pub struct Rejected {
+    pub errors: SchemaErrors,
+    pub relations: Vec<RelationRefs>,
+    /// The columns of the fields that passed their checks, to try the create rule on (see
+    /// `crud::create_rule_admits`); passwords are left out.
+    pub columns: Vec<(String, SqlValue)>,
+}
+
+/// [`validate_record`], keeping what a rejected body still needs checked: its relations (none
+/// when the auth form rules failed, which are reported alone) and its valid columns.
+pub fn check_record(collection: &Collection, input: &Map<String, Value>, opts: &WriteOptions<'_>) -> Result<Validated, Rejected> {
     let auth = collection.kind == CollectionType::Auth;
     let is_new = opts.existing.is_none();
     let mut errors = SchemaErrors::default();
     let mut out = Validated { columns: Vec::new(), passwords: Vec::new(), relations: Vec::new(), old_password: None };
     if auth {
         out.old_password = check_auth_form(input, opts, &mut errors);
-        if !errors.is_empty() {
-            return Err(errors);
-        }
     }
+    // Failing auth form rules are reported alone; the fields are still resolved, for the
+    // caller's create-rule check.
+    let form_errors = (!errors.is_empty()).then(|| std::mem::take(&mut errors));
     let stored = |name: &str| opts.existing.and_then(|e| e.get(name));
     // Any change of password or email invalidates the record's tokens (PocketBase regenerates
     // `tokenKey`); on create it is generated anyway.
@@ -567,10 +585,12 @@ pub fn validate_record(collection: &Collection, input: &Map<String, Value>, opts
             Ok(None) => {}
         }
     }
-    if errors.is_empty() {
+    if let Some(form_errors) = form_errors {
+        Err(Rejected { errors: form_errors, relations: Vec::new(), columns: out.columns })
+    } else if errors.is_empty() {
         Ok(out)
     } else {
-        Err(errors)
+        Err(Rejected { errors, relations: out.relations, columns: out.columns })
     }
 }
 

@@ -1,0 +1,163 @@
+//! The official PocketBase JS SDK (npm `pocketbase`, pinned in `tests/sdk/package.json`) drives
+//! the real binary under node: the scenarios in `tests/sdk/*.test.mjs` run unchanged against
+//! `vaultbase serve` and against a three-worker `vaultbase cluster`. Real clients working
+//! unchanged is the point of the wire compatibility, so this runs the client itself rather
+//! than an imitation of it.
+//!
+//! Needs node ≥ 18 and `npm ci --prefix tests/sdk` (`.ci/run` does both). A missing install is
+//! a failure with that instruction, never a skip.
+
+mod common;
+
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const EMAIL: &str = "sdk-admin@example.com";
+const PASSWORD: &str = "sdk superuser password";
+/// Bound for one whole node run (all scenario files) on a loaded 2-core machine; a run takes
+/// a few seconds, so only a hang gets near it.
+const NODE_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn sdk_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("sdk")
+}
+
+/// The installed SDK is the pinned one; anything else means `npm ci` was not run (or is stale).
+fn check_installed(dir: &Path) {
+    let fix = "run `npm ci --prefix tests/sdk` (needs node >= 18 and npm; .ci/run does this)";
+    let read = |p: PathBuf| -> serde_json::Value {
+        let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("the JS SDK is not installed ({}: {e}): {fix}", p.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON ({e}): {fix}", p.display()))
+    };
+    let wanted = read(dir.join("package.json"))["dependencies"]["pocketbase"].clone();
+    let installed = read(dir.join("node_modules").join("pocketbase").join("package.json"))["version"].clone();
+    assert_eq!(installed, wanted, "tests/sdk/node_modules holds pocketbase {installed}, package.json pins {wanted}: {fix}");
+    let version = Command::new("node")
+        .arg("--version")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run node ({e}): install node >= 18, then {fix}"));
+    let v = String::from_utf8_lossy(&version.stdout).trim().to_owned();
+    let major: u32 = v.trim_start_matches('v').split('.').next().and_then(|m| m.parse().ok()).unwrap_or(0);
+    assert!(major >= 18, "node {v} is too old: the SDK scenarios need node >= 18 (fetch, FormData, node:test)");
+}
+
+/// `tests/sdk/*.test.mjs`, sorted. Listed explicitly because how `node --test DIR` finds files
+/// differs between node 18, 20 and 22.
+fn scenario_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read tests/sdk")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.ends_with(".test.mjs")))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no tests/sdk/*.test.mjs found");
+    files
+}
+
+struct NodeRun {
+    status: ExitStatus,
+    output: String,
+}
+
+/// Runs node's test runner over every scenario file against `url`; its own process group, so
+/// a hung run (node runs each file in a child process) is killed whole at the deadline.
+fn run_scenarios(url: &str) -> NodeRun {
+    let dir = sdk_dir();
+    let mut child = Command::new("node")
+        .arg("--test")
+        .arg("--test-reporter=spec")
+        .args(scenario_files(&dir))
+        .current_dir(&dir)
+        .env("VB_URL", url)
+        .env("VB_EMAIL", EMAIL)
+        .env("VB_PASSWORD", PASSWORD)
+        .env_remove("NODE_OPTIONS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn node");
+    let collect = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        })
+    };
+    let out = collect(Box::new(child.stdout.take().expect("stdout")));
+    let err = collect(Box::new(child.stderr.take().expect("stderr")));
+    let deadline = Instant::now() + NODE_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait node") {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            kill_group(child.id());
+            let _ = child.wait();
+            panic!(
+                "node did not finish within {NODE_TIMEOUT:?}; output so far:\n{}\n{}",
+                out.join().unwrap_or_default(),
+                err.join().unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = format!("{}{}", out.join().unwrap_or_default(), err.join().unwrap_or_default());
+    NodeRun { status, output }
+}
+
+fn kill_group(pid: u32) {
+    let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid as i32), Signal::SIGKILL);
+}
+
+/// A count from the runner's summary (`ℹ pass 51` from the spec reporter, `# pass 51` in TAP).
+fn summary_count(output: &str, key: &str) -> Option<u64> {
+    output.lines().rev().find_map(|l| {
+        let rest = l.trim().strip_prefix("ℹ ").or_else(|| l.trim().strip_prefix("# "))?;
+        rest.strip_prefix(key)?.strip_prefix(' ')?.trim().parse().ok()
+    })
+}
+
+/// Creates the superuser with the CLI (as an operator would, before the first start), starts
+/// the server and runs every scenario against it.
+fn scenarios_pass_against(spawn: Spawn) {
+    check_installed(&sdk_dir());
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let cli = Command::new(BIN)
+        .args(["superuser", "upsert", EMAIL, PASSWORD, "--dir"])
+        .arg(tmp.path().join("data"))
+        .output()
+        .expect("run superuser upsert");
+    assert!(cli.status.success(), "superuser upsert failed: {}", String::from_utf8_lossy(&cli.stderr));
+    let mut server = spawn.in_tempdir(tmp).start();
+    server.wait_healthy();
+
+    let run = run_scenarios(&format!("http://127.0.0.1:{}", server.port));
+    assert!(
+        run.status.success(),
+        "the SDK scenarios failed ({}):\n{}\n--- server log ---\n{}",
+        run.status,
+        run.output,
+        server.log_text()
+    );
+    assert_eq!(summary_count(&run.output, "fail"), Some(0), "{}", run.output);
+    let passed = summary_count(&run.output, "pass").unwrap_or(0);
+    assert!(passed > 0, "node ran no test:\n{}", run.output);
+    println!("{passed} SDK scenarios passed");
+}
+
+#[test]
+fn the_js_sdk_scenarios_pass_against_serve() {
+    scenarios_pass_against(Spawn::serve());
+}
+
+#[test]
+fn the_js_sdk_scenarios_pass_against_a_three_worker_cluster() {
+    scenarios_pass_against(Spawn::cluster(3));
+}
