@@ -20,6 +20,7 @@ use crate::worker::http::body::{collect_limited, json_bytes, ResBody, DEFAULT_BO
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{list_envelope, ListParams, Query};
 use crate::worker::records::cache::Snapshot;
+use crate::worker::versioned::STALE_VERSION;
 use crate::worker::records::crud::{self, CrudError, Page, Requester, Shape};
 use crate::worker::records::expand::ExpandTree;
 use crate::worker::records::fields::Projection;
@@ -83,8 +84,14 @@ where
     F: Fn(Arc<Snapshot>, Arc<Collection>) -> JobFuture<T>,
 {
     let mut last = None;
-    for _ in 0..PLAN_ATTEMPTS {
-        let snap = state.schema.fresh(&state.db).await.map_err(|e| Err(ApiError::internal(e)))?;
+    for attempt in 0..PLAN_ATTEMPTS {
+        // Plan with the snapshot already held: the job checks its version in the same read
+        // transaction as its query, so a stale plan is caught there without a separate hop to
+        // a database thread first. Anything the held snapshot lacks is looked up fresh.
+        let mut snap = state.schema.snapshot();
+        if attempt > 0 || snap.version == STALE_VERSION || snap.get(collection).is_none() {
+            snap = state.schema.fresh(&state.db).await.map_err(|e| Err(ApiError::internal(e)))?;
+        }
         let Some(c) = snap.get(collection).cloned() else { return Err(Err(missing_collection())) };
         match job(snap, c).await {
             Err(CrudError::Stale(s)) => {
@@ -148,7 +155,7 @@ pub async fn list(state: &AppState, collection: &str, req: &Request<Incoming>, a
     let result = with_snapshot(state, collection, |snap, c| {
         let (db, requester, page, filter, sort, shape) =
             (state.db.clone(), requester.clone(), page.clone(), filter.clone(), sort.clone(), shape.clone());
-        Box::pin(async move { db.read(move |conn| crud::list(conn, &snap, &c, &requester, &page, &filter, &sort, &shape)).await })
+        Box::pin(async move { db.read(move |conn| crud::read_snapshot(conn, |conn| crud::list(conn, &snap, &c, &requester, &page, &filter, &sort, &shape))).await })
     })
     .await;
     let (items, total) = finish(result, "")?;
@@ -163,7 +170,7 @@ pub async fn view(state: &AppState, collection: &str, id: &str, req: &Request<In
     let id = Arc::new(id.to_owned());
     let result = with_snapshot(state, collection, |snap, c| {
         let (db, requester, id, shape) = (state.db.clone(), requester.clone(), id.clone(), shape.clone());
-        Box::pin(async move { db.read(move |conn| crud::view(conn, &snap, &c, &requester, &id, &shape)).await })
+        Box::pin(async move { db.read(move |conn| crud::read_snapshot(conn, |conn| crud::view(conn, &snap, &c, &requester, &id, &shape))).await })
     })
     .await;
     Ok(json_bytes(StatusCode::OK, finish(result, "")?))
