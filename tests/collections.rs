@@ -266,3 +266,13 @@ fn import_creates_updates_and_deletes_in_one_transaction() {
     assert!(r.json()["data"]["collections"]["1"]["name"].is_object(), "{}", r.json());
     assert_eq!(call(p.port, "GET", "/api/collections/fine", Some(&su), None).status, 404, "rolled back");
 }
+
+#[test]
+fn api_health_tells_superusers_more() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    assert_eq!(call(p.port, "GET", "/api/health", None, None).json()["data"], json!({}));
+    let h = call(p.port, "GET", "/api/health", Some(&su), None).json();
+    assert_eq!(h["message"], "API is healthy.");
+    assert_eq!(h["data"], json!({"canBackup": true, "realIP": "127.0.0.1", "possibleProxyHeader": ""}));
+}

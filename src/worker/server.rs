@@ -20,6 +20,10 @@ use tokio::sync::watch;
 use super::http::router;
 use super::state::AppState;
 
+/// The TCP peer of the connection a request arrived on (before any proxy header).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// A client must send its complete request head within this time (slowloris protection).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Pause after an accept error such as EMFILE, so a full fd table is not a busy loop.
@@ -39,7 +43,7 @@ pub async fn serve(listener: TcpListener, state: AppState, mut stop: watch::Rece
             accepted = listener.accept() => accepted,
         };
         let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+            Ok((stream, peer)) => (stream, peer),
             Err(e) => {
                 if is_per_connection_error(&e) {
                     continue;
@@ -49,10 +53,12 @@ pub async fn serve(listener: TcpListener, state: AppState, mut stop: watch::Rece
                 continue;
             }
         };
+        let (stream, peer) = stream;
         let _ = stream.set_nodelay(true);
         let conn_state = state.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
             let state = conn_state.clone();
+            req.extensions_mut().insert(PeerAddr(peer));
             async move { Ok::<_, Infallible>(handle(state, req).await) }
         });
         let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();

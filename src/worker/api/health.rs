@@ -30,7 +30,28 @@ pub fn worker_health(state: &AppState) -> Response<ResBody> {
     )
 }
 
-/// `GET /api/health`, exactly as PocketBase answers a guest.
-pub fn api_health() -> Response<ResBody> {
-    json_bytes(StatusCode::OK, &br#"{"message":"API is healthy.","code":200,"data":{}}"#[..])
+/// Headers that suggest a reverse proxy in front (PocketBase's list), reported to
+/// superusers so they can configure `trustedProxy`.
+const PROXY_HEADERS: &[&str] = &["CF-Connecting-IP", "Fly-Client-IP", "X-Real-IP", "X-Forwarded-For"];
+
+/// `GET /api/health`, exactly as PocketBase answers: `data` is empty for everyone but
+/// superusers, who also get `canBackup`, `realIP` and `possibleProxyHeader`.
+pub fn api_health(superuser: bool, peer: Option<std::net::SocketAddr>, headers: &hyper::HeaderMap) -> Response<ResBody> {
+    if !superuser {
+        return json_bytes(StatusCode::OK, &br#"{"message":"API is healthy.","code":200,"data":{}}"#[..]);
+    }
+    let proxy = PROXY_HEADERS.iter().find(|h| headers.contains_key(**h)).copied().unwrap_or_default();
+    json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "message": "API is healthy.",
+            "code": 200,
+            "data": {
+                // No backup can be running yet: backups are a later feature.
+                "canBackup": true,
+                "realIP": peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+                "possibleProxyHeader": proxy,
+            },
+        }),
+    )
 }

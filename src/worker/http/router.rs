@@ -43,7 +43,12 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match (segments.as_slice(), &method) {
         (["_", "health"], _) if is_read => Ok(api::health::worker_health(state)),
-        (["api", "health"], _) if is_read => Ok(api::health::api_health()),
+        (["api", "health"], _) if is_read => {
+            // Only a request that carries a token pays for resolving it.
+            let superuser = req.headers().contains_key(AUTHORIZATION) && actor_of(state, &req).await.is_superuser();
+            let peer = req.extensions().get::<crate::worker::server::PeerAddr>().map(|p| p.0);
+            Ok(api::health::api_health(superuser, peer, req.headers()))
+        }
         (["_", "test", "echo"], &Method::POST) if state.config.test_routes => api::test_routes::echo(req).await,
 
         (["api", "batch"], &Method::POST) => {
