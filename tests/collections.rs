@@ -276,3 +276,39 @@ fn api_health_tells_superusers_more() {
     assert_eq!(h["message"], "API is healthy.");
     assert_eq!(h["data"], json!({"canBackup": true, "realIP": "127.0.0.1", "possibleProxyHeader": ""}));
 }
+
+#[test]
+fn the_manage_rule_lets_managers_set_email_and_verified() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    let r = call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
+        "name": "staff", "type": "auth", "createRule": "", "listRule": "", "viewRule": "",
+        "updateRule": "id = @request.auth.id || @request.auth.role = 'admin'",
+        "manageRule": "@request.auth.role = 'admin'",
+        "fields": [{"name": "role", "type": "select", "values": ["admin", "member"], "maxSelect": 1}]
+    })));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let mut ids = Vec::new();
+    for (email, role) in [("boss@example.com", "admin"), ("ann@example.com", "member")] {
+        let r = call(p.port, "POST", "/api/collections/staff/records", Some(&su), Some(&json!({
+            "email": email, "password": "staff password", "passwordConfirm": "staff password", "role": role
+        })));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        ids.push(r.json()["id"].as_str().expect("id").to_owned());
+    }
+    let login = |email: &str| {
+        call(p.port, "POST", "/api/collections/staff/auth-with-password", None, Some(&json!({"identity": email, "password": "staff password"}))).json()["token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    };
+    let (boss, ann) = (login("boss@example.com"), login("ann@example.com"));
+    // A member may update herself but not change her email or verified flag directly.
+    let r = call(p.port, "PATCH", &format!("/api/collections/staff/records/{}", ids[1]), Some(&ann), Some(&json!({"verified": true})));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["data"]["verified"]["code"], "validation_values_mismatch");
+    // The admin passes the manage rule: both are allowed.
+    let r = call(p.port, "PATCH", &format!("/api/collections/staff/records/{}", ids[1]), Some(&boss), Some(&json!({"verified": true, "email": "ann2@example.com"})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["verified"], true);
+}

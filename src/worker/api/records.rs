@@ -318,7 +318,21 @@ pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<I
     if c.update_rule.is_none() && !actor.is_superuser() {
         return Err(ApiError::forbidden("Only superusers can perform this action."));
     }
-    let input = resolve_input(&c, Some(&existing), body, access(actor));
+    // A requester passing the auth collection's manageRule writes as a manager.
+    let mut write_access = access(actor);
+    if write_access == Access::Default && c.auth.as_ref().is_some_and(|a| a.manage_rule.is_some()) {
+        let (m_snap, m_c, m_id) = (snap.clone(), c.clone(), id.to_owned());
+        let m_req = requester(actor, &method, &query, &headers, Map::new());
+        let manager = state
+            .db
+            .read(move |conn| crud::manages(conn, &m_snap, &m_c, &m_req, &m_id))
+            .await
+            .map_err(|e| write_error(state, e, "updated", "Failed to update record."))?;
+        if manager {
+            write_access = Access::Manager;
+        }
+    }
+    let input = resolve_input(&c, Some(&existing), body, write_access);
     // As in PocketBase the update rule is checked before the body is validated: a client it
     // refuses gets the 404 whatever it sent. The write re-checks it in its transaction.
     let (check_snap, check_c, check_id) = (snap.clone(), c.clone(), id.to_owned());
@@ -331,7 +345,7 @@ pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<I
     if !allowed {
         return Err(ApiError::not_found());
     }
-    let opts = WriteOptions { existing: Some(&existing), access: access(actor), now_millis: values::datetime::now_millis() };
+    let opts = WriteOptions { existing: Some(&existing), access: write_access, now_millis: values::datetime::now_millis() };
     let validated = match check_record(&c, &input, &opts) {
         Ok(v) => v,
         Err(rejected) => return Err(rejection(state, snap, rejected, "Failed to update record.").await),

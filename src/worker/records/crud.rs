@@ -608,3 +608,20 @@ pub fn auth_rule_allows(conn: &Connection, snap: &Snapshot, c: &Collection, req:
         Some(rule) => passes(conn, snap, c, req, id, Some(rule)),
     }
 }
+
+/// Whether `req` manages auth record `id`: it passes the collection's `manageRule` (null: no
+/// one but superusers; empty: everyone), which lets it set `email`, `verified` and `password`
+/// directly. Always false outside auth collections.
+pub fn manages(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, id: &str) -> Result<bool, CrudError> {
+    if c.kind != CollectionType::Auth {
+        return Ok(false);
+    }
+    if req.superuser {
+        return Ok(true);
+    }
+    match c.auth.as_ref().and_then(|a| a.manage_rule.as_deref()) {
+        None => Ok(false),
+        Some(rule) if rule.trim().is_empty() => Ok(true),
+        Some(rule) => passes(conn, snap, c, req, id, Some(rule)),
+    }
+}

@@ -105,6 +105,7 @@ pub fn update(
     if c.update_rule.is_none() && !req.superuser {
         return Err(CrudError::SuperusersOnly);
     }
+    let access = if access == Access::Default && crud::manages(tx, snap, c, req, id)? { Access::Manager } else { access };
     let input = resolve_input(c, Some(&existing), body, access);
     req.ctx.body = input.clone();
     if !crud::can_update(tx, snap, c, req, id)? {
