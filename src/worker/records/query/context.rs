@@ -9,6 +9,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+pub use crate::worker::records::values::datetime::format_datetime;
+use crate::worker::records::values::datetime::{civil_from_days, days_from_civil};
+
 use crate::worker::records::filter::Macro;
 
 use super::sql::SqlValue;
@@ -102,55 +105,13 @@ impl RequestContext {
             Macro::Second => SqlValue::Integer(now.rem_euclid(MS_PER_MINUTE) / MS_PER_SECOND),
             Macro::Minute => SqlValue::Integer(now.rem_euclid(MS_PER_HOUR) / MS_PER_MINUTE),
             Macro::Hour => SqlValue::Integer(now.rem_euclid(MS_PER_DAY) / MS_PER_HOUR),
-            Macro::Day => SqlValue::Integer(i64::from(dom)),
-            Macro::Month => SqlValue::Integer(i64::from(month)),
+            Macro::Day => SqlValue::Integer(dom),
+            Macro::Month => SqlValue::Integer(month),
             // 1970-01-01 was a Thursday (4).
             Macro::Weekday => SqlValue::Integer(day.saturating_add(4).rem_euclid(7)),
             Macro::Year => SqlValue::Integer(year),
         }
     }
-}
-
-/// `YYYY-MM-DD HH:MM:SS.sssZ` (UTC, millisecond precision, space separator), the layout
-/// PocketBase stores dates in, so text comparison orders them correctly.
-pub fn format_datetime(unix_ms: i64) -> String {
-    let day = unix_ms.div_euclid(MS_PER_DAY);
-    let in_day = unix_ms.rem_euclid(MS_PER_DAY);
-    let (y, m, d) = civil_from_days(day);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:03}Z",
-        in_day / MS_PER_HOUR,
-        in_day % MS_PER_HOUR / MS_PER_MINUTE,
-        in_day % MS_PER_MINUTE / MS_PER_SECOND,
-        in_day % MS_PER_SECOND
-    )
-}
-
-/// Days since 1970-01-01 → proleptic Gregorian (year, month 1–12, day 1–31).
-/// Howard Hinnant's `civil_from_days`, valid for the whole i64-day range we can reach here.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days.saturating_add(719_468);
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097); // [0, 146096]
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
-    let mp = (5 * doy + 2) / 153; // [0, 11]
-    let d = doy - (153 * mp + 2) / 5 + 1; // [1, 31]
-    let m = if mp < 10 { mp + 3 } else { mp - 9 }; // [1, 12]
-    let y = yoe.saturating_add(era.saturating_mul(400)) + i64::from(m <= 2);
-    // Both are in range by construction.
-    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
-}
-
-/// Proleptic Gregorian date → days since 1970-01-01 (inverse of [`civil_from_days`]).
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year.saturating_sub(1) } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era.saturating_mul(146_097).saturating_add(doe).saturating_sub(719_468)
 }
 
 #[cfg(test)]
