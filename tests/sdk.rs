@@ -4,8 +4,10 @@
 //! unchanged is the point of the wire compatibility, so this runs the client itself rather
 //! than an imitation of it.
 //!
-//! Needs node ≥ 18 and `npm ci --prefix tests/sdk` (`.ci/run` does both). A missing install is
-//! a failure with that instruction, never a skip.
+//! Needs node ≥ 18 and npm. The pinned SDK is installed with `npm ci --prefix tests/sdk` by the
+//! test itself when `node_modules` is missing or stale (once per run), so `cargo test` is the
+//! whole set-up; `.ci/run` also installs node and npm on a machine that lacks them. A failed
+//! install is a failure with the instruction, never a skip.
 
 mod common;
 
@@ -25,6 +27,35 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(300);
 
 fn sdk_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("sdk")
+}
+
+/// Installs the pinned SDK (`npm ci`) unless the installed one is already it. Once per test
+/// binary: the two tests below would otherwise race on one `node_modules`.
+fn ensure_installed(dir: &Path) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let pinned = |p: PathBuf, key: &str| -> Option<serde_json::Value> {
+            let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p).ok()?).ok()?;
+            Some(if key == "version" { v["version"].clone() } else { v["dependencies"]["pocketbase"].clone() })
+        };
+        let wanted = pinned(dir.join("package.json"), "dependencies");
+        let installed = pinned(dir.join("node_modules").join("pocketbase").join("package.json"), "version");
+        if wanted.is_some() && wanted == installed {
+            return;
+        }
+        let out = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(dir)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run npm ({e}): install node >= 18 and npm (.ci/run does this)"));
+        assert!(
+            out.status.success(),
+            "npm ci --prefix tests/sdk failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    check_installed(dir);
 }
 
 /// The installed SDK is the pinned one; anything else means `npm ci` was not run (or is stale).
@@ -127,7 +158,7 @@ fn summary_count(output: &str, key: &str) -> Option<u64> {
 /// Creates the superuser with the CLI (as an operator would, before the first start), starts
 /// the server and runs every scenario against it.
 fn scenarios_pass_against(spawn: Spawn) {
-    check_installed(&sdk_dir());
+    ensure_installed(&sdk_dir());
     let tmp = tempfile::tempdir().expect("tempdir");
     let cli = Command::new(BIN)
         .args(["superuser", "upsert", EMAIL, PASSWORD, "--dir"])
