@@ -226,7 +226,7 @@ fn fan_out(shared: &Shared, origin: u32, frame: &Frame) {
         }
         if let Err(mpsc::error::TrySendError::Full(_)) = peer.data.try_send(frame.clone()) {
             let n = shared.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n == 1 || n % 1000 == 0 {
+            if n == 1 || n.is_multiple_of(1000) {
                 tracing::warn!(worker_id = id, dropped_total = n, "worker's bus queue is full; message dropped");
             }
         }

@@ -123,7 +123,7 @@ impl BusClient {
         };
         if let Err(e) = self.tx.try_send(frame) {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-            if n == 1 || n % 1000 == 0 {
+            if n == 1 || n.is_multiple_of(1000) {
                 tracing::warn!(dropped_total = n, reason = %e, "bus queue full or closed; message dropped");
             }
         }

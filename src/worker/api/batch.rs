@@ -174,9 +174,9 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
     for a in &actions {
         if let Some(c) = snap.get(&a.collection) {
             for plain in plain_passwords(c, &a.body) {
-                if !hashes.contains_key(&plain) {
-                    let hash = state.passwords.hash(&plain).await.map_err(ApiError::internal)?;
-                    hashes.insert(plain, hash);
+                if let std::collections::hash_map::Entry::Vacant(slot) = hashes.entry(plain) {
+                    let hash = state.passwords.hash(slot.key()).await.map_err(ApiError::internal)?;
+                    slot.insert(hash);
                 }
             }
         }

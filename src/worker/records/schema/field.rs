@@ -304,10 +304,8 @@ impl Field {
                     }
                 }
             }
-            FieldKind::Email(o) | FieldKind::Url(o) => {
-                if !o.except_domains.is_empty() && !o.only_domains.is_empty() {
-                    errors.add(at("onlyDomains"), Invalid::new("validation_conflict", "Either onlyDomains or exceptDomains can be set, not both."));
-                }
+            FieldKind::Email(o) | FieldKind::Url(o) if !o.except_domains.is_empty() && !o.only_domains.is_empty() => {
+                errors.add(at("onlyDomains"), Invalid::new("validation_conflict", "Either onlyDomains or exceptDomains can be set, not both."));
             }
             FieldKind::Editor(o) if o.max_size < 0 => {
                 errors.add(at("maxSize"), Invalid::new("validation_min_greater_equal_than_required", "Must be no less than 0."));

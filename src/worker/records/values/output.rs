@@ -47,7 +47,7 @@ fn selected(collection: &Collection) -> impl Iterator<Item = &Field> {
     collection
         .fields
         .iter()
-        .filter(move |f| !matches!(f.kind, FieldKind::Password(_)) && !(auth && f.name == "tokenKey"))
+        .filter(move |f| !(matches!(f.kind, FieldKind::Password(_)) || (auth && f.name == "tokenKey")))
 }
 
 /// The column list [`write_record_json`] reads, in its order: `"table"."field", …`, quoted and

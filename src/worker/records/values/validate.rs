@@ -182,7 +182,7 @@ fn check_number(o: &NumberOptions, value: Option<&Value>) -> Result<SqlValue, In
         return if o.required { Err(required()) } else { Ok(SqlValue::Integer(0)) };
     }
     // Go's `val != float64(int64(val))`: fractions, and magnitudes past i64, are not integers.
-    if o.only_int && (f.fract() != 0.0 || f.abs() >= 9.223_372_036_854_775_807e18) {
+    if o.only_int && (f.fract() != 0.0 || f.abs() >= 9.223_372_036_854_776e18) {
         return Err(Invalid::new("validation_only_int_constraint", "Decimal numbers are not allowed."));
     }
     if let Some(min) = o.min.filter(|min| f < *min) {
