@@ -15,6 +15,7 @@ use super::field::{
 };
 use super::names::{check_collection_name, default_collection_id};
 use super::{quote_ident, Invalid, SchemaErrors};
+use crate::worker::auth::password::PASSWORD_MIN_CHARS_DEFAULT;
 
 /// Token lifetimes for new auth collections, in seconds (PocketBase's defaults).
 pub const AUTH_TOKEN_TTL_SECS: u64 = 432_000;
@@ -25,8 +26,6 @@ pub const FILE_TOKEN_TTL_SECS: u64 = 180;
 pub const OTP_TTL_SECS: u64 = 180;
 pub const OTP_LENGTH_DIGITS: u32 = 8;
 pub const MFA_TTL_SECS: u64 = 1_800;
-/// Minimum password length in a new auth collection.
-pub const DEFAULT_PASSWORD_MIN_CHARS: u32 = 8;
 
 fn base_type() -> CollectionType {
     CollectionType::Base
@@ -317,7 +316,7 @@ impl Collection {
             CollectionType::Auth => {
                 c.fields.push(id_field());
                 c.fields.push(system(
-                    Field::new("password", FieldKind::Password(PasswordOptions { required: true, min: DEFAULT_PASSWORD_MIN_CHARS, ..Default::default() })),
+                    Field::new("password", FieldKind::Password(PasswordOptions { required: true, min: PASSWORD_MIN_CHARS_DEFAULT as u32, ..Default::default() })),
                     true,
                 ));
                 c.fields.push(system(

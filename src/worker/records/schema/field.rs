@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::names::{check_field_name, default_field_id};
 use super::{Invalid, SchemaErrors};
+use crate::worker::auth::password::PASSWORD_MAX_CHARS_LIMIT;
 use crate::worker::records::values::autogen::check_text_autogenerate;
 use crate::worker::records::values::validate::check_regex_pattern;
 
@@ -17,8 +18,6 @@ pub const DEFAULT_TEXT_MAX_CHARS: i64 = 5000;
 pub const DEFAULT_EDITOR_MAX_BYTES: i64 = 5 * 1024 * 1024;
 pub const DEFAULT_FILE_MAX_BYTES: i64 = 5 * 1024 * 1024;
 pub const DEFAULT_JSON_MAX_BYTES: i64 = 1024 * 1024;
-/// bcrypt's input limit, kept for compatibility of stored definitions.
-pub const MAX_PASSWORD_CHARS: u32 = 71;
 /// Longest `help` text.
 pub const MAX_HELP_CHARS: usize = 300;
 
@@ -348,7 +347,7 @@ impl Field {
                 if o.min < 1 && o.required {
                     errors.add(at("min"), Invalid::new("validation_min_greater_equal_than_required", "Must be no less than 1."));
                 }
-                if o.max > MAX_PASSWORD_CHARS || (o.max > 0 && o.max < o.min) {
+                if o.max as usize > PASSWORD_MAX_CHARS_LIMIT || (o.max > 0 && o.max < o.min) {
                     errors.add(at("max"), Invalid::new("validation_max_less_equal_than_required", "Must be between min and 71."));
                 }
             }

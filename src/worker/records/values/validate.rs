@@ -14,10 +14,11 @@ use std::sync::{Mutex, OnceLock};
 use serde_json::{Map, Value};
 
 use super::checks::{email_domain, is_email, url_host};
+use crate::worker::auth::password::PASSWORD_MAX_CHARS_LIMIT;
 use super::datetime::{format_datetime, go_time_string, parse_datetime};
 use super::{autogen, scalar_to_string, to_number, to_string_list, Access, MAX_SAFE_INTEGER};
 use crate::worker::records::schema::field::{
-    DEFAULT_EDITOR_MAX_BYTES, DEFAULT_JSON_MAX_BYTES, DEFAULT_TEXT_MAX_CHARS, MAX_PASSWORD_CHARS,
+    DEFAULT_EDITOR_MAX_BYTES, DEFAULT_JSON_MAX_BYTES, DEFAULT_TEXT_MAX_CHARS,
 };
 use crate::worker::records::schema::field::{DateOptions, NumberOptions, PasswordOptions, TextOptions};
 use crate::worker::records::schema::{Collection, CollectionType, Field, FieldKind, Invalid, SchemaErrors};
@@ -275,7 +276,7 @@ fn check_password(o: &PasswordOptions, plain: &str) -> Result<(), Invalid> {
     if len < o.min as usize {
         return Err(Invalid::new("validation_min_text_constraint", format!("Must be at least {} character(s).", o.min)));
     }
-    let max = if o.max == 0 { MAX_PASSWORD_CHARS } else { o.max };
+    let max = if o.max == 0 { PASSWORD_MAX_CHARS_LIMIT as u32 } else { o.max };
     if len > max as usize {
         return Err(Invalid::new("validation_max_text_constraint", format!("Must be less than {max} character(s).")));
     }
