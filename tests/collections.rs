@@ -130,6 +130,10 @@ fn collections_api_is_superuser_only_and_round_trips() {
     assert_eq!(bad.status, 400);
     assert!(bad.json()["data"]["name"].is_object() && bad.json()["data"]["fields"]["1"]["name"].is_object(), "{}", bad.json());
 
+    let r = call(p.port, "PATCH", "/api/collections/posts", Some(&t), Some(&json!({"fields": [{"name": "x", "type": "no-such-type"}]})));
+    assert_eq!(r.status, 400, "a malformed field definition is refused with its reason");
+    assert_eq!(r.json()["message"], "Failed to update collection.");
+    assert_eq!(r.json()["data"]["fields"]["code"], "validation_invalid_value");
     let r = call(p.port, "PATCH", "/api/collections/posts", Some(&t), Some(&json!({"listRule": "", "name": "articles"})));
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["listRule"], "");

@@ -11,7 +11,7 @@ use crate::worker::http::body::{json, json_bytes, ResBody, DEFAULT_BODY_LIMIT_BY
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{json_object, list_envelope, ListParams, Query};
 use crate::worker::records::cache::INVALIDATE_COLLECTIONS;
-use crate::worker::records::schema::{Collection, CollectionType};
+use crate::worker::records::schema::{Collection, CollectionType, Invalid, SchemaErrors};
 use crate::worker::records::store::{self, StoreError};
 use crate::worker::state::AppState;
 
@@ -40,7 +40,7 @@ fn changed(state: &AppState) {
 
 /// The scaffold for `kind`/`name` with `body` merged over it; system fields missing from a
 /// sent `fields` array are put back in front, as PocketBase's scaffold merge does.
-fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection, ApiError> {
+fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection, StoreError> {
     let mut obj = match serde_json::to_value(base) {
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
@@ -49,9 +49,9 @@ fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection, Api
         obj.insert(k, v);
     }
     let mut c: Collection = serde_json::from_value(Value::Object(obj)).map_err(|e| {
-        let mut data = Map::new();
-        data.insert("fields".into(), serde_json::json!({"code": "validation_invalid_value", "message": format!("Invalid collection data: {e}.")}));
-        ApiError::validation("An error occurred while validating the submitted data.", data)
+        let mut errors = SchemaErrors::default();
+        errors.add("fields", Invalid::new("validation_invalid_value", format!("Invalid collection data: {e}.")));
+        StoreError::Invalid(errors)
     })?;
     let missing: Vec<_> = base.fields.iter().filter(|f| f.system && !c.fields.iter().any(|x| x.name == f.name || x.id == f.id)).cloned().collect();
     if !missing.is_empty() {
@@ -133,7 +133,7 @@ pub async fn create(state: &AppState, req: Request<Incoming>) -> Result<Response
     let kind = parse_kind(&body)?;
     let name = body.get("name").and_then(Value::as_str).unwrap_or_default().to_owned();
     let chosen_id = body.get("id").and_then(Value::as_str).is_some_and(|id| !id.is_empty());
-    let mut c = merged(&Collection::scaffold(kind, &name), body)?;
+    let mut c = merged(&Collection::scaffold(kind, &name), body).map_err(|e| store_error(e, "Failed to create collection."))?;
     if !chosen_id {
         // Left empty, the store derives the default id and steps past one already taken.
         c.id.clear();
@@ -153,7 +153,7 @@ pub async fn update(state: &AppState, id_or_name: &str, req: Request<Incoming>) 
     let key = id_or_name.to_owned();
     let outcome = in_write_tx(state, move |tx| {
         let Some(old) = store::find(tx, &key)? else { return Ok(None) };
-        let new = merged(&old, body).map_err(|_| StoreError::Refused("Failed to update collection.".into()))?;
+        let new = merged(&old, body)?;
         store::update(tx, &old, new).map(Some)
     })
     .await;
@@ -181,7 +181,7 @@ pub async fn delete(state: &AppState, id_or_name: &str) -> Result<Response<ResBo
             changed(state);
             Ok(no_content())
         }
-        Err(StoreError::Refused(m)) if m.starts_with("System") => Err(ApiError::bad_request("Failed to delete collection.")),
+        Err(StoreError::SystemCollection) => Err(ApiError::bad_request("Failed to delete collection.")),
         Err(e) => Err(store_error(e, "Failed to delete collection.")),
     }
 }

@@ -24,6 +24,9 @@ pub enum StoreError {
     /// A refused operation with PocketBase's message (400).
     #[error("{0}")]
     Refused(String),
+    /// System collections cannot be deleted.
+    #[error("system collections cannot be deleted")]
+    SystemCollection,
     #[error("collection row {id} is unreadable: {source}")]
     Corrupt { id: String, source: serde_json::Error },
     #[error("sqlite: {0}")]
@@ -528,7 +531,7 @@ fn migrate_table(tx: &Transaction<'_>, old: &Collection, new: &mut Collection) -
 /// collections still reference are refused.
 pub fn delete(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> {
     if c.system {
-        return Err(StoreError::Refused("System collections cannot be deleted.".into()));
+        return Err(StoreError::SystemCollection);
     }
     let (_, all) = read_all(tx)?;
     let referencing: Vec<&str> = all
@@ -753,7 +756,7 @@ mod tests {
         let mut stripped = su.clone();
         stripped.fields.retain(|f| f.name != "email");
         assert!(write(&mut conn, |tx| update(tx, &su, stripped)).is_err());
-        assert!(matches!(write(&mut conn, |tx| delete(tx, &su)), Err(StoreError::Refused(_))));
+        assert!(matches!(write(&mut conn, |tx| delete(tx, &su)), Err(StoreError::SystemCollection)));
     }
 
     #[test]
