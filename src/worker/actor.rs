@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::worker::auth::jwt::{self, TokenType};
-use crate::shared::db::DbError;
+use crate::worker::records::crud::{self, CrudError};
 use crate::worker::records::rows;
 use crate::worker::records::schema::{Collection, CollectionType};
 use crate::worker::state::AppState;
@@ -71,20 +71,39 @@ pub async fn resolve(state: &AppState, authorization: Option<&[u8]>) -> Actor {
     if claims.token_type != TokenType::Auth || claims.is_expired(now) {
         return Actor::Guest;
     }
-    let Ok(snap) = state.schema.fresh(&state.db).await else { return Actor::Guest };
-    let Some(collection) = snap.get(&claims.collection_id).cloned() else { return Actor::Guest };
-    if collection.kind != CollectionType::Auth || collection.id != claims.collection_id {
-        return Actor::Guest;
-    }
-    let (c, id) = (collection.clone(), claims.id.clone());
-    let record = match state.db.read(move |conn| -> Result<_, DbError> { Ok(rows::load(conn, &c, &id)?) }).await {
-        Ok(Some(r)) => r,
-        Ok(None) => return Actor::Guest,
-        Err(e) => {
-            tracing::warn!(error = %e, "loading the auth record of a token failed; treating as guest");
+    let mut loaded = None;
+    for retry in [false, true] {
+        // The held snapshot usually knows the collection; the load checks its version in the
+        // same read transaction and a stale plan is retried once with a fresh snapshot.
+        let Ok(snap) = state.schema.for_job(&state.db, &claims.collection_id, retry).await else { return Actor::Guest };
+        let Some(collection) = snap.get(&claims.collection_id).cloned() else { return Actor::Guest };
+        if collection.kind != CollectionType::Auth || collection.id != claims.collection_id {
             return Actor::Guest;
         }
-    };
+        let (c, id) = (collection.clone(), claims.id.clone());
+        let job = state
+            .db
+            .read(move |conn| {
+                crud::read_snapshot(conn, |conn| {
+                    snap.check(conn)?;
+                    Ok(rows::load(conn, &c, &id)?)
+                })
+            })
+            .await;
+        match job {
+            Ok(Some(record)) => {
+                loaded = Some((collection, record));
+                break;
+            }
+            Ok(None) => return Actor::Guest,
+            Err(CrudError::Stale(_)) => state.schema.invalidate(),
+            Err(e) => {
+                tracing::warn!(error = %e, "loading the auth record of a token failed; treating as guest");
+                return Actor::Guest;
+            }
+        }
+    }
+    let Some((collection, record)) = loaded else { return Actor::Guest };
     let mut auth = AuthRecord { collection, record, refreshable: false, token: token.to_owned() };
     match jwt::verify(&state.jwt_secret, token, TokenType::Auth, &auth.collection.id, auth.token_key(), now) {
         Ok(claims) => {

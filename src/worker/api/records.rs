@@ -20,7 +20,6 @@ use crate::worker::http::body::{collect_limited, json_bytes, ResBody, DEFAULT_BO
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{list_envelope, ListParams, Query};
 use crate::worker::records::cache::Snapshot;
-use crate::worker::versioned::STALE_VERSION;
 use crate::worker::records::crud::{self, CrudError, Page, Requester, Shape};
 use crate::worker::records::expand::ExpandTree;
 use crate::worker::records::fields::Projection;
@@ -85,13 +84,8 @@ where
 {
     let mut last = None;
     for attempt in 0..PLAN_ATTEMPTS {
-        // Plan with the snapshot already held: the job checks its version in the same read
-        // transaction as its query, so a stale plan is caught there without a separate hop to
-        // a database thread first. Anything the held snapshot lacks is looked up fresh.
-        let mut snap = state.schema.snapshot();
-        if attempt > 0 || snap.version == STALE_VERSION || snap.get(collection).is_none() {
-            snap = state.schema.fresh(&state.db).await.map_err(|e| Err(ApiError::internal(e)))?;
-        }
+        // The job checks the snapshot's version in the same read transaction as its query.
+        let snap = state.schema.for_job(&state.db, collection, attempt > 0).await.map_err(|e| Err(ApiError::internal(e)))?;
         let Some(c) = snap.get(collection).cloned() else { return Err(Err(missing_collection())) };
         match job(snap, c).await {
             Err(CrudError::Stale(s)) => {

@@ -130,6 +130,18 @@ impl SchemaCache {
         self.0.invalidate();
     }
 
+    /// A snapshot to plan a job on `collection` with: the one already held when it knows the
+    /// collection (the job then checks the version itself, in its own transaction, and a stale
+    /// plan comes back as [`Stale`]), else — or when `retry` after a stale plan — a fresh one.
+    /// Saves the thread hop of a version read on the common path.
+    pub async fn for_job(&self, db: &Db, collection: &str, retry: bool) -> Result<Arc<Snapshot>, CacheError> {
+        let held = self.snapshot();
+        if !retry && held.version != STALE_VERSION && held.get(collection).is_some() {
+            return Ok(held);
+        }
+        self.fresh(db).await
+    }
+
     /// A snapshot at the database's current version.
     pub async fn fresh(&self, db: &Db) -> Result<Arc<Snapshot>, CacheError> {
         self.0
