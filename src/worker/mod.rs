@@ -206,10 +206,14 @@ fn forced_exit(worker_id: u32, signal: &str) -> ! {
 
 /// A plain thread, not a task: it must fire even if the runtime is wedged.
 fn start_watchdog(after: Duration) {
-    let _ = std::thread::Builder::new().name("vb-drain-watchdog".into()).spawn(move || {
+    let spawned = std::thread::Builder::new().name("vb-drain-watchdog".into()).spawn(move || {
         std::thread::sleep(after);
         eprintln!("vaultbase: drain did not complete within {after:?}; exiting");
         std::process::exit(FORCED_EXIT_CODE);
     });
+    if let Err(e) = spawned {
+        // The drain still has its own deadline; only the backstop for a wedged runtime is lost.
+        tracing::error!(error = %e, "starting the drain watchdog failed");
+    }
 }
 

@@ -257,17 +257,14 @@ fn write_row(tx: &Transaction<'_>, id: &str, value: &str) -> rusqlite::Result<()
 
 /// Reads the settings and their version in one snapshot.
 pub fn load(conn: &Connection) -> Result<Loaded, SettingsError> {
-    conn.execute_batch("BEGIN")?;
-    let result = (|| {
+    crate::shared::db::read_tx(conn, |conn| {
         let version = crate::worker::versioned::read_version(conn, SETTINGS_VERSION_KEY)?;
         let settings = match read_row(conn, PARAMS_ID)? {
             Some(text) => serde_json::from_str(&text)?,
             None => Settings::default(),
         };
         Ok(Loaded { version, settings })
-    })();
-    conn.execute_batch("COMMIT")?;
-    result
+    })
 }
 
 /// Reads the secrets (for the features that need them: mail, S3).

@@ -10,3 +10,35 @@ pub mod migrate;
 pub mod open;
 
 pub use executor::{Db, DbError};
+
+/// Runs `f` inside one read transaction on `conn`, so several statements see one state of the
+/// database (another process may commit between them otherwise). The transaction always ends:
+/// committed on success, rolled back otherwise, and rolled back if the commit itself fails —
+/// a connection left inside a transaction would fail every later `BEGIN` on its thread.
+pub fn read_tx<T, E: From<rusqlite::Error>>(conn: &rusqlite::Connection, f: impl FnOnce(&rusqlite::Connection) -> Result<T, E>) -> Result<T, E> {
+    conn.execute_batch("BEGIN")?;
+    let out = f(conn);
+    let ended = if out.is_ok() { conn.execute_batch("COMMIT") } else { conn.execute_batch("ROLLBACK") };
+    if ended.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let value = out?;
+    ended?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_tx_always_ends_its_transaction() {
+        let conn = rusqlite::Connection::open_in_memory().expect("sqlite");
+        let ok: Result<i64, rusqlite::Error> = read_tx(&conn, |c| c.query_row("SELECT 1", [], |r| r.get(0)));
+        assert_eq!(ok.expect("ok"), 1);
+        assert!(conn.is_autocommit());
+        let failed: Result<i64, rusqlite::Error> = read_tx(&conn, |c| c.query_row("SELECT nope", [], |r| r.get(0)));
+        assert!(failed.is_err());
+        assert!(conn.is_autocommit(), "a failed job does not leave the connection inside a transaction");
+    }
+}

@@ -232,11 +232,7 @@ fn write_records(
 /// Runs `f` inside one read transaction, so a job's version check and its queries see the
 /// same state of the database (another process may commit between two statements otherwise).
 pub fn read_snapshot<T>(conn: &Connection, f: impl FnOnce(&Connection) -> Result<T, CrudError>) -> Result<T, CrudError> {
-    conn.execute_batch("BEGIN")?;
-    let out = f(conn);
-    // A read transaction holds nothing worth keeping: end it whatever happened.
-    let _ = conn.execute_batch(if out.is_ok() { "COMMIT" } else { "ROLLBACK" });
-    out
+    crate::shared::db::read_tx(conn, f)
 }
 
 /// One page of records as a JSON array, and the total unless skipped.

@@ -58,10 +58,7 @@ fn bump_version(tx: &Transaction<'_>) -> rusqlite::Result<()> {
 /// Every collection, in creation order, with the version they were read at. Opens its own
 /// read transaction so the version and the rows are one snapshot.
 pub fn load_all(conn: &Connection) -> Result<(i64, Vec<Collection>), StoreError> {
-    conn.execute_batch("BEGIN")?;
-    let result = read_all(conn);
-    conn.execute_batch("COMMIT")?;
-    result
+    crate::shared::db::read_tx(conn, read_all)
 }
 
 /// Reads the version and every collection in whatever transaction the caller holds.
