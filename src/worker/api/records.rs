@@ -223,17 +223,6 @@ async fn hash_passwords(state: &AppState, columns: &mut Vec<(String, SqlValue)>,
     Ok(())
 }
 
-/// The error of a create or update job; a schema change under it asks the client to retry.
-fn write_error(state: &AppState, e: CrudError, done: &str, failed: &str) -> ApiError {
-    match e {
-        CrudError::Stale(_) => {
-            state.schema.invalidate();
-            ApiError::bad_request(format!("The collection changed while the record was being {done}; please retry."))
-        }
-        other => crud_error(other, failed),
-    }
-}
-
 /// The 400 for a rejected body, with its missing related records added to the other field
 /// errors as PocketBase reports them (that check reads the database, so it runs only here or
 /// in the write transaction).
@@ -248,18 +237,68 @@ async fn rejection(state: &AppState, snap: Arc<Snapshot>, rejected: Rejected, me
     ApiError::validation(message, errors.to_data())
 }
 
+/// Why one planning attempt of a write ended without an answer.
+enum Attempt {
+    /// The held schema snapshot was stale: plan again with a fresh one.
+    Stale,
+    Failed(ApiError),
+}
+
+impl From<ApiError> for Attempt {
+    fn from(e: ApiError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+fn attempt_error(e: CrudError, failed: &str) -> Attempt {
+    match e {
+        CrudError::Stale(_) => Attempt::Stale,
+        other => Attempt::Failed(crud_error(other, failed)),
+    }
+}
+
+/// Runs `once` with the held snapshot, and once more with a fresh one if that was stale.
+async fn with_replan<F, Fut>(state: &AppState, once: F) -> Result<Response<ResBody>, ApiError>
+where
+    F: Fn(bool) -> Fut,
+    Fut: std::future::Future<Output = Result<Response<ResBody>, Attempt>>,
+{
+    for retry in [false, true] {
+        match once(retry).await {
+            Ok(res) => return Ok(res),
+            Err(Attempt::Failed(e)) => return Err(e),
+            Err(Attempt::Stale) => state.schema.invalidate(),
+        }
+    }
+    Err(ApiError::bad_request("The collection changed while the record was being written; please retry."))
+}
+
 /// `POST /api/collections/{c}/records`
 pub async fn create(state: &AppState, collection: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let (method, query, headers) = (req.method().clone(), Query::parse(req.uri().query()), req.headers().clone());
     let shape = shape(&query)?;
     let body = body_map(req).await?;
-    let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
+    let req_parts = (&method, &query, &headers);
+    with_replan(state, |retry| create_once(state, collection, actor, req_parts, &shape, body.clone(), retry)).await
+}
+
+async fn create_once(
+    state: &AppState,
+    collection: &str,
+    actor: &Actor,
+    (method, query, headers): (&Method, &Query, &HeaderMap),
+    shape: &Shape,
+    body: Map<String, Value>,
+    retry: bool,
+) -> Result<Response<ResBody>, Attempt> {
+    const FAILED: &str = "Failed to create record.";
+    let snap = state.schema.for_job(&state.db, collection, retry).await.map_err(ApiError::internal)?;
     let c = snap.get(collection).cloned().ok_or_else(missing_collection)?;
     if c.kind == crate::worker::records::schema::CollectionType::View {
-        return Err(ApiError::bad_request("Unsupported collection type."));
+        return Err(ApiError::bad_request("Unsupported collection type.").into());
     }
     if c.create_rule.is_none() && !actor.is_superuser() {
-        return Err(ApiError::forbidden("Only superusers can perform this action."));
+        return Err(ApiError::forbidden("Only superusers can perform this action.").into());
     }
     let input = resolve_input(&c, None, body, access(actor));
     let opts = WriteOptions { existing: None, access: access(actor), now_millis: values::datetime::now_millis() };
@@ -273,26 +312,30 @@ pub async fn create(state: &AppState, collection: &str, req: Request<Incoming>, 
             Err(r) => r.columns.clone(),
         };
         let (rule_snap, rule_c) = (snap.clone(), c.clone());
-        let rule_requester = requester(actor, &method, &query, &headers, input.clone());
+        let rule_requester = requester(actor, method, query, headers, input.clone());
         let admitted = state
             .db
-            .read(move |conn| crud::create_rule_admits(conn, &rule_snap, &rule_c, &rule_requester, &columns))
+            .read(move |conn| crud::read_snapshot(conn, |conn| crud::create_rule_admits(conn, &rule_snap, &rule_c, &rule_requester, &columns)))
             .await
-            .map_err(|e| write_error(state, e, "created", "Failed to create record."))?;
+            .map_err(|e| attempt_error(e, FAILED))?;
         if !admitted {
-            return Err(ApiError::bad_request("Failed to create record."));
+            return Err(ApiError::bad_request(FAILED).into());
         }
     }
     let validated = match checked {
         Ok(v) => v,
-        Err(rejected) => return Err(rejection(state, snap, rejected, "Failed to create record.").await),
+        Err(rejected) => return Err(rejection(state, snap, rejected, FAILED).await.into()),
     };
     let mut columns = validated.columns;
     hash_passwords(state, &mut columns, validated.passwords).await?;
-    let requester = requester(actor, &method, &query, &headers, input);
-    let relations = validated.relations;
-    let result = state.db.write(move |tx| crud::create(tx, &snap, &c, &requester, &columns, &relations, &shape)).await;
-    result.map(|bytes| json_bytes(StatusCode::OK, bytes)).map_err(|e| write_error(state, e, "created", "Failed to create record."))
+    let requester = requester(actor, method, query, headers, input);
+    let (relations, shape) = (validated.relations, shape.clone());
+    let bytes = state
+        .db
+        .write(move |tx| crud::create(tx, &snap, &c, &requester, &columns, &relations, &shape))
+        .await
+        .map_err(|e| attempt_error(e, FAILED))?;
+    Ok(json_bytes(StatusCode::OK, bytes))
 }
 
 /// `PATCH /api/collections/{c}/records/{id}`
@@ -300,65 +343,95 @@ pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<I
     let (method, query, headers) = (req.method().clone(), Query::parse(req.uri().query()), req.headers().clone());
     let shape = shape(&query)?;
     let body = body_map(req).await?;
-    let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
+    let req_parts = (&method, &query, &headers);
+    with_replan(state, |retry| update_once(state, collection, id, actor, req_parts, &shape, body.clone(), retry)).await
+}
+
+/// What an update needs decided before validation, read in one job: the stored record, the
+/// writer's access (manageRule) and its resolved input, and whether the update rule admits it.
+struct UpdatePlan {
+    existing: Map<String, Value>,
+    access: Access,
+    input: Map<String, Value>,
+    allowed: bool,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn update_once(
+    state: &AppState,
+    collection: &str,
+    id: &str,
+    actor: &Actor,
+    (method, query, headers): (&Method, &Query, &HeaderMap),
+    shape: &Shape,
+    body: Map<String, Value>,
+    retry: bool,
+) -> Result<Response<ResBody>, Attempt> {
+    const FAILED: &str = "Failed to update record.";
+    let snap = state.schema.for_job(&state.db, collection, retry).await.map_err(ApiError::internal)?;
     let c = snap.get(collection).cloned().ok_or_else(missing_collection)?;
-    let (lookup_c, lookup_id) = (c.clone(), id.to_owned());
-    let existing = state
-        .db
-        .read(move |conn| crud::existing(conn, &lookup_c, &lookup_id))
-        .await
-        .map_err(|e| crud_error(e, "Failed to update record."))?
-        .ok_or_else(ApiError::not_found)?;
     if c.update_rule.is_none() && !actor.is_superuser() {
-        return Err(ApiError::forbidden("Only superusers can perform this action."));
-    }
-    // A requester passing the auth collection's manageRule writes as a manager.
-    let mut write_access = access(actor);
-    if write_access == Access::Default && c.auth.as_ref().is_some_and(|a| a.manage_rule.is_some()) {
-        let (m_snap, m_c, m_id) = (snap.clone(), c.clone(), id.to_owned());
-        let m_req = requester(actor, &method, &query, &headers, Map::new());
-        let manager = state
-            .db
-            .read(move |conn| crud::manages(conn, &m_snap, &m_c, &m_req, &m_id))
-            .await
-            .map_err(|e| write_error(state, e, "updated", "Failed to update record."))?;
-        if manager {
-            write_access = Access::Manager;
+        // PocketBase answers a missing record first, so look before refusing.
+        let (lookup_c, lookup_id) = (c.clone(), id.to_owned());
+        let found = state.db.read(move |conn| crud::existing(conn, &lookup_c, &lookup_id)).await.map_err(|e| attempt_error(e, FAILED))?;
+        return Err(match found {
+            None => ApiError::not_found(),
+            Some(_) => ApiError::forbidden("Only superusers can perform this action."),
         }
+        .into());
     }
-    let input = resolve_input(&c, Some(&existing), body, write_access);
     // As in PocketBase the update rule is checked before the body is validated: a client it
     // refuses gets the 404 whatever it sent. The write re-checks it in its transaction.
-    let (check_snap, check_c, check_id) = (snap.clone(), c.clone(), id.to_owned());
-    let check_requester = requester(actor, &method, &query, &headers, input.clone());
-    let allowed = state
+    let base_access = access(actor);
+    let mut plan_req = requester(actor, method, query, headers, Map::new());
+    let (plan_snap, plan_c, plan_id) = (snap.clone(), c.clone(), id.to_owned());
+    let plan = state
         .db
-        .read(move |conn| crud::can_update(conn, &check_snap, &check_c, &check_requester, &check_id))
+        .read(move |conn| {
+            crud::read_snapshot(conn, |conn| {
+                plan_snap.check(conn)?;
+                let Some(existing) = crud::existing(conn, &plan_c, &plan_id)? else { return Ok(None) };
+                // A requester passing the auth collection's manageRule writes as a manager.
+                let access = if base_access == Access::Default && crud::manages(conn, &plan_snap, &plan_c, &plan_req, &plan_id)? {
+                    Access::Manager
+                } else {
+                    base_access
+                };
+                let input = resolve_input(&plan_c, Some(&existing), body, access);
+                plan_req.ctx.body = input.clone();
+                let allowed = crud::can_update(conn, &plan_snap, &plan_c, &plan_req, &plan_id)?;
+                Ok(Some(UpdatePlan { existing, access, input, allowed }))
+            })
+        })
         .await
-        .map_err(|e| write_error(state, e, "updated", "Failed to update record."))?;
+        .map_err(|e| attempt_error(e, FAILED))?;
+    let Some(UpdatePlan { existing, access, input, allowed }) = plan else { return Err(ApiError::not_found().into()) };
     if !allowed {
-        return Err(ApiError::not_found());
+        return Err(ApiError::not_found().into());
     }
-    let opts = WriteOptions { existing: Some(&existing), access: write_access, now_millis: values::datetime::now_millis() };
+    let opts = WriteOptions { existing: Some(&existing), access, now_millis: values::datetime::now_millis() };
     let validated = match check_record(&c, &input, &opts) {
         Ok(v) => v,
-        Err(rejected) => return Err(rejection(state, snap, rejected, "Failed to update record.").await),
+        Err(rejected) => return Err(rejection(state, snap, rejected, FAILED).await.into()),
     };
     if let Some(PasswordInput::Plain(old)) = &validated.old_password {
         let hash = existing.get("password").and_then(Value::as_str).map(str::to_owned);
         if !state.passwords.verify_or_dummy(hash, old).await {
             let mut data = Map::new();
             data.insert("oldPassword".into(), serde_json::json!({"code": "validation_invalid_old_password", "message": "Missing or invalid old password."}));
-            return Err(ApiError::validation("Failed to update record.", data));
+            return Err(ApiError::validation(FAILED, data).into());
         }
     }
     let mut columns = validated.columns;
     hash_passwords(state, &mut columns, validated.passwords).await?;
-    let requester = requester(actor, &method, &query, &headers, input);
-    let relations = validated.relations;
-    let id = id.to_owned();
-    let result = state.db.write(move |tx| crud::update(tx, &snap, &c, &requester, &id, &columns, &relations, &shape)).await;
-    result.map(|bytes| json_bytes(StatusCode::OK, bytes)).map_err(|e| write_error(state, e, "updated", "Failed to update record."))
+    let requester = requester(actor, method, query, headers, input);
+    let (relations, shape, id) = (validated.relations, shape.clone(), id.to_owned());
+    let bytes = state
+        .db
+        .write(move |tx| crud::update(tx, &snap, &c, &requester, &id, &columns, &relations, &shape))
+        .await
+        .map_err(|e| attempt_error(e, FAILED))?;
+    Ok(json_bytes(StatusCode::OK, bytes))
 }
 
 /// `DELETE /api/collections/{c}/records/{id}`
