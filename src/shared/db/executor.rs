@@ -8,6 +8,13 @@
 //! deferred transaction that upgrades to a write fails at once under another process's lock,
 //! ignoring the busy timeout. Threads, not `spawn_blocking`: these loops live as long as the
 //! process and blocking tasks cannot be aborted.
+//!
+//! Group commit: the writer takes every write already queued (up to [`MAX_GROUP_JOBS`]) into
+//! one transaction, each job inside its own savepoint, and answers the callers only after the
+//! one COMMIT. A job that fails rolls back to its savepoint and fails alone; a COMMIT that
+//! fails fails every job that had succeeded. Under load this pays the lock, the WAL append and
+//! the commit once per group instead of once per write; with one writer waiting nothing is
+//! delayed, because the writer never waits for a group to fill.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -20,9 +27,28 @@ use tokio::sync::oneshot;
 use super::open::{self, Role};
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// A write job runs inside the group's transaction and hands back whether it succeeded and
+/// how to answer its caller once the group's fate is known.
+/// It is given `Err(why)` instead of a transaction when the group could not run at all.
+type WriteJob = Box<dyn for<'a, 'b> FnOnce(Result<&'a Transaction<'b>, &'a str>) -> Done + Send>;
+
+/// The most writes one transaction carries: enough to amortise a commit under load, few
+/// enough that one group's COMMIT never keeps many callers waiting.
+pub const MAX_GROUP_JOBS: usize = 64;
+
+struct Done {
+    ok: bool,
+    /// Told `None` when the group committed, or why the job's work was lost.
+    answer: Box<dyn FnOnce(Option<&str>) + Send>,
+}
 
 enum Msg {
     Run(Job),
+    Stop,
+}
+
+enum WriteMsg {
+    Run(WriteJob),
     Stop,
 }
 
@@ -37,6 +63,9 @@ pub enum DbError {
     Thread(std::io::Error),
     #[error("the database is closed")]
     Closed,
+    /// The group transaction this write ran in did not commit; its work was rolled back.
+    #[error("committing the write: {0}")]
+    Commit(String),
 }
 
 /// A cheap-to-clone handle to the executor threads.
@@ -46,7 +75,7 @@ pub struct Db {
 }
 
 struct Inner {
-    writer: Sender<Msg>,
+    writer: Sender<WriteMsg>,
     readers: Sender<Msg>,
     reader_count: usize,
     threads: Mutex<Vec<JoinHandle<()>>>,
@@ -64,9 +93,9 @@ impl Db {
         let (writer_tx, writer_rx) = crossbeam_channel::unbounded();
         let (reader_tx, reader_rx) = crossbeam_channel::unbounded();
         let mut threads = Vec::with_capacity(readers + 1);
-        threads.push(spawn("vb-db-writer", writer_conn, writer_rx, true)?);
+        threads.push(spawn_writer(writer_conn, writer_rx)?);
         for (i, conn) in reader_conns.into_iter().enumerate() {
-            threads.push(spawn(&format!("vb-db-reader-{i}"), conn, reader_rx.clone(), false)?);
+            threads.push(spawn_reader(&format!("vb-db-reader-{i}"), conn, reader_rx.clone())?);
         }
         Ok(Db {
             inner: Arc::new(Inner {
@@ -94,8 +123,10 @@ impl Db {
         rx.await.map_err(|_| E::from(DbError::Closed))?
     }
 
-    /// Runs `f` inside one `BEGIN IMMEDIATE` transaction on the writer; commits if it returns
-    /// `Ok`, rolls back otherwise — and the caller's error comes back intact.
+    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction on the writer (shared with other writes
+    /// queued at the same moment, each in its own savepoint); answers once that transaction
+    /// committed, so `Ok` means durable. If `f` fails its own changes are rolled back and the
+    /// caller's error comes back intact.
     pub async fn write<T, E, F>(&self, f: F) -> Result<T, E>
     where
         T: Send + 'static,
@@ -103,17 +134,30 @@ impl Db {
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |conn| {
-            let _ = tx.send(in_immediate_tx(conn, f));
+        let job: WriteJob = Box::new(move |t| {
+            let out = match t {
+                Ok(t) => f(t),
+                Err(why) => Err(E::from(DbError::Commit(why.to_owned()))),
+            };
+            Done {
+                ok: out.is_ok(),
+                answer: Box::new(move |lost: Option<&str>| {
+                    let reply = match (out, lost) {
+                        (Ok(_), Some(why)) => Err(E::from(DbError::Commit(why.to_owned()))),
+                        (out, _) => out,
+                    };
+                    let _ = tx.send(reply);
+                }),
+            }
         });
-        self.inner.writer.send(Msg::Run(job)).map_err(|_| E::from(DbError::Closed))?;
+        self.inner.writer.send(WriteMsg::Run(job)).map_err(|_| E::from(DbError::Closed))?;
         rx.await.map_err(|_| E::from(DbError::Closed))?
     }
 
     /// Stops every thread after the jobs already queued, checkpoints the WAL and closes the
     /// connections. Blocks: call it from a blocking context. Idempotent.
     pub fn close(&self) {
-        let _ = self.inner.writer.send(Msg::Stop);
+        let _ = self.inner.writer.send(WriteMsg::Stop);
         for _ in 0..self.inner.reader_count {
             let _ = self.inner.readers.send(Msg::Stop);
         }
@@ -127,21 +171,11 @@ impl Db {
     }
 }
 
-fn in_immediate_tx<T, E: From<DbError>>(
-    conn: &mut Connection,
-    f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
-) -> Result<T, E> {
-    let sqlite = |e| E::from(DbError::Sqlite(e));
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(sqlite)?;
-    let out = f(&tx)?;
-    tx.commit().map_err(sqlite)?;
-    Ok(out)
-}
-
-fn spawn(name: &str, mut conn: Connection, rx: Receiver<Msg>, is_writer: bool) -> Result<JoinHandle<()>, DbError> {
+fn spawn_reader(name: &str, conn: Connection, rx: Receiver<Msg>) -> Result<JoinHandle<()>, DbError> {
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
+            let mut conn = conn;
             while let Ok(msg) = rx.recv() {
                 match msg {
                     Msg::Run(job) => {
@@ -149,7 +183,7 @@ fn spawn(name: &str, mut conn: Connection, rx: Receiver<Msg>, is_writer: bool) -
                         // it; its caller sees the reply channel close and gets an error.
                         if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn))).is_err() {
                             tracing::error!(thread = ?std::thread::current().name(), "a database job panicked");
-                            if is_writer && !conn.is_autocommit() {
+                            if !conn.is_autocommit() {
                                 let _ = conn.execute_batch("ROLLBACK");
                             }
                         }
@@ -157,18 +191,140 @@ fn spawn(name: &str, mut conn: Connection, rx: Receiver<Msg>, is_writer: bool) -
                     Msg::Stop => break,
                 }
             }
-            if is_writer {
-                // PASSIVE never waits on other processes' readers; the last process out of a
-                // cluster still leaves a short WAL, and SQLite checkpoints it on the next open.
-                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE); PRAGMA optimize;") {
-                    tracing::warn!(error = %e, "checkpoint on close failed");
-                }
-            }
-            if let Err((_, e)) = conn.close() {
-                tracing::warn!(error = %e, "closing a database connection failed");
-            }
+            close(conn);
         })
         .map_err(DbError::Thread)
+}
+
+fn spawn_writer(conn: Connection, rx: Receiver<WriteMsg>) -> Result<JoinHandle<()>, DbError> {
+    std::thread::Builder::new()
+        .name("vb-db-writer".to_owned())
+        .spawn(move || {
+            let mut conn = conn;
+            let mut group: Vec<WriteJob> = Vec::with_capacity(MAX_GROUP_JOBS);
+            'serve: while let Ok(first) = rx.recv() {
+                let mut stop = false;
+                match first {
+                    WriteMsg::Run(job) => group.push(job),
+                    WriteMsg::Stop => break,
+                }
+                // Only what is already queued: waiting for company would add latency to a
+                // lone write.
+                while group.len() < MAX_GROUP_JOBS {
+                    match rx.try_recv() {
+                        Ok(WriteMsg::Run(job)) => group.push(job),
+                        Ok(WriteMsg::Stop) => {
+                            stop = true;
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                run_group(&mut conn, &mut group);
+                if stop {
+                    break 'serve;
+                }
+            }
+            // PASSIVE never waits on other processes' readers; the last process out of a
+            // cluster still leaves a short WAL, and SQLite checkpoints it on the next open.
+            if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE); PRAGMA optimize;") {
+                tracing::warn!(error = %e, "checkpoint on close failed");
+            }
+            close(conn);
+        })
+        .map_err(DbError::Thread)
+}
+
+fn close(conn: Connection) {
+    if let Err((_, e)) = conn.close() {
+        tracing::warn!(error = %e, "closing a database connection failed");
+    }
+}
+
+/// Runs `jobs` (drained) in as few transactions as possible: normally one; a new one only if
+/// SQLite itself ended the transaction under a job (e.g. a full disk), whose whole group so far
+/// is then reported lost.
+fn run_group(conn: &mut Connection, jobs: &mut Vec<WriteJob>) {
+    let mut pending = jobs.drain(..);
+    while pending.len() > 0 {
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => {
+                let why = format!("starting the transaction: {e}");
+                for job in pending.by_ref() {
+                    fail_unrun(job, &why);
+                }
+                return;
+            }
+        };
+        let mut done: Vec<Done> = Vec::new();
+        let mut broken = None;
+        for job in pending.by_ref() {
+            match run_in_savepoint(&tx, job) {
+                Ok(d) => done.push(d),
+                Err(why) => {
+                    broken = Some(why);
+                    break;
+                }
+            }
+        }
+        let lost = match broken {
+            Some(why) => {
+                drop(tx);
+                Some(why)
+            }
+            None => tx.commit().err().map(|e| format!("commit: {e}")),
+        };
+        if let Some(why) = &lost {
+            tracing::error!(jobs = done.len(), error = %why, "a write group did not commit");
+        }
+        for d in done {
+            (d.answer)(lost.as_deref());
+        }
+    }
+}
+
+/// One job in its own savepoint. `Err` means the enclosing transaction can no longer be trusted
+/// (SQLite rolled it back or the savepoint could not be undone); the job has been answered.
+fn run_in_savepoint(tx: &Transaction<'_>, job: WriteJob) -> Result<Done, String> {
+    if let Err(e) = tx.execute_batch("SAVEPOINT vb_job") {
+        let why = format!("opening a savepoint: {e}");
+        fail_unrun(job, &why);
+        return Err(why);
+    }
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(tx))));
+    if tx.is_autocommit() {
+        // SQLite abandoned the transaction (an I/O error, a full disk): nothing of the group
+        // so far survives, and this job's answer says so.
+        let why = "the transaction was rolled back by SQLite".to_owned();
+        if let Ok(d) = ran {
+            (d.answer)(Some(&why));
+        }
+        return Err(why);
+    }
+    let kept = match &ran {
+        Ok(d) => d.ok,
+        Err(_) => {
+            tracing::error!("a database write job panicked");
+            false
+        }
+    };
+    let end = if kept { "RELEASE vb_job" } else { "ROLLBACK TO vb_job; RELEASE vb_job" };
+    if let Err(e) = tx.execute_batch(end) {
+        let why = format!("ending a savepoint: {e}");
+        if let Ok(d) = ran {
+            (d.answer)(Some(&why));
+        }
+        return Err(why);
+    }
+    // A panicked job has no answer to give: its reply channel was dropped in the unwind,
+    // which fails its caller.
+    Ok(ran.unwrap_or_else(|_| Done { ok: false, answer: Box::new(|_| ()) }))
+}
+
+/// Answers a job that could not run with why.
+fn fail_unrun(job: WriteJob, why: &str) {
+    (job(Err(why)).answer)(Some(why));
 }
 
 #[cfg(test)]
@@ -203,6 +359,113 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(n, 1, "the failed write rolled back");
+    }
+
+    /// Occupies the writer with a job that waits for the returned sender, so that jobs sent
+    /// meanwhile queue up and run as one group. Returns once the holding job is running.
+    async fn hold_writer(db: &Db) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), DbError>>) {
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = oneshot::channel::<()>();
+        let db = db.clone();
+        let gate = tokio::spawn(async move {
+            db.write(move |_| -> Result<(), DbError> {
+                let _ = started_tx.send(());
+                hold.recv().map_err(|_| DbError::Closed)
+            })
+            .await
+        });
+        started.await.expect("the holding job runs");
+        (release, gate)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_commits_its_successes_and_rolls_back_only_its_failures() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
+        db.write(|tx| -> Result<(), DbError> { Ok(tx.execute_batch("CREATE TABLE t (v INTEGER UNIQUE)")?) }).await.expect("create");
+        // Hold the writer until every job below is queued, so they run as one group.
+        let (release, gate) = hold_writer(&db).await;
+        const JOBS: i64 = 60;
+        let mut calls = Vec::new();
+        for i in 0..JOBS {
+            let db = db.clone();
+            calls.push(tokio::spawn(async move {
+                db.write(move |tx| -> Result<i64, DbError> {
+                    match i % 3 {
+                        // Fails after writing: its row must not survive.
+                        0 => {
+                            tx.execute("INSERT INTO t VALUES (?1)", [1000 + i])?;
+                            Err(DbError::Closed)
+                        }
+                        // Violates UNIQUE on its second row: the first must not survive.
+                        1 => {
+                            tx.execute("INSERT INTO t VALUES (?1)", [2000 + i])?;
+                            tx.execute("INSERT INTO t VALUES (?1)", [2000 + i])?;
+                            Ok(i)
+                        }
+                        _ => {
+                            tx.execute("INSERT INTO t VALUES (?1)", [i])?;
+                            Ok(i)
+                        }
+                    }
+                })
+                .await
+            }));
+        }
+        while db.inner.writer.len() < JOBS as usize {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).expect("release");
+        gate.await.expect("join").expect("gate");
+        let mut ok = Vec::new();
+        for (i, c) in calls.into_iter().enumerate() {
+            match c.await.expect("join") {
+                Ok(v) => ok.push(v),
+                Err(_) => assert_ne!(i % 3, 2, "job {i} should have succeeded"),
+            }
+        }
+        let expected: Vec<i64> = (0..JOBS).filter(|i| i % 3 == 2).collect();
+        assert_eq!(ok, expected);
+        let stored: Vec<i64> = db
+            .read(|c| -> Result<Vec<i64>, DbError> {
+                let mut st = c.prepare("SELECT v FROM t ORDER BY v")?;
+                let rows = st.query_map([], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+                Ok(rows)
+            })
+            .await
+            .expect("read");
+        assert_eq!(stored, expected, "exactly the successful jobs' rows");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_job_in_a_group_fails_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
+        db.write(|tx| -> Result<(), DbError> { Ok(tx.execute_batch("CREATE TABLE t (v INTEGER)")?) }).await.expect("create");
+        let (release, gate) = hold_writer(&db).await;
+        let spawn_write = |v: i64, panics: bool| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write(move |tx| -> Result<(), DbError> {
+                    tx.execute("INSERT INTO t VALUES (?1)", [v])?;
+                    if panics {
+                        panic!("job bug");
+                    }
+                    Ok(())
+                })
+                .await
+            })
+        };
+        let calls = vec![spawn_write(1, false), spawn_write(2, true), spawn_write(3, false)];
+        while db.inner.writer.len() < 3 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).expect("release");
+        gate.await.expect("join").expect("gate");
+        let results: Vec<bool> = futures_util::future::join_all(calls).await.into_iter().map(|r| r.expect("join").is_ok()).collect();
+        assert_eq!(results, vec![true, false, true]);
+        let sum: i64 = db.read(|c| -> Result<i64, DbError> { Ok(c.query_row("SELECT total(v) FROM t", [], |r| r.get::<_, f64>(0))? as i64) }).await.expect("sum");
+        assert_eq!(sum, 4, "rows 1 and 3 committed, the panicking job's row 2 did not");
     }
 
     #[tokio::test]
