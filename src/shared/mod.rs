@@ -13,6 +13,7 @@ pub mod lock;
 pub mod rlimit;
 pub mod sdnotify;
 pub mod secrets;
+pub mod setup_link;
 pub mod telemetry;
 
 /// The crate version, reported by `--version`, `/_/health` and the bus handshake.

@@ -38,7 +38,8 @@ pub enum SuperuserCliError {
     LastSuperuser,
 }
 
-fn looks_like_email(email: &str) -> bool {
+/// The email check the CLI and the setup link share.
+pub(crate) fn looks_like_email(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else { return false };
     !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.') && !email.contains(char::is_whitespace)
 }
@@ -90,11 +91,8 @@ pub fn run(cfg: &Config, action: SuperuserAction) -> Result<String, SuperuserCli
                 }
                 None => {
                     let id = random::new_id().map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
-                    tx.execute(
-                        "INSERT INTO _superusers (id, email, password, tokenKey, verified, emailVisibility, created, updated)
-                         VALUES (?1, ?2, ?3, ?4, 1, 0, strftime('%Y-%m-%d %H:%M:%fZ'), strftime('%Y-%m-%d %H:%M:%fZ'))",
-                        [&id, &email, &hash, &token_key],
-                    )?;
+                    insert_superuser(&tx, &id, &email, &hash, &token_key)?;
+                    crate::shared::setup_link::revoke(&tx)?;
                     format!("Successfully saved superuser {email:?}!")
                 }
             };
@@ -114,4 +112,14 @@ pub fn run(cfg: &Config, action: SuperuserAction) -> Result<String, SuperuserCli
             Ok(format!("Successfully deleted superuser {email:?}!"))
         }
     }
+}
+
+/// Inserts a new, verified superuser with an already hashed password.
+pub(crate) fn insert_superuser(conn: &rusqlite::Connection, id: &str, email: &str, hash: &str, token_key: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO _superusers (id, email, password, tokenKey, verified, emailVisibility, created, updated)
+         VALUES (?1, ?2, ?3, ?4, 1, 0, strftime('%Y-%m-%d %H:%M:%fZ'), strftime('%Y-%m-%d %H:%M:%fZ'))",
+        [id, email, hash, token_key],
+    )
+    .map(|_| ())
 }

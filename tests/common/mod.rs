@@ -52,11 +52,12 @@ pub struct Spawn {
     set_port: bool,
     nofile: Option<u64>,
     tmp: Option<tempfile::TempDir>,
+    stdout: Option<PathBuf>,
 }
 
 impl Spawn {
     pub fn serve() -> Spawn {
-        Spawn { args: vec!["serve".into()], envs: vec![], port: free_port(), dir: None, cwd: None, set_port: true, nofile: None, tmp: None }
+        Spawn { args: vec!["serve".into()], envs: vec![], port: free_port(), dir: None, cwd: None, set_port: true, nofile: None, tmp: None, stdout: None }
     }
 
     pub fn cluster(workers: usize) -> Spawn {
@@ -93,6 +94,12 @@ impl Spawn {
         self
     }
 
+    /// Sends the process's stdout to the file `path` (it is discarded otherwise).
+    pub fn stdout_to(mut self, path: &Path) -> Spawn {
+        self.stdout = Some(path.to_owned());
+        self
+    }
+
     /// Caps the process's open files (soft and hard, so it cannot raise them).
     pub fn max_open_files(mut self, n: u64) -> Spawn {
         self.nofile = Some(n);
@@ -121,7 +128,10 @@ impl Spawn {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(match &self.stdout {
+                Some(p) => Stdio::from(std::fs::File::create(p).expect("stdout file")),
+                None => Stdio::null(),
+            })
             .stderr(Stdio::piped())
             // Own group: a Ctrl-C on the test runner never reaches it, and kills stay scoped.
             .process_group(0);

@@ -36,10 +36,12 @@ type WriteJob = Box<dyn for<'a, 'b> FnOnce(Result<&'a Transaction<'b>, &'a str>)
 /// enough that one group's COMMIT never keeps many callers waiting.
 pub const MAX_GROUP_JOBS: usize = 64;
 
+/// Told `None` when the group committed, or why the job's work was lost.
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
+
 struct Done {
     ok: bool,
-    /// Told `None` when the group committed, or why the job's work was lost.
-    answer: Box<dyn FnOnce(Option<&str>) + Send>,
+    answer: Answer,
 }
 
 enum Msg {

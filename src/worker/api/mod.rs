@@ -7,4 +7,5 @@ pub mod health;
 pub mod record_auth;
 pub mod records;
 pub mod settings;
+pub mod setup;
 pub mod test_routes;

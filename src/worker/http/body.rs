@@ -22,6 +22,11 @@ pub fn json_bytes(status: StatusCode, body: impl Into<Bytes>) -> Response<ResBod
     res
 }
 
+/// A 200 response with `body` and no content type yet (the caller sets it).
+pub fn full(body: impl Into<Bytes>) -> Response<ResBody> {
+    Response::new(Full::new(body.into()).boxed())
+}
+
 /// A JSON response from a serialisable value. Serialising plain data cannot fail; if it ever
 /// did, the client gets a 500 rather than a panic.
 pub fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<ResBody> {

@@ -50,6 +50,8 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             Ok(api::health::api_health(superuser, peer, req.headers()))
         }
         (["_", "test", "echo"], &Method::POST) if state.config.test_routes => api::test_routes::echo(req).await,
+        (["_"] | ["_", ""], _) if is_read => Ok(api::setup::page()),
+        (["_", "setup"], &Method::POST) => api::setup::redeem(state, req).await,
 
         (["api", "batch"], &Method::POST) => {
             let actor = actor_of(state, &req).await;

@@ -560,6 +560,72 @@ pub fn truncate(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// `PUT /api/collections/import`: every definition created or updated in one transaction,
+/// matched to stored collections by id, then by name. With `delete_missing`, non-system
+/// collections absent from the import are deleted too. Errors are keyed
+/// `collections.<index>.<key>` so the caller can point at the definition at fault.
+pub fn import(tx: &Transaction<'_>, incoming: Vec<Collection>, delete_missing: bool) -> Result<(), StoreError> {
+    let nest = |i: usize, e: StoreError| match e {
+        StoreError::Invalid(errors) => {
+            let mut nested = SchemaErrors::default();
+            for (path, err) in errors.0 {
+                nested.add(format!("collections.{i}.{path}"), err);
+            }
+            StoreError::Invalid(nested)
+        }
+        other => other,
+    };
+    let mut kept = std::collections::HashSet::new();
+    for (i, mut c) in incoming.into_iter().enumerate() {
+        let (_, stored) = read_all(tx)?;
+        let existing = stored
+            .into_iter()
+            .find(|o| (!c.id.is_empty() && o.id == c.id) || o.name.eq_ignore_ascii_case(&c.name));
+        let id = match existing {
+            Some(old) => {
+                // Keep the stored system fields when the import leaves them out.
+                for f in old.fields.iter().filter(|f| f.system) {
+                    if !c.fields.iter().any(|x| x.id == f.id || x.name == f.name) {
+                        c.fields.insert(0, f.clone());
+                    }
+                }
+                update(tx, &old, c).map_err(|e| nest(i, e))?.id
+            }
+            None => {
+                let base = Collection::scaffold(c.kind, &c.name);
+                for f in base.fields.iter().filter(|f| f.system).rev() {
+                    if !c.fields.iter().any(|x| x.name == f.name) {
+                        c.fields.insert(0, f.clone());
+                    }
+                }
+                create(tx, c).map_err(|e| nest(i, e))?.id
+            }
+        };
+        kept.insert(id);
+    }
+    if delete_missing {
+        let (_, stored) = read_all(tx)?;
+        // Delete dependants first: a collection others still relate to would be refused.
+        let mut doomed: Vec<Collection> = stored.into_iter().filter(|c| !c.system && !kept.contains(&c.id)).collect();
+        while !doomed.is_empty() {
+            let before = doomed.len();
+            let mut remaining = Vec::new();
+            for c in doomed {
+                match delete(tx, &c) {
+                    Ok(()) => {}
+                    Err(StoreError::Refused(_)) => remaining.push(c),
+                    Err(e) => return Err(e),
+                }
+            }
+            if remaining.len() == before {
+                return Err(StoreError::Refused("Failed to import collections: some collections to delete are still referenced.".into()));
+            }
+            doomed = remaining;
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -824,70 +890,4 @@ mod tests {
             assert!(normalize_index(bad, "t").is_none(), "{bad}");
         }
     }
-}
-
-/// `PUT /api/collections/import`: every definition created or updated in one transaction,
-/// matched to stored collections by id, then by name. With `delete_missing`, non-system
-/// collections absent from the import are deleted too. Errors are keyed
-/// `collections.<index>.<key>` so the caller can point at the definition at fault.
-pub fn import(tx: &Transaction<'_>, incoming: Vec<Collection>, delete_missing: bool) -> Result<(), StoreError> {
-    let nest = |i: usize, e: StoreError| match e {
-        StoreError::Invalid(errors) => {
-            let mut nested = SchemaErrors::default();
-            for (path, err) in errors.0 {
-                nested.add(format!("collections.{i}.{path}"), err);
-            }
-            StoreError::Invalid(nested)
-        }
-        other => other,
-    };
-    let mut kept = std::collections::HashSet::new();
-    for (i, mut c) in incoming.into_iter().enumerate() {
-        let (_, stored) = read_all(tx)?;
-        let existing = stored
-            .into_iter()
-            .find(|o| (!c.id.is_empty() && o.id == c.id) || o.name.eq_ignore_ascii_case(&c.name));
-        let id = match existing {
-            Some(old) => {
-                // Keep the stored system fields when the import leaves them out.
-                for f in old.fields.iter().filter(|f| f.system) {
-                    if !c.fields.iter().any(|x| x.id == f.id || x.name == f.name) {
-                        c.fields.insert(0, f.clone());
-                    }
-                }
-                update(tx, &old, c).map_err(|e| nest(i, e))?.id
-            }
-            None => {
-                let base = Collection::scaffold(c.kind, &c.name);
-                for f in base.fields.iter().filter(|f| f.system).rev() {
-                    if !c.fields.iter().any(|x| x.name == f.name) {
-                        c.fields.insert(0, f.clone());
-                    }
-                }
-                create(tx, c).map_err(|e| nest(i, e))?.id
-            }
-        };
-        kept.insert(id);
-    }
-    if delete_missing {
-        let (_, stored) = read_all(tx)?;
-        // Delete dependants first: a collection others still relate to would be refused.
-        let mut doomed: Vec<Collection> = stored.into_iter().filter(|c| !c.system && !kept.contains(&c.id)).collect();
-        while !doomed.is_empty() {
-            let before = doomed.len();
-            let mut remaining = Vec::new();
-            for c in doomed {
-                match delete(tx, &c) {
-                    Ok(()) => {}
-                    Err(StoreError::Refused(_)) => remaining.push(c),
-                    Err(e) => return Err(e),
-                }
-            }
-            if remaining.len() == before {
-                return Err(StoreError::Refused("Failed to import collections: some collections to delete are still referenced.".into()));
-            }
-            doomed = remaining;
-        }
-    }
-    Ok(())
 }

@@ -9,7 +9,7 @@
 //! `id`/`email` (a unique index reports those at write time).
 
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::{Map, Value};
 
@@ -106,16 +106,18 @@ fn mismatch() -> Invalid {
 }
 
 /// Whether `value` matches `pattern`; a pattern that does not compile matches nothing (Go's
-/// `regexp.MatchString` error is treated as no match by PocketBase too).
+/// `regexp.MatchString` error is treated as no match by PocketBase too). The cache hands out
+/// `Arc`s, not clones: a cloned `Regex` starts with an empty matching cache of its own, which
+/// it would rebuild on every call.
 fn pattern_matches(pattern: &str, value: &str) -> bool {
-    static CACHE: OnceLock<Mutex<HashMap<String, Option<regex::Regex>>>> = OnceLock::new();
+    static CACHE: OnceLock<Mutex<HashMap<String, Option<Arc<regex::Regex>>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(|| Mutex::new(HashMap::new()));
     let compiled = {
         let mut map = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(re) = map.get(pattern) {
             re.clone()
         } else {
-            let re = regex::RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT_BYTES).build().ok();
+            let re = regex::RegexBuilder::new(pattern).size_limit(REGEX_SIZE_LIMIT_BYTES).build().ok().map(Arc::new);
             if map.len() >= REGEX_CACHE_ENTRIES {
                 map.clear();
             }
