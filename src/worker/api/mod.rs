@@ -3,8 +3,10 @@
 
 pub mod batch;
 pub mod collections;
+pub mod files;
 pub mod health;
 pub mod record_auth;
 pub mod records;
 pub mod settings;
 pub mod test_routes;
+pub mod uploads;
