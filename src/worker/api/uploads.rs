@@ -80,8 +80,9 @@ fn stage_error(e: StageError) -> ApiError {
 
 /// Reads the body of a create/update of `collection`. `failed` is the message of a 400.
 pub async fn record_body(state: &AppState, collection: &str, req: Request<Incoming>, failed: &str) -> Result<RecordBody, ApiError> {
-    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
-    if !content_type.starts_with("multipart/form-data") {
+    // The boundary is case-sensitive: only the media type is compared case-insensitively.
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    if !content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
         let body = super::records::body_map(req).await?;
         return Ok(RecordBody { body, uploads: Vec::new() });
     }
@@ -121,6 +122,11 @@ pub async fn record_body(state: &AppState, collection: &str, req: Request<Incomi
         while let Some(chunk) = part.chunk().await.map_err(multer_error)? {
             stager.write(&chunk).await.map_err(stage_error)?;
             if stager.size() > max {
+                // Too big for the field: stop keeping it (dropping the stager removes the temp
+                // file) but read the part to its end, so a body that is also over the request
+                // limit is answered 413, as PocketBase does, not 400.
+                drop(stager);
+                while part.chunk().await.map_err(multer_error)?.is_some() {}
                 return Err(field_error(
                     failed,
                     field,
