@@ -529,3 +529,37 @@ fn the_sdk_file_scenarios_pass_against_seaweedfs_s3() {
     assert!(!String::from_utf8_lossy(&r.body).contains("not-the-secret"));
     drop(weed);
 }
+
+#[test]
+fn a_batch_deletes_the_files_it_drops_after_its_commit() {
+    let (server, token) = start_with_superuser(Spawn::serve());
+    let (port, data) = (server.port, server.dir.clone());
+    let r = call(port, "PATCH", "/api/settings", Some(&token), Some(&json!({"batch": {"enabled": true}})));
+    assert_eq!(r.status, 200);
+    create_collection(port, &token, json!({"name": "notes", "listRule": "", "viewRule": "", "fields": [{"name": "docs", "type": "file", "maxSelect": 3}]}));
+    let make = || {
+        let r = post_multipart(port, "/api/collections/notes/records", &token, &small_multipart(&[], &[("docs", "a.txt", b"a"), ("docs", "b.txt", b"b")]));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+    };
+    let (one, two) = (make(), make());
+    assert_eq!(listing(&data.join("storage")).len(), 4);
+    let kept = two["docs"][1].as_str().expect("name").to_owned();
+    let batch = json!({"requests": [
+        {"method": "DELETE", "url": format!("/api/collections/notes/records/{}", one["id"].as_str().expect("id"))},
+        {"method": "PATCH", "url": format!("/api/collections/notes/records/{}", two["id"].as_str().expect("id")), "body": {"docs-": [two["docs"][0]]}},
+    ]});
+    let r = call(port, "POST", "/api/batch", Some(&token), Some(&batch));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let left = listing(&data.join("storage"));
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].ends_with(&kept), "{left:?}");
+
+    // A batch that fails rolls back and deletes nothing.
+    let failing = json!({"requests": [
+        {"method": "DELETE", "url": format!("/api/collections/notes/records/{}", two["id"].as_str().expect("id"))},
+        {"method": "DELETE", "url": "/api/collections/notes/records/nosuchrecord123"},
+    ]});
+    assert_eq!(call(port, "POST", "/api/batch", Some(&token), Some(&failing)).status, 400);
+    assert_eq!(listing(&data.join("storage")), left);
+}

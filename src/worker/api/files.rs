@@ -230,7 +230,7 @@ pub async fn test_s3(state: &AppState, req: Request<Incoming>) -> Result<Respons
         return Err(ApiError::validation("An error occurred while validating the submitted data.", data));
     }
     let loaded = state.settings.fresh(&state.db).await.map_err(ApiError::internal)?;
-    let secrets = state.db.read(|conn| app_settings::load_secrets(conn)).await.map_err(|e: SettingsError| ApiError::internal(e))?;
+    let secrets = state.db.read(app_settings::load_secrets).await.map_err(|e: SettingsError| ApiError::internal(e))?;
     let (cfg, secret) = if filesystem == "storage" {
         (loaded.settings.s3.clone(), secrets.s3_secret)
     } else {

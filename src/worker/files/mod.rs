@@ -84,7 +84,7 @@ pub async fn storage(state: &AppState) -> Result<Arc<Storage>, FilesError> {
         return Ok(s);
     }
     let secrets: Secrets = if loaded.settings.s3.enabled {
-        state.db.read(|conn| settings::load_secrets(conn)).await?
+        state.db.read(settings::load_secrets).await?
     } else {
         Secrets::default()
     };
