@@ -486,6 +486,7 @@ fn the_sdk_file_scenarios_pass_against_seaweedfs_s3() {
         .env("VB_URL", format!("http://127.0.0.1:{port}"))
         .env("VB_EMAIL", EMAIL)
         .env("VB_PASSWORD", PASSWORD)
+        .env("VB_S3", "1")
         .env_remove("NODE_OPTIONS")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -517,7 +518,7 @@ fn the_sdk_file_scenarios_pass_against_seaweedfs_s3() {
         let _ = e.read_to_string(&mut err);
     }
     assert!(status.success(), "file scenarios failed against S3:\n{out}\n{err}\n--- server log ---\n{}", server.log_text());
-    assert!(out.contains("pass 6") && out.contains("fail 0"), "{out}");
+    assert!(out.contains("pass 7") && out.contains("fail 0"), "{out}");
     // Everything went to the bucket: nothing under the local storage dir.
     assert_eq!(listing(&server.dir.join("storage")), Vec::<String>::new());
 

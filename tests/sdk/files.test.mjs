@@ -225,3 +225,18 @@ test('deleting a record deletes its files', async () => {
   await docs.delete(rec.id);
   for (const u of urls) assert.equal((await get(u)).status, 404);
 });
+
+test('settings: testS3 checks the configured bucket; the secret is never returned', async () => {
+  const settings = await su.settings.getAll();
+  assert.equal(settings.s3.secret ?? '', '', 'no secret in settings');
+  if (process.env.VB_S3 === '1') {
+    // tests/files.rs enabled SeaweedFS before this run.
+    assert.equal(settings.s3.enabled, true);
+    assert.equal(await su.settings.testS3('storage'), true);
+  } else {
+    assert.equal(settings.s3.enabled, false);
+    const err = await refused(su.settings.testS3('storage'), 400);
+    assert.equal(err.response.message, 'S3 storage filesystem is not enabled.');
+  }
+  await refused(memberPb.settings.testS3('storage'), 403);
+});
