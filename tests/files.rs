@@ -564,3 +564,14 @@ fn a_batch_deletes_the_files_it_drops_after_its_commit() {
     assert_eq!(call(port, "POST", "/api/batch", Some(&token), Some(&failing)).status, 400);
     assert_eq!(listing(&data.join("storage")), left);
 }
+
+#[test]
+fn uploads_left_by_a_killed_run_are_removed_at_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let staged = tmp.path().join("data").join(".uploads");
+    std::fs::create_dir_all(&staged).expect("mkdir");
+    std::fs::write(staged.join("leftover"), b"half an upload").expect("write");
+    let mut server = Spawn::serve().in_tempdir(tmp).start();
+    server.wait_healthy();
+    assert_eq!(listing(&staged), Vec::<String>::new());
+}

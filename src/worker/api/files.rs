@@ -41,6 +41,8 @@ const PUBLIC_CACHE_CONTROL: &str = "max-age=2592000, stale-while-revalidate=8640
 const PROTECTED_CACHE_CONTROL: &str = "private, no-store";
 /// PocketBase's sandbox for served files, so an uploaded HTML or SVG cannot run script.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; media-src 'self'; style-src 'unsafe-inline'; sandbox";
+/// `@request.context` while a protected file's view rule is checked (PocketBase's name).
+const PROTECTED_FILE_CONTEXT: &str = "protectedFile";
 /// Chunks buffered between the storage stream and the connection (backpressure, bounded
 /// memory per download).
 const STREAM_CHUNKS_BUFFERED: usize = 4;
@@ -81,7 +83,8 @@ pub async fn download(state: &AppState, collection: &str, record_id: &str, filen
         Some(token) => file_token_actor(state, token).await,
         None => Actor::Guest,
     };
-    let requester = super::records::requester(&actor, req.method(), &query, req.headers(), Map::new());
+    let mut requester = super::records::requester(&actor, req.method(), &query, req.headers(), Map::new());
+    requester.ctx.context = PROTECTED_FILE_CONTEXT.into();
     let (job_c, job_id, job_name) = (c.clone(), record_id.to_owned(), filename.to_owned());
     let found = state
         .db
@@ -94,12 +97,11 @@ pub async fn download(state: &AppState, collection: &str, record_id: &str, filen
                 });
                 let Some(options) = field else { return Ok(None) };
                 if options.protected && !requester.superuser {
+                    // As PocketBase: the view rule decides, with the file token's record as
+                    // `@request.auth` (a guest without one); a null rule admits superusers only.
                     let allowed = match job_c.view_rule.as_deref() {
                         None => false,
-                        Some(rule) => {
-                            requester.ctx.auth.is_some()
-                                && crud::passes(conn, &snap, &job_c, &requester, &job_id, Some(rule).filter(|r| !r.trim().is_empty()))?
-                        }
+                        Some(rule) => crud::passes(conn, &snap, &job_c, &requester, &job_id, Some(rule).filter(|r| !r.trim().is_empty()))?,
                     };
                     if !allowed {
                         return Ok(None);

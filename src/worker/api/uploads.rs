@@ -106,7 +106,8 @@ pub async fn record_body(state: &AppState, collection: &str, req: Request<Incomi
     let mut uploads: Vec<StagedFile> = Vec::new();
     while let Some(mut part) = multipart.next_field().await.map_err(multer_error)? {
         let key = part.name().unwrap_or_default().to_owned();
-        let Some(original) = part.file_name().map(str::to_owned) else {
+        // A part with an empty file name (an empty file input) is a plain value, as in Go.
+        let Some(original) = part.file_name().filter(|n| !n.is_empty()).map(str::to_owned) else {
             let text = part.text().await.map_err(multer_error)?;
             pairs.push((key, text));
             continue;

@@ -25,9 +25,6 @@ use storage::{Storage, StorageError};
 use crate::worker::settings::{self, Secrets, S3};
 use crate::worker::state::AppState;
 
-/// The directory under the data dir holding the local backend's files (PocketBase's name).
-pub const LOCAL_STORAGE_DIR: &str = "storage";
-
 /// Per-worker file state: the storage backend for the current settings, and the bookkeeping
 /// that makes each thumbnail generated once.
 pub struct Files {
@@ -72,7 +69,7 @@ pub async fn build(data_dir: &Path, s3: &S3, secret: &str) -> Result<Storage, Fi
     if s3.enabled {
         return Ok(Storage::s3(s3, secret)?);
     }
-    let root = data_dir.join(LOCAL_STORAGE_DIR);
+    let root = data_dir.join(crate::shared::data_dir::STORAGE_DIR);
     Ok(tokio::task::spawn_blocking(move || Storage::local_blocking(&root)).await??)
 }
 

@@ -12,8 +12,6 @@ use tokio::io::AsyncWriteExt;
 use super::sniff::{sniff, SNIFF_BYTES};
 use crate::worker::auth::random::{random_string, ID_ALPHABET};
 
-/// The directory under the data dir holding uploads in flight.
-pub const STAGING_DIR: &str = ".uploads";
 /// Characters of a staged file's random name.
 const STAGED_NAME_CHARS: usize = 24;
 
@@ -78,10 +76,9 @@ pub struct Stager {
 }
 
 impl Stager {
-    /// Opens a new temp file under `data_dir/.uploads` (mode 0600 by the data dir's umask
-    /// and 0700 directory).
+    /// Opens a new temp file in the data dir's uploads directory (inside the 0700 data dir).
     pub async fn create(data_dir: &Path) -> Result<Stager, StageError> {
-        let dir = data_dir.join(STAGING_DIR);
+        let dir = data_dir.join(crate::shared::data_dir::UPLOADS_DIR);
         tokio::fs::create_dir_all(&dir).await?;
         let path = dir.join(random_string(ID_ALPHABET, STAGED_NAME_CHARS)?);
         let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?;
