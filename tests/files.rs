@@ -575,3 +575,21 @@ fn uploads_left_by_a_killed_run_are_removed_at_start() {
     server.wait_healthy();
     assert_eq!(listing(&staged), Vec::<String>::new());
 }
+
+#[test]
+fn truncating_or_deleting_a_collection_removes_its_files() {
+    let (server, token) = start_with_superuser(Spawn::serve());
+    let (port, data) = (server.port, server.dir.clone());
+    for name in ["kept", "emptied", "dropped"] {
+        create_collection(port, &token, json!({"name": name, "fields": [{"name": "f", "type": "file", "maxSelect": 1}]}));
+        let r = post_multipart(port, &format!("/api/collections/{name}/records"), &token, &small_multipart(&[], &[("f", "x.txt", b"x")]));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    assert_eq!(listing(&data.join("storage")).len(), 3);
+    assert_eq!(call(port, "DELETE", "/api/collections/emptied/truncate", Some(&token), None).status, 204);
+    assert_eq!(call(port, "DELETE", "/api/collections/dropped", Some(&token), None).status, 204);
+    let kept = call(port, "GET", "/api/collections/kept", Some(&token), None).json();
+    let left = listing(&data.join("storage"));
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with(kept["id"].as_str().expect("id")), "{left:?}");
+}

@@ -375,7 +375,10 @@ async fn serve(
     {
         let h = res.headers_mut();
         h.insert(header::CONTENT_TYPE, header_value(&served_type));
-        h.insert(header::CONTENT_DISPOSITION, header_value(&format!("{disposition}; filename=\"{filename}\"")));
+        // Stored names never hold quotes or backslashes; dropped anyway so no name can break
+        // out of the quoted string.
+        let quoted: String = filename.chars().filter(|c| !matches!(c, '"' | '\\') && !c.is_control()).collect();
+        h.insert(header::CONTENT_DISPOSITION, header_value(&format!("{disposition}; filename=\"{quoted}\"")));
         h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
     }
     let size = info.size;

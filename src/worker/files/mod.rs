@@ -90,6 +90,22 @@ pub async fn storage(state: &AppState) -> Result<Arc<Storage>, FilesError> {
     Ok(built)
 }
 
+/// After a collection was deleted or truncated (committed): removes every file stored under
+/// it. Never fails the request; problems are logged.
+pub async fn delete_collection_files(state: &AppState, collection_id: &str) {
+    if !names::safe_segment(collection_id) {
+        return;
+    }
+    match storage(state).await {
+        Ok(s) => {
+            if let Err(e) = s.delete_prefix(collection_id).await {
+                tracing::warn!(collection_id, error = %e, "deleting the files of a deleted or truncated collection");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "no storage to delete a collection's files"),
+    }
+}
+
 /// Thumbnail de-duplication state, re-exported for the state constructor.
 pub use thumbs::ThumbGate;
 
