@@ -69,9 +69,11 @@ fn listing(dir: &Path) -> Vec<String> {
     out
 }
 
-/// What the data dir holds of uploads: stored files and staged temp files.
-fn upload_listing(data: &Path) -> (Vec<String>, Vec<String>) {
-    (listing(&data.join("storage")), listing(&data.join(".uploads")))
+/// The stored files, once every staged temp file is gone (a request's temp files are removed
+/// on the blocking pool as it ends, which may be just after its response).
+fn settled_storage(data: &Path) -> Vec<String> {
+    wait_until(|| listing(&data.join(".uploads")).is_empty(), || format!("staged uploads left: {:?}", listing(&data.join(".uploads"))));
+    listing(&data.join("storage"))
 }
 
 /// Resident and peak-resident memory of `pid`, bytes (`/proc/PID/status` VmRSS, VmHWM).
@@ -210,7 +212,7 @@ fn a_body_over_its_limit_is_refused_with_413_and_memory_stays_flat() {
     let (warm, _) = upload_streaming(server.port, path, &token, &[], "warm.bin", MB, 1);
     assert_eq!(warm.status, 200, "{}", String::from_utf8_lossy(&warm.body));
     let data = server.dir.clone();
-    let before_files = upload_listing(&data);
+    let before_files = settled_storage(&data);
     let (rss_before, _) = memory(server.pid());
 
     let (r, _) = upload_streaming(server.port, path, &token, &[], "huge.bin", 200 * MB, 2);
@@ -234,14 +236,14 @@ fn a_body_over_its_limit_is_refused_with_413_and_memory_stays_flat() {
     assert_eq!(r.status, 413);
 
     // The refused upload left nothing behind: no stored file, no staged temp file.
-    wait_until(|| upload_listing(&data) == before_files, "staged files of the refused upload are removed");
+    assert_eq!(settled_storage(&data), before_files);
 }
 
 /// Polls `cond` (file removal runs on the blocking pool just after the response).
-fn wait_until(cond: impl Fn() -> bool, what: &str) {
+fn wait_until(cond: impl Fn() -> bool, what: impl Fn() -> String) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        assert!(Instant::now() < deadline, "timed out waiting: {}", what());
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -352,8 +354,8 @@ fn deletes_remove_files_and_failed_creates_leave_no_orphan() {
 
     // A create that fails inside its transaction (unique title) after its file was stored,
     // and one that fails on a missing related record: storage is as it was, nothing staged.
-    let before = upload_listing(&data);
-    assert_eq!(before.0.len(), 4, "two docs, a picture and its thumbnail: {before:?}");
+    let before = settled_storage(&data);
+    assert_eq!(before.len(), 4, "two docs, a picture and its thumbnail: {before:?}");
     let dup = small_multipart(&[("title", "one")], &[("docs", "c.txt", b"ccc")]);
     let r = post_multipart(port, "/api/collections/parents/records", &token, &dup);
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
@@ -361,7 +363,7 @@ fn deletes_remove_files_and_failed_creates_leave_no_orphan() {
     let orphan = small_multipart(&[("parent", "nosuchparent123")], &[("pic", "x.png", &tiny_png())]);
     let r = post_multipart(port, "/api/collections/children/records", &token, &orphan);
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
-    wait_until(|| upload_listing(&data) == before, "no orphan after failed creates");
+    assert_eq!(settled_storage(&data), before, "no orphan after failed creates");
 
     // Deleting the parent cascades to the child: every file of both goes, thumbnails too.
     let r = call(port, "DELETE", &format!("/api/collections/parents/records/{pid}"), Some(&token), None);

@@ -125,17 +125,18 @@ fn parse_action(item: BatchItem) -> Result<Action, ApiError> {
 }
 
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<BatchBody, ApiError> {
-    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+    // Only the media type is case-insensitive; the multipart boundary is not.
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let bad = || ApiError::bad_request("Failed to load the submitted data due to invalid formatting.");
     let bytes = collect_limited(req.into_body(), limit).await?;
-    let payload = if content_type.starts_with("multipart/form-data") {
+    let payload = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
         let boundary = multer::parse_boundary(&content_type).map_err(|_| bad())?;
         let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
         let mut multipart = multer::Multipart::new(stream, boundary);
         let mut payload = None;
         while let Some(field) = multipart.next_field().await.map_err(|_| bad())? {
             if field.file_name().is_some() {
-                return Err(ApiError::bad_request("File uploads are not supported by this server yet."));
+                return Err(ApiError::bad_request("File uploads in batch requests are not supported by this server yet."));
             }
             if field.name() == Some("@jsonPayload") {
                 payload = Some(field.bytes().await.map_err(|_| bad())?);

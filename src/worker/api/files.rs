@@ -120,7 +120,7 @@ pub async fn download(state: &AppState, collection: &str, record_id: &str, filen
     let mime = sniff::sniff(&head);
 
     let mut served = (key.clone(), info);
-    if let Some(asked) = query.get("thumb").filter(|t| !t.is_empty()) {
+    if let Some(asked) = query.get("thumb").filter(|t| !t.is_empty() && served.1.size <= thumbs::MAX_SOURCE_BYTES) {
         if let (Some(spec), Some(format)) = (thumbs::parse(asked), thumbs::format_of(mime)) {
             if thumbs::allowed(&found.options.thumbs, asked) {
                 match ensure_thumb(state, &storage, &key, (&c.id, record_id, filename), asked, spec, format).await {

@@ -172,27 +172,15 @@ pub async fn view(state: &AppState, collection: &str, id: &str, req: &Request<In
     Ok(json_bytes(StatusCode::OK, finish(result, "")?))
 }
 
-/// Reads a JSON, urlencoded or multipart body into a map (PocketBase's decoding, §1.4).
+/// Reads a JSON or urlencoded body into a map (PocketBase's decoding, §1.4).
 pub(crate) async fn body_map(req: Request<Incoming>) -> Result<Map<String, Value>, ApiError> {
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
     // PocketBase answers an unreadable record body (bad JSON, a non-object, broken multipart)
     // with its generic 400, not the "invalid formatting" message of other routes.
     let bad = || ApiError::bad_request(CLIENT_ERROR_MESSAGE);
+    // Multipart bodies (which may carry files) are read by `api::uploads`, never here.
     if content_type.starts_with("multipart/form-data") {
-        let boundary = multer::parse_boundary(&content_type).map_err(|_| bad())?;
-        let bytes = collect_limited(req.into_body(), DEFAULT_BODY_LIMIT_BYTES).await?;
-        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
-        let mut multipart = multer::Multipart::new(stream, boundary);
-        let mut pairs = Vec::new();
-        while let Some(field) = multipart.next_field().await.map_err(|_| bad())? {
-            if field.file_name().is_some() {
-                return Err(ApiError::bad_request("File uploads are not supported by this server yet."));
-            }
-            let name = field.name().unwrap_or_default().to_owned();
-            let text = field.text().await.map_err(|_| bad())?;
-            pairs.push((name, text));
-        }
-        return decode_form(pairs).map_err(|_| bad());
+        return Err(bad());
     }
     let bytes = collect_limited(req.into_body(), DEFAULT_BODY_LIMIT_BYTES).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {

@@ -21,6 +21,9 @@ const MAX_THUMB_SIDE_PX: u32 = 10_000;
 const MAX_SOURCE_SIDE_PX: u32 = 20_000;
 /// Largest allocation the decoder may make, in bytes (a decompression-bomb guard).
 const MAX_DECODE_ALLOC_BYTES: u64 = 512 * 1024 * 1024;
+/// Largest original a thumbnail is made from, in bytes: the source is decoded in memory, so
+/// bigger images are served as they are.
+pub const MAX_SOURCE_BYTES: u64 = 40 * 1024 * 1024;
 /// Thumbnail generations running at once beyond the CPU count (PocketBase: NumCPU + 2).
 const EXTRA_GENERATIONS: usize = 2;
 
