@@ -595,3 +595,29 @@ fn truncating_or_deleting_a_collection_removes_its_files() {
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(left[0].starts_with(kept["id"].as_str().expect("id")), "{left:?}");
 }
+
+#[test]
+fn an_upload_cut_off_by_the_client_leaves_nothing_behind() {
+    let (server, token) = start_with_superuser(Spawn::serve());
+    let (port, data) = (server.port, server.dir.clone());
+    create_collection(port, &token, json!({"name": "cut", "createRule": "", "fields": [{"name": "file", "type": "file", "maxSelect": 1, "maxSize": 100 * MB}]}));
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let head = format!(
+        "POST /api/collections/cut/records HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        50 * MB
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(&multipart_head(&[], "file", "partial.bin")).expect("part head");
+    let mut pattern = Pattern(9);
+    let mut buf = vec![0u8; SEND_CHUNK_BYTES];
+    for _ in 0..20 {
+        pattern.fill(&mut buf);
+        s.write_all(&buf).expect("some of the file");
+    }
+    // Wait until the server is staging it, then vanish mid-body.
+    wait_until(|| !listing(&data.join(".uploads")).is_empty(), || "the upload never started staging".to_owned());
+    drop(s);
+    assert_eq!(settled_storage(&data), Vec::<String>::new());
+    let r = call(port, "GET", "/api/collections/cut/records", Some(&token), None);
+    assert_eq!(r.json()["totalItems"], 0);
+}
