@@ -453,8 +453,24 @@ fn sdk_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("sdk")
 }
 
+/// The pinned SDK, installed with `npm ci` when missing (tests/sdk.rs does the same; running
+/// this file alone on a fresh clone must work too).
+fn ensure_sdk() {
+    let dir = sdk_dir();
+    if dir.join("node_modules").join("pocketbase").join("package.json").exists() {
+        return;
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run npm ({e}): install node >= 18 and npm (.ci/run does this)"));
+    assert!(out.status.success(), "npm ci --prefix tests/sdk failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
 #[test]
 fn the_sdk_file_scenarios_pass_against_seaweedfs_s3() {
+    ensure_sdk();
     let weed = start_weed();
     let (server, token) = start_with_superuser(Spawn::serve());
     let port = server.port;
