@@ -71,6 +71,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
         );
     }
     drop(conn);
+    clear_staged_uploads(&data_dir.uploads_path());
 
     let secret = secrets::load_or_create(cfg.jwt_secret.as_deref(), &data_dir.secret_path())?;
     check_port_free(cfg.listen_addr())?;
@@ -87,6 +88,18 @@ fn setup_url(addr: SocketAddr, token: &str) -> String {
         std::net::IpAddr::V6(ip) => format!("[{ip}]"),
     };
     format!("http://{host}:{}/_/#/setup/{token}", addr.port())
+}
+
+/// Removes uploads a previous run staged and never finished (it was killed mid-request). Only
+/// the owner of the data dir does this, before any worker runs, so none can be in use. A
+/// failure is logged, not fatal: a leftover temp file costs disk, not correctness.
+fn clear_staged_uploads(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        if let Err(e) = std::fs::remove_file(entry.path()) {
+            tracing::warn!(path = %entry.path().display(), error = %e, "removing a stale staged upload");
+        }
+    }
 }
 
 /// Fails if anything listens on `addr`. Port 0 always passes.

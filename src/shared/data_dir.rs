@@ -5,6 +5,12 @@ use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// The local storage backend's directory of record files (PocketBase's name). The worker's
+/// file storage joins it onto the configured data dir, so it is a name, not a method only.
+pub const STORAGE_DIR: &str = "storage";
+/// Uploads being received, staged as temp files; emptied at start-up.
+pub const UPLOADS_DIR: &str = ".uploads";
+
 /// The data directory, as an absolute path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataDir {
@@ -53,5 +59,10 @@ impl DataDir {
     /// The supervisor's bus socket (mode 0600).
     pub fn bus_socket_path(&self) -> PathBuf {
         self.root.join(".bus.sock")
+    }
+
+    /// Uploads in flight ([`UPLOADS_DIR`]).
+    pub fn uploads_path(&self) -> PathBuf {
+        self.root.join(UPLOADS_DIR)
     }
 }

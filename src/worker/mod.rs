@@ -12,6 +12,7 @@
 pub mod actor;
 pub mod api;
 pub mod auth;
+pub mod files;
 pub mod http;
 pub mod listener;
 pub mod records;

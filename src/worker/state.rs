@@ -30,11 +30,14 @@ pub struct Inner {
     pub settings: SettingsCache,
     /// argon2 work, bounded so a login flood cannot starve the runtime.
     pub passwords: PasswordPool,
+    /// The file storage backend for the current settings, and thumbnail bookkeeping.
+    pub files: crate::worker::files::Files,
     next_request: AtomicU64,
 }
 
 impl AppState {
     pub fn new(worker_id: u32, config: Config, db: Db, bus: Bus, jwt_secret: JwtSecret) -> AppState {
+        let files = crate::worker::files::Files::new(&config.data_dir);
         AppState(Arc::new(Inner {
             worker_id,
             pid: std::process::id(),
@@ -46,6 +49,7 @@ impl AppState {
             schema: SchemaCache::new(),
             settings: SettingsCache::default(),
             passwords: PasswordPool::sized_to_cpus(),
+            files,
             next_request: AtomicU64::new(1),
         }))
     }

@@ -18,6 +18,7 @@ use serde_json::{json, Map, Value};
 
 use super::records::{access, crud_error, requester, shape};
 use crate::worker::actor::Actor;
+use crate::worker::files;
 use crate::worker::http::body::{collect_limited, json_bytes, ResBody};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::Query;
@@ -124,17 +125,18 @@ fn parse_action(item: BatchItem) -> Result<Action, ApiError> {
 }
 
 async fn read_body(req: Request<Incoming>, limit: usize) -> Result<BatchBody, ApiError> {
-    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+    // Only the media type is case-insensitive; the multipart boundary is not.
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let bad = || ApiError::bad_request("Failed to load the submitted data due to invalid formatting.");
     let bytes = collect_limited(req.into_body(), limit).await?;
-    let payload = if content_type.starts_with("multipart/form-data") {
+    let payload = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
         let boundary = multer::parse_boundary(&content_type).map_err(|_| bad())?;
         let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
         let mut multipart = multer::Multipart::new(stream, boundary);
         let mut payload = None;
         while let Some(field) = multipart.next_field().await.map_err(|_| bad())? {
             if field.file_name().is_some() {
-                return Err(ApiError::bad_request("File uploads are not supported by this server yet."));
+                return Err(ApiError::bad_request("File uploads in batch requests are not supported by this server yet."));
             }
             if field.name() == Some("@jsonPayload") {
                 payload = Some(field.bytes().await.map_err(|_| bad())?);
@@ -190,15 +192,28 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
         })
         .collect();
     let access = access(actor);
-    let job = state.db.write(move |tx| -> Result<Vec<Value>, ItemError> {
+    let job_snap = snap.clone();
+    let job = state.db.write(move |tx| -> Result<(Vec<Value>, FileCleanup), ItemError> {
+        let snap = job_snap;
         let mut out = Vec::with_capacity(actions.len());
+        let mut cleanup = FileCleanup::default();
         for (i, (a, mut req)) in actions.into_iter().zip(requesters).enumerate() {
             let fail = |e| ItemError(Some(i), e);
             let c = snap.get(&a.collection).cloned().ok_or(ItemError(Some(i), CrudError::NotFound))?;
+            // Files an update drops are found by comparing the record before and after it.
+            let has_files = c.fields.iter().any(|f| matches!(f.kind, crate::worker::records::schema::FieldKind::File(_)));
+            let target = a.id.clone().or_else(|| a.body.get("id").and_then(Value::as_str).map(str::to_owned));
+            let before = match (&target, has_files, a.kind) {
+                (Some(id), true, Kind::Update | Kind::Upsert) => crud::existing(tx, &c, id).map_err(fail)?,
+                _ => None,
+            };
             let item = match (a.kind, a.id) {
                 (Kind::Create, _) => write::create(tx, &snap, &c, &mut req, a.body, access, &hashes, &a.shape).map(Some),
                 (Kind::Update, Some(id)) => write::update(tx, &snap, &c, &mut req, &id, a.body, access, &hashes, &a.shape).map(Some),
-                (Kind::Delete, Some(id)) => crud::delete(tx, &snap, &c, &req, &id).map(|_| None),
+                (Kind::Delete, Some(id)) => crud::delete(tx, &snap, &c, &req, &id).map(|deleted| {
+                    cleanup.records.extend(deleted);
+                    None
+                }),
                 (Kind::Upsert, _) => {
                     let id = a.body.get("id").and_then(Value::as_str).map(str::to_owned);
                     let exists = match &id {
@@ -213,12 +228,20 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
                 _ => Err(CrudError::NotFound),
             }
             .map_err(fail)?;
+            if let (Some(before), Some(id)) = (before, &target) {
+                if let Some(after) = crud::existing(tx, &c, id).map_err(fail)? {
+                    let dropped = files::record::removed(&c, &before, &after);
+                    if !dropped.is_empty() {
+                        cleanup.names.push((c.id.clone(), id.clone(), dropped));
+                    }
+                }
+            }
             out.push(match item {
                 Some(bytes) => json!({"status": 200, "body": serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null)}),
                 None => json!({"status": 204, "body": null}),
             });
         }
-        Ok(out)
+        Ok((out, cleanup))
     });
     let timeout = Duration::from_secs(config.timeout_secs());
     let result = match tokio::time::timeout(timeout, job).await {
@@ -228,7 +251,10 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
         Err(_) => return Err(ApiError::bad_request("Batch transaction failed.")),
     };
     match result {
-        Ok(items) => Ok(json_bytes(StatusCode::OK, serde_json::to_vec(&items).map_err(ApiError::internal)?)),
+        Ok((items, cleanup)) => {
+            cleanup.run(state, &snap).await;
+            Ok(json_bytes(StatusCode::OK, serde_json::to_vec(&items).map_err(ApiError::internal)?))
+        }
         Err(ItemError(None, e)) => Err(ApiError::internal(e)),
         Err(ItemError(Some(i), e)) => {
             let failed = match e {
@@ -236,6 +262,33 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
                 _ => "Failed to process the batch item.",
             };
             Err(failed_item(i, crud_error(e, failed), request_id))
+        }
+    }
+}
+
+/// Files a committed batch no longer references: every file of its deleted records (cascades
+/// included) and the names its updates dropped. Deleted only after the commit.
+#[derive(Default)]
+struct FileCleanup {
+    records: Vec<(String, String)>,
+    names: Vec<(String, String, Vec<String>)>,
+}
+
+impl FileCleanup {
+    async fn run(self, state: &AppState, snap: &crate::worker::records::cache::Snapshot) {
+        let with_files = |cid: &str| snap.get(cid).is_some_and(|c| c.fields.iter().any(|f| matches!(f.kind, crate::worker::records::schema::FieldKind::File(_))));
+        let records: Vec<(String, String)> = self.records.into_iter().filter(|(cid, _)| with_files(cid)).collect();
+        if records.is_empty() && self.names.is_empty() {
+            return;
+        }
+        match files::storage(state).await {
+            Ok(storage) => {
+                files::record::delete_records(&storage, &records).await;
+                for (cid, rid, names) in &self.names {
+                    files::record::delete_names(&storage, cid, rid, names).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "no storage to delete the files a batch dropped"),
         }
     }
 }

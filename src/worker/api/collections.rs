@@ -171,14 +171,15 @@ pub async fn update(state: &AppState, id_or_name: &str, req: Request<Incoming>) 
 pub async fn delete(state: &AppState, id_or_name: &str) -> Result<Response<ResBody>, ApiError> {
     let key = id_or_name.to_owned();
     let outcome = in_write_tx(state, move |tx| {
-        let Some(c) = store::find(tx, &key)? else { return Ok(false) };
-        store::delete(tx, &c).map(|_| true)
+        let Some(c) = store::find(tx, &key)? else { return Ok(None) };
+        store::delete(tx, &c).map(|_| Some(c.id.clone()))
     })
     .await;
     match outcome {
-        Ok(false) => Err(ApiError::not_found()),
-        Ok(true) => {
+        Ok(None) => Err(ApiError::not_found()),
+        Ok(Some(collection_id)) => {
             changed(state);
+            crate::worker::files::delete_collection_files(state, &collection_id).await;
             Ok(no_content())
         }
         Err(StoreError::SystemCollection) => Err(ApiError::bad_request("Failed to delete collection.")),
@@ -190,13 +191,16 @@ pub async fn delete(state: &AppState, id_or_name: &str) -> Result<Response<ResBo
 pub async fn truncate(state: &AppState, id_or_name: &str) -> Result<Response<ResBody>, ApiError> {
     let key = id_or_name.to_owned();
     let outcome = in_write_tx(state, move |tx| {
-        let Some(c) = store::find(tx, &key)? else { return Ok(false) };
-        store::truncate(tx, &c).map(|_| true)
+        let Some(c) = store::find(tx, &key)? else { return Ok(None) };
+        store::truncate(tx, &c).map(|_| Some(c.id.clone()))
     })
     .await;
     match outcome {
-        Ok(false) => Err(ApiError::not_found()),
-        Ok(true) => Ok(no_content()),
+        Ok(None) => Err(ApiError::not_found()),
+        Ok(Some(collection_id)) => {
+            crate::worker::files::delete_collection_files(state, &collection_id).await;
+            Ok(no_content())
+        }
         Err(e) => Err(store_error(e, "Failed to truncate collection.")),
     }
 }

@@ -3,9 +3,11 @@
 
 pub mod batch;
 pub mod collections;
+pub mod files;
 pub mod health;
 pub mod record_auth;
 pub mod records;
 pub mod settings;
 pub mod setup;
 pub mod test_routes;
+pub mod uploads;

@@ -16,6 +16,8 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use crate::worker::actor::Actor;
+use crate::worker::api::uploads::{record_body, RecordBody};
+use crate::worker::files::{self, staged::StagedFile};
 use crate::worker::http::body::{collect_limited, json_bytes, ResBody, DEFAULT_BODY_LIMIT_BYTES};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{list_envelope, ListParams, Query};
@@ -170,27 +172,15 @@ pub async fn view(state: &AppState, collection: &str, id: &str, req: &Request<In
     Ok(json_bytes(StatusCode::OK, finish(result, "")?))
 }
 
-/// Reads a JSON, urlencoded or multipart body into a map (PocketBase's decoding, §1.4).
-async fn body_map(req: Request<Incoming>) -> Result<Map<String, Value>, ApiError> {
+/// Reads a JSON or urlencoded body into a map (PocketBase's decoding, §1.4).
+pub(crate) async fn body_map(req: Request<Incoming>) -> Result<Map<String, Value>, ApiError> {
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
     // PocketBase answers an unreadable record body (bad JSON, a non-object, broken multipart)
     // with its generic 400, not the "invalid formatting" message of other routes.
     let bad = || ApiError::bad_request(CLIENT_ERROR_MESSAGE);
+    // Multipart bodies (which may carry files) are read by `api::uploads`, never here.
     if content_type.starts_with("multipart/form-data") {
-        let boundary = multer::parse_boundary(&content_type).map_err(|_| bad())?;
-        let bytes = collect_limited(req.into_body(), DEFAULT_BODY_LIMIT_BYTES).await?;
-        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
-        let mut multipart = multer::Multipart::new(stream, boundary);
-        let mut pairs = Vec::new();
-        while let Some(field) = multipart.next_field().await.map_err(|_| bad())? {
-            if field.file_name().is_some() {
-                return Err(ApiError::bad_request("File uploads are not supported by this server yet."));
-            }
-            let name = field.name().unwrap_or_default().to_owned();
-            let text = field.text().await.map_err(|_| bad())?;
-            pairs.push((name, text));
-        }
-        return decode_form(pairs).map_err(|_| bad());
+        return Err(bad());
     }
     let bytes = collect_limited(req.into_body(), DEFAULT_BODY_LIMIT_BYTES).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -277,11 +267,12 @@ where
 pub async fn create(state: &AppState, collection: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let (method, query, headers) = (req.method().clone(), Query::parse(req.uri().query()), req.headers().clone());
     let shape = shape(&query)?;
-    let body = body_map(req).await?;
+    let RecordBody { body, uploads } = record_body(state, collection, req, "Failed to create record.").await?;
     let req_parts = (&method, &query, &headers);
-    with_replan(state, |retry| create_once(state, collection, actor, req_parts, &shape, body.clone(), retry)).await
+    with_replan(state, |retry| create_once(state, collection, actor, req_parts, &shape, body.clone(), &uploads, retry)).await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn create_once(
     state: &AppState,
     collection: &str,
@@ -289,6 +280,7 @@ async fn create_once(
     (method, query, headers): (&Method, &Query, &HeaderMap),
     shape: &Shape,
     body: Map<String, Value>,
+    uploads: &[StagedFile],
     retry: bool,
 ) -> Result<Response<ResBody>, Attempt> {
     const FAILED: &str = "Failed to create record.";
@@ -301,7 +293,8 @@ async fn create_once(
         return Err(ApiError::forbidden("Only superusers can perform this action.").into());
     }
     let input = resolve_input(&c, None, body, access(actor));
-    let opts = WriteOptions { existing: None, access: access(actor), now_millis: values::datetime::now_millis() };
+    let new_files = files::record::upload_names(uploads);
+    let opts = WriteOptions { existing: None, access: access(actor), now_millis: values::datetime::now_millis(), new_files: &new_files };
     let checked = check_record(&c, &input, &opts);
     // PocketBase checks the create rule before it validates, on the record as submitted, so
     // a client the rule refuses gets the bare 400 and learns nothing from field errors (such
@@ -328,13 +321,23 @@ async fn create_once(
     };
     let mut columns = validated.columns;
     hash_passwords(state, &mut columns, validated.passwords).await?;
+    // Uploads go to storage before the commit and are removed again if it does not happen.
+    let keep = files::record::kept(&input, uploads);
+    let stored = if keep.is_empty() {
+        None
+    } else {
+        let record_id = columns.iter().find(|(n, _)| n == "id").map(|(_, v)| v.to_text()).unwrap_or_default();
+        let storage = files::storage(state).await.map_err(ApiError::internal)?;
+        let written = files::record::store(&storage, &c.id, &record_id, &keep).await.map_err(ApiError::internal)?;
+        Some((storage, written))
+    };
     let requester = requester(actor, method, query, headers, input);
     let (relations, shape) = (validated.relations, shape.clone());
-    let bytes = state
-        .db
-        .write(move |tx| crud::create(tx, &snap, &c, &requester, &columns, &relations, &shape))
-        .await
-        .map_err(|e| attempt_error(e, FAILED))?;
+    let result = state.db.write(move |tx| crud::create(tx, &snap, &c, &requester, &columns, &relations, &shape)).await;
+    if let (Err(_), Some((storage, written))) = (&result, &stored) {
+        files::record::discard(storage, written).await;
+    }
+    let bytes = result.map_err(|e| attempt_error(e, FAILED))?;
     Ok(json_bytes(StatusCode::OK, bytes))
 }
 
@@ -342,9 +345,9 @@ async fn create_once(
 pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let (method, query, headers) = (req.method().clone(), Query::parse(req.uri().query()), req.headers().clone());
     let shape = shape(&query)?;
-    let body = body_map(req).await?;
+    let RecordBody { body, uploads } = record_body(state, collection, req, "Failed to update record.").await?;
     let req_parts = (&method, &query, &headers);
-    with_replan(state, |retry| update_once(state, collection, id, actor, req_parts, &shape, body.clone(), retry)).await
+    with_replan(state, |retry| update_once(state, collection, id, actor, req_parts, &shape, body.clone(), &uploads, retry)).await
 }
 
 /// What an update needs decided before validation, read in one job: the stored record, the
@@ -365,6 +368,7 @@ async fn update_once(
     (method, query, headers): (&Method, &Query, &HeaderMap),
     shape: &Shape,
     body: Map<String, Value>,
+    uploads: &[StagedFile],
     retry: bool,
 ) -> Result<Response<ResBody>, Attempt> {
     const FAILED: &str = "Failed to update record.";
@@ -409,7 +413,8 @@ async fn update_once(
     if !allowed {
         return Err(ApiError::not_found().into());
     }
-    let opts = WriteOptions { existing: Some(&existing), access, now_millis: values::datetime::now_millis() };
+    let new_files = files::record::upload_names(uploads);
+    let opts = WriteOptions { existing: Some(&existing), access, now_millis: values::datetime::now_millis(), new_files: &new_files };
     let validated = match check_record(&c, &input, &opts) {
         Ok(v) => v,
         Err(rejected) => return Err(rejection(state, snap, rejected, FAILED).await.into()),
@@ -424,13 +429,27 @@ async fn update_once(
     }
     let mut columns = validated.columns;
     hash_passwords(state, &mut columns, validated.passwords).await?;
+    // New uploads are stored before the commit (removed again if it fails); the files the
+    // update drops are deleted only after it committed.
+    let keep = files::record::kept(&input, uploads);
+    let dropped = files::record::removed(&c, &existing, &input);
+    let storage = if keep.is_empty() && dropped.is_empty() { None } else { Some(files::storage(state).await.map_err(ApiError::internal)?) };
+    let collection_id = c.id.clone();
+    let written = match &storage {
+        Some(s) if !keep.is_empty() => files::record::store(s, &collection_id, id, &keep).await.map_err(ApiError::internal)?,
+        _ => Vec::new(),
+    };
     let requester = requester(actor, method, query, headers, input);
-    let (relations, shape, id) = (validated.relations, shape.clone(), id.to_owned());
-    let bytes = state
-        .db
-        .write(move |tx| crud::update(tx, &snap, &c, &requester, &id, &columns, &relations, &shape))
-        .await
-        .map_err(|e| attempt_error(e, FAILED))?;
+    let (relations, shape, record_id) = (validated.relations, shape.clone(), id.to_owned());
+    let result = state.db.write(move |tx| crud::update(tx, &snap, &c, &requester, &record_id, &columns, &relations, &shape)).await;
+    if let Some(s) = &storage {
+        if result.is_err() {
+            files::record::discard(s, &written).await;
+        } else {
+            files::record::delete_names(s, &collection_id, id, &dropped).await;
+        }
+    }
+    let bytes = result.map_err(|e| attempt_error(e, FAILED))?;
     Ok(json_bytes(StatusCode::OK, bytes))
 }
 
@@ -444,8 +463,26 @@ pub async fn delete(state: &AppState, collection: &str, id: &str, req: &Request<
         Box::pin(async move { db.write(move |tx| crud::delete(tx, &snap, &c, &requester, &id)).await })
     })
     .await;
-    finish(result, "Failed to delete record.")?;
+    let deleted = finish(result, "Failed to delete record.")?;
+    delete_files_of(state, collection, deleted).await;
     let mut res = json_bytes(StatusCode::NO_CONTENT, bytes::Bytes::new());
     res.headers_mut().remove(CONTENT_TYPE);
     Ok(res)
+}
+
+/// After a committed delete: removes the files of every deleted record (cascades included)
+/// whose collection has file fields. Never fails the request; problems are logged.
+async fn delete_files_of(state: &AppState, collection: &str, deleted: Vec<(String, String)>) {
+    let Ok(snap) = state.schema.for_job(&state.db, collection, false).await else { return };
+    let with_files: Vec<(String, String)> = deleted
+        .into_iter()
+        .filter(|(cid, _)| snap.get(cid).is_some_and(|c| c.fields.iter().any(|f| matches!(f.kind, crate::worker::records::schema::FieldKind::File(_)))))
+        .collect();
+    if with_files.is_empty() {
+        return;
+    }
+    match files::storage(state).await {
+        Ok(storage) => files::record::delete_records(&storage, &with_files).await,
+        Err(e) => tracing::warn!(error = %e, "no storage to delete the files of deleted records"),
+    }
 }

@@ -65,6 +65,15 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             require_superuser(state, &req).await?;
             api::settings::patch(state, req).await
         }
+        (["api", "settings", "test", "s3"], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            api::files::test_s3(state, req).await
+        }
+        (["api", "files", "token"], &Method::POST) => {
+            let actor = actor_of(state, &req).await;
+            api::files::token(state, &actor).await
+        }
+        (["api", "files", c, record, name], _) if is_read => api::files::download(state, c, record, name, &req).await,
         (["api", "collections"], _) if is_read => {
             require_superuser(state, &req).await?;
             api::collections::list(state, &req).await

@@ -515,8 +515,9 @@ pub fn update(
 /// Deletes record `id` under the delete rule, with PocketBase's relation side effects: the id
 /// is removed from every relation that holds it; a referencing record left with no ids is
 /// deleted too if the relation cascades, refuses the whole delete if the relation is required,
-/// and is saved with the trimmed value otherwise.
-pub fn delete(tx: &Transaction<'_>, snap: &Snapshot, c: &Collection, req: &Requester, id: &str) -> Result<(), CrudError> {
+/// and is saved with the trimmed value otherwise. Returns every deleted record as
+/// `(collection id, record id)`, cascades included (their files go after the commit).
+pub fn delete(tx: &Transaction<'_>, snap: &Snapshot, c: &Collection, req: &Requester, id: &str) -> Result<Vec<(String, String)>, CrudError> {
     snap.check(tx)?;
     if c.kind == CollectionType::View {
         return Err(CrudError::Refused("Unsupported collection type."));
@@ -526,7 +527,8 @@ pub fn delete(tx: &Transaction<'_>, snap: &Snapshot, c: &Collection, req: &Reque
         return Err(CrudError::NotFound);
     }
     let mut visited = HashSet::new();
-    delete_cascading(tx, snap, c, id, 0, &mut visited)
+    delete_cascading(tx, snap, c, id, 0, &mut visited)?;
+    Ok(visited.into_iter().collect())
 }
 
 fn delete_cascading(

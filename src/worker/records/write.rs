@@ -70,7 +70,7 @@ pub fn create(
         return Err(CrudError::SuperusersOnly);
     }
     let input = resolve_input(c, None, body, access);
-    let opts = WriteOptions { existing: None, access, now_millis: datetime::now_millis() };
+    let opts = WriteOptions { existing: None, access, now_millis: datetime::now_millis(), new_files: &[] };
     let checked = check_record(c, &input, &opts);
     req.ctx.body = input;
     let columns = match &checked {
@@ -111,7 +111,7 @@ pub fn update(
     if !crud::can_update(tx, snap, c, req, id)? {
         return Err(CrudError::NotFound);
     }
-    let opts = WriteOptions { existing: Some(&existing), access, now_millis: datetime::now_millis() };
+    let opts = WriteOptions { existing: Some(&existing), access, now_millis: datetime::now_millis(), new_files: &[] };
     let validated = check_record(c, &input, &opts).map_err(|r| rejected(tx, snap, r, "Failed to update record."))?;
     if let Some(PasswordInput::Plain(old)) = &validated.old_password {
         let stored = existing.get("password").and_then(Value::as_str).unwrap_or_default();

@@ -80,7 +80,7 @@ fn validated_values_round_trip_through_sqlite() {
         "refs+": ["r1", "r2"], "meta": {"deep": [1, {"x": null}]}, "at": {"lon": -0.5, "lat": 51.5}, "secret": "s"
     });
     let resolved = resolve_input(&c, None, body.as_object().cloned().unwrap_or_default(), Access::Superuser);
-    let v = validate_record(&c, &resolved, &WriteOptions { existing: None, access: Access::Superuser, now_millis: 0 }).expect("valid");
+    let v = validate_record(&c, &resolved, &WriteOptions { existing: None, access: Access::Superuser, now_millis: 0, new_files: &[] }).expect("valid");
     insert(&conn, &c, &v.columns);
     let rows = read_all(&conn, &c, OutputOptions::default());
     assert_eq!(

@@ -52,6 +52,9 @@ pub struct WriteOptions<'a> {
     pub access: Access,
     /// The write's time, Unix milliseconds, for autodate fields.
     pub now_millis: i64,
+    /// Stored names of the files uploaded with this write: accepted in file fields like
+    /// names already stored (any other new name is refused).
+    pub new_files: &'a [String],
 }
 
 /// A plain password taken from a body. Its `Debug` never prints it.
@@ -531,7 +534,7 @@ pub fn check_record(collection: &Collection, input: &Map<String, Value>, opts: &
                 let known = stored(name).map(to_string_list).unwrap_or_default();
                 let unknown: Vec<&str> = list
                     .iter()
-                    .filter(|n| !known.contains(n))
+                    .filter(|n| !known.contains(n) && !opts.new_files.contains(n))
                     .map(|n| truncate_at_char(n, MAX_ECHOED_FILE_NAME_BYTES))
                     .collect();
                 if list.is_empty() && o.required {

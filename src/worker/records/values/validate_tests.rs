@@ -16,7 +16,7 @@ fn base_with(field: Field) -> Collection {
 }
 
 fn opts(existing: Option<&Map<String, Value>>) -> WriteOptions<'_> {
-    WriteOptions { existing, access: Access::Default, now_millis: NOW }
+    WriteOptions { existing, access: Access::Default, now_millis: NOW, new_files: &[] }
 }
 
 fn obj(v: Value) -> Map<String, Value> {
@@ -462,12 +462,12 @@ fn auth_create_rules() {
         (json!({"email": "nope", "password": "12345678", "passwordConfirm": "12345678"}), Access::Default, vec![("email", "validation_is_email")]),
     ];
     for (body, access, want) in cases {
-        let e = validate_record(&c, &obj(body.clone()), &WriteOptions { existing: None, access, now_millis: NOW }).expect_err("invalid");
+        let e = validate_record(&c, &obj(body.clone()), &WriteOptions { existing: None, access, now_millis: NOW, new_files: &[] }).expect_err("invalid");
         let want: Vec<(String, &str)> = want.into_iter().map(|(k, c)| (k.to_string(), c)).collect();
         assert_eq!(codes(&e), want, "{body}");
     }
     let managed = obj(json!({"email": "a@example.com", "password": "12345678", "passwordConfirm": "12345678", "verified": true}));
-    assert!(validate_record(&c, &managed, &WriteOptions { existing: None, access: Access::Manager, now_millis: NOW }).is_ok());
+    assert!(validate_record(&c, &managed, &WriteOptions { existing: None, access: Access::Manager, now_millis: NOW, new_files: &[] }).is_ok());
     count(8);
 }
 
@@ -476,7 +476,7 @@ fn auth_update_rules() {
     let c = users();
     let stored = stored_user();
     let user = |body: Value| validate_record(&c, &obj(body), &opts(Some(&stored)));
-    let manager = |body: Value| validate_record(&c, &obj(body), &WriteOptions { existing: Some(&stored), access: Access::Manager, now_millis: NOW });
+    let manager = |body: Value| validate_record(&c, &obj(body), &WriteOptions { existing: Some(&stored), access: Access::Manager, now_millis: NOW, new_files: &[] });
 
     let v = user(json!({"emailVisibility": true})).expect("plain update");
     let names: Vec<&str> = v.columns.iter().map(|(k, _)| k.as_str()).collect();

