@@ -186,10 +186,3 @@ pub fn links_of(conn: &Connection, c: &Collection, record_id: &str) -> rusqlite:
     let rows = stmt.query_map([&c.id, record_id], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]))?;
     rows.collect()
 }
-
-pub fn unlink(tx: &Transaction<'_>, c: &Collection, record_id: &str, provider: &str) -> rusqlite::Result<bool> {
-    Ok(tx
-        .prepare_cached("DELETE FROM _externalAuths WHERE collectionRef = ?1 AND recordRef = ?2 AND provider = ?3")?
-        .execute([&c.id, record_id, provider])?
-        > 0)
-}

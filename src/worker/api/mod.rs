@@ -5,6 +5,7 @@ pub mod account_flows;
 pub mod batch;
 pub mod collections;
 pub mod health;
+pub mod oauth2;
 pub mod record_auth;
 pub mod records;
 pub mod settings;

@@ -45,14 +45,15 @@ pub async fn methods(state: &AppState, collection: &str) -> Result<Response<ResB
     let o = options(&c);
     let duration = |enabled: bool, secs: u64| if enabled { secs } else { 0 };
     let identity = &o.password_auth.identity_fields;
+    let (providers, legacy_providers) = super::oauth2::method_providers(&c).await?;
     Ok(json(
         StatusCode::OK,
         &json!({
             "password": {"enabled": o.password_auth.enabled, "identityFields": identity},
-            "oauth2": {"enabled": false, "providers": []},
+            "oauth2": {"enabled": o.oauth2.enabled, "providers": providers},
             "mfa": {"enabled": o.mfa.enabled, "duration": duration(o.mfa.enabled, o.mfa.duration)},
             "otp": {"enabled": o.otp.enabled, "duration": duration(o.otp.enabled, o.otp.duration)},
-            "authProviders": [],
+            "authProviders": legacy_providers,
             "usernamePassword": o.password_auth.enabled && identity.iter().any(|f| f == "username"),
             "emailPassword": o.password_auth.enabled && identity.iter().any(|f| f == "email"),
         }),

@@ -106,6 +106,19 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             let actor = actor_of(state, &req).await;
             api::record_auth::refresh(state, c, &actor).await
         }
+        (["api", "collections", c, "auth-with-oauth2"], &Method::POST) => {
+            let actor = actor_of(state, &req).await;
+            let c = c.to_string();
+            api::oauth2::auth_with_oauth2(state, &c, req, &actor).await
+        }
+        (["api", "collections", api::oauth2::EXTERNAL_AUTHS, "records"], _) if is_read => {
+            let actor = actor_of(state, &req).await;
+            api::oauth2::list_external_auths(state, &req, &actor).await
+        }
+        (["api", "collections", api::oauth2::EXTERNAL_AUTHS, "records", id], &Method::DELETE) => {
+            let actor = actor_of(state, &req).await;
+            api::oauth2::delete_external_auth(state, id, &actor).await
+        }
         (["api", "collections", c, "request-verification"], &Method::POST) => {
             let c = c.to_string();
             api::account_flows::request_verification(state, &c, req).await
