@@ -72,6 +72,17 @@ test('OAuth2: sign-up, then sign-in as the same record', async () => {
   assert.equal(second.record.id, auth.record.id);
 });
 
+test('OAuth2: the client secret is write-only and survives other collection changes', async () => {
+  const c = await su.collections.getOne(coll);
+  assert.ok(!JSON.stringify(c).includes(CLIENT_SECRET));
+  await su.collections.update(coll, { otp: { enabled: false } });
+  // Still signs in: the token exchange needs the stored secret.
+  const user = { sub: unique('keep-sub'), email: emailFor('keep-oidc'), email_verified: true };
+  const { code, verifier } = await signInAtProvider(client(), user);
+  const auth = await client().collection(coll).authWithOAuth2Code('oidc', code, verifier, REDIRECT);
+  assert.equal(auth.meta.isNew, true);
+});
+
 test('OAuth2: PKCE is enforced and unknown providers are refused', async () => {
   const user = { sub: unique('pkce-sub'), email: emailFor('pkce-oidc'), email_verified: true };
   const { code } = await signInAtProvider(client(), user);
