@@ -58,10 +58,34 @@ test('verification: request, mail, confirm; the token works once', async () => {
   assert.equal(await pb.collection(users).requestVerification(emailFor('nobody-verify')), true);
   const mail = await maildev.waitFor(u.email, (m) => m.subject.startsWith('Verify'));
   const token = tokenIn(mail, 'confirm-verification');
+  // Single-purpose: a verification token is nothing else, and an auth token is no verification token.
+  await refused(pb.collection(users).confirmPasswordReset(token, 'other password 9', 'other password 9'), 400);
+  await refused(pb.collection(users).confirmEmailChange(token, u.password), 400);
+  const session = client();
+  await session.collection(users).authWithPassword(u.email, u.password);
+  await refused(pb.collection(users).confirmVerification(session.authStore.token), 400);
   assert.equal(await pb.collection(users).confirmVerification(token), true);
   assert.equal((await su.collection(users).getOne(u.id)).verified, true);
   await refused(pb.collection(users).confirmVerification(token), 400);
   await refused(pb.collection(users).confirmVerification('not-a-token'), 400);
+});
+
+test('tokens live as long as the collection says', async () => {
+  await su.collections.update(users, { verificationToken: { duration: 120 }, passwordResetToken: { duration: 300 } });
+  try {
+    const u = await newUser('durations');
+    const seen = await maildev.seenFor(u.email);
+    await client().collection(users).requestVerification(u.email);
+    await client().collection(users).requestPasswordReset(u.email);
+    const exp = (mail, action) => JSON.parse(Buffer.from(tokenIn(mail, action).split('.')[1], 'base64url').toString()).exp;
+    const now = Date.now() / 1000;
+    const v = exp(await maildev.waitFor(u.email, (m) => m.subject.startsWith('Verify'), seen), 'confirm-verification');
+    const r = exp(await maildev.waitFor(u.email, (m) => m.subject.startsWith('Reset'), seen), 'confirm-password-reset');
+    assert.ok(v > now + 100 && v <= now + 121, `verification exp ${v - now}`);
+    assert.ok(r > now + 280 && r <= now + 301, `reset exp ${r - now}`);
+  } finally {
+    await su.collections.update(users, { verificationToken: { duration: 86400 }, passwordResetToken: { duration: 1800 } });
+  }
 });
 
 test('password reset: new password works, old password and old tokens are rejected', async () => {

@@ -350,7 +350,6 @@ pub async fn complete_auth(
     let record_id = str_of(&record, "id").to_owned();
     let mfa_rule = (!o.mfa.rule.trim().is_empty()).then(|| o.mfa.rule.clone());
     let needs_mfa = o.mfa.enabled
-        && c.name != SUPERUSERS
         && match mfa_rule {
             None => true,
             Some(rule) => rule_admits(state, c, &record, Some(rule), method.as_str()).await?,

@@ -275,7 +275,14 @@ fn parse_filter(filter: &str) -> Option<(String, Option<String>)> {
     let mut provider = None;
     for part in filter.split("&&") {
         let (key, value) = part.split_once('=')?;
-        let value = value.trim().trim_matches(|ch| ch == '"' || ch == '\'').to_owned();
+        // One quoted literal and nothing else.
+        let value = value.trim();
+        let quote = value.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+        let inner = value.strip_prefix(quote)?.strip_suffix(quote)?;
+        if inner.contains(['"', '\'', '\\']) {
+            return None;
+        }
+        let value = inner.to_owned();
         match key.trim() {
             "recordRef" => record = Some(value),
             "provider" => provider = Some(value),
@@ -368,4 +375,18 @@ pub async fn delete_external_auth(state: &AppState, id: &str, actor: &Actor) -> 
     let mut res = json_bytes(StatusCode::NO_CONTENT, bytes::Bytes::new());
     res.headers_mut().remove(hyper::header::CONTENT_TYPE);
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdk_filters_parse_and_nothing_else_does() {
+        assert_eq!(parse_filter("recordRef = \"abc\""), Some(("abc".into(), None)));
+        assert_eq!(parse_filter("recordRef = 'abc' && provider = 'oidc'"), Some(("abc".into(), Some("oidc".into()))));
+        assert_eq!(parse_filter("provider = 'oidc'"), None, "recordRef is required");
+        assert_eq!(parse_filter("recordRef != 'abc'"), None);
+        assert_eq!(parse_filter("recordRef = 'a' || 1 = 1"), None);
+    }
 }

@@ -30,6 +30,9 @@ pub const HTTP_TIMEOUT_SECS: u64 = 15;
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 /// How long a discovered OIDC configuration is reused, in seconds.
 pub const DISCOVERY_TTL_SECS: u64 = 3_600;
+/// After a failed discovery, how long the failure is remembered, in seconds: `auth-methods`
+/// is public, and must not wait on an unreachable issuer's timeout for every caller.
+pub const DISCOVERY_FAILURE_TTL_SECS: u64 = 60;
 /// PKCE verifier length, in characters (RFC 7636 allows 43–128).
 pub const PKCE_VERIFIER_CHARS: usize = 64;
 /// Length of the `state` value handed to clients, in characters.
@@ -131,21 +134,34 @@ async fn read_json(mut res: reqwest::Response) -> Result<Value, OAuth2Error> {
     serde_json::from_slice(&body).map_err(|e| OAuth2Error::Malformed(e.to_string()))
 }
 
-fn discovery_cache() -> &'static Mutex<HashMap<String, (Instant, Endpoints)>> {
-    static CACHE: OnceLock<Mutex<HashMap<String, (Instant, Endpoints)>>> = OnceLock::new();
+/// A discovery outcome: the endpoints, or the failure's text (remembered briefly).
+type Discovered = Result<Endpoints, String>;
+
+fn discovery_cache() -> &'static Mutex<HashMap<String, (Instant, Discovered)>> {
+    static CACHE: OnceLock<Mutex<HashMap<String, (Instant, Discovered)>>> = OnceLock::new();
     CACHE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The endpoints an OIDC issuer publishes at `/.well-known/openid-configuration`, cached.
+/// The endpoints an OIDC issuer publishes at `/.well-known/openid-configuration`, cached (a
+/// failure for a short while, a success for longer).
 async fn discover(issuer: &str) -> Result<Endpoints, OAuth2Error> {
     let key = issuer.trim_end_matches('/').to_owned();
     if let Ok(cache) = discovery_cache().lock() {
-        if let Some((at, e)) = cache.get(&key) {
-            if at.elapsed() < Duration::from_secs(DISCOVERY_TTL_SECS) {
-                return Ok(e.clone());
+        if let Some((at, found)) = cache.get(&key) {
+            let ttl = if found.is_ok() { DISCOVERY_TTL_SECS } else { DISCOVERY_FAILURE_TTL_SECS };
+            if at.elapsed() < Duration::from_secs(ttl) {
+                return found.clone().map_err(OAuth2Error::Malformed);
             }
         }
     }
+    let found = fetch_discovery(&key).await;
+    if let Ok(mut cache) = discovery_cache().lock() {
+        cache.insert(key, (Instant::now(), found.as_ref().map(Endpoints::clone).map_err(ToString::to_string)));
+    }
+    found
+}
+
+async fn fetch_discovery(key: &str) -> Result<Endpoints, OAuth2Error> {
     let url = format!("{key}/.well-known/openid-configuration");
     let doc = read_json(client()?.get(&url).header("Accept", "application/json").send().await?).await?;
     let field = |k: &str| doc.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -158,9 +174,6 @@ async fn discover(issuer: &str) -> Result<Endpoints, OAuth2Error> {
     };
     if endpoints.auth_url.is_empty() || endpoints.token_url.is_empty() {
         return Err(OAuth2Error::Malformed(format!("{url} lacks authorization_endpoint or token_endpoint")));
-    }
-    if let Ok(mut cache) = discovery_cache().lock() {
-        cache.insert(key, (Instant::now(), endpoints.clone()));
     }
     Ok(endpoints)
 }
