@@ -189,3 +189,18 @@ fn mail_requests_are_limited_per_ip_and_silently_per_account() {
     assert_eq!(ask("nobody3@example.com"), 429);
     assert!(!app.p.logs_with_message("mail to this account is throttled; not sending").is_empty());
 }
+
+#[test]
+fn an_otp_takes_five_guesses_then_answers_429() {
+    let app = App::start(Spawn::serve());
+    app.users();
+    // No SMTP: the OTP is still stored (and its mail failure logged), which is all this needs.
+    let otp = ok(call(app.port(), "POST", "/api/collections/users/request-otp", None, Some(&json!({"email": USER_EMAIL}))));
+    let otp_id = otp["otpId"].as_str().expect("otpId").to_owned();
+    for _ in 0..5 {
+        let r = call(app.port(), "POST", "/api/collections/users/auth-with-otp", None, Some(&json!({"otpId": otp_id, "password": "00000000x"})));
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let r = call(app.port(), "POST", "/api/collections/users/auth-with-otp", None, Some(&json!({"otpId": otp_id, "password": "00000000x"})));
+    assert_eq!(r.status, 429);
+}

@@ -213,3 +213,23 @@ test('login alert: a sign-in from a new device mails the account; the first sign
   );
   assert.equal(alerts.length, 1, 'one alert: the first device was the first sign-in');
 });
+
+// Last: it stops MailDev.
+test('a stopped mail server: 204 where PocketBase answers 204, a clear 400 where the user asked, nothing lost', async () => {
+  const u = await newUser('stopped');
+  const pb = client();
+  await pb.collection(users).authWithPassword(u.email, u.password);
+  await maildev.stop();
+  assert.equal(await client().collection(users).requestVerification(u.email), true);
+  assert.equal(await client().collection(users).requestPasswordReset(u.email), true);
+  const err = await refused(pb.collection(users).requestEmailChange(emailFor('stopped-new')), 400);
+  assert.match(err.response.message, /mail server/);
+  const test = await refused(su.settings.testEmail(users, u.email, 'verification'), 400);
+  assert.match(test.response.message, /Failed to send the test email/);
+  const rec = await su.collection(users).getOne(u.id);
+  assert.equal(rec.email, u.email);
+  assert.equal(rec.verified, false);
+  await pb.collection(users).authRefresh();
+  // Mail off again so nothing else in this run tries the stopped server.
+  await su.settings.update({ smtp: { enabled: false } });
+});
