@@ -39,6 +39,8 @@ pub const PKCE_VERIFIER_CHARS: usize = 64;
 pub const STATE_CHARS: usize = 30;
 
 const UNRESERVED: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
+/// Where GitHub lists a user's addresses, private ones included.
+const GITHUB_EMAILS_URL: &str = "https://api.github.com/user/emails";
 /// Some providers (GitHub) refuse requests without a user agent.
 const USER_AGENT: &str = concat!("vaultbase/", env!("CARGO_PKG_VERSION"));
 
@@ -324,6 +326,19 @@ pub async fn user(p: &Resolved, tokens: &Tokens, now: i64) -> Result<AuthUser, O
         return Err(OAuth2Error::NotConfigured(p.name.clone(), "userInfoURL"));
     };
     let mut user = p.kind.map_user(raw);
+    if p.kind == Kind::GitHub && user.email.is_empty() && !tokens.access_token.is_empty() {
+        // A private GitHub email is only in /user/emails (the `user:email` scope).
+        let res = client()?
+            .get(GITHUB_EMAILS_URL)
+            .bearer_auth(&tokens.access_token)
+            .header("Accept", "application/json")
+            .send()
+            .await?;
+        if let Some((email, verified)) = providers::github_primary_email(&read_json(res).await?) {
+            user.email = email;
+            user.email_verified = Some(verified);
+        }
+    }
     if user.id.is_empty() {
         return Err(OAuth2Error::Malformed("the provider's user has no id".into()));
     }

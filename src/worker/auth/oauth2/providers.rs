@@ -191,6 +191,13 @@ impl Kind {
     }
 }
 
+/// The primary address of GitHub's `/user/emails` answer, and whether GitHub verified it.
+pub fn github_primary_email(list: &Value) -> Option<(String, bool)> {
+    let primary = list.as_array()?.iter().find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))?;
+    let email = primary.get("email").and_then(Value::as_str)?.to_owned();
+    Some((email, primary.get("verified").and_then(Value::as_bool).unwrap_or(false)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,5 +215,8 @@ mod tests {
         let discord = Kind::Discord.map_user(serde_json::json!({"id": "9", "username": "d", "avatar": "h", "verified": false}));
         assert_eq!(discord.avatar_url, "https://cdn.discordapp.com/avatars/9/h.png");
         assert_eq!(discord.email_verified, Some(false));
+        let emails = serde_json::json!([{"email": "a@x.y", "primary": false, "verified": true}, {"email": "b@x.y", "primary": true, "verified": false}]);
+        assert_eq!(github_primary_email(&emails), Some(("b@x.y".to_owned(), false)));
+        assert_eq!(github_primary_email(&serde_json::json!({"message": "no"})), None);
     }
 }
