@@ -40,7 +40,9 @@ fn ensure_installed(dir: &Path) {
         };
         let wanted = pinned(dir.join("package.json"), "dependencies");
         let installed = pinned(dir.join("node_modules").join("pocketbase").join("package.json"), "version");
-        if wanted.is_some() && wanted == installed {
+        // MailDev (the account-flow scenarios' SMTP capture) is installed by the same `npm ci`.
+        let maildev = dir.join("node_modules").join("maildev").join("package.json").exists();
+        if wanted.is_some() && wanted == installed && maildev {
             return;
         }
         let out = Command::new("npm")

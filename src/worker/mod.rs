@@ -9,12 +9,15 @@
 //! SQLite, exit 0. Drain is idempotent; a second signal exits at once. A watchdog thread
 //! ends the process if the drain itself hangs.
 
+pub mod accounts;
 pub mod actor;
 pub mod api;
 pub mod auth;
 pub mod files;
 pub mod http;
+pub mod limits;
 pub mod listener;
+pub mod mail;
 pub mod records;
 pub mod server;
 pub mod settings;

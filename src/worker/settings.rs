@@ -38,6 +38,8 @@ pub struct Settings {
     pub trusted_proxy: TrustedProxy,
     #[serde(rename = "superuserIPs")]
     pub superuser_ips: Vec<String>,
+    /// vaultbase's limits on password attempts and mail requests (see `limits`).
+    pub account_limits: crate::worker::limits::AccountLimits,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

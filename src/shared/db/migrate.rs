@@ -71,6 +71,56 @@ pub const MIGRATIONS: &[Migration] = &[
         // change); this is their cache-coherence counter.
         apply: Apply::Sql("INSERT INTO _vb_versions (name, version) VALUES ('settings', 1);"),
     },
+    Migration {
+        name: "1763769604_accounts",
+        // The account flows' tables, with PocketBase's names where it has one (`_otps`,
+        // `_mfas`, `_authOrigins`, `_externalAuths`; plain tables here, not collections).
+        // `_vb_limits` holds the abuse counters: in SQLite, not process memory, so a limit
+        // holds across every worker of a cluster. `_vb_used_tokens` remembers single-purpose
+        // tokens already spent (by SHA-256) until they expire. Times are unix seconds.
+        apply: Apply::Sql(
+            "CREATE TABLE _otps (
+                id            TEXT PRIMARY KEY NOT NULL,
+                collectionRef TEXT NOT NULL,
+                recordRef     TEXT NOT NULL,
+                password      TEXT NOT NULL,
+                sentTo        TEXT DEFAULT '' NOT NULL,
+                expires       INTEGER NOT NULL,
+                created       TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL
+            );
+            CREATE INDEX _otps_record ON _otps (collectionRef, recordRef);
+            CREATE TABLE _mfas (
+                id            TEXT PRIMARY KEY NOT NULL,
+                collectionRef TEXT NOT NULL,
+                recordRef     TEXT NOT NULL,
+                method        TEXT NOT NULL,
+                expires       INTEGER NOT NULL,
+                created       TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL
+            );
+            CREATE TABLE _authOrigins (
+                id            TEXT PRIMARY KEY NOT NULL,
+                collectionRef TEXT NOT NULL,
+                recordRef     TEXT NOT NULL,
+                fingerprint   TEXT NOT NULL,
+                created       TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL,
+                updated       TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL,
+                UNIQUE (collectionRef, recordRef, fingerprint)
+            );
+            CREATE TABLE _externalAuths (
+                id            TEXT PRIMARY KEY NOT NULL,
+                collectionRef TEXT NOT NULL,
+                recordRef     TEXT NOT NULL,
+                provider      TEXT NOT NULL,
+                providerId    TEXT NOT NULL,
+                created       TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL,
+                updated       TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL,
+                UNIQUE (collectionRef, provider, providerId),
+                UNIQUE (collectionRef, recordRef, provider)
+            );
+            CREATE TABLE _vb_limits (key TEXT PRIMARY KEY NOT NULL, window_end INTEGER NOT NULL, hits INTEGER NOT NULL);
+            CREATE TABLE _vb_used_tokens (hash TEXT PRIMARY KEY NOT NULL, expires INTEGER NOT NULL);",
+        ),
+    },
 ];
 
 fn create_superusers(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {

@@ -40,6 +40,29 @@ fn changed(state: &AppState) {
 
 /// The scaffold for `kind`/`name` with `body` merged over it; system fields missing from a
 /// sent `fields` array are put back in front, as PocketBase's scaffold merge does.
+/// Write-only secrets are not in `base`'s JSON, so a PATCH that does not resend them would
+/// blank them: an OAuth2 provider keeps its client secret (matched by name) and a token kind
+/// its secret unless the body sets a new one.
+fn keep_secrets(base: &Collection, c: &mut Collection) {
+    let (Some(old), Some(new)) = (&base.auth, &mut c.auth) else { return };
+    for p in new.oauth2.providers.iter_mut().filter(|p| p.client_secret.is_empty()) {
+        if let Some(o) = old.oauth2.providers.iter().find(|o| o.name == p.name) {
+            p.client_secret.clone_from(&o.client_secret);
+        }
+    }
+    for (n, o) in [
+        (&mut new.auth_token, &old.auth_token),
+        (&mut new.password_reset_token, &old.password_reset_token),
+        (&mut new.email_change_token, &old.email_change_token),
+        (&mut new.verification_token, &old.verification_token),
+        (&mut new.file_token, &old.file_token),
+    ] {
+        if n.secret.is_empty() {
+            n.secret.clone_from(&o.secret);
+        }
+    }
+}
+
 fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection, StoreError> {
     let mut obj = match serde_json::to_value(base) {
         Ok(Value::Object(m)) => m,
@@ -53,6 +76,7 @@ fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection, Sto
         errors.add("fields", Invalid::new("validation_invalid_value", format!("Invalid collection data: {e}.")));
         StoreError::Invalid(errors)
     })?;
+    keep_secrets(base, &mut c);
     let missing: Vec<_> = base.fields.iter().filter(|f| f.system && !c.fields.iter().any(|x| x.name == f.name || x.id == f.id)).cloned().collect();
     if !missing.is_empty() {
         let rest = std::mem::take(&mut c.fields);

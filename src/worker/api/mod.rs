@@ -1,10 +1,12 @@
 //! HTTP handlers, one file per resource family. Each has one shape: parse → authorize → call
 //! the domain → respond. Handlers may use hyper; the domain they call may not.
 
+pub mod account_flows;
 pub mod batch;
 pub mod collections;
 pub mod files;
 pub mod health;
+pub mod oauth2;
 pub mod record_auth;
 pub mod records;
 pub mod settings;

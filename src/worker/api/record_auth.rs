@@ -45,14 +45,15 @@ pub async fn methods(state: &AppState, collection: &str) -> Result<Response<ResB
     let o = options(&c);
     let duration = |enabled: bool, secs: u64| if enabled { secs } else { 0 };
     let identity = &o.password_auth.identity_fields;
+    let (providers, legacy_providers) = super::oauth2::method_providers(&c).await?;
     Ok(json(
         StatusCode::OK,
         &json!({
             "password": {"enabled": o.password_auth.enabled, "identityFields": identity},
-            "oauth2": {"enabled": false, "providers": []},
+            "oauth2": {"enabled": o.oauth2.enabled, "providers": providers},
             "mfa": {"enabled": o.mfa.enabled, "duration": duration(o.mfa.enabled, o.mfa.duration)},
             "otp": {"enabled": o.otp.enabled, "duration": duration(o.otp.enabled, o.otp.duration)},
-            "authProviders": [],
+            "authProviders": legacy_providers,
             "usernamePassword": o.password_auth.enabled && identity.iter().any(|f| f == "username"),
             "emailPassword": o.password_auth.enabled && identity.iter().any(|f| f == "email"),
         }),
@@ -84,8 +85,11 @@ fn auth_response(state: &AppState, c: &Collection, record: &Map<String, Value>, 
 /// `POST auth-with-password`
 pub async fn with_password(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
+    let origin = super::account_flows::origin_of(&req);
+    let query_mfa = crate::worker::http::request::Query::parse(req.uri().query()).get("mfaId").map(str::to_owned);
     let body = json_object(req.into_body(), DEFAULT_BODY_LIMIT_BYTES, BAD_FORMAT).await?;
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let mfa_id = query_mfa.or_else(|| body.get("mfaId").and_then(Value::as_str).map(str::to_owned));
     let (identity, password, identity_field) = (text("identity"), text("password"), text("identityField"));
     let mut errors = Map::new();
     for (key, value) in [("identity", &identity), ("password", &password)] {
@@ -103,6 +107,8 @@ pub async fn with_password(state: &AppState, collection: &str, req: Request<Inco
     if !o.password_auth.enabled {
         return Err(ApiError::forbidden("The collection is not configured to allow password authentication."));
     }
+    // Charged before any lookup or hashing; refunded below when the password is right.
+    let attempt = super::account_flows::charge_password_attempt(state, &c, &identity, &origin).await?;
     // Which fields to try: the one asked for, else every identity field; `email` only when
     // the identity looks like one (PocketBase's order).
     let fields: Vec<String> = if identity_field.is_empty() {
@@ -136,6 +142,7 @@ pub async fn with_password(state: &AppState, collection: &str, req: Request<Inco
     // Always one argon2 verification, known account or not.
     let ok = state.passwords.verify_or_dummy(hash, &password).await;
     let Some(record) = found.filter(|_| ok) else { return Err(ApiError::bad_request(FAILED)) };
+    attempt.succeeded(state).await;
     // The rule sees the authenticating record as `@request.auth`.
     let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
     let mut ctx = RequestContext::new(std::time::SystemTime::now());
@@ -157,7 +164,8 @@ pub async fn with_password(state: &AppState, collection: &str, req: Request<Inco
     if !allowed {
         return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."));
     }
-    auth_response(state, &c, &record, None)
+    let method = super::account_flows::Method::Password;
+    super::account_flows::complete_auth(state, &c, record, method, mfa_id, &origin, None).await
 }
 
 /// `POST auth-refresh`

@@ -117,6 +117,61 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             let actor = actor_of(state, &req).await;
             api::record_auth::refresh(state, c, &actor).await
         }
+        (["api", "collections", c, "auth-with-oauth2"], &Method::POST) => {
+            let actor = actor_of(state, &req).await;
+            let c = c.to_string();
+            api::oauth2::auth_with_oauth2(state, &c, req, &actor).await
+        }
+        (["api", "collections", api::oauth2::EXTERNAL_AUTHS, "records"], _) if is_read => {
+            let actor = actor_of(state, &req).await;
+            api::oauth2::list_external_auths(state, &req, &actor).await
+        }
+        (["api", "collections", api::oauth2::EXTERNAL_AUTHS, "records", id], &Method::DELETE) => {
+            let actor = actor_of(state, &req).await;
+            api::oauth2::delete_external_auth(state, id, &actor).await
+        }
+        (["api", "collections", c, "request-verification"], &Method::POST) => {
+            let c = c.to_string();
+            api::account_flows::request_verification(state, &c, req).await
+        }
+        (["api", "collections", c, "confirm-verification"], &Method::POST) => {
+            let c = c.to_string();
+            api::account_flows::confirm_verification(state, &c, req).await
+        }
+        (["api", "collections", c, "request-password-reset"], &Method::POST) => {
+            let c = c.to_string();
+            api::account_flows::request_password_reset(state, &c, req).await
+        }
+        (["api", "collections", c, "confirm-password-reset"], &Method::POST) => {
+            let c = c.to_string();
+            api::account_flows::confirm_password_reset(state, &c, req).await
+        }
+        (["api", "collections", c, "request-email-change"], &Method::POST) => {
+            let actor = actor_of(state, &req).await;
+            let c = c.to_string();
+            api::account_flows::request_email_change(state, &c, req, &actor).await
+        }
+        (["api", "collections", c, "confirm-email-change"], &Method::POST) => {
+            let c = c.to_string();
+            api::account_flows::confirm_email_change(state, &c, req).await
+        }
+        (["api", "collections", c, "request-otp"], &Method::POST) => {
+            let c = c.to_string();
+            api::account_flows::request_otp(state, &c, req).await
+        }
+        (["api", "collections", c, "auth-with-otp"], &Method::POST) => {
+            let c = c.to_string();
+            api::account_flows::auth_with_otp(state, &c, req).await
+        }
+        (["api", "collections", c, "impersonate", id], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            let (c, id) = (c.to_string(), id.to_string());
+            api::account_flows::impersonate(state, &c, &id, req).await
+        }
+        (["api", "settings", "test", "email"], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            api::account_flows::test_email(state, req).await
+        }
         (["api", "collections", c, "records"], _) if is_read => {
             let actor = actor_of(state, &req).await;
             api::records::list(state, c, &req, &actor).await

@@ -1,0 +1,188 @@
+//! The database side of the account flows: spent single-purpose tokens, OTP and MFA rows,
+//! known login origins, external-auth links, and the direct updates the flows make to an auth
+//! record (verified, password, email, tokenKey).
+//!
+//! It owns the SQL of the `_otps`, `_mfas`, `_authOrigins`, `_externalAuths` and
+//! `_vb_used_tokens` tables. Every function here runs inside a transaction the caller opened
+//! through the executor; nothing here sends mail, hashes passwords or knows HTTP — the
+//! handlers do those before or after, never inside the transaction.
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use sha2::{Digest, Sha256};
+
+use crate::worker::records::schema::{quote_ident, Collection};
+use crate::worker::records::values::datetime::{format_datetime, now_millis};
+
+/// Most login origins remembered per record (PocketBase keeps 5).
+pub const MAX_AUTH_ORIGINS: i64 = 5;
+
+/// Lower-case hex SHA-256: how spent tokens and login fingerprints are stored.
+pub fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Marks `token` spent until `expires` (unix s); false when it already was. Expired entries
+/// are dropped on the way (they can no longer verify anyway).
+pub fn spend_token(tx: &Transaction<'_>, token: &str, expires: i64, now: i64) -> rusqlite::Result<bool> {
+    tx.prepare_cached("DELETE FROM _vb_used_tokens WHERE expires <= ?1")?.execute([now])?;
+    let inserted = tx
+        .prepare_cached("INSERT OR IGNORE INTO _vb_used_tokens (hash, expires) VALUES (?1, ?2)")?
+        .execute(params![sha256_hex(token), expires])?;
+    Ok(inserted == 1)
+}
+
+/// A column value for [`update_record`].
+pub enum Set {
+    Text(String),
+    Bool(bool),
+}
+
+/// Updates `sets` of auth record `id`, and its `updated` autodate, but only while its tokenKey
+/// is still `expected_token_key` — the key the caller verified a token or password against —
+/// so a concurrent password or email change makes this a no-op. Returns whether it applied.
+pub fn update_record(
+    tx: &Transaction<'_>,
+    c: &Collection,
+    id: &str,
+    expected_token_key: &str,
+    sets: &[(&str, Set)],
+) -> rusqlite::Result<bool> {
+    let mut assignments = Vec::new();
+    let mut values: Vec<rusqlite::types::Value> = Vec::new();
+    for (name, value) in sets {
+        values.push(match value {
+            Set::Text(s) => rusqlite::types::Value::Text(s.clone()),
+            Set::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
+        });
+        assignments.push(format!("{} = ?{}", quote_ident(name), values.len()));
+    }
+    if c.field("updated").is_some() {
+        values.push(rusqlite::types::Value::Text(format_datetime(now_millis())));
+        assignments.push(format!("\"updated\" = ?{}", values.len()));
+    }
+    values.push(rusqlite::types::Value::Text(id.to_owned()));
+    values.push(rusqlite::types::Value::Text(expected_token_key.to_owned()));
+    let sql = format!(
+        "UPDATE {} SET {} WHERE \"id\" = ?{} AND \"tokenKey\" = ?{}",
+        quote_ident(&c.name),
+        assignments.join(", "),
+        values.len() - 1,
+        values.len()
+    );
+    Ok(tx.execute(&sql, rusqlite::params_from_iter(values))? == 1)
+}
+
+/// The id of the record of `c` with `email` (case-insensitive), if any.
+pub fn id_by_email(conn: &Connection, c: &Collection, email: &str) -> rusqlite::Result<Option<String>> {
+    let sql = format!("SELECT \"id\" FROM {} WHERE \"email\" = ?1 COLLATE NOCASE LIMIT 1", quote_ident(&c.name));
+    conn.prepare_cached(&sql)?.query_row([email], |r| r.get(0)).optional()
+}
+
+/// Whether another record of `c` than `except_id` uses `email`.
+pub fn email_taken(conn: &Connection, c: &Collection, email: &str, except_id: &str) -> rusqlite::Result<bool> {
+    let sql = format!(
+        "SELECT EXISTS(SELECT 1 FROM {} WHERE \"email\" = ?1 COLLATE NOCASE AND \"id\" != ?2)",
+        quote_ident(&c.name)
+    );
+    conn.prepare_cached(&sql)?.query_row([email, except_id], |r| r.get(0))
+}
+
+/// A stored OTP.
+pub struct OtpRow {
+    pub record_id: String,
+    pub hash: String,
+    pub sent_to: String,
+    pub expires: i64,
+}
+
+/// Stores OTP `id` (`row.hash` is its argon2 hash) and drops OTPs that expired before `now`.
+pub fn insert_otp(tx: &Transaction<'_>, id: &str, c: &Collection, row: &OtpRow, now: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM _otps WHERE expires <= ?1")?.execute([now])?;
+    tx.prepare_cached("INSERT INTO _otps (id, collectionRef, recordRef, password, sentTo, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![id, c.id, row.record_id, row.hash, row.sent_to, row.expires])?;
+    Ok(())
+}
+
+pub fn load_otp(conn: &Connection, c: &Collection, id: &str) -> rusqlite::Result<Option<OtpRow>> {
+    conn.prepare_cached("SELECT recordRef, password, sentTo, expires FROM _otps WHERE id = ?1 AND collectionRef = ?2")?
+        .query_row([id, &c.id], |r| Ok(OtpRow { record_id: r.get(0)?, hash: r.get(1)?, sent_to: r.get(2)?, expires: r.get(3)? }))
+        .optional()
+}
+
+/// Deletes OTP `id`; false when it was already gone (used by a concurrent request).
+pub fn delete_otp(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
+    Ok(tx.prepare_cached("DELETE FROM _otps WHERE id = ?1")?.execute([id])? == 1)
+}
+
+/// An MFA session after a first factor.
+pub struct MfaRow {
+    pub record_id: String,
+    pub method: String,
+    pub expires: i64,
+}
+
+pub fn insert_mfa(tx: &Transaction<'_>, id: &str, c: &Collection, record_id: &str, method: &str, expires: i64, now: i64) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM _mfas WHERE expires <= ?1")?.execute([now])?;
+    tx.prepare_cached("INSERT INTO _mfas (id, collectionRef, recordRef, method, expires) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![id, c.id, record_id, method, expires])?;
+    Ok(())
+}
+
+pub fn load_mfa(conn: &Connection, c: &Collection, id: &str) -> rusqlite::Result<Option<MfaRow>> {
+    conn.prepare_cached("SELECT recordRef, method, expires FROM _mfas WHERE id = ?1 AND collectionRef = ?2")?
+        .query_row([id, &c.id], |r| Ok(MfaRow { record_id: r.get(0)?, method: r.get(1)?, expires: r.get(2)? }))
+        .optional()
+}
+
+pub fn delete_mfa(tx: &Transaction<'_>, id: &str) -> rusqlite::Result<bool> {
+    Ok(tx.prepare_cached("DELETE FROM _mfas WHERE id = ?1")?.execute([id])? == 1)
+}
+
+/// Records a login from `fingerprint`; true when it is new for a record that had logged in
+/// before (the first login ever is not "new", as in PocketBase). Keeps the newest few.
+pub fn note_origin(tx: &Transaction<'_>, id: &str, c: &Collection, record_id: &str, fingerprint: &str) -> rusqlite::Result<bool> {
+    let now = format_datetime(now_millis());
+    let touched = tx
+        .prepare_cached("UPDATE _authOrigins SET updated = ?1 WHERE collectionRef = ?2 AND recordRef = ?3 AND fingerprint = ?4")?
+        .execute(params![now, c.id, record_id, fingerprint])?;
+    if touched > 0 {
+        return Ok(false);
+    }
+    let known: i64 = tx
+        .prepare_cached("SELECT count(*) FROM _authOrigins WHERE collectionRef = ?1 AND recordRef = ?2")?
+        .query_row([&c.id, record_id], |r| r.get(0))?;
+    tx.prepare_cached("INSERT INTO _authOrigins (id, collectionRef, recordRef, fingerprint, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")?
+        .execute(params![id, c.id, record_id, fingerprint, now])?;
+    tx.prepare_cached(
+        "DELETE FROM _authOrigins WHERE collectionRef = ?1 AND recordRef = ?2 AND id NOT IN
+           (SELECT id FROM _authOrigins WHERE collectionRef = ?1 AND recordRef = ?2 ORDER BY updated DESC, rowid DESC LIMIT ?3)",
+    )?
+    .execute(params![c.id, record_id, MAX_AUTH_ORIGINS])?;
+    Ok(known > 0)
+}
+
+/// The record linked to `provider`/`provider_id` in `c`, if any.
+pub fn linked_record(conn: &Connection, c: &Collection, provider: &str, provider_id: &str) -> rusqlite::Result<Option<String>> {
+    conn.prepare_cached("SELECT recordRef FROM _externalAuths WHERE collectionRef = ?1 AND provider = ?2 AND providerId = ?3")?
+        .query_row([&c.id, provider, provider_id], |r| r.get(0))
+        .optional()
+}
+
+/// Links `record_id` to `provider`/`provider_id` (replacing an older link of that record to
+/// the same provider).
+pub fn link(tx: &Transaction<'_>, id: &str, c: &Collection, record_id: &str, provider: &str, provider_id: &str) -> rusqlite::Result<()> {
+    tx.prepare_cached("DELETE FROM _externalAuths WHERE collectionRef = ?1 AND recordRef = ?2 AND provider = ?3")?
+        .execute([&c.id, record_id, provider])?;
+    tx.prepare_cached("INSERT INTO _externalAuths (id, collectionRef, recordRef, provider, providerId) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![id, c.id, record_id, provider, provider_id])?;
+    Ok(())
+}
+
+/// `(id, provider, providerId, created, updated)` of the links of one record.
+pub fn links_of(conn: &Connection, c: &Collection, record_id: &str) -> rusqlite::Result<Vec<[String; 5]>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, provider, providerId, created, updated FROM _externalAuths WHERE collectionRef = ?1 AND recordRef = ?2 ORDER BY created",
+    )?;
+    let rows = stmt.query_map([&c.id, record_id], |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?]))?;
+    rows.collect()
+}

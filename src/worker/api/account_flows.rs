@@ -1,0 +1,836 @@
+//! The account flows of auth collections, PocketBase-compatible: request/confirm verification,
+//! password reset and email change, OTP request and login, MFA, impersonation, login alerts,
+//! the settings test mail, and the abuse limits on password attempts and mail requests.
+//!
+//! It owns the HTTP side of those flows: parsing, PocketBase's answers and status codes, and
+//! the order of effects — a flow's database change commits first, mail goes out after, so a
+//! dead mail server can never lose or half-apply an account change. It must not send mail
+//! inside a write closure, must not answer differently (or measurably slower) for an unknown
+//! email than for a known one where PocketBase answers the same, and must not compare secrets
+//! with `==` (tokens are HMAC-verified, OTPs argon2-verified).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+use crate::shared::db::DbError;
+use crate::worker::accounts::{self, Set};
+use crate::worker::actor::{Actor, SUPERUSERS};
+use crate::worker::auth::jwt::{self, Claims, TokenKind, TokenType};
+use crate::worker::auth::random;
+use crate::worker::http::body::{collect_limited, json, json_bytes, ResBody, DEFAULT_BODY_LIMIT_BYTES};
+use crate::worker::http::error::ApiError;
+use crate::worker::http::request::Query;
+use crate::worker::limits::{self, Limit};
+use crate::worker::mail::{self, templates, Mail};
+use crate::worker::records::crud::{self, Requester};
+use crate::worker::records::query::{AuthContext, RequestContext};
+use crate::worker::records::rows;
+use crate::worker::records::schema::collection::{AuthOptions, EmailTemplate};
+use crate::worker::records::schema::{Collection, FieldKind};
+use crate::worker::records::values::checks::is_email;
+use crate::worker::state::AppState;
+
+use super::record_auth::auth_collection;
+
+const BAD_FORMAT: &str = "An error occurred while loading the submitted data.";
+const VALIDATION: &str = "An error occurred while validating the submitted data.";
+const TOO_MANY: &str = "Too Many Requests.";
+const INVALID_VERIFICATION: &str = "Invalid or expired verification token.";
+const INVALID_RESET: &str = "Invalid or expired password reset token.";
+const INVALID_EMAIL_CHANGE: &str = "Invalid or expired email change token.";
+const INVALID_OTP: &str = "Invalid or expired OTP.";
+const INVALID_MFA: &str = "Invalid or expired MFA session.";
+
+/// The login method a factor was proven with (PocketBase's names, stored in `_mfas`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Password,
+    Otp,
+    OAuth2,
+}
+
+impl Method {
+    fn as_str(self) -> &'static str {
+        match self {
+            Method::Password => "password",
+            Method::Otp => "otp",
+            Method::OAuth2 => "oauth2",
+        }
+    }
+}
+
+/// Where a request comes from: the peer IP (the key of per-IP limits) and its user agent
+/// (with the IP, the login fingerprint for alerts).
+#[derive(Debug, Clone)]
+pub struct Origin {
+    pub ip: String,
+    pub user_agent: String,
+}
+
+pub fn origin_of(req: &Request<Incoming>) -> Origin {
+    let ip = req
+        .extensions()
+        .get::<crate::worker::server::PeerAddr>()
+        .map(|p| canonical_ip(p.0.ip()))
+        .unwrap_or_default();
+    let user_agent = req
+        .headers()
+        .get(hyper::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    Origin { ip, user_agent }
+}
+
+/// An IPv4 client seen through a dual-stack socket counts as the same IPv4 address.
+fn canonical_ip(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip).to_string(),
+        v4 => v4.to_string(),
+    }
+}
+
+fn db_error(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
+    ApiError::internal(e)
+}
+
+fn field_error(key: &str, code: &str, message: &str) -> ApiError {
+    let mut data = Map::new();
+    data.insert(key.into(), json!({"code": code, "message": message}));
+    ApiError::validation(VALIDATION, data)
+}
+
+fn options(c: &Collection) -> AuthOptions {
+    c.auth.clone().unwrap_or_default()
+}
+
+fn no_content() -> Response<ResBody> {
+    let mut res = json_bytes(StatusCode::NO_CONTENT, bytes::Bytes::new());
+    res.headers_mut().remove(hyper::header::CONTENT_TYPE);
+    res
+}
+
+/// A JSON object body; an empty body counts as `{}` (impersonate may be called without one).
+async fn body_object(req: Request<Incoming>) -> Result<Map<String, Value>, ApiError> {
+    let bytes = collect_limited(req.into_body(), DEFAULT_BODY_LIMIT_BYTES).await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Object(m)) => Ok(m),
+        _ => Err(ApiError::bad_request(BAD_FORMAT)),
+    }
+}
+
+fn text(body: &Map<String, Value>, key: &str) -> String {
+    body.get(key).and_then(Value::as_str).unwrap_or_default().trim().to_owned()
+}
+
+/// The `email` of a request body: required and well-formed, else PocketBase's field errors.
+fn email_field(body: &Map<String, Value>, key: &str) -> Result<String, ApiError> {
+    let email = text(body, key);
+    if email.is_empty() {
+        return Err(field_error(key, "validation_required", "Cannot be blank."));
+    }
+    if !is_email(&email) {
+        return Err(field_error(key, "validation_is_email", "Must be a valid email address."));
+    }
+    Ok(email)
+}
+
+async fn load_record(state: &AppState, c: &Arc<Collection>, id: String) -> Result<Option<Map<String, Value>>, ApiError> {
+    let c = c.clone();
+    state.db.read(move |conn| rows::load(conn, &c, &id).map_err(DbError::from)).await.map_err(db_error)
+}
+
+async fn record_by_email(state: &AppState, c: &Arc<Collection>, email: &str) -> Result<Option<Map<String, Value>>, ApiError> {
+    let (c2, email) = (c.clone(), email.to_owned());
+    state
+        .db
+        .read(move |conn| -> Result<_, DbError> {
+            match accounts::id_by_email(conn, &c2, &email)? {
+                Some(id) => Ok(rows::load(conn, &c2, &id)?),
+                None => Ok(None),
+            }
+        })
+        .await
+        .map_err(db_error)
+}
+
+fn str_of<'a>(record: &'a Map<String, Value>, key: &str) -> &'a str {
+    record.get(key).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn is_verified(record: &Map<String, Value>) -> bool {
+    record.get("verified").and_then(Value::as_bool).unwrap_or(false)
+}
+
+async fn template_vars(state: &AppState) -> templates::Vars {
+    match state.settings.fresh(&state.db).await {
+        Ok(loaded) => templates::Vars {
+            app_name: loaded.settings.meta.app_name.clone(),
+            app_url: loaded.settings.meta.app_url.clone(),
+            ..Default::default()
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "reading settings for a mail template failed; using blanks");
+            templates::Vars::default()
+        }
+    }
+}
+
+async fn compose(state: &AppState, template: &EmailTemplate, to: &str, token: &str, otp: &str) -> Mail {
+    let mut vars = template_vars(state).await;
+    vars.token = token.to_owned();
+    vars.otp = otp.to_owned();
+    let (subject, html) = templates::render(template, &vars);
+    Mail { to: to.to_owned(), subject, html }
+}
+
+fn sign(state: &AppState, c: &Collection, record: &Map<String, Value>, kind: TokenKind, ttl_secs: u64) -> Result<String, ApiError> {
+    let claims = Claims {
+        id: str_of(record, "id").to_owned(),
+        collection_id: c.id.clone(),
+        kind,
+        exp: jwt::expires_at(jwt::unix_now(), std::time::Duration::from_secs(ttl_secs)),
+    };
+    jwt::sign(&state.jwt_secret, &claims, str_of(record, "tokenKey")).map_err(ApiError::internal)
+}
+
+/// Verifies a single-purpose token of `c`: the record it names, with its claims. None for
+/// anything wrong (shape, type, collection, signature, expiry, unknown record).
+async fn verify_token(state: &AppState, c: &Arc<Collection>, token: &str, expected: TokenType) -> Result<Option<(Map<String, Value>, Claims)>, ApiError> {
+    let now = jwt::unix_now();
+    let Ok(peeked) = jwt::peek(token) else { return Ok(None) };
+    if peeked.token_type != expected || peeked.collection_id != c.id || peeked.is_expired(now) {
+        return Ok(None);
+    }
+    let Some(record) = load_record(state, c, peeked.id).await? else { return Ok(None) };
+    match jwt::verify(&state.jwt_secret, token, expected, &c.id, str_of(&record, "tokenKey"), now) {
+        Ok(claims) => Ok(Some((record, claims))),
+        Err(_) => Ok(None),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits
+
+/// Counts one mail request from this IP (429 when over) and tells whether this account may get
+/// another mail of `kind` now (false means: answer as usual, send nothing).
+async fn mail_allowed(state: &AppState, c: &Collection, kind: &'static str, email: &str, origin: &Origin) -> Result<bool, ApiError> {
+    let cfg = state.settings.fresh(&state.db).await.map_err(db_error)?.settings.account_limits.clone();
+    let ip_key = limits::ip_key("mail", &origin.ip);
+    let account_key = limits::account_key(&format!("mail-{kind}"), &c.id, email);
+    let now = jwt::unix_now();
+    let (ip_ok, account_ok) = state
+        .db
+        .write(move |tx| -> Result<(bool, bool), DbError> {
+            let ip_ok = limits::hit(tx, &ip_key, cfg.mail_per_ip, now)?;
+            // A refused request does not use up the account's allowance.
+            let account_ok = ip_ok && limits::hit(tx, &account_key, cfg.mail_per_account, now)?;
+            Ok((ip_ok, account_ok))
+        })
+        .await
+        .map_err(db_error)?;
+    if !ip_ok {
+        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, TOO_MANY));
+    }
+    if !account_ok {
+        tracing::info!(kind, collection = %c.name, "mail to this account is throttled; not sending");
+    }
+    Ok(account_ok)
+}
+
+/// The counters a password attempt was charged to, to refund when it succeeds.
+pub struct PasswordAttempt {
+    keys: [String; 2],
+}
+
+/// Charges one password attempt to this IP and this identity before any password is checked;
+/// 429 when either is over its limit. Charged up front (not after a failure) so that parallel
+/// attempts across workers cannot all slip under the limit before any of them is counted.
+pub async fn charge_password_attempt(state: &AppState, c: &Collection, identity: &str, origin: &Origin) -> Result<PasswordAttempt, ApiError> {
+    let cfg = state.settings.fresh(&state.db).await.map_err(db_error)?.settings.account_limits.clone();
+    let keys = [limits::ip_key("password", &origin.ip), limits::account_key("password", &c.id, identity)];
+    let charged = keys.clone();
+    let now = jwt::unix_now();
+    let ok = state
+        .db
+        .write(move |tx| -> Result<bool, DbError> {
+            let ip_ok = limits::hit(tx, &charged[0], cfg.password_per_ip, now)?;
+            let account_ok = limits::hit(tx, &charged[1], cfg.password_per_account, now)?;
+            Ok(ip_ok && account_ok)
+        })
+        .await
+        .map_err(db_error)?;
+    if !ok {
+        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, "Too many failed authentication attempts, try again later."));
+    }
+    Ok(PasswordAttempt { keys })
+}
+
+impl PasswordAttempt {
+    /// The password was right: the attempt was not an attack, so it does not count.
+    pub async fn succeeded(self, state: &AppState) {
+        let keys = self.keys;
+        let refunded = state
+            .db
+            .write(move |tx| -> Result<(), DbError> {
+                for k in &keys {
+                    limits::refund(tx, k)?;
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = refunded {
+            tracing::warn!(error = %e, "refunding a successful password attempt failed");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completing an authentication: auth rule, MFA, login alert, response.
+
+/// The `{token, record}` response with a fresh token of `ttl_secs` (the collection default
+/// when None).
+pub fn token_response(state: &AppState, c: &Collection, record: &Map<String, Value>, refreshable: bool, ttl_secs: Option<u64>, meta: Option<Value>) -> Result<Response<ResBody>, ApiError> {
+    let ttl = ttl_secs.unwrap_or(options(c).auth_token.duration);
+    let token = sign(state, c, record, TokenKind::Auth { refreshable }, ttl)?;
+    let public = rows::public_auth_record(c, record, c.name == SUPERUSERS);
+    let mut body = json!({"token": token, "record": public});
+    if let Some(meta) = meta {
+        body["meta"] = meta;
+    }
+    Ok(json(StatusCode::OK, &body))
+}
+
+fn requester_for(c: &Collection, record: &Map<String, Value>, context: &str) -> Requester {
+    let mut ctx = RequestContext::new(std::time::SystemTime::now());
+    ctx.auth = Some(AuthContext {
+        collection_id: c.id.clone(),
+        collection_name: c.name.clone(),
+        record: record.iter().filter(|(k, _)| k.as_str() != "password" && k.as_str() != "tokenKey").map(|(k, v)| (k.clone(), v.clone())).collect(),
+    });
+    ctx.method = "POST".into();
+    ctx.context = context.into();
+    Requester { ctx, superuser: false }
+}
+
+/// Whether `rule` (the collection's authRule, or the MFA rule) admits `record`.
+async fn rule_admits(state: &AppState, c: &Arc<Collection>, record: &Map<String, Value>, rule: Option<String>, method: &str) -> Result<bool, ApiError> {
+    let requester = requester_for(c, record, method);
+    let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
+    let (c2, id) = (c.clone(), str_of(record, "id").to_owned());
+    state
+        .db
+        .read(move |conn| match rule {
+            None => crud::auth_rule_allows(conn, &snap, &c2, &requester, &id),
+            Some(rule) => crud::passes(conn, &snap, &c2, &requester, &id, Some(&rule)),
+        })
+        .await
+        .map_err(|e| super::records::crud_error(e, "Failed to authenticate."))
+}
+
+/// After a successful factor (the caller has checked the authRule where it applies): the MFA
+/// step, the login alert, then the auth response.
+pub async fn complete_auth(
+    state: &AppState,
+    c: &Arc<Collection>,
+    record: Map<String, Value>,
+    method: Method,
+    mfa_id: Option<String>,
+    origin: &Origin,
+    meta: Option<Value>,
+) -> Result<Response<ResBody>, ApiError> {
+    let o = options(c);
+    let record_id = str_of(&record, "id").to_owned();
+    let mfa_rule = (!o.mfa.rule.trim().is_empty()).then(|| o.mfa.rule.clone());
+    let needs_mfa = o.mfa.enabled
+        && match mfa_rule {
+            None => true,
+            Some(rule) => rule_admits(state, c, &record, Some(rule), method.as_str()).await?,
+        };
+    if needs_mfa {
+        let now = jwt::unix_now();
+        match mfa_id.filter(|m| !m.is_empty()) {
+            None => {
+                let id = random::new_id().map_err(ApiError::internal)?;
+                let expires = now.saturating_add(i64::try_from(o.mfa.duration).unwrap_or(i64::MAX));
+                let (c2, id2, rid) = (c.clone(), id.clone(), record_id.clone());
+                state
+                    .db
+                    .write(move |tx| accounts::insert_mfa(tx, &id2, &c2, &rid, method.as_str(), expires, now).map_err(DbError::from))
+                    .await
+                    .map_err(db_error)?;
+                // Not the error envelope: the SDK reads `mfaId` from the 401 body itself.
+                return Ok(json(StatusCode::UNAUTHORIZED, &json!({"mfaId": id})));
+            }
+            Some(mfa_id) => {
+                let (c2, id2) = (c.clone(), mfa_id.clone());
+                let row = state
+                    .db
+                    .read(move |conn| accounts::load_mfa(conn, &c2, &id2).map_err(DbError::from))
+                    .await
+                    .map_err(db_error)?;
+                let Some(row) = row.filter(|r| r.record_id == record_id && r.expires > now) else {
+                    return Err(ApiError::bad_request(INVALID_MFA));
+                };
+                if row.method == method.as_str() {
+                    return Err(ApiError::bad_request("A different authentication method is required."));
+                }
+                let deleted = state.db.write(move |tx| accounts::delete_mfa(tx, &mfa_id).map_err(DbError::from)).await.map_err(db_error)?;
+                if !deleted {
+                    return Err(ApiError::bad_request(INVALID_MFA));
+                }
+            }
+        }
+    }
+    if o.auth_alert.enabled {
+        login_alert(state, c, &record, origin, &o.auth_alert.email_template).await;
+    }
+    token_response(state, c, &record, true, None, meta)
+}
+
+/// Remembers this login's origin and, when it is new for a record that has logged in before,
+/// mails an alert after the commit. Never fails the login: a problem here is only logged.
+async fn login_alert(state: &AppState, c: &Arc<Collection>, record: &Map<String, Value>, origin: &Origin, template: &EmailTemplate) {
+    let fingerprint = accounts::sha256_hex(&format!("{}\n{}", origin.ip, origin.user_agent));
+    let Ok(id) = random::new_id() else { return };
+    let (c2, rid) = (c.clone(), str_of(record, "id").to_owned());
+    let fresh = state
+        .db
+        .write(move |tx| accounts::note_origin(tx, &id, &c2, &rid, &fingerprint).map_err(DbError::from))
+        .await;
+    match fresh {
+        Ok(true) if mail::enabled(state).await => {
+            let mail = compose(state, template, str_of(record, "email"), "", "").await;
+            mail::send_in_background(state, mail, "login alert");
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "recording the login origin failed"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verification
+
+/// `POST request-verification`: 204 whatever the email (no enumeration); mail goes out in the
+/// background for an existing, unverified account.
+pub async fn request_verification(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let c = auth_collection(state, collection).await?;
+    let origin = origin_of(&req);
+    let body = body_object(req).await?;
+    let email = email_field(&body, "email")?;
+    if c.name == SUPERUSERS {
+        return Err(ApiError::bad_request("Superusers are always verified."));
+    }
+    if !mail_allowed(state, &c, "verification", &email, &origin).await? {
+        return Ok(no_content());
+    }
+    let Some(record) = record_by_email(state, &c, &email).await? else { return Ok(no_content()) };
+    if is_verified(&record) {
+        return Ok(no_content());
+    }
+    let o = options(&c);
+    let to = str_of(&record, "email").to_owned();
+    let token = sign(state, &c, &record, TokenKind::Verification { email: to.clone() }, o.verification_token.duration)?;
+    let mail = compose(state, &o.verification_template, &to, &token, "").await;
+    mail::send_in_background(state, mail, "verification");
+    Ok(no_content())
+}
+
+/// `POST confirm-verification`
+pub async fn confirm_verification(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let c = auth_collection(state, collection).await?;
+    let body = body_object(req).await?;
+    let token = text(&body, "token");
+    if token.is_empty() {
+        return Err(field_error("token", "validation_required", "Cannot be blank."));
+    }
+    let Some((record, claims)) = verify_token(state, &c, &token, TokenType::Verification).await? else {
+        return Err(ApiError::bad_request(INVALID_VERIFICATION));
+    };
+    let TokenKind::Verification { email } = &claims.kind else { return Err(ApiError::bad_request(INVALID_VERIFICATION)) };
+    if !email.eq_ignore_ascii_case(str_of(&record, "email")) {
+        return Err(ApiError::bad_request(INVALID_VERIFICATION));
+    }
+    let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
+    let applied = state
+        .db
+        .write(move |tx| -> Result<bool, DbError> {
+            if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
+                return Ok(false);
+            }
+            Ok(accounts::update_record(tx, &c2, &id, &key, &[("verified", Set::Bool(true))])?)
+        })
+        .await
+        .map_err(db_error)?;
+    if !applied {
+        return Err(ApiError::bad_request(INVALID_VERIFICATION));
+    }
+    Ok(no_content())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Password reset
+
+/// `POST request-password-reset`: 204 whatever the email; mail in the background.
+pub async fn request_password_reset(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let c = auth_collection(state, collection).await?;
+    let origin = origin_of(&req);
+    let body = body_object(req).await?;
+    let email = email_field(&body, "email")?;
+    let o = options(&c);
+    if !o.password_auth.enabled {
+        return Err(ApiError::bad_request("The collection is not configured to allow password authentication."));
+    }
+    if !mail_allowed(state, &c, "password-reset", &email, &origin).await? {
+        return Ok(no_content());
+    }
+    let Some(record) = record_by_email(state, &c, &email).await? else { return Ok(no_content()) };
+    let to = str_of(&record, "email").to_owned();
+    let token = sign(state, &c, &record, TokenKind::PasswordReset { email: to.clone() }, o.password_reset_token.duration)?;
+    let mail = compose(state, &o.reset_password_template, &to, &token, "").await;
+    mail::send_in_background(state, mail, "password reset");
+    Ok(no_content())
+}
+
+/// The collection's password rules applied to a new password, as field errors.
+fn check_new_password(c: &Collection, body: &Map<String, Value>) -> Result<String, ApiError> {
+    let password = body.get("password").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let confirm = body.get("passwordConfirm").and_then(Value::as_str).unwrap_or_default();
+    let mut data = Map::new();
+    let (min, max, pattern) = match c.field("password").map(|f| &f.kind) {
+        Some(FieldKind::Password(p)) => (p.min as usize, p.max as usize, p.pattern.clone()),
+        _ => (crate::worker::auth::password::PASSWORD_MIN_CHARS_DEFAULT, 0, String::new()),
+    };
+    if password.is_empty() {
+        data.insert("password".into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
+    } else if !crate::worker::auth::password::length_ok(&password, min, max) {
+        let max = if max == 0 { crate::worker::auth::password::PASSWORD_MAX_CHARS_LIMIT } else { max };
+        data.insert(
+            "password".into(),
+            json!({"code": "validation_length_out_of_range", "message": format!("The length must be between {min} and {max}.")}),
+        );
+    } else if !pattern.is_empty() && !regex::Regex::new(&pattern).map(|r| r.is_match(&password)).unwrap_or(true) {
+        data.insert("password".into(), json!({"code": "validation_invalid_format", "message": "Invalid value format."}));
+    }
+    if confirm.is_empty() {
+        data.insert("passwordConfirm".into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
+    } else if confirm != password {
+        data.insert("passwordConfirm".into(), json!({"code": "validation_values_mismatch", "message": "Values don't match."}));
+    }
+    if !data.is_empty() {
+        return Err(ApiError::validation(VALIDATION, data));
+    }
+    Ok(password)
+}
+
+/// `POST confirm-password-reset`: sets the new password (which rotates the tokenKey, so every
+/// older token of the record, this one included, stops working).
+pub async fn confirm_password_reset(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let c = auth_collection(state, collection).await?;
+    let body = body_object(req).await?;
+    let token = text(&body, "token");
+    if token.is_empty() {
+        return Err(field_error("token", "validation_required", "Cannot be blank."));
+    }
+    let password = check_new_password(&c, &body)?;
+    let Some((record, claims)) = verify_token(state, &c, &token, TokenType::PasswordReset).await? else {
+        return Err(ApiError::bad_request(INVALID_RESET));
+    };
+    let TokenKind::PasswordReset { email } = &claims.kind else { return Err(ApiError::bad_request(INVALID_RESET)) };
+    let verify_too = email.eq_ignore_ascii_case(str_of(&record, "email"));
+    let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
+    let new_key = random::new_token_key().map_err(ApiError::internal)?;
+    let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
+    let applied = state
+        .db
+        .write(move |tx| -> Result<bool, DbError> {
+            if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
+                return Ok(false);
+            }
+            let mut sets = vec![("password", Set::Text(hash)), ("tokenKey", Set::Text(new_key))];
+            if verify_too {
+                sets.push(("verified", Set::Bool(true)));
+            }
+            Ok(accounts::update_record(tx, &c2, &id, &key, &sets)?)
+        })
+        .await
+        .map_err(db_error)?;
+    if !applied {
+        return Err(ApiError::bad_request(INVALID_RESET));
+    }
+    Ok(no_content())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Email change
+
+/// `POST request-email-change` (auth of this collection required). The user asked for this
+/// mail and the answer cannot reveal anything new to them, so it is sent before answering and
+/// a mail failure is a clear 400.
+pub async fn request_email_change(state: &AppState, collection: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let c = auth_collection(state, collection).await?;
+    let Some(auth) = actor.auth() else {
+        return Err(ApiError::unauthorized("The request requires valid record authorization token."));
+    };
+    if auth.collection.id != c.id {
+        return Err(ApiError::forbidden("The authorized record is not allowed to perform this action."));
+    }
+    if c.name == SUPERUSERS {
+        return Err(ApiError::bad_request("Superusers change their email directly."));
+    }
+    let origin = origin_of(&req);
+    let body = body_object(req).await?;
+    let new_email = email_field(&body, "newEmail")?;
+    let current = str_of(&auth.record, "email").to_owned();
+    let (c2, e2, id) = (c.clone(), new_email.clone(), auth.id().to_owned());
+    let taken = state
+        .db
+        .read(move |conn| accounts::email_taken(conn, &c2, &e2, &id).map_err(DbError::from))
+        .await
+        .map_err(db_error)?;
+    if taken || new_email.eq_ignore_ascii_case(&current) {
+        return Err(field_error("newEmail", "validation_invalid_new_email", "Invalid new email address."));
+    }
+    if !mail_allowed(state, &c, "email-change", &current, &origin).await? {
+        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, TOO_MANY));
+    }
+    let o = options(&c);
+    let kind = TokenKind::EmailChange { email: current, new_email: new_email.clone() };
+    let token = sign(state, &c, &auth.record, kind, o.email_change_token.duration)?;
+    let mail = compose(state, &o.confirm_email_change_template, &new_email, &token, "").await;
+    if let Err(e) = mail::send(state, mail).await {
+        tracing::error!(what = "email change", error = %e, "sending mail failed");
+        return Err(ApiError::bad_request("Failed to send the email change confirmation: the mail server is unavailable or refused the message."));
+    }
+    Ok(no_content())
+}
+
+/// `POST confirm-email-change`: needs the token and the account's password.
+pub async fn confirm_email_change(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let c = auth_collection(state, collection).await?;
+    let body = body_object(req).await?;
+    let token = text(&body, "token");
+    let password = body.get("password").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let mut missing = Map::new();
+    for (k, v) in [("token", &token), ("password", &password)] {
+        if v.is_empty() {
+            missing.insert(k.into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::validation(VALIDATION, missing));
+    }
+    let Some((record, claims)) = verify_token(state, &c, &token, TokenType::EmailChange).await? else {
+        return Err(ApiError::bad_request(INVALID_EMAIL_CHANGE));
+    };
+    let TokenKind::EmailChange { email, new_email } = claims.kind.clone() else {
+        return Err(ApiError::bad_request(INVALID_EMAIL_CHANGE));
+    };
+    if !email.eq_ignore_ascii_case(str_of(&record, "email")) {
+        return Err(ApiError::bad_request(INVALID_EMAIL_CHANGE));
+    }
+    let hash = str_of(&record, "password").to_owned();
+    if !state.passwords.verify_or_dummy(Some(hash), &password).await {
+        return Err(field_error("password", "validation_invalid_password", "Missing or invalid auth record password."));
+    }
+    let new_key = random::new_token_key().map_err(ApiError::internal)?;
+    let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
+    let outcome = state
+        .db
+        .write(move |tx| -> Result<Result<(), &'static str>, DbError> {
+            if accounts::email_taken(tx, &c2, &new_email, &id)? {
+                return Ok(Err("taken"));
+            }
+            if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
+                return Ok(Err("spent"));
+            }
+            let sets = [("email", Set::Text(new_email)), ("verified", Set::Bool(true)), ("tokenKey", Set::Text(new_key))];
+            Ok(if accounts::update_record(tx, &c2, &id, &key, &sets)? { Ok(()) } else { Err("changed") })
+        })
+        .await
+        .map_err(db_error)?;
+    match outcome {
+        Ok(()) => Ok(no_content()),
+        Err("taken") => Err(field_error("newEmail", "validation_invalid_new_email", "Invalid new email address.")),
+        Err(_) => Err(ApiError::bad_request(INVALID_EMAIL_CHANGE)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OTP
+
+/// `POST request-otp`: 200 `{otpId}`; an unknown email gets a fake id after the same work.
+pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let c = auth_collection(state, collection).await?;
+    let origin = origin_of(&req);
+    let body = body_object(req).await?;
+    let email = email_field(&body, "email")?;
+    let o = options(&c);
+    if !o.otp.enabled {
+        return Err(ApiError::forbidden("The collection is not configured to allow OTP authentication."));
+    }
+    let otp_id = random::new_id().map_err(ApiError::internal)?;
+    let digits = usize::try_from(o.otp.length.clamp(4, 32)).unwrap_or(8);
+    let code = random::random_string(b"0123456789", digits).map_err(ApiError::internal)?;
+    // Hashed whether or not the account exists: the answer takes the same time either way.
+    let hash = state.passwords.hash(&code).await.map_err(ApiError::internal)?;
+    let allowed = mail_allowed(state, &c, "otp", &email, &origin).await?;
+    let record = record_by_email(state, &c, &email).await?;
+    let Some(record) = record.filter(|_| allowed) else {
+        return Ok(json(StatusCode::OK, &json!({"otpId": otp_id})));
+    };
+    let to = str_of(&record, "email").to_owned();
+    let now = jwt::unix_now();
+    let row = accounts::OtpRow {
+        record_id: str_of(&record, "id").to_owned(),
+        hash,
+        sent_to: to.clone(),
+        expires: now.saturating_add(i64::try_from(o.otp.duration).unwrap_or(i64::MAX)),
+    };
+    let (c2, id2) = (c.clone(), otp_id.clone());
+    state
+        .db
+        .write(move |tx| accounts::insert_otp(tx, &id2, &c2, &row, now).map_err(DbError::from))
+        .await
+        .map_err(db_error)?;
+    let mail = compose(state, &o.otp.email_template, &to, "", &code).await;
+    mail::send_in_background(state, mail, "otp");
+    Ok(json(StatusCode::OK, &json!({"otpId": otp_id})))
+}
+
+/// `POST auth-with-otp`
+pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let c = auth_collection(state, collection).await?;
+    let origin = origin_of(&req);
+    let query_mfa = Query::parse(req.uri().query()).get("mfaId").map(str::to_owned);
+    let body = body_object(req).await?;
+    let (otp_id, password) = (text(&body, "otpId"), text(&body, "password"));
+    let mut missing = Map::new();
+    for (k, v) in [("otpId", &otp_id), ("password", &password)] {
+        if v.is_empty() {
+            missing.insert(k.into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::validation(VALIDATION, missing));
+    }
+    let o = options(&c);
+    if !o.otp.enabled {
+        return Err(ApiError::forbidden("The collection is not configured to allow OTP authentication."));
+    }
+    let key = format!("otp-attempt:{}:{otp_id}", c.id);
+    let now = jwt::unix_now();
+    let attempt_ok = state
+        .db
+        .write(move |tx| {
+            limits::hit(tx, &key, Limit { max: limits::OTP_ATTEMPTS_MAX, duration: limits::OTP_ATTEMPTS_WINDOW_SECS }, now).map_err(DbError::from)
+        })
+        .await
+        .map_err(db_error)?;
+    if !attempt_ok {
+        return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, TOO_MANY));
+    }
+    let (c2, id2) = (c.clone(), otp_id.clone());
+    let row = state.db.read(move |conn| accounts::load_otp(conn, &c2, &id2).map_err(DbError::from)).await.map_err(db_error)?;
+    let live = row.filter(|r| r.expires > now);
+    let hash = live.as_ref().map(|r| r.hash.clone());
+    // Unknown and expired ids cost the same argon2 work as a wrong code.
+    if !state.passwords.verify_or_dummy(hash, &password).await {
+        return Err(ApiError::bad_request(INVALID_OTP));
+    }
+    let Some(row) = live else { return Err(ApiError::bad_request(INVALID_OTP)) };
+    let Some(record) = load_record(state, &c, row.record_id.clone()).await? else {
+        return Err(ApiError::bad_request(INVALID_OTP));
+    };
+    // Proving the mailbox verifies it. An unverified account proven this way without MFA also
+    // loses whatever password it had, so nobody who pre-registered that address keeps access.
+    let verify = !is_verified(&record) && row.sent_to.eq_ignore_ascii_case(str_of(&record, "email"));
+    let reset_password = if verify && !o.mfa.enabled {
+        let random_password = random::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 30).map_err(ApiError::internal)?;
+        Some((state.passwords.hash(&random_password).await.map_err(ApiError::internal)?, random::new_token_key().map_err(ApiError::internal)?))
+    } else {
+        None
+    };
+    let (c2, rid, key) = (c.clone(), row.record_id.clone(), str_of(&record, "tokenKey").to_owned());
+    let used = state
+        .db
+        .write(move |tx| -> Result<bool, DbError> {
+            if !accounts::delete_otp(tx, &otp_id)? {
+                return Ok(false);
+            }
+            let mut sets = Vec::new();
+            if verify {
+                sets.push(("verified", Set::Bool(true)));
+            }
+            if let Some((hash, new_key)) = reset_password {
+                sets.push(("password", Set::Text(hash)));
+                sets.push(("tokenKey", Set::Text(new_key)));
+            }
+            if !sets.is_empty() {
+                accounts::update_record(tx, &c2, &rid, &key, &sets)?;
+            }
+            Ok(true)
+        })
+        .await
+        .map_err(db_error)?;
+    if !used {
+        return Err(ApiError::bad_request(INVALID_OTP));
+    }
+    let Some(record) = load_record(state, &c, row.record_id).await? else { return Err(ApiError::bad_request(INVALID_OTP)) };
+    if !rule_admits(state, &c, &record, None, "otp").await? {
+        return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."));
+    }
+    let mfa_id = query_mfa.or_else(|| body.get("mfaId").and_then(Value::as_str).map(str::to_owned));
+    complete_auth(state, &c, record, Method::Otp, mfa_id, &origin, None).await
+}
+
+// ---------------------------------------------------------------------------------------------
+// Impersonation and the settings test mail
+
+/// `POST impersonate/{id}` (superusers): a non-refreshable token for the record, valid for
+/// `duration` seconds (0 or absent: the collection's auth token duration).
+pub async fn impersonate(state: &AppState, collection: &str, id: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let c = auth_collection(state, collection).await?;
+    let body = body_object(req).await?;
+    let duration = match body.get("duration") {
+        None | Some(Value::Null) => 0,
+        Some(v) => match v.as_u64() {
+            Some(d) => d,
+            None => return Err(field_error("duration", "validation_min_greater_equal_than_required", "Must be no less than 0.")),
+        },
+    };
+    let Some(record) = load_record(state, &c, id.to_owned()).await? else { return Err(ApiError::not_found()) };
+    let ttl = if duration == 0 { None } else { Some(duration) };
+    token_response(state, &c, &record, false, ttl, None)
+}
+
+/// `POST /api/settings/test/email` (superusers): `{email, template, collection?}`. The sender
+/// waits for the mail server and a failure is reported, which is the point of the test.
+pub async fn test_email(state: &AppState, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let body = body_object(req).await?;
+    let email = email_field(&body, "email")?;
+    let collection = text(&body, "collection");
+    let c = auth_collection(state, if collection.is_empty() { SUPERUSERS } else { &collection }).await?;
+    let o = options(&c);
+    let template = match text(&body, "template").as_str() {
+        "verification" => o.verification_template.clone(),
+        "password-reset" => o.reset_password_template.clone(),
+        "email-change" => o.confirm_email_change_template.clone(),
+        "otp" => o.otp.email_template.clone(),
+        "login-alert" => o.auth_alert.email_template.clone(),
+        _ => return Err(field_error("template", "validation_in_invalid", "Must be a valid value.")),
+    };
+    let mail = compose(state, &template, &email, "TEST_TOKEN", "123456").await;
+    if let Err(e) = mail::send(state, mail).await {
+        tracing::error!(what = "test email", error = %e, "sending mail failed");
+        return Err(ApiError::bad_request(format!("Failed to send the test email: {e}")));
+    }
+    Ok(no_content())
+}

@@ -1,0 +1,392 @@
+//! OAuth2 over HTTP, PocketBase-compatible: the provider list of `auth-methods` (with a fresh
+//! state and PKCE pair per provider), `auth-with-oauth2` (code exchange, then sign-in, linking
+//! or sign-up), and the `_externalAuths` record routes the SDK uses to list and unlink links.
+//!
+//! It owns account decisions for OAuth2: which record a provider identity signs in as, in
+//! PocketBase's order (an existing link, then the signed-in record of the same collection,
+//! then a record with the same email unless the provider says that email is unverified, then a
+//! new record when the collection's createRule allows sign-ups). It must not talk to a provider
+//! itself (that is `auth::oauth2`) and must not call a provider inside a database transaction.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+use crate::shared::db::DbError;
+use crate::worker::accounts;
+use crate::worker::actor::{Actor, SUPERUSERS};
+use crate::worker::auth::jwt;
+use crate::worker::auth::oauth2::{self, AuthUser, OAuth2Error};
+use crate::worker::auth::random;
+use crate::worker::http::body::{json, json_bytes, ResBody, DEFAULT_BODY_LIMIT_BYTES};
+use crate::worker::http::error::ApiError;
+use crate::worker::http::request::{json_object, Query};
+use crate::worker::records::crud::{CrudError, Requester, Shape};
+use crate::worker::records::query::RequestContext;
+use crate::worker::records::rows;
+use crate::worker::records::schema::Collection;
+use crate::worker::records::values::Access;
+use crate::worker::records::write;
+use crate::worker::state::AppState;
+
+use super::account_flows::{self, Method};
+use super::record_auth::auth_collection;
+
+const VALIDATION: &str = "An error occurred while validating the submitted data.";
+const FAILED: &str = "Failed to authenticate.";
+/// The collection name the SDK uses for provider links.
+pub const EXTERNAL_AUTHS: &str = "_externalAuths";
+/// Length of the random password a record created by OAuth2 sign-up gets, in characters.
+const RANDOM_PASSWORD_CHARS: usize = 30;
+
+/// The `oauth2.providers` of `auth-methods`: `(with logo, without logo)` (the legacy
+/// `authProviders` key has no logo). A provider that cannot be resolved (an unreachable OIDC
+/// issuer) is left out and logged rather than failing the whole answer.
+pub async fn method_providers(c: &Collection) -> Result<(Vec<Value>, Vec<Value>), ApiError> {
+    let o = c.auth.clone().unwrap_or_default();
+    let (mut with_logo, mut without) = (Vec::new(), Vec::new());
+    if !o.oauth2.enabled {
+        return Ok((with_logo, without));
+    }
+    for cfg in &o.oauth2.providers {
+        let resolved = match oauth2::resolve(cfg).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(collection = %c.name, provider = %cfg.name, error = %e, "OAuth2 provider left out of auth-methods");
+                continue;
+            }
+        };
+        let state = oauth2::new_state().map_err(ApiError::internal)?;
+        let pkce = if resolved.endpoints.pkce { Some(oauth2::pkce().map_err(ApiError::internal)?) } else { None };
+        let url = oauth2::auth_url(&resolved, &state, pkce.as_ref());
+        let entry = json!({
+            "name": resolved.name,
+            "displayName": resolved.display_name,
+            "state": state,
+            "authURL": url,
+            "authUrl": url,
+            "codeVerifier": pkce.as_ref().map(|p| p.verifier.clone()).unwrap_or_default(),
+            "codeChallenge": pkce.as_ref().map(|p| p.challenge.clone()).unwrap_or_default(),
+            "codeChallengeMethod": if pkce.is_some() { "S256" } else { "" },
+        });
+        without.push(entry.clone());
+        let mut logo = entry;
+        logo["logo"] = Value::String(String::new());
+        with_logo.push(logo);
+    }
+    Ok((with_logo, without))
+}
+
+fn provider_error(e: OAuth2Error) -> ApiError {
+    tracing::warn!(error = %e, "OAuth2 exchange failed");
+    ApiError::bad_request("Failed to fetch OAuth2 token.")
+}
+
+fn field_error(key: &str, code: &str, message: &str) -> ApiError {
+    let mut data = Map::new();
+    data.insert(key.into(), json!({"code": code, "message": message}));
+    ApiError::validation(VALIDATION, data)
+}
+
+fn meta(user: &AuthUser, is_new: bool) -> Value {
+    let expiry = if user.expires_in > 0 {
+        crate::worker::records::values::datetime::format_datetime(
+            crate::worker::records::values::datetime::now_millis().saturating_add(user.expires_in.saturating_mul(1000)),
+        )
+    } else {
+        String::new()
+    };
+    json!({
+        "id": user.id, "name": user.name, "username": user.username, "email": user.email,
+        "avatarURL": user.avatar_url, "avatarUrl": user.avatar_url,
+        "accessToken": user.access_token, "refreshToken": user.refresh_token, "expiry": expiry,
+        "rawUser": user.raw, "isNew": is_new,
+    })
+}
+
+/// `POST auth-with-oauth2`
+pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let c = auth_collection(state, collection).await?;
+    let origin = account_flows::origin_of(&req);
+    let query_mfa = Query::parse(req.uri().query()).get("mfaId").map(str::to_owned);
+    let body = json_object(req.into_body(), DEFAULT_BODY_LIMIT_BYTES, "An error occurred while loading the submitted data.").await?;
+    let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let (provider, code, verifier) = (text("provider"), text("code"), text("codeVerifier"));
+    let redirect = [text("redirectURL"), text("redirectUrl")].into_iter().find(|r| !r.is_empty()).unwrap_or_default();
+    let mut missing = Map::new();
+    for (k, v) in [("provider", &provider), ("code", &code), ("redirectURL", &redirect)] {
+        if v.is_empty() {
+            missing.insert(k.into(), json!({"code": "validation_required", "message": "Cannot be blank."}));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::validation(VALIDATION, missing));
+    }
+    let o = c.auth.clone().unwrap_or_default();
+    if !o.oauth2.enabled {
+        return Err(ApiError::forbidden("The collection is not configured to allow OAuth2 authentication."));
+    }
+    let Some(cfg) = o.oauth2.providers.iter().find(|p| p.name == provider) else {
+        return Err(field_error("provider", "validation_invalid_provider", "Provider with name does not exist."));
+    };
+    let resolved = oauth2::resolve(cfg).await.map_err(provider_error)?;
+    let tokens = oauth2::exchange(&resolved, &code, &verifier, &redirect).await.map_err(provider_error)?;
+    let user = oauth2::user(&resolved, &tokens, jwt::unix_now()).await.map_err(provider_error)?;
+
+    let create_data = match body.get("createData") {
+        Some(Value::Object(m)) => m.clone(),
+        _ => Map::new(),
+    };
+    let signed_in = actor.auth().filter(|a| a.collection.id == c.id).map(|a| a.id().to_owned());
+    let (record_id, is_new) = sign_in_or_up(state, &c, &provider, &user, signed_in, create_data).await?;
+    let Some(record) = state
+        .db
+        .read({
+            let c = c.clone();
+            move |conn| rows::load(conn, &c, &record_id).map_err(DbError::from)
+        })
+        .await
+        .map_err(ApiError::internal)?
+    else {
+        return Err(ApiError::bad_request(FAILED));
+    };
+    let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
+    let (rule_c, rid) = (c.clone(), record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned());
+    let requester = requester_for(&c, &record);
+    let allowed = state
+        .db
+        .read(move |conn| crate::worker::records::crud::auth_rule_allows(conn, &snap, &rule_c, &requester, &rid))
+        .await
+        .map_err(|e| super::records::crud_error(e, FAILED))?;
+    if !allowed {
+        return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."));
+    }
+    let mfa_id = query_mfa.or_else(|| body.get("mfaId").and_then(Value::as_str).map(str::to_owned));
+    account_flows::complete_auth(state, &c, record, Method::OAuth2, mfa_id, &origin, Some(meta(&user, is_new))).await
+}
+
+fn requester_for(c: &Collection, record: &Map<String, Value>) -> Requester {
+    let mut ctx = RequestContext::new(std::time::SystemTime::now());
+    ctx.auth = Some(crate::worker::records::query::AuthContext {
+        collection_id: c.id.clone(),
+        collection_name: c.name.clone(),
+        record: record.iter().filter(|(k, _)| k.as_str() != "password" && k.as_str() != "tokenKey").map(|(k, v)| (k.clone(), v.clone())).collect(),
+    });
+    ctx.method = "POST".into();
+    ctx.context = "oauth2".into();
+    Requester { ctx, superuser: false }
+}
+
+/// Which record the provider identity is: `(record id, created now)`.
+async fn sign_in_or_up(
+    state: &AppState,
+    c: &Arc<Collection>,
+    provider: &str,
+    user: &AuthUser,
+    signed_in: Option<String>,
+    create_data: Map<String, Value>,
+) -> Result<(String, bool), ApiError> {
+    let (c2, p2, uid) = (c.clone(), provider.to_owned(), user.id.clone());
+    let linked = state
+        .db
+        .read(move |conn| accounts::linked_record(conn, &c2, &p2, &uid).map_err(DbError::from))
+        .await
+        .map_err(ApiError::internal)?;
+    if let Some(id) = linked {
+        return Ok((id, false));
+    }
+    // An email the provider itself calls unverified proves nothing about the mailbox, so it
+    // never links to an existing account.
+    let trusted_email = (!user.email.is_empty() && user.email_verified != Some(false)).then(|| user.email.clone());
+    let existing = match signed_in {
+        Some(id) => Some(id),
+        None => match &trusted_email {
+            Some(email) => {
+                let (c2, email) = (c.clone(), email.clone());
+                state.db.read(move |conn| accounts::id_by_email(conn, &c2, &email).map_err(DbError::from)).await.map_err(ApiError::internal)?
+            }
+            None => None,
+        },
+    };
+    let link_id = random::new_id().map_err(ApiError::internal)?;
+    if let Some(record_id) = existing {
+        let (c2, p2, uid, rid) = (c.clone(), provider.to_owned(), user.id.clone(), record_id.clone());
+        state
+            .db
+            .write(move |tx| accounts::link(tx, &link_id, &c2, &rid, &p2, &uid).map_err(DbError::from))
+            .await
+            .map_err(ApiError::internal)?;
+        return Ok((record_id, false));
+    }
+    if c.name == SUPERUSERS {
+        return Err(ApiError::bad_request("Superusers cannot sign up with OAuth2."));
+    }
+    if c.create_rule.is_none() {
+        return Err(ApiError::forbidden("The collection does not allow OAuth2 sign-ups."));
+    }
+    // The new record: createData, then what the provider knows, mapped as configured.
+    let o = c.auth.clone().unwrap_or_default();
+    let mut body = create_data;
+    if let Some(email) = trusted_email.clone().or_else(|| (!user.email.is_empty()).then(|| user.email.clone())) {
+        body.entry("email").or_insert(Value::String(email));
+        if trusted_email.is_some() {
+            body.insert("verified".into(), Value::Bool(true));
+        }
+    }
+    for (field, value) in [(&o.oauth2.mapped_fields.name, &user.name), (&o.oauth2.mapped_fields.username, &user.username), (&o.oauth2.mapped_fields.id, &user.id)] {
+        if !field.is_empty() && !value.is_empty() && c.field(field).is_some() {
+            body.entry(field.clone()).or_insert(Value::String(value.clone()));
+        }
+    }
+    let password = random::random_string(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", RANDOM_PASSWORD_CHARS).map_err(ApiError::internal)?;
+    body.insert("password".into(), Value::String(password.clone()));
+    body.insert("passwordConfirm".into(), Value::String(password.clone()));
+    let mut hashes = write::Hashes::new();
+    hashes.insert(password.clone(), state.passwords.hash(&password).await.map_err(ApiError::internal)?);
+    let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
+    let (c2, p2, uid) = (c.clone(), provider.to_owned(), user.id.clone());
+    let created = state
+        .db
+        .write(move |tx| -> Result<String, CrudError> {
+            let mut requester = Requester { ctx: RequestContext::new(std::time::SystemTime::now()), superuser: false };
+            requester.ctx.method = "POST".into();
+            requester.ctx.context = "oauth2".into();
+            let bytes = write::create(tx, &snap, &c2, &mut requester, body, Access::Manager, &hashes, &Shape::default())?;
+            let json: Value = serde_json::from_slice(&bytes).map_err(|_| CrudError::Refused("Failed to create record."))?;
+            let id = json.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            accounts::link(tx, &link_id, &c2, &id, &p2, &uid)?;
+            Ok(id)
+        })
+        .await
+        .map_err(|e| super::records::crud_error(e, "Failed to create record."))?;
+    Ok((created, true))
+}
+
+// ---------------------------------------------------------------------------------------------
+// `_externalAuths` through the records API, as the SDK's listExternalAuths/unlinkExternalAuth
+// use it. Visible only to the record that owns the link (and to superusers).
+
+/// `recordRef` and `provider` from the SDK's filters (`recordRef = "…"`, optionally
+/// `&& provider = "…"`); anything else is not a filter this route understands.
+fn parse_filter(filter: &str) -> Option<(String, Option<String>)> {
+    let mut record = None;
+    let mut provider = None;
+    for part in filter.split("&&") {
+        let (key, value) = part.split_once('=')?;
+        // One quoted literal and nothing else.
+        let value = value.trim();
+        let quote = value.chars().next().filter(|q| *q == '"' || *q == '\'')?;
+        let inner = value.strip_prefix(quote)?.strip_suffix(quote)?;
+        if inner.contains(['"', '\'', '\\']) {
+            return None;
+        }
+        let value = inner.to_owned();
+        match key.trim() {
+            "recordRef" => record = Some(value),
+            "provider" => provider = Some(value),
+            _ => return None,
+        }
+    }
+    Some((record?, provider))
+}
+
+/// `GET /api/collections/_externalAuths/records`
+pub async fn list_external_auths(state: &AppState, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let query = Query::parse(req.uri().query());
+    let Some(auth) = actor.auth() else {
+        return Ok(json(StatusCode::OK, &json!({"page": 1, "perPage": 30, "totalItems": 0, "totalPages": 0, "items": []})));
+    };
+    let Some((record_id, provider)) = parse_filter(query.get("filter").unwrap_or_default()) else {
+        return Err(ApiError::bad_request("Only recordRef and provider filters are supported on _externalAuths."));
+    };
+    let c = auth.collection.clone();
+    let own = auth.id() == record_id;
+    let items: Vec<Value> = if own || auth.is_superuser() {
+        let collection = if own { Some(c) } else { None };
+        let rid = record_id.clone();
+        let rows = state
+            .db
+            .read(move |conn| -> Result<Vec<(String, [String; 5])>, DbError> {
+                let mut out = Vec::new();
+                match collection {
+                    Some(c) => {
+                        for l in accounts::links_of(conn, &c, &rid)? {
+                            out.push((c.id.clone(), l));
+                        }
+                    }
+                    None => {
+                        let mut stmt = conn.prepare_cached(
+                            "SELECT collectionRef, id, provider, providerId, created, updated FROM _externalAuths WHERE recordRef = ?1 ORDER BY created",
+                        )?;
+                        let found = stmt.query_map([&rid], |r| Ok((r.get(0)?, [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?])))?;
+                        for f in found {
+                            out.push(f?);
+                        }
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(ApiError::internal)?;
+        rows.into_iter()
+            .filter(|(_, l)| provider.as_ref().is_none_or(|p| *p == l[1]))
+            .map(|(collection_ref, [id, provider, provider_id, created, updated])| {
+                json!({
+                    "collectionId": EXTERNAL_AUTHS, "collectionName": EXTERNAL_AUTHS, "id": id,
+                    "collectionRef": collection_ref, "recordRef": record_id, "provider": provider,
+                    "providerId": provider_id, "created": created, "updated": updated,
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // Everything fits on page 1 (a record has one link per provider); later pages are empty,
+    // which is how the SDK's getFullList knows it is done.
+    let page: u64 = query.get("page").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(1);
+    let per_page: u64 = query.get("perPage").and_then(|p| p.parse().ok()).filter(|p| *p >= 1).unwrap_or(30);
+    let total = items.len();
+    let items: Vec<Value> = if page == 1 { items.into_iter().take(usize::try_from(per_page).unwrap_or(usize::MAX)).collect() } else { Vec::new() };
+    Ok(json(
+        StatusCode::OK,
+        &json!({"page": page, "perPage": per_page, "totalItems": total, "totalPages": if total == 0 { 0 } else { 1 }, "items": items}),
+    ))
+}
+
+/// `DELETE /api/collections/_externalAuths/records/{id}`: unlinks, for the owner or a superuser.
+pub async fn delete_external_auth(state: &AppState, id: &str, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let Some(auth) = actor.auth() else { return Err(ApiError::not_found()) };
+    let (id, owner, owner_collection, superuser) = (id.to_owned(), auth.id().to_owned(), auth.collection.id.clone(), auth.is_superuser());
+    let deleted = state
+        .db
+        .write(move |tx| -> Result<bool, DbError> {
+            let n = tx
+                .prepare_cached("DELETE FROM _externalAuths WHERE id = ?1 AND (?2 OR (recordRef = ?3 AND collectionRef = ?4))")?
+                .execute(rusqlite::params![id, superuser, owner, owner_collection])?;
+            Ok(n == 1)
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    if !deleted {
+        return Err(ApiError::not_found());
+    }
+    let mut res = json_bytes(StatusCode::NO_CONTENT, bytes::Bytes::new());
+    res.headers_mut().remove(hyper::header::CONTENT_TYPE);
+    Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sdk_filters_parse_and_nothing_else_does() {
+        assert_eq!(parse_filter("recordRef = \"abc\""), Some(("abc".into(), None)));
+        assert_eq!(parse_filter("recordRef = 'abc' && provider = 'oidc'"), Some(("abc".into(), Some("oidc".into()))));
+        assert_eq!(parse_filter("provider = 'oidc'"), None, "recordRef is required");
+        assert_eq!(parse_filter("recordRef != 'abc'"), None);
+        assert_eq!(parse_filter("recordRef = 'a' || 1 = 1"), None);
+    }
+}

@@ -1,0 +1,206 @@
+//! Account flows through the real binary where the SDK scenarios cannot look: a mail server
+//! that is down (the answers, the logged failure, and nothing lost in the database), and the
+//! abuse limits, which must hold across every worker of a cluster because their counters live
+//! in SQLite rather than in one process's memory.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const EMAIL: &str = "admin@example.com";
+const PASSWORD: &str = "correct horse battery";
+const USER_EMAIL: &str = "user@example.com";
+const USER_PASSWORD: &str = "user password 1";
+
+fn ok(r: Resp) -> Value {
+    assert!(r.status == 200, "status {}: {}", r.status, String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+struct App {
+    p: Proc,
+    su: String,
+}
+
+impl App {
+    fn start(spawn: Spawn) -> App {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        create_superuser(&tmp.path().join("data"), EMAIL, PASSWORD);
+        let mut p = spawn.in_tempdir(tmp).start();
+        p.wait_healthy();
+        let su = ok(call(p.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({"identity": EMAIL, "password": PASSWORD}))))
+            ["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        App { p, su }
+    }
+
+    fn port(&self) -> u16 {
+        self.p.port
+    }
+
+    fn su(&self, method: &str, path: &str, body: Value) -> Resp {
+        call(self.port(), method, path, Some(&self.su), if body.is_null() { None } else { Some(&body) })
+    }
+
+    /// An auth collection `users` with OTP on, and one user; returns the user's id.
+    fn users(&self) -> String {
+        ok(self.su("POST", "/api/collections", json!({"name": "users", "type": "auth", "otp": {"enabled": true}})));
+        let user = ok(self.su(
+            "POST",
+            "/api/collections/users/records",
+            json!({"email": USER_EMAIL, "password": USER_PASSWORD, "passwordConfirm": USER_PASSWORD}),
+        ));
+        user["id"].as_str().expect("id").to_owned()
+    }
+
+    fn user_token(&self) -> String {
+        ok(call(self.port(), "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": USER_EMAIL, "password": USER_PASSWORD}))))
+            ["token"]
+            .as_str()
+            .expect("token")
+            .to_owned()
+    }
+}
+
+#[test]
+fn a_stopped_mail_server_gives_clear_answers_a_logged_error_and_loses_nothing() {
+    let app = App::start(Spawn::serve());
+    let id = app.users();
+    // SMTP pointed at a loopback port nobody listens on: a mail server that is down.
+    let dead = free_port();
+    ok(app.su("PATCH", "/api/settings", json!({"smtp": {"enabled": true, "host": "127.0.0.1", "port": dead}})));
+    let before = ok(app.su("GET", &format!("/api/collections/users/records/{id}"), Value::Null));
+
+    // Requests that must not reveal whether the account exists answer as always…
+    let r = call(app.port(), "POST", "/api/collections/users/request-verification", None, Some(&json!({"email": USER_EMAIL})));
+    assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+    let r = call(app.port(), "POST", "/api/collections/users/request-password-reset", None, Some(&json!({"email": USER_EMAIL})));
+    assert_eq!(r.status, 204);
+    let otp = ok(call(app.port(), "POST", "/api/collections/users/request-otp", None, Some(&json!({"email": USER_EMAIL}))));
+    assert!(otp["otpId"].is_string());
+    // …and the failures are logged, one per mail.
+    let failed = app.p.wait_logs(3, Duration::from_secs(60), |l| l["message"] == "sending mail failed");
+    assert!(failed.iter().any(|l| l["what"] == "verification"), "{failed:?}");
+    assert!(failed.iter().any(|l| l["what"] == "password reset"), "{failed:?}");
+    assert!(failed.iter().any(|l| l["what"] == "otp"), "{failed:?}");
+
+    // Where the user asked for mail and may learn the outcome, the answer says what happened.
+    let token = app.user_token();
+    let r = call(app.port(), "POST", "/api/collections/users/request-email-change", Some(&token), Some(&json!({"newEmail": "new@example.com"})));
+    assert_eq!(r.status, 400);
+    let message = r.json()["message"].as_str().unwrap_or_default().to_owned();
+    assert!(message.contains("mail server"), "{message}");
+    let r = app.su("POST", "/api/settings/test/email", json!({"email": "x@example.com", "template": "verification", "collection": "users"}));
+    assert_eq!(r.status, 400);
+    assert!(r.json()["message"].as_str().unwrap_or_default().starts_with("Failed to send the test email"));
+
+    // Nothing changed or was half-done: same email, same verified flag, and the old session works.
+    let after = ok(app.su("GET", &format!("/api/collections/users/records/{id}"), Value::Null));
+    assert_eq!(after["email"], before["email"]);
+    assert_eq!(after["verified"], before["verified"]);
+    assert_eq!(after["updated"], before["updated"]);
+    let r = call(app.port(), "POST", "/api/collections/users/auth-refresh", Some(&token), None);
+    assert_eq!(r.status, 200);
+}
+
+/// The configured limit on failed passwords per IP.
+const IP_LIMIT: u32 = 10;
+const ATTEMPTS: u32 = 50;
+const WORKERS: usize = 4;
+
+#[test]
+fn fifty_wrong_passwords_from_one_ip_across_four_workers_are_limited_once_not_four_times() {
+    let app = App::start(Spawn::cluster(WORKERS));
+    app.users();
+    ok(app.su(
+        "PATCH",
+        "/api/settings",
+        json!({"accountLimits": {"passwordPerIP": {"max": IP_LIMIT, "duration": 3600}, "passwordPerAccount": {"max": 1000, "duration": 3600}}}),
+    ));
+    // Each call is a new connection, which the kernel spreads over the workers.
+    let mut workers = std::collections::HashSet::new();
+    for _ in 0..(WORKERS * 8) {
+        workers.insert(ok(get(app.port(), "/_/health").expect("health"))["worker_id"].as_u64());
+    }
+    assert!(workers.len() > 1, "connections should reach several workers: {workers:?}");
+
+    let mut refused_wrong = 0;
+    let mut limited = 0;
+    for i in 0..ATTEMPTS {
+        // Different accounts, one IP: only the per-IP limit applies.
+        let identity = format!("nobody{i}@example.com");
+        let r = call(app.port(), "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": identity, "password": "wrong"})));
+        match r.status {
+            400 => refused_wrong += 1,
+            429 => limited += 1,
+            other => panic!("unexpected {other}: {}", String::from_utf8_lossy(&r.body)),
+        }
+    }
+    assert_eq!(refused_wrong, IP_LIMIT, "exactly the configured number of attempts got through");
+    assert_eq!(limited, ATTEMPTS - IP_LIMIT);
+    // Even the right password is refused from this IP until the window ends.
+    let r = call(app.port(), "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": USER_EMAIL, "password": USER_PASSWORD})));
+    assert_eq!(r.status, 429);
+    assert_eq!(r.json()["status"], 429);
+}
+
+#[test]
+fn per_account_password_limit_holds_and_a_right_password_does_not_count() {
+    let app = App::start(Spawn::cluster(2));
+    app.users();
+    ok(app.su("PATCH", "/api/settings", json!({"accountLimits": {"passwordPerAccount": {"max": 3, "duration": 3600}}})));
+    // Right passwords in between are refunded: they never use up the allowance.
+    for _ in 0..5 {
+        app.user_token();
+    }
+    for _ in 0..3 {
+        let r = call(app.port(), "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": USER_EMAIL, "password": "wrong password"})));
+        assert_eq!(r.status, 400);
+    }
+    // The same identity in another case is the same account.
+    let r = call(app.port(), "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": "USER@example.com", "password": USER_PASSWORD})));
+    assert_eq!(r.status, 429);
+    // Other accounts from the same IP are unaffected.
+    let r = call(app.port(), "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": "other@example.com", "password": "wrong password"})));
+    assert_eq!(r.status, 400);
+}
+
+#[test]
+fn mail_requests_are_limited_per_ip_and_silently_per_account() {
+    let app = App::start(Spawn::serve());
+    app.users();
+    ok(app.su(
+        "PATCH",
+        "/api/settings",
+        json!({"accountLimits": {"mailPerIP": {"max": 4, "duration": 3600}, "mailPerAccount": {"max": 1, "duration": 3600}}}),
+    ));
+    let ask = |email: &str| call(app.port(), "POST", "/api/collections/users/request-password-reset", None, Some(&json!({"email": email}))).status;
+    // Per account: over the limit still 204 (an error would reveal the account), just no mail.
+    assert_eq!(ask(USER_EMAIL), 204);
+    assert_eq!(ask(USER_EMAIL), 204);
+    assert_eq!(ask("nobody@example.com"), 204);
+    assert_eq!(ask("nobody2@example.com"), 204);
+    // Per IP: the fifth request from this address is refused, whichever account it names.
+    assert_eq!(ask("nobody3@example.com"), 429);
+    assert!(!app.p.logs_with_message("mail to this account is throttled; not sending").is_empty());
+}
+
+#[test]
+fn an_otp_takes_five_guesses_then_answers_429() {
+    let app = App::start(Spawn::serve());
+    app.users();
+    // No SMTP: the OTP is still stored (and its mail failure logged), which is all this needs.
+    let otp = ok(call(app.port(), "POST", "/api/collections/users/request-otp", None, Some(&json!({"email": USER_EMAIL}))));
+    let otp_id = otp["otpId"].as_str().expect("otpId").to_owned();
+    for _ in 0..5 {
+        let r = call(app.port(), "POST", "/api/collections/users/auth-with-otp", None, Some(&json!({"otpId": otp_id, "password": "00000000x"})));
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    }
+    let r = call(app.port(), "POST", "/api/collections/users/auth-with-otp", None, Some(&json!({"otpId": otp_id, "password": "00000000x"})));
+    assert_eq!(r.status, 429);
+}

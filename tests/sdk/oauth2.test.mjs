@@ -1,0 +1,133 @@
+// OAuth2 through the SDK against a loopback OIDC provider the test itself runs: the provider
+// list with PKCE, sign-up, sign-in, linking to the signed-in account and by email, unlinking.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { client, superuser, unique, emailFor, refused } from './lib.mjs';
+import { startOidc } from './oidc.mjs';
+
+const CLIENT_ID = 'vaultbase-test-client';
+const CLIENT_SECRET = 'loopback client secret';
+const REDIRECT = 'http://app.example.test/oauth2-redirect';
+const PASSWORD = 'oauth password 1';
+const coll = unique('oauthers');
+let idp;
+let su;
+
+before(async () => {
+  idp = await startOidc({ clientId: CLIENT_ID, clientSecret: CLIENT_SECRET });
+  su = await superuser();
+  await su.collections.create({
+    name: coll,
+    type: 'auth',
+    createRule: '',
+    listRule: 'id = @request.auth.id',
+    viewRule: 'id = @request.auth.id',
+    fields: [{ name: 'name', type: 'text' }],
+    oauth2: {
+      enabled: true,
+      mappedFields: { name: 'name' },
+      providers: [{ name: 'oidc', displayName: 'Loopback IdP', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, extra: { issuer: idp.issuer } }],
+    },
+  });
+});
+
+after(async () => {
+  await idp?.stop();
+});
+
+/** What a browser does: open the provider's URL, get redirected back with a code. */
+async function signInAtProvider(pb, user) {
+  const methods = await pb.collection(coll).listAuthMethods();
+  assert.equal(methods.oauth2.enabled, true);
+  const provider = methods.oauth2.providers.find((p) => p.name === 'oidc');
+  assert.ok(provider, JSON.stringify(methods));
+  assert.equal(provider.displayName, 'Loopback IdP');
+  assert.equal(provider.codeChallengeMethod, 'S256');
+  assert.ok(provider.authURL.endsWith('&redirect_uri='), provider.authURL);
+  idp.nextUser = user;
+  const res = await fetch(provider.authURL + encodeURIComponent(REDIRECT), { redirect: 'manual' });
+  assert.equal(res.status, 302, await res.text());
+  const back = new URL(res.headers.get('location'));
+  assert.equal(back.searchParams.get('state'), provider.state);
+  return { code: back.searchParams.get('code'), verifier: provider.codeVerifier };
+}
+
+test('OAuth2: sign-up, then sign-in as the same record', async () => {
+  const alice = { sub: unique('alice-sub'), name: 'Alice Liddell', email: emailFor('alice-oidc'), email_verified: true };
+  const pb = client();
+  const first = await signInAtProvider(pb, alice);
+  const auth = await pb.collection(coll).authWithOAuth2Code('oidc', first.code, first.verifier, REDIRECT, {});
+  assert.equal(auth.meta.isNew, true);
+  assert.equal(auth.meta.id, alice.sub);
+  assert.equal(auth.meta.email, alice.email);
+  assert.equal(typeof auth.meta.accessToken, 'string');
+  assert.equal(auth.record.email, alice.email);
+  assert.equal(auth.record.name, 'Alice Liddell');
+  assert.equal(auth.record.verified, true);
+  assert.ok(pb.authStore.isValid);
+
+  const again = await signInAtProvider(client(), alice);
+  const second = await client().collection(coll).authWithOAuth2Code('oidc', again.code, again.verifier, REDIRECT);
+  assert.equal(second.meta.isNew, false);
+  assert.equal(second.record.id, auth.record.id);
+});
+
+test('OAuth2: the client secret is write-only and survives other collection changes', async () => {
+  const c = await su.collections.getOne(coll);
+  assert.ok(!JSON.stringify(c).includes(CLIENT_SECRET));
+  await su.collections.update(coll, { otp: { enabled: false } });
+  // Still signs in: the token exchange needs the stored secret.
+  const user = { sub: unique('keep-sub'), email: emailFor('keep-oidc'), email_verified: true };
+  const { code, verifier } = await signInAtProvider(client(), user);
+  const auth = await client().collection(coll).authWithOAuth2Code('oidc', code, verifier, REDIRECT);
+  assert.equal(auth.meta.isNew, true);
+});
+
+test('OAuth2: PKCE is enforced and unknown providers are refused', async () => {
+  const user = { sub: unique('pkce-sub'), email: emailFor('pkce-oidc'), email_verified: true };
+  const { code } = await signInAtProvider(client(), user);
+  await refused(client().collection(coll).authWithOAuth2Code('oidc', code, 'not-the-verifier-' + 'x'.repeat(40), REDIRECT), 400);
+  const err = await refused(client().collection(coll).authWithOAuth2Code('nosuch', 'c', 'v', REDIRECT), 400);
+  assert.ok(err.response.data.provider);
+});
+
+test('OAuth2: linking to the signed-in account, listing and unlinking', async () => {
+  const email = emailFor('bob-oauth');
+  const bob = await su.collection(coll).create({ email, password: PASSWORD, passwordConfirm: PASSWORD });
+  const pb = client();
+  await pb.collection(coll).authWithPassword(email, PASSWORD);
+  // A provider identity with another email: linked because bob is signed in.
+  const idpBob = { sub: unique('bob-sub'), name: 'Bob', email: emailFor('bob-elsewhere'), email_verified: true };
+  const { code, verifier } = await signInAtProvider(pb, idpBob);
+  const linked = await pb.collection(coll).authWithOAuth2Code('oidc', code, verifier, REDIRECT);
+  assert.equal(linked.record.id, bob.id);
+  assert.equal(linked.meta.isNew, false);
+
+  const links = await pb.collection(coll).listExternalAuths(bob.id);
+  assert.equal(links.length, 1);
+  assert.equal(links[0].provider, 'oidc');
+  assert.equal(links[0].providerId, idpBob.sub);
+  // Nobody else sees them.
+  assert.equal((await client().collection(coll).listExternalAuths(bob.id)).length, 0);
+
+  assert.equal(await pb.collection(coll).unlinkExternalAuth(bob.id, 'oidc'), true);
+  assert.equal((await pb.collection(coll).listExternalAuths(bob.id)).length, 0);
+  // Unlinked: the same provider identity, signed out, is a new account now.
+  const again = await signInAtProvider(client(), idpBob);
+  const fresh = await client().collection(coll).authWithOAuth2Code('oidc', again.code, again.verifier, REDIRECT);
+  assert.equal(fresh.meta.isNew, true);
+  assert.notEqual(fresh.record.id, bob.id);
+});
+
+test('OAuth2: a verified provider email signs in to the account with that email', async () => {
+  const email = emailFor('carol-oauth');
+  const carol = await su.collection(coll).create({ email, password: PASSWORD, passwordConfirm: PASSWORD });
+  const { code, verifier } = await signInAtProvider(client(), { sub: unique('carol-sub'), email, email_verified: true });
+  const auth = await client().collection(coll).authWithOAuth2Code('oidc', code, verifier, REDIRECT);
+  assert.equal(auth.record.id, carol.id);
+  // An unverified one does not: it would let anyone claim an address at the provider.
+  const dave = emailFor('dave-oauth');
+  await su.collection(coll).create({ email: dave, password: PASSWORD, passwordConfirm: PASSWORD });
+  const second = await signInAtProvider(client(), { sub: unique('dave-sub'), email: dave, email_verified: false });
+  await refused(client().collection(coll).authWithOAuth2Code('oidc', second.code, second.verifier, REDIRECT), 400);
+});
