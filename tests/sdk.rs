@@ -42,7 +42,9 @@ fn ensure_installed(dir: &Path) {
         let installed = pinned(dir.join("node_modules").join("pocketbase").join("package.json"), "version");
         // MailDev (the account-flow scenarios' SMTP capture) is installed by the same `npm ci`.
         let maildev = dir.join("node_modules").join("maildev").join("package.json").exists();
-        if wanted.is_some() && wanted == installed && maildev {
+        // The realtime scenarios' EventSource polyfill, from the same `npm ci`.
+        let eventsource = dir.join("node_modules").join("eventsource").join("package.json").exists();
+        if wanted.is_some() && wanted == installed && maildev && eventsource {
             return;
         }
         let out = Command::new("npm")

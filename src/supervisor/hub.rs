@@ -1,6 +1,7 @@
 //! The bus hub: a Unix socket in the data dir that every worker connects to. Each `Publish` or
 //! `Invalidate` frame from one worker is forwarded, byte for byte, to every *other* connected
-//! worker exactly once; `Ready` frames become [`HubEvent`]s for the supervisor loop.
+//! worker exactly once; a `Direct` frame goes to the one worker it names (or back to its sender
+//! as undeliverable); `Ready` frames become [`HubEvent`]s for the supervisor loop.
 //!
 //! Each worker has its own bounded outbound queue, so a stalled worker only loses its own
 //! messages (counted and logged) and never slows the rest. Control frames (`Drain`) travel on
@@ -18,8 +19,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::shared::bus::codec::{self, Frame, KIND_INVALIDATE, KIND_PUBLISH, KIND_READY};
-use crate::shared::bus::{BusMsg, PROTOCOL_VERSION};
+use crate::shared::bus::codec::{self, Frame, KIND_DIRECT, KIND_INVALIDATE, KIND_PUBLISH, KIND_READY};
+use crate::shared::bus::{BusMsg, PROTOCOL_VERSION, UNDELIVERABLE};
 
 /// Frames queued for one worker before the hub starts dropping that worker's messages.
 pub const PEER_QUEUE_FRAMES: usize = 8192;
@@ -201,6 +202,7 @@ async fn serve_peer(stream: UnixStream, shared: Arc<Shared>, events: mpsc::Unbou
         };
         match frame.kind() {
             KIND_PUBLISH | KIND_INVALIDATE => fan_out(&shared, worker_id, &frame),
+            KIND_DIRECT => route_direct(&shared, worker_id, &frame),
             KIND_READY => {
                 let _ = events.send(HubEvent::Ready { worker_id });
             }
@@ -230,5 +232,31 @@ fn fan_out(shared: &Shared, origin: u32, frame: &Frame) {
                 tracing::warn!(worker_id = id, dropped_total = n, "worker's bus queue is full; message dropped");
             }
         }
+    }
+}
+
+/// Delivers a `Direct` frame to the worker it names. Direct frames are small requests and
+/// answers, so decoding one to read its target costs little. A target that is not connected
+/// (dead, restarting) gets the frame bounced to its sender as [`UNDELIVERABLE`], so a waiting
+/// request fails at once instead of at its timeout.
+fn route_direct(shared: &Shared, origin: u32, frame: &Frame) {
+    let (to, topic, payload) = match frame.decode() {
+        Ok(BusMsg::Direct { to, topic, payload, .. }) => (to, topic, payload),
+        Ok(_) | Err(_) => {
+            tracing::warn!(worker_id = origin, "undecodable Direct frame from a worker; dropped");
+            return;
+        }
+    };
+    let peers = shared.peers();
+    if let Some(peer) = peers.get(&to) {
+        if peer.data.try_send(frame.clone()).is_ok() {
+            return;
+        }
+        shared.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+    tracing::debug!(from = origin, to, %topic, "Direct frame undeliverable; bounced");
+    let bounce = BusMsg::Direct { to: origin, from: to, topic: UNDELIVERABLE.to_owned(), payload };
+    if let (Some(sender), Ok(f)) = (peers.get(&origin), codec::encode(&bounce)) {
+        let _ = sender.data.try_send(f);
     }
 }

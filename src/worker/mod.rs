@@ -18,6 +18,7 @@ pub mod http;
 pub mod limits;
 pub mod listener;
 pub mod mail;
+pub mod realtime;
 pub mod records;
 pub mod server;
 pub mod settings;
@@ -136,6 +137,9 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if let Err(e) = state.schema.fresh(&state.db).await {
         tracing::error!(worker_id, error = %e, "loading collections at start failed; will retry on first use");
     }
+    if let Some(rx) = state.realtime.take_receiver() {
+        tokio::spawn(realtime::deliver::run(state.clone(), rx));
+    }
     let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx));
 
     bus.send(&BusMsg::Ready { worker_id });
@@ -170,6 +174,9 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     start_watchdog(deadline + WATCHDOG_GRACE);
     let _ = stop_tx.send(true);
     let graceful = server.await?;
+    // Open streams would hold the drain until its deadline: end them now with a final frame,
+    // so their clients reconnect to a sibling while this worker finishes what is in flight.
+    state.realtime.drain();
     // Logged once the listener is closed: from here on, new connections go to siblings.
     tracing::info!(
         worker_id, pid = std::process::id(), cause = cause.describe(), deadline_s = deadline.as_secs_f64(),
@@ -198,7 +205,10 @@ fn on_bus_message(state: &AppState, msg: BusMsg) {
     match msg {
         BusMsg::Invalidate { what, .. } if what == records::cache::INVALIDATE_COLLECTIONS => state.schema.invalidate(),
         BusMsg::Invalidate { what, .. } if what == settings::INVALIDATE_SETTINGS => state.settings.invalidate(),
-        // Realtime relay attaches here when it is built.
+        BusMsg::Publish { topic, payload, .. } if topic == realtime::BUS_TOPIC => state.realtime.on_bus_publish(payload),
+        BusMsg::Direct { from, topic, payload, .. } if realtime::subscribe::is_realtime_direct(&topic, &payload) => {
+            state.realtime.on_direct(state, from, &topic, payload)
+        }
         other => tracing::debug!(worker_id = state.worker_id, msg = ?other, "bus message"),
     }
 }

@@ -32,6 +32,8 @@ pub struct Inner {
     pub passwords: PasswordPool,
     /// The file storage backend for the current settings, and thumbnail bookkeeping.
     pub files: crate::worker::files::Files,
+    /// Realtime clients of this worker and the relay of committed changes.
+    pub realtime: crate::worker::realtime::Realtime,
     next_request: AtomicU64,
 }
 
@@ -44,6 +46,7 @@ impl AppState {
             started: Instant::now(),
             config,
             db,
+            realtime: crate::worker::realtime::Realtime::new(worker_id, bus.clone()),
             bus,
             jwt_secret,
             schema: SchemaCache::new(),

@@ -20,6 +20,7 @@ pub const KIND_READY: u8 = 3;
 pub const KIND_PUBLISH: u8 = 4;
 pub const KIND_INVALIDATE: u8 = 5;
 pub const KIND_DRAIN: u8 = 6;
+pub const KIND_DIRECT: u8 = 7;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CodecError {
@@ -107,6 +108,7 @@ mod tests {
             BusMsg::Publish { origin: 1, seq: 9, topic: "posts".into(), payload: serde_json::json!({"a": [1, 2]}) },
             BusMsg::Invalidate { origin: 2, what: "collections".into() },
             BusMsg::Drain { deadline_ms: 30_000 },
+            BusMsg::Direct { to: 2, from: 1, topic: "realtime.subscribe".into(), payload: serde_json::json!({"id": 7}) },
         ];
         let mut wire = Vec::new();
         for m in &msgs {

@@ -15,7 +15,7 @@ pub use client::{BusClient, ConnectError};
 
 /// Bumped whenever a message's meaning or shape changes; the hub refuses a mismatch, so a
 /// worker re-executed from a replaced binary cannot join an old supervisor's bus.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Every message on the bus.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,7 +32,14 @@ pub enum BusMsg {
     Invalidate { origin: u32, what: String },
     /// hub → worker: stop accepting and drain within `deadline_ms`.
     Drain { deadline_ms: u64 },
+    /// worker → one other worker (`to`), routed by the hub; a request/answer pair is two of
+    /// these matched by an id inside `payload`. If `to` is not connected the hub sends the
+    /// frame back to `from` with `topic` [`UNDELIVERABLE`], so the sender can fail at once.
+    Direct { to: u32, from: u32, topic: String, payload: serde_json::Value },
 }
+
+/// The topic of a [`BusMsg::Direct`] bounced by the hub because its target is not connected.
+pub const UNDELIVERABLE: &str = "bus.undeliverable";
 
 impl BusMsg {
     /// The one-byte kind written before the JSON, so the hub routes frames without parsing.
@@ -44,6 +51,7 @@ impl BusMsg {
             BusMsg::Publish { .. } => codec::KIND_PUBLISH,
             BusMsg::Invalidate { .. } => codec::KIND_INVALIDATE,
             BusMsg::Drain { .. } => codec::KIND_DRAIN,
+            BusMsg::Direct { .. } => codec::KIND_DIRECT,
         }
     }
 }

@@ -135,6 +135,21 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
+        self.write_then(f, |_: &mut T| ()).await
+    }
+
+    /// [`Db::write`] with an after-commit step: `after` runs on the writer thread right after
+    /// the COMMIT that made `f`'s work durable, before the caller is answered, and never if
+    /// the work was rolled back. The writer runs the `after` steps of a group in the group's
+    /// order, and groups in commit order, so effects released here (realtime events) come out
+    /// in commit order. `after` must be quick and must not block: it holds up the writer.
+    pub async fn write_then<T, E, F, A>(&self, f: F, after: A) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+        A: FnOnce(&mut T) + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: WriteJob = Box::new(move |t| {
             let out = match t {
@@ -146,6 +161,14 @@ impl Db {
                 answer: Box::new(move |lost: Option<&str>| {
                     let reply = match (out, lost) {
                         (Ok(_), Some(why)) => Err(E::from(DbError::Commit(why.to_owned()))),
+                        (Ok(mut value), None) => {
+                            // This runs outside the job's unwind guard: a panic here would take
+                            // the writer thread down, so it is contained and logged.
+                            if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| after(&mut value))).is_err() {
+                                tracing::error!("an after-commit step panicked; its effects are lost");
+                            }
+                            Ok(value)
+                        }
                         (out, _) => out,
                     };
                     let _ = tx.send(reply);
@@ -468,6 +491,35 @@ mod tests {
         assert_eq!(results, vec![true, false, true]);
         let sum: i64 = db.read(|c| -> Result<i64, DbError> { Ok(c.query_row("SELECT total(v) FROM t", [], |r| r.get::<_, f64>(0))? as i64) }).await.expect("sum");
         assert_eq!(sum, 4, "rows 1 and 3 committed, the panicking job's row 2 did not");
+    }
+
+    #[tokio::test]
+    async fn after_commit_steps_run_only_for_committed_writes_in_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
+        db.write(|tx| -> Result<(), DbError> { Ok(tx.execute_batch("CREATE TABLE t (v INTEGER)")?) }).await.expect("create");
+        let (seen_tx, seen_rx) = std::sync::mpsc::channel::<i64>();
+        for v in 1..=3i64 {
+            let seen = seen_tx.clone();
+            let r: Result<i64, DbError> = db
+                .write_then(
+                    move |tx| {
+                        tx.execute("INSERT INTO t VALUES (?1)", [v])?;
+                        if v == 2 {
+                            return Err(DbError::Closed);
+                        }
+                        Ok(v)
+                    },
+                    move |v: &mut i64| {
+                        let _ = seen.send(*v);
+                    },
+                )
+                .await;
+            assert_eq!(r.is_ok(), v != 2);
+        }
+        drop(seen_tx);
+        let seen: Vec<i64> = seen_rx.iter().collect();
+        assert_eq!(seen, vec![1, 3], "the rolled-back write released nothing");
     }
 
     #[tokio::test]

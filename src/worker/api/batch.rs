@@ -22,6 +22,7 @@ use crate::worker::files;
 use crate::worker::http::body::{collect_limited, json_bytes, ResBody};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::Query;
+use crate::worker::records::changes::Changes;
 use crate::worker::records::crud::{self, CrudError};
 use crate::worker::records::write::{self, plain_passwords, Hashes};
 use crate::worker::state::AppState;
@@ -193,10 +194,14 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
         .collect();
     let access = access(actor);
     let job_snap = snap.clone();
-    let job = state.db.write(move |tx| -> Result<(Vec<Value>, FileCleanup), ItemError> {
+    let realtime = state.realtime.clone();
+    // The batch's changes are released once, after its single COMMIT; a failed batch rolls
+    // back and releases nothing.
+    let job = state.db.write_then(move |tx| -> Result<(Vec<Value>, FileCleanup, Changes), ItemError> {
         let snap = job_snap;
         let mut out = Vec::with_capacity(actions.len());
         let mut cleanup = FileCleanup::default();
+        let mut changes = Changes::new();
         for (i, (a, mut req)) in actions.into_iter().zip(requesters).enumerate() {
             let fail = |e| ItemError(Some(i), e);
             let c = snap.get(&a.collection).cloned().ok_or(ItemError(Some(i), CrudError::NotFound))?;
@@ -208,9 +213,9 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
                 _ => None,
             };
             let item = match (a.kind, a.id) {
-                (Kind::Create, _) => write::create(tx, &snap, &c, &mut req, a.body, access, &hashes, &a.shape).map(Some),
-                (Kind::Update, Some(id)) => write::update(tx, &snap, &c, &mut req, &id, a.body, access, &hashes, &a.shape).map(Some),
-                (Kind::Delete, Some(id)) => crud::delete(tx, &snap, &c, &req, &id).map(|deleted| {
+                (Kind::Create, _) => write::create(tx, &snap, &c, &mut req, a.body, access, &hashes, &a.shape, &mut changes).map(Some),
+                (Kind::Update, Some(id)) => write::update(tx, &snap, &c, &mut req, &id, a.body, access, &hashes, &a.shape, &mut changes).map(Some),
+                (Kind::Delete, Some(id)) => crud::delete(tx, &snap, &c, &req, &id, &mut changes).map(|deleted| {
                     cleanup.records.extend(deleted);
                     None
                 }),
@@ -221,8 +226,8 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
                         None => false,
                     };
                     match id.filter(|_| exists) {
-                        Some(id) => write::update(tx, &snap, &c, &mut req, &id, a.body, access, &hashes, &a.shape).map(Some),
-                        None => write::create(tx, &snap, &c, &mut req, a.body, access, &hashes, &a.shape).map(Some),
+                        Some(id) => write::update(tx, &snap, &c, &mut req, &id, a.body, access, &hashes, &a.shape, &mut changes).map(Some),
+                        None => write::create(tx, &snap, &c, &mut req, a.body, access, &hashes, &a.shape, &mut changes).map(Some),
                     }
                 }
                 _ => Err(CrudError::NotFound),
@@ -241,8 +246,8 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
                 None => json!({"status": 204, "body": null}),
             });
         }
-        Ok((out, cleanup))
-    });
+        Ok((out, cleanup, changes))
+    }, move |(_, _, changes)| realtime.publish(std::mem::take(changes)));
     let timeout = Duration::from_secs(config.timeout_secs());
     let result = match tokio::time::timeout(timeout, job).await {
         Ok(r) => r,
@@ -251,7 +256,7 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
         Err(_) => return Err(ApiError::bad_request("Batch transaction failed.")),
     };
     match result {
-        Ok((items, cleanup)) => {
+        Ok((items, cleanup, _)) => {
             cleanup.run(state, &snap).await;
             Ok(json_bytes(StatusCode::OK, serde_json::to_vec(&items).map_err(ApiError::internal)?))
         }

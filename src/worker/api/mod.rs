@@ -7,6 +7,7 @@ pub mod collections;
 pub mod files;
 pub mod health;
 pub mod oauth2;
+pub mod realtime;
 pub mod record_auth;
 pub mod records;
 pub mod settings;

@@ -247,19 +247,25 @@ async fn sign_in_or_up(
     hashes.insert(password.clone(), state.passwords.hash(&password).await.map_err(ApiError::internal)?);
     let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
     let (c2, p2, uid) = (c.clone(), provider.to_owned(), user.id.clone());
+    let realtime = state.realtime.clone();
     let created = state
         .db
-        .write(move |tx| -> Result<String, CrudError> {
-            let mut requester = Requester { ctx: RequestContext::new(std::time::SystemTime::now()), superuser: false };
-            requester.ctx.method = "POST".into();
-            requester.ctx.context = "oauth2".into();
-            let bytes = write::create(tx, &snap, &c2, &mut requester, body, Access::Manager, &hashes, &Shape::default())?;
-            let json: Value = serde_json::from_slice(&bytes).map_err(|_| CrudError::Refused("Failed to create record."))?;
-            let id = json.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-            accounts::link(tx, &link_id, &c2, &id, &p2, &uid)?;
-            Ok(id)
-        })
+        .write_then(
+            move |tx| -> Result<(String, crate::worker::records::changes::Changes), CrudError> {
+                let mut requester = Requester { ctx: RequestContext::new(std::time::SystemTime::now()), superuser: false };
+                requester.ctx.method = "POST".into();
+                requester.ctx.context = "oauth2".into();
+                let mut changes = Vec::new();
+                let bytes = write::create(tx, &snap, &c2, &mut requester, body, Access::Manager, &hashes, &Shape::default(), &mut changes)?;
+                let json: Value = serde_json::from_slice(&bytes).map_err(|_| CrudError::Refused("Failed to create record."))?;
+                let id = json.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                accounts::link(tx, &link_id, &c2, &id, &p2, &uid)?;
+                Ok((id, changes))
+            },
+            move |(_, changes)| realtime.publish(std::mem::take(changes)),
+        )
         .await
+        .map(|(id, _)| id)
         .map_err(|e| super::records::crud_error(e, "Failed to create record."))?;
     Ok((created, true))
 }

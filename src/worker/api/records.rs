@@ -22,6 +22,7 @@ use crate::worker::http::body::{collect_limited, json_bytes, ResBody, DEFAULT_BO
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{list_envelope, ListParams, Query};
 use crate::worker::records::cache::Snapshot;
+use crate::worker::records::changes::Changes;
 use crate::worker::records::crud::{self, CrudError, Page, Requester, Shape};
 use crate::worker::records::expand::ExpandTree;
 use crate::worker::records::fields::Projection;
@@ -333,7 +334,19 @@ async fn create_once(
     };
     let requester = requester(actor, method, query, headers, input);
     let (relations, shape) = (validated.relations, shape.clone());
-    let result = state.db.write(move |tx| crud::create(tx, &snap, &c, &requester, &columns, &relations, &shape)).await;
+    let realtime = state.realtime.clone();
+    let result = state
+        .db
+        .write_then(
+            move |tx| {
+                let mut changes = Changes::new();
+                let bytes = crud::create(tx, &snap, &c, &requester, &columns, &relations, &shape, &mut changes)?;
+                Ok((bytes, changes))
+            },
+            move |(_, changes)| realtime.publish(std::mem::take(changes)),
+        )
+        .await
+        .map(|(bytes, _)| bytes);
     if let (Err(_), Some((storage, written))) = (&result, &stored) {
         files::record::discard(storage, written).await;
     }
@@ -441,7 +454,19 @@ async fn update_once(
     };
     let requester = requester(actor, method, query, headers, input);
     let (relations, shape, record_id) = (validated.relations, shape.clone(), id.to_owned());
-    let result = state.db.write(move |tx| crud::update(tx, &snap, &c, &requester, &record_id, &columns, &relations, &shape)).await;
+    let realtime = state.realtime.clone();
+    let result = state
+        .db
+        .write_then(
+            move |tx| {
+                let mut changes = Changes::new();
+                let bytes = crud::update(tx, &snap, &c, &requester, &record_id, &columns, &relations, &shape, &mut changes)?;
+                Ok((bytes, changes))
+            },
+            move |(_, changes)| realtime.publish(std::mem::take(changes)),
+        )
+        .await
+        .map(|(bytes, _)| bytes);
     if let Some(s) = &storage {
         if result.is_err() {
             files::record::discard(s, &written).await;
@@ -459,8 +484,19 @@ pub async fn delete(state: &AppState, collection: &str, id: &str, req: &Request<
     let requester = Arc::new(requester(actor, req.method(), &query, req.headers(), Map::new()));
     let id = Arc::new(id.to_owned());
     let result = with_snapshot(state, collection, |snap, c| {
-        let (db, requester, id) = (state.db.clone(), requester.clone(), id.clone());
-        Box::pin(async move { db.write(move |tx| crud::delete(tx, &snap, &c, &requester, &id)).await })
+        let (db, requester, id, realtime) = (state.db.clone(), requester.clone(), id.clone(), state.realtime.clone());
+        Box::pin(async move {
+            db.write_then(
+                move |tx| {
+                    let mut changes = Changes::new();
+                    let deleted = crud::delete(tx, &snap, &c, &requester, &id, &mut changes)?;
+                    Ok((deleted, changes))
+                },
+                move |(_, changes)| realtime.publish(std::mem::take(changes)),
+            )
+            .await
+            .map(|(deleted, _)| deleted)
+        })
     })
     .await;
     let deleted = finish(result, "Failed to delete record.")?;

@@ -53,6 +53,10 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
         (["_"] | ["_", ""], _) if is_read => Ok(api::setup::page()),
         (["_", "setup"], &Method::POST) => api::setup::redeem(state, req).await,
 
+        (["api", "realtime"], &Method::GET) => api::realtime::connect(state, &req),
+        (["api", "realtime"], &Method::POST) => api::realtime::set_subscriptions(state, req).await,
+        (["realtime"], &Method::GET) => api::realtime::websocket(state, req),
+
         (["api", "batch"], &Method::POST) => {
             let actor = actor_of(state, &req).await;
             api::batch::batch(state, req, &actor, request_id).await

@@ -21,6 +21,7 @@ use rusqlite::{params_from_iter, Connection, ErrorCode, OptionalExtension, Trans
 use serde_json::{Map, Value};
 
 use super::cache::{CheckError, Snapshot, Stale};
+use super::changes::{self, Action, Change, Changes};
 use super::expand::run::{Expander, Level};
 use super::expand::ExpandTree;
 use super::fields::Projection;
@@ -397,6 +398,7 @@ fn unique_violation(e: rusqlite::Error, c: &Collection, message: &'static str) -
 }
 
 /// Inserts a validated record and checks the create rule on it; returns the record's JSON.
+#[allow(clippy::too_many_arguments)] // each is a distinct input of the one write; a struct would only rename them
 pub fn create(
     tx: &Transaction<'_>,
     snap: &Snapshot,
@@ -405,6 +407,7 @@ pub fn create(
     columns: &[(String, SqlValue)],
     relations: &[RelationRefs],
     shape: &Shape,
+    changes: &mut Changes,
 ) -> Result<Vec<u8>, CrudError> {
     snap.check(tx)?;
     if c.kind == CollectionType::View {
@@ -430,6 +433,7 @@ pub fn create(
     // unknown id on insert), so a refused client never learns which related ids exist. An
     // error rolls the insert back.
     check_relations(tx, snap, relations)?;
+    changes::record_after(tx, c, &id, Action::Create, changes)?;
     read_one(tx, snap, c, req, &id, None, shape)?.ok_or(CrudError::NotFound)
 }
 
@@ -494,6 +498,7 @@ pub fn update(
     columns: &[(String, SqlValue)],
     relations: &[RelationRefs],
     shape: &Shape,
+    changes: &mut Changes,
 ) -> Result<Vec<u8>, CrudError> {
     if !can_update(tx, snap, c, req, id)? {
         return Err(CrudError::NotFound);
@@ -509,6 +514,7 @@ pub fn update(
             .map_err(|e| unique_violation(e, c, "Failed to update record."))?;
     }
     let new_id = columns.iter().find(|(n, _)| n == "id").map(|(_, v)| v.to_text()).unwrap_or_else(|| id.to_owned());
+    changes::record_after(tx, c, &new_id, Action::Update, changes)?;
     read_one(tx, snap, c, req, &new_id, None, shape)?.ok_or(CrudError::NotFound)
 }
 
@@ -516,8 +522,17 @@ pub fn update(
 /// is removed from every relation that holds it; a referencing record left with no ids is
 /// deleted too if the relation cascades, refuses the whole delete if the relation is required,
 /// and is saved with the trimmed value otherwise. Returns every deleted record as
-/// `(collection id, record id)`, cascades included (their files go after the commit).
-pub fn delete(tx: &Transaction<'_>, snap: &Snapshot, c: &Collection, req: &Requester, id: &str) -> Result<Vec<(String, String)>, CrudError> {
+/// `(collection id, record id)`, cascades included (their files go after the commit). Every
+/// deleted record is added to `changes` as it was just before its deletion, and every record
+/// a trimmed relation changed as it is after.
+pub fn delete(
+    tx: &Transaction<'_>,
+    snap: &Snapshot,
+    c: &Collection,
+    req: &Requester,
+    id: &str,
+    changes: &mut Changes,
+) -> Result<Vec<(String, String)>, CrudError> {
     snap.check(tx)?;
     if c.kind == CollectionType::View {
         return Err(CrudError::Refused("Unsupported collection type."));
@@ -527,7 +542,7 @@ pub fn delete(tx: &Transaction<'_>, snap: &Snapshot, c: &Collection, req: &Reque
         return Err(CrudError::NotFound);
     }
     let mut visited = HashSet::new();
-    delete_cascading(tx, snap, c, id, 0, &mut visited)?;
+    delete_cascading(tx, snap, c, id, 0, &mut visited, changes)?;
     Ok(visited.into_iter().collect())
 }
 
@@ -538,6 +553,7 @@ fn delete_cascading(
     id: &str,
     depth: usize,
     visited: &mut HashSet<(String, String)>,
+    changes: &mut Changes,
 ) -> Result<(), CrudError> {
     if depth > MAX_CASCADE_DEPTH {
         return Err(CrudError::Refused("Failed to delete record: the relation cascade is too deep."));
@@ -545,6 +561,10 @@ fn delete_cascading(
     // A cycle of cascades reaches a record already being deleted: nothing more to do there.
     if !visited.insert((c.id.clone(), id.to_owned())) {
         return Ok(());
+    }
+    // The record as it was, for the delete event (rules are checked against it later).
+    if let Some(columns) = changes::capture(tx, c, id)? {
+        changes.push(Change { action: Action::Delete, collection_id: c.id.clone(), record_id: id.to_owned(), columns });
     }
     tx.execute(&format!("DELETE FROM {} WHERE \"id\" = ?1", quote_ident(&c.name)), [id])?;
     for other in snap.all() {
@@ -571,7 +591,7 @@ fn delete_cascading(
                 tx.prepare(&select)?.query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
             for (ref_id, left) in referencing {
                 if left == 0 && opts.cascade_delete {
-                    delete_cascading(tx, snap, other, &ref_id, depth + 1, visited)?;
+                    delete_cascading(tx, snap, other, &ref_id, depth + 1, visited, changes)?;
                 } else if left == 0 && opts.required {
                     return Err(CrudError::Refused(
                         "Failed to delete record. Make sure that the record is not part of a required relation reference.",
@@ -581,8 +601,10 @@ fn delete_cascading(
                         &format!("UPDATE {table} SET {col} = (SELECT json_group_array(value) FROM json_each({col}) WHERE value != ?1) WHERE \"id\" = ?2"),
                         [id, ref_id.as_str()],
                     )?;
+                    changes::record_after(tx, other, &ref_id, Action::Update, changes)?;
                 } else {
                     tx.execute(&format!("UPDATE {table} SET {col} = '' WHERE \"id\" = ?1"), [&ref_id])?;
+                    changes::record_after(tx, other, &ref_id, Action::Update, changes)?;
                 }
             }
         }
@@ -621,5 +643,67 @@ pub fn manages(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Request
         None => Ok(false),
         Some(rule) if rule.trim().is_empty() => Ok(true),
         Some(rule) => passes(conn, snap, c, req, id, Some(rule)),
+    }
+}
+
+/// Which collection rule a realtime subscription is held to: `listRule` for collection-wide
+/// topics, `viewRule` for one record's topic (PocketBase's choice).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RuleKind {
+    List,
+    View,
+}
+
+/// A committed change as `req` may see it: the record's JSON (with `shape` applied) if the
+/// collection's `kind` rule and the client `filter` both admit the record *as captured* —
+/// the row as it was, for a delete — or `None` if either refuses (a null rule refuses every
+/// non-superuser). The rule and filter are compiled as for a list and run against a one-row
+/// CTE standing in for the table under its own name, as [`create_rule_admits`] does, so the
+/// stored table need not hold the row any more; relations and `@collection` still read the
+/// live database.
+#[allow(clippy::too_many_arguments)] // each is a distinct input of the one check; a struct would only rename them
+pub fn view_change(
+    conn: &Connection,
+    snap: &Snapshot,
+    c: &Collection,
+    req: &Requester,
+    columns: &[(String, SqlValue)],
+    kind: RuleKind,
+    filter_expr: Option<&filter::Expr>,
+    shape: &Shape,
+) -> Result<Option<Vec<u8>>, CrudError> {
+    let rule = match effective_rule(if kind == RuleKind::List { &c.list_rule } else { &c.view_rule }, req) {
+        Ok(rule) => rule,
+        Err(CrudError::SuperusersOnly) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let mut qb = QueryBuilder::new(c, snap, &req.ctx, alias(c))?;
+    if let Some(rule) = rule {
+        qb = qb.filter(&parse_rule(rule)?, true)?;
+    }
+    if let Some(expr) = filter_expr {
+        qb = qb.filter(expr, req.superuser)?;
+    }
+    let compiled = qb.finish();
+    let where_sql = compiled.standalone_where();
+    let mut params = compiled.params;
+    let mut selects = Vec::with_capacity(c.fields.len());
+    for f in &c.fields {
+        let value = columns.iter().find(|(n, _)| *n == f.name).map_or_else(|| zero_value(f), |(_, v)| v.clone());
+        params.push(value);
+        selects.push(format!("?{} AS {}", params.len(), quote_ident(&f.name)));
+    }
+    let table = quote_ident(&c.name);
+    let sql = format!(
+        "WITH {table} AS (SELECT {}) SELECT {}, {table}.\"id\" FROM {table} AS {table} WHERE {where_sql}",
+        selects.join(", "),
+        select_columns(c),
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params_from_iter(params.iter()))?;
+    let mut out = Vec::with_capacity(256);
+    match write_records(conn, snap, c, req, &mut rows, shape, &mut out, false)? {
+        0 => Ok(None),
+        _ => Ok(Some(out)),
     }
 }

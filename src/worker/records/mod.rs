@@ -3,11 +3,13 @@
 //! ([`query`]), the `expand` and `fields` response shaping ([`expand`], [`fields`]),
 //! collection schemas ([`schema`]) with their storage ([`store`]) and per-worker cache
 //! ([`cache`]), record values on the write and read paths ([`values`], [`rows`]), the
-//! rule-checked record operations ([`crud`]) and the SQL parameter type they share
-//! ([`sql_value`]). It must not import hyper or the HTTP layer — `api/` calls into it, never
-//! the other way round.
+//! rule-checked record operations ([`crud`]), the committed changes they report for
+//! after-commit effects ([`changes`]) and the SQL parameter type they share ([`sql_value`]).
+//! It must not import hyper or the HTTP layer — `api/` calls into it, never the other way
+//! round.
 
 pub mod cache;
+pub mod changes;
 pub mod crud;
 pub mod expand;
 pub mod fields;

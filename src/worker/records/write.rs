@@ -12,6 +12,7 @@ use rusqlite::Transaction;
 use serde_json::{Map, Value};
 
 use super::cache::Snapshot;
+use super::changes::Changes;
 use super::crud::{self, CrudError, Requester, Shape};
 use super::schema::{Collection, FieldKind, Invalid, SchemaErrors};
 use super::sql_value::SqlValue;
@@ -65,6 +66,7 @@ pub fn create(
     access: Access,
     hashes: &Hashes,
     shape: &Shape,
+    changes: &mut Changes,
 ) -> Result<Vec<u8>, CrudError> {
     if c.create_rule.is_none() && !req.superuser {
         return Err(CrudError::SuperusersOnly);
@@ -83,7 +85,7 @@ pub fn create(
     let validated = checked.map_err(|r| rejected(tx, snap, r, "Failed to create record."))?;
     let mut columns = validated.columns;
     hashed(&mut columns, validated.passwords, hashes)?;
-    crud::create(tx, snap, c, req, &columns, &validated.relations, shape)
+    crud::create(tx, snap, c, req, &columns, &validated.relations, shape, changes)
 }
 
 /// Updates record `id` from `body` in the order single requests use: the update rule first
@@ -100,6 +102,7 @@ pub fn update(
     access: Access,
     hashes: &Hashes,
     shape: &Shape,
+    changes: &mut Changes,
 ) -> Result<Vec<u8>, CrudError> {
     let existing = crud::existing(tx, c, id)?.ok_or(CrudError::NotFound)?;
     if c.update_rule.is_none() && !req.superuser {
@@ -123,5 +126,5 @@ pub fn update(
     }
     let mut columns = validated.columns;
     hashed(&mut columns, validated.passwords, hashes)?;
-    crud::update(tx, snap, c, req, id, &columns, &validated.relations, shape)
+    crud::update(tx, snap, c, req, id, &columns, &validated.relations, shape, changes)
 }

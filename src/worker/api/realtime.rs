@@ -1,0 +1,152 @@
+//! Realtime over HTTP: `GET /api/realtime` (PocketBase's SSE stream), `POST /api/realtime`
+//! (set the stream's subscriptions, on whichever worker it lands) and `GET /realtime` (the
+//! WebSocket upgrade). Parse → call `worker::realtime` → respond; the streams themselves live
+//! in the domain.
+
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, UPGRADE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::Deserialize;
+use serde_json::{json, Map};
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::worker::http::body::{collect_limited, full, ResBody};
+use crate::worker::http::error::ApiError;
+use crate::worker::realtime::client::Transport;
+use crate::worker::realtime::sse::SseBody;
+use crate::worker::realtime::subscribe::{SubscribeError, SubscribeRequest};
+use crate::worker::realtime::topic::{MAX_SUBSCRIPTIONS, MAX_TOPIC_CHARS};
+use crate::worker::realtime::ws;
+use crate::worker::server::PeerAddr;
+use crate::worker::state::AppState;
+
+/// Largest subscription POST body, in bytes: 1,000 topics of 2,500 characters fit.
+pub const SUBSCRIBE_BODY_LIMIT_BYTES: usize = 4 * 1024 * 1024;
+/// Longest client id accepted in a POST (PocketBase's validation), in characters.
+pub const MAX_CLIENT_ID_CHARS: usize = 255;
+
+fn peer_ip(req: &Request<Incoming>) -> Option<std::net::IpAddr> {
+    req.extensions().get::<PeerAddr>().map(|p| p.0.ip())
+}
+
+/// `GET /api/realtime`
+pub fn connect(state: &AppState, req: &Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let client = state.realtime.connect(Transport::Sse, peer_ip(req)).map_err(ApiError::internal)?;
+    client.push_sse("PB_CONNECT", json!({"clientId": client.id}).to_string().as_bytes());
+    let mut res = Response::new(SseBody::new(client, state.realtime.clone()).boxed());
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(res)
+}
+
+#[derive(Deserialize)]
+struct SubscribeBody {
+    #[serde(default, rename = "clientId")]
+    client_id: String,
+    #[serde(default)]
+    subscriptions: Vec<String>,
+}
+
+fn invalid(field: &str, code: &str, message: &str) -> ApiError {
+    let mut data = Map::new();
+    data.insert(field.to_owned(), json!({"code": code, "message": message}));
+    ApiError::validation("An error occurred while validating the submitted data.", data)
+}
+
+/// `POST /api/realtime`
+pub async fn set_subscriptions(state: &AppState, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let ip = peer_ip(&req);
+    let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+    let bytes = collect_limited(req.into_body(), SUBSCRIBE_BODY_LIMIT_BYTES).await?;
+    let bad = || ApiError::bad_request("Failed to load the submitted data due to invalid formatting.");
+    let body: SubscribeBody = if content_type.starts_with("application/x-www-form-urlencoded") {
+        let mut b = SubscribeBody { client_id: String::new(), subscriptions: Vec::new() };
+        for (k, v) in form_urlencoded::parse(&bytes) {
+            match k.as_ref() {
+                "clientId" => b.client_id = v.into_owned(),
+                "subscriptions" => b.subscriptions.push(v.into_owned()),
+                _ => {}
+            }
+        }
+        b
+    } else if bytes.iter().all(u8::is_ascii_whitespace) {
+        SubscribeBody { client_id: String::new(), subscriptions: Vec::new() }
+    } else {
+        serde_json::from_slice(&bytes).map_err(|_| bad())?
+    };
+    if body.client_id.is_empty() {
+        return Err(invalid("clientId", "validation_required", "Cannot be blank."));
+    }
+    if body.client_id.chars().count() > MAX_CLIENT_ID_CHARS {
+        return Err(invalid("clientId", "validation_length_out_of_range", "The length must be between 1 and 255."));
+    }
+    if body.subscriptions.len() > MAX_SUBSCRIPTIONS {
+        return Err(invalid("subscriptions", "validation_length_too_long", "The length must be no more than 1000."));
+    }
+    if let Some(i) = body.subscriptions.iter().position(|s| s.chars().count() > MAX_TOPIC_CHARS || s.contains(['\n', '\r'])) {
+        let mut data = Map::new();
+        data.insert(
+            "subscriptions".into(),
+            json!({ i.to_string(): {"code": "validation_length_too_long", "message": "The length must be no more than 2500."} }),
+        );
+        return Err(ApiError::validation("An error occurred while validating the submitted data.", data));
+    }
+    let request = SubscribeRequest { client_id: body.client_id, authorization, ip, subscriptions: body.subscriptions };
+    state.realtime.set_subscriptions(state, request).await.map_err(subscribe_error)?;
+    let mut res = full(bytes::Bytes::new());
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    Ok(res)
+}
+
+fn subscribe_error(e: SubscribeError) -> ApiError {
+    match e {
+        SubscribeError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "Missing or invalid client id."),
+        SubscribeError::OtherAddress => ApiError::bad_request("Invalid realtime client."),
+        SubscribeError::AuthMismatch => ApiError::forbidden("The current and the previous request authorization don't match."),
+        SubscribeError::Timeout(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server worker holding this realtime connection did not answer in time; reconnect and subscribe again.",
+        ),
+    }
+}
+
+/// `GET /realtime`: the WebSocket upgrade. The session runs on its own task once hyper hands
+/// over the connection.
+pub fn websocket(state: &AppState, mut req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let header = |name| req.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+    let upgrade_ok = header(UPGRADE.as_str()).split(',').any(|p| p.trim() == "websocket")
+        && header(CONNECTION.as_str()).split(',').any(|p| p.trim() == "upgrade")
+        && header("sec-websocket-version") == "13";
+    let Some(key) = req.headers().get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes())).filter(|_| upgrade_ok) else {
+        return Err(ApiError::bad_request("Expected a WebSocket upgrade (version 13)."));
+    };
+    let ip = peer_ip(&req);
+    let upgrade = hyper::upgrade::on(&mut req);
+    let state = state.clone();
+    tokio::spawn(async move {
+        match upgrade.await {
+            Ok(upgraded) => {
+                let config = WebSocketConfig { max_message_size: Some(ws::MAX_CLIENT_MESSAGE_BYTES), ..WebSocketConfig::default() };
+                let stream = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, Some(config)).await;
+                ws::run(state, stream, ip).await;
+            }
+            Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
+        }
+    });
+    let mut res = full(bytes::Bytes::new());
+    *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = res.headers_mut();
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    if let Ok(v) = HeaderValue::from_str(&key) {
+        h.insert("sec-websocket-accept", v);
+    }
+    Ok(res)
+}

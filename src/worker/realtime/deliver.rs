@@ -1,0 +1,351 @@
+//! The dispatcher: one task per worker that turns committed changes into frames in clients'
+//! outboxes, in the order the changes arrive (commit order for this worker's writes; bus
+//! order for the others').
+//!
+//! Per batch of changes it finds every (client, subscription) a change matches and groups
+//! them into variants — equal (auth identity, rule kind, options) see the same thing — then
+//! one reader-thread job checks each variant's rule and filter against the record as
+//! captured and renders its payload once; the per-client work is only framing. Auth identity
+//! collapses to "any non-superuser" when neither the rule nor the options can tell users
+//! apart (no `@request.auth` in the rule, no expand, not an auth collection), so a thousand
+//! guests or users on a public collection cost one rule check and one render per change.
+//!
+//! It also keeps clients' auth current: an update of a client's auth record refreshes it,
+//! a changed tokenKey or a delete makes the client a guest. It must not write to sockets or
+//! wait on a client.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::mpsc;
+
+use super::client::{Client, End, Transport};
+use super::topic::SubOptions;
+use crate::worker::actor::{Actor, AuthRecord};
+use crate::worker::records::cache::Snapshot;
+use crate::worker::records::changes::{Action, Change, Changes};
+use crate::worker::records::crud::{self, CrudError, Requester, RuleKind};
+use crate::worker::records::query::{AuthContext, RequestContext};
+use crate::worker::records::schema::{Collection, CollectionType};
+use crate::worker::records::sql_value::SqlValue;
+use crate::worker::records::{filter, rows};
+use crate::worker::state::AppState;
+
+/// Most changes the dispatcher takes into one round (one reader job).
+pub const MAX_BATCH_CHANGES: usize = 512;
+
+/// Runs until the change channel closes.
+pub async fn run(state: AppState, mut rx: mpsc::UnboundedReceiver<Arc<Changes>>) {
+    let mut batch: Vec<Arc<Changes>> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        let mut n = batch[0].len();
+        while n < MAX_BATCH_CHANGES {
+            match rx.try_recv() {
+                Ok(more) => {
+                    n += more.len();
+                    batch.push(more);
+                }
+                Err(_) => break,
+            }
+        }
+        let changes: Vec<Change> = batch.drain(..).flat_map(|c| c.iter().cloned().collect::<Vec<_>>()).collect();
+        if state.realtime.registry.is_empty() {
+            continue;
+        }
+        if let Err(e) = deliver(&state, changes).await {
+            tracing::warn!(worker_id = state.worker_id, error = %e, "realtime delivery round failed; its events are lost");
+        }
+    }
+}
+
+/// Who sees one variant: a requester standing for every subscriber in it.
+struct Variant {
+    actor: Actor,
+    kind: RuleKind,
+    options: Arc<SubOptions>,
+    /// (client, subscription string) pairs that receive this variant's payload.
+    targets: Vec<(Arc<Client>, String)>,
+}
+
+#[derive(Hash, PartialEq, Eq)]
+struct VariantKey {
+    auth: String,
+    kind: RuleKind,
+    options: String,
+}
+
+/// One change and its variants.
+struct Planned {
+    change: Change,
+    variants: Vec<Variant>,
+}
+
+/// What an auth-record change does to the clients holding that record.
+enum AuthFix {
+    /// Reload the record (an update that kept its tokenKey).
+    Reload { collection: Arc<Collection>, id: String },
+    /// Deleted, or its tokenKey changed: the clients become guests.
+    Revoke { collection_id: String, id: String },
+}
+
+async fn deliver(state: &AppState, changes: Vec<Change>) -> Result<(), CrudError> {
+    let clients = state.realtime.registry.all();
+    let mut snap = state.schema.fresh(&state.db).await.map_err(|e| CrudError::BadQuery(e.to_string()))?;
+    let mut planned = Vec::with_capacity(changes.len());
+    let mut fixes = Vec::new();
+    for change in changes {
+        let Some(c) = snap.get(&change.collection_id).cloned() else { continue };
+        if c.kind == CollectionType::Auth && change.action != Action::Create {
+            fixes.push(auth_fix(&c, &change));
+        }
+        let variants = plan(&clients, &c, &change);
+        if !variants.is_empty() {
+            planned.push(Planned { change, variants });
+        }
+    }
+    if !planned.is_empty() {
+        let mut rendered = None;
+        for attempt in 0..2 {
+            let (job_snap, job_planned) = (snap.clone(), planned_inputs(&planned));
+            let result = state.db.read(move |conn| crud::read_snapshot(conn, |conn| render(conn, &job_snap, &job_planned))).await;
+            match result {
+                Err(CrudError::Stale(_)) if attempt == 0 => {
+                    state.schema.invalidate();
+                    snap = state.schema.fresh(&state.db).await.map_err(|e| CrudError::BadQuery(e.to_string()))?;
+                }
+                other => {
+                    rendered = Some(other?);
+                    break;
+                }
+            }
+        }
+        if let Some(rendered) = rendered {
+            for (p, payloads) in planned.iter().zip(rendered) {
+                for (v, payload) in p.variants.iter().zip(payloads) {
+                    if let Some(record) = payload {
+                        send(v, p.change.action, &snap, &p.change.collection_id, &record);
+                    }
+                }
+            }
+        }
+    }
+    apply_auth_fixes(state, &clients, fixes).await;
+    Ok(())
+}
+
+/// Groups the subscriptions `change` matches into variants.
+fn plan(clients: &[Arc<Client>], c: &Collection, change: &Change) -> Vec<Variant> {
+    let mut variants: Vec<Variant> = Vec::new();
+    let mut index: HashMap<VariantKey, usize> = HashMap::new();
+    for client in clients {
+        let st = client.state();
+        for sub in &st.subs {
+            if !sub.matches(&c.name, &c.id, &change.record_id) {
+                continue;
+            }
+            let kind = sub.rule_kind();
+            let key = VariantKey { auth: auth_key(&st.actor, c, kind, &sub.options), kind, options: sub.options_key.clone() };
+            let i = *index.entry(key).or_insert_with(|| {
+                variants.push(Variant { actor: st.actor.clone(), kind, options: sub.options.clone(), targets: Vec::new() });
+                variants.len() - 1
+            });
+            if let Some(v) = variants.get_mut(i) {
+                v.targets.push((client.clone(), sub.raw.clone()));
+            }
+        }
+    }
+    variants
+}
+
+/// The part of a subscriber's identity that can change what it sees of a change in `c`.
+fn auth_key(actor: &Actor, c: &Collection, kind: RuleKind, options: &SubOptions) -> String {
+    let identity = || match actor.auth() {
+        Some(a) => format!("{}/{}", a.collection.id, a.id()),
+        None => "guest".to_owned(),
+    };
+    if actor.is_superuser() {
+        return format!("superuser:{}", identity());
+    }
+    let rule = if kind == RuleKind::List { &c.list_rule } else { &c.view_rule };
+    let rule_reads_auth = rule.as_deref().is_some_and(|r| r.contains("@request.auth"));
+    let expands = options.shape.as_ref().is_some_and(|s| !s.expand.is_empty());
+    if rule_reads_auth || expands || c.kind == CollectionType::Auth {
+        identity()
+    } else {
+        "any".to_owned()
+    }
+}
+
+/// What the reader job needs of one variant (owned, to cross to the database thread).
+struct VariantInput {
+    actor: Actor,
+    kind: RuleKind,
+    options: Arc<SubOptions>,
+}
+
+struct PlannedInput {
+    change: Change,
+    variants: Vec<VariantInput>,
+}
+
+fn planned_inputs(planned: &[Planned]) -> Vec<PlannedInput> {
+    planned
+        .iter()
+        .map(|p| PlannedInput {
+            change: p.change.clone(),
+            variants: p.variants.iter().map(|v| VariantInput { actor: v.actor.clone(), kind: v.kind, options: v.options.clone() }).collect(),
+        })
+        .collect()
+}
+
+/// On a reader thread: each variant's record JSON, or `None` where it may not see it.
+fn render(conn: &rusqlite::Connection, snap: &Snapshot, planned: &[PlannedInput]) -> Result<Vec<Vec<Option<Vec<u8>>>>, CrudError> {
+    snap.check(conn)?;
+    let now = SystemTime::now();
+    let mut out = Vec::with_capacity(planned.len());
+    for p in planned {
+        let Some(c) = snap.get(&p.change.collection_id) else {
+            out.push(vec![None; p.variants.len()]);
+            continue;
+        };
+        let mut row = Vec::with_capacity(p.variants.len());
+        for v in &p.variants {
+            row.push(render_one(conn, snap, c, &p.change.columns, v, now).unwrap_or_else(|e| {
+                tracing::debug!(error = %e, "realtime rule or filter failed for a subscriber; not delivered");
+                None
+            }));
+        }
+        out.push(row);
+    }
+    Ok(out)
+}
+
+fn render_one(
+    conn: &rusqlite::Connection,
+    snap: &Snapshot,
+    c: &Collection,
+    columns: &[(String, SqlValue)],
+    v: &VariantInput,
+    now: SystemTime,
+) -> Result<Option<Vec<u8>>, CrudError> {
+    let Some(shape) = v.options.shape.as_ref() else { return Ok(None) };
+    let req = requester(&v.actor, &v.options, now);
+    let filter_expr = if v.options.filter.trim().is_empty() {
+        None
+    } else {
+        // PocketBase refuses these in a non-superuser's filter; for a subscription that
+        // means it never matches.
+        if !req.superuser && (v.options.filter.contains("@collection.") || v.options.filter.contains("@request.")) {
+            return Ok(None);
+        }
+        Some(filter::parse(&v.options.filter).map_err(|e| CrudError::BadQuery(e.to_string()))?)
+    };
+    crud::view_change(conn, snap, c, &req, columns, v.kind, filter_expr.as_ref(), shape)
+}
+
+/// A subscriber as a requester: its auth, its options as `@request.query/headers`, method
+/// GET and context `realtime`, as PocketBase builds it.
+fn requester(actor: &Actor, options: &SubOptions, now: SystemTime) -> Requester {
+    let mut ctx = RequestContext::new(now);
+    ctx.auth = actor.auth().map(|a| AuthContext {
+        collection_id: a.collection.id.clone(),
+        collection_name: a.collection.name.clone(),
+        record: a.record.iter().filter(|(k, _)| k.as_str() != "password" && k.as_str() != "tokenKey").map(|(k, v)| (k.clone(), v.clone())).collect(),
+    });
+    ctx.query = options.query.clone();
+    ctx.headers = options.headers.clone();
+    ctx.method = "GET".to_owned();
+    ctx.context = "realtime".to_owned();
+    Requester { ctx, superuser: actor.is_superuser() }
+}
+
+/// Frames one variant's payload for each of its targets.
+fn send(v: &Variant, action: Action, snap: &Snapshot, collection_id: &str, record: &[u8]) {
+    let mut sse = BytesMut::with_capacity(record.len() + 32);
+    sse.put_slice(b"{\"action\":\"");
+    sse.put_slice(action.as_str().as_bytes());
+    sse.put_slice(b"\",\"record\":");
+    sse.put_slice(record);
+    sse.put_u8(b'}');
+    let sse = sse.freeze();
+    let name = snap.get(collection_id).map(|c| c.name.clone()).unwrap_or_default();
+    for (client, topic) in &v.targets {
+        let alive = match client.transport {
+            Transport::Sse => client.push_sse(topic, &sse),
+            Transport::Ws => client.push_ws(ws_message(action, &name, topic, record)),
+        };
+        if !alive {
+            client.end(End::Overflow, None);
+        }
+    }
+}
+
+/// `{"type":…,"action":…,"collection":…,"topic":…,"record":…}`: the TS original's event
+/// shape, plus the subscription it answers.
+fn ws_message(action: Action, collection: &str, topic: &str, record: &[u8]) -> Bytes {
+    let mut m = BytesMut::with_capacity(record.len() + topic.len() + collection.len() + 64);
+    m.put_slice(b"{\"type\":\"");
+    m.put_slice(action.as_str().as_bytes());
+    m.put_slice(b"\",\"action\":\"");
+    m.put_slice(action.as_str().as_bytes());
+    m.put_slice(b"\",\"collection\":");
+    m.put_slice(serde_json::to_string(collection).unwrap_or_default().as_bytes());
+    m.put_slice(b",\"topic\":");
+    m.put_slice(serde_json::to_string(topic).unwrap_or_default().as_bytes());
+    m.put_slice(b",\"record\":");
+    m.put_slice(record);
+    m.put_u8(b'}');
+    m.freeze()
+}
+
+fn auth_fix(c: &Arc<Collection>, change: &Change) -> AuthFix {
+    let revoke = AuthFix::Revoke { collection_id: c.id.clone(), id: change.record_id.clone() };
+    match change.action {
+        Action::Delete => revoke,
+        _ => AuthFix::Reload { collection: c.clone(), id: change.record_id.clone() },
+    }
+}
+
+/// Applies auth-record changes to the clients bound to those records.
+async fn apply_auth_fixes(state: &AppState, clients: &[Arc<Client>], fixes: Vec<AuthFix>) {
+    for fix in fixes {
+        let (collection_id, id) = match &fix {
+            AuthFix::Reload { collection, id } => (collection.id.clone(), id.clone()),
+            AuthFix::Revoke { collection_id, id } => (collection_id.clone(), id.clone()),
+        };
+        let holders: Vec<&Arc<Client>> = clients
+            .iter()
+            .filter(|c| c.state().actor.auth().is_some_and(|a| a.collection.id == collection_id && a.id() == id))
+            .collect();
+        if holders.is_empty() {
+            continue;
+        }
+        let fresh = match fix {
+            AuthFix::Revoke { .. } => None,
+            AuthFix::Reload { collection, id } => {
+                let c = collection.clone();
+                match state.db.read(move |conn| rows::load(conn, &c, &id).map_err(CrudError::from)).await {
+                    Ok(record) => record.map(|r| (collection, r)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "reloading a realtime client's auth record failed; it becomes a guest");
+                        None
+                    }
+                }
+            }
+        };
+        for client in holders {
+            let mut st = client.state();
+            let Actor::Auth(old) = &st.actor else { continue };
+            st.actor = match &fresh {
+                // A new tokenKey revokes every token issued before it: the client is a guest.
+                Some((collection, record)) if record.get("tokenKey").and_then(|v| v.as_str()) == Some(old.token_key()) => {
+                    Actor::Auth(Arc::new(AuthRecord { collection: collection.clone(), record: record.clone(), refreshable: old.refreshable, token: old.token.clone() }))
+                }
+                _ => Actor::Guest,
+            };
+        }
+    }
+}

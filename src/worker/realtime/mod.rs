@@ -1,0 +1,131 @@
+//! Realtime: PocketBase's SSE at `/api/realtime` and vaultbase's WebSocket at `/realtime`,
+//! fed by committed record changes from this worker's writer and, over the bus, from every
+//! other worker.
+//!
+//! [`Realtime`] is the worker's handle. The writer thread calls [`Realtime::publish`] right
+//! after a COMMIT (see `Db::write_then`): it only pushes onto an unbounded channel and queues
+//! one bus frame, so a write never waits for delivery, and events leave in commit order. The
+//! dispatcher task ([`deliver`]) does the rest per batch of changes: match subscriptions,
+//! group subscribers into variants, check rules and render payloads on a reader thread once
+//! per variant, and append frames to each client's bounded outbox ([`client`]), which the
+//! stream ([`sse`]) or session ([`ws`]) drains in one write per wake-up. Subscription POSTs
+//! for a client owned by another worker are forwarded over the bus ([`subscribe`]).
+//!
+//! It must not import hyper (the HTTP handlers in `api::realtime` do the upgrade and the
+//! framing of responses), must not run SQLite on async threads, and must never make the
+//! writer wait.
+
+pub mod client;
+pub mod deliver;
+pub mod sse;
+pub mod subscribe;
+pub mod topic;
+pub mod ws;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::shared::bus::{Bus, BusMsg};
+use crate::worker::records::changes::{Change, Changes};
+use client::{Client, End, Registry, Transport};
+
+/// The bus `Publish` topic that carries committed changes between workers.
+pub const BUS_TOPIC: &str = "realtime";
+
+/// The worker's realtime handle; cheap to clone.
+#[derive(Clone)]
+pub struct Realtime(Arc<Inner>);
+
+pub struct Inner {
+    pub worker_id: u32,
+    pub registry: Registry,
+    bus: Bus,
+    changes: mpsc::UnboundedSender<Arc<Changes>>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Arc<Changes>>>>,
+    seq: AtomicU64,
+    /// Forwarded subscription requests waiting for their owner's answer, by request id.
+    pending: Mutex<HashMap<u64, oneshot::Sender<subscribe::Outcome>>>,
+    next_request: AtomicU64,
+}
+
+impl std::ops::Deref for Realtime {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Realtime {
+    pub fn new(worker_id: u32, bus: Bus) -> Realtime {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Realtime(Arc::new(Inner {
+            worker_id,
+            registry: Registry::default(),
+            bus,
+            changes: tx,
+            receiver: Mutex::new(Some(rx)),
+            seq: AtomicU64::new(0),
+            pending: Mutex::new(HashMap::new()),
+            next_request: AtomicU64::new(1),
+        }))
+    }
+
+    /// The dispatcher's end of the change channel; `None` after the first call.
+    pub fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<Arc<Changes>>> {
+        self.receiver.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Releases the changes of one committed write job: to this worker's dispatcher, and to
+    /// every other worker as one bus frame. Runs on the writer thread right after COMMIT:
+    /// nothing here waits (an unbounded channel; the bus queue drops and counts when full).
+    pub fn publish(&self, changes: Changes) {
+        if changes.is_empty() {
+            return;
+        }
+        if let Bus::Unix(_) = self.bus {
+            match serde_json::to_value(&changes) {
+                Ok(payload) => {
+                    let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+                    self.bus.send(&BusMsg::Publish { origin: self.worker_id, seq, topic: BUS_TOPIC.to_owned(), payload });
+                }
+                Err(e) => tracing::error!(error = %e, "encoding realtime changes for the bus"),
+            }
+        }
+        // Fails only once the dispatcher is gone (the worker is exiting).
+        let _ = self.changes.send(Arc::new(changes));
+    }
+
+    /// Changes another worker committed, from the bus.
+    pub fn on_bus_publish(&self, payload: serde_json::Value) {
+        match serde_json::from_value::<Vec<Change>>(payload) {
+            Ok(changes) if !changes.is_empty() => {
+                let _ = self.changes.send(Arc::new(changes));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "undecodable realtime changes on the bus; skipped"),
+        }
+    }
+
+    /// A new local client, registered. Its first frame (SSE `PB_CONNECT`, WS `connected`) is
+    /// queued by the caller.
+    pub fn connect(&self, transport: Transport, ip: Option<std::net::IpAddr>) -> Result<Arc<Client>, crate::worker::auth::random::RandomError> {
+        let client = Arc::new(Client::new(client::new_client_id(self.worker_id)?, transport, ip));
+        self.registry.insert(client.clone());
+        Ok(client)
+    }
+
+    /// Drain: every stream gets a final frame and ends, so clients reconnect to a sibling.
+    pub fn drain(&self) {
+        for c in self.registry.all() {
+            let last = match c.transport {
+                Transport::Sse => format!("id:{}\nevent:VB_DRAIN\ndata:{{\"clientId\":\"{}\",\"reason\":\"server draining; reconnect\"}}\n\n", c.id, c.id),
+                Transport::Ws => r#"{"type":"draining","reason":"server draining; reconnect"}"#.to_owned(),
+            };
+            c.end(End::Drain, Some(last.as_bytes()));
+        }
+    }
+}
