@@ -121,6 +121,13 @@ pub const MIGRATIONS: &[Migration] = &[
             CREATE TABLE _vb_used_tokens (hash TEXT PRIMARY KEY NOT NULL, expires INTEGER NOT NULL);",
         ),
     },
+    Migration {
+        name: "1763769605_realtime_sequence",
+        // The cluster-wide commit sequence of record changes: bumped inside every write that
+        // changes records, so SQLite's write lock orders it exactly as the commits, and every
+        // worker can put the changes it hears of (its own and the bus's) back in commit order.
+        apply: Apply::Sql("INSERT INTO _vb_versions (name, version) VALUES ('realtime', 0);"),
+    },
 ];
 
 fn create_superusers(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {

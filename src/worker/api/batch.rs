@@ -22,7 +22,7 @@ use crate::worker::files;
 use crate::worker::http::body::{collect_limited, json_bytes, ResBody};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::Query;
-use crate::worker::records::changes::Changes;
+use crate::worker::records::changes::{self, Changes, Stamped};
 use crate::worker::records::crud::{self, CrudError};
 use crate::worker::records::write::{self, plain_passwords, Hashes};
 use crate::worker::state::AppState;
@@ -197,7 +197,7 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
     let realtime = state.realtime.clone();
     // The batch's changes are released once, after its single COMMIT; a failed batch rolls
     // back and releases nothing.
-    let job = state.db.write_then(move |tx| -> Result<(Vec<Value>, FileCleanup, Changes), ItemError> {
+    let job = state.db.write_then(move |tx| -> Result<(Vec<Value>, FileCleanup, Stamped), ItemError> {
         let snap = job_snap;
         let mut out = Vec::with_capacity(actions.len());
         let mut cleanup = FileCleanup::default();
@@ -246,7 +246,8 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
                 None => json!({"status": 204, "body": null}),
             });
         }
-        Ok((out, cleanup, changes))
+        let stamped = changes::stamp(tx, changes).map_err(|e| ItemError(None, CrudError::Sqlite(e)))?;
+        Ok((out, cleanup, stamped))
     }, move |(_, _, changes)| realtime.publish(std::mem::take(changes)));
     let timeout = Duration::from_secs(config.timeout_secs());
     let result = match tokio::time::timeout(timeout, job).await {

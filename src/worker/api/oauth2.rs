@@ -251,7 +251,7 @@ async fn sign_in_or_up(
     let created = state
         .db
         .write_then(
-            move |tx| -> Result<(String, crate::worker::records::changes::Changes), CrudError> {
+            move |tx| -> Result<(String, crate::worker::records::changes::Stamped), CrudError> {
                 let mut requester = Requester { ctx: RequestContext::new(std::time::SystemTime::now()), superuser: false };
                 requester.ctx.method = "POST".into();
                 requester.ctx.context = "oauth2".into();
@@ -260,7 +260,7 @@ async fn sign_in_or_up(
                 let json: Value = serde_json::from_slice(&bytes).map_err(|_| CrudError::Refused("Failed to create record."))?;
                 let id = json.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
                 accounts::link(tx, &link_id, &c2, &id, &p2, &uid)?;
-                Ok((id, changes))
+                Ok((id, crate::worker::records::changes::stamp(tx, changes)?))
             },
             move |(_, changes)| realtime.publish(std::mem::take(changes)),
         )

@@ -22,7 +22,7 @@ use crate::worker::http::body::{collect_limited, json_bytes, ResBody, DEFAULT_BO
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{list_envelope, ListParams, Query};
 use crate::worker::records::cache::Snapshot;
-use crate::worker::records::changes::Changes;
+use crate::worker::records::changes::{self, Changes};
 use crate::worker::records::crud::{self, CrudError, Page, Requester, Shape};
 use crate::worker::records::expand::ExpandTree;
 use crate::worker::records::fields::Projection;
@@ -341,7 +341,7 @@ async fn create_once(
             move |tx| {
                 let mut changes = Changes::new();
                 let bytes = crud::create(tx, &snap, &c, &requester, &columns, &relations, &shape, &mut changes)?;
-                Ok((bytes, changes))
+                Ok((bytes, changes::stamp(tx, changes)?))
             },
             move |(_, changes)| realtime.publish(std::mem::take(changes)),
         )
@@ -461,7 +461,7 @@ async fn update_once(
             move |tx| {
                 let mut changes = Changes::new();
                 let bytes = crud::update(tx, &snap, &c, &requester, &record_id, &columns, &relations, &shape, &mut changes)?;
-                Ok((bytes, changes))
+                Ok((bytes, changes::stamp(tx, changes)?))
             },
             move |(_, changes)| realtime.publish(std::mem::take(changes)),
         )
@@ -490,7 +490,7 @@ pub async fn delete(state: &AppState, collection: &str, id: &str, req: &Request<
                 move |tx| {
                     let mut changes = Changes::new();
                     let deleted = crud::delete(tx, &snap, &c, &requester, &id, &mut changes)?;
-                    Ok((deleted, changes))
+                    Ok((deleted, changes::stamp(tx, changes)?))
                 },
                 move |(_, changes)| realtime.publish(std::mem::take(changes)),
             )

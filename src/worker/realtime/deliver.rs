@@ -1,6 +1,6 @@
 //! The dispatcher: one task per worker that turns committed changes into frames in clients'
-//! outboxes, in the order the changes arrive (commit order for this worker's writes; bus
-//! order for the others').
+//! outboxes, in the cluster-wide commit order ([`super::order`] restores it from the
+//! sequence numbers the writes stamped).
 //!
 //! Per batch of changes it finds every (client, subscription) a change matches and groups
 //! them into variants — equal (auth identity, rule kind, options) see the same thing — then
@@ -25,7 +25,8 @@ use super::client::{Client, End, Transport};
 use super::topic::SubOptions;
 use crate::worker::actor::{Actor, AuthRecord};
 use crate::worker::records::cache::Snapshot;
-use crate::worker::records::changes::{Action, Change, Changes};
+use super::order::Reorder;
+use crate::worker::records::changes::{self, Action, Change, Stamped};
 use crate::worker::records::crud::{self, CrudError, Requester, RuleKind};
 use crate::worker::records::query::{AuthContext, RequestContext};
 use crate::worker::records::schema::{Collection, CollectionType};
@@ -37,27 +38,49 @@ use crate::worker::state::AppState;
 pub const MAX_BATCH_CHANGES: usize = 512;
 
 /// Runs until the change channel closes.
-pub async fn run(state: AppState, mut rx: mpsc::UnboundedReceiver<Arc<Changes>>) {
-    let mut batch: Vec<Arc<Changes>> = Vec::new();
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        let mut n = batch[0].len();
-        while n < MAX_BATCH_CHANGES {
+pub async fn run(state: AppState, mut rx: mpsc::UnboundedReceiver<Arc<Stamped>>) {
+    // Everything committed before now was committed before any client here could subscribe.
+    let mut order = match state.db.read(|conn| changes::current_sequence(conn).map_err(CrudError::from)).await {
+        Ok(last) => Reorder::starting_after(last),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the realtime sequence failed; starting from the first change heard");
+            Reorder::default()
+        }
+    };
+    let mut skipped = 0;
+    loop {
+        let deadline = order.deadline();
+        let mut ready = tokio::select! {
+            msg = rx.recv() => match msg {
+                Some(set) => order.push(set, std::time::Instant::now()),
+                None => break,
+            },
+            _ = sleep_until(deadline), if deadline.is_some() => order.expire(std::time::Instant::now()),
+        };
+        // Whatever else is already queued joins this round (one reader job for all of it).
+        while ready.iter().map(|s| s.changes.len()).sum::<usize>() < MAX_BATCH_CHANGES {
             match rx.try_recv() {
-                Ok(more) => {
-                    n += more.len();
-                    batch.push(more);
-                }
+                Ok(set) => ready.extend(order.push(set, std::time::Instant::now())),
                 Err(_) => break,
             }
         }
-        let changes: Vec<Change> = batch.drain(..).flat_map(|c| c.iter().cloned().collect::<Vec<_>>()).collect();
-        if state.realtime.registry.is_empty() {
+        if order.skipped > skipped {
+            tracing::warn!(worker_id = state.worker_id, skipped_total = order.skipped, "realtime changes never arrived; their events are lost");
+            skipped = order.skipped;
+        }
+        if ready.is_empty() || state.realtime.registry.is_empty() {
             continue;
         }
+        let changes: Vec<Change> = ready.iter().flat_map(|s| s.changes.iter().cloned()).collect();
         if let Err(e) = deliver(&state, changes).await {
             tracing::warn!(worker_id = state.worker_id, error = %e, "realtime delivery round failed; its events are lost");
         }
+    }
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    if let Some(d) = deadline {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(d)).await;
     }
 }
 

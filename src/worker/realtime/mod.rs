@@ -4,8 +4,11 @@
 //!
 //! [`Realtime`] is the worker's handle. The writer thread calls [`Realtime::publish`] right
 //! after a COMMIT (see `Db::write_then`): it only pushes onto an unbounded channel and queues
-//! one bus frame, so a write never waits for delivery, and events leave in commit order. The
-//! dispatcher task ([`deliver`]) does the rest per batch of changes: match subscriptions,
+//! one bus frame, so a write never waits for delivery. Each job's changes carry a cluster-wide
+//! sequence number bumped inside its transaction (`records::changes::stamp`), and the
+//! dispatcher task ([`deliver`]) puts what it hears — its own and the bus's — back into that
+//! commit order before delivering, so the order holds across workers too. Per batch of changes
+//! it then does the rest: match subscriptions,
 //! group subscribers into variants, check rules and render payloads on a reader thread once
 //! per variant, and append frames to each client's bounded outbox ([`client`]), which the
 //! stream ([`sse`]) or session ([`ws`]) drains in one write per wake-up. Subscription POSTs
@@ -17,19 +20,20 @@
 
 pub mod client;
 pub mod deliver;
+pub mod order;
 pub mod sse;
 pub mod subscribe;
 pub mod topic;
 pub mod ws;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::shared::bus::{Bus, BusMsg};
-use crate::worker::records::changes::{Change, Changes};
+use crate::worker::records::changes::Stamped;
 use client::{Client, End, Registry, Transport};
 
 /// The bus `Publish` topic that carries committed changes between workers.
@@ -43,9 +47,8 @@ pub struct Inner {
     pub worker_id: u32,
     pub registry: Registry,
     bus: Bus,
-    changes: mpsc::UnboundedSender<Arc<Changes>>,
-    receiver: Mutex<Option<mpsc::UnboundedReceiver<Arc<Changes>>>>,
-    seq: AtomicU64,
+    changes: mpsc::UnboundedSender<Arc<Stamped>>,
+    receiver: Mutex<Option<mpsc::UnboundedReceiver<Arc<Stamped>>>>,
     /// Forwarded subscription requests waiting for their owner's answer, by request id.
     pending: Mutex<HashMap<u64, oneshot::Sender<subscribe::Outcome>>>,
     next_request: AtomicU64,
@@ -68,42 +71,40 @@ impl Realtime {
             bus,
             changes: tx,
             receiver: Mutex::new(Some(rx)),
-            seq: AtomicU64::new(0),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
         }))
     }
 
     /// The dispatcher's end of the change channel; `None` after the first call.
-    pub fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<Arc<Changes>>> {
+    pub fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<Arc<Stamped>>> {
         self.receiver.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Releases the changes of one committed write job: to this worker's dispatcher, and to
     /// every other worker as one bus frame. Runs on the writer thread right after COMMIT:
     /// nothing here waits (an unbounded channel; the bus queue drops and counts when full).
-    pub fn publish(&self, changes: Changes) {
-        if changes.is_empty() {
+    pub fn publish(&self, stamped: Stamped) {
+        if stamped.changes.is_empty() {
             return;
         }
         if let Bus::Unix(_) = self.bus {
-            match serde_json::to_value(&changes) {
+            match serde_json::to_value(&stamped) {
                 Ok(payload) => {
-                    let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-                    self.bus.send(&BusMsg::Publish { origin: self.worker_id, seq, topic: BUS_TOPIC.to_owned(), payload });
+                    self.bus.send(&BusMsg::Publish { origin: self.worker_id, seq: stamped.seq, topic: BUS_TOPIC.to_owned(), payload });
                 }
                 Err(e) => tracing::error!(error = %e, "encoding realtime changes for the bus"),
             }
         }
         // Fails only once the dispatcher is gone (the worker is exiting).
-        let _ = self.changes.send(Arc::new(changes));
+        let _ = self.changes.send(Arc::new(stamped));
     }
 
     /// Changes another worker committed, from the bus.
     pub fn on_bus_publish(&self, payload: serde_json::Value) {
-        match serde_json::from_value::<Vec<Change>>(payload) {
-            Ok(changes) if !changes.is_empty() => {
-                let _ = self.changes.send(Arc::new(changes));
+        match serde_json::from_value::<Stamped>(payload) {
+            Ok(stamped) if !stamped.changes.is_empty() => {
+                let _ = self.changes.send(Arc::new(stamped));
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "undecodable realtime changes on the bus; skipped"),

@@ -45,6 +45,37 @@ pub struct Change {
 /// The changes one write job produced, in the order it made them.
 pub type Changes = Vec<Change>;
 
+/// The `_vb_versions` row holding the cluster-wide change sequence.
+pub const SEQUENCE_ROW: &str = "realtime";
+
+/// One committed write job's changes with their place in the cluster-wide commit order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stamped {
+    /// 0 when there are no changes (nothing was stamped).
+    pub seq: u64,
+    pub changes: Changes,
+}
+
+/// Gives `changes` the next sequence number, inside the write transaction that made them:
+/// SQLite's write lock serialises the bump with the commit, so sequence order is commit
+/// order across every process on the database. No changes, no bump.
+pub fn stamp(conn: &Connection, changes: Changes) -> rusqlite::Result<Stamped> {
+    if changes.is_empty() {
+        return Ok(Stamped::default());
+    }
+    let seq: i64 = conn
+        .prepare_cached("UPDATE _vb_versions SET version = version + 1 WHERE name = ?1 RETURNING version")?
+        .query_row([SEQUENCE_ROW], |r| r.get(0))?;
+    Ok(Stamped { seq: u64::try_from(seq).unwrap_or(0), changes })
+}
+
+/// The last sequence number committed so far.
+pub fn current_sequence(conn: &Connection) -> rusqlite::Result<u64> {
+    let seq: Option<i64> =
+        conn.prepare_cached("SELECT version FROM _vb_versions WHERE name = ?1")?.query_row([SEQUENCE_ROW], |r| r.get(0)).optional()?;
+    Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+}
+
 /// Reads record `id` of `c` as it is now in this transaction; `None` if it does not exist.
 pub fn capture(conn: &Connection, c: &Collection, id: &str) -> rusqlite::Result<Option<Vec<(String, SqlValue)>>> {
     let table = quote_ident(&c.name);

@@ -1,0 +1,606 @@
+//! Realtime across a 4-worker cluster, with real subscribers on fresh connections: raw SSE
+//! streams (the wire PocketBase's SDK reads) and WebSocket sessions, authenticated as guests,
+//! users and a superuser, some with a filter option. Writes go through fresh connections, so
+//! the kernel spreads them over the workers as it spreads the subscribers.
+//!
+//! Each test waits for events by polling with a deadline and judges "nothing else arrived"
+//! only after a barrier write every subscriber is allowed to see has arrived (events reach one
+//! subscriber in commit order), never after a sleep. No timing is asserted.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+const EMAIL: &str = "rt-admin@example.com";
+const PASSWORD: &str = "realtime superuser password";
+const USER_PASSWORD: &str = "realtime user password";
+/// Bound for all expected events to arrive on a loaded 2-core machine (normally well under 1 s).
+const DELIVERY_DEADLINE: Duration = Duration::from_secs(60);
+/// Attempts at landing a fresh connection on a worker other than a given one (each attempt
+/// fails with probability 1/4 with 4 workers).
+const ELSEWHERE_ATTEMPTS: usize = 400;
+
+/// One received record event.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Ev {
+    collection: String,
+    id: String,
+    action: String,
+    v: i64,
+    topic: String,
+}
+
+type Inbox = Arc<Mutex<Vec<Ev>>>;
+
+fn ev_from(topic: &str, action: &str, record: &Value) -> Ev {
+    Ev {
+        collection: record["collectionName"].as_str().unwrap_or_default().to_owned(),
+        id: record["id"].as_str().unwrap_or_default().to_owned(),
+        action: action.to_owned(),
+        v: record["v"].as_i64().unwrap_or(-1),
+        topic: topic.to_owned(),
+    }
+}
+
+/// The worker a client id names (its first three characters, base 36).
+fn owner(client_id: &str) -> u32 {
+    client_id.chars().take(3).fold(0, |acc, c| acc * 36 + c.to_digit(36).expect("base-36 client id"))
+}
+
+/// Reads an HTTP response head (through the blank line) byte by byte.
+fn read_head(r: &mut impl BufRead) -> String {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).expect("read head") > 0, "connection closed in the head: {head}");
+        if line == "\r\n" {
+            return head;
+        }
+        head.push_str(&line);
+    }
+}
+
+struct SseSub {
+    client_id: String,
+    inbox: Inbox,
+    ended: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when the final `VB_DRAIN` frame arrived.
+    drained: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Opens `GET /api/realtime` on a fresh connection and reads it on a thread until it ends.
+fn open_sse(port: u16) -> SseSub {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(b"GET /api/realtime HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").expect("request");
+    let mut r = BufReader::new(s);
+    let head = read_head(&mut r);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: text/event-stream"), "{head}");
+    let inbox: Inbox = Arc::default();
+    let ended = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let drained = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (connect_tx, connect_rx) = mpsc::channel::<String>();
+    let (sink, done, drain_seen) = (inbox.clone(), ended.clone(), drained.clone());
+    std::thread::spawn(move || {
+        let mut pending = Vec::<u8>::new();
+        loop {
+            // Chunked transfer: size line, data, CRLF.
+            let mut size = String::new();
+            if r.read_line(&mut size).unwrap_or(0) == 0 {
+                break;
+            }
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            let mut chunk = vec![0u8; n + 2];
+            if r.read_exact(&mut chunk).is_err() {
+                break;
+            }
+            pending.extend_from_slice(&chunk[..n]);
+            while let Some(pos) = pending.windows(2).position(|w| w == b"\n\n") {
+                let frame: Vec<u8> = pending.drain(..pos + 2).collect();
+                let text = String::from_utf8(frame).expect("utf-8 frame");
+                let (mut id, mut event, mut data) = ("", "", "");
+                for line in text.lines() {
+                    if let Some(v) = line.strip_prefix("id:") {
+                        id = v;
+                    } else if let Some(v) = line.strip_prefix("event:") {
+                        event = v;
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data = v;
+                    }
+                }
+                let data: Value = serde_json::from_str(data).expect("JSON data");
+                if event == "PB_CONNECT" {
+                    assert_eq!(data["clientId"].as_str(), Some(id), "the id field carries the client id");
+                    let _ = connect_tx.send(id.to_owned());
+                } else if event == "VB_DRAIN" {
+                    drain_seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                } else {
+                    let e = ev_from(event, data["action"].as_str().unwrap_or_default(), &data["record"]);
+                    sink.lock().expect("inbox").push(e);
+                }
+            }
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let client_id = connect_rx.recv_timeout(Duration::from_secs(20)).expect("PB_CONNECT");
+    assert_eq!(client_id.len(), 40);
+    SseSub { client_id, inbox, ended, drained }
+}
+
+/// Sends the subscription POST on a fresh connection that a `/_/health` on the same
+/// connection proved to be served by another worker than `avoid`. Returns (status, worker).
+fn post_elsewhere(port: u16, avoid: u32, token: Option<&str>, body: &Value) -> (u16, u32) {
+    for _ in 0..ELSEWHERE_ATTEMPTS {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        s.write_all(b"GET /_/health HTTP/1.1\r\nHost: x\r\n\r\n").expect("health");
+        let mut r = BufReader::new(s.try_clone().expect("clone"));
+        let head = read_head(&mut r);
+        let len: usize = head
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().expect("length")))
+            .expect("content-length");
+        let mut body_bytes = vec![0u8; len];
+        r.read_exact(&mut body_bytes).expect("health body");
+        let worker = serde_json::from_slice::<Value>(&body_bytes).expect("health JSON")["worker_id"].as_u64().expect("worker_id") as u32;
+        if worker == avoid {
+            continue;
+        }
+        let payload = body.to_string();
+        let mut req = format!("POST /api/realtime HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", payload.len());
+        if let Some(t) = token {
+            req.push_str(&format!("Authorization: {t}\r\n"));
+        }
+        req.push_str("\r\n");
+        req.push_str(&payload);
+        s.write_all(req.as_bytes()).expect("post");
+        let head = read_head(&mut r);
+        let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
+        return (status, worker);
+    }
+    panic!("no connection reached a worker other than {avoid} in {ELSEWHERE_ATTEMPTS} attempts");
+}
+
+struct WsSub {
+    client_id: String,
+    inbox: Inbox,
+}
+
+/// Opens a WebSocket at `/realtime`, authenticates, subscribes, then reads on a thread.
+fn open_ws(port: u16, token: Option<&str>, topics: &[String]) -> WsSub {
+    let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let (mut ws, res) = tungstenite::client::client(format!("ws://127.0.0.1:{port}/realtime"), stream).expect("ws handshake");
+    assert_eq!(res.status().as_u16(), 101);
+    let next = |ws: &mut tungstenite::WebSocket<TcpStream>| -> Value {
+        loop {
+            match ws.read().expect("ws read") {
+                Message::Text(t) => return serde_json::from_str(&t).expect("ws JSON"),
+                Message::Close(f) => panic!("ws closed early: {f:?}"),
+                _ => {}
+            }
+        }
+    };
+    let hello = next(&mut ws);
+    assert_eq!(hello["type"], "connected");
+    let client_id = hello["clientId"].as_str().expect("clientId").to_owned();
+    if let Some(t) = token {
+        ws.send(Message::Text(json!({"type": "auth", "token": t}).to_string())).expect("send auth");
+        let r = next(&mut ws);
+        assert_eq!(r["type"], "authenticated", "{r}");
+    }
+    ws.send(Message::Text(json!({"type": "subscribe", "topics": topics}).to_string())).expect("send subscribe");
+    let r = next(&mut ws);
+    assert_eq!(r["type"], "subscribed", "{r}");
+    assert_eq!(r["topics"].as_array().map(Vec::len), Some(topics.len()));
+    let inbox: Inbox = Arc::default();
+    let sink = inbox.clone();
+    std::thread::spawn(move || loop {
+        match ws.read() {
+            Ok(Message::Text(t)) => {
+                let m: Value = serde_json::from_str(&t).expect("ws JSON");
+                if let Some(action) = m["action"].as_str() {
+                    assert_eq!(m["type"].as_str(), Some(action));
+                    let e = ev_from(m["topic"].as_str().unwrap_or_default(), action, &m["record"]);
+                    assert_eq!(m["collection"].as_str(), Some(e.collection.as_str()));
+                    sink.lock().expect("inbox").push(e);
+                }
+            }
+            Ok(Message::Close(_)) | Err(_) => break,
+            Ok(_) => {}
+        }
+    });
+    WsSub { client_id, inbox }
+}
+
+fn ok(r: Resp) -> Value {
+    assert!(r.status == 200 || r.status == 204, "HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body));
+    if r.body.is_empty() {
+        Value::Null
+    } else {
+        r.json()
+    }
+}
+
+/// A fresh-connection call that retries on a connection-level failure (a worker killed while
+/// the connection was in its accept queue).
+fn call_retrying(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+    for _ in 0..20 {
+        let attempt = std::panic::catch_unwind(|| call(port, method, path, token, body));
+        if let Ok(r) = attempt {
+            return r;
+        }
+    }
+    panic!("{method} {path} failed on 20 fresh connections");
+}
+
+struct Cluster {
+    p: Proc,
+    su: String,
+}
+
+fn start_cluster() -> Cluster {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    create_superuser(&tmp.path().join("data"), EMAIL, PASSWORD);
+    let mut p = Spawn::cluster(4).in_tempdir(tmp).start();
+    p.wait_healthy();
+    let su = ok(call(p.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({"identity": EMAIL, "password": PASSWORD}))))["token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    Cluster { p, su }
+}
+
+impl Cluster {
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Value {
+        ok(call_retrying(self.p.port, method, path, Some(&self.su), body))
+    }
+
+    /// `items` (public, with `n` and `v`) and `secrets` (each visible to its owner only).
+    fn schema(&self) -> Vec<(String, String)> {
+        let members = self.call(
+            "POST",
+            "/api/collections",
+            Some(&json!({"name": "members", "type": "auth", "createRule": "", "listRule": "id = @request.auth.id", "viewRule": "id = @request.auth.id"})),
+        );
+        self.call(
+            "POST",
+            "/api/collections",
+            Some(&json!({"name": "items", "listRule": "", "viewRule": "", "fields": [
+                {"name": "title", "type": "text", "required": true},
+                {"name": "n", "type": "number"},
+                {"name": "v", "type": "number"}
+            ]})),
+        );
+        self.call(
+            "POST",
+            "/api/collections",
+            Some(&json!({"name": "secrets", "listRule": "owner = @request.auth.id", "viewRule": "owner = @request.auth.id", "fields": [
+                {"name": "owner", "type": "relation", "collectionId": members["id"], "maxSelect": 1},
+                {"name": "v", "type": "number"}
+            ]})),
+        );
+        let mut users = Vec::new();
+        for who in ["u1", "u2", "u3"] {
+            let email = format!("{who}@example.com");
+            let rec = self.call("POST", "/api/collections/members/records", Some(&json!({"email": email, "password": USER_PASSWORD, "passwordConfirm": USER_PASSWORD})));
+            let auth = ok(call(self.p.port, "POST", "/api/collections/members/auth-with-password", None, Some(&json!({"identity": email, "password": USER_PASSWORD}))));
+            users.push((rec["id"].as_str().expect("id").to_owned(), auth["token"].as_str().expect("token").to_owned()));
+        }
+        users
+    }
+}
+
+/// Who a subscriber is.
+#[derive(Debug, Clone, PartialEq)]
+enum Who {
+    Guest,
+    User(usize),
+    Superuser,
+}
+
+/// What a subscriber asked for and what it got.
+struct Sub {
+    who: Who,
+    /// Only `items` with n >= 50 (a filter option on its `items/*` topic).
+    filtered: bool,
+    items_topic: String,
+    inbox: Inbox,
+}
+
+/// Waits until `pred` holds for every subscriber's inbox.
+fn wait_all(subs: &[Sub], what: &str, pred: impl Fn(&Sub, &[Ev]) -> bool) {
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    loop {
+        let pending: Vec<usize> = subs.iter().enumerate().filter(|(_, s)| !pred(s, &s.inbox.lock().expect("inbox"))).map(|(i, _)| i).collect();
+        if pending.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "subscribers {pending:?} did not receive {what} in time");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// One committed write as a subscriber should see it.
+#[derive(Debug, Clone)]
+struct Written {
+    collection: &'static str,
+    id: String,
+    action: &'static str,
+    v: i64,
+    n: i64,
+    owner: Option<usize>,
+}
+
+fn may_see(sub: &Sub, w: &Written) -> bool {
+    match w.collection {
+        "items" => !sub.filtered || w.n >= 50,
+        _ => match sub.who {
+            Who::Superuser => true,
+            Who::User(u) => w.owner == Some(u),
+            Who::Guest => false,
+        },
+    }
+}
+
+fn items_filter_topic() -> String {
+    let options = json!({"query": {"filter": "n >= 50"}}).to_string();
+    format!("items/*?options={}", url_encode(&options))
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// Opens `count` subscribers (even: SSE, odd: WS) cycling through the identities, each on
+/// `items/*` (some with the filter) and `secrets/*`. SSE subscriptions are POSTed through a
+/// connection to another worker than the stream's, so each is forwarded over the bus.
+fn subscribe_all(c: &Cluster, users: &[(String, String)], count: usize) -> (Vec<Sub>, Vec<u32>) {
+    let mut subs = Vec::new();
+    let mut owners = Vec::new();
+    for i in 0..count {
+        let who = match i % 5 {
+            0 => Who::Guest,
+            4 => Who::Superuser,
+            u => Who::User(u - 1),
+        };
+        let token = match &who {
+            Who::Guest => None,
+            Who::User(u) => Some(users[*u].1.clone()),
+            Who::Superuser => Some(c.su.clone()),
+        };
+        let filtered = i % 3 == 2;
+        let items_topic = if filtered { items_filter_topic() } else { "items/*".to_owned() };
+        let topics = vec![items_topic.clone(), "secrets/*".to_owned()];
+        let (inbox, client_id) = if i % 2 == 0 {
+            let sse = open_sse(c.p.port);
+            let stream_worker = owner(&sse.client_id);
+            let (status, post_worker) = post_elsewhere(c.p.port, stream_worker, token.as_deref(), &json!({"clientId": sse.client_id, "subscriptions": topics}));
+            assert_eq!(status, 204, "forwarded subscription POST");
+            assert_ne!(post_worker, stream_worker);
+            (sse.inbox, sse.client_id)
+        } else {
+            let ws = open_ws(c.p.port, token.as_deref(), &topics);
+            (ws.inbox, ws.client_id)
+        };
+        owners.push(owner(&client_id));
+        subs.push(Sub { who, filtered, items_topic, inbox });
+    }
+    (subs, owners)
+}
+
+/// Runs `per_thread` writes on each of `threads` threads, each on its own records, through
+/// fresh connections. Returns every committed write in per-record order.
+fn write_load(c: &Cluster, users: &[(String, String)], threads: usize, per_thread: usize) -> Vec<Written> {
+    let log: Arc<Mutex<Vec<Written>>> = Arc::default();
+    std::thread::scope(|scope| {
+        for t in 0..threads {
+            let log = log.clone();
+            scope.spawn(move || {
+                // (collection, id, v, n, owner) of this thread's live records.
+                let mut live: Vec<(&'static str, String, i64, i64, Option<usize>)> = Vec::new();
+                let mut rng = 0x9e37_79b9_u64.wrapping_mul(t as u64 + 1);
+                for k in 0..per_thread {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let roll = rng % 10;
+                    let n = (rng % 100) as i64;
+                    let w = if live.is_empty() || roll < 4 {
+                        if roll.is_multiple_of(2) {
+                            let rec = c.call("POST", "/api/collections/items/records", Some(&json!({"title": format!("t{t}k{k}"), "n": n, "v": 0})));
+                            let id = rec["id"].as_str().expect("id").to_owned();
+                            live.push(("items", id.clone(), 0, n, None));
+                            Written { collection: "items", id, action: "create", v: 0, n, owner: None }
+                        } else {
+                            let u = (rng as usize / 7) % users.len();
+                            let rec = c.call("POST", "/api/collections/secrets/records", Some(&json!({"owner": users[u].0, "v": 0})));
+                            let id = rec["id"].as_str().expect("id").to_owned();
+                            live.push(("secrets", id.clone(), 0, 0, Some(u)));
+                            Written { collection: "secrets", id, action: "create", v: 0, n: 0, owner: Some(u) }
+                        }
+                    } else {
+                        let i = (rng as usize / 11) % live.len();
+                        let (col, id, v, old_n, own) = live[i].clone();
+                        if roll < 8 {
+                            let v = v + 1;
+                            c.call("PATCH", &format!("/api/collections/{col}/records/{id}"), Some(&json!({"n": n, "v": v})));
+                            let n = if col == "items" { n } else { old_n };
+                            live[i] = (col, id.clone(), v, n, own);
+                            Written { collection: col, id, action: "update", v, n, owner: own }
+                        } else {
+                            c.call("DELETE", &format!("/api/collections/{col}/records/{id}"), None);
+                            live.remove(i);
+                            Written { collection: col, id, action: "delete", v, n: old_n, owner: own }
+                        }
+                    };
+                    log.lock().expect("log").push(w);
+                }
+            });
+        }
+    });
+    Arc::try_unwrap(log).expect("sole owner").into_inner().expect("log")
+}
+
+/// Checks that each subscriber got exactly what it may see: per record, the same actions and
+/// versions in the same order, none missing, none twice, nothing else (barrier excluded).
+fn check_exact(subs: &[Sub], writes: &[Written], barrier: &str) {
+    for (i, s) in subs.iter().enumerate() {
+        let got = s.inbox.lock().expect("inbox").clone();
+        let mut got_per: BTreeMap<(String, String), Vec<(String, i64)>> = BTreeMap::new();
+        for e in got.iter().filter(|e| e.id != barrier) {
+            let expected_topic = if e.collection == "items" { s.items_topic.as_str() } else { "secrets/*" };
+            assert_eq!(e.topic, expected_topic, "subscriber {i}: event under its subscription's name");
+            got_per.entry((e.collection.clone(), e.id.clone())).or_default().push((e.action.clone(), e.v));
+        }
+        let mut want_per: BTreeMap<(String, String), Vec<(String, i64)>> = BTreeMap::new();
+        for w in writes.iter().filter(|w| may_see(s, w)) {
+            want_per.entry((w.collection.to_owned(), w.id.clone())).or_default().push((w.action.to_owned(), w.v));
+        }
+        assert_eq!(got_per, want_per, "subscriber {i} ({:?}, filtered: {}) got other events than its rules allow", s.who, s.filtered);
+    }
+}
+
+fn expected_counts(subs: &[Sub], writes: &[Written]) -> Vec<usize> {
+    subs.iter().map(|s| writes.iter().filter(|w| may_see(s, w)).count()).collect()
+}
+
+#[test]
+fn every_subscriber_gets_exactly_what_its_rules_allow_across_four_workers() {
+    let c = start_cluster();
+    let users = c.schema();
+    let (subs, owners) = subscribe_all(&c, &users, 20);
+    let mut spread: HashMap<u32, usize> = HashMap::new();
+    for o in &owners {
+        *spread.entry(*o).or_default() += 1;
+    }
+    println!("subscribers per worker: {spread:?}");
+
+    let writes = write_load(&c, &users, 4, 50);
+    assert_eq!(writes.len(), 200);
+    let want = expected_counts(&subs, &writes);
+    wait_all(&subs, "their events", |s, got| {
+        let i = subs.iter().position(|x| std::ptr::eq(x, s)).unwrap_or(0);
+        got.len() >= want[i]
+    });
+
+    // A batch that fails (its second item lacks the required title) commits nothing and so
+    // publishes nothing; a barrier everyone sees then proves nothing else is on its way.
+    c.call("PATCH", "/api/settings", Some(&json!({"batch": {"enabled": true, "maxRequests": 50}})));
+    let failed = call_retrying(
+        c.p.port,
+        "POST",
+        "/api/batch",
+        Some(&c.su),
+        Some(&json!({"requests": [
+            {"method": "POST", "url": "/api/collections/items/records", "body": {"title": "in a failed batch", "n": 99, "v": 0}},
+            {"method": "POST", "url": "/api/collections/items/records", "body": {"n": 99, "v": 0}}
+        ]})),
+    );
+    assert_eq!(failed.status, 400, "{}", String::from_utf8_lossy(&failed.body));
+    let barrier = c.call("POST", "/api/collections/items/records", Some(&json!({"title": "barrier", "n": 100, "v": 0})));
+    let barrier_id = barrier["id"].as_str().expect("id").to_owned();
+    wait_all(&subs, "the barrier", |_, got| got.iter().any(|e| e.id == barrier_id));
+    for s in &subs {
+        assert!(!s.inbox.lock().expect("inbox").iter().any(|e| e.v == 0 && e.action == "create" && e.id != barrier_id && !writes.iter().any(|w| w.id == e.id)), "an event from the failed batch");
+    }
+    check_exact(&subs, &writes, &barrier_id);
+
+    // A batch that commits publishes each of its writes once.
+    let ok_batch = c.call(
+        "POST",
+        "/api/batch",
+        Some(&json!({"requests": [
+            {"method": "POST", "url": "/api/collections/items/records", "body": {"title": "batched a", "n": 60, "v": 0}},
+            {"method": "POST", "url": "/api/collections/items/records", "body": {"title": "batched b", "n": 61, "v": 0}}
+        ]})),
+    );
+    let batched: Vec<String> = ok_batch.as_array().expect("items").iter().map(|r| r["body"]["id"].as_str().expect("id").to_owned()).collect();
+    wait_all(&subs, "the committed batch", |_, got| batched.iter().all(|id| got.iter().filter(|e| &e.id == id).count() == 1));
+}
+
+#[test]
+fn killing_a_worker_does_not_stop_delivery_on_the_others() {
+    let c = start_cluster();
+    let users = c.schema();
+    let mut sses: Vec<SseSub> = Vec::new();
+    // Enough SSE streams that at least two workers hold some.
+    let mut workers: HashMap<u32, usize> = HashMap::new();
+    while sses.len() < 8 || workers.len() < 2 {
+        let s = open_sse(c.p.port);
+        let (status, _) = post_elsewhere(c.p.port, u32::MAX, None, &json!({"clientId": s.client_id, "subscriptions": ["items/*"]}));
+        assert_eq!(status, 204);
+        *workers.entry(owner(&s.client_id)).or_default() += 1;
+        sses.push(s);
+        assert!(sses.len() < 200, "streams never spread over two workers");
+    }
+    let victim = *workers.keys().next().expect("a worker");
+    // The victim's pid, from its own health answer.
+    let pid = loop {
+        let h = get(c.p.port, "/_/health").expect("health").json();
+        if h["worker_id"].as_u64() == Some(u64::from(victim)) {
+            break h["pid"].as_u64().expect("pid") as u32;
+        }
+    };
+    kill(pid, Signal::SIGKILL);
+    assert!(wait_gone(&[pid], Duration::from_secs(20)), "worker {victim} (pid {pid}) did not die");
+
+    let survivors: Vec<&SseSub> = sses.iter().filter(|s| owner(&s.client_id) != victim).collect();
+    assert!(!survivors.is_empty());
+    let mut ids = Vec::new();
+    for k in 0..20 {
+        let rec = c.call("POST", "/api/collections/items/records", Some(&json!({"title": format!("after kill {k}"), "n": k, "v": 0})));
+        ids.push(rec["id"].as_str().expect("id").to_owned());
+    }
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    for s in &survivors {
+        loop {
+            let got: Vec<String> = s.inbox.lock().expect("inbox").iter().map(|e| e.id.clone()).collect();
+            if ids.iter().all(|id| got.contains(id)) {
+                assert_eq!(got, ids, "each event once, in order");
+                break;
+            }
+            assert!(Instant::now() < deadline, "a subscriber on a surviving worker missed events: {got:?}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    // The victim's streams ended with it (clients reconnect elsewhere).
+    for s in sses.iter().filter(|s| owner(&s.client_id) == victim) {
+        let deadline = Instant::now() + DELIVERY_DEADLINE;
+        while !s.ended.load(std::sync::atomic::Ordering::SeqCst) {
+            assert!(Instant::now() < deadline, "a stream of the killed worker stayed open");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let _ = users;
+}
+
+#[test]
+fn a_draining_worker_ends_its_streams_with_a_final_frame() {
+    let mut p = Spawn::serve().start();
+    p.wait_healthy();
+    let sse = open_sse(p.port);
+    let (status, _) = post_elsewhere(p.port, u32::MAX, None, &json!({"clientId": sse.client_id, "subscriptions": ["items/*"]}));
+    assert_eq!(status, 204);
+    p.signal(Signal::SIGTERM);
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    while !sse.ended.load(std::sync::atomic::Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "the stream stayed open during the drain");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(sse.drained.load(std::sync::atomic::Ordering::SeqCst), "no final VB_DRAIN frame before the end");
+    let status = p.wait_exit(Duration::from_secs(20)).expect("exited");
+    assert!(status.success(), "drained cleanly, without waiting for the stream: {status}");
+}
