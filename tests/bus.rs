@@ -152,3 +152,30 @@ async fn an_oversized_frame_closes_only_that_connection() {
     let got = tokio::time::timeout(RECV_TIMEOUT, rb.recv()).await.expect("in time").expect("open");
     assert_eq!(got, BusMsg::Invalidate { origin: 0, what: "settings".into() });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_message_reaches_only_its_target_or_bounces_to_its_sender() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join(".bus.sock");
+    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
+    let _hub = Hub::start(&path, ev_tx).expect("hub");
+    let (a, _, mut ra) = BusClient::connect(&path, 0).await.expect("a");
+    let (_b, _, mut rb) = BusClient::connect(&path, 1).await.expect("b");
+    let (_c, _, mut rc) = BusClient::connect(&path, 2).await.expect("c");
+    wait_joined(&mut ev_rx, 3).await;
+
+    let ask = BusMsg::Direct { to: 2, from: 0, topic: "realtime.subscribe".into(), payload: serde_json::json!({"id": 1}) };
+    a.send(&ask);
+    let got = tokio::time::timeout(RECV_TIMEOUT, rc.recv()).await.expect("in time").expect("open");
+    assert_eq!(got, ask);
+    // Worker 7 is not connected: the frame comes back to its sender, marked undeliverable.
+    a.send(&BusMsg::Direct { to: 7, from: 0, topic: "realtime.subscribe".into(), payload: serde_json::json!({"id": 2}) });
+    match tokio::time::timeout(RECV_TIMEOUT, ra.recv()).await.expect("in time").expect("open") {
+        BusMsg::Direct { to, from, topic, payload } => {
+            assert_eq!((to, from, topic.as_str()), (0, 7, vaultbase::shared::bus::UNDELIVERABLE));
+            assert_eq!(payload["id"], 2);
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(tokio::time::timeout(Duration::from_millis(200), rb.recv()).await.is_err(), "worker 1 saw a message not meant for it");
+}

@@ -53,7 +53,7 @@ impl Reorder {
     pub fn expire(&mut self, now: Instant) -> Vec<Arc<Stamped>> {
         match (self.gap_since, self.held.keys().next().copied(), self.next) {
             (Some(since), Some(first), Some(next)) if now >= since + GAP_TIMEOUT => {
-                self.skipped += first - next;
+                self.skipped += first.saturating_sub(next);
                 self.next = Some(first);
                 self.gap_since = None;
                 self.release(now)
