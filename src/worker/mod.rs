@@ -140,6 +140,9 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if let Some(rx) = state.realtime.take_receiver() {
         tokio::spawn(realtime::deliver::run(state.clone(), rx));
     }
+    if let Some(rx) = state.realtime.take_relay_receiver() {
+        tokio::spawn(state.realtime.clone().relay(rx));
+    }
     let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx));
 
     bus.send(&BusMsg::Ready { worker_id });

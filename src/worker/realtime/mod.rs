@@ -3,8 +3,9 @@
 //! other worker.
 //!
 //! [`Realtime`] is the worker's handle. The writer thread calls [`Realtime::publish`] right
-//! after a COMMIT (see `Db::write_then`): it only pushes onto an unbounded channel and queues
-//! one bus frame, so a write never waits for delivery. Each job's changes carry a cluster-wide
+//! after a COMMIT (see `Db::write_then`): it only pushes onto unbounded channels (to the
+//! dispatcher, and to the bus relay task that encodes and sends them to the other workers), so
+//! a write never waits for delivery. Each job's changes carry a cluster-wide
 //! sequence number bumped inside its transaction (`records::changes::stamp`), and the
 //! dispatcher task ([`deliver`]) puts what it hears — its own and the bus's — back into that
 //! commit order before delivering, so the order holds across workers too. Per batch of changes
@@ -49,6 +50,9 @@ pub struct Inner {
     bus: Bus,
     changes: mpsc::UnboundedSender<Arc<Stamped>>,
     receiver: Mutex<Option<mpsc::UnboundedReceiver<Arc<Stamped>>>>,
+    /// To the bus relay task; `None` in `serve`, which has no other workers.
+    relay: Option<mpsc::UnboundedSender<Arc<Stamped>>>,
+    relay_receiver: Mutex<Option<mpsc::UnboundedReceiver<Arc<Stamped>>>>,
     /// Forwarded subscription requests waiting for their owner's answer, by request id.
     pending: Mutex<HashMap<u64, oneshot::Sender<subscribe::Outcome>>>,
     next_request: AtomicU64,
@@ -65,12 +69,21 @@ impl std::ops::Deref for Realtime {
 impl Realtime {
     pub fn new(worker_id: u32, bus: Bus) -> Realtime {
         let (tx, rx) = mpsc::unbounded_channel();
+        let (relay, relay_receiver) = match bus {
+            Bus::Unix(_) => {
+                let (t, r) = mpsc::unbounded_channel();
+                (Some(t), Some(r))
+            }
+            Bus::Local(_) => (None, None),
+        };
         Realtime(Arc::new(Inner {
             worker_id,
             registry: Registry::default(),
             bus,
             changes: tx,
             receiver: Mutex::new(Some(rx)),
+            relay,
+            relay_receiver: Mutex::new(relay_receiver),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
         }))
@@ -82,22 +95,35 @@ impl Realtime {
     }
 
     /// Releases the changes of one committed write job: to this worker's dispatcher, and to
-    /// every other worker as one bus frame. Runs on the writer thread right after COMMIT:
-    /// nothing here waits (an unbounded channel; the bus queue drops and counts when full).
+    /// the bus relay that sends them to every other worker. Runs on the writer thread right
+    /// after COMMIT, so it only pushes onto two unbounded channels (the JSON encoding for the
+    /// bus happens on the relay task, off the writer). Order does not depend on when either
+    /// side runs: every receiver restores it from the sequence numbers.
     pub fn publish(&self, stamped: Stamped) {
         if stamped.changes.is_empty() {
             return;
         }
-        if let Bus::Unix(_) = self.bus {
-            match serde_json::to_value(&stamped) {
-                Ok(payload) => {
-                    self.bus.send(&BusMsg::Publish { origin: self.worker_id, seq: stamped.seq, topic: BUS_TOPIC.to_owned(), payload });
-                }
+        let stamped = Arc::new(stamped);
+        if let Some(relay) = &self.relay {
+            let _ = relay.send(stamped.clone());
+        }
+        // Fails only once the dispatcher is gone (the worker is exiting).
+        let _ = self.changes.send(stamped);
+    }
+
+    /// The bus relay's end; `None` after the first call or in `serve` (no other workers).
+    pub fn take_relay_receiver(&self) -> Option<mpsc::UnboundedReceiver<Arc<Stamped>>> {
+        self.relay_receiver.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Sends this worker's committed changes to the other workers, one bus frame per write job.
+    pub async fn relay(self, mut rx: mpsc::UnboundedReceiver<Arc<Stamped>>) {
+        while let Some(stamped) = rx.recv().await {
+            match serde_json::to_value(&*stamped) {
+                Ok(payload) => self.bus.send(&BusMsg::Publish { origin: self.worker_id, seq: stamped.seq, topic: BUS_TOPIC.to_owned(), payload }),
                 Err(e) => tracing::error!(error = %e, "encoding realtime changes for the bus"),
             }
         }
-        // Fails only once the dispatcher is gone (the worker is exiting).
-        let _ = self.changes.send(Arc::new(stamped));
     }
 
     /// Changes another worker committed, from the bus.
