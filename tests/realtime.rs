@@ -250,9 +250,13 @@ struct Cluster {
 }
 
 fn start_cluster() -> Cluster {
+    start(Spawn::cluster(4))
+}
+
+fn start(spawn: Spawn) -> Cluster {
     let tmp = tempfile::tempdir().expect("tempdir");
     create_superuser(&tmp.path().join("data"), EMAIL, PASSWORD);
-    let mut p = Spawn::cluster(4).in_tempdir(tmp).start();
+    let mut p = spawn.in_tempdir(tmp).start();
     p.wait_healthy();
     let su = ok(call(p.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({"identity": EMAIL, "password": PASSWORD}))))["token"]
         .as_str()
@@ -603,4 +607,35 @@ fn a_draining_worker_ends_its_streams_with_a_final_frame() {
     assert!(sse.drained.load(std::sync::atomic::Ordering::SeqCst), "no final VB_DRAIN frame before the end");
     let status = p.wait_exit(Duration::from_secs(20)).expect("exited");
     assert!(status.success(), "drained cleanly, without waiting for the stream: {status}");
+}
+
+#[test]
+fn a_client_whose_auth_record_gets_a_new_token_key_becomes_a_guest() {
+    let c = start(Spawn::cluster(2));
+    let users = c.schema();
+    let (u1, token) = users[0].clone();
+    let sse = open_sse(c.p.port);
+    let (status, _) = post_elsewhere(c.p.port, u32::MAX, Some(&token), &json!({"clientId": sse.client_id, "subscriptions": ["secrets/*", "items/*"]}));
+    assert_eq!(status, 204);
+    let first = c.call("POST", "/api/collections/secrets/records", Some(&json!({"owner": u1, "v": 0})))["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    while !sse.inbox.lock().expect("inbox").iter().any(|e| e.id == first) {
+        assert!(Instant::now() < deadline, "the owner did not get her secret");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A new password rotates the tokenKey: every token issued before is void, and so is the
+    // realtime client's auth.
+    c.call("PATCH", &format!("/api/collections/members/records/{u1}"), Some(&json!({"password": "a brand new password", "passwordConfirm": "a brand new password"})));
+    let second = c.call("POST", "/api/collections/secrets/records", Some(&json!({"owner": u1, "v": 0})))["id"].as_str().expect("id").to_owned();
+    let barrier = c.call("POST", "/api/collections/items/records", Some(&json!({"title": "barrier", "n": 1, "v": 0})))["id"].as_str().expect("id").to_owned();
+    while !sse.inbox.lock().expect("inbox").iter().any(|e| e.id == barrier) {
+        assert!(Instant::now() < deadline, "the barrier did not arrive");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got: Vec<String> = sse.inbox.lock().expect("inbox").iter().map(|e| e.id.clone()).collect();
+    assert!(!got.contains(&second), "a revoked client still received a secret: {got:?}");
+    // The same POST with the old token now binds nothing: the client is a guest again and a
+    // guest → auth upgrade with a valid token is what is allowed.
+    let (status, _) = post_elsewhere(c.p.port, u32::MAX, Some(&token), &json!({"clientId": sse.client_id, "subscriptions": ["secrets/*"]}));
+    assert_eq!(status, 204);
 }

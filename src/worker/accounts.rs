@@ -10,6 +10,7 @@
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
 
+use crate::worker::records::changes::{Action, Changes};
 use crate::worker::records::schema::{quote_ident, Collection};
 use crate::worker::records::values::datetime::{format_datetime, now_millis};
 
@@ -39,13 +40,16 @@ pub enum Set {
 
 /// Updates `sets` of auth record `id`, and its `updated` autodate, but only while its tokenKey
 /// is still `expected_token_key` — the key the caller verified a token or password against —
-/// so a concurrent password or email change makes this a no-op. Returns whether it applied.
+/// so a concurrent password or email change makes this a no-op. Returns whether it applied;
+/// an applied change is added to `changes` (realtime update events, and realtime clients
+/// holding this record refresh or lose their auth).
 pub fn update_record(
     tx: &Transaction<'_>,
     c: &Collection,
     id: &str,
     expected_token_key: &str,
     sets: &[(&str, Set)],
+    changes: &mut Changes,
 ) -> rusqlite::Result<bool> {
     let mut assignments = Vec::new();
     let mut values: Vec<rusqlite::types::Value> = Vec::new();
@@ -69,7 +73,11 @@ pub fn update_record(
         values.len() - 1,
         values.len()
     );
-    Ok(tx.execute(&sql, rusqlite::params_from_iter(values))? == 1)
+    let applied = tx.execute(&sql, rusqlite::params_from_iter(values))? == 1;
+    if applied {
+        crate::worker::records::changes::record_after(tx, c, id, Action::Update, changes)?;
+    }
+    Ok(applied)
 }
 
 /// The id of the record of `c` with `email` (case-insensitive), if any.

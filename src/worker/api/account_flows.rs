@@ -26,6 +26,7 @@ use crate::worker::http::error::ApiError;
 use crate::worker::http::request::Query;
 use crate::worker::limits::{self, Limit};
 use crate::worker::mail::{self, templates, Mail};
+use crate::worker::records::changes::{self, Changes, Stamped};
 use crate::worker::records::crud::{self, Requester};
 use crate::worker::records::query::{AuthContext, RequestContext};
 use crate::worker::records::rows;
@@ -106,6 +107,28 @@ fn field_error(key: &str, code: &str, message: &str) -> ApiError {
 
 fn options(c: &Collection) -> AuthOptions {
     c.auth.clone().unwrap_or_default()
+}
+
+/// A write whose record changes (the account flows change auth records directly) are
+/// released to realtime after its COMMIT, as every other record write's are.
+async fn write_publishing<T, F>(state: &AppState, f: F) -> Result<T, DbError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction<'_>, &mut Changes) -> Result<T, DbError> + Send + 'static,
+{
+    let realtime = state.realtime.clone();
+    state
+        .db
+        .write_then(
+            move |tx| {
+                let mut changes = Changes::new();
+                let out = f(tx, &mut changes)?;
+                Ok((out, changes::stamp(tx, changes)?))
+            },
+            move |(_, stamped): &mut (T, Stamped)| realtime.publish(std::mem::take(stamped)),
+        )
+        .await
+        .map(|(out, _)| out)
 }
 
 fn no_content() -> Response<ResBody> {
@@ -459,16 +482,14 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
         return Err(ApiError::bad_request(INVALID_VERIFICATION));
     }
     let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
-    let applied = state
-        .db
-        .write(move |tx| -> Result<bool, DbError> {
-            if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
-                return Ok(false);
-            }
-            Ok(accounts::update_record(tx, &c2, &id, &key, &[("verified", Set::Bool(true))])?)
-        })
-        .await
-        .map_err(db_error)?;
+    let applied = write_publishing(state, move |tx, changes| -> Result<bool, DbError> {
+        if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
+            return Ok(false);
+        }
+        Ok(accounts::update_record(tx, &c2, &id, &key, &[("verified", Set::Bool(true))], changes)?)
+    })
+    .await
+    .map_err(db_error)?;
     if !applied {
         return Err(ApiError::bad_request(INVALID_VERIFICATION));
     }
@@ -548,20 +569,18 @@ pub async fn confirm_password_reset(state: &AppState, collection: &str, req: Req
     let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
     let new_key = random::new_token_key().map_err(ApiError::internal)?;
     let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
-    let applied = state
-        .db
-        .write(move |tx| -> Result<bool, DbError> {
-            if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
-                return Ok(false);
-            }
-            let mut sets = vec![("password", Set::Text(hash)), ("tokenKey", Set::Text(new_key))];
-            if verify_too {
-                sets.push(("verified", Set::Bool(true)));
-            }
-            Ok(accounts::update_record(tx, &c2, &id, &key, &sets)?)
-        })
-        .await
-        .map_err(db_error)?;
+    let applied = write_publishing(state, move |tx, changes| -> Result<bool, DbError> {
+        if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
+            return Ok(false);
+        }
+        let mut sets = vec![("password", Set::Text(hash)), ("tokenKey", Set::Text(new_key))];
+        if verify_too {
+            sets.push(("verified", Set::Bool(true)));
+        }
+        Ok(accounts::update_record(tx, &c2, &id, &key, &sets, changes)?)
+    })
+    .await
+    .map_err(db_error)?;
     if !applied {
         return Err(ApiError::bad_request(INVALID_RESET));
     }
@@ -642,20 +661,18 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
     }
     let new_key = random::new_token_key().map_err(ApiError::internal)?;
     let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
-    let outcome = state
-        .db
-        .write(move |tx| -> Result<Result<(), &'static str>, DbError> {
-            if accounts::email_taken(tx, &c2, &new_email, &id)? {
-                return Ok(Err("taken"));
-            }
-            if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
-                return Ok(Err("spent"));
-            }
-            let sets = [("email", Set::Text(new_email)), ("verified", Set::Bool(true)), ("tokenKey", Set::Text(new_key))];
-            Ok(if accounts::update_record(tx, &c2, &id, &key, &sets)? { Ok(()) } else { Err("changed") })
-        })
-        .await
-        .map_err(db_error)?;
+    let outcome = write_publishing(state, move |tx, changes| -> Result<Result<(), &'static str>, DbError> {
+        if accounts::email_taken(tx, &c2, &new_email, &id)? {
+            return Ok(Err("taken"));
+        }
+        if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
+            return Ok(Err("spent"));
+        }
+        let sets = [("email", Set::Text(new_email)), ("verified", Set::Bool(true)), ("tokenKey", Set::Text(new_key))];
+        Ok(if accounts::update_record(tx, &c2, &id, &key, &sets, changes)? { Ok(()) } else { Err("changed") })
+    })
+    .await
+    .map_err(db_error)?;
     match outcome {
         Ok(()) => Ok(no_content()),
         Err("taken") => Err(field_error("newEmail", "validation_invalid_new_email", "Invalid new email address.")),
@@ -759,27 +776,25 @@ pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Inco
         None
     };
     let (c2, rid, key) = (c.clone(), row.record_id.clone(), str_of(&record, "tokenKey").to_owned());
-    let used = state
-        .db
-        .write(move |tx| -> Result<bool, DbError> {
-            if !accounts::delete_otp(tx, &otp_id)? {
-                return Ok(false);
-            }
-            let mut sets = Vec::new();
-            if verify {
-                sets.push(("verified", Set::Bool(true)));
-            }
-            if let Some((hash, new_key)) = reset_password {
-                sets.push(("password", Set::Text(hash)));
-                sets.push(("tokenKey", Set::Text(new_key)));
-            }
-            if !sets.is_empty() {
-                accounts::update_record(tx, &c2, &rid, &key, &sets)?;
-            }
-            Ok(true)
-        })
-        .await
-        .map_err(db_error)?;
+    let used = write_publishing(state, move |tx, changes| -> Result<bool, DbError> {
+        if !accounts::delete_otp(tx, &otp_id)? {
+            return Ok(false);
+        }
+        let mut sets = Vec::new();
+        if verify {
+            sets.push(("verified", Set::Bool(true)));
+        }
+        if let Some((hash, new_key)) = reset_password {
+            sets.push(("password", Set::Text(hash)));
+            sets.push(("tokenKey", Set::Text(new_key)));
+        }
+        if !sets.is_empty() {
+            accounts::update_record(tx, &c2, &rid, &key, &sets, changes)?;
+        }
+        Ok(true)
+    })
+    .await
+    .map_err(db_error)?;
     if !used {
         return Err(ApiError::bad_request(INVALID_OTP));
     }
