@@ -25,6 +25,7 @@ use super::client::{Client, End, Transport};
 use super::topic::SubOptions;
 use crate::worker::actor::{Actor, AuthRecord};
 use crate::worker::records::cache::Snapshot;
+use crate::worker::versioned::STALE_VERSION;
 use super::order::Reorder;
 use crate::worker::records::changes::{self, Action, Change, Stamped};
 use crate::worker::records::crud::{self, CrudError, Requester, RuleKind};
@@ -116,47 +117,62 @@ enum AuthFix {
 
 async fn deliver(state: &AppState, changes: Vec<Change>) -> Result<(), CrudError> {
     let clients = state.realtime.registry.all();
-    let mut snap = state.schema.fresh(&state.db).await.map_err(|e| CrudError::BadQuery(e.to_string()))?;
+    // The held snapshot saves a database hop per round; the render job checks its version in
+    // its own read transaction, and a stale plan is made again with a fresh snapshot (the
+    // grouping reads the rules too). A collection the held one does not know yet (created
+    // since) makes the round start fresh.
+    let mut snap = state.schema.snapshot();
+    if snap.version == STALE_VERSION || changes.iter().any(|ch| snap.get(&ch.collection_id).is_none()) {
+        snap = fresh(state).await?;
+    }
+    for attempt in 0..2 {
+        let (planned, fixes) = plan_round(&snap, &clients, &changes);
+        if planned.is_empty() {
+            apply_auth_fixes(state, &clients, fixes).await;
+            return Ok(());
+        }
+        let (job_snap, job_planned) = (snap.clone(), planned_inputs(&planned));
+        match state.db.read(move |conn| crud::read_snapshot(conn, |conn| render(conn, &job_snap, &job_planned))).await {
+            Err(CrudError::Stale(_)) if attempt == 0 => {
+                state.schema.invalidate();
+                snap = fresh(state).await?;
+            }
+            Err(e) => return Err(e),
+            Ok(rendered) => {
+                for (p, payloads) in planned.iter().zip(rendered) {
+                    for (v, payload) in p.variants.iter().zip(payloads) {
+                        if let Some(record) = payload {
+                            send(v, p.change.action, &snap, &p.change.collection_id, &record);
+                        }
+                    }
+                }
+                apply_auth_fixes(state, &clients, fixes).await;
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn fresh(state: &AppState) -> Result<Arc<Snapshot>, CrudError> {
+    state.schema.fresh(&state.db).await.map_err(|e| CrudError::BadQuery(e.to_string()))
+}
+
+/// Every change's variants under `snap`, and the auth fixes the round owes its clients.
+fn plan_round(snap: &Snapshot, clients: &[Arc<Client>], changes: &[Change]) -> (Vec<Planned>, Vec<AuthFix>) {
     let mut planned = Vec::with_capacity(changes.len());
     let mut fixes = Vec::new();
     for change in changes {
         let Some(c) = snap.get(&change.collection_id).cloned() else { continue };
         if c.kind == CollectionType::Auth && change.action != Action::Create {
-            fixes.push(auth_fix(&c, &change));
+            fixes.push(auth_fix(&c, change));
         }
-        let variants = plan(&clients, &c, &change);
+        let variants = plan(clients, &c, change);
         if !variants.is_empty() {
-            planned.push(Planned { change, variants });
+            planned.push(Planned { change: change.clone(), variants });
         }
     }
-    if !planned.is_empty() {
-        let mut rendered = None;
-        for attempt in 0..2 {
-            let (job_snap, job_planned) = (snap.clone(), planned_inputs(&planned));
-            let result = state.db.read(move |conn| crud::read_snapshot(conn, |conn| render(conn, &job_snap, &job_planned))).await;
-            match result {
-                Err(CrudError::Stale(_)) if attempt == 0 => {
-                    state.schema.invalidate();
-                    snap = state.schema.fresh(&state.db).await.map_err(|e| CrudError::BadQuery(e.to_string()))?;
-                }
-                other => {
-                    rendered = Some(other?);
-                    break;
-                }
-            }
-        }
-        if let Some(rendered) = rendered {
-            for (p, payloads) in planned.iter().zip(rendered) {
-                for (v, payload) in p.variants.iter().zip(payloads) {
-                    if let Some(record) = payload {
-                        send(v, p.change.action, &snap, &p.change.collection_id, &record);
-                    }
-                }
-            }
-        }
-    }
-    apply_auth_fixes(state, &clients, fixes).await;
-    Ok(())
+    (planned, fixes)
 }
 
 /// Groups the subscriptions `change` matches into variants.
@@ -370,5 +386,44 @@ async fn apply_auth_fixes(state: &AppState, clients: &[Arc<Client>], fixes: Vec<
                 _ => Actor::Guest,
             };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::records::schema::Collection;
+
+    fn user(id: &str) -> Actor {
+        let c = Arc::new(Collection::scaffold(CollectionType::Auth, "users"));
+        let mut record = serde_json::Map::new();
+        record.insert("id".into(), serde_json::Value::String(id.into()));
+        Actor::Auth(Arc::new(AuthRecord { collection: c, record, refreshable: true, token: String::new() }))
+    }
+
+    #[test]
+    fn subscribers_who_see_the_same_share_one_variant() {
+        let mut posts = Collection::scaffold(CollectionType::Base, "posts");
+        posts.list_rule = Some("title != ''".into());
+        posts.view_rule = Some("owner = @request.auth.id".into());
+        let plain = SubOptions { shape: Some(crud::Shape::default()), ..SubOptions::default() };
+        // The list rule cannot tell users apart: guests and users share a key.
+        let (a, b, g) = (user("a"), user("b"), Actor::Guest);
+        let list = |who: &Actor| auth_key(who, &posts, RuleKind::List, &plain);
+        assert_eq!(list(&a), list(&b));
+        assert_eq!(list(&a), list(&g));
+        // The view rule reads @request.auth: each identity is its own variant.
+        let view = |who: &Actor| auth_key(who, &posts, RuleKind::View, &plain);
+        assert_ne!(view(&a), view(&b));
+        assert_ne!(view(&a), view(&g));
+        // Expanding checks related rules with the subscriber's auth: identities again.
+        let expanding = SubOptions {
+            shape: Some(crud::Shape { expand: crate::worker::records::expand::ExpandTree::parse("owner"), ..crud::Shape::default() }),
+            ..SubOptions::default()
+        };
+        assert_ne!(auth_key(&a, &posts, RuleKind::List, &expanding), auth_key(&b, &posts, RuleKind::List, &expanding));
+        // Auth collections show the owner her email: identities.
+        let users = Collection::scaffold(CollectionType::Auth, "users");
+        assert_ne!(auth_key(&a, &users, RuleKind::List, &plain), auth_key(&b, &users, RuleKind::List, &plain));
     }
 }
