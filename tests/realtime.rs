@@ -639,3 +639,67 @@ fn a_client_whose_auth_record_gets_a_new_token_key_becomes_a_guest() {
     let (status, _) = post_elsewhere(c.p.port, u32::MAX, Some(&token), &json!({"clientId": sse.client_id, "subscriptions": ["secrets/*"]}));
     assert_eq!(status, 204);
 }
+
+#[test]
+fn a_subscriber_that_stops_reading_is_cut_off_without_holding_back_the_others() {
+    let c = start(Spawn::serve());
+    c.call("POST", "/api/collections", Some(&json!({"name": "blobs", "listRule": "", "viewRule": "", "fields": [
+        {"name": "body", "type": "text", "max": 200000},
+        {"name": "v", "type": "number"}
+    ]})));
+    // The slow one: reads its PB_CONNECT, subscribes, then reads nothing more.
+    let mut slow = TcpStream::connect(("127.0.0.1", c.p.port)).expect("connect");
+    slow.write_all(b"GET /api/realtime HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let mut slow_r = BufReader::new(slow.try_clone().expect("clone"));
+    read_head(&mut slow_r);
+    let mut first = String::new();
+    while !first.contains("\n\n") {
+        let mut line = String::new();
+        slow_r.read_line(&mut line).expect("read");
+        first.push_str(&line);
+    }
+    let slow_id = first.lines().find_map(|l| l.strip_prefix("id:")).expect("client id").to_owned();
+    let (status, _) = post_elsewhere(c.p.port, u32::MAX, None, &json!({"clientId": slow_id, "subscriptions": ["blobs/*"]}));
+    assert_eq!(status, 204);
+    let fast = open_sse(c.p.port);
+    let (status, _) = post_elsewhere(c.p.port, u32::MAX, None, &json!({"clientId": fast.client_id, "subscriptions": ["blobs/*"]}));
+    assert_eq!(status, 204);
+
+    // 150 events of ~100 KB: far more than the socket buffers plus the 4 MiB outbox bound.
+    const EVENTS: usize = 150;
+    let body = "x".repeat(100_000);
+    let mut ids = Vec::new();
+    for _ in 0..EVENTS {
+        ids.push(c.call("POST", "/api/collections/blobs/records", Some(&json!({"body": body, "v": 0})))["id"].as_str().expect("id").to_owned());
+    }
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    loop {
+        let got: Vec<String> = fast.inbox.lock().expect("inbox").iter().map(|e| e.id.clone()).collect();
+        if got.len() >= EVENTS {
+            assert_eq!(got, ids, "the reading subscriber got every event once, in order");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the reading subscriber was held back: {} of {EVENTS}", got.len());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The slow one's stream was ended by the server: reading it now reaches the end of the
+    // chunked body (or the connection's end) with fewer than all events.
+    slow.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut rest = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match slow_r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                rest.extend_from_slice(&buf[..n]);
+                if rest.ends_with(b"\r\n0\r\n\r\n") {
+                    break;
+                }
+            }
+            Err(e) => panic!("the slow stream was neither ended nor closed: {e}"),
+        }
+    }
+    let seen = rest.windows(8).filter(|w| w == b"\nevent:b").count();
+    println!("the slow subscriber got {seen} of {EVENTS} events before it was cut off");
+    assert!(seen < EVENTS, "the slow subscriber was not cut off ({seen} events)");
+}
