@@ -178,6 +178,34 @@ pub fn link(tx: &Transaction<'_>, id: &str, c: &Collection, record_id: &str, pro
     Ok(())
 }
 
+/// Takes over record `record_id` for the provider identity that proved its email, when the
+/// record is still unverified: whoever registered that address before (and never proved it)
+/// loses the account — it becomes verified, gets `password_hash` (of a random password nobody
+/// knows) and `token_key` (logging out every session), and loses its other provider links.
+/// A verified record is left as it is. Returns whether the record was taken over.
+pub fn claim_unverified(tx: &Transaction<'_>, c: &Collection, record_id: &str, password_hash: &str, token_key: &str) -> rusqlite::Result<bool> {
+    let mut sql = format!("UPDATE {} SET \"verified\" = 1, \"password\" = ?1, \"tokenKey\" = ?2", quote_ident(&c.name));
+    let mut values = vec![password_hash.to_owned(), token_key.to_owned(), record_id.to_owned()];
+    if c.field("updated").is_some() {
+        sql.push_str(", \"updated\" = ?4");
+        values.push(format_datetime(now_millis()));
+    }
+    sql.push_str(" WHERE \"id\" = ?3 AND NOT \"verified\"");
+    let changed = tx.execute(&sql, rusqlite::params_from_iter(values))?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    tx.prepare_cached("DELETE FROM _externalAuths WHERE collectionRef = ?1 AND recordRef = ?2")?.execute([&c.id, record_id])?;
+    Ok(true)
+}
+
+/// Marks record `record_id` verified when its email is `email` (a new OAuth2 account whose
+/// address is the one the provider verified). Returns whether it did.
+pub fn verify_if_email(tx: &Transaction<'_>, c: &Collection, record_id: &str, email: &str) -> rusqlite::Result<bool> {
+    let sql = format!("UPDATE {} SET \"verified\" = 1 WHERE \"id\" = ?1 AND \"email\" = ?2 COLLATE NOCASE AND \"email\" != ''", quote_ident(&c.name));
+    Ok(tx.execute(&sql, [record_id, email])? == 1)
+}
+
 /// `(id, provider, providerId, created, updated)` of the links of one record.
 pub fn links_of(conn: &Connection, c: &Collection, record_id: &str) -> rusqlite::Result<Vec<[String; 5]>> {
     let mut stmt = conn.prepare_cached(
