@@ -204,3 +204,72 @@ fn an_otp_takes_five_guesses_then_answers_429() {
     let r = call(app.port(), "POST", "/api/collections/users/auth-with-otp", None, Some(&json!({"otpId": otp_id, "password": "00000000x"})));
     assert_eq!(r.status, 429);
 }
+
+/// Rows of the account-flow tables that belong to `record` of collection `collection_id`.
+fn account_rows(data: &std::path::Path, collection_id: &str, record: Option<&str>) -> Vec<(String, i64)> {
+    let conn = rusqlite::Connection::open(data.join("data.db")).expect("open data.db");
+    conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+    ["_externalAuths", "_otps", "_mfas", "_authOrigins"]
+        .iter()
+        .map(|t| {
+            let n: i64 = conn
+                .query_row(
+                    &format!("SELECT count(*) FROM {t} WHERE collectionRef = ?1 AND (?2 IS NULL OR recordRef = ?2)"),
+                    rusqlite::params![collection_id, record],
+                    |r| r.get(0),
+                )
+                .expect("count");
+            ((*t).to_owned(), n)
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+/// A user with a row in each account-flow table: a login origin, a pending OTP, an MFA
+/// session, and a provider link (written straight into the table: no provider is needed to
+/// show that nothing removes it).
+fn user_with_account_rows(app: &App, email: &str) -> String {
+    let user = ok(app.su("POST", "/api/collections/users/records", json!({"email": email, "password": USER_PASSWORD, "passwordConfirm": USER_PASSWORD})));
+    let id = user["id"].as_str().expect("id").to_owned();
+    let login = json!({"identity": email, "password": USER_PASSWORD});
+    ok(call(app.port(), "POST", "/api/collections/users/auth-with-password", None, Some(&login)));
+    ok(call(app.port(), "POST", "/api/collections/users/request-otp", None, Some(&json!({"email": email}))));
+    ok(app.su("PATCH", "/api/collections/users", json!({"mfa": {"enabled": true}})));
+    let r = call(app.port(), "POST", "/api/collections/users/auth-with-password", None, Some(&login));
+    assert_eq!(r.status, 401, "MFA is on: the first factor answers 401 with an mfaId");
+    ok(app.su("PATCH", "/api/collections/users", json!({"mfa": {"enabled": false}})));
+    let collection_id = user["collectionId"].as_str().expect("collectionId").to_owned();
+    let conn = rusqlite::Connection::open(app.p.dir.join("data.db")).expect("open data.db");
+    conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+    conn.execute(
+        "INSERT INTO _externalAuths (id, collectionRef, recordRef, provider, providerId) VALUES (?1, ?2, ?3, 'oidc', ?4)",
+        rusqlite::params![format!("l{}", &id[1..]), collection_id, id, format!("sub-{email}")],
+    )
+    .expect("insert a link");
+    assert_eq!(account_rows(&app.p.dir, &collection_id, Some(&id)).len(), 4, "{:?}", account_rows(&app.p.dir, &collection_id, Some(&id)));
+    id
+}
+
+#[test]
+fn deleting_an_auth_record_or_its_collection_deletes_its_links_otps_mfa_sessions_and_origins() {
+    let app = App::start(Spawn::serve());
+    let first = app.users();
+    let collection_id = ok(app.su("GET", "/api/collections/users", Value::Null))["id"].as_str().expect("id").to_owned();
+    ok(call(app.port(), "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": USER_EMAIL, "password": USER_PASSWORD}))));
+    let id = user_with_account_rows(&app, "doomed@example.com");
+
+    // A record delete.
+    let r = app.su("DELETE", &format!("/api/collections/users/records/{id}"), Value::Null);
+    assert_eq!(r.status, 204);
+    assert_eq!(account_rows(&app.p.dir, &collection_id, Some(&id)), vec![], "rows left by a deleted record");
+    // Nothing else was touched: the other user keeps its login origin.
+    assert!(!account_rows(&app.p.dir, &collection_id, Some(&first)).is_empty());
+
+    // A truncated collection, then a deleted one.
+    user_with_account_rows(&app, "truncated@example.com");
+    assert_eq!(app.su("DELETE", "/api/collections/users/truncate", Value::Null).status, 204);
+    assert_eq!(account_rows(&app.p.dir, &collection_id, None), vec![], "rows left by a truncated collection");
+    user_with_account_rows(&app, "dropped@example.com");
+    assert_eq!(app.su("DELETE", "/api/collections/users", Value::Null).status, 204);
+    assert_eq!(account_rows(&app.p.dir, &collection_id, None), vec![], "rows left by a deleted collection");
+}

@@ -161,6 +161,41 @@ pub fn note_origin(tx: &Transaction<'_>, id: &str, c: &Collection, record_id: &s
     Ok(known > 0)
 }
 
+/// The account-flow tables whose rows belong to one auth record (`collectionRef`,
+/// `recordRef`): none of them may outlive it, or a later record with the same id (ids can be
+/// chosen on create, and collection ids are derived from the name) would inherit its provider
+/// links, pending OTPs and MFA sessions.
+const PER_RECORD_TABLES: [&str; 4] = ["_externalAuths", "_otps", "_mfas", "_authOrigins"];
+
+/// Deletes every account-flow row of auth record `record_id` of collection `collection_id`;
+/// run in the transaction that deletes the record.
+pub fn forget_record(tx: &Transaction<'_>, collection_id: &str, record_id: &str) -> rusqlite::Result<()> {
+    for table in PER_RECORD_TABLES {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE collectionRef = ?1 AND recordRef = ?2"))?.execute([collection_id, record_id])?;
+    }
+    Ok(())
+}
+
+/// Deletes every account-flow row of collection `collection_id` (deleted or truncated); run
+/// in the same transaction.
+pub fn forget_collection(tx: &Transaction<'_>, collection_id: &str) -> rusqlite::Result<()> {
+    for table in PER_RECORD_TABLES {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE collectionRef = ?1"))?.execute([collection_id])?;
+    }
+    Ok(())
+}
+
+/// Removes a provider link whose record no longer exists (left by a version that did not
+/// delete links with their records); true when it did.
+pub fn drop_dangling_link(tx: &Transaction<'_>, c: &Collection, provider: &str, provider_id: &str) -> rusqlite::Result<bool> {
+    let sql = format!(
+        "DELETE FROM _externalAuths WHERE collectionRef = ?1 AND provider = ?2 AND providerId = ?3
+           AND NOT EXISTS (SELECT 1 FROM {} WHERE \"id\" = _externalAuths.recordRef)",
+        quote_ident(&c.name)
+    );
+    Ok(tx.execute(&sql, [&c.id, provider, provider_id])? > 0)
+}
+
 /// The record linked to `provider`/`provider_id` in `c`, if any.
 pub fn linked_record(conn: &Connection, c: &Collection, provider: &str, provider_id: &str) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT recordRef FROM _externalAuths WHERE collectionRef = ?1 AND provider = ?2 AND providerId = ?3")?

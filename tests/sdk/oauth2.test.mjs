@@ -210,3 +210,18 @@ test('OAuth2: linking an unverified account by email takes it away from whoever 
   const again = await oauth(squatterIdentity);
   assert.notEqual(again.record.id, id);
 });
+
+test('OAuth2: a provider link dies with its record and is not inherited through a reused id', async () => {
+  const identity = { sub: unique('gone-sub'), email: emailFor('gone-oauth'), email_verified: true };
+  const first = await oauth(identity);
+  const id = first.record.id;
+  await su.collection(coll).delete(id);
+  // A new account is created with the same id (ids may be chosen on create) and another email.
+  const reborn = await su.collection(coll).create({ id, email: emailFor('reborn'), password: PASSWORD, passwordConfirm: PASSWORD });
+  assert.equal(reborn.id, id);
+  assert.equal((await su.collection(coll).listExternalAuths(id)).length, 0, 'the link went with the record');
+  // The old provider identity is a stranger to it: a fresh sign-up, not a sign-in as `reborn`.
+  const again = await oauth(identity);
+  assert.equal(again.meta.isNew, true);
+  assert.notEqual(again.record.id, id);
+});

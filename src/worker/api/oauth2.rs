@@ -194,11 +194,26 @@ async fn sign_in_or_up(
     let (c2, p2, uid) = (c.clone(), provider.name.clone(), user.id.clone());
     let linked = state
         .db
-        .read(move |conn| accounts::linked_record(conn, &c2, &p2, &uid).map_err(DbError::from))
+        .read(move |conn| -> Result<Option<(String, bool)>, DbError> {
+            let Some(id) = accounts::linked_record(conn, &c2, &p2, &uid)? else { return Ok(None) };
+            let exists = rows::load(conn, &c2, &id)?.is_some();
+            Ok(Some((id, exists)))
+        })
         .await
         .map_err(ApiError::internal)?;
-    if let Some(id) = linked {
-        return Ok((id, false));
+    match linked {
+        Some((id, true)) => return Ok((id, false)),
+        // A link to a record that is gone is no link: it must not hand its id to whichever
+        // record is created with it next.
+        Some((_, false)) => {
+            let (c2, p2, uid) = (c.clone(), provider.name.clone(), user.id.clone());
+            state
+                .db
+                .write(move |tx| accounts::drop_dangling_link(tx, &c2, &p2, &uid).map_err(DbError::from))
+                .await
+                .map_err(ApiError::internal)?;
+        }
+        None => {}
     }
     // Only an address the provider explicitly verified proves the mailbox; anything else
     // (unverified, unsaid, Microsoft's tenant-asserted `mail`) never links to an existing
