@@ -273,3 +273,45 @@ fn deleting_an_auth_record_or_its_collection_deletes_its_links_otps_mfa_sessions
     assert_eq!(app.su("DELETE", "/api/collections/users", Value::Null).status, 204);
     assert_eq!(account_rows(&app.p.dir, &collection_id, None), vec![], "rows left by a deleted collection");
 }
+
+/// A password login as if through a proxy that says the client is `ip`.
+fn login_from(app: &App, ip: &str, identity: &str, password: &str) -> u16 {
+    let body = json!({"identity": identity, "password": password});
+    call_with(app.port(), "POST", "/api/collections/users/auth-with-password", None, Some(&body), &[("X-Forwarded-For", ip)]).status
+}
+
+#[test]
+fn behind_a_trusted_proxy_clients_are_told_apart_and_nobody_can_lock_the_owner_out() {
+    let app = App::start(Spawn::serve());
+    app.users();
+    ok(app.su(
+        "PATCH",
+        "/api/settings",
+        json!({
+            "trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": false},
+            "accountLimits": {"passwordPerIP": {"max": 3, "duration": 3600}, "passwordPerAccount": {"max": 2, "duration": 3600}},
+        }),
+    ));
+    // The client IP is the proxy's header (its rightmost address), also in /api/health.
+    let health = call_with(app.port(), "GET", "/api/health", Some(&app.su), None, &[("X-Forwarded-For", "198.51.100.1, 203.0.113.50")]);
+    assert_eq!(health.json()["data"]["realIP"], "203.0.113.50");
+
+    // Per IP: one client's failures do not refuse another client behind the same proxy.
+    for i in 0..3 {
+        assert_eq!(login_from(&app, "203.0.113.1", &format!("nobody{i}@example.com"), "wrong"), 400);
+    }
+    assert_eq!(login_from(&app, "203.0.113.1", "nobody9@example.com", "wrong"), 429);
+    assert_eq!(login_from(&app, "203.0.113.2", "nobody9@example.com", "wrong"), 400);
+
+    // Per account: an attacker's wrong guesses lock only the attacker out of the account…
+    assert_eq!(login_from(&app, "203.0.113.3", USER_EMAIL, "wrong guess"), 400);
+    assert_eq!(login_from(&app, "203.0.113.3", USER_EMAIL, "wrong guess"), 400);
+    assert_eq!(login_from(&app, "203.0.113.3", USER_EMAIL, USER_PASSWORD), 429);
+    // …while the owner, elsewhere, signs in with the right password.
+    assert_eq!(login_from(&app, "198.51.100.7", USER_EMAIL, USER_PASSWORD), 200);
+
+    // useLeftmostIP reads the header from the other end.
+    ok(app.su("PATCH", "/api/settings", json!({"trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": true}})));
+    assert_eq!(login_from(&app, "198.51.100.9, 203.0.113.1", "nobody9@example.com", "wrong"), 400);
+    assert_eq!(login_from(&app, "203.0.113.1, 198.51.100.9", "nobody9@example.com", "wrong"), 429);
+}

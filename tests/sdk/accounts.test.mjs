@@ -134,6 +134,22 @@ test('email change: the mail goes to the new address; confirming needs the passw
   await refused(client().collection(users).confirmEmailChange(token, u.password), 400);
 });
 
+test('email change: password guesses at confirm-email-change count against the password limits', async () => {
+  const u = await newUser('change-guess');
+  const pb = client();
+  await pb.collection(users).authWithPassword(u.email, u.password);
+  const newEmail = emailFor('change-guess-new');
+  assert.equal(await pb.collection(users).requestEmailChange(newEmail), true);
+  const token = tokenIn(await maildev.waitFor(newEmail, (m) => m.subject.startsWith('Confirm')), 'confirm-email-change');
+  // The default limit: 10 failed passwords per account from one client, then 429.
+  for (let i = 0; i < 10; i += 1) {
+    const wrong = await refused(client().collection(users).confirmEmailChange(token, `guess ${i}`), 400);
+    assert.ok(wrong.response.data.password);
+  }
+  await refused(client().collection(users).confirmEmailChange(token, u.password), 429);
+  assert.equal((await su.collection(users).getOne(u.id)).email, u.email);
+});
+
 test('OTP: request, mail with the code, log in; unknown emails get a fake id', async () => {
   await su.collections.update(users, { otp: { enabled: true, length: 6 } });
   const u = await newUser('otp');

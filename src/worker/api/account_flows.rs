@@ -9,7 +9,6 @@
 //! email than for a known one where PocketBase answers the same, and must not compare secrets
 //! with `==` (tokens are HMAC-verified, OTPs argon2-verified).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
@@ -63,35 +62,25 @@ impl Method {
     }
 }
 
-/// Where a request comes from: the peer IP (the key of per-IP limits) and its user agent
-/// (with the IP, the login fingerprint for alerts).
+/// Where a request comes from: the client IP (the key of per-IP limits; behind a proxy, from
+/// the `trustedProxy` headers) and its user agent (with the IP, the login fingerprint for
+/// alerts).
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub ip: String,
     pub user_agent: String,
 }
 
-pub fn origin_of(req: &Request<Incoming>) -> Origin {
-    let ip = req
-        .extensions()
-        .get::<crate::worker::server::PeerAddr>()
-        .map(|p| canonical_ip(p.0.ip()))
-        .unwrap_or_default();
+/// The [`Origin`] of `req`. The future does not borrow `req` (it is read before any await).
+pub fn origin_of(state: &AppState, req: &Request<Incoming>) -> impl std::future::Future<Output = Origin> + Send + 'static {
+    let ip = crate::worker::http::client_ip::of_request(state, req);
     let user_agent = req
         .headers()
         .get(hyper::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    Origin { ip, user_agent }
-}
-
-/// An IPv4 client seen through a dual-stack socket counts as the same IPv4 address.
-fn canonical_ip(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip).to_string(),
-        v4 => v4.to_string(),
-    }
+    async move { Origin { ip: ip.await, user_agent } }
 }
 
 fn db_error(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
@@ -250,12 +239,14 @@ pub struct PasswordAttempt {
     keys: [String; 2],
 }
 
-/// Charges one password attempt to this IP and this identity before any password is checked;
-/// 429 when either is over its limit. Charged up front (not after a failure) so that parallel
-/// attempts across workers cannot all slip under the limit before any of them is counted.
+/// Charges one password attempt to this IP, and to this identity from this IP, before any
+/// password is checked; 429 when either is over its limit. Charged up front (not after a
+/// failure) so that parallel attempts across workers cannot all slip under the limit before
+/// any of them is counted. The identity's counter is per IP, so wrong guesses from elsewhere
+/// never refuse the owner's right password.
 pub async fn charge_password_attempt(state: &AppState, c: &Collection, identity: &str, origin: &Origin) -> Result<PasswordAttempt, ApiError> {
     let cfg = state.settings.fresh(&state.db).await.map_err(db_error)?.settings.account_limits.clone();
-    let keys = [limits::ip_key("password", &origin.ip), limits::account_key("password", &c.id, identity)];
+    let keys = [limits::ip_key("password", &origin.ip), limits::ip_account_key("password", &c.id, &origin.ip, identity)];
     let charged = keys.clone();
     let now = jwt::unix_now();
     let ok = state
@@ -422,7 +413,7 @@ async fn login_alert(state: &AppState, c: &Arc<Collection>, record: &Map<String,
 /// background for an existing, unverified account.
 pub async fn request_verification(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
-    let origin = origin_of(&req);
+    let origin = origin_of(state, &req).await;
     let body = body_object(req).await?;
     let email = email_field(&body, "email")?;
     if c.name == SUPERUSERS {
@@ -481,7 +472,7 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
 /// `POST request-password-reset`: 204 whatever the email; mail in the background.
 pub async fn request_password_reset(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
-    let origin = origin_of(&req);
+    let origin = origin_of(state, &req).await;
     let body = body_object(req).await?;
     let email = email_field(&body, "email")?;
     let o = options(&c);
@@ -585,7 +576,7 @@ pub async fn request_email_change(state: &AppState, collection: &str, req: Reque
     if c.name == SUPERUSERS {
         return Err(ApiError::bad_request("Superusers change their email directly."));
     }
-    let origin = origin_of(&req);
+    let origin = origin_of(state, &req).await;
     let body = body_object(req).await?;
     let new_email = email_field(&body, "newEmail")?;
     let current = str_of(&auth.record, "email").to_owned();
@@ -612,9 +603,11 @@ pub async fn request_email_change(state: &AppState, collection: &str, req: Reque
     Ok(no_content())
 }
 
-/// `POST confirm-email-change`: needs the token and the account's password.
+/// `POST confirm-email-change`: needs the token and the account's password (an attempt
+/// counted by the password limits, like a login).
 pub async fn confirm_email_change(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
+    let origin = origin_of(state, &req).await;
     let body = body_object(req).await?;
     let token = text(&body, "token");
     let password = body.get("password").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -636,10 +629,12 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
     if !email.eq_ignore_ascii_case(str_of(&record, "email")) {
         return Err(ApiError::bad_request(INVALID_EMAIL_CHANGE));
     }
+    let attempt = charge_password_attempt(state, &c, str_of(&record, "email"), &origin).await?;
     let hash = str_of(&record, "password").to_owned();
     if !state.passwords.verify_or_dummy(Some(hash), &password).await {
         return Err(field_error("password", "validation_invalid_password", "Missing or invalid auth record password."));
     }
+    attempt.succeeded(state).await;
     let new_key = random::new_token_key().map_err(ApiError::internal)?;
     let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
     let outcome = state
@@ -669,7 +664,7 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
 /// `POST request-otp`: 200 `{otpId}`; an unknown email gets a fake id after the same work.
 pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
-    let origin = origin_of(&req);
+    let origin = origin_of(state, &req).await;
     let body = body_object(req).await?;
     let email = email_field(&body, "email")?;
     let o = options(&c);
@@ -708,7 +703,7 @@ pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incomi
 /// `POST auth-with-otp`
 pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
-    let origin = origin_of(&req);
+    let origin = origin_of(state, &req).await;
     let query_mfa = Query::parse(req.uri().query()).get("mfaId").map(str::to_owned);
     let body = body_object(req).await?;
     let (otp_id, password) = (text(&body, "otpId"), text(&body, "password"));

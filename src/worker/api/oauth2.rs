@@ -112,7 +112,7 @@ fn meta(user: &AuthUser, is_new: bool) -> Value {
 /// `POST auth-with-oauth2`
 pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
-    let origin = account_flows::origin_of(&req);
+    let origin = account_flows::origin_of(state, &req).await;
     let query_mfa = Query::parse(req.uri().query()).get("mfaId").map(str::to_owned);
     let body = json_object(req.into_body(), DEFAULT_BODY_LIMIT_BYTES, "An error occurred while loading the submitted data.").await?;
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
