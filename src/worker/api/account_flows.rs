@@ -671,12 +671,15 @@ pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incomi
     if !o.otp.enabled {
         return Err(ApiError::forbidden("The collection is not configured to allow OTP authentication."));
     }
+    // The per-IP limit first: a refused request must not cost an argon2 hash, or one client
+    // could keep the shared password pool busy with requests that are refused anyway.
+    let allowed = mail_allowed(state, &c, "otp", &email, &origin).await?;
     let otp_id = random::new_id().map_err(ApiError::internal)?;
     let digits = usize::try_from(o.otp.length.clamp(4, 32)).unwrap_or(8);
     let code = random::random_string(b"0123456789", digits).map_err(ApiError::internal)?;
-    // Hashed whether or not the account exists: the answer takes the same time either way.
+    // Hashed whether or not the account exists (or its mails are throttled): the answer takes
+    // the same time either way.
     let hash = state.passwords.hash(&code).await.map_err(ApiError::internal)?;
-    let allowed = mail_allowed(state, &c, "otp", &email, &origin).await?;
     let record = record_by_email(state, &c, &email).await?;
     let Some(record) = record.filter(|_| allowed) else {
         return Ok(json(StatusCode::OK, &json!({"otpId": otp_id})));
