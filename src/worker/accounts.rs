@@ -72,6 +72,13 @@ pub fn update_record(
     Ok(tx.execute(&sql, rusqlite::params_from_iter(values))? == 1)
 }
 
+/// Whether auth record `id` is verified, if it still has tokenKey `token_key` (None: gone, or
+/// its key changed since the caller checked a token against it).
+pub fn verified_under_key(conn: &Connection, c: &Collection, id: &str, token_key: &str) -> rusqlite::Result<Option<bool>> {
+    let sql = format!("SELECT \"verified\" FROM {} WHERE \"id\" = ?1 AND \"tokenKey\" = ?2", quote_ident(&c.name));
+    conn.prepare_cached(&sql)?.query_row([id, token_key], |r| r.get(0)).optional()
+}
+
 /// The id of the record of `c` with `email` (case-insensitive), if any.
 pub fn id_by_email(conn: &Connection, c: &Collection, email: &str) -> rusqlite::Result<Option<String>> {
     let sql = format!("SELECT \"id\" FROM {} WHERE \"email\" = ?1 COLLATE NOCASE LIMIT 1", quote_ident(&c.name));

@@ -38,9 +38,9 @@ use super::record_auth::auth_collection;
 const BAD_FORMAT: &str = "An error occurred while loading the submitted data.";
 const VALIDATION: &str = "An error occurred while validating the submitted data.";
 const TOO_MANY: &str = "Too Many Requests.";
-const INVALID_VERIFICATION: &str = "Invalid or expired verification token.";
-const INVALID_RESET: &str = "Invalid or expired password reset token.";
-const INVALID_EMAIL_CHANGE: &str = "Invalid or expired email change token.";
+/// PocketBase's `data.token` message for a token that is bad, expired, spent or for
+/// another purpose.
+const INVALID_TOKEN: &str = "Invalid or expired token.";
 const INVALID_OTP: &str = "Invalid or expired OTP.";
 const INVALID_MFA: &str = "Invalid or expired MFA session.";
 
@@ -91,6 +91,11 @@ fn field_error(key: &str, code: &str, message: &str) -> ApiError {
     let mut data = Map::new();
     data.insert(key.into(), json!({"code": code, "message": message}));
     ApiError::validation(VALIDATION, data)
+}
+
+/// PocketBase's answer to a bad single-purpose token: a validation error on `token`.
+fn invalid_token() -> ApiError {
+    field_error("token", "validation_invalid_token", INVALID_TOKEN)
 }
 
 fn options(c: &Collection) -> AuthOptions {
@@ -434,7 +439,8 @@ pub async fn request_verification(state: &AppState, collection: &str, req: Reque
     Ok(no_content())
 }
 
-/// `POST confirm-verification`
+/// `POST confirm-verification`. As in PocketBase, confirming an account that is already
+/// verified (the same token again, say) answers 204 and changes nothing.
 pub async fn confirm_verification(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
     let body = body_object(req).await?;
@@ -442,17 +448,26 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
     if token.is_empty() {
         return Err(field_error("token", "validation_required", "Cannot be blank."));
     }
+    if jwt::peek(&token).is_err() {
+        // Not a token at all, so it has no email claim (PocketBase's first check).
+        return Err(field_error("token", "validation_invalid_token_claims", "Missing email token claim."));
+    }
     let Some((record, claims)) = verify_token(state, &c, &token, TokenType::Verification).await? else {
-        return Err(ApiError::bad_request(INVALID_VERIFICATION));
+        return Err(invalid_token());
     };
-    let TokenKind::Verification { email } = &claims.kind else { return Err(ApiError::bad_request(INVALID_VERIFICATION)) };
+    let TokenKind::Verification { email } = &claims.kind else { return Err(invalid_token()) };
     if !email.eq_ignore_ascii_case(str_of(&record, "email")) {
-        return Err(ApiError::bad_request(INVALID_VERIFICATION));
+        return Err(invalid_token());
     }
     let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
     let applied = state
         .db
         .write(move |tx| -> Result<bool, DbError> {
+            // Already verified (under the key the token was checked against): nothing to do,
+            // and the token is not spent by a no-op.
+            if accounts::verified_under_key(tx, &c2, &id, &key)? == Some(true) {
+                return Ok(true);
+            }
             if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
                 return Ok(false);
             }
@@ -461,7 +476,7 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
         .await
         .map_err(db_error)?;
     if !applied {
-        return Err(ApiError::bad_request(INVALID_VERIFICATION));
+        return Err(invalid_token());
     }
     Ok(no_content())
 }
@@ -491,7 +506,7 @@ pub async fn request_password_reset(state: &AppState, collection: &str, req: Req
 }
 
 /// The collection's password rules applied to a new password, as field errors.
-fn check_new_password(c: &Collection, body: &Map<String, Value>) -> Result<String, ApiError> {
+fn check_new_password(c: &Collection, body: &Map<String, Value>) -> Result<String, Map<String, Value>> {
     let password = body.get("password").and_then(Value::as_str).unwrap_or_default().to_owned();
     let confirm = body.get("passwordConfirm").and_then(Value::as_str).unwrap_or_default();
     let mut data = Map::new();
@@ -516,7 +531,7 @@ fn check_new_password(c: &Collection, body: &Map<String, Value>) -> Result<Strin
         data.insert("passwordConfirm".into(), json!({"code": "validation_values_mismatch", "message": "Values don't match."}));
     }
     if !data.is_empty() {
-        return Err(ApiError::validation(VALIDATION, data));
+        return Err(data);
     }
     Ok(password)
 }
@@ -530,11 +545,22 @@ pub async fn confirm_password_reset(state: &AppState, collection: &str, req: Req
     if token.is_empty() {
         return Err(field_error("token", "validation_required", "Cannot be blank."));
     }
-    let password = check_new_password(&c, &body)?;
-    let Some((record, claims)) = verify_token(state, &c, &token, TokenType::PasswordReset).await? else {
-        return Err(ApiError::bad_request(INVALID_RESET));
+    // Token and password errors are reported together, as PocketBase validates the form.
+    let checked = check_new_password(&c, &body);
+    let verified = verify_token(state, &c, &token, TokenType::PasswordReset)
+        .await?
+        .filter(|(_, claims)| matches!(claims.kind, TokenKind::PasswordReset { .. }));
+    let (password, (record, claims)) = match (checked, verified) {
+        (Ok(password), Some(found)) => (password, found),
+        (checked, found) => {
+            let mut data = checked.err().unwrap_or_default();
+            if found.is_none() {
+                data.insert("token".into(), json!({"code": "validation_invalid_token", "message": INVALID_TOKEN}));
+            }
+            return Err(ApiError::validation(VALIDATION, data));
+        }
     };
-    let TokenKind::PasswordReset { email } = &claims.kind else { return Err(ApiError::bad_request(INVALID_RESET)) };
+    let TokenKind::PasswordReset { email } = &claims.kind else { return Err(invalid_token()) };
     let verify_too = email.eq_ignore_ascii_case(str_of(&record, "email"));
     let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
     let new_key = random::new_token_key().map_err(ApiError::internal)?;
@@ -554,7 +580,7 @@ pub async fn confirm_password_reset(state: &AppState, collection: &str, req: Req
         .await
         .map_err(db_error)?;
     if !applied {
-        return Err(ApiError::bad_request(INVALID_RESET));
+        return Err(invalid_token());
     }
     Ok(no_content())
 }
@@ -598,7 +624,7 @@ pub async fn request_email_change(state: &AppState, collection: &str, req: Reque
     let mail = compose(state, &o.confirm_email_change_template, &new_email, &token, "").await;
     if let Err(e) = mail::send(state, mail).await {
         tracing::error!(what = "email change", error = %e, "sending mail failed");
-        return Err(ApiError::bad_request("Failed to send the email change confirmation: the mail server is unavailable or refused the message."));
+        return Err(ApiError::bad_request("Failed to request email change."));
     }
     Ok(no_content())
 }
@@ -620,14 +646,22 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
     if !missing.is_empty() {
         return Err(ApiError::validation(VALIDATION, missing));
     }
+    // PocketBase cannot check the password without the token's record, so a bad token fails
+    // both fields.
+    let bad_token = || {
+        let mut data = Map::new();
+        data.insert("token".into(), json!({"code": "validation_invalid_token", "message": INVALID_TOKEN}));
+        data.insert("password".into(), json!({"code": "validation_invalid_password", "message": "Missing or invalid auth record password."}));
+        ApiError::validation(VALIDATION, data)
+    };
     let Some((record, claims)) = verify_token(state, &c, &token, TokenType::EmailChange).await? else {
-        return Err(ApiError::bad_request(INVALID_EMAIL_CHANGE));
+        return Err(bad_token());
     };
     let TokenKind::EmailChange { email, new_email } = claims.kind.clone() else {
-        return Err(ApiError::bad_request(INVALID_EMAIL_CHANGE));
+        return Err(bad_token());
     };
     if !email.eq_ignore_ascii_case(str_of(&record, "email")) {
-        return Err(ApiError::bad_request(INVALID_EMAIL_CHANGE));
+        return Err(bad_token());
     }
     let attempt = charge_password_attempt(state, &c, str_of(&record, "email"), &origin).await?;
     let hash = str_of(&record, "password").to_owned();
@@ -654,7 +688,7 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
     match outcome {
         Ok(()) => Ok(no_content()),
         Err("taken") => Err(field_error("newEmail", "validation_invalid_new_email", "Invalid new email address.")),
-        Err(_) => Err(ApiError::bad_request(INVALID_EMAIL_CHANGE)),
+        Err(_) => Err(bad_token()),
     }
 }
 
