@@ -76,6 +76,25 @@ test('verification: request, mail, confirm; confirming again is a no-op 204 (Poc
   assert.deepEqual(wrongKind.response.data.token, { code: 'validation_invalid_token', message: 'Invalid or expired token.' });
 });
 
+test('verification with password auth off: the registered password stops working (PocketBase)', async () => {
+  const u = await newUser('verify-nopassword');
+  const session = client();
+  await session.collection(users).authWithPassword(u.email, u.password);
+  await su.collections.update(users, { passwordAuth: { enabled: false } });
+  try {
+    const seen = await maildev.seenFor(u.email);
+    await client().collection(users).requestVerification(u.email);
+    const token = tokenIn(await maildev.waitFor(u.email, (m) => m.subject.startsWith('Verify'), seen), 'confirm-verification');
+    assert.equal(await client().collection(users).confirmVerification(token), true);
+    assert.equal((await su.collection(users).getOne(u.id)).verified, true);
+    // A random password and a new tokenKey: the session from before has ended.
+    await refused(session.collection(users).authRefresh(), 401);
+  } finally {
+    await su.collections.update(users, { passwordAuth: { enabled: true } });
+  }
+  await refused(client().collection(users).authWithPassword(u.email, u.password), 400);
+});
+
 test('tokens live as long as the collection says', async () => {
   await su.collections.update(users, { verificationToken: { duration: 120 }, passwordResetToken: { duration: 300 } });
   try {

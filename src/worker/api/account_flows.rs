@@ -155,6 +155,17 @@ async fn record_by_email(state: &AppState, c: &Arc<Collection>, email: &str) -> 
         .map_err(db_error)
 }
 
+/// Length of the random passwords the flows give accounts nobody may sign in to with the
+/// old password any more, in characters.
+const RANDOM_PASSWORD_CHARS: usize = 30;
+
+/// The argon2 hash of a random password nobody is told, and a fresh tokenKey to go with it.
+async fn random_password(state: &AppState) -> Result<(String, String), ApiError> {
+    let password = random::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", RANDOM_PASSWORD_CHARS).map_err(ApiError::internal)?;
+    let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
+    Ok((hash, random::new_token_key().map_err(ApiError::internal)?))
+}
+
 fn str_of<'a>(record: &'a Map<String, Value>, key: &str) -> &'a str {
     record.get(key).and_then(Value::as_str).unwrap_or_default()
 }
@@ -459,6 +470,10 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
     if !email.eq_ignore_ascii_case(str_of(&record, "email")) {
         return Err(invalid_token());
     }
+    // With password auth off, the password the account was registered with must not survive
+    // the proof of the mailbox (PocketBase): a random one, and a new tokenKey, which ends every
+    // session of whoever registered it.
+    let reset_password = if !options(&c).password_auth.enabled && !is_verified(&record) { Some(random_password(state).await?) } else { None };
     let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
     let applied = state
         .db
@@ -471,7 +486,12 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
             if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
                 return Ok(false);
             }
-            Ok(accounts::update_record(tx, &c2, &id, &key, &[("verified", Set::Bool(true))])?)
+            let mut sets = vec![("verified", Set::Bool(true))];
+            if let Some((hash, new_key)) = reset_password {
+                sets.push(("password", Set::Text(hash)));
+                sets.push(("tokenKey", Set::Text(new_key)));
+            }
+            Ok(accounts::update_record(tx, &c2, &id, &key, &sets)?)
         })
         .await
         .map_err(db_error)?;
@@ -784,12 +804,7 @@ pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Inco
     // Proving the mailbox verifies it. An unverified account proven this way without MFA also
     // loses whatever password it had, so nobody who pre-registered that address keeps access.
     let verify = !is_verified(&record) && row.sent_to.eq_ignore_ascii_case(str_of(&record, "email"));
-    let reset_password = if verify && !o.mfa.enabled {
-        let random_password = random::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 30).map_err(ApiError::internal)?;
-        Some((state.passwords.hash(&random_password).await.map_err(ApiError::internal)?, random::new_token_key().map_err(ApiError::internal)?))
-    } else {
-        None
-    };
+    let reset_password = if verify && !o.mfa.enabled { Some(random_password(state).await?) } else { None };
     let (c2, rid, key) = (c.clone(), row.record_id.clone(), str_of(&record, "tokenKey").to_owned());
     let used = state
         .db
