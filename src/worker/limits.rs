@@ -28,7 +28,7 @@ impl Default for Limit {
 
 /// Failed password attempts allowed per client IP in the window (defaults below).
 pub const PASSWORD_PER_IP_MAX: u32 = 30;
-/// Failed password attempts allowed per identity (account) in the window.
+/// Failed password attempts allowed per identity (account) from one client IP in the window.
 pub const PASSWORD_PER_ACCOUNT_MAX: u32 = 10;
 /// The password-attempt window, in seconds.
 pub const PASSWORD_WINDOW_SECS: u64 = 600;
@@ -54,7 +54,8 @@ pub struct AccountLimits {
     /// Failed password attempts per client IP (across all accounts).
     #[serde(rename = "passwordPerIP")]
     pub password_per_ip: Limit,
-    /// Failed password attempts per account identity (across all IPs).
+    /// Failed password attempts per account identity from one client IP (a limit across all
+    /// IPs would let anyone lock the owner out).
     pub password_per_account: Limit,
     /// Requests to mail-sending endpoints per client IP.
     #[serde(rename = "mailPerIP")]
@@ -120,6 +121,13 @@ pub fn ip_key(kind: &str, ip: &str) -> String {
 /// such an account exists (so a refusal says nothing about existence).
 pub fn account_key(kind: &str, collection_id: &str, identity: &str) -> String {
     format!("{kind}:acct:{collection_id}:{}", identity.trim().to_lowercase())
+}
+
+/// The key of a per-account counter of one client IP. Failed passwords are counted this way:
+/// a refusal that applied to every IP would let anyone lock the real user out of their own
+/// account with a few wrong guesses.
+pub fn ip_account_key(kind: &str, collection_id: &str, ip: &str, identity: &str) -> String {
+    format!("{kind}:acct:{collection_id}:{ip}:{}", identity.trim().to_lowercase())
 }
 
 #[cfg(test)]

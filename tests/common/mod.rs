@@ -441,6 +441,11 @@ impl InFlight {
 
 /// One request with an optional `Authorization` value and JSON body, on a fresh connection.
 pub fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Resp {
+    call_with(port, method, path, token, body, &[])
+}
+
+/// [`call`] with extra request headers (a proxy's `X-Forwarded-For`, say).
+pub fn call_with(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>, headers: &[(&str, &str)]) -> Resp {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
@@ -450,6 +455,9 @@ pub fn call(port: u16, method: &str, path: &str, token: Option<&str>, body: Opti
     }
     if let Some(t) = token {
         head.push_str(&format!("Authorization: {t}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
     s.write_all(head.as_bytes()).expect("head");

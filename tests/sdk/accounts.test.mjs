@@ -50,7 +50,7 @@ test('settings: the SMTP password is write-only, and the test mail arrives', asy
   assert.ok(err.response.data.template);
 });
 
-test('verification: request, mail, confirm; the token works once', async () => {
+test('verification: request, mail, confirm; confirming again is a no-op 204 (PocketBase)', async () => {
   const u = await newUser('verify');
   const pb = client();
   assert.equal(await pb.collection(users).requestVerification(u.email), true);
@@ -66,8 +66,33 @@ test('verification: request, mail, confirm; the token works once', async () => {
   await refused(pb.collection(users).confirmVerification(session.authStore.token), 400);
   assert.equal(await pb.collection(users).confirmVerification(token), true);
   assert.equal((await su.collection(users).getOne(u.id)).verified, true);
-  await refused(pb.collection(users).confirmVerification(token), 400);
-  await refused(pb.collection(users).confirmVerification('not-a-token'), 400);
+  assert.equal(await pb.collection(users).confirmVerification(token), true, 'already verified: 204 again');
+  const garbage = await refused(pb.collection(users).confirmVerification('not-a-token'), 400);
+  assert.equal(garbage.response.data.token?.code, 'validation_invalid_token_claims');
+  const forged = await refused(pb.collection(users).confirmVerification(token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA')), 400);
+  assert.equal(forged.response.data.token?.code, 'validation_invalid_token');
+  // A verification token is no reset token: PocketBase's field error, not a bare 400.
+  const wrongKind = await refused(pb.collection(users).confirmPasswordReset(token, 'other password 9', 'other password 9'), 400);
+  assert.deepEqual(wrongKind.response.data.token, { code: 'validation_invalid_token', message: 'Invalid or expired token.' });
+});
+
+test('verification with password auth off: the registered password stops working (PocketBase)', async () => {
+  const u = await newUser('verify-nopassword');
+  const session = client();
+  await session.collection(users).authWithPassword(u.email, u.password);
+  await su.collections.update(users, { passwordAuth: { enabled: false } });
+  try {
+    const seen = await maildev.seenFor(u.email);
+    await client().collection(users).requestVerification(u.email);
+    const token = tokenIn(await maildev.waitFor(u.email, (m) => m.subject.startsWith('Verify'), seen), 'confirm-verification');
+    assert.equal(await client().collection(users).confirmVerification(token), true);
+    assert.equal((await su.collection(users).getOne(u.id)).verified, true);
+    // A random password and a new tokenKey: the session from before has ended.
+    await refused(session.collection(users).authRefresh(), 401);
+  } finally {
+    await su.collections.update(users, { passwordAuth: { enabled: true } });
+  }
+  await refused(client().collection(users).authWithPassword(u.email, u.password), 400);
 });
 
 test('tokens live as long as the collection says', async () => {
@@ -100,8 +125,13 @@ test('password reset: new password works, old password and old tokens are reject
   const mismatch = await refused(client().collection(users).confirmPasswordReset(token, 'new password 2', 'other'), 400);
   assert.equal(mismatch.response.data.passwordConfirm.code, 'validation_values_mismatch');
   assert.equal(await client().collection(users).confirmPasswordReset(token, 'new password 2', 'new password 2'), true);
-  // The token is spent (and its tokenKey is gone with the password change).
-  await refused(client().collection(users).confirmPasswordReset(token, 'new password 3', 'new password 3'), 400);
+  // The token is spent (and its tokenKey is gone with the password change): PocketBase's
+  // `data.token` error, reported with any password errors of the same request.
+  const spent = await refused(client().collection(users).confirmPasswordReset(token, 'new password 3', 'new password 3'), 400);
+  assert.equal(spent.response.message, 'An error occurred while validating the submitted data.');
+  assert.deepEqual(spent.response.data, { token: { code: 'validation_invalid_token', message: 'Invalid or expired token.' } });
+  const both = await refused(client().collection(users).confirmPasswordReset(token, 'short', 'other'), 400);
+  assert.deepEqual(Object.keys(both.response.data).sort(), ['password', 'passwordConfirm', 'token']);
   // The old session no longer works.
   await refused(pb.collection(users).authRefresh(), 401);
   await refused(client().collection(users).authWithPassword(u.email, u.password), 400);
@@ -131,7 +161,24 @@ test('email change: the mail goes to the new address; confirming needs the passw
   const auth = await client().collection(users).authWithPassword(newEmail, u.password);
   assert.equal(auth.record.email, newEmail);
   assert.equal(auth.record.verified, true);
-  await refused(client().collection(users).confirmEmailChange(token, u.password), 400);
+  const reused = await refused(client().collection(users).confirmEmailChange(token, u.password), 400);
+  assert.equal(reused.response.data.token?.code, 'validation_invalid_token');
+});
+
+test('email change: password guesses at confirm-email-change count against the password limits', async () => {
+  const u = await newUser('change-guess');
+  const pb = client();
+  await pb.collection(users).authWithPassword(u.email, u.password);
+  const newEmail = emailFor('change-guess-new');
+  assert.equal(await pb.collection(users).requestEmailChange(newEmail), true);
+  const token = tokenIn(await maildev.waitFor(newEmail, (m) => m.subject.startsWith('Confirm')), 'confirm-email-change');
+  // The default limit: 10 failed passwords per account from one client, then 429.
+  for (let i = 0; i < 10; i += 1) {
+    const wrong = await refused(client().collection(users).confirmEmailChange(token, `guess ${i}`), 400);
+    assert.ok(wrong.response.data.password);
+  }
+  await refused(client().collection(users).confirmEmailChange(token, u.password), 429);
+  assert.equal((await su.collection(users).getOne(u.id)).email, u.email);
 });
 
 test('OTP: request, mail with the code, log in; unknown emails get a fake id', async () => {
@@ -223,7 +270,7 @@ test('a stopped mail server: 204 where PocketBase answers 204, a clear 400 where
   assert.equal(await client().collection(users).requestVerification(u.email), true);
   assert.equal(await client().collection(users).requestPasswordReset(u.email), true);
   const err = await refused(pb.collection(users).requestEmailChange(emailFor('stopped-new')), 400);
-  assert.match(err.response.message, /mail server/);
+  assert.equal(err.response.message, 'Failed to request email change.', "PocketBase's message");
   const test = await refused(su.settings.testEmail(users, u.email, 'verification'), 400);
   assert.match(test.response.message, /Failed to send the test email/);
   const rec = await su.collection(users).getOne(u.id);

@@ -26,7 +26,19 @@ before(async () => {
     oauth2: {
       enabled: true,
       mappedFields: { name: 'name' },
-      providers: [{ name: 'oidc', displayName: 'Loopback IdP', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, extra: { issuer: idp.issuer } }],
+      providers: [
+        { name: 'oidc', displayName: 'Loopback IdP', clientId: CLIENT_ID, clientSecret: CLIENT_SECRET, extra: { issuer: idp.issuer } },
+        // GitHub and Microsoft presets pointed at the loopback provider, which answers with
+        // their user shapes: what matters is how each preset reads "verified".
+        ...['github', 'microsoft'].map((name) => ({
+          name,
+          clientId: CLIENT_ID,
+          clientSecret: CLIENT_SECRET,
+          authURL: `${idp.issuer}/authorize`,
+          tokenURL: `${idp.issuer}/token`,
+          userInfoURL: `${idp.issuer}/userinfo`,
+        })),
+      ],
     },
   });
 });
@@ -36,12 +48,12 @@ after(async () => {
 });
 
 /** What a browser does: open the provider's URL, get redirected back with a code. */
-async function signInAtProvider(pb, user) {
+async function signInAtProvider(pb, user, name = 'oidc') {
   const methods = await pb.collection(coll).listAuthMethods();
   assert.equal(methods.oauth2.enabled, true);
-  const provider = methods.oauth2.providers.find((p) => p.name === 'oidc');
+  const provider = methods.oauth2.providers.find((p) => p.name === name);
   assert.ok(provider, JSON.stringify(methods));
-  assert.equal(provider.displayName, 'Loopback IdP');
+  if (name === 'oidc') assert.equal(provider.displayName, 'Loopback IdP');
   assert.equal(provider.codeChallengeMethod, 'S256');
   assert.ok(provider.authURL.endsWith('&redirect_uri='), provider.authURL);
   idp.nextUser = user;
@@ -130,4 +142,86 @@ test('OAuth2: a verified provider email signs in to the account with that email'
   await su.collection(coll).create({ email: dave, password: PASSWORD, passwordConfirm: PASSWORD });
   const second = await signInAtProvider(client(), { sub: unique('dave-sub'), email: dave, email_verified: false });
   await refused(client().collection(coll).authWithOAuth2Code('oidc', second.code, second.verifier, REDIRECT), 400);
+});
+
+/** Signs `user` in at provider `name` and completes auth-with-oauth2 with `createData`. */
+async function oauth(user, createData = {}, name = 'oidc', pb = client()) {
+  const { code, verifier } = await signInAtProvider(pb, user, name);
+  return pb.collection(coll).authWithOAuth2Code(name, code, verifier, REDIRECT, createData);
+}
+
+test('OAuth2 sign-up: createData cannot pick a verified email or set verified', async () => {
+  const idpEmail = emailFor('own-idp-address');
+  const victim = emailFor('victim-createdata');
+  // A verified provider address, but createData names another: that one is not verified.
+  const auth = await oauth({ sub: unique('cd-sub'), email: idpEmail, email_verified: true }, { email: victim });
+  assert.equal(auth.meta.isNew, true);
+  assert.equal(auth.record.email, victim);
+  assert.equal(auth.record.verified, false);
+  // `verified` is not the client's to set (PocketBase: 400 validation_values_mismatch)…
+  const err = await refused(oauth({ sub: unique('cd2-sub'), email: emailFor('cd2'), email_verified: false }, { verified: true }), 400);
+  assert.equal(err.response.data.verified?.code, 'validation_values_mismatch');
+  // …and the provider's own address is verified only when the provider says so.
+  const unverified = await oauth({ sub: unique('cd3-sub'), email: emailFor('cd3'), email_verified: false });
+  assert.equal(unverified.record.verified, false);
+  const verified = await oauth({ sub: unique('cd4-sub'), email: emailFor('cd4'), email_verified: true }, { verified: false });
+  assert.equal(verified.record.verified, true);
+});
+
+test('OAuth2: a provider that does not say the email is verified never links by email', async () => {
+  const links = async (id) => (await su.collection(coll).listExternalAuths(id)).length;
+  // OIDC without email_verified.
+  const erin = await su.collection(coll).create({ email: emailFor('erin-oauth'), password: PASSWORD, passwordConfirm: PASSWORD, verified: true });
+  await refused(oauth({ sub: unique('erin-sub'), email: erin.email }), 400);
+  // Microsoft: `mail`/`userPrincipalName` are set by the tenant, never proof ("nOAuth").
+  await refused(oauth({ id: unique('ms-id'), displayName: 'Erin?', mail: erin.email }, {}, 'microsoft'), 400);
+  // GitHub: the public profile email says nothing; `/user/emails` says it is unverified.
+  const gh = { id: 4242, login: unique('octo'), email: erin.email, emails: [{ email: erin.email, primary: true, verified: false }] };
+  await refused(oauth(gh, {}, 'github'), 400);
+  assert.equal(await links(erin.id), 0, 'no provider identity was linked to the account');
+  // GitHub's verified flag from /user/emails does link.
+  const ghOk = { id: 4343, login: unique('octo2'), email: erin.email, emails: [{ email: erin.email, primary: true, verified: true }] };
+  const linked = await oauth(ghOk, {}, 'github');
+  assert.equal(linked.record.id, erin.id);
+  assert.equal(await links(erin.id), 1);
+});
+
+test('OAuth2: linking an unverified account by email takes it away from whoever registered it', async () => {
+  const email = emailFor('frank-oauth');
+  // Somebody registers Frank's address first (unverified), with a password and their own
+  // provider identity linked while signed in.
+  const squatter = client();
+  await squatter.collection(coll).create({ email, password: PASSWORD, passwordConfirm: PASSWORD });
+  await squatter.collection(coll).authWithPassword(email, PASSWORD);
+  const squatterIdentity = { sub: unique('squatter-sub'), email: emailFor('squatter'), email_verified: true };
+  const mine = await oauth(squatterIdentity, {}, 'oidc', squatter);
+  const id = mine.record.id;
+  assert.equal((await su.collection(coll).listExternalAuths(id)).length, 1);
+
+  // Frank signs in with the provider that verified his address: the account is his now.
+  const frank = await oauth({ sub: unique('frank-sub'), email, email_verified: true });
+  assert.equal(frank.record.id, id);
+  assert.equal(frank.record.verified, true);
+  await refused(client().collection(coll).authWithPassword(email, PASSWORD), 400);
+  await refused(squatter.collection(coll).authRefresh(), 401);
+  const left = await su.collection(coll).listExternalAuths(id);
+  assert.deepEqual(left.map((l) => l.providerId), [frank.meta.id]);
+  // The squatter's identity is no longer a way in: it signs up a new account instead.
+  const again = await oauth(squatterIdentity);
+  assert.notEqual(again.record.id, id);
+});
+
+test('OAuth2: a provider link dies with its record and is not inherited through a reused id', async () => {
+  const identity = { sub: unique('gone-sub'), email: emailFor('gone-oauth'), email_verified: true };
+  const first = await oauth(identity);
+  const id = first.record.id;
+  await su.collection(coll).delete(id);
+  // A new account is created with the same id (ids may be chosen on create) and another email.
+  const reborn = await su.collection(coll).create({ id, email: emailFor('reborn'), password: PASSWORD, passwordConfirm: PASSWORD });
+  assert.equal(reborn.id, id);
+  assert.equal((await su.collection(coll).listExternalAuths(id)).length, 0, 'the link went with the record');
+  // The old provider identity is a stranger to it: a fresh sign-up, not a sign-in as `reborn`.
+  const again = await oauth(identity);
+  assert.equal(again.meta.isNew, true);
+  assert.notEqual(again.record.id, id);
 });

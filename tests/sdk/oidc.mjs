@@ -1,5 +1,6 @@
 // A small OpenID Connect provider on loopback for the OAuth2 scenarios: discovery, authorize
-// (code + PKCE S256), token and userinfo, nothing else, and no outside network. The test picks
+// (code + PKCE S256), token and userinfo (plus GitHub's `/user/emails` shape at
+// `/userinfo/emails`), nothing else, and no outside network. The test picks
 // who "signs in" at the provider by setting `nextUser` before following an authorization URL.
 // Not a test file itself.
 import http from 'node:http';
@@ -60,10 +61,14 @@ export async function startOidc({ clientId, clientSecret }) {
       });
       return undefined;
     }
-    if (url.pathname === '/userinfo') {
+    if (url.pathname === '/userinfo' || url.pathname === '/userinfo/emails') {
       const user = tokens.get((req.headers.authorization ?? '').replace(/^Bearer /, ''));
       if (!user) return send(401, { error: 'invalid_token' });
-      return send(200, user);
+      // A GitHub-shaped user keeps its address list (with `verified` flags) under `emails`,
+      // served where GitHub serves `/user/emails` relative to `/user`.
+      const { emails, ...profile } = user;
+      if (url.pathname === '/userinfo/emails') return emails ? send(200, emails) : send(404, { message: 'Not Found' });
+      return send(200, profile);
     }
     return send(404, { error: 'not_found' });
   });

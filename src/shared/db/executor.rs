@@ -15,10 +15,17 @@
 //! fails fails every job that had succeeded. Under load this pays the lock, the WAL append and
 //! the commit once per group instead of once per write; with one writer waiting nothing is
 //! delayed, because the writer never waits for a group to fill.
+//!
+//! Checkpoints: connections never checkpoint on commit (`wal_autocheckpoint=0`); a
+//! checkpointer thread with its own connection copies the WAL back into the database
+//! (PASSIVE, at most every [`CHECKPOINT_INTERVAL`]) after the writer nudges it. A checkpoint
+//! run inside a commit stalled the writer — and every write queued behind it — for
+//! milliseconds; beside it, it waits for no one and no one waits for it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use rusqlite::{Connection, Transaction, TransactionBehavior};
@@ -70,6 +77,15 @@ pub enum DbError {
     Commit(String),
 }
 
+/// The shortest time between two checkpoints while writes keep coming. Each copies only the
+/// frames written since the last, so the WAL stays short without a checkpoint per commit.
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+
+enum Checkpoint {
+    Nudge,
+    Stop,
+}
+
 /// A cheap-to-clone handle to the executor threads.
 #[derive(Clone)]
 pub struct Db {
@@ -79,6 +95,7 @@ pub struct Db {
 struct Inner {
     writer: Sender<WriteMsg>,
     readers: Sender<Msg>,
+    checkpointer: Sender<Checkpoint>,
     reader_count: usize,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -90,12 +107,16 @@ impl Db {
         let readers = readers.max(1);
         let opened = |role| open::open(path, role).map_err(|source| DbError::Open { path: path.to_owned(), source });
         let writer_conn = opened(Role::Writer)?;
+        let checkpoint_conn = opened(Role::Writer)?;
         let reader_conns = (0..readers).map(|_| opened(Role::Reader)).collect::<Result<Vec<_>, _>>()?;
 
         let (writer_tx, writer_rx) = crossbeam_channel::unbounded();
         let (reader_tx, reader_rx) = crossbeam_channel::unbounded();
-        let mut threads = Vec::with_capacity(readers + 1);
-        threads.push(spawn_writer(writer_conn, writer_rx)?);
+        // One pending nudge is enough: the checkpointer copies everything there is.
+        let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::bounded(1);
+        let mut threads = Vec::with_capacity(readers + 2);
+        threads.push(spawn_writer(writer_conn, writer_rx, checkpoint_tx.clone())?);
+        threads.push(spawn_checkpointer(checkpoint_conn, checkpoint_rx)?);
         for (i, conn) in reader_conns.into_iter().enumerate() {
             threads.push(spawn_reader(&format!("vb-db-reader-{i}"), conn, reader_rx.clone())?);
         }
@@ -103,6 +124,7 @@ impl Db {
             inner: Arc::new(Inner {
                 writer: writer_tx,
                 readers: reader_tx,
+                checkpointer: checkpoint_tx,
                 reader_count: readers,
                 threads: Mutex::new(threads),
             }),
@@ -183,6 +205,7 @@ impl Db {
     /// connections. Blocks: call it from a blocking context. Idempotent.
     pub fn close(&self) {
         let _ = self.inner.writer.send(WriteMsg::Stop);
+        let _ = self.inner.checkpointer.send(Checkpoint::Stop);
         for _ in 0..self.inner.reader_count {
             let _ = self.inner.readers.send(Msg::Stop);
         }
@@ -221,7 +244,7 @@ fn spawn_reader(name: &str, conn: Connection, rx: Receiver<Msg>) -> Result<JoinH
         .map_err(DbError::Thread)
 }
 
-fn spawn_writer(conn: Connection, rx: Receiver<WriteMsg>) -> Result<JoinHandle<()>, DbError> {
+fn spawn_writer(conn: Connection, rx: Receiver<WriteMsg>, checkpoint: Sender<Checkpoint>) -> Result<JoinHandle<()>, DbError> {
     std::thread::Builder::new()
         .name("vb-db-writer".to_owned())
         .spawn(move || {
@@ -246,6 +269,8 @@ fn spawn_writer(conn: Connection, rx: Receiver<WriteMsg>) -> Result<JoinHandle<(
                     }
                 }
                 run_group(&mut conn, &mut group);
+                // Full means a nudge is already pending.
+                let _ = checkpoint.try_send(Checkpoint::Nudge);
                 if stop {
                     break 'serve;
                 }
@@ -254,6 +279,37 @@ fn spawn_writer(conn: Connection, rx: Receiver<WriteMsg>) -> Result<JoinHandle<(
             // cluster still leaves a short WAL, and SQLite checkpoints it on the next open.
             if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE); PRAGMA optimize;") {
                 tracing::warn!(error = %e, "checkpoint on close failed");
+            }
+            close(conn);
+        })
+        .map_err(DbError::Thread)
+}
+
+fn spawn_checkpointer(conn: Connection, rx: Receiver<Checkpoint>) -> Result<JoinHandle<()>, DbError> {
+    std::thread::Builder::new()
+        .name("vb-db-checkpoint".to_owned())
+        .spawn(move || {
+            // Whether writes happened since the last checkpoint started.
+            let mut due = false;
+            'serve: loop {
+                if !due && !matches!(rx.recv(), Ok(Checkpoint::Nudge)) {
+                    break;
+                }
+                due = false;
+                // PASSIVE: copies what it can without waiting for readers or writers (of this
+                // or any other process); what is left goes with the next round.
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+                // Rest for the interval, remembering writes and still answering a stop at once.
+                let until = std::time::Instant::now() + CHECKPOINT_INTERVAL;
+                loop {
+                    match rx.recv_deadline(until) {
+                        Ok(Checkpoint::Nudge) => due = true,
+                        Ok(Checkpoint::Stop) | Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break 'serve,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => break,
+                    }
+                }
             }
             close(conn);
         })
@@ -520,6 +576,27 @@ mod tests {
         drop(seen_tx);
         let seen: Vec<i64> = seen_rx.iter().collect();
         assert_eq!(seen, vec![1, 3], "the rolled-back write released nothing");
+    }
+
+    #[tokio::test]
+    async fn the_checkpointer_copies_committed_writes_into_the_database_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let db = Db::open(&path, 1).expect("open");
+        let before = std::fs::metadata(&path).expect("db file").len();
+        db.write(|tx| -> Result<(), DbError> {
+            tx.execute_batch("CREATE TABLE t (v BLOB)")?;
+            tx.execute("INSERT INTO t VALUES (zeroblob(2000000))", [])?;
+            Ok(())
+        })
+        .await
+        .expect("write");
+        // Commits no longer checkpoint; only the checkpointer thread moves pages out of the WAL.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::fs::metadata(&path).expect("db file").len() < before + 2_000_000 {
+            assert!(std::time::Instant::now() < deadline, "the WAL was never checkpointed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     #[tokio::test]

@@ -56,7 +56,8 @@ pub enum Role {
     Reader,
 }
 
-/// Opens `path` (creating it) and applies the pragmas.
+/// Opens `path` (creating it) and applies the pragmas. `wal_autocheckpoint=0`: no commit
+/// checkpoints inline; the executor's checkpointer thread does it beside the writer.
 pub fn open(path: &Path, role: Role) -> rusqlite::Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
@@ -76,7 +77,8 @@ pub fn open(path: &Path, role: Role) -> rusqlite::Result<Connection> {
          PRAGMA temp_store=MEMORY;
          PRAGMA cache_size=-{CACHE_SIZE_KIB};
          PRAGMA journal_size_limit={JOURNAL_SIZE_LIMIT_BYTES};
-         PRAGMA trusted_schema=OFF;"
+         PRAGMA trusted_schema=OFF;
+         PRAGMA wal_autocheckpoint=0;"
     ))?;
     if role == Role::Reader {
         conn.execute_batch("PRAGMA query_only=ON;")?;

@@ -9,7 +9,6 @@
 //! email than for a known one where PocketBase answers the same, and must not compare secrets
 //! with `==` (tokens are HMAC-verified, OTPs argon2-verified).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
@@ -40,9 +39,9 @@ use super::record_auth::auth_collection;
 const BAD_FORMAT: &str = "An error occurred while loading the submitted data.";
 const VALIDATION: &str = "An error occurred while validating the submitted data.";
 const TOO_MANY: &str = "Too Many Requests.";
-const INVALID_VERIFICATION: &str = "Invalid or expired verification token.";
-const INVALID_RESET: &str = "Invalid or expired password reset token.";
-const INVALID_EMAIL_CHANGE: &str = "Invalid or expired email change token.";
+/// PocketBase's `data.token` message for a token that is bad, expired, spent or for
+/// another purpose.
+const INVALID_TOKEN: &str = "Invalid or expired token.";
 const INVALID_OTP: &str = "Invalid or expired OTP.";
 const INVALID_MFA: &str = "Invalid or expired MFA session.";
 
@@ -64,35 +63,25 @@ impl Method {
     }
 }
 
-/// Where a request comes from: the peer IP (the key of per-IP limits) and its user agent
-/// (with the IP, the login fingerprint for alerts).
+/// Where a request comes from: the client IP (the key of per-IP limits; behind a proxy, from
+/// the `trustedProxy` headers) and its user agent (with the IP, the login fingerprint for
+/// alerts).
 #[derive(Debug, Clone)]
 pub struct Origin {
     pub ip: String,
     pub user_agent: String,
 }
 
-pub fn origin_of(req: &Request<Incoming>) -> Origin {
-    let ip = req
-        .extensions()
-        .get::<crate::worker::server::PeerAddr>()
-        .map(|p| canonical_ip(p.0.ip()))
-        .unwrap_or_default();
+/// The [`Origin`] of `req`. The future does not borrow `req` (it is read before any await).
+pub fn origin_of(state: &AppState, req: &Request<Incoming>) -> impl std::future::Future<Output = Origin> + Send + 'static {
+    let ip = crate::worker::http::client_ip::of_request(state, req);
     let user_agent = req
         .headers()
         .get(hyper::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    Origin { ip, user_agent }
-}
-
-/// An IPv4 client seen through a dual-stack socket counts as the same IPv4 address.
-fn canonical_ip(ip: IpAddr) -> String {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip).to_string(),
-        v4 => v4.to_string(),
-    }
+    async move { Origin { ip: ip.await, user_agent } }
 }
 
 fn db_error(e: impl std::error::Error + Send + Sync + 'static) -> ApiError {
@@ -103,6 +92,11 @@ fn field_error(key: &str, code: &str, message: &str) -> ApiError {
     let mut data = Map::new();
     data.insert(key.into(), json!({"code": code, "message": message}));
     ApiError::validation(VALIDATION, data)
+}
+
+/// PocketBase's answer to a bad single-purpose token: a validation error on `token`.
+fn invalid_token() -> ApiError {
+    field_error("token", "validation_invalid_token", INVALID_TOKEN)
 }
 
 fn options(c: &Collection) -> AuthOptions {
@@ -182,6 +176,17 @@ async fn record_by_email(state: &AppState, c: &Arc<Collection>, email: &str) -> 
         })
         .await
         .map_err(db_error)
+}
+
+/// Length of the random passwords the flows give accounts nobody may sign in to with the
+/// old password any more, in characters.
+const RANDOM_PASSWORD_CHARS: usize = 30;
+
+/// The argon2 hash of a random password nobody is told, and a fresh tokenKey to go with it.
+async fn random_password(state: &AppState) -> Result<(String, String), ApiError> {
+    let password = random::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", RANDOM_PASSWORD_CHARS).map_err(ApiError::internal)?;
+    let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
+    Ok((hash, random::new_token_key().map_err(ApiError::internal)?))
 }
 
 fn str_of<'a>(record: &'a Map<String, Value>, key: &str) -> &'a str {
@@ -273,12 +278,14 @@ pub struct PasswordAttempt {
     keys: [String; 2],
 }
 
-/// Charges one password attempt to this IP and this identity before any password is checked;
-/// 429 when either is over its limit. Charged up front (not after a failure) so that parallel
-/// attempts across workers cannot all slip under the limit before any of them is counted.
+/// Charges one password attempt to this IP, and to this identity from this IP, before any
+/// password is checked; 429 when either is over its limit. Charged up front (not after a
+/// failure) so that parallel attempts across workers cannot all slip under the limit before
+/// any of them is counted. The identity's counter is per IP, so wrong guesses from elsewhere
+/// never refuse the owner's right password.
 pub async fn charge_password_attempt(state: &AppState, c: &Collection, identity: &str, origin: &Origin) -> Result<PasswordAttempt, ApiError> {
     let cfg = state.settings.fresh(&state.db).await.map_err(db_error)?.settings.account_limits.clone();
-    let keys = [limits::ip_key("password", &origin.ip), limits::account_key("password", &c.id, identity)];
+    let keys = [limits::ip_key("password", &origin.ip), limits::ip_account_key("password", &c.id, &origin.ip, identity)];
     let charged = keys.clone();
     let now = jwt::unix_now();
     let ok = state
@@ -445,7 +452,7 @@ async fn login_alert(state: &AppState, c: &Arc<Collection>, record: &Map<String,
 /// background for an existing, unverified account.
 pub async fn request_verification(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
-    let origin = origin_of(&req);
+    let origin = origin_of(state, &req).await;
     let body = body_object(req).await?;
     let email = email_field(&body, "email")?;
     if c.name == SUPERUSERS {
@@ -466,7 +473,8 @@ pub async fn request_verification(state: &AppState, collection: &str, req: Reque
     Ok(no_content())
 }
 
-/// `POST confirm-verification`
+/// `POST confirm-verification`. As in PocketBase, confirming an account that is already
+/// verified (the same token again, say) answers 204 and changes nothing.
 pub async fn confirm_verification(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
     let body = body_object(req).await?;
@@ -474,24 +482,42 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
     if token.is_empty() {
         return Err(field_error("token", "validation_required", "Cannot be blank."));
     }
-    let Some((record, claims)) = verify_token(state, &c, &token, TokenType::Verification).await? else {
-        return Err(ApiError::bad_request(INVALID_VERIFICATION));
-    };
-    let TokenKind::Verification { email } = &claims.kind else { return Err(ApiError::bad_request(INVALID_VERIFICATION)) };
-    if !email.eq_ignore_ascii_case(str_of(&record, "email")) {
-        return Err(ApiError::bad_request(INVALID_VERIFICATION));
+    if jwt::peek(&token).is_err() {
+        // Not a token at all, so it has no email claim (PocketBase's first check).
+        return Err(field_error("token", "validation_invalid_token_claims", "Missing email token claim."));
     }
+    let Some((record, claims)) = verify_token(state, &c, &token, TokenType::Verification).await? else {
+        return Err(invalid_token());
+    };
+    let TokenKind::Verification { email } = &claims.kind else { return Err(invalid_token()) };
+    if !email.eq_ignore_ascii_case(str_of(&record, "email")) {
+        return Err(invalid_token());
+    }
+    // With password auth off, the password the account was registered with must not survive
+    // the proof of the mailbox (PocketBase): a random one, and a new tokenKey, which ends every
+    // session of whoever registered it.
+    let reset_password = if !options(&c).password_auth.enabled && !is_verified(&record) { Some(random_password(state).await?) } else { None };
     let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
     let applied = write_publishing(state, move |tx, changes| -> Result<bool, DbError> {
+        // Already verified (under the key the token was checked against): nothing to do,
+        // and the token is not spent by a no-op.
+        if accounts::verified_under_key(tx, &c2, &id, &key)? == Some(true) {
+            return Ok(true);
+        }
         if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
             return Ok(false);
         }
-        Ok(accounts::update_record(tx, &c2, &id, &key, &[("verified", Set::Bool(true))], changes)?)
+        let mut sets = vec![("verified", Set::Bool(true))];
+        if let Some((hash, new_key)) = reset_password {
+            sets.push(("password", Set::Text(hash)));
+            sets.push(("tokenKey", Set::Text(new_key)));
+        }
+        Ok(accounts::update_record(tx, &c2, &id, &key, &sets, changes)?)
     })
     .await
     .map_err(db_error)?;
     if !applied {
-        return Err(ApiError::bad_request(INVALID_VERIFICATION));
+        return Err(invalid_token());
     }
     Ok(no_content())
 }
@@ -502,7 +528,7 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
 /// `POST request-password-reset`: 204 whatever the email; mail in the background.
 pub async fn request_password_reset(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
-    let origin = origin_of(&req);
+    let origin = origin_of(state, &req).await;
     let body = body_object(req).await?;
     let email = email_field(&body, "email")?;
     let o = options(&c);
@@ -521,7 +547,7 @@ pub async fn request_password_reset(state: &AppState, collection: &str, req: Req
 }
 
 /// The collection's password rules applied to a new password, as field errors.
-fn check_new_password(c: &Collection, body: &Map<String, Value>) -> Result<String, ApiError> {
+fn check_new_password(c: &Collection, body: &Map<String, Value>) -> Result<String, Map<String, Value>> {
     let password = body.get("password").and_then(Value::as_str).unwrap_or_default().to_owned();
     let confirm = body.get("passwordConfirm").and_then(Value::as_str).unwrap_or_default();
     let mut data = Map::new();
@@ -546,7 +572,7 @@ fn check_new_password(c: &Collection, body: &Map<String, Value>) -> Result<Strin
         data.insert("passwordConfirm".into(), json!({"code": "validation_values_mismatch", "message": "Values don't match."}));
     }
     if !data.is_empty() {
-        return Err(ApiError::validation(VALIDATION, data));
+        return Err(data);
     }
     Ok(password)
 }
@@ -560,11 +586,22 @@ pub async fn confirm_password_reset(state: &AppState, collection: &str, req: Req
     if token.is_empty() {
         return Err(field_error("token", "validation_required", "Cannot be blank."));
     }
-    let password = check_new_password(&c, &body)?;
-    let Some((record, claims)) = verify_token(state, &c, &token, TokenType::PasswordReset).await? else {
-        return Err(ApiError::bad_request(INVALID_RESET));
+    // Token and password errors are reported together, as PocketBase validates the form.
+    let checked = check_new_password(&c, &body);
+    let verified = verify_token(state, &c, &token, TokenType::PasswordReset)
+        .await?
+        .filter(|(_, claims)| matches!(claims.kind, TokenKind::PasswordReset { .. }));
+    let (password, (record, claims)) = match (checked, verified) {
+        (Ok(password), Some(found)) => (password, found),
+        (checked, found) => {
+            let mut data = checked.err().unwrap_or_default();
+            if found.is_none() {
+                data.insert("token".into(), json!({"code": "validation_invalid_token", "message": INVALID_TOKEN}));
+            }
+            return Err(ApiError::validation(VALIDATION, data));
+        }
     };
-    let TokenKind::PasswordReset { email } = &claims.kind else { return Err(ApiError::bad_request(INVALID_RESET)) };
+    let TokenKind::PasswordReset { email } = &claims.kind else { return Err(invalid_token()) };
     let verify_too = email.eq_ignore_ascii_case(str_of(&record, "email"));
     let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
     let new_key = random::new_token_key().map_err(ApiError::internal)?;
@@ -582,7 +619,7 @@ pub async fn confirm_password_reset(state: &AppState, collection: &str, req: Req
     .await
     .map_err(db_error)?;
     if !applied {
-        return Err(ApiError::bad_request(INVALID_RESET));
+        return Err(invalid_token());
     }
     Ok(no_content())
 }
@@ -604,7 +641,7 @@ pub async fn request_email_change(state: &AppState, collection: &str, req: Reque
     if c.name == SUPERUSERS {
         return Err(ApiError::bad_request("Superusers change their email directly."));
     }
-    let origin = origin_of(&req);
+    let origin = origin_of(state, &req).await;
     let body = body_object(req).await?;
     let new_email = email_field(&body, "newEmail")?;
     let current = str_of(&auth.record, "email").to_owned();
@@ -626,14 +663,16 @@ pub async fn request_email_change(state: &AppState, collection: &str, req: Reque
     let mail = compose(state, &o.confirm_email_change_template, &new_email, &token, "").await;
     if let Err(e) = mail::send(state, mail).await {
         tracing::error!(what = "email change", error = %e, "sending mail failed");
-        return Err(ApiError::bad_request("Failed to send the email change confirmation: the mail server is unavailable or refused the message."));
+        return Err(ApiError::bad_request("Failed to request email change."));
     }
     Ok(no_content())
 }
 
-/// `POST confirm-email-change`: needs the token and the account's password.
+/// `POST confirm-email-change`: needs the token and the account's password (an attempt
+/// counted by the password limits, like a login).
 pub async fn confirm_email_change(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
+    let origin = origin_of(state, &req).await;
     let body = body_object(req).await?;
     let token = text(&body, "token");
     let password = body.get("password").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -646,19 +685,29 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
     if !missing.is_empty() {
         return Err(ApiError::validation(VALIDATION, missing));
     }
+    // PocketBase cannot check the password without the token's record, so a bad token fails
+    // both fields.
+    let bad_token = || {
+        let mut data = Map::new();
+        data.insert("token".into(), json!({"code": "validation_invalid_token", "message": INVALID_TOKEN}));
+        data.insert("password".into(), json!({"code": "validation_invalid_password", "message": "Missing or invalid auth record password."}));
+        ApiError::validation(VALIDATION, data)
+    };
     let Some((record, claims)) = verify_token(state, &c, &token, TokenType::EmailChange).await? else {
-        return Err(ApiError::bad_request(INVALID_EMAIL_CHANGE));
+        return Err(bad_token());
     };
     let TokenKind::EmailChange { email, new_email } = claims.kind.clone() else {
-        return Err(ApiError::bad_request(INVALID_EMAIL_CHANGE));
+        return Err(bad_token());
     };
     if !email.eq_ignore_ascii_case(str_of(&record, "email")) {
-        return Err(ApiError::bad_request(INVALID_EMAIL_CHANGE));
+        return Err(bad_token());
     }
+    let attempt = charge_password_attempt(state, &c, str_of(&record, "email"), &origin).await?;
     let hash = str_of(&record, "password").to_owned();
     if !state.passwords.verify_or_dummy(Some(hash), &password).await {
         return Err(field_error("password", "validation_invalid_password", "Missing or invalid auth record password."));
     }
+    attempt.succeeded(state).await;
     let new_key = random::new_token_key().map_err(ApiError::internal)?;
     let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
     let outcome = write_publishing(state, move |tx, changes| -> Result<Result<(), &'static str>, DbError> {
@@ -676,7 +725,7 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
     match outcome {
         Ok(()) => Ok(no_content()),
         Err("taken") => Err(field_error("newEmail", "validation_invalid_new_email", "Invalid new email address.")),
-        Err(_) => Err(ApiError::bad_request(INVALID_EMAIL_CHANGE)),
+        Err(_) => Err(bad_token()),
     }
 }
 
@@ -686,19 +735,22 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
 /// `POST request-otp`: 200 `{otpId}`; an unknown email gets a fake id after the same work.
 pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
-    let origin = origin_of(&req);
+    let origin = origin_of(state, &req).await;
     let body = body_object(req).await?;
     let email = email_field(&body, "email")?;
     let o = options(&c);
     if !o.otp.enabled {
         return Err(ApiError::forbidden("The collection is not configured to allow OTP authentication."));
     }
+    // The per-IP limit first: a refused request must not cost an argon2 hash, or one client
+    // could keep the shared password pool busy with requests that are refused anyway.
+    let allowed = mail_allowed(state, &c, "otp", &email, &origin).await?;
     let otp_id = random::new_id().map_err(ApiError::internal)?;
     let digits = usize::try_from(o.otp.length.clamp(4, 32)).unwrap_or(8);
     let code = random::random_string(b"0123456789", digits).map_err(ApiError::internal)?;
-    // Hashed whether or not the account exists: the answer takes the same time either way.
+    // Hashed whether or not the account exists (or its mails are throttled): the answer takes
+    // the same time either way.
     let hash = state.passwords.hash(&code).await.map_err(ApiError::internal)?;
-    let allowed = mail_allowed(state, &c, "otp", &email, &origin).await?;
     let record = record_by_email(state, &c, &email).await?;
     let Some(record) = record.filter(|_| allowed) else {
         return Ok(json(StatusCode::OK, &json!({"otpId": otp_id})));
@@ -725,7 +777,7 @@ pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incomi
 /// `POST auth-with-otp`
 pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
-    let origin = origin_of(&req);
+    let origin = origin_of(state, &req).await;
     let query_mfa = Query::parse(req.uri().query()).get("mfaId").map(str::to_owned);
     let body = body_object(req).await?;
     let (otp_id, password) = (text(&body, "otpId"), text(&body, "password"));
@@ -769,12 +821,7 @@ pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Inco
     // Proving the mailbox verifies it. An unverified account proven this way without MFA also
     // loses whatever password it had, so nobody who pre-registered that address keeps access.
     let verify = !is_verified(&record) && row.sent_to.eq_ignore_ascii_case(str_of(&record, "email"));
-    let reset_password = if verify && !o.mfa.enabled {
-        let random_password = random::random_string(b"abcdefghijklmnopqrstuvwxyz0123456789", 30).map_err(ApiError::internal)?;
-        Some((state.passwords.hash(&random_password).await.map_err(ApiError::internal)?, random::new_token_key().map_err(ApiError::internal)?))
-    } else {
-        None
-    };
+    let reset_password = if verify && !o.mfa.enabled { Some(random_password(state).await?) } else { None };
     let (c2, rid, key) = (c.clone(), row.record_id.clone(), str_of(&record, "tokenKey").to_owned());
     let used = write_publishing(state, move |tx, changes| -> Result<bool, DbError> {
         if !accounts::delete_otp(tx, &otp_id)? {

@@ -36,7 +36,8 @@ const PROXY_HEADERS: &[&str] = &["CF-Connecting-IP", "Fly-Client-IP", "X-Real-IP
 
 /// `GET /api/health`, exactly as PocketBase answers: `data` is empty for everyone but
 /// superusers, who also get `canBackup`, `realIP` and `possibleProxyHeader`.
-pub fn api_health(superuser: bool, peer: Option<std::net::SocketAddr>, headers: &hyper::HeaderMap) -> Response<ResBody> {
+/// `real_ip` is the client IP under the `trustedProxy` settings (only needed for superusers).
+pub fn api_health(superuser: bool, real_ip: String, headers: &hyper::HeaderMap) -> Response<ResBody> {
     if !superuser {
         return json_bytes(StatusCode::OK, &br#"{"message":"API is healthy.","code":200,"data":{}}"#[..]);
     }
@@ -49,7 +50,7 @@ pub fn api_health(superuser: bool, peer: Option<std::net::SocketAddr>, headers: 
             "data": {
                 // No backup can be running yet: backups are a later feature.
                 "canBackup": true,
-                "realIP": peer.map(|p| p.ip().to_string()).unwrap_or_default(),
+                "realIP": real_ip,
                 "possibleProxyHeader": proxy,
             },
         }),

@@ -4,9 +4,12 @@
 //!
 //! It owns account decisions for OAuth2: which record a provider identity signs in as, in
 //! PocketBase's order (an existing link, then the signed-in record of the same collection,
-//! then a record with the same email unless the provider says that email is unverified, then a
-//! new record when the collection's createRule allows sign-ups). It must not talk to a provider
-//! itself (that is `auth::oauth2`) and must not call a provider inside a database transaction.
+//! then a record with the same email when the provider explicitly verified that email — an
+//! unverified record found that way is taken over: verified, a random password, its other
+//! links dropped — then a new record when the collection's createRule allows sign-ups, written
+//! with a guest's access and verified only when its email is the provider-verified one). It
+//! must not talk to a provider itself (that is `auth::oauth2`) and must not call a provider
+//! inside a database transaction.
 
 use std::sync::Arc;
 
@@ -18,7 +21,7 @@ use crate::shared::db::DbError;
 use crate::worker::accounts;
 use crate::worker::actor::{Actor, SUPERUSERS};
 use crate::worker::auth::jwt;
-use crate::worker::auth::oauth2::{self, AuthUser, OAuth2Error};
+use crate::worker::auth::oauth2::{self, AuthUser, OAuth2Error, Resolved};
 use crate::worker::auth::random;
 use crate::worker::http::body::{json, json_bytes, ResBody, DEFAULT_BODY_LIMIT_BYTES};
 use crate::worker::http::error::ApiError;
@@ -109,7 +112,7 @@ fn meta(user: &AuthUser, is_new: bool) -> Value {
 /// `POST auth-with-oauth2`
 pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
-    let origin = account_flows::origin_of(&req);
+    let origin = account_flows::origin_of(state, &req).await;
     let query_mfa = Query::parse(req.uri().query()).get("mfaId").map(str::to_owned);
     let body = json_object(req.into_body(), DEFAULT_BODY_LIMIT_BYTES, "An error occurred while loading the submitted data.").await?;
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -140,7 +143,7 @@ pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<I
         _ => Map::new(),
     };
     let signed_in = actor.auth().filter(|a| a.collection.id == c.id).map(|a| a.id().to_owned());
-    let (record_id, is_new) = sign_in_or_up(state, &c, &provider, &user, signed_in, create_data).await?;
+    let (record_id, is_new) = sign_in_or_up(state, &c, &resolved, &user, signed_in, create_data).await?;
     let Some(record) = state
         .db
         .read({
@@ -183,39 +186,78 @@ fn requester_for(c: &Collection, record: &Map<String, Value>) -> Requester {
 async fn sign_in_or_up(
     state: &AppState,
     c: &Arc<Collection>,
-    provider: &str,
+    provider: &Resolved,
     user: &AuthUser,
     signed_in: Option<String>,
     create_data: Map<String, Value>,
 ) -> Result<(String, bool), ApiError> {
-    let (c2, p2, uid) = (c.clone(), provider.to_owned(), user.id.clone());
+    let (c2, p2, uid) = (c.clone(), provider.name.clone(), user.id.clone());
     let linked = state
         .db
-        .read(move |conn| accounts::linked_record(conn, &c2, &p2, &uid).map_err(DbError::from))
+        .read(move |conn| -> Result<Option<(String, bool)>, DbError> {
+            let Some(id) = accounts::linked_record(conn, &c2, &p2, &uid)? else { return Ok(None) };
+            let exists = rows::load(conn, &c2, &id)?.is_some();
+            Ok(Some((id, exists)))
+        })
         .await
         .map_err(ApiError::internal)?;
-    if let Some(id) = linked {
-        return Ok((id, false));
+    match linked {
+        Some((id, true)) => return Ok((id, false)),
+        // A link to a record that is gone is no link: it must not hand its id to whichever
+        // record is created with it next.
+        Some((_, false)) => {
+            let (c2, p2, uid) = (c.clone(), provider.name.clone(), user.id.clone());
+            state
+                .db
+                .write(move |tx| accounts::drop_dangling_link(tx, &c2, &p2, &uid).map_err(DbError::from))
+                .await
+                .map_err(ApiError::internal)?;
+        }
+        None => {}
     }
-    // An email the provider itself calls unverified proves nothing about the mailbox, so it
-    // never links to an existing account.
-    let trusted_email = (!user.email.is_empty() && user.email_verified != Some(false)).then(|| user.email.clone());
-    let existing = match signed_in {
-        Some(id) => Some(id),
-        None => match &trusted_email {
-            Some(email) => {
-                let (c2, email) = (c.clone(), email.clone());
-                state.db.read(move |conn| accounts::id_by_email(conn, &c2, &email).map_err(DbError::from)).await.map_err(ApiError::internal)?
-            }
-            None => None,
-        },
-    };
+    // Only an address the provider explicitly verified proves the mailbox; anything else
+    // (unverified, unsaid, Microsoft's tenant-asserted `mail`) never links to an existing
+    // account and never makes a new one verified.
+    let trusted_email = oauth2::trusted_email(provider.kind, user);
     let link_id = random::new_id().map_err(ApiError::internal)?;
-    if let Some(record_id) = existing {
-        let (c2, p2, uid, rid) = (c.clone(), provider.to_owned(), user.id.clone(), record_id.clone());
+    if let Some(record_id) = signed_in {
+        let (c2, p2, uid, rid) = (c.clone(), provider.name.clone(), user.id.clone(), record_id.clone());
         state
             .db
             .write(move |tx| accounts::link(tx, &link_id, &c2, &rid, &p2, &uid).map_err(DbError::from))
+            .await
+            .map_err(ApiError::internal)?;
+        return Ok((record_id, false));
+    }
+    let by_email = match &trusted_email {
+        Some(email) => {
+            let (c2, email) = (c.clone(), email.clone());
+            state.db.read(move |conn| accounts::id_by_email(conn, &c2, &email).map_err(DbError::from)).await.map_err(ApiError::internal)?
+        }
+        None => None,
+    };
+    if let Some(record_id) = by_email {
+        // The owner of the mailbox takes over an account registered with it but never
+        // verified (PocketBase): whoever registered it loses the password they chose and any
+        // provider links they added. Prepared outside the transaction (argon2 is slow); used
+        // only if the record is still unverified inside it.
+        let (hash, token_key) = random_password_hash(state).await?;
+        let (c2, p2, uid, rid) = (c.clone(), provider.name.clone(), user.id.clone(), record_id.clone());
+        let realtime = state.realtime.clone();
+        state
+            .db
+            .write_then(
+                move |tx| -> Result<crate::worker::records::changes::Stamped, DbError> {
+                    let mut changes = Vec::new();
+                    if accounts::claim_unverified(tx, &c2, &rid, &hash, &token_key)? {
+                        // Realtime clients of whoever held the account lose its auth (new tokenKey).
+                        crate::worker::records::changes::record_after(tx, &c2, &rid, crate::worker::records::changes::Action::Update, &mut changes)?;
+                    }
+                    accounts::link(tx, &link_id, &c2, &rid, &p2, &uid)?;
+                    Ok(crate::worker::records::changes::stamp(tx, changes)?)
+                },
+                move |stamped| realtime.publish(std::mem::take(stamped)),
+            )
             .await
             .map_err(ApiError::internal)?;
         return Ok((record_id, false));
@@ -226,27 +268,27 @@ async fn sign_in_or_up(
     if c.create_rule.is_none() {
         return Err(ApiError::forbidden("The collection does not allow OAuth2 sign-ups."));
     }
-    // The new record: createData, then what the provider knows, mapped as configured.
+    // The new record: createData as the client sent it (written with a guest's access, so a
+    // `verified: true` there is refused as in PocketBase), the provider's email unless
+    // createData has one, and what the provider knows, mapped as configured.
     let o = c.auth.clone().unwrap_or_default();
     let mut body = create_data;
-    if let Some(email) = trusted_email.clone().or_else(|| (!user.email.is_empty()).then(|| user.email.clone())) {
-        body.entry("email").or_insert(Value::String(email));
-        if trusted_email.is_some() {
-            body.insert("verified".into(), Value::Bool(true));
-        }
+    let client_email = body.get("email").and_then(Value::as_str).is_some_and(|e| !e.trim().is_empty());
+    if !client_email && !user.email.is_empty() {
+        body.insert("email".into(), Value::String(user.email.clone()));
     }
     for (field, value) in [(&o.oauth2.mapped_fields.name, &user.name), (&o.oauth2.mapped_fields.username, &user.username), (&o.oauth2.mapped_fields.id, &user.id)] {
         if !field.is_empty() && !value.is_empty() && c.field(field).is_some() {
             body.entry(field.clone()).or_insert(Value::String(value.clone()));
         }
     }
-    let password = random::random_string(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", RANDOM_PASSWORD_CHARS).map_err(ApiError::internal)?;
+    let password = random::random_string(PASSWORD_ALPHABET, RANDOM_PASSWORD_CHARS).map_err(ApiError::internal)?;
     body.insert("password".into(), Value::String(password.clone()));
     body.insert("passwordConfirm".into(), Value::String(password.clone()));
     let mut hashes = write::Hashes::new();
     hashes.insert(password.clone(), state.passwords.hash(&password).await.map_err(ApiError::internal)?);
     let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
-    let (c2, p2, uid) = (c.clone(), provider.to_owned(), user.id.clone());
+    let (c2, p2, uid) = (c.clone(), provider.name.clone(), user.id.clone());
     let realtime = state.realtime.clone();
     let created = state
         .db
@@ -256,9 +298,18 @@ async fn sign_in_or_up(
                 requester.ctx.method = "POST".into();
                 requester.ctx.context = "oauth2".into();
                 let mut changes = Vec::new();
-                let bytes = write::create(tx, &snap, &c2, &mut requester, body, Access::Manager, &hashes, &Shape::default(), &mut changes)?;
+                let bytes = write::create(tx, &snap, &c2, &mut requester, body, Access::Default, &hashes, &Shape::default(), &mut changes)?;
                 let json: Value = serde_json::from_slice(&bytes).map_err(|_| CrudError::Refused("Failed to create record."))?;
                 let id = json.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+                // Verified only when the stored address is the one the provider verified (not
+                // one the client put in createData).
+                if let Some(email) = &trusted_email {
+                    accounts::verify_if_email(tx, &c2, &id, email)?;
+                    // The create event shows the record as committed, verified flag included.
+                    if let (Some(last), Some(columns)) = (changes.last_mut(), crate::worker::records::changes::capture(tx, &c2, &id)?) {
+                        last.columns = columns;
+                    }
+                }
                 accounts::link(tx, &link_id, &c2, &id, &p2, &uid)?;
                 Ok((id, crate::worker::records::changes::stamp(tx, changes)?))
             },
@@ -268,6 +319,16 @@ async fn sign_in_or_up(
         .map(|(id, _)| id)
         .map_err(|e| super::records::crud_error(e, "Failed to create record."))?;
     Ok((created, true))
+}
+
+/// Characters of the random passwords OAuth2 gives new and taken-over accounts.
+const PASSWORD_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// The argon2 hash of a fresh random password nobody is told, and a fresh tokenKey.
+async fn random_password_hash(state: &AppState) -> Result<(String, String), ApiError> {
+    let password = random::random_string(PASSWORD_ALPHABET, RANDOM_PASSWORD_CHARS).map_err(ApiError::internal)?;
+    let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
+    Ok((hash, random::new_token_key().map_err(ApiError::internal)?))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::worker::http::body::{collect_limited, full, ResBody};
+use crate::worker::http::client_ip;
 use crate::worker::http::error::ApiError;
 use crate::worker::realtime::client::Transport;
 use crate::worker::realtime::sse::SseBody;
@@ -29,13 +30,16 @@ pub const SUBSCRIBE_BODY_LIMIT_BYTES: usize = 4 * 1024 * 1024;
 /// Longest client id accepted in a POST (PocketBase's validation), in characters.
 pub const MAX_CLIENT_ID_CHARS: usize = 255;
 
-fn peer_ip(req: &Request<Incoming>) -> Option<std::net::IpAddr> {
-    req.extensions().get::<PeerAddr>().map(|p| p.0.ip())
+/// The client's address as PocketBase's RealIP sees it (the trusted proxy's header, if set):
+/// a subscription POST must come from the same one as its stream.
+async fn client_ip(state: &AppState, req: &Request<Incoming>) -> Option<std::net::IpAddr> {
+    client_ip::of_request(state, req).await.parse().ok()
 }
 
 /// `GET /api/realtime`
-pub fn connect(state: &AppState, req: &Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
-    let client = state.realtime.connect(Transport::Sse, peer_ip(req)).map_err(ApiError::internal)?;
+pub async fn connect(state: &AppState, req: &Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let ip = client_ip(state, req).await;
+    let client = state.realtime.connect(Transport::Sse, ip).map_err(ApiError::internal)?;
     client.push_sse("PB_CONNECT", json!({"clientId": client.id}).to_string().as_bytes());
     let mut res = Response::new(SseBody::new(client, state.realtime.clone()).boxed());
     let h = res.headers_mut();
@@ -61,7 +65,7 @@ fn invalid(field: &str, code: &str, message: &str) -> ApiError {
 
 /// `POST /api/realtime`
 pub async fn set_subscriptions(state: &AppState, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
-    let ip = peer_ip(&req);
+    let ip = client_ip(state, &req).await;
     let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
     let bytes = collect_limited(req.into_body(), SUBSCRIBE_BODY_LIMIT_BYTES).await?;
@@ -127,7 +131,7 @@ pub fn websocket(state: &AppState, mut req: Request<Incoming>) -> Result<Respons
     let Some(key) = req.headers().get("sec-websocket-key").map(|k| derive_accept_key(k.as_bytes())).filter(|_| upgrade_ok) else {
         return Err(ApiError::bad_request("Expected a WebSocket upgrade (version 13)."));
     };
-    let ip = peer_ip(&req);
+    let ip = req.extensions().get::<PeerAddr>().map(|p| p.0.ip());
     let upgrade = hyper::upgrade::on(&mut req);
     let state = state.clone();
     tokio::spawn(async move {

@@ -85,7 +85,7 @@ fn auth_response(state: &AppState, c: &Collection, record: &Map<String, Value>, 
 /// `POST auth-with-password`
 pub async fn with_password(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
-    let origin = super::account_flows::origin_of(&req);
+    let origin = super::account_flows::origin_of(state, &req).await;
     let query_mfa = crate::worker::http::request::Query::parse(req.uri().query()).get("mfaId").map(str::to_owned);
     let body = json_object(req.into_body(), DEFAULT_BODY_LIMIT_BYTES, BAD_FORMAT).await?;
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();

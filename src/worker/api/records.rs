@@ -22,12 +22,12 @@ use crate::worker::http::body::{collect_limited, json_bytes, ResBody, DEFAULT_BO
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{list_envelope, ListParams, Query};
 use crate::worker::records::cache::Snapshot;
-use crate::worker::records::changes::{self, Changes};
+use crate::worker::records::changes::{self, Changes, Stamped};
 use crate::worker::records::crud::{self, CrudError, Page, Requester, Shape};
 use crate::worker::records::expand::ExpandTree;
 use crate::worker::records::fields::Projection;
 use crate::worker::records::query::{AuthContext, RequestContext, CLIENT_ERROR_MESSAGE};
-use crate::worker::records::schema::Collection;
+use crate::worker::records::schema::{Collection, FieldKind};
 use crate::worker::records::sql_value::SqlValue;
 use crate::worker::records::values::{self, check_record, decode_form, resolve_input, Access, PasswordInput, Rejected, WriteOptions};
 use crate::worker::state::AppState;
@@ -232,8 +232,18 @@ async fn rejection(state: &AppState, snap: Arc<Snapshot>, rejected: Rejected, me
 enum Attempt {
     /// The held schema snapshot was stale: plan again with a fresh one.
     Stale,
+    /// The record's file fields changed between the plan's read and the write: plan again
+    /// from the record as it is now.
+    RowChanged,
     Failed(ApiError),
 }
+
+/// Re-plans allowed when concurrent updates keep changing a record's files under an update.
+const ROW_CHANGE_REPLANS: usize = 8;
+
+/// What an update's write did: the updated record's JSON and the stored names it dropped, or
+/// None when the record's files changed since the plan (nothing written; plan again).
+type UpdateOutcome = Option<(Vec<u8>, Vec<String>)>;
 
 impl From<ApiError> for Attempt {
     fn from(e: ApiError) -> Self {
@@ -254,14 +264,20 @@ where
     F: Fn(bool) -> Fut,
     Fut: std::future::Future<Output = Result<Response<ResBody>, Attempt>>,
 {
-    for retry in [false, true] {
+    let (mut retry, mut row_changes) = (false, 0);
+    loop {
         match once(retry).await {
             Ok(res) => return Ok(res),
             Err(Attempt::Failed(e)) => return Err(e),
-            Err(Attempt::Stale) => state.schema.invalidate(),
+            Err(Attempt::Stale) if !retry => {
+                state.schema.invalidate();
+                retry = true;
+            }
+            Err(Attempt::Stale) => return Err(ApiError::bad_request("The collection changed while the record was being written; please retry.")),
+            Err(Attempt::RowChanged) if row_changes < ROW_CHANGE_REPLANS => row_changes += 1,
+            Err(Attempt::RowChanged) => return Err(ApiError::bad_request("The record's files kept changing while it was being updated; please retry.")),
         }
     }
-    Err(ApiError::bad_request("The collection changed while the record was being written; please retry."))
 }
 
 /// `POST /api/collections/{c}/records`
@@ -445,37 +461,51 @@ async fn update_once(
     // New uploads are stored before the commit (removed again if it fails); the files the
     // update drops are deleted only after it committed.
     let keep = files::record::kept(&input, uploads);
-    let dropped = files::record::removed(&c, &existing, &input);
-    let storage = if keep.is_empty() && dropped.is_empty() { None } else { Some(files::storage(state).await.map_err(ApiError::internal)?) };
+    // The file fields this update sets: their new value was computed from `existing`, so the
+    // write goes ahead only if they still hold what was read (else another update changed
+    // them meanwhile, and writing this value would re-name a file it deleted or drop one it
+    // added: plan again). The files to delete are those of the row as the write finds it.
+    let file_fields: Vec<String> =
+        c.fields.iter().filter(|f| matches!(f.kind, FieldKind::File(_)) && input.contains_key(&f.name)).map(|f| f.name.clone()).collect();
+    let storage = if keep.is_empty() && file_fields.is_empty() { None } else { Some(files::storage(state).await.map_err(ApiError::internal)?) };
     let collection_id = c.id.clone();
     let written = match &storage {
         Some(s) if !keep.is_empty() => files::record::store(s, &collection_id, id, &keep).await.map_err(ApiError::internal)?,
         _ => Vec::new(),
     };
+    let file_input: Map<String, Value> = file_fields.iter().filter_map(|f| input.get(f).map(|v| (f.clone(), v.clone()))).collect();
     let requester = requester(actor, method, query, headers, input);
     let (relations, shape, record_id) = (validated.relations, shape.clone(), id.to_owned());
     let realtime = state.realtime.clone();
     let result = state
         .db
         .write_then(
-            move |tx| {
+            move |tx| -> Result<(UpdateOutcome, Stamped), CrudError> {
+                let mut dropped = Vec::new();
+                if !file_fields.is_empty() {
+                    let Some(current) = crud::existing(tx, &c, &record_id)? else { return Err(CrudError::NotFound) };
+                    if file_fields.iter().any(|f| current.get(f) != existing.get(f)) {
+                        return Ok((None, Stamped::default()));
+                    }
+                    dropped = files::record::removed(&c, &current, &file_input);
+                }
                 let mut changes = Changes::new();
                 let bytes = crud::update(tx, &snap, &c, &requester, &record_id, &columns, &relations, &shape, &mut changes)?;
-                Ok((bytes, changes::stamp(tx, changes)?))
+                Ok((Some((bytes, dropped)), changes::stamp(tx, changes)?))
             },
-            move |(_, changes)| realtime.publish(std::mem::take(changes)),
+            move |(_, stamped)| realtime.publish(std::mem::take(stamped)),
         )
         .await
-        .map(|(bytes, _)| bytes);
-    if let Some(s) = &storage {
-        if result.is_err() {
-            files::record::discard(s, &written).await;
-        } else {
-            files::record::delete_names(s, &collection_id, id, &dropped).await;
-        }
+        .map(|(outcome, _)| outcome);
+    match (&storage, &result) {
+        (Some(s), Ok(Some((_, dropped)))) => files::record::delete_names(s, &collection_id, id, dropped).await,
+        (Some(s), _) => files::record::discard(s, &written).await,
+        (None, _) => {}
     }
-    let bytes = result.map_err(|e| attempt_error(e, FAILED))?;
-    Ok(json_bytes(StatusCode::OK, bytes))
+    match result.map_err(|e| attempt_error(e, FAILED))? {
+        Some((bytes, _)) => Ok(json_bytes(StatusCode::OK, bytes)),
+        None => Err(Attempt::RowChanged),
+    }
 }
 
 /// `DELETE /api/collections/{c}/records/{id}`

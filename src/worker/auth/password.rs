@@ -96,6 +96,8 @@ struct Inner {
     size: usize,
     in_flight: AtomicUsize,
     peak_in_flight: AtomicUsize,
+    /// argon2 computations started since the pool was made (hashes and verifications).
+    started: AtomicUsize,
 }
 
 impl PasswordPool {
@@ -108,6 +110,7 @@ impl PasswordPool {
                 size,
                 in_flight: AtomicUsize::new(0),
                 peak_in_flight: AtomicUsize::new(0),
+                started: AtomicUsize::new(0),
             }),
         }
     }
@@ -132,6 +135,11 @@ impl PasswordPool {
     /// The most computations ever seen running at once (never above [`Self::permits`]).
     pub fn peak_in_flight(&self) -> usize {
         self.inner.peak_in_flight.load(Ordering::Relaxed)
+    }
+
+    /// argon2 computations started so far; lets tests prove that a refused request paid none.
+    pub fn started(&self) -> usize {
+        self.inner.started.load(Ordering::Relaxed)
     }
 
     /// A new PHC-format argon2id hash of `password`, with a fresh random salt.
@@ -193,6 +201,7 @@ impl PasswordPool {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| PasswordError::NoRuntime)?;
         let permit = Arc::clone(&self.inner.permits).acquire_owned().await.map_err(|_| PasswordError::Closed)?;
         let inner = Arc::clone(&self.inner);
+        inner.started.fetch_add(1, Ordering::Relaxed);
         runtime
             .spawn_blocking(move || {
                 // Moved in, not held by the caller: if the request is dropped mid-hash the CPU

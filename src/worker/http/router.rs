@@ -46,14 +46,15 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
         (["api", "health"], _) if is_read => {
             // Only a request that carries a token pays for resolving it.
             let superuser = req.headers().contains_key(AUTHORIZATION) && actor_of(state, &req).await.is_superuser();
-            let peer = req.extensions().get::<crate::worker::server::PeerAddr>().map(|p| p.0);
-            Ok(api::health::api_health(superuser, peer, req.headers()))
+            let real_ip = if superuser { crate::worker::http::client_ip::of_request(state, &req).await } else { String::new() };
+            Ok(api::health::api_health(superuser, real_ip, req.headers()))
         }
         (["_", "test", "echo"], &Method::POST) if state.config.test_routes => api::test_routes::echo(req).await,
+        (["_", "test", "stats"], _) if is_read && state.config.test_routes => Ok(api::test_routes::stats(state)),
         (["_"] | ["_", ""], _) if is_read => Ok(api::setup::page()),
         (["_", "setup"], &Method::POST) => api::setup::redeem(state, req).await,
 
-        (["api", "realtime"], &Method::GET) => api::realtime::connect(state, &req),
+        (["api", "realtime"], &Method::GET) => api::realtime::connect(state, &req).await,
         (["api", "realtime"], &Method::POST) => api::realtime::set_subscriptions(state, req).await,
         (["realtime"], &Method::GET) => api::realtime::websocket(state, req),
 

@@ -567,6 +567,9 @@ fn delete_cascading(
         changes.push(Change { action: Action::Delete, collection_id: c.id.clone(), record_id: id.to_owned(), columns });
     }
     tx.execute(&format!("DELETE FROM {} WHERE \"id\" = ?1", quote_ident(&c.name)), [id])?;
+    if c.kind == CollectionType::Auth {
+        crate::worker::accounts::forget_record(tx, &c.id, id)?;
+    }
     for other in snap.all() {
         if other.kind == CollectionType::View {
             continue;

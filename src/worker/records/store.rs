@@ -546,6 +546,7 @@ pub fn delete(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> {
     let what = if c.kind == CollectionType::View { "VIEW" } else { "TABLE" };
     tx.execute_batch(&format!("DROP {what} IF EXISTS {}", quote_ident(&c.name)))?;
     tx.execute("DELETE FROM _collections WHERE id = ?1", [&c.id])?;
+    crate::worker::accounts::forget_collection(tx, &c.id)?;
     bump_version(tx)?;
     Ok(())
 }
@@ -557,6 +558,7 @@ pub fn truncate(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> 
         return Err(StoreError::Refused("View collections cannot be truncated.".into()));
     }
     tx.execute_batch(&format!("DELETE FROM {}", quote_ident(&c.name)))?;
+    crate::worker::accounts::forget_collection(tx, &c.id)?;
     Ok(())
 }
 

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::worker::auth::random;
 use crate::worker::records::schema::collection::OAuth2Provider;
-pub use providers::{AuthUser, Kind};
+pub use providers::{trusted_email, AuthUser, Kind};
 
 /// One outbound request to a provider may take this long, in seconds.
 pub const HTTP_TIMEOUT_SECS: u64 = 15;
@@ -39,8 +39,10 @@ pub const PKCE_VERIFIER_CHARS: usize = 64;
 pub const STATE_CHARS: usize = 30;
 
 const UNRESERVED: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
-/// Where GitHub lists a user's addresses, private ones included.
-const GITHUB_EMAILS_URL: &str = "https://api.github.com/user/emails";
+/// Where GitHub lists a user's addresses (private ones included, each with its `verified`
+/// flag), relative to the user-info URL: `https://api.github.com/user` + this, and the same
+/// under a GitHub Enterprise (or test) `userInfoURL`.
+const GITHUB_EMAILS_SUFFIX: &str = "/emails";
 /// Some providers (GitHub) refuse requests without a user agent.
 const USER_AGENT: &str = concat!("vaultbase/", env!("CARGO_PKG_VERSION"));
 
@@ -326,17 +328,24 @@ pub async fn user(p: &Resolved, tokens: &Tokens, now: i64) -> Result<AuthUser, O
         return Err(OAuth2Error::NotConfigured(p.name.clone(), "userInfoURL"));
     };
     let mut user = p.kind.map_user(raw);
-    if p.kind == Kind::GitHub && user.email.is_empty() && !tokens.access_token.is_empty() {
-        // A private GitHub email is only in /user/emails (the `user:email` scope).
-        let res = client()?
-            .get(GITHUB_EMAILS_URL)
-            .bearer_auth(&tokens.access_token)
-            .header("Accept", "application/json")
-            .send()
-            .await?;
-        if let Some((email, verified)) = providers::github_primary_email(&read_json(res).await?) {
-            user.email = email;
-            user.email_verified = Some(verified);
+    if p.kind == Kind::GitHub && !tokens.access_token.is_empty() && !p.endpoints.user_info_url.is_empty() {
+        // `/user` says nothing about whether its (public) email is verified, and a private
+        // email is not there at all: both come from `/user/emails` (the `user:email` scope).
+        // Without that answer the email stays unverified.
+        let url = format!("{}{GITHUB_EMAILS_SUFFIX}", p.endpoints.user_info_url.trim_end_matches('/'));
+        let listed = match client()?.get(&url).bearer_auth(&tokens.access_token).header("Accept", "application/json").send().await {
+            Ok(res) => read_json(res).await.ok(),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading GitHub's /user/emails failed; the email counts as unverified");
+                None
+            }
+        };
+        match listed.as_ref().and_then(|l| providers::github_email(l, &user.email)) {
+            Some((email, verified)) => {
+                user.email = email;
+                user.email_verified = Some(verified);
+            }
+            None => user.email_verified = None,
         }
     }
     if user.id.is_empty() {

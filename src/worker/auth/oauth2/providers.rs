@@ -27,7 +27,8 @@ pub struct AuthUser {
     pub name: String,
     pub username: String,
     pub email: String,
-    /// What the provider says about the email; None when it says nothing.
+    /// What the provider says about the email; None when it says nothing, which must be
+    /// read as "not verified" (see [`trusted_email`]).
     pub email_verified: Option<bool>,
     pub avatar_url: String,
     pub raw: Value,
@@ -155,6 +156,8 @@ impl Kind {
                 avatar_url: text(&raw, "avatar_url"),
                 ..AuthUser::default()
             },
+            // Graph's `mail` and `userPrincipalName` are set by the tenant's own admins and are
+            // not verified by Microsoft ("nOAuth"): `email_verified` stays None, never trusted.
             Kind::Microsoft => {
                 let mail = text(&raw, "mail");
                 AuthUser {
@@ -191,11 +194,27 @@ impl Kind {
     }
 }
 
-/// The primary address of GitHub's `/user/emails` answer, and whether GitHub verified it.
-pub fn github_primary_email(list: &Value) -> Option<(String, bool)> {
-    let primary = list.as_array()?.iter().find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))?;
-    let email = primary.get("email").and_then(Value::as_str)?.to_owned();
-    Some((email, primary.get("verified").and_then(Value::as_bool).unwrap_or(false)))
+/// The address to use from GitHub's `/user/emails` answer, and whether GitHub verified it:
+/// the profile's public address when it has one (`public`, from `/user`, which says nothing
+/// about verification), else the primary address. None when the list does not hold it.
+pub fn github_email(list: &Value, public: &str) -> Option<(String, bool)> {
+    let entries = list.as_array()?;
+    let entry = if public.is_empty() {
+        entries.iter().find(|e| e.get("primary").and_then(Value::as_bool) == Some(true))?
+    } else {
+        entries.iter().find(|e| e.get("email").and_then(Value::as_str).is_some_and(|m| m.eq_ignore_ascii_case(public)))?
+    };
+    let email = entry.get("email").and_then(Value::as_str)?.to_owned();
+    Some((email, entry.get("verified").and_then(Value::as_bool).unwrap_or(false)))
+}
+
+/// The provider's email, when it may be trusted as proof that the signed-in person owns the
+/// mailbox: only when the provider explicitly said it verified it. Silence is not proof
+/// (GitLab, an OIDC server without `email_verified`, a GitHub address missing from
+/// `/user/emails`), and Microsoft never counts (its addresses are tenant-asserted).
+pub fn trusted_email(kind: Kind, user: &AuthUser) -> Option<String> {
+    let trusted = kind != Kind::Microsoft && user.email_verified == Some(true) && !user.email.is_empty();
+    trusted.then(|| user.email.clone())
 }
 
 #[cfg(test)]
@@ -216,7 +235,24 @@ mod tests {
         assert_eq!(discord.avatar_url, "https://cdn.discordapp.com/avatars/9/h.png");
         assert_eq!(discord.email_verified, Some(false));
         let emails = serde_json::json!([{"email": "a@x.y", "primary": false, "verified": true}, {"email": "b@x.y", "primary": true, "verified": false}]);
-        assert_eq!(github_primary_email(&emails), Some(("b@x.y".to_owned(), false)));
-        assert_eq!(github_primary_email(&serde_json::json!({"message": "no"})), None);
+        assert_eq!(github_email(&emails, ""), Some(("b@x.y".to_owned(), false)));
+        assert_eq!(github_email(&emails, "A@x.y"), Some(("a@x.y".to_owned(), true)), "the public address, with its own flag");
+        assert_eq!(github_email(&emails, "c@x.y"), None, "a public address GitHub does not list is not known verified");
+        assert_eq!(github_email(&serde_json::json!({"message": "no"}), ""), None);
+    }
+
+    #[test]
+    fn only_an_explicitly_verified_email_is_trusted_and_never_microsofts() {
+        let user = |verified: Option<bool>| AuthUser { email: "a@x.y".into(), email_verified: verified, ..AuthUser::default() };
+        assert_eq!(trusted_email(Kind::Oidc, &user(Some(true))), Some("a@x.y".into()));
+        assert_eq!(trusted_email(Kind::Oidc, &user(None)), None, "silence is not verification");
+        assert_eq!(trusted_email(Kind::Oidc, &user(Some(false))), None);
+        assert_eq!(trusted_email(Kind::Microsoft, &user(Some(true))), None);
+        let ms = Kind::Microsoft.map_user(serde_json::json!({"id": "m", "userPrincipalName": "ceo@victim.example"}));
+        assert_eq!((ms.email.as_str(), trusted_email(Kind::Microsoft, &ms)), ("ceo@victim.example", None));
+        let gitlab = Kind::GitLab.map_user(serde_json::json!({"id": 7, "email": "g@x.y"}));
+        assert_eq!(trusted_email(Kind::GitLab, &gitlab), None);
+        let oidc = Kind::Oidc.map_user(serde_json::json!({"sub": "s", "email": "o@x.y"}));
+        assert_eq!(trusted_email(Kind::Oidc, &oidc), None);
     }
 }
