@@ -72,6 +72,13 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
     }
     drop(conn);
     clear_staged_uploads(&data_dir.uploads_path());
+    // Counters a previous cluster left (perhaps mid-turn) would make the first writers wait
+    // for a stalled turn; no worker runs yet, so a fresh zeroed file is safe.
+    if let Err(e) = std::fs::remove_file(data_dir.write_turns_path()) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(error = %e, "removing the old write-turns file");
+        }
+    }
 
     let secret = secrets::load_or_create(cfg.jwt_secret.as_deref(), &data_dir.secret_path())?;
     check_port_free(cfg.listen_addr())?;

@@ -57,6 +57,11 @@ impl DataDir {
     }
 
     /// The supervisor's bus socket (mode 0600).
+    /// The cluster writers' turn counters (see `db::turns`).
+    pub fn write_turns_path(&self) -> PathBuf {
+        self.root.join(".write-turns")
+    }
+
     pub fn bus_socket_path(&self) -> PathBuf {
         self.root.join(".bus.sock")
     }

@@ -118,8 +118,12 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
 
     let db_path = data_dir.db_path();
     let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
+    let turns_path = clustered.then(|| data_dir.write_turns_path());
     let db = tokio::task::spawn_blocking(move || -> Result<Db, WorkerError> {
-        let db = Db::open(&db_path, readers)?;
+        let db = match turns_path {
+            Some(turns) => Db::open_shared(&db_path, readers, &turns)?,
+            None => Db::open(&db_path, readers)?,
+        };
         Ok(db)
     })
     .await??;

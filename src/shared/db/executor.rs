@@ -32,6 +32,7 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::open::{self, Role};
+use super::turns::Turns;
 
 type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 /// A write job runs inside the group's transaction and hands back whether it succeeded and
@@ -72,6 +73,8 @@ pub enum DbError {
     Thread(std::io::Error),
     #[error("the database is closed")]
     Closed,
+    #[error(transparent)]
+    Turns(#[from] super::turns::TurnsError),
     /// The group transaction this write ran in did not commit; its work was rolled back.
     #[error("committing the write: {0}")]
     Commit(String),
@@ -104,6 +107,18 @@ impl Db {
     /// Opens one writer and `readers` reader connections on `path`, each on its own thread.
     /// Connections are opened here, synchronously, so a bad path fails the caller at once.
     pub fn open(path: &Path, readers: usize) -> Result<Db, DbError> {
+        Db::open_with_turns(path, readers, None)
+    }
+
+    /// [`Db::open`] for a process that shares the file with other writing processes (cluster
+    /// workers): its writer takes turns at the write lock with theirs through the counters
+    /// file `turns` (see [`super::turns`]).
+    pub fn open_shared(path: &Path, readers: usize, turns: &Path) -> Result<Db, DbError> {
+        let turns = Turns::open(turns).map_err(DbError::Turns)?;
+        Db::open_with_turns(path, readers, Some(turns))
+    }
+
+    fn open_with_turns(path: &Path, readers: usize, turns: Option<Turns>) -> Result<Db, DbError> {
         let readers = readers.max(1);
         let opened = |role| open::open(path, role).map_err(|source| DbError::Open { path: path.to_owned(), source });
         let writer_conn = opened(Role::Writer)?;
@@ -115,7 +130,7 @@ impl Db {
         // One pending nudge is enough: the checkpointer copies everything there is.
         let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::bounded(1);
         let mut threads = Vec::with_capacity(readers + 2);
-        threads.push(spawn_writer(writer_conn, writer_rx, checkpoint_tx.clone())?);
+        threads.push(spawn_writer(writer_conn, writer_rx, checkpoint_tx.clone(), turns)?);
         threads.push(spawn_checkpointer(checkpoint_conn, checkpoint_rx)?);
         for (i, conn) in reader_conns.into_iter().enumerate() {
             threads.push(spawn_reader(&format!("vb-db-reader-{i}"), conn, reader_rx.clone())?);
@@ -244,7 +259,12 @@ fn spawn_reader(name: &str, conn: Connection, rx: Receiver<Msg>) -> Result<JoinH
         .map_err(DbError::Thread)
 }
 
-fn spawn_writer(conn: Connection, rx: Receiver<WriteMsg>, checkpoint: Sender<Checkpoint>) -> Result<JoinHandle<()>, DbError> {
+fn spawn_writer(
+    conn: Connection,
+    rx: Receiver<WriteMsg>,
+    checkpoint: Sender<Checkpoint>,
+    turns: Option<Turns>,
+) -> Result<JoinHandle<()>, DbError> {
     std::thread::Builder::new()
         .name("vb-db-writer".to_owned())
         .spawn(move || {
@@ -268,7 +288,7 @@ fn spawn_writer(conn: Connection, rx: Receiver<WriteMsg>, checkpoint: Sender<Che
                         Err(_) => break,
                     }
                 }
-                run_group(&mut conn, &mut group);
+                run_group(&mut conn, &mut group, turns.as_ref());
                 // Full means a nudge is already pending.
                 let _ = checkpoint.try_send(Checkpoint::Nudge);
                 if stop {
@@ -325,12 +345,19 @@ fn close(conn: Connection) {
 /// Runs `jobs` (drained) in as few transactions as possible: normally one; a new one only if
 /// SQLite itself ended the transaction under a job (e.g. a full disk), whose whole group so far
 /// is then reported lost.
-fn run_group(conn: &mut Connection, jobs: &mut Vec<WriteJob>) {
+fn run_group(conn: &mut Connection, jobs: &mut Vec<WriteJob>, turns: Option<&Turns>) {
     let mut pending = jobs.drain(..);
     while pending.len() > 0 {
+        let ticket = turns.map(|t| (t, t.wait()));
+        let end_turn = || {
+            if let Some((t, ticket)) = ticket {
+                t.done(ticket);
+            }
+        };
         let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
             Err(e) => {
+                end_turn();
                 let why = format!("starting the transaction: {e}");
                 for job in pending.by_ref() {
                     fail_unrun(job, &why);
@@ -356,6 +383,8 @@ fn run_group(conn: &mut Connection, jobs: &mut Vec<WriteJob>) {
             }
             None => tx.commit().err().map(|e| format!("commit: {e}")),
         };
+        // The lock is free again: the next process in line may go before the answers below.
+        end_turn();
         if let Some(why) = &lost {
             tracing::error!(jobs = done.len(), error = %why, "a write group did not commit");
         }

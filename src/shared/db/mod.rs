@@ -8,6 +8,7 @@
 mod executor;
 pub mod migrate;
 pub mod open;
+pub mod turns;
 
 pub use executor::{Db, DbError};
 
