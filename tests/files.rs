@@ -823,6 +823,16 @@ fn batch_uploads_are_stored_all_or_nothing() {
         assert_eq!(settled_storage(&data), before, "{code}: nothing stored");
     }
 
+    // As in PocketBase, the files replace what the item's JSON body sent under their key, and
+    // the replaced file is deleted after the commit.
+    let payload = json!({"requests": [{"method": "PATCH", "url": old_url, "body": {"docs": old_now["docs"]}}]});
+    let r = post_multipart(port, "/api/batch", &token, &batch_multipart(&payload, &[("requests.0.docs", "solo.txt", b"solo")]));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let docs = r.json()[0]["body"]["docs"].clone();
+    assert!(docs.as_array().is_some_and(|d| d.len() == 1) && docs[0].as_str().is_some_and(|n| n.starts_with("solo_")), "{docs}");
+    let before = settled_storage(&data);
+    assert_eq!(before.len(), 3, "the old record's two files replaced by one: {before:?}");
+
     // The batch body limit counts the files: over it is 413 and nothing is kept.
     let r = call(port, "PATCH", "/api/settings", Some(&token), Some(&json!({"batch": {"maxBodySize": 2000}})));
     assert_eq!(r.status, 200);

@@ -230,8 +230,14 @@ async fn read_body(state: &AppState, req: Request<Incoming>, limit: u64) -> Resu
                     stager.write(&chunk).await.map_err(stage_error)?;
                 }
                 let name_for = original.clone();
+                // PocketBase names a batch upload twice (the batch names it, then the item's
+                // write names that name again): `My Photo.PNG` → `my_photo_<rand>_<rand>.PNG`.
+                let name_twice = |mime| {
+                    let once = stored_name(&name_for, extension_for(mime))?;
+                    Ok(stored_name(&once, extension_for(mime))?)
+                };
                 let staged = stager
-                    .finish(key.to_owned(), String::new(), original, |mime| Ok(stored_name(&name_for, extension_for(mime))?))
+                    .finish(key.to_owned(), String::new(), original, name_twice)
                     .await
                     .map_err(stage_error)?;
                 uploads.push((index, staged));
@@ -251,9 +257,9 @@ fn file_invalid(message: &'static str, field: &str, code: &'static str, detail: 
 }
 
 /// Gives each create/update/upsert item the staged files addressed to one of its collection's
-/// file fields (others are dropped, as PocketBase ignores them), checks them against the
-/// field's `maxSize` and `mimeTypes`, names them in the item's body under their keys and, for
-/// a create without an id, chooses the id they will be stored under.
+/// file fields (others are dropped), checks them against the field's `maxSize` and
+/// `mimeTypes`, puts their names into the item's body under their keys and, for a create
+/// without an id, chooses the id they will be stored under.
 fn attach(actions: &mut [Action], uploads: Vec<(usize, StagedFile)>, snap: &Snapshot) -> Result<(), ApiError> {
     for (index, mut file) in uploads {
         let Some(a) = actions.get_mut(index).filter(|a| a.kind != Kind::Delete) else { continue };
@@ -276,6 +282,11 @@ fn attach(actions: &mut [Action], uploads: Vec<(usize, StagedFile)>, snap: &Snap
         }
     }
     for a in actions.iter_mut().filter(|a| !a.uploads.is_empty()) {
+        // The files replace whatever the item's JSON body had under the same key (unlike a
+        // single multipart request, where plain names sent with the key stay in front).
+        for u in &a.uploads {
+            a.body.remove(&u.key);
+        }
         files::record::merge_uploads(&mut a.body, &a.uploads);
     }
     Ok(())
