@@ -727,8 +727,11 @@ fn overlapping_file_updates_never_leave_a_dangling_name_or_an_orphan() {
     }
 }
 
+/// A file part of a batch body: part name, file name, bytes.
+type FilePart<'a> = (&'a str, &'a str, &'a [u8]);
+
 /// A batch body as the JS SDK sends it: the file parts first, then `@jsonPayload`.
-fn batch_multipart(payload: &Value, files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+fn batch_multipart(payload: &Value, files: &[FilePart<'_>]) -> Vec<u8> {
     let mut body = Vec::new();
     for (key, name, bytes) in files {
         body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{key}\"; filename=\"{name}\"\r\n\r\n").as_bytes());
@@ -762,7 +765,7 @@ fn batch_uploads_are_stored_all_or_nothing() {
         {"method": "POST", "url": "/api/collections/albums/records", "body": {"title": "new"}},
         {"method": "PATCH", "url": old_url, "body": {"docs-": [old_docs[0]]}},
     ]});
-    let files: &[(&str, &str, &[u8])] = &[("requests.0.docs", "one.txt", b"one"), ("requests[0].docs", "two.txt", b"two"), ("requests.1.docs+", "three.txt", b"three")];
+    let files: &[FilePart<'_>] = &[("requests.0.docs", "one.txt", b"one"), ("requests[0].docs", "two.txt", b"two"), ("requests.1.docs+", "three.txt", b"three")];
     let r = post_multipart(port, "/api/batch", &token, &batch_multipart(&payload, files));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let items = r.json();
@@ -790,7 +793,7 @@ fn batch_uploads_are_stored_all_or_nothing() {
         {"method": "PUT", "url": "/api/collections/albums/records", "body": {"title": "third"}},
         {"method": "POST", "url": "/api/collections/albums/records", "body": {"title": "new"}},
     ]});
-    let files: &[(&str, &str, &[u8])] = &[
+    let files: &[FilePart<'_>] = &[
         ("requests.0.docs", "replacement.txt", b"r"),
         ("requests.1.docs", "x.txt", b"x"),
         ("requests.2.pic", "p.png", &tiny_png()),
@@ -810,7 +813,7 @@ fn batch_uploads_are_stored_all_or_nothing() {
         {"method": "POST", "url": "/api/collections/albums/records", "body": {"title": "bad"}},
     ]});
     let big = vec![b'z'; 101];
-    let cases: [(&[(&str, &str, &[u8])], &str, &str); 3] = [
+    let cases: [(&[FilePart<'_>], &str, &str); 3] = [
         (&[("requests.0.docs", "fine.txt", b"f"), ("requests.1.docs", "big.txt", &big)], "docs", "validation_file_size_limit"),
         (&[("requests.1.pic", "fake.png", b"not a png")], "pic", "validation_invalid_mime_type"),
         (&[("requests.1.docs", "1.txt", b"1"), ("requests.1.docs", "2.txt", b"2"), ("requests.1.docs", "3.txt", b"3"), ("requests.1.docs", "4.txt", b"4")], "docs", "validation_too_many_files"),

@@ -505,7 +505,7 @@ fn transaction(
         let uploaded = Uploaded { names: &names, id: a.preset_id.as_deref() };
         let item = match (a.kind, a.id) {
             (Kind::Create, _) => write::create_uploaded(tx, snap, &c, &mut req, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
-            (Kind::Update, Some(id)) => write::update_uploaded(tx, snap, &c, &mut req, &id, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
+            (Kind::Update, Some(id)) => write::update(tx, snap, &c, &mut req, &id, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
             (Kind::Delete, Some(id)) => crud::delete(tx, snap, &c, &req, &id, &mut changes).map(|deleted| {
                 cleanup.records.extend(deleted);
                 None
@@ -517,7 +517,7 @@ fn transaction(
                     None => false,
                 };
                 match id.filter(|_| exists) {
-                    Some(id) => write::update_uploaded(tx, snap, &c, &mut req, &id, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
+                    Some(id) => write::update(tx, snap, &c, &mut req, &id, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
                     None => write::create_uploaded(tx, snap, &c, &mut req, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
                 }
             }
@@ -569,6 +569,22 @@ impl FileCleanup {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "no storage to delete the files a batch dropped"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_part_key;
+
+    #[test]
+    fn file_parts_are_addressed_as_pocketbase_does() {
+        assert_eq!(file_part_key("requests.0.docs"), Some((0, "docs")));
+        assert_eq!(file_part_key("requests.12.docs+"), Some((12, "docs+")));
+        assert_eq!(file_part_key("requests[3].+docs"), Some((3, "+docs")));
+        assert_eq!(file_part_key("requests.1.a.b"), Some((1, "a.b")));
+        for not_a_file_part in ["docs", "requests.0.", "requests..docs", "requests.01.docs", "requests[1]docs", "requests[-1].docs", "requests.x.docs", "@jsonPayload"] {
+            assert_eq!(file_part_key(not_a_file_part), None, "{not_a_file_part}");
         }
     }
 }

@@ -3,6 +3,9 @@
 //! were computed beforehand, then create or update through [`super::crud`] — all inside the
 //! caller's write transaction, so a batch item sees what earlier items of the same batch wrote.
 //!
+//! Files reach storage before the transaction (the writer thread never does storage I/O): the
+//! caller passes their stored names in ([`Uploaded`]) so validation accepts them.
+//!
 //! Password hashing is argon2 work that must not run on the writer thread, so callers hash
 //! every plain password of the body first ([`plain_passwords`]) and pass the results in.
 
@@ -125,26 +128,10 @@ pub fn create_uploaded(
 
 /// Updates record `id` from `body` in the order single requests use: the update rule first
 /// (a refused client gets the 404 whatever it sent), then validation and the old password,
-/// then the write (which checks the rule again).
+/// then the write (which checks the rule again). `uploaded.names` are the files stored for it
+/// beforehand (its `id` is not used).
 #[allow(clippy::too_many_arguments)]
 pub fn update(
-    tx: &Transaction<'_>,
-    snap: &Snapshot,
-    c: &Collection,
-    req: &mut Requester,
-    id: &str,
-    body: Map<String, Value>,
-    access: Access,
-    hashes: &Hashes,
-    shape: &Shape,
-    changes: &mut Changes,
-) -> Result<Vec<u8>, CrudError> {
-    update_uploaded(tx, snap, c, req, id, body, access, hashes, shape, changes, Uploaded::default())
-}
-
-/// [`update`] with files stored beforehand ([`Uploaded`]; its `id` is not used).
-#[allow(clippy::too_many_arguments)]
-pub fn update_uploaded(
     tx: &Transaction<'_>,
     snap: &Snapshot,
     c: &Collection,
