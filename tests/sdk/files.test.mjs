@@ -1,7 +1,8 @@
 // File fields through the SDK: uploads with File/Blob in create and update (two at once,
 // append with `field+`, remove with `field-`, replace), downloads through pb.files.getURL
 // (content, Range, 304, download=1), thumbnails of a PNG, type checks on the bytes, protected
-// files with pb.files.getToken(), and files going away with their record. The same file runs
+// files with pb.files.getToken(), files going away with their record, and files in batches
+// (pb.createBatch(): uploads with creates and updates, all or nothing). The same file runs
 // against local storage (tests/sdk.rs) and against SeaweedFS S3 (tests/files.rs).
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -123,6 +124,55 @@ test('create with two files, append, remove one, replace', async () => {
   // A name the record does not hold is refused, so a client cannot adopt another's file.
   const err = await refused(docs.update(rec.id, { docs: ['someone_elses_0123456789.txt'] }), 400);
   assert.equal(fieldCodes(err).docs, 'validation_invalid_file');
+});
+
+test('batch: a create with two files and an update appending one', async () => {
+  await su.settings.update({ batch: { enabled: true } });
+  const rec = await docs.create({ title: 'batch base', docs: [new File(['base'], 'base.txt')] });
+  const batch = client().createBatch();
+  batch.collection(DOCS).create({ title: 'batched', docs: [new File(['one'], 'One.txt'), new File(['two'], 'two.txt')] });
+  batch.collection(DOCS).update(rec.id, { 'docs+': new File(['three'], 'three.txt') });
+  const [created, updated] = await batch.send();
+  assert.equal(created.status, 200);
+  assert.equal(created.body.title, 'batched');
+  assert.equal(created.body.docs.length, 2);
+  // PocketBase names batch uploads twice: `One.txt` → `one_<rand>_<rand>.txt`.
+  assert.match(created.body.docs[0], /^one_[a-z0-9]{10}_[a-z0-9]{10}\.txt$/);
+  assert.match(created.body.docs[1], /^two_[a-z0-9]{10}_[a-z0-9]{10}\.txt$/);
+  const url = (r, name) => client().files.getURL(r, name);
+  assert.equal(await (await get(url(created.body, created.body.docs[0]))).text(), 'one');
+  assert.equal(await (await get(url(created.body, created.body.docs[1]))).text(), 'two');
+  assert.equal(updated.status, 200);
+  assert.equal(updated.body.docs.length, 2);
+  assert.equal(updated.body.docs[0], rec.docs[0], 'appended, the old file kept');
+  assert.match(updated.body.docs[1], /^three_[a-z0-9]{10}_[a-z0-9]{10}\.txt$/);
+  assert.equal(await (await get(url(rec, rec.docs[0]))).text(), 'base');
+  assert.equal(await (await get(url(rec, updated.body.docs[1]))).text(), 'three');
+});
+
+test('batch: a failing last request stores nothing and deletes nothing', async () => {
+  await su.settings.update({ batch: { enabled: true } });
+  const rec = await docs.create({ title: 'batch keeper', docs: [new File(['keep'], 'keep.txt')] });
+  const doomed = unique('doomed');
+  const batch = client().createBatch();
+  batch.collection(DOCS).update(rec.id, { docs: new File(['replacement'], 'replacement.txt') });
+  batch.collection(DOCS).create({ title: doomed, docs: [new File(['x'], 'x.txt')] });
+  batch.collection(DOCS).update('nosuchrecord12', { 'docs+': new File(['y'], 'y.txt') });
+  const err = await refused(batch.send(), 400);
+  assert.equal(err.response.message, 'Batch transaction failed.');
+  assert.equal(err.response.data.requests['2'].response.status, 404);
+  const after = await docs.getOne(rec.id);
+  assert.deepEqual(after.docs, rec.docs, 'the replacement rolled back');
+  assert.equal(await (await get(client().files.getURL(rec, rec.docs[0]))).text(), 'keep', 'the old file is still there');
+  assert.equal((await docs.getList(1, 1, { filter: `title = "${doomed}"` })).totalItems, 0);
+
+  // The bytes are checked as for a single request, and fail the batch at their item.
+  const typed = client().createBatch();
+  typed.collection(DOCS).create({ title: doomed });
+  typed.collection(DOCS).create({ title: doomed, image: new File(['not a picture'], 'fake.png', { type: 'image/png' }) });
+  const bad = await refused(typed.send(), 400);
+  assert.equal(bad.response.data.requests['1'].response.data.image.code, 'validation_invalid_mime_type');
+  assert.equal((await docs.getList(1, 1, { filter: `title = "${doomed}"` })).totalItems, 0);
 });
 
 test('download: headers, download=1, Range 0-99 gives 206 with 100 bytes, 304, 416', async () => {

@@ -6,25 +6,46 @@
 //! request's auth with `@request.context = "batch"`. Passwords are hashed before the
 //! transaction. The first failing item rolls everything back and is reported under
 //! `data.requests.<index>`.
+//!
+//! Files come as multipart parts named `requests.N.<key>` or `requests[N].<key>` beside the
+//! `@jsonPayload` (the JS SDK sends the files first, so they are staged to temp files before
+//! the items are known, and checked against their field's `maxSize` and `mimeTypes` once they
+//! are). The whole body counts against `batch.maxBodySize` (413 past it). Uploads reach storage
+//! before the transaction (object storage is never written from the writer thread), under the
+//! id their record will have; a create without an id gets one chosen here. If the batch does
+//! not commit, every stored upload is removed; once it commits, the files its updates dropped,
+//! its uploads no record kept and the files of its deleted records are deleted. That phase
+//! runs in its own task, so a timeout or a client gone mid-batch still ends with storage
+//! matching the database.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::body::Incoming;
-use hyper::header::CONTENT_TYPE;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{HeaderMap, Request, Response, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use tokio::sync::oneshot;
 
 use super::records::{access, crud_error, requester, shape};
+use super::uploads::{counted, file_target, max_size, stage_error};
 use crate::worker::actor::Actor;
-use crate::worker::files;
+use crate::worker::files::names::stored_name;
+use crate::worker::files::sniff::{extension_for, mime_matches};
+use crate::worker::files::staged::{StagedFile, Stager};
+use crate::worker::files::{self, FilesError};
 use crate::worker::http::body::{collect_limited, json_bytes, ResBody};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::Query;
+use crate::worker::records::cache::Snapshot;
 use crate::worker::records::changes::{self, Changes, Stamped};
 use crate::worker::records::crud::{self, CrudError};
-use crate::worker::records::write::{self, plain_passwords, Hashes};
+use crate::worker::records::schema::{Collection, FieldKind, Invalid, SchemaErrors};
+use crate::worker::records::values::{autogen, to_string_list};
+use crate::worker::records::write::{self, plain_passwords, Hashes, Uploaded};
 use crate::worker::state::AppState;
 
 /// Longest item URL PocketBase accepts.
@@ -75,6 +96,27 @@ struct Action {
     body: Map<String, Value>,
     /// `expand`/`fields` from the item's URL, applied to its response.
     shape: crate::worker::records::crud::Shape,
+    /// The files sent for this item that address one of its collection's file fields.
+    uploads: Vec<StagedFile>,
+    /// The first upload that broke its field's `maxSize` or `mimeTypes`: the item fails with
+    /// it when the transaction reaches it, as a single request would have.
+    file_error: Option<CrudError>,
+    /// The id chosen for a create that brings files but names no id.
+    preset_id: Option<String>,
+}
+
+impl Action {
+    /// The record this item writes, when known before it runs.
+    fn record_id(&self) -> Option<&str> {
+        self.id.as_deref().or_else(|| self.body.get("id").and_then(Value::as_str).filter(|s| !s.is_empty())).or(self.preset_id.as_deref())
+    }
+
+    fn failed_message(&self) -> &'static str {
+        match self.kind {
+            Kind::Update => "Failed to update record.",
+            _ => "Failed to create record.",
+        }
+    }
 }
 
 fn invalid_batch(code: &str, message: &str) -> ApiError {
@@ -122,32 +164,144 @@ fn parse_action(item: BatchItem) -> Result<Action, ApiError> {
     }
     let query = Query::parse(raw_query);
     let shape = shape(&query)?;
-    Ok(Action { kind, collection, id, query, headers, body: item.body.unwrap_or_default(), shape })
+    Ok(Action {
+        kind,
+        collection,
+        id,
+        query,
+        headers,
+        body: item.body.unwrap_or_default(),
+        shape,
+        uploads: Vec::new(),
+        file_error: None,
+        preset_id: None,
+    })
 }
 
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<BatchBody, ApiError> {
+/// The item index and field key of a batch file part: `requests.N.<key>` or
+/// `requests[N].<key>` (PocketBase matches these prefixes with N written plainly).
+fn file_part_key(name: &str) -> Option<(usize, &str)> {
+    let (index, key) = if let Some(rest) = name.strip_prefix("requests.") {
+        rest.split_once('.')?
+    } else {
+        let (index, rest) = name.strip_prefix("requests[")?.split_once(']')?;
+        (index, rest.strip_prefix('.')?)
+    };
+    let n: usize = index.parse().ok()?;
+    (!key.is_empty() && n.to_string() == index).then_some((n, key))
+}
+
+/// A batch body: the items, and the file parts staged on disk with their item index.
+struct Received {
+    body: BatchBody,
+    uploads: Vec<(usize, StagedFile)>,
+}
+
+async fn read_body(state: &AppState, req: Request<Incoming>, limit: u64) -> Result<Received, ApiError> {
     // Only the media type is case-insensitive; the multipart boundary is not.
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let bad = || ApiError::bad_request("Failed to load the submitted data due to invalid formatting.");
-    let bytes = collect_limited(req.into_body(), limit).await?;
-    let payload = if content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
-        let boundary = multer::parse_boundary(&content_type).map_err(|_| bad())?;
-        let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
-        let mut multipart = multer::Multipart::new(stream, boundary);
-        let mut payload = None;
-        while let Some(field) = multipart.next_field().await.map_err(|_| bad())? {
-            if field.file_name().is_some() {
-                return Err(ApiError::bad_request("File uploads in batch requests are not supported by this server yet."));
+    if !content_type.to_ascii_lowercase().starts_with("multipart/form-data") {
+        let bytes = collect_limited(req.into_body(), usize::try_from(limit).unwrap_or(usize::MAX)).await?;
+        let body = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+        return Ok(Received { body, uploads: Vec::new() });
+    }
+    let boundary = multer::parse_boundary(&content_type).map_err(|_| bad())?;
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(ApiError::payload_too_large());
+    }
+    let over = Arc::new(AtomicBool::new(false));
+    let mut multipart = multer::Multipart::new(counted(req.into_body(), limit, over.clone()), boundary);
+    let multer_error = |_: multer::Error| if over.load(Ordering::Relaxed) { ApiError::payload_too_large() } else { bad() };
+    let mut payload = None;
+    let mut uploads = Vec::new();
+    while let Some(mut part) = multipart.next_field().await.map_err(multer_error)? {
+        let name = part.name().unwrap_or_default().to_owned();
+        // A part with an empty file name (an empty file input) is not a file, as in Go.
+        let original = part.file_name().filter(|n| !n.is_empty()).map(str::to_owned);
+        match (original, file_part_key(&name)) {
+            (None, _) if name == "@jsonPayload" => payload = Some(part.bytes().await.map_err(multer_error)?),
+            (Some(original), Some((index, key))) => {
+                // The items (and so the field's limits) are usually not known yet: the SDK
+                // sends `@jsonPayload` last. The batch limit bounds what is staged.
+                let mut stager = Stager::create(state.files.data_dir()).await.map_err(stage_error)?;
+                while let Some(chunk) = part.chunk().await.map_err(multer_error)? {
+                    stager.write(&chunk).await.map_err(stage_error)?;
+                }
+                let name_for = original.clone();
+                // PocketBase names a batch upload twice (the batch names it, then the item's
+                // write names that name again): `My Photo.PNG` → `my_photo_<rand>_<rand>.PNG`.
+                let name_twice = |mime| {
+                    let once = stored_name(&name_for, extension_for(mime))?;
+                    Ok(stored_name(&once, extension_for(mime))?)
+                };
+                let staged = stager
+                    .finish(key.to_owned(), String::new(), original, name_twice)
+                    .await
+                    .map_err(stage_error)?;
+                uploads.push((index, staged));
             }
-            if field.name() == Some("@jsonPayload") {
-                payload = Some(field.bytes().await.map_err(|_| bad())?);
+            // Other parts are ignored, but still count against the limit.
+            _ => while part.chunk().await.map_err(multer_error)?.is_some() {},
+        }
+    }
+    let body = serde_json::from_slice(&payload.ok_or_else(bad)?).map_err(|_| bad())?;
+    Ok(Received { body, uploads })
+}
+
+fn file_invalid(message: &'static str, field: &str, code: &'static str, detail: String) -> CrudError {
+    let mut errors = SchemaErrors::default();
+    errors.add(field, Invalid::new(code, detail));
+    CrudError::Invalid { message, errors }
+}
+
+/// Gives each create/update/upsert item the staged files addressed to one of its collection's
+/// file fields (others are dropped), checks them against the field's `maxSize` and
+/// `mimeTypes`, puts their names into the item's body under their keys and, for a create
+/// without an id, chooses the id they will be stored under.
+fn attach(actions: &mut [Action], uploads: Vec<(usize, StagedFile)>, snap: &Snapshot) -> Result<(), ApiError> {
+    for (index, mut file) in uploads {
+        let Some(a) = actions.get_mut(index).filter(|a| a.kind != Kind::Delete) else { continue };
+        let Some(c) = snap.get(&a.collection) else { continue };
+        let Some((field, opts)) = file_target(c, &file.key) else { continue };
+        file.field = field.to_owned();
+        let max = max_size(opts);
+        if a.file_error.is_none() {
+            if file.size > max {
+                let detail = format!("Failed to upload {:?} - the maximum allowed file size is {max} bytes.", file.original);
+                a.file_error = Some(file_invalid(a.failed_message(), field, "validation_file_size_limit", detail));
+            } else if !opts.mime_types.is_empty() && !opts.mime_types.iter().any(|m| mime_matches(file.mime, m)) {
+                let detail = format!("Failed to upload {:?} due to unsupported file type.", file.original);
+                a.file_error = Some(file_invalid(a.failed_message(), field, "validation_invalid_mime_type", detail));
             }
         }
-        payload.ok_or_else(bad)?
-    } else {
-        bytes
+        a.uploads.push(file);
+        if a.kind != Kind::Update && a.record_id().is_none() {
+            a.preset_id = Some(new_id(c).map_err(ApiError::internal)?);
+        }
+    }
+    for a in actions.iter_mut().filter(|a| !a.uploads.is_empty()) {
+        // The files replace whatever the item's JSON body had under the same key (unlike a
+        // single multipart request, where plain names sent with the key stay in front).
+        for u in &a.uploads {
+            a.body.remove(&u.key);
+        }
+        files::record::merge_uploads(&mut a.body, &a.uploads);
+    }
+    Ok(())
+}
+
+/// PocketBase's default id pattern, for a collection whose id field has none.
+const DEFAULT_ID_PATTERN: &str = "[a-z0-9]{15}";
+
+/// A fresh id for a record of `c`, from its id field's pattern.
+fn new_id(c: &Collection) -> Result<String, autogen::AutogenError> {
+    let pattern = match c.field("id").map(|f| &f.kind) {
+        Some(FieldKind::Text(o)) if !o.autogenerate_pattern.is_empty() => o.autogenerate_pattern.as_str(),
+        _ => DEFAULT_ID_PATTERN,
     };
-    serde_json::from_slice(&payload).map_err(|_| bad())
+    autogen::generate(pattern)
 }
 
 /// `POST /api/batch`
@@ -158,8 +312,7 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
         return Err(ApiError::forbidden("Batch requests are not allowed."));
     }
     let method = req.method().clone();
-    let limit = usize::try_from(config.max_body_bytes()).unwrap_or(usize::MAX);
-    let body = read_body(req, limit).await?;
+    let Received { body, uploads } = read_body(state, req, config.max_body_bytes()).await?;
     if body.requests.is_empty() {
         return Err(invalid_batch("validation_required", "Cannot be blank."));
     }
@@ -172,6 +325,7 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
     }
 
     let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
+    attach(&mut actions, uploads, &snap)?;
     // Hash every plain password up front: argon2 must not run on the writer thread.
     let mut hashes = Hashes::new();
     for a in &actions {
@@ -192,77 +346,23 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
             r
         })
         .collect();
-    let access = access(actor);
-    let job_snap = snap.clone();
-    let realtime = state.realtime.clone();
-    // The batch's changes are released once, after its single COMMIT; a failed batch rolls
-    // back and releases nothing.
-    let job = state.db.write_then(move |tx| -> Result<(Vec<Value>, FileCleanup, Stamped), ItemError> {
-        let snap = job_snap;
-        let mut out = Vec::with_capacity(actions.len());
-        let mut cleanup = FileCleanup::default();
-        let mut changes = Changes::new();
-        for (i, (a, mut req)) in actions.into_iter().zip(requesters).enumerate() {
-            let fail = |e| ItemError(Some(i), e);
-            let c = snap.get(&a.collection).cloned().ok_or(ItemError(Some(i), CrudError::NotFound))?;
-            // Files an update drops are found by comparing the record before and after it.
-            let has_files = c.fields.iter().any(|f| matches!(f.kind, crate::worker::records::schema::FieldKind::File(_)));
-            let target = a.id.clone().or_else(|| a.body.get("id").and_then(Value::as_str).map(str::to_owned));
-            let before = match (&target, has_files, a.kind) {
-                (Some(id), true, Kind::Update | Kind::Upsert) => crud::existing(tx, &c, id).map_err(fail)?,
-                _ => None,
-            };
-            let item = match (a.kind, a.id) {
-                (Kind::Create, _) => write::create(tx, &snap, &c, &mut req, a.body, access, &hashes, &a.shape, &mut changes).map(Some),
-                (Kind::Update, Some(id)) => write::update(tx, &snap, &c, &mut req, &id, a.body, access, &hashes, &a.shape, &mut changes).map(Some),
-                (Kind::Delete, Some(id)) => crud::delete(tx, &snap, &c, &req, &id, &mut changes).map(|deleted| {
-                    cleanup.records.extend(deleted);
-                    None
-                }),
-                (Kind::Upsert, _) => {
-                    let id = a.body.get("id").and_then(Value::as_str).map(str::to_owned);
-                    let exists = match &id {
-                        Some(id) => crud::existing(tx, &c, id).map_err(fail)?.is_some(),
-                        None => false,
-                    };
-                    match id.filter(|_| exists) {
-                        Some(id) => write::update(tx, &snap, &c, &mut req, &id, a.body, access, &hashes, &a.shape, &mut changes).map(Some),
-                        None => write::create(tx, &snap, &c, &mut req, a.body, access, &hashes, &a.shape, &mut changes).map(Some),
-                    }
-                }
-                _ => Err(CrudError::NotFound),
-            }
-            .map_err(fail)?;
-            if let (Some(before), Some(id)) = (before, &target) {
-                if let Some(after) = crud::existing(tx, &c, id).map_err(fail)? {
-                    let dropped = files::record::removed(&c, &before, &after);
-                    if !dropped.is_empty() {
-                        cleanup.names.push((c.id.clone(), id.clone(), dropped));
-                    }
-                }
-            }
-            out.push(match item {
-                Some(bytes) => json!({"status": 200, "body": serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null)}),
-                None => json!({"status": 204, "body": null}),
-            });
-        }
-        let stamped = changes::stamp(tx, changes).map_err(|e| ItemError(None, CrudError::Sqlite(e)))?;
-        Ok((out, cleanup, stamped))
-    }, move |(_, _, changes)| realtime.publish(std::mem::take(changes)));
+    let prepared = Prepared { actions, requesters, hashes, access: access(actor) };
     let timeout = Duration::from_secs(config.timeout_secs());
-    let result = match tokio::time::timeout(timeout, job).await {
-        Ok(r) => r,
-        // The transaction itself still completes or rolls back on the writer thread; the
-        // client is told the batch failed, as PocketBase does on its timeout.
-        Err(_) => return Err(ApiError::bad_request("Batch transaction failed.")),
-    };
-    match result {
-        Ok((items, cleanup, _)) => {
-            cleanup.run(state, &snap).await;
-            Ok(json_bytes(StatusCode::OK, serde_json::to_vec(&items).map_err(ApiError::internal)?))
-        }
-        Err(ItemError(None, e)) => Err(ApiError::internal(e)),
-        Err(ItemError(Some(i), e)) => {
+    // Once uploads may be in storage, the rest runs in its own task: whatever happens to this
+    // request (a timeout, the client leaving), the task ends with storage matching the
+    // database. Its answer comes back on the channel.
+    let (reply, answer) = oneshot::channel();
+    tokio::spawn(run(state.clone(), snap, prepared, timeout, reply));
+    let outcome = answer.await.unwrap_or(Err(Failure::Lost));
+    match outcome {
+        Ok(items) => Ok(json_bytes(StatusCode::OK, serde_json::to_vec(&items).map_err(ApiError::internal)?)),
+        // The client is told the batch failed, as PocketBase does on its timeout; the task
+        // still settles storage once the transaction ends.
+        Err(Failure::TimedOut) => Err(ApiError::bad_request("Batch transaction failed.")),
+        Err(Failure::Storage(e)) => Err(ApiError::internal(e)),
+        Err(Failure::Lost) => Err(ApiError::internal(TaskLost)),
+        Err(Failure::Item(ItemError(None, e))) => Err(ApiError::internal(e)),
+        Err(Failure::Item(ItemError(Some(i), e))) => {
             let failed = match e {
                 CrudError::Invalid { message, .. } => message,
                 _ => "Failed to process the batch item.",
@@ -272,8 +372,182 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
     }
 }
 
+/// Everything the transaction needs, decided before it.
+struct Prepared {
+    actions: Vec<Action>,
+    requesters: Vec<crud::Requester>,
+    hashes: Hashes,
+    access: crate::worker::records::values::Access,
+}
+
+/// The batch task ended without answering: it panicked.
+#[derive(Debug, thiserror::Error)]
+#[error("the batch task ended without an answer")]
+struct TaskLost;
+
+/// Why a batch did not answer with its items.
+enum Failure {
+    Item(ItemError),
+    /// Storing an upload failed (before the transaction).
+    Storage(FilesError),
+    TimedOut,
+    /// The task ended without answering (it panicked).
+    Lost,
+}
+
+/// Stores the uploads, runs the transaction and settles storage with its outcome: the stored
+/// uploads are removed if it did not commit; after a commit the files it dropped are deleted.
+/// The answer is sent once known — before the settling on a timeout, after it otherwise (so a
+/// client reading storage after the answer finds it settled).
+async fn run(state: AppState, snap: Arc<Snapshot>, prepared: Prepared, timeout: Duration, reply: oneshot::Sender<Result<Vec<Value>, Failure>>) {
+    let Prepared { actions, requesters, hashes, access } = prepared;
+    // An item whose upload broke its field's limits fails the batch, so nothing is stored.
+    let doomed = actions.iter().any(|a| a.file_error.is_some());
+    let mut stored: Vec<String> = Vec::new();
+    let mut storage = None;
+    if !doomed && actions.iter().any(|a| !a.uploads.is_empty()) {
+        match store_uploads(&state, &snap, &actions, &mut stored).await {
+            Ok(s) => storage = Some(s),
+            Err(e) => {
+                let _ = reply.send(Err(Failure::Storage(e)));
+                return;
+            }
+        }
+    }
+    // The staged temp files are no longer needed: the job gets the actions without them.
+    let mut items = Vec::with_capacity(actions.len());
+    for mut a in actions {
+        let names = files::record::upload_names(&a.uploads);
+        a.uploads.clear();
+        items.push((a, names));
+    }
+    let job_snap = snap.clone();
+    let realtime = state.realtime.clone();
+    // The batch's changes are released once, after its single COMMIT; a failed batch rolls
+    // back and releases nothing.
+    let job = state.db.write_then(
+        move |tx| transaction(tx, &job_snap, items, requesters, &hashes, access),
+        move |(_, _, changes)| realtime.publish(std::mem::take(changes)),
+    );
+    tokio::pin!(job);
+    let mut reply = Some(reply);
+    let result = match tokio::time::timeout(timeout, &mut job).await {
+        Ok(r) => r,
+        Err(_) => {
+            if let Some(reply) = reply.take() {
+                let _ = reply.send(Err(Failure::TimedOut));
+            }
+            job.await
+        }
+    };
+    let answer = match result {
+        Ok((items, cleanup, _)) => {
+            cleanup.run(&state, &snap).await;
+            Ok(items)
+        }
+        Err(e) => {
+            if let Some(storage) = &storage {
+                files::record::discard(storage, &stored).await;
+            }
+            Err(Failure::Item(e))
+        }
+    };
+    if let Some(reply) = reply {
+        let _ = reply.send(answer);
+    }
+}
+
+/// Puts every item's uploads into storage under its record; `stored` collects the keys
+/// written (all removed again here if one fails).
+async fn store_uploads(state: &AppState, snap: &Snapshot, actions: &[Action], stored: &mut Vec<String>) -> Result<Arc<files::storage::Storage>, FilesError> {
+    let storage = files::storage(state).await?;
+    for a in actions.iter().filter(|a| !a.uploads.is_empty()) {
+        let (Some(c), Some(record_id)) = (snap.get(&a.collection), a.record_id()) else { continue };
+        let refs: Vec<&StagedFile> = a.uploads.iter().collect();
+        match files::record::store(&storage, &c.id, record_id, &refs).await {
+            Ok(keys) => stored.extend(keys),
+            Err(e) => {
+                files::record::discard(&storage, stored).await;
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(storage)
+}
+
+/// The batch's transaction: each item in order, on the writer thread.
+fn transaction(
+    tx: &rusqlite::Transaction<'_>,
+    snap: &Snapshot,
+    items: Vec<(Action, Vec<String>)>,
+    requesters: Vec<crud::Requester>,
+    hashes: &Hashes,
+    access: crate::worker::records::values::Access,
+) -> Result<(Vec<Value>, FileCleanup, Stamped), ItemError> {
+    let mut out = Vec::with_capacity(items.len());
+    let mut cleanup = FileCleanup::default();
+    let mut changes = Changes::new();
+    for (i, ((mut a, names), mut req)) in items.into_iter().zip(requesters).enumerate() {
+        let fail = |e| ItemError(Some(i), e);
+        let c = snap.get(&a.collection).cloned().ok_or(ItemError(Some(i), CrudError::NotFound))?;
+        if let Some(e) = a.file_error.take() {
+            return Err(fail(e));
+        }
+        // Files an update drops are found by comparing the record before and after it; the
+        // uploads an item brought but its record does not keep (a single field keeps its last
+        // upload, `field-` may drop one just added) by looking at it after.
+        let has_files = c.fields.iter().any(|f| matches!(f.kind, FieldKind::File(_)));
+        let target = a.record_id().map(str::to_owned);
+        let before = match (&target, has_files, a.kind) {
+            (Some(id), true, Kind::Update | Kind::Upsert) => crud::existing(tx, &c, id).map_err(fail)?,
+            _ => None,
+        };
+        let uploaded = Uploaded { names: &names, id: a.preset_id.as_deref() };
+        let item = match (a.kind, a.id) {
+            (Kind::Create, _) => write::create_uploaded(tx, snap, &c, &mut req, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
+            (Kind::Update, Some(id)) => write::update(tx, snap, &c, &mut req, &id, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
+            (Kind::Delete, Some(id)) => crud::delete(tx, snap, &c, &req, &id, &mut changes).map(|deleted| {
+                cleanup.records.extend(deleted);
+                None
+            }),
+            (Kind::Upsert, _) => {
+                let id = a.body.get("id").and_then(Value::as_str).map(str::to_owned);
+                let exists = match &id {
+                    Some(id) => crud::existing(tx, &c, id).map_err(fail)?.is_some(),
+                    None => false,
+                };
+                match id.filter(|_| exists) {
+                    Some(id) => write::update(tx, snap, &c, &mut req, &id, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
+                    None => write::create_uploaded(tx, snap, &c, &mut req, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
+                }
+            }
+            _ => Err(CrudError::NotFound),
+        }
+        .map_err(fail)?;
+        if let Some(id) = target.filter(|_| before.is_some() || !names.is_empty()) {
+            let after = crud::existing(tx, &c, &id).map_err(fail)?.unwrap_or_default();
+            let mut dropped = match &before {
+                Some(before) => files::record::removed(&c, before, &after),
+                None => Vec::new(),
+            };
+            let held: Vec<String> = c.fields.iter().filter(|f| matches!(f.kind, FieldKind::File(_))).filter_map(|f| after.get(&f.name)).flat_map(to_string_list).collect();
+            dropped.extend(names.iter().filter(|n| !held.contains(n)).cloned());
+            if !dropped.is_empty() {
+                cleanup.names.push((c.id.clone(), id, dropped));
+            }
+        }
+        out.push(match item {
+            Some(bytes) => json!({"status": 200, "body": serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null)}),
+            None => json!({"status": 204, "body": null}),
+        });
+    }
+    let stamped = changes::stamp(tx, changes).map_err(|e| ItemError(None, CrudError::Sqlite(e)))?;
+    Ok((out, cleanup, stamped))
+}
+
 /// Files a committed batch no longer references: every file of its deleted records (cascades
-/// included) and the names its updates dropped. Deleted only after the commit.
+/// included), the names its updates dropped and the uploads no record kept. Deleted only
+/// after the commit.
 #[derive(Default)]
 struct FileCleanup {
     records: Vec<(String, String)>,
@@ -281,8 +555,8 @@ struct FileCleanup {
 }
 
 impl FileCleanup {
-    async fn run(self, state: &AppState, snap: &crate::worker::records::cache::Snapshot) {
-        let with_files = |cid: &str| snap.get(cid).is_some_and(|c| c.fields.iter().any(|f| matches!(f.kind, crate::worker::records::schema::FieldKind::File(_))));
+    async fn run(self, state: &AppState, snap: &Snapshot) {
+        let with_files = |cid: &str| snap.get(cid).is_some_and(|c| c.fields.iter().any(|f| matches!(f.kind, FieldKind::File(_))));
         let records: Vec<(String, String)> = self.records.into_iter().filter(|(cid, _)| with_files(cid)).collect();
         if records.is_empty() && self.names.is_empty() {
             return;
@@ -295,6 +569,22 @@ impl FileCleanup {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "no storage to delete the files a batch dropped"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::file_part_key;
+
+    #[test]
+    fn file_parts_are_addressed_as_pocketbase_does() {
+        assert_eq!(file_part_key("requests.0.docs"), Some((0, "docs")));
+        assert_eq!(file_part_key("requests.12.docs+"), Some((12, "docs+")));
+        assert_eq!(file_part_key("requests[3].+docs"), Some((3, "+docs")));
+        assert_eq!(file_part_key("requests.1.a.b"), Some((1, "a.b")));
+        for not_a_file_part in ["docs", "requests.0.", "requests..docs", "requests.01.docs", "requests[1]docs", "requests[-1].docs", "requests.x.docs", "@jsonPayload"] {
+            assert_eq!(file_part_key(not_a_file_part), None, "{not_a_file_part}");
         }
     }
 }

@@ -38,7 +38,7 @@ pub struct RecordBody {
     pub uploads: Vec<StagedFile>,
 }
 
-fn max_size(o: &FileOptions) -> u64 {
+pub(crate) fn max_size(o: &FileOptions) -> u64 {
     u64::try_from(if o.max_size <= 0 { DEFAULT_FILE_MAX_BYTES } else { o.max_size }).unwrap_or(u64::MAX)
 }
 
@@ -59,7 +59,7 @@ pub fn body_limit(c: Option<&Collection>) -> u64 {
 }
 
 /// The file field a multipart key addresses (`f`, `f+`, `+f`).
-fn file_target<'c>(c: &'c Collection, key: &str) -> Option<(&'c str, &'c FileOptions)> {
+pub(crate) fn file_target<'c>(c: &'c Collection, key: &str) -> Option<(&'c str, &'c FileOptions)> {
     let name = key.strip_suffix('+').or_else(|| key.strip_prefix('+')).unwrap_or(key);
     let field = c.field(name)?;
     match &field.kind {
@@ -74,7 +74,7 @@ fn field_error(failed: &str, field: &str, code: &str, message: String) -> ApiErr
     ApiError::validation(failed, data)
 }
 
-fn stage_error(e: StageError) -> ApiError {
+pub(crate) fn stage_error(e: StageError) -> ApiError {
     ApiError::internal(e)
 }
 
@@ -158,7 +158,7 @@ pub async fn record_body(state: &AppState, collection: &str, req: Request<Incomi
 
 /// The request body as a stream of data chunks that fails (and sets `over`) once more than
 /// `limit` bytes have arrived.
-fn counted(body: Incoming, limit: u64, over: Arc<AtomicBool>) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
+pub(crate) fn counted(body: Incoming, limit: u64, over: Arc<AtomicBool>) -> impl futures_util::Stream<Item = Result<Bytes, std::io::Error>> + Send {
     let frames = futures_util::stream::unfold(body, |mut body| async move {
         loop {
             match body.frame().await? {

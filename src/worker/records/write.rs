@@ -3,6 +3,9 @@
 //! were computed beforehand, then create or update through [`super::crud`] — all inside the
 //! caller's write transaction, so a batch item sees what earlier items of the same batch wrote.
 //!
+//! Files reach storage before the transaction (the writer thread never does storage I/O): the
+//! caller passes their stored names in ([`Uploaded`]) so validation accepts them.
+//!
 //! Password hashing is argon2 work that must not run on the writer thread, so callers hash
 //! every plain password of the body first ([`plain_passwords`]) and pass the results in.
 
@@ -20,6 +23,16 @@ use super::values::{check_record, datetime, resolve_input, Access, PasswordInput
 
 /// Plain password → its argon2 hash, computed before the transaction.
 pub type Hashes = HashMap<String, String>;
+
+/// The files that came with a write, already in storage before its transaction (a batch
+/// stores them first: object storage must not be written from the writer thread).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Uploaded<'a> {
+    /// Stored names of the uploads: accepted in file fields like names already stored.
+    pub names: &'a [String],
+    /// The id a create must take when the body names none: the uploads were stored under it.
+    pub id: Option<&'a str>,
+}
 
 /// The plain passwords a body may set on `c`: the values under its password fields' names.
 pub fn plain_passwords(c: &Collection, body: &Map<String, Value>) -> Vec<String> {
@@ -68,12 +81,37 @@ pub fn create(
     shape: &Shape,
     changes: &mut Changes,
 ) -> Result<Vec<u8>, CrudError> {
+    create_uploaded(tx, snap, c, req, body, access, hashes, shape, changes, Uploaded::default())
+}
+
+/// [`create`] with files stored beforehand ([`Uploaded`]).
+#[allow(clippy::too_many_arguments)]
+pub fn create_uploaded(
+    tx: &Transaction<'_>,
+    snap: &Snapshot,
+    c: &Collection,
+    req: &mut Requester,
+    body: Map<String, Value>,
+    access: Access,
+    hashes: &Hashes,
+    shape: &Shape,
+    changes: &mut Changes,
+    uploaded: Uploaded<'_>,
+) -> Result<Vec<u8>, CrudError> {
     if c.create_rule.is_none() && !req.superuser {
         return Err(CrudError::SuperusersOnly);
     }
     let input = resolve_input(c, None, body, access);
-    let opts = WriteOptions { existing: None, access, now_millis: datetime::now_millis(), new_files: &[] };
-    let checked = check_record(c, &input, &opts);
+    let opts = WriteOptions { existing: None, access, now_millis: datetime::now_millis(), new_files: uploaded.names };
+    // The preset id is validated like a submitted one, but rules see the body as sent.
+    let checked = match uploaded.id.filter(|_| input.get("id").and_then(Value::as_str).is_none_or(str::is_empty)) {
+        Some(id) => {
+            let mut with_id = input.clone();
+            with_id.insert("id".into(), Value::String(id.to_owned()));
+            check_record(c, &with_id, &opts)
+        }
+        None => check_record(c, &input, &opts),
+    };
     req.ctx.body = input;
     let columns = match &checked {
         Ok(v) => &v.columns,
@@ -90,7 +128,8 @@ pub fn create(
 
 /// Updates record `id` from `body` in the order single requests use: the update rule first
 /// (a refused client gets the 404 whatever it sent), then validation and the old password,
-/// then the write (which checks the rule again).
+/// then the write (which checks the rule again). `uploaded.names` are the files stored for it
+/// beforehand (its `id` is not used).
 #[allow(clippy::too_many_arguments)]
 pub fn update(
     tx: &Transaction<'_>,
@@ -103,6 +142,7 @@ pub fn update(
     hashes: &Hashes,
     shape: &Shape,
     changes: &mut Changes,
+    uploaded: Uploaded<'_>,
 ) -> Result<Vec<u8>, CrudError> {
     let existing = crud::existing(tx, c, id)?.ok_or(CrudError::NotFound)?;
     if c.update_rule.is_none() && !req.superuser {
@@ -114,7 +154,7 @@ pub fn update(
     if !crud::can_update(tx, snap, c, req, id)? {
         return Err(CrudError::NotFound);
     }
-    let opts = WriteOptions { existing: Some(&existing), access, now_millis: datetime::now_millis(), new_files: &[] };
+    let opts = WriteOptions { existing: Some(&existing), access, now_millis: datetime::now_millis(), new_files: uploaded.names };
     let validated = check_record(c, &input, &opts).map_err(|r| rejected(tx, snap, r, "Failed to update record."))?;
     if let Some(PasswordInput::Plain(old)) = &validated.old_password {
         let stored = existing.get("password").and_then(Value::as_str).unwrap_or_default();
