@@ -703,3 +703,75 @@ fn a_subscriber_that_stops_reading_is_cut_off_without_holding_back_the_others() 
     println!("the slow subscriber got {seen} of {EVENTS} events before it was cut off");
     assert!(seen < EVENTS, "the slow subscriber was not cut off ({seen} events)");
 }
+
+/// Waits until `sub` received an event for `id`.
+fn wait_for(sub: &SseSub, id: &str, what: &str) {
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    while !sub.inbox.lock().expect("inbox").iter().any(|e| e.id == id) {
+        assert!(Instant::now() < deadline, "{what}: no event for {id}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Rules that read their own collection — `@collection.<same>`, a back-relation from the same
+/// collection, a self-relation path — are judged against the whole table, not against the
+/// changed row alone; a delete is judged against the row as it was (and the table with it).
+#[test]
+fn rules_reading_their_own_collection_see_the_whole_table() {
+    let c = start(Spawn::cluster(2));
+    let users = c.schema();
+    let (u1, u2, u3) = (users[0].0.clone(), users[1].0.clone(), users[2].0.clone());
+    let members = c.call("GET", "/api/collections/members", None)["id"].as_str().expect("id").to_owned();
+    // A note is visible to whoever has a note in the same group.
+    let same_group = "@collection.groupnotes.grp ?= grp && @collection.groupnotes.owner ?= @request.auth.id";
+    c.call("POST", "/api/collections", Some(&json!({"name": "groupnotes", "listRule": same_group, "viewRule": same_group, "fields": [
+        {"name": "grp", "type": "text"},
+        {"name": "owner", "type": "relation", "collectionId": members, "maxSelect": 1},
+        {"name": "v", "type": "number"}
+    ]})));
+    // A task is visible to its owner, to the owner of its parent task (self-relation path) and
+    // to the owners of its subtasks (back-relation from the same collection).
+    let family = "owner = @request.auth.id || parent.owner = @request.auth.id || tasks_via_parent.owner ?= @request.auth.id";
+    let tasks_id = "pbc_rttasks0001";
+    c.call("POST", "/api/collections", Some(&json!({"id": tasks_id, "name": "tasks", "listRule": family, "viewRule": family, "fields": [
+        {"name": "owner", "type": "relation", "collectionId": members, "maxSelect": 1},
+        {"name": "parent", "type": "relation", "collectionId": tasks_id, "maxSelect": 1},
+        {"name": "v", "type": "number"}
+    ]})));
+    let create = |coll: &str, body: Value| c.call("POST", &format!("/api/collections/{coll}/records"), Some(&body))["id"].as_str().expect("id").to_owned();
+    let n2 = create("groupnotes", json!({"grp": "g", "owner": u2, "v": 0}));
+    let parent = create("tasks", json!({"owner": u1, "v": 0}));
+    create("tasks", json!({"owner": u2, "parent": parent, "v": 0}));
+
+    let subs: Vec<SseSub> = users
+        .iter()
+        .map(|(_, token)| {
+            let sse = open_sse(c.p.port);
+            let body = json!({"clientId": sse.client_id, "subscriptions": ["groupnotes/*", "tasks/*", "items/*"]});
+            let (status, _) = post_elsewhere(c.p.port, u32::MAX, Some(token), &body);
+            assert_eq!(status, 204);
+            sse
+        })
+        .collect();
+
+    // u1's note in group g: u1 owns it, u2 has a note in g, u3 has none.
+    let n1 = create("groupnotes", json!({"grp": "g", "owner": u1, "v": 1}));
+    // The parent task changes: u1 owns it, u2 owns a subtask of it, u3 neither.
+    c.call("PATCH", &format!("/api/collections/tasks/records/{parent}"), Some(&json!({"v": 2})));
+    // A subtask for u3 under u1's task: u3 owns it, u1 owns its parent, u2 neither.
+    let sub3 = create("tasks", json!({"owner": u3, "parent": parent, "v": 3}));
+    // Deleting u1's note: judged as things were before — u1 owned it, u2 still has a note in g.
+    c.call("DELETE", &format!("/api/collections/groupnotes/records/{n1}"), None);
+    let barrier = create("items", json!({"title": "barrier", "n": 1, "v": 9}));
+    for (i, s) in subs.iter().enumerate() {
+        wait_for(s, &barrier, &format!("u{}", i + 1));
+    }
+    let got = |i: usize| -> Vec<(String, String)> {
+        subs[i].inbox.lock().expect("inbox").iter().filter(|e| e.id != barrier).map(|e| (e.action.clone(), e.id.clone())).collect()
+    };
+    let ev = |action: &str, id: &str| (action.to_owned(), id.to_owned());
+    assert_eq!(got(0), [ev("create", &n1), ev("update", &parent), ev("create", &sub3), ev("delete", &n1)], "u1");
+    assert_eq!(got(1), [ev("create", &n1), ev("update", &parent), ev("delete", &n1)], "u2");
+    assert_eq!(got(2), [ev("create", &sub3)], "u3");
+    let _ = (n2, u3);
+}
