@@ -172,9 +172,14 @@ fn post_elsewhere(port: u16, avoid: u32, token: Option<&str>, body: &Value) -> (
     panic!("no connection reached a worker other than {avoid} in {ELSEWHERE_ATTEMPTS} attempts");
 }
 
+/// How a WebSocket ended: `Some((code, reason))` from the server's close frame, `None` for a
+/// connection that ended without one.
+type WsEnd = Arc<Mutex<Option<Option<(u16, String)>>>>;
+
 struct WsSub {
     client_id: String,
     inbox: Inbox,
+    ended: WsEnd,
 }
 
 /// Opens a WebSocket at `/realtime`, authenticates, subscribes, then reads on a thread.
@@ -204,9 +209,18 @@ fn open_ws(port: u16, token: Option<&str>, topics: &[String]) -> WsSub {
     assert_eq!(r["type"], "subscribed", "{r}");
     assert_eq!(r["topics"].as_array().map(Vec::len), Some(topics.len()));
     let inbox: Inbox = Arc::default();
-    let sink = inbox.clone();
+    let ended: WsEnd = Arc::default();
+    let (sink, end) = (inbox.clone(), ended.clone());
     std::thread::spawn(move || loop {
         match ws.read() {
+            Ok(Message::Close(f)) => {
+                *end.lock().expect("end") = Some(f.map(|f| (u16::from(f.code), f.reason.to_string())));
+                break;
+            }
+            Err(_) => {
+                end.lock().expect("end").get_or_insert(None);
+                break;
+            }
             Ok(Message::Text(t)) => {
                 let m: Value = serde_json::from_str(&t).expect("ws JSON");
                 if let Some(action) = m["action"].as_str() {
@@ -216,11 +230,10 @@ fn open_ws(port: u16, token: Option<&str>, topics: &[String]) -> WsSub {
                     sink.lock().expect("inbox").push(e);
                 }
             }
-            Ok(Message::Close(_)) | Err(_) => break,
             Ok(_) => {}
         }
     });
-    WsSub { client_id, inbox }
+    WsSub { client_id, inbox, ended }
 }
 
 fn ok(r: Resp) -> Value {
@@ -774,4 +787,73 @@ fn rules_reading_their_own_collection_see_the_whole_table() {
     assert_eq!(got(1), [ev("create", &n1), ev("update", &parent), ev("delete", &n1)], "u2");
     assert_eq!(got(2), [ev("create", &sub3)], "u3");
     let _ = (n2, u3);
+}
+
+/// Polls `done` until it holds; fails with `what` after [`DELIVERY_DEADLINE`].
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the server logged closing stream `client_id` for `reason`.
+fn closed_for(p: &Proc, client_id: &str, reason: &str) -> bool {
+    p.logs_with_message("realtime stream closed").iter().any(|l| l["client_id"] == client_id && l["reason"] == reason)
+}
+
+/// The idle timeout (shortened for the test) closes an SSE stream and a WebSocket that get
+/// nothing: the SSE body ends, the WebSocket gets close 1000 "idle".
+#[test]
+fn an_idle_stream_is_closed() {
+    let c = start(Spawn::serve().env("VAULTBASE_REALTIME_IDLE_TIMEOUT_MS", "1000").env("VAULTBASE_LOG_LEVEL", "debug"));
+    let sse = open_sse(c.p.port);
+    let ws = open_ws(c.p.port, None, &["items/*".to_owned()]);
+    wait_until("the idle SSE stream stayed open", || sse.ended.load(std::sync::atomic::Ordering::SeqCst));
+    wait_until("the idle WebSocket stayed open", || ws.ended.lock().expect("end").is_some());
+    assert_eq!(*ws.ended.lock().expect("end"), Some(Some((1000, "idle".to_owned()))));
+    wait_until("the SSE close was not logged as idle", || closed_for(&c.p, &sse.client_id, "idle"));
+    assert!(closed_for(&c.p, &ws.client_id, "idle"));
+}
+
+/// Events keep a stream past the idle timeout; an SSE stream still ends at its maximum
+/// lifetime (a WebSocket has none), and once the events stop the WebSocket idles out too.
+#[test]
+fn a_stream_receiving_events_outlives_the_idle_timeout_and_sse_ends_at_its_max_lifetime() {
+    let c = start(
+        Spawn::serve()
+            .env("VAULTBASE_REALTIME_IDLE_TIMEOUT_MS", "2000")
+            .env("VAULTBASE_REALTIME_MAX_LIFETIME_MS", "8000")
+            .env("VAULTBASE_LOG_LEVEL", "debug"),
+    );
+    c.call("POST", "/api/collections", Some(&json!({"name": "ticks", "listRule": "", "viewRule": "", "fields": [{"name": "v", "type": "number"}]})));
+    let sse = open_sse(c.p.port);
+    let (status, _) = post_elsewhere(c.p.port, u32::MAX, None, &json!({"clientId": sse.client_id, "subscriptions": ["ticks/*"]}));
+    assert_eq!(status, 204);
+    let ws = open_ws(c.p.port, None, &["ticks/*".to_owned()]);
+    // A steady trickle of events, far more often than the idle timeout, until told to stop.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, port, su) = (stop.clone(), c.p.port, c.su.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                ok(call_retrying(port, "POST", "/api/collections/ticks/records", Some(&su), Some(&json!({"v": 1}))));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    wait_until("the SSE stream outlived its maximum lifetime", || sse.ended.load(std::sync::atomic::Ordering::SeqCst));
+    wait_until("the SSE close was not logged", || !c.p.logs_with_message("realtime stream closed").is_empty());
+    assert!(closed_for(&c.p, &sse.client_id, "max_lifetime"), "closed for another reason: {}", c.p.log_text());
+    assert!(!closed_for(&c.p, &sse.client_id, "idle"));
+    assert!(!sse.inbox.lock().expect("inbox").is_empty(), "the SSE stream got events");
+    // The WebSocket, fed all along, is still open past the SSE lifetime (and so past many idle
+    // timeouts).
+    assert_eq!(*ws.ended.lock().expect("end"), None, "the fed WebSocket was closed");
+    assert!(!ws.inbox.lock().expect("inbox").is_empty(), "the WebSocket got events");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().expect("writer");
+    wait_until("the WebSocket stayed open once the events stopped", || ws.ended.lock().expect("end").is_some());
+    assert_eq!(*ws.ended.lock().expect("end"), Some(Some((1000, "idle".to_owned()))));
 }
