@@ -125,6 +125,10 @@ fn open_sse(port: u16) -> SseSub {
                     let _ = connect_tx.send(id.to_owned());
                 } else if event == "VB_DRAIN" {
                     drain_seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                } else if event.starts_with('@') {
+                    // A message on a free-form topic (`@oauth2`): its state and code.
+                    let text = |k: &str| data[k].as_str().unwrap_or_default().to_owned();
+                    sink.lock().expect("inbox").push(Ev { collection: text("state"), id: text("code"), action: "message".into(), v: -1, topic: event.to_owned() });
                 } else {
                     let e = ev_from(event, data["action"].as_str().unwrap_or_default(), &data["record"]);
                     sink.lock().expect("inbox").push(e);
@@ -138,9 +142,9 @@ fn open_sse(port: u16) -> SseSub {
     SseSub { client_id, inbox, ended, drained }
 }
 
-/// Sends the subscription POST on a fresh connection that a `/_/health` on the same
-/// connection proved to be served by another worker than `avoid`. Returns (status, worker).
-fn post_elsewhere(port: u16, avoid: u32, token: Option<&str>, body: &Value) -> (u16, u32) {
+/// A fresh connection that a `/_/health` on it proved to be served by another worker than
+/// `avoid`: (writer, reader, worker).
+fn connect_elsewhere(port: u16, avoid: u32) -> (TcpStream, BufReader<TcpStream>, u32) {
     for _ in 0..ELSEWHERE_ATTEMPTS {
         let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
@@ -154,22 +158,31 @@ fn post_elsewhere(port: u16, avoid: u32, token: Option<&str>, body: &Value) -> (
         let mut body_bytes = vec![0u8; len];
         r.read_exact(&mut body_bytes).expect("health body");
         let worker = serde_json::from_slice::<Value>(&body_bytes).expect("health JSON")["worker_id"].as_u64().expect("worker_id") as u32;
-        if worker == avoid {
-            continue;
+        if worker != avoid {
+            return (s, r, worker);
         }
-        let payload = body.to_string();
-        let mut req = format!("POST /api/realtime HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", payload.len());
-        if let Some(t) = token {
-            req.push_str(&format!("Authorization: {t}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(&payload);
-        s.write_all(req.as_bytes()).expect("post");
-        let head = read_head(&mut r);
-        let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-        return (status, worker);
     }
     panic!("no connection reached a worker other than {avoid} in {ELSEWHERE_ATTEMPTS} attempts");
+}
+
+/// The status of a response head.
+fn status_of(head: &str) -> u16 {
+    head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status")
+}
+
+/// Sends the subscription POST on a fresh connection served by another worker than `avoid`.
+/// Returns (status, worker).
+fn post_elsewhere(port: u16, avoid: u32, token: Option<&str>, body: &Value) -> (u16, u32) {
+    let (mut s, mut r, worker) = connect_elsewhere(port, avoid);
+    let payload = body.to_string();
+    let mut req = format!("POST /api/realtime HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", payload.len());
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: {t}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&payload);
+    s.write_all(req.as_bytes()).expect("post");
+    (status_of(&read_head(&mut r)), worker)
 }
 
 /// How a WebSocket ended: `Some((code, reason))` from the server's close frame, `None` for a
@@ -856,4 +869,30 @@ fn a_stream_receiving_events_outlives_the_idle_timeout_and_sse_ends_at_its_max_l
     writer.join().expect("writer");
     wait_until("the WebSocket stayed open once the events stopped", || ws.ended.lock().expect("end").is_some());
     assert_eq!(*ws.ended.lock().expect("end"), Some(Some((1000, "idle".to_owned()))));
+}
+
+/// PocketBase's OAuth2 redirect reaches the realtime client named by its `state` when the
+/// redirect lands on another worker than the stream: the client gets `@oauth2` with the state
+/// and code once, loses the subscription, and the page says so.
+#[test]
+fn an_oauth2_redirect_reaches_its_realtime_client_on_another_worker() {
+    let c = start(Spawn::cluster(2));
+    let sse = open_sse(c.p.port);
+    let home = owner(&sse.client_id);
+    let (status, _) = post_elsewhere(c.p.port, home, None, &json!({"clientId": sse.client_id, "subscriptions": ["@oauth2"]}));
+    assert_eq!(status, 204);
+    let redirect = |code: &str| -> (u16, u32) {
+        let (mut s, mut r, worker) = connect_elsewhere(c.p.port, home);
+        let req = format!("GET /api/oauth2-redirect?code={code}&state={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", sse.client_id);
+        s.write_all(req.as_bytes()).expect("redirect");
+        (status_of(&read_head(&mut r)), worker)
+    };
+    let (status, worker) = redirect("the-code");
+    assert_ne!(worker, home);
+    assert_eq!(status, 200);
+    wait_until("no @oauth2 message", || !sse.inbox.lock().expect("inbox").is_empty());
+    let got = sse.inbox.lock().expect("inbox").clone();
+    assert_eq!(got, [Ev { collection: sse.client_id.clone(), id: "the-code".into(), action: "message".into(), v: -1, topic: "@oauth2".into() }]);
+    // One message per subscription: a replayed redirect finds no subscriber.
+    assert_eq!(redirect("another-code").0, 400);
 }
