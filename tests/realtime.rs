@@ -780,20 +780,31 @@ fn rules_reading_their_own_collection_see_the_whole_table() {
         })
         .collect();
 
+    // Rules are judged when a change is delivered, against the database as it is then: each
+    // step waits until every subscriber has had the one before (a barrier everyone sees, in
+    // commit order), so no later write changes what an earlier change is judged against.
+    let mut barriers = Vec::new();
+    let mut settle = || {
+        let barrier = create("items", json!({"title": "barrier", "n": 1, "v": 9}));
+        for (i, s) in subs.iter().enumerate() {
+            wait_for(s, &barrier, &format!("u{}", i + 1));
+        }
+        barriers.push(barrier);
+    };
     // u1's note in group g: u1 owns it, u2 has a note in g, u3 has none.
     let n1 = create("groupnotes", json!({"grp": "g", "owner": u1, "v": 1}));
+    settle();
     // The parent task changes: u1 owns it, u2 owns a subtask of it, u3 neither.
     c.call("PATCH", &format!("/api/collections/tasks/records/{parent}"), Some(&json!({"v": 2})));
+    settle();
     // A subtask for u3 under u1's task: u3 owns it, u1 owns its parent, u2 neither.
     let sub3 = create("tasks", json!({"owner": u3, "parent": parent, "v": 3}));
+    settle();
     // Deleting u1's note: judged as things were before — u1 owned it, u2 still has a note in g.
     c.call("DELETE", &format!("/api/collections/groupnotes/records/{n1}"), None);
-    let barrier = create("items", json!({"title": "barrier", "n": 1, "v": 9}));
-    for (i, s) in subs.iter().enumerate() {
-        wait_for(s, &barrier, &format!("u{}", i + 1));
-    }
+    settle();
     let got = |i: usize| -> Vec<(String, String)> {
-        subs[i].inbox.lock().expect("inbox").iter().filter(|e| e.id != barrier).map(|e| (e.action.clone(), e.id.clone())).collect()
+        subs[i].inbox.lock().expect("inbox").iter().filter(|e| !barriers.contains(&e.id)).map(|e| (e.action.clone(), e.id.clone())).collect()
     };
     let ev = |action: &str, id: &str| (action.to_owned(), id.to_owned());
     assert_eq!(got(0), [ev("create", &n1), ev("update", &parent), ev("create", &sub3), ev("delete", &n1)], "u1");
