@@ -31,6 +31,8 @@ fn bad_values_exit_2_naming_the_variable() {
         (&[], &[("VAULTBASE_DRAIN_TIMEOUT", "-5")], "VAULTBASE_DRAIN_TIMEOUT"),
         (&[], &[("VAULTBASE_JWT_SECRET", "too-short")], "VAULTBASE_JWT_SECRET"),
         (&[], &[("VAULTBASE_LOG_LEVEL", "chatty")], "VAULTBASE_LOG_LEVEL"),
+        (&[], &[("VAULTBASE_REALTIME_IDLE_TIMEOUT_MS", "0")], "VAULTBASE_REALTIME_IDLE_TIMEOUT_MS"),
+        (&["cluster"], &[("VAULTBASE_REALTIME_MAX_LIFETIME_MS", "forever")], "VAULTBASE_REALTIME_MAX_LIFETIME_MS"),
         (&["serve", "--http", "nonsense"], &[], "--http"),
     ];
     for (args, envs, variable) in cases {
@@ -62,6 +64,8 @@ fn help_lists_every_environment_variable_with_its_default() {
         ("VAULTBASE_DRAIN_TIMEOUT", "[30]"),
         ("VAULTBASE_JWT_SECRET", "[generated into <data>/.secret]"),
         ("VAULTBASE_LOG_LEVEL", "[info]"),
+        ("VAULTBASE_REALTIME_IDLE_TIMEOUT_MS", "[300000]"),
+        ("VAULTBASE_REALTIME_MAX_LIFETIME_MS", "[1800000]"),
     ] {
         let line = stdout.lines().find(|l| l.trim_start().starts_with(var)).unwrap_or_else(|| panic!("{var} missing:\n{stdout}"));
         assert!(line.contains(default), "{var} shows its default {default}: {line}");

@@ -125,6 +125,10 @@ fn open_sse(port: u16) -> SseSub {
                     let _ = connect_tx.send(id.to_owned());
                 } else if event == "VB_DRAIN" {
                     drain_seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                } else if event.starts_with('@') {
+                    // A message on a free-form topic (`@oauth2`): its state and code.
+                    let text = |k: &str| data[k].as_str().unwrap_or_default().to_owned();
+                    sink.lock().expect("inbox").push(Ev { collection: text("state"), id: text("code"), action: "message".into(), v: -1, topic: event.to_owned() });
                 } else {
                     let e = ev_from(event, data["action"].as_str().unwrap_or_default(), &data["record"]);
                     sink.lock().expect("inbox").push(e);
@@ -138,9 +142,9 @@ fn open_sse(port: u16) -> SseSub {
     SseSub { client_id, inbox, ended, drained }
 }
 
-/// Sends the subscription POST on a fresh connection that a `/_/health` on the same
-/// connection proved to be served by another worker than `avoid`. Returns (status, worker).
-fn post_elsewhere(port: u16, avoid: u32, token: Option<&str>, body: &Value) -> (u16, u32) {
+/// A fresh connection that a `/_/health` on it proved to be served by another worker than
+/// `avoid`: (writer, reader, worker).
+fn connect_elsewhere(port: u16, avoid: u32) -> (TcpStream, BufReader<TcpStream>, u32) {
     for _ in 0..ELSEWHERE_ATTEMPTS {
         let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
@@ -154,27 +158,41 @@ fn post_elsewhere(port: u16, avoid: u32, token: Option<&str>, body: &Value) -> (
         let mut body_bytes = vec![0u8; len];
         r.read_exact(&mut body_bytes).expect("health body");
         let worker = serde_json::from_slice::<Value>(&body_bytes).expect("health JSON")["worker_id"].as_u64().expect("worker_id") as u32;
-        if worker == avoid {
-            continue;
+        if worker != avoid {
+            return (s, r, worker);
         }
-        let payload = body.to_string();
-        let mut req = format!("POST /api/realtime HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", payload.len());
-        if let Some(t) = token {
-            req.push_str(&format!("Authorization: {t}\r\n"));
-        }
-        req.push_str("\r\n");
-        req.push_str(&payload);
-        s.write_all(req.as_bytes()).expect("post");
-        let head = read_head(&mut r);
-        let status: u16 = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status");
-        return (status, worker);
     }
     panic!("no connection reached a worker other than {avoid} in {ELSEWHERE_ATTEMPTS} attempts");
 }
 
+/// The status of a response head.
+fn status_of(head: &str) -> u16 {
+    head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("status")
+}
+
+/// Sends the subscription POST on a fresh connection served by another worker than `avoid`.
+/// Returns (status, worker).
+fn post_elsewhere(port: u16, avoid: u32, token: Option<&str>, body: &Value) -> (u16, u32) {
+    let (mut s, mut r, worker) = connect_elsewhere(port, avoid);
+    let payload = body.to_string();
+    let mut req = format!("POST /api/realtime HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", payload.len());
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: {t}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(&payload);
+    s.write_all(req.as_bytes()).expect("post");
+    (status_of(&read_head(&mut r)), worker)
+}
+
+/// How a WebSocket ended: `Some((code, reason))` from the server's close frame, `None` for a
+/// connection that ended without one.
+type WsEnd = Arc<Mutex<Option<Option<(u16, String)>>>>;
+
 struct WsSub {
     client_id: String,
     inbox: Inbox,
+    ended: WsEnd,
 }
 
 /// Opens a WebSocket at `/realtime`, authenticates, subscribes, then reads on a thread.
@@ -204,9 +222,18 @@ fn open_ws(port: u16, token: Option<&str>, topics: &[String]) -> WsSub {
     assert_eq!(r["type"], "subscribed", "{r}");
     assert_eq!(r["topics"].as_array().map(Vec::len), Some(topics.len()));
     let inbox: Inbox = Arc::default();
-    let sink = inbox.clone();
+    let ended: WsEnd = Arc::default();
+    let (sink, end) = (inbox.clone(), ended.clone());
     std::thread::spawn(move || loop {
         match ws.read() {
+            Ok(Message::Close(f)) => {
+                *end.lock().expect("end") = Some(f.map(|f| (u16::from(f.code), f.reason.to_string())));
+                break;
+            }
+            Err(_) => {
+                end.lock().expect("end").get_or_insert(None);
+                break;
+            }
             Ok(Message::Text(t)) => {
                 let m: Value = serde_json::from_str(&t).expect("ws JSON");
                 if let Some(action) = m["action"].as_str() {
@@ -216,11 +243,10 @@ fn open_ws(port: u16, token: Option<&str>, topics: &[String]) -> WsSub {
                     sink.lock().expect("inbox").push(e);
                 }
             }
-            Ok(Message::Close(_)) | Err(_) => break,
             Ok(_) => {}
         }
     });
-    WsSub { client_id, inbox }
+    WsSub { client_id, inbox, ended }
 }
 
 fn ok(r: Resp) -> Value {
@@ -702,4 +728,182 @@ fn a_subscriber_that_stops_reading_is_cut_off_without_holding_back_the_others() 
     let seen = rest.windows(8).filter(|w| w == b"\nevent:b").count();
     println!("the slow subscriber got {seen} of {EVENTS} events before it was cut off");
     assert!(seen < EVENTS, "the slow subscriber was not cut off ({seen} events)");
+}
+
+/// Waits until `sub` received an event for `id`.
+fn wait_for(sub: &SseSub, id: &str, what: &str) {
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    while !sub.inbox.lock().expect("inbox").iter().any(|e| e.id == id) {
+        assert!(Instant::now() < deadline, "{what}: no event for {id}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Rules that read their own collection — `@collection.<same>`, a back-relation from the same
+/// collection, a self-relation path — are judged against the whole table, not against the
+/// changed row alone; a delete is judged against the row as it was (and the table with it).
+#[test]
+fn rules_reading_their_own_collection_see_the_whole_table() {
+    let c = start(Spawn::cluster(2));
+    let users = c.schema();
+    let (u1, u2, u3) = (users[0].0.clone(), users[1].0.clone(), users[2].0.clone());
+    let members = c.call("GET", "/api/collections/members", None)["id"].as_str().expect("id").to_owned();
+    // A note is visible to whoever has a note in the same group.
+    let same_group = "@collection.groupnotes.grp ?= grp && @collection.groupnotes.owner ?= @request.auth.id";
+    c.call("POST", "/api/collections", Some(&json!({"name": "groupnotes", "listRule": same_group, "viewRule": same_group, "fields": [
+        {"name": "grp", "type": "text"},
+        {"name": "owner", "type": "relation", "collectionId": members, "maxSelect": 1},
+        {"name": "v", "type": "number"}
+    ]})));
+    // A task is visible to its owner, to the owner of its parent task (self-relation path) and
+    // to the owners of its subtasks (back-relation from the same collection).
+    let family = "owner = @request.auth.id || parent.owner = @request.auth.id || tasks_via_parent.owner ?= @request.auth.id";
+    let tasks_id = "pbc_rttasks0001";
+    c.call("POST", "/api/collections", Some(&json!({"id": tasks_id, "name": "tasks", "listRule": family, "viewRule": family, "fields": [
+        {"name": "owner", "type": "relation", "collectionId": members, "maxSelect": 1},
+        {"name": "parent", "type": "relation", "collectionId": tasks_id, "maxSelect": 1},
+        {"name": "v", "type": "number"}
+    ]})));
+    let create = |coll: &str, body: Value| c.call("POST", &format!("/api/collections/{coll}/records"), Some(&body))["id"].as_str().expect("id").to_owned();
+    let n2 = create("groupnotes", json!({"grp": "g", "owner": u2, "v": 0}));
+    let parent = create("tasks", json!({"owner": u1, "v": 0}));
+    create("tasks", json!({"owner": u2, "parent": parent, "v": 0}));
+
+    let subs: Vec<SseSub> = users
+        .iter()
+        .map(|(_, token)| {
+            let sse = open_sse(c.p.port);
+            let body = json!({"clientId": sse.client_id, "subscriptions": ["groupnotes/*", "tasks/*", "items/*"]});
+            let (status, _) = post_elsewhere(c.p.port, u32::MAX, Some(token), &body);
+            assert_eq!(status, 204);
+            sse
+        })
+        .collect();
+
+    // Rules are judged when a change is delivered, against the database as it is then: each
+    // step waits until every subscriber has had the one before (a barrier everyone sees, in
+    // commit order), so no later write changes what an earlier change is judged against.
+    let mut barriers = Vec::new();
+    let mut settle = || {
+        let barrier = create("items", json!({"title": "barrier", "n": 1, "v": 9}));
+        for (i, s) in subs.iter().enumerate() {
+            wait_for(s, &barrier, &format!("u{}", i + 1));
+        }
+        barriers.push(barrier);
+    };
+    // u1's note in group g: u1 owns it, u2 has a note in g, u3 has none.
+    let n1 = create("groupnotes", json!({"grp": "g", "owner": u1, "v": 1}));
+    settle();
+    // The parent task changes: u1 owns it, u2 owns a subtask of it, u3 neither.
+    c.call("PATCH", &format!("/api/collections/tasks/records/{parent}"), Some(&json!({"v": 2})));
+    settle();
+    // A subtask for u3 under u1's task: u3 owns it, u1 owns its parent, u2 neither.
+    let sub3 = create("tasks", json!({"owner": u3, "parent": parent, "v": 3}));
+    settle();
+    // Deleting u1's note: judged as things were before — u1 owned it, u2 still has a note in g.
+    c.call("DELETE", &format!("/api/collections/groupnotes/records/{n1}"), None);
+    settle();
+    let got = |i: usize| -> Vec<(String, String)> {
+        subs[i].inbox.lock().expect("inbox").iter().filter(|e| !barriers.contains(&e.id)).map(|e| (e.action.clone(), e.id.clone())).collect()
+    };
+    let ev = |action: &str, id: &str| (action.to_owned(), id.to_owned());
+    assert_eq!(got(0), [ev("create", &n1), ev("update", &parent), ev("create", &sub3), ev("delete", &n1)], "u1");
+    assert_eq!(got(1), [ev("create", &n1), ev("update", &parent), ev("delete", &n1)], "u2");
+    assert_eq!(got(2), [ev("create", &sub3)], "u3");
+    let _ = (n2, u3);
+}
+
+/// Polls `done` until it holds; fails with `what` after [`DELIVERY_DEADLINE`].
+fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether the server logged closing stream `client_id` for `reason`.
+fn closed_for(p: &Proc, client_id: &str, reason: &str) -> bool {
+    p.logs_with_message("realtime stream closed").iter().any(|l| l["client_id"] == client_id && l["reason"] == reason)
+}
+
+/// The idle timeout (shortened for the test) closes an SSE stream and a WebSocket that get
+/// nothing: the SSE body ends, the WebSocket gets close 1000 "idle".
+#[test]
+fn an_idle_stream_is_closed() {
+    let c = start(Spawn::serve().env("VAULTBASE_REALTIME_IDLE_TIMEOUT_MS", "1000").env("VAULTBASE_LOG_LEVEL", "debug"));
+    let sse = open_sse(c.p.port);
+    let ws = open_ws(c.p.port, None, &["items/*".to_owned()]);
+    wait_until("the idle SSE stream stayed open", || sse.ended.load(std::sync::atomic::Ordering::SeqCst));
+    wait_until("the idle WebSocket stayed open", || ws.ended.lock().expect("end").is_some());
+    assert_eq!(*ws.ended.lock().expect("end"), Some(Some((1000, "idle".to_owned()))));
+    wait_until("the SSE close was not logged as idle", || closed_for(&c.p, &sse.client_id, "idle"));
+    assert!(closed_for(&c.p, &ws.client_id, "idle"));
+}
+
+/// Events keep a stream past the idle timeout; an SSE stream still ends at its maximum
+/// lifetime (a WebSocket has none), and once the events stop the WebSocket idles out too.
+#[test]
+fn a_stream_receiving_events_outlives_the_idle_timeout_and_sse_ends_at_its_max_lifetime() {
+    let c = start(
+        Spawn::serve()
+            .env("VAULTBASE_REALTIME_IDLE_TIMEOUT_MS", "2000")
+            .env("VAULTBASE_REALTIME_MAX_LIFETIME_MS", "8000")
+            .env("VAULTBASE_LOG_LEVEL", "debug"),
+    );
+    c.call("POST", "/api/collections", Some(&json!({"name": "ticks", "listRule": "", "viewRule": "", "fields": [{"name": "v", "type": "number"}]})));
+    let sse = open_sse(c.p.port);
+    let (status, _) = post_elsewhere(c.p.port, u32::MAX, None, &json!({"clientId": sse.client_id, "subscriptions": ["ticks/*"]}));
+    assert_eq!(status, 204);
+    let ws = open_ws(c.p.port, None, &["ticks/*".to_owned()]);
+    // A steady trickle of events, far more often than the idle timeout, until told to stop.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (stop, port, su) = (stop.clone(), c.p.port, c.su.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                ok(call_retrying(port, "POST", "/api/collections/ticks/records", Some(&su), Some(&json!({"v": 1}))));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    wait_until("the SSE stream outlived its maximum lifetime", || sse.ended.load(std::sync::atomic::Ordering::SeqCst));
+    wait_until("the SSE close was not logged", || !c.p.logs_with_message("realtime stream closed").is_empty());
+    assert!(closed_for(&c.p, &sse.client_id, "max_lifetime"), "closed for another reason: {}", c.p.log_text());
+    assert!(!closed_for(&c.p, &sse.client_id, "idle"));
+    assert!(!sse.inbox.lock().expect("inbox").is_empty(), "the SSE stream got events");
+    // The WebSocket, fed all along, is still open past the SSE lifetime (and so past many idle
+    // timeouts).
+    assert_eq!(*ws.ended.lock().expect("end"), None, "the fed WebSocket was closed");
+    assert!(!ws.inbox.lock().expect("inbox").is_empty(), "the WebSocket got events");
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().expect("writer");
+    wait_until("the WebSocket stayed open once the events stopped", || ws.ended.lock().expect("end").is_some());
+    assert_eq!(*ws.ended.lock().expect("end"), Some(Some((1000, "idle".to_owned()))));
+}
+
+/// PocketBase's OAuth2 redirect reaches the realtime client named by its `state` when the
+/// redirect lands on another worker than the stream: the client gets `@oauth2` with the state
+/// and code once, loses the subscription, and the page says so.
+#[test]
+fn an_oauth2_redirect_reaches_its_realtime_client_on_another_worker() {
+    let c = start(Spawn::cluster(2));
+    let sse = open_sse(c.p.port);
+    let home = owner(&sse.client_id);
+    let (status, _) = post_elsewhere(c.p.port, home, None, &json!({"clientId": sse.client_id, "subscriptions": ["@oauth2"]}));
+    assert_eq!(status, 204);
+    let redirect = |code: &str| -> (u16, u32) {
+        let (mut s, mut r, worker) = connect_elsewhere(c.p.port, home);
+        let req = format!("GET /api/oauth2-redirect?code={code}&state={} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", sse.client_id);
+        s.write_all(req.as_bytes()).expect("redirect");
+        (status_of(&read_head(&mut r)), worker)
+    };
+    let (status, worker) = redirect("the-code");
+    assert_ne!(worker, home);
+    assert_eq!(status, 200);
+    wait_until("no @oauth2 message", || !sse.inbox.lock().expect("inbox").is_empty());
+    let got = sse.inbox.lock().expect("inbox").clone();
+    assert_eq!(got, [Ev { collection: sse.client_id.clone(), id: "the-code".into(), action: "message".into(), v: -1, topic: "@oauth2".into() }]);
+    // One message per subscription: a replayed redirect finds no subscriber.
+    assert_eq!(redirect("another-code").0, 400);
 }

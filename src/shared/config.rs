@@ -23,6 +23,11 @@ pub const MAX_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
 /// Upper bound for `VAULTBASE_WORKERS`; more processes than this on one SQLite file only contend.
 pub const MAX_WORKERS: usize = 256;
 
+/// How long a realtime stream may go without delivering anything (PocketBase: 5 minutes).
+pub const DEFAULT_REALTIME_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// How long an SSE stream lives at most (PocketBase: 30 minutes); the SDK reconnects.
+pub const DEFAULT_REALTIME_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+
 /// One environment variable the binary reads, for `--help` and the README.
 pub struct EnvVar {
     pub name: &'static str,
@@ -40,6 +45,16 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "VAULTBASE_JWT_SECRET", default: "generated into <data>/.secret", help: "secret that signs auth tokens; at least 32 characters" },
     EnvVar { name: "VAULTBASE_LOG_LEVEL", default: "info", help: "error, warn, info, debug or trace" },
     EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables POST /_/test/echo (for the test suite only)" },
+    EnvVar {
+        name: "VAULTBASE_REALTIME_IDLE_TIMEOUT_MS",
+        default: "300000",
+        help: "ms a realtime stream may stay idle, 1-300000 (for the test suite only)",
+    },
+    EnvVar {
+        name: "VAULTBASE_REALTIME_MAX_LIFETIME_MS",
+        default: "1800000",
+        help: "ms an SSE stream lives at most, 1-1800000 (for the test suite only)",
+    },
 ];
 
 /// Minimum length of a configured JWT secret: HS256 wants at least 256 bits of key.
@@ -104,6 +119,10 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     pub log_level: LogLevel,
     pub test_routes: bool,
+    /// A realtime stream (SSE or WS) that delivered nothing for this long is closed.
+    pub realtime_idle_timeout: Duration,
+    /// An SSE stream is closed after this long in any case.
+    pub realtime_max_lifetime: Duration,
 }
 
 impl Config {
@@ -165,6 +184,17 @@ impl Config {
             Some(other) => return Err(invalid("VAULTBASE_TEST_ROUTES", other, "0 or 1")),
         };
 
+        // Only ever shortened, by tests that watch a stream end: PocketBase's values are the
+        // longest a client expects a quiet stream to stay open.
+        let realtime_idle_timeout = match env("VAULTBASE_REALTIME_IDLE_TIMEOUT_MS") {
+            Some(v) => parse_millis("VAULTBASE_REALTIME_IDLE_TIMEOUT_MS", &v, DEFAULT_REALTIME_IDLE_TIMEOUT)?,
+            None => DEFAULT_REALTIME_IDLE_TIMEOUT,
+        };
+        let realtime_max_lifetime = match env("VAULTBASE_REALTIME_MAX_LIFETIME_MS") {
+            Some(v) => parse_millis("VAULTBASE_REALTIME_MAX_LIFETIME_MS", &v, DEFAULT_REALTIME_MAX_LIFETIME)?,
+            None => DEFAULT_REALTIME_MAX_LIFETIME,
+        };
+
         if mode == Mode::Cluster && port == 0 {
             return Err(invalid(
                 "VAULTBASE_PORT",
@@ -173,7 +203,7 @@ impl Config {
             ));
         }
 
-        Ok(Config { host, port, data_dir, workers, drain_timeout, jwt_secret, log_level, test_routes })
+        Ok(Config { host, port, data_dir, workers, drain_timeout, jwt_secret, log_level, test_routes, realtime_idle_timeout, realtime_max_lifetime })
     }
 
     /// The socket address to bind.
@@ -220,6 +250,15 @@ fn parse_drain_timeout(value: &str) -> Result<Duration, ConfigError> {
     }
 }
 
+/// Whole milliseconds from 1 to `max`.
+fn parse_millis(variable: &str, value: &str, max: Duration) -> Result<Duration, ConfigError> {
+    let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+    match value.parse::<u64>() {
+        Ok(n) if (1..=max_ms).contains(&n) => Ok(Duration::from_millis(n)),
+        _ => Err(invalid(variable, value, &format!("whole milliseconds from 1 to {max_ms}"))),
+    }
+}
+
 fn parse_log_level(value: &str) -> Result<LogLevel, ConfigError> {
     Ok(match value.to_ascii_lowercase().as_str() {
         "error" => LogLevel::Error,
@@ -248,6 +287,8 @@ mod tests {
         assert_eq!(cfg.host.to_string(), "0.0.0.0");
         assert_eq!(cfg.data_dir, PathBuf::from("./vaultbase_data"));
         assert_eq!(cfg.drain_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.realtime_idle_timeout, Duration::from_secs(300));
+        assert_eq!(cfg.realtime_max_lifetime, Duration::from_secs(1800));
         assert!(cfg.workers >= 1);
     }
 
@@ -281,6 +322,10 @@ mod tests {
             (Mode::Serve, &[("VAULTBASE_DRAIN_TIMEOUT", "soon")], "VAULTBASE_DRAIN_TIMEOUT"),
             (Mode::Serve, &[("VAULTBASE_JWT_SECRET", "short")], "VAULTBASE_JWT_SECRET"),
             (Mode::Serve, &[("VAULTBASE_LOG_LEVEL", "loud")], "VAULTBASE_LOG_LEVEL"),
+            (Mode::Serve, &[("VAULTBASE_REALTIME_IDLE_TIMEOUT_MS", "0")], "VAULTBASE_REALTIME_IDLE_TIMEOUT_MS"),
+            (Mode::Serve, &[("VAULTBASE_REALTIME_IDLE_TIMEOUT_MS", "300001")], "VAULTBASE_REALTIME_IDLE_TIMEOUT_MS"),
+            (Mode::Serve, &[("VAULTBASE_REALTIME_MAX_LIFETIME_MS", "5s")], "VAULTBASE_REALTIME_MAX_LIFETIME_MS"),
+            (Mode::Serve, &[("VAULTBASE_REALTIME_MAX_LIFETIME_MS", "1800001")], "VAULTBASE_REALTIME_MAX_LIFETIME_MS"),
         ];
         for (mode, vars, variable) in cases {
             let err = load(*mode, &Flags::default(), vars).expect_err("must be rejected");

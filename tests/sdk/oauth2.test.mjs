@@ -1,9 +1,14 @@
 // OAuth2 through the SDK against a loopback OIDC provider the test itself runs: the provider
-// list with PKCE, sign-up, sign-in, linking to the signed-in account and by email, unlinking.
+// list with PKCE, sign-up, sign-in, linking to the signed-in account and by email, unlinking,
+// and the SDK's all-in-one authWithOAuth2() (realtime `@oauth2` + /api/oauth2-redirect).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { client, superuser, unique, emailFor, refused } from './lib.mjs';
+import { EventSource } from 'eventsource';
+import { client, superuser, unique, emailFor, refused, URL as VB_URL } from './lib.mjs';
 import { startOidc } from './oidc.mjs';
+
+// The all-in-one flow waits for its code on a realtime stream; node has no EventSource.
+globalThis.EventSource = EventSource;
 
 const CLIENT_ID = 'vaultbase-test-client';
 const CLIENT_SECRET = 'loopback client secret';
@@ -224,4 +229,47 @@ test('OAuth2: a provider link dies with its record and is not inherited through 
   const again = await oauth(identity);
   assert.equal(again.meta.isNew, true);
   assert.notEqual(again.record.id, id);
+});
+
+test('OAuth2: the all-in-one authWithOAuth2() gets its code through realtime and /api/oauth2-redirect', async () => {
+  const dora = { sub: unique('dora-sub'), name: 'Dora', email: emailFor('dora-oidc'), email_verified: true };
+  const pb = client();
+  idp.nextUser = dora;
+  let popup;
+  const auth = await pb.collection(coll).authWithOAuth2({
+    provider: 'oidc',
+    // What the SDK's popup would do: open the provider's URL (state = this client's realtime
+    // id), whose redirect goes to /api/oauth2-redirect, which hands the code to the stream.
+    urlCallback: (url) => {
+      popup = (async () => {
+        const atProvider = await fetch(url, { redirect: 'manual' });
+        assert.equal(atProvider.status, 302, await atProvider.text());
+        const back = new globalThis.URL(atProvider.headers.get('location'));
+        assert.equal(back.origin + back.pathname, `${VB_URL}/api/oauth2-redirect`);
+        assert.ok(back.searchParams.get('code'));
+        const page = await fetch(back);
+        return { back, status: page.status, type: page.headers.get('content-type'), text: await page.text() };
+      })();
+      return popup;
+    },
+  });
+  assert.equal(auth.meta.isNew, true);
+  assert.equal(auth.meta.id, dora.sub);
+  assert.equal(auth.record.email, dora.email);
+  assert.equal(auth.record.name, 'Dora');
+  assert.ok(pb.authStore.isValid);
+  assert.equal(pb.authStore.record.id, auth.record.id);
+  const page = await popup;
+  assert.equal(page.status, 200, page.text);
+  assert.match(page.type, /^text\/html/);
+  // The message went out once: the client lost its @oauth2 subscription with it.
+  const replay = await fetch(page.back);
+  assert.equal(replay.status, 400);
+  // No such realtime client, no state, a provider error: the failure page.
+  for (const qs of ['state=nosuchclient&code=x', 'code=x', 'state=x&error=access_denied']) {
+    const res = await fetch(`${VB_URL}/api/oauth2-redirect?${qs}`);
+    assert.equal(res.status, 400, qs);
+  }
+  const posted = await fetch(`${VB_URL}/api/oauth2-redirect`, { method: 'POST', body: new URLSearchParams({ state: 'nosuchclient', code: 'x' }) });
+  assert.equal(posted.status, 400);
 });

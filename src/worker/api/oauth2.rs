@@ -10,6 +10,11 @@
 //! with a guest's access and verified only when its email is the provider-verified one). It
 //! must not talk to a provider itself (that is `auth::oauth2`) and must not call a provider
 //! inside a database transaction.
+//!
+//! It also answers the provider's redirect of the SDK's all-in-one flow
+//! (`GET|POST /api/oauth2-redirect`): the `{state, code, error}` it carries goes to the
+//! realtime client whose id is `state`, on whichever worker holds it, and the browser gets a
+//! small page saying whether that worked.
 
 use std::sync::Arc;
 
@@ -30,6 +35,7 @@ use crate::worker::records::crud::{CrudError, Requester, Shape};
 use crate::worker::records::query::RequestContext;
 use crate::worker::records::rows;
 use crate::worker::records::schema::Collection;
+use crate::worker::realtime::subscribe::{ClientMessage, SubscribeError};
 use crate::worker::records::values::Access;
 use crate::worker::records::write;
 use crate::worker::state::AppState;
@@ -456,4 +462,100 @@ mod tests {
         assert_eq!(parse_filter("recordRef != 'abc'"), None);
         assert_eq!(parse_filter("recordRef = 'a' || 1 = 1"), None);
     }
+}
+
+/// The realtime topic the SDK's all-in-one `authWithOAuth2()` waits on.
+pub const OAUTH2_TOPIC: &str = "@oauth2";
+
+/// `{state, code, error}` as the provider sent them (`error` left out when empty, as
+/// PocketBase does).
+#[derive(Debug, Default)]
+struct RedirectData {
+    state: String,
+    code: String,
+    error: String,
+}
+
+impl RedirectData {
+    fn from_pairs<'a>(pairs: impl Iterator<Item = (std::borrow::Cow<'a, str>, std::borrow::Cow<'a, str>)>) -> RedirectData {
+        let mut d = RedirectData::default();
+        for (k, v) in pairs {
+            match k.as_ref() {
+                "state" => d.state = v.into_owned(),
+                "code" => d.code = v.into_owned(),
+                "error" => d.error = v.into_owned(),
+                _ => {}
+            }
+        }
+        d
+    }
+
+    fn message(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("state".into(), Value::String(self.state.clone()));
+        m.insert("code".into(), Value::String(self.code.clone()));
+        if !self.error.is_empty() {
+            m.insert("error".into(), Value::String(self.error.clone()));
+        }
+        Value::Object(m)
+    }
+}
+
+/// `GET /api/oauth2-redirect?code=…&state=…` (or a `form_post` POST, as Apple sends): the
+/// provider's redirect back to vaultbase in the SDK's all-in-one OAuth2 flow. `state` is the
+/// realtime client id the SDK subscribed to `@oauth2`; that client gets `{state, code, error}`
+/// (and loses the subscription), then signs in with `auth-with-oauth2` itself. PocketBase
+/// redirects the popup to its bundled UI's success or failure page; vaultbase bundles no UI, so
+/// it answers with the page itself: 200 when the message went out and carried a code, 400
+/// otherwise (503 when the worker holding the client did not answer).
+pub async fn redirect(state: &AppState, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let ip = crate::worker::http::client_ip::of_request(state, &req).await.parse().ok();
+    let data = if req.method() == hyper::Method::POST {
+        let content_type = req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+        let Ok(bytes) = crate::worker::http::body::collect_limited(req.into_body(), DEFAULT_BODY_LIMIT_BYTES).await else {
+            return Ok(redirect_page(StatusCode::BAD_REQUEST));
+        };
+        if content_type.starts_with("application/json") {
+            let Ok(Value::Object(o)) = serde_json::from_slice::<Value>(&bytes) else { return Ok(redirect_page(StatusCode::BAD_REQUEST)) };
+            let text = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            RedirectData { state: text("state"), code: text("code"), error: text("error") }
+        } else {
+            RedirectData::from_pairs(form_urlencoded::parse(&bytes))
+        }
+    } else {
+        RedirectData::from_pairs(form_urlencoded::parse(req.uri().query().unwrap_or_default().as_bytes()))
+    };
+    if data.state.is_empty() {
+        return Ok(redirect_page(StatusCode::BAD_REQUEST));
+    }
+    let msg = ClientMessage { client_id: data.state.clone(), ip, topic: OAUTH2_TOPIC.to_owned(), data: data.message() };
+    let status = match state.realtime.send_to_client(msg).await {
+        Ok(()) if data.error.is_empty() && !data.code.is_empty() => StatusCode::OK,
+        Ok(()) => StatusCode::BAD_REQUEST,
+        Err(SubscribeError::Timeout(_)) => StatusCode::SERVICE_UNAVAILABLE,
+        Err(e @ (SubscribeError::NotFound | SubscribeError::OtherAddress | SubscribeError::AuthMismatch)) => {
+            tracing::debug!(error = %e, "OAuth2 redirect for a missing or invalid realtime client");
+            StatusCode::BAD_REQUEST
+        }
+    };
+    Ok(redirect_page(status))
+}
+
+/// The page the provider's popup ends on.
+fn redirect_page(status: StatusCode) -> Response<ResBody> {
+    let (title, text) = match status {
+        StatusCode::OK => ("Signed in", "Authentication completed. You can close this window and go back to the app."),
+        StatusCode::SERVICE_UNAVAILABLE => ("Try again", "The server could not reach your session in time. Close this window and try again."),
+        _ => ("Sign-in failed", "Authentication failed or was cancelled. Close this window and try again."),
+    };
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title></head>\
+         <body><h1>{title}</h1><p>{text}</p><script>window.close()</script></body></html>"
+    );
+    let mut res = crate::worker::http::body::full(html);
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
+    res
 }

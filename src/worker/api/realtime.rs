@@ -41,7 +41,7 @@ pub async fn connect(state: &AppState, req: &Request<Incoming>) -> Result<Respon
     let ip = client_ip(state, req).await;
     let client = state.realtime.connect(Transport::Sse, ip).map_err(ApiError::internal)?;
     client.push_sse("PB_CONNECT", json!({"clientId": client.id}).to_string().as_bytes());
-    let mut res = Response::new(SseBody::new(client, state.realtime.clone()).boxed());
+    let mut res = Response::new(SseBody::new(client, state.realtime.clone(), state.config.realtime_idle_timeout, state.config.realtime_max_lifetime).boxed());
     let h = res.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));

@@ -57,6 +57,7 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
         (["api", "realtime"], &Method::GET) => api::realtime::connect(state, &req).await,
         (["api", "realtime"], &Method::POST) => api::realtime::set_subscriptions(state, req).await,
         (["realtime"], &Method::GET) => api::realtime::websocket(state, req),
+        (["api", "oauth2-redirect"], &Method::GET | &Method::POST) => api::oauth2::redirect(state, req).await,
 
         (["api", "batch"], &Method::POST) => {
             let actor = actor_of(state, &req).await;

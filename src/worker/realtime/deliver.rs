@@ -31,7 +31,6 @@ use crate::worker::records::changes::{self, Action, Change, Stamped};
 use crate::worker::records::crud::{self, CrudError, Requester, RuleKind};
 use crate::worker::records::query::{AuthContext, RequestContext};
 use crate::worker::records::schema::{Collection, CollectionType};
-use crate::worker::records::sql_value::SqlValue;
 use crate::worker::records::{filter, rows};
 use crate::worker::state::AppState;
 
@@ -252,7 +251,7 @@ fn render(conn: &rusqlite::Connection, snap: &Snapshot, planned: &[PlannedInput]
         };
         let mut row = Vec::with_capacity(p.variants.len());
         for v in &p.variants {
-            row.push(render_one(conn, snap, c, &p.change.columns, v, now).unwrap_or_else(|e| {
+            row.push(render_one(conn, snap, c, &p.change, v, now).unwrap_or_else(|e| {
                 tracing::debug!(error = %e, "realtime rule or filter failed for a subscriber; not delivered");
                 None
             }));
@@ -266,7 +265,7 @@ fn render_one(
     conn: &rusqlite::Connection,
     snap: &Snapshot,
     c: &Collection,
-    columns: &[(String, SqlValue)],
+    change: &Change,
     v: &VariantInput,
     now: SystemTime,
 ) -> Result<Option<Vec<u8>>, CrudError> {
@@ -282,7 +281,7 @@ fn render_one(
         }
         Some(filter::parse(&v.options.filter).map_err(|e| CrudError::BadQuery(e.to_string()))?)
     };
-    crud::view_change(conn, snap, c, &req, columns, v.kind, filter_expr.as_ref(), shape)
+    crud::view_change(conn, snap, c, &req, &change.columns, change.action == Action::Delete, v.kind, filter_expr.as_ref(), shape)
 }
 
 /// A subscriber as a requester: its auth, its options as `@request.query/headers`, method

@@ -1,8 +1,9 @@
 //! The body of an SSE response: an `http_body::Body` that, each time it is polled, hands
 //! hyper everything the client's outbox holds as one data frame (so a burst of events costs
-//! one socket write), and ends on drain, overflow, PocketBase's idle timeout (reset by each
-//! delivery) or its maximum stream lifetime. Dropping it (the connection closed) unregisters
-//! the client. It must not format events or decide who receives them.
+//! one socket write), and ends on drain, overflow, the idle timeout (reset by each delivery)
+//! or the maximum stream lifetime — PocketBase's 5 and 30 minutes unless the test suite
+//! shortens them (`Config::realtime_*`). Dropping it (the connection closed) unregisters the
+//! client. It must not format events or decide who receives them.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -18,27 +19,24 @@ use tokio::time::{Instant, Sleep};
 use super::client::{Client, Taken};
 use super::Realtime;
 
-/// A stream with nothing delivered for this long is closed (PocketBase: 5 minutes).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-/// A stream is closed after this long whatever happens (PocketBase: 30 minutes); the SDK
-/// reconnects and re-subscribes.
-pub const MAX_STREAM_LIFETIME: Duration = Duration::from_secs(30 * 60);
-
 pub struct SseBody {
     client: Arc<Client>,
     realtime: Realtime,
+    idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
     max: Pin<Box<Sleep>>,
     done: bool,
 }
 
 impl SseBody {
-    pub fn new(client: Arc<Client>, realtime: Realtime) -> SseBody {
+    /// A stream closed after `idle_timeout` without a delivery or `max_lifetime` in all.
+    pub fn new(client: Arc<Client>, realtime: Realtime, idle_timeout: Duration, max_lifetime: Duration) -> SseBody {
         SseBody {
             client,
             realtime,
-            idle: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
-            max: Box::pin(tokio::time::sleep(MAX_STREAM_LIFETIME)),
+            idle_timeout,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            max: Box::pin(tokio::time::sleep(max_lifetime)),
             done: false,
         }
     }
@@ -54,7 +52,8 @@ impl Body for SseBody {
         }
         match self.client.poll_take(cx) {
             Poll::Ready(Taken::Data(bytes)) => {
-                self.idle.as_mut().reset(Instant::now() + IDLE_TIMEOUT);
+                let next = Instant::now() + self.idle_timeout;
+                self.idle.as_mut().reset(next);
                 return Poll::Ready(Some(Ok(Frame::data(bytes))));
             }
             // An SSE client's outbox never holds WS messages; treat one as the end.
@@ -64,7 +63,15 @@ impl Body for SseBody {
             }
             Poll::Pending => {}
         }
-        if self.idle.as_mut().poll(cx).is_ready() || self.max.as_mut().poll(cx).is_ready() {
+        let why = if self.max.as_mut().poll(cx).is_ready() {
+            Some("max_lifetime")
+        } else if self.idle.as_mut().poll(cx).is_ready() {
+            Some("idle")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            tracing::debug!(client_id = %self.client.id, reason = why, "realtime stream closed");
             self.done = true;
             self.realtime.registry.remove(&self.client.id);
             return Poll::Ready(None);

@@ -13,7 +13,10 @@
 //! - `{"type":"list-subs"}` → `{"type":"subs","topics":[…]}`; `{"type":"ping"}` → `pong`;
 //! - events: `{"type":"create"|"update"|"delete","action":…,"collection":…,"topic":…,
 //!   "record":{…}}`, under the same rules as SSE;
-//! - on drain: `{"type":"draining"}` then a close frame with code 1012 (service restart).
+//! - on drain: `{"type":"draining"}` then a close frame with code 1012 (service restart);
+//! - after the idle timeout with no frame either way (PocketBase's SSE 5 minutes, shortened
+//!   only by the test suite): a close frame with code 1000 and reason `idle`. Any client
+//!   message, `ping` included, keeps the session open; there is no maximum lifetime.
 //!
 //! It owns the session loop only; rules and rendering are the dispatcher's.
 
@@ -60,9 +63,18 @@ async fn session<S>(state: &AppState, client: &Arc<Client>, ws: &mut WebSocketSt
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
+    let idle_timeout = state.config.realtime_idle_timeout;
+    let idle = tokio::time::sleep(idle_timeout);
+    tokio::pin!(idle);
     loop {
         tokio::select! {
+            () = &mut idle => {
+                tracing::debug!(client_id = %client.id, reason = "idle", "realtime stream closed");
+                let _ = ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "idle".into() })).await;
+                return;
+            }
             incoming = ws.next() => {
+                idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                 let reply = match incoming {
                     Some(Ok(Message::Text(text))) => handle(state, client, &text).await,
                     Some(Ok(Message::Binary(_))) => Some(json!({"type": "error", "code": "binary_not_supported"})),
@@ -80,6 +92,7 @@ where
             }
             taken = std::future::poll_fn(|cx| client.poll_take(cx)) => match taken {
                 Taken::Messages(msgs) => {
+                    idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                     for m in msgs {
                         let text = String::from_utf8_lossy(&m).into_owned();
                         if ws.feed(Message::Text(text)).await.is_err() {

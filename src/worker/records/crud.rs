@@ -448,19 +448,33 @@ pub fn create_rule_admits(conn: &Connection, snap: &Snapshot, c: &Collection, re
     let compiled = QueryBuilder::new(c, snap, &req.ctx, alias(c))?.filter(&parse_rule(rule)?, true)?.finish();
     let where_sql = compiled.standalone_where();
     let mut params = compiled.params;
+    let cte = one_row_cte(c, columns, &mut params);
+    let table = quote_ident(&c.name);
+    let sql = format!("{cte} SELECT EXISTS(SELECT 1 FROM {ONE_ROW_CTE} AS {table} WHERE {where_sql})");
+    Ok(conn.query_row(&sql, params_from_iter(params.iter()), |r| r.get(0))?)
+}
+
+/// The name of the one-row CTE that stands in for a collection's table when a rule is checked
+/// against a record that is not (or no longer) stored. It must differ from every table a rule
+/// can join: a CTE named like the table would shadow it, and `@collection.<same>`, a
+/// back-relation from the same collection or a self-relation would then see only this one
+/// row. Non-system collection names cannot start with `_`, and no system collection or
+/// internal table is called this.
+const ONE_ROW_CTE: &str = "\"_vb_one_row\"";
+
+/// `WITH "_vb_one_row" AS (SELECT ?N AS "field", …)` holding `columns` (a field missing from
+/// them gets its column default), its values appended to `params`. The caller selects
+/// `FROM "_vb_one_row" AS "<collection>"`, so the compiled rule's references to the base alias
+/// (the collection's own name, see [`alias`]) read this row while its joins by table name
+/// still read the stored tables.
+fn one_row_cte(c: &Collection, columns: &[(String, SqlValue)], params: &mut Vec<SqlValue>) -> String {
     let mut selects = Vec::with_capacity(c.fields.len());
     for f in &c.fields {
         let value = columns.iter().find(|(n, _)| *n == f.name).map_or_else(|| zero_value(f), |(_, v)| v.clone());
         params.push(value);
         selects.push(format!("?{} AS {}", params.len(), quote_ident(&f.name)));
     }
-    let table = quote_ident(&c.name);
-    let sql = format!(
-        "WITH {table} AS (SELECT {}) SELECT EXISTS(SELECT 1 FROM {table} AS {table} WHERE {})",
-        selects.join(", "),
-        where_sql
-    );
-    Ok(conn.query_row(&sql, params_from_iter(params.iter()), |r| r.get(0))?)
+    format!("WITH {ONE_ROW_CTE} AS (SELECT {})", selects.join(", "))
 }
 
 /// The value a field's column holds when nothing was set (its column default).
@@ -661,8 +675,9 @@ pub enum RuleKind {
 /// collection's `kind` rule and the client `filter` both admit the record *as captured* —
 /// the row as it was, for a delete — or `None` if either refuses (a null rule refuses every
 /// non-superuser). The rule and filter are compiled as for a list and run against a one-row
-/// CTE standing in for the table under its own name, as [`create_rule_admits`] does, so the
-/// stored table need not hold the row any more; relations and `@collection` still read the
+/// CTE aliased as the table ([`one_row_cte`]), as [`create_rule_admits`] does, so the stored
+/// table need not hold the row any more (a delete is judged on the row as it was); relations,
+/// back-relations and `@collection` — the collection's own table included — still read the
 /// live database.
 #[allow(clippy::too_many_arguments)] // each is a distinct input of the one check; a struct would only rename them
 pub fn view_change(
@@ -671,6 +686,7 @@ pub fn view_change(
     c: &Collection,
     req: &Requester,
     columns: &[(String, SqlValue)],
+    deleted: bool,
     kind: RuleKind,
     filter_expr: Option<&filter::Expr>,
     shape: &Shape,
@@ -690,18 +706,20 @@ pub fn view_change(
     let compiled = qb.finish();
     let where_sql = compiled.standalone_where();
     let mut params = compiled.params;
-    let mut selects = Vec::with_capacity(c.fields.len());
-    for f in &c.fields {
-        let value = columns.iter().find(|(n, _)| *n == f.name).map_or_else(|| zero_value(f), |(_, v)| v.clone());
-        params.push(value);
-        selects.push(format!("?{} AS {}", params.len(), quote_ident(&f.name)));
-    }
+    let cte = one_row_cte(c, columns, &mut params);
     let table = quote_ident(&c.name);
-    let sql = format!(
-        "WITH {table} AS (SELECT {}) SELECT {}, {table}.\"id\" FROM {table} AS {table} WHERE {where_sql}",
-        selects.join(", "),
-        select_columns(c),
-    );
+    // PocketBase judges a delete before the row goes. The row itself is the captured one; if
+    // the rule also joins the collection's own table (its joins are all `LEFT JOIN "<table>"
+    // <alias>`), that table is shadowed by one that still holds the row: `main."<table>"` names
+    // the stored table past the CTE. Only then, as the union cannot use the table's indexes.
+    let cte = if deleted && where_sql.contains(&format!("JOIN {table} ")) {
+        let cols: Vec<String> = c.fields.iter().map(|f| quote_ident(&f.name)).collect();
+        let cols = cols.join(", ");
+        format!("{cte}, {table} AS (SELECT {cols} FROM main.{table} WHERE \"id\" NOT IN (SELECT \"id\" FROM {ONE_ROW_CTE}) UNION ALL SELECT {cols} FROM {ONE_ROW_CTE})")
+    } else {
+        cte
+    };
+    let sql = format!("{cte} SELECT {}, {table}.\"id\" FROM {ONE_ROW_CTE} AS {table} WHERE {where_sql}", select_columns(c));
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params.iter()))?;
     let mut out = Vec::with_capacity(256);
