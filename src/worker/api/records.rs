@@ -285,8 +285,27 @@ pub async fn create(state: &AppState, collection: &str, req: Request<Incoming>, 
     let (method, query, headers) = (req.method().clone(), Query::parse(req.uri().query()), req.headers().clone());
     let shape = shape(&query)?;
     let RecordBody { body, uploads } = record_body(state, collection, req, "Failed to create record.").await?;
-    let req_parts = (&method, &query, &headers);
-    with_replan(state, |retry| create_once(state, collection, actor, req_parts, &shape, body.clone(), &uploads, retry)).await
+    if uploads.is_empty() {
+        let req_parts = (&method, &query, &headers);
+        return with_replan(state, |retry| create_once(state, collection, actor, req_parts, &shape, body.clone(), &uploads, retry)).await;
+    }
+    // With files, the rest runs as its own task: files are stored before the write and
+    // removed if it fails (or deleted after it commits), and a client that disconnects
+    // meanwhile must not cancel that half-way and leave a file no record names.
+    let (state, collection, actor) = (state.clone(), collection.to_owned(), actor.clone());
+    detached(async move {
+        let req_parts = (&method, &query, &headers);
+        with_replan(&state, |retry| create_once(&state, &collection, &actor, req_parts, &shape, body.clone(), &uploads, retry)).await
+    })
+    .await
+}
+
+/// Runs a write and its file work (store before, delete or discard after the commit) to the
+/// end even if the request is dropped, so storage always ends up matching the database.
+async fn detached(
+    work: impl std::future::Future<Output = Result<Response<ResBody>, ApiError>> + Send + 'static,
+) -> Result<Response<ResBody>, ApiError> {
+    tokio::spawn(work).await.map_err(ApiError::internal)?
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -375,8 +394,15 @@ pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<I
     let (method, query, headers) = (req.method().clone(), Query::parse(req.uri().query()), req.headers().clone());
     let shape = shape(&query)?;
     let RecordBody { body, uploads } = record_body(state, collection, req, "Failed to update record.").await?;
-    let req_parts = (&method, &query, &headers);
-    with_replan(state, |retry| update_once(state, collection, id, actor, req_parts, &shape, body.clone(), &uploads, retry)).await
+    // As in `create`, the store → write → delete sequence runs to its end; for updates always,
+    // since a plain JSON body can drop files too (`field-`, `field: []`), which are deleted
+    // only after the commit.
+    let (state, collection, id, actor) = (state.clone(), collection.to_owned(), id.to_owned(), actor.clone());
+    detached(async move {
+        let req_parts = (&method, &query, &headers);
+        with_replan(&state, |retry| update_once(&state, &collection, &id, &actor, req_parts, &shape, body.clone(), &uploads, retry)).await
+    })
+    .await
 }
 
 /// What an update needs decided before validation, read in one job: the stored record, the
@@ -513,6 +539,13 @@ pub async fn delete(state: &AppState, collection: &str, id: &str, req: &Request<
     let query = Query::parse(req.uri().query());
     let requester = Arc::new(requester(actor, req.method(), &query, req.headers(), Map::new()));
     let id = Arc::new(id.to_owned());
+    // Its own task, as for create/update with files: a delete that commits must also get its
+    // files deleted, whether or not the client is still there.
+    let (state, collection) = (state.clone(), collection.to_owned());
+    detached(async move { delete_detached(&state, &collection, requester, id).await }).await
+}
+
+async fn delete_detached(state: &AppState, collection: &str, requester: Arc<Requester>, id: Arc<String>) -> Result<Response<ResBody>, ApiError> {
     let result = with_snapshot(state, collection, |snap, c| {
         let (db, requester, id, realtime) = (state.db.clone(), requester.clone(), id.clone(), state.realtime.clone());
         Box::pin(async move {
