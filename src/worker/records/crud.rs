@@ -330,13 +330,7 @@ fn read_one(
     params.push(SqlValue::Text(id.to_owned()));
     let table = quote_ident(&c.name);
     let sql = format!("SELECT {}, {table}.\"id\" FROM {table} AS {table} WHERE {where_sql}", select_columns(c));
-    let mut stmt = conn.prepare_cached(&sql)?;
-    let mut rows = stmt.query(params_from_iter(params.iter()))?;
-    let mut out = Vec::with_capacity(256);
-    match write_records(conn, snap, c, req, &mut rows, shape, &mut out, false)? {
-        0 => Ok(None),
-        _ => Ok(Some(out)),
-    }
+    render_one(conn, snap, c, req, &sql, &params, shape)
 }
 
 /// True if record `id` exists and passes `rule` (no rule: exists).
@@ -720,7 +714,13 @@ pub fn view_change(
         cte
     };
     let sql = format!("{cte} SELECT {}, {table}.\"id\" FROM {ONE_ROW_CTE} AS {table} WHERE {where_sql}", select_columns(c));
-    let mut stmt = conn.prepare_cached(&sql)?;
+    render_one(conn, snap, c, req, &sql, &params, shape)
+}
+
+/// Runs `sql` (which selects one record's output columns) and renders the record it finds,
+/// or None when the query finds nothing (missing, or refused by the rule in its WHERE).
+fn render_one(conn: &Connection, snap: &Snapshot, c: &Collection, req: &Requester, sql: &str, params: &[SqlValue], shape: &Shape) -> Result<Option<Vec<u8>>, CrudError> {
+    let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(params_from_iter(params.iter()))?;
     let mut out = Vec::with_capacity(256);
     match write_records(conn, snap, c, req, &mut rows, shape, &mut out, false)? {
