@@ -12,6 +12,7 @@
 pub mod accounts;
 pub mod actor;
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod files;
 pub mod http;

@@ -8,7 +8,10 @@ use crate::shared::bus::Bus;
 use crate::shared::config::Config;
 use crate::shared::db::Db;
 use crate::shared::secrets::JwtSecret;
+use crate::worker::app::observe::{Observers, Recorder};
+use crate::worker::app::pipeline::Writes;
 use crate::worker::auth::password::PasswordPool;
+use crate::worker::files::StorageSource;
 use crate::worker::records::cache::SchemaCache;
 use crate::worker::settings::SettingsCache;
 
@@ -34,12 +37,21 @@ pub struct Inner {
     pub files: crate::worker::files::Files,
     /// Realtime clients of this worker and the relay of committed changes.
     pub realtime: crate::worker::realtime::Realtime,
+    /// Who is told about record writes (hooks; the test recorder).
+    pub observers: Observers,
+    /// The test-only observer, registered when the test routes are on.
+    pub recorder: Option<Arc<Recorder>>,
     next_request: AtomicU64,
 }
 
 impl AppState {
     pub fn new(worker_id: u32, config: Config, db: Db, bus: Bus, jwt_secret: JwtSecret) -> AppState {
         let files = crate::worker::files::Files::new(&config.data_dir);
+        let observers = Observers::default();
+        let recorder = config.test_routes.then(|| Arc::new(Recorder::default()));
+        if let Some(r) = &recorder {
+            observers.register(r.clone());
+        }
         AppState(Arc::new(Inner {
             worker_id,
             pid: std::process::id(),
@@ -53,8 +65,28 @@ impl AppState {
             settings: SettingsCache::default(),
             passwords: PasswordPool::sized_to_cpus(),
             files,
+            observers,
+            recorder,
             next_request: AtomicU64::new(1),
         }))
+    }
+
+    /// The record write pipeline, over this worker's handles.
+    pub fn writes(&self) -> Writes<'_> {
+        Writes {
+            db: &self.db,
+            schema: &self.schema,
+            settings: &self.settings,
+            files: &self.files,
+            passwords: &self.passwords,
+            realtime: &self.realtime,
+            observers: &self.observers,
+        }
+    }
+
+    /// Where the file storage backend is found.
+    pub fn storage_source(&self) -> StorageSource<'_> {
+        StorageSource { files: &self.files, settings: &self.settings, db: &self.db }
     }
 
     /// A request id unique within the cluster: worker id and a per-worker counter.

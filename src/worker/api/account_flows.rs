@@ -25,9 +25,9 @@ use crate::worker::http::error::ApiError;
 use crate::worker::http::request::Query;
 use crate::worker::limits::{self, Limit};
 use crate::worker::mail::{self, templates, Mail};
-use crate::worker::records::changes::{self, Changes, Stamped};
+use crate::worker::app::observe::Source;
+use crate::worker::records::changes::Changes;
 use crate::worker::records::crud::{self, Requester};
-use crate::worker::records::query::{AuthContext, RequestContext};
 use crate::worker::records::rows;
 use crate::worker::records::schema::collection::{AuthOptions, EmailTemplate};
 use crate::worker::records::schema::{Collection, FieldKind};
@@ -101,28 +101,6 @@ fn invalid_token() -> ApiError {
 
 fn options(c: &Collection) -> AuthOptions {
     c.auth.clone().unwrap_or_default()
-}
-
-/// A write whose record changes (the account flows change auth records directly) are
-/// released to realtime after its COMMIT, as every other record write's are.
-async fn write_publishing<T, F>(state: &AppState, f: F) -> Result<T, DbError>
-where
-    T: Send + 'static,
-    F: FnOnce(&rusqlite::Transaction<'_>, &mut Changes) -> Result<T, DbError> + Send + 'static,
-{
-    let realtime = state.realtime.clone();
-    state
-        .db
-        .write_then(
-            move |tx| {
-                let mut changes = Changes::new();
-                let out = f(tx, &mut changes)?;
-                Ok((out, changes::stamp(tx, changes)?))
-            },
-            move |(_, stamped): &mut (T, Stamped)| realtime.publish(std::mem::take(stamped)),
-        )
-        .await
-        .map(|(out, _)| out)
 }
 
 fn no_content() -> Response<ResBody> {
@@ -338,21 +316,9 @@ pub fn token_response(state: &AppState, c: &Collection, record: &Map<String, Val
     Ok(json(StatusCode::OK, &body))
 }
 
-fn requester_for(c: &Collection, record: &Map<String, Value>, context: &str) -> Requester {
-    let mut ctx = RequestContext::new(std::time::SystemTime::now());
-    ctx.auth = Some(AuthContext {
-        collection_id: c.id.clone(),
-        collection_name: c.name.clone(),
-        record: record.iter().filter(|(k, _)| k.as_str() != "password" && k.as_str() != "tokenKey").map(|(k, v)| (k.clone(), v.clone())).collect(),
-    });
-    ctx.method = "POST".into();
-    ctx.context = context.into();
-    Requester { ctx, superuser: false }
-}
-
 /// Whether `rule` (the collection's authRule, or the MFA rule) admits `record`.
 async fn rule_admits(state: &AppState, c: &Arc<Collection>, record: &Map<String, Value>, rule: Option<String>, method: &str) -> Result<bool, ApiError> {
-    let requester = requester_for(c, record, method);
+    let requester = Requester::signing_in(c, record, method);
     let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
     let (c2, id) = (c.clone(), str_of(record, "id").to_owned());
     state
@@ -498,7 +464,7 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
     // session of whoever registered it.
     let reset_password = if !options(&c).password_auth.enabled && !is_verified(&record) { Some(random_password(state).await?) } else { None };
     let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
-    let applied = write_publishing(state, move |tx, changes| -> Result<bool, DbError> {
+    let applied = state.writes().commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<bool, DbError> {
         // Already verified (under the key the token was checked against): nothing to do,
         // and the token is not spent by a no-op.
         if accounts::verified_under_key(tx, &c2, &id, &key)? == Some(true) {
@@ -606,7 +572,7 @@ pub async fn confirm_password_reset(state: &AppState, collection: &str, req: Req
     let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
     let new_key = random::new_token_key().map_err(ApiError::internal)?;
     let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
-    let applied = write_publishing(state, move |tx, changes| -> Result<bool, DbError> {
+    let applied = state.writes().commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<bool, DbError> {
         if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
             return Ok(false);
         }
@@ -710,7 +676,7 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
     attempt.succeeded(state).await;
     let new_key = random::new_token_key().map_err(ApiError::internal)?;
     let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
-    let outcome = write_publishing(state, move |tx, changes| -> Result<Result<(), &'static str>, DbError> {
+    let outcome = state.writes().commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<Result<(), &'static str>, DbError> {
         if accounts::email_taken(tx, &c2, &new_email, &id)? {
             return Ok(Err("taken"));
         }
@@ -823,7 +789,7 @@ pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Inco
     let verify = !is_verified(&record) && row.sent_to.eq_ignore_ascii_case(str_of(&record, "email"));
     let reset_password = if verify && !o.mfa.enabled { Some(random_password(state).await?) } else { None };
     let (c2, rid, key) = (c.clone(), row.record_id.clone(), str_of(&record, "tokenKey").to_owned());
-    let used = write_publishing(state, move |tx, changes| -> Result<bool, DbError> {
+    let used = state.writes().commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<bool, DbError> {
         if !accounts::delete_otp(tx, &otp_id)? {
             return Ok(false);
         }

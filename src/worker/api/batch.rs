@@ -30,7 +30,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
-use super::records::{access, crud_error, requester, shape};
+use super::records::{access, crud_error, refusal, requester, shape};
 use super::uploads::{counted, file_target, max_size, stage_error};
 use crate::worker::actor::Actor;
 use crate::worker::files::names::stored_name;
@@ -41,11 +41,12 @@ use crate::worker::http::body::{collect_limited, json_bytes, ResBody};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::Query;
 use crate::worker::records::cache::Snapshot;
-use crate::worker::records::changes::{self, Changes, Stamped};
+use crate::worker::app::observe::Source;
+use crate::worker::records::changes::{Action as ChangeAction, Changes};
 use crate::worker::records::crud::{self, CrudError};
 use crate::worker::records::schema::{Collection, FieldKind, Invalid, SchemaErrors};
 use crate::worker::records::values::{autogen, to_string_list};
-use crate::worker::records::write::{self, plain_passwords, Hashes, Uploaded};
+use crate::worker::records::write::{self, plain_passwords, Passwords, Uploaded};
 use crate::worker::state::AppState;
 
 /// Longest item URL PocketBase accepts.
@@ -83,6 +84,12 @@ struct ItemError(Option<usize>, CrudError);
 impl From<crate::shared::db::DbError> for ItemError {
     fn from(e: crate::shared::db::DbError) -> Self {
         ItemError(None, CrudError::Db(e))
+    }
+}
+
+impl From<rusqlite::Error> for ItemError {
+    fn from(e: rusqlite::Error) -> Self {
+        ItemError(None, CrudError::Sqlite(e))
     }
 }
 
@@ -326,16 +333,46 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
 
     let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
     attach(&mut actions, uploads, &snap)?;
-    // Hash every plain password up front: argon2 must not run on the writer thread.
-    let mut hashes = Hashes::new();
+    // Every plain password hashed and every oldPassword checked up front: argon2 must not run
+    // on the writer thread.
+    let mut hashes = Passwords::new();
     for a in &actions {
-        if let Some(c) = snap.get(&a.collection) {
-            for plain in plain_passwords(c, &a.body) {
-                if let std::collections::hash_map::Entry::Vacant(slot) = hashes.entry(plain) {
-                    let hash = state.passwords.hash(slot.key()).await.map_err(ApiError::internal)?;
-                    slot.insert(hash);
-                }
+        let Some(c) = snap.get(&a.collection) else { continue };
+        for plain in plain_passwords(c, &a.body) {
+            if hashes.needs_hash(&plain) {
+                let hash = state.passwords.hash(&plain).await.map_err(ApiError::internal)?;
+                hashes.insert(plain, hash);
             }
+        }
+        if let (Some(old), Some(id)) = (write::old_password(c, &a.body), a.record_id()) {
+            let (lookup_c, lookup_id) = (c.clone(), id.to_owned());
+            let stored = state.db.read(move |conn| crud::existing(conn, &lookup_c, &lookup_id)).await.map_err(ApiError::internal)?;
+            if let Some(stored) = stored.as_ref().and_then(|r| r.get("password")).and_then(Value::as_str) {
+                let matches = state.passwords.verify(stored.to_owned(), old).await.unwrap_or(false);
+                hashes.checked(stored.to_owned(), old.to_owned(), matches);
+            }
+        }
+    }
+    // The before-write observers see each item as submitted (items are validated in the
+    // transaction, where they see what earlier items wrote); one refusal fails the batch.
+    if !state.observers.is_empty() {
+        for (i, a) in actions.iter().enumerate() {
+            let Some(c) = snap.get(&a.collection) else { continue };
+            let id = a.record_id().unwrap_or_default().to_owned();
+            let stored = if id.is_empty() || a.kind == Kind::Create {
+                None
+            } else {
+                let (lookup_c, lookup_id) = (c.clone(), id.clone());
+                state.db.read(move |conn| crud::existing(conn, &lookup_c, &lookup_id)).await.map_err(ApiError::internal)?
+            };
+            let (action, after) = match a.kind {
+                Kind::Delete => (ChangeAction::Delete, None),
+                Kind::Update => (ChangeAction::Update, Some(a.body.clone())),
+                Kind::Create => (ChangeAction::Create, Some(a.body.clone())),
+                Kind::Upsert if stored.is_some() => (ChangeAction::Update, Some(a.body.clone())),
+                Kind::Upsert => (ChangeAction::Create, Some(a.body.clone())),
+            };
+            state.writes().before(Source::Batch, action, c, &id, stored, after).await.map_err(|r| failed_item(i, refusal(r), request_id))?;
         }
     }
     let requesters: Vec<_> = actions
@@ -376,7 +413,7 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
 struct Prepared {
     actions: Vec<Action>,
     requesters: Vec<crud::Requester>,
-    hashes: Hashes,
+    hashes: Passwords,
     access: crate::worker::records::values::Access,
 }
 
@@ -422,13 +459,10 @@ async fn run(state: AppState, snap: Arc<Snapshot>, prepared: Prepared, timeout: 
         items.push((a, names));
     }
     let job_snap = snap.clone();
-    let realtime = state.realtime.clone();
     // The batch's changes are released once, after its single COMMIT; a failed batch rolls
     // back and releases nothing.
-    let job = state.db.write_then(
-        move |tx| transaction(tx, &job_snap, items, requesters, &hashes, access),
-        move |(_, _, changes)| realtime.publish(std::mem::take(changes)),
-    );
+    let writes = state.writes();
+    let job = writes.transact(Source::Batch, move |tx, changes| transaction(tx, &job_snap, items, requesters, &hashes, access, changes));
     tokio::pin!(job);
     let mut reply = Some(reply);
     let result = match tokio::time::timeout(timeout, &mut job).await {
@@ -441,8 +475,9 @@ async fn run(state: AppState, snap: Arc<Snapshot>, prepared: Prepared, timeout: 
         }
     };
     let answer = match result {
-        Ok((items, cleanup, _)) => {
+        Ok(((items, cleanup), effects)) => {
             cleanup.run(&state, &snap).await;
+            effects.finish(&state.observers);
             Ok(items)
         }
         Err(e) => {
@@ -460,7 +495,7 @@ async fn run(state: AppState, snap: Arc<Snapshot>, prepared: Prepared, timeout: 
 /// Puts every item's uploads into storage under its record; `stored` collects the keys
 /// written (all removed again here if one fails).
 async fn store_uploads(state: &AppState, snap: &Snapshot, actions: &[Action], stored: &mut Vec<String>) -> Result<Arc<files::storage::Storage>, FilesError> {
-    let storage = files::storage(state).await?;
+    let storage = files::storage(state.storage_source()).await?;
     for a in actions.iter().filter(|a| !a.uploads.is_empty()) {
         let (Some(c), Some(record_id)) = (snap.get(&a.collection), a.record_id()) else { continue };
         let refs: Vec<&StagedFile> = a.uploads.iter().collect();
@@ -481,12 +516,12 @@ fn transaction(
     snap: &Snapshot,
     items: Vec<(Action, Vec<String>)>,
     requesters: Vec<crud::Requester>,
-    hashes: &Hashes,
+    hashes: &Passwords,
     access: crate::worker::records::values::Access,
-) -> Result<(Vec<Value>, FileCleanup, Stamped), ItemError> {
+    changes: &mut Changes,
+) -> Result<(Vec<Value>, FileCleanup), ItemError> {
     let mut out = Vec::with_capacity(items.len());
     let mut cleanup = FileCleanup::default();
-    let mut changes = Changes::new();
     for (i, ((mut a, names), mut req)) in items.into_iter().zip(requesters).enumerate() {
         let fail = |e| ItemError(Some(i), e);
         let c = snap.get(&a.collection).cloned().ok_or(ItemError(Some(i), CrudError::NotFound))?;
@@ -504,9 +539,9 @@ fn transaction(
         };
         let uploaded = Uploaded { names: &names, id: a.preset_id.as_deref() };
         let item = match (a.kind, a.id) {
-            (Kind::Create, _) => write::create_uploaded(tx, snap, &c, &mut req, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
-            (Kind::Update, Some(id)) => write::update(tx, snap, &c, &mut req, &id, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
-            (Kind::Delete, Some(id)) => crud::delete(tx, snap, &c, &req, &id, &mut changes).map(|deleted| {
+            (Kind::Create, _) => write::create_uploaded(tx, snap, &c, &mut req, a.body, access, hashes, &a.shape, changes, uploaded).map(Some),
+            (Kind::Update, Some(id)) => write::update(tx, snap, &c, &mut req, &id, a.body, access, hashes, &a.shape, changes, uploaded).map(Some),
+            (Kind::Delete, Some(id)) => crud::delete(tx, snap, &c, &req, &id, changes).map(|deleted| {
                 cleanup.records.extend(deleted);
                 None
             }),
@@ -517,8 +552,8 @@ fn transaction(
                     None => false,
                 };
                 match id.filter(|_| exists) {
-                    Some(id) => write::update(tx, snap, &c, &mut req, &id, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
-                    None => write::create_uploaded(tx, snap, &c, &mut req, a.body, access, hashes, &a.shape, &mut changes, uploaded).map(Some),
+                    Some(id) => write::update(tx, snap, &c, &mut req, &id, a.body, access, hashes, &a.shape, changes, uploaded).map(Some),
+                    None => write::create_uploaded(tx, snap, &c, &mut req, a.body, access, hashes, &a.shape, changes, uploaded).map(Some),
                 }
             }
             _ => Err(CrudError::NotFound),
@@ -541,8 +576,21 @@ fn transaction(
             None => json!({"status": 204, "body": null}),
         });
     }
-    let stamped = changes::stamp(tx, changes).map_err(|e| ItemError(None, CrudError::Sqlite(e)))?;
-    Ok((out, cleanup, stamped))
+    cleanup.recreated(tx, snap, changes).map_err(|e| ItemError(None, e))?;
+    Ok((out, cleanup))
+}
+
+fn file_fields(c: &Collection) -> impl Iterator<Item = &crate::worker::records::schema::Field> {
+    c.fields.iter().filter(|f| matches!(f.kind, FieldKind::File(_)))
+}
+
+/// The names a stored file column holds: one name, or a JSON array of names.
+fn stored_names(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) if s.trim_start().starts_with('[') => serde_json::from_str::<Vec<String>>(s).unwrap_or_default(),
+        Value::String(s) if !s.is_empty() => vec![s.clone()],
+        other => to_string_list(other),
+    }
 }
 
 /// Files a committed batch no longer references: every file of its deleted records (cascades
@@ -555,13 +603,47 @@ struct FileCleanup {
 }
 
 impl FileCleanup {
+    /// A record the batch deleted and then created again under the same id (inside this
+    /// transaction) keeps its directory: only the deleted record's files that the new one does
+    /// not hold are deleted, not every file stored under the id (which would take the new
+    /// record's uploads with them).
+    fn recreated(&mut self, tx: &rusqlite::Transaction<'_>, snap: &Snapshot, changes: &Changes) -> Result<(), CrudError> {
+        let mut gone = Vec::with_capacity(self.records.len());
+        for (cid, rid) in std::mem::take(&mut self.records) {
+            let Some(c) = snap.get(&cid).filter(|c| c.fields.iter().any(|f| matches!(f.kind, FieldKind::File(_)))) else {
+                gone.push((cid, rid));
+                continue;
+            };
+            let Some(now) = crud::existing(tx, c, &rid)? else {
+                gone.push((cid, rid));
+                continue;
+            };
+            let held: Vec<String> = file_fields(c).filter_map(|f| now.get(&f.name)).flat_map(to_string_list).collect();
+            // The record as it was when first deleted in this batch.
+            let old: Vec<String> = changes
+                .iter()
+                .find(|ch| ch.action == ChangeAction::Delete && ch.collection_id == cid && ch.record_id == rid)
+                .map(|ch| {
+                    let map = crate::worker::app::observe::columns_map(&ch.columns);
+                    file_fields(c).filter_map(|f| map.get(&f.name)).flat_map(stored_names).collect()
+                })
+                .unwrap_or_default();
+            let dropped: Vec<String> = old.into_iter().filter(|n| !held.contains(n)).collect();
+            if !dropped.is_empty() {
+                self.names.push((cid, rid, dropped));
+            }
+        }
+        self.records = gone;
+        Ok(())
+    }
+
     async fn run(self, state: &AppState, snap: &Snapshot) {
         let with_files = |cid: &str| snap.get(cid).is_some_and(|c| c.fields.iter().any(|f| matches!(f.kind, FieldKind::File(_))));
         let records: Vec<(String, String)> = self.records.into_iter().filter(|(cid, _)| with_files(cid)).collect();
         if records.is_empty() && self.names.is_empty() {
             return;
         }
-        match files::storage(state).await {
+        match files::storage(state.storage_source()).await {
             Ok(storage) => {
                 files::record::delete_records(&storage, &records).await;
                 for (cid, rid, names) in &self.names {

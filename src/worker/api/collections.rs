@@ -203,7 +203,7 @@ pub async fn delete(state: &AppState, id_or_name: &str) -> Result<Response<ResBo
         Ok(None) => Err(ApiError::not_found()),
         Ok(Some(collection_id)) => {
             changed(state);
-            crate::worker::files::delete_collection_files(state, &collection_id).await;
+            crate::worker::files::delete_collection_files(state.storage_source(), &collection_id).await;
             Ok(no_content())
         }
         Err(StoreError::SystemCollection) => Err(ApiError::bad_request("Failed to delete collection.")),
@@ -222,7 +222,7 @@ pub async fn truncate(state: &AppState, id_or_name: &str) -> Result<Response<Res
     match outcome {
         Ok(None) => Err(ApiError::not_found()),
         Ok(Some(collection_id)) => {
-            crate::worker::files::delete_collection_files(state, &collection_id).await;
+            crate::worker::files::delete_collection_files(state.storage_source(), &collection_id).await;
             Ok(no_content())
         }
         Err(e) => Err(store_error(e, "Failed to truncate collection.")),

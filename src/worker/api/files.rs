@@ -114,7 +114,7 @@ pub async fn download(state: &AppState, collection: &str, record_id: &str, filen
         .map_err(|e| super::records::crud_error(e, ""))?;
     let Some(found) = found else { return Err(ApiError::not_found()) };
     let key = names::original_key(&c.id, record_id, filename).ok_or_else(ApiError::not_found)?;
-    let storage = files::storage(state).await.map_err(files_error)?;
+    let storage = files::storage(state.storage_source()).await.map_err(files_error)?;
     let Some(info) = storage.head(&key).await.map_err(storage_error)? else { return Err(ApiError::not_found()) };
     let head = storage.get_range(&key, 0..info.size.min(sniff::SNIFF_BYTES as u64)).await.map_err(storage_error)?;
     let mime = sniff::sniff(&head);

@@ -31,6 +31,8 @@ use crate::worker::auth::random;
 use crate::worker::http::body::{json, json_bytes, ResBody, DEFAULT_BODY_LIMIT_BYTES};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{json_object, Query};
+use crate::worker::app::observe::Source;
+use crate::worker::records::changes::{self, Action, Changes};
 use crate::worker::records::crud::{CrudError, Requester, Shape};
 use crate::worker::records::query::RequestContext;
 use crate::worker::records::rows;
@@ -163,7 +165,7 @@ pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<I
     };
     let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
     let (rule_c, rid) = (c.clone(), record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned());
-    let requester = requester_for(&c, &record);
+    let requester = Requester::signing_in(&c, &record, "oauth2");
     let allowed = state
         .db
         .read(move |conn| crate::worker::records::crud::auth_rule_allows(conn, &snap, &rule_c, &requester, &rid))
@@ -174,18 +176,6 @@ pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<I
     }
     let mfa_id = query_mfa.or_else(|| body.get("mfaId").and_then(Value::as_str).map(str::to_owned));
     account_flows::complete_auth(state, &c, record, Method::OAuth2, mfa_id, &origin, Some(meta(&user, is_new))).await
-}
-
-fn requester_for(c: &Collection, record: &Map<String, Value>) -> Requester {
-    let mut ctx = RequestContext::new(std::time::SystemTime::now());
-    ctx.auth = Some(crate::worker::records::query::AuthContext {
-        collection_id: c.id.clone(),
-        collection_name: c.name.clone(),
-        record: record.iter().filter(|(k, _)| k.as_str() != "password" && k.as_str() != "tokenKey").map(|(k, v)| (k.clone(), v.clone())).collect(),
-    });
-    ctx.method = "POST".into();
-    ctx.context = "oauth2".into();
-    Requester { ctx, superuser: false }
 }
 
 /// Which record the provider identity is: `(record id, created now)`.
@@ -249,21 +239,17 @@ async fn sign_in_or_up(
         // only if the record is still unverified inside it.
         let (hash, token_key) = random_password_hash(state).await?;
         let (c2, p2, uid, rid) = (c.clone(), provider.name.clone(), user.id.clone(), record_id.clone());
-        let realtime = state.realtime.clone();
         state
-            .db
-            .write_then(
-                move |tx| -> Result<crate::worker::records::changes::Stamped, DbError> {
-                    let mut changes = Vec::new();
-                    if accounts::claim_unverified(tx, &c2, &rid, &hash, &token_key)? {
-                        // Realtime clients of whoever held the account lose its auth (new tokenKey).
-                        crate::worker::records::changes::record_after(tx, &c2, &rid, crate::worker::records::changes::Action::Update, &mut changes)?;
-                    }
-                    accounts::link(tx, &link_id, &c2, &rid, &p2, &uid)?;
-                    Ok(crate::worker::records::changes::stamp(tx, changes)?)
-                },
-                move |stamped| realtime.publish(std::mem::take(stamped)),
-            )
+            .writes()
+            .commit(Source::OAuth2, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<(), DbError> {
+                let before = changes::capture(tx, &c2, &rid)?;
+                if accounts::claim_unverified(tx, &c2, &rid, &hash, &token_key)? {
+                    // Realtime clients of whoever held the account lose its auth (new tokenKey).
+                    changes::record_after(tx, &c2, &rid, Action::Update, before, changes)?;
+                }
+                accounts::link(tx, &link_id, &c2, &rid, &p2, &uid)?;
+                Ok(())
+            })
             .await
             .map_err(ApiError::internal)?;
         return Ok((record_id, false));
@@ -291,38 +277,33 @@ async fn sign_in_or_up(
     let password = random::random_string(PASSWORD_ALPHABET, RANDOM_PASSWORD_CHARS).map_err(ApiError::internal)?;
     body.insert("password".into(), Value::String(password.clone()));
     body.insert("passwordConfirm".into(), Value::String(password.clone()));
-    let mut hashes = write::Hashes::new();
+    let mut hashes = write::Passwords::new();
     hashes.insert(password.clone(), state.passwords.hash(&password).await.map_err(ApiError::internal)?);
     let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
     let (c2, p2, uid) = (c.clone(), provider.name.clone(), user.id.clone());
-    let realtime = state.realtime.clone();
+    state.writes().before(Source::OAuth2, Action::Create, c, "", None, Some(body.clone())).await.map_err(super::records::refusal)?;
     let created = state
-        .db
-        .write_then(
-            move |tx| -> Result<(String, crate::worker::records::changes::Stamped), CrudError> {
-                let mut requester = Requester { ctx: RequestContext::new(std::time::SystemTime::now()), superuser: false };
-                requester.ctx.method = "POST".into();
-                requester.ctx.context = "oauth2".into();
-                let mut changes = Vec::new();
-                let bytes = write::create(tx, &snap, &c2, &mut requester, body, Access::Default, &hashes, &Shape::default(), &mut changes)?;
-                let json: Value = serde_json::from_slice(&bytes).map_err(|_| CrudError::Refused("Failed to create record."))?;
-                let id = json.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-                // Verified only when the stored address is the one the provider verified (not
-                // one the client put in createData).
-                if let Some(email) = &trusted_email {
-                    accounts::verify_if_email(tx, &c2, &id, email)?;
-                    // The create event shows the record as committed, verified flag included.
-                    if let (Some(last), Some(columns)) = (changes.last_mut(), crate::worker::records::changes::capture(tx, &c2, &id)?) {
-                        last.columns = columns;
-                    }
+        .writes()
+        .commit(Source::OAuth2, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<String, CrudError> {
+            let mut requester = Requester { ctx: RequestContext::new(std::time::SystemTime::now()), superuser: false };
+            requester.ctx.method = "POST".into();
+            requester.ctx.context = "oauth2".into();
+            let bytes = write::create(tx, &snap, &c2, &mut requester, body, Access::Default, &hashes, &Shape::default(), changes)?;
+            let json: Value = serde_json::from_slice(&bytes).map_err(|_| CrudError::Refused("Failed to create record."))?;
+            let id = json.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            // Verified only when the stored address is the one the provider verified (not
+            // one the client put in createData).
+            if let Some(email) = &trusted_email {
+                accounts::verify_if_email(tx, &c2, &id, email)?;
+                // The create event shows the record as committed, verified flag included.
+                if let (Some(last), Some(columns)) = (changes.last_mut(), changes::capture(tx, &c2, &id)?) {
+                    last.columns = columns;
                 }
-                accounts::link(tx, &link_id, &c2, &id, &p2, &uid)?;
-                Ok((id, crate::worker::records::changes::stamp(tx, changes)?))
-            },
-            move |(_, changes)| realtime.publish(std::mem::take(changes)),
-        )
+            }
+            accounts::link(tx, &link_id, &c2, &id, &p2, &uid)?;
+            Ok(id)
+        })
         .await
-        .map(|(id, _)| id)
         .map_err(|e| super::records::crud_error(e, "Failed to create record."))?;
     Ok((created, true))
 }

@@ -146,11 +146,7 @@ pub async fn with_password(state: &AppState, collection: &str, req: Request<Inco
     // The rule sees the authenticating record as `@request.auth`.
     let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
     let mut ctx = RequestContext::new(std::time::SystemTime::now());
-    ctx.auth = Some(AuthContext {
-        collection_id: c.id.clone(),
-        collection_name: c.name.clone(),
-        record: record.iter().filter(|(k, _)| k.as_str() != "password" && k.as_str() != "tokenKey").map(|(k, v)| (k.clone(), v.clone())).collect(),
-    });
+    ctx.auth = Some(AuthContext::of_record(&c.id, &c.name, &record));
     ctx.method = "POST".into();
     ctx.context = "password".into();
     let requester = Requester { ctx, superuser: false };

@@ -1,6 +1,6 @@
 //! Routes that exist only when `VAULTBASE_TEST_ROUTES=1`, for the integration tests that need a
-//! request with a real body in flight (drain tests) or a counter no API shows. Off by default;
-//! nothing here touches data.
+//! request with a real body in flight (drain tests), a counter no API shows, or what the test
+//! write observer saw. Off by default; nothing here touches data.
 
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
@@ -18,4 +18,11 @@ pub async fn echo(req: Request<Incoming>) -> Result<Response<ResBody>, ApiError>
 /// `GET /_/test/stats`: this worker's internal counters.
 pub fn stats(state: &AppState) -> Response<ResBody> {
     json(StatusCode::OK, &serde_json::json!({ "passwordJobs": state.passwords.started() }))
+}
+
+/// `GET /_/test/observed`: every write event the test observer saw on this worker since the
+/// last call (then forgotten), oldest first.
+pub fn observed(state: &AppState) -> Response<ResBody> {
+    let events = state.recorder.as_ref().map(|r| r.take()).unwrap_or_default();
+    json(StatusCode::OK, &serde_json::json!({ "events": events }))
 }

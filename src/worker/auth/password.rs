@@ -267,12 +267,6 @@ fn hash_blocking(password: &[u8]) -> Result<String, PasswordError> {
     Ok(hash.to_string())
 }
 
-/// Verifies on the calling thread, for code already on a dedicated thread that must not
-/// await (a batch running inside the writer's transaction). Everyone else uses the pool.
-pub fn verify_on_this_thread(stored: &str, password: &str) -> bool {
-    check_input(password).is_ok() && verify_blocking(stored, password.as_bytes()).unwrap_or(false)
-}
-
 fn verify_blocking(stored: &str, password: &[u8]) -> Result<bool, PasswordError> {
     let parsed = PasswordHash::new(stored).map_err(PasswordError::StoredHash)?;
     // Verification uses the parameters written in the stored hash, so bound them first.

@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 
 use storage::{Storage, StorageError};
 
-use crate::worker::settings::{self, Secrets, S3};
-use crate::worker::state::AppState;
+use crate::shared::db::Db;
+use crate::worker::settings::{self, Secrets, SettingsCache, S3};
 
 /// Per-worker file state: the storage backend for the current settings, and the bookkeeping
 /// that makes each thumbnail generated once.
@@ -73,30 +73,39 @@ pub async fn build(data_dir: &Path, s3: &S3, secret: &str) -> Result<Storage, Fi
     Ok(tokio::task::spawn_blocking(move || Storage::local_blocking(&root)).await??)
 }
 
+/// What finding the storage backend needs: the per-worker file state, the settings that
+/// choose the backend, and the database they are read from.
+#[derive(Clone, Copy)]
+pub struct StorageSource<'a> {
+    pub files: &'a Files,
+    pub settings: &'a SettingsCache,
+    pub db: &'a Db,
+}
+
 /// The storage backend the current settings select (cached per settings version, so a
 /// change through any worker applies here on the next request).
-pub async fn storage(state: &AppState) -> Result<Arc<Storage>, FilesError> {
-    let loaded = state.settings.fresh(&state.db).await?;
-    if let Some(s) = state.files.cached(loaded.version) {
+pub async fn storage(src: StorageSource<'_>) -> Result<Arc<Storage>, FilesError> {
+    let loaded = src.settings.fresh(src.db).await?;
+    if let Some(s) = src.files.cached(loaded.version) {
         return Ok(s);
     }
     let secrets: Secrets = if loaded.settings.s3.enabled {
-        state.db.read(settings::load_secrets).await?
+        src.db.read(settings::load_secrets).await?
     } else {
         Secrets::default()
     };
-    let built = Arc::new(build(&state.files.data_dir, &loaded.settings.s3, &secrets.s3_secret).await?);
-    state.files.remember(loaded.version, built.clone());
+    let built = Arc::new(build(&src.files.data_dir, &loaded.settings.s3, &secrets.s3_secret).await?);
+    src.files.remember(loaded.version, built.clone());
     Ok(built)
 }
 
 /// After a collection was deleted or truncated (committed): removes every file stored under
 /// it. Never fails the request; problems are logged.
-pub async fn delete_collection_files(state: &AppState, collection_id: &str) {
+pub async fn delete_collection_files(src: StorageSource<'_>, collection_id: &str) {
     if !names::safe_segment(collection_id) {
         return;
     }
-    match storage(state).await {
+    match storage(src).await {
         Ok(s) => {
             if let Err(e) = s.delete_prefix(collection_id).await {
                 tracing::warn!(collection_id, error = %e, "deleting the files of a deleted or truncated collection");

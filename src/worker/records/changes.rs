@@ -40,6 +40,10 @@ pub struct Change {
     /// (column, value) for every field of the collection as the writer knew it.
     #[serde(with = "columns_json")]
     pub columns: Vec<(String, SqlValue)>,
+    /// An update's record as it was before it, for the after-commit observers of the worker
+    /// that made the write. Not sent on the bus: realtime judges only the record as it is.
+    #[serde(skip)]
+    pub before: Option<Vec<(String, SqlValue)>>,
 }
 
 /// The changes one write job produced, in the order it made them.
@@ -99,10 +103,27 @@ pub fn capture(conn: &Connection, c: &Collection, id: &str) -> rusqlite::Result<
     .optional()
 }
 
-/// Captures record `id` after a create or update and records it in `changes`.
-pub fn record_after(conn: &Connection, c: &Collection, id: &str, action: Action, changes: &mut Changes) -> rusqlite::Result<()> {
+/// Captures record `id` after a create or update and records it in `changes`, with `before`
+/// (the record as [`capture`] read it before an update; None for a create).
+pub fn record_after(
+    conn: &Connection,
+    c: &Collection,
+    id: &str,
+    action: Action,
+    before: Option<Vec<(String, SqlValue)>>,
+    changes: &mut Changes,
+) -> rusqlite::Result<()> {
     if let Some(columns) = capture(conn, c, id)? {
-        changes.push(Change { action, collection_id: c.id.clone(), record_id: id.to_owned(), columns });
+        changes.push(Change { action, collection_id: c.id.clone(), record_id: id.to_owned(), columns, before });
+    }
+    Ok(())
+}
+
+/// Records the deletion of record `id`, captured as it is now (call it just before the
+/// DELETE); nothing if it does not exist.
+pub fn record_delete(conn: &Connection, c: &Collection, id: &str, changes: &mut Changes) -> rusqlite::Result<()> {
+    if let Some(columns) = capture(conn, c, id)? {
+        changes.push(Change { action: Action::Delete, collection_id: c.id.clone(), record_id: id.to_owned(), columns, before: None });
     }
     Ok(())
 }
@@ -175,6 +196,7 @@ mod tests {
                 ("y".into(), SqlValue::Real(0.5)),
                 ("z".into(), SqlValue::Null),
             ],
+            before: None,
         };
         let text = serde_json::to_string(&change).expect("encode");
         let back: Change = serde_json::from_str(&text).expect("decode");

@@ -21,7 +21,7 @@ use rusqlite::{params_from_iter, Connection, ErrorCode, OptionalExtension, Trans
 use serde_json::{Map, Value};
 
 use super::cache::{CheckError, Snapshot, Stale};
-use super::changes::{self, Action, Change, Changes};
+use super::changes::{self, Action, Changes};
 use super::expand::run::{Expander, Level};
 use super::expand::ExpandTree;
 use super::fields::Projection;
@@ -84,6 +84,17 @@ pub struct Requester {
 }
 
 impl Requester {
+    /// The auth record `record` of `c` proving itself (a sign-in's authRule or MFA rule, an
+    /// OAuth2 sign-in): the record is `@request.auth`, method POST, `@request.context` is
+    /// `context`.
+    pub fn signing_in(c: &Collection, record: &Map<String, Value>, context: &str) -> Requester {
+        let mut ctx = RequestContext::new(std::time::SystemTime::now());
+        ctx.auth = Some(query::AuthContext::of_record(&c.id, &c.name, record));
+        ctx.method = "POST".into();
+        ctx.context = context.into();
+        Requester { ctx, superuser: false }
+    }
+
     fn auth_id(&self) -> Option<&str> {
         self.ctx.auth.as_ref().map(|a| a.id()).filter(|id| !id.is_empty())
     }
@@ -427,7 +438,7 @@ pub fn create(
     // unknown id on insert), so a refused client never learns which related ids exist. An
     // error rolls the insert back.
     check_relations(tx, snap, relations)?;
-    changes::record_after(tx, c, &id, Action::Create, changes)?;
+    changes::record_after(tx, c, &id, Action::Create, None, changes)?;
     read_one(tx, snap, c, req, &id, None, shape)?.ok_or(CrudError::NotFound)
 }
 
@@ -512,6 +523,7 @@ pub fn update(
         return Err(CrudError::NotFound);
     }
     check_relations(tx, snap, relations)?;
+    let before = changes::capture(tx, c, id)?;
     if !columns.is_empty() {
         let sets: Vec<String> = columns.iter().enumerate().map(|(i, (n, _))| format!("{} = ?{}", quote_ident(n), i + 1)).collect();
         let sql = format!("UPDATE {} SET {} WHERE \"id\" = ?{}", quote_ident(&c.name), sets.join(", "), columns.len() + 1);
@@ -522,7 +534,7 @@ pub fn update(
             .map_err(|e| unique_violation(e, c, "Failed to update record."))?;
     }
     let new_id = columns.iter().find(|(n, _)| n == "id").map(|(_, v)| v.to_text()).unwrap_or_else(|| id.to_owned());
-    changes::record_after(tx, c, &new_id, Action::Update, changes)?;
+    changes::record_after(tx, c, &new_id, Action::Update, before, changes)?;
     read_one(tx, snap, c, req, &new_id, None, shape)?.ok_or(CrudError::NotFound)
 }
 
@@ -571,9 +583,7 @@ fn delete_cascading(
         return Ok(());
     }
     // The record as it was, for the delete event (rules are checked against it later).
-    if let Some(columns) = changes::capture(tx, c, id)? {
-        changes.push(Change { action: Action::Delete, collection_id: c.id.clone(), record_id: id.to_owned(), columns });
-    }
+    changes::record_delete(tx, c, id, changes)?;
     tx.execute(&format!("DELETE FROM {} WHERE \"id\" = ?1", quote_ident(&c.name)), [id])?;
     if c.kind == CollectionType::Auth {
         crate::worker::accounts::forget_record(tx, &c.id, id)?;
@@ -608,14 +618,16 @@ fn delete_cascading(
                         "Failed to delete record. Make sure that the record is not part of a required relation reference.",
                     ));
                 } else if multiple {
+                    let before = changes::capture(tx, other, &ref_id)?;
                     tx.execute(
                         &format!("UPDATE {table} SET {col} = (SELECT json_group_array(value) FROM json_each({col}) WHERE value != ?1) WHERE \"id\" = ?2"),
                         [id, ref_id.as_str()],
                     )?;
-                    changes::record_after(tx, other, &ref_id, Action::Update, changes)?;
+                    changes::record_after(tx, other, &ref_id, Action::Update, before, changes)?;
                 } else {
+                    let before = changes::capture(tx, other, &ref_id)?;
                     tx.execute(&format!("UPDATE {table} SET {col} = '' WHERE \"id\" = ?1"), [&ref_id])?;
-                    changes::record_after(tx, other, &ref_id, Action::Update, changes)?;
+                    changes::record_after(tx, other, &ref_id, Action::Update, before, changes)?;
                 }
             }
         }

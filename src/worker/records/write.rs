@@ -6,8 +6,9 @@
 //! Files reach storage before the transaction (the writer thread never does storage I/O): the
 //! caller passes their stored names in ([`Uploaded`]) so validation accepts them.
 //!
-//! Password hashing is argon2 work that must not run on the writer thread, so callers hash
-//! every plain password of the body first ([`plain_passwords`]) and pass the results in.
+//! Password hashing and checking are argon2 work that must not run on the writer thread, so
+//! callers hash every plain password of the body first ([`plain_passwords`]) and check every
+//! `oldPassword` against the stored hash ([`Passwords::checked`]) and pass the results in.
 
 use std::collections::HashMap;
 
@@ -21,8 +22,52 @@ use super::schema::{Collection, FieldKind, Invalid, SchemaErrors};
 use super::sql_value::SqlValue;
 use super::values::{check_record, datetime, resolve_input, Access, PasswordInput, Rejected, WriteOptions};
 
-/// Plain password → its argon2 hash, computed before the transaction.
-pub type Hashes = HashMap<String, String>;
+/// The argon2 work a write needs, done before its transaction: plain password → its hash,
+/// and (stored hash, `oldPassword`) → whether they match.
+#[derive(Debug, Default)]
+pub struct Passwords {
+    hashes: HashMap<String, String>,
+    checked: HashMap<(String, String), bool>,
+}
+
+impl Passwords {
+    pub fn new() -> Passwords {
+        Passwords::default()
+    }
+
+    /// Whether `plain` still needs hashing.
+    pub fn needs_hash(&self, plain: &str) -> bool {
+        !self.hashes.contains_key(plain)
+    }
+
+    pub fn insert(&mut self, plain: String, hash: String) {
+        self.hashes.insert(plain, hash);
+    }
+
+    /// Records the outcome of checking `old` against the stored hash `stored`.
+    pub fn checked(&mut self, stored: String, old: String, matches: bool) {
+        self.checked.insert((stored, old), matches);
+    }
+
+    /// Whether `old` is the password behind `stored`, from the work done beforehand: a check
+    /// made against that hash, or — for a hash an earlier item of the same batch set — the
+    /// plain password it was made from. Anything else (the stored password changed since the
+    /// check) counts as a wrong old password; the client retries.
+    fn old_password_matches(&self, stored: &str, old: &str) -> bool {
+        if let Some(ok) = self.checked.get(&(stored.to_owned(), old.to_owned())) {
+            return *ok;
+        }
+        self.hashes.iter().any(|(plain, hash)| hash == stored && plain == old)
+    }
+}
+
+/// The `oldPassword` a body sends for an auth collection, if any (to check beforehand).
+pub fn old_password<'b>(c: &Collection, body: &'b Map<String, Value>) -> Option<&'b str> {
+    if c.kind != super::schema::CollectionType::Auth {
+        return None;
+    }
+    body.get("oldPassword").and_then(Value::as_str).filter(|p| !p.is_empty())
+}
 
 /// The files that came with a write, already in storage before its transaction (a batch
 /// stores them first: object storage must not be written from the writer thread).
@@ -45,9 +90,9 @@ pub fn plain_passwords(c: &Collection, body: &Map<String, Value>) -> Vec<String>
         .collect()
 }
 
-fn hashed(columns: &mut Vec<(String, SqlValue)>, passwords: Vec<(String, PasswordInput)>, hashes: &Hashes) -> Result<(), CrudError> {
+fn hashed(columns: &mut Vec<(String, SqlValue)>, passwords: Vec<(String, PasswordInput)>, hashes: &Passwords) -> Result<(), CrudError> {
     for (field, PasswordInput::Plain(plain)) in passwords {
-        let hash = hashes.get(&plain).ok_or(CrudError::Refused("Failed to hash the password."))?;
+        let hash = hashes.hashes.get(&plain).ok_or(CrudError::Refused("Failed to hash the password."))?;
         columns.push((field, SqlValue::Text(hash.clone())));
     }
     Ok(())
@@ -77,7 +122,7 @@ pub fn create(
     req: &mut Requester,
     body: Map<String, Value>,
     access: Access,
-    hashes: &Hashes,
+    hashes: &Passwords,
     shape: &Shape,
     changes: &mut Changes,
 ) -> Result<Vec<u8>, CrudError> {
@@ -93,7 +138,7 @@ pub fn create_uploaded(
     req: &mut Requester,
     body: Map<String, Value>,
     access: Access,
-    hashes: &Hashes,
+    hashes: &Passwords,
     shape: &Shape,
     changes: &mut Changes,
     uploaded: Uploaded<'_>,
@@ -139,7 +184,7 @@ pub fn update(
     id: &str,
     body: Map<String, Value>,
     access: Access,
-    hashes: &Hashes,
+    hashes: &Passwords,
     shape: &Shape,
     changes: &mut Changes,
     uploaded: Uploaded<'_>,
@@ -158,7 +203,7 @@ pub fn update(
     let validated = check_record(c, &input, &opts).map_err(|r| rejected(tx, snap, r, "Failed to update record."))?;
     if let Some(PasswordInput::Plain(old)) = &validated.old_password {
         let stored = existing.get("password").and_then(Value::as_str).unwrap_or_default();
-        if !crate::worker::auth::password::verify_on_this_thread(stored, old) {
+        if !hashes.old_password_matches(stored, old) {
             let mut errors = SchemaErrors::default();
             errors.add("oldPassword", Invalid::new("validation_invalid_old_password", "Missing or invalid old password."));
             return Err(CrudError::Invalid { message: "Failed to update record.", errors });

@@ -36,6 +36,16 @@ pub struct AuthContext {
 }
 
 impl AuthContext {
+    /// The auth record as rules see it: every field but the password hash and `tokenKey`,
+    /// which no rule, filter or hook may read. The one place that strips them.
+    pub fn of_record(collection_id: &str, collection_name: &str, record: &Map<String, Value>) -> AuthContext {
+        AuthContext {
+            collection_id: collection_id.to_owned(),
+            collection_name: collection_name.to_owned(),
+            record: record.iter().filter(|(k, _)| k.as_str() != "password" && k.as_str() != "tokenKey").map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+
     /// The record id (`record["id"]`), or empty when missing.
     pub fn id(&self) -> &str {
         self.record.get("id").and_then(Value::as_str).unwrap_or("")
