@@ -48,7 +48,7 @@ impl AppState {
     pub fn new(worker_id: u32, config: Config, db: Db, bus: Bus, jwt_secret: JwtSecret) -> AppState {
         let files = crate::worker::files::Files::new(&config.data_dir);
         let observers = Observers::default();
-        let recorder = config.test_routes.then(|| Arc::new(Recorder::default()));
+        let recorder = config.test_routes.then(|| Arc::new(Recorder::new(&config.data_dir)));
         if let Some(r) = &recorder {
             observers.register(r.clone());
         }

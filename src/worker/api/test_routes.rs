@@ -20,9 +20,9 @@ pub fn stats(state: &AppState) -> Response<ResBody> {
     json(StatusCode::OK, &serde_json::json!({ "passwordJobs": state.passwords.started() }))
 }
 
-/// `GET /_/test/observed`: every write event the test observer saw on this worker since the
-/// last call (then forgotten), oldest first.
+/// `GET /_/test/observed`: every write event the test observer saw, on every worker of the
+/// data dir, oldest first.
 pub fn observed(state: &AppState) -> Response<ResBody> {
-    let events = state.recorder.as_ref().map(|r| r.take()).unwrap_or_default();
+    let events = state.recorder.as_ref().map(|r| r.events()).unwrap_or_default();
     json(StatusCode::OK, &serde_json::json!({ "events": events }))
 }

@@ -9,7 +9,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -157,29 +157,43 @@ impl Observers {
     }
 }
 
-/// The test-only observer (`VAULTBASE_TEST_ROUTES=1`): remembers every event, for
-/// `GET /_/test/observed`. It refuses a write whose planned record has the field
+/// The test-only observer (`VAULTBASE_TEST_ROUTES=1`): appends every event as one JSON line
+/// to a file in the data dir, so a test sees the events of every worker of a cluster in one
+/// place (`GET /_/test/observed`). Each line is one `write(2)` on an `O_APPEND` descriptor, so
+/// workers never interleave. It refuses a write whose planned record has the field
 /// `observerVeto` set to `"refuse"`, so tests can prove a refusal stops the write.
-#[derive(Default)]
 pub struct Recorder {
-    events: Mutex<Vec<Value>>,
+    path: std::path::PathBuf,
 }
 
 /// The field value that makes the [`Recorder`] refuse a write.
 pub const RECORDER_VETO: &str = "refuse";
+/// The recorder's file, in the data dir.
+pub const RECORDER_FILE: &str = ".test-observed.jsonl";
 
 impl Recorder {
-    /// Every event so far (`{"stage": "before"|"after", …}`), oldest first; clears the list.
-    pub fn take(&self) -> Vec<Value> {
-        std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner()))
+    pub fn new(data_dir: &std::path::Path) -> Recorder {
+        Recorder { path: data_dir.join(RECORDER_FILE) }
+    }
+
+    /// Every event so far (`{"stage": "before"|"after", …}`), oldest first.
+    pub fn events(&self) -> Vec<Value> {
+        let text = std::fs::read_to_string(&self.path).unwrap_or_default();
+        text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 
     fn push(&self, stage: &str, event: Value) {
+        use std::io::Write;
         let mut v = event;
         if let Value::Object(m) = &mut v {
             m.insert("stage".into(), Value::String(stage.to_owned()));
         }
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(v);
+        let mut line = v.to_string();
+        line.push('\n');
+        let written = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).and_then(|mut f| f.write_all(line.as_bytes()));
+        if let Err(e) = written {
+            tracing::warn!(error = %e, "the test observer could not record an event");
+        }
     }
 }
 
@@ -228,14 +242,15 @@ mod tests {
 
     #[test]
     fn every_observer_sees_every_change_once_in_order() {
-        let (a, b) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+        let dirs = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+        let (a, b) = (Arc::new(Recorder::new(dirs.0.path())), Arc::new(Recorder::new(dirs.1.path())));
         let obs = Observers::default();
         assert!(obs.is_empty());
         obs.register(a.clone());
         obs.register(b.clone());
         obs.after(Source::Rest, &[change(Action::Create), change(Action::Delete)]);
         for r in [a, b] {
-            let seen = r.take();
+            let seen = r.events();
             let actions: Vec<_> = seen.iter().map(|e| e["action"].clone()).collect();
             assert_eq!(actions, vec![Value::from("create"), Value::from("delete")]);
         }
