@@ -170,7 +170,8 @@ fn scenarios_pass_against(spawn: Spawn) {
         .output()
         .expect("run superuser upsert");
     assert!(cli.status.success(), "superuser upsert failed: {}", String::from_utf8_lossy(&cli.stderr));
-    let mut server = spawn.in_tempdir(tmp).start();
+    // The test routes carry the write observer the pipeline scenarios read.
+    let mut server = spawn.env("VAULTBASE_TEST_ROUTES", "1").in_tempdir(tmp).start();
     server.wait_healthy();
 
     let run = run_scenarios(&format!("http://127.0.0.1:{}", server.port));

@@ -2,7 +2,7 @@
 // the test reads the mail over MailDev's HTTP API, follows its token and completes the flow.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { client, superuser, unique, emailFor, refused } from './lib.mjs';
+import { client, superuser, unique, emailFor, refused, observedFor } from './lib.mjs';
 import { startMailDev, tokenIn } from './mailer.mjs';
 
 const PASSWORD = 'first password 1';
@@ -262,6 +262,24 @@ test('login alert: a sign-in from a new device mails the account; the first sign
 });
 
 // Last: it stops MailDev.
+test('the write pipeline sees each account-flow write once, with the record before and after', async () => {
+  const u = await newUser('observed');
+  const pb = client();
+  const seen = new Set();
+  await pb.collection(users).requestVerification(u.email);
+  const verify = tokenIn(await maildev.waitFor(u.email, (m) => m.subject.startsWith('Verify'), seen), 'confirm-verification');
+  assert.equal(await pb.collection(users).confirmVerification(verify), true);
+  await pb.collection(users).requestPasswordReset(u.email);
+  const reset = tokenIn(await maildev.waitFor(u.email, (m) => m.subject.startsWith('Reset'), seen), 'confirm-password-reset');
+  assert.equal(await pb.collection(users).confirmPasswordReset(reset, 'second password 2', 'second password 2'), true);
+  const events = (await observedFor(u.id)).filter((e) => e.source === 'accountFlow');
+  assert.deepEqual(events.map((e) => [e.stage, e.action]), [['after', 'update'], ['after', 'update']]);
+  assert.equal(events[0].before.verified, 0);
+  assert.equal(events[0].after.verified, 1);
+  assert.notEqual(events[1].before.password, events[1].after.password, 'the reset changed the stored hash');
+  assert.notEqual(events[1].before.tokenKey, events[1].after.tokenKey);
+});
+
 test('a stopped mail server: 204 where PocketBase answers 204, a clear 400 where the user asked, nothing lost', async () => {
   const u = await newUser('stopped');
   const pb = client();

@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
-import { client, superuser, unique, emailFor, refused, URL as VB_URL } from './lib.mjs';
+import { client, superuser, unique, emailFor, refused, observedFor, URL as VB_URL } from './lib.mjs';
 import { startOidc } from './oidc.mjs';
 
 // The all-in-one flow waits for its code on a realtime stream; node has no EventSource.
@@ -272,4 +272,19 @@ test('OAuth2: the all-in-one authWithOAuth2() gets its code through realtime and
   }
   const posted = await fetch(`${VB_URL}/api/oauth2-redirect`, { method: 'POST', body: new URLSearchParams({ state: 'nosuchclient', code: 'x' }) });
   assert.equal(posted.status, 400);
+});
+
+test('the write pipeline sees an OAuth2 sign-up and an account takeover once each', async () => {
+  const signUpEmail = emailFor('obs-oauth');
+  const signUp = await oauth({ sub: unique('obs-sub'), email: signUpEmail, email_verified: true });
+  const created = await observedFor(signUp.record.id, (e) => e.stage === 'before' && e.after?.email === signUpEmail);
+  assert.deepEqual(created.map((e) => [e.stage, e.source, e.action]), [['before', 'oauth2', 'create'], ['after', 'oauth2', 'create']]);
+  assert.equal(created[1].after.verified, 1, 'the committed record is the verified one');
+
+  const email = emailFor('obs-takeover');
+  const squatter = await client().collection(coll).create({ email, password: PASSWORD, passwordConfirm: PASSWORD });
+  await oauth({ sub: unique('obs-owner-sub'), email, email_verified: true });
+  const takeover = (await observedFor(squatter.id)).filter((e) => e.source === 'oauth2');
+  assert.deepEqual(takeover.map((e) => [e.stage, e.action]), [['after', 'update']]);
+  assert.notEqual(takeover[0].before.tokenKey, takeover[0].after.tokenKey, 'the takeover ended the squatter\'s sessions');
 });

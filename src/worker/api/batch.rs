@@ -31,7 +31,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 
 use super::records::{access, crud_error, refusal, requester, shape};
-use super::uploads::{counted, file_target, max_size, stage_error};
+use super::uploads::{counted, file_target, max_size, stage_error, FormLimits};
 use crate::worker::actor::Actor;
 use crate::worker::files::names::stored_name;
 use crate::worker::files::sniff::{extension_for, mime_matches};
@@ -223,12 +223,14 @@ async fn read_body(state: &AppState, req: Request<Incoming>, limit: u64) -> Resu
     let multer_error = |_: multer::Error| if over.load(Ordering::Relaxed) { ApiError::payload_too_large() } else { bad() };
     let mut payload = None;
     let mut uploads = Vec::new();
+    let mut limits = FormLimits::default();
     while let Some(mut part) = multipart.next_field().await.map_err(multer_error)? {
+        limits.part()?;
         let name = part.name().unwrap_or_default().to_owned();
         // A part with an empty file name (an empty file input) is not a file, as in Go.
         let original = part.file_name().filter(|n| !n.is_empty()).map(str::to_owned);
         match (original, file_part_key(&name)) {
-            (None, _) if name == "@jsonPayload" => payload = Some(part.bytes().await.map_err(multer_error)?),
+            (None, _) if name == "@jsonPayload" => payload = Some(limits.text(&mut part, multer_error).await?),
             (Some(original), Some((index, key))) => {
                 // The items (and so the field's limits) are usually not known yet: the SDK
                 // sends `@jsonPayload` last. The batch limit bounds what is staged.

@@ -226,6 +226,7 @@ pub async fn create(state: &AppState, collection: &str, req: Request<Incoming>, 
     let query = Query::parse(req.uri().query());
     let shape = shape(&query)?;
     let requester = requester(actor, req.method(), &query, req.headers(), Map::new());
+    state.writes().admits(collection, &requester, None).await.map_err(|e| write_error(e, CREATE_FAILED))?;
     let RecordBody { body, uploads } = record_body(state, collection, req, CREATE_FAILED).await?;
     let no_uploads = uploads.is_empty();
     let write = |state: AppState, collection: String| async move {
@@ -255,6 +256,7 @@ pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<I
     let query = Query::parse(req.uri().query());
     let shape = shape(&query)?;
     let requester = requester(actor, req.method(), &query, req.headers(), Map::new());
+    state.writes().admits(collection, &requester, Some(id)).await.map_err(|e| write_error(e, UPDATE_FAILED))?;
     let RecordBody { body, uploads } = record_body(state, collection, req, UPDATE_FAILED).await?;
     // As in `create`, the store → write → delete sequence runs to its end; for updates always,
     // since a plain JSON body can drop files too (`field-`, `field: []`), which are deleted

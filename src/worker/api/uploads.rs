@@ -8,6 +8,11 @@
 //! field, `maxSize × maxSelect`): a declared length over it is refused before a byte is read,
 //! and a streamed body is cut off with 413 the moment it passes it. No part is held whole in
 //! memory. Other content types go to the records module's reader unchanged.
+//!
+//! The form's text is limited apart from its files ([`FormLimits`]): each plain value to
+//! [`MAX_TEXT_PART_BYTES`], the `@jsonPayload` and all text together to PocketBase's 32 MiB,
+//! and the number of parts to [`MAX_FORM_PARTS`] — so a body sized for a collection's file
+//! fields cannot be spent on text held in memory, or on millions of tiny parts.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -31,6 +36,56 @@ use crate::worker::records::schema::field::{FileOptions, DEFAULT_FILE_MAX_BYTES}
 use crate::worker::records::schema::{Collection, FieldKind};
 use crate::worker::records::values::decode_form;
 use crate::worker::state::AppState;
+
+/// The largest plain (non-file, non-`@jsonPayload`) form value.
+pub const MAX_TEXT_PART_BYTES: usize = 1024 * 1024;
+/// The most parts one multipart body may have (Go's `mime/multipart` default, which
+/// PocketBase inherits).
+pub const MAX_FORM_PARTS: usize = 1000;
+/// The JSON payload part's name.
+const JSON_PAYLOAD: &str = "@jsonPayload";
+
+/// What a multipart body's text parts have used so far.
+#[derive(Default)]
+pub(crate) struct FormLimits {
+    parts: usize,
+    text_bytes: usize,
+}
+
+impl FormLimits {
+    /// Counts one more part; refuses the body past [`MAX_FORM_PARTS`].
+    pub(crate) fn part(&mut self) -> Result<(), ApiError> {
+        self.parts += 1;
+        if self.parts > MAX_FORM_PARTS {
+            return Err(ApiError::bad_request(format!("The form has more than {MAX_FORM_PARTS} parts.")));
+        }
+        Ok(())
+    }
+
+    /// Reads a text part whole, within its own limit and the form's text limit.
+    pub(crate) async fn text(&mut self, part: &mut multer::Field<'_>, multer_error: impl Fn(multer::Error) -> ApiError) -> Result<Vec<u8>, ApiError> {
+        let name = part.name().unwrap_or_default().to_owned();
+        let own = if name == JSON_PAYLOAD { DEFAULT_BODY_LIMIT_BYTES } else { MAX_TEXT_PART_BYTES };
+        let mut out = Vec::new();
+        while let Some(chunk) = part.chunk().await.map_err(&multer_error)? {
+            self.text_bytes = self.text_bytes.saturating_add(chunk.len());
+            if out.len() + chunk.len() > own {
+                return Err(ApiError::new(
+                    hyper::StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("The form value {name:?} is over its {own}-byte limit."),
+                ));
+            }
+            if self.text_bytes > DEFAULT_BODY_LIMIT_BYTES {
+                return Err(ApiError::new(
+                    hyper::StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("The form's text is over its {DEFAULT_BODY_LIMIT_BYTES}-byte limit."),
+                ));
+            }
+            out.extend_from_slice(&chunk);
+        }
+        Ok(out)
+    }
+}
 
 /// A record body with its staged uploads (removed from disk when this is dropped).
 pub struct RecordBody {
@@ -104,12 +159,14 @@ pub async fn record_body(state: &AppState, collection: &str, req: Request<Incomi
 
     let mut pairs: Vec<(String, String)> = Vec::new();
     let mut uploads: Vec<StagedFile> = Vec::new();
+    let mut limits = FormLimits::default();
     while let Some(mut part) = multipart.next_field().await.map_err(multer_error)? {
+        limits.part()?;
         let key = part.name().unwrap_or_default().to_owned();
         // A part with an empty file name (an empty file input) is a plain value, as in Go.
         let Some(original) = part.file_name().filter(|n| !n.is_empty()).map(str::to_owned) else {
-            let text = part.text().await.map_err(multer_error)?;
-            pairs.push((key, text));
+            let bytes = limits.text(&mut part, multer_error).await?;
+            pairs.push((key, String::from_utf8(bytes).map_err(|_| bad())?));
             continue;
         };
         let Some((field, opts)) = c.as_deref().and_then(|c| file_target(c, &key)) else {

@@ -26,6 +26,7 @@ pub enum Source {
     /// One item of `POST /api/batch`.
     Batch,
     /// An OAuth2 sign-up, link or the takeover of an unverified account.
+    #[serde(rename = "oauth2")]
     OAuth2,
     /// `confirm-verification`, `confirm-password-reset`, `confirm-email-change`, an OTP sign-in.
     AccountFlow,

@@ -270,6 +270,30 @@ impl<'a> Writes<'a> {
         WriteError::Crud(CrudError::Invalid { message, errors })
     }
 
+    /// Whether a create (`update_of` None) or an update of record `update_of` may be tried at
+    /// all, decided before its body is read, so a refused client cannot make the server read
+    /// and stage up to the body limit: the collection exists and is no view, and its rule is
+    /// not null for a non-superuser (an update of a missing record is still a 404 first, as
+    /// PocketBase answers). The write itself checks all of this again.
+    pub async fn admits(&self, collection: &str, requester: &Requester, update_of: Option<&str>) -> Result<(), WriteError> {
+        let (_, c) = self.snapshot(collection, false).await?;
+        if c.kind == CollectionType::View {
+            return Err(CrudError::Refused("Unsupported collection type.").into());
+        }
+        if requester.superuser {
+            return Ok(());
+        }
+        match update_of {
+            None if c.create_rule.is_none() => Err(CrudError::SuperusersOnly.into()),
+            Some(id) if c.update_rule.is_none() => {
+                let id = id.to_owned();
+                let found = self.db.read(move |conn| crud::existing(conn, &c, &id)).await?;
+                Err(if found.is_some() { CrudError::SuperusersOnly } else { CrudError::NotFound }.into())
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Creates a record from `body` (with `uploads` for its file fields); answers its JSON.
     pub async fn create(&self, w: RecordWrite<'_>, body: Map<String, Value>, uploads: &[StagedFile]) -> Result<Vec<u8>, WriteError> {
         self.replanned(|fresh| self.create_once(&w, body.clone(), uploads, fresh)).await
