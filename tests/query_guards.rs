@@ -218,7 +218,8 @@ fn a_huge_expansion_is_refused_with_a_400_and_a_small_one_works() {
     // the list alike, naming the expand.
     for path in [format!("/api/collections/threads/records/{thread}?expand={HUGE_EXPAND}"), format!("/api/collections/threads/records?expand={HUGE_EXPAND}")] {
         let r = call(port, "GET", &path, None, None);
-        assert_eq!(r.status, 400, "{path}: {}", String::from_utf8_lossy(&r.body));
+        let head = String::from_utf8_lossy(r.body.get(..200).unwrap_or(&r.body)).into_owned();
+        assert_eq!(r.status, 400, "{path}: {} bytes, starting {head}", r.body.len());
         let body = r.json();
         assert_eq!(body["status"], 400);
         assert_eq!(body["data"], json!({}));
