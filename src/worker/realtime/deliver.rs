@@ -252,7 +252,13 @@ fn render(conn: &rusqlite::Connection, snap: &Snapshot, planned: &[PlannedInput]
         let mut row = Vec::with_capacity(p.variants.len());
         for v in &p.variants {
             row.push(render_one(conn, snap, c, &p.change, v, now).unwrap_or_else(|e| {
-                tracing::debug!(error = %e, "realtime rule or filter failed for a subscriber; not delivered");
+                if e.is_expand_too_large() {
+                    // The subscriber's own `expand` is past the bounds a response has: the event
+                    // is skipped for it, as an HTTP request would get a 400.
+                    tracing::warn!(collection = %c.name, error = %e, "realtime event not delivered to a subscriber: its expand is too large");
+                } else {
+                    tracing::debug!(error = %e, "realtime rule or filter failed for a subscriber; not delivered");
+                }
                 None
             }));
         }

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use super::cache::{CheckError, Snapshot, Stale};
 use super::changes::{self, Action, Changes};
-use super::expand::run::{Expander, Level};
+use super::expand::run::{Expander, Level, EXPAND_TOO_LARGE_MESSAGE};
 use super::expand::ExpandTree;
 use super::fields::Projection;
 use super::filter::{self, Limits};
@@ -59,6 +59,15 @@ pub enum CrudError {
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
     Db(#[from] crate::shared::db::DbError),
+}
+
+impl CrudError {
+    /// Whether this is the refusal of an expansion past its bounds (see
+    /// [`super::expand::run::MAX_EXPANDED_RECORDS`]): the requester's own choice of `expand`,
+    /// worth a warning where it cannot be answered (realtime).
+    pub fn is_expand_too_large(&self) -> bool {
+        matches!(self, CrudError::Refused(m) if *m == EXPAND_TOO_LARGE_MESSAGE)
+    }
 }
 
 impl From<CheckError> for CrudError {
@@ -219,7 +228,9 @@ fn write_records(
             break;
         }
     }
-    let objects = Expander::new(conn, snap, req).expand(&shape.expand.roots, &level, plan.expand());
+    let objects = Expander::new(conn, snap, req)
+        .expand(&shape.expand.roots, &level, plan.expand())
+        .map_err(|_| CrudError::Refused(EXPAND_TOO_LARGE_MESSAGE))?;
     out.reserve(body.len() + objects.as_ref().map_or(0, |o| o.iter().map(Vec::len).sum::<usize>()) + spans.len() * 12);
     for (i, &(start, end, wrote)) in spans.iter().enumerate() {
         if i > 0 {

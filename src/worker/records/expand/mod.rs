@@ -5,11 +5,16 @@
 //! leading/trailing dots trimmed, empty paths dropped, a path covered by a longer one (`a.b`
 //! by `a.b.c`) merged into it, and segments past [`MAX_EXPAND_DEPTH`] ignored. Nothing here
 //! fails: an unknown or forbidden path is silently left out when it runs, as in PocketBase.
+//! Parsing runs on the async threads, so it is linear in the input: each segment is one hash
+//! lookup (PocketBase's pairwise "covered" check is not needed — a tree merges `a.b` into
+//! `a.b.c` by itself).
 //!
 //! This module owns the path grammar; it must not build SQL from any of it — segments are only
 //! ever looked up as names in the schema.
 
 pub mod run;
+
+use std::collections::HashMap;
 
 #[cfg(test)]
 mod tests;
@@ -36,34 +41,64 @@ pub struct Node {
 impl ExpandTree {
     /// Parses an `expand` query value (empty: nothing to expand).
     pub fn parse(raw: &str) -> ExpandTree {
-        let paths: Vec<String> = raw.split(',').map(|p| p.replace(' ', "").trim_matches('.').to_owned()).filter(|p| !p.is_empty()).collect();
-        let mut tree = ExpandTree::default();
-        for (i, p) in paths.iter().enumerate() {
-            let covered = paths.iter().enumerate().any(|(j, q)| i != j && q.len() > p.len() && q.starts_with(p.as_str()) && q.as_bytes().get(p.len()) == Some(&b'.'));
-            if !covered {
-                tree.insert(p.split('.').take(MAX_EXPAND_DEPTH));
+        Self::parse_counting(raw).0
+    }
+
+    /// [`ExpandTree::parse`], also returning its work: one step per loop iteration (per path
+    /// and per segment). Nodes are found by hash, never by comparing a path with the others
+    /// or scanning siblings, so the steps stay within the number of paths plus segments.
+    fn parse_counting(raw: &str) -> (ExpandTree, usize) {
+        /// A node while parsing: its children by position in `slots`.
+        struct Slot {
+            segment: String,
+            children: Vec<usize>,
+        }
+        /// Builds the nodes of `ids` (depth ≤ [`MAX_EXPAND_DEPTH`], so the recursion is shallow).
+        fn build(slots: &mut [Slot], ids: &[usize]) -> Vec<Node> {
+            ids.iter()
+                .filter_map(|&id| {
+                    let slot = slots.get_mut(id)?;
+                    let (segment, children) = (std::mem::take(&mut slot.segment), std::mem::take(&mut slot.children));
+                    Some(Node { segment, children: build(slots, &children) })
+                })
+                .collect()
+        }
+        let mut steps = 0usize;
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut roots: Vec<usize> = Vec::new();
+        // (parent slot + 1, or 0 for a root; segment) → slot
+        let mut index: HashMap<(usize, String), usize> = HashMap::new();
+        for path in raw.split(',') {
+            steps += 1;
+            let path = path.replace(' ', "");
+            let path = path.trim_matches('.');
+            if path.is_empty() {
+                continue;
+            }
+            let mut parent = 0usize;
+            for segment in path.split('.').take(MAX_EXPAND_DEPTH) {
+                steps += 1;
+                let at = match index.get(&(parent, segment.to_owned())) {
+                    Some(&at) => at,
+                    None => {
+                        let at = slots.len();
+                        slots.push(Slot { segment: segment.to_owned(), children: Vec::new() });
+                        match parent.checked_sub(1).and_then(|p| slots.get_mut(p)) {
+                            Some(up) => up.children.push(at),
+                            None => roots.push(at),
+                        }
+                        index.insert((parent, segment.to_owned()), at);
+                        at
+                    }
+                };
+                parent = at + 1;
             }
         }
-        tree
+        (ExpandTree { roots: build(&mut slots, &roots) }, steps)
     }
 
     pub fn is_empty(&self) -> bool {
         self.roots.is_empty()
-    }
-
-    fn insert<'p>(&mut self, segments: impl Iterator<Item = &'p str>) {
-        let mut level = &mut self.roots;
-        for segment in segments {
-            let at = match level.iter().position(|n| n.segment == segment) {
-                Some(at) => at,
-                None => {
-                    level.push(Node { segment: segment.to_owned(), children: Vec::new() });
-                    level.len() - 1
-                }
-            };
-            let Some(node) = level.get_mut(at) else { return };
-            level = &mut node.children;
-        }
     }
 }
 

@@ -20,6 +20,13 @@
 //! back-relation takes at most [`MAX_BACK_RELATION_IDS`] records per parent, counted before the
 //! view rule as PocketBase does.
 //!
+//! One response's expansion is bounded: at most [`MAX_EXPANDED_RECORDS`] related rows and
+//! [`MAX_EXPAND_BYTES`] of expanded JSON (every copy counted, across all hops and levels), or
+//! the whole expansion fails with [`ExpandTooLarge`] — never a silently cut answer. Nested
+//! back-relations multiply (6 levels of 1,000 children under 1,000 records), and without a
+//! bound one guest request could fill a worker's memory. The bound is checked as rows are read
+//! and objects are built, so the work stops at the bound, not after.
+//!
 //! SQL text comes only from the schema (quoted identifiers) and fixed shapes; ids travel as one
 //! bound JSON array. Synchronous, on the caller's connection (inside its transaction for
 //! create and update), no HTTP.
@@ -43,6 +50,21 @@ use crate::worker::records::values::{column_count, column_index, relation_ids, s
 pub const MAX_BACK_RELATION_IDS: i64 = 1000;
 /// `@request.context` while view rules are checked for an expansion.
 pub const EXPAND_CONTEXT: &str = "expand";
+/// Most related rows one response (or one realtime event) may expand, all hops and levels
+/// together. Far above what a page of records with a few expanded relations needs.
+pub const MAX_EXPANDED_RECORDS: usize = 10_000;
+/// Most bytes of expanded JSON one response may build, every copy of a record counted (a
+/// record shared by many parents is written into each of them).
+pub const MAX_EXPAND_BYTES: usize = 16 * 1024 * 1024;
+/// The 400 message when an expansion passes either bound.
+pub const EXPAND_TOO_LARGE_MESSAGE: &str =
+    "The requested expand is too large (more than 10000 related records or 16 MiB): expand fewer relations or request fewer records.";
+
+/// The expansion passed [`MAX_EXPANDED_RECORDS`] or [`MAX_EXPAND_BYTES`]: the response must
+/// fail as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{}", EXPAND_TOO_LARGE_MESSAGE)]
+pub struct ExpandTooLarge;
 
 /// Why one expand path is left out (logged, never answered).
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +81,9 @@ enum PathError {
     Sqlite(#[from] rusqlite::Error),
     #[error("ids: {0}")]
     Json(#[from] serde_json::Error),
+    /// Not a path failure: the whole expansion stops.
+    #[error(transparent)]
+    TooLarge(#[from] ExpandTooLarge),
 }
 
 impl From<QueryError> for PathError {
@@ -174,13 +199,45 @@ pub struct Expander<'a> {
     ctx: RequestContext,
     /// Queries run so far (the batching promise is checked against it).
     queries: Cell<usize>,
+    /// Related rows read and expanded bytes built so far, against the bounds.
+    records: Cell<usize>,
+    bytes: Cell<usize>,
+    limits: (usize, usize),
 }
 
 impl<'a> Expander<'a> {
     pub fn new(conn: &'a Connection, snap: &'a Snapshot, req: &'a Requester) -> Expander<'a> {
         let mut ctx = req.ctx.clone();
         ctx.context = EXPAND_CONTEXT.to_owned();
-        Expander { conn, snap, req, ctx, queries: Cell::new(0) }
+        Expander {
+            conn,
+            snap,
+            req,
+            ctx,
+            queries: Cell::new(0),
+            records: Cell::new(0),
+            bytes: Cell::new(0),
+            limits: (MAX_EXPANDED_RECORDS, MAX_EXPAND_BYTES),
+        }
+    }
+
+    /// The same expander with other bounds (records, bytes): for tests.
+    #[cfg(test)]
+    pub fn with_limits(mut self, records: usize, bytes: usize) -> Expander<'a> {
+        self.limits = (records, bytes);
+        self
+    }
+
+    /// Counts `records` more rows and `bytes` more bytes against the bounds.
+    fn charge(&self, records: usize, bytes: usize) -> Result<(), ExpandTooLarge> {
+        let records = self.records.get().saturating_add(records);
+        let bytes = self.bytes.get().saturating_add(bytes);
+        self.records.set(records);
+        self.bytes.set(bytes);
+        if records > self.limits.0 || bytes > self.limits.1 {
+            return Err(ExpandTooLarge);
+        }
+        Ok(())
     }
 
     /// How many SQL queries this expander has run.
@@ -191,11 +248,11 @@ impl<'a> Expander<'a> {
     /// The `expand` object of each record of `level`, in order, or `None` when every path
     /// failed (the records then get no `expand` key). `shown` is how the records' `expand` key
     /// is projected; a hidden node is still fetched, because whether its path succeeds decides
-    /// what its parent shows.
-    pub fn expand(&self, nodes: &[Node], level: &Level<'_>, shown: &KeyPick) -> Option<Vec<Vec<u8>>> {
+    /// what its parent shows. Fails as a whole past the bounds ([`ExpandTooLarge`]).
+    pub fn expand(&self, nodes: &[Node], level: &Level<'_>, shown: &KeyPick) -> Result<Option<Vec<Vec<u8>>>, ExpandTooLarge> {
         if level.ids.is_empty() {
             // PocketBase returns before looking at any path: all of them succeed.
-            return Some(Vec::new());
+            return Ok(Some(Vec::new()));
         }
         let mut done: Vec<(&Node, Fetched<'_>, bool)> = Vec::new();
         for ((node, hop), links) in nodes.iter().zip(&level.hops).zip(&level.links) {
@@ -203,13 +260,14 @@ impl<'a> Expander<'a> {
             let visible = projection.is_some();
             match self.fetch(node, hop, links, &level.ids, projection.unwrap_or_default()) {
                 Ok(fetched) => done.push((node, fetched, visible)),
+                Err(PathError::TooLarge(e)) => return Err(e),
                 // A SQLite error here is a bug in the generated SQL, not a client mistake.
                 Err(e @ PathError::Sqlite(_)) => tracing::warn!(segment = %node.segment, error = %e, "expand path left out"),
                 Err(e) => tracing::debug!(segment = %node.segment, error = %e, "expand path left out"),
             }
         }
         if done.is_empty() {
-            return None;
+            return Ok(None);
         }
         let objects = level
             .ids
@@ -217,6 +275,7 @@ impl<'a> Expander<'a> {
             .enumerate()
             .map(|(r, parent_id)| {
                 let mut o = Vec::with_capacity(64);
+                let mut copied_bytes = 0usize;
                 o.push(b'{');
                 let mut first = true;
                 for (node, fetched, visible) in &done {
@@ -231,10 +290,16 @@ impl<'a> Expander<'a> {
                     first = false;
                     write_str(&mut o, &node.segment);
                     o.push(b':');
+                    self.charge(0, head.len())?;
+                    copied_bytes += head.len();
                     if fetched.multiple {
                         o.push(b'[');
                         o.extend_from_slice(head);
                         for rec in found {
+                            // Copies are charged as they are made: one parent may hold
+                            // thousands of records, each with its own nested copies.
+                            self.charge(0, rec.len())?;
+                            copied_bytes += rec.len();
                             o.push(b',');
                             o.extend_from_slice(rec);
                         }
@@ -244,10 +309,12 @@ impl<'a> Expander<'a> {
                     }
                 }
                 o.push(b'}');
-                o
+                // The punctuation and keys around the copies.
+                self.charge(0, o.len().saturating_sub(copied_bytes))?;
+                Ok(o)
             })
-            .collect();
-        Some(objects)
+            .collect::<Result<Vec<_>, ExpandTooLarge>>()?;
+        Ok(Some(objects))
     }
 
     /// The target's view rule for the requester as a WHERE body (`1` when there is none).
@@ -326,11 +393,14 @@ impl<'a> Expander<'a> {
                     let parent: String = row.get(id_column + 1)?;
                     by_parent.entry(parent).or_default().push(id.clone());
                 }
+                // Every row counts (a back-related record repeats once per parent it serves).
+                self.charge(1, 0)?;
                 if index.contains_key(&id) {
                     continue;
                 }
                 let mut buf = Vec::with_capacity(256);
                 wrote.push(write_record_open(&mut buf, target, row, &output_for(target, self.req, &id), Some(&plan))?);
+                self.charge(0, buf.len())?;
                 level.push(row, id.clone())?;
                 index.insert(id, records.len());
                 records.push(buf);
@@ -340,7 +410,7 @@ impl<'a> Expander<'a> {
         let nested = if node.children.is_empty() || records.is_empty() {
             None
         } else {
-            Some(self.expand(&node.children, &level, plan.expand()).ok_or(PathError::Nested)?)
+            Some(self.expand(&node.children, &level, plan.expand())?.ok_or(PathError::Nested)?)
         };
         let show_expand = !plan.expand().is_drop();
         for (i, buf) in records.iter_mut().enumerate() {

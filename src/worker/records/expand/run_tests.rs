@@ -67,7 +67,7 @@ fn run(conn: &Connection, snap: &Snapshot, req: &Requester, expand: &str) -> (Op
         level.push(row, id).expect("push");
     }
     let expander = Expander::new(conn, snap, req);
-    let objects = expander.expand(&tree.roots, &level, &KeyPick::Keep(None));
+    let objects = expander.expand(&tree.roots, &level, &KeyPick::Keep(None)).expect("within the bounds");
     let parsed = objects.map(|all| all.iter().map(|o| serde_json::from_slice(o).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(o)))).collect());
     (parsed, expander.queries_run())
 }
@@ -134,4 +134,40 @@ fn hostile_segments_are_only_names() {
     }
     let count: i64 = conn.query_row("SELECT COUNT(*) FROM posts", [], |r| r.get(0)).expect("count");
     assert_eq!(count, 3);
+}
+
+/// Expands every post with the given bounds; `Err` when they are passed.
+fn run_bounded(conn: &Connection, snap: &Snapshot, expand: &str, records: usize, bytes: usize) -> Result<Option<Vec<Vec<u8>>>, ExpandTooLarge> {
+    let posts = snap.get("posts").expect("posts");
+    let tree = ExpandTree::parse(expand);
+    let mut level = Level::new(snap, posts, &tree.roots, true);
+    let sql = format!("SELECT {}, \"posts\".\"id\" FROM \"posts\" AS \"posts\" ORDER BY rowid", select_columns(posts));
+    let mut stmt = conn.prepare(&sql).expect("prepare");
+    let mut rows = stmt.query([]).expect("query");
+    while let Some(row) = rows.next().expect("row") {
+        let id: String = row.get(column_count(posts)).expect("id");
+        level.push(row, id).expect("push");
+    }
+    let req = requester(true);
+    Expander::new(conn, snap, &req).with_limits(records, bytes).expand(&tree.roots, &level, &KeyPick::Keep(None))
+}
+
+#[test]
+fn the_whole_expansion_fails_past_its_bounds() {
+    let (conn, snap) = fixture(Some(""));
+    // author (2 rows), tags (2), comments_via_post (3) and their user (2): 9 rows.
+    let expand = "author,tags,comments_via_post.user";
+    assert!(matches!(run_bounded(&conn, &snap, expand, 9, usize::MAX), Ok(Some(_))), "exactly at the record bound");
+    assert_eq!(run_bounded(&conn, &snap, expand, 8, usize::MAX), Err(ExpandTooLarge), "one row past it");
+    // Bytes count every copy: u1 is the author of two posts, so its JSON is copied twice.
+    let once = run_bounded(&conn, &snap, "author", usize::MAX, usize::MAX).expect("fits").expect("expanded");
+    let built: usize = once.iter().map(Vec::len).sum();
+    assert!(matches!(run_bounded(&conn, &snap, "author", usize::MAX, built * 2), Ok(Some(_))));
+    assert_eq!(run_bounded(&conn, &snap, "author", usize::MAX, built), Err(ExpandTooLarge));
+    // The defaults leave ordinary expansions alone.
+    let (objects, _) = run(&conn, &snap, &requester(true), expand);
+    assert!(objects.is_some());
+    assert!(EXPAND_TOO_LARGE_MESSAGE.contains("expand"), "the message names the parameter");
+    assert!(EXPAND_TOO_LARGE_MESSAGE.contains(&MAX_EXPANDED_RECORDS.to_string()));
+    assert!(EXPAND_TOO_LARGE_MESSAGE.contains(&format!("{} MiB", MAX_EXPAND_BYTES / (1024 * 1024))));
 }

@@ -40,6 +40,23 @@ fn depth_is_capped_at_six() {
 }
 
 #[test]
+fn parsing_is_linear_in_the_input() {
+    // 20,000 distinct paths sharing prefixes, plus their own prefixes (which PocketBase
+    // checks pairwise for being "covered"): the old pairwise check and sibling scan took
+    // hundreds of millions of steps here, on an async thread.
+    let mut raw = String::new();
+    for i in 0..20_000 {
+        raw.push_str(&format!("r{i}.s{i}.t,r{i},"));
+    }
+    let (tree, steps) = ExpandTree::parse_counting(&raw);
+    assert_eq!(tree.roots.len(), 20_000);
+    assert_eq!(paths(&tree).len(), 20_000);
+    let segments = raw.split(',').map(|p| p.split('.').count()).sum::<usize>();
+    let path_count = raw.split(',').count();
+    assert!(steps <= segments + path_count, "{steps} steps for {segments} segments in {path_count} paths");
+}
+
+#[test]
 fn back_relation_segments() {
     assert_eq!(back_relation("comments_via_post"), Some(("comments", "post")));
     assert_eq!(back_relation("a_via_b_via_c"), Some(("a_via_b", "c")), "greedy like the regexp");

@@ -14,12 +14,17 @@
 //! parentheses and quotes group) and the value-level projection used for nested JSON values.
 //! It must not touch SQL or HTTP; a malformed expression is a [`FieldsError`] for the caller to
 //! answer.
+//!
+//! Parsing runs on the async threads and every key lookup walks the whole list, so the parse is
+//! linear (paths deduplicated by hash) and the list is bounded by [`MAX_FIELDS_PATHS`].
 
 pub mod excerpt;
 mod tokens;
 
 #[cfg(test)]
 mod tests;
+
+use std::collections::HashMap;
 
 use serde_json::Value;
 
@@ -31,6 +36,10 @@ const PATH_SEPARATORS: &[char] = &[',', ' ', '\t', '\n'];
 const MODIFIER_SEPARATORS: &[char] = &['(', ')', ',', ' '];
 /// The wildcard path: every key of its level that no other path starts with.
 const WILDCARD: &str = "*";
+/// Most paths one `fields` value may list. Each key of every written record (and of JSON
+/// values projected inside it) is looked up against the whole list, so the list must stay
+/// short; real clients list a few dozen.
+pub const MAX_FIELDS_PATHS: usize = 1_000;
 
 /// Why a `fields` value cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -43,6 +52,8 @@ pub enum FieldsError {
     UnknownModifier(String),
     #[error("excerpt modifier: {0}")]
     Excerpt(&'static str),
+    #[error("more than {max} paths")]
+    TooManyPaths { max: usize },
 }
 
 /// What a response shows of each record.
@@ -86,6 +97,7 @@ impl Projection {
             return Ok(Projection::All);
         }
         let mut fields = Fields::default();
+        let mut seen: HashMap<String, usize> = HashMap::new();
         for token in tokens::scan(raw, PATH_SEPARATORS, false)? {
             let token = token.trim();
             let (path, modifier) = match token.split_once(':') {
@@ -93,9 +105,15 @@ impl Projection {
                 None => (token, None),
             };
             // A repeated path replaces the earlier one, like PocketBase's map assignment.
-            match fields.entries.iter_mut().find(|e| e.path == path) {
+            match seen.get(path).and_then(|&at| fields.entries.get_mut(at)) {
                 Some(e) => e.modifier = modifier,
-                None => fields.entries.push(Entry { path: path.to_owned(), modifier }),
+                None => {
+                    if fields.entries.len() >= MAX_FIELDS_PATHS {
+                        return Err(FieldsError::TooManyPaths { max: MAX_FIELDS_PATHS });
+                    }
+                    seen.insert(path.to_owned(), fields.entries.len());
+                    fields.entries.push(Entry { path: path.to_owned(), modifier });
+                }
             }
         }
         Ok(Projection::Pick(fields))

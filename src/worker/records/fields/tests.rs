@@ -120,3 +120,17 @@ fn excerpt_never_panics_on_broken_markup() {
         let _ = excerpt(3, true).apply(s);
     }
 }
+
+#[test]
+fn long_path_lists_are_refused_and_repeats_do_not_count() {
+    // 200,000 distinct paths: refused at the limit instead of compared pairwise (the old
+    // dedupe looked every path up in the whole list, on an async thread).
+    let raw: String = (0..200_000).map(|i| format!("f{i},")).collect();
+    assert_eq!(Projection::parse(&raw), Err(FieldsError::TooManyPaths { max: MAX_FIELDS_PATHS }));
+    // Up to the limit is fine, and a repeated path is one path (the last modifier wins).
+    let at_limit: String = (0..MAX_FIELDS_PATHS).map(|i| format!("f{i},")).collect();
+    assert!(Projection::parse(&at_limit).is_ok());
+    let repeated = format!("{at_limit}{}", "f0:excerpt(2),".repeat(10_000));
+    let Ok(Projection::Pick(fields)) = Projection::parse(&repeated) else { panic!("repeats are not new paths") };
+    assert_eq!(fields.key("f0"), KeyPick::Keep(Some(Excerpt { max_chars: 2, with_ellipsis: false })));
+}

@@ -7,7 +7,7 @@ use crate::worker::records::filter::{Op, OpKind};
 
 use super::resolve::{Fallback, Multi, Resolved, Shape};
 use super::sql::{Sql, SqlValue};
-use super::QueryBuilder;
+use super::{JoinSet, QueryBuilder, QueryError};
 
 /// The column every match-all subquery selects.
 const MULTI_VALUE_COLUMN: &str = "__mv";
@@ -80,13 +80,13 @@ pub(super) fn like_pattern(value: &str) -> String {
 
 impl<'a> QueryBuilder<'a> {
     /// One comparison, with the match-all check and the operands' guards.
-    pub(super) fn compare(&mut self, l: &Resolved, op: Op, r: &Resolved) -> Sql {
+    pub(super) fn compare(&mut self, l: &Resolved, op: Op, r: &Resolved) -> Result<Sql, QueryError> {
         let mut out = Self::plain(l, op.kind, r);
         if !op.any {
             let all = match (&l.multi, &r.multi) {
-                (Some(lm), Some(rm)) => Some(self.many_vs_many(l, lm, op.kind, r, rm)),
-                (Some(lm), None) => Some(self.many_vs_one(l, lm, op.kind, r, false)),
-                (None, Some(rm)) => Some(self.many_vs_one(r, rm, op.kind, l, true)),
+                (Some(lm), Some(rm)) => Some(self.many_vs_many(l, lm, op.kind, r, rm)?),
+                (Some(lm), None) => Some(self.many_vs_one(l, lm, op.kind, r, false)?),
+                (None, Some(rm)) => Some(self.many_vs_one(r, rm, op.kind, l, true)?),
                 (None, None) => None,
             };
             if let Some(all) = all {
@@ -100,7 +100,7 @@ impl<'a> QueryBuilder<'a> {
             s.append(guard).push(")");
             out = s;
         }
-        out
+        Ok(out)
     }
 
     /// The comparison itself, without multi-value or guard handling.
@@ -170,13 +170,41 @@ impl<'a> QueryBuilder<'a> {
         s
     }
 
-    /// `SELECT <value> AS __mv FROM (SELECT 1) <root> <joins>` — every value of a multi-valued
-    /// operand for the current outer row (one NULL row when there is none).
-    fn every_value(&mut self, m: &Multi) -> Sql {
+    /// `SELECT <value> AS __mv FROM (SELECT 1) <root> <joins> WHERE <guards>` — every value
+    /// of a multi-valued operand for the current outer row (one NULL row when there is none)
+    /// that the caller may read: chain rows of collections whose list rule rejects the caller,
+    /// and emails their owners hid, are left out, exactly as the any-value half leaves them
+    /// out through the main joins. The list rules' own joins go inside this subquery.
+    fn every_value(&mut self, m: &Multi) -> Result<Sql, QueryError> {
         let root = self.fresh_alias();
         let mut s = Sql::wrap("SELECT ", &m.value, &format!(" AS {MULTI_VALUE_COLUMN} FROM (SELECT 1) AS {root}"));
         s.append(&m.joins);
-        s
+        let mut conditions = m.conditions.clone();
+        if !m.rules.is_empty() {
+            let saved = self.local_joins.replace(JoinSet::default());
+            let compiled = self.chain_rules(&m.rules);
+            let local = std::mem::replace(&mut self.local_joins, saved).unwrap_or_default();
+            conditions.extend(compiled?);
+            for join in &local.rendered {
+                s.push(" ").push(join.as_str());
+            }
+        }
+        if !conditions.is_empty() {
+            s.push(" WHERE ").append(&Sql::join(&conditions, " AND "));
+        }
+        Ok(s)
+    }
+
+    /// The list rules of a match-all chain, each `(alias.id = '' OR alias.id IS NULL) OR
+    /// (rule)` over its chain alias (a missing record keeps its NULL row).
+    fn chain_rules(&mut self, rules: &[(String, String)]) -> Result<Vec<Sql>, QueryError> {
+        let mut out = Vec::with_capacity(rules.len());
+        for (alias, collection_id) in rules {
+            let (scope, expr) = self.rule_scope(alias, collection_id)?;
+            let sql = self.expr(&scope, &expr)?;
+            out.push(Sql::wrap("(", &sql, ")"));
+        }
+        Ok(out)
     }
 
     fn multi_value(alias: &str, like: &Resolved) -> Resolved {
@@ -190,26 +218,26 @@ impl<'a> QueryBuilder<'a> {
     }
 
     /// Match-all against a single-valued operand: no value of `multi` may fail the comparison.
-    fn many_vs_one(&mut self, many: &Resolved, m: &Multi, kind: OpKind, other: &Resolved, inverse: bool) -> Sql {
+    fn many_vs_one(&mut self, many: &Resolved, m: &Multi, kind: OpKind, other: &Resolved, inverse: bool) -> Result<Sql, QueryError> {
         let alias = self.fresh_alias();
         let value = Self::multi_value(&alias, many);
         // The other side keeps its text and values but loses its own null-handling preference,
         // as in PocketBase.
         let other = Resolved { sql: other.sql.clone(), shape: other.shape, fallback: Fallback::Auto, multi: None, guards: Vec::new() };
         let condition = if inverse { Self::plain(&other, kind, &value) } else { Self::plain(&value, kind, &other) };
-        let mut s = Sql::wrap("NOT EXISTS (SELECT 1 FROM (", &self.every_value(m), &format!(") {alias} WHERE NOT ("));
+        let mut s = Sql::wrap("NOT EXISTS (SELECT 1 FROM (", &self.every_value(m)?, &format!(") {alias} WHERE NOT ("));
         s.append(&condition).push("))");
-        s
+        Ok(s)
     }
 
     /// Match-all with both sides multi-valued: no pair of values may fail the comparison.
-    fn many_vs_many(&mut self, l: &Resolved, lm: &Multi, kind: OpKind, r: &Resolved, rm: &Multi) -> Sql {
+    fn many_vs_many(&mut self, l: &Resolved, lm: &Multi, kind: OpKind, r: &Resolved, rm: &Multi) -> Result<Sql, QueryError> {
         let (la, ra) = (self.fresh_alias(), self.fresh_alias());
         let condition = Self::plain(&Self::multi_value(&la, l), kind, &Self::multi_value(&ra, r));
-        let mut s = Sql::wrap("NOT EXISTS (SELECT 1 FROM (", &self.every_value(lm), &format!(") {la} LEFT JOIN ("));
-        s.append(&self.every_value(rm)).push(format!(") {ra} ON 1 WHERE NOT ("));
+        let mut s = Sql::wrap("NOT EXISTS (SELECT 1 FROM (", &self.every_value(lm)?, &format!(") {la} LEFT JOIN ("));
+        s.append(&self.every_value(rm)?).push(format!(") {ra} ON 1 WHERE NOT ("));
         s.append(&condition).push("))");
-        s
+        Ok(s)
     }
 }
 

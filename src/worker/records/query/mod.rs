@@ -20,7 +20,11 @@
 //! * match-all (plain operators over a multi-valued operand): `((cond) AND NOT EXISTS (SELECT 1
 //!   FROM (SELECT <value> AS __mv FROM (SELECT 1) __tN LEFT JOIN …) __tM WHERE NOT (cond on
 //!   __tM.__mv)))` — the joined chain is rebuilt with fresh aliases, correlated to the outer row;
-//!   `?` operators keep only the first part (any-of).
+//!   `?` operators keep only the first part (any-of). For client filters the rebuilt chain
+//!   carries the same guards as the joins: `WHERE` the list rule of every joined collection
+//!   (over its chain alias) and, for `email`, `emailVisibility = 1` — so neither half ever
+//!   reads a row the caller cannot list or an email its owner hid. Records reached from
+//!   `@request.auth` through a relation are someone else's and get the same guards.
 //!
 //! Rows are multiplied by the joins, so a caller either selects `DISTINCT` with
 //! [`Compiled::joins`] or uses [`Compiled::standalone_where`], which folds the joins into one

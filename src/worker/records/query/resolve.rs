@@ -41,12 +41,38 @@ pub(super) enum Shape {
     Expr,
 }
 
-/// The every-value view of a multi-valued operand: `SELECT <value> FROM (SELECT 1) <joins>`,
-/// with the join chain correlated to the outer row.
+/// The every-value view of a multi-valued operand: `SELECT <value> FROM (SELECT 1) <joins>
+/// WHERE <guards>`, with the join chain correlated to the outer row.
+///
+/// The guards are the every-value twin of what the any-value half gets through the main
+/// joins: without them the `NOT EXISTS` part would look at rows the caller may not list and
+/// emails their owners hid, and a client could read them one `!~ 'prefix%'` at a time.
 #[derive(Debug, Clone)]
 pub(super) struct Multi {
     pub joins: Sql,
     pub value: Sql,
+    /// (chain alias, collection id) whose list rule keeps a chain row (client filters only).
+    pub rules: Vec<(String, String)>,
+    /// Further conditions a chain row must meet (email visibility).
+    pub conditions: Vec<Sql>,
+}
+
+impl Multi {
+    fn unguarded(joins: Sql, value: Sql) -> Multi {
+        Multi { joins, value, rules: Vec::new(), conditions: Vec::new() }
+    }
+}
+
+/// The condition under which a non-superuser may read the `email` of the auth record at
+/// `alias`: its owner made it visible. Filters AND it onto comparisons, sorts replace a
+/// hidden email by NULL with it, and match-all chains skip rows failing it.
+pub(super) fn email_visible(alias: &str) -> String {
+    format!("{alias}.{} = 1", quote_ident("emailVisibility"))
+}
+
+/// Whether `field` of `collection` is an email that only shows where `emailVisibility` is on.
+pub(super) fn is_guarded_email(collection: &Collection, field: &str, allow_hidden: bool) -> bool {
+    field == "email" && !allow_hidden && collection.kind == CollectionType::Auth
 }
 
 /// A resolved operand.
@@ -97,12 +123,19 @@ struct Walk<'a> {
     key: String,
     mm_alias: String,
     mm_joins: Sql,
+    /// List rules and conditions on the match-all chain's rows (see [`Multi`]).
+    mm_rules: Vec<(String, String)>,
+    mm_conditions: Vec<Sql>,
     multi: bool,
     allow_hidden: bool,
     /// `@request.*` paths: unknown fields resolve to NULL instead of failing.
     nullify: bool,
     /// Client filters: every joined collection's list rule is ANDed in.
     guard: bool,
+    /// `@request.auth.*` in a client filter: the caller's own record is fully visible, but
+    /// records reached from it through a relation are someone else's and get the client
+    /// restrictions (hidden fields, list rules, email visibility) from the first hop on.
+    restrict_after_hop: bool,
 }
 
 impl<'a> Walk<'a> {
@@ -113,11 +146,40 @@ impl<'a> Walk<'a> {
             key: key.to_owned(),
             mm_alias: alias.to_owned(),
             mm_joins: Sql::new(),
+            mm_rules: Vec::new(),
+            mm_conditions: Vec::new(),
             multi: false,
             allow_hidden,
             nullify: false,
             guard: !allow_hidden,
+            restrict_after_hop: false,
         }
+    }
+
+    /// Called on every relation hop, before the hop's join is registered.
+    fn hop(&mut self) {
+        if self.restrict_after_hop {
+            self.allow_hidden = false;
+            self.guard = true;
+        }
+    }
+
+    /// Queues `target`'s list rule for the match-all chain's alias `mm_alias`, as
+    /// [`QueryBuilder::join`] does for the main alias (a locked rule has already failed there).
+    fn guard_chain(&mut self, target: &Collection, mm_alias: &str) {
+        if self.guard && target.list_rule.as_deref().is_some_and(|r| !r.is_empty()) {
+            self.mm_rules.push((mm_alias.to_owned(), target.id.clone()));
+        }
+    }
+
+    /// The every-value view of the walk so far, ending in `value`.
+    fn take_multi(&mut self, value: Sql) -> Option<Multi> {
+        self.multi.then(|| Multi {
+            joins: std::mem::take(&mut self.mm_joins),
+            value,
+            rules: std::mem::take(&mut self.mm_rules),
+            conditions: std::mem::take(&mut self.mm_conditions),
+        })
     }
 }
 
@@ -281,7 +343,7 @@ impl<'a> QueryBuilder<'a> {
             Expr::Compare { left, op, right } => {
                 let l = self.operand(scope, left)?;
                 let r = self.operand(scope, right)?;
-                Ok(self.compare(&l, *op, &r))
+                self.compare(&l, *op, &r)
             }
             Expr::And(items) | Expr::Or(items) => {
                 let separator = if matches!(expr, Expr::And(_)) { " AND " } else { " OR " };
@@ -362,6 +424,7 @@ impl<'a> QueryBuilder<'a> {
         let Some(target) = self.lookup(target_id) else {
             return if w.nullify { Ok(false) } else { Err(QueryError::UnknownCollection(target_id.to_owned())) };
         };
+        w.hop();
         let table = quote_ident(&target.name);
         let col = Self::column(&w.alias, &f.name);
         let mm_col = Self::column(&w.mm_alias, &f.name);
@@ -384,6 +447,7 @@ impl<'a> QueryBuilder<'a> {
             w.mm_joins.push(format!(" LEFT JOIN {table} {mm_target} ON {mm_target}.\"id\" = {mm_col}"));
             alias
         };
+        w.guard_chain(target, &mm_target);
         w.collection = target;
         w.alias = alias;
         w.key = key;
@@ -414,6 +478,7 @@ impl<'a> QueryBuilder<'a> {
             Err(_) if w.nullify => return Ok(false),
             Err(e) => return Err(e),
         };
+        w.hop();
         if f.hidden && !w.allow_hidden {
             return Err(QueryError::HiddenField(f.name.clone()));
         }
@@ -445,6 +510,7 @@ impl<'a> QueryBuilder<'a> {
             w.mm_joins.push(format!(" LEFT JOIN {table} {mm_target} ON {} = {mm_id}", Self::column(&mm_target, &f.name)));
             alias
         };
+        w.guard_chain(back, &mm_target);
         // Several records may point back unless the field is single and uniquely indexed.
         if f.is_multiple() || !has_single_column_unique_index(&back.indexes, &f.name) {
             w.multi = true;
@@ -485,9 +551,12 @@ impl<'a> QueryBuilder<'a> {
             }
             // `:length`/`:each` on other types are ignored, as PocketBase does.
             _ => {
-                if name == "email" && !w.allow_hidden && w.collection.kind == CollectionType::Auth {
-                    // Non-superusers only match emails their owners made visible.
-                    guards.push(Sql::text(format!("{} = 1", Self::column(&w.alias, "emailVisibility"))));
+                if is_guarded_email(w.collection, name, w.allow_hidden) {
+                    // Non-superusers only match emails their owners made visible; the
+                    // match-all chain skips the others (a missing record stays, as NULL).
+                    guards.push(Sql::text(email_visible(&w.alias)));
+                    let mm_id = Self::column(&w.mm_alias, "id");
+                    w.mm_conditions.push(Sql::text(format!("({mm_id} IS NULL OR {})", email_visible(&w.mm_alias))));
                 }
                 if matches!(f.kind, FieldKind::Json(_)) {
                     // Top-level JSON primitives then compare like SQL values.
@@ -498,7 +567,7 @@ impl<'a> QueryBuilder<'a> {
                 }
             }
         };
-        let multi = w.multi.then(|| Multi { joins: std::mem::take(&mut w.mm_joins), value: mm_value });
+        let multi = w.take_multi(mm_value);
         let resolved = Resolved { sql, shape: Shape::Expr, fallback, multi, guards };
         Ok(if modifier == Some(Modifier::Lower) { resolved.lower() } else { resolved })
     }
@@ -510,10 +579,7 @@ impl<'a> QueryBuilder<'a> {
         }
         let path = json_path(rest);
         let sql = json_extract(&Self::column(&w.alias, &f.name), &path);
-        let multi = w.multi.then(|| Multi {
-            joins: std::mem::take(&mut w.mm_joins),
-            value: json_extract(&Self::column(&w.mm_alias, &f.name), &path),
-        });
+        let multi = w.take_multi(json_extract(&Self::column(&w.mm_alias, &f.name), &path));
         let resolved = Resolved { sql, shape: Shape::Expr, fallback: Fallback::Disabled, multi, guards: Vec::new() };
         Ok(if modifier == Some(Modifier::Lower) { resolved.lower() } else { resolved })
     }
@@ -533,6 +599,7 @@ impl<'a> QueryBuilder<'a> {
         let mut w = Walk::new(target, &joined, &key, scope.allow_hidden);
         w.mm_alias = mm_alias.clone();
         w.mm_joins = Sql::text(format!(" LEFT JOIN {table} {mm_alias} ON 1"));
+        w.guard_chain(target, &mm_alias);
         w.multi = true;
         self.walk(w, &path.segments, path.modifier)
     }
@@ -618,7 +685,7 @@ impl<'a> QueryBuilder<'a> {
         let each = self.join(&key, None, false, each_join)?;
         let multi = if field.is_multiple() {
             let mm_each = self.fresh_alias();
-            Some(Multi { joins: Sql::wrap(" ", &each_join(&mm_each), ""), value: Sql::text(format!("{mm_each}.value")) })
+            Some(Multi::unguarded(Sql::wrap(" ", &each_join(&mm_each), ""), Sql::text(format!("{mm_each}.value"))))
         } else {
             None
         };
@@ -682,6 +749,7 @@ impl<'a> QueryBuilder<'a> {
         let mm_alias = self.fresh_alias();
         let mut w = Walk::new(target, &joined, &key, scope.allow_hidden);
         w.mm_joins = Sql::wrap(" ", &join_on_ids(&mm_alias), "");
+        w.guard_chain(target, &mm_alias);
         w.mm_alias = mm_alias;
         w.multi = field.is_multiple();
         w.nullify = true;
@@ -719,6 +787,7 @@ impl<'a> QueryBuilder<'a> {
         let joined = self.join(&key, Some(collection), false, join_on_id)?;
         let mm_alias = self.fresh_alias();
         let mut w = Walk::new(collection, &joined, &key, true);
+        w.restrict_after_hop = !scope.allow_hidden;
         w.mm_joins = Sql::wrap(" ", &join_on_id(&mm_alias), "");
         w.mm_alias = mm_alias;
         w.nullify = true;
@@ -763,7 +832,7 @@ impl<'a> QueryBuilder<'a> {
                     }
                     Sql::wrap("strftime(", &Sql::join(&parts, ", "), ")")
                 };
-                let multi = args.get(1).and_then(|tv| tv.multi.clone()).map(|m| Multi { value: strftime(Some(&m.value)), joins: m.joins });
+                let multi = args.get(1).and_then(|tv| tv.multi.clone()).map(|m| Multi { value: strftime(Some(&m.value)), ..m });
                 // A NULL result (bad time value) must compare like '' — never "known non-empty".
                 Ok(Resolved { sql: strftime(None), shape: Shape::Expr, fallback: Fallback::Enforced, multi, guards: Vec::new() })
             }

@@ -1,13 +1,14 @@
 //! PocketBase's `sort` parameter to an ORDER BY body: comma-separated fields, `-` for
 //! descending, `@random` and `@rowid`. Relation paths become correlated scalar subqueries (not
 //! joins), so the ORDER BY works with either WHERE form of [`super::Compiled`] and never
-//! multiplies rows. It must not accept anything that resolves to a bound value or NULL
+//! multiplies rows. For non-superusers a joined record the caller cannot list sorts as NULL,
+//! and so does an `email` its owner hid. It must not accept anything that resolves to a bound value or NULL
 //! (`@request.*`, literals): PocketBase calls those invalid sort fields.
 
 use crate::worker::records::filter::Modifier;
 use crate::worker::records::schema::{quote_ident, Collection, FieldKind};
 
-use super::resolve::{has_single_column_unique_index, json_extract, json_length, json_path};
+use super::resolve::{email_visible, has_single_column_unique_index, is_guarded_email, json_extract, json_length, json_path};
 use super::sql::Sql;
 use super::{JoinSet, QueryBuilder, QueryError, Scope, MAX_NESTED_RELATIONS, MAX_SORT_FIELDS, MAX_SORT_FIELD_CHARS};
 
@@ -92,6 +93,11 @@ impl<'a> QueryBuilder<'a> {
                 }
                 Some(Modifier::Length) if multi_valuer => json_length(&col),
                 _ if matches!(f.kind, FieldKind::Json(_)) => json_extract(&col, "$"),
+                // A hidden email sorts as NULL for non-superusers, or the order would let a
+                // client binary-search it (the filter's guard, as a value).
+                _ if is_guarded_email(collection, first, scope.allow_hidden) => {
+                    Sql::text(format!("(CASE WHEN {} THEN {col} END)", email_visible(alias)))
+                }
                 _ => Sql::text(col),
             };
             return Ok(lower_if(value, modifier));

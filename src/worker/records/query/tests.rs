@@ -779,3 +779,188 @@ fn sql_shapes() {
     assert_eq!(like.where_sql, "__t0.\"title\" LIKE ?1 ESCAPE '\\'");
     assert_eq!(like.params, [SqlValue::Text("%a\\_b%".into())]);
 }
+
+// --- guards on the every-value half ------------------------------------------------------------
+
+/// Two users, each owning notes the other may not list (`notes` list rule: own or shared),
+/// boards pointing at both users' notes (multi relation) and members (multi relation into
+/// `users`, whose emails may be hidden). `secret` is the victim's private text: the only
+/// thing that differs between the two databases the guard tests compare.
+fn guard_fixture(secret: &str, victim_email: &str) -> Fixture {
+    let mut users = Collection::scaffold(CollectionType::Auth, "users");
+    users.id = "id_users".into();
+    users.fields.extend([text("name"), hidden(text("pin")), relation("friend", "id_users", 1)]);
+    users.list_rule = Some(String::new());
+    let mut notes = base(
+        "notes",
+        Some("owner = @request.auth.id || shared = true"),
+        vec![
+            relation("owner", "id_users", 1),
+            text("message"),
+            Field::new("shared", FieldKind::Bool(BoolOptions::default())),
+            relation("board", "id_boards", 1),
+        ],
+    );
+    notes.indexes.clear();
+    let boards = base("boards", Some(""), vec![text("title"), relation("notes", "id_notes", 10), relation("members", "id_users", 10)]);
+    let schema = vec![users, notes, boards];
+    let conn = Connection::open_in_memory().expect("sqlite");
+    for c in &schema {
+        conn.execute_batch(&c.create_table_sql()).expect("create table");
+    }
+    let user = |id: &str, email: &str, vis: bool, pin: &str, friend: &str| {
+        json!({"id": id, "email": email, "emailVisibility": vis, "verified": true, "name": id, "password": "x",
+               "tokenKey": format!("key_{id}"), "pin": pin, "friend": friend})
+    };
+    // The attacker may point its own `friend` relation at anyone.
+    insert(&conn, "users", user("attacker", "attacker@x.com", true, "1111", "victim"));
+    insert(&conn, "users", user("victim", victim_email, false, secret, ""));
+    insert(&conn, "users", user("sharer", "sharer@x.com", false, "", ""));
+    insert(&conn, "users", user("bystander", "b@x.com", true, "", ""));
+    let note = |id: &str, owner: &str, message: &str, shared: bool, board: &str| {
+        json!({"id": id, "owner": owner, "message": message, "shared": shared, "board": board})
+    };
+    insert(&conn, "notes", note("n_att", "attacker", "mine alpha", false, "b1"));
+    insert(&conn, "notes", note("n_vic", "victim", secret, false, "b1"));
+    // Shared, so listable, but its owner's email is hidden.
+    insert(&conn, "notes", note("n_shared", "sharer", "public beta", true, "b1"));
+    insert(
+        &conn,
+        "boards",
+        json!({"id": "b1", "title": "t", "notes": r#"["n_att","n_vic","n_shared"]"#, "members": r#"["attacker","victim","sharer"]"#}),
+    );
+    Fixture { schema, conn }
+}
+
+fn as_attacker() -> RequestContext {
+    let mut ctx = guest();
+    let record: Map<String, Value> = json!({"id": "attacker", "email": "attacker@x.com", "emailVisibility": true, "verified": true})
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    ctx.auth = Some(AuthContext { collection_id: "id_users".into(), collection_name: "users".into(), record });
+    ctx
+}
+
+/// Every operator over every path that reaches the victim's note or hidden email, with a
+/// value that matches the victim's private data and one that matches nothing.
+fn guard_probes() -> Vec<String> {
+    let paths = [
+        "notes.message",
+        "notes.message:lower",
+        "notes_via_board.message",
+        "@collection.notes.message",
+        "notes.owner.email",
+        "members.email",
+        "members.email:lower",
+        "notes_via_board.owner.email",
+        "@request.auth.friend.email",
+        "@request.auth.friend.notes_via_owner.message",
+    ];
+    let ops = ["=", "!=", "~", "!~", ">", ">=", "<", "<=", "?=", "?!=", "?~", "?!~", "?>", "?<"];
+    let values = ["'topsecret'", "'top%'", "'victim@x.com'", "'vic%'", "'zzz%'", "'m'", "''"];
+    let mut out = Vec::new();
+    for path in paths {
+        for op in ops {
+            for value in values {
+                out.push(format!("{path} {op} {value}"));
+                out.push(format!("{value} {op} {path}"));
+            }
+        }
+    }
+    // Both sides multi-valued.
+    out.push("notes.message != members.email".to_owned());
+    out.push("notes.message = notes_via_board.message".to_owned());
+    out
+}
+
+#[test]
+fn every_value_half_applies_list_rules_and_email_visibility() {
+    let attacker = as_attacker();
+    // The victim's private note and hidden email differ between the two databases; nothing
+    // the attacker may see does.
+    let a = guard_fixture("topsecret", "victim@x.com");
+    let b = guard_fixture("other text", "other@y.org");
+    let mut leaks = Vec::new();
+    for filter in guard_probes() {
+        let (in_a, in_b) = (a.run("boards", &filter, &attacker, false), b.run("boards", &filter, &attacker, false));
+        let (in_a, in_b) = (in_a.unwrap_or_else(|e| panic!("{filter}: {e}")), in_b.unwrap_or_else(|e| panic!("{filter}: {e}")));
+        if in_a != in_b {
+            leaks.push(format!("{filter}: {in_a:?} vs {in_b:?}"));
+        }
+    }
+    assert!(leaks.is_empty(), "{} filters read the victim's private data:\n{}", leaks.len(), leaks.join("\n"));
+}
+
+#[test]
+fn every_value_half_still_checks_every_visible_value() {
+    // Positive controls: the attacker's own notes and visible emails do decide the answer.
+    let fx = guard_fixture("topsecret", "victim@x.com");
+    let attacker = as_attacker();
+    let b1: &[&str] = &["b1"];
+    check(
+        &fx,
+        "boards",
+        &attacker,
+        false,
+        &[
+            ("notes.message !~ 'top%'", b1),
+            ("notes.message !~ 'nomatch%'", b1),
+            // Own note "mine alpha" fails the every-value check…
+            ("notes.message !~ 'mine%'", NONE),
+            // …and so does the shared (listable) one.
+            ("notes.message !~ 'public%'", NONE),
+            ("notes_via_board.message !~ 'mine%'", NONE),
+            ("notes_via_board.message !~ 'top%'", b1),
+            ("@collection.notes.message !~ 'mine%'", NONE),
+            ("@collection.notes.message !~ 'top%'", b1),
+            ("members.email !~ 'attacker%'", NONE),
+            ("members.email !~ 'vic%'", b1),
+            ("notes.owner.email !~ 'attacker%'", NONE),
+            ("notes.owner.email !~ 'vic%'", b1),
+            ("notes.message ?~ 'top'", NONE),
+            ("notes.message ?~ 'alpha'", b1),
+            // The caller's own record is fully visible, hidden fields included; what it
+            // points at is not.
+            ("@request.auth.pin = '1111' && @request.auth.email = 'attacker@x.com'", b1),
+            ("@request.auth.friend.name = 'victim'", b1),
+            ("@request.auth.friend.email ?~ 'vic'", NONE),
+        ],
+    );
+    assert_eq!(fx.run("boards", "@request.auth.friend.pin ~ '1'", &attacker, false), Err(QueryError::HiddenField("pin".into())));
+    // A superuser (hidden allowed) still sees everything, so the victim's note counts there.
+    check(&fx, "boards", &attacker, true, &[("notes.message !~ 'top%'", NONE), ("members.email !~ 'vic%'", NONE)]);
+}
+
+fn order(fx: &Fixture, collection: &str, sort: &str, ctx: &RequestContext, allow_hidden: bool) -> Vec<String> {
+    let c = QueryBuilder::new(fx.collection(collection), &fx.schema, ctx, DEFAULT_BASE_ALIAS)
+        .and_then(|b| b.sort(sort, allow_hidden))
+        .unwrap_or_else(|e| panic!("{sort}: {e}"))
+        .finish();
+    let sql = format!("SELECT __t0.\"id\" FROM {} __t0 ORDER BY {}", quote_ident(collection), c.order_by);
+    let mut stmt = fx.conn.prepare(&sql).unwrap_or_else(|e| panic!("{e}\n{sql}"));
+    stmt.query_map(rusqlite::params_from_iter(c.params.iter()), |r| r.get(0))
+        .and_then(|rows| rows.collect::<Result<Vec<String>, _>>())
+        .unwrap_or_else(|e| panic!("{e}\n{sql}"))
+}
+
+#[test]
+fn sorting_by_email_respects_email_visibility() {
+    let attacker = as_attacker();
+    // The victim's hidden email sorts after the visible ones in one database and before
+    // them in the other; a client's order must not show it.
+    let a = guard_fixture("x", "zzz@x.com");
+    let b = guard_fixture("x", "000@x.com");
+    for (collection, sort) in [("users", "email,id"), ("users", "-email:lower,id"), ("notes", "owner.email,id"), ("notes", "-owner.email,id")] {
+        assert_eq!(order(&a, collection, sort, &attacker, false), order(&b, collection, sort, &attacker, false), "{collection} sort={sort}");
+    }
+    // Hidden emails sort as NULL (first ascending); the visible ones do sort among themselves.
+    let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(order(&a, "users", "email,id", &attacker, false), ids(&["sharer", "victim", "attacker", "bystander"]));
+    assert_eq!(order(&a, "users", "-email,id", &attacker, false), ids(&["bystander", "attacker", "sharer", "victim"]));
+    assert_eq!(order(&a, "notes", "-owner.email,id", &attacker, false), ids(&["n_att", "n_shared", "n_vic"]));
+    // Superusers sort by every email.
+    assert_eq!(order(&a, "users", "email,id", &attacker, true), ids(&["attacker", "bystander", "sharer", "victim"]));
+    assert_eq!(order(&b, "users", "email,id", &attacker, true), ids(&["victim", "attacker", "bystander", "sharer"]));
+    assert_eq!(order(&b, "notes", "owner.email,id", &attacker, true), ids(&["n_vic", "n_att", "n_shared"]));
+}
