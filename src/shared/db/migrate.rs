@@ -24,6 +24,13 @@ pub const SUPERUSERS_JSON: &str = include_str!("system/_superusers.json");
 /// The `_superusers` table, as the schema model generates it (checked by the same test).
 pub const SUPERUSERS_DDL: &str = r#"CREATE TABLE "_superusers" ("id" TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL, "password" TEXT DEFAULT '' NOT NULL, "tokenKey" TEXT DEFAULT '' NOT NULL, "email" TEXT DEFAULT '' NOT NULL, "emailVisibility" BOOLEAN DEFAULT FALSE NOT NULL, "verified" BOOLEAN DEFAULT FALSE NOT NULL, "created" TEXT DEFAULT '' NOT NULL, "updated" TEXT DEFAULT '' NOT NULL)"#;
 
+/// The default `users` auth collection PocketBase creates on first start (same id, fields,
+/// rules and indexes), as its `_collections` row; checked against the schema model by the
+/// same worker-side test as `_superusers`.
+pub const USERS_JSON: &str = include_str!("system/users.json");
+/// The `users` table, as the schema model generates it.
+pub const USERS_DDL: &str = r#"CREATE TABLE "users" ("id" TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL, "password" TEXT DEFAULT '' NOT NULL, "tokenKey" TEXT DEFAULT '' NOT NULL, "email" TEXT DEFAULT '' NOT NULL, "emailVisibility" BOOLEAN DEFAULT FALSE NOT NULL, "verified" BOOLEAN DEFAULT FALSE NOT NULL, "name" TEXT DEFAULT '' NOT NULL, "avatar" TEXT DEFAULT '' NOT NULL, "created" TEXT DEFAULT '' NOT NULL, "updated" TEXT DEFAULT '' NOT NULL)"#;
+
 /// Every system migration, oldest first. Append only; never edit a released entry.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -128,6 +135,7 @@ pub const MIGRATIONS: &[Migration] = &[
         // worker can put the changes it hears of (its own and the bus's) back in commit order.
         apply: Apply::Sql("INSERT INTO _vb_versions (name, version) VALUES ('realtime', 0);"),
     },
+    Migration { name: "1763769606_default_users", apply: Apply::Fn(create_users) },
 ];
 
 fn create_superusers(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
@@ -145,6 +153,39 @@ fn create_superusers(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
          FROM (SELECT json(?1) AS j)",
         [SUPERUSERS_JSON],
     )?;
+    Ok(())
+}
+
+/// Creates the default `users` collection, once. A data dir from before this migration may
+/// already hold a `users` collection or table, or the id (the operator made their own, or
+/// deleted the default one in a later step): then nothing is created, so an upgrade never
+/// fails on or overwrites it. Bumps the collections version so caches reload.
+fn create_users(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM _collections WHERE lower(name) = 'users' OR id = '_pb_users_auth_')
+             OR EXISTS(SELECT 1 FROM sqlite_master WHERE lower(name) = 'users')",
+        [],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Ok(());
+    }
+    tx.execute_batch(USERS_DDL)?;
+    let indexes: Vec<String> = serde_json::from_str::<serde_json::Value>(USERS_JSON)
+        .ok()
+        .and_then(|v| v.get("indexes").and_then(|i| serde_json::from_value(i.clone()).ok()))
+        .unwrap_or_default();
+    for idx in &indexes {
+        tx.execute_batch(idx)?;
+    }
+    tx.execute(
+        "INSERT INTO _collections (id, system, type, name, fields, indexes, listRule, viewRule, createRule, updateRule, deleteRule, options)
+         SELECT j->>'$.id', 0, j->>'$.type', j->>'$.name', j->'$.fields', j->'$.indexes',
+                j->>'$.listRule', j->>'$.viewRule', j->>'$.createRule', j->>'$.updateRule', j->>'$.deleteRule', j->'$.options'
+         FROM (SELECT json(?1) AS j)",
+        [USERS_JSON],
+    )?;
+    tx.execute("UPDATE _vb_versions SET version = version + 1 WHERE name = 'collections'", [])?;
     Ok(())
 }
 
