@@ -370,7 +370,7 @@ fn custom_indexes_never_drop_the_unique_email_index_of_an_auth_collection() {
 }
 
 #[test]
-fn collections_filter_by_type_name_and_system_and_rules_are_checked_on_save() {
+fn collections_filter_by_type_name_system_and_id_like_records() {
     let p = start_with_superuser(Spawn::serve());
     let su = token(p.port);
     assert_eq!(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "posts", "fields": [{"name": "title", "type": "text"}]}))).status, 200);
@@ -387,7 +387,18 @@ fn collections_filter_by_type_name_and_system_and_rules_are_checked_on_save() {
     let r = call(p.port, "GET", &format!("/api/collections?filter={}", encode("nosuch = 1")), Some(&su), None);
     assert_eq!(r.status, 400);
     assert_eq!(r.json(), json!({"status": 400, "message": "Something went wrong while processing your request.", "data": {}}));
+}
 
+#[test]
+fn every_rule_is_compiled_against_the_fields_when_saved() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    assert_eq!(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "posts", "fields": [{"name": "title", "type": "text"}]}))).status, 200);
+    let r = call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "drafts", "viewRule": "nosuchfield = 1"})));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["message"], "Failed to create collection.");
+    assert_eq!(r.json()["data"]["viewRule"]["code"], "validation_invalid_rule");
+    assert_eq!(call(p.port, "GET", "/api/collections/drafts", Some(&su), None).status, 404, "nothing created");
     let r = call(p.port, "PATCH", "/api/collections/posts", Some(&su), Some(&json!({"listRule": "nosuchfield = 1"})));
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["message"], "Failed to update collection.");
@@ -398,6 +409,9 @@ fn collections_filter_by_type_name_and_system_and_rules_are_checked_on_save() {
     assert!(r.json()["data"].get("authRule").is_none(), "a valid rule is not reported");
     let r = call(p.port, "PATCH", "/api/collections/posts", Some(&su), Some(&json!({"listRule": "title != ''"})));
     assert_eq!(r.status, 200, "a rule over real fields passes: {}", String::from_utf8_lossy(&r.body));
+    let r = call(p.port, "PUT", "/api/collections/import", Some(&su), Some(&json!({"collections": [{"name": "posts", "deleteRule": "nope = 1", "fields": [{"name": "title", "type": "text"}]}]})));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["data"]["collections"]["0"]["deleteRule"]["code"], "validation_invalid_rule");
 }
 
 #[test]
