@@ -156,13 +156,14 @@ fn create_superusers(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Creates the default `users` collection, once. A data dir from before this migration may
-/// already hold a `users` collection or table, or the id (the operator made their own, or
-/// deleted the default one in a later step): then nothing is created, so an upgrade never
-/// fails on or overwrites it. Bumps the collections version so caches reload.
+/// Creates the default `users` collection, once, on a fresh data dir (as PocketBase's first
+/// start does). A data dir from before this migration that already holds collections of its
+/// own is left as its operator shaped it (they may have chosen not to have `users`), and one
+/// with a `users` table or the id is never failed on or overwritten. Bumps the collections
+/// version so caches reload.
 fn create_users(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     let taken: bool = tx.query_row(
-        "SELECT EXISTS(SELECT 1 FROM _collections WHERE lower(name) = 'users' OR id = '_pb_users_auth_')
+        "SELECT EXISTS(SELECT 1 FROM _collections WHERE system = 0 OR lower(name) = 'users' OR id = '_pb_users_auth_')
              OR EXISTS(SELECT 1 FROM sqlite_master WHERE lower(name) = 'users')",
         [],
         |r| r.get(0),
@@ -249,5 +250,28 @@ mod tests {
         assert_eq!(run(&mut conn).expect("run").len(), MIGRATIONS.len());
         assert!(pending(&conn).expect("pending").is_empty());
         assert!(run(&mut conn).expect("rerun").is_empty(), "a second run applies nothing");
+    }
+
+    #[test]
+    fn the_default_users_collection_is_only_made_on_a_data_dir_without_collections_of_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = crate::shared::db::open::open(&dir.path().join("d.db"), crate::shared::db::open::Role::Writer)
+            .expect("open");
+        run(&mut conn).expect("run");
+        let users = |conn: &Connection| -> bool {
+            conn.query_row("SELECT EXISTS(SELECT 1 FROM _collections WHERE id = '_pb_users_auth_')", [], |r| r.get(0)).expect("query")
+        };
+        assert!(users(&conn), "a fresh data dir gets it");
+        // An older data dir, upgraded: its own collection and no `users`.
+        let older = "DROP TABLE users; DELETE FROM _collections WHERE id = '_pb_users_auth_';
+                     DELETE FROM _migrations WHERE file = '1763769606_default_users';";
+        conn.execute_batch(older).expect("rewind");
+        conn.execute_batch("INSERT INTO _collections (id, name) VALUES ('pbc_1', 'posts')").expect("own collection");
+        assert_eq!(run(&mut conn).expect("run"), ["1763769606_default_users"]);
+        assert!(!users(&conn), "an upgraded data dir is left as it was");
+        conn.execute_batch("DELETE FROM _collections WHERE id = 'pbc_1'; DELETE FROM _migrations WHERE file = '1763769606_default_users';")
+            .expect("rewind");
+        run(&mut conn).expect("run");
+        assert!(users(&conn), "positive control: without collections of its own, it is made");
     }
 }
