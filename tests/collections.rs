@@ -387,6 +387,8 @@ fn collections_filter_by_type_name_system_and_id_like_records() {
     let r = call(p.port, "GET", &format!("/api/collections?filter={}", encode("nosuch = 1")), Some(&su), None);
     assert_eq!(r.status, 400);
     assert_eq!(r.json(), json!({"status": 400, "message": "Something went wrong while processing your request.", "data": {}}));
+    let r = call(p.port, "GET", "/api/collections?sort=nosuch", Some(&su), None);
+    assert_eq!(r.json(), json!({"status": 400, "message": "Something went wrong while processing your request.", "data": {}}));
 }
 
 #[test]

@@ -108,7 +108,7 @@ fn sort_collections(items: &mut [&Collection], sort: &str) -> Result<(), ApiErro
             None => (false, part.strip_prefix('+').unwrap_or(part)),
         };
         if !["id", "created", "updated", "name", "system", "type"].contains(&name) {
-            return Err(ApiError::bad_request(""));
+            return Err(ApiError::bad_request(CLIENT_ERROR_MESSAGE));
         }
         keys.push((name, desc));
     }

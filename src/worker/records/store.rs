@@ -5,7 +5,10 @@
 //! Every function here runs on the writer thread inside `Db::write` (or on a reader for
 //! loads) and is synchronous; none of them may await, send mail or publish events. Changes
 //! that would lose data (a field changing type, a multi-value field becoming single while a
-//! record holds several values) are refused with a validation error instead of migrated.
+//! record holds several values) are refused with a validation error instead of migrated, and
+//! so is a definition the record queries could not serve (an API rule that does not compile
+//! against the fields, a name SQLite cannot use as a bare alias). [`filter_ids`] answers
+//! `GET /api/collections?filter=` with the records query compiler over `_collections`.
 
 use rusqlite::{Connection, Transaction};
 use serde_json::{Map, Value};
