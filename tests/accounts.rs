@@ -49,6 +49,8 @@ impl App {
 
     /// An auth collection `users` with OTP on, and one user; returns the user's id.
     fn users(&self) -> String {
+        // Replace the default `users` collection with this test's own.
+        assert_eq!(self.su("DELETE", "/api/collections/users", Value::Null).status, 204);
         ok(self.su("POST", "/api/collections", json!({"name": "users", "type": "auth", "otp": {"enabled": true}})));
         let user = ok(self.su(
             "POST",

@@ -29,6 +29,12 @@ fn token(port: u16) -> String {
     r.json()["token"].as_str().expect("token").to_owned()
 }
 
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
 fn start_with_superuser(spawn: Spawn) -> Proc {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (ok, out) = superuser(&tmp.path().join("data"), &["upsert", EMAIL, PASSWORD]);
@@ -142,7 +148,7 @@ fn collections_api_is_superuser_only_and_round_trips() {
 
     let list = call(p.port, "GET", "/api/collections?perPage=1&sort=name", Some(&t), None).json();
     assert_eq!(list["perPage"], 1);
-    assert_eq!(list["totalItems"], 2);
+    assert_eq!(list["totalItems"], 3, "_superusers, the default users and articles");
     assert_eq!(list["items"][0]["name"], "_superusers");
     let scaffolds = call(p.port, "GET", "/api/collections/meta/scaffolds", Some(&t), None).json();
     assert_eq!(scaffolds["auth"]["fields"].as_array().map(Vec::len), Some(6));
@@ -315,4 +321,151 @@ fn the_manage_rule_lets_managers_set_email_and_verified() {
     let r = call(p.port, "PATCH", &format!("/api/collections/staff/records/{}", ids[1]), Some(&boss), Some(&json!({"verified": true, "email": "ann2@example.com"})));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["verified"], true);
+}
+
+#[test]
+fn names_the_record_queries_cannot_use_are_refused_at_create_update_and_import() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    let long = "x".repeat(65);
+    for (name, code) in [("1abc", "validation_invalid_name"), (long.as_str(), "validation_length_out_of_range"), ("order", "validation_invalid_name")] {
+        let r = call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": name, "listRule": ""})));
+        assert_eq!(r.status, 400, "{name}: {}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.json()["message"], "Failed to create collection.");
+        assert_eq!(r.json()["data"]["name"]["code"], code, "{name}");
+        let r = call(p.port, "PUT", "/api/collections/import", Some(&su), Some(&json!({"collections": [{"name": name}]})));
+        assert_eq!(r.status, 400, "{name}");
+        assert_eq!(r.json()["data"]["collections"]["0"]["name"]["code"], code, "{name}");
+    }
+    // The longest accepted name works end to end (positive control).
+    let max = "y".repeat(64);
+    let r = call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": max, "listRule": "", "fields": [{"name": "t", "type": "text"}]})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(call(p.port, "POST", &format!("/api/collections/{max}/records"), Some(&su), Some(&json!({"t": "a"}))).status, 200);
+    let r = call(p.port, "GET", &format!("/api/collections/{max}/records?filter=t%3D'a'&sort=-t"), None, None);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["totalItems"], 1);
+    let r = call(p.port, "PATCH", &format!("/api/collections/{max}"), Some(&su), Some(&json!({"name": "2nd"})));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["message"], "Failed to update collection.");
+    assert_eq!(r.json()["data"]["name"]["code"], "validation_invalid_name");
+}
+
+#[test]
+fn custom_indexes_never_drop_the_unique_email_index_of_an_auth_collection() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    let r = call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
+        "name": "members", "type": "auth", "indexes": ["CREATE INDEX idx_verified ON members (verified)"]
+    })));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let r = call(p.port, "PATCH", "/api/collections/members", Some(&su), Some(&json!({"indexes": []})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let indexes = r.json()["indexes"].clone();
+    assert!(indexes.as_array().is_some_and(|i| i.iter().any(|s| s.as_str().is_some_and(|s| s.contains("UNIQUE") && s.contains("\"email\"")))), "{indexes}");
+    let user = json!({"email": "same@example.com", "password": "member password", "passwordConfirm": "member password"});
+    assert_eq!(call(p.port, "POST", "/api/collections/members/records", Some(&su), Some(&user)).status, 200);
+    let r = call(p.port, "POST", "/api/collections/members/records", Some(&su), Some(&user));
+    assert_eq!(r.status, 400, "a second account with the same email: {}", String::from_utf8_lossy(&r.body));
+}
+
+#[test]
+fn collections_filter_by_type_name_system_and_id_like_records() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    assert_eq!(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "posts", "fields": [{"name": "title", "type": "text"}]}))).status, 200);
+    let names = |filter: &str| -> Vec<String> {
+        let r = call(p.port, "GET", &format!("/api/collections?sort=name&filter={}", encode(filter)), Some(&su), None);
+        assert_eq!(r.status, 200, "{filter}: {}", String::from_utf8_lossy(&r.body));
+        r.json()["items"].as_array().expect("items").iter().map(|c| c["name"].as_str().unwrap_or_default().to_owned()).collect()
+    };
+    assert_eq!(names("type='auth'"), ["_superusers", "users"]);
+    assert_eq!(names("type = 'auth' && system = false"), ["users"]);
+    assert_eq!(names("name ~ 'post' || id = '_pb_users_auth_'"), ["posts", "users"]);
+    let r = call(p.port, "GET", &format!("/api/collections?filter={}", encode("type='base'")), Some(&su), None).json();
+    assert_eq!(r["totalItems"], 1);
+    let r = call(p.port, "GET", &format!("/api/collections?filter={}", encode("nosuch = 1")), Some(&su), None);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json(), json!({"status": 400, "message": "Something went wrong while processing your request.", "data": {}}));
+    let r = call(p.port, "GET", "/api/collections?sort=nosuch", Some(&su), None);
+    assert_eq!(r.json(), json!({"status": 400, "message": "Something went wrong while processing your request.", "data": {}}));
+}
+
+#[test]
+fn every_rule_is_compiled_against_the_fields_when_saved() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    assert_eq!(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "posts", "fields": [{"name": "title", "type": "text"}]}))).status, 200);
+    let r = call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "drafts", "viewRule": "nosuchfield = 1"})));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["message"], "Failed to create collection.");
+    assert_eq!(r.json()["data"]["viewRule"]["code"], "validation_invalid_rule");
+    assert_eq!(call(p.port, "GET", "/api/collections/drafts", Some(&su), None).status, 404, "nothing created");
+    let r = call(p.port, "PATCH", "/api/collections/posts", Some(&su), Some(&json!({"listRule": "nosuchfield = 1"})));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["message"], "Failed to update collection.");
+    assert_eq!(r.json()["data"]["listRule"]["code"], "validation_invalid_rule");
+    let r = call(p.port, "PATCH", "/api/collections/users", Some(&su), Some(&json!({"manageRule": "nosuch.x = 1", "authRule": "verified = true"})));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["data"]["manageRule"]["code"], "validation_invalid_rule");
+    assert!(r.json()["data"].get("authRule").is_none(), "a valid rule is not reported");
+    let r = call(p.port, "PATCH", "/api/collections/posts", Some(&su), Some(&json!({"listRule": "title != ''"})));
+    assert_eq!(r.status, 200, "a rule over real fields passes: {}", String::from_utf8_lossy(&r.body));
+    let r = call(p.port, "PUT", "/api/collections/import", Some(&su), Some(&json!({"collections": [{"name": "posts", "deleteRule": "nope = 1", "fields": [{"name": "title", "type": "text"}]}]})));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["data"]["collections"]["0"]["deleteRule"]["code"], "validation_invalid_rule");
+}
+
+#[test]
+fn a_fresh_data_dir_has_pocketbases_users_collection() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    let r = call(p.port, "GET", "/api/collections/users", Some(&su), None);
+    assert_eq!(r.status, 200);
+    let users = r.json();
+    assert_eq!(users["id"], "_pb_users_auth_");
+    assert_eq!(users["type"], "auth");
+    assert_eq!(users["system"], false);
+    for rule in ["listRule", "viewRule", "updateRule", "deleteRule"] {
+        assert_eq!(users[rule], "id = @request.auth.id", "{rule}");
+    }
+    assert_eq!(users["createRule"], "");
+    let fields: Vec<&str> = users["fields"].as_array().expect("fields").iter().filter_map(|f| f["name"].as_str()).collect();
+    assert_eq!(fields, ["id", "password", "tokenKey", "email", "emailVisibility", "verified", "name", "avatar", "created", "updated"]);
+    assert_eq!(users["fields"][6]["max"], 255);
+    assert_eq!(users["fields"][7]["mimeTypes"], json!(["image/jpeg", "image/png", "image/svg+xml", "image/gif", "image/webp"]));
+    assert_eq!(users["oauth2"]["mappedFields"], json!({"id": "", "name": "name", "username": "", "avatarURL": "avatar"}));
+
+    // Anyone may sign up; each user sees only themselves.
+    let mut ids = Vec::new();
+    for email in ["ann@example.com", "bob@example.com"] {
+        let r = call(p.port, "POST", "/api/collections/users/records", None, Some(&json!({"email": email, "password": "user password", "passwordConfirm": "user password", "name": "N"})));
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        ids.push(r.json()["id"].as_str().expect("id").to_owned());
+    }
+    let ann = call(p.port, "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": "ann@example.com", "password": "user password"})));
+    let ann = ann.json()["token"].as_str().expect("token").to_owned();
+    let r = call(p.port, "GET", "/api/collections/users/records", Some(&ann), None).json();
+    assert_eq!(r["totalItems"], 1);
+    assert_eq!(r["items"][0]["id"], ids[0].as_str());
+    assert_eq!(call(p.port, "GET", "/api/collections/users/records", None, None).json()["totalItems"], 0);
+}
+
+#[test]
+fn the_default_users_collection_is_created_once_not_on_every_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let (ok, out) = superuser(&dir, &["upsert", EMAIL, PASSWORD]);
+    assert!(ok, "{out}");
+    let mut p = Spawn::serve().dir(&dir).start();
+    p.wait_healthy();
+    let su = token(p.port);
+    assert_eq!(call(p.port, "GET", "/api/collections/users", Some(&su), None).status, 200, "there at first");
+    assert_eq!(call(p.port, "DELETE", "/api/collections/users", Some(&su), None).status, 204);
+    drop(p);
+    let mut p = Spawn::serve().dir(&dir).start();
+    p.wait_healthy();
+    let su = token(p.port);
+    assert_eq!(call(p.port, "GET", "/api/collections/users", Some(&su), None).status, 404, "a deleted default stays deleted");
+    assert_eq!(call(p.port, "GET", "/api/collections/_superusers", Some(&su), None).status, 200);
 }

@@ -49,6 +49,8 @@ impl App {
     }
 
     fn schema(&self) {
+        // Replace the default `users` collection with this test's own.
+        assert_eq!(call(self.port(), "DELETE", "/api/collections/users", Some(&self.su), None).status, 204);
         let users = ok(call(self.port(), "POST", "/api/collections", Some(&self.su), Some(&json!({
             "name": "users", "type": "auth",
             "listRule": "id = @request.auth.id", "viewRule": "id = @request.auth.id",

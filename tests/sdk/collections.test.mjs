@@ -303,3 +303,33 @@ test('collections are superusers-only: 401 for a guest, 403 for a user', async (
   const err = await refused(user.collections.getOne(THINGS), 403);
   assert.equal(err.response.message, 'The authorized record is not allowed to perform this action.');
 });
+
+test('collections can be filtered like records: by type, name, system, id', async () => {
+  const auth = await pb.collections.getFullList({ filter: "type='auth'", sort: 'name' });
+  const authNames = auth.map((c) => c.name);
+  assert.ok(authNames.includes('_superusers') && authNames.includes(PEOPLE), `${authNames}`);
+  assert.ok(auth.every((c) => c.type === 'auth'), 'only auth collections');
+  assert.ok(!authNames.includes(THINGS), 'a base collection is filtered out');
+
+  const mine = await pb.collections.getList(1, 10, {
+    filter: `(name = '${THINGS}' || name = '${LABELS}' || name = '${PEOPLE}') && type = 'base' && system = false`,
+    sort: '-name',
+  });
+  assert.deepEqual(mine.items.map((c) => c.name), [THINGS, LABELS], 'the base ones of the three, sorted');
+  assert.equal(mine.totalItems, 2);
+
+  const byId = await pb.collections.getFirstListItem(pb.filter('id = {:id}', { id: things.id }));
+  assert.equal(byId.name, THINGS);
+  await refused(pb.collections.getList(1, 1, { filter: 'nosuchcolumn = 1' }), 400);
+});
+
+test('a rule naming an unknown field is refused on create and update', async () => {
+  const err = await refused(pb.collections.update(THINGS, { listRule: 'nosuchfield = 1' }), 400);
+  assert.deepEqual(fieldCodes(err), { listRule: 'validation_invalid_rule' });
+  const err2 = await refused(pb.collections.create({ name: unique('badrule'), viewRule: 'title = 1' }), 400);
+  assert.deepEqual(fieldCodes(err2), { viewRule: 'validation_invalid_rule' });
+  await refused(pb.collections.getOne(unique('badrule')), 404);
+  // A rule over real fields passes (positive control).
+  const ok = await pb.collections.update(THINGS, { listRule: "title != '' && owner.nickname != ''" });
+  assert.equal(ok.listRule, "title != '' && owner.nickname != ''");
+});

@@ -24,6 +24,13 @@ pub const SUPERUSERS_JSON: &str = include_str!("system/_superusers.json");
 /// The `_superusers` table, as the schema model generates it (checked by the same test).
 pub const SUPERUSERS_DDL: &str = r#"CREATE TABLE "_superusers" ("id" TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL, "password" TEXT DEFAULT '' NOT NULL, "tokenKey" TEXT DEFAULT '' NOT NULL, "email" TEXT DEFAULT '' NOT NULL, "emailVisibility" BOOLEAN DEFAULT FALSE NOT NULL, "verified" BOOLEAN DEFAULT FALSE NOT NULL, "created" TEXT DEFAULT '' NOT NULL, "updated" TEXT DEFAULT '' NOT NULL)"#;
 
+/// The default `users` auth collection PocketBase creates on first start (same id, fields,
+/// rules and indexes), as its `_collections` row; checked against the schema model by the
+/// same worker-side test as `_superusers`.
+pub const USERS_JSON: &str = include_str!("system/users.json");
+/// The `users` table, as the schema model generates it.
+pub const USERS_DDL: &str = r#"CREATE TABLE "users" ("id" TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL, "password" TEXT DEFAULT '' NOT NULL, "tokenKey" TEXT DEFAULT '' NOT NULL, "email" TEXT DEFAULT '' NOT NULL, "emailVisibility" BOOLEAN DEFAULT FALSE NOT NULL, "verified" BOOLEAN DEFAULT FALSE NOT NULL, "name" TEXT DEFAULT '' NOT NULL, "avatar" TEXT DEFAULT '' NOT NULL, "created" TEXT DEFAULT '' NOT NULL, "updated" TEXT DEFAULT '' NOT NULL)"#;
+
 /// Every system migration, oldest first. Append only; never edit a released entry.
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -128,6 +135,7 @@ pub const MIGRATIONS: &[Migration] = &[
         // worker can put the changes it hears of (its own and the bus's) back in commit order.
         apply: Apply::Sql("INSERT INTO _vb_versions (name, version) VALUES ('realtime', 0);"),
     },
+    Migration { name: "1763769606_default_users", apply: Apply::Fn(create_users) },
 ];
 
 fn create_superusers(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
@@ -145,6 +153,40 @@ fn create_superusers(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
          FROM (SELECT json(?1) AS j)",
         [SUPERUSERS_JSON],
     )?;
+    Ok(())
+}
+
+/// Creates the default `users` collection, once, on a fresh data dir (as PocketBase's first
+/// start does). A data dir from before this migration that already holds collections of its
+/// own is left as its operator shaped it (they may have chosen not to have `users`), and one
+/// with a `users` table or the id is never failed on or overwritten. Bumps the collections
+/// version so caches reload.
+fn create_users(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM _collections WHERE system = 0 OR lower(name) = 'users' OR id = '_pb_users_auth_')
+             OR EXISTS(SELECT 1 FROM sqlite_master WHERE lower(name) = 'users')",
+        [],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Ok(());
+    }
+    tx.execute_batch(USERS_DDL)?;
+    let indexes: Vec<String> = serde_json::from_str::<serde_json::Value>(USERS_JSON)
+        .ok()
+        .and_then(|v| v.get("indexes").and_then(|i| serde_json::from_value(i.clone()).ok()))
+        .unwrap_or_default();
+    for idx in &indexes {
+        tx.execute_batch(idx)?;
+    }
+    tx.execute(
+        "INSERT INTO _collections (id, system, type, name, fields, indexes, listRule, viewRule, createRule, updateRule, deleteRule, options)
+         SELECT j->>'$.id', 0, j->>'$.type', j->>'$.name', j->'$.fields', j->'$.indexes',
+                j->>'$.listRule', j->>'$.viewRule', j->>'$.createRule', j->>'$.updateRule', j->>'$.deleteRule', j->'$.options'
+         FROM (SELECT json(?1) AS j)",
+        [USERS_JSON],
+    )?;
+    tx.execute("UPDATE _vb_versions SET version = version + 1 WHERE name = 'collections'", [])?;
     Ok(())
 }
 
@@ -208,5 +250,28 @@ mod tests {
         assert_eq!(run(&mut conn).expect("run").len(), MIGRATIONS.len());
         assert!(pending(&conn).expect("pending").is_empty());
         assert!(run(&mut conn).expect("rerun").is_empty(), "a second run applies nothing");
+    }
+
+    #[test]
+    fn the_default_users_collection_is_only_made_on_a_data_dir_without_collections_of_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = crate::shared::db::open::open(&dir.path().join("d.db"), crate::shared::db::open::Role::Writer)
+            .expect("open");
+        run(&mut conn).expect("run");
+        let users = |conn: &Connection| -> bool {
+            conn.query_row("SELECT EXISTS(SELECT 1 FROM _collections WHERE id = '_pb_users_auth_')", [], |r| r.get(0)).expect("query")
+        };
+        assert!(users(&conn), "a fresh data dir gets it");
+        // An older data dir, upgraded: its own collection and no `users`.
+        let older = "DROP TABLE users; DELETE FROM _collections WHERE id = '_pb_users_auth_';
+                     DELETE FROM _migrations WHERE file = '1763769606_default_users';";
+        conn.execute_batch(older).expect("rewind");
+        conn.execute_batch("INSERT INTO _collections (id, name) VALUES ('pbc_1', 'posts')").expect("own collection");
+        assert_eq!(run(&mut conn).expect("run"), ["1763769606_default_users"]);
+        assert!(!users(&conn), "an upgraded data dir is left as it was");
+        conn.execute_batch("DELETE FROM _collections WHERE id = 'pbc_1'; DELETE FROM _migrations WHERE file = '1763769606_default_users';")
+            .expect("rewind");
+        run(&mut conn).expect("run");
+        assert!(users(&conn), "positive control: without collections of its own, it is made");
     }
 }

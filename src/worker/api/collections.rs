@@ -11,6 +11,7 @@ use crate::worker::http::body::{json, json_bytes, ResBody, DEFAULT_BODY_LIMIT_BY
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{json_object, list_envelope, ListParams, Query};
 use crate::worker::records::cache::INVALIDATE_COLLECTIONS;
+use crate::worker::records::query::CLIENT_ERROR_MESSAGE;
 use crate::worker::records::schema::{Collection, CollectionType, Invalid, SchemaErrors};
 use crate::worker::records::store::{self, StoreError};
 use crate::worker::state::AppState;
@@ -29,6 +30,7 @@ fn store_error(e: StoreError, message: &str) -> ApiError {
     match e {
         StoreError::Invalid(errors) => ApiError::validation(message, errors.to_data()),
         StoreError::Refused(m) => ApiError::validation(m, Map::new()),
+        StoreError::BadFilter(_) => ApiError::bad_request(CLIENT_ERROR_MESSAGE),
         other => ApiError::internal(other),
     }
 }
@@ -41,28 +43,7 @@ fn changed(state: &AppState) {
 /// The scaffold for `kind`/`name` with `body` merged over it; system fields missing from a
 /// sent `fields` array are put back in front, as PocketBase's scaffold merge does.
 /// Write-only secrets are not in `base`'s JSON, so a PATCH that does not resend them would
-/// blank them: an OAuth2 provider keeps its client secret (matched by name) and a token kind
-/// its secret unless the body sets a new one.
-fn keep_secrets(base: &Collection, c: &mut Collection) {
-    let (Some(old), Some(new)) = (&base.auth, &mut c.auth) else { return };
-    for p in new.oauth2.providers.iter_mut().filter(|p| p.client_secret.is_empty()) {
-        if let Some(o) = old.oauth2.providers.iter().find(|o| o.name == p.name) {
-            p.client_secret.clone_from(&o.client_secret);
-        }
-    }
-    for (n, o) in [
-        (&mut new.auth_token, &old.auth_token),
-        (&mut new.password_reset_token, &old.password_reset_token),
-        (&mut new.email_change_token, &old.email_change_token),
-        (&mut new.verification_token, &old.verification_token),
-        (&mut new.file_token, &old.file_token),
-    ] {
-        if n.secret.is_empty() {
-            n.secret.clone_from(&o.secret);
-        }
-    }
-}
-
+/// blank them: [`Collection::keep_secrets_from`] keeps the stored ones.
 fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection, StoreError> {
     let mut obj = match serde_json::to_value(base) {
         Ok(Value::Object(m)) => m,
@@ -76,7 +57,7 @@ fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection, Sto
         errors.add("fields", Invalid::new("validation_invalid_value", format!("Invalid collection data: {e}.")));
         StoreError::Invalid(errors)
     })?;
-    keep_secrets(base, &mut c);
+    c.keep_secrets_from(base);
     let missing: Vec<_> = base.fields.iter().filter(|f| f.system && !c.fields.iter().any(|x| x.name == f.name || x.id == f.id)).cloned().collect();
     if !missing.is_empty() {
         let rest = std::mem::take(&mut c.fields);
@@ -102,8 +83,15 @@ pub async fn list(state: &AppState, req: &Request<Incoming>) -> Result<Response<
     let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
     let mut items: Vec<&Collection> = snap.all().iter().map(|c| c.as_ref()).collect();
     if !params.filter.trim().is_empty() {
-        // The filter language over collections arrives with the query compiler.
-        return Err(ApiError::bad_request("Collection filters are not supported yet."));
+        let filter = params.filter.clone();
+        let ids = state.db.read(move |conn| store::filter_ids(conn, &filter)).await.map_err(|e| match e {
+            StoreError::BadFilter(reason) => {
+                tracing::debug!(%reason, "collections filter refused");
+                ApiError::bad_request(CLIENT_ERROR_MESSAGE)
+            }
+            other => ApiError::internal(other),
+        })?;
+        items.retain(|c| ids.contains(&c.id));
     }
     sort_collections(&mut items, &params.sort)?;
     let total = items.len() as u64;
@@ -120,7 +108,7 @@ fn sort_collections(items: &mut [&Collection], sort: &str) -> Result<(), ApiErro
             None => (false, part.strip_prefix('+').unwrap_or(part)),
         };
         if !["id", "created", "updated", "name", "system", "type"].contains(&name) {
-            return Err(ApiError::bad_request(""));
+            return Err(ApiError::bad_request(CLIENT_ERROR_MESSAGE));
         }
         keys.push((name, desc));
     }

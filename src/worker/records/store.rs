@@ -5,12 +5,15 @@
 //! Every function here runs on the writer thread inside `Db::write` (or on a reader for
 //! loads) and is synchronous; none of them may await, send mail or publish events. Changes
 //! that would lose data (a field changing type, a multi-value field becoming single while a
-//! record holds several values) are refused with a validation error instead of migrated.
+//! record holds several values) are refused with a validation error instead of migrated, and
+//! so is a definition the record queries could not serve (an API rule that does not compile
+//! against the fields, a name SQLite cannot use as a bare alias). [`filter_ids`] answers
+//! `GET /api/collections?filter=` with the records query compiler over `_collections`.
 
 use rusqlite::{Connection, Transaction};
 use serde_json::{Map, Value};
 
-use super::schema::names::default_field_id;
+use super::schema::names::{check_collection_name, default_field_id};
 use super::schema::{quote_ident, Collection, CollectionType, FieldKind, Invalid, SchemaErrors};
 
 /// The `_vb_versions` row that counts collection changes.
@@ -27,6 +30,10 @@ pub enum StoreError {
     /// System collections cannot be deleted.
     #[error("system collections cannot be deleted")]
     SystemCollection,
+    /// A `?filter=` over collections that does not parse or compile (400, PocketBase's
+    /// generic message; the reason is for logs).
+    #[error("bad collections filter: {0}")]
+    BadFilter(String),
     #[error("collection row {id} is unreadable: {source}")]
     Corrupt { id: String, source: serde_json::Error },
     #[error("sqlite: {0}")]
@@ -53,6 +60,41 @@ pub fn version(conn: &Connection) -> rusqlite::Result<i64> {
 
 fn bump_version(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     crate::worker::versioned::bump_version(tx, COLLECTIONS_VERSION_KEY)
+}
+
+/// The `_collections` table seen as a collection, so the records filter language can select
+/// collections: the columns PocketBase lets `GET /api/collections?filter=` use.
+fn collections_table_model() -> Collection {
+    use super::schema::field::{AutodateOptions, BoolOptions, TextOptions};
+    use super::schema::Field;
+    let mut c = Collection::scaffold(CollectionType::Base, "_collections");
+    c.system = true;
+    for name in ["name", "type", "listRule", "viewRule", "createRule", "updateRule", "deleteRule"] {
+        c.fields.push(Field::new(name, FieldKind::Text(TextOptions::default())));
+    }
+    c.fields.push(Field::new("system", FieldKind::Bool(BoolOptions::default())));
+    c.fields.push(Field::new("created", FieldKind::Autodate(AutodateOptions { on_create: true, ..Default::default() })));
+    c.fields.push(Field::new("updated", FieldKind::Autodate(AutodateOptions { on_create: true, on_update: true, ..Default::default() })));
+    c
+}
+
+/// The ids of the collections `filter_text` (PocketBase's filter language over `id`, `name`,
+/// `type`, `system`, the five rules, `created` and `updated`) selects, compiled by the records
+/// query compiler into one SELECT on `_collections`.
+pub fn filter_ids(conn: &Connection, filter_text: &str) -> Result<std::collections::HashSet<String>, StoreError> {
+    use super::query::{QueryBuilder, RequestContext, DEFAULT_BASE_ALIAS};
+    let model = collections_table_model();
+    let (_, schema) = read_all(conn)?;
+    let ctx = RequestContext::new(std::time::SystemTime::now());
+    let expr = super::filter::parse(filter_text).map_err(|e| StoreError::BadFilter(e.to_string()))?;
+    let compiled = QueryBuilder::new(&model, &schema, &ctx, DEFAULT_BASE_ALIAS)
+        .and_then(|qb| qb.filter(&expr, true))
+        .map_err(|e| StoreError::BadFilter(e.to_string()))?
+        .finish();
+    let sql = format!("SELECT {DEFAULT_BASE_ALIAS}.\"id\" FROM _collections AS {DEFAULT_BASE_ALIAS} WHERE {}", compiled.standalone_where());
+    let mut stmt = conn.prepare(&sql)?;
+    let ids = stmt.query_map(rusqlite::params_from_iter(compiled.params.iter()), |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(ids)
 }
 
 /// Every collection, in creation order, with the version they were read at. Opens its own
@@ -163,6 +205,9 @@ fn check_against_db(tx: &Transaction<'_>, c: &Collection, errors: &mut SchemaErr
     if taken {
         errors.add("name", Invalid::new("validation_collection_name_exists", "Collection name must be unique (case insensitive)."));
     }
+    if check_collection_name(&c.name).is_ok() && !usable_as_alias(tx, &c.name) {
+        errors.add("name", Invalid::new("validation_invalid_name", "The name is an SQL keyword; choose another name."));
+    }
     for (i, f) in c.fields.iter().enumerate() {
         if let FieldKind::Relation(o) = &f.kind {
             if o.collection_id.is_empty() {
@@ -180,6 +225,14 @@ fn check_against_db(tx: &Transaction<'_>, c: &Collection, errors: &mut SchemaErr
         }
     }
     Ok(())
+}
+
+/// Whether SQLite reads `name` as a bare table alias, as the record queries use it
+/// (`FROM "t" AS "t" … WHERE t."col"`): false for keywords such as `order` or `select`.
+/// Asking SQLite itself keeps this exact without a keyword list. `name` must already have
+/// passed [`check_collection_name`] (`^\w+$`), which is what makes splicing it safe.
+fn usable_as_alias(conn: &Connection, name: &str) -> bool {
+    conn.prepare(&format!("SELECT {name}.x FROM (SELECT 1 AS x) AS {name}")).is_ok()
 }
 
 /// Rewrites an index statement onto `table`, accepting only
@@ -307,10 +360,12 @@ pub fn create(tx: &Transaction<'_>, mut c: Collection) -> Result<Collection, Sto
     match c.kind {
         CollectionType::View => create_view(tx, &mut c)?,
         _ => {
+            c.ensure_auth_indexes();
             tx.execute_batch(&c.create_table_sql())?;
             create_indexes(tx, &mut c)?;
         }
     }
+    check_rules(tx, &c)?;
     insert_row(tx, &c)?;
     bump_version(tx)?;
     stamp(tx, &mut c)?;
@@ -363,6 +418,49 @@ fn create_view(tx: &Transaction<'_>, c: &mut Collection) -> Result<(), StoreErro
     Ok(())
 }
 
+/// Compiles every API rule of `c` (list, view, create, update, delete, and an auth
+/// collection's auth and manage rules) against its fields and the other stored collections,
+/// as PocketBase does on save: a rule naming an unknown field, or one that does not parse,
+/// is refused now instead of failing every request it guards. Blank and null rules need no
+/// compiling. Call once `c.fields` are final (for a view, after its query is read).
+fn check_rules(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> {
+    use super::filter::{self, Limits};
+    use super::query::{QueryBuilder, RequestContext, DEFAULT_BASE_ALIAS, MAX_RULE_LEN_BYTES};
+    let (_, mut schema) = read_all(tx)?;
+    schema.retain(|o| o.id != c.id);
+    schema.push(c.clone());
+    let ctx = RequestContext::new(std::time::UNIX_EPOCH);
+    let limits = Limits { max_len_bytes: MAX_RULE_LEN_BYTES, ..Limits::CLIENT_FILTER };
+    let auth = c.auth.as_ref();
+    let rules = [
+        ("listRule", c.list_rule.as_deref()),
+        ("viewRule", c.view_rule.as_deref()),
+        ("createRule", c.create_rule.as_deref()),
+        ("updateRule", c.update_rule.as_deref()),
+        ("deleteRule", c.delete_rule.as_deref()),
+        ("authRule", auth.and_then(|a| a.auth_rule.as_deref())),
+        ("manageRule", auth.and_then(|a| a.manage_rule.as_deref())),
+    ];
+    let mut errors = SchemaErrors::default();
+    for (key, rule) in rules {
+        let Some(rule) = rule.filter(|r| !r.trim().is_empty()) else { continue };
+        let outcome = filter::parse_with_limits(rule, limits).map_err(|e| e.to_string()).and_then(|expr| {
+            QueryBuilder::new(c, &schema, &ctx, DEFAULT_BASE_ALIAS)
+                .and_then(|qb| qb.filter(&expr, true))
+                .map(|_| ())
+                .map_err(|e| e.to_string())
+        });
+        if let Err(reason) = outcome {
+            errors.add(key, Invalid::new("validation_invalid_rule", format!("Invalid rule. Raw error: {reason}.")));
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(errors))
+    }
+}
+
 fn stamp(tx: &Transaction<'_>, c: &mut Collection) -> rusqlite::Result<()> {
     let (created, updated): (String, String) =
         tx.query_row("SELECT created, updated FROM _collections WHERE id = ?1", [&c.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -413,8 +511,10 @@ pub fn update(tx: &Transaction<'_>, old: &Collection, mut new: Collection) -> Re
         new.fields = old.fields.clone();
         create_view(tx, &mut new)?;
     } else {
+        new.ensure_auth_indexes();
         migrate_table(tx, old, &mut new)?;
     }
+    check_rules(tx, &new)?;
     tx.execute(
         "UPDATE _collections SET name = ?2, fields = ?3, indexes = ?4, listRule = ?5, viewRule = ?6, createRule = ?7,
                 updateRule = ?8, deleteRule = ?9, options = ?10, updated = strftime('%Y-%m-%d %H:%M:%fZ') WHERE id = ?1",
@@ -585,6 +685,8 @@ pub fn import(tx: &Transaction<'_>, incoming: Vec<Collection>, delete_missing: b
             .find(|o| (!c.id.is_empty() && o.id == c.id) || o.name.eq_ignore_ascii_case(&c.name));
         let id = match existing {
             Some(old) => {
+                // An exported schema carries no secrets (the API never shows them).
+                c.keep_secrets_from(&old);
                 // Keep the stored system fields when the import leaves them out.
                 for f in old.fields.iter().filter(|f| f.system) {
                     if !c.fields.iter().any(|x| x.id == f.id || x.name == f.name) {
@@ -685,6 +787,47 @@ mod tests {
         assert_eq!(su.id, want.id);
         assert_eq!(want.create_table_sql(), migrate::SUPERUSERS_DDL, "regenerate the migration's DDL from the model");
         assert!(su.validate().is_empty(), "{:?}", su.validate());
+    }
+
+    #[test]
+    fn the_default_users_collection_matches_pocketbase_and_the_schema_model() {
+        let (_d, conn) = db();
+        let (_, all) = load_all(&conn).expect("load");
+        let users = all.iter().find(|c| c.name == "users").expect("users exists from the first start");
+        let mut want = Collection::scaffold(CollectionType::Auth, "users");
+        want.id = "_pb_users_auth_".into();
+        want.fields.push(Field::new("name", FieldKind::Text(TextOptions { max: 255, ..Default::default() })));
+        want.fields.push(Field::new(
+            "avatar",
+            FieldKind::File(FileOptions {
+                max_select: 1,
+                mime_types: ["image/jpeg", "image/png", "image/svg+xml", "image/gif", "image/webp"].map(String::from).to_vec(),
+                ..Default::default()
+            }),
+        ));
+        let mut want = want.with_timestamps();
+        for f in &mut want.fields {
+            if f.id.is_empty() {
+                f.id = default_field_id(f.kind.type_name(), &f.name);
+            }
+        }
+        if let Some(a) = want.auth.as_mut() {
+            a.oauth2.mapped_fields.name = "name".into();
+            a.oauth2.mapped_fields.avatar_url = "avatar".into();
+        }
+        assert_eq!(users.fields, want.fields);
+        assert_eq!(users.auth, want.auth);
+        assert_eq!(users.id, "_pb_users_auth_");
+        assert!(!users.system, "PocketBase's users collection is not a system one");
+        let owner = Some("id = @request.auth.id".to_owned());
+        assert_eq!([&users.list_rule, &users.view_rule, &users.update_rule, &users.delete_rule], [&owner; 4]);
+        assert_eq!(users.create_rule.as_deref(), Some(""));
+        assert_eq!(want.create_table_sql(), migrate::USERS_DDL, "regenerate the migration's DDL from the model");
+        assert!(users.validate().is_empty(), "{:?}", users.validate());
+        let email_unique = conn.execute_batch(
+            "INSERT INTO users (id, email, tokenKey) VALUES ('a', 'x@y.z', 'k1'); INSERT INTO users (id, email, tokenKey) VALUES ('b', 'x@y.z', 'k2');",
+        );
+        assert!(email_unique.is_err(), "the unique email index exists");
     }
 
     #[test]
@@ -844,17 +987,128 @@ mod tests {
     #[test]
     fn secrets_are_stored_but_never_serialised() {
         let (_d, mut conn) = db();
-        let mut users = Collection::scaffold(CollectionType::Auth, "users");
+        let mut users = Collection::scaffold(CollectionType::Auth, "members");
         if let Some(a) = users.auth.as_mut() {
             a.oauth2.providers.push(OAuth2Provider { name: "github".into(), client_id: "id".into(), client_secret: "hush".into(), ..Default::default() });
         }
         write(&mut conn, |tx| create(tx, users)).expect("create");
         let (_, all) = load_all(&conn).expect("load");
-        let users = all.iter().find(|c| c.name == "users").expect("users");
+        let users = all.iter().find(|c| c.name == "members").expect("members");
         assert_eq!(users.auth.as_ref().map(|a| a.oauth2.providers[0].client_secret.as_str()), Some("hush"));
         let out = serde_json::to_value(users).expect("json");
         assert_eq!(out["oauth2"]["providers"][0]["clientId"], json!("id"));
         assert!(!out.to_string().contains("hush"));
+    }
+
+    #[test]
+    fn sql_keywords_and_unqueryable_names_are_refused() {
+        let (_d, mut conn) = db();
+        for name in ["order", "select", "1abc", &"x".repeat(65)] {
+            let c = Collection::scaffold(CollectionType::Base, name);
+            match write(&mut conn, |tx| create(tx, c)) {
+                Err(StoreError::Invalid(e)) => assert!(e.0.contains_key("name"), "{name}: {e:?}"),
+                other => panic!("{name}: {other:?}"),
+            }
+        }
+        // Keywords SQLite also accepts as plain names stay usable (positive control).
+        for name in ["key", "action", "abc_1"] {
+            write(&mut conn, |tx| create(tx, Collection::scaffold(CollectionType::Base, name))).expect(name);
+        }
+    }
+
+    #[test]
+    fn rules_are_compiled_against_the_fields_on_create_update_and_import() {
+        let (_d, mut conn) = db();
+        let mut c = posts();
+        c.list_rule = Some("nosuchfield = 1".into());
+        c.view_rule = Some("title = 'x' && (".into());
+        match write(&mut conn, |tx| create(tx, c)) {
+            Err(StoreError::Invalid(e)) => {
+                assert_eq!(e.0["listRule"].code, "validation_invalid_rule");
+                assert!(e.0["listRule"].message.contains("nosuchfield"), "{e:?}");
+                assert_eq!(e.0["viewRule"].code, "validation_invalid_rule");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(columns(&conn, "posts").is_empty(), "rolled back");
+        let mut good = posts();
+        good.update_rule = Some("title != '' && @request.auth.id != '' && tags ?= 'a'".into());
+        let stored = write(&mut conn, |tx| create(tx, good)).expect("valid rules pass");
+        let mut bad = stored.clone();
+        bad.delete_rule = Some("nosuchfield = 1".into());
+        assert!(matches!(write(&mut conn, |tx| update(tx, &stored, bad)), Err(StoreError::Invalid(e)) if e.0.contains_key("deleteRule")));
+        let mut auth = Collection::scaffold(CollectionType::Auth, "members");
+        if let Some(a) = auth.auth.as_mut() {
+            a.manage_rule = Some("nosuch.field = 1".into());
+        }
+        match write(&mut conn, |tx| import(tx, vec![auth], false)) {
+            Err(StoreError::Invalid(e)) => assert_eq!(e.0["collections.0.manageRule"].code, "validation_invalid_rule", "{e:?}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn custom_indexes_cannot_drop_the_unique_auth_indexes() {
+        let (_d, mut conn) = db();
+        let mut m = Collection::scaffold(CollectionType::Auth, "members");
+        m.indexes = vec!["CREATE INDEX idx_v ON members (verified)".into()];
+        let created = write(&mut conn, |tx| create(tx, m)).expect("create");
+        assert_eq!(created.indexes.len(), 3, "{:?}", created.indexes);
+        let mut stripped = created.clone();
+        stripped.indexes.clear();
+        let updated = write(&mut conn, |tx| update(tx, &created, stripped)).expect("update");
+        assert_eq!(updated.indexes.len(), 2, "{:?}", updated.indexes);
+        conn.execute("INSERT INTO members (id, email, tokenKey) VALUES ('a', 'x@y.z', 'k1')", []).expect("first");
+        assert!(conn.execute("INSERT INTO members (id, email, tokenKey) VALUES ('b', 'x@y.z', 'k2')", []).is_err(), "email stays unique");
+        assert!(conn.execute("INSERT INTO members (id, email, tokenKey) VALUES ('c', 'other@y.z', 'k1')", []).is_err(), "tokenKey stays unique");
+    }
+
+    #[test]
+    fn import_keeps_stored_oauth2_and_token_secrets() {
+        let (_d, mut conn) = db();
+        let mut m = Collection::scaffold(CollectionType::Auth, "members");
+        if let Some(a) = m.auth.as_mut() {
+            a.oauth2.providers.push(OAuth2Provider { name: "github".into(), client_id: "id".into(), client_secret: "hush".into(), ..Default::default() });
+            a.auth_token.secret = "tok".into();
+        }
+        let stored = write(&mut conn, |tx| create(tx, m)).expect("create");
+        // What an export gives: the API's JSON, without secrets.
+        let exported: Collection = serde_json::from_value(serde_json::to_value(&stored).expect("json")).expect("parse");
+        write(&mut conn, |tx| import(tx, vec![exported], false)).expect("import");
+        let (_, all) = load_all(&conn).expect("load");
+        let after = all.iter().find(|c| c.name == "members").and_then(|c| c.auth.clone()).expect("members");
+        assert_eq!(after.oauth2.providers[0].client_secret, "hush");
+        assert_eq!(after.auth_token.secret, "tok");
+        // A secret the import does send replaces the stored one (positive control).
+        let mut rotated: Collection = serde_json::from_value(serde_json::to_value(&stored).expect("json")).expect("parse");
+        if let Some(a) = rotated.auth.as_mut() {
+            a.oauth2.providers[0].client_secret = "new".into();
+        }
+        write(&mut conn, |tx| import(tx, vec![rotated], false)).expect("import");
+        let (_, all) = load_all(&conn).expect("load");
+        let after = all.iter().find(|c| c.name == "members").and_then(|c| c.auth.clone()).expect("members");
+        assert_eq!(after.oauth2.providers[0].client_secret, "new");
+    }
+
+    #[test]
+    fn collections_are_filtered_with_the_records_filter_language() {
+        let (_d, mut conn) = db();
+        write(&mut conn, |tx| create(tx, posts())).expect("posts");
+        let (_, all) = load_all(&conn).expect("load");
+        let id_of = |n: &str| all.iter().find(|c| c.name == n).map(|c| c.id.clone()).expect(n);
+        let names = |f: &str| -> Vec<String> {
+            let ids = filter_ids(&conn, f).expect(f);
+            all.iter().filter(|c| ids.contains(&c.id)).map(|c| c.name.clone()).collect()
+        };
+        assert_eq!(names("type = 'auth'"), ["_superusers", "users"]);
+        assert_eq!(names("type = 'auth' && system = false"), ["users"]);
+        assert_eq!(names("name ~ 'post' || id = '_pb_users_auth_'"), ["users", "posts"]);
+        assert_eq!(names(&format!("id = '{}'", id_of("posts"))), ["posts"]);
+        assert_eq!(names("listRule ~ '@request.auth.id'"), ["users"]);
+        assert_eq!(names("created > '2000-01-01'").len(), 3);
+        for bad in ["nosuch = 1", "name = ", "fields.x = 1"] {
+            assert!(matches!(filter_ids(&conn, bad), Err(StoreError::BadFilter(_))), "{bad}");
+        }
     }
 
     #[test]

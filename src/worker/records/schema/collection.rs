@@ -423,11 +423,78 @@ impl Collection {
         errors
     }
 
+    /// Puts back the unique `tokenKey` and `email` indexes of an auth collection when the
+    /// submitted `indexes` leave them out (or weaken them), as PocketBase re-adds them: without
+    /// them two accounts could share an email, and password reset and OAuth2 linking, which
+    /// look an account up by email, would pick one at random. Call before creating indexes.
+    pub fn ensure_auth_indexes(&mut self) {
+        if self.kind != CollectionType::Auth {
+            return;
+        }
+        let tag = if self.id.is_empty() { self.name.clone() } else { self.id.clone() };
+        let table = quote_ident(&self.name);
+        for (column, partial) in [("tokenKey", false), ("email", true)] {
+            if self.indexes.iter().any(|sql| is_unique_index_on(sql, column)) {
+                continue;
+            }
+            let name = quote_ident(&format!("idx_{column}_{tag}"));
+            let col = quote_ident(column);
+            let filter = if partial { format!(" WHERE {col} != ''") } else { String::new() };
+            self.indexes.push(format!("CREATE UNIQUE INDEX {name} ON {table} ({col}){filter}"));
+        }
+    }
+
+    /// Takes over write-only secrets from `old` (the stored definition) wherever this one
+    /// leaves them empty: an OAuth2 provider keeps its client secret (matched by name) and a
+    /// token kind its secret. The API never shows secrets, so a definition sent back to it
+    /// (a PATCH, an exported-then-imported schema) carries none and must not blank them.
+    pub fn keep_secrets_from(&mut self, old: &Collection) {
+        let (Some(old), Some(new)) = (&old.auth, &mut self.auth) else { return };
+        for p in new.oauth2.providers.iter_mut().filter(|p| p.client_secret.is_empty()) {
+            if let Some(o) = old.oauth2.providers.iter().find(|o| o.name == p.name) {
+                p.client_secret.clone_from(&o.client_secret);
+            }
+        }
+        for (n, o) in [
+            (&mut new.auth_token, &old.auth_token),
+            (&mut new.password_reset_token, &old.password_reset_token),
+            (&mut new.email_change_token, &old.email_change_token),
+            (&mut new.verification_token, &old.verification_token),
+            (&mut new.file_token, &old.file_token),
+        ] {
+            if n.secret.is_empty() {
+                n.secret.clone_from(&o.secret);
+            }
+        }
+    }
+
     /// `CREATE TABLE` for a base or auth collection (views are created from their query).
     pub fn create_table_sql(&self) -> String {
         let columns: Vec<String> = self.fields.iter().map(|f| format!("{} {}", quote_ident(&f.name), f.column_type())).collect();
         format!("CREATE TABLE {} ({})", quote_ident(&self.name), columns.join(", "))
     }
+}
+
+/// Whether `sql` is a unique index over exactly `column` that holds for every row (no
+/// `WHERE`, or only the `column != ''` of the default index). Quotes, case and spaces are
+/// ignored; anything else (an expression, more columns, another condition) does not count.
+fn is_unique_index_on(sql: &str, column: &str) -> bool {
+    let flatten = |text: &str| -> String {
+        text.chars().filter(|c| !c.is_whitespace() && !matches!(c, '"' | '`' | '[' | ']')).collect::<String>().to_ascii_lowercase()
+    };
+    let lower = sql.to_ascii_lowercase();
+    let Some(on) = lower.find(" on ") else { return false };
+    if !flatten(&lower[..on]).starts_with("createuniqueindex") {
+        return false;
+    }
+    let after_on = flatten(&lower[on..]);
+    let Some(open) = after_on.find('(') else { return false };
+    let rest = &after_on[open + 1..];
+    let Some(close) = rest.find(')') else { return false };
+    let column = column.to_ascii_lowercase();
+    let tail = &rest[close + 1..];
+    rest[..close] == column
+        && (tail.is_empty() || tail == format!("where{column}!=''") || tail == format!("where{column}<>''"))
 }
 
 /// The unique indexes every auth collection carries.
@@ -540,6 +607,34 @@ mod tests {
 
         let underscored = Collection::scaffold(CollectionType::Base, "_secret");
         assert!(underscored.validate().0.contains_key("name"));
+    }
+
+    #[test]
+    fn auth_indexes_are_put_back_when_left_out_or_weakened() {
+        let mut c = Collection::scaffold(CollectionType::Auth, "members");
+        c.id = "pbc_1".into();
+        c.indexes = vec!["CREATE INDEX idx_v ON members (verified)".into()];
+        c.ensure_auth_indexes();
+        assert_eq!(c.indexes.len(), 3, "{:?}", c.indexes);
+        assert!(c.indexes[2].contains("\"idx_email_pbc_1\" ON \"members\" (\"email\") WHERE"));
+        let before = c.indexes.clone();
+        c.ensure_auth_indexes();
+        assert_eq!(c.indexes, before, "idempotent");
+        // A user's own spelling of the unique indexes counts; a weaker one does not.
+        c.indexes = vec![
+            "create unique index my_tk on `members` ( `tokenKey` )".into(),
+            "CREATE UNIQUE INDEX e ON members (email) WHERE verified = 1".into(),
+        ];
+        c.ensure_auth_indexes();
+        assert_eq!(c.indexes.len(), 3, "{:?}", c.indexes);
+        assert!(is_unique_index_on("CREATE UNIQUE INDEX x ON t (\"email\") WHERE \"email\" != ''", "email"));
+        assert!(is_unique_index_on("CREATE UNIQUE INDEX idx_on_x ON t (Email)", "email"));
+        for weak in ["CREATE INDEX x ON t (email)", "CREATE UNIQUE INDEX x ON t (email, name)", "CREATE UNIQUE INDEX x ON t (lower(email))"] {
+            assert!(!is_unique_index_on(weak, "email"), "{weak}");
+        }
+        let mut base = Collection::scaffold(CollectionType::Base, "posts");
+        base.ensure_auth_indexes();
+        assert!(base.indexes.is_empty());
     }
 
     #[test]

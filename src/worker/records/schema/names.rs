@@ -2,9 +2,15 @@
 //!
 //! A name becomes a SQL identifier (table or column), so this is the gate that keeps request
 //! text out of SQL: only `^\w+$` (ASCII letters, digits, underscore) passes.
+//!
+//! Collection names are stricter than PocketBase's (which allows 255 characters and a leading
+//! digit): the record queries use the collection name as its own bare table alias, which
+//! SQLite reads only when it does not start with a digit, and the query compiler caps aliases
+//! at 64 characters. A name the queries could not use is refused here rather than accepted
+//! and left unqueryable. (SQL keywords are refused by the store, which asks SQLite.)
 
-/// Longest collection name.
-pub const MAX_COLLECTION_NAME_CHARS: usize = 255;
+/// Longest collection name (the query compiler's alias cap, `query::MAX_ALIAS_CHARS`).
+pub const MAX_COLLECTION_NAME_CHARS: usize = 64;
 /// Longest field name.
 pub const MAX_FIELD_NAME_CHARS: usize = 100;
 
@@ -38,7 +44,19 @@ fn check_word_name(name: &str, max_chars: usize) -> Result<(), super::Invalid> {
 
 /// Why a collection name is refused, as PocketBase's validation code and message.
 pub fn check_collection_name(name: &str) -> Result<(), super::Invalid> {
-    check_word_name(name, MAX_COLLECTION_NAME_CHARS)
+    use super::Invalid;
+    let chars = name.chars().count();
+    if chars > MAX_COLLECTION_NAME_CHARS {
+        return Err(Invalid::new(
+            "validation_length_out_of_range",
+            format!("The length must be between 1 and {MAX_COLLECTION_NAME_CHARS}."),
+        ));
+    }
+    check_word_name(name, MAX_COLLECTION_NAME_CHARS)?;
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        return Err(Invalid::new("validation_invalid_name", "Collection names cannot start with a digit."));
+    }
+    Ok(())
 }
 
 /// Checks a field name; `auth` adds the auth-only reserved names.
@@ -79,9 +97,12 @@ mod tests {
         for ok in ["posts", "Posts_2", "_x", "a"] {
             assert!(check_collection_name(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "my posts", "posts;drop", "p\"x", "a_via_b", "ünïcode", &"x".repeat(256)] {
+        for bad in ["", "my posts", "posts;drop", "p\"x", "a_via_b", "ünïcode", &"x".repeat(256), "1abc", "9", &"x".repeat(65)] {
             assert!(check_collection_name(bad).is_err(), "{bad}");
         }
+        assert!(check_collection_name(&"x".repeat(64)).is_ok(), "64 characters is the limit");
+        assert_eq!(check_collection_name("1abc").map_err(|e| e.code), Err("validation_invalid_name"));
+        assert_eq!(check_collection_name(&"x".repeat(65)).map_err(|e| e.code), Err("validation_length_out_of_range"));
     }
 
     #[test]
