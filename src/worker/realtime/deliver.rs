@@ -7,7 +7,8 @@
 //! one reader-thread job checks each variant's rule and filter against the record as
 //! captured and renders its payload once; the per-client work is only framing. Auth identity
 //! collapses to "any non-superuser" when neither the rule nor the options can tell users
-//! apart (no `@request.auth` in the rule, no expand, not an auth collection), so a thousand
+//! apart (no `@request.auth` in the rule, no expand, no filter through a relation — it meets
+//! the target's list rule — and not an auth collection), so a thousand
 //! guests or users on a public collection cost one rule check and one render per change.
 //!
 //! It also keeps clients' auth current: an update of a client's auth record refreshes it,

@@ -5,7 +5,8 @@
 //! [`Realtime`] is the worker's handle. The writer thread calls [`Realtime::publish`] right
 //! after a COMMIT (see `Db::write_then`): it only pushes onto unbounded channels (to the
 //! dispatcher, and to the bus relay task that encodes and sends them to the other workers), so
-//! a write never waits for delivery. Each job's changes carry a cluster-wide
+//! a write never waits for delivery. A job's changes too large for one bus frame travel in
+//! [`parts`], reassembled by each receiver. Each job's changes carry a cluster-wide
 //! sequence number bumped inside its transaction (`records::changes::stamp`), and the
 //! dispatcher task ([`deliver`]) puts what it hears — its own and the bus's — back into that
 //! commit order before delivering, so the order holds across workers too. Per batch of changes
@@ -38,6 +39,19 @@ use crate::shared::bus::codec::{self, CodecError};
 use crate::shared::bus::{Bus, BusMsg};
 use crate::worker::records::changes::Stamped;
 use client::{Client, End, Registry, Transport};
+
+/// Bytes of text values in a change set: a cheap lower bound of its JSON size.
+fn text_bytes(stamped: &Stamped) -> usize {
+    stamped
+        .changes
+        .iter()
+        .flat_map(|c| c.columns.iter())
+        .map(|(_, v)| match v {
+            crate::worker::records::sql_value::SqlValue::Text(t) => t.len(),
+            _ => 0,
+        })
+        .sum()
+}
 
 /// The bus `Publish` topic that carries committed changes between workers.
 pub const BUS_TOPIC: &str = "realtime";
@@ -129,6 +143,15 @@ impl Realtime {
     /// into [`parts`] that each receiver reassembles.
     pub async fn relay(self, mut rx: mpsc::UnboundedReceiver<Arc<Stamped>>) {
         while let Some(stamped) = rx.recv().await {
+            // A set whose text alone nears the frame limit goes straight to parts: one
+            // serialisation instead of three, so its receivers' reorder wait stays short.
+            if text_bytes(&stamped) > codec::MAX_FRAME_BYTES / 2 {
+                match serde_json::to_string(&*stamped) {
+                    Ok(text) => self.send_parts(stamped.seq, &text, text.len()),
+                    Err(e) => tracing::error!(error = %e, seq = stamped.seq, "encoding realtime changes for the bus; other workers will not deliver them"),
+                }
+                continue;
+            }
             let payload = match serde_json::to_value(&*stamped) {
                 Ok(p) => p,
                 Err(e) => {
