@@ -56,7 +56,17 @@ pub async fn run(state: AppState, mut rx: mpsc::UnboundedReceiver<Arc<Stamped>>)
                 Some(set) => order.push(set, std::time::Instant::now()),
                 None => break,
             },
-            _ = sleep_until(deadline), if deadline.is_some() => order.expire(std::time::Instant::now()),
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                let now = std::time::Instant::now();
+                match order.gap() {
+                    // A set in the gap is arriving in parts: worth waiting for.
+                    Some(gap) if state.realtime.arriving(gap.clone()) => {
+                        order.postpone(now);
+                        Vec::new()
+                    }
+                    _ => order.expire(now),
+                }
+            }
         };
         // Whatever else is already queued joins this round (one reader job for all of it).
         while ready.iter().map(|s| s.changes.len()).sum::<usize>() < MAX_BATCH_CHANGES {

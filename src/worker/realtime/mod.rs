@@ -210,10 +210,9 @@ impl Realtime {
                 return;
             }
         };
-        let pushed = self.assembler.lock().unwrap_or_else(|p| p.into_inner()).push(origin, seq, part);
+        let pushed = self.assembler.lock().unwrap_or_else(|p| p.into_inner()).push(origin, seq, part, std::time::Instant::now());
         if let Some(e) = pushed.lost {
-            let lost_total = self.lost_sets.fetch_add(1, Ordering::Relaxed) + 1;
-            tracing::warn!(origin, error = %e, lost_total, "a realtime change set split into parts did not arrive whole; its events are lost");
+            self.report_lost(&e);
         }
         if let Some(text) = pushed.done {
             match serde_json::from_str::<Stamped>(&text) {
@@ -221,6 +220,21 @@ impl Realtime {
                 Err(e) => tracing::warn!(error = %e, origin, seq, "undecodable reassembled realtime changes; skipped"),
             }
         }
+    }
+
+    /// Whether a set numbered within `gap` is arriving in parts (the dispatcher then keeps
+    /// waiting for it); reports sets that took too long as lost.
+    pub fn arriving(&self, gap: std::ops::Range<u64>) -> bool {
+        let (arriving, lost) = self.assembler.lock().unwrap_or_else(|p| p.into_inner()).arriving(gap, std::time::Instant::now());
+        for e in &lost {
+            self.report_lost(e);
+        }
+        arriving
+    }
+
+    fn report_lost(&self, e: &parts::PartError) {
+        let lost_total = self.lost_sets.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(error = %e, lost_total, "a realtime change set split into parts did not arrive whole; its events are lost");
     }
 
     fn accept(&self, stamped: Stamped) {

@@ -3,13 +3,16 @@
 //! [`BUS_PART_TOPIC`], and every receiving worker's [`Assembler`] puts them back together
 //! before the set joins the others in commit order. The hub forwards the parts like any other
 //! `Publish` (in order, per receiver), so a receiver sees one origin's parts in sequence; a
-//! part missing (a full bus queue dropped it) loses that one set, which the caller logs.
+//! part missing (a full bus queue dropped it) loses that one set, which the caller logs, and
+//! so does a set not whole within [`ASSEMBLY_TIMEOUT`] (its origin died half-way).
 //!
 //! Pure bookkeeping: it must not touch the bus or the dispatcher itself.
 //!
 //! [`codec::MAX_FRAME_BYTES`]: crate::shared::bus::codec::MAX_FRAME_BYTES
 
 use std::collections::HashMap;
+use std::ops::Range;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,6 +24,10 @@ pub const BUS_PART_TOPIC: &str = "realtime.part";
 pub const PART_TEXT_BYTES: usize = 1024 * 1024;
 /// Most parts one change set may have (1 GiB of JSON): what a receiver may hold per origin.
 pub const MAX_PARTS: usize = 1024;
+/// How long a set may take to arrive whole once its first part came. Until then the
+/// dispatcher keeps later sets waiting for it (past the usual gap timeout); after it, the set
+/// is given up on (its origin died half-way) and its memory freed.
+pub const ASSEMBLY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// One piece of a split change set; the set's `seq` travels in the `Publish` frame.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +62,8 @@ pub enum PartError {
     TooManyParts { seq: u64, parts: usize },
     #[error("set {seq} was left incomplete ({have} of {parts} parts) when the next one began")]
     Abandoned { seq: u64, have: usize, parts: usize },
+    #[error("set {seq} did not arrive whole ({have} of {parts} parts) within {ASSEMBLY_TIMEOUT:?}")]
+    TimedOut { seq: u64, have: usize, parts: usize },
 }
 
 /// What one part did.
@@ -67,6 +76,7 @@ pub struct Pushed {
 }
 
 struct Open {
+    started: Instant,
     seq: u64,
     parts: usize,
     have: usize,
@@ -80,7 +90,21 @@ pub struct Assembler {
 }
 
 impl Assembler {
-    pub fn push(&mut self, origin: u32, seq: u64, part: Part) -> Pushed {
+    /// Whether a set numbered within `gap` is arriving, begun less than [`ASSEMBLY_TIMEOUT`]
+    /// ago. Sets older than that are dropped here and returned, to be reported lost.
+    pub fn arriving(&mut self, gap: Range<u64>, now: Instant) -> (bool, Vec<PartError>) {
+        let mut lost = Vec::new();
+        self.open.retain(|_, o| {
+            let fresh = now.saturating_duration_since(o.started) < ASSEMBLY_TIMEOUT;
+            if !fresh {
+                lost.push(PartError::TimedOut { seq: o.seq, have: o.have, parts: o.parts });
+            }
+            fresh
+        });
+        (self.open.values().any(|o| gap.contains(&o.seq)), lost)
+    }
+
+    pub fn push(&mut self, origin: u32, seq: u64, part: Part, now: Instant) -> Pushed {
         let mut out = Pushed::default();
         if part.part == 0 {
             if let Some(old) = self.open.remove(&origin) {
@@ -90,7 +114,7 @@ impl Assembler {
                 out.lost = Some(PartError::TooManyParts { seq, parts: part.parts });
                 return out;
             }
-            self.open.insert(origin, Open { seq, parts: part.parts, have: 0, text: String::with_capacity(part.parts.saturating_mul(PART_TEXT_BYTES)) });
+            self.open.insert(origin, Open { started: now, seq, parts: part.parts, have: 0, text: String::with_capacity(part.parts.saturating_mul(PART_TEXT_BYTES)) });
         }
         let Some(open) = self.open.get_mut(&origin) else {
             out.lost = Some(PartError::OutOfOrder { seq, expected: 0, got: part.part });
@@ -130,7 +154,7 @@ mod tests {
         let mut a = Assembler::default();
         let mut whole = None;
         for p in parts {
-            let pushed = a.push(3, 9, p);
+            let pushed = a.push(3, 9, p, Instant::now());
             assert_eq!(pushed.lost, None);
             whole = pushed.done.or(whole);
         }
@@ -143,14 +167,30 @@ mod tests {
         let mut parts = parts_of(&text);
         parts.remove(1);
         let mut a = Assembler::default();
-        assert_eq!(a.push(1, 5, parts[0].clone()), Pushed::default());
-        assert!(matches!(a.push(1, 5, parts[1].clone()).lost, Some(PartError::OutOfOrder { expected: 1, got: 2, .. })));
+        assert_eq!(a.push(1, 5, parts[0].clone(), Instant::now()), Pushed::default());
+        assert!(matches!(a.push(1, 5, parts[1].clone(), Instant::now()).lost, Some(PartError::OutOfOrder { expected: 1, got: 2, .. })));
         // The next set from the same origin goes through.
         let next = parts_of("z");
-        assert_eq!(a.push(1, 6, next[0].clone()).done.as_deref(), Some("z"));
+        assert_eq!(a.push(1, 6, next[0].clone(), Instant::now()).done.as_deref(), Some("z"));
         // A set begun and never finished is reported when the next begins.
         let big = parts_of(&text);
-        a.push(1, 7, big[0].clone());
-        assert!(matches!(a.push(1, 8, next[0].clone()).lost, Some(PartError::Abandoned { seq: 7, have: 1, parts: 3 })));
+        a.push(1, 7, big[0].clone(), Instant::now());
+        assert!(matches!(a.push(1, 8, next[0].clone(), Instant::now()).lost, Some(PartError::Abandoned { seq: 7, have: 1, parts: 3 })));
+    }
+
+    #[test]
+    fn a_set_arriving_holds_its_gap_open_until_it_times_out() {
+        let t0 = Instant::now();
+        let text = "w".repeat(PART_TEXT_BYTES * 2);
+        let parts = parts_of(&text);
+        let mut a = Assembler::default();
+        a.push(2, 7, parts[0].clone(), t0);
+        assert_eq!(a.arriving(5..8, t0), (true, vec![]));
+        assert_eq!(a.arriving(8..9, t0), (false, vec![]));
+        let (arriving, lost) = a.arriving(5..8, t0 + ASSEMBLY_TIMEOUT);
+        assert!(!arriving);
+        assert_eq!(lost, vec![PartError::TimedOut { seq: 7, have: 1, parts: 2 }]);
+        // Its remaining part finds nothing open: reported, not delivered.
+        assert!(a.push(2, 7, parts[1].clone(), t0 + ASSEMBLY_TIMEOUT).lost.is_some());
     }
 }
