@@ -36,6 +36,8 @@ struct Ev {
     action: String,
     v: i64,
     topic: String,
+    /// Characters of the record's `data` field when it is a string (large-payload tests).
+    data_len: usize,
 }
 
 type Inbox = Arc<Mutex<Vec<Ev>>>;
@@ -47,6 +49,7 @@ fn ev_from(topic: &str, action: &str, record: &Value) -> Ev {
         action: action.to_owned(),
         v: record["v"].as_i64().unwrap_or(-1),
         topic: topic.to_owned(),
+        data_len: record["data"].as_str().map_or(0, str::len),
     }
 }
 
@@ -128,7 +131,7 @@ fn open_sse(port: u16) -> SseSub {
                 } else if event.starts_with('@') {
                     // A message on a free-form topic (`@oauth2`): its state and code.
                     let text = |k: &str| data[k].as_str().unwrap_or_default().to_owned();
-                    sink.lock().expect("inbox").push(Ev { collection: text("state"), id: text("code"), action: "message".into(), v: -1, topic: event.to_owned() });
+                    sink.lock().expect("inbox").push(Ev { collection: text("state"), id: text("code"), action: "message".into(), v: -1, topic: event.to_owned(), data_len: 0 });
                 } else {
                     let e = ev_from(event, data["action"].as_str().unwrap_or_default(), &data["record"]);
                     sink.lock().expect("inbox").push(e);
@@ -193,6 +196,8 @@ struct WsSub {
     client_id: String,
     inbox: Inbox,
     ended: WsEnd,
+    /// Server messages that are not record events, in order.
+    control: Arc<Mutex<Vec<Value>>>,
 }
 
 /// Opens a WebSocket at `/realtime`, authenticates, subscribes, then reads on a thread.
@@ -223,7 +228,8 @@ fn open_ws(port: u16, token: Option<&str>, topics: &[String]) -> WsSub {
     assert_eq!(r["topics"].as_array().map(Vec::len), Some(topics.len()));
     let inbox: Inbox = Arc::default();
     let ended: WsEnd = Arc::default();
-    let (sink, end) = (inbox.clone(), ended.clone());
+    let control: Arc<Mutex<Vec<Value>>> = Arc::default();
+    let (sink, end, other) = (inbox.clone(), ended.clone(), control.clone());
     std::thread::spawn(move || loop {
         match ws.read() {
             Ok(Message::Close(f)) => {
@@ -241,12 +247,14 @@ fn open_ws(port: u16, token: Option<&str>, topics: &[String]) -> WsSub {
                     let e = ev_from(m["topic"].as_str().unwrap_or_default(), action, &m["record"]);
                     assert_eq!(m["collection"].as_str(), Some(e.collection.as_str()));
                     sink.lock().expect("inbox").push(e);
+                } else {
+                    other.lock().expect("control").push(m);
                 }
             }
             Ok(_) => {}
         }
     });
-    WsSub { client_id, inbox, ended }
+    WsSub { client_id, inbox, ended, control }
 }
 
 fn ok(r: Resp) -> Value {
@@ -841,10 +849,10 @@ fn an_idle_stream_is_closed() {
     assert!(closed_for(&c.p, &ws.client_id, "idle"));
 }
 
-/// Events keep a stream past the idle timeout; an SSE stream still ends at its maximum
-/// lifetime (a WebSocket has none), and once the events stop the WebSocket idles out too.
+/// Events keep a stream past the idle timeout; both an SSE stream and a WebSocket still end at
+/// their maximum lifetime, however busy (the WebSocket with close 1000 `max_lifetime`).
 #[test]
-fn a_stream_receiving_events_outlives_the_idle_timeout_and_sse_ends_at_its_max_lifetime() {
+fn a_stream_receiving_events_outlives_the_idle_timeout_and_ends_at_its_max_lifetime() {
     let c = start(
         Spawn::serve()
             .env("VAULTBASE_REALTIME_IDLE_TIMEOUT_MS", "2000")
@@ -868,18 +876,200 @@ fn a_stream_receiving_events_outlives_the_idle_timeout_and_sse_ends_at_its_max_l
         })
     };
     wait_until("the SSE stream outlived its maximum lifetime", || sse.ended.load(std::sync::atomic::Ordering::SeqCst));
-    wait_until("the SSE close was not logged", || !c.p.logs_with_message("realtime stream closed").is_empty());
-    assert!(closed_for(&c.p, &sse.client_id, "max_lifetime"), "closed for another reason: {}", c.p.log_text());
-    assert!(!closed_for(&c.p, &sse.client_id, "idle"));
-    assert!(!sse.inbox.lock().expect("inbox").is_empty(), "the SSE stream got events");
-    // The WebSocket, fed all along, is still open past the SSE lifetime (and so past many idle
-    // timeouts).
-    assert_eq!(*ws.ended.lock().expect("end"), None, "the fed WebSocket was closed");
-    assert!(!ws.inbox.lock().expect("inbox").is_empty(), "the WebSocket got events");
+    wait_until("the WebSocket outlived its maximum lifetime", || ws.ended.lock().expect("end").is_some());
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     writer.join().expect("writer");
-    wait_until("the WebSocket stayed open once the events stopped", || ws.ended.lock().expect("end").is_some());
-    assert_eq!(*ws.ended.lock().expect("end"), Some(Some((1000, "idle".to_owned()))));
+    assert_eq!(*ws.ended.lock().expect("end"), Some(Some((1000, "max_lifetime".to_owned()))));
+    wait_until("the closes were not logged", || closed_for(&c.p, &sse.client_id, "max_lifetime") && closed_for(&c.p, &ws.client_id, "max_lifetime"));
+    assert!(!closed_for(&c.p, &sse.client_id, "idle"), "closed for another reason: {}", c.p.log_text());
+    assert!(!closed_for(&c.p, &ws.client_id, "idle"), "closed for another reason: {}", c.p.log_text());
+    assert!(!sse.inbox.lock().expect("inbox").is_empty(), "the SSE stream got events");
+    assert!(!ws.inbox.lock().expect("inbox").is_empty(), "the WebSocket got events");
+}
+
+/// A WebSocket authenticated with a token that expires becomes a guest's when it does: it is
+/// told so, and then gets only what a guest may see. A second session of the same user with a
+/// long-lived token still gets the owner-only record (positive control).
+#[test]
+fn a_websocket_whose_token_expires_becomes_a_guest() {
+    let c = start(Spawn::serve());
+    let users = c.schema();
+    let (u1, long_token) = users[0].clone();
+    let short = c.call("POST", &format!("/api/collections/members/impersonate/{u1}"), Some(&json!({"duration": 3})));
+    let short_token = short["token"].as_str().expect("token");
+    let topics = ["secrets/*".to_owned(), "items/*".to_owned()];
+    let expiring = open_ws(c.p.port, Some(short_token), &topics);
+    let lasting = open_ws(c.p.port, Some(&long_token), &topics);
+    wait_until("no token_expired notice", || expiring.control.lock().expect("control").iter().any(|m| m["reason"] == "token_expired"));
+    let notice = expiring.control.lock().expect("control").iter().find(|m| m["reason"] == "token_expired").cloned();
+    assert_eq!(notice, Some(json!({"type": "authenticated", "collectionName": null, "id": null, "reason": "token_expired"})));
+    let secret = c.call("POST", "/api/collections/secrets/records", Some(&json!({"owner": u1, "v": 1})))["id"].as_str().expect("id").to_owned();
+    let barrier = c.call("POST", "/api/collections/items/records", Some(&json!({"title": "barrier", "n": 1, "v": 0})))["id"].as_str().expect("id").to_owned();
+    let has = |s: &WsSub, id: &str| s.inbox.lock().expect("inbox").iter().any(|e| e.id == id);
+    wait_until("the lasting session did not get the secret and the barrier", || has(&lasting, &secret) && has(&lasting, &barrier));
+    wait_until("the expired session did not get the barrier", || has(&expiring, &barrier));
+    assert!(!has(&expiring, &secret), "an expired session still got the owner's secret");
+}
+
+/// A record change carrying a 5 MB json field reaches an SSE and a WebSocket subscriber whole.
+#[test]
+fn a_five_megabyte_change_reaches_subscribers_in_serve() {
+    let c = start(Spawn::serve());
+    let id = big_blob_collection(&c);
+    let sse = open_sse(c.p.port);
+    let (status, _) = post_elsewhere(c.p.port, u32::MAX, None, &json!({"clientId": sse.client_id, "subscriptions": ["blobs/*"]}));
+    assert_eq!(status, 204);
+    let ws = open_ws(c.p.port, None, &["blobs/*".to_owned()]);
+    let data = big_data();
+    c.call("PATCH", &format!("/api/collections/blobs/records/{id}"), Some(&json!({"data": data, "v": 2})));
+    let whole = |inbox: &Inbox| inbox.lock().expect("inbox").iter().any(|e| e.id == id && e.v == 2 && e.data_len == data.len());
+    wait_until("the SSE subscriber did not get the 5 MB change", || whole(&sse.inbox));
+    wait_until("the WebSocket subscriber did not get the 5 MB change", || whole(&ws.inbox));
+}
+
+/// The same across workers: the change is written through another worker than the
+/// subscriber's, so it crosses the bus, whose frames are limited to 4 MiB.
+#[test]
+fn a_five_megabyte_change_reaches_a_subscriber_on_another_worker() {
+    let c = start(Spawn::cluster(2));
+    let id = big_blob_collection(&c);
+    let sse = open_sse(c.p.port);
+    let home = owner(&sse.client_id);
+    let (status, _) = post_elsewhere(c.p.port, u32::MAX, None, &json!({"clientId": sse.client_id, "subscriptions": ["blobs/*"]}));
+    assert_eq!(status, 204);
+    let data = big_data();
+    let (mut s, mut r, worker) = connect_elsewhere(c.p.port, home);
+    assert_ne!(worker, home);
+    let body = json!({"data": data, "v": 2}).to_string();
+    let req = format!(
+        "PATCH /api/collections/blobs/records/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        c.su,
+        body.len()
+    );
+    s.write_all(req.as_bytes()).expect("patch head");
+    s.write_all(body.as_bytes()).expect("patch body");
+    assert_eq!(status_of(&read_head(&mut r)), 200);
+    let whole = || sse.inbox.lock().expect("inbox").iter().any(|e| e.id == id && e.v == 2 && e.data_len == data.len());
+    wait_until("the subscriber on the other worker did not get the 5 MB change", whole);
+}
+
+/// `blobs` (public, a json `data` field allowed 10 MB) with one small record; its id.
+fn big_blob_collection(c: &Cluster) -> String {
+    c.call("POST", "/api/collections", Some(&json!({"name": "blobs", "listRule": "", "viewRule": "", "fields": [
+        {"name": "data", "type": "json", "maxSize": 10_000_000},
+        {"name": "v", "type": "number"}
+    ]})));
+    c.call("POST", "/api/collections/blobs/records", Some(&json!({"data": "small", "v": 1})))["id"].as_str().expect("id").to_owned()
+}
+
+/// 5 MB of text with quotes and backslashes (escaped again on the bus) and non-ASCII.
+fn big_data() -> String {
+    let unit = "a \"quoted\" \\ path — é ";
+    unit.repeat(5_000_000 / unit.len() + 1)
+}
+
+/// Two users subscribe with the same filter through a relation whose target's list rule shows
+/// each user only herself: each must get her own posts only, never the other's, although
+/// their subscriptions are equal.
+#[test]
+fn equal_filters_through_a_relation_are_judged_per_identity() {
+    let c = start(Spawn::serve());
+    let users = c.schema();
+    let members = c.call("GET", "/api/collections/members", None)["id"].as_str().expect("id").to_owned();
+    c.call("POST", "/api/collections", Some(&json!({"name": "posts", "listRule": "", "viewRule": "", "fields": [
+        {"name": "author", "type": "relation", "collectionId": members, "maxSelect": 1},
+        {"name": "v", "type": "number"}
+    ]})));
+    let filter = json!({"query": {"filter": "author.verified = false"}}).to_string();
+    let topic = format!("posts/*?options={}", url_encode(&filter));
+    let subs: Vec<SseSub> = users[..2]
+        .iter()
+        .map(|(_, token)| {
+            let sse = open_sse(c.p.port);
+            let (status, _) = post_elsewhere(c.p.port, u32::MAX, Some(token), &json!({"clientId": sse.client_id, "subscriptions": [topic, "items/*"]}));
+            assert_eq!(status, 204);
+            sse
+        })
+        .collect();
+    let post1 = c.call("POST", "/api/collections/posts/records", Some(&json!({"author": users[0].0, "v": 1})))["id"].as_str().expect("id").to_owned();
+    let post2 = c.call("POST", "/api/collections/posts/records", Some(&json!({"author": users[1].0, "v": 2})))["id"].as_str().expect("id").to_owned();
+    let barrier = c.call("POST", "/api/collections/items/records", Some(&json!({"title": "barrier", "n": 1, "v": 0})))["id"].as_str().expect("id").to_owned();
+    for (i, s) in subs.iter().enumerate() {
+        wait_for(s, &barrier, &format!("u{}", i + 1));
+    }
+    let got = |s: &SseSub| -> Vec<String> { s.inbox.lock().expect("inbox").iter().filter(|e| e.id != barrier).map(|e| e.id.clone()).collect() };
+    assert_eq!(got(&subs[0]), [post1], "u1");
+    assert_eq!(got(&subs[1]), [post2], "u2");
+}
+
+/// A client may use at most 100 distinct subscription options: the 101st is refused with 400
+/// in PocketBase's envelope (SSE POST) or an error message carrying the same (WebSocket), and
+/// 100 are accepted (control).
+#[test]
+fn a_client_may_not_use_more_than_a_hundred_distinct_options() {
+    let c = start(Spawn::serve());
+    let topics = |n: usize| -> Vec<String> {
+        (0..n).map(|i| format!("items/*?options={}", url_encode(&json!({"query": {"i": i.to_string()}}).to_string()))).collect()
+    };
+    let sse = open_sse(c.p.port);
+    let post = |subs: Vec<String>| call(c.p.port, "POST", "/api/realtime", None, Some(&json!({"clientId": sse.client_id, "subscriptions": subs})));
+    let refused = post(topics(101));
+    assert_eq!(refused.status, 400, "{}", String::from_utf8_lossy(&refused.body));
+    let body = refused.json();
+    assert_eq!(body["status"], 400);
+    assert_eq!(body["data"]["subscriptions"]["code"], "validation_too_many_options", "{body}");
+    assert_eq!(post(topics(100)).status, 204);
+
+    let ws = open_ws(c.p.port, None, &topics(100));
+    let stream = TcpStream::connect(("127.0.0.1", c.p.port)).expect("connect");
+    let (mut raw, _) = tungstenite::client::client(format!("ws://127.0.0.1:{}/realtime", c.p.port), stream).expect("ws handshake");
+    raw.read().expect("connected");
+    raw.send(Message::Text(json!({"type": "subscribe", "topics": topics(101)}).to_string())).expect("send subscribe");
+    let reply: Value = match raw.read().expect("reply") {
+        Message::Text(t) => serde_json::from_str(&t).expect("JSON"),
+        other => panic!("unexpected {other:?}"),
+    };
+    assert_eq!(reply["type"], "error", "{reply}");
+    assert_eq!(reply["code"], "too_many_options");
+    assert_eq!(reply["status"], 400);
+    assert!(ws.ended.lock().expect("end").is_none());
+}
+
+/// A subscriber that stops reading is cut off at its outbox bound and leaves the worker's
+/// client registry then, not when its connection finally dies.
+#[test]
+fn a_cut_off_subscriber_leaves_the_client_registry() {
+    let c = start(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1"));
+    c.call("POST", "/api/collections", Some(&json!({"name": "blobs", "listRule": "", "viewRule": "", "fields": [
+        {"name": "body", "type": "text", "max": 200000}
+    ]})));
+    let clients = || ok(call(c.p.port, "GET", "/_/test/stats", None, None))["realtimeClients"].as_u64().expect("realtimeClients");
+    let mut slow = TcpStream::connect(("127.0.0.1", c.p.port)).expect("connect");
+    slow.write_all(b"GET /api/realtime HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let mut slow_r = BufReader::new(slow.try_clone().expect("clone"));
+    read_head(&mut slow_r);
+    let mut first = String::new();
+    while !first.contains("\n\n") {
+        let mut line = String::new();
+        slow_r.read_line(&mut line).expect("read");
+        first.push_str(&line);
+    }
+    let slow_id = first.lines().find_map(|l| l.strip_prefix("id:")).expect("client id").to_owned();
+    let (status, _) = post_elsewhere(c.p.port, u32::MAX, None, &json!({"clientId": slow_id, "subscriptions": ["blobs/*"]}));
+    assert_eq!(status, 204);
+    assert_eq!(clients(), 1, "the subscriber is registered");
+    // ~100 KB events until it is gone: the socket buffers plus the 4 MiB bound fill long
+    // before the last of them.
+    const MAX_EVENTS: usize = 400;
+    let body = "x".repeat(100_000);
+    let mut sent = 0;
+    while clients() > 0 && sent < MAX_EVENTS {
+        c.call("POST", "/api/collections/blobs/records", Some(&json!({"body": body})));
+        sent += 1;
+    }
+    wait_until("the cut-off subscriber is still registered", || clients() == 0);
+    println!("gone from the registry after {sent} events");
+    drop(slow);
 }
 
 /// PocketBase's OAuth2 redirect reaches the realtime client named by its `state` when the
@@ -903,7 +1093,7 @@ fn an_oauth2_redirect_reaches_its_realtime_client_on_another_worker() {
     assert_eq!(status, 200);
     wait_until("no @oauth2 message", || !sse.inbox.lock().expect("inbox").is_empty());
     let got = sse.inbox.lock().expect("inbox").clone();
-    assert_eq!(got, [Ev { collection: sse.client_id.clone(), id: "the-code".into(), action: "message".into(), v: -1, topic: "@oauth2".into() }]);
+    assert_eq!(got, [Ev { collection: sse.client_id.clone(), id: "the-code".into(), action: "message".into(), v: -1, topic: "@oauth2".into(), data_len: 0 }]);
     // One message per subscription: a replayed redirect finds no subscriber.
     assert_eq!(redirect("another-code").0, 400);
 }

@@ -25,7 +25,8 @@ pub const MAX_WORKERS: usize = 256;
 
 /// How long a realtime stream may go without delivering anything (PocketBase: 5 minutes).
 pub const DEFAULT_REALTIME_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
-/// How long an SSE stream lives at most (PocketBase: 30 minutes); the SDK reconnects.
+/// How long an SSE stream or a WebSocket lives at most (PocketBase: 30 minutes for SSE); the
+/// client reconnects.
 pub const DEFAULT_REALTIME_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 /// One environment variable the binary reads, for `--help` and the README.
@@ -53,7 +54,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar {
         name: "VAULTBASE_REALTIME_MAX_LIFETIME_MS",
         default: "1800000",
-        help: "ms an SSE stream lives at most, 1-1800000 (for the test suite only)",
+        help: "ms an SSE stream or WebSocket lives at most, 1-1800000 (for the test suite only)",
     },
 ];
 
@@ -121,7 +122,7 @@ pub struct Config {
     pub test_routes: bool,
     /// A realtime stream (SSE or WS) that delivered nothing for this long is closed.
     pub realtime_idle_timeout: Duration,
-    /// An SSE stream is closed after this long in any case.
+    /// An SSE stream or WebSocket is closed after this long in any case.
     pub realtime_max_lifetime: Duration,
 }
 

@@ -121,6 +121,11 @@ impl BusClient {
                 return;
             }
         };
+        self.send_frame(frame);
+    }
+
+    /// Queues an already encoded frame, as [`BusClient::send`] does.
+    pub fn send_frame(&self, frame: Frame) {
         if let Err(e) = self.tx.try_send(frame) {
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if n == 1 || n.is_multiple_of(1000) {

@@ -88,6 +88,15 @@ impl Bus {
         }
     }
 
+    /// Sends a frame encoded by the caller (who wanted to see [`codec::CodecError::TooLarge`]
+    /// before sending). Never waits; a full queue drops and counts.
+    pub fn send_frame(&self, frame: codec::Frame) {
+        match self {
+            Bus::Local(_) => {}
+            Bus::Unix(client) => client.send_frame(frame),
+        }
+    }
+
     /// Messages this worker could not send because its queue was full.
     pub fn dropped(&self) -> u64 {
         match self {

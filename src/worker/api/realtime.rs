@@ -20,7 +20,7 @@ use crate::worker::http::error::ApiError;
 use crate::worker::realtime::client::Transport;
 use crate::worker::realtime::sse::SseBody;
 use crate::worker::realtime::subscribe::{SubscribeError, SubscribeRequest};
-use crate::worker::realtime::topic::{MAX_SUBSCRIPTIONS, MAX_TOPIC_CHARS};
+use crate::worker::realtime::topic::{option_sets, MAX_OPTION_SETS_PER_CLIENT, MAX_SUBSCRIPTIONS, MAX_TOPIC_CHARS};
 use crate::worker::realtime::ws;
 use crate::worker::server::PeerAddr;
 use crate::worker::state::AppState;
@@ -93,6 +93,13 @@ pub async fn set_subscriptions(state: &AppState, req: Request<Incoming>) -> Resu
     }
     if body.subscriptions.len() > MAX_SUBSCRIPTIONS {
         return Err(invalid("subscriptions", "validation_length_too_long", "The length must be no more than 1000."));
+    }
+    if option_sets(body.subscriptions.iter().map(String::as_str)) > MAX_OPTION_SETS_PER_CLIENT {
+        return Err(invalid(
+            "subscriptions",
+            "validation_too_many_options",
+            &format!("At most {MAX_OPTION_SETS_PER_CLIENT} different subscription options per client."),
+        ));
     }
     if let Some(i) = body.subscriptions.iter().position(|s| s.chars().count() > MAX_TOPIC_CHARS || s.contains(['\n', '\r'])) {
         let mut data = Map::new();

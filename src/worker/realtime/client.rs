@@ -15,7 +15,10 @@ use bytes::{BufMut, Bytes, BytesMut};
 use super::topic::Topic;
 use crate::worker::actor::Actor;
 
-/// Bytes of events one client may have waiting before it is disconnected as too slow.
+/// Bytes of events one client may have waiting before it is disconnected as too slow. A
+/// single frame that finds the outbox empty is always taken, whatever its size: a record with
+/// a large field must reach a client that keeps up (PocketBase delivers it), and the bound is
+/// about a backlog, not about one event.
 pub const MAX_PENDING_BYTES: usize = 4 * 1024 * 1024;
 /// Events one client may have waiting before it is disconnected as too slow.
 pub const MAX_PENDING_EVENTS: usize = 10_000;
@@ -98,6 +101,7 @@ impl Client {
         if out.end.is_some() {
             return false;
         }
+        let before = out.sse.len();
         let buf = &mut out.sse;
         buf.reserve(self.id.len() + event.len() + data.len() + 20);
         buf.put_slice(b"id:");
@@ -107,7 +111,7 @@ impl Client {
         buf.put_slice(b"\ndata:");
         buf.put_slice(data);
         buf.put_slice(b"\n\n");
-        Self::after_push(out)
+        self.after_push(out, before)
     }
 
     /// Queues one WebSocket text message. False if the client has ended.
@@ -116,14 +120,18 @@ impl Client {
         if out.end.is_some() {
             return false;
         }
+        let before = out.ws.iter().map(Bytes::len).sum::<usize>();
         out.ws.push(msg);
-        Self::after_push(out)
+        self.after_push(out, before)
     }
 
-    fn after_push(mut out: MutexGuard<'_, Outbox>) -> bool {
+    /// Counts the frame just queued (`before` bytes were pending ahead of it) and cuts the
+    /// client off past the bounds; logged here, since nothing else sees why a client ended.
+    fn after_push(&self, mut out: MutexGuard<'_, Outbox>, before: usize) -> bool {
         out.events += 1;
         let bytes = out.sse.len() + out.ws.iter().map(Bytes::len).sum::<usize>();
-        if out.events > MAX_PENDING_EVENTS || bytes > MAX_PENDING_BYTES {
+        if out.events > MAX_PENDING_EVENTS || (bytes > MAX_PENDING_BYTES && before > 0) {
+            tracing::warn!(client_id = %self.id, pending_events = out.events, pending_bytes = bytes, "realtime client not reading; cut off and its pending events dropped");
             out.sse.clear();
             out.ws.clear();
             out.end = Some(End::Overflow);
@@ -279,6 +287,17 @@ mod tests {
         assert!(!alive);
         assert!(matches!(take(&c), Poll::Ready(Taken::End(End::Overflow))));
         assert!(!c.push_ws(Bytes::from_static(b"{}")));
+    }
+
+    #[test]
+    fn a_lone_frame_larger_than_the_byte_bound_is_taken_but_a_backlog_is_not() {
+        let c = Client::new("b".repeat(CLIENT_ID_CHARS), Transport::Sse, None);
+        let big = vec![b'x'; MAX_PENDING_BYTES + 1];
+        assert!(c.push_sse("t", &big), "a frame that finds the outbox empty is taken");
+        assert!(matches!(take(&c), Poll::Ready(Taken::Data(b)) if b.len() > MAX_PENDING_BYTES));
+        assert!(c.push_sse("t", &big));
+        assert!(!c.push_sse("t", b"1"), "a backlog past the bound cuts the client off");
+        assert!(matches!(take(&c), Poll::Ready(Taken::End(End::Overflow))));
     }
 
     #[test]

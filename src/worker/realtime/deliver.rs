@@ -7,7 +7,8 @@
 //! one reader-thread job checks each variant's rule and filter against the record as
 //! captured and renders its payload once; the per-client work is only framing. Auth identity
 //! collapses to "any non-superuser" when neither the rule nor the options can tell users
-//! apart (no `@request.auth` in the rule, no expand, not an auth collection), so a thousand
+//! apart (no `@request.auth` in the rule, no expand, no filter through a relation — it meets
+//! the target's list rule — and not an auth collection), so a thousand
 //! guests or users on a public collection cost one rule check and one render per change.
 //!
 //! It also keeps clients' auth current: an update of a client's auth record refreshes it,
@@ -21,7 +22,7 @@ use std::time::SystemTime;
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::mpsc;
 
-use super::client::{Client, End, Transport};
+use super::client::{Client, Transport};
 use super::topic::SubOptions;
 use crate::worker::actor::{Actor, AuthRecord};
 use crate::worker::records::cache::Snapshot;
@@ -55,7 +56,17 @@ pub async fn run(state: AppState, mut rx: mpsc::UnboundedReceiver<Arc<Stamped>>)
                 Some(set) => order.push(set, std::time::Instant::now()),
                 None => break,
             },
-            _ = sleep_until(deadline), if deadline.is_some() => order.expire(std::time::Instant::now()),
+            _ = sleep_until(deadline), if deadline.is_some() => {
+                let now = std::time::Instant::now();
+                match order.gap() {
+                    // A set in the gap is arriving in parts: worth waiting for.
+                    Some(gap) if state.realtime.arriving(gap.clone()) => {
+                        order.postpone(now);
+                        Vec::new()
+                    }
+                    _ => order.expire(now),
+                }
+            }
         };
         // Whatever else is already queued joins this round (one reader job for all of it).
         while ready.iter().map(|s| s.changes.len()).sum::<usize>() < MAX_BATCH_CHANGES {
@@ -141,7 +152,7 @@ async fn deliver(state: &AppState, changes: Vec<Change>) -> Result<(), CrudError
                 for (p, payloads) in planned.iter().zip(rendered) {
                     for (v, payload) in p.variants.iter().zip(payloads) {
                         if let Some(record) = payload {
-                            send(v, p.change.action, &snap, &p.change.collection_id, &record);
+                            send(&state.realtime, v, p.change.action, &snap, &p.change.collection_id, &record);
                         }
                     }
                 }
@@ -210,11 +221,53 @@ fn auth_key(actor: &Actor, c: &Collection, kind: RuleKind, options: &SubOptions)
     let rule = if kind == RuleKind::List { &c.list_rule } else { &c.view_rule };
     let rule_reads_auth = rule.as_deref().is_some_and(|r| r.contains("@request.auth"));
     let expands = options.shape.as_ref().is_some_and(|s| !s.expand.is_empty());
-    if rule_reads_auth || expands || c.kind == CollectionType::Auth {
+    // A client filter that walks a relation is ANDed with the target's list rule for this
+    // subscriber (and an auth target's emails show only to their owner), so it may answer
+    // differently per identity even when the collection's own rule cannot.
+    if rule_reads_auth || expands || c.kind == CollectionType::Auth || walks_relations(&options.filter) {
         identity()
     } else {
         "any".to_owned()
     }
+}
+
+/// Whether a filter's text may follow a relation: a `.` that continues an identifier
+/// (`author.name`, not `1.5`) or a back-relation (`x_via_y`) outside quoted strings. Errs on
+/// the side of yes — a false yes only costs a separate render.
+fn walks_relations(filter: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    let mut chars = filter.chars().peekable();
+    let mut word = String::new();
+    while let Some(ch) = chars.next() {
+        match quote {
+            Some(q) => {
+                if ch == '\\' {
+                    chars.next();
+                } else if ch == q {
+                    quote = None;
+                }
+            }
+            None if ch == '\'' || ch == '"' => quote = Some(ch),
+            None if ch == '.' => {
+                let next_is_name = chars.peek().is_some_and(|n| n.is_alphabetic() || *n == '_' || *n == '@');
+                if next_is_name && !prev.is_ascii_digit() {
+                    return true;
+                }
+            }
+            None => {}
+        }
+        if quote.is_none() && (ch.is_alphanumeric() || ch == '_') {
+            word.push(ch);
+            if word.contains("_via_") {
+                return true;
+            }
+        } else {
+            word.clear();
+        }
+        prev = ch;
+    }
+    false
 }
 
 /// What the reader job needs of one variant (owned, to cross to the database thread).
@@ -307,7 +360,7 @@ fn requester(actor: &Actor, options: &SubOptions, now: SystemTime) -> Requester 
 }
 
 /// Frames one variant's payload for each of its targets.
-fn send(v: &Variant, action: Action, snap: &Snapshot, collection_id: &str, record: &[u8]) {
+fn send(rt: &super::Realtime, v: &Variant, action: Action, snap: &Snapshot, collection_id: &str, record: &[u8]) {
     let mut sse = BytesMut::with_capacity(record.len() + 32);
     sse.put_slice(b"{\"action\":\"");
     sse.put_slice(action.as_str().as_bytes());
@@ -322,7 +375,7 @@ fn send(v: &Variant, action: Action, snap: &Snapshot, collection_id: &str, recor
             Transport::Ws => client.push_ws(ws_message(action, &name, topic, record)),
         };
         if !alive {
-            client.end(End::Overflow, None);
+            rt.cut_off(client);
         }
     }
 }
@@ -430,5 +483,21 @@ mod tests {
         // Auth collections show the owner her email: identities.
         let users = Collection::scaffold(CollectionType::Auth, "users");
         assert_ne!(auth_key(&a, &users, RuleKind::List, &plain), auth_key(&b, &users, RuleKind::List, &plain));
+        // A filter through a relation meets the target's list rule, which may read the auth.
+        let through = SubOptions { filter: "author.name != ''".into(), ..plain.clone() };
+        assert_ne!(list(&a), auth_key(&a, &posts, RuleKind::List, &through));
+        assert_ne!(auth_key(&a, &posts, RuleKind::List, &through), auth_key(&b, &posts, RuleKind::List, &through));
+        let local = SubOptions { filter: "title = 'a.b' && n > 1.5".into(), ..plain.clone() };
+        assert_eq!(auth_key(&a, &posts, RuleKind::List, &local), auth_key(&b, &posts, RuleKind::List, &local));
+    }
+
+    #[test]
+    fn relation_walks_are_found_outside_strings_only() {
+        for f in ["author.name != ''", "a.b.c = 1", "comments_via_post.id != ''", "x = 'q' && author.id = 'z'"] {
+            assert!(walks_relations(f), "{f}");
+        }
+        for f in ["", "title = 'a.b'", "n > 1.5", "title = \"x_via_y\"", "title ~ 'it\\'s.x'"] {
+            assert!(!walks_relations(f), "{f}");
+        }
     }
 }

@@ -5,7 +5,8 @@
 //! [`Realtime`] is the worker's handle. The writer thread calls [`Realtime::publish`] right
 //! after a COMMIT (see `Db::write_then`): it only pushes onto unbounded channels (to the
 //! dispatcher, and to the bus relay task that encodes and sends them to the other workers), so
-//! a write never waits for delivery. Each job's changes carry a cluster-wide
+//! a write never waits for delivery. A job's changes too large for one bus frame travel in
+//! [`parts`], reassembled by each receiver. Each job's changes carry a cluster-wide
 //! sequence number bumped inside its transaction (`records::changes::stamp`), and the
 //! dispatcher task ([`deliver`]) puts what it hears — its own and the bus's — back into that
 //! commit order before delivering, so the order holds across workers too. Per batch of changes
@@ -22,20 +23,35 @@
 pub mod client;
 pub mod deliver;
 pub mod order;
+pub mod parts;
 pub mod sse;
 pub mod subscribe;
 pub mod topic;
 pub mod ws;
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::shared::bus::codec::{self, CodecError};
 use crate::shared::bus::{Bus, BusMsg};
 use crate::worker::records::changes::Stamped;
 use client::{Client, End, Registry, Transport};
+
+/// Bytes of text values in a change set: a cheap lower bound of its JSON size.
+fn text_bytes(stamped: &Stamped) -> usize {
+    stamped
+        .changes
+        .iter()
+        .flat_map(|c| c.columns.iter())
+        .map(|(_, v)| match v {
+            crate::worker::records::sql_value::SqlValue::Text(t) => t.len(),
+            _ => 0,
+        })
+        .sum()
+}
 
 /// The bus `Publish` topic that carries committed changes between workers.
 pub const BUS_TOPIC: &str = "realtime";
@@ -56,6 +72,10 @@ pub struct Inner {
     /// Forwarded subscription requests waiting for their owner's answer, by request id.
     pending: Mutex<HashMap<u64, oneshot::Sender<subscribe::Outcome>>>,
     next_request: AtomicU64,
+    /// Other workers' change sets arriving in parts.
+    assembler: Mutex<parts::Assembler>,
+    /// Split change sets that never arrived whole, since start.
+    lost_sets: AtomicU64,
 }
 
 impl std::ops::Deref for Realtime {
@@ -86,6 +106,8 @@ impl Realtime {
             relay_receiver: Mutex::new(relay_receiver),
             pending: Mutex::new(HashMap::new()),
             next_request: AtomicU64::new(1),
+            assembler: Mutex::new(parts::Assembler::default()),
+            lost_sets: AtomicU64::new(0),
         }))
     }
 
@@ -116,24 +138,108 @@ impl Realtime {
         self.relay_receiver.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
-    /// Sends this worker's committed changes to the other workers, one bus frame per write job.
+    /// Sends this worker's committed changes to the other workers: one bus frame per write
+    /// job, or, for a job too large for a frame (a multi-megabyte field), its JSON text cut
+    /// into [`parts`] that each receiver reassembles.
     pub async fn relay(self, mut rx: mpsc::UnboundedReceiver<Arc<Stamped>>) {
         while let Some(stamped) = rx.recv().await {
-            match serde_json::to_value(&*stamped) {
-                Ok(payload) => self.bus.send(&BusMsg::Publish { origin: self.worker_id, seq: stamped.seq, topic: BUS_TOPIC.to_owned(), payload }),
-                Err(e) => tracing::error!(error = %e, "encoding realtime changes for the bus"),
+            // A set whose text alone nears the frame limit goes straight to parts: one
+            // serialisation instead of three, so its receivers' reorder wait stays short.
+            if text_bytes(&stamped) > codec::MAX_FRAME_BYTES / 2 {
+                match serde_json::to_string(&*stamped) {
+                    Ok(text) => self.send_parts(stamped.seq, &text, text.len()),
+                    Err(e) => tracing::error!(error = %e, seq = stamped.seq, "encoding realtime changes for the bus; other workers will not deliver them"),
+                }
+                continue;
             }
+            let payload = match serde_json::to_value(&*stamped) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, seq = stamped.seq, "encoding realtime changes for the bus; other workers will not deliver them");
+                    continue;
+                }
+            };
+            let msg = BusMsg::Publish { origin: self.worker_id, seq: stamped.seq, topic: BUS_TOPIC.to_owned(), payload };
+            match codec::encode(&msg) {
+                Ok(frame) => self.bus.send_frame(frame),
+                Err(CodecError::TooLarge(bytes)) => {
+                    if let BusMsg::Publish { payload, .. } = msg {
+                        self.send_parts(stamped.seq, &payload.to_string(), bytes);
+                    }
+                }
+                Err(e) => tracing::error!(error = %e, seq = stamped.seq, "encoding realtime changes for the bus; other workers will not deliver them"),
+            }
+        }
+    }
+
+    fn send_parts(&self, seq: u64, text: &str, frame_bytes: usize) {
+        let pieces = parts::split(text);
+        let n = pieces.len();
+        if n > parts::MAX_PARTS {
+            tracing::warn!(seq, bytes = text.len(), parts = n, max_parts = parts::MAX_PARTS, "realtime change set too large even in parts; other workers will not deliver it");
+            return;
+        }
+        tracing::debug!(seq, frame_bytes, parts = n, "realtime change set sent in parts");
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let part = parts::Part { part: i, parts: n, text: piece.to_owned() };
+            let payload = match serde_json::to_value(&part) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::error!(error = %e, seq, "encoding a realtime part; other workers will not deliver the set");
+                    return;
+                }
+            };
+            self.bus.send(&BusMsg::Publish { origin: self.worker_id, seq, topic: parts::BUS_PART_TOPIC.to_owned(), payload });
         }
     }
 
     /// Changes another worker committed, from the bus.
     pub fn on_bus_publish(&self, payload: serde_json::Value) {
         match serde_json::from_value::<Stamped>(payload) {
-            Ok(stamped) if !stamped.changes.is_empty() => {
-                let _ = self.changes.send(Arc::new(stamped));
-            }
-            Ok(_) => {}
+            Ok(stamped) => self.accept(stamped),
             Err(e) => tracing::warn!(error = %e, "undecodable realtime changes on the bus; skipped"),
+        }
+    }
+
+    /// One part of a change set another worker committed; the set goes on once whole.
+    pub fn on_bus_part(&self, origin: u32, seq: u64, payload: serde_json::Value) {
+        let part = match serde_json::from_value::<parts::Part>(payload) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, origin, seq, "undecodable realtime part on the bus; its change set is lost");
+                return;
+            }
+        };
+        let pushed = self.assembler.lock().unwrap_or_else(|p| p.into_inner()).push(origin, seq, part, std::time::Instant::now());
+        if let Some(e) = pushed.lost {
+            self.report_lost(&e);
+        }
+        if let Some(text) = pushed.done {
+            match serde_json::from_str::<Stamped>(&text) {
+                Ok(stamped) => self.accept(stamped),
+                Err(e) => tracing::warn!(error = %e, origin, seq, "undecodable reassembled realtime changes; skipped"),
+            }
+        }
+    }
+
+    /// Whether a set numbered within `gap` is arriving in parts (the dispatcher then keeps
+    /// waiting for it); reports sets that took too long as lost.
+    pub fn arriving(&self, gap: std::ops::Range<u64>) -> bool {
+        let (arriving, lost) = self.assembler.lock().unwrap_or_else(|p| p.into_inner()).arriving(gap, std::time::Instant::now());
+        for e in &lost {
+            self.report_lost(e);
+        }
+        arriving
+    }
+
+    fn report_lost(&self, e: &parts::PartError) {
+        let lost_total = self.lost_sets.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::warn!(error = %e, lost_total, "a realtime change set split into parts did not arrive whole; its events are lost");
+    }
+
+    fn accept(&self, stamped: Stamped) {
+        if !stamped.changes.is_empty() {
+            let _ = self.changes.send(Arc::new(stamped));
         }
     }
 
@@ -143,6 +249,15 @@ impl Realtime {
         let client = Arc::new(Client::new(client::new_client_id(self.worker_id)?, transport, ip));
         self.registry.insert(client.clone());
         Ok(client)
+    }
+
+    /// Ends a client that overflowed its outbox and forgets it at once: its stream may never
+    /// be polled again (the peer stopped reading, so hyper stops asking the body for data),
+    /// and it must not wait in the registry — costing a rule check per event — until the
+    /// connection finally dies.
+    pub fn cut_off(&self, client: &Client) {
+        client.end(End::Overflow, None);
+        self.registry.remove(&client.id);
     }
 
     /// Drain: every stream gets a final frame and ends, so clients reconnect to a sibling.

@@ -3,7 +3,9 @@
 //! and may overtake or trail them by a little. A set is released once every earlier sequence
 //! number has been released; a gap (a set that never comes: its writer was killed between
 //! COMMIT and the bus, or a full bus queue dropped it) is skipped after [`GAP_TIMEOUT`], so
-//! one lost message costs a short stall, never a stuck stream. Duplicates and sets older
+//! one lost message costs a short stall, never a stuck stream — unless a set in the gap is
+//! known to be arriving in parts ([`super::parts`]), which the dispatcher waits for (up to
+//! the parts' own timeout) by [`Reorder::postpone`]. Duplicates and sets older
 //! than what was released are dropped, so no event is delivered twice.
 //!
 //! Pure bookkeeping: no I/O, no clock of its own (the caller passes `now`).
@@ -47,6 +49,21 @@ impl Reorder {
     /// When the caller should call [`Reorder::expire`], if a gap is holding sets back.
     pub fn deadline(&self) -> Option<Instant> {
         self.gap_since.map(|t| t + GAP_TIMEOUT)
+    }
+
+    /// The missing sequence numbers holding sets back now, as `next..first_held`.
+    pub fn gap(&self) -> Option<std::ops::Range<u64>> {
+        let first = *self.held.keys().next()?;
+        let next = self.next?;
+        (self.gap_since.is_some() && next < first).then_some(next..first)
+    }
+
+    /// Waits another [`GAP_TIMEOUT`] for the gap: a set in it is known to be on its way (its
+    /// parts are arriving).
+    pub fn postpone(&mut self, now: Instant) {
+        if self.gap_since.is_some() {
+            self.gap_since = Some(now);
+        }
     }
 
     /// Gives up on the gap if it is older than [`GAP_TIMEOUT`]; returns what that releases.
@@ -116,5 +133,19 @@ mod tests {
         assert_eq!(r.skipped, 1);
         // The lost set turning up late is not delivered out of order.
         assert!(r.push(set(1), t0 + GAP_TIMEOUT).is_empty());
+    }
+
+    #[test]
+    fn a_postponed_gap_waits_another_timeout() {
+        let t0 = Instant::now();
+        let mut r = Reorder::starting_after(0);
+        assert!(r.push(set(3), t0).is_empty());
+        assert_eq!(r.gap(), Some(1..3));
+        r.postpone(t0 + GAP_TIMEOUT);
+        assert!(r.expire(t0 + GAP_TIMEOUT).is_empty());
+        assert_eq!(seqs(&r.push(set(1), t0 + GAP_TIMEOUT)), vec![1]);
+        assert_eq!(seqs(&r.push(set(2), t0 + GAP_TIMEOUT)), vec![2, 3]);
+        assert_eq!(r.skipped, 0);
+        assert_eq!(r.gap(), None);
     }
 }

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::client::{End, Transport};
+use super::client::Transport;
 use super::topic::Topic;
 use super::Realtime;
 use crate::shared::bus::{Bus, BusMsg, UNDELIVERABLE};
@@ -218,7 +218,7 @@ fn message_local(rt: &Realtime, msg: ClientMessage) -> Outcome {
         }
     };
     if !alive {
-        client.end(End::Overflow, None);
+        rt.cut_off(&client);
     }
     Outcome::Ok
 }

@@ -15,6 +15,24 @@ use crate::worker::records::fields::Projection;
 pub const MAX_SUBSCRIPTIONS: usize = 1000;
 /// Longest subscription string, in characters (PocketBase's limit).
 pub const MAX_TOPIC_CHARS: usize = 2500;
+/// Most distinct `?options=` one client may use across its subscriptions. Subscribers are
+/// grouped by options to check rules and render once, so each distinct set is a rule check
+/// and a render per matching change: without a cap one client could cost a thousand of them
+/// per change.
+pub const MAX_OPTION_SETS_PER_CLIENT: usize = 100;
+
+/// How many distinct option sets (the text after `?`, when any) `topics` use.
+pub fn option_sets<'a>(topics: impl IntoIterator<Item = &'a str>) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    for t in topics {
+        if let Some((_, qs)) = t.split_once('?') {
+            if !qs.is_empty() {
+                seen.insert(qs);
+            }
+        }
+    }
+    seen.len()
+}
 
 /// What a subscription's options say: `@request.query.*` / `@request.headers.*` for its rule
 /// checks, and the `filter`, `expand` and `fields` of its payloads.

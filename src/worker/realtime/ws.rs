@@ -16,11 +16,18 @@
 //! - on drain: `{"type":"draining"}` then a close frame with code 1012 (service restart);
 //! - after the idle timeout with no frame either way (PocketBase's SSE 5 minutes, shortened
 //!   only by the test suite): a close frame with code 1000 and reason `idle`. Any client
-//!   message, `ping` included, keeps the session open; there is no maximum lifetime.
+//!   message, `ping` included, keeps the session open;
+//! - at the maximum lifetime (the SSE one: 30 minutes) a close frame with code 1000 and reason
+//!   `max_lifetime`, however busy the session is;
+//! - when the token it authenticated with expires, the session becomes a guest's and is told
+//!   `{"type":"authenticated","collectionName":null,"id":null,"reason":"token_expired"}`; a
+//!   new `auth` message with a fresh token restores it. A tokenKey change or a deleted auth
+//!   record makes it a guest as for SSE (the dispatcher does that for both).
 //!
 //! It owns the session loop only; rules and rendering are the dispatcher's.
 
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -32,8 +39,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::client::{Client, End, Taken, Transport};
 use super::subscribe::dedup;
-use super::topic::{Topic, MAX_SUBSCRIPTIONS, MAX_TOPIC_CHARS};
+use super::topic::{option_sets, Topic, MAX_OPTION_SETS_PER_CLIENT, MAX_SUBSCRIPTIONS, MAX_TOPIC_CHARS};
 use crate::worker::actor::{self, Actor};
+use crate::worker::auth::jwt;
 use crate::worker::state::AppState;
 
 /// Largest client message the session reads, in bytes (a subscribe with many long topics).
@@ -66,6 +74,12 @@ where
     let idle_timeout = state.config.realtime_idle_timeout;
     let idle = tokio::time::sleep(idle_timeout);
     tokio::pin!(idle);
+    let max_lifetime = tokio::time::sleep(state.config.realtime_max_lifetime);
+    tokio::pin!(max_lifetime);
+    // The token the session is authenticated with and when it expires.
+    let mut expiry = token_expiry(client);
+    let expires = tokio::time::sleep_until(expiry.as_ref().map_or_else(tokio::time::Instant::now, |(_, at)| *at));
+    tokio::pin!(expires);
     loop {
         tokio::select! {
             () = &mut idle => {
@@ -73,10 +87,48 @@ where
                 let _ = ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "idle".into() })).await;
                 return;
             }
+            () = &mut max_lifetime => {
+                tracing::debug!(client_id = %client.id, reason = "max_lifetime", "realtime stream closed");
+                let _ = ws.close(Some(CloseFrame { code: CloseCode::Normal, reason: "max_lifetime".into() })).await;
+                return;
+            }
+            () = &mut expires, if expiry.is_some() => {
+                let expired_token = expiry.take().map(|(token, _)| token);
+                let downgraded = {
+                    let mut st = client.state();
+                    let same = st.actor.auth().map(|a| a.token.as_str()) == expired_token.as_deref();
+                    if same {
+                        st.actor = Actor::Guest;
+                    }
+                    same
+                };
+                if downgraded {
+                    tracing::debug!(client_id = %client.id, "realtime session token expired; now a guest");
+                    let note = json!({"type": "authenticated", "collectionName": null, "id": null, "reason": "token_expired"});
+                    if ws.send(Message::Text(note.to_string())).await.is_err() {
+                        return;
+                    }
+                }
+                expiry = token_expiry(client);
+                if let Some((_, at)) = &expiry {
+                    expires.as_mut().reset(*at);
+                }
+            }
             incoming = ws.next() => {
                 idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                 let reply = match incoming {
-                    Some(Ok(Message::Text(text))) => handle(state, client, &text).await,
+                    Some(Ok(Message::Text(text))) => {
+                        let reply = handle(state, client, &text).await;
+                        // An `auth` message may have changed the token.
+                        let now = token_expiry(client);
+                        if now.as_ref().map(|(t, _)| t) != expiry.as_ref().map(|(t, _)| t) {
+                            expiry = now;
+                            if let Some((_, at)) = &expiry {
+                                expires.as_mut().reset(*at);
+                            }
+                        }
+                        reply
+                    }
                     Some(Ok(Message::Binary(_))) => Some(json!({"type": "error", "code": "binary_not_supported"})),
                     // tungstenite answers pings itself (on the next write or flush).
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => None,
@@ -117,6 +169,15 @@ where
     }
 }
 
+/// The session's auth token and the instant it expires, if it is authenticated.
+fn token_expiry(client: &Client) -> Option<(String, tokio::time::Instant)> {
+    let token = client.state().actor.auth().map(|a| a.token.clone())?;
+    let exp_secs = jwt::peek(&token).ok()?.exp;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let exp = Duration::from_secs(u64::try_from(exp_secs).unwrap_or(0));
+    Some((token, tokio::time::Instant::now() + exp.saturating_sub(now)))
+}
+
 fn topics_of(msg: &Value) -> Option<Vec<String>> {
     let list = msg.get("topics").or_else(|| msg.get("collections"))?.as_array()?;
     Some(list.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
@@ -148,10 +209,17 @@ async fn handle(state: &AppState, client: &Arc<Client>, text: &str) -> Option<Va
                 return Some(json!({"type": "error", "code": "invalid_topics", "topics": bad}));
             }
             let mut st = client.state();
+            let options = option_sets(st.subs.iter().map(|s| s.raw.as_str()).chain(good.iter().map(String::as_str)));
+            if options > MAX_OPTION_SETS_PER_CLIENT {
+                // Nothing of this message is applied; the shape is PocketBase's error envelope.
+                let message = format!("At most {MAX_OPTION_SETS_PER_CLIENT} different subscription options per client.");
+                return Some(json!({"type": "error", "code": "too_many_options", "status": 400, "message": message, "data": {}}));
+            }
             let mut accepted = Vec::new();
             for t in good {
                 if st.subs.len() >= MAX_SUBSCRIPTIONS {
-                    return Some(json!({"type": "error", "code": "too_many_subscriptions", "topics": accepted}));
+                    let message = format!("At most {MAX_SUBSCRIPTIONS} subscriptions per client.");
+                    return Some(json!({"type": "error", "code": "too_many_subscriptions", "topics": accepted, "status": 400, "message": message, "data": {}}));
                 }
                 if !st.subs.iter().any(|s| s.raw == t) {
                     st.subs.push(Arc::new(Topic::parse(&t)));
