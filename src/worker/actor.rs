@@ -11,7 +11,9 @@ use crate::worker::auth::jwt::{self, TokenType};
 use crate::worker::records::crud::{self, CrudError};
 use crate::worker::records::rows;
 use crate::worker::records::schema::{Collection, CollectionType};
-use crate::worker::state::AppState;
+use crate::shared::db::Db;
+use crate::shared::secrets::JwtSecret;
+use crate::worker::records::cache::SchemaCache;
 
 /// The `_superusers` collection's name.
 pub const SUPERUSERS: &str = "_superusers";
@@ -63,8 +65,9 @@ impl Actor {
     }
 }
 
-/// Resolves the actor of a request from its `Authorization` header value.
-pub async fn resolve(state: &AppState, authorization: Option<&[u8]>) -> Actor {
+/// Resolves the actor of a request from its `Authorization` header value, with the worker's
+/// collection cache, database and token secret.
+pub async fn resolve(schema: &SchemaCache, db: &Db, secret: &JwtSecret, authorization: Option<&[u8]>) -> Actor {
     let Some(token) = authorization.and_then(jwt::token_from_authorization) else { return Actor::Guest };
     let Ok(claims) = jwt::peek(token) else { return Actor::Guest };
     let now = jwt::unix_now();
@@ -75,14 +78,13 @@ pub async fn resolve(state: &AppState, authorization: Option<&[u8]>) -> Actor {
     for retry in [false, true] {
         // The held snapshot usually knows the collection; the load checks its version in the
         // same read transaction and a stale plan is retried once with a fresh snapshot.
-        let Ok(snap) = state.schema.for_job(&state.db, &claims.collection_id, retry).await else { return Actor::Guest };
+        let Ok(snap) = schema.for_job(db, &claims.collection_id, retry).await else { return Actor::Guest };
         let Some(collection) = snap.get(&claims.collection_id).cloned() else { return Actor::Guest };
         if collection.kind != CollectionType::Auth || collection.id != claims.collection_id {
             return Actor::Guest;
         }
         let (c, id) = (collection.clone(), claims.id.clone());
-        let job = state
-            .db
+        let job = db
             .read(move |conn| {
                 crud::read_snapshot(conn, |conn| {
                     snap.check(conn)?;
@@ -96,7 +98,7 @@ pub async fn resolve(state: &AppState, authorization: Option<&[u8]>) -> Actor {
                 break;
             }
             Ok(None) => return Actor::Guest,
-            Err(CrudError::Stale(_)) => state.schema.invalidate(),
+            Err(CrudError::Stale(_)) => schema.invalidate(),
             Err(e) => {
                 tracing::warn!(error = %e, "loading the auth record of a token failed; treating as guest");
                 return Actor::Guest;
@@ -105,7 +107,7 @@ pub async fn resolve(state: &AppState, authorization: Option<&[u8]>) -> Actor {
     }
     let Some((collection, record)) = loaded else { return Actor::Guest };
     let mut auth = AuthRecord { collection, record, refreshable: false, token: token.to_owned() };
-    match jwt::verify(&state.jwt_secret, token, TokenType::Auth, &auth.collection.id, auth.token_key(), now) {
+    match jwt::verify(secret, token, TokenType::Auth, &auth.collection.id, auth.token_key(), now) {
         Ok(claims) => {
             auth.refreshable = matches!(claims.kind, jwt::TokenKind::Auth { refreshable: true });
             Actor::Auth(Arc::new(auth))

@@ -102,3 +102,33 @@ impl std::ops::Deref for AppState {
         &self.0
     }
 }
+
+impl crate::worker::realtime::Host for AppState {
+    fn worker_id(&self) -> u32 {
+        self.worker_id
+    }
+
+    fn db(&self) -> &Db {
+        &self.db
+    }
+
+    fn schema(&self) -> &SchemaCache {
+        &self.schema
+    }
+
+    fn realtime(&self) -> &crate::worker::realtime::Realtime {
+        &self.realtime
+    }
+
+    fn idle_timeout(&self) -> std::time::Duration {
+        self.config.realtime_idle_timeout
+    }
+
+    fn max_lifetime(&self) -> std::time::Duration {
+        self.config.realtime_max_lifetime
+    }
+
+    fn resolve_actor<'a>(&'a self, authorization: Option<&'a [u8]>) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::worker::actor::Actor> + Send + 'a>> {
+        Box::pin(crate::worker::actor::resolve(&self.schema, &self.db, &self.jwt_secret, authorization))
+    }
+}

@@ -103,6 +103,19 @@ fn options(c: &Collection) -> AuthOptions {
     c.auth.clone().unwrap_or_default()
 }
 
+/// Sends `mail` on its own task and only logs the outcome: for flows whose answer must not
+/// depend on whether (or how fast) mail went out, so it cannot tell which accounts exist.
+fn send_in_background(state: &AppState, mail: Mail, what: &'static str) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let to = mail.to.clone();
+        match mail::send(&state.settings, &state.db, mail).await {
+            Ok(()) => tracing::info!(what, to = %to, "mail sent"),
+            Err(e) => tracing::error!(what, to = %to, error = %e, "sending mail failed"),
+        }
+    });
+}
+
 fn no_content() -> Response<ResBody> {
     let mut res = json_bytes(StatusCode::NO_CONTENT, bytes::Bytes::new());
     res.headers_mut().remove(hyper::header::CONTENT_TYPE);
@@ -402,9 +415,9 @@ async fn login_alert(state: &AppState, c: &Arc<Collection>, record: &Map<String,
         .write(move |tx| accounts::note_origin(tx, &id, &c2, &rid, &fingerprint).map_err(DbError::from))
         .await;
     match fresh {
-        Ok(true) if mail::enabled(state).await => {
+        Ok(true) if mail::enabled(&state.settings, &state.db).await => {
             let mail = compose(state, template, str_of(record, "email"), "", "").await;
-            mail::send_in_background(state, mail, "login alert");
+            send_in_background(state, mail, "login alert");
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "recording the login origin failed"),
@@ -435,7 +448,7 @@ pub async fn request_verification(state: &AppState, collection: &str, req: Reque
     let to = str_of(&record, "email").to_owned();
     let token = sign(state, &c, &record, TokenKind::Verification { email: to.clone() }, o.verification_token.duration)?;
     let mail = compose(state, &o.verification_template, &to, &token, "").await;
-    mail::send_in_background(state, mail, "verification");
+    send_in_background(state, mail, "verification");
     Ok(no_content())
 }
 
@@ -508,7 +521,7 @@ pub async fn request_password_reset(state: &AppState, collection: &str, req: Req
     let to = str_of(&record, "email").to_owned();
     let token = sign(state, &c, &record, TokenKind::PasswordReset { email: to.clone() }, o.password_reset_token.duration)?;
     let mail = compose(state, &o.reset_password_template, &to, &token, "").await;
-    mail::send_in_background(state, mail, "password reset");
+    send_in_background(state, mail, "password reset");
     Ok(no_content())
 }
 
@@ -627,7 +640,7 @@ pub async fn request_email_change(state: &AppState, collection: &str, req: Reque
     let kind = TokenKind::EmailChange { email: current, new_email: new_email.clone() };
     let token = sign(state, &c, &auth.record, kind, o.email_change_token.duration)?;
     let mail = compose(state, &o.confirm_email_change_template, &new_email, &token, "").await;
-    if let Err(e) = mail::send(state, mail).await {
+    if let Err(e) = mail::send(&state.settings, &state.db, mail).await {
         tracing::error!(what = "email change", error = %e, "sending mail failed");
         return Err(ApiError::bad_request("Failed to request email change."));
     }
@@ -736,7 +749,7 @@ pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incomi
         .await
         .map_err(db_error)?;
     let mail = compose(state, &o.otp.email_template, &to, "", &code).await;
-    mail::send_in_background(state, mail, "otp");
+    send_in_background(state, mail, "otp");
     Ok(json(StatusCode::OK, &json!({"otpId": otp_id})))
 }
 
@@ -856,7 +869,7 @@ pub async fn test_email(state: &AppState, req: Request<Incoming>) -> Result<Resp
         _ => return Err(field_error("template", "validation_in_invalid", "Must be a valid value.")),
     };
     let mail = compose(state, &template, &email, "TEST_TOKEN", "123456").await;
-    if let Err(e) = mail::send(state, mail).await {
+    if let Err(e) = mail::send(&state.settings, &state.db, mail).await {
         tracing::error!(what = "test email", error = %e, "sending mail failed");
         return Err(ApiError::bad_request(format!("Failed to send the test email: {e}")));
     }

@@ -23,7 +23,7 @@ pub async fn dispatch(state: &AppState, req: Request<Incoming>, request_id: u64)
 }
 
 async fn actor_of(state: &AppState, req: &Request<Incoming>) -> Actor {
-    actor::resolve(state, req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())).await
+    actor::resolve(&state.schema, &state.db, &state.jwt_secret, req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())).await
 }
 
 /// Superuser-only routes: 401 for a guest, 403 for any other record (PocketBase's words).

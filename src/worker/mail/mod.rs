@@ -18,9 +18,8 @@ use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use crate::shared::db::DbError;
-use crate::worker::settings::{self, SettingsError};
-use crate::worker::state::AppState;
+use crate::shared::db::{Db, DbError};
+use crate::worker::settings::{self, SettingsCache, SettingsError};
 
 /// How long one SMTP exchange (connect, each command) may take, in seconds. A mail server
 /// that does not answer must not keep a request open for minutes.
@@ -52,8 +51,8 @@ pub enum MailError {
 
 /// Whether SMTP is switched on: flows that only mail as a courtesy (login alerts) skip their
 /// work entirely when it is not.
-pub async fn enabled(state: &AppState) -> bool {
-    match state.settings.fresh(&state.db).await {
+pub async fn enabled(settings: &SettingsCache, db: &Db) -> bool {
+    match settings.fresh(db).await {
         Ok(loaded) => loaded.settings.smtp.enabled,
         Err(e) => {
             tracing::warn!(error = %e, "reading settings to check SMTP failed");
@@ -63,13 +62,13 @@ pub async fn enabled(state: &AppState) -> bool {
 }
 
 /// Sends `mail` with the current settings. Awaits the SMTP server's answer.
-pub async fn send(state: &AppState, mail: Mail) -> Result<(), MailError> {
-    let loaded = state.settings.fresh(&state.db).await?;
+pub async fn send(settings: &SettingsCache, db: &Db, mail: Mail) -> Result<(), MailError> {
+    let loaded = settings.fresh(db).await?;
     let (meta, smtp) = (&loaded.settings.meta, &loaded.settings.smtp);
     if !smtp.enabled {
         return Err(MailError::Disabled);
     }
-    let password = state.db.read(|c| settings::load_secrets(c).map(|s| s.smtp_password)).await?;
+    let password = db.read(|c| settings::load_secrets(c).map(|s| s.smtp_password)).await?;
 
     let sender = meta.sender_address.parse().map_err(|_| MailError::Address(meta.sender_address.clone()))?;
     let recipient = mail.to.parse().map_err(|_| MailError::Address(mail.to.clone()))?;
@@ -102,17 +101,4 @@ pub async fn send(state: &AppState, mail: Mail) -> Result<(), MailError> {
     }
     builder.build().send(message).await?;
     Ok(())
-}
-
-/// Sends `mail` on its own task and only logs the outcome: for flows whose answer must not
-/// depend on whether (or how fast) mail went out, so it cannot tell which accounts exist.
-pub fn send_in_background(state: &AppState, mail: Mail, what: &'static str) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        let to = mail.to.clone();
-        match send(&state, mail).await {
-            Ok(()) => tracing::info!(what, to = %to, "mail sent"),
-            Err(e) => tracing::error!(what, to = %to, error = %e, "sending mail failed"),
-        }
-    });
 }

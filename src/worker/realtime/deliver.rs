@@ -33,15 +33,15 @@ use crate::worker::records::crud::{self, CrudError, Requester, RuleKind};
 use crate::worker::records::query::{AuthContext, RequestContext};
 use crate::worker::records::schema::{Collection, CollectionType};
 use crate::worker::records::{filter, rows};
-use crate::worker::state::AppState;
+use super::Host;
 
 /// Most changes the dispatcher takes into one round (one reader job).
 pub const MAX_BATCH_CHANGES: usize = 512;
 
 /// Runs until the change channel closes.
-pub async fn run(state: AppState, mut rx: mpsc::UnboundedReceiver<Arc<Stamped>>) {
+pub async fn run(state: impl Host, mut rx: mpsc::UnboundedReceiver<Arc<Stamped>>) {
     // Everything committed before now was committed before any client here could subscribe.
-    let mut order = match state.db.read(|conn| changes::current_sequence(conn).map_err(CrudError::from)).await {
+    let mut order = match state.db().read(|conn| changes::current_sequence(conn).map_err(CrudError::from)).await {
         Ok(last) => Reorder::starting_after(last),
         Err(e) => {
             tracing::warn!(error = %e, "reading the realtime sequence failed; starting from the first change heard");
@@ -60,7 +60,7 @@ pub async fn run(state: AppState, mut rx: mpsc::UnboundedReceiver<Arc<Stamped>>)
                 let now = std::time::Instant::now();
                 match order.gap() {
                     // A set in the gap is arriving in parts: worth waiting for.
-                    Some(gap) if state.realtime.arriving(gap.clone()) => {
+                    Some(gap) if state.realtime().arriving(gap.clone()) => {
                         order.postpone(now);
                         Vec::new()
                     }
@@ -76,15 +76,15 @@ pub async fn run(state: AppState, mut rx: mpsc::UnboundedReceiver<Arc<Stamped>>)
             }
         }
         if order.skipped > skipped {
-            tracing::warn!(worker_id = state.worker_id, skipped_total = order.skipped, "realtime changes never arrived; their events are lost");
+            tracing::warn!(worker_id = state.worker_id(), skipped_total = order.skipped, "realtime changes never arrived; their events are lost");
             skipped = order.skipped;
         }
-        if ready.is_empty() || state.realtime.registry.is_empty() {
+        if ready.is_empty() || state.realtime().registry.is_empty() {
             continue;
         }
         let changes: Vec<Change> = ready.iter().flat_map(|s| s.changes.iter().cloned()).collect();
         if let Err(e) = deliver(&state, changes).await {
-            tracing::warn!(worker_id = state.worker_id, error = %e, "realtime delivery round failed; its events are lost");
+            tracing::warn!(worker_id = state.worker_id(), error = %e, "realtime delivery round failed; its events are lost");
         }
     }
 }
@@ -125,13 +125,13 @@ enum AuthFix {
     Revoke { collection_id: String, id: String },
 }
 
-async fn deliver(state: &AppState, changes: Vec<Change>) -> Result<(), CrudError> {
-    let clients = state.realtime.registry.all();
+async fn deliver(state: &impl Host, changes: Vec<Change>) -> Result<(), CrudError> {
+    let clients = state.realtime().registry.all();
     // The held snapshot saves a database hop per round; the render job checks its version in
     // its own read transaction, and a stale plan is made again with a fresh snapshot (the
     // grouping reads the rules too). A collection the held one does not know yet (created
     // since) makes the round start fresh.
-    let mut snap = state.schema.snapshot();
+    let mut snap = state.schema().snapshot();
     if snap.version == STALE_VERSION || changes.iter().any(|ch| snap.get(&ch.collection_id).is_none()) {
         snap = fresh(state).await?;
     }
@@ -142,9 +142,9 @@ async fn deliver(state: &AppState, changes: Vec<Change>) -> Result<(), CrudError
             return Ok(());
         }
         let (job_snap, job_planned) = (snap.clone(), planned_inputs(&planned));
-        match state.db.read(move |conn| crud::read_snapshot(conn, |conn| render(conn, &job_snap, &job_planned))).await {
+        match state.db().read(move |conn| crud::read_snapshot(conn, |conn| render(conn, &job_snap, &job_planned))).await {
             Err(CrudError::Stale(_)) if attempt == 0 => {
-                state.schema.invalidate();
+                state.schema().invalidate();
                 snap = fresh(state).await?;
             }
             Err(e) => return Err(e),
@@ -152,7 +152,7 @@ async fn deliver(state: &AppState, changes: Vec<Change>) -> Result<(), CrudError
                 for (p, payloads) in planned.iter().zip(rendered) {
                     for (v, payload) in p.variants.iter().zip(payloads) {
                         if let Some(record) = payload {
-                            send(&state.realtime, v, p.change.action, &snap, &p.change.collection_id, &record);
+                            send(&state.realtime(), v, p.change.action, &snap, &p.change.collection_id, &record);
                         }
                     }
                 }
@@ -164,8 +164,8 @@ async fn deliver(state: &AppState, changes: Vec<Change>) -> Result<(), CrudError
     Ok(())
 }
 
-async fn fresh(state: &AppState) -> Result<Arc<Snapshot>, CrudError> {
-    state.schema.fresh(&state.db).await.map_err(|e| CrudError::BadQuery(e.to_string()))
+async fn fresh(state: &impl Host) -> Result<Arc<Snapshot>, CrudError> {
+    state.schema().fresh(state.db()).await.map_err(|e| CrudError::BadQuery(e.to_string()))
 }
 
 /// Every change's variants under `snap`, and the auth fixes the round owes its clients.
@@ -407,7 +407,7 @@ fn auth_fix(c: &Arc<Collection>, change: &Change) -> AuthFix {
 }
 
 /// Applies auth-record changes to the clients bound to those records.
-async fn apply_auth_fixes(state: &AppState, clients: &[Arc<Client>], fixes: Vec<AuthFix>) {
+async fn apply_auth_fixes(state: &impl Host, clients: &[Arc<Client>], fixes: Vec<AuthFix>) {
     for fix in fixes {
         let (collection_id, id) = match &fix {
             AuthFix::Reload { collection, id } => (collection.id.clone(), id.clone()),
@@ -424,7 +424,7 @@ async fn apply_auth_fixes(state: &AppState, clients: &[Arc<Client>], fixes: Vec<
             AuthFix::Revoke { .. } => None,
             AuthFix::Reload { collection, id } => {
                 let c = collection.clone();
-                match state.db.read(move |conn| rows::load(conn, &c, &id).map_err(CrudError::from)).await {
+                match state.db().read(move |conn| rows::load(conn, &c, &id).map_err(CrudError::from)).await {
                     Ok(record) => record.map(|r| (collection, r)),
                     Err(e) => {
                         tracing::warn!(error = %e, "reloading a realtime client's auth record failed; it becomes a guest");

@@ -18,7 +18,8 @@
 //!
 //! It must not import hyper (the HTTP handlers in `api::realtime` do the upgrade and the
 //! framing of responses), must not run SQLite on async threads, and must never make the
-//! writer wait.
+//! writer wait. It knows the worker it runs in only as a [`Host`]: the handles it needs,
+//! never the worker's state itself.
 
 pub mod client;
 pub mod deliver;
@@ -51,6 +52,21 @@ fn text_bytes(stamped: &Stamped) -> usize {
             _ => 0,
         })
         .sum()
+}
+
+/// What realtime needs from the worker it runs in. The worker's state implements it; realtime
+/// never imports that state, so the dependency points one way only.
+pub trait Host: Clone + Send + Sync + 'static {
+    fn worker_id(&self) -> u32;
+    fn db(&self) -> &crate::shared::db::Db;
+    fn schema(&self) -> &crate::worker::records::cache::SchemaCache;
+    fn realtime(&self) -> &Realtime;
+    /// How long a stream may stay silent before it is closed.
+    fn idle_timeout(&self) -> std::time::Duration;
+    /// How long a stream or session may live at most.
+    fn max_lifetime(&self) -> std::time::Duration;
+    /// Who a token (an `Authorization` header value) belongs to.
+    fn resolve_actor<'a>(&'a self, authorization: Option<&'a [u8]>) -> std::pin::Pin<Box<dyn std::future::Future<Output = crate::worker::actor::Actor> + Send + 'a>>;
 }
 
 /// The bus `Publish` topic that carries committed changes between workers.

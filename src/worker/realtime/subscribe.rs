@@ -23,8 +23,8 @@ use super::client::Transport;
 use super::topic::Topic;
 use super::Realtime;
 use crate::shared::bus::{Bus, BusMsg, UNDELIVERABLE};
-use crate::worker::actor::{self, Actor};
-use crate::worker::state::AppState;
+use crate::worker::actor::Actor;
+use super::Host;
 
 /// How long a forwarded subscription waits for the owner worker's answer.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -92,7 +92,7 @@ struct Forwarded {
 
 impl Realtime {
     /// Applies `req` on the owner of its client, locally or through the bus.
-    pub async fn set_subscriptions(&self, state: &AppState, req: SubscribeRequest) -> Result<(), SubscribeError> {
+    pub async fn set_subscriptions(&self, state: &impl Host, req: SubscribeRequest) -> Result<(), SubscribeError> {
         let owner = super::client::owner_of(&req.client_id).ok_or(SubscribeError::NotFound)?;
         let outcome = if owner == self.worker_id {
             apply_local(state, req).await
@@ -150,7 +150,7 @@ impl Realtime {
 
     /// A `Direct` bus message for realtime: a forwarded request (applied here, then answered),
     /// an answer to one of ours, or one of ours bounced because its owner is gone.
-    pub fn on_direct(&self, state: &AppState, from: u32, topic: &str, payload: serde_json::Value) {
+    pub fn on_direct(&self, state: &impl Host, from: u32, topic: &str, payload: serde_json::Value) {
         let Ok(msg) = serde_json::from_value::<Forwarded>(payload) else {
             tracing::warn!(from, topic, "undecodable realtime Direct message; skipped");
             return;
@@ -224,14 +224,14 @@ fn message_local(rt: &Realtime, msg: ClientMessage) -> Outcome {
 }
 
 /// Applies a subscription change to a client of this worker.
-pub async fn apply_local(state: &AppState, req: SubscribeRequest) -> Outcome {
-    let Some(client) = state.realtime.registry.get(&req.client_id) else { return Outcome::NotFound };
+pub async fn apply_local(state: &impl Host, req: SubscribeRequest) -> Outcome {
+    let Some(client) = state.realtime().registry.get(&req.client_id) else { return Outcome::NotFound };
     if let (Some(stream_ip), Some(post_ip)) = (client.ip, req.ip) {
         if stream_ip != post_ip {
             return Outcome::OtherAddress;
         }
     }
-    let actor = actor::resolve(state, req.authorization.as_deref().map(str::as_bytes)).await;
+    let actor = state.resolve_actor(req.authorization.as_deref().map(str::as_bytes)).await;
     let subs: Vec<Arc<Topic>> = dedup(req.subscriptions).iter().map(|s| Arc::new(Topic::parse(s))).collect();
     let mut st = client.state();
     if let Actor::Auth(bound) = &st.actor {

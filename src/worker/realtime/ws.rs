@@ -40,19 +40,19 @@ use tokio_tungstenite::WebSocketStream;
 use super::client::{Client, End, Taken, Transport};
 use super::subscribe::dedup;
 use super::topic::{option_sets, Topic, MAX_OPTION_SETS_PER_CLIENT, MAX_SUBSCRIPTIONS, MAX_TOPIC_CHARS};
-use crate::worker::actor::{self, Actor};
+use crate::worker::actor::Actor;
 use crate::worker::auth::jwt;
-use crate::worker::state::AppState;
+use super::Host;
 
 /// Largest client message the session reads, in bytes (a subscribe with many long topics).
 pub const MAX_CLIENT_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Serves one upgraded connection until either side closes or the worker drains.
-pub async fn run<S>(state: AppState, mut ws: WebSocketStream<S>, ip: Option<std::net::IpAddr>)
+pub async fn run<S>(state: impl Host, mut ws: WebSocketStream<S>, ip: Option<std::net::IpAddr>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let client = match state.realtime.connect(Transport::Ws, ip) {
+    let client = match state.realtime().connect(Transport::Ws, ip) {
         Ok(c) => c,
         Err(e) => {
             tracing::error!(error = %e, "no randomness for a realtime client id");
@@ -64,17 +64,17 @@ where
     if ws.send(Message::Text(hello)).await.is_ok() {
         session(&state, &client, &mut ws).await;
     }
-    state.realtime.registry.remove(&client.id);
+    state.realtime().registry.remove(&client.id);
 }
 
-async fn session<S>(state: &AppState, client: &Arc<Client>, ws: &mut WebSocketStream<S>)
+async fn session<S>(state: &impl Host, client: &Arc<Client>, ws: &mut WebSocketStream<S>)
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let idle_timeout = state.config.realtime_idle_timeout;
+    let idle_timeout = state.idle_timeout();
     let idle = tokio::time::sleep(idle_timeout);
     tokio::pin!(idle);
-    let max_lifetime = tokio::time::sleep(state.config.realtime_max_lifetime);
+    let max_lifetime = tokio::time::sleep(state.max_lifetime());
     tokio::pin!(max_lifetime);
     // The token the session is authenticated with and when it expires.
     let mut expiry = token_expiry(client);
@@ -184,7 +184,7 @@ fn topics_of(msg: &Value) -> Option<Vec<String>> {
 }
 
 /// One client message; the reply to send, if any.
-async fn handle(state: &AppState, client: &Arc<Client>, text: &str) -> Option<Value> {
+async fn handle(state: &impl Host, client: &Arc<Client>, text: &str) -> Option<Value> {
     if text.len() > MAX_CLIENT_MESSAGE_BYTES {
         return Some(json!({"type": "error", "code": "message_too_large"}));
     }
@@ -192,7 +192,7 @@ async fn handle(state: &AppState, client: &Arc<Client>, text: &str) -> Option<Va
     match msg.get("type").and_then(Value::as_str).unwrap_or_default() {
         "auth" => {
             let token = msg.get("token").and_then(Value::as_str).unwrap_or_default();
-            let actor = if token.is_empty() { Actor::Guest } else { actor::resolve(state, Some(token.as_bytes())).await };
+            let actor = if token.is_empty() { Actor::Guest } else { state.resolve_actor(Some(token.as_bytes())).await };
             let reply = match actor.auth() {
                 Some(a) => json!({"type": "authenticated", "collectionName": a.collection.name, "id": a.id()}),
                 None if token.is_empty() => json!({"type": "authenticated", "collectionName": null, "id": null}),
