@@ -103,6 +103,38 @@ fn options(c: &Collection) -> AuthOptions {
     c.auth.clone().unwrap_or_default()
 }
 
+/// The write of a confirm flow, through the write pipeline: spends the single-use `token` and
+/// sets `sets` on the auth record, under the tokenKey the token was checked against, in one
+/// transaction. `done_already` may find there is nothing to do (answered as applied, the token
+/// not spent). `false`: the token was spent meanwhile, or the record's key changed.
+async fn spend_and_update<F>(
+    state: &AppState,
+    c: &Arc<Collection>,
+    record: &Map<String, Value>,
+    claims: &Claims,
+    token: String,
+    sets: Vec<(&'static str, Set)>,
+    done_already: F,
+) -> Result<bool, ApiError>
+where
+    F: FnOnce(&rusqlite::Transaction<'_>, &Collection, &str, &str) -> rusqlite::Result<bool> + Send + 'static,
+{
+    let (c, id, key, exp) = (c.clone(), claims.id.clone(), str_of(record, "tokenKey").to_owned(), claims.exp);
+    state
+        .writes()
+        .commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<bool, DbError> {
+            if done_already(tx, &c, &id, &key)? {
+                return Ok(true);
+            }
+            if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
+                return Ok(false);
+            }
+            Ok(accounts::update_record(tx, &c, &id, &key, &sets, changes)?)
+        })
+        .await
+        .map_err(db_error)
+}
+
 /// Sends `mail` on its own task and only logs the outcome: for flows whose answer must not
 /// depend on whether (or how fast) mail went out, so it cannot tell which accounts exist.
 fn send_in_background(state: &AppState, mail: Mail, what: &'static str) {
@@ -476,25 +508,17 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
     // the proof of the mailbox (PocketBase): a random one, and a new tokenKey, which ends every
     // session of whoever registered it.
     let reset_password = if !options(&c).password_auth.enabled && !is_verified(&record) { Some(random_password(state).await?) } else { None };
-    let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
-    let applied = state.writes().commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<bool, DbError> {
-        // Already verified (under the key the token was checked against): nothing to do,
-        // and the token is not spent by a no-op.
-        if accounts::verified_under_key(tx, &c2, &id, &key)? == Some(true) {
-            return Ok(true);
-        }
-        if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
-            return Ok(false);
-        }
-        let mut sets = vec![("verified", Set::Bool(true))];
-        if let Some((hash, new_key)) = reset_password {
-            sets.push(("password", Set::Text(hash)));
-            sets.push(("tokenKey", Set::Text(new_key)));
-        }
-        Ok(accounts::update_record(tx, &c2, &id, &key, &sets, changes)?)
-    })
-    .await
-    .map_err(db_error)?;
+    let mut sets = vec![("verified", Set::Bool(true))];
+    if let Some((hash, new_key)) = reset_password {
+        sets.push(("password", Set::Text(hash)));
+        sets.push(("tokenKey", Set::Text(new_key)));
+    }
+    // Already verified (under the key the token was checked against): nothing to do, and the
+    // token is not spent by a no-op.
+    let already = |tx: &rusqlite::Transaction<'_>, c: &Collection, id: &str, key: &str| -> rusqlite::Result<bool> {
+        Ok(accounts::verified_under_key(tx, c, id, key)? == Some(true))
+    };
+    let applied = spend_and_update(state, &c, &record, &claims, token, sets, already).await?;
     if !applied {
         return Err(invalid_token());
     }
@@ -584,19 +608,11 @@ pub async fn confirm_password_reset(state: &AppState, collection: &str, req: Req
     let verify_too = email.eq_ignore_ascii_case(str_of(&record, "email"));
     let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
     let new_key = random::new_token_key().map_err(ApiError::internal)?;
-    let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
-    let applied = state.writes().commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<bool, DbError> {
-        if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
-            return Ok(false);
-        }
-        let mut sets = vec![("password", Set::Text(hash)), ("tokenKey", Set::Text(new_key))];
-        if verify_too {
-            sets.push(("verified", Set::Bool(true)));
-        }
-        Ok(accounts::update_record(tx, &c2, &id, &key, &sets, changes)?)
-    })
-    .await
-    .map_err(db_error)?;
+    let mut sets = vec![("password", Set::Text(hash)), ("tokenKey", Set::Text(new_key))];
+    if verify_too {
+        sets.push(("verified", Set::Bool(true)));
+    }
+    let applied = spend_and_update(state, &c, &record, &claims, token, sets, |_: &rusqlite::Transaction<'_>, _: &Collection, _: &str, _: &str| Ok(false)).await?;
     if !applied {
         return Err(invalid_token());
     }

@@ -541,7 +541,7 @@ fn transaction(
         };
         let uploaded = Uploaded { names: &names, id: a.preset_id.as_deref() };
         let item = match (a.kind, a.id) {
-            (Kind::Create, _) => write::create_uploaded(tx, snap, &c, &mut req, a.body, access, hashes, &a.shape, changes, uploaded).map(Some),
+            (Kind::Create, _) => write::create(tx, snap, &c, &mut req, a.body, access, hashes, &a.shape, changes, uploaded).map(Some),
             (Kind::Update, Some(id)) => write::update(tx, snap, &c, &mut req, &id, a.body, access, hashes, &a.shape, changes, uploaded).map(Some),
             (Kind::Delete, Some(id)) => crud::delete(tx, snap, &c, &req, &id, changes).map(|deleted| {
                 cleanup.records.extend(deleted);
@@ -555,7 +555,7 @@ fn transaction(
                 };
                 match id.filter(|_| exists) {
                     Some(id) => write::update(tx, snap, &c, &mut req, &id, a.body, access, hashes, &a.shape, changes, uploaded).map(Some),
-                    None => write::create_uploaded(tx, snap, &c, &mut req, a.body, access, hashes, &a.shape, changes, uploaded).map(Some),
+                    None => write::create(tx, snap, &c, &mut req, a.body, access, hashes, &a.shape, changes, uploaded).map(Some),
                 }
             }
             _ => Err(CrudError::NotFound),

@@ -288,7 +288,7 @@ async fn sign_in_or_up(
             let mut requester = Requester { ctx: RequestContext::new(std::time::SystemTime::now()), superuser: false };
             requester.ctx.method = "POST".into();
             requester.ctx.context = "oauth2".into();
-            let bytes = write::create(tx, &snap, &c2, &mut requester, body, Access::Default, &hashes, &Shape::default(), changes)?;
+            let bytes = write::create(tx, &snap, &c2, &mut requester, body, Access::Default, &hashes, &Shape::default(), changes, write::Uploaded::default())?;
             let json: Value = serde_json::from_slice(&bytes).map_err(|_| CrudError::Refused("Failed to create record."))?;
             let id = json.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
             // Verified only when the stored address is the one the provider verified (not

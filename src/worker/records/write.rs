@@ -113,25 +113,9 @@ fn rejected(tx: &Transaction<'_>, snap: &Snapshot, r: Rejected, message: &'stati
 /// Creates the record from `body` in the order single requests use: the create rule first (on
 /// the record as submitted, so a refused client learns nothing from field errors), then
 /// validation, then the insert (which checks the rule again). `req.ctx.body` becomes the
-/// resolved input.
+/// resolved input. Files stored beforehand come in `uploaded` ([`Uploaded`]).
 #[allow(clippy::too_many_arguments)]
 pub fn create(
-    tx: &Transaction<'_>,
-    snap: &Snapshot,
-    c: &Collection,
-    req: &mut Requester,
-    body: Map<String, Value>,
-    access: Access,
-    hashes: &Passwords,
-    shape: &Shape,
-    changes: &mut Changes,
-) -> Result<Vec<u8>, CrudError> {
-    create_uploaded(tx, snap, c, req, body, access, hashes, shape, changes, Uploaded::default())
-}
-
-/// [`create`] with files stored beforehand ([`Uploaded`]).
-#[allow(clippy::too_many_arguments)]
-pub fn create_uploaded(
     tx: &Transaction<'_>,
     snap: &Snapshot,
     c: &Collection,
