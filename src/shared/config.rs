@@ -45,7 +45,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "VAULTBASE_DRAIN_TIMEOUT", default: "30", help: "seconds a drain may take before workers are killed, 1-3600" },
     EnvVar { name: "VAULTBASE_JWT_SECRET", default: "generated into <data>/.secret", help: "secret that signs auth tokens; at least 32 characters" },
     EnvVar { name: "VAULTBASE_LOG_LEVEL", default: "info", help: "error, warn, info, debug or trace" },
-    EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables POST /_/test/echo (for the test suite only)" },
+    EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables the /_/test/ routes and the test write observer (for the test suite only)" },
     EnvVar {
         name: "VAULTBASE_REALTIME_IDLE_TIMEOUT_MS",
         default: "300000",

@@ -138,15 +138,21 @@ pub const MIGRATIONS: &[Migration] = &[
     Migration { name: "1763769606_default_users", apply: Apply::Fn(create_users) },
 ];
 
-fn create_superusers(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-    tx.execute_batch(SUPERUSERS_DDL)?;
-    let indexes: Vec<String> = serde_json::from_str::<serde_json::Value>(SUPERUSERS_JSON)
+/// Runs the `indexes` statements of a system collection's JSON definition.
+fn create_indexes(tx: &rusqlite::Transaction<'_>, definition: &str) -> rusqlite::Result<()> {
+    let indexes: Vec<String> = serde_json::from_str::<serde_json::Value>(definition)
         .ok()
         .and_then(|v| v.get("indexes").and_then(|i| serde_json::from_value(i.clone()).ok()))
         .unwrap_or_default();
     for idx in &indexes {
         tx.execute_batch(idx)?;
     }
+    Ok(())
+}
+
+fn create_superusers(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    tx.execute_batch(SUPERUSERS_DDL)?;
+    create_indexes(tx, SUPERUSERS_JSON)?;
     tx.execute(
         "INSERT INTO _collections (id, system, type, name, fields, indexes, listRule, viewRule, createRule, updateRule, deleteRule, options)
          SELECT j->>'$.id', 1, j->>'$.type', j->>'$.name', j->'$.fields', j->'$.indexes', NULL, NULL, NULL, NULL, NULL, j->'$.options'
@@ -172,13 +178,7 @@ fn create_users(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
         return Ok(());
     }
     tx.execute_batch(USERS_DDL)?;
-    let indexes: Vec<String> = serde_json::from_str::<serde_json::Value>(USERS_JSON)
-        .ok()
-        .and_then(|v| v.get("indexes").and_then(|i| serde_json::from_value(i.clone()).ok()))
-        .unwrap_or_default();
-    for idx in &indexes {
-        tx.execute_batch(idx)?;
-    }
+    create_indexes(tx, USERS_JSON)?;
     tx.execute(
         "INSERT INTO _collections (id, system, type, name, fields, indexes, listRule, viewRule, createRule, updateRule, deleteRule, options)
          SELECT j->>'$.id', 0, j->>'$.type', j->>'$.name', j->'$.fields', j->'$.indexes',
