@@ -7,11 +7,13 @@
 //! a line that cannot be written (a full disk under a log file, a closed pipe) is dropped
 //! whole and counted, never retried in pieces and never turned into a panic (the formatter's
 //! own fallback, `eprintln!`, panics when stderr fails, which killed whichever thread was
-//! logging). If the kernel stored only part of a line (the filesystem filled mid-write), the
-//! next line starts with a newline, so the fragment stands alone and every later line parses.
+//! logging). When stderr is a regular file, the room for a line is reserved first
+//! (`fallocate` past the end, size kept), so a filesystem that fills up refuses the whole line
+//! instead of storing its first part; should a line still be cut short (another process took
+//! the room in between), the next line starts with a newline, so every later line parses.
 
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -96,8 +98,30 @@ impl<F: AsFd> Drop for Line<F> {
     }
 }
 
+/// Reserves room for `len` more bytes at the end of `fd` if it is a regular file. `false`
+/// means there is no room: the line must not be written at all.
+fn reserve(fd: std::os::fd::BorrowedFd<'_>, len: usize) -> bool {
+    use nix::fcntl::{fallocate, FallocateFlags};
+    use nix::sys::stat::{fstat, SFlag};
+    let Ok(st) = fstat(fd.as_raw_fd()) else { return true };
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFREG {
+        return true;
+    }
+    let Ok(len) = i64::try_from(len) else { return false };
+    match fallocate(fd.as_raw_fd(), FallocateFlags::FALLOC_FL_KEEP_SIZE, st.st_size, len) {
+        Ok(()) => true,
+        Err(nix::errno::Errno::ENOSPC | nix::errno::Errno::EDQUOT) => false,
+        // Not supported by this filesystem: write and hope, as before.
+        Err(_) => true,
+    }
+}
+
 /// One `write(2)` of a whole line; on failure the line is dropped, never finished in pieces.
 fn write_line(fd: std::os::fd::BorrowedFd<'_>, line: &[u8]) {
+    if !reserve(fd, line.len()) {
+        DROPPED_LINES.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
     loop {
         match nix::unistd::write(fd, line) {
             // Interrupted before anything was written: the same single write, again.
