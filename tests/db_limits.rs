@@ -210,3 +210,15 @@ fn a_full_disk_refuses_writes_with_507_keeps_reads_and_recovers_when_space_retur
         "the failure or the recovery made it to the log"
     );
 }
+
+#[test]
+fn a_panicking_handler_still_answers_500() {
+    let mut p = Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").start();
+    p.wait_healthy();
+    for _ in 0..3 {
+        let r = get(p.port, "/_/test/panic").expect("an answer, not a dropped connection");
+        assert_eq!(r.status, 500);
+        assert_eq!(r.json(), json!({"status": 500, "message": "Something went wrong while processing your request.", "data": {}}));
+    }
+    assert_eq!(health(p.port)["status"], "ok", "the worker serves on");
+}

@@ -19,3 +19,8 @@ pub async fn echo(req: Request<Incoming>) -> Result<Response<ResBody>, ApiError>
 pub fn stats(state: &AppState) -> Response<ResBody> {
     json(StatusCode::OK, &serde_json::json!({ "passwordJobs": state.passwords.started() }))
 }
+
+/// `GET /_/test/panic`: a handler bug, to prove a panic still gets an answer (500).
+pub fn panic() -> Result<Response<ResBody>, ApiError> {
+    panic!("a deliberate handler panic (test route)")
+}

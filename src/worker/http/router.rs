@@ -51,6 +51,7 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
         }
         (["_", "test", "echo"], &Method::POST) if state.config.test_routes => api::test_routes::echo(req).await,
         (["_", "test", "stats"], _) if is_read && state.config.test_routes => Ok(api::test_routes::stats(state)),
+        (["_", "test", "panic"], _) if is_read && state.config.test_routes => api::test_routes::panic(),
         (["_"] | ["_", ""], _) if is_read => Ok(api::setup::page()),
         (["_", "setup"], &Method::POST) => api::setup::redeem(state, req).await,
 
