@@ -31,12 +31,12 @@
 //! - Both queues are bounded ([`MAX_QUEUED_READS`], [`MAX_QUEUED_WRITES`]); a full queue
 //!   refuses the job at once with [`Refusal::Busy`] instead of growing memory without limit.
 //! - A job whose caller stopped waiting (its reply receiver was dropped: the client left) is
-//!   skipped, not run.
+//!   skipped, not run; a read already running for it is interrupted like one past its deadline.
 //! - A group lost to a full disk (`SQLITE_FULL`) marks writes as failing ([`Db::write_failure`])
 //!   until a later group commits; the writer keeps serving and retries with every new write.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -91,7 +91,8 @@ struct Done {
 }
 
 enum Msg {
-    Run(Job),
+    /// A job, and the flag its caller raises when it stops waiting.
+    Run(Job, Arc<AtomicBool>),
     Stop,
 }
 
@@ -289,7 +290,10 @@ impl Db {
             }
             let _ = tx.send(f(conn));
         });
-        enqueue(&self.inner.readers, Msg::Run(job)).map_err(E::from)?;
+        let gone = Arc::new(AtomicBool::new(false));
+        // Dropped with this future: a query still running for a caller who left is interrupted.
+        let _raise_when_gone = RaiseOnDrop(gone.clone());
+        enqueue(&self.inner.readers, Msg::Run(job, gone)).map_err(E::from)?;
         rx.await.map_err(|_| E::from(DbError::Closed))?
     }
 
@@ -383,37 +387,64 @@ fn enqueue<M>(queue: &Sender<M>, msg: M) -> Result<(), DbError> {
     })
 }
 
+/// Raises its flag when dropped.
+struct RaiseOnDrop(Arc<AtomicBool>);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
 /// The deadline of the job running on one connection, read by its progress handler: the
 /// nanoseconds since `base` after which its statement is interrupted ([`NO_DEADLINE`] between
-/// jobs).
+/// jobs), and the flag raised when the job's caller stops waiting.
 struct Deadline {
     base: Instant,
     at_nanos: AtomicU64,
+    gone: Mutex<Option<Arc<AtomicBool>>>,
 }
 
 const NO_DEADLINE: u64 = u64::MAX;
 
 impl Deadline {
     fn new() -> Arc<Deadline> {
-        Arc::new(Deadline { base: Instant::now(), at_nanos: AtomicU64::new(NO_DEADLINE) })
+        Arc::new(Deadline { base: Instant::now(), at_nanos: AtomicU64::new(NO_DEADLINE), gone: Mutex::new(None) })
     }
 
     fn now_nanos(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(NO_DEADLINE - 1)
     }
 
-    fn start(&self, budget: Duration) {
+    fn start(&self, budget: Duration, gone: Arc<AtomicBool>) {
+        self.set_gone(Some(gone));
         let at = self.now_nanos().saturating_add(u64::try_from(budget.as_nanos()).unwrap_or(NO_DEADLINE));
         self.at_nanos.store(at.min(NO_DEADLINE - 1), Ordering::Relaxed);
     }
 
     fn clear(&self) {
         self.at_nanos.store(NO_DEADLINE, Ordering::Relaxed);
+        self.set_gone(None);
     }
 
+    fn set_gone(&self, flag: Option<Arc<AtomicBool>>) {
+        match self.gone.lock() {
+            Ok(mut g) => *g = flag,
+            Err(poisoned) => *poisoned.into_inner() = flag,
+        }
+    }
+
+    /// Whether the running statement should stop: past the deadline, or nobody waits for it.
     fn passed(&self) -> bool {
         let at = self.at_nanos.load(Ordering::Relaxed);
-        at != NO_DEADLINE && self.now_nanos() >= at
+        if at == NO_DEADLINE {
+            return false;
+        }
+        let gone = match self.gone.lock() {
+            Ok(g) => g.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)),
+            Err(_) => false,
+        };
+        gone || self.now_nanos() >= at
     }
 }
 
@@ -427,8 +458,8 @@ fn spawn_reader(name: &str, conn: Connection, rx: Receiver<Msg>, budget: Duratio
             let mut conn = conn;
             while let Ok(msg) = rx.recv() {
                 match msg {
-                    Msg::Run(job) => {
-                        deadline.start(budget);
+                    Msg::Run(job, gone) => {
+                        deadline.start(budget, gone);
                         // A panicking job must not take the thread (and its connection) with
                         // it; its caller sees the reply channel close and gets an error.
                         let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
@@ -959,6 +990,35 @@ mod tests {
         gate.await.expect("join").expect("gate");
         kept.await.expect("join").expect("the awaited write ran");
         assert_eq!(ran.load(Ordering::SeqCst), 101, "only the write someone waited for ran");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_running_query_whose_caller_left_is_interrupted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A deadline far beyond the test's patience: only the caller leaving can stop it.
+        let options = DbOptions { read_deadline: Duration::from_secs(3600) };
+        let db = Db::open_with(&dir.path().join("t.db"), 1, None, options).expect("open");
+        let (started_tx, started) = oneshot::channel::<()>();
+        let (ended_tx, ended) = oneshot::channel::<bool>();
+        let endless = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.read(move |c| -> Result<i64, DbError> {
+                    let _ = started_tx.send(());
+                    let r = c.query_row("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c", [], |r| r.get(0));
+                    let _ = ended_tx.send(r.as_ref().err().and_then(refusal_of_sqlite) == Some(Refusal::Timeout));
+                    Ok(r?)
+                })
+                .await
+            })
+        };
+        started.await.expect("the query runs");
+        endless.abort();
+        // Bounded only so a regression fails instead of hanging; it ends within milliseconds.
+        let ended = tokio::time::timeout(Duration::from_secs(60), ended).await.expect("the query was interrupted, not left running");
+        assert!(ended.expect("the query ended"), "interrupted, as SQLITE_INTERRUPT");
+        let n: i64 = db.read(|c| -> Result<i64, DbError> { Ok(c.query_row("SELECT 7", [], |r| r.get(0))?) }).await.expect("the reader serves on");
+        assert_eq!(n, 7);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
