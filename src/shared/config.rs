@@ -29,6 +29,11 @@ pub const DEFAULT_REALTIME_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// client reconnects.
 pub const DEFAULT_REALTIME_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
+/// How long one read query may run before it is interrupted: generous to any legitimate query.
+pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upper bound for `VAULTBASE_QUERY_TIMEOUT_MS`: an hour-long query is a hang, not a query.
+pub const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// One environment variable the binary reads, for `--help` and the README.
 pub struct EnvVar {
     pub name: &'static str,
@@ -45,6 +50,11 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "VAULTBASE_DRAIN_TIMEOUT", default: "30", help: "seconds a drain may take before workers are killed, 1-3600" },
     EnvVar { name: "VAULTBASE_JWT_SECRET", default: "generated into <data>/.secret", help: "secret that signs auth tokens; at least 32 characters" },
     EnvVar { name: "VAULTBASE_LOG_LEVEL", default: "info", help: "error, warn, info, debug or trace" },
+    EnvVar {
+        name: "VAULTBASE_QUERY_TIMEOUT_MS",
+        default: "30000",
+        help: "ms one read query may run before it is interrupted (400), 1-3600000; writes have no deadline",
+    },
     EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables the /_/test/ routes and the test write observer (for the test suite only)" },
     EnvVar {
         name: "VAULTBASE_REALTIME_IDLE_TIMEOUT_MS",
@@ -124,6 +134,8 @@ pub struct Config {
     pub realtime_idle_timeout: Duration,
     /// An SSE stream or WebSocket is closed after this long in any case.
     pub realtime_max_lifetime: Duration,
+    /// A read query still running after this long is interrupted and answered 400.
+    pub query_timeout: Duration,
 }
 
 impl Config {
@@ -196,6 +208,11 @@ impl Config {
             None => DEFAULT_REALTIME_MAX_LIFETIME,
         };
 
+        let query_timeout = match env("VAULTBASE_QUERY_TIMEOUT_MS") {
+            Some(v) => parse_millis("VAULTBASE_QUERY_TIMEOUT_MS", &v, MAX_QUERY_TIMEOUT)?,
+            None => DEFAULT_QUERY_TIMEOUT,
+        };
+
         if mode == Mode::Cluster && port == 0 {
             return Err(invalid(
                 "VAULTBASE_PORT",
@@ -204,7 +221,19 @@ impl Config {
             ));
         }
 
-        Ok(Config { host, port, data_dir, workers, drain_timeout, jwt_secret, log_level, test_routes, realtime_idle_timeout, realtime_max_lifetime })
+        Ok(Config {
+            host,
+            port,
+            data_dir,
+            workers,
+            drain_timeout,
+            jwt_secret,
+            log_level,
+            test_routes,
+            realtime_idle_timeout,
+            realtime_max_lifetime,
+            query_timeout,
+        })
     }
 
     /// The socket address to bind.
@@ -290,6 +319,7 @@ mod tests {
         assert_eq!(cfg.drain_timeout, Duration::from_secs(30));
         assert_eq!(cfg.realtime_idle_timeout, Duration::from_secs(300));
         assert_eq!(cfg.realtime_max_lifetime, Duration::from_secs(1800));
+        assert_eq!(cfg.query_timeout, Duration::from_secs(30));
         assert!(cfg.workers >= 1);
     }
 
@@ -327,6 +357,9 @@ mod tests {
             (Mode::Serve, &[("VAULTBASE_REALTIME_IDLE_TIMEOUT_MS", "300001")], "VAULTBASE_REALTIME_IDLE_TIMEOUT_MS"),
             (Mode::Serve, &[("VAULTBASE_REALTIME_MAX_LIFETIME_MS", "5s")], "VAULTBASE_REALTIME_MAX_LIFETIME_MS"),
             (Mode::Serve, &[("VAULTBASE_REALTIME_MAX_LIFETIME_MS", "1800001")], "VAULTBASE_REALTIME_MAX_LIFETIME_MS"),
+            (Mode::Serve, &[("VAULTBASE_QUERY_TIMEOUT_MS", "0")], "VAULTBASE_QUERY_TIMEOUT_MS"),
+            (Mode::Serve, &[("VAULTBASE_QUERY_TIMEOUT_MS", "3600001")], "VAULTBASE_QUERY_TIMEOUT_MS"),
+            (Mode::Serve, &[("VAULTBASE_QUERY_TIMEOUT_MS", "30s")], "VAULTBASE_QUERY_TIMEOUT_MS"),
         ];
         for (mode, vars, variable) in cases {
             let err = load(*mode, &Flags::default(), vars).expect_err("must be rejected");

@@ -36,7 +36,7 @@ use crate::shared::bootstrap::Prepared;
 use crate::shared::bus::{Bus, BusClient, BusMsg, ConnectError};
 use crate::shared::config::Config;
 use crate::shared::data_dir::DataDir;
-use crate::shared::db::{migrate, Db, DbError};
+use crate::shared::db::{migrate, Db, DbError, DbOptions};
 use crate::shared::sdnotify;
 use crate::shared::secrets::{self, SecretError};
 use state::AppState;
@@ -120,12 +120,9 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     let db_path = data_dir.db_path();
     let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
     let turns_path = clustered.then(|| data_dir.write_turns_path());
+    let db_options = DbOptions { read_deadline: cfg.query_timeout };
     let db = tokio::task::spawn_blocking(move || -> Result<Db, WorkerError> {
-        let db = match turns_path {
-            Some(turns) => Db::open_shared(&db_path, readers, &turns)?,
-            None => Db::open(&db_path, readers)?,
-        };
-        Ok(db)
+        Ok(Db::open_with(&db_path, readers, turns_path.as_deref(), db_options)?)
     })
     .await??;
     let pending = db.read(|c| -> Result<_, DbError> { Ok(migrate::pending(c)?) }).await?;
@@ -231,7 +228,9 @@ fn forced_exit(worker_id: u32, signal: &str) -> ! {
 fn start_watchdog(after: Duration) {
     let spawned = std::thread::Builder::new().name("vb-drain-watchdog".into()).spawn(move || {
         std::thread::sleep(after);
-        eprintln!("vaultbase: drain did not complete within {after:?}; exiting");
+        // Not `eprintln!`: it panics when stderr cannot be written (a full disk), and this
+        // thread must reach the exit below.
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("vaultbase: drain did not complete within {after:?}; exiting\n").as_bytes());
         std::process::exit(FORCED_EXIT_CODE);
     });
     if let Err(e) = spawned {

@@ -84,7 +84,12 @@ async fn handle(state: AppState, req: Request<Incoming>) -> hyper::Response<supe
     let request_id = state.next_request_id();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let res = router::dispatch(&state, req, request_id).await;
+    // A panic below must still answer: unanswered, the client would only see the
+    // connection drop.
+    let res = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(router::dispatch(&state, req, request_id))).await {
+        Ok(res) => res,
+        Err(_) => super::http::error::ApiError::Internal("the request handler panicked".into()).into_response(request_id),
+    };
     tracing::info!(
         worker_id = state.worker_id,
         request_id,

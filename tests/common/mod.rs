@@ -53,11 +53,12 @@ pub struct Spawn {
     nofile: Option<u64>,
     tmp: Option<tempfile::TempDir>,
     stdout: Option<PathBuf>,
+    stderr: Option<PathBuf>,
 }
 
 impl Spawn {
     pub fn serve() -> Spawn {
-        Spawn { args: vec!["serve".into()], envs: vec![], port: free_port(), dir: None, cwd: None, set_port: true, nofile: None, tmp: None, stdout: None }
+        Spawn { args: vec!["serve".into()], envs: vec![], port: free_port(), dir: None, cwd: None, set_port: true, nofile: None, tmp: None, stdout: None, stderr: None }
     }
 
     pub fn cluster(workers: usize) -> Spawn {
@@ -100,6 +101,13 @@ impl Spawn {
         self
     }
 
+    /// Sends the process's stderr (its log) to the file `path`, appending, instead of the pipe
+    /// the harness reads: the log lines are then only in that file.
+    pub fn stderr_to(mut self, path: &Path) -> Spawn {
+        self.stderr = Some(path.to_owned());
+        self
+    }
+
     /// Caps the process's open files (soft and hard, so it cannot raise them).
     pub fn max_open_files(mut self, n: u64) -> Spawn {
         self.nofile = Some(n);
@@ -132,7 +140,10 @@ impl Spawn {
                 Some(p) => Stdio::from(std::fs::File::create(p).expect("stdout file")),
                 None => Stdio::null(),
             })
-            .stderr(Stdio::piped())
+            .stderr(match &self.stderr {
+                Some(p) => Stdio::from(std::fs::OpenOptions::new().create(true).append(true).open(p).expect("stderr file")),
+                None => Stdio::piped(),
+            })
             // Own group: a Ctrl-C on the test runner never reaches it, and kills stay scoped.
             .process_group(0);
         if self.set_port {
@@ -158,10 +169,11 @@ impl Spawn {
         }
         let mut child = cmd.spawn().expect("spawn vaultbase");
         let logs = Arc::new(LogBuf::default());
-        let stderr = child.stderr.take().expect("stderr piped");
+        let stderr = child.stderr.take();
         let sink = logs.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let lines = stderr.into_iter().flat_map(|s| BufReader::new(s).lines().map_while(Result::ok));
+            for line in lines {
                 if std::env::var_os("VB_TEST_ECHO_LOGS").is_some() {
                     eprintln!("[vb] {line}");
                 }

@@ -21,14 +21,28 @@
 //! (PASSIVE, at most every [`CHECKPOINT_INTERVAL`]) after the writer nudges it. A checkpoint
 //! run inside a commit stalled the writer — and every write queued behind it — for
 //! milliseconds; beside it, it waits for no one and no one waits for it.
+//!
+//! Limits, so one bad request or a full disk cannot take the process with it:
+//! - Every read job runs under a deadline ([`DbOptions::read_deadline`]) enforced by SQLite's
+//!   progress handler: past it the running statement fails with `SQLITE_INTERRUPT`, the job
+//!   gets [`Refusal::Timeout`] in its error chain and the reader thread serves the next job.
+//!   Writes have no deadline on purpose: an interrupted write statement makes SQLite roll back
+//!   the whole transaction, and with it every other write of the group.
+//! - Both queues are bounded ([`MAX_QUEUED_READS`], [`MAX_QUEUED_WRITES`]); a full queue
+//!   refuses the job at once with [`Refusal::Busy`] instead of growing memory without limit.
+//! - A job whose caller stopped waiting (its reply receiver was dropped: the client left) is
+//!   skipped, not run; a read already running for it is interrupted like one past its deadline.
+//! - A group lost to a full disk (`SQLITE_FULL`) marks writes as failing ([`Db::write_failure`])
+//!   until a later group commits; the writer keeps serving and retries with every new write.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use rusqlite::{Connection, ErrorCode, Transaction, TransactionBehavior};
 use tokio::sync::oneshot;
 
 use super::open::{self, Role};
@@ -38,14 +52,38 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 /// A write job runs inside the group's transaction and hands back whether it succeeded and
 /// how to answer its caller once the group's fate is known.
 /// It is given `Err(why)` instead of a transaction when the group could not run at all.
-type WriteJob = Box<dyn for<'a, 'b> FnOnce(Result<&'a Transaction<'b>, &'a str>) -> Done + Send>;
+type WriteJob = Box<dyn for<'a, 'b> FnOnce(Result<&'a Transaction<'b>, &'a Lost>) -> Done + Send>;
 
 /// The most writes one transaction carries: enough to amortise a commit under load, few
 /// enough that one group's COMMIT never keeps many callers waiting.
 pub const MAX_GROUP_JOBS: usize = 64;
+/// Read jobs waiting for a reader thread, at most; beyond it a read is refused (503). Far
+/// more than the readers can start in the time a client waits for an answer.
+pub const MAX_QUEUED_READS: usize = 4096;
+/// Write jobs waiting for the writer, at most; beyond it a write is refused (503).
+pub const MAX_QUEUED_WRITES: usize = 4096;
+/// The default deadline of one read job: generous to any legitimate query.
+pub const DEFAULT_READ_DEADLINE: Duration = Duration::from_secs(30);
+/// SQLite virtual-machine steps between two deadline checks: a check costs a clock read, so
+/// often enough to stop within a millisecond or so, rarely enough to cost nothing measurable.
+pub const PROGRESS_CHECK_OPS: i32 = 1000;
 
 /// Told `None` when the group committed, or why the job's work was lost.
-type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
+type Answer = Box<dyn FnOnce(Option<&Lost>) + Send>;
+
+/// Why the work of a write group was lost: the text for the log and, when it is one a client
+/// can be told about, the [`Refusal`].
+#[derive(Debug, Clone)]
+struct Lost {
+    text: String,
+    refusal: Option<Refusal>,
+}
+
+impl Lost {
+    fn new(text: String, cause: Option<&rusqlite::Error>) -> Lost {
+        Lost { refusal: cause.and_then(refusal_of_sqlite), text }
+    }
+}
 
 struct Done {
     ok: bool,
@@ -53,13 +91,59 @@ struct Done {
 }
 
 enum Msg {
-    Run(Job),
+    /// A job, and the flag its caller raises when it stops waiting.
+    Run(Job, Arc<AtomicBool>),
     Stop,
 }
 
 enum WriteMsg {
     Run(WriteJob),
     Stop,
+}
+
+/// A database failure the HTTP edge answers with its own status instead of a generic 500.
+/// It is found anywhere in an error's `source()` chain (see [`refusal_in`]), so it survives
+/// any wrapping between the executor and the handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// `SQLITE_FULL`: the filesystem (or the database's size limit) has no room.
+    #[error("the database's disk is full")]
+    DiskFull,
+    /// The query ran past its deadline and was interrupted.
+    #[error("the query ran past its deadline")]
+    Timeout,
+    /// The job queue is full: the process is overloaded.
+    #[error("the database queue is full")]
+    Busy,
+}
+
+/// The [`Refusal`] an SQLite error stands for, if any. `SQLITE_INTERRUPT` only ever comes
+/// from the deadline's progress handler: nothing here calls `sqlite3_interrupt`.
+fn refusal_of_sqlite(e: &rusqlite::Error) -> Option<Refusal> {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => Some(Refusal::DiskFull),
+        Some(ErrorCode::OperationInterrupted) => Some(Refusal::Timeout),
+        _ => None,
+    }
+}
+
+/// The first [`Refusal`] in `e`'s chain: a [`Refusal`] itself, or an SQLite error that stands
+/// for one.
+pub fn refusal_in(e: &(dyn std::error::Error + 'static)) -> Option<Refusal> {
+    let mut next = Some(e);
+    while let Some(e) = next {
+        if let Some(r) = e.downcast_ref::<Refusal>() {
+            return Some(*r);
+        }
+        if let Some(r) = e.downcast_ref::<rusqlite::Error>().and_then(refusal_of_sqlite) {
+            return Some(r);
+        }
+        if let Some(DbError::Refused(r) | DbError::Commit(_, Some(r))) = e.downcast_ref::<DbError>() {
+            return Some(*r);
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// Why a database call failed.
@@ -77,7 +161,23 @@ pub enum DbError {
     Turns(#[from] super::turns::TurnsError),
     /// The group transaction this write ran in did not commit; its work was rolled back.
     #[error("committing the write: {0}")]
-    Commit(String),
+    Commit(String, #[source] Option<Refusal>),
+    /// The job was refused or cut short (queue full, deadline passed).
+    #[error("{0}")]
+    Refused(#[source] Refusal),
+}
+
+/// Tunables of a [`Db`].
+#[derive(Debug, Clone, Copy)]
+pub struct DbOptions {
+    /// How long one read job may run before its statement is interrupted.
+    pub read_deadline: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions { read_deadline: DEFAULT_READ_DEADLINE }
+    }
 }
 
 /// The shortest time between two checkpoints while writes keep coming. Each copies only the
@@ -101,39 +201,66 @@ struct Inner {
     checkpointer: Sender<Checkpoint>,
     reader_count: usize,
     threads: Mutex<Vec<JoinHandle<()>>>,
+    writes: Arc<WriteHealth>,
+}
+
+/// Whether writes are failing, as the writer last saw it: set when a group is lost to a full
+/// disk, cleared by the next group that commits.
+#[derive(Default)]
+struct WriteHealth {
+    failing: Mutex<Option<String>>,
+}
+
+impl WriteHealth {
+    fn set(&self, why: Option<String>) {
+        let mut slot = match self.failing.lock() {
+            Ok(s) => s,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *slot = why;
+    }
+
+    fn get(&self) -> Option<String> {
+        match self.failing.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
 }
 
 impl Db {
     /// Opens one writer and `readers` reader connections on `path`, each on its own thread.
     /// Connections are opened here, synchronously, so a bad path fails the caller at once.
     pub fn open(path: &Path, readers: usize) -> Result<Db, DbError> {
-        Db::open_with_turns(path, readers, None)
+        Db::open_with(path, readers, None, DbOptions::default())
     }
 
     /// [`Db::open`] for a process that shares the file with other writing processes (cluster
     /// workers): its writer takes turns at the write lock with theirs through the counters
     /// file `turns` (see [`super::turns`]).
     pub fn open_shared(path: &Path, readers: usize, turns: &Path) -> Result<Db, DbError> {
-        let turns = Turns::open(turns).map_err(DbError::Turns)?;
-        Db::open_with_turns(path, readers, Some(turns))
+        Db::open_with(path, readers, Some(turns), DbOptions::default())
     }
 
-    fn open_with_turns(path: &Path, readers: usize, turns: Option<Turns>) -> Result<Db, DbError> {
+    /// [`Db::open`] or, with `turns`, [`Db::open_shared`], with explicit options.
+    pub fn open_with(path: &Path, readers: usize, turns: Option<&Path>, options: DbOptions) -> Result<Db, DbError> {
+        let turns = turns.map(Turns::open).transpose().map_err(DbError::Turns)?;
         let readers = readers.max(1);
         let opened = |role| open::open(path, role).map_err(|source| DbError::Open { path: path.to_owned(), source });
         let writer_conn = opened(Role::Writer)?;
         let checkpoint_conn = opened(Role::Writer)?;
         let reader_conns = (0..readers).map(|_| opened(Role::Reader)).collect::<Result<Vec<_>, _>>()?;
 
-        let (writer_tx, writer_rx) = crossbeam_channel::unbounded();
-        let (reader_tx, reader_rx) = crossbeam_channel::unbounded();
+        let (writer_tx, writer_rx) = crossbeam_channel::bounded(MAX_QUEUED_WRITES);
+        let (reader_tx, reader_rx) = crossbeam_channel::bounded(MAX_QUEUED_READS);
+        let writes = Arc::new(WriteHealth::default());
         // One pending nudge is enough: the checkpointer copies everything there is.
         let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::bounded(1);
         let mut threads = Vec::with_capacity(readers + 2);
-        threads.push(spawn_writer(writer_conn, writer_rx, checkpoint_tx.clone(), turns)?);
+        threads.push(spawn_writer(writer_conn, writer_rx, checkpoint_tx.clone(), turns, writes.clone())?);
         threads.push(spawn_checkpointer(checkpoint_conn, checkpoint_rx)?);
         for (i, conn) in reader_conns.into_iter().enumerate() {
-            threads.push(spawn_reader(&format!("vb-db-reader-{i}"), conn, reader_rx.clone())?);
+            threads.push(spawn_reader(&format!("vb-db-reader-{i}"), conn, reader_rx.clone(), options.read_deadline)?);
         }
         Ok(Db {
             inner: Arc::new(Inner {
@@ -142,6 +269,7 @@ impl Db {
                 checkpointer: checkpoint_tx,
                 reader_count: readers,
                 threads: Mutex::new(threads),
+                writes,
             }),
         })
     }
@@ -156,10 +284,23 @@ impl Db {
     {
         let (tx, rx) = oneshot::channel();
         let job: Job = Box::new(move |conn| {
+            // The caller stopped waiting (the client left): nobody would read the answer.
+            if tx.is_closed() {
+                return;
+            }
             let _ = tx.send(f(conn));
         });
-        self.inner.readers.send(Msg::Run(job)).map_err(|_| E::from(DbError::Closed))?;
+        let gone = Arc::new(AtomicBool::new(false));
+        // Dropped with this future: a query still running for a caller who left is interrupted.
+        let _raise_when_gone = RaiseOnDrop(gone.clone());
+        enqueue(&self.inner.readers, Msg::Run(job, gone)).map_err(E::from)?;
         rx.await.map_err(|_| E::from(DbError::Closed))?
+    }
+
+    /// Why writes are failing right now (the last group was lost to a full disk), or `None`
+    /// when the last group committed.
+    pub fn write_failure(&self) -> Option<String> {
+        self.inner.writes.get()
     }
 
     /// Runs `f` inside a `BEGIN IMMEDIATE` transaction on the writer (shared with other writes
@@ -189,15 +330,19 @@ impl Db {
     {
         let (tx, rx) = oneshot::channel();
         let job: WriteJob = Box::new(move |t| {
+            // The caller stopped waiting (the client left): its write is not made at all.
+            if tx.is_closed() {
+                return Done { ok: false, answer: Box::new(|_| ()) };
+            }
             let out = match t {
                 Ok(t) => f(t),
-                Err(why) => Err(E::from(DbError::Commit(why.to_owned()))),
+                Err(why) => Err(E::from(DbError::Commit(why.text.clone(), why.refusal))),
             };
             Done {
                 ok: out.is_ok(),
-                answer: Box::new(move |lost: Option<&str>| {
+                answer: Box::new(move |lost: Option<&Lost>| {
                     let reply = match (out, lost) {
-                        (Ok(_), Some(why)) => Err(E::from(DbError::Commit(why.to_owned()))),
+                        (Ok(_), Some(why)) => Err(E::from(DbError::Commit(why.text.clone(), why.refusal))),
                         (Ok(mut value), None) => {
                             // This runs outside the job's unwind guard: a panic here would take
                             // the writer thread down, so it is contained and logged.
@@ -212,7 +357,7 @@ impl Db {
                 }),
             }
         });
-        self.inner.writer.send(WriteMsg::Run(job)).map_err(|_| E::from(DbError::Closed))?;
+        enqueue(&self.inner.writer, WriteMsg::Run(job)).map_err(E::from)?;
         rx.await.map_err(|_| E::from(DbError::Closed))?
     }
 
@@ -234,17 +379,92 @@ impl Db {
     }
 }
 
-fn spawn_reader(name: &str, conn: Connection, rx: Receiver<Msg>) -> Result<JoinHandle<()>, DbError> {
+/// Queues `msg` without waiting: a full queue is a refusal, not back-pressure on the runtime.
+fn enqueue<M>(queue: &Sender<M>, msg: M) -> Result<(), DbError> {
+    queue.try_send(msg).map_err(|e| match e {
+        TrySendError::Full(_) => DbError::Refused(Refusal::Busy),
+        TrySendError::Disconnected(_) => DbError::Closed,
+    })
+}
+
+/// Raises its flag when dropped.
+struct RaiseOnDrop(Arc<AtomicBool>);
+
+impl Drop for RaiseOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The deadline of the job running on one connection, read by its progress handler: the
+/// nanoseconds since `base` after which its statement is interrupted ([`NO_DEADLINE`] between
+/// jobs), and the flag raised when the job's caller stops waiting.
+struct Deadline {
+    base: Instant,
+    at_nanos: AtomicU64,
+    gone: Mutex<Option<Arc<AtomicBool>>>,
+}
+
+const NO_DEADLINE: u64 = u64::MAX;
+
+impl Deadline {
+    fn new() -> Arc<Deadline> {
+        Arc::new(Deadline { base: Instant::now(), at_nanos: AtomicU64::new(NO_DEADLINE), gone: Mutex::new(None) })
+    }
+
+    fn now_nanos(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_nanos()).unwrap_or(NO_DEADLINE - 1)
+    }
+
+    fn start(&self, budget: Duration, gone: Arc<AtomicBool>) {
+        self.set_gone(Some(gone));
+        let at = self.now_nanos().saturating_add(u64::try_from(budget.as_nanos()).unwrap_or(NO_DEADLINE));
+        self.at_nanos.store(at.min(NO_DEADLINE - 1), Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        self.at_nanos.store(NO_DEADLINE, Ordering::Relaxed);
+        self.set_gone(None);
+    }
+
+    fn set_gone(&self, flag: Option<Arc<AtomicBool>>) {
+        match self.gone.lock() {
+            Ok(mut g) => *g = flag,
+            Err(poisoned) => *poisoned.into_inner() = flag,
+        }
+    }
+
+    /// Whether the running statement should stop: past the deadline, or nobody waits for it.
+    fn passed(&self) -> bool {
+        let at = self.at_nanos.load(Ordering::Relaxed);
+        if at == NO_DEADLINE {
+            return false;
+        }
+        let gone = match self.gone.lock() {
+            Ok(g) => g.as_ref().is_some_and(|f| f.load(Ordering::Relaxed)),
+            Err(_) => false,
+        };
+        gone || self.now_nanos() >= at
+    }
+}
+
+fn spawn_reader(name: &str, conn: Connection, rx: Receiver<Msg>, budget: Duration) -> Result<JoinHandle<()>, DbError> {
+    let deadline = Deadline::new();
+    let check = deadline.clone();
+    conn.progress_handler(PROGRESS_CHECK_OPS, Some(move || check.passed()));
     std::thread::Builder::new()
         .name(name.to_owned())
         .spawn(move || {
             let mut conn = conn;
             while let Ok(msg) = rx.recv() {
                 match msg {
-                    Msg::Run(job) => {
+                    Msg::Run(job, gone) => {
+                        deadline.start(budget, gone);
                         // A panicking job must not take the thread (and its connection) with
                         // it; its caller sees the reply channel close and gets an error.
-                        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn))).is_err() {
+                        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&mut conn)));
+                        deadline.clear();
+                        if ran.is_err() {
                             tracing::error!(thread = ?std::thread::current().name(), "a database job panicked");
                             if !conn.is_autocommit() {
                                 let _ = conn.execute_batch("ROLLBACK");
@@ -264,6 +484,7 @@ fn spawn_writer(
     rx: Receiver<WriteMsg>,
     checkpoint: Sender<Checkpoint>,
     turns: Option<Turns>,
+    health: Arc<WriteHealth>,
 ) -> Result<JoinHandle<()>, DbError> {
     std::thread::Builder::new()
         .name("vb-db-writer".to_owned())
@@ -288,7 +509,19 @@ fn spawn_writer(
                         Err(_) => break,
                     }
                 }
-                run_group(&mut conn, &mut group, turns.as_ref());
+                // The writer must outlive any bug in a group's bookkeeping: without it every
+                // later write would answer "the database is closed".
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_group(&mut conn, &mut group, turns.as_ref(), &health)));
+                match ran {
+                    Ok(()) => {}
+                    Err(_) => {
+                        tracing::error!("the write group panicked; its callers were failed");
+                        group.clear();
+                        if !conn.is_autocommit() {
+                            let _ = conn.execute_batch("ROLLBACK");
+                        }
+                    }
+                }
                 // Full means a nudge is already pending.
                 let _ = checkpoint.try_send(Checkpoint::Nudge);
                 if stop {
@@ -342,10 +575,34 @@ fn close(conn: Connection) {
     }
 }
 
+/// What became of a transaction, for [`WriteHealth`].
+enum Outcome {
+    /// It committed work.
+    Committed,
+    /// Nothing was written (every job failed alone or was skipped): says nothing new.
+    Nothing,
+    /// Work was lost, or a job met a full disk; why.
+    Lost(Lost),
+}
+
+fn note_outcome(health: &WriteHealth, outcome: Outcome) {
+    match outcome {
+        Outcome::Committed => {
+            if health.get().is_some() {
+                tracing::info!("writes succeed again");
+            }
+            health.set(None);
+        }
+        Outcome::Lost(Lost { refusal: Some(Refusal::DiskFull), text }) => health.set(Some(format!("disk full: {text}"))),
+        Outcome::Lost(_) | Outcome::Nothing => {}
+    }
+}
+
 /// Runs `jobs` (drained) in as few transactions as possible: normally one; a new one only if
 /// SQLite itself ended the transaction under a job (e.g. a full disk), whose whole group so far
-/// is then reported lost.
-fn run_group(conn: &mut Connection, jobs: &mut Vec<WriteJob>, turns: Option<&Turns>) {
+/// is then reported lost. `health` is updated before any caller is answered, so a caller that
+/// saw its write fail (or succeed) also sees health say so.
+fn run_group(conn: &mut Connection, jobs: &mut Vec<WriteJob>, turns: Option<&Turns>, health: &WriteHealth) {
     let mut pending = jobs.drain(..);
     while pending.len() > 0 {
         let ticket = turns.map(|t| (t, t.wait()));
@@ -358,7 +615,8 @@ fn run_group(conn: &mut Connection, jobs: &mut Vec<WriteJob>, turns: Option<&Tur
             Ok(tx) => tx,
             Err(e) => {
                 end_turn();
-                let why = format!("starting the transaction: {e}");
+                let why = Lost::new(format!("starting the transaction: {e}"), Some(&e));
+                note_outcome(health, Outcome::Lost(why.clone()));
                 for job in pending.by_ref() {
                     fail_unrun(job, &why);
                 }
@@ -367,10 +625,18 @@ fn run_group(conn: &mut Connection, jobs: &mut Vec<WriteJob>, turns: Option<&Tur
         };
         let mut done: Vec<Done> = Vec::new();
         let mut broken = None;
+        let mut met_full = false;
         for job in pending.by_ref() {
             match run_in_savepoint(&tx, job) {
-                Ok(d) => done.push(d),
-                Err(why) => {
+                Ok((d, full)) => {
+                    if full {
+                        met_full = true;
+                    }
+                    done.push(d);
+                }
+                Err((why, unanswered)) => {
+                    // Answered below with the rest, once health says what happened.
+                    done.extend(unanswered);
                     broken = Some(why);
                     break;
                 }
@@ -381,36 +647,43 @@ fn run_group(conn: &mut Connection, jobs: &mut Vec<WriteJob>, turns: Option<&Tur
                 drop(tx);
                 Some(why)
             }
-            None => tx.commit().err().map(|e| format!("commit: {e}")),
+            None => tx.commit().err().map(|e| Lost::new(format!("commit: {e}"), Some(&e))),
         };
         // The lock is free again: the next process in line may go before the answers below.
         end_turn();
-        if let Some(why) = &lost {
-            tracing::error!(jobs = done.len(), error = %why, "a write group did not commit");
-        }
+        let outcome = match &lost {
+            Some(why) => {
+                tracing::error!(jobs = done.len(), error = %why.text, "a write group did not commit");
+                Outcome::Lost(why.clone())
+            }
+            None if met_full => Outcome::Lost(Lost { text: "a write met a full disk".to_owned(), refusal: Some(Refusal::DiskFull) }),
+            None if done.iter().any(|d| d.ok) => Outcome::Committed,
+            None => Outcome::Nothing,
+        };
+        note_outcome(health, outcome);
         for d in done {
-            (d.answer)(lost.as_deref());
+            (d.answer)(lost.as_ref());
         }
     }
 }
 
 /// One job in its own savepoint. `Err` means the enclosing transaction can no longer be trusted
-/// (SQLite rolled it back or the savepoint could not be undone); the job has been answered.
-fn run_in_savepoint(tx: &Transaction<'_>, job: WriteJob) -> Result<Done, String> {
+/// (SQLite rolled it back or the savepoint could not be undone), with the job's answer still
+/// to give. `Ok` carries whether the job failed on a full disk.
+fn run_in_savepoint(tx: &Transaction<'_>, job: WriteJob) -> Result<(Done, bool), (Lost, Option<Done>)> {
     if let Err(e) = tx.execute_batch("SAVEPOINT vb_job") {
-        let why = format!("opening a savepoint: {e}");
-        fail_unrun(job, &why);
-        return Err(why);
+        let why = Lost::new(format!("opening a savepoint: {e}"), Some(&e));
+        let unrun = job(Err(&why));
+        return Err((why, Some(unrun)));
     }
     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(tx))));
     if tx.is_autocommit() {
         // SQLite abandoned the transaction (an I/O error, a full disk): nothing of the group
-        // so far survives, and this job's answer says so.
-        let why = "the transaction was rolled back by SQLite".to_owned();
-        if let Ok(d) = ran {
-            (d.answer)(Some(&why));
-        }
-        return Err(why);
+        // so far survives, and this job's answer says so. The job's own error said why; a
+        // full disk is the one cause that ends a transaction which a job can meet here.
+        let full = probe_full(tx);
+        let why = Lost { text: "the transaction was rolled back by SQLite".to_owned(), refusal: full.then_some(Refusal::DiskFull) };
+        return Err((why, ran.ok()));
     }
     let kept = match &ran {
         Ok(d) => d.ok,
@@ -419,21 +692,30 @@ fn run_in_savepoint(tx: &Transaction<'_>, job: WriteJob) -> Result<Done, String>
             false
         }
     };
+    // A statement that met a full disk may have been undone alone, leaving the transaction
+    // open; the disk is still full, and health should say so.
+    let full = !kept && probe_full(tx);
     let end = if kept { "RELEASE vb_job" } else { "ROLLBACK TO vb_job; RELEASE vb_job" };
     if let Err(e) = tx.execute_batch(end) {
-        let why = format!("ending a savepoint: {e}");
-        if let Ok(d) = ran {
-            (d.answer)(Some(&why));
-        }
-        return Err(why);
+        let why = Lost::new(format!("ending a savepoint: {e}"), Some(&e));
+        return Err((why, ran.ok()));
     }
     // A panicked job has no answer to give: its reply channel was dropped in the unwind,
     // which fails its caller.
-    Ok(ran.unwrap_or_else(|_| Done { ok: false, answer: Box::new(|_| ()) }))
+    Ok((ran.unwrap_or_else(|_| Done { ok: false, answer: Box::new(|_| ()) }), full))
+}
+
+/// Whether the connection's last error was `SQLITE_FULL` (what a job's statement met before
+/// SQLite ended the transaction; the job's own error type is opaque here).
+fn probe_full(tx: &Transaction<'_>) -> bool {
+    // SAFETY: the handle is valid for as long as `tx` borrows the connection, and
+    // `sqlite3_errcode` only reads the connection's last result code.
+    let code = unsafe { rusqlite::ffi::sqlite3_errcode(tx.handle()) };
+    code & 0xff == rusqlite::ffi::SQLITE_FULL
 }
 
 /// Answers a job that could not run with why.
-fn fail_unrun(job: WriteJob, why: &str) {
+fn fail_unrun(job: WriteJob, why: &Lost) {
     (job(Err(why)).answer)(Some(why));
 }
 
@@ -639,6 +921,169 @@ mod tests {
         db.write(|tx| -> Result<(), DbError> { Ok(tx.execute_batch("CREATE TABLE t (v)")?) }).await.expect("writer still serves");
         let n: i64 = db.read(|c| -> Result<i64, DbError> { Ok(c.query_row("SELECT 1", [], |r| r.get(0))?) }).await.expect("reader still serves");
         assert_eq!(n, 1);
+    }
+
+    /// Occupies the only reader until the returned sender is dropped or sent to.
+    async fn hold_reader(db: &Db) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), DbError>>) {
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let (started_tx, started) = oneshot::channel::<()>();
+        let db = db.clone();
+        let gate = tokio::spawn(async move {
+            db.read(move |_| -> Result<(), DbError> {
+                let _ = started_tx.send(());
+                hold.recv().map_err(|_| DbError::Closed)
+            })
+            .await
+        });
+        started.await.expect("the holding job runs");
+        (release, gate)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_whose_caller_left_is_not_run() {
+        use futures_util::FutureExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
+        let ran = Arc::new(AtomicU64::new(0));
+        let counting_read = |db: &Db, ran: &Arc<AtomicU64>| {
+            let (db, ran) = (db.clone(), ran.clone());
+            async move {
+                db.read(move |_| -> Result<(), DbError> {
+                    ran.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                })
+                .await
+            }
+        };
+        let counting_write = |db: &Db, ran: &Arc<AtomicU64>| {
+            let (db, ran) = (db.clone(), ran.clone());
+            async move {
+                db.write(move |_| -> Result<(), DbError> {
+                    ran.fetch_add(100, Ordering::SeqCst);
+                    Ok(())
+                })
+                .await
+            }
+        };
+
+        // Reads: queued behind a busy reader, then abandoned (the future is dropped after
+        // its first poll sent the job, as when a client disconnects).
+        let (release, gate) = hold_reader(&db).await;
+        assert!(counting_read(&db, &ran).now_or_never().is_none(), "queued, not run yet");
+        let kept = tokio::spawn(counting_read(&db, &ran));
+        while db.inner.readers.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).expect("release");
+        gate.await.expect("join").expect("gate");
+        kept.await.expect("join").expect("the awaited read ran");
+        assert_eq!(ran.load(Ordering::SeqCst), 1, "only the read someone waited for ran");
+
+        // Writes: the same, behind a busy writer.
+        let (release, gate) = hold_writer(&db).await;
+        assert!(counting_write(&db, &ran).now_or_never().is_none(), "queued, not run yet");
+        let kept = tokio::spawn(counting_write(&db, &ran));
+        while db.inner.writer.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).expect("release");
+        gate.await.expect("join").expect("gate");
+        kept.await.expect("join").expect("the awaited write ran");
+        assert_eq!(ran.load(Ordering::SeqCst), 101, "only the write someone waited for ran");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_running_query_whose_caller_left_is_interrupted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // A deadline far beyond the test's patience: only the caller leaving can stop it.
+        let options = DbOptions { read_deadline: Duration::from_secs(3600) };
+        let db = Db::open_with(&dir.path().join("t.db"), 1, None, options).expect("open");
+        let (started_tx, started) = oneshot::channel::<()>();
+        let (ended_tx, ended) = oneshot::channel::<bool>();
+        let endless = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.read(move |c| -> Result<i64, DbError> {
+                    let _ = started_tx.send(());
+                    let r = c.query_row("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c", [], |r| r.get(0));
+                    let _ = ended_tx.send(r.as_ref().err().and_then(refusal_of_sqlite) == Some(Refusal::Timeout));
+                    Ok(r?)
+                })
+                .await
+            })
+        };
+        started.await.expect("the query runs");
+        endless.abort();
+        // Bounded only so a regression fails instead of hanging; it ends within milliseconds.
+        let ended = tokio::time::timeout(Duration::from_secs(60), ended).await.expect("the query was interrupted, not left running");
+        assert!(ended.expect("the query ended"), "interrupted, as SQLITE_INTERRUPT");
+        let n: i64 = db.read(|c| -> Result<i64, DbError> { Ok(c.query_row("SELECT 7", [], |r| r.get(0))?) }).await.expect("the reader serves on");
+        assert_eq!(n, 7);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_queue_refuses_at_once() {
+        use futures_util::FutureExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
+        let (release, gate) = hold_reader(&db).await;
+        // Kept alive (polled once, not dropped) so their jobs stay queued and count.
+        let mut queued = Vec::new();
+        for _ in 0..MAX_QUEUED_READS {
+            let mut f = Box::pin(db.read(|_| Ok::<(), DbError>(())));
+            assert!((&mut f).now_or_never().is_none());
+            queued.push(f);
+        }
+        let refused = db.read(|_| Ok::<(), DbError>(())).await;
+        assert!(matches!(refused, Err(DbError::Refused(Refusal::Busy))), "{refused:?}");
+        release.send(()).expect("release");
+        gate.await.expect("join").expect("gate");
+        for f in queued {
+            f.await.expect("each queued read still runs");
+        }
+        db.read(|_| Ok::<(), DbError>(())).await.expect("room again");
+    }
+
+    #[tokio::test]
+    async fn a_read_past_its_deadline_is_interrupted_and_the_reader_serves_on() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let options = DbOptions { read_deadline: Duration::from_millis(100) };
+        let db = Db::open_with(&dir.path().join("t.db"), 1, None, options).expect("open");
+        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+        let r = db.read(move |c| -> Result<i64, DbError> { Ok(c.query_row(endless, [], |r| r.get(0))?) }).await;
+        let e = r.expect_err("interrupted");
+        assert_eq!(refusal_in(&e), Some(Refusal::Timeout), "{e}");
+        let n: i64 = db.read(|c| -> Result<i64, DbError> { Ok(c.query_row("SELECT 7", [], |r| r.get(0))?) }).await.expect("next read");
+        assert_eq!(n, 7);
+    }
+
+    #[tokio::test]
+    async fn a_full_database_fails_writes_with_disk_full_until_there_is_room_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
+        db.write(|tx| -> Result<(), DbError> { Ok(tx.execute_batch("CREATE TABLE t (v BLOB)")?) }).await.expect("create");
+        assert_eq!(db.write_failure(), None);
+        // The writer connection may not grow the file past its current size: SQLITE_FULL.
+        db.write(|tx| -> Result<(), DbError> {
+            let pages: i64 = tx.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+            tx.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+        .expect("limit");
+        let r = db.write(|tx| -> Result<(), DbError> { Ok(tx.execute("INSERT INTO t VALUES (zeroblob(100000))", []).map(|_| ())?) }).await;
+        let e = r.expect_err("no room");
+        assert_eq!(refusal_in(&e), Some(Refusal::DiskFull), "{e}");
+        assert!(db.write_failure().is_some_and(|w| w.contains("disk full")), "{:?}", db.write_failure());
+        db.read(|c| -> Result<i64, DbError> { Ok(c.query_row("SELECT count(*) FROM t", [], |r| r.get(0))?) }).await.expect("reads still work");
+        db.write(|tx| -> Result<(), DbError> {
+            tx.query_row("PRAGMA max_page_count = 1073741823", [], |_| Ok(()))?;
+            tx.execute("INSERT INTO t VALUES (zeroblob(100000))", [])?;
+            Ok(())
+        })
+        .await
+        .expect("room again");
+        assert_eq!(db.write_failure(), None, "a committed write clears the failure");
     }
 
     #[tokio::test]

@@ -3,14 +3,15 @@
 //!
 //! Rules this module enforces so callers cannot get them wrong: rusqlite never runs on an async
 //! runtime thread; every write is one `BEGIN IMMEDIATE` transaction on the single writer
-//! thread; pragmas are applied on every connection with `busy_timeout` first.
+//! thread; pragmas are applied on every connection with `busy_timeout` first; every read
+//! runs under a deadline and every queue is bounded ([`Refusal`] says which limit refused).
 
 mod executor;
 pub mod migrate;
 pub mod open;
 pub mod turns;
 
-pub use executor::{Db, DbError};
+pub use executor::{refusal_in, Db, DbError, DbOptions, Refusal, DEFAULT_READ_DEADLINE, MAX_QUEUED_READS, MAX_QUEUED_WRITES};
 
 /// Runs `f` inside one read transaction on `conn`, so several statements see one state of the
 /// database (another process may commit between them otherwise). The transaction always ends:

@@ -26,3 +26,8 @@ pub fn observed(state: &AppState) -> Response<ResBody> {
     let events = state.recorder.as_ref().map(|r| r.events()).unwrap_or_default();
     json(StatusCode::OK, &serde_json::json!({ "events": events }))
 }
+
+/// `GET /_/test/panic`: a handler bug, to prove a panic still gets an answer (500).
+pub fn panic() -> Result<Response<ResBody>, ApiError> {
+    panic!("a deliberate handler panic (test route)")
+}

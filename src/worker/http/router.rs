@@ -47,11 +47,12 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             // Only a request that carries a token pays for resolving it.
             let superuser = req.headers().contains_key(AUTHORIZATION) && actor_of(state, &req).await.is_superuser();
             let real_ip = if superuser { crate::worker::http::client_ip::of_request(state, &req).await } else { String::new() };
-            Ok(api::health::api_health(superuser, real_ip, req.headers()))
+            Ok(api::health::api_health(superuser, real_ip, req.headers(), state.db.write_failure()))
         }
         (["_", "test", "echo"], &Method::POST) if state.config.test_routes => api::test_routes::echo(req).await,
         (["_", "test", "stats"], _) if is_read && state.config.test_routes => Ok(api::test_routes::stats(state)),
         (["_", "test", "observed"], _) if is_read && state.config.test_routes => Ok(api::test_routes::observed(state)),
+        (["_", "test", "panic"], _) if is_read && state.config.test_routes => api::test_routes::panic(),
         (["_"] | ["_", ""], _) if is_read => Ok(api::setup::page()),
         (["_", "setup"], &Method::POST) => api::setup::redeem(state, req).await,
 
