@@ -33,6 +33,13 @@ pub const DEFAULT_REALTIME_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60)
 pub const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound for `VAULTBASE_QUERY_TIMEOUT_MS`: an hour-long query is a hang, not a query.
 pub const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(3600);
+/// A client must send its first complete request head within this time (slowloris protection,
+/// HTTP/1 and HTTP/2 alike).
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// Upper bound for `VAULTBASE_HEADER_TIMEOUT_MS`.
+pub const MAX_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// Upper bound for `VAULTBASE_MAX_CONNECTIONS`.
+pub const MAX_CONNECTIONS_LIMIT: usize = 10_000_000;
 
 /// One environment variable the binary reads, for `--help` and the README.
 pub struct EnvVar {
@@ -55,7 +62,18 @@ pub const ENV_VARS: &[EnvVar] = &[
         default: "30000",
         help: "ms one read query may run before it is interrupted (400), 1-3600000; writes have no deadline",
     },
+    EnvVar {
+        name: "VAULTBASE_MAX_CONNECTIONS",
+        default: "80% of the open-file limit",
+        help: "open connections per worker; past it new ones wait in the kernel's backlog",
+    },
+    EnvVar { name: "VAULTBASE_HEADER_TIMEOUT_MS", default: "30000", help: "ms a new connection has to send its first request head, 1-300000" },
     EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables the /_/test/ routes and the test write observer (for the test suite only)" },
+    EnvVar {
+        name: "VAULTBASE_TEST_IGNORE_INVALIDATE",
+        default: "0",
+        help: "1 makes workers ignore bus cache invalidations (for the test suite only)",
+    },
     EnvVar {
         name: "VAULTBASE_REALTIME_IDLE_TIMEOUT_MS",
         default: "300000",
@@ -136,6 +154,13 @@ pub struct Config {
     pub realtime_max_lifetime: Duration,
     /// A read query still running after this long is interrupted and answered 400.
     pub query_timeout: Duration,
+    /// Open connections per worker; `None` derives it from the open-file limit at start.
+    pub max_connections: Option<usize>,
+    /// A new connection must send its first complete request head within this time.
+    pub header_read_timeout: Duration,
+    /// Test-only: bus `Invalidate` messages are ignored, so only the version checks keep
+    /// caches fresh (the tests prove those alone suffice).
+    pub test_ignore_invalidate: bool,
 }
 
 impl Config {
@@ -212,6 +237,22 @@ impl Config {
             Some(v) => parse_millis("VAULTBASE_QUERY_TIMEOUT_MS", &v, MAX_QUERY_TIMEOUT)?,
             None => DEFAULT_QUERY_TIMEOUT,
         };
+        let max_connections = match env("VAULTBASE_MAX_CONNECTIONS") {
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_CONNECTIONS_LIMIT).contains(&n) => Some(n),
+                _ => return Err(invalid("VAULTBASE_MAX_CONNECTIONS", &v, "a whole number of connections from 1 to 10000000")),
+            },
+            None => None,
+        };
+        let header_read_timeout = match env("VAULTBASE_HEADER_TIMEOUT_MS") {
+            Some(v) => parse_millis("VAULTBASE_HEADER_TIMEOUT_MS", &v, MAX_HEADER_READ_TIMEOUT)?,
+            None => DEFAULT_HEADER_READ_TIMEOUT,
+        };
+        let test_ignore_invalidate = match env("VAULTBASE_TEST_IGNORE_INVALIDATE").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => return Err(invalid("VAULTBASE_TEST_IGNORE_INVALIDATE", other, "0 or 1")),
+        };
 
         if mode == Mode::Cluster && port == 0 {
             return Err(invalid(
@@ -233,6 +274,9 @@ impl Config {
             realtime_idle_timeout,
             realtime_max_lifetime,
             query_timeout,
+            max_connections,
+            header_read_timeout,
+            test_ignore_invalidate,
         })
     }
 
@@ -320,6 +364,9 @@ mod tests {
         assert_eq!(cfg.realtime_idle_timeout, Duration::from_secs(300));
         assert_eq!(cfg.realtime_max_lifetime, Duration::from_secs(1800));
         assert_eq!(cfg.query_timeout, Duration::from_secs(30));
+        assert_eq!(cfg.max_connections, None);
+        assert_eq!(cfg.header_read_timeout, Duration::from_secs(30));
+        assert!(!cfg.test_ignore_invalidate);
         assert!(cfg.workers >= 1);
     }
 
@@ -360,6 +407,10 @@ mod tests {
             (Mode::Serve, &[("VAULTBASE_QUERY_TIMEOUT_MS", "0")], "VAULTBASE_QUERY_TIMEOUT_MS"),
             (Mode::Serve, &[("VAULTBASE_QUERY_TIMEOUT_MS", "3600001")], "VAULTBASE_QUERY_TIMEOUT_MS"),
             (Mode::Serve, &[("VAULTBASE_QUERY_TIMEOUT_MS", "30s")], "VAULTBASE_QUERY_TIMEOUT_MS"),
+            (Mode::Serve, &[("VAULTBASE_MAX_CONNECTIONS", "0")], "VAULTBASE_MAX_CONNECTIONS"),
+            (Mode::Serve, &[("VAULTBASE_MAX_CONNECTIONS", "many")], "VAULTBASE_MAX_CONNECTIONS"),
+            (Mode::Serve, &[("VAULTBASE_HEADER_TIMEOUT_MS", "0")], "VAULTBASE_HEADER_TIMEOUT_MS"),
+            (Mode::Serve, &[("VAULTBASE_TEST_IGNORE_INVALIDATE", "yes")], "VAULTBASE_TEST_IGNORE_INVALIDATE"),
         ];
         for (mode, vars, variable) in cases {
             let err = load(*mode, &Flags::default(), vars).expect_err("must be rejected");

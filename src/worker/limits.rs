@@ -7,6 +7,8 @@
 //! an answer would reveal whether an account exists) and must not keep any count in process
 //! memory.
 
+use std::net::{IpAddr, Ipv6Addr};
+
 use rusqlite::Transaction;
 use serde::{Deserialize, Serialize};
 
@@ -112,9 +114,27 @@ fn prune(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// The client part of a per-IP key. An IPv6 client counts by its /64 prefix: one subscriber
+/// usually holds a whole /64 and can rotate through 2^64 addresses, so a key per address would
+/// be no limit at all. IPv4 (and IPv4-mapped IPv6) addresses are kept whole; anything that is
+/// not an address is kept as it is.
+pub fn client_key(ip: &str) -> String {
+    match ip.parse::<IpAddr>() {
+        Ok(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{}/64", Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        Ok(IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_owned(),
+    }
+}
+
 /// The key of a per-IP counter.
 pub fn ip_key(kind: &str, ip: &str) -> String {
-    format!("{kind}:ip:{ip}")
+    format!("{kind}:ip:{}", client_key(ip))
 }
 
 /// The key of a per-account counter: collection and identity, case-folded, whether or not
@@ -127,7 +147,7 @@ pub fn account_key(kind: &str, collection_id: &str, identity: &str) -> String {
 /// a refusal that applied to every IP would let anyone lock the real user out of their own
 /// account with a few wrong guesses.
 pub fn ip_account_key(kind: &str, collection_id: &str, ip: &str, identity: &str) -> String {
-    format!("{kind}:acct:{collection_id}:{ip}:{}", identity.trim().to_lowercase())
+    format!("{kind}:acct:{collection_id}:{}:{}", client_key(ip), identity.trim().to_lowercase())
 }
 
 #[cfg(test)]
@@ -139,6 +159,23 @@ mod tests {
         let mut c = crate::shared::db::open::open(&dir.path().join("d.db"), crate::shared::db::open::Role::Writer).expect("open");
         crate::shared::db::migrate::run(&mut c).expect("migrate");
         (dir, c)
+    }
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64_prefix() {
+        let a = ip_key("password", "2001:db8:1:2:aaaa:bbbb:cccc:dddd");
+        let b = ip_key("password", "2001:db8:1:2::1");
+        assert_eq!(a, b, "one /64 is one client");
+        assert_eq!(a, "password:ip:2001:db8:1:2::/64");
+        assert_ne!(a, ip_key("password", "2001:db8:1:3::1"), "another /64 is another client");
+        assert_eq!(ip_key("mail", "203.0.113.7"), "mail:ip:203.0.113.7", "IPv4 is unchanged");
+        assert_ne!(ip_key("mail", "203.0.113.7"), ip_key("mail", "203.0.113.8"));
+        assert_eq!(ip_key("mail", "::ffff:203.0.113.7"), "mail:ip:203.0.113.7", "mapped IPv4 is IPv4");
+        assert_eq!(ip_key("mail", ""), "mail:ip:", "no address stays as it is");
+        assert_eq!(
+            ip_account_key("password", "c1", "2001:db8:1:2::9", " Me@Example.com"),
+            ip_account_key("password", "c1", "2001:db8:1:2:ffff::1", "me@example.com"),
+        );
     }
 
     #[test]

@@ -145,7 +145,8 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if let Some(rx) = state.realtime.take_relay_receiver() {
         tokio::spawn(state.realtime.clone().relay(rx));
     }
-    let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx));
+    let max_connections = cfg.max_connections.unwrap_or_else(|| server::default_max_connections(nofile));
+    let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx, max_connections));
 
     bus.send(&BusMsg::Ready { worker_id });
     if !clustered {
@@ -153,7 +154,8 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     }
     tracing::info!(
         role = if clustered { "worker" } else { "serve" }, worker_id, pid = std::process::id(),
-        addr = %local, version = crate::shared::VERSION, max_open_files = nofile, "listening"
+        addr = %local, version = crate::shared::VERSION, max_open_files = nofile,
+        max_connections, "listening"
     );
 
     let cause = loop {
@@ -208,6 +210,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
 
 fn on_bus_message(state: &AppState, msg: BusMsg) {
     match msg {
+        BusMsg::Invalidate { .. } if state.config.test_ignore_invalidate => {}
         BusMsg::Invalidate { what, .. } if what == records::cache::INVALIDATE_COLLECTIONS => state.schema.invalidate(),
         BusMsg::Invalidate { what, .. } if what == settings::INVALIDATE_SETTINGS => state.settings.invalidate(),
         BusMsg::Publish { topic, payload, .. } if topic == realtime::BUS_TOPIC => state.realtime.on_bus_publish(payload),

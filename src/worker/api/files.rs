@@ -28,9 +28,10 @@ use crate::worker::files::{self, names, sniff, thumbs, FilesError};
 use crate::worker::http::body::{json as json_response, ResBody, DEFAULT_BODY_LIMIT_BYTES};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{json_object, Query};
-use crate::worker::records::crud::{self, CrudError};
+use crate::worker::records::cache::Snapshot;
+use crate::worker::records::crud::{self, CrudError, Requester};
 use crate::worker::records::schema::field::FileOptions;
-use crate::worker::records::schema::{CollectionType, FieldKind};
+use crate::worker::records::schema::{Collection, CollectionType, FieldKind};
 use crate::worker::records::values::to_string_list;
 use crate::worker::settings::{self as app_settings, SettingsError};
 use crate::worker::state::AppState;
@@ -73,45 +74,42 @@ pub async fn download(state: &AppState, collection: &str, record_id: &str, filen
     if !names::safe_segment(record_id) || !names::safe_segment(filename) {
         return Err(ApiError::not_found());
     }
-    let snap = state.schema.for_job(&state.db, collection, false).await.map_err(ApiError::internal)?;
-    let c = snap.get(collection).cloned().ok_or_else(missing_collection)?;
-    if c.kind == CollectionType::View {
-        // A view's files live with their source records, which this build does not resolve.
-        return Err(ApiError::not_found());
-    }
     let actor = match query.get("token").filter(|t| !t.is_empty()) {
         Some(token) => file_token_actor(state, token).await,
         None => Actor::Guest,
     };
     let mut requester = super::records::requester(&actor, req.method(), &query, req.headers(), Map::new());
     requester.ctx.context = PROTECTED_FILE_CONTEXT.into();
-    let (job_c, job_id, job_name) = (c.clone(), record_id.to_owned(), filename.to_owned());
-    let found = state
-        .db
-        .read(move |conn| -> Result<Option<Found>, CrudError> {
-            crud::read_snapshot(conn, |conn| {
-                let Some(record) = crud::existing(conn, &job_c, &job_id)? else { return Ok(None) };
-                let field = job_c.fields.iter().find_map(|f| match &f.kind {
-                    FieldKind::File(o) if record.get(&f.name).map(to_string_list).is_some_and(|l| l.contains(&job_name)) => Some(o.clone()),
-                    _ => None,
-                });
-                let Some(options) = field else { return Ok(None) };
-                if options.protected && !requester.superuser {
-                    // As PocketBase: the view rule decides, with the file token's record as
-                    // `@request.auth` (a guest without one); a null rule admits superusers only.
-                    let allowed = match job_c.view_rule.as_deref() {
-                        None => false,
-                        Some(rule) => crud::passes(conn, &snap, &job_c, &requester, &job_id, Some(rule).filter(|r| !r.trim().is_empty()))?,
-                    };
-                    if !allowed {
-                        return Ok(None);
-                    }
-                }
-                Ok(Some(Found { options }))
+    let mut looked_up = None;
+    for retry in [false, true] {
+        // The held snapshot plans the lookup; the job checks its version in the same read
+        // transaction, so a field made protected through another worker is in force here for
+        // the very next request, whether or not that worker's bus message has arrived.
+        let snap = state.schema.for_job(&state.db, collection, retry).await.map_err(ApiError::internal)?;
+        let c = snap.get(collection).cloned().ok_or_else(missing_collection)?;
+        if c.kind == CollectionType::View {
+            // A view's files live with their source records, which this build does not resolve.
+            return Err(ApiError::not_found());
+        }
+        let (job_c, job_id, job_name, job_req) = (c.clone(), record_id.to_owned(), filename.to_owned(), requester.clone());
+        let job = state
+            .db
+            .read(move |conn| -> Result<Option<Found>, CrudError> {
+                crud::read_snapshot(conn, |conn| {
+                    snap.check(conn)?;
+                    find_allowed(conn, &snap, &job_c, &job_req, &job_id, &job_name)
+                })
             })
-        })
-        .await
-        .map_err(|e| super::records::crud_error(e, ""))?;
+            .await;
+        match job {
+            Err(CrudError::Stale(_)) if !retry => state.schema.invalidate(),
+            other => {
+                looked_up = Some((c, other.map_err(|e| super::records::crud_error(e, ""))?));
+                break;
+            }
+        }
+    }
+    let Some((c, found)) = looked_up else { return Err(ApiError::not_found()) };
     let Some(found) = found else { return Err(ApiError::not_found()) };
     let key = names::original_key(&c.id, record_id, filename).ok_or_else(ApiError::not_found)?;
     let storage = files::storage(state.storage_source()).await.map_err(files_error)?;
@@ -135,6 +133,28 @@ pub async fn download(state: &AppState, collection: &str, record_id: &str, filen
     let download = matches!(query.get("download"), Some("1" | "true" | "t" | "True" | "TRUE"));
     let public = !found.options.protected;
     serve(&storage, req.method(), req.headers(), &served.0, &served.1, filename, mime, download, public).await
+}
+
+/// The file field of record `record_id` that holds `filename`, if the requester may read it.
+fn find_allowed(conn: &rusqlite::Connection, snap: &Snapshot, c: &Collection, requester: &Requester, record_id: &str, filename: &str) -> Result<Option<Found>, CrudError> {
+    let Some(record) = crud::existing(conn, c, record_id)? else { return Ok(None) };
+    let field = c.fields.iter().find_map(|f| match &f.kind {
+        FieldKind::File(o) if record.get(&f.name).map(to_string_list).is_some_and(|l| l.iter().any(|n| n == filename)) => Some(o.clone()),
+        _ => None,
+    });
+    let Some(options) = field else { return Ok(None) };
+    if options.protected && !requester.superuser {
+        // As PocketBase: the view rule decides, with the file token's record as
+        // `@request.auth` (a guest without one); a null rule admits superusers only.
+        let allowed = match c.view_rule.as_deref() {
+            None => false,
+            Some(rule) => crud::passes(conn, snap, c, requester, record_id, Some(rule).filter(|r| !r.trim().is_empty()))?,
+        };
+        if !allowed {
+            return Ok(None);
+        }
+    }
+    Ok(Some(Found { options }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -190,13 +210,34 @@ async fn file_token_actor(state: &AppState, token: &str) -> Actor {
     if claims.token_type != TokenType::File || claims.is_expired(now) {
         return Actor::Guest;
     }
-    let Ok(snap) = state.schema.for_job(&state.db, &claims.collection_id, false).await else { return Actor::Guest };
-    let Some(collection) = snap.get(&claims.collection_id).cloned() else { return Actor::Guest };
-    if collection.kind != CollectionType::Auth || collection.id != claims.collection_id {
-        return Actor::Guest;
+    let mut loaded = None;
+    for retry in [false, true] {
+        // As for bearer tokens: the load checks the snapshot's version in its own transaction.
+        let Ok(snap) = state.schema.for_job(&state.db, &claims.collection_id, retry).await else { return Actor::Guest };
+        let Some(collection) = snap.get(&claims.collection_id).cloned() else { return Actor::Guest };
+        if collection.kind != CollectionType::Auth || collection.id != claims.collection_id {
+            return Actor::Guest;
+        }
+        let (c, id) = (collection.clone(), claims.id.clone());
+        let job = state
+            .db
+            .read(move |conn| {
+                crud::read_snapshot(conn, |conn| {
+                    snap.check(conn)?;
+                    crud::existing(conn, &c, &id)
+                })
+            })
+            .await;
+        match job {
+            Ok(Some(record)) => {
+                loaded = Some((collection, record));
+                break;
+            }
+            Err(CrudError::Stale(_)) if !retry => state.schema.invalidate(),
+            _ => return Actor::Guest,
+        }
     }
-    let (c, id) = (collection.clone(), claims.id.clone());
-    let Ok(Some(record)) = state.db.read(move |conn| crud::existing(conn, &c, &id)).await else { return Actor::Guest };
+    let Some((collection, record)) = loaded else { return Actor::Guest };
     let auth = AuthRecord { collection, record, refreshable: false, token: token.to_owned() };
     match jwt::verify(&state.jwt_secret, token, TokenType::File, &auth.collection.id, auth.token_key(), now) {
         Ok(_) => Actor::Auth(Arc::new(auth)),

@@ -3,6 +3,11 @@
 //! allows (its `thumbs` plus `100x100`), the resizing itself, and [`ThumbGate`], which makes
 //! concurrent requests for one thumbnail generate it once and bounds how many run at a time.
 //!
+//! Memory is bounded twice: one generation holds at most [`MAX_DECODE_ALLOC_BYTES`] of pixels
+//! (checked from the header before anything is allocated, so a decompression bomb — a tiny
+//! file declaring huge dimensions — is refused at once), and at most one generation per CPU
+//! runs, so a worker never holds more than CPUs × that for thumbnails.
+//!
 //! [`generate`] is CPU work on bytes already in memory: callers run it on the blocking pool,
 //! never on an async thread. This module does not read or write storage.
 
@@ -18,14 +23,16 @@ pub const ALWAYS_ALLOWED: &str = "100x100";
 /// Largest width or height of a thumbnail, in pixels.
 const MAX_THUMB_SIDE_PX: u32 = 10_000;
 /// Largest width or height of a source image that is decoded, in pixels.
-const MAX_SOURCE_SIDE_PX: u32 = 20_000;
-/// Largest allocation the decoder may make, in bytes (a decompression-bomb guard).
-const MAX_DECODE_ALLOC_BYTES: u64 = 512 * 1024 * 1024;
+const MAX_SOURCE_SIDE_PX: u32 = 16_384;
+/// Most memory one generation may use for pixels, in bytes: the decoder's allocations, and the
+/// resize's intermediate buffer. Holds a 48-megapixel RGB photo; bigger images are served as
+/// they are.
+pub const MAX_DECODE_ALLOC_BYTES: u64 = 192 * 1024 * 1024;
+/// Bytes per pixel of the resize's intermediate buffer (four f32 channels).
+const RESIZE_BYTES_PER_PX: u64 = 16;
 /// Largest original a thumbnail is made from, in bytes: the source is decoded in memory, so
 /// bigger images are served as they are.
 pub const MAX_SOURCE_BYTES: u64 = 40 * 1024 * 1024;
-/// Thumbnail generations running at once beyond the CPU count (PocketBase: NumCPU + 2).
-const EXTRA_GENERATIONS: usize = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -94,6 +101,8 @@ pub enum ThumbError {
     Image(#[from] image::ImageError),
     #[error("reading the image: {0}")]
     Io(#[from] std::io::Error),
+    #[error("resizing {width}x{height} to {spec_width}x{spec_height} would need more than {MAX_DECODE_ALLOC_BYTES} bytes")]
+    TooBig { width: u32, height: u32, spec_width: u32, spec_height: u32 },
 }
 
 fn scaled(side: u32, num: u32, den: u32) -> u32 {
@@ -122,6 +131,17 @@ pub fn resize(img: &DynamicImage, spec: Spec) -> DynamicImage {
     }
 }
 
+/// A bound on the resize's intermediate buffer: the image crate scales the height first, into
+/// a buffer as wide as the source and as tall as the (covering) target, four f32 per pixel.
+fn resize_bytes(width: u32, height: u32, spec: Spec) -> u64 {
+    let (w, h) = (u64::from(width.max(1)), u64::from(height.max(1)));
+    let (sw, sh) = (u64::from(spec.width), u64::from(spec.height));
+    // The tallest the target gets in any mode: covering a box scales up to the larger ratio.
+    let by_width = if sw == 0 { 0 } else { sw * h / w + 1 };
+    let target_h = sh.max(by_width);
+    w.saturating_mul(target_h).saturating_mul(RESIZE_BYTES_PER_PX)
+}
+
 /// Decodes `source` (of `format`), resizes it and encodes the thumbnail in the same format.
 /// Blocking CPU work.
 pub fn generate(source: &[u8], format: ImageFormat, spec: Spec) -> Result<Vec<u8>, ThumbError> {
@@ -132,6 +152,9 @@ pub fn generate(source: &[u8], format: ImageFormat, spec: Spec) -> Result<Vec<u8
     limits.max_alloc = Some(MAX_DECODE_ALLOC_BYTES);
     reader.limits(limits);
     let img = reader.decode()?;
+    if resize_bytes(img.width(), img.height(), spec) > MAX_DECODE_ALLOC_BYTES {
+        return Err(ThumbError::TooBig { width: img.width(), height: img.height(), spec_width: spec.width, spec_height: spec.height });
+    }
     let thumb = resize(&img, spec);
     // Each encoder takes the pixel layouts it supports: JPEG has no alpha.
     let thumb = match format {
@@ -143,7 +166,8 @@ pub fn generate(source: &[u8], format: ImageFormat, spec: Spec) -> Result<Vec<u8
     Ok(out.into_inner())
 }
 
-/// One generation per thumbnail key at a time, and at most CPUs + 2 generations at once.
+/// One generation per thumbnail key at a time, and at most one per CPU at once (each may hold
+/// up to [`MAX_DECODE_ALLOC_BYTES`]; more would only queue for the CPUs while holding memory).
 pub struct ThumbGate {
     pub locks: KeyLocks,
     pub permits: tokio::sync::Semaphore,
@@ -152,7 +176,12 @@ pub struct ThumbGate {
 impl ThumbGate {
     pub fn sized_to_cpus() -> ThumbGate {
         let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        ThumbGate { locks: KeyLocks::default(), permits: tokio::sync::Semaphore::new(cpus + EXTRA_GENERATIONS) }
+        ThumbGate::with_generations(cpus)
+    }
+
+    /// A gate that lets `n` generations run at once.
+    pub fn with_generations(n: usize) -> ThumbGate {
+        ThumbGate { locks: KeyLocks::default(), permits: tokio::sync::Semaphore::new(n.max(1)) }
     }
 }
 
@@ -190,6 +219,40 @@ mod tests {
         assert_eq!(dims("100x100f"), (100, 40));
         assert_eq!(dims("0x60"), (150, 60));
         assert_eq!(dims("150x0"), (150, 60));
+    }
+
+    #[test]
+    fn generations_are_bounded_by_the_cpu_count() {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let gate = ThumbGate::sized_to_cpus();
+        assert_eq!(gate.permits.available_permits(), cpus);
+        let held: Vec<_> = (0..cpus).map(|_| gate.permits.try_acquire().expect("a permit per CPU")).collect();
+        assert!(gate.permits.try_acquire().is_err(), "one more generation than CPUs must wait");
+        drop(held);
+        assert!(gate.permits.try_acquire().is_ok());
+    }
+
+    #[test]
+    fn a_decompression_bomb_is_refused_before_its_pixels_are_allocated() {
+        // 16,000 × 16,000 RGBA (1 GB of pixels) declared by a header of a few dozen bytes.
+        fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+            out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+            let mut crc = crc32fast::Hasher::new();
+            crc.update(kind);
+            crc.update(data);
+            out.extend_from_slice(kind);
+            out.extend_from_slice(data);
+            out.extend_from_slice(&crc.finalize().to_be_bytes());
+        }
+        let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+        chunk(&mut png, b"IHDR", &[&16_000u32.to_be_bytes()[..], &16_000u32.to_be_bytes()[..], &[8, 6, 0, 0, 0]].concat());
+        chunk(&mut png, b"IDAT", &[0x78, 0x01]);
+        chunk(&mut png, b"IEND", &[]);
+        let err = generate(&png, ImageFormat::Png, parse("100x100").expect("spec")).expect_err("refused");
+        assert!(matches!(&err, ThumbError::Image(image::ImageError::Limits(_))), "{err}");
+        // And the resize's own buffer is bounded: a wide source asked for a tall thumbnail.
+        assert!(resize_bytes(16_000, 100, parse("10000x10000").expect("spec")) > MAX_DECODE_ALLOC_BYTES);
+        assert!(resize_bytes(8_000, 6_000, parse("100x100").expect("spec")) < MAX_DECODE_ALLOC_BYTES);
     }
 
     #[test]
