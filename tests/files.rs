@@ -374,15 +374,20 @@ fn deletes_remove_files_and_failed_creates_leave_no_orphan() {
 
 #[test]
 fn concurrent_requests_for_one_thumbnail_generate_it_once() {
-    let (server, token) = start_with_superuser(Spawn::serve());
+    const REQUESTS: usize = 8;
+    // The first generation is held until the other seven wait for it, so the requests overlap
+    // whatever the scheduling; the stats route counts the waits.
+    let spawn = Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").env("VAULTBASE_TEST_THUMB_WAITERS", &(REQUESTS - 1).to_string());
+    let (server, token) = start_with_superuser(spawn);
     let port = server.port;
     create_collection(port, &token, json!({"name": "pics", "listRule": "", "viewRule": "", "fields": [{"name": "img", "type": "file", "maxSelect": 1, "thumbs": ["4x4f"]}]}));
     let r = post_multipart(port, "/api/collections/pics/records", &token, &small_multipart(&[], &[("img", "i.png", &tiny_png())]));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let rec = r.json();
     let url = format!("/api/files/pics/{}/{}?thumb=4x4f", rec["id"].as_str().expect("id"), rec["img"].as_str().expect("img"));
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
-    let handles: Vec<_> = (0..8)
+    assert_eq!(get(port, "/_/test/stats").expect("stats").json()["thumbWaits"], 0);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(REQUESTS));
+    let handles: Vec<_> = (0..REQUESTS)
         .map(|_| {
             let (url, barrier) = (url.clone(), barrier.clone());
             std::thread::spawn(move || {
@@ -396,6 +401,9 @@ fn concurrent_requests_for_one_thumbnail_generate_it_once() {
         r.body
     }).collect();
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every request got the same thumbnail");
+    assert_ne!(bodies[0], tiny_png(), "a thumbnail, not the original");
+    // The race happened: every other request arrived while the one generation was under way.
+    assert_eq!(get(port, "/_/test/stats").expect("stats").json()["thumbWaits"], (REQUESTS - 1) as u64);
     let generated = server.logs_with_message("thumbnail generated");
     assert_eq!(generated.len(), 1, "{generated:?}");
     // A size the field does not allow is the original, and never stored.

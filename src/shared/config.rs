@@ -46,6 +46,11 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "VAULTBASE_LOG_LEVEL", default: "info", help: "error, warn, info, debug or trace" },
     EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables POST /_/test/echo (for the test suite only)" },
     EnvVar {
+        name: "VAULTBASE_TEST_THUMB_WAITERS",
+        default: "unset",
+        help: "N holds a thumbnail generation until N requests wait for it (for the test suite only)",
+    },
+    EnvVar {
         name: "VAULTBASE_REALTIME_IDLE_TIMEOUT_MS",
         default: "300000",
         help: "ms a realtime stream may stay idle, 1-300000 (for the test suite only)",

@@ -17,5 +17,5 @@ pub async fn echo(req: Request<Incoming>) -> Result<Response<ResBody>, ApiError>
 
 /// `GET /_/test/stats`: this worker's internal counters.
 pub fn stats(state: &AppState) -> Response<ResBody> {
-    json(StatusCode::OK, &serde_json::json!({ "passwordJobs": state.passwords.started() }))
+    json(StatusCode::OK, &serde_json::json!({ "passwordJobs": state.passwords.started(), "thumbWaits": state.files.thumbs.waited() }))
 }
