@@ -749,60 +749,69 @@ fn an_upload_cut_off_by_the_client_leaves_nothing_behind() {
     assert_eq!(r.json()["totalItems"], 0);
 }
 
-/// Bytes of the upload whose storage step holds an update open while another one commits.
-const RACE_UPLOAD_BYTES: usize = 8 * 1024 * 1024;
-/// The delays tried between the end of update A's body and update B, in milliseconds: where
-/// A's window between its read and its commit falls depends on the machine, so the rounds
-/// sweep across it (each round with a fresh record).
-const RACE_DELAYS_MS: std::ops::RangeInclusive<u64> = 0..=40;
-
 #[test]
 fn overlapping_file_updates_never_leave_a_dangling_name_or_an_orphan() {
-    let (server, token) = start_with_superuser(Spawn::serve());
+    // Update A (appending an upload) is held right after storing it, before its commit, until
+    // the test creates `go`; update B (removing a file) runs and answers inside that window.
+    let markers = tempfile::tempdir().expect("tempdir");
+    let go = markers.path().join("go");
+    let marker = |suffix: &str| markers.path().join(format!("go{suffix}"));
+    let (server, token) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_PAUSE_AFTER_STORE", go.to_str().expect("utf-8 path")));
     let (port, data) = (server.port, server.dir.clone());
-    let c = create_collection(port, &token, json!({"name": "racy", "fields": [{"name": "docs", "type": "file", "maxSelect": 10, "maxSize": 50_000_000}]}));
+    let c = create_collection(port, &token, json!({"name": "racy", "fields": [{"name": "docs", "type": "file", "maxSelect": 10}]}));
     let cid = c["id"].as_str().expect("id").to_owned();
-    let big = vec![b'x'; RACE_UPLOAD_BYTES];
-    for (round, delay_ms) in RACE_DELAYS_MS.step_by(2).enumerate() {
-        let r = post_multipart(port, "/api/collections/racy/records", &token, &small_multipart(&[], &[("docs", "a.txt", b"a"), ("docs", "b.txt", b"b")]));
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let rec = r.json();
-        let id = rec["id"].as_str().expect("id").to_owned();
-        let first = rec["docs"][0].as_str().expect("name").to_owned();
-
-        // Update A appends a big upload: all but its last bytes are sent first, so that its
-        // plan (the record as read) and its storage step start the moment the rest arrives.
-        let body = small_multipart(&[], &[("docs+", "big.txt", &big)]);
-        let mut a = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        a.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
-        let head = format!(
-            "PATCH /api/collections/racy/records/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        a.write_all(head.as_bytes()).expect("head");
-        let split = body.len() - 64;
-        a.write_all(&body[..split]).expect("body");
-        std::thread::sleep(Duration::from_millis(50));
-        a.write_all(&body[split..]).expect("rest");
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        // Update B removes the first file while A is still storing its upload.
-        let b = call(port, "PATCH", &format!("/api/collections/racy/records/{id}"), Some(&token), Some(&json!({"docs-": [first]})));
-        assert_eq!(b.status, 200, "{}", String::from_utf8_lossy(&b.body));
-        let a = read_response(&mut a, false).expect("response");
-        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
-
-        // Whatever the order, the record names exactly the files in storage.
-        let r = call(port, "GET", &format!("/api/collections/racy/records/{id}"), Some(&token), None);
-        let mut named: Vec<String> = r.json()["docs"].as_array().expect("docs").iter().map(|v| v.as_str().expect("name").to_owned()).collect();
-        named.sort();
-        let stored: Vec<String> = settled_storage(&data)
-            .into_iter()
-            .filter_map(|p| p.strip_prefix(&format!("{cid}/{id}/")).map(str::to_owned))
-            .collect();
-        assert_eq!(named, stored, "round {round}: the record's names and the stored files differ");
-        assert!(!named.contains(&first), "round {round}: the removed file is back: {named:?}");
-        assert_eq!(named.len(), 2, "round {round}: b and the upload: {named:?}");
+    // Created without uploads in the body's way: the pause is only for A.
+    let r = call(port, "POST", "/api/collections/racy/records", Some(&token), Some(&json!({})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    let seed = small_multipart(&[], &[("docs", "a.txt", b"a"), ("docs", "b.txt", b"b")]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let head = format!(
+        "PATCH /api/collections/racy/records/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        seed.len()
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(&seed).expect("body");
+    // The seeding update stores uploads too, so it pauses: release it and reset the markers.
+    wait_until(|| marker(".paused").exists(), || "the seeding update never stored its uploads".to_owned());
+    std::fs::write(&go, b"").expect("go");
+    let seeded = read_response(&mut s, false).expect("seed response");
+    assert_eq!(seeded.status, 200, "{}", String::from_utf8_lossy(&seeded.body));
+    let first = seeded.json()["docs"][0].as_str().expect("name").to_owned();
+    for m in [go.clone(), marker(".paused")] {
+        std::fs::remove_file(m).expect("reset marker");
     }
+
+    // A: append an upload; it stops after storing it.
+    let body = small_multipart(&[], &[("docs+", "big.txt", b"appended by A")]);
+    let mut a = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    a.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let head = format!(
+        "PATCH /api/collections/racy/records/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    a.write_all(head.as_bytes()).expect("head");
+    a.write_all(&body).expect("body");
+    wait_until(|| marker(".paused").exists(), || "update A never stored its upload".to_owned());
+    // B: remove the first file while A is held between its storage step and its commit.
+    let b = call(port, "PATCH", &format!("/api/collections/racy/records/{id}"), Some(&token), Some(&json!({"docs-": [first]})));
+    assert_eq!(b.status, 200, "{}", String::from_utf8_lossy(&b.body));
+    // The race happened: B answered while A was still held (A's pause neither ended nor ran out).
+    assert!(!go.exists() && !marker(".timeout").exists(), "update A was not held while B ran");
+    std::fs::write(&go, b"").expect("go");
+    let a = read_response(&mut a, false).expect("response");
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert!(!marker(".timeout").exists(), "update A's pause ran out");
+
+    // Whatever the order of their commits, the record names exactly the files in storage.
+    let r = call(port, "GET", &format!("/api/collections/racy/records/{id}"), Some(&token), None);
+    let mut named: Vec<String> = r.json()["docs"].as_array().expect("docs").iter().map(|v| v.as_str().expect("name").to_owned()).collect();
+    named.sort();
+    let stored: Vec<String> = settled_storage(&data).into_iter().filter_map(|p| p.strip_prefix(&format!("{cid}/{id}/")).map(str::to_owned)).collect();
+    assert_eq!(named, stored, "the record's names and the stored files differ");
+    assert!(!named.contains(&first), "the removed file is back: {named:?}");
+    assert_eq!(named.len(), 2, "b and A's upload: {named:?}");
 }
 
 /// A file part of a batch body: part name, file name, bytes.

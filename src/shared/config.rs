@@ -46,6 +46,11 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "VAULTBASE_LOG_LEVEL", default: "info", help: "error, warn, info, debug or trace" },
     EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables POST /_/test/echo (for the test suite only)" },
     EnvVar {
+        name: "VAULTBASE_TEST_PAUSE_AFTER_STORE",
+        default: "unset",
+        help: "PATH holds a write after storing its uploads until PATH exists (for the test suite only)",
+    },
+    EnvVar {
         name: "VAULTBASE_TEST_THUMB_WAITERS",
         default: "unset",
         help: "N holds a thumbnail generation until N requests wait for it (for the test suite only)",
