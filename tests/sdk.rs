@@ -21,6 +21,9 @@ use common::*;
 
 const EMAIL: &str = "sdk-admin@example.com";
 const PASSWORD: &str = "sdk superuser password";
+/// The `test(...)` scenarios in `tests/sdk/*.test.mjs`, all of which must run and pass (the
+/// same set in serve and cluster mode). Adding or removing a scenario changes this number.
+const SCENARIOS: u64 = 91;
 /// Bound for one whole node run (all scenario files) on a loaded 2-core machine; a run takes
 /// a few seconds, so only a hang gets near it.
 const NODE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -183,9 +186,38 @@ fn scenarios_pass_against(spawn: Spawn) {
         server.log_text()
     );
     assert_eq!(summary_count(&run.output, "fail"), Some(0), "{}", run.output);
-    let passed = summary_count(&run.output, "pass").unwrap_or(0);
-    assert!(passed > 0, "node ran no test:\n{}", run.output);
-    println!("{passed} SDK scenarios passed");
+    // Exactly the scenarios there are: a file that stops loading, a test that is skipped or
+    // a `before` that silently returns early would otherwise pass with fewer.
+    assert_eq!(summary_count(&run.output, "tests"), Some(SCENARIOS), "{}", run.output);
+    assert_eq!(summary_count(&run.output, "pass"), Some(SCENARIOS), "{}", run.output);
+    for key in ["skipped", "todo", "cancelled"] {
+        assert_eq!(summary_count(&run.output, key), Some(0), "{key}:\n{}", run.output);
+    }
+}
+
+/// `npm ci` (here and in `.ci/run`) installs from the cache without a single registry request
+/// only when each lock entry names its tarball (`resolved`) and its hash (`integrity`).
+/// Without the URL npm asks the registry for every package's metadata first, even with
+/// everything cached; where those requests fail or stall it retries each with backoff before
+/// falling back to the cache, which made a fresh clone's first run take three minutes. This
+/// machine's user npmrc sets `omit-lockfile-registry-resolved`, so `tests/sdk/.npmrc` turns it
+/// back off for this project.
+#[test]
+fn the_sdk_lockfile_names_every_tarball() {
+    let lock: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sdk_dir().join("package-lock.json")).expect("read package-lock.json")).expect("lock JSON");
+    let packages = lock["packages"].as_object().expect("lockfileVersion 3 `packages`");
+    let mut checked = 0;
+    for (path, meta) in packages {
+        if path.is_empty() || meta["link"] == true {
+            continue;
+        }
+        let resolved = meta["resolved"].as_str().unwrap_or_default();
+        assert!(resolved.starts_with("https://") && resolved.ends_with(".tgz"), "{path} has no tarball URL in package-lock.json: regenerate it in tests/sdk (its .npmrc keeps the URLs)");
+        assert!(meta["integrity"].as_str().is_some_and(|i| i.starts_with("sha512-")), "{path} has no integrity in package-lock.json");
+        checked += 1;
+    }
+    assert!(checked > 0, "no package in package-lock.json");
 }
 
 #[test]

@@ -75,6 +75,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "1 makes workers ignore bus cache invalidations (for the test suite only)",
     },
     EnvVar {
+        name: "VAULTBASE_TEST_PAUSE_AFTER_STORE",
+        default: "unset",
+        help: "PATH holds a write after storing its uploads until PATH exists (for the test suite only)",
+    },
+    EnvVar {
+        name: "VAULTBASE_TEST_THUMB_WAITERS",
+        default: "unset",
+        help: "N holds a thumbnail generation until N requests wait for it (for the test suite only)",
+    },
+    EnvVar {
         name: "VAULTBASE_REALTIME_IDLE_TIMEOUT_MS",
         default: "300000",
         help: "ms a realtime stream may stay idle, 1-300000 (for the test suite only)",

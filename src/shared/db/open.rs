@@ -40,6 +40,8 @@ fn busy_pause(attempt: u32) -> Option<Duration> {
 
 /// SQLite's busy handler: pause and retry, or give up (`false`) after the timeout.
 fn busy_retry(attempt: i32) -> bool {
+    #[cfg(test)]
+    tests::note_busy();
     match busy_pause(u32::try_from(attempt).unwrap_or(0)) {
         Some(pause) => {
             std::thread::sleep(pause);
@@ -90,6 +92,19 @@ pub fn open(path: &Path, role: Role) -> rusqlite::Result<Connection> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    // Calls of the busy handler, so a test can tell that a writer really was held up.
+    static BUSY_ANYWHERE: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static BUSY_ON_THIS_THREAD: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub(super) fn note_busy() {
+        BUSY_ANYWHERE.fetch_add(1, Ordering::SeqCst);
+        BUSY_ON_THIS_THREAD.with(|c| c.set(c.get() + 1));
+    }
 
     #[test]
     fn busy_pauses_start_short_and_add_up_to_the_timeout() {
@@ -109,9 +124,22 @@ mod tests {
         let b = open(&path, Role::Writer).expect("b");
         a.execute_batch("CREATE TABLE t (v)").expect("table");
         let tx = a.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).expect("lock");
-        let writer = std::thread::spawn(move || b.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1); COMMIT;"));
-        std::thread::sleep(Duration::from_millis(50));
+        let before = BUSY_ANYWHERE.load(Ordering::SeqCst);
+        let writer = std::thread::spawn(move || {
+            let result = b.execute_batch("BEGIN IMMEDIATE; INSERT INTO t VALUES (1); COMMIT;");
+            (result, BUSY_ON_THIS_THREAD.with(Cell::get))
+        });
+        // Hold the lock until a busy handler has run (bounded, so a writer that never waits
+        // fails here instead of hanging).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while BUSY_ANYWHERE.load(Ordering::SeqCst) == before {
+            assert!(std::time::Instant::now() < deadline, "no writer ever waited for the lock");
+            std::thread::sleep(Duration::from_millis(1));
+        }
         tx.commit().expect("release");
-        writer.join().expect("join").expect("the waiting writer got the lock once it was free");
+        let (result, waits) = writer.join().expect("join");
+        result.expect("the waiting writer got the lock once it was free");
+        assert!(waits > 0, "the second writer was never held up by the first");
+        assert_eq!(a.query_row("SELECT count(*) FROM t", [], |r| r.get::<_, i64>(0)).expect("count"), 1);
     }
 }

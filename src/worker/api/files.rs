@@ -187,11 +187,18 @@ async fn ensure_thumb(
     }
     let lock = state.files.thumbs.locks.get(&key);
     let result = async {
-        let _one_at_a_time = lock.lock().await;
+        let _one_at_a_time = match lock.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                state.files.thumbs.note_wait();
+                lock.lock().await
+            }
+        };
         if let Some(info) = storage.head(&key).await? {
             return Ok(Some((key.clone(), info)));
         }
         let _permit = state.files.thumbs.permits.acquire().await?;
+        state.files.thumbs.test_pause().await;
         let source = storage.get_all(original_key).await?;
         let bytes = tokio::task::spawn_blocking(move || thumbs::generate(&source, format, spec)).await??;
         storage.put_bytes(&key, Bytes::from(bytes)).await?;

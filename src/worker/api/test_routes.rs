@@ -17,7 +17,7 @@ pub async fn echo(req: Request<Incoming>) -> Result<Response<ResBody>, ApiError>
 
 /// `GET /_/test/stats`: this worker's internal counters.
 pub fn stats(state: &AppState) -> Response<ResBody> {
-    json(StatusCode::OK, &serde_json::json!({ "passwordJobs": state.passwords.started(), "realtimeClients": state.realtime.registry.len() }))
+    json(StatusCode::OK, &serde_json::json!({ "passwordJobs": state.passwords.started(), "realtimeClients": state.realtime.registry.len(), "thumbWaits": state.files.thumbs.waited() }))
 }
 
 /// `GET /_/test/observed`: every write event the test observer saw, on every worker of the

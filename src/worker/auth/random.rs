@@ -100,20 +100,46 @@ mod tests {
         assert_ne!(new_token_key().expect("a"), new_token_key().expect("b"));
     }
 
+    /// Bounds of `mean ± 6σ` for a binomial count of `n` draws with probability `p` each.
+    fn six_sigma(n: f64, p: f64) -> (f64, f64) {
+        let (mean, sd) = (n * p, (n * p * (1.0 - p)).sqrt());
+        (mean - 6.0 * sd, mean + 6.0 * sd)
+    }
+
     #[test]
     fn every_character_of_the_alphabet_appears_and_none_dominates() {
-        // 36 000 draws: each character expected 1 000 times. A biased `% 36` would put a–d near
-        // 1 103; the bounds below are about ±6 standard deviations around 1 000.
-        let s = random_string(ID_ALPHABET, 36_000).expect("draw");
+        // The failure this guards against is `byte % 36` without rejection: 256 = 7 × 36 + 4,
+        // so a–d come up with probability 8/256 each and the rest 7/256. Per character that
+        // shift (2.8 % → 3.1 %) is too small to tell apart at a sample size a unit test can
+        // afford, but the four together take 12.5 % instead of 11.1 %. With 200 000 draws
+        // the uniform count of a–d is 22 222 ± 141 (1σ) and the biased one 25 000 ± 148, so
+        // their ±6σ ranges are ~1 000 apart: a correct generator fails about once in 10^9
+        // runs and a biased one never passes.
+        const DRAWS: usize = 200_000;
+        let n = DRAWS as f64;
+        let size = ID_ALPHABET.len() as f64;
+        let s = random_string(ID_ALPHABET, DRAWS).expect("draw");
+        assert_eq!(s.len(), DRAWS);
         let mut counts = [0usize; 256];
         for b in s.bytes() {
             counts[usize::from(b)] += 1;
         }
+        // The ranges really are apart (a guard on the arithmetic above).
+        let favoured = (256 % ID_ALPHABET.len()) as f64;
+        let (uniform_low, uniform_high) = six_sigma(n, favoured / size);
+        let (biased_low, _) = six_sigma(n, favoured * (256.0 / size).ceil() / 256.0);
+        assert!(uniform_high < biased_low, "sample too small: {uniform_high} >= {biased_low}");
+
+        let head: usize = ID_ALPHABET[..favoured as usize].iter().map(|&c| counts[usize::from(c)]).sum();
+        assert!(
+            (uniform_low..=uniform_high).contains(&(head as f64)),
+            "the first {favoured} characters were drawn {head} times; uniform is {uniform_low:.0}..={uniform_high:.0}, modulo bias ≥ {biased_low:.0}"
+        );
+        let (low, high) = six_sigma(n, 1.0 / size);
         for &c in ID_ALPHABET {
-            let n = counts[usize::from(c)];
-            assert!((820..=1180).contains(&n), "{} drawn {n} times", char::from(c));
+            let k = counts[usize::from(c)] as f64;
+            assert!((low..=high).contains(&k), "{} drawn {k} times, expected {low:.0}..={high:.0}", char::from(c));
         }
-        assert_eq!(s.len(), 36_000);
     }
 
     #[test]

@@ -73,7 +73,40 @@ pub async fn store(storage: &Storage, collection_id: &str, record_id: &str, uplo
         }
         written.push(key);
     }
+    if !written.is_empty() {
+        test_pause_after_store().await;
+    }
     Ok(written)
+}
+
+/// Environment variable naming a marker file for [`test_pause_after_store`] (the test suite
+/// only; unset in use).
+pub const TEST_STORE_PAUSE_VAR: &str = "VAULTBASE_TEST_PAUSE_AFTER_STORE";
+/// How long a test pause holds a write at most, so a test whose other request never comes
+/// fails instead of hanging.
+const TEST_PAUSE_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+const TEST_PAUSE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Test-only: with [`TEST_STORE_PAUSE_VAR`]`=PATH`, a write that has just stored uploads
+/// creates `PATH.paused` and waits (before its commit) until `PATH` exists, so a test can run
+/// another write on the same record inside that window. `PATH.timeout` says the wait ran out.
+async fn test_pause_after_store() {
+    static MARKER: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(go) = MARKER.get_or_init(|| std::env::var_os(TEST_STORE_PAUSE_VAR).map(Into::into)) else { return };
+    let with_suffix = |suffix: &str| {
+        let mut p = go.clone().into_os_string();
+        p.push(suffix);
+        std::path::PathBuf::from(p)
+    };
+    let _ = tokio::fs::write(with_suffix(".paused"), b"").await;
+    let deadline = tokio::time::Instant::now() + TEST_PAUSE_BOUND;
+    while !tokio::fs::try_exists(go).await.unwrap_or(false) {
+        if tokio::time::Instant::now() >= deadline {
+            let _ = tokio::fs::write(with_suffix(".timeout"), b"").await;
+            return;
+        }
+        tokio::time::sleep(TEST_PAUSE_POLL).await;
+    }
 }
 
 /// Removes objects a write stored before it failed to commit.

@@ -12,6 +12,8 @@
 //! never on an async thread. This module does not read or write storage.
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageFormat, ImageReader};
@@ -171,7 +173,20 @@ pub fn generate(source: &[u8], format: ImageFormat, spec: Spec) -> Result<Vec<u8
 pub struct ThumbGate {
     pub locks: KeyLocks,
     pub permits: tokio::sync::Semaphore,
+    /// Requests that found the same thumbnail being generated and waited for it instead of
+    /// generating it too (shown by the test routes' stats).
+    waited: AtomicU64,
+    /// Test-only: [`TEST_WAITERS_VAR`]`=N` makes a generation hold its key until N requests
+    /// have waited, so the test suite's concurrent requests always overlap one generation.
+    test_waiters: Option<u64>,
 }
+
+/// Environment variable for [`ThumbGate::test_pause`] (the test suite only; unset in use).
+pub const TEST_WAITERS_VAR: &str = "VAULTBASE_TEST_THUMB_WAITERS";
+/// How long a test pause holds a generation at most, so a broken single-flight fails its
+/// test instead of hanging it.
+const TEST_PAUSE_BOUND: Duration = Duration::from_secs(10);
+const TEST_PAUSE_POLL: Duration = Duration::from_millis(5);
 
 impl ThumbGate {
     pub fn sized_to_cpus() -> ThumbGate {
@@ -181,7 +196,32 @@ impl ThumbGate {
 
     /// A gate that lets `n` generations run at once.
     pub fn with_generations(n: usize) -> ThumbGate {
-        ThumbGate { locks: KeyLocks::default(), permits: tokio::sync::Semaphore::new(n.max(1)) }
+        let test_waiters = std::env::var(TEST_WAITERS_VAR).ok().and_then(|v| v.parse().ok());
+        ThumbGate {
+            locks: KeyLocks::default(),
+            permits: tokio::sync::Semaphore::new(n.max(1)),
+            waited: AtomicU64::new(0),
+            test_waiters,
+        }
+    }
+
+    /// Counts a request that waits for another's generation of the same thumbnail.
+    pub fn note_wait(&self) {
+        self.waited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn waited(&self) -> u64 {
+        self.waited.load(Ordering::Relaxed)
+    }
+
+    /// Called by a generation while it holds its key: returns at once unless the test
+    /// variable is set, then once that many requests have waited (or after the bound).
+    pub async fn test_pause(&self) {
+        let Some(target) = self.test_waiters else { return };
+        let deadline = tokio::time::Instant::now() + TEST_PAUSE_BOUND;
+        while self.waited() < target && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(TEST_PAUSE_POLL).await;
+        }
     }
 }
 
