@@ -262,7 +262,7 @@ test('login alert: a sign-in from a new device mails the account; the first sign
 });
 
 // Last: it stops MailDev.
-test('the write pipeline sees each account-flow write once, with the record before and after', async () => {
+test('the write pipeline sees each account-flow write (verify, reset, email change) once, with the record before and after', async () => {
   const u = await newUser('observed');
   const pb = client();
   const seen = new Set();
@@ -272,8 +272,15 @@ test('the write pipeline sees each account-flow write once, with the record befo
   await pb.collection(users).requestPasswordReset(u.email);
   const reset = tokenIn(await maildev.waitFor(u.email, (m) => m.subject.startsWith('Reset'), seen), 'confirm-password-reset');
   assert.equal(await pb.collection(users).confirmPasswordReset(reset, 'second password 2', 'second password 2'), true);
+  const newEmail = emailFor('observed-new');
+  await pb.collection(users).authWithPassword(u.email, 'second password 2');
+  assert.equal(await pb.collection(users).requestEmailChange(newEmail), true);
+  const change = tokenIn(await maildev.waitFor(newEmail, (m) => m.subject.startsWith('Confirm')), 'confirm-email-change');
+  assert.equal(await client().collection(users).confirmEmailChange(change, 'second password 2'), true);
   const events = (await observedFor(u.id)).filter((e) => e.source === 'accountFlow');
-  assert.deepEqual(events.map((e) => [e.stage, e.action]), [['after', 'update'], ['after', 'update']]);
+  assert.deepEqual(events.map((e) => [e.stage, e.action]), [['after', 'update'], ['after', 'update'], ['after', 'update']]);
+  assert.equal(events[2].before.email, u.email);
+  assert.equal(events[2].after.email, newEmail);
   assert.equal(events[0].before.verified, 0);
   assert.equal(events[0].after.verified, 1);
   assert.notEqual(events[1].before.password, events[1].after.password, 'the reset changed the stored hash');
