@@ -29,15 +29,17 @@ cargo build --release --quiet
 HEAD_BIN=${CARGO_TARGET_DIR:-target}/release/vaultbase
 EMAIL=bench@example.com; PASS=benchmark-password
 
-start() { # NAME BIN → port
+# start NAME BIN VAR: a serve process on a free port, its port put in VAR. (Not in a command
+# substitution: that subshell would run the EXIT trap and remove $WORK.)
+start() {
   local name=$1 bin=$2 port
   port=$(free_port)
   "$bin" superuser upsert "$EMAIL" "$PASS" --dir "$WORK/$name" >/dev/null
-  "$bin" serve --http "127.0.0.1:$port" --dir "$WORK/$name" 2>"$WORK/$name.log" & PIDS+=($!)
+  "$bin" serve --http "127.0.0.1:$port" --dir "$WORK/$name" >/dev/null 2>"$WORK/$name.log" & PIDS+=($!)
   wait_up "http://127.0.0.1:$port/api/health"
-  echo "$port"
+  printf -v "$3" '%s' "$port"
 }
-P_BASE=$(start base "$BASE"); P_HEAD=$(start head "$HEAD_BIN")
+start base "$BASE" P_BASE; start head "$HEAD_BIN" P_HEAD
 
 setup() {
   python3 - "$1" "$EMAIL" "$PASS" "$SEED" <<'PY'

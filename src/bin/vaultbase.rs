@@ -20,7 +20,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    match command {
+    let code = match command {
         Command::Help => {
             print!("{}", cli::help_text());
             ExitCode::SUCCESS
@@ -33,7 +33,10 @@ fn main() -> ExitCode {
         Command::Cluster(flags) => cluster(&flags),
         Command::Worker { id, flags } => run_worker(id, &flags),
         Command::Superuser { action, flags } => superuser(action, &flags),
-    }
+    };
+    // Log lines still queued for the log thread are written before the process ends.
+    telemetry::flush();
+    code
 }
 
 fn config(mode: Mode, flags: &Flags) -> Result<Config, ExitCode> {

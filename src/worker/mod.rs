@@ -224,6 +224,7 @@ fn on_bus_message(state: &AppState, msg: BusMsg) {
 
 fn forced_exit(worker_id: u32, signal: &str) -> ! {
     tracing::warn!(worker_id, signal, "second signal during drain: exiting now");
+    crate::shared::telemetry::flush();
     std::process::exit(FORCED_EXIT_CODE)
 }
 
@@ -233,6 +234,7 @@ fn start_watchdog(after: Duration) {
         std::thread::sleep(after);
         // Not `eprintln!`: it panics when stderr cannot be written (a full disk), and this
         // thread must reach the exit below.
+        crate::shared::telemetry::flush();
         let _ = std::io::Write::write_all(&mut std::io::stderr(), format!("vaultbase: drain did not complete within {after:?}; exiting\n").as_bytes());
         std::process::exit(FORCED_EXIT_CODE);
     });
