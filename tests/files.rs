@@ -32,7 +32,7 @@ const WEED_START_TIMEOUT: Duration = Duration::from_secs(60);
 const NODE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bytes generated and sent per write of a big body.
 const SEND_CHUNK_BYTES: usize = 256 * 1024;
-const BOUNDARY: &str = "vbFilesTestBoundary7MA4YWxkTrZu0gW";
+const BOUNDARY: &str = MULTIPART_BOUNDARY;
 
 fn start_with_superuser(spawn: Spawn) -> (Proc, String) {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -267,33 +267,6 @@ fn a_150_mb_file_under_a_200_mb_limit_stores_and_downloads_byte_identical() {
     assert_eq!(got_hash, sent_hash, "downloaded bytes differ from the uploaded ones");
     let stored = server.dir.join("storage").join(rec["collectionId"].as_str().expect("cid")).join(id).join(name);
     assert_eq!(std::fs::metadata(&stored).expect("stored file").len(), 150 * MB);
-}
-
-/// A minimal multipart body with small files, for the listing tests.
-fn small_multipart(text: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (k, v) in text {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
-    }
-    for (field, name, bytes) in files {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n\r\n").as_bytes());
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    body
-}
-
-fn post_multipart(port: u16, path: &str, token: &str, body: &[u8]) -> Resp {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("head");
-    s.write_all(body).expect("body");
-    read_response(&mut s, false).expect("response")
 }
 
 /// A tiny valid PNG (8×8 RGB), laid out by hand: signature, IHDR,

@@ -9,14 +9,11 @@
 
 mod common;
 
-use std::io::Write;
-use std::net::TcpStream;
 use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
 
-const BOUNDARY: &str = "----vaultbasepipelinetest";
 
 fn start() -> (Proc, String) {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -181,32 +178,6 @@ fn an_observer_refusal_stops_the_write_before_anything_is_stored() {
     assert_eq!(committed.len(), 1, "only the allowed create committed: {committed:?}");
 }
 
-fn multipart(text: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
-    let mut body = Vec::new();
-    for (k, v) in text {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
-    }
-    for (field, name, bytes) in files {
-        body.extend_from_slice(format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\nContent-Type: text/plain\r\n\r\n").as_bytes());
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    body
-}
-
-fn post_multipart(port: u16, path: &str, token: &str, body: &[u8]) -> Resp {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {token}\r\nContent-Type: multipart/form-data; boundary={BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("head");
-    s.write_all(body).expect("body");
-    read_response(&mut s, false).expect("response")
-}
-
 fn stored_files(p: &Proc, cid: &str, rid: &str) -> Vec<String> {
     let dir = p.dir.join("storage").join(cid).join(rid);
     let mut names: Vec<String> = match std::fs::read_dir(&dir) {
@@ -226,7 +197,7 @@ fn a_batch_that_deletes_a_record_and_creates_it_again_with_files_keeps_the_new_f
     }))));
     let cid = docs["id"].as_str().expect("id").to_owned();
     ok(call(p.port, "PATCH", "/api/settings", Some(&su), Some(&json!({"batch": {"enabled": true}}))));
-    let first = post_multipart(p.port, "/api/collections/docs/records", &su, &multipart(&[("id", "doc000000000001")], &[("file", "old.txt", b"old bytes")]));
+    let first = post_multipart(p.port, "/api/collections/docs/records", &su, &small_multipart(&[("id", "doc000000000001")], &[("file", "old.txt", b"old bytes")]));
     let old_name = ok(first)["file"].as_str().expect("file").to_owned();
     assert_eq!(stored_files(&p, &cid, "doc000000000001"), vec![old_name.clone()]);
 
@@ -235,7 +206,7 @@ fn a_batch_that_deletes_a_record_and_creates_it_again_with_files_keeps_the_new_f
         {"method": "POST", "url": "/api/collections/docs/records", "body": {"id": "doc000000000001"}}
     ]})
     .to_string();
-    let body = multipart(&[("@jsonPayload", &payload)], &[("requests.1.file", "new.txt", b"new bytes")]);
+    let body = small_multipart(&[("@jsonPayload", &payload)], &[("requests.1.file", "new.txt", b"new bytes")]);
     let r = post_multipart(p.port, "/api/batch", &su, &body);
     let items = ok(r);
     let new_name = items[1]["body"]["file"].as_str().expect("new file").to_owned();

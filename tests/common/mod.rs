@@ -482,3 +482,37 @@ pub fn create_superuser(dir: &Path, email: &str, password: &str) {
     let out = Command::new(BIN).args(["superuser", "upsert", email, password, "--dir"]).arg(dir).output().expect("run the superuser CLI");
     assert!(out.status.success(), "superuser upsert failed: {}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// The boundary of the bodies [`small_multipart`] builds.
+pub const MULTIPART_BOUNDARY: &str = "vbTestMultipartBoundary5QmT2xKd";
+
+/// A small `multipart/form-data` body: text parts, then file parts `(field, file name, bytes)`.
+pub fn small_multipart(text: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> {
+    let b = MULTIPART_BOUNDARY;
+    let mut body = Vec::new();
+    for (k, v) in text {
+        body.extend_from_slice(format!("--{b}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n").as_bytes());
+    }
+    for (field, name, bytes) in files {
+        body.extend_from_slice(format!("--{b}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\n\r\n").as_bytes());
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{b}--\r\n").as_bytes());
+    body
+}
+
+/// POSTs a [`small_multipart`] body (`token` empty: no Authorization header) on a fresh
+/// connection. The server may answer before reading it all, so a failed send is not an error.
+pub fn post_multipart(port: u16, path: &str, token: &str, body: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let auth = if token.is_empty() { String::new() } else { format!("Authorization: {token}\r\n") };
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}Content-Type: multipart/form-data; boundary={MULTIPART_BOUNDARY}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("head");
+    let _ = s.write_all(body);
+    read_response(&mut s, false).expect("response")
+}

@@ -443,7 +443,7 @@ impl<'a> Writes<'a> {
         let requester = with_body(w.requester, input);
         let (relations, shape, record_id) = (validated.relations, w.shape.clone(), id.to_owned());
         let result = self
-            .transact(Source::Rest, move |tx, changes| -> Result<Option<(Vec<u8>, Vec<String>)>, CrudError> {
+            .transact(Source::Rest, move |tx, changes| -> Result<UpdateOutcome, CrudError> {
                 let mut dropped = Vec::new();
                 if !file_fields.is_empty() {
                     let Some(current) = crud::existing(tx, &c, &record_id)? else { return Err(CrudError::NotFound) };
@@ -517,6 +517,10 @@ pub fn invalid_old_password() -> SchemaErrors {
     errors.add("oldPassword", Invalid::new("validation_invalid_old_password", "Missing or invalid old password."));
     errors
 }
+
+/// What an update's transaction did: the updated record's JSON and the stored names it
+/// dropped, or None when the record's files changed since the plan (nothing written).
+type UpdateOutcome = Option<(Vec<u8>, Vec<String>)>;
 
 /// What an update needs decided before validation, read in one job: the stored record, the
 /// writer's access (manageRule) and its resolved input, and whether the update rule admits it.

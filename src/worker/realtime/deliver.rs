@@ -152,7 +152,7 @@ async fn deliver(state: &impl Host, changes: Vec<Change>) -> Result<(), CrudErro
                 for (p, payloads) in planned.iter().zip(rendered) {
                     for (v, payload) in p.variants.iter().zip(payloads) {
                         if let Some(record) = payload {
-                            send(&state.realtime(), v, p.change.action, &snap, &p.change.collection_id, &record);
+                            send(state.realtime(), v, p.change.action, &snap, &p.change.collection_id, &record);
                         }
                     }
                 }
