@@ -14,16 +14,6 @@ use serde_json::json;
 
 const MB: usize = 1024 * 1024;
 
-fn start() -> (Proc, String) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    create_superuser(&tmp.path().join("data"), "su@example.com", "superuser password");
-    let mut p = Spawn::serve().in_tempdir(tmp).start();
-    p.wait_healthy();
-    let r = call(p.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({"identity": "su@example.com", "password": "superuser password"})));
-    let token = r.json()["token"].as_str().expect("token").to_owned();
-    (p, token)
-}
-
 /// Sends a request head declaring `declared` body bytes, then only `sent` bytes of it, and
 /// reads the answer without sending the rest: only a server that answers before reading
 /// the body can answer at all.
@@ -39,7 +29,7 @@ fn answer_before_body(port: u16, method: &str, path: &str, declared: usize, sent
 
 #[test]
 fn a_write_a_null_rule_refuses_is_answered_before_its_body_is_read() {
-    let (p, su) = start();
+    let (p, su) = start_with_superuser(Spawn::serve());
     let r = call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
         "name": "locked", "listRule": "", "viewRule": "", "createRule": null, "updateRule": null,
         "fields": [{"name": "title", "type": "text"}]
@@ -60,7 +50,7 @@ fn a_write_a_null_rule_refuses_is_answered_before_its_body_is_read() {
 
 #[test]
 fn multipart_text_is_limited_apart_from_the_files() {
-    let (p, su) = start();
+    let (p, su) = start_with_superuser(Spawn::serve());
     // 100 MB of files allowed: the body limit is far above the text limits.
     let r = call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
         "name": "posts", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "",

@@ -23,8 +23,8 @@ use common::*;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-const EMAIL: &str = "files-admin@example.com";
-const PASSWORD: &str = "files superuser password";
+const EMAIL: &str = SU_EMAIL;
+const PASSWORD: &str = SU_PASSWORD;
 const MB: u64 = 1_000_000;
 /// Bound for SeaweedFS to serve S3 on a loaded 2-core machine (it takes ~2 s).
 const WEED_START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -33,17 +33,6 @@ const NODE_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bytes generated and sent per write of a big body.
 const SEND_CHUNK_BYTES: usize = 256 * 1024;
 const BOUNDARY: &str = MULTIPART_BOUNDARY;
-
-fn start_with_superuser(spawn: Spawn) -> (Proc, String) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    create_superuser(&tmp.path().join("data"), EMAIL, PASSWORD);
-    let mut server = spawn.in_tempdir(tmp).start();
-    server.wait_healthy();
-    let r = call(server.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({"identity": EMAIL, "password": PASSWORD})));
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let token = r.json()["token"].as_str().expect("token").to_owned();
-    (server, token)
-}
 
 fn create_collection(port: u16, token: &str, body: Value) -> Value {
     let r = call(port, "POST", "/api/collections", Some(token), Some(&body));

@@ -15,24 +15,11 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-const EMAIL: &str = "limits-admin@example.com";
-const PASSWORD: &str = "limits superuser password";
 /// How long a read waits before the test calls a connection "left open" (far above the
 /// server's 300 ms header timeout used here, so a pass never depends on scheduling).
 const STALL_READ_TIMEOUT: Duration = Duration::from_secs(60);
 /// Connections opened at most while looking for one to every worker.
 const MAX_CONNECTS_PER_WORKER_SEARCH: usize = 400;
-
-fn start_with_superuser(spawn: Spawn) -> (Proc, String) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    create_superuser(&tmp.path().join("data"), EMAIL, PASSWORD);
-    let mut server = spawn.in_tempdir(tmp).start();
-    server.wait_healthy();
-    let r = call(server.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({"identity": EMAIL, "password": PASSWORD})));
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let token = r.json()["token"].as_str().expect("token").to_owned();
-    (server, token)
-}
 
 /// One request on a kept-alive connection; the response must carry `Content-Length`.
 fn exchange(s: &mut TcpStream, method: &str, path: &str) -> std::io::Result<Resp> {

@@ -15,25 +15,6 @@ use common::*;
 use serde_json::{json, Value};
 
 
-fn start() -> (Proc, String) {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    create_superuser(&tmp.path().join("data"), "su@example.com", "superuser password");
-    let mut p = Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").in_tempdir(tmp).start();
-    p.wait_healthy();
-    let r = call(p.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({"identity": "su@example.com", "password": "superuser password"})));
-    let token = r.json()["token"].as_str().expect("token").to_owned();
-    (p, token)
-}
-
-fn ok(r: Resp) -> Value {
-    assert!(r.status == 200 || r.status == 204, "HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body));
-    if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    }
-}
-
 /// The observer's events since the last call (the route answers all of them).
 fn observed(port: u16) -> Vec<Value> {
     static SEEN: std::sync::Mutex<Vec<(u16, usize)>> = std::sync::Mutex::new(Vec::new());
@@ -62,7 +43,7 @@ fn ev(stage: &str, source: &str, action: &str, cid: &str, rid: &str) -> (String,
 
 #[test]
 fn the_observer_sees_every_rest_batch_and_cascade_write_once_with_before_and_after() {
-    let (p, su) = start();
+    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1"));
     let authors = ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
         "name": "authors", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
         "fields": [{"name": "name", "type": "text"}, {"name": "observerVeto", "type": "text"}]
@@ -152,7 +133,7 @@ fn the_observer_sees_every_rest_batch_and_cascade_write_once_with_before_and_aft
 
 #[test]
 fn an_observer_refusal_stops_the_write_before_anything_is_stored() {
-    let (p, su) = start();
+    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1"));
     ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
         "name": "notes", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
         "fields": [{"name": "observerVeto", "type": "text"}, {"name": "body", "type": "text"}]
@@ -190,7 +171,7 @@ fn stored_files(p: &Proc, cid: &str, rid: &str) -> Vec<String> {
 
 #[test]
 fn a_batch_that_deletes_a_record_and_creates_it_again_with_files_keeps_the_new_files() {
-    let (p, su) = start();
+    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1"));
     let docs = ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
         "name": "docs", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
         "fields": [{"name": "file", "type": "file", "maxSelect": 1, "maxSize": 1000000}]
@@ -223,7 +204,7 @@ fn a_batch_that_deletes_a_record_and_creates_it_again_with_files_keeps_the_new_f
 
 #[test]
 fn a_batch_checks_old_passwords_before_its_transaction() {
-    let (p, su) = start();
+    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1"));
     ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
         "name": "members", "type": "auth", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "id = @request.auth.id", "deleteRule": null,
         "fields": []

@@ -257,15 +257,6 @@ fn open_ws(port: u16, token: Option<&str>, topics: &[String]) -> WsSub {
     WsSub { client_id, inbox, ended, control }
 }
 
-fn ok(r: Resp) -> Value {
-    assert!(r.status == 200 || r.status == 204, "HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body));
-    if r.body.is_empty() {
-        Value::Null
-    } else {
-        r.json()
-    }
-}
-
 /// One call on a fresh connection; `Err` only when the connection itself failed (refused,
 /// reset, or closed before any byte of an answer). Anything the server answered is `Ok`.
 fn try_call(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> std::io::Result<Resp> {

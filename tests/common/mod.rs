@@ -516,3 +516,31 @@ pub fn post_multipart(port: u16, path: &str, token: &str, body: &[u8]) -> Resp {
     let _ = s.write_all(body);
     read_response(&mut s, false).expect("response")
 }
+
+/// The superuser [`start_with_superuser`] creates.
+pub const SU_EMAIL: &str = "su@example.com";
+pub const SU_PASSWORD: &str = "superuser password";
+
+/// Starts `spawn` on a fresh data dir that has a superuser; answers the process and the
+/// superuser's token.
+pub fn start_with_superuser(spawn: Spawn) -> (Proc, String) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    create_superuser(&tmp.path().join("data"), SU_EMAIL, SU_PASSWORD);
+    let mut server = spawn.in_tempdir(tmp).start();
+    server.wait_healthy();
+    let body = serde_json::json!({"identity": SU_EMAIL, "password": SU_PASSWORD});
+    let r = call(server.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&body));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let token = r.json()["token"].as_str().expect("token").to_owned();
+    (server, token)
+}
+
+/// The JSON of a 200 (or Null for a 204); any other status fails the test with the body.
+pub fn ok(r: Resp) -> Value {
+    assert!(r.status == 200 || r.status == 204, "HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body));
+    if r.body.is_empty() {
+        Value::Null
+    } else {
+        r.json()
+    }
+}
