@@ -19,6 +19,7 @@ pub mod http;
 pub mod limits;
 pub mod listener;
 pub mod mail;
+pub mod ops;
 pub mod realtime;
 pub mod records;
 pub mod server;

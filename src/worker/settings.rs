@@ -40,6 +40,16 @@ pub struct Settings {
     pub superuser_ips: Vec<String>,
     /// vaultbase's limits on password attempts and mail requests (see `limits`).
     pub account_limits: crate::worker::limits::AccountLimits,
+    /// vaultbase's SQL console (`POST /api/sql`).
+    pub sql: SqlConsole,
+}
+
+/// `sql: {readOnly}`: with `readOnly` the console refuses every statement that would write
+/// (as SQLite judges it); reads still run. Off by default, as PocketBase allows writes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SqlConsole {
+    pub read_only: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -98,6 +98,9 @@ enum Msg {
 
 enum WriteMsg {
     Run(WriteJob),
+    /// A job that runs in a transaction of its own, never grouped with others: it may be
+    /// interrupted, and an interrupted write takes its whole transaction with it.
+    RunAlone(WriteJob),
     Stop,
 }
 
@@ -328,6 +331,28 @@ impl Db {
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
         A: FnOnce(&mut T) + Send + 'static,
     {
+        self.submit_write(f, after, false).await
+    }
+
+    /// [`Db::write`] in a transaction of its own, never shared with other writes: `f` may
+    /// interrupt its own statements (e.g. with a progress handler for a deadline), which makes
+    /// SQLite roll back the whole transaction — in a group that would lose the other writes.
+    pub async fn write_alone<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.submit_write(f, |_: &mut T| (), true).await
+    }
+
+    async fn submit_write<T, E, F, A>(&self, f: F, after: A, alone: bool) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+        A: FnOnce(&mut T) + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel();
         let job: WriteJob = Box::new(move |t| {
             // The caller stopped waiting (the client left): its write is not made at all.
@@ -357,7 +382,8 @@ impl Db {
                 }),
             }
         });
-        enqueue(&self.inner.writer, WriteMsg::Run(job)).map_err(E::from)?;
+        let msg = if alone { WriteMsg::RunAlone(job) } else { WriteMsg::Run(job) };
+        enqueue(&self.inner.writer, msg).map_err(E::from)?;
         rx.await.map_err(|_| E::from(DbError::Closed))?
     }
 
@@ -491,17 +517,36 @@ fn spawn_writer(
         .spawn(move || {
             let mut conn = conn;
             let mut group: Vec<WriteJob> = Vec::with_capacity(MAX_GROUP_JOBS);
-            'serve: while let Ok(first) = rx.recv() {
-                let mut stop = false;
-                match first {
-                    WriteMsg::Run(job) => group.push(job),
-                    WriteMsg::Stop => break,
+            // A job met while gathering that must run alone: it opens the next group.
+            let mut held: Option<WriteJob> = None;
+            let mut stopping = false;
+            loop {
+                let mut stop = stopping;
+                let mut gather = true;
+                if let Some(job) = held.take() {
+                    group.push(job);
+                    gather = false;
+                } else if stopping {
+                    break;
+                } else {
+                    match rx.recv() {
+                        Ok(WriteMsg::Run(job)) => group.push(job),
+                        Ok(WriteMsg::RunAlone(job)) => {
+                            group.push(job);
+                            gather = false;
+                        }
+                        Ok(WriteMsg::Stop) | Err(_) => break,
+                    }
                 }
                 // Only what is already queued: waiting for company would add latency to a
                 // lone write.
-                while group.len() < MAX_GROUP_JOBS {
+                while gather && group.len() < MAX_GROUP_JOBS {
                     match rx.try_recv() {
                         Ok(WriteMsg::Run(job)) => group.push(job),
+                        Ok(WriteMsg::RunAlone(job)) => {
+                            held = Some(job);
+                            break;
+                        }
                         Ok(WriteMsg::Stop) => {
                             stop = true;
                             break;
@@ -524,9 +569,11 @@ fn spawn_writer(
                 }
                 // Full means a nudge is already pending.
                 let _ = checkpoint.try_send(Checkpoint::Nudge);
-                if stop {
-                    break 'serve;
+                // A job held back from a stopping group still runs: it was queued before the stop.
+                if stop && held.is_none() {
+                    break;
                 }
+                stopping |= stop;
             }
             // PASSIVE never waits on other processes' readers; the last process out of a
             // cluster still leaves a short WAL, and SQLite checkpoints it on the next open.

@@ -11,6 +11,7 @@ pub mod realtime;
 pub mod record_auth;
 pub mod records;
 pub mod settings;
+pub mod sql;
 pub mod setup;
 pub mod test_routes;
 pub mod uploads;

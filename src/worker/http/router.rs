@@ -73,6 +73,10 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             require_superuser(state, &req).await?;
             api::settings::patch(state, req).await
         }
+        (["api", "sql"], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            api::sql::run(state, req).await
+        }
         (["api", "settings", "test", "s3"], &Method::POST) => {
             require_superuser(state, &req).await?;
             api::files::test_s3(state, req).await

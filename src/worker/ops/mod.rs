@@ -1,0 +1,4 @@
+//! Operator tools that are not record CRUD: the SQL console. Domain code only — no HTTP here;
+//! the handlers in `worker/api` parse, authorize and call in.
+
+pub mod sql;
