@@ -27,7 +27,9 @@
 //!   progress handler: past it the running statement fails with `SQLITE_INTERRUPT`, the job
 //!   gets [`Refusal::Timeout`] in its error chain and the reader thread serves the next job.
 //!   Writes have no deadline on purpose: an interrupted write statement makes SQLite roll back
-//!   the whole transaction, and with it every other write of the group.
+//!   the whole transaction, and with it every other write of the group. A write that must be
+//!   cut off (the SQL console's) goes through [`Db::write_alone`]: its own transaction, never
+//!   grouped, so its interrupt loses nothing else.
 //! - Both queues are bounded ([`MAX_QUEUED_READS`], [`MAX_QUEUED_WRITES`]); a full queue
 //!   refuses the job at once with [`Refusal::Busy`] instead of growing memory without limit.
 //! - A job whose caller stopped waiting (its reply receiver was dropped: the client left) is
@@ -815,6 +817,59 @@ mod tests {
         });
         started.await.expect("the holding job runs");
         (release, gate)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_alone_that_interrupts_itself_loses_no_other_write() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
+        db.write(|tx| -> Result<(), DbError> { Ok(tx.execute_batch("CREATE TABLE t (v INTEGER)")?) }).await.expect("create");
+        // Hold the writer so the three jobs below queue up together, in this order.
+        let (release, gate) = hold_writer(&db).await;
+        let insert = |v: i64| {
+            let db = db.clone();
+            tokio::spawn(async move { db.write(move |tx| -> Result<(), DbError> { Ok(tx.execute("INSERT INTO t VALUES (?1)", [v]).map(|_| ())?) }).await })
+        };
+        let before = insert(1);
+        while db.inner.writer.len() < 1 {
+            tokio::task::yield_now().await;
+        }
+        let alone = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.write_alone(|tx| -> Result<(), DbError> {
+                    tx.execute("INSERT INTO t VALUES (100)", [])?;
+                    // Interrupted at once: SQLite rolls back the whole transaction.
+                    tx.progress_handler(1, Some(|| true));
+                    let r = tx.execute("INSERT INTO t SELECT v + 1 FROM t", []);
+                    tx.progress_handler(1, None::<fn() -> bool>);
+                    r?;
+                    Ok(())
+                })
+                .await
+            })
+        };
+        while db.inner.writer.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        let after = insert(2);
+        while db.inner.writer.len() < 3 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).expect("release");
+        gate.await.expect("join").expect("gate");
+        before.await.expect("join").expect("the write queued before it committed");
+        assert!(alone.await.expect("join").is_err(), "the interrupted job fails");
+        after.await.expect("join").expect("the write queued after it committed");
+        let stored: Vec<i64> = db
+            .read(|c| -> Result<Vec<i64>, DbError> {
+                let mut st = c.prepare("SELECT v FROM t ORDER BY v")?;
+                let rows = st.query_map([], |r| r.get(0))?.collect::<Result<Vec<i64>, _>>()?;
+                Ok(rows)
+            })
+            .await
+            .expect("read");
+        assert_eq!(stored, vec![1, 2]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
