@@ -110,6 +110,9 @@ fn a_write_is_one_transaction() {
     assert!(r.json()["message"].as_str().expect("message").contains("NOT NULL"));
     let rows = rows_of(&ok(sql(p.port, Some(&su), "SELECT v FROM t ORDER BY v")));
     assert_eq!(rows, vec![vec![json!("a")], vec![json!("b")], vec![json!("c")]]);
+    // A write's RETURNING rows come back.
+    let r = ok(sql(p.port, Some(&su), "INSERT INTO t VALUES ('e') RETURNING v"));
+    assert_eq!((r["affectedRows"].clone(), r["rows"].clone()), (json!(1), json!([["e"]])));
 }
 
 #[test]
