@@ -831,7 +831,7 @@ mod tests {
             tokio::spawn(async move { db.write(move |tx| -> Result<(), DbError> { Ok(tx.execute("INSERT INTO t VALUES (?1)", [v]).map(|_| ())?) }).await })
         };
         let before = insert(1);
-        while db.inner.writer.len() < 1 {
+        while db.inner.writer.is_empty() {
             tokio::task::yield_now().await;
         }
         let alone = {
