@@ -54,7 +54,8 @@ fn bad_queries_get_pocketbase_errors() {
     let message = r.json()["message"].as_str().expect("message").to_owned();
     assert!(message.starts_with("Failed to execute query. Raw error:") && message.contains("syntax error"), "{message}");
     // Statements that would change the shared connection rather than the data are refused.
-    for q in ["COMMIT", "BEGIN", "ATTACH DATABASE ':memory:' AS other", "PRAGMA query_only = 0"] {
+    let temp_trigger = "CREATE TEMP TRIGGER spy AFTER INSERT ON _collections BEGIN SELECT 1; END";
+    for q in ["COMMIT", "BEGIN", "ATTACH DATABASE ':memory:' AS other", "PRAGMA query_only = 0", "CREATE TEMP TABLE _collections (id TEXT)", temp_trigger] {
         let r = sql(p.port, Some(&su), q);
         assert_eq!(r.status, 400, "{q}: {}", String::from_utf8_lossy(&r.body));
     }

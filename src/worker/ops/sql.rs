@@ -8,8 +8,9 @@
 //! settings versions in that transaction, so no worker keeps a stale cache of either.
 //!
 //! An authorizer is installed while the query is prepared: transaction control, savepoints,
-//! ATTACH/DETACH and pragmas that set something are refused, since they would change the shared
-//! connection (or end the executor's transaction) rather than the data.
+//! ATTACH/DETACH, temporary tables/views/triggers and pragmas that set something are refused,
+//! since they would change the shared connection (or end the executor's transaction) rather
+//! than the data.
 //! This module must not know about HTTP, and must not run SQLite on an async thread.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -225,6 +226,11 @@ impl Drop for Authorizer<'_> {
 fn authorize(ctx: AuthContext<'_>) -> Authorization {
     match ctx.action {
         AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } | AuthAction::Attach { .. } | AuthAction::Detach { .. } => Authorization::Deny,
+        // Temporary objects outlive the query on the shared connection: a temp trigger or a
+        // temp table shadowing a system table would act on every later job there.
+        AuthAction::CreateTempTable { .. } | AuthAction::CreateTempIndex { .. } | AuthAction::CreateTempTrigger { .. } | AuthAction::CreateTempView { .. } => {
+            Authorization::Deny
+        }
         AuthAction::Pragma { pragma_name, pragma_value: Some(_) } if !REPORTING_PRAGMAS.iter().any(|p| p.eq_ignore_ascii_case(pragma_name)) => Authorization::Deny,
         _ => Authorization::Allow,
     }
