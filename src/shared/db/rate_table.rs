@@ -11,8 +11,9 @@
 //! # Layout and safety
 //! [`SLOTS`] slots of two `u64` words: the key (0 = never used; the top bit set = being
 //! claimed) and the state (`expires_at` seconds in the high half, requests counted in the low
-//! half). Every access, in every process, goes through `AtomicU64` references into the shared
-//! mapping: the mapping is page-aligned and `SLOTS * 16` bytes long, every word is 8-byte
+//! half), and after them one word counting settings saves (see [`RateTable::settings_epoch`]).
+//! Every access, in every process, goes through `AtomicU64` references into the shared
+//! mapping: the mapping is page-aligned and `FILE_BYTES` long, every word is 8-byte
 //! aligned and in bounds, the mapping lives as long as the [`RateTable`], and no code ever
 //! takes a plain `&`/`&mut u64` into it, so there is no data race in Rust's sense.
 //!
@@ -45,7 +46,8 @@ pub const SLOTS: usize = 1 << 16;
 /// Slots a key may occupy, starting at its hash (linear probing).
 pub const PROBE_SLOTS: usize = 32;
 const WORDS_PER_SLOT: usize = 2;
-const FILE_BYTES: usize = SLOTS * WORDS_PER_SLOT * 8;
+/// The slots, then one more word: the settings epoch.
+const FILE_BYTES: usize = (SLOTS * WORDS_PER_SLOT + 1) * 8;
 /// Set in a key word while its slot is being claimed.
 const CLAIM_BIT: u64 = 1 << 63;
 /// Looks at a slot being claimed before giving up on it (a claim is three stores; only a
@@ -145,6 +147,22 @@ impl RateTable {
         // which is page-aligned (so the word is 8-byte aligned) and lives as long as `self`.
         // All access here and in the other processes is atomic (module docs).
         unsafe { &*(self.base.as_ptr().cast::<AtomicU64>().add(index)) }
+    }
+
+    fn epoch_word(&self) -> &AtomicU64 {
+        // SAFETY: as in `word`: the word right after the slots is the last in the mapping.
+        unsafe { &*(self.base.as_ptr().cast::<AtomicU64>().add(SLOTS * WORDS_PER_SLOT)) }
+    }
+
+    /// A counter every process bumps after saving settings, so the others can keep using
+    /// their cached rate-limit settings with one atomic load per request until it moves.
+    pub fn settings_epoch(&self) -> u64 {
+        self.epoch_word().load(Ordering::Acquire)
+    }
+
+    /// Marks the settings changed (call after the change committed).
+    pub fn bump_settings_epoch(&self) {
+        self.epoch_word().fetch_add(1, Ordering::AcqRel);
     }
 
     /// Counts one request on bucket `key`, allowing at most `max` per window of

@@ -12,13 +12,67 @@ use super::body::ResBody;
 use super::error::ApiError;
 use crate::worker::actor::{self, Actor};
 use crate::worker::api;
+use crate::worker::http::client_ip;
+use crate::worker::ratelimit;
+use crate::worker::server::PeerAddr;
 use crate::worker::state::AppState;
 
 /// Routes `req` and turns any error into its envelope.
 pub async fn dispatch(state: &AppState, req: Request<Incoming>, request_id: u64) -> Response<ResBody> {
+    if let Some(refusal) = rate_limited(state, &req).await {
+        return refusal.into_response(request_id);
+    }
     match route(state, req, request_id).await {
         Ok(res) => res,
         Err(e) => e.into_response(request_id),
+    }
+}
+
+/// PocketBase's `rateLimits`, checked before routing so every request counts, unknown routes
+/// included (see `worker::ratelimit`). Some(429) when over a rule's limit.
+async fn rate_limited(state: &AppState, req: &Request<Incoming>) -> Option<ApiError> {
+    let limiter = state.rate_limiter.as_ref()?;
+    let loaded = match limiter.cached() {
+        Ok(loaded) => loaded,
+        Err(epoch) => match state.settings.fresh(&state.db).await {
+            Ok(loaded) => {
+                limiter.remember(epoch, loaded.clone());
+                loaded
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading rate-limit settings failed; not limiting this request");
+                return None;
+            }
+        },
+    };
+    let limits = &loaded.settings.rate_limits;
+    if !limits.enabled {
+        return None;
+    }
+    let caller = if req.headers().contains_key(AUTHORIZATION) {
+        match actor_of(state, req).await {
+            Actor::Guest => ratelimit::Caller::Guest,
+            a if a.is_superuser() => ratelimit::Caller::Superuser,
+            _ => ratelimit::Caller::Auth,
+        }
+    } else {
+        ratelimit::Caller::Guest
+    };
+    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
+    let client_ip = client_ip::real_ip(peer, req.headers(), &loaded.settings.trusted_proxy);
+    let method = req.method().as_str();
+    let path = req.uri().path();
+    let collection_name = match ratelimit::collection_route(method, path) {
+        Some(route) => state.schema.fresh(&state.db).await.ok().and_then(|s| s.get(route.collection).map(|c| c.name.clone())),
+        None => None,
+    };
+    let check = ratelimit::Request { method, path, collection_name: collection_name.as_deref(), caller, client_ip: &client_ip };
+    match ratelimit::check(limiter.table(), limits, loaded.version, &check) {
+        ratelimit::Verdict::Pass => None,
+        ratelimit::Verdict::Limited { label, audience } => {
+            tracing::debug!(worker_id = state.worker_id, %label, %audience, client_ip = %client_ip, "rate limit rule triggered");
+            Some(ApiError::new(hyper::StatusCode::TOO_MANY_REQUESTS, "Too Many Requests."))
+        }
     }
 }
 
