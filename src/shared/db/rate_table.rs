@@ -309,10 +309,16 @@ mod tests {
         let tables: Vec<Arc<RateTable>> = (0..4).map(|_| Arc::new(RateTable::open(&path).expect("open"))).collect();
         let key = BucketKey::of(&[b"exact"]);
         let max = 1000;
+        // All threads start together so their compare-and-swaps overlap.
+        let start = Arc::new(std::sync::Barrier::new(8));
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 let t = tables[i % 4].clone();
-                std::thread::spawn(move || (0..500).filter(|_| t.hit(key, max, 60, 100) == Hit::Allowed).count())
+                let start = start.clone();
+                std::thread::spawn(move || {
+                    start.wait();
+                    (0..500).filter(|_| t.hit(key, max, 60, 100) == Hit::Allowed).count()
+                })
             })
             .collect();
         let allowed: usize = handles.into_iter().map(|h| h.join().expect("join")).sum();
