@@ -158,3 +158,17 @@ fn a_cluster_lets_exactly_max_requests_through_across_its_workers() {
     let workers: HashSet<u64> = passed.iter().map(|r| r.json()["worker_id"].as_u64().expect("worker_id")).collect();
     assert!(workers.len() >= 2, "all 10 allowed requests went to one worker: {workers:?}");
 }
+
+#[test]
+fn clients_are_told_apart_through_a_trusted_proxy_and_excluded_ips_pass() {
+    let (server, su) = start_with_superuser(Spawn::serve());
+    let port = server.port;
+    ok(call(port, "PATCH", "/api/settings", Some(&su), Some(&json!({
+        "trustedProxy": {"headers": ["X-Forwarded-For"]},
+        "rateLimits": {"enabled": true, "excludedIPs": ["192.0.2.0/24"], "rules": [{"label": "/api/health", "maxRequests": 1, "duration": 60}]}}))));
+    let from = |ip: &str| call_with(port, "GET", "/api/health", None, None, &[("X-Forwarded-For", ip)]).status;
+    assert_eq!([from("198.51.100.1"), from("198.51.100.1")], [200, 429]);
+    assert_eq!(from("198.51.100.2"), 200, "another client behind the proxy has its own count");
+    assert_eq!([from("2001:db8:1:2::1"), from("2001:db8:1:2::ffff")], [200, 429], "IPv6 counted by /64");
+    assert_eq!([from("192.0.2.7"), from("192.0.2.7"), from("192.0.2.7")], [200, 200, 200], "excluded subnet");
+}
