@@ -149,7 +149,19 @@ fn a_cluster_lets_exactly_max_requests_through_across_its_workers() {
     let (server, su) = start_with_superuser(Spawn::cluster(4));
     let port = server.port;
     limits(port, &su, json!([{"label": "/_/health", "maxRequests": 10, "duration": 60}]));
-    let answers: Vec<Resp> = (0..40).map(|_| get(port, "/_/health").expect("health")).collect();
+    // 8 clients at once, 5 requests each, every one on its own connection: the workers'
+    // counts race on the shared buckets.
+    let start = std::sync::Arc::new(std::sync::Barrier::new(8));
+    let clients: Vec<_> = (0..8)
+        .map(|_| {
+            let start = start.clone();
+            std::thread::spawn(move || {
+                start.wait();
+                (0..5).map(|_| get(port, "/_/health").expect("health")).collect::<Vec<Resp>>()
+            })
+        })
+        .collect();
+    let answers: Vec<Resp> = clients.into_iter().flat_map(|c| c.join().expect("client")).collect();
     let passed: Vec<&Resp> = answers.iter().filter(|r| r.status == 200).collect();
     let refused = answers.iter().filter(|r| r.status == 429).count();
     assert_eq!((passed.len(), refused), (10, 30), "statuses: {:?}", answers.iter().map(|r| r.status).collect::<Vec<_>>());
