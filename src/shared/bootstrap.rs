@@ -79,6 +79,12 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
             tracing::warn!(error = %e, "removing the old write-turns file");
         }
     }
+    // Rate-limit counters start empty with every start, as PocketBase's in-memory ones do.
+    if let Err(e) = std::fs::remove_file(data_dir.rate_limits_path()) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(error = %e, "removing the old rate-limits file");
+        }
+    }
 
     let secret = secrets::load_or_create(cfg.jwt_secret.as_deref(), &data_dir.secret_path())?;
     check_port_free(cfg.listen_addr())?;

@@ -62,6 +62,11 @@ impl DataDir {
         self.root.join(".write-turns")
     }
 
+    /// The cluster's rate-limit counters (see `db::rate_table`).
+    pub fn rate_limits_path(&self) -> PathBuf {
+        rate_limits_path(&self.root)
+    }
+
     pub fn bus_socket_path(&self) -> PathBuf {
         self.root.join(".bus.sock")
     }
@@ -70,4 +75,9 @@ impl DataDir {
     pub fn uploads_path(&self) -> PathBuf {
         self.root.join(UPLOADS_DIR)
     }
+}
+
+/// [`DataDir::rate_limits_path`] for a data dir given as a path.
+pub fn rate_limits_path(root: &Path) -> PathBuf {
+    root.join(".rate-limits")
 }

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod files;
 pub mod http;
 pub mod limits;
+pub mod ratelimit;
 pub mod listener;
 pub mod mail;
 pub mod ops;

@@ -339,7 +339,84 @@ fn validate(s: &Settings) -> Map<String, Value> {
     if s.batch.enabled && s.batch.max_requests == 0 {
         nested("batch", "maxRequests", "validation_required", "Cannot be blank.");
     }
+    let rate_limits = validate_rate_limits(&s.rate_limits);
+    if !rate_limits.is_empty() {
+        data.insert("rateLimits".into(), Value::Object(rate_limits));
+    }
     data
+}
+
+fn field_error(code: &str, message: &str) -> Value {
+    serde_json::json!({"code": code, "message": message})
+}
+
+/// PocketBase's label forms: `METHOD /path`, `/path` (a prefix when it ends in `/`),
+/// `collection:tag`, `*:tag`, or a plain tag; paths of word characters, `/` and `-`.
+pub fn valid_rate_limit_label(label: &str) -> bool {
+    let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let path = |s: &str| s.starts_with('/') && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '/' | '-'));
+    if let Some((method, rest)) = label.split_once(' ') {
+        return word(method) && path(rest);
+    }
+    if let Some((left, right)) = label.split_once(':') {
+        return (left == "*" || word(left)) && word(right);
+    }
+    path(label) || word(label)
+}
+
+/// `rateLimits` checks, keyed as PocketBase keys them: per rule index and field, then label
+/// conflicts (the same label for everyone and for one audience), then bad `excludedIPs`.
+fn validate_rate_limits(r: &RateLimits) -> Map<String, Value> {
+    let mut out = Map::new();
+    let mut rules = Map::new();
+    for (i, rule) in r.rules.iter().enumerate() {
+        let mut fields = Map::new();
+        if rule.label.is_empty() {
+            fields.insert("label".into(), field_error("validation_required", "Cannot be blank."));
+        } else if !valid_rate_limit_label(&rule.label) {
+            fields.insert("label".into(), field_error("validation_match_invalid", "Must be in a valid format."));
+        }
+        if rule.max_requests == 0 {
+            fields.insert("maxRequests".into(), field_error("validation_required", "Cannot be blank."));
+        }
+        if rule.duration == 0 {
+            fields.insert("duration".into(), field_error("validation_required", "Cannot be blank."));
+        }
+        if !matches!(rule.audience.as_str(), "" | "@guest" | "@auth") {
+            fields.insert("audience".into(), field_error("validation_in_invalid", "Must be a valid value."));
+        }
+        if !fields.is_empty() {
+            rules.insert(i.to_string(), Value::Object(fields));
+        }
+    }
+    if rules.is_empty() {
+        if r.enabled && r.rules.is_empty() {
+            out.insert("rules".into(), field_error("validation_required", "Cannot be blank."));
+        }
+        let mut seen: Vec<String> = Vec::new();
+        for (i, rule) in r.rules.iter().enumerate() {
+            let full = format!("{}@@{}", rule.label, rule.audience);
+            if seen.iter().any(|k| k.starts_with(&full) || full.starts_with(k.as_str())) {
+                let message = format!("Rate limit rule configuration with label {} already exists or conflicts with another rule.", rule.label);
+                let err = serde_json::json!({"code": "validation_conflicting_rate_limit_rule", "message": message, "params": {"label": rule.label}});
+                out.insert("rules".into(), serde_json::json!({ i.to_string(): {"label": err} }));
+                break;
+            }
+            seen.push(full);
+        }
+    } else {
+        out.insert("rules".into(), Value::Object(rules));
+    }
+    let mut ips = Map::new();
+    for (i, entry) in r.excluded_ips.iter().enumerate() {
+        if crate::worker::ratelimit::parse_subnet(entry).is_none() {
+            ips.insert(i.to_string(), field_error("validation_invlaid_ip_or_subnet", "Invalid IP or CIDR subnet."));
+        }
+    }
+    if !ips.is_empty() {
+        out.insert("excludedIPs".into(), Value::Object(ips));
+    }
+    out
 }
 
 /// Applies a PATCH body in one write transaction; returns the new settings.
@@ -432,6 +509,30 @@ mod tests {
         assert!(loaded.version > before);
         assert!(!serde_json::to_string(&loaded.settings).expect("json").contains("hunter2"));
         assert_eq!(load_secrets(&c).expect("secrets").smtp_password, "hunter2");
+    }
+
+    #[test]
+    fn rate_limit_rules_are_validated_as_pocketbase_does() {
+        for ok in ["/api/", "/api/x-y", "POST /api/collections/", "posts:list", "*:create", "tag_1", "/"] {
+            assert!(valid_rate_limit_label(ok), "{ok}");
+        }
+        for bad in ["bad label!", "posts:", "*:*", "GET api", "/api/?x", "a:b:c"] {
+            assert!(!valid_rate_limit_label(bad), "{bad}");
+        }
+        let rule = |label: &str, audience: &str| RateLimitRule { label: label.into(), audience: audience.into(), duration: 1, max_requests: 1 };
+        let conflict = RateLimits { rules: vec![rule("a:b", ""), rule("a:b", "@guest")], excluded_ips: vec!["nope".into()], enabled: true };
+        let v = Value::Object(validate_rate_limits(&conflict));
+        assert_eq!(v["rules"]["1"]["label"]["code"], "validation_conflicting_rate_limit_rule");
+        assert_eq!(v["excludedIPs"]["0"]["code"], "validation_invlaid_ip_or_subnet");
+        let split = RateLimits { rules: vec![rule("a:b", "@guest"), rule("a:b", "@auth")], excluded_ips: vec!["10.0.0.0/8".into()], enabled: true };
+        assert!(validate_rate_limits(&split).is_empty(), "@guest and @auth may share a label");
+        let empty = RateLimits { rules: vec![], excluded_ips: vec![], enabled: true };
+        assert_eq!(Value::Object(validate_rate_limits(&empty))["rules"]["code"], "validation_required");
+        let bad = RateLimits { rules: vec![RateLimitRule { label: "x y z".into(), audience: "x".into(), duration: 0, max_requests: 0 }], excluded_ips: vec![], enabled: false };
+        let v = Value::Object(validate_rate_limits(&bad));
+        for (field, code) in [("label", "validation_match_invalid"), ("audience", "validation_in_invalid"), ("duration", "validation_required"), ("maxRequests", "validation_required")] {
+            assert_eq!(v["rules"]["0"][field]["code"], code, "{field}");
+        }
     }
 
     #[test]

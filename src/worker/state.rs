@@ -41,6 +41,9 @@ pub struct Inner {
     pub observers: Observers,
     /// The test-only observer, registered when the test routes are on.
     pub recorder: Option<Arc<Recorder>>,
+    /// The cluster-wide rate-limit counters; None if the file could not be mapped (then rate
+    /// limits are not enforced, and that was logged at start).
+    pub rate_limiter: Option<crate::worker::ratelimit::RateLimiter>,
     next_request: AtomicU64,
 }
 
@@ -48,6 +51,14 @@ impl AppState {
     pub fn new(worker_id: u32, config: Config, db: Db, bus: Bus, jwt_secret: JwtSecret) -> AppState {
         let files = crate::worker::files::Files::new(&config.data_dir);
         let observers = Observers::default();
+        let rate_path = crate::shared::data_dir::rate_limits_path(&config.data_dir);
+        let rate_limiter = match crate::shared::db::rate_table::RateTable::open(&rate_path) {
+            Ok(t) => Some(crate::worker::ratelimit::RateLimiter::new(t)),
+            Err(e) => {
+                tracing::error!(worker_id, error = %e, "mapping the rate-limits file failed; rate limits are not enforced");
+                None
+            }
+        };
         let recorder = config.test_routes.then(|| Arc::new(Recorder::new(&config.data_dir)));
         if let Some(r) = &recorder {
             observers.register(r.clone());
@@ -67,6 +78,7 @@ impl AppState {
             files,
             observers,
             recorder,
+            rate_limiter,
             next_request: AtomicU64::new(1),
         }))
     }

@@ -30,6 +30,9 @@ pub async fn patch(state: &AppState, req: Request<Incoming>) -> Result<Response<
     let body = json_object(req.into_body(), DEFAULT_BODY_LIMIT_BYTES, "Failed to load the submitted data due to invalid formatting.").await?;
     let next = state.db.write(move |tx| settings::patch(tx, body)).await.map_err(settings_error)?;
     state.settings.invalidate();
+    if let Some(limiter) = &state.rate_limiter {
+        limiter.settings_changed();
+    }
     state.bus.send(&BusMsg::Invalidate { origin: state.worker_id, what: INVALIDATE_SETTINGS.to_owned() });
     Ok(json(StatusCode::OK, &next))
 }

@@ -12,17 +12,84 @@ use super::body::ResBody;
 use super::error::ApiError;
 use crate::worker::actor::{self, Actor};
 use crate::worker::api;
+use crate::worker::http::client_ip;
+use crate::worker::ratelimit;
+use crate::worker::server::PeerAddr;
 use crate::worker::state::AppState;
 
 /// Routes `req` and turns any error into its envelope.
-pub async fn dispatch(state: &AppState, req: Request<Incoming>, request_id: u64) -> Response<ResBody> {
+pub async fn dispatch(state: &AppState, mut req: Request<Incoming>, request_id: u64) -> Response<ResBody> {
+    let (refusal, actor) = rate_limited(state, &req).await;
+    if let Some(refusal) = refusal {
+        return refusal.into_response(request_id);
+    }
+    if let Some(actor) = actor {
+        req.extensions_mut().insert(Resolved(actor));
+    }
     match route(state, req, request_id).await {
         Ok(res) => res,
         Err(e) => e.into_response(request_id),
     }
 }
 
+/// PocketBase's `rateLimits`, checked before routing so every request counts, unknown routes
+/// included (see `worker::ratelimit`). Some(429) when over a rule's limit; also the actor, when
+/// the check had to resolve it.
+async fn rate_limited(state: &AppState, req: &Request<Incoming>) -> (Option<ApiError>, Option<Actor>) {
+    let Some(limiter) = state.rate_limiter.as_ref() else { return (None, None) };
+    let loaded = match limiter.cached() {
+        Ok(loaded) => loaded,
+        Err(epoch) => match state.settings.fresh(&state.db).await {
+            Ok(loaded) => {
+                limiter.remember(epoch, loaded.clone());
+                loaded
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading rate-limit settings failed; not limiting this request");
+                return (None, None);
+            }
+        },
+    };
+    let limits = &loaded.settings.rate_limits;
+    if !limits.enabled {
+        return (None, None);
+    }
+    let actor = match req.headers().contains_key(AUTHORIZATION) {
+        true => Some(actor_of(state, req).await),
+        false => None,
+    };
+    let caller = match &actor {
+        None | Some(Actor::Guest) => ratelimit::Caller::Guest,
+        Some(a) if a.is_superuser() => ratelimit::Caller::Superuser,
+        Some(_) => ratelimit::Caller::Auth,
+    };
+    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
+    let client_ip = client_ip::real_ip(peer, req.headers(), &loaded.settings.trusted_proxy);
+    let method = req.method().as_str();
+    let path = req.uri().path();
+    let collection_name = match ratelimit::collection_route(method, path) {
+        Some(route) => state.schema.fresh(&state.db).await.ok().and_then(|s| s.get(route.collection).map(|c| c.name.clone())),
+        None => None,
+    };
+    let check = ratelimit::Request { method, path, collection_name: collection_name.as_deref(), caller, client_ip: &client_ip };
+    let refusal = match ratelimit::check(limiter.table(), limits, loaded.version, &check) {
+        ratelimit::Verdict::Pass => None,
+        ratelimit::Verdict::Limited { label, audience } => {
+            tracing::debug!(worker_id = state.worker_id, %label, %audience, client_ip = %client_ip, "rate limit rule triggered");
+            Some(ApiError::new(hyper::StatusCode::TOO_MANY_REQUESTS, "Too Many Requests."))
+        }
+    };
+    (refusal, actor)
+}
+
+/// The actor the rate-limit check already resolved, so a route does not verify the token twice.
+#[derive(Clone)]
+struct Resolved(Actor);
+
 async fn actor_of(state: &AppState, req: &Request<Incoming>) -> Actor {
+    if let Some(Resolved(actor)) = req.extensions().get::<Resolved>() {
+        return actor.clone();
+    }
     actor::resolve(&state.schema, &state.db, &state.jwt_secret, req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())).await
 }
 
