@@ -75,6 +75,11 @@ export async function startOidc({ clientId, clientSecret }) {
 
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   idp.issuer = `http://127.0.0.1:${server.address().port}`;
-  idp.stop = () => new Promise((resolve) => server.close(resolve));
+  // Connections vaultbase's workers keep open to the provider must not hold the test file's
+  // process (and the whole run) until they time out.
+  idp.stop = () => new Promise((resolve) => {
+    server.close(resolve);
+    server.closeAllConnections();
+  });
   return idp;
 }

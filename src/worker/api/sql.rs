@@ -59,6 +59,11 @@ pub async fn run(state: &AppState, req: Request<Incoming>) -> Result<Response<Re
         for what in [INVALIDATE_COLLECTIONS, INVALIDATE_SETTINGS] {
             state.bus.send(&BusMsg::Invalidate { origin: state.worker_id, what: what.to_owned() });
         }
+        // The rate limiter keeps its rules until the shared settings-save count moves: a
+        // console write may have changed them too.
+        if let Some(limiter) = &state.rate_limiter {
+            limiter.settings_changed();
+        }
     }
     Ok(json_response(StatusCode::OK, &out))
 }
