@@ -664,6 +664,39 @@ fn a_draining_worker_ends_its_streams_with_a_final_frame() {
 }
 
 #[test]
+fn a_change_committed_with_a_token_key_change_is_judged_with_the_new_auth() {
+    // One batch commits the password change (a new tokenKey) and, after it, a secret: the two
+    // changes reach the dispatcher as one set, and the secret must be judged with the
+    // client's auth as the password change left it (a guest), not as the round began.
+    let c = start(Spawn::serve());
+    let users = c.schema();
+    let (u1, token) = users[0].clone();
+    c.call("PATCH", "/api/settings", Some(&json!({"batch": {"enabled": true}})));
+    let sse = open_sse(c.p.port);
+    let (status, _) = post_elsewhere(c.p.port, u32::MAX, Some(&token), &json!({"clientId": sse.client_id, "subscriptions": ["secrets/*", "items/*"]}));
+    assert_eq!(status, 204);
+    // Positive control: before the change, the owner gets her secret.
+    let first = c.call("POST", "/api/collections/secrets/records", Some(&json!({"owner": u1, "v": 0})))["id"].as_str().expect("id").to_owned();
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    while !sse.inbox.lock().expect("inbox").iter().any(|e| e.id == first) {
+        assert!(Instant::now() < deadline, "the owner did not get her secret");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let items = c.call("POST", "/api/batch", Some(&json!({"requests": [
+        {"method": "PATCH", "url": format!("/api/collections/members/records/{u1}"), "body": {"password": "a brand new password", "passwordConfirm": "a brand new password"}},
+        {"method": "POST", "url": "/api/collections/secrets/records", "body": {"owner": u1, "v": 0}}
+    ]})));
+    let second = items[1]["body"]["id"].as_str().expect("secret id").to_owned();
+    let barrier = c.call("POST", "/api/collections/items/records", Some(&json!({"title": "barrier", "n": 1, "v": 0})))["id"].as_str().expect("id").to_owned();
+    while !sse.inbox.lock().expect("inbox").iter().any(|e| e.id == barrier) {
+        assert!(Instant::now() < deadline, "the barrier did not arrive");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let got: Vec<String> = sse.inbox.lock().expect("inbox").iter().map(|e| e.id.clone()).collect();
+    assert!(!got.contains(&second), "a secret committed after the tokenKey change reached the revoked client: {got:?}");
+}
+
+#[test]
 fn a_client_whose_auth_record_gets_a_new_token_key_becomes_a_guest() {
     let c = start(Spawn::cluster(2));
     let users = c.schema();

@@ -125,7 +125,28 @@ enum AuthFix {
     Revoke { collection_id: String, id: String },
 }
 
+/// Delivers `changes` in commit order. A change to an auth record (update or delete) may
+/// revoke or alter the auth of the clients bound to it, and every change committed after it
+/// must be judged with that auth: so a round ends at each such change and its fixes are
+/// applied before the next round is judged. (Auth records change rarely; other writes still
+/// share one round.)
 async fn deliver(state: &impl Host, changes: Vec<Change>) -> Result<(), CrudError> {
+    let snap = state.schema().snapshot();
+    let mut round = Vec::with_capacity(changes.len());
+    for change in changes {
+        let touches_auth = change.action != Action::Create && snap.get(&change.collection_id).is_some_and(|c| c.kind == CollectionType::Auth);
+        round.push(change);
+        if touches_auth {
+            deliver_round(state, std::mem::take(&mut round)).await?;
+        }
+    }
+    if !round.is_empty() {
+        deliver_round(state, round).await?;
+    }
+    Ok(())
+}
+
+async fn deliver_round(state: &impl Host, changes: Vec<Change>) -> Result<(), CrudError> {
     let clients = state.realtime().registry.all();
     // The held snapshot saves a database hop per round; the render job checks its version in
     // its own read transaction, and a stale plan is made again with a fresh snapshot (the
