@@ -802,18 +802,23 @@ mod tests {
         assert_eq!(n, 1, "the failed write rolled back");
     }
 
-    /// Occupies the writer with a job that waits for the returned sender, so that jobs sent
-    /// meanwhile queue up and run as one group. Returns once the holding job is running.
-    async fn hold_writer(db: &Db) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), DbError>>) {
+    /// Occupies the writer (`on_writer`) or the only reader with a job that waits for the
+    /// returned sender (sent to or dropped), so that jobs sent meanwhile queue up behind it.
+    /// Returns once the holding job is running.
+    async fn hold(db: &Db, on_writer: bool) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), DbError>>) {
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let (started_tx, started) = oneshot::channel::<()>();
+        let wait = move || -> Result<(), DbError> {
+            let _ = started_tx.send(());
+            hold.recv().map_err(|_| DbError::Closed)
+        };
         let db = db.clone();
         let gate = tokio::spawn(async move {
-            db.write(move |_| -> Result<(), DbError> {
-                let _ = started_tx.send(());
-                hold.recv().map_err(|_| DbError::Closed)
-            })
-            .await
+            if on_writer {
+                db.write(move |_| wait()).await
+            } else {
+                db.read(move |_| wait()).await
+            }
         });
         started.await.expect("the holding job runs");
         (release, gate)
@@ -825,7 +830,7 @@ mod tests {
         let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
         db.write(|tx| -> Result<(), DbError> { Ok(tx.execute_batch("CREATE TABLE t (v INTEGER)")?) }).await.expect("create");
         // Hold the writer so the three jobs below queue up together, in this order.
-        let (release, gate) = hold_writer(&db).await;
+        let (release, gate) = hold(&db, true).await;
         let insert = |v: i64| {
             let db = db.clone();
             tokio::spawn(async move { db.write(move |tx| -> Result<(), DbError> { Ok(tx.execute("INSERT INTO t VALUES (?1)", [v]).map(|_| ())?) }).await })
@@ -878,7 +883,7 @@ mod tests {
         let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
         db.write(|tx| -> Result<(), DbError> { Ok(tx.execute_batch("CREATE TABLE t (v INTEGER UNIQUE)")?) }).await.expect("create");
         // Hold the writer until every job below is queued, so they run as one group.
-        let (release, gate) = hold_writer(&db).await;
+        let (release, gate) = hold(&db, true).await;
         const JOBS: i64 = 60;
         let mut calls = Vec::new();
         for i in 0..JOBS {
@@ -936,7 +941,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
         db.write(|tx| -> Result<(), DbError> { Ok(tx.execute_batch("CREATE TABLE t (v INTEGER)")?) }).await.expect("create");
-        let (release, gate) = hold_writer(&db).await;
+        let (release, gate) = hold(&db, true).await;
         let spawn_write = |v: i64, panics: bool| {
             let db = db.clone();
             tokio::spawn(async move {
@@ -1025,22 +1030,6 @@ mod tests {
         assert_eq!(n, 1);
     }
 
-    /// Occupies the only reader until the returned sender is dropped or sent to.
-    async fn hold_reader(db: &Db) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<Result<(), DbError>>) {
-        let (release, hold) = std::sync::mpsc::channel::<()>();
-        let (started_tx, started) = oneshot::channel::<()>();
-        let db = db.clone();
-        let gate = tokio::spawn(async move {
-            db.read(move |_| -> Result<(), DbError> {
-                let _ = started_tx.send(());
-                hold.recv().map_err(|_| DbError::Closed)
-            })
-            .await
-        });
-        started.await.expect("the holding job runs");
-        (release, gate)
-    }
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_whose_caller_left_is_not_run() {
         use futures_util::FutureExt;
@@ -1070,7 +1059,7 @@ mod tests {
 
         // Reads: queued behind a busy reader, then abandoned (the future is dropped after
         // its first poll sent the job, as when a client disconnects).
-        let (release, gate) = hold_reader(&db).await;
+        let (release, gate) = hold(&db, false).await;
         assert!(counting_read(&db, &ran).now_or_never().is_none(), "queued, not run yet");
         let kept = tokio::spawn(counting_read(&db, &ran));
         while db.inner.readers.len() < 2 {
@@ -1082,7 +1071,7 @@ mod tests {
         assert_eq!(ran.load(Ordering::SeqCst), 1, "only the read someone waited for ran");
 
         // Writes: the same, behind a busy writer.
-        let (release, gate) = hold_writer(&db).await;
+        let (release, gate) = hold(&db, true).await;
         assert!(counting_write(&db, &ran).now_or_never().is_none(), "queued, not run yet");
         let kept = tokio::spawn(counting_write(&db, &ran));
         while db.inner.writer.len() < 2 {
@@ -1128,7 +1117,7 @@ mod tests {
         use futures_util::FutureExt;
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
-        let (release, gate) = hold_reader(&db).await;
+        let (release, gate) = hold(&db, false).await;
         // Kept alive (polled once, not dropped) so their jobs stay queued and count.
         let mut queued = Vec::new();
         for _ in 0..MAX_QUEUED_READS {

@@ -10,6 +10,7 @@ mod executor;
 pub mod migrate;
 pub mod open;
 pub mod rate_table;
+pub mod shm;
 pub mod turns;
 
 pub use executor::{refusal_in, Db, DbError, DbOptions, Refusal, DEFAULT_READ_DEADLINE, MAX_QUEUED_READS, MAX_QUEUED_WRITES};

@@ -31,15 +31,11 @@
 //! request is let through (fail open) and [`Hit::TableFull`] tells the caller to log it:
 //! failing closed would let a flood of distinct addresses lock everyone else out.
 
-use std::fs::OpenOptions;
 use std::hash::{Hash, Hasher};
-use std::num::NonZeroUsize;
-use std::os::fd::AsFd;
 use std::path::Path;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use super::shm::{SharedMap, ShmError};
 
 /// Buckets in the table (a power of two): 65 536 × 16 bytes = 1 MiB of shared memory.
 pub const SLOTS: usize = 1 << 16;
@@ -54,13 +50,8 @@ const CLAIM_BIT: u64 = 1 << 63;
 /// process killed between them leaves the bit set).
 const CLAIM_SPINS: u32 = 10_000;
 
-#[derive(Debug, thiserror::Error)]
-pub enum RateTableError {
-    #[error("opening {path}: {source}")]
-    Open { path: String, source: std::io::Error },
-    #[error("mapping {path}: {source}")]
-    Map { path: String, source: nix::Error },
-}
+/// Opening or mapping the table's file failed.
+pub type RateTableError = ShmError;
 
 /// What a check found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,13 +83,8 @@ impl BucketKey {
 
 /// The shared table of one data dir, mapped into this process.
 pub struct RateTable {
-    base: NonNull<std::ffi::c_void>,
+    map: SharedMap,
 }
-
-// SAFETY: the mapping is only accessed through `AtomicU64`s (see the module docs); the pointer
-// itself is never mutated.
-unsafe impl Send for RateTable {}
-unsafe impl Sync for RateTable {}
 
 fn pack(expires_at: u32, count: u32) -> u64 {
     (u64::from(expires_at) << 32) | u64::from(count)
@@ -121,37 +107,17 @@ impl RateTable {
     /// Maps (creating it if needed) the table at `path`. Every process of a cluster must use
     /// the same path.
     pub fn open(path: &Path) -> Result<RateTable, RateTableError> {
-        let shown = || path.display().to_string();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|source| RateTableError::Open { path: shown(), source })?;
         // A fresh file is zero-filled: every slot unused.
-        let len = u64::try_from(FILE_BYTES).unwrap_or(u64::MAX);
-        if file.metadata().map_err(|source| RateTableError::Open { path: shown(), source })?.len() < len {
-            file.set_len(len).map_err(|source| RateTableError::Open { path: shown(), source })?;
-        }
-        let size = NonZeroUsize::new(FILE_BYTES).ok_or(RateTableError::Map { path: shown(), source: nix::Error::EINVAL })?;
-        // SAFETY: a fresh shared mapping of a file we hold open, unmapped exactly once in Drop.
-        let base = unsafe { mmap(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, file.as_fd(), 0) }
-            .map_err(|source| RateTableError::Map { path: shown(), source })?;
-        Ok(RateTable { base })
+        Ok(RateTable { map: SharedMap::open(path, FILE_BYTES)? })
     }
 
     fn word(&self, slot: usize, which: usize) -> &AtomicU64 {
-        let index = (slot % SLOTS) * WORDS_PER_SLOT + which;
-        // SAFETY: index < SLOTS * WORDS_PER_SLOT, so the word is inside the FILE_BYTES mapping,
-        // which is page-aligned (so the word is 8-byte aligned) and lives as long as `self`.
-        // All access here and in the other processes is atomic (module docs).
-        unsafe { &*(self.base.as_ptr().cast::<AtomicU64>().add(index)) }
+        self.map.u64_at((slot % SLOTS) * WORDS_PER_SLOT + which)
     }
 
+    /// The word right after the slots, the last of the mapping.
     fn epoch_word(&self) -> &AtomicU64 {
-        // SAFETY: as in `word`: the word right after the slots is the last in the mapping.
-        unsafe { &*(self.base.as_ptr().cast::<AtomicU64>().add(SLOTS * WORDS_PER_SLOT)) }
+        self.map.u64_at(SLOTS * WORDS_PER_SLOT)
     }
 
     /// A counter every process bumps after saving settings, so the others can keep using
@@ -251,15 +217,6 @@ impl RateTable {
         }
         key_word.store(key.0, Ordering::Release);
         true
-    }
-}
-
-impl Drop for RateTable {
-    fn drop(&mut self) {
-        // SAFETY: `base` came from mmap with FILE_BYTES and no reference into it outlives self.
-        if let Err(e) = unsafe { munmap(self.base, FILE_BYTES) } {
-            tracing::warn!(error = %e, "unmapping the rate-limits file");
-        }
     }
 }
 

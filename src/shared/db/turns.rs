@@ -13,15 +13,11 @@
 //! skipped by the next waiter, and a writer whose turn was skipped goes ahead at once. It must
 //! not be used for anything that needs mutual exclusion.
 
-use std::fs::OpenOptions;
-use std::num::NonZeroUsize;
-use std::os::fd::AsFd;
 use std::path::Path;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
+use super::shm::{SharedMap, ShmError};
 
 /// How long one turn may stay current before a waiter skips it.
 pub const STALLED_TURN: Duration = Duration::from_millis(50);
@@ -33,23 +29,13 @@ const SPINS: u32 = 50;
 /// The shared file: two counters (next ticket, ticket being served).
 const FILE_BYTES: usize = 8;
 
-#[derive(Debug, thiserror::Error)]
-pub enum TurnsError {
-    #[error("opening {path}: {source}")]
-    Open { path: String, source: std::io::Error },
-    #[error("mapping {path}: {source}")]
-    Map { path: String, source: nix::Error },
-}
+/// Opening or mapping the turns file failed.
+pub type TurnsError = ShmError;
 
 /// The shared counters of one data dir, mapped into this process.
 pub struct Turns {
-    base: NonNull<std::ffi::c_void>,
+    map: SharedMap,
 }
-
-// SAFETY: the mapping is only ever accessed through the two `AtomicU32`s below, which are
-// safe to share between threads (and processes); the pointer itself is never mutated.
-unsafe impl Send for Turns {}
-unsafe impl Sync for Turns {}
 
 /// A writer's place in line; give it back with [`Turns::done`].
 #[derive(Debug, Clone, Copy)]
@@ -59,32 +45,12 @@ impl Turns {
     /// Maps (creating it if needed) the counters file at `path`. Every process of a cluster
     /// must use the same path.
     pub fn open(path: &Path) -> Result<Turns, TurnsError> {
-        let shown = || path.display().to_string();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(|source| TurnsError::Open { path: shown(), source })?;
-        // A fresh file is zero-filled by the kernel: both counters start at 0, in step.
-        let len = u64::try_from(FILE_BYTES).unwrap_or(8);
-        if file.metadata().map_err(|source| TurnsError::Open { path: shown(), source })?.len() < len {
-            file.set_len(len).map_err(|source| TurnsError::Open { path: shown(), source })?;
-        }
-        let size = NonZeroUsize::new(FILE_BYTES).ok_or(TurnsError::Map { path: shown(), source: nix::Error::EINVAL })?;
-        // SAFETY: a fresh shared mapping of a file we hold open; nothing else in this process
-        // maps it, and it is unmapped exactly once, in Drop.
-        let base = unsafe { mmap(None, size, ProtFlags::PROT_READ | ProtFlags::PROT_WRITE, MapFlags::MAP_SHARED, file.as_fd(), 0) }
-            .map_err(|source| TurnsError::Map { path: shown(), source })?;
-        Ok(Turns { base })
+        // A fresh file is zero-filled: both counters start at 0, in step.
+        Ok(Turns { map: SharedMap::open(path, FILE_BYTES)? })
     }
 
     fn counter(&self, index: usize) -> &AtomicU32 {
-        // SAFETY: the mapping is FILE_BYTES long, page-aligned, and lives as long as `self`;
-        // index is 0 or 1, so the u32 is in bounds and 4-byte aligned. All access, here and in
-        // the other processes, is atomic.
-        unsafe { &*(self.base.as_ptr().cast::<AtomicU32>().add(index)) }
+        self.map.u32_at(index)
     }
 
     fn next(&self) -> &AtomicU32 {
@@ -130,15 +96,6 @@ impl Turns {
     /// else's).
     pub fn done(&self, ticket: Ticket) {
         let _ = self.serving().compare_exchange(ticket.0, ticket.0.wrapping_add(1), Ordering::AcqRel, Ordering::Acquire);
-    }
-}
-
-impl Drop for Turns {
-    fn drop(&mut self) {
-        // SAFETY: `base` came from mmap with FILE_BYTES and no reference into it outlives self.
-        if let Err(e) = unsafe { munmap(self.base, FILE_BYTES) } {
-            tracing::warn!(error = %e, "unmapping the write-turns file");
-        }
     }
 }
 
