@@ -10,24 +10,16 @@
 # Each round runs every scenario against both builds (serve mode, same data, same wrk
 # settings); the summary gives each build's median over the rounds. Creates go to a second
 # collection, so the listed one keeps its 100 records round after round.
-# Needs: wrk, curl, python3.
+# Needs: wrk, curl, python3 (not PocketBase).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 : "${BASE:?set BASE to the vaultbase binary to compare against}"
 ROUNDS=${ROUNDS:-3}
-SEED=${SEED:-100}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "not up: $1" >&2; exit 1; }
-THREADS=${THREADS:-2}; CONNS=${CONNS:-32}; DURATION=${DURATION:-10s}
-
-cargo build --release --quiet
-HEAD_BIN=${CARGO_TARGET_DIR:-target}/release/vaultbase
+NEEDS_POCKETBASE=0
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+HEAD_BIN=$BIN
 EMAIL=bench@example.com; PASS=benchmark-password
 
 # start NAME BIN VAR: a serve process on a free port, its port put in VAR. (Not in a command
@@ -42,33 +34,13 @@ start() {
 }
 start base "$BASE" P_BASE; start head "$HEAD_BIN" P_HEAD
 
-setup() {
-  python3 - "$1" "$EMAIL" "$PASS" "$SEED" <<'PY'
-import json, sys, urllib.request
-port, email, password, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-base = f"http://127.0.0.1:{port}"
-def call(method, path, body=None, token=None):
-    req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode())
-    req.add_header("content-type", "application/json")
-    if token: req.add_header("authorization", token)
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read() or b"null")
-token = call("POST", "/api/collections/_superusers/auth-with-password", {"identity": email, "password": password})["token"]
-for name in ("bench", "sink"):
-    call("POST", "/api/collections", {"name": name, "listRule": "", "viewRule": "", "createRule": "",
-         "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]}, token)
-ids = [call("POST", "/api/collections/bench/records", {"title": f"record {i}", "n": i})["id"] for i in range(seed)]
-print(ids[seed // 2])
-PY
-}
-ID_BASE=$(setup "$P_BASE"); ID_HEAD=$(setup "$P_HEAD")
+read -r _ ID_BASE <<<"$(seed "$P_BASE" sink)"; read -r _ ID_HEAD <<<"$(seed "$P_HEAD" sink)"
 cat >"$WORK/create.lua" <<'LUA'
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"title":"created by wrk","n":7}'
 LUA
 
-to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); printf "%.3f", v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); printf "%.3f", v } else { sub(/s$/,"",v); printf "%.3f", v*1000 } }'; }
 # one LABEL URL [LUA] → label req/s mean p50 p90 p99 max p99/mean
 one() {
   local out

