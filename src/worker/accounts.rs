@@ -73,7 +73,7 @@ pub fn update_record(
         values.len() - 1,
         values.len()
     );
-    let before = crate::worker::records::changes::capture(tx, c, id)?;
+    let before = changes.before(tx, c, id)?;
     let applied = tx.execute(&sql, rusqlite::params_from_iter(values))? == 1;
     if applied {
         crate::worker::records::changes::record_after(tx, c, id, Action::Update, before, changes)?;

@@ -242,7 +242,7 @@ async fn sign_in_or_up(
         state
             .writes()
             .commit(Source::OAuth2, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<(), DbError> {
-                let before = changes::capture(tx, &c2, &rid)?;
+                let before = changes.before(tx, &c2, &rid)?;
                 if accounts::claim_unverified(tx, &c2, &rid, &hash, &token_key)? {
                     // Realtime clients of whoever held the account lose its auth (new tokenKey).
                     changes::record_after(tx, &c2, &rid, Action::Update, before, changes)?;

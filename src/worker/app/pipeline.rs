@@ -175,7 +175,7 @@ impl<'a> Writes<'a> {
             .db
             .write_then(
                 move |tx| -> Result<(T, Stamped, Vec<Change>), E> {
-                    let mut changes = Changes::new();
+                    let mut changes = if observed { Changes::keeping_before() } else { Changes::new() };
                     let out = f(tx, &mut changes)?;
                     Ok((out, changes::stamp(tx, changes)?, Vec::new()))
                 },

@@ -46,8 +46,50 @@ pub struct Change {
     pub before: Option<Vec<(String, SqlValue)>>,
 }
 
-/// The changes one write job produced, in the order it made them.
-pub type Changes = Vec<Change>;
+/// The changes one write job produced, in the order it made them, and whether updated records
+/// are captured as they were before the update too: only after-commit observers read that, so
+/// without them an update costs no extra read.
+#[derive(Debug, Default)]
+pub struct Changes {
+    list: Vec<Change>,
+    keep_before: bool,
+}
+
+impl Changes {
+    /// Changes without the records as they were before an update.
+    pub fn new() -> Changes {
+        Changes::default()
+    }
+
+    /// Changes that keep each updated record as it was before (for observers).
+    pub fn keeping_before() -> Changes {
+        Changes { list: Vec::new(), keep_before: true }
+    }
+
+    /// Record `id` of `c` as it is now, if this job keeps records as they were before an
+    /// update (call it just before the update); None otherwise.
+    pub fn before(&self, conn: &Connection, c: &Collection, id: &str) -> rusqlite::Result<Option<Vec<(String, SqlValue)>>> {
+        if self.keep_before {
+            capture(conn, c, id)
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+impl std::ops::Deref for Changes {
+    type Target = Vec<Change>;
+
+    fn deref(&self) -> &Vec<Change> {
+        &self.list
+    }
+}
+
+impl std::ops::DerefMut for Changes {
+    fn deref_mut(&mut self) -> &mut Vec<Change> {
+        &mut self.list
+    }
+}
 
 /// The `_vb_versions` row holding the cluster-wide change sequence.
 pub const SEQUENCE_ROW: &str = "realtime";
@@ -57,13 +99,14 @@ pub const SEQUENCE_ROW: &str = "realtime";
 pub struct Stamped {
     /// 0 when there are no changes (nothing was stamped).
     pub seq: u64,
-    pub changes: Changes,
+    pub changes: Vec<Change>,
 }
 
 /// Gives `changes` the next sequence number, inside the write transaction that made them:
 /// SQLite's write lock serialises the bump with the commit, so sequence order is commit
 /// order across every process on the database. No changes, no bump.
 pub fn stamp(conn: &Connection, changes: Changes) -> rusqlite::Result<Stamped> {
+    let changes = changes.list;
     if changes.is_empty() {
         return Ok(Stamped::default());
     }

@@ -534,7 +534,7 @@ pub fn update(
         return Err(CrudError::NotFound);
     }
     check_relations(tx, snap, relations)?;
-    let before = changes::capture(tx, c, id)?;
+    let before = changes.before(tx, c, id)?;
     if !columns.is_empty() {
         let sets: Vec<String> = columns.iter().enumerate().map(|(i, (n, _))| format!("{} = ?{}", quote_ident(n), i + 1)).collect();
         let sql = format!("UPDATE {} SET {} WHERE \"id\" = ?{}", quote_ident(&c.name), sets.join(", "), columns.len() + 1);
@@ -629,14 +629,14 @@ fn delete_cascading(
                         "Failed to delete record. Make sure that the record is not part of a required relation reference.",
                     ));
                 } else if multiple {
-                    let before = changes::capture(tx, other, &ref_id)?;
+                    let before = changes.before(tx, other, &ref_id)?;
                     tx.execute(
                         &format!("UPDATE {table} SET {col} = (SELECT json_group_array(value) FROM json_each({col}) WHERE value != ?1) WHERE \"id\" = ?2"),
                         [id, ref_id.as_str()],
                     )?;
                     changes::record_after(tx, other, &ref_id, Action::Update, before, changes)?;
                 } else {
-                    let before = changes::capture(tx, other, &ref_id)?;
+                    let before = changes.before(tx, other, &ref_id)?;
                     tx.execute(&format!("UPDATE {table} SET {col} = '' WHERE \"id\" = ?1"), [&ref_id])?;
                     changes::record_after(tx, other, &ref_id, Action::Update, before, changes)?;
                 }
