@@ -31,6 +31,11 @@ pub struct AuthRecord {
 }
 
 impl AuthRecord {
+    /// This record as `@request.auth` for rules and filters (no password hash, no tokenKey).
+    pub fn rule_context(&self) -> crate::worker::records::query::AuthContext {
+        crate::worker::records::query::AuthContext::of_record(&self.collection.id, &self.collection.name, &self.record)
+    }
+
     pub fn id(&self) -> &str {
         self.record.get("id").and_then(Value::as_str).unwrap_or_default()
     }

@@ -26,7 +26,7 @@ use crate::worker::records::cache::Snapshot;
 use crate::worker::records::crud::{self, CrudError, Page, Requester, Shape};
 use crate::worker::records::expand::ExpandTree;
 use crate::worker::records::fields::Projection;
-use crate::worker::records::query::{AuthContext, RequestContext, CLIENT_ERROR_MESSAGE};
+use crate::worker::records::query::{RequestContext, CLIENT_ERROR_MESSAGE};
 use crate::worker::records::schema::Collection;
 use crate::worker::records::values::{decode_form, Access};
 use crate::worker::state::AppState;
@@ -64,7 +64,7 @@ fn header_map(headers: &HeaderMap) -> HashMap<String, String> {
 }
 
 pub(crate) fn requester(actor: &Actor, method: &Method, query: &Query, headers: &HeaderMap, body: Map<String, Value>) -> Requester {
-    let auth = actor.auth().map(|a| AuthContext::of_record(&a.collection.id, &a.collection.name, &a.record));
+    let auth = actor.auth().map(|a| a.rule_context());
     let mut ctx = RequestContext::new(SystemTime::now());
     ctx.auth = auth;
     ctx.body = body;

@@ -30,7 +30,7 @@ use crate::worker::versioned::STALE_VERSION;
 use super::order::Reorder;
 use crate::worker::records::changes::{self, Action, Change, Stamped};
 use crate::worker::records::crud::{self, CrudError, Requester, RuleKind};
-use crate::worker::records::query::{AuthContext, RequestContext};
+use crate::worker::records::query::RequestContext;
 use crate::worker::records::schema::{Collection, CollectionType};
 use crate::worker::records::{filter, rows};
 use super::Host;
@@ -368,11 +368,7 @@ fn render_one(
 /// GET and context `realtime`, as PocketBase builds it.
 fn requester(actor: &Actor, options: &SubOptions, now: SystemTime) -> Requester {
     let mut ctx = RequestContext::new(now);
-    ctx.auth = actor.auth().map(|a| AuthContext {
-        collection_id: a.collection.id.clone(),
-        collection_name: a.collection.name.clone(),
-        record: a.record.iter().filter(|(k, _)| k.as_str() != "password" && k.as_str() != "tokenKey").map(|(k, v)| (k.clone(), v.clone())).collect(),
-    });
+    ctx.auth = actor.auth().map(|a| a.rule_context());
     ctx.query = options.query.clone();
     ctx.headers = options.headers.clone();
     ctx.method = "GET".to_owned();
