@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
@@ -18,31 +17,6 @@ use serde_json::{json, Value};
 /// How long a read waits before the test calls a connection "left open" (far above the
 /// server's 300 ms header timeout used here, so a pass never depends on scheduling).
 const STALL_READ_TIMEOUT: Duration = Duration::from_secs(60);
-/// Connections opened at most while looking for one to every worker.
-const MAX_CONNECTS_PER_WORKER_SEARCH: usize = 400;
-
-/// One request on a kept-alive connection; the response must carry `Content-Length`.
-fn exchange(s: &mut TcpStream, method: &str, path: &str) -> std::io::Result<Resp> {
-    s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())?;
-    read_one(s)
-}
-
-/// Reads exactly one response (head + `Content-Length` body) from a kept-alive connection.
-fn read_one(s: &mut TcpStream) -> std::io::Result<Resp> {
-    let mut raw = Vec::new();
-    let mut byte = [0u8; 1];
-    while !raw.ends_with(b"\r\n\r\n") {
-        if s.read(&mut byte)? == 0 {
-            return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "closed before a response head"));
-        }
-        raw.push(byte[0]);
-    }
-    let head = parse_response(&raw, true)?;
-    let len: usize = head.header("content-length").and_then(|v| v.parse().ok()).expect("a Content-Length");
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body)?;
-    Ok(Resp { body, ..head })
-}
 
 /// Reads until the server closes the connection; false if it is still open after
 /// [`STALL_READ_TIMEOUT`].
@@ -112,17 +86,7 @@ fn a_field_made_protected_through_one_worker_is_enforced_by_every_worker_on_the_
     let url = format!("/api/files/docs/{}/{}", rec["id"].as_str().expect("id"), rec["doc"].as_str().expect("doc"));
 
     // One kept-alive connection to each worker, each known by the worker that answers on it.
-    let mut conns: HashMap<u64, TcpStream> = HashMap::new();
-    for _ in 0..MAX_CONNECTS_PER_WORKER_SEARCH {
-        if conns.len() == 2 {
-            break;
-        }
-        let mut s = TcpStream::connect(("127.0.0.1", p.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-        let h = exchange(&mut s, "GET", "/_/health").expect("health");
-        conns.entry(h.json()["worker_id"].as_u64().expect("worker_id")).or_insert(s);
-    }
-    assert_eq!(conns.len(), 2, "found a connection to every worker");
+    let mut conns = connection_per_worker(p.port, 2);
 
     // Warm every worker's schema cache with a download of the public file.
     for (worker, s) in conns.iter_mut() {

@@ -7,15 +7,10 @@
 
 mod common;
 
-use std::collections::HashMap;
-use std::io::{ErrorKind, Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 use common::*;
 use serde_json::{json, Value};
 
-const MAX_CONNECTS_PER_WORKER_SEARCH: usize = 400;
 
 fn sql(port: u16, token: Option<&str>, query: &str) -> Resp {
     call(port, "POST", "/api/sql", token, Some(&json!({ "query": query })))
@@ -149,23 +144,6 @@ fn a_query_past_the_deadline_is_cut_off_and_the_server_serves_on() {
     assert_eq!(rows_of(&ok(sql(p.port, Some(&su), "SELECT count(*) FROM t"))), vec![vec![json!("1")]]);
 }
 
-fn exchange(s: &mut TcpStream, path: &str) -> std::io::Result<Resp> {
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())?;
-    let mut raw = Vec::new();
-    let mut byte = [0u8; 1];
-    while !raw.ends_with(b"\r\n\r\n") {
-        if s.read(&mut byte)? == 0 {
-            return Err(std::io::Error::new(ErrorKind::UnexpectedEof, "closed before a response head"));
-        }
-        raw.push(byte[0]);
-    }
-    let head = parse_response(&raw, true)?;
-    let len: usize = head.header("content-length").and_then(|v| v.parse().ok()).expect("a Content-Length");
-    let mut body = vec![0u8; len];
-    s.read_exact(&mut body)?;
-    Ok(Resp { body, ..head })
-}
-
 #[test]
 fn a_rule_changed_through_the_console_is_obeyed_by_every_worker_on_the_next_request() {
     // Bus invalidations are ignored: only the version bump in the write can make it seen.
@@ -174,20 +152,10 @@ fn a_rule_changed_through_the_console_is_obeyed_by_every_worker_on_the_next_requ
     ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "notes", "listRule": "", "fields": [{"name": "title", "type": "text"}]}))));
     ok(call(p.port, "POST", "/api/collections/notes/records", Some(&su), Some(&json!({"title": "hello"}))));
 
-    let mut conns: HashMap<u64, TcpStream> = HashMap::new();
-    for _ in 0..MAX_CONNECTS_PER_WORKER_SEARCH {
-        if conns.len() == 2 {
-            break;
-        }
-        let mut s = TcpStream::connect(("127.0.0.1", p.port)).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
-        let h = exchange(&mut s, "/_/health").expect("health");
-        conns.entry(h.json()["worker_id"].as_u64().expect("worker_id")).or_insert(s);
-    }
-    assert_eq!(conns.len(), 2, "found a connection to every worker");
+    let mut conns = connection_per_worker(p.port, 2);
     // Positive control, and every worker's cache warm with the public rule.
     for (worker, s) in conns.iter_mut() {
-        let r = exchange(s, "/api/collections/notes/records").expect("list");
+        let r = exchange(s, "GET", "/api/collections/notes/records").expect("list");
         assert_eq!(r.status, 200, "worker {worker}");
         assert_eq!(r.json()["totalItems"], 1, "worker {worker}");
     }
@@ -196,7 +164,7 @@ fn a_rule_changed_through_the_console_is_obeyed_by_every_worker_on_the_next_requ
     assert_eq!(r["affectedRows"], 1);
 
     for (worker, s) in conns.iter_mut() {
-        let r = exchange(s, "/api/collections/notes/records").expect("list");
+        let r = exchange(s, "GET", "/api/collections/notes/records").expect("list");
         assert_eq!(r.status, 403, "worker {worker} still lists for guests: {}", String::from_utf8_lossy(&r.body));
     }
 }

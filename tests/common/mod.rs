@@ -544,3 +544,46 @@ pub fn ok(r: Resp) -> Value {
         r.json()
     }
 }
+
+/// One request on a kept-alive connection; the response must carry `Content-Length`.
+pub fn exchange(s: &mut TcpStream, method: &str, path: &str) -> std::io::Result<Resp> {
+    s.write_all(format!("{method} {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())?;
+    read_one(s)
+}
+
+/// Reads exactly one response (head + `Content-Length` body) from a kept-alive connection.
+pub fn read_one(s: &mut TcpStream) -> std::io::Result<Resp> {
+    let mut raw = Vec::new();
+    let mut byte = [0u8; 1];
+    while !raw.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte)? == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "closed before a response head"));
+        }
+        raw.push(byte[0]);
+    }
+    let head = parse_response(&raw, true)?;
+    let len: usize = head.header("content-length").and_then(|v| v.parse().ok()).expect("a Content-Length");
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body)?;
+    Ok(Resp { body, ..head })
+}
+
+/// Connections opened at most while looking for one to every worker.
+pub const MAX_CONNECTS_PER_WORKER_SEARCH: usize = 400;
+
+/// One kept-alive connection to each of a cluster's `workers` workers, keyed by the worker id
+/// that answers `/_/health` on it (the kernel spreads new connections; keep opening them).
+pub fn connection_per_worker(port: u16, workers: usize) -> std::collections::HashMap<u64, TcpStream> {
+    let mut conns = std::collections::HashMap::new();
+    for _ in 0..MAX_CONNECTS_PER_WORKER_SEARCH {
+        if conns.len() == workers {
+            break;
+        }
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        let h = exchange(&mut s, "GET", "/_/health").expect("health");
+        conns.entry(h.json()["worker_id"].as_u64().expect("worker_id")).or_insert(s);
+    }
+    assert_eq!(conns.len(), workers, "found a connection to every worker");
+    conns
+}
