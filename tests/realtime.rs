@@ -663,64 +663,62 @@ fn a_draining_worker_ends_its_streams_with_a_final_frame() {
     assert!(status.success(), "drained cleanly, without waiting for the stream: {status}");
 }
 
+/// A `members` user subscribed to `secrets/*` and `items/*` with her token, shown to get her
+/// own secret (the positive control for what follows): the cluster, her id and token, the
+/// stream.
+fn owner_getting_her_secrets(c: &Cluster) -> (String, String, SseSub) {
+    let users = c.schema();
+    let (u1, token) = users[0].clone();
+    let sse = open_sse(c.p.port);
+    let (status, _) = post_elsewhere(c.p.port, u32::MAX, Some(&token), &json!({"clientId": sse.client_id, "subscriptions": ["secrets/*", "items/*"]}));
+    assert_eq!(status, 204);
+    let first = c.call("POST", "/api/collections/secrets/records", Some(&json!({"owner": u1, "v": 0})))["id"].as_str().expect("id").to_owned();
+    wait_for_event(&sse, &first, "the owner did not get her secret");
+    (u1, token, sse)
+}
+
+fn wait_for_event(sse: &SseSub, id: &str, what: &str) {
+    let deadline = Instant::now() + DELIVERY_DEADLINE;
+    while !sse.inbox.lock().expect("inbox").iter().any(|e| e.id == id) {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// After a public barrier record reached the stream, everything committed before it has been
+/// judged: `secret` must not be among what arrived.
+fn assert_not_delivered(c: &Cluster, sse: &SseSub, secret: &str) {
+    let barrier = c.call("POST", "/api/collections/items/records", Some(&json!({"title": "barrier", "n": 1, "v": 0})))["id"].as_str().expect("id").to_owned();
+    wait_for_event(sse, &barrier, "the barrier did not arrive");
+    let got: Vec<String> = sse.inbox.lock().expect("inbox").iter().map(|e| e.id.clone()).collect();
+    assert!(!got.iter().any(|id| id == secret), "a revoked client still received a secret: {got:?}");
+}
+
 #[test]
 fn a_change_committed_with_a_token_key_change_is_judged_with_the_new_auth() {
     // One batch commits the password change (a new tokenKey) and, after it, a secret: the two
     // changes reach the dispatcher as one set, and the secret must be judged with the
     // client's auth as the password change left it (a guest), not as the round began.
     let c = start(Spawn::serve());
-    let users = c.schema();
-    let (u1, token) = users[0].clone();
     c.call("PATCH", "/api/settings", Some(&json!({"batch": {"enabled": true}})));
-    let sse = open_sse(c.p.port);
-    let (status, _) = post_elsewhere(c.p.port, u32::MAX, Some(&token), &json!({"clientId": sse.client_id, "subscriptions": ["secrets/*", "items/*"]}));
-    assert_eq!(status, 204);
-    // Positive control: before the change, the owner gets her secret.
-    let first = c.call("POST", "/api/collections/secrets/records", Some(&json!({"owner": u1, "v": 0})))["id"].as_str().expect("id").to_owned();
-    let deadline = Instant::now() + DELIVERY_DEADLINE;
-    while !sse.inbox.lock().expect("inbox").iter().any(|e| e.id == first) {
-        assert!(Instant::now() < deadline, "the owner did not get her secret");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (u1, _, sse) = owner_getting_her_secrets(&c);
     let items = c.call("POST", "/api/batch", Some(&json!({"requests": [
         {"method": "PATCH", "url": format!("/api/collections/members/records/{u1}"), "body": {"password": "a brand new password", "passwordConfirm": "a brand new password"}},
         {"method": "POST", "url": "/api/collections/secrets/records", "body": {"owner": u1, "v": 0}}
     ]})));
     let second = items[1]["body"]["id"].as_str().expect("secret id").to_owned();
-    let barrier = c.call("POST", "/api/collections/items/records", Some(&json!({"title": "barrier", "n": 1, "v": 0})))["id"].as_str().expect("id").to_owned();
-    while !sse.inbox.lock().expect("inbox").iter().any(|e| e.id == barrier) {
-        assert!(Instant::now() < deadline, "the barrier did not arrive");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let got: Vec<String> = sse.inbox.lock().expect("inbox").iter().map(|e| e.id.clone()).collect();
-    assert!(!got.contains(&second), "a secret committed after the tokenKey change reached the revoked client: {got:?}");
+    assert_not_delivered(&c, &sse, &second);
 }
 
 #[test]
 fn a_client_whose_auth_record_gets_a_new_token_key_becomes_a_guest() {
     let c = start(Spawn::cluster(2));
-    let users = c.schema();
-    let (u1, token) = users[0].clone();
-    let sse = open_sse(c.p.port);
-    let (status, _) = post_elsewhere(c.p.port, u32::MAX, Some(&token), &json!({"clientId": sse.client_id, "subscriptions": ["secrets/*", "items/*"]}));
-    assert_eq!(status, 204);
-    let first = c.call("POST", "/api/collections/secrets/records", Some(&json!({"owner": u1, "v": 0})))["id"].as_str().expect("id").to_owned();
-    let deadline = Instant::now() + DELIVERY_DEADLINE;
-    while !sse.inbox.lock().expect("inbox").iter().any(|e| e.id == first) {
-        assert!(Instant::now() < deadline, "the owner did not get her secret");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (u1, token, sse) = owner_getting_her_secrets(&c);
     // A new password rotates the tokenKey: every token issued before is void, and so is the
     // realtime client's auth.
     c.call("PATCH", &format!("/api/collections/members/records/{u1}"), Some(&json!({"password": "a brand new password", "passwordConfirm": "a brand new password"})));
     let second = c.call("POST", "/api/collections/secrets/records", Some(&json!({"owner": u1, "v": 0})))["id"].as_str().expect("id").to_owned();
-    let barrier = c.call("POST", "/api/collections/items/records", Some(&json!({"title": "barrier", "n": 1, "v": 0})))["id"].as_str().expect("id").to_owned();
-    while !sse.inbox.lock().expect("inbox").iter().any(|e| e.id == barrier) {
-        assert!(Instant::now() < deadline, "the barrier did not arrive");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let got: Vec<String> = sse.inbox.lock().expect("inbox").iter().map(|e| e.id.clone()).collect();
-    assert!(!got.contains(&second), "a revoked client still received a secret: {got:?}");
+    assert_not_delivered(&c, &sse, &second);
     // The same POST with the old token now binds nothing: the client is a guest again and a
     // guest → auth upgrade with a valid token is what is allowed.
     let (status, _) = post_elsewhere(c.p.port, u32::MAX, Some(&token), &json!({"clientId": sse.client_id, "subscriptions": ["secrets/*"]}));
