@@ -24,7 +24,8 @@ fn setup(port: u16, token: &str, email: &str, password: &str, confirm: &str) -> 
 fn the_link_creates_the_first_superuser_once() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("stdout");
-    let mut p = Spawn::serve().stdout_to(&out).start();
+    // The test routes carry the write observer: the first superuser is a record write too.
+    let mut p = Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").stdout_to(&out).start();
     p.wait_healthy();
     let token = printed_token(&out);
     assert_eq!(token.len(), 64);
@@ -61,6 +62,14 @@ fn the_link_creates_the_first_superuser_once() {
     assert_eq!(again.status, 401, "the link works once");
     let list = call(p.port, "GET", "/api/collections/_superusers/records", login.json()["token"].as_str(), None);
     assert_eq!(list.json()["totalItems"], 1);
+    let observed = get(p.port, "/_/test/observed").expect("observed").json();
+    let seen: Vec<(String, String, String)> = observed["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| (e["stage"].as_str().unwrap_or_default().into(), e["source"].as_str().unwrap_or_default().into(), e["after"]["email"].as_str().unwrap_or_default().into()))
+        .collect();
+    assert_eq!(seen, vec![("after".to_owned(), "setup".to_owned(), "first@example.com".to_owned())], "the setup write goes through the pipeline once");
 }
 
 #[test]

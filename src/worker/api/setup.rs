@@ -18,6 +18,8 @@ use crate::worker::auth::random;
 use crate::worker::http::body::{full, ResBody};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::json_object;
+use crate::worker::app::observe::Source;
+use crate::worker::records::changes::{self, Action, Changes};
 use crate::worker::state::AppState;
 use crate::worker::superuser_cli::{insert_superuser, looks_like_email};
 
@@ -76,13 +78,18 @@ pub async fn redeem(state: &AppState, req: Request<Incoming>) -> Result<Response
     let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
     let id = random::new_id().map_err(ApiError::internal)?;
     let token_key = random::new_token_key().map_err(ApiError::internal)?;
+    let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
+    let superusers = snap.get(crate::worker::actor::SUPERUSERS).cloned().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "Missing collection context."))?;
+    // A record write like any other: through the pipeline's transaction and after-commit
+    // effects (realtime, observers).
     let created = state
-        .db
-        .write(move |tx| -> Result<bool, crate::shared::db::DbError> {
+        .writes()
+        .commit(Source::Setup, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<bool, crate::shared::db::DbError> {
             if !setup_link::redeem(tx, &token)? {
                 return Ok(false);
             }
             insert_superuser(tx, &id, &email, &hash, &token_key)?;
+            changes::record_after(tx, &superusers, &id, Action::Create, None, changes)?;
             Ok(true)
         })
         .await

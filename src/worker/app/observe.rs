@@ -30,6 +30,8 @@ pub enum Source {
     OAuth2,
     /// `confirm-verification`, `confirm-password-reset`, `confirm-email-change`, an OTP sign-in.
     AccountFlow,
+    /// The first superuser, created through the one-time setup link (`POST /_/setup`).
+    Setup,
 }
 
 /// A write about to run: the record as it is stored (`before`; None for a create) and as the
