@@ -261,17 +261,8 @@ fn a_150_mb_file_under_a_200_mb_limit_stores_and_downloads_byte_identical() {
 /// A tiny valid PNG (8×8 RGB), laid out by hand: signature, IHDR,
 /// an IDAT of stored (uncompressed) rows, IEND — checksums computed here.
 fn tiny_png() -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(kind);
-        crc.update(data);
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        out.extend_from_slice(&crc.finalize().to_be_bytes());
-    }
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    chunk(&mut out, b"IHDR", &[0, 0, 0, 8, 0, 0, 0, 8, 8, 2, 0, 0, 0]);
+    png_chunk(&mut out, b"IHDR", &[0, 0, 0, 8, 0, 0, 0, 8, 8, 2, 0, 0, 0]);
     // 8 rows of (filter 0 + 8 RGB pixels), stored uncompressed in a zlib stream.
     let raw: Vec<u8> = (0..8).flat_map(|y| std::iter::once(0u8).chain((0..24).map(move |x| (x * 10 + y * 20) as u8))).collect();
     let mut z = vec![0x78, 0x01, 0x01];
@@ -284,8 +275,8 @@ fn tiny_png() -> Vec<u8> {
         b = (b + a) % 65521;
     }
     z.extend_from_slice(&((b << 16) | a).to_be_bytes());
-    chunk(&mut out, b"IDAT", &z);
-    chunk(&mut out, b"IEND", &[]);
+    png_chunk(&mut out, b"IDAT", &z);
+    png_chunk(&mut out, b"IEND", &[]);
     out
 }
 

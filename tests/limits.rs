@@ -174,25 +174,16 @@ fn past_the_connection_cap_a_new_connection_waits_until_one_closes() {
 /// A 1-bit greyscale PNG of `side` × `side` black pixels: a few dozen kilobytes that decode
 /// to `side`² bytes.
 fn bomb_png(side: u32) -> Vec<u8> {
-    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
-        out.extend_from_slice(&u32::try_from(data.len()).expect("chunk size").to_be_bytes());
-        let mut crc = crc32fast::Hasher::new();
-        crc.update(kind);
-        crc.update(data);
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        out.extend_from_slice(&crc.finalize().to_be_bytes());
-    }
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
     let ihdr = [&side.to_be_bytes()[..], &side.to_be_bytes()[..], &[1, 0, 0, 0, 0]].concat();
-    chunk(&mut out, b"IHDR", &ihdr);
+    png_chunk(&mut out, b"IHDR", &ihdr);
     let row = vec![0u8; 1 + (side as usize).div_ceil(8)];
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
     for _ in 0..side {
         z.write_all(&row).expect("compress");
     }
-    chunk(&mut out, b"IDAT", &z.finish().expect("compress"));
-    chunk(&mut out, b"IEND", &[]);
+    png_chunk(&mut out, b"IDAT", &z.finish().expect("compress"));
+    png_chunk(&mut out, b"IEND", &[]);
     out
 }
 

@@ -587,3 +587,14 @@ pub fn connection_per_worker(port: u16, workers: usize) -> std::collections::Has
     assert_eq!(conns.len(), workers, "found a connection to every worker");
     conns
 }
+
+/// Appends one PNG chunk (length, kind, data, CRC) to `out`, for images laid out by hand.
+pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+    out.extend_from_slice(&u32::try_from(data.len()).expect("chunk size").to_be_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(kind);
+    crc.update(data);
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc.finalize().to_be_bytes());
+}
