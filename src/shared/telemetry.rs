@@ -124,7 +124,7 @@ fn write_queued<F: AsFd>(out: F, rx: Receiver<Msg>) {
     }
 }
 
-/// Writes and empties `batch` (`lines` whole lines) with [`write_line`]'s guarantees.
+/// Writes and empties `batch` (`lines` whole lines) with [`write_lines`]'s guarantees (the newline that ends a line cut short before it included).
 fn write_batch(fd: std::os::fd::BorrowedFd<'_>, batch: &mut Vec<u8>, lines: u64) {
     if CUT_SHORT.load(Ordering::Relaxed) {
         batch.insert(0, b'\n');
@@ -202,9 +202,8 @@ impl Drop for Queued {
             },
             None => line,
         };
-        // Written here, by the direct writer's own drop.
-        let mut direct = Line::new(std::io::stderr());
-        direct.buf = line;
+        let mut line = line;
+        write_batch(std::io::stderr().as_fd(), &mut line, 1);
     }
 }
 
@@ -237,10 +236,7 @@ impl<F: AsFd> Drop for Line<F> {
             return;
         }
         let mut line = std::mem::take(&mut self.buf);
-        if CUT_SHORT.load(Ordering::Relaxed) {
-            line.insert(0, b'\n');
-        }
-        write_line(self.fd.as_fd(), &line);
+        write_batch(self.fd.as_fd(), &mut line, 1);
     }
 }
 
@@ -260,11 +256,6 @@ fn reserve(fd: std::os::fd::BorrowedFd<'_>, len: usize) -> bool {
         // Not supported by this filesystem: write and hope, as before.
         Err(_) => true,
     }
-}
-
-/// One `write(2)` of a whole line; on failure the line is dropped, never finished in pieces.
-fn write_line(fd: std::os::fd::BorrowedFd<'_>, line: &[u8]) {
-    write_lines(fd, line, 1);
 }
 
 /// One `write(2)` of `count` whole lines; on failure they are dropped, never finished in
