@@ -67,17 +67,30 @@ pub const AUDIENCE_GUEST: &str = "@guest";
 pub const AUDIENCE_AUTH: &str = "@auth";
 
 /// A collection route: the collection as named in the URL, the route pattern, and the tags.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CollectionRoute<'a> {
     pub collection: &'a str,
     pub pattern: &'static str,
     pub tags: &'static [&'static str],
 }
 
+/// The most segments a collection route has (`api/files/{c}/{id}/{name}`).
+const MAX_ROUTE_SEGMENTS: usize = 5;
+
 /// The collection route `method path` is, if any (PocketBase's per-route base tags).
 pub fn collection_route<'a>(method: &str, path: &'a str) -> Option<CollectionRoute<'a>> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let (collection, pattern, tags): (&str, &'static str, &'static [&'static str]) = match (segments.as_slice(), method) {
+    // Split into a fixed array: this runs on every request while a rule is on.
+    let mut parts = [""; MAX_ROUTE_SEGMENTS];
+    let mut count = 0;
+    for part in path.trim_start_matches('/').split('/') {
+        if count == MAX_ROUTE_SEGMENTS {
+            return None;
+        }
+        parts[count] = part;
+        count += 1;
+    }
+    let segments = &parts[..count];
+    let (collection, pattern, tags): (&str, &'static str, &'static [&'static str]) = match (segments, method) {
         (["api", "collections", c, "records"], "GET" | "HEAD") => (c, "GET /records", &["list"]),
         (["api", "collections", c, "records", _], "GET" | "HEAD") => (c, "GET /records/{id}", &["view"]),
         (["api", "collections", c, "records"], "POST") => (c, "POST /records", &["create"]),
@@ -101,22 +114,63 @@ pub fn collection_route<'a>(method: &str, path: &'a str) -> Option<CollectionRou
     Some(CollectionRoute { collection, pattern, tags })
 }
 
+/// One label a request is known by, held as up to three pieces (`posts` `:` `list`, `GET` ` `
+/// `/api/x`) so matching never builds the string.
+#[derive(Debug, Clone, Copy)]
+pub struct Label<'a>([&'a str; 3]);
+
+impl<'a> Label<'a> {
+    const NONE: Label<'static> = Label(["", "", ""]);
+
+    pub fn text(s: &'a str) -> Label<'a> {
+        Label([s, "", ""])
+    }
+
+    fn joined(a: &'a str, sep: &'static str, b: &'a str) -> Label<'a> {
+        Label([a, sep, b])
+    }
+
+    fn len(&self) -> usize {
+        self.0.iter().map(|p| p.len()).sum()
+    }
+
+    /// Whether the label is exactly `s`.
+    fn is(&self, s: &str) -> bool {
+        self.len() == s.len() && starts_with(self.0.iter().copied(), s)
+    }
+
+    /// Whether the label followed by `/` starts with `prefix` (PocketBase's prefix rules).
+    fn slashed_starts_with(&self, prefix: &str) -> bool {
+        starts_with(self.0.iter().copied().chain(std::iter::once("/")), prefix)
+    }
+}
+
+/// Whether the concatenation of `pieces` starts with `prefix`.
+fn starts_with<'p>(pieces: impl Iterator<Item = &'p str>, prefix: &str) -> bool {
+    let mut rest = prefix.as_bytes();
+    for piece in pieces {
+        let piece = piece.as_bytes();
+        if rest.len() <= piece.len() {
+            return piece.starts_with(rest);
+        }
+        if !rest.starts_with(piece) {
+            return false;
+        }
+        rest = &rest[piece.len()..];
+    }
+    rest.is_empty()
+}
+
 /// The rule for these labels and audiences (PocketBase's `FindRateLimitRule`, including its
 /// quirk that only the path-prefix rules seen while matching the first label are tried).
-pub fn find_rule<'r>(rules: &'r [RateLimitRule], labels: &[String], audiences: &[&str]) -> Option<&'r RateLimitRule> {
+pub fn find_rule<'r>(rules: &'r [RateLimitRule], labels: &[Label<'_>], audiences: &[&str]) -> Option<&'r RateLimitRule> {
     let fits = |r: &RateLimitRule| audiences.contains(&r.audience.as_str());
-    let mut prefix_rules: Vec<&RateLimitRule> = Vec::new();
-    for (i, label) in labels.iter().enumerate() {
-        for rule in rules {
-            if *label == rule.label && fits(rule) {
-                return Some(rule);
-            }
-            if i == 0 && rule.label.ends_with('/') {
-                prefix_rules.push(rule);
-            }
+    let prefix_rules = || rules.iter().filter(|r| r.label.ends_with('/'));
+    for label in labels {
+        if let Some(rule) = rules.iter().find(|r| label.is(&r.label) && fits(r)) {
+            return Some(rule);
         }
-        let slashed = format!("{label}/");
-        if let Some(rule) = prefix_rules.iter().find(|r| slashed.starts_with(r.label.as_str()) && fits(r)) {
+        if let Some(rule) = prefix_rules().find(|r| label.slashed_starts_with(&r.label) && fits(r)) {
             return Some(rule);
         }
     }
@@ -142,7 +196,13 @@ pub enum Verdict {
 
 /// Whether `ip` is one of the `excludedIPs` entries (an address or a CIDR subnet).
 pub fn is_excluded(excluded: &[String], ip: &str) -> bool {
-    let Ok(ip) = ip.parse::<IpAddr>() else { return excluded.iter().any(|e| e == ip) };
+    match ip.parse::<IpAddr>() {
+        Ok(ip) => is_excluded_addr(excluded, ip),
+        Err(_) => excluded.iter().any(|e| e == ip),
+    }
+}
+
+fn is_excluded_addr(excluded: &[String], ip: IpAddr) -> bool {
     excluded.iter().any(|entry| match parse_subnet(entry) {
         Some((net, bits)) => in_subnet(ip, net, bits),
         None => false,
@@ -178,41 +238,67 @@ fn in_subnet(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
 pub struct Request<'a> {
     pub method: &'a str,
     pub path: &'a str,
-    /// The collection's name when the route is a collection route and the collection exists
-    /// (labels use the name even when the URL gives the id).
-    pub collection_name: Option<&'a str>,
+    /// The collection route and the collection's name when the route is a collection route
+    /// and the collection exists (labels use the name even when the URL gives the id).
+    pub collection: Option<(CollectionRoute<'a>, &'a str)>,
     pub caller: Caller,
-    pub client_ip: &'a str,
+    /// The client's address; None when there is no one to count against.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// The bytes a client is counted by: an IPv4 address, or an IPv6 client's /64 (as the account
+/// limits key it), so one host cannot walk its subnet to escape the limit.
+fn client_bytes(ip: IpAddr) -> ([u8; 8], usize) {
+    let mut out = [0u8; 8];
+    match ip {
+        IpAddr::V4(v4) => {
+            out[..4].copy_from_slice(&v4.octets());
+            (out, 4)
+        }
+        IpAddr::V6(v6) => {
+            out.copy_from_slice(&v6.octets()[..8]);
+            (out, 8)
+        }
+    }
 }
 
 /// Checks (and counts) `req` against the rules; `settings_version` scopes the counters.
+/// Builds no strings unless the request is refused: it runs on every request while a rule is on.
 pub fn check(table: &RateTable, limits: &RateLimits, settings_version: i64, req: &Request<'_>) -> Verdict {
-    if !limits.enabled || req.caller == Caller::Superuser || is_excluded(&limits.excluded_ips, req.client_ip) {
+    if !limits.enabled || req.caller == Caller::Superuser || req.client_ip.is_some_and(|ip| is_excluded_addr(&limits.excluded_ips, ip)) {
         return Verdict::Pass;
     }
     let audiences: [&str; 2] = match req.caller {
         Caller::Auth => [AUDIENCE_ALL, AUDIENCE_AUTH],
         _ => [AUDIENCE_ALL, AUDIENCE_GUEST],
     };
-    let route = collection_route(req.method, req.path).and_then(|r| req.collection_name.map(|name| (r, name)));
-    let mut labels: Vec<String> = Vec::with_capacity(6);
-    if let Some((route, name)) = &route {
-        labels.extend(route.tags.iter().map(|t| format!("{name}:{t}")));
-        labels.extend(route.tags.iter().map(|t| format!("*:{t}")));
+    // At most two tags, each as `name:tag` and `*:tag`, then `METHOD /path` and `/path`.
+    let mut labels = [Label::NONE; 6];
+    let mut count = 0;
+    if let Some((route, name)) = &req.collection {
+        for tag in route.tags.iter().take(2) {
+            labels[count] = Label::joined(name, ":", tag);
+            count += 1;
+        }
+        for tag in route.tags.iter().take(2) {
+            labels[count] = Label::joined("*", ":", tag);
+            count += 1;
+        }
     }
-    labels.push(format!("{} {}", req.method, req.path));
-    labels.push(req.path.to_owned());
-    let Some(rule) = find_rule(&limits.rules, &labels, &audiences) else { return Verdict::Pass };
-    if req.client_ip.is_empty() {
+    labels[count] = Label::joined(req.method, " ", req.path);
+    labels[count + 1] = Label::text(req.path);
+    let Some(rule) = find_rule(&limits.rules, &labels[..count + 2], &audiences) else { return Verdict::Pass };
+    let Some(ip) = req.client_ip else {
         // PocketBase skips too: there is no one to count against.
         return Verdict::Pass;
-    }
-    let client = crate::worker::limits::client_key(req.client_ip);
+    };
+    let (client, client_len) = client_bytes(ip);
+    let client = &client[..client_len];
     let version = settings_version.to_le_bytes();
-    let key = match &route {
+    let key = match &req.collection {
         // Per collection and route, so `*:create` allows its count in every collection.
-        Some((route, name)) => BucketKey::of(&[&version, b"c", name.as_bytes(), route.pattern.as_bytes(), rule.audience.as_bytes(), client.as_bytes()]),
-        None => BucketKey::of(&[&version, b"r", rule.label.as_bytes(), rule.audience.as_bytes(), client.as_bytes()]),
+        Some((route, name)) => BucketKey::of(&[&version, b"c", name.as_bytes(), route.pattern.as_bytes(), rule.audience.as_bytes(), client]),
+        None => BucketKey::of(&[&version, b"r", rule.label.as_bytes(), rule.audience.as_bytes(), client]),
     };
     let window = u32::try_from(rule.duration).unwrap_or(u32::MAX);
     match table.hit(key, rule.max_requests, window, rate_table::now_secs()) {
@@ -233,8 +319,8 @@ mod tests {
         RateLimitRule { label: label.into(), audience: audience.into(), duration: 60, max_requests: 1 }
     }
 
-    fn labels(l: &[&str]) -> Vec<String> {
-        l.iter().map(|s| s.to_string()).collect()
+    fn labels<'a>(l: &[&'a str]) -> Vec<Label<'a>> {
+        l.iter().map(|s| Label::text(s)).collect()
     }
 
     #[test]
@@ -257,12 +343,27 @@ mod tests {
     }
 
     #[test]
+    fn labels_in_pieces_match_as_their_joined_text() {
+        let tag = Label::joined("posts", ":", "create");
+        assert!(tag.is("posts:create"));
+        assert!(!tag.is("posts:creat") && !tag.is("posts:created") && !tag.is("post:screate"));
+        let path = Label::joined("GET", " ", "/api/x");
+        assert!(path.slashed_starts_with("GET /api/"), "a prefix ending inside the last piece");
+        assert!(path.slashed_starts_with("GET /api/x/"), "the appended slash counts");
+        assert!(!path.slashed_starts_with("GET /api/x/y"));
+        assert!(!path.slashed_starts_with("POST /"));
+        assert!(Label::text("/api").slashed_starts_with("/api/"));
+        assert!(Label::text("").is(""));
+    }
+
+    #[test]
     fn collection_routes_carry_their_tags() {
         let r = collection_route("POST", "/api/collections/users/auth-with-password").expect("route");
         assert_eq!((r.collection, r.tags), ("users", &["authWithPassword", "auth"][..]));
         assert_eq!(collection_route("GET", "/api/collections/posts/records").map(|r| r.tags), Some(&["list"][..]));
         assert_eq!(collection_route("GET", "/api/files/posts/r1/a.png").map(|r| r.tags), Some(&["file"][..]));
         assert_eq!(collection_route("GET", "/api/collections/posts"), None);
+        assert_eq!(collection_route("GET", "/api/files/posts/r1/a.png/more"), None, "longer than any route");
     }
 
     #[test]
@@ -285,8 +386,9 @@ mod tests {
         let rounds = 20_000u32;
         let started = std::time::Instant::now();
         for i in 0..rounds {
-            let ip = format!("10.0.{}.{}", (i / 256) % 256, i % 256);
-            let req = Request { method: "GET", path: "/api/collections/posts/records", collection_name: Some("posts"), caller: Caller::Guest, client_ip: &ip };
+            let ip = IpAddr::from([10, 0, ((i / 256) % 256) as u8, (i % 256) as u8]);
+            let path = "/api/collections/posts/records";
+            let req = Request { method: "GET", path, collection: collection_route("GET", path).map(|r| (r, "posts")), caller: Caller::Guest, client_ip: Some(ip) };
             std::hint::black_box(check(&table, &limits, 1, &req));
         }
         println!("rate limit check: {} ns per request (default rules)", started.elapsed().as_nanos() / u128::from(rounds));

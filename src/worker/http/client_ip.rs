@@ -41,23 +41,29 @@ pub fn of_request(state: &AppState, req: &Request<Incoming>) -> impl Future<Outp
 /// The client IP from the peer, the headers and the `trustedProxy` settings (empty when there
 /// is no peer and no usable header).
 pub fn real_ip(peer: Option<SocketAddr>, headers: &HeaderMap, proxy: &TrustedProxy) -> String {
+    real_ip_addr(peer, headers, proxy).map(|ip| ip.to_string()).unwrap_or_default()
+}
+
+/// [`real_ip`] as an address, for callers that key on it per request and should not format
+/// a string to do so (the rate-limit check). An IPv4 client seen through a dual-stack socket
+/// is its IPv4 address.
+pub fn real_ip_addr(peer: Option<SocketAddr>, headers: &HeaderMap, proxy: &TrustedProxy) -> Option<IpAddr> {
     for name in &proxy.headers {
         // The last occurrence is the one the nearest proxy set or appended to.
         let Some(value) = headers.get_all(name.as_str()).iter().next_back().and_then(|v| v.to_str().ok()) else { continue };
         let mut parsed = value.split(',').filter_map(|part| part.trim().parse::<IpAddr>().ok());
         let found = if proxy.use_leftmost_ip { parsed.next() } else { parsed.next_back() };
         if let Some(ip) = found {
-            return canonical(ip);
+            return Some(canonical(ip));
         }
     }
-    peer.map(|p| canonical(p.ip())).unwrap_or_default()
+    peer.map(|p| canonical(p.ip()))
 }
 
-/// An IPv4 client seen through a dual-stack socket counts as the same IPv4 address.
-fn canonical(ip: IpAddr) -> String {
+fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip).to_string(),
-        v4 => v4.to_string(),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
     }
 }
 

@@ -64,24 +64,29 @@ async fn rate_limited(state: &AppState, req: &Request<Incoming>) -> (Option<ApiE
         Some(_) => ratelimit::Caller::Auth,
     };
     let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
-    let client_ip = client_ip::real_ip(peer, req.headers(), &loaded.settings.trusted_proxy);
+    let client_ip = client_ip::real_ip_addr(peer, req.headers(), &loaded.settings.trusted_proxy);
     let method = req.method().as_str();
     let path = req.uri().path();
     // The held snapshot names the collection without a database hop per request (a check of
     // the schema version here cost a quarter of the view throughput); only a collection it
     // does not know yet is looked up fresh.
-    let collection_name = match ratelimit::collection_route(method, path) {
-        Some(route) => match state.schema.snapshot().get(route.collection).map(|c| c.name.clone()) {
-            Some(name) => Some(name),
-            None => state.schema.fresh(&state.db).await.ok().and_then(|s| s.get(route.collection).map(|c| c.name.clone())),
-        },
+    let route = ratelimit::collection_route(method, path);
+    let snapshot = match &route {
+        Some(route) => {
+            let held = state.schema.snapshot();
+            match held.get(route.collection) {
+                Some(_) => Some(held),
+                None => state.schema.fresh(&state.db).await.ok(),
+            }
+        }
         None => None,
     };
-    let check = ratelimit::Request { method, path, collection_name: collection_name.as_deref(), caller, client_ip: &client_ip };
+    let collection = route.and_then(|r| Some((r, snapshot.as_ref()?.get(r.collection)?.name.as_str())));
+    let check = ratelimit::Request { method, path, collection, caller, client_ip };
     let refusal = match ratelimit::check(limiter.table(), limits, loaded.version, &check) {
         ratelimit::Verdict::Pass => None,
         ratelimit::Verdict::Limited { label, audience } => {
-            tracing::debug!(worker_id = state.worker_id, %label, %audience, client_ip = %client_ip, "rate limit rule triggered");
+            tracing::debug!(worker_id = state.worker_id, %label, %audience, client_ip = ?client_ip, "rate limit rule triggered");
             Some(ApiError::new(hyper::StatusCode::TOO_MANY_REQUESTS, "Too Many Requests."))
         }
     };
