@@ -17,6 +17,8 @@ pub enum Command {
     Worker { id: u32, flags: Flags },
     /// `superuser upsert EMAIL PASSWORD` / `superuser delete EMAIL`, as PocketBase.
     Superuser { action: SuperuserAction, flags: Flags },
+    /// `encryption rotate [--dir DIR]`: re-encrypt under `VAULTBASE_ENCRYPTION_NEW_KEY`.
+    EncryptionRotate(Flags),
     Version,
     Help,
 }
@@ -46,6 +48,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
     if args.peek().map(String::as_str) == Some("superuser") {
         args.next();
         return parse_superuser(args.collect());
+    }
+    if args.peek().map(String::as_str) == Some("encryption") {
+        args.next();
+        return parse_encryption(args.collect());
     }
     let sub = match args.peek().map(String::as_str) {
         Some("serve") | Some("cluster") | Some("worker") => args.next(),
@@ -107,6 +113,23 @@ fn parse_superuser(args: Vec<String>) -> Result<Command, UsageError> {
     Ok(Command::Superuser { action, flags })
 }
 
+fn parse_encryption(args: Vec<String>) -> Result<Command, UsageError> {
+    let usage = || UsageError("usage: vaultbase encryption rotate [--dir DIR]".into());
+    let mut it = args.into_iter();
+    if it.next().as_deref() != Some("rotate") {
+        return Err(usage());
+    }
+    let mut flags = Flags::default();
+    while let Some(arg) = it.next() {
+        match arg.split_once('=') {
+            Some(("--dir", v)) => flags.dir = Some(v.to_owned()),
+            _ if arg == "--dir" => flags.dir = Some(it.next().ok_or_else(|| UsageError("--dir needs a value".into()))?),
+            _ => return Err(usage()),
+        }
+    }
+    Ok(Command::EncryptionRotate(flags))
+}
+
 /// The `--help` text, listing every environment variable with its default.
 pub fn help_text() -> String {
     let mut out = String::from(
@@ -115,6 +138,7 @@ pub fn help_text() -> String {
          vaultbase cluster [--http HOST:PORT] [--dir DIR]   supervisor + VAULTBASE_WORKERS workers on one port\n  \
          vaultbase superuser upsert EMAIL PASSWORD [--dir DIR]   create or update a superuser\n  \
          vaultbase superuser delete EMAIL [--dir DIR]\n  \
+         vaultbase encryption rotate [--dir DIR]   re-encrypt under VAULTBASE_ENCRYPTION_NEW_KEY, online\n  \
          vaultbase --version\n  vaultbase --help\n\n\
          FLAGS (override the environment):\n  --http HOST:PORT   address to listen on (VAULTBASE_HOST, VAULTBASE_PORT)\n  \
          --dir DIR          data directory (VAULTBASE_DATA_DIR)\n\nENVIRONMENT (default in brackets):\n",
@@ -172,6 +196,13 @@ mod tests {
         );
         assert!(p(&["superuser", "upsert", "a@b.c"]).is_err());
         assert!(p(&["superuser", "nuke"]).is_err());
+    }
+
+    #[test]
+    fn encryption_rotate() {
+        assert_eq!(p(&["encryption", "rotate", "--dir", "d"]), Ok(Command::EncryptionRotate(Flags { http: None, dir: Some("d".into()) })));
+        assert!(p(&["encryption"]).is_err());
+        assert!(p(&["encryption", "rotate", "--http", "x"]).is_err());
     }
 
     #[test]

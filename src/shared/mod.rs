@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod data_dir;
 pub mod db;
+pub mod encryption;
 pub mod lock;
 pub mod rlimit;
 pub mod sdnotify;
