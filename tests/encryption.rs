@@ -192,7 +192,7 @@ fn values_are_ciphertext_at_rest_and_plaintext_on_every_output_path() {
         "POST",
         "/api/collections",
         Some(&token),
-        Some(&json!({"name": "notes_view", "type": "view", "listRule": "", "viewQuery": "SELECT id, secret AS hidden_text, info FROM notes"})),
+        Some(&json!({"name": "notes_view", "type": "view", "listRule": "", "viewRule": "", "viewQuery": "SELECT id, secret AS hidden_text, info FROM notes"})),
     ));
     let view = ok(call(port, "GET", &format!("/api/collections/notes_view/records/{id}"), None, None));
     assert_eq!(view["hidden_text"], format!("{SECRET} 1"), "{view}");
