@@ -454,12 +454,28 @@ mod tests {
             (Mode::Serve, &[("VAULTBASE_MAX_CONNECTIONS", "many")], "VAULTBASE_MAX_CONNECTIONS"),
             (Mode::Serve, &[("VAULTBASE_HEADER_TIMEOUT_MS", "0")], "VAULTBASE_HEADER_TIMEOUT_MS"),
             (Mode::Serve, &[("VAULTBASE_TEST_IGNORE_INVALIDATE", "yes")], "VAULTBASE_TEST_IGNORE_INVALIDATE"),
+            (Mode::Serve, &[("VAULTBASE_ENCRYPTION_KEY", "too short")], "VAULTBASE_ENCRYPTION_KEY"),
+            (Mode::Serve, &[("VAULTBASE_ENCRYPTION_KEY", "an-encryption-key-of-32-letters!"), ("VAULTBASE_ENCRYPTION_NEW_KEY", "x")], "VAULTBASE_ENCRYPTION_NEW_KEY"),
+            (Mode::Serve, &[("VAULTBASE_ENCRYPTION_NEW_KEY", "an-encryption-key-of-32-letters!")], "VAULTBASE_ENCRYPTION_NEW_KEY"),
         ];
         for (mode, vars, variable) in cases {
             let err = load(*mode, &Flags::default(), vars).expect_err("must be rejected");
             assert_eq!(err.variable, *variable);
             assert!(err.to_string().contains(variable), "{err}");
         }
+    }
+
+    #[test]
+    fn encryption_keys_are_never_echoed_and_the_new_key_seals() {
+        let err = load(Mode::Serve, &Flags::default(), &[("VAULTBASE_ENCRYPTION_KEY", "hunter2")]).expect_err("short");
+        assert!(!err.to_string().contains("hunter2"));
+        let both = [("VAULTBASE_ENCRYPTION_KEY", "a".repeat(32)), ("VAULTBASE_ENCRYPTION_NEW_KEY", "b".repeat(32))];
+        let vars: Vec<(&str, &str)> = both.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let ring = load(Mode::Serve, &Flags::default(), &vars).expect("valid").encryption.expect("a ring");
+        assert_eq!(ring.ids().len(), 2);
+        let sealed = ring.seal(b"x").expect("seal");
+        assert!(sealed.contains(&format!(":{}:", ring.ids()[0])), "the new key (listed first) seals");
+        assert!(format!("{ring:?}").contains("hidden"));
     }
 
     #[test]
