@@ -21,12 +21,14 @@ pub const KEY_IDS_ROW: &str = "encryption_key_ids";
 /// `_params` row holding the settings secrets (the settings module's, sealed when a key is set).
 pub const SETTINGS_SECRETS_ROW: &str = "settings_secrets";
 const CANARY_TEXT: &str = "vaultbase encryption check";
+/// The auth collection options holding a token-signing `secret` (PocketBase's keys).
+const TOKEN_OPTION_KEYS: [&str; 5] = ["authToken", "passwordResetToken", "emailChangeToken", "verificationToken", "fileToken"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupCheckError {
     #[error("VAULTBASE_ENCRYPTION_KEY is not set, but these fields are encrypted: {fields}; start with the key they were written with")]
     NoKey { fields: String },
-    #[error("VAULTBASE_ENCRYPTION_KEY is not set, but the stored settings or OAuth2 secrets are encrypted; start with the key they were written with")]
+    #[error("VAULTBASE_ENCRYPTION_KEY is not set, but the stored settings, token or OAuth2 secrets are encrypted; start with the key they were written with")]
     NoKeyForSecrets,
     #[error("VAULTBASE_ENCRYPTION_KEY (key id {configured}) is not the key this data was encrypted with (key id {stored}); encrypted fields: {fields}")]
     WrongKey { configured: String, stored: String, fields: String },
@@ -156,7 +158,8 @@ pub fn check(conn: &Connection, ring: Option<&Keyring>) -> Result<(), StartupChe
 }
 
 /// Seals secrets stored while no key was set: the settings secrets row (as one sealed JSON
-/// string, the settings module's format) and the collections' OAuth2 client secrets.
+/// string, the settings module's format) and the auth collections' token secrets and OAuth2
+/// client secrets (the collection store's format: each string sealed in place).
 fn seal_plain_secrets(conn: &Connection, ring: &Keyring) -> Result<(), StartupCheckError> {
     if let Some(text) = read_param(conn, SETTINGS_SECRETS_ROW)? {
         if !matches!(serde_json::from_str::<Value>(&text), Ok(Value::String(_))) {
@@ -164,20 +167,31 @@ fn seal_plain_secrets(conn: &Connection, ring: &Keyring) -> Result<(), StartupCh
         }
     }
     let rows: Vec<(String, String)> = {
-        let mut stmt = conn.prepare("SELECT id, options FROM _collections WHERE instr(options, '\"clientSecret\"') > 0")?;
+        let mut stmt = conn.prepare("SELECT id, options FROM _collections WHERE type = 'auth'")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };
     for (id, text) in rows {
         let Ok(mut options) = serde_json::from_str::<Value>(&text) else { continue };
-        let mut changed = false;
-        if let Some(Value::Array(providers)) = options.get_mut("oauth2").and_then(|o| o.get_mut("providers")) {
-            for p in providers {
-                if let Some(Value::String(secret)) = p.get_mut("clientSecret") {
-                    if !secret.is_empty() && !secret.starts_with(PREFIX) {
-                        *secret = ring.seal(secret.as_bytes())?;
-                        changed = true;
+        let mut secrets: Vec<&mut Value> = Vec::new();
+        if let Value::Object(o) = &mut options {
+            for (key, v) in o.iter_mut() {
+                let Value::Object(inner) = v else { continue };
+                if TOKEN_OPTION_KEYS.contains(&key.as_str()) {
+                    secrets.extend(inner.get_mut("secret"));
+                } else if key == "oauth2" {
+                    if let Some(Value::Array(providers)) = inner.get_mut("providers") {
+                        secrets.extend(providers.iter_mut().filter_map(|p| p.get_mut("clientSecret")));
                     }
+                }
+            }
+        }
+        let mut changed = false;
+        for secret in secrets {
+            if let Value::String(s) = secret {
+                if !s.is_empty() && !s.starts_with(PREFIX) {
+                    *s = ring.seal(s.as_bytes())?;
+                    changed = true;
                 }
             }
         }
@@ -212,6 +226,26 @@ mod tests {
         assert!(matches!(check(&conn, Some(&ring('b'))), Err(StartupCheckError::WrongKey { .. })));
         // No encrypted field and no sealed secret: starting without a key is allowed.
         check(&conn, None).expect("no key");
+    }
+
+    #[test]
+    fn secrets_stored_before_a_key_was_set_are_sealed_at_the_first_start_with_one() {
+        let (_dir, conn) = db();
+        write_param(&conn, SETTINGS_SECRETS_ROW, r#"{"smtp_password":"hunter2"}"#).expect("secrets");
+        let options = r#"{"oauth2":{"providers":[{"name":"github","clientSecret":"gh"}]},"authToken":{"secret":"","duration":1}}"#;
+        conn.execute("UPDATE _collections SET options = ?1 WHERE name = 'users'", [options]).expect("options");
+        check(&conn, None).expect("nothing sealed yet: no key needed");
+        let ring = ring('a');
+        check(&conn, Some(&ring)).expect("check");
+        let row = read_param(&conn, SETTINGS_SECRETS_ROW).expect("read").expect("row");
+        let sealed: String = serde_json::from_str(&row).expect("a JSON string");
+        assert_eq!(ring.open_text(&sealed).expect("open"), r#"{"smtp_password":"hunter2"}"#);
+        let stored: String = conn.query_row("SELECT options FROM _collections WHERE name = 'users'", [], |r| r.get(0)).expect("options");
+        let v: Value = serde_json::from_str(&stored).expect("json");
+        let secret = v["oauth2"]["providers"][0]["clientSecret"].as_str().expect("secret");
+        assert_eq!(ring.open_text(secret).expect("open"), "gh");
+        assert_eq!(v["authToken"]["secret"], "", "an empty secret stays empty");
+        assert!(matches!(check(&conn, None), Err(StartupCheckError::NoKeyForSecrets)));
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub enum StoreError {
     /// generic message; the reason is for logs).
     #[error("bad collections filter: {0}")]
     BadFilter(String),
-    #[error("the OAuth2 client secrets of collection {id} cannot be decrypted: {reason}")]
+    #[error("the stored secrets of collection {id} cannot be decrypted: {reason}")]
     Sealed { id: String, reason: String },
     #[error("collection row {id} is unreadable: {source}")]
     Corrupt { id: String, source: serde_json::Error },
@@ -162,7 +162,7 @@ fn options_json(c: &Collection) -> Result<String, StoreError> {
         ];
         for (key, t) in tokens {
             if let Some(Value::Object(o)) = v.get_mut(key) {
-                o.insert("secret".into(), Value::String(t.secret.clone()));
+                o.insert("secret".into(), Value::String(seal_secret(&t.secret)?));
             }
         }
         if let Some(Value::Array(providers)) = v.get_mut("oauth2").and_then(|o| o.get_mut("providers")) {
@@ -176,7 +176,7 @@ fn options_json(c: &Collection) -> Result<String, StoreError> {
     Ok(Value::Object(v).to_string())
 }
 
-/// A client secret as stored: sealed when a key is configured (vbenc format), else as it is.
+/// A token or client secret as stored: sealed when a key is configured (vbenc format), else as it is.
 fn seal_secret(secret: &str) -> Result<String, StoreError> {
     match crate::shared::encryption::keyring() {
         Some(ring) if !secret.is_empty() => ring.seal(secret.as_bytes()).map_err(|e| StoreError::Refused(e.to_string())),
@@ -184,16 +184,25 @@ fn seal_secret(secret: &str) -> Result<String, StoreError> {
     }
 }
 
-/// Opens the sealed OAuth2 client secrets in a stored `options` object, in place.
+/// Opens, in place, the sealed secrets (token secrets, OAuth2 client secrets) of a stored
+/// `options` object: every string in it that is in the sealed format.
 fn open_secrets(id: &str, options: &mut Map<String, Value>) -> Result<(), StoreError> {
-    let Some(Value::Array(providers)) = options.get_mut("oauth2").and_then(|o| o.get_mut("providers")) else { return Ok(()) };
-    for p in providers {
-        let Some(Value::String(secret)) = p.get_mut("clientSecret") else { continue };
-        if !crate::shared::encryption::is_sealed(secret.as_bytes()) {
-            continue;
+    for v in options.values_mut() {
+        open_sealed_strings(id, v)?;
+    }
+    Ok(())
+}
+
+fn open_sealed_strings(id: &str, v: &mut Value) -> Result<(), StoreError> {
+    match v {
+        Value::String(s) if crate::shared::encryption::is_sealed(s.as_bytes()) => {
+            let sealed = |reason: String| StoreError::Sealed { id: id.to_owned(), reason };
+            let ring = crate::shared::encryption::keyring().ok_or_else(|| sealed("no VAULTBASE_ENCRYPTION_KEY".into()))?;
+            *s = ring.open_text(s).map_err(|e| sealed(e.to_string()))?;
         }
-        let ring = crate::shared::encryption::keyring().ok_or_else(|| StoreError::Sealed { id: id.to_owned(), reason: "no VAULTBASE_ENCRYPTION_KEY".into() })?;
-        *secret = ring.open_text(secret).map_err(|e| StoreError::Sealed { id: id.to_owned(), reason: e.to_string() })?;
+        Value::Array(items) => items.iter_mut().try_for_each(|i| open_sealed_strings(id, i))?,
+        Value::Object(map) => map.values_mut().try_for_each(|i| open_sealed_strings(id, i))?,
+        _ => {}
     }
     Ok(())
 }
