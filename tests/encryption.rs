@@ -138,6 +138,61 @@ impl Sse {
     }
 }
 
+/// A minimal SMTP server on loopback that accepts one mail and keeps the decoded `AUTH PLAIN`
+/// credentials it was sent.
+struct SmtpCapture {
+    port: u16,
+    auth: std::sync::mpsc::Receiver<String>,
+}
+
+impl SmtpCapture {
+    fn start() -> SmtpCapture {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let (tx, auth) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let Ok((stream, _)) = listener.accept() else { return };
+            let mut w = stream.try_clone().expect("clone");
+            let mut r = BufReader::new(stream);
+            let _ = w.write_all(b"220 capture ESMTP\r\n");
+            let mut in_data = false;
+            let mut line = String::new();
+            while r.read_line(&mut line).unwrap_or(0) > 0 {
+                let cmd = line.trim_end().to_owned();
+                line.clear();
+                let reply: &[u8] = if in_data {
+                    if cmd != "." {
+                        continue;
+                    }
+                    in_data = false;
+                    b"250 queued\r\n"
+                } else if cmd.starts_with("EHLO") {
+                    b"250-capture\r\n250 AUTH PLAIN\r\n"
+                } else if let Some(b64) = cmd.strip_prefix("AUTH PLAIN ") {
+                    use base64::Engine;
+                    let raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default();
+                    let _ = tx.send(String::from_utf8_lossy(&raw).into_owned());
+                    b"235 ok\r\n"
+                } else if cmd == "DATA" {
+                    in_data = true;
+                    b"354 go on\r\n"
+                } else if cmd == "QUIT" {
+                    let _ = w.write_all(b"221 bye\r\n");
+                    return;
+                } else {
+                    b"250 ok\r\n"
+                };
+                let _ = w.write_all(reply);
+            }
+        });
+        SmtpCapture { port, auth }
+    }
+
+    fn auth(&self) -> String {
+        self.auth.recv_timeout(Duration::from_secs(20)).expect("AUTH PLAIN received")
+    }
+}
+
 #[test]
 fn values_are_ciphertext_at_rest_and_plaintext_on_every_output_path() {
     let (server, token) = start_with_superuser(Spawn::serve().env("VAULTBASE_ENCRYPTION_KEY", KEY_A));
@@ -210,12 +265,17 @@ fn values_are_ciphertext_at_rest_and_plaintext_on_every_output_path() {
         }
     }
 
-    // Settings secrets and OAuth2 client secrets are sealed at rest too.
-    ok(call(port, "PATCH", "/api/settings", Some(&token), Some(&json!({"smtp": {"password": "smtp-hunter2", "host": "mail.example.com"}}))));
+    // Settings secrets and OAuth2 client secrets are sealed at rest too, and the SMTP password
+    // reaches the mail server decrypted.
+    let smtp = SmtpCapture::start();
+    let settings = json!({"smtp": {"enabled": true, "host": "127.0.0.1", "port": smtp.port, "username": "mailer", "password": "smtp-hunter2", "authMethod": "PLAIN"}});
+    ok(call(port, "PATCH", "/api/settings", Some(&token), Some(&settings)));
     let secrets = param(&server.dir, "settings_secrets").expect("secrets row");
     assert!(secrets.contains("vbenc:v1:") && !secrets.contains("smtp-hunter2"), "{secrets}");
     let settings = ok(call(port, "GET", "/api/settings", Some(&token), None));
-    assert_eq!(settings["smtp"]["host"], "mail.example.com", "the rest of the settings reads back");
+    assert_eq!(settings["smtp"]["host"], "127.0.0.1", "the rest of the settings reads back");
+    ok(call(port, "POST", "/api/settings/test/email", Some(&token), Some(&json!({"email": "to@example.com", "template": "verification"}))));
+    assert_eq!(smtp.auth(), "\0mailer\0smtp-hunter2");
     let users = ok(call(
         port,
         "PATCH",
