@@ -385,6 +385,15 @@ fn turning_encryption_on_and_off_migrates_the_stored_values() {
     let list = ok(call(port, "GET", "/api/collections/notes/records", None, None));
     assert_plain(&list["items"][0], 1);
 
+    // A client that does not know the option (it sends fields without the key) leaves it on.
+    let mut unaware = ok(call(port, "GET", "/api/collections/notes", Some(&token), None))["fields"].clone();
+    for f in unaware.as_array_mut().expect("fields") {
+        f.as_object_mut().expect("field").remove("encrypted");
+    }
+    let after = ok(call(port, "PATCH", "/api/collections/notes", Some(&token), Some(&json!({"fields": unaware}))));
+    assert_eq!(after["fields"].as_array().expect("fields").iter().filter(|f| f["encrypted"] == true).count(), 2, "{after}");
+    assert!(stored(&server.dir).1.starts_with("vbenc:v1:"));
+
     set(&mut fields, false);
     ok(call(port, "PATCH", "/api/collections/notes", Some(&token), Some(&json!({"fields": fields}))));
     let (_, secret, info, _) = stored(&server.dir);

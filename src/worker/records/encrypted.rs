@@ -113,6 +113,21 @@ pub fn check_definition(c: &Collection, errors: &mut SchemaErrors) {
     }
 }
 
+/// In a PATCH's `fields` JSON, marks `encrypted` on every stored encrypted field (matched by
+/// id) that the body sends without the key: a client that does not know the option (an admin
+/// UI built for PocketBase) must not decrypt a field's data by leaving it out. Turning it off
+/// takes an explicit `"encrypted": false`.
+pub fn keep_encrypted_flags(base: &Collection, fields: &mut serde_json::Value) {
+    let Some(items) = fields.as_array_mut() else { return };
+    for item in items {
+        let Some(obj) = item.as_object_mut() else { continue };
+        let id = obj.get("id").and_then(serde_json::Value::as_str).unwrap_or_default();
+        if !obj.contains_key("encrypted") && base.fields.iter().any(|f| f.encrypted && !id.is_empty() && f.id == id) {
+            obj.insert("encrypted".into(), serde_json::Value::Bool(true));
+        }
+    }
+}
+
 fn is_unique_index(sql: &str) -> bool {
     let upper = sql.trim_start().to_ascii_uppercase();
     upper.strip_prefix("CREATE").is_some_and(|rest| rest.trim_start().starts_with("UNIQUE"))
