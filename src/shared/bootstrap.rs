@@ -58,6 +58,8 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
     for name in &applied {
         tracing::info!(migration = name, "migration applied");
     }
+    // Installed before anything in this process can read or write a record.
+    super::encryption::install(cfg.encryption.clone());
     encryption_check::check(&conn, cfg.encryption.as_ref())?;
     if setup_link::no_superuser(&conn).map_err(migrate_err)? {
         let token = setup_link::mint(&conn)?;
