@@ -8,7 +8,9 @@
 //! record holds several values) are refused with a validation error instead of migrated, and
 //! so is a definition the record queries could not serve (an API rule that does not compile
 //! against the fields, a name SQLite cannot use as a bare alias). [`filter_ids`] answers
-//! `GET /api/collections?filter=` with the records query compiler over `_collections`.
+//! `GET /api/collections?filter=` with the records query compiler over `_collections`. With
+//! `VAULTBASE_ENCRYPTION_KEY` set, the secrets kept in `options` are stored sealed and opened
+//! on load; encrypted fields are checked and their data migrated here (`super::encrypted`).
 
 use rusqlite::{Connection, Transaction};
 use serde_json::{Map, Value};
