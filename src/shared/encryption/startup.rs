@@ -32,6 +32,8 @@ pub enum StartupCheckError {
     NoKeyForSecrets,
     #[error("VAULTBASE_ENCRYPTION_KEY (key id {configured}) is not the key this data was encrypted with (key id {stored}); encrypted fields: {fields}")]
     WrongKey { configured: String, stored: String, fields: String },
+    #[error("a stored value of {field} (key id {stored}) does not decrypt with VAULTBASE_ENCRYPTION_KEY: a different key with the same id, or damaged data")]
+    Undecryptable { field: String, stored: String },
     #[error("checking encrypted data: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
@@ -110,6 +112,13 @@ pub(super) fn stored_key_ids(conn: &Connection, f: &EncryptedField) -> rusqlite:
     Ok(ids)
 }
 
+/// One sealed value of `field`, if any is stored.
+fn sample_value(conn: &Connection, f: &EncryptedField) -> rusqlite::Result<Option<String>> {
+    let col = quote(&f.field);
+    let sql = format!("SELECT {col} FROM {} WHERE substr({col}, 1, {}) = ?1 LIMIT 1", quote(&f.collection), PREFIX.len());
+    conn.query_row(&sql, [PREFIX], |r| r.get(0)).optional()
+}
+
 /// Whether any settings or collection option secret is stored sealed.
 fn secrets_sealed(conn: &Connection) -> rusqlite::Result<bool> {
     let settings = read_param(conn, SETTINGS_SECRETS_ROW)?.is_some_and(|v| v.contains(PREFIX));
@@ -146,6 +155,12 @@ pub fn check(conn: &Connection, ring: Option<&Keyring>) -> Result<(), StartupChe
     for f in &fields {
         if let Some(unknown) = stored_key_ids(conn, f)?.into_iter().find(|id| !ring.knows(id)) {
             return Err(wrong(&unknown));
+        }
+        // Key ids are short: one value per field must also really open (a colliding id).
+        if let Some(sample) = sample_value(conn, f)? {
+            if ring.open(sample.as_bytes()).is_err() {
+                return Err(StartupCheckError::Undecryptable { field: f.to_string(), stored: key_id_of(&sample).unwrap_or("unknown").to_owned() });
+            }
         }
     }
     seal_plain_secrets(conn, ring)?;
@@ -267,5 +282,15 @@ mod tests {
             other => panic!("{other:?}"),
         }
         check(&conn, Some(&ring('a'))).expect("the right key");
+
+        // Same key id, but the value does not open: damaged (or a colliding key).
+        let mut damaged = sealed.clone();
+        let last = damaged.pop().expect("non-empty");
+        damaged.push(if last == 'A' { 'B' } else { 'A' });
+        conn.execute("UPDATE notes SET secret = ?1", [&damaged]).expect("damage");
+        match check(&conn, Some(&ring('a'))) {
+            Err(e @ StartupCheckError::Undecryptable { .. }) => assert!(e.to_string().contains("notes.secret"), "{e}"),
+            other => panic!("{other:?}"),
+        }
     }
 }
