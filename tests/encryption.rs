@@ -493,15 +493,39 @@ fn rotation_runs_online_and_the_new_key_alone_reads_everything_after() {
     assert_eq!(count_under(&old_id), NOTES);
     assert_eq!(count_under(&new_id), 1);
 
-    let out = rotate(&dir, &both);
+    // Rotate in batches of 5, held after the first: halfway through, the server reads values
+    // under both keys and keeps writing.
+    let go = tmp.path().join("go");
+    let paused = tmp.path().join("go.paused");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["encryption", "rotate", "--batch-rows", "5", "--dir"]).arg(&dir).env_clear().env("VAULTBASE_TEST_ROTATE_PAUSE", &go);
+    for (k, v) in both {
+        cmd.env(k, v);
+    }
+    let rotation = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("spawn rotate");
+    let deadline = std::time::Instant::now() + EXIT_TIMEOUT;
+    while !paused.exists() {
+        assert!(std::time::Instant::now() < deadline, "the rotation never reached its pause");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let secrets_under = |id: &str| stored_notes(&dir).iter().filter(|(_, s, _, _)| s.starts_with(&format!("vbenc:v1:{id}:"))).count();
+    assert_eq!(secrets_under(&new_id), 1 + 5, "one batch of secrets is under the new key");
+    assert_eq!(secrets_under(&old_id), NOTES - 5, "and the rest still under the old one");
+    let list = ok(call(server.port, "GET", "/api/collections/notes/records?perPage=100", None, None));
+    let items = list["items"].as_array().expect("items");
+    assert_eq!(items.len(), NOTES + 1);
+    for record in items {
+        let n: usize = record["title"].as_str().and_then(|t| t.strip_prefix("title ")).and_then(|n| n.parse().ok()).expect("title");
+        assert_plain(record, n);
+    }
+    ok(call(server.port, "POST", "/api/collections/notes/records", None, Some(&note_body(NOTES + 1))));
+    std::fs::write(&go, b"").expect("release the rotation");
+    let out = rotation.wait_with_output().expect("rotate ends");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(report.contains("notes.secret: 12"), "{report}");
+    assert!(report.contains("notes.secret: 12") && report.contains("notes.mail: 12"), "{report}");
     assert_eq!(count_under(&old_id), 0, "no value is left under the old key");
-    assert_eq!(count_under(&new_id), NOTES + 1);
-    // The running server reads old and new alike throughout.
-    let list = ok(call(server.port, "GET", "/api/collections/notes/records?perPage=100", None, None));
-    assert_eq!(list["items"].as_array().expect("items").len(), NOTES + 1);
+    assert_eq!(count_under(&new_id), NOTES + 2);
     // Resumable: progress is the data, so a second run finds nothing left to do.
     let again = rotate(&dir, &both);
     assert!(String::from_utf8_lossy(&again.stdout).contains("re-encrypted 0 field values and 0 secrets"), "{}", String::from_utf8_lossy(&again.stdout));
@@ -511,7 +535,7 @@ fn rotation_runs_online_and_the_new_key_alone_reads_everything_after() {
     new.wait_healthy();
     let list = ok(call(new.port, "GET", "/api/collections/notes/records?perPage=100", None, None));
     let items = list["items"].as_array().expect("items");
-    assert_eq!(items.len(), NOTES + 1);
+    assert_eq!(items.len(), NOTES + 2);
     for record in items {
         let n: usize = record["title"].as_str().and_then(|t| t.strip_prefix("title ")).and_then(|n| n.parse().ok()).expect("title");
         assert_plain(record, n);

@@ -33,7 +33,7 @@ fn main() -> ExitCode {
         Command::Cluster(flags) => cluster(&flags),
         Command::Worker { id, flags } => run_worker(id, &flags),
         Command::Superuser { action, flags } => superuser(action, &flags),
-        Command::EncryptionRotate(flags) => encryption_rotate(&flags),
+        Command::EncryptionRotate { flags, batch_rows } => encryption_rotate(&flags, batch_rows),
     };
     // Log lines still queued for the log thread are written before the process ends.
     telemetry::flush();
@@ -123,7 +123,7 @@ fn superuser(action: cli::SuperuserAction, flags: &Flags) -> ExitCode {
     }
 }
 
-fn encryption_rotate(flags: &Flags) -> ExitCode {
+fn encryption_rotate(flags: &Flags, batch_rows: Option<usize>) -> ExitCode {
     let cfg = match Config::from_env(Mode::Serve, flags) {
         Ok(c) => c,
         Err(e) => {
@@ -135,7 +135,7 @@ fn encryption_rotate(flags: &Flags) -> ExitCode {
         eprintln!("vaultbase: {}", encryption::rotate::RotateError::NoNewKey);
         return ExitCode::from(EXIT_USAGE);
     };
-    match encryption::rotate::run(&cfg.data_dir, ring, encryption::rotate::ROTATE_BATCH_ROWS) {
+    match encryption::rotate::run(&cfg.data_dir, ring, batch_rows.unwrap_or(encryption::rotate::ROTATE_BATCH_ROWS)) {
         Ok(report) => {
             println!("{report}");
             ExitCode::SUCCESS

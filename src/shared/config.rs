@@ -90,6 +90,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "PATH holds a write after storing its uploads until PATH exists (for the test suite only)",
     },
     EnvVar {
+        name: "VAULTBASE_TEST_ROTATE_PAUSE",
+        default: "unset",
+        help: "PATH holds `encryption rotate` after its first batch until PATH exists (for the test suite only)",
+    },
+    EnvVar {
         name: "VAULTBASE_TEST_THUMB_WAITERS",
         default: "unset",
         help: "N holds a thumbnail generation until N requests wait for it (for the test suite only)",

@@ -27,6 +27,26 @@ use crate::shared::lock::{DirLock, LockError};
 /// wait only briefly for each batch.
 pub const ROTATE_BATCH_ROWS: usize = 500;
 
+/// Environment variable naming a marker file for the test-only pause (the test suite only;
+/// unset in use): after its first batch commits, a rotation creates `PATH.paused` and waits
+/// until `PATH` exists, so a test can look at the data halfway through and write meanwhile.
+pub const TEST_ROTATE_PAUSE_VAR: &str = "VAULTBASE_TEST_ROTATE_PAUSE";
+/// How long the test pause waits at most, so a test that never releases it fails, not hangs.
+const TEST_PAUSE_BOUND: std::time::Duration = std::time::Duration::from_secs(10);
+const TEST_PAUSE_POLL: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// The test-only pause (see [`TEST_ROTATE_PAUSE_VAR`]); nothing when the variable is unset.
+fn test_pause() {
+    let Some(go) = std::env::var_os(TEST_ROTATE_PAUSE_VAR).map(std::path::PathBuf::from) else { return };
+    let mut paused = go.clone().into_os_string();
+    paused.push(".paused");
+    let _ = std::fs::write(paused, b"");
+    let deadline = std::time::Instant::now() + TEST_PAUSE_BOUND;
+    while !go.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(TEST_PAUSE_POLL);
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RotateError {
     #[error("set VAULTBASE_ENCRYPTION_KEY to the current key and VAULTBASE_ENCRYPTION_NEW_KEY to the new one")]
@@ -98,8 +118,9 @@ pub fn run(root: &Path, ring: &Keyring, batch_rows: usize) -> Result<Report, Rot
         }
     }
     let mut report = Report { new_key_id: new_id.clone(), ..Report::default() };
+    let mut first_batch = true;
     for f in startup::encrypted_fields(&conn)? {
-        let n = rotate_field(&mut conn, ring, &f, batch_rows.max(1))?;
+        let n = rotate_field(&mut conn, ring, &f, batch_rows.max(1), &mut first_batch)?;
         report.fields.push((f.to_string(), n));
     }
     report.secrets = rotate_secrets(&mut conn, ring)?;
@@ -107,7 +128,7 @@ pub fn run(root: &Path, ring: &Keyring, batch_rows: usize) -> Result<Report, Rot
     Ok(report)
 }
 
-fn rotate_field(conn: &mut Connection, ring: &Keyring, f: &EncryptedField, batch_rows: usize) -> Result<usize, RotateError> {
+fn rotate_field(conn: &mut Connection, ring: &Keyring, f: &EncryptedField, batch_rows: usize, first_batch: &mut bool) -> Result<usize, RotateError> {
     let col = quote(&f.field);
     let table = quote(&f.collection);
     let select = format!(
@@ -137,6 +158,9 @@ fn rotate_field(conn: &mut Connection, ring: &Keyring, f: &EncryptedField, batch
             done += 1;
         }
         tx.commit()?;
+        if std::mem::take(first_batch) {
+            test_pause();
+        }
     }
 }
 
