@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use vaultbase::shared::cli::{self, Command};
 use vaultbase::shared::config::{Config, Flags, Mode};
-use vaultbase::shared::{bootstrap, telemetry, VERSION};
+use vaultbase::shared::{bootstrap, encryption, telemetry, VERSION};
 use vaultbase::{supervisor, worker};
 
 const EXIT_USAGE: u8 = 2;
@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Command::Cluster(flags) => cluster(&flags),
         Command::Worker { id, flags } => run_worker(id, &flags),
         Command::Superuser { action, flags } => superuser(action, &flags),
+        Command::EncryptionRotate { flags, batch_rows } => encryption_rotate(&flags, batch_rows),
     };
     // Log lines still queued for the log thread are written before the process ends.
     telemetry::flush();
@@ -113,6 +114,30 @@ fn superuser(action: cli::SuperuserAction, flags: &Flags) -> ExitCode {
     match worker::superuser_cli::run(&cfg, action) {
         Ok(message) => {
             println!("{message}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vaultbase: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn encryption_rotate(flags: &Flags, batch_rows: Option<usize>) -> ExitCode {
+    let cfg = match Config::from_env(Mode::Serve, flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vaultbase: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let Some(ring) = cfg.encryption.as_ref() else {
+        eprintln!("vaultbase: {}", encryption::rotate::RotateError::NoNewKey);
+        return ExitCode::from(EXIT_USAGE);
+    };
+    match encryption::rotate::run(&cfg.data_dir, ring, batch_rows.unwrap_or(encryption::rotate::ROTATE_BATCH_ROWS)) {
+        Ok(report) => {
+            println!("{report}");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -1,7 +1,7 @@
 //! Start-up preparation done exactly once per data dir, by the process that will own it (the
 //! supervisor, or `serve`), before any worker starts: create the data dir, take its lock, run
-//! the system migrations (which also puts the file in WAL mode), make sure the JWT secret
-//! exists, and check that the port is free.
+//! the system migrations (which also puts the file in WAL mode), check encrypted data against
+//! the configured key, make sure the JWT secret exists, and check that the port is free.
 //!
 //! The port check is a plain bind without SO_REUSEPORT: it fails if anything listens there —
 //! including another cluster's workers, which SO_REUSEPORT would otherwise let us join.
@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use super::config::Config;
 use super::data_dir::DataDir;
 use super::db::{migrate, open};
+use super::encryption::startup::{self as encryption_check, StartupCheckError};
 use super::lock::{DirLock, LockError};
 use super::secrets::{self, JwtSecret, SecretError};
 use super::setup_link::{self, SetupLinkError};
@@ -26,6 +27,8 @@ pub enum StartupError {
     Migrate { path: String, source: rusqlite::Error },
     #[error(transparent)]
     Secret(#[from] SecretError),
+    #[error(transparent)]
+    Encryption(#[from] StartupCheckError),
     #[error(transparent)]
     SetupLink(#[from] SetupLinkError),
     #[error("port {addr} is already in use by another process; stop it or choose another with --http / VAULTBASE_PORT")]
@@ -55,6 +58,9 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
     for name in &applied {
         tracing::info!(migration = name, "migration applied");
     }
+    // Installed before anything in this process can read or write a record.
+    super::encryption::install(cfg.encryption.clone());
+    encryption_check::check(&conn, cfg.encryption.as_ref())?;
     if setup_link::no_superuser(&conn).map_err(migrate_err)? {
         let token = setup_link::mint(&conn)?;
         let url = setup_url(cfg.listen_addr(), &token);

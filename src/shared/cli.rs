@@ -17,6 +17,9 @@ pub enum Command {
     Worker { id: u32, flags: Flags },
     /// `superuser upsert EMAIL PASSWORD` / `superuser delete EMAIL`, as PocketBase.
     Superuser { action: SuperuserAction, flags: Flags },
+    /// `encryption rotate [--dir DIR] [--batch-rows N]`: re-encrypt under
+    /// `VAULTBASE_ENCRYPTION_NEW_KEY`, N rows per write transaction.
+    EncryptionRotate { flags: Flags, batch_rows: Option<usize> },
     Version,
     Help,
 }
@@ -46,6 +49,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
     if args.peek().map(String::as_str) == Some("superuser") {
         args.next();
         return parse_superuser(args.collect());
+    }
+    if args.peek().map(String::as_str) == Some("encryption") {
+        args.next();
+        return parse_encryption(args.collect());
     }
     let sub = match args.peek().map(String::as_str) {
         Some("serve") | Some("cluster") | Some("worker") => args.next(),
@@ -107,6 +114,32 @@ fn parse_superuser(args: Vec<String>) -> Result<Command, UsageError> {
     Ok(Command::Superuser { action, flags })
 }
 
+fn parse_encryption(args: Vec<String>) -> Result<Command, UsageError> {
+    let usage = || UsageError("usage: vaultbase encryption rotate [--dir DIR] [--batch-rows N]".into());
+    let mut it = args.into_iter();
+    if it.next().as_deref() != Some("rotate") {
+        return Err(usage());
+    }
+    let mut flags = Flags::default();
+    let mut batch_rows = None;
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next()).ok_or_else(|| UsageError(format!("{name} needs a value")));
+        match name.as_str() {
+            "--dir" => flags.dir = Some(value()?),
+            "--batch-rows" => {
+                let v = value()?;
+                batch_rows = Some(v.parse().ok().filter(|n| *n > 0).ok_or_else(|| UsageError(format!("--batch-rows {v:?}: expected a whole number of rows, 1 or more")))?);
+            }
+            _ => return Err(usage()),
+        }
+    }
+    Ok(Command::EncryptionRotate { flags, batch_rows })
+}
+
 /// The `--help` text, listing every environment variable with its default.
 pub fn help_text() -> String {
     let mut out = String::from(
@@ -115,6 +148,7 @@ pub fn help_text() -> String {
          vaultbase cluster [--http HOST:PORT] [--dir DIR]   supervisor + VAULTBASE_WORKERS workers on one port\n  \
          vaultbase superuser upsert EMAIL PASSWORD [--dir DIR]   create or update a superuser\n  \
          vaultbase superuser delete EMAIL [--dir DIR]\n  \
+         vaultbase encryption rotate [--dir DIR] [--batch-rows N]   re-encrypt under VAULTBASE_ENCRYPTION_NEW_KEY, online\n  \
          vaultbase --version\n  vaultbase --help\n\n\
          FLAGS (override the environment):\n  --http HOST:PORT   address to listen on (VAULTBASE_HOST, VAULTBASE_PORT)\n  \
          --dir DIR          data directory (VAULTBASE_DATA_DIR)\n\nENVIRONMENT (default in brackets):\n",
@@ -172,6 +206,16 @@ mod tests {
         );
         assert!(p(&["superuser", "upsert", "a@b.c"]).is_err());
         assert!(p(&["superuser", "nuke"]).is_err());
+    }
+
+    #[test]
+    fn encryption_rotate() {
+        let flags = Flags { http: None, dir: Some("d".into()) };
+        assert_eq!(p(&["encryption", "rotate", "--dir", "d"]), Ok(Command::EncryptionRotate { flags: flags.clone(), batch_rows: None }));
+        assert_eq!(p(&["encryption", "rotate", "--dir=d", "--batch-rows", "5"]), Ok(Command::EncryptionRotate { flags, batch_rows: Some(5) }));
+        assert!(p(&["encryption", "rotate", "--batch-rows", "0"]).is_err());
+        assert!(p(&["encryption"]).is_err());
+        assert!(p(&["encryption", "rotate", "--http", "x"]).is_err());
     }
 
     #[test]

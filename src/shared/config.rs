@@ -56,6 +56,16 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "VAULTBASE_WORKERS", default: "number of CPUs", help: "worker processes in cluster mode, 1-256" },
     EnvVar { name: "VAULTBASE_DRAIN_TIMEOUT", default: "30", help: "seconds a drain may take before workers are killed, 1-3600" },
     EnvVar { name: "VAULTBASE_JWT_SECRET", default: "generated into <data>/.secret", help: "secret that signs auth tokens; at least 32 characters" },
+    EnvVar {
+        name: "VAULTBASE_ENCRYPTION_KEY",
+        default: "unset",
+        help: "key for encrypted fields and settings secrets: base64 or 64 hex digits of 32 bytes, or 32 characters",
+    },
+    EnvVar {
+        name: "VAULTBASE_ENCRYPTION_NEW_KEY",
+        default: "unset",
+        help: "during a key rotation: the new key (it encrypts; the old key still decrypts)",
+    },
     EnvVar { name: "VAULTBASE_LOG_LEVEL", default: "info", help: "error, warn, info, debug or trace" },
     EnvVar {
         name: "VAULTBASE_QUERY_TIMEOUT_MS",
@@ -78,6 +88,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "VAULTBASE_TEST_PAUSE_AFTER_STORE",
         default: "unset",
         help: "PATH holds a write after storing its uploads until PATH exists (for the test suite only)",
+    },
+    EnvVar {
+        name: "VAULTBASE_TEST_ROTATE_PAUSE",
+        default: "unset",
+        help: "PATH holds `encryption rotate` after its first batch until PATH exists (for the test suite only)",
     },
     EnvVar {
         name: "VAULTBASE_TEST_THUMB_WAITERS",
@@ -171,6 +186,9 @@ pub struct Config {
     /// Test-only: bus `Invalidate` messages are ignored, so only the version checks keep
     /// caches fresh (the tests prove those alone suffice).
     pub test_ignore_invalidate: bool,
+    /// The keys of encrypted fields and settings secrets; `None` without
+    /// `VAULTBASE_ENCRYPTION_KEY` (and `VAULTBASE_ENCRYPTION_NEW_KEY`).
+    pub encryption: Option<crate::shared::encryption::Keyring>,
 }
 
 impl Config {
@@ -220,6 +238,8 @@ impl Config {
             // The value itself is secret: never echo it back.
             Some(_) => return Err(invalid("VAULTBASE_JWT_SECRET", "<hidden>", "at least 32 characters")),
         };
+
+        let encryption = parse_encryption_keys(&env)?;
 
         let log_level = match env("VAULTBASE_LOG_LEVEL") {
             Some(v) => parse_log_level(&v)?,
@@ -287,6 +307,7 @@ impl Config {
             max_connections,
             header_read_timeout,
             test_ignore_invalidate,
+            encryption,
         })
     }
 
@@ -294,6 +315,23 @@ impl Config {
     pub fn listen_addr(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::new(self.host, self.port)
     }
+}
+
+/// The encryption key ring from its two variables. The values are secret: never echoed back.
+fn parse_encryption_keys(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<crate::shared::encryption::Keyring>, ConfigError> {
+    use crate::shared::encryption::{Key, Keyring, KEY_FORMATS};
+    let key = |name: &str| -> Result<Option<Key>, ConfigError> {
+        match env(name) {
+            None => Ok(None),
+            Some(v) => Key::parse(&v).map(Some).ok_or_else(|| invalid(name, "<hidden>", KEY_FORMATS)),
+        }
+    };
+    let current = key("VAULTBASE_ENCRYPTION_KEY")?;
+    let next = key("VAULTBASE_ENCRYPTION_NEW_KEY")?;
+    if next.is_some() && current.is_none() {
+        return Err(invalid("VAULTBASE_ENCRYPTION_NEW_KEY", "<hidden>", "VAULTBASE_ENCRYPTION_KEY to be set too (the key the data is under now)"));
+    }
+    Ok(Keyring::new(current, next))
 }
 
 fn parse_host(variable: &str, value: &str) -> Result<IpAddr, ConfigError> {
@@ -421,12 +459,28 @@ mod tests {
             (Mode::Serve, &[("VAULTBASE_MAX_CONNECTIONS", "many")], "VAULTBASE_MAX_CONNECTIONS"),
             (Mode::Serve, &[("VAULTBASE_HEADER_TIMEOUT_MS", "0")], "VAULTBASE_HEADER_TIMEOUT_MS"),
             (Mode::Serve, &[("VAULTBASE_TEST_IGNORE_INVALIDATE", "yes")], "VAULTBASE_TEST_IGNORE_INVALIDATE"),
+            (Mode::Serve, &[("VAULTBASE_ENCRYPTION_KEY", "too short")], "VAULTBASE_ENCRYPTION_KEY"),
+            (Mode::Serve, &[("VAULTBASE_ENCRYPTION_KEY", "an-encryption-key-of-32-letters!"), ("VAULTBASE_ENCRYPTION_NEW_KEY", "x")], "VAULTBASE_ENCRYPTION_NEW_KEY"),
+            (Mode::Serve, &[("VAULTBASE_ENCRYPTION_NEW_KEY", "an-encryption-key-of-32-letters!")], "VAULTBASE_ENCRYPTION_NEW_KEY"),
         ];
         for (mode, vars, variable) in cases {
             let err = load(*mode, &Flags::default(), vars).expect_err("must be rejected");
             assert_eq!(err.variable, *variable);
             assert!(err.to_string().contains(variable), "{err}");
         }
+    }
+
+    #[test]
+    fn encryption_keys_are_never_echoed_and_the_new_key_seals() {
+        let err = load(Mode::Serve, &Flags::default(), &[("VAULTBASE_ENCRYPTION_KEY", "hunter2")]).expect_err("short");
+        assert!(!err.to_string().contains("hunter2"));
+        let both = [("VAULTBASE_ENCRYPTION_KEY", "a".repeat(32)), ("VAULTBASE_ENCRYPTION_NEW_KEY", "b".repeat(32))];
+        let vars: Vec<(&str, &str)> = both.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let ring = load(Mode::Serve, &Flags::default(), &vars).expect("valid").encryption.expect("a ring");
+        assert_eq!(ring.ids().len(), 2);
+        let sealed = ring.seal(b"x").expect("seal");
+        assert!(sealed.contains(&format!(":{}:", ring.ids()[0])), "the new key (listed first) seals");
+        assert!(format!("{ring:?}").contains("hidden"));
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Role-agnostic building blocks used by the supervisor, the worker and one-shot CLI commands:
-//! configuration, data-dir paths and lock, secrets, the SQLite executor and migrations, the bus
-//! protocol, start-up preparation, systemd notification and logging. Nothing here speaks HTTP
+//! configuration, data-dir paths and lock, secrets and encryption at rest, the SQLite executor
+//! and migrations, the bus protocol, start-up preparation, systemd notification and logging. Nothing here speaks HTTP
 //! or knows which role it runs in beyond what its caller passes.
 
 pub mod bootstrap;
@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod data_dir;
 pub mod db;
+pub mod encryption;
 pub mod lock;
 pub mod rlimit;
 pub mod sdnotify;

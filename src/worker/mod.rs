@@ -99,6 +99,8 @@ impl DrainCause {
 
 /// Runs the worker until it has drained.
 pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
+    // Before anything reads a record: the output writer opens sealed values with this ring.
+    crate::shared::encryption::install(cfg.encryption.clone());
     let mut sigterm = signal(SignalKind::terminate()).map_err(WorkerError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(WorkerError::Signals)?;
 

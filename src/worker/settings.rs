@@ -2,7 +2,8 @@
 //! and cached per worker with the same version check as collections.
 //!
 //! Secrets (the SMTP password, S3 secrets) are kept in a separate `_params` row and are not
-//! fields of [`Settings`] at all, so no serialisation of the settings can ever leak them. Only
+//! fields of [`Settings`] at all, so no serialisation of the settings can ever leak them; with
+//! `VAULTBASE_ENCRYPTION_KEY` set that row is stored sealed. Only
 //! the parts later features read are typed strictly; every section keeps PocketBase's keys and
 //! defaults so the SDK and admin tools see the shape they expect.
 
@@ -248,6 +249,8 @@ pub enum SettingsError {
     Invalid(Map<String, Value>),
     #[error("stored settings are unreadable: {0}")]
     Corrupt(#[from] serde_json::Error),
+    #[error("the stored secrets cannot be decrypted: {0}")]
+    Sealed(String),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
@@ -282,9 +285,33 @@ pub fn load(conn: &Connection) -> Result<Loaded, SettingsError> {
 /// Reads the secrets (for the features that need them: mail, S3).
 pub fn load_secrets(conn: &Connection) -> Result<Secrets, SettingsError> {
     Ok(match read_row(conn, SECRETS_ID)? {
-        Some(text) => serde_json::from_str(&text)?,
+        Some(text) => serde_json::from_str(&open_secrets_row(&text)?)?,
         None => Secrets::default(),
     })
+}
+
+/// The secrets row as stored: with a key configured, the whole JSON sealed (vbenc format) and
+/// kept as a JSON string; without one, the JSON itself.
+fn seal_secrets_row(secrets: &Secrets) -> Result<String, SettingsError> {
+    let json = serde_json::to_string(secrets)?;
+    match crate::shared::encryption::keyring() {
+        Some(ring) => {
+            let sealed = ring.seal(json.as_bytes()).map_err(|e| SettingsError::Sealed(e.to_string()))?;
+            Ok(Value::String(sealed).to_string())
+        }
+        None => Ok(json),
+    }
+}
+
+/// The secrets JSON from a stored row, sealed or not (written before a key was set).
+fn open_secrets_row(text: &str) -> Result<String, SettingsError> {
+    match serde_json::from_str::<Value>(text)? {
+        Value::String(sealed) if crate::shared::encryption::is_sealed(sealed.as_bytes()) => {
+            let ring = crate::shared::encryption::keyring().ok_or_else(|| SettingsError::Sealed("no VAULTBASE_ENCRYPTION_KEY".into()))?;
+            ring.open_text(&sealed).map_err(|e| SettingsError::Sealed(e.to_string()))
+        }
+        _ => Ok(text.to_owned()),
+    }
 }
 
 /// Merges `patch` over `base`: objects recursively, anything else replaced (PocketBase PATCH).
@@ -449,7 +476,7 @@ pub fn patch(tx: &Transaction<'_>, body: Map<String, Value>) -> Result<Settings,
         return Err(SettingsError::Invalid(invalid));
     }
     write_row(tx, PARAMS_ID, &serde_json::to_string(&next)?)?;
-    write_row(tx, SECRETS_ID, &serde_json::to_string(&secrets)?)?;
+    write_row(tx, SECRETS_ID, &seal_secrets_row(&secrets)?)?;
     bump_version(tx, SETTINGS_VERSION_KEY)?;
     Ok(next)
 }

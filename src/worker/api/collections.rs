@@ -49,6 +49,10 @@ fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection, Sto
         Ok(Value::Object(m)) => m,
         _ => Map::new(),
     };
+    let mut body = body;
+    if let Some(fields) = body.get_mut("fields") {
+        crate::worker::records::encrypted::keep_encrypted_flags(base, fields);
+    }
     for (k, v) in body {
         obj.insert(k, v);
     }

@@ -46,6 +46,9 @@ pub(crate) fn crud_error(e: CrudError, failed: &str) -> ApiError {
             tracing::debug!(%detail, "bad filter, sort or rule");
             ApiError::bad_request(CLIENT_ERROR_MESSAGE)
         }
+        CrudError::EncryptedField(name) => {
+            ApiError::bad_request(format!("Field \"{name}\" is encrypted: it cannot be used in a filter, sort or rule."))
+        }
         CrudError::Invalid { errors, .. } => ApiError::validation(failed, errors.to_data()),
         CrudError::Refused(m) => ApiError::bad_request(m),
         other => ApiError::internal(other),

@@ -29,6 +29,7 @@ use super::filter::{self, Limits};
 use super::query::{self, QueryBuilder, QueryError, RequestContext, SchemaLookup};
 use super::schema::{quote_ident, Collection, CollectionType, Field, FieldKind, Invalid, SchemaErrors};
 use super::sql_value::SqlValue;
+use super::encrypted::{seal_columns, FieldCryptoError};
 use super::values::{column_count, select_columns, write_record_open, OutputOptions, RecordPlan, RelationRefs};
 
 /// Relation hops a cascading delete may follow before refusing (a cycle guard).
@@ -55,6 +56,12 @@ pub enum CrudError {
     /// The schema changed since the plan was made: reload and retry.
     #[error(transparent)]
     Stale(Stale),
+    /// 400 naming the field: an encrypted field in a filter, sort or rule.
+    #[error("field {0:?} is encrypted and cannot be used to filter or sort")]
+    EncryptedField(String),
+    /// A value of an encrypted field could not be sealed (500).
+    #[error(transparent)]
+    Encryption(FieldCryptoError),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error(transparent)]
@@ -81,6 +88,9 @@ impl From<CheckError> for CrudError {
 
 impl From<QueryError> for CrudError {
     fn from(e: QueryError) -> Self {
+        if let QueryError::EncryptedField(name) = e {
+            return CrudError::EncryptedField(name);
+        }
         CrudError::BadQuery(e.to_string())
     }
 }
@@ -430,6 +440,7 @@ pub fn create(
         return Err(CrudError::Refused("Unsupported collection type."));
     }
     let rule = effective_rule(&c.create_rule, req)?;
+    let columns = &*seal_columns(c, columns).map_err(CrudError::Encryption)?;
     let names: Vec<String> = columns.iter().map(|(n, _)| quote_ident(n)).collect();
     let marks: Vec<String> = (1..=columns.len()).map(|i| format!("?{i}")).collect();
     let sql = format!("INSERT INTO {} ({}) VALUES ({})", quote_ident(&c.name), names.join(", "), marks.join(", "));
@@ -536,6 +547,7 @@ pub fn update(
     check_relations(tx, snap, relations)?;
     let before = changes.before(tx, c, id)?;
     if !columns.is_empty() {
+        let columns = &*seal_columns(c, columns).map_err(CrudError::Encryption)?;
         let sets: Vec<String> = columns.iter().enumerate().map(|(i, (n, _))| format!("{} = ?{}", quote_ident(n), i + 1)).collect();
         let sql = format!("UPDATE {} SET {} WHERE \"id\" = ?{}", quote_ident(&c.name), sets.join(", "), columns.len() + 1);
         let mut values: Vec<SqlValue> = columns.iter().map(|(_, v)| v.clone()).collect();

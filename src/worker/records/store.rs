@@ -8,7 +8,9 @@
 //! record holds several values) are refused with a validation error instead of migrated, and
 //! so is a definition the record queries could not serve (an API rule that does not compile
 //! against the fields, a name SQLite cannot use as a bare alias). [`filter_ids`] answers
-//! `GET /api/collections?filter=` with the records query compiler over `_collections`.
+//! `GET /api/collections?filter=` with the records query compiler over `_collections`. With
+//! `VAULTBASE_ENCRYPTION_KEY` set, the secrets kept in `options` are stored sealed and opened
+//! on load; encrypted fields are checked and their data migrated here (`super::encrypted`).
 
 use rusqlite::{Connection, Transaction};
 use serde_json::{Map, Value};
@@ -34,6 +36,8 @@ pub enum StoreError {
     /// generic message; the reason is for logs).
     #[error("bad collections filter: {0}")]
     BadFilter(String),
+    #[error("the stored secrets of collection {id} cannot be decrypted: {reason}")]
+    Sealed { id: String, reason: String },
     #[error("collection row {id} is unreadable: {source}")]
     Corrupt { id: String, source: serde_json::Error },
     #[error("sqlite: {0}")]
@@ -120,6 +124,7 @@ fn read_all(conn: &Connection) -> Result<(i64, Vec<Collection>), StoreError> {
             Value::Object(m) => m,
             _ => Map::new(),
         };
+        open_secrets(&id, &mut obj)?;
         obj.insert("id".into(), Value::String(id.clone()));
         obj.insert("name".into(), Value::String(r.get(1)?));
         obj.insert("type".into(), Value::String(r.get(2)?));
@@ -159,18 +164,49 @@ fn options_json(c: &Collection) -> Result<String, StoreError> {
         ];
         for (key, t) in tokens {
             if let Some(Value::Object(o)) = v.get_mut(key) {
-                o.insert("secret".into(), Value::String(t.secret.clone()));
+                o.insert("secret".into(), Value::String(seal_secret(&t.secret)?));
             }
         }
         if let Some(Value::Array(providers)) = v.get_mut("oauth2").and_then(|o| o.get_mut("providers")) {
             for (p, src) in providers.iter_mut().zip(&auth.oauth2.providers) {
                 if let Value::Object(o) = p {
-                    o.insert("clientSecret".into(), Value::String(src.client_secret.clone()));
+                    o.insert("clientSecret".into(), Value::String(seal_secret(&src.client_secret)?));
                 }
             }
         }
     }
     Ok(Value::Object(v).to_string())
+}
+
+/// A token or client secret as stored: sealed when a key is configured (vbenc format), else as it is.
+fn seal_secret(secret: &str) -> Result<String, StoreError> {
+    match crate::shared::encryption::keyring() {
+        Some(ring) if !secret.is_empty() => ring.seal(secret.as_bytes()).map_err(|e| StoreError::Refused(e.to_string())),
+        _ => Ok(secret.to_owned()),
+    }
+}
+
+/// Opens, in place, the sealed secrets (token secrets, OAuth2 client secrets) of a stored
+/// `options` object: every string in it that is in the sealed format.
+fn open_secrets(id: &str, options: &mut Map<String, Value>) -> Result<(), StoreError> {
+    for v in options.values_mut() {
+        open_sealed_strings(id, v)?;
+    }
+    Ok(())
+}
+
+fn open_sealed_strings(id: &str, v: &mut Value) -> Result<(), StoreError> {
+    match v {
+        Value::String(s) if crate::shared::encryption::is_sealed(s.as_bytes()) => {
+            let sealed = |reason: String| StoreError::Sealed { id: id.to_owned(), reason };
+            let ring = crate::shared::encryption::keyring().ok_or_else(|| sealed("no VAULTBASE_ENCRYPTION_KEY".into()))?;
+            *s = ring.open_text(s).map_err(|e| sealed(e.to_string()))?;
+        }
+        Value::Array(items) => items.iter_mut().try_for_each(|i| open_sealed_strings(id, i))?,
+        Value::Object(map) => map.values_mut().try_for_each(|i| open_sealed_strings(id, i))?,
+        _ => {}
+    }
+    Ok(())
 }
 
 fn json_text<T: serde::Serialize>(v: &T) -> String {
@@ -365,6 +401,7 @@ pub fn create(tx: &Transaction<'_>, mut c: Collection) -> Result<Collection, Sto
             create_indexes(tx, &mut c)?;
         }
     }
+    check_encryption(&c)?;
     check_rules(tx, &c)?;
     insert_row(tx, &c)?;
     bump_version(tx)?;
@@ -461,6 +498,17 @@ fn check_rules(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> {
     }
 }
 
+/// Encrypted fields need a key and no unique index (see `records::encrypted`).
+fn check_encryption(c: &Collection) -> Result<(), StoreError> {
+    let mut errors = SchemaErrors::default();
+    super::encrypted::check_definition(c, &mut errors);
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(errors))
+    }
+}
+
 fn stamp(tx: &Transaction<'_>, c: &mut Collection) -> rusqlite::Result<()> {
     let (created, updated): (String, String) =
         tx.query_row("SELECT created, updated FROM _collections WHERE id = ?1", [&c.id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -514,6 +562,7 @@ pub fn update(tx: &Transaction<'_>, old: &Collection, mut new: Collection) -> Re
         new.ensure_auth_indexes();
         migrate_table(tx, old, &mut new)?;
     }
+    check_encryption(&new)?;
     check_rules(tx, &new)?;
     tx.execute(
         "UPDATE _collections SET name = ?2, fields = ?3, indexes = ?4, listRule = ?5, viewRule = ?6, createRule = ?7,
@@ -617,6 +666,17 @@ fn migrate_table(tx: &Transaction<'_>, old: &Collection, new: &mut Collection) -
                         ))?;
                     }
                     _ => {}
+                }
+                if of.encrypted != nf.encrypted {
+                    // Existing values follow the definition in the same transaction: sealed
+                    // when the option is turned on, opened when it is turned off.
+                    if nf.encrypted && !nf.can_be_encrypted() {
+                        continue;
+                    }
+                    super::encrypted::migrate_column(tx, &new.name, &nf.name, nf.encrypted).map_err(|e| match e {
+                        super::encrypted::MigrateError::Sqlite(e) => StoreError::Sqlite(e),
+                        super::encrypted::MigrateError::Crypto(e) => invalid(&format!("fields.{i}.encrypted"), "validation_encryption_failed", &e.to_string()),
+                    })?;
                 }
             }
         }

@@ -88,6 +88,9 @@ pub enum QueryError {
     UnknownCollection(String),
     #[error("field {0:?} is hidden and cannot be filtered or sorted by")]
     HiddenField(String),
+    /// Ciphertext compares with nothing: refused, never silently matched against.
+    #[error("field {0:?} is encrypted and cannot be used in a filter, sort or rule")]
+    EncryptedField(String),
     #[error("field {0:?} is not a relation, so it has no sub-fields")]
     NotARelation(String),
     #[error("invalid back-relation {segment:?}: {reason}")]

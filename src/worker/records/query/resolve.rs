@@ -391,6 +391,9 @@ impl<'a> QueryBuilder<'a> {
                 if f.hidden && !w.allow_hidden {
                     return Err(QueryError::HiddenField(seg.clone()));
                 }
+                if f.encrypted {
+                    return Err(QueryError::EncryptedField(seg.clone()));
+                }
                 if is_json_like(f) {
                     return self.json_sub_path(w, f, segments.get(i + 1..).unwrap_or(&[]), modifier);
                 }
@@ -529,6 +532,9 @@ impl<'a> QueryBuilder<'a> {
         };
         if f.hidden && !w.allow_hidden {
             return Err(QueryError::HiddenField(name.to_owned()));
+        }
+        if f.encrypted {
+            return Err(QueryError::EncryptedField(name.to_owned()));
         }
         if let Some(m @ (Modifier::Isset | Modifier::Changed)) = modifier {
             return Err(QueryError::InvalidModifier { modifier: m.name(), target: format!("field {name:?} (only @request.* values)") });

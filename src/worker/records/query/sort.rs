@@ -79,6 +79,9 @@ impl<'a> QueryBuilder<'a> {
             if f.hidden && !scope.allow_hidden {
                 return Err(QueryError::HiddenField(first.clone()));
             }
+            if f.encrypted {
+                return Err(QueryError::EncryptedField(first.clone()));
+            }
         }
         let col = Self::column(alias, first);
         if rest.is_empty() {

@@ -34,6 +34,10 @@ pub struct Field {
     pub hidden: bool,
     #[serde(default)]
     pub presentable: bool,
+    /// Stored sealed (AES-256-GCM, see `shared::encryption`); text, email, url, editor and
+    /// json only. Written only when on, so PocketBase's field JSON is unchanged otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub encrypted: bool,
     #[serde(flatten)]
     pub kind: FieldKind,
 }
@@ -212,7 +216,7 @@ impl FieldKind {
 impl Field {
     /// A new field with PocketBase's default id.
     pub fn new(name: &str, kind: FieldKind) -> Field {
-        Field { id: default_field_id(kind.type_name(), name), name: name.to_owned(), system: false, hidden: false, presentable: false, kind }
+        Field { id: default_field_id(kind.type_name(), name), name: name.to_owned(), system: false, hidden: false, presentable: false, encrypted: false, kind }
     }
 
     /// True for select, file and relation fields that hold a JSON array of values.
@@ -223,6 +227,13 @@ impl Field {
             FieldKind::Relation(o) => o.max_select > 1,
             _ => false,
         }
+    }
+
+    /// Whether the type may be `encrypted`: values kept as text and never compared by SQL
+    /// for the record's own bookkeeping (no relations, files, numbers or dates).
+    pub fn can_be_encrypted(&self) -> bool {
+        let primary_key = matches!(&self.kind, FieldKind::Text(o) if o.primary_key);
+        !primary_key && matches!(self.kind, FieldKind::Text(_) | FieldKind::Email(_) | FieldKind::Url(_) | FieldKind::Editor(_) | FieldKind::Json(_))
     }
 
     /// The column definition (without the quoted name) for `CREATE TABLE` / `ADD COLUMN`.
@@ -264,6 +275,9 @@ impl Field {
             FieldKind::GeoPoint(o) => &o.help,
             FieldKind::Password(o) => &o.help,
         };
+        if self.encrypted && !self.can_be_encrypted() {
+            errors.add(at("encrypted"), Invalid::new("validation_encryption_unsupported", "Only text, email, url, editor and json fields can be encrypted."));
+        }
         if help.chars().count() > MAX_HELP_CHARS {
             errors.add(at("help"), Invalid::new("validation_length_too_long", "The length must be no more than 300."));
         }

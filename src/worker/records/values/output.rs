@@ -11,6 +11,10 @@
 //! caller can append the record's `expand` object (built elsewhere) before the closing brace.
 //! Only a value under a modifier or a path into it is decoded, and only that value.
 //!
+//! Encrypted fields are opened here (`records::encrypted`), the one place every read path —
+//! lists, views, expand, realtime, auth responses, the write path's returned record — turns a
+//! stored row into output; a value that cannot be opened fails the read instead of showing.
+//!
 //! Reading never fails on odd stored data (text in a number column, broken JSON, invalid
 //! UTF-8 from an import): each column falls back to its field's zero value or a string, so one
 //! bad row cannot break a list response. Only SQLite errors are returned.
@@ -19,6 +23,7 @@ use rusqlite::types::ValueRef;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::worker::records::encrypted::{needs_opening, open_value};
 use crate::worker::records::fields::{KeyPick, Projection};
 use crate::worker::records::schema::{quote_ident, Collection, CollectionType, Field, FieldKind};
 
@@ -137,6 +142,16 @@ pub fn write_record_open(
             continue;
         }
         let value = row.get_ref(i)?;
+        if needs_opening(collection, field) {
+            // Opened here, where every read path turns a row into output: a value that does
+            // not open fails the request rather than being shown as ciphertext.
+            let opened = open_value(field, value)
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))?;
+            if let Some(plain) = opened {
+                write_key(out, &mut wrote, &mut scratch, &field.name, pick, |o| write_field(o, field, ValueRef::Text(&plain)));
+                continue;
+            }
+        }
         write_key(out, &mut wrote, &mut scratch, &field.name, pick, |o| write_field(o, field, value));
     }
     Ok(wrote)
