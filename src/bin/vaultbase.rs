@@ -42,7 +42,9 @@ fn main() -> ExitCode {
 fn config(mode: Mode, flags: &Flags) -> Result<Config, ExitCode> {
     match Config::from_env(mode, flags) {
         Ok(cfg) => {
-            telemetry::init(cfg.log_level);
+            // Workers keep application log lines (`$app.logger()`) in `_logs` as well.
+            let app_logs = matches!(mode, Mode::Serve | Mode::Worker).then(worker::ops::logs::layer::filtered);
+            telemetry::init_with(cfg.log_level, app_logs);
             Ok(cfg)
         }
         Err(e) => {

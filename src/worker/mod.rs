@@ -200,6 +200,10 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if !drained {
         tracing::warn!(worker_id, "connections still open at the drain deadline; closing them");
     }
+    // Every finished request is in the logs queue now: write it out before exiting.
+    let _ = tokio::task::spawn_blocking(ops::logs::flush).await;
+    let logs = state.clone();
+    let _ = tokio::task::spawn_blocking(move || logs.logs.close()).await;
     let closing = db.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     if bus.dropped() > 0 {

@@ -44,6 +44,8 @@ pub struct Inner {
     /// The cluster-wide rate-limit counters; None if the file could not be mapped (then rate
     /// limits are not enforced, and that was logged at start).
     pub rate_limiter: Option<crate::worker::ratelimit::RateLimiter>,
+    /// Reads of the request and application logs in `auxiliary.db` (see `ops::logs`).
+    pub logs: crate::worker::ops::logs::LogStore,
     next_request: AtomicU64,
 }
 
@@ -60,6 +62,8 @@ impl AppState {
             }
         };
         let recorder = config.test_routes.then(|| Arc::new(Recorder::new(&config.data_dir)));
+        crate::worker::ops::logs::start(&config.data_dir, worker_id);
+        let logs = crate::worker::ops::logs::LogStore::new(&config.data_dir);
         if let Some(r) = &recorder {
             observers.register(r.clone());
         }
@@ -79,6 +83,7 @@ impl AppState {
             observers,
             recorder,
             rate_limiter,
+            logs,
             next_request: AtomicU64::new(1),
         }))
     }

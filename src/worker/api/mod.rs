@@ -6,6 +6,7 @@ pub mod batch;
 pub mod collections;
 pub mod files;
 pub mod health;
+pub mod logs;
 pub mod oauth2;
 pub mod realtime;
 pub mod record_auth;

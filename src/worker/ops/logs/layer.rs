@@ -1,0 +1,132 @@
+//! Application logs from `tracing`: events with target [`APP_LOG_TARGET`] (what the JS
+//! `$app.logger()` binding emits) become `_logs` entries through [`super::app_log`].
+//!
+//! The event carries `level` (PocketBase's number, or a level name; the event's own level when
+//! absent), `message`, and `data` (a JSON object as text; any other field joins `data` as is).
+//! The layer is installed with a filter on that target, so every other event in the program
+//! costs it nothing (its callsites are never enabled for it).
+
+use serde_json::{Map, Value};
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::layer::{Context, Layer};
+
+use super::{LEVEL_DEBUG, LEVEL_ERROR, LEVEL_INFO, LEVEL_WARN};
+
+/// The `tracing` target application log lines are emitted with.
+pub const APP_LOG_TARGET: &str = "vaultbase::app_log";
+
+/// Sends [`APP_LOG_TARGET`] events to the logs thread.
+pub struct AppLogLayer;
+
+/// The layer with its target filter, ready for `telemetry::init`.
+pub fn filtered() -> Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> {
+    Box::new(AppLogLayer.with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.target() == APP_LOG_TARGET)))
+}
+
+fn level_of(tracing_level: &tracing::Level) -> i32 {
+    match *tracing_level {
+        tracing::Level::ERROR => LEVEL_ERROR,
+        tracing::Level::WARN => LEVEL_WARN,
+        tracing::Level::INFO => LEVEL_INFO,
+        // slog has nothing below debug; trace is debug's neighbour below it.
+        tracing::Level::DEBUG => LEVEL_DEBUG,
+        tracing::Level::TRACE => LEVEL_DEBUG - 4,
+    }
+}
+
+fn level_named(name: &str) -> Option<i32> {
+    match name.to_ascii_lowercase().as_str() {
+        "error" => Some(LEVEL_ERROR),
+        "warn" | "warning" => Some(LEVEL_WARN),
+        "info" => Some(LEVEL_INFO),
+        "debug" => Some(LEVEL_DEBUG),
+        other => other.parse().ok(),
+    }
+}
+
+#[derive(Default)]
+struct Collect {
+    level: Option<i32>,
+    message: String,
+    data: Map<String, Value>,
+}
+
+impl Visit for Collect {
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        match field.name() {
+            "level" => self.level = i32::try_from(value).ok(),
+            name => {
+                self.data.insert(name.to_owned(), Value::from(value));
+            }
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        match field.name() {
+            "level" => self.level = i32::try_from(value).ok(),
+            name => {
+                self.data.insert(name.to_owned(), Value::from(value));
+            }
+        }
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.data.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.data.insert(field.name().to_owned(), Value::from(value));
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "level" => self.level = level_named(value),
+            "message" => self.message = value.to_owned(),
+            "data" => match serde_json::from_str::<Value>(value) {
+                Ok(Value::Object(m)) => self.data.extend(m),
+                _ => {
+                    self.data.insert("data".into(), Value::from(value));
+                }
+            },
+            name => {
+                self.data.insert(name.to_owned(), Value::from(value));
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            // `tracing::info!(target: …, "text")` records the text as a debug `message`.
+            "message" => self.message = format!("{value:?}"),
+            name => {
+                self.data.insert(name.to_owned(), Value::from(format!("{value:?}")));
+            }
+        }
+    }
+}
+
+impl<S: Subscriber> Layer<S> for AppLogLayer {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        if event.metadata().target() != APP_LOG_TARGET {
+            return;
+        }
+        let mut c = Collect::default();
+        event.record(&mut c);
+        let level = c.level.unwrap_or_else(|| level_of(event.metadata().level()));
+        super::app_log(level, &c.message, c.data);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn level_names_and_numbers() {
+        assert_eq!(level_named("WARN"), Some(LEVEL_WARN));
+        assert_eq!(level_named("-4"), Some(LEVEL_DEBUG));
+        assert_eq!(level_named("loud"), None);
+        assert_eq!(level_of(&tracing::Level::ERROR), LEVEL_ERROR);
+    }
+}

@@ -1,0 +1,183 @@
+//! The `vb-logs` thread: takes queued entries, serialises them, and every
+//! [`BATCH_INTERVAL`](super::BATCH_INTERVAL) (or at [`MAX_BATCH_ROWS`](super::MAX_BATCH_ROWS),
+//! or at a flush) inserts them into `_logs` in one `BEGIN IMMEDIATE` transaction and appends
+//! them to the day's archive file.
+//!
+//! A batch that SQLite refuses (the file locked past the busy timeout, a full disk) is dropped
+//! from the table and counted, never retried forever: the archive still has it. The archive
+//! and the table fail independently.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use rusqlite::{Connection, TransactionBehavior};
+use serde_json::{Map, Value};
+
+use super::archive::Appender;
+use super::store::{self, Row};
+use super::{AppEntry, Msg, RequestEntry, BATCH_INTERVAL, MAX_BATCH_ROWS};
+
+/// SQLite's default automatic checkpoint, in pages: this connection writes on its own, with no
+/// executor checkpointer beside it, so it must checkpoint as it goes or the WAL only grows.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 1000;
+
+fn open(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = crate::shared::db::open::open(path, crate::shared::db::open::Role::Writer)?;
+    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES};"))?;
+    store::create_schema(&conn)?;
+    Ok(conn)
+}
+
+pub(super) fn run(db_path: &Path, archive_dir: PathBuf, worker_id: u32, rx: Receiver<Msg>) {
+    let mut conn = match open(db_path) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::error!(worker_id, path = %db_path.display(), error = %e, "opening the logs database failed; logs go to the archive only");
+            None
+        }
+    };
+    let mut archive = Appender::new(archive_dir);
+    let mut rows: Vec<Row> = Vec::new();
+    let mut acks: Vec<Sender<()>> = Vec::new();
+    while let Ok(first) = rx.recv() {
+        take(first, &mut rows, &mut acks);
+        let deadline = Instant::now() + BATCH_INTERVAL;
+        while acks.is_empty() && rows.len() < MAX_BATCH_ROWS {
+            match rx.recv_deadline(deadline) {
+                Ok(msg) => take(msg, &mut rows, &mut acks),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        write(&mut conn, &mut archive, &mut rows, worker_id);
+        for ack in acks.drain(..) {
+            let _ = ack.send(());
+        }
+    }
+    write(&mut conn, &mut archive, &mut rows, worker_id);
+}
+
+fn take(msg: Msg, rows: &mut Vec<Row>, acks: &mut Vec<Sender<()>>) {
+    match msg {
+        Msg::Request(e) => rows.push(request_row(&e)),
+        Msg::App(e) => rows.push(app_row(&e)),
+        Msg::Flush(ack) => acks.push(ack),
+    }
+}
+
+fn new_id() -> String {
+    // The OS refusing randomness is not worth losing the entry over.
+    crate::worker::auth::random::new_id().unwrap_or_else(|_| format!("{:015x}", super::epoch_ms(std::time::SystemTime::now())))
+}
+
+/// PocketBase's request `data` (its keys in sorted order, as Go marshals a map).
+pub(super) fn request_data(e: &RequestEntry) -> Map<String, Value> {
+    let mut data = Map::new();
+    data.insert("type".into(), Value::from("request"));
+    data.insert("method".into(), Value::from(e.method.as_str()));
+    data.insert("url".into(), Value::from(e.url.as_str()));
+    data.insert("status".into(), Value::from(e.status));
+    data.insert("execTime".into(), Value::from(e.exec_time.as_secs_f64() * 1000.0));
+    data.insert("auth".into(), Value::from(e.auth.as_str()));
+    if let Some(id) = &e.auth_id {
+        data.insert("authId".into(), Value::from(id.as_str()));
+    }
+    if let Some((user, remote)) = &e.ips {
+        data.insert("userIP".into(), Value::from(user.as_str()));
+        data.insert("remoteIP".into(), Value::from(remote.as_str()));
+    }
+    data.insert("referer".into(), Value::from(e.referer.as_str()));
+    data.insert("userAgent".into(), Value::from(e.user_agent.as_str()));
+    if let Some((error, details)) = &e.failure {
+        data.insert("error".into(), Value::from(error.as_str()));
+        data.insert("details".into(), details.clone());
+    }
+    data
+}
+
+/// `METHOD url` with the URL percent-decoded, as PocketBase words the message.
+pub(super) fn request_message(e: &RequestEntry) -> String {
+    let decoded = percent_decode(&e.url);
+    format!("{} {decoded}", e.method)
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match (bytes[i], bytes.get(i + 1).copied().and_then(hex), bytes.get(i + 2).copied().and_then(hex)) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (b, _, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
+}
+
+fn request_row(e: &RequestEntry) -> Row {
+    Row {
+        id: new_id(),
+        level: e.level(),
+        message: request_message(e),
+        data: Value::Object(request_data(e)).to_string(),
+        created: store::datetime(e.created),
+    }
+}
+
+fn app_row(e: &AppEntry) -> Row {
+    Row { id: new_id(), level: e.level, message: e.message.clone(), data: Value::Object(e.data.clone()).to_string(), created: store::datetime(e.created) }
+}
+
+fn write(conn: &mut Option<Connection>, archive: &mut Appender, rows: &mut Vec<Row>, worker_id: u32) {
+    if rows.is_empty() {
+        return;
+    }
+    if let Some(c) = conn.as_mut() {
+        let stored = c.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
+            store::insert(&tx, rows)?;
+            tx.commit()
+        });
+        if let Err(e) = stored {
+            tracing::warn!(worker_id, rows = rows.len(), error = %e, "writing request logs to auxiliary.db failed; they are in the archive only");
+        }
+    }
+    archive.append(rows, worker_id);
+    rows.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, SystemTime};
+
+    #[test]
+    fn request_entries_take_pocketbase_shape() {
+        let e = RequestEntry {
+            created: SystemTime::UNIX_EPOCH,
+            method: "GET".into(),
+            url: "/api/nothere?x=%20y".into(),
+            status: 404,
+            exec_time: Duration::from_micros(1500),
+            auth: String::new(),
+            auth_id: None,
+            ips: None,
+            referer: String::new(),
+            user_agent: "ua".into(),
+            failure: Some(("File not found.".into(), Value::Null)),
+        };
+        assert_eq!(request_message(&e), "GET /api/nothere?x= y");
+        let data = Value::Object(request_data(&e));
+        assert_eq!(data["execTime"], 1.5);
+        assert_eq!(data["type"], "request");
+        assert!(data.get("userIP").is_none() && data.get("authId").is_none(), "{data}");
+        assert_eq!(data["details"], Value::Null);
+        assert_eq!(request_row(&e).level, super::super::LEVEL_ERROR);
+    }
+}
