@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Command::Cluster(flags) => cluster(&flags),
         Command::Worker { id, flags } => run_worker(id, &flags),
         Command::Superuser { action, flags } => superuser(action, &flags),
+        Command::Logs(args) => logs(&args),
     };
     // Log lines still queued for the log thread are written before the process ends.
     telemetry::flush();
@@ -116,6 +117,36 @@ fn superuser(action: cli::SuperuserAction, flags: &Flags) -> ExitCode {
         Ok(message) => {
             println!("{message}");
             ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vaultbase: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn logs(args: &cli::LogsArgs) -> ExitCode {
+    use std::io::Write;
+    let cfg = match Config::from_env(Mode::Serve, &args.flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vaultbase: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let dir = worker::ops::logs::archive_dir(&cfg.data_dir);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    // A closed pipe (`| head`) ends the output, not the process with a panic.
+    let found = worker::ops::logs::archive::search(&dir, args.since.as_deref(), args.until.as_deref(), &args.filter, |line| {
+        let _ = writeln!(out, "{line}");
+    });
+    let _ = out.flush();
+    match found {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e @ (worker::ops::logs::archive::SearchError::BadFilter(_) | worker::ops::logs::archive::SearchError::BadTime { .. })) => {
+            eprintln!("vaultbase: {e}");
+            ExitCode::from(EXIT_USAGE)
         }
         Err(e) => {
             eprintln!("vaultbase: {e}");
