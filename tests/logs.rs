@@ -310,3 +310,25 @@ fn the_cli_searches_the_archive_with_the_filter_language() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("invalid filter"), "{}", String::from_utf8_lossy(&bad.stderr));
 }
+
+#[test]
+fn the_retention_job_deletes_entries_older_than_max_days() {
+    let (p, su) = start_with_superuser(Spawn::serve());
+    call(p.port, "GET", "/api/health?retention=recent", None, None);
+    wait_logged(p.port, &su, "data.url ~ 'retention=recent'", 1);
+    {
+        let conn = rusqlite::Connection::open(p.dir.join("auxiliary.db")).expect("open auxiliary.db");
+        conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+        conn.execute("INSERT INTO _logs (id, level, message, data, created) VALUES ('oldoldoldoldold', 0, 'GET /old', '{\"url\":\"/old\"}', '2000-01-01 00:00:00.000Z')", [])
+            .expect("insert an old entry");
+    }
+    assert_eq!(logs(p.port, &su, &format!("filter={}", enc("data.url = '/old'")))["totalItems"], 1);
+    assert_eq!(call(p.port, "POST", "/api/crons/__pbLogsCleanup__", Some(&su), None).status, 204);
+    let deadline = Instant::now() + LOG_WAIT;
+    while logs(p.port, &su, &format!("filter={}", enc("data.url = '/old'")))["totalItems"] != 0 {
+        assert!(Instant::now() < deadline, "the old entry was never deleted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Positive control: today's entry stays.
+    assert_eq!(logs(p.port, &su, &format!("filter={}", enc("data.url ~ 'retention=recent'")))["totalItems"], 1);
+}

@@ -171,6 +171,9 @@ pub struct Config {
     /// Test-only: bus `Invalidate` messages are ignored, so only the version checks keep
     /// caches fresh (the tests prove those alone suffice).
     pub test_ignore_invalidate: bool,
+    /// Test-only: the cron scheduler ticks every second and treats each second as a slot
+    /// (`VAULTBASE_TEST_CRON_SECOND_TICKS=1`), so cluster tests see many slots quickly.
+    pub test_cron_second_ticks: bool,
 }
 
 impl Config {
@@ -263,6 +266,11 @@ impl Config {
             Some("1") | Some("true") => true,
             Some(other) => return Err(invalid("VAULTBASE_TEST_IGNORE_INVALIDATE", other, "0 or 1")),
         };
+        let test_cron_second_ticks = match env("VAULTBASE_TEST_CRON_SECOND_TICKS").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => return Err(invalid("VAULTBASE_TEST_CRON_SECOND_TICKS", other, "0 or 1")),
+        };
 
         if mode == Mode::Cluster && port == 0 {
             return Err(invalid(
@@ -287,6 +295,7 @@ impl Config {
             max_connections,
             header_read_timeout,
             test_ignore_invalidate,
+            test_cron_second_ticks,
         })
     }
 

@@ -46,6 +46,8 @@ pub struct Inner {
     pub rate_limiter: Option<crate::worker::ratelimit::RateLimiter>,
     /// Reads of the request and application logs in `auxiliary.db` (see `ops::logs`).
     pub logs: crate::worker::ops::logs::LogStore,
+    /// This worker's cron jobs (system jobs registered at start; see `worker::cron`).
+    pub crons: Arc<crate::worker::cron::Crons>,
     next_request: AtomicU64,
 }
 
@@ -67,6 +69,10 @@ impl AppState {
         if let Some(r) = &recorder {
             observers.register(r.clone());
         }
+        let crons = Arc::new(crate::worker::cron::Crons::default());
+        if let Err(e) = crate::worker::cron::system::register(&crons, &config) {
+            tracing::error!(worker_id, error = %e, "registering the system cron jobs failed");
+        }
         AppState(Arc::new(Inner {
             worker_id,
             pid: std::process::id(),
@@ -84,6 +90,7 @@ impl AppState {
             recorder,
             rate_limiter,
             logs,
+            crons,
             next_request: AtomicU64::new(1),
         }))
     }
