@@ -16,12 +16,22 @@ use super::{LEVEL_DEBUG, LEVEL_ERROR, LEVEL_INFO, LEVEL_WARN};
 /// The `tracing` target application log lines are emitted with.
 pub const APP_LOG_TARGET: &str = "vaultbase::app_log";
 
-/// Sends [`APP_LOG_TARGET`] events to the logs thread.
-pub struct AppLogLayer;
+/// Where a captured entry goes: [`super::app_log`] in the program.
+pub type Sink = fn(i32, &str, Map<String, Value>);
 
-/// The layer with its target filter, ready for `telemetry::init`.
+/// Sends [`APP_LOG_TARGET`] events to its sink.
+pub struct AppLogLayer {
+    pub sink: Sink,
+}
+
+/// `layer` filtered on [`APP_LOG_TARGET`].
+pub fn with_target_filter<S: Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>>(layer: AppLogLayer) -> impl Layer<S> {
+    layer.with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.target() == APP_LOG_TARGET))
+}
+
+/// The layer feeding the logs thread, with its target filter, ready for `telemetry::init_with`.
 pub fn filtered() -> Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> {
-    Box::new(AppLogLayer.with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.target() == APP_LOG_TARGET)))
+    Box::new(with_target_filter(AppLogLayer { sink: super::app_log }))
 }
 
 fn level_of(tracing_level: &tracing::Level) -> i32 {
@@ -114,13 +124,36 @@ impl<S: Subscriber> Layer<S> for AppLogLayer {
         let mut c = Collect::default();
         event.record(&mut c);
         let level = c.level.unwrap_or_else(|| level_of(event.metadata().level()));
-        super::app_log(level, &c.message, c.data);
+        (self.sink)(level, &c.message, c.data);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    static CAPTURED: std::sync::Mutex<Vec<(i32, String, Map<String, Value>)>> = std::sync::Mutex::new(Vec::new());
+
+    fn capture(level: i32, message: &str, data: Map<String, Value>) {
+        CAPTURED.lock().unwrap_or_else(|p| p.into_inner()).push((level, message.to_owned(), data));
+    }
+
+    #[test]
+    fn only_app_log_events_are_captured_with_their_level_message_and_data() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let subscriber = tracing_subscriber::registry().with(with_target_filter(AppLogLayer { sink: capture }));
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::event!(target: APP_LOG_TARGET, tracing::Level::INFO, level = 4i64, data = "{\"user\":\"u1\",\"n\":2}", "hello");
+            tracing::event!(target: APP_LOG_TARGET, tracing::Level::DEBUG, "no level field");
+            tracing::info!(ignored = true, "an ordinary event");
+        });
+        let captured = CAPTURED.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(captured.len(), 2, "{captured:?}");
+        assert_eq!(captured[0].0, LEVEL_WARN);
+        assert_eq!(captured[0].1, "hello");
+        assert_eq!(Value::Object(captured[0].2.clone()), serde_json::json!({"user": "u1", "n": 2}));
+        assert_eq!((captured[1].0, captured[1].1.as_str()), (LEVEL_DEBUG, "no level field"));
+    }
 
     #[test]
     fn level_names_and_numbers() {

@@ -179,8 +179,14 @@ pub fn record_request(entry: RequestEntry) {
 
 /// Remembers the policy the request path read, for application logs.
 pub fn note_policy(policy: Policy) {
-    APP_ENABLED.store(policy.enabled, Ordering::Relaxed);
-    APP_MIN_LEVEL.store(policy.min_level, Ordering::Relaxed);
+    // Stored only when it changed: a store per request would bounce the cache line between
+    // the cores serving requests.
+    if APP_ENABLED.load(Ordering::Relaxed) != policy.enabled {
+        APP_ENABLED.store(policy.enabled, Ordering::Relaxed);
+    }
+    if APP_MIN_LEVEL.load(Ordering::Relaxed) != policy.min_level {
+        APP_MIN_LEVEL.store(policy.min_level, Ordering::Relaxed);
+    }
 }
 
 /// Queues an application log entry (`$app.logger().info(…)`), PocketBase's shape: no

@@ -40,12 +40,13 @@ pub(super) fn run(db_path: &Path, archive_dir: PathBuf, worker_id: u32, rx: Rece
     let mut archive = Appender::new(archive_dir);
     let mut rows: Vec<Row> = Vec::new();
     let mut acks: Vec<Sender<()>> = Vec::new();
+    let mut ids = Ids::new();
     while let Ok(first) = rx.recv() {
-        take(first, &mut rows, &mut acks);
+        take(first, &mut ids, &mut rows, &mut acks);
         let deadline = Instant::now() + BATCH_INTERVAL;
         while acks.is_empty() && rows.len() < MAX_BATCH_ROWS {
             match rx.recv_deadline(deadline) {
-                Ok(msg) => take(msg, &mut rows, &mut acks),
+                Ok(msg) => take(msg, &mut ids, &mut rows, &mut acks),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
@@ -57,17 +58,50 @@ pub(super) fn run(db_path: &Path, archive_dir: PathBuf, worker_id: u32, rx: Rece
     write(&mut conn, &mut archive, &mut rows, worker_id);
 }
 
-fn take(msg: Msg, rows: &mut Vec<Row>, acks: &mut Vec<Sender<()>>) {
+fn take(msg: Msg, ids: &mut Ids, rows: &mut Vec<Row>, acks: &mut Vec<Sender<()>>) {
     match msg {
-        Msg::Request(e) => rows.push(request_row(&e)),
-        Msg::App(e) => rows.push(app_row(&e)),
+        Msg::Request(e) => rows.push(request_row(&e, ids.next())),
+        Msg::App(e) => rows.push(app_row(&e, ids.next())),
         Msg::Flush(ack) => acks.push(ack),
     }
 }
 
-fn new_id() -> String {
-    // The OS refusing randomness is not worth losing the entry over.
-    crate::worker::auth::random::new_id().unwrap_or_else(|_| format!("{:015x}", super::epoch_ms(std::time::SystemTime::now())))
+/// Random bytes drawn per id from this pool: one `getrandom` per block, not per entry.
+const ID_POOL_BYTES: usize = 4096;
+
+/// PocketBase-style ids (15 of `[a-z0-9]`), uniform by rejection like `auth::random`.
+struct Ids {
+    pool: Vec<u8>,
+    at: usize,
+}
+
+impl Ids {
+    fn new() -> Ids {
+        Ids { pool: vec![0; ID_POOL_BYTES], at: ID_POOL_BYTES }
+    }
+
+    fn next(&mut self) -> String {
+        use crate::worker::auth::random::{ID_ALPHABET, ID_LENGTH};
+        let limit = 256 - (256 % ID_ALPHABET.len());
+        let mut out = String::with_capacity(ID_LENGTH);
+        while out.len() < ID_LENGTH {
+            if self.at >= self.pool.len() {
+                if getrandom::getrandom(&mut self.pool).is_err() {
+                    // The OS refusing randomness is not worth losing the entry over.
+                    return crate::worker::auth::random::new_id().unwrap_or_else(|_| format!("{:015x}", super::epoch_ms(std::time::SystemTime::now())));
+                }
+                self.at = 0;
+            }
+            let byte = usize::from(self.pool.get(self.at).copied().unwrap_or(0));
+            self.at += 1;
+            if byte < limit {
+                if let Some(&c) = ID_ALPHABET.get(byte % ID_ALPHABET.len()) {
+                    out.push(char::from(c));
+                }
+            }
+        }
+        out
+    }
 }
 
 /// PocketBase's request `data` (its keys in sorted order, as Go marshals a map).
@@ -121,9 +155,9 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
 }
 
-fn request_row(e: &RequestEntry) -> Row {
+fn request_row(e: &RequestEntry, id: String) -> Row {
     Row {
-        id: new_id(),
+        id,
         level: e.level(),
         message: request_message(e),
         data: Value::Object(request_data(e)).to_string(),
@@ -131,8 +165,8 @@ fn request_row(e: &RequestEntry) -> Row {
     }
 }
 
-fn app_row(e: &AppEntry) -> Row {
-    Row { id: new_id(), level: e.level, message: e.message.clone(), data: Value::Object(e.data.clone()).to_string(), created: store::datetime(e.created) }
+fn app_row(e: &AppEntry, id: String) -> Row {
+    Row { id, level: e.level, message: e.message.clone(), data: Value::Object(e.data.clone()).to_string(), created: store::datetime(e.created) }
 }
 
 fn write(conn: &mut Option<Connection>, archive: &mut Appender, rows: &mut Vec<Row>, worker_id: u32) {
@@ -178,6 +212,10 @@ mod tests {
         assert_eq!(data["type"], "request");
         assert!(data.get("userIP").is_none() && data.get("authId").is_none(), "{data}");
         assert_eq!(data["details"], Value::Null);
-        assert_eq!(request_row(&e).level, super::super::LEVEL_ERROR);
+        assert_eq!(request_row(&e, "x".into()).level, super::super::LEVEL_ERROR);
+        let mut ids = Ids::new();
+        let drawn: std::collections::HashSet<String> = (0..1000).map(|_| ids.next()).collect();
+        assert_eq!(drawn.len(), 1000);
+        assert!(drawn.iter().all(|id| id.len() == 15 && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())));
     }
 }
