@@ -132,7 +132,8 @@ impl<S: Subscriber> Layer<S> for AppLogLayer {
 mod tests {
     use super::*;
 
-    static CAPTURED: std::sync::Mutex<Vec<(i32, String, Map<String, Value>)>> = std::sync::Mutex::new(Vec::new());
+    type Captured = (i32, String, Map<String, Value>);
+    static CAPTURED: std::sync::Mutex<Vec<Captured>> = std::sync::Mutex::new(Vec::new());
 
     fn capture(level: i32, message: &str, data: Map<String, Value>) {
         CAPTURED.lock().unwrap_or_else(|p| p.into_inner()).push((level, message.to_owned(), data));
