@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use rusqlite::{Connection, TransactionBehavior};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::archive::Appender;
 use super::store::{self, Row};
@@ -104,29 +104,57 @@ impl Ids {
     }
 }
 
-/// PocketBase's request `data` (its keys in sorted order, as Go marshals a map).
-pub(super) fn request_data(e: &RequestEntry) -> Map<String, Value> {
-    let mut data = Map::new();
-    data.insert("type".into(), Value::from("request"));
-    data.insert("method".into(), Value::from(e.method.as_str()));
-    data.insert("url".into(), Value::from(e.url.as_str()));
-    data.insert("status".into(), Value::from(e.status));
-    data.insert("execTime".into(), Value::from(e.exec_time.as_secs_f64() * 1000.0));
-    data.insert("auth".into(), Value::from(e.auth.as_str()));
+/// PocketBase's request `data` as JSON text, its keys in sorted order as Go marshals a map.
+/// Written straight into one buffer: this runs once per request, so no map is built.
+pub(super) fn request_data(e: &RequestEntry) -> String {
+    let mut out: Vec<u8> = Vec::with_capacity(256 + e.url.len() + e.user_agent.len() + e.referer.len());
+    let mut first = true;
+    let mut key = |out: &mut Vec<u8>, k: &str| {
+        out.extend_from_slice(if first { b"{\"" } else { b",\"" });
+        first = false;
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b"\":");
+    };
+    let text = |out: &mut Vec<u8>, v: &str| {
+        // Serialising a str into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, v);
+    };
+    key(&mut out, "auth");
+    text(&mut out, &e.auth);
     if let Some(id) = &e.auth_id {
-        data.insert("authId".into(), Value::from(id.as_str()));
+        key(&mut out, "authId");
+        text(&mut out, id);
     }
-    if let Some((user, remote)) = &e.ips {
-        data.insert("userIP".into(), Value::from(user.as_str()));
-        data.insert("remoteIP".into(), Value::from(remote.as_str()));
-    }
-    data.insert("referer".into(), Value::from(e.referer.as_str()));
-    data.insert("userAgent".into(), Value::from(e.user_agent.as_str()));
     if let Some((error, details)) = &e.failure {
-        data.insert("error".into(), Value::from(error.as_str()));
-        data.insert("details".into(), details.clone());
+        key(&mut out, "details");
+        let _ = serde_json::to_writer(&mut out, details);
+        key(&mut out, "error");
+        text(&mut out, error);
     }
-    data
+    key(&mut out, "execTime");
+    let _ = serde_json::to_writer(&mut out, &(e.exec_time.as_secs_f64() * 1000.0));
+    key(&mut out, "method");
+    text(&mut out, &e.method);
+    key(&mut out, "referer");
+    text(&mut out, &e.referer);
+    if let Some((_, remote)) = &e.ips {
+        key(&mut out, "remoteIP");
+        text(&mut out, remote);
+    }
+    key(&mut out, "status");
+    out.extend_from_slice(e.status.to_string().as_bytes());
+    key(&mut out, "type");
+    out.extend_from_slice(b"\"request\"");
+    key(&mut out, "url");
+    text(&mut out, &e.url);
+    key(&mut out, "userAgent");
+    text(&mut out, &e.user_agent);
+    if let Some((user, _)) = &e.ips {
+        key(&mut out, "userIP");
+        text(&mut out, user);
+    }
+    out.push(b'}');
+    String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
 }
 
 /// `METHOD url` with the URL percent-decoded, as PocketBase words the message.
@@ -160,7 +188,7 @@ fn request_row(e: &RequestEntry, id: String) -> Row {
         id,
         level: e.level(),
         message: request_message(e),
-        data: Value::Object(request_data(e)).to_string(),
+        data: request_data(e),
         created: store::datetime(e.created),
     }
 }
@@ -206,8 +234,14 @@ mod tests {
             user_agent: "ua".into(),
             failure: Some(("File not found.".into(), Value::Null)),
         };
+        let with_all = RequestEntry { auth: "users".into(), auth_id: Some("u1".into()), ips: Some(("10.0.0.1".into(), "127.0.0.1".into())), ..e.clone() };
+        let all: Value = serde_json::from_str(&request_data(&with_all)).expect("JSON");
+        assert_eq!((all["authId"].as_str(), all["userIP"].as_str(), all["remoteIP"].as_str()), (Some("u1"), Some("10.0.0.1"), Some("127.0.0.1")));
+        assert_eq!(all["url"], "/api/nothere?x=%20y");
         assert_eq!(request_message(&e), "GET /api/nothere?x= y");
-        let data = Value::Object(request_data(&e));
+        let data: Value = serde_json::from_str(&request_data(&e)).expect("JSON");
+        let keys: Vec<&str> = data.as_object().expect("object").keys().map(String::as_str).collect();
+        assert_eq!(keys, ["auth", "details", "error", "execTime", "method", "referer", "status", "type", "url", "userAgent"]);
         assert_eq!(data["execTime"], 1.5);
         assert_eq!(data["type"], "request");
         assert!(data.get("userIP").is_none() && data.get("authId").is_none(), "{data}");
