@@ -159,6 +159,9 @@ fn settings_decide_what_is_logged() {
     let settings = ok(call(p.port, "GET", "/api/settings", Some(&su), None));
     assert_eq!(settings["logs"], json!({"maxDays": 5, "minLevel": 0, "logIP": true, "logAuthId": false, "maxDataSize": 0}), "PocketBase's defaults");
     let patch = |logs: Value| ok(call(p.port, "PATCH", "/api/settings", Some(&su), Some(&json!({ "logs": logs }))));
+    let r = call(p.port, "PATCH", "/api/settings", Some(&su), Some(&json!({"logs": {"maxDays": -1}})));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()["data"]["logs"]["maxDays"]["code"], "validation_min_greater_equal_than_required");
     let su_id = ok(call(p.port, "POST", "/api/collections/_superusers/auth-refresh", Some(&su), None))["record"]["id"].as_str().expect("id").to_owned();
 
     patch(json!({"logIP": false, "logAuthId": true}));

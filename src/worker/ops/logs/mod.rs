@@ -271,7 +271,7 @@ impl LogStore {
 /// a second run in the same period (another worker) only finds nothing to delete.
 pub async fn cleanup(state: &crate::worker::state::AppState) -> Result<usize, LogsError> {
     let settings = state.settings.fresh(&state.db).await.map_err(|e| LogsError::Task(e.to_string()))?;
-    let cutoff_ms = epoch_ms(SystemTime::now()) - i64::from(settings.settings.logs.max_days) * 86_400_000;
+    let cutoff_ms = epoch_ms(SystemTime::now()) - settings.settings.logs.max_days.max(0).saturating_mul(86_400_000);
     let cutoff = crate::worker::records::values::datetime::format_datetime(cutoff_ms);
     let db = state.logs.db().await?;
     db.write(move |tx| -> Result<usize, LogsError> { Ok(store::delete_before(tx, &cutoff)?) }).await
