@@ -31,7 +31,11 @@ pub fn with_target_filter<S: Subscriber + for<'a> tracing_subscriber::registry::
 
 /// The layer feeding the logs thread, with its target filter, ready for `telemetry::init_with`.
 pub fn filtered() -> Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> {
-    Box::new(with_target_filter(AppLogLayer { sink: super::app_log }))
+    boxed(AppLogLayer { sink: super::app_log })
+}
+
+fn boxed(layer: AppLogLayer) -> Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync> {
+    Box::new(with_target_filter(layer))
 }
 
 fn level_of(tracing_level: &tracing::Level) -> i32 {
@@ -154,6 +158,29 @@ mod tests {
         assert_eq!(captured[0].1, "hello");
         assert_eq!(Value::Object(captured[0].2.clone()), serde_json::json!({"user": "u1", "n": 2}));
         assert_eq!((captured[1].0, captured[1].1.as_str()), (LEVEL_DEBUG, "no level field"));
+    }
+
+    static BESIDE: std::sync::Mutex<Vec<Captured>> = std::sync::Mutex::new(Vec::new());
+
+    fn capture_beside(level: i32, message: &str, data: Map<String, Value>) {
+        BESIDE.lock().unwrap_or_else(|p| p.into_inner()).push((level, message.to_owned(), data));
+    }
+
+    #[test]
+    fn boxed_beside_a_stricter_formatter_it_still_sees_every_app_log_level() {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::Layer as _;
+        // The shape `telemetry::init_with` builds: the boxed layer, then a formatter filtered
+        // to errors only, whose filter must not hide info and debug app logs from this layer.
+        let formatter = tracing_subscriber::fmt::layer().with_writer(std::io::sink).with_filter(tracing_subscriber::filter::LevelFilter::ERROR);
+        let subscriber = tracing_subscriber::registry().with(Some(boxed(AppLogLayer { sink: capture_beside }))).with(formatter);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::event!(target: APP_LOG_TARGET, tracing::Level::DEBUG, "quiet");
+            tracing::debug!("not an app log");
+        });
+        let seen = BESIDE.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert_eq!((seen[0].0, seen[0].1.as_str()), (LEVEL_DEBUG, "quiet"));
     }
 
     #[test]
