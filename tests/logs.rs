@@ -316,7 +316,9 @@ fn the_cli_searches_the_archive_with_the_filter_language() {
 
 #[test]
 fn the_retention_job_deletes_entries_older_than_max_days() {
-    let (p, su) = start_with_superuser(Spawn::serve());
+    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_LOG_ARCHIVE_DAYS", "30"));
+    std::fs::create_dir_all(p.dir.join("logs")).expect("logs dir");
+    std::fs::write(p.dir.join("logs").join("2000-01-01.jsonl"), "{}\n").expect("an old archive file");
     call(p.port, "GET", "/api/health?retention=recent", None, None);
     wait_logged(p.port, &su, "data.url ~ 'retention=recent'", 1);
     {
@@ -334,4 +336,11 @@ fn the_retention_job_deletes_entries_older_than_max_days() {
     }
     // Positive control: today's entry stays.
     assert_eq!(logs(p.port, &su, &format!("filter={}", enc("data.url ~ 'retention=recent'")))["totalItems"], 1);
+    // The archive: with VAULTBASE_LOG_ARCHIVE_DAYS the old day file goes, today's stays.
+    let deadline = Instant::now() + LOG_WAIT;
+    while p.dir.join("logs").join("2000-01-01.jsonl").exists() {
+        assert!(Instant::now() < deadline, "the old archive file was never removed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(archive_lines(&p.dir).iter().any(|l| l.contains("retention=recent")));
 }

@@ -127,6 +127,30 @@ impl Appender {
     }
 }
 
+/// Removes the day files of `dir` older than `keep_days` days before `now_ms` (a file whose
+/// whole day lies before the cutoff); other files are left alone. Answers how many went.
+pub fn prune(dir: &Path, keep_days: u32, now_ms: i64) -> std::io::Result<usize> {
+    let cutoff_ms = now_ms.saturating_sub(i64::from(keep_days).saturating_mul(86_400_000));
+    let cutoff = crate::worker::records::values::datetime::format_datetime(cutoff_ms);
+    let cutoff_day = cutoff.get(..10).unwrap_or_default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut removed = 0;
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(day) = name.strip_suffix(".jsonl") else { continue };
+        let is_day = day.len() == 10 && day.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+        if is_day && day < cutoff_day {
+            std::fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// Why a search could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
@@ -268,5 +292,13 @@ mod tests {
         assert_eq!(found(Some("2024-01-02"), None, ""), vec!["c"]);
         assert!(matches!(search(dir.path(), None, None, "bad((", |_| {}), Err(SearchError::BadFilter(_))));
         assert!(matches!(search(dir.path(), Some("yesterday"), None, "", |_| {}), Err(SearchError::BadTime { .. })));
+
+        std::fs::write(dir.path().join("notes.txt"), "kept").expect("other file");
+        // 2024-01-03 12:00 with 1 day kept: the cutoff is 2024-01-02 12:00, so only the
+        // whole day 2024-01-01 goes.
+        let now_ms = 1_704_283_200_000;
+        assert_eq!(prune(dir.path(), 1, now_ms).expect("prune"), 1);
+        assert!(!dir.path().join("2024-01-01.jsonl").exists());
+        assert!(dir.path().join("2024-01-02.jsonl").exists() && dir.path().join("notes.txt").exists());
     }
 }

@@ -267,12 +267,24 @@ impl LogStore {
 }
 
 /// Deletes the entries older than `logs.maxDays` days (PocketBase's retention job; with
-/// `maxDays = 0` nothing is being written and everything older than now goes). Idempotent, so
-/// a second run in the same period (another worker) only finds nothing to delete.
+/// `maxDays = 0` nothing is being written and everything older than now goes), and, when
+/// `VAULTBASE_LOG_ARCHIVE_DAYS` is set, the archive files older than that. Idempotent, so a
+/// second run in the same period (another worker) only finds nothing to delete.
 pub async fn cleanup(state: &crate::worker::state::AppState) -> Result<usize, LogsError> {
     let settings = state.settings.fresh(&state.db).await.map_err(|e| LogsError::Task(e.to_string()))?;
     let cutoff_ms = epoch_ms(SystemTime::now()) - settings.settings.logs.max_days.max(0).saturating_mul(86_400_000);
     let cutoff = crate::worker::records::values::datetime::format_datetime(cutoff_ms);
     let db = state.logs.db().await?;
-    db.write(move |tx| -> Result<usize, LogsError> { Ok(store::delete_before(tx, &cutoff)?) }).await
+    let deleted = db.write(move |tx| -> Result<usize, LogsError> { Ok(store::delete_before(tx, &cutoff)?) }).await?;
+    let keep_days = state.config.log_archive_days;
+    if keep_days > 0 {
+        let dir = archive_dir(&state.config.data_dir);
+        let now_ms = epoch_ms(SystemTime::now());
+        let pruned = tokio::task::spawn_blocking(move || archive::prune(&dir, keep_days, now_ms)).await.map_err(|e| LogsError::Task(e.to_string()))?;
+        match pruned {
+            Ok(n) => tracing::debug!(removed = n, keep_days, "old log archive files removed"),
+            Err(e) => tracing::warn!(error = %e, "removing old log archive files failed"),
+        }
+    }
+    Ok(deleted)
 }
