@@ -34,6 +34,7 @@ fn main() -> ExitCode {
         Command::Worker { id, flags } => run_worker(id, &flags),
         Command::Superuser { action, flags } => superuser(action, &flags),
         Command::EncryptionRotate { flags, batch_rows } => encryption_rotate(&flags, batch_rows),
+        Command::Logs(args) => logs(&args),
     };
     // Log lines still queued for the log thread are written before the process ends.
     telemetry::flush();
@@ -43,7 +44,9 @@ fn main() -> ExitCode {
 fn config(mode: Mode, flags: &Flags) -> Result<Config, ExitCode> {
     match Config::from_env(mode, flags) {
         Ok(cfg) => {
-            telemetry::init(cfg.log_level);
+            // Workers keep application log lines (`$app.logger()`) in `_logs` as well.
+            let app_logs = matches!(mode, Mode::Serve | Mode::Worker).then(worker::ops::logs::layer::filtered);
+            telemetry::init_with(cfg.log_level, app_logs);
             Ok(cfg)
         }
         Err(e) => {
@@ -147,6 +150,35 @@ fn encryption_rotate(flags: &Flags, batch_rows: Option<usize>) -> ExitCode {
     }
 }
 
+fn logs(args: &cli::LogsArgs) -> ExitCode {
+    use std::io::Write;
+    let cfg = match Config::from_env(Mode::Serve, &args.flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vaultbase: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let dir = worker::ops::logs::archive_dir(&cfg.data_dir);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    // A closed pipe (`| head`) ends the output, not the process with a panic.
+    let found = worker::ops::logs::archive::search(&dir, args.since.as_deref(), args.until.as_deref(), &args.filter, |line| {
+        let _ = writeln!(out, "{line}");
+    });
+    let _ = out.flush();
+    match found {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e @ (worker::ops::logs::archive::SearchError::BadFilter(_) | worker::ops::logs::archive::SearchError::BadTime { .. })) => {
+            eprintln!("vaultbase: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(e) => {
+            eprintln!("vaultbase: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
 fn run_worker(id: u32, flags: &Flags) -> ExitCode {
     let cfg = match config(Mode::Worker, flags) {
         Ok(c) => c,

@@ -20,6 +20,8 @@ pub enum Command {
     /// `encryption rotate [--dir DIR] [--batch-rows N]`: re-encrypt under
     /// `VAULTBASE_ENCRYPTION_NEW_KEY`, N rows per write transaction.
     EncryptionRotate { flags: Flags, batch_rows: Option<usize> },
+    /// `logs [--dir DIR] [--since T] [--until T] [--filter EXPR]`: search the JSONL archive.
+    Logs(LogsArgs),
     Version,
     Help,
 }
@@ -29,6 +31,16 @@ pub enum Command {
 pub enum SuperuserAction {
     Upsert { email: String, password: String },
     Delete { email: String },
+}
+
+/// What `vaultbase logs` searches: the archive of the data dir `flags.dir` (or the
+/// environment's), between two times, with a filter in PocketBase's language.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogsArgs {
+    pub flags: Flags,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub filter: String,
 }
 
 /// A command line that cannot be understood; printed with the usage, exit code 2.
@@ -53,6 +65,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
     if args.peek().map(String::as_str) == Some("encryption") {
         args.next();
         return parse_encryption(args.collect());
+    }
+    if args.peek().map(String::as_str) == Some("logs") {
+        args.next();
+        return parse_logs(args.collect());
     }
     let sub = match args.peek().map(String::as_str) {
         Some("serve") | Some("cluster") | Some("worker") => args.next(),
@@ -140,6 +156,26 @@ fn parse_encryption(args: Vec<String>) -> Result<Command, UsageError> {
     Ok(Command::EncryptionRotate { flags, batch_rows })
 }
 
+fn parse_logs(args: Vec<String>) -> Result<Command, UsageError> {
+    let mut out = LogsArgs::default();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| it.next()).ok_or_else(|| UsageError(format!("{name} needs a value")));
+        match name.as_str() {
+            "--dir" => out.flags.dir = Some(value()?),
+            "--since" => out.since = Some(value()?),
+            "--until" => out.until = Some(value()?),
+            "--filter" => out.filter = value()?,
+            _ => return Err(UsageError(format!("unknown argument {arg:?} (usage: vaultbase logs [--dir DIR] [--since T] [--until T] [--filter EXPR])"))),
+        }
+    }
+    Ok(Command::Logs(out))
+}
+
 /// The `--help` text, listing every environment variable with its default.
 pub fn help_text() -> String {
     let mut out = String::from(
@@ -149,6 +185,7 @@ pub fn help_text() -> String {
          vaultbase superuser upsert EMAIL PASSWORD [--dir DIR]   create or update a superuser\n  \
          vaultbase superuser delete EMAIL [--dir DIR]\n  \
          vaultbase encryption rotate [--dir DIR] [--batch-rows N]   re-encrypt under VAULTBASE_ENCRYPTION_NEW_KEY, online\n  \
+         vaultbase logs [--dir DIR] [--since T] [--until T] [--filter EXPR]   search the JSONL log archive\n  \
          vaultbase --version\n  vaultbase --help\n\n\
          FLAGS (override the environment):\n  --http HOST:PORT   address to listen on (VAULTBASE_HOST, VAULTBASE_PORT)\n  \
          --dir DIR          data directory (VAULTBASE_DATA_DIR)\n\nENVIRONMENT (default in brackets):\n",
@@ -216,6 +253,22 @@ mod tests {
         assert!(p(&["encryption", "rotate", "--batch-rows", "0"]).is_err());
         assert!(p(&["encryption"]).is_err());
         assert!(p(&["encryption", "rotate", "--http", "x"]).is_err());
+    }
+
+    #[test]
+    fn logs_command() {
+        assert_eq!(
+            p(&["logs", "--since", "2024-01-01", "--filter=data.status >= 500", "--dir", "d"]),
+            Ok(Command::Logs(LogsArgs {
+                flags: Flags { http: None, dir: Some("d".into()) },
+                since: Some("2024-01-01".into()),
+                until: None,
+                filter: "data.status >= 500".into()
+            }))
+        );
+        assert_eq!(p(&["logs"]), Ok(Command::Logs(LogsArgs::default())));
+        assert!(p(&["logs", "--filter"]).is_err());
+        assert!(p(&["logs", "--nope"]).is_err());
     }
 
     #[test]

@@ -38,6 +38,8 @@ pub const MAX_QUERY_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Upper bound for `VAULTBASE_HEADER_TIMEOUT_MS`.
 pub const MAX_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(300);
+/// Upper bound for `VAULTBASE_LOG_ARCHIVE_DAYS` (a century).
+pub const MAX_LOG_ARCHIVE_DAYS: u32 = 36_500;
 /// Upper bound for `VAULTBASE_MAX_CONNECTIONS`.
 pub const MAX_CONNECTIONS_LIMIT: usize = 10_000_000;
 
@@ -76,6 +78,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "VAULTBASE_MAX_CONNECTIONS",
         default: "80% of the open-file limit",
         help: "open connections per worker; past it new ones wait in the kernel's backlog",
+    },
+    EnvVar {
+        name: "VAULTBASE_LOG_ARCHIVE_DAYS",
+        default: "0",
+        help: "days the JSONL log archive (<data>/logs/) is kept, 0-36500; 0 keeps it until an operator removes it",
     },
     EnvVar { name: "VAULTBASE_HEADER_TIMEOUT_MS", default: "30000", help: "ms a new connection has to send its first request head, 1-300000" },
     EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables the /_/test/ routes and the test write observer (for the test suite only)" },
@@ -183,12 +190,17 @@ pub struct Config {
     pub max_connections: Option<usize>,
     /// A new connection must send its first complete request head within this time.
     pub header_read_timeout: Duration,
+    /// Days of the JSONL log archive kept by the logs retention job; 0 keeps every file.
+    pub log_archive_days: u32,
     /// Test-only: bus `Invalidate` messages are ignored, so only the version checks keep
     /// caches fresh (the tests prove those alone suffice).
     pub test_ignore_invalidate: bool,
     /// The keys of encrypted fields and settings secrets; `None` without
     /// `VAULTBASE_ENCRYPTION_KEY` (and `VAULTBASE_ENCRYPTION_NEW_KEY`).
     pub encryption: Option<crate::shared::encryption::Keyring>,
+    /// Test-only: the cron scheduler ticks every second and treats each second as a slot
+    /// (`VAULTBASE_TEST_CRON_SECOND_TICKS=1`), so cluster tests see many slots quickly.
+    pub test_cron_second_ticks: bool,
 }
 
 impl Config {
@@ -278,10 +290,22 @@ impl Config {
             Some(v) => parse_millis("VAULTBASE_HEADER_TIMEOUT_MS", &v, MAX_HEADER_READ_TIMEOUT)?,
             None => DEFAULT_HEADER_READ_TIMEOUT,
         };
+        let log_archive_days = match env("VAULTBASE_LOG_ARCHIVE_DAYS") {
+            Some(v) => match v.parse::<u32>() {
+                Ok(n) if n <= MAX_LOG_ARCHIVE_DAYS => n,
+                _ => return Err(invalid("VAULTBASE_LOG_ARCHIVE_DAYS", &v, "a whole number of days from 0 to 36500")),
+            },
+            None => 0,
+        };
         let test_ignore_invalidate = match env("VAULTBASE_TEST_IGNORE_INVALIDATE").as_deref() {
             None | Some("0") | Some("false") => false,
             Some("1") | Some("true") => true,
             Some(other) => return Err(invalid("VAULTBASE_TEST_IGNORE_INVALIDATE", other, "0 or 1")),
+        };
+        let test_cron_second_ticks = match env("VAULTBASE_TEST_CRON_SECOND_TICKS").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => return Err(invalid("VAULTBASE_TEST_CRON_SECOND_TICKS", other, "0 or 1")),
         };
 
         if mode == Mode::Cluster && port == 0 {
@@ -306,8 +330,10 @@ impl Config {
             query_timeout,
             max_connections,
             header_read_timeout,
+            log_archive_days,
             test_ignore_invalidate,
             encryption,
+            test_cron_second_ticks,
         })
     }
 
@@ -453,6 +479,8 @@ mod tests {
             (Mode::Serve, &[("VAULTBASE_REALTIME_MAX_LIFETIME_MS", "5s")], "VAULTBASE_REALTIME_MAX_LIFETIME_MS"),
             (Mode::Serve, &[("VAULTBASE_REALTIME_MAX_LIFETIME_MS", "1800001")], "VAULTBASE_REALTIME_MAX_LIFETIME_MS"),
             (Mode::Serve, &[("VAULTBASE_QUERY_TIMEOUT_MS", "0")], "VAULTBASE_QUERY_TIMEOUT_MS"),
+            (Mode::Serve, &[("VAULTBASE_LOG_ARCHIVE_DAYS", "-1")], "VAULTBASE_LOG_ARCHIVE_DAYS"),
+            (Mode::Serve, &[("VAULTBASE_LOG_ARCHIVE_DAYS", "36501")], "VAULTBASE_LOG_ARCHIVE_DAYS"),
             (Mode::Serve, &[("VAULTBASE_QUERY_TIMEOUT_MS", "3600001")], "VAULTBASE_QUERY_TIMEOUT_MS"),
             (Mode::Serve, &[("VAULTBASE_QUERY_TIMEOUT_MS", "30s")], "VAULTBASE_QUERY_TIMEOUT_MS"),
             (Mode::Serve, &[("VAULTBASE_MAX_CONNECTIONS", "0")], "VAULTBASE_MAX_CONNECTIONS"),

@@ -140,6 +140,18 @@ pub fn dropped_lines() -> u64 {
 
 /// Installs the global subscriber. Call once, first thing in every role.
 pub fn init(level: LogLevel) {
+    init_with(level, None);
+}
+
+/// A layer beside the stderr formatter, filtered on its own (a worker's application-log
+/// capture): the formatter's level applies to the formatter only.
+pub type ExtraLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// [`init`] with `extra` installed beside the formatter.
+pub fn init_with(level: LogLevel, extra: Option<ExtraLayer>) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let max = match level {
         LogLevel::Error => tracing::Level::ERROR,
         LogLevel::Warn => tracing::Level::WARN,
@@ -147,16 +159,16 @@ pub fn init(level: LogLevel) {
         LogLevel::Debug => tracing::Level::DEBUG,
         LogLevel::Trace => tracing::Level::TRACE,
     };
-    let _ = tracing_subscriber::fmt()
+    let stderr = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
-        .with_max_level(max)
         .log_internal_errors(false)
         .with_writer(Stderr)
-        .try_init();
+        .with_filter(tracing_subscriber::filter::LevelFilter::from_level(max));
+    let _ = tracing_subscriber::registry().with(extra).with(stderr).try_init();
     start_log_thread();
 }
 

@@ -14,6 +14,7 @@ pub mod actor;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cron;
 pub mod files;
 pub mod http;
 pub mod limits;
@@ -150,6 +151,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
         tokio::spawn(state.realtime.clone().relay(rx));
     }
     let max_connections = cfg.max_connections.unwrap_or_else(|| server::default_max_connections(nofile));
+    tokio::spawn(cron::scheduler::run(state.clone(), stop_rx.clone()));
     let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx, max_connections));
 
     bus.send(&BusMsg::Ready { worker_id });
@@ -202,6 +204,10 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if !drained {
         tracing::warn!(worker_id, "connections still open at the drain deadline; closing them");
     }
+    // Every finished request is in the logs queue now: write it out before exiting.
+    let _ = tokio::task::spawn_blocking(ops::logs::flush).await;
+    let logs = state.clone();
+    let _ = tokio::task::spawn_blocking(move || logs.logs.close()).await;
     let closing = db.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     if bus.dropped() > 0 {

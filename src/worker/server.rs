@@ -147,17 +147,23 @@ fn is_per_connection_error(e: &std::io::Error) -> bool {
     matches!(e.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused | Interrupted | WouldBlock)
 }
 
-async fn handle(state: AppState, req: Request<Incoming>) -> hyper::Response<super::http::body::ResBody> {
+async fn handle(state: AppState, mut req: Request<Incoming>) -> hyper::Response<super::http::body::ResBody> {
     let started = Instant::now();
     let request_id = state.next_request_id();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
+    let logged = super::http::access::begin(&state, &mut req).await;
     // A panic below must still answer: unanswered, the client would only see the
     // connection drop.
-    let res = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(router::dispatch(&state, req, request_id))).await {
+    let mut res = match futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(router::dispatch(&state, req, request_id))).await {
         Ok(res) => res,
         Err(_) => super::http::error::ApiError::Internal("the request handler panicked".into()).into_response(request_id),
     };
+    // The request log (auxiliary.db and the archive) is written by the logs thread; the line
+    // below goes to stderr through the `vb-log` thread's batches. Neither writes here.
+    if let Some(capture) = logged {
+        super::http::access::finish(capture, &mut res, started.elapsed());
+    }
     tracing::info!(
         worker_id = state.worker_id,
         request_id,

@@ -125,7 +125,8 @@ impl Default for Backups {
 #[serde(default, rename_all = "camelCase")]
 pub struct Logs {
     pub max_data_size: u64,
-    pub max_days: u32,
+    /// Days kept; 0 turns logging off. Signed so a negative value gets PocketBase's error.
+    pub max_days: i64,
     pub min_level: i32,
     #[serde(rename = "logIP")]
     pub log_ip: bool,
@@ -365,6 +366,10 @@ fn validate(s: &Settings) -> Map<String, Value> {
     }
     if s.batch.enabled && s.batch.max_requests == 0 {
         nested("batch", "maxRequests", "validation_required", "Cannot be blank.");
+    }
+    if s.logs.max_days < 0 {
+        let err = serde_json::json!({"code": "validation_min_greater_equal_than_required", "message": "Must be no less than 0.", "params": {"threshold": 0}});
+        data.insert("logs".into(), serde_json::json!({ "maxDays": err }));
     }
     let rate_limits = validate_rate_limits(&s.rate_limits);
     if !rate_limits.is_empty() {

@@ -44,6 +44,10 @@ pub struct Inner {
     /// The cluster-wide rate-limit counters; None if the file could not be mapped (then rate
     /// limits are not enforced, and that was logged at start).
     pub rate_limiter: Option<crate::worker::ratelimit::RateLimiter>,
+    /// Reads of the request and application logs in `auxiliary.db` (see `ops::logs`).
+    pub logs: crate::worker::ops::logs::LogStore,
+    /// This worker's cron jobs (system jobs registered at start; see `worker::cron`).
+    pub crons: Arc<crate::worker::cron::Crons>,
     next_request: AtomicU64,
 }
 
@@ -60,8 +64,14 @@ impl AppState {
             }
         };
         let recorder = config.test_routes.then(|| Arc::new(Recorder::new(&config.data_dir)));
+        crate::worker::ops::logs::start(&config.data_dir, worker_id);
+        let logs = crate::worker::ops::logs::LogStore::new(&config.data_dir);
         if let Some(r) = &recorder {
             observers.register(r.clone());
+        }
+        let crons = Arc::new(crate::worker::cron::Crons::default());
+        if let Err(e) = crate::worker::cron::system::register(&crons, &config) {
+            tracing::error!(worker_id, error = %e, "registering the system cron jobs failed");
         }
         AppState(Arc::new(Inner {
             worker_id,
@@ -79,6 +89,8 @@ impl AppState {
             observers,
             recorder,
             rate_limiter,
+            logs,
+            crons,
             next_request: AtomicU64::new(1),
         }))
     }

@@ -4,8 +4,10 @@
 pub mod account_flows;
 pub mod batch;
 pub mod collections;
+pub mod crons;
 pub mod files;
 pub mod health;
+pub mod logs;
 pub mod oauth2;
 pub mod realtime;
 pub mod record_auth;

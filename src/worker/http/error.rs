@@ -107,18 +107,56 @@ impl ApiError {
         }
     }
 
+    /// What the request log records of this error: PocketBase's `error` (the message) and
+    /// `details` (the validation map as plain messages, the cause of an internal error —
+    /// visible only to superusers, through the logs API — or null).
+    pub fn failure(&self) -> Failure {
+        match self {
+            ApiError::Public { message, data, .. } => {
+                Failure { error: sentenize(message), details: if data.is_empty() { Value::Null } else { plain_messages(&Value::Object(data.clone())) } }
+            }
+            ApiError::Internal(source) => Failure { error: "Something went wrong while processing your request.".into(), details: Value::from(source.to_string()) },
+        }
+    }
+
     /// Renders the envelope. `request_id` ties a 500 to its log line.
     pub fn into_response(self, request_id: u64) -> Response<ResBody> {
         let retry_after = match &self {
             ApiError::Public { retry_after_secs, .. } => *retry_after_secs,
             ApiError::Internal(_) => None,
         };
+        let failure = self.failure();
         let (status, body) = self.envelope(request_id);
         let mut res = json(status, &body);
+        res.extensions_mut().insert(failure);
         if let Some(secs) = retry_after {
             res.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from(secs));
         }
         res
+    }
+}
+
+/// The `error` and `details` of a failed request, carried on its response for the request log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub error: String,
+    pub details: Value,
+}
+
+/// `{"title": {"code": …, "message": "Cannot be blank."}}` as PocketBase's log shows it:
+/// `{"title": "cannot be blank"}` (the validator's own wording, before the API dressed it).
+fn plain_messages(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => match (m.get("code"), m.get("message")) {
+            (Some(Value::String(_)), Some(Value::String(message))) => {
+                let bare = message.trim_end_matches('.');
+                let mut chars = bare.chars();
+                let first: String = chars.next().map(|c| c.to_lowercase().collect()).unwrap_or_default();
+                Value::from(first + chars.as_str())
+            }
+            _ => Value::Object(m.iter().map(|(k, v)| (k.clone(), plain_messages(v))).collect()),
+        },
+        other => other.clone(),
     }
 }
 
@@ -170,6 +208,16 @@ mod tests {
         // Positive control: anything else stays a generic 500.
         let other = rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CORRUPT), None);
         assert_eq!(ApiError::internal(other).envelope(1).0, StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn failures_carry_plain_validation_messages() {
+        let data = serde_json::json!({"title": {"code": "validation_required", "message": "Cannot be blank."}});
+        let f = ApiError::validation("Failed to create record.", data.as_object().cloned().unwrap_or_default()).failure();
+        assert_eq!(f, Failure { error: "Failed to create record.".into(), details: serde_json::json!({"title": "cannot be blank"}) });
+        assert_eq!(ApiError::route_not_found().failure().details, Value::Null);
+        let res = ApiError::not_found().into_response(1);
+        assert_eq!(res.extensions().get::<Failure>().map(|f| f.error.as_str()), Some("The requested resource wasn't found."));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! response ([`error`]), body helpers ([`body`]), and who the client is ([`client_ip`]).
 //! Everything HTTP-shaped stays here and in `api/`; the domain below never sees a hyper type.
 
+pub mod access;
 pub mod body;
 pub mod client_ip;
 pub mod error;

@@ -101,7 +101,12 @@ async fn actor_of(state: &AppState, req: &Request<Incoming>) -> Actor {
     if let Some(Resolved(actor)) = req.extensions().get::<Resolved>() {
         return actor.clone();
     }
-    actor::resolve(&state.schema, &state.db, &state.jwt_secret, req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())).await
+    let actor = actor::resolve(&state.schema, &state.db, &state.jwt_secret, req.headers().get(AUTHORIZATION).map(|v| v.as_bytes())).await;
+    // The request log names the caller.
+    if let Some(slot) = req.extensions().get::<crate::worker::http::access::CallerSlot>() {
+        slot.set(&actor);
+    }
+    actor
 }
 
 /// Superuser-only routes: 401 for a guest, 403 for any other record (PocketBase's words).
@@ -150,6 +155,34 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
         (["api", "settings"], &Method::PATCH) => {
             require_superuser(state, &req).await?;
             api::settings::patch(state, req).await
+        }
+        (["api", "logs"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::logs::list(state, &req).await
+        }
+        (["api", "logs"], &Method::DELETE) => {
+            require_superuser(state, &req).await?;
+            api::logs::delete(state).await
+        }
+        (["api", "logs", "stats"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::logs::stats(state, &req).await
+        }
+        (["api", "logs", id], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::logs::view(state, id).await
+        }
+        (["api", "crons"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            Ok(api::crons::list(state))
+        }
+        (["api", "crons", id], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            api::crons::run(state, id)
+        }
+        (["api", "crons", id, "runs"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::crons::runs(state, id, &req).await
         }
         (["api", "sql"], &Method::POST) => {
             require_superuser(state, &req).await?;

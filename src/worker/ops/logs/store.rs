@@ -1,0 +1,286 @@
+//! The `_logs` table of `auxiliary.db`: its schema (PocketBase's, so a PocketBase data dir's
+//! logs read the same), the batch insert the log thread uses, and the queries behind the logs
+//! API — list with PocketBase's `filter`/`sort` language over `id`, `created`, `level`,
+//! `message`, `data` and `data.*`, one item, hourly stats, truncate and retention.
+//!
+//! Filters and sorts are compiled by `records::query` against a stand-in collection whose
+//! fields are the table's columns (`data` a JSON field, so `data.status` becomes a
+//! `json_extract`); nothing from a request reaches the SQL text. Only plain SQLite here: no
+//! HTTP, no threads.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Transaction};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::worker::records::filter;
+use crate::worker::records::query::{QueryBuilder, QueryError, RequestContext, SqlValue};
+use crate::worker::records::schema::{Collection, CollectionType, Field, FieldKind};
+
+/// The table and its indexes, as PocketBase 0.40 creates them (single-quoted defaults, which
+/// SQLite reads the same as PocketBase's double-quoted ones).
+pub const SCHEMA_SQL: &str = "
+CREATE TABLE IF NOT EXISTS `_logs` (
+    `id`      TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL,
+    `level`   INTEGER DEFAULT 0 NOT NULL,
+    `message` TEXT DEFAULT '' NOT NULL,
+    `data`    JSON DEFAULT '{}' NOT NULL,
+    `created` TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL
+);
+CREATE INDEX IF NOT EXISTS idx_logs_level on `_logs` (`level`);
+CREATE INDEX IF NOT EXISTS idx_logs_message on `_logs` (`message`);
+CREATE INDEX IF NOT EXISTS idx_logs_created_hour on `_logs` (strftime('%Y-%m-%d %H:00:00', `created`));
+";
+
+/// The table name, also the alias the compiled filter uses.
+const TABLE: &str = "_logs";
+
+/// One stored item, in PocketBase's key order.
+#[derive(Debug, Clone, Serialize)]
+pub struct LogItem {
+    pub id: String,
+    pub created: String,
+    pub data: Box<RawValue>,
+    pub message: String,
+    pub level: i64,
+}
+
+/// A row to insert: the log thread's serialised entry.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub id: String,
+    pub level: i32,
+    pub message: String,
+    /// The `data` object as JSON text.
+    pub data: String,
+    pub created: String,
+}
+
+/// Why a list, view or stats query could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryFailure {
+    /// A bad `filter` or `sort`: the client's to fix (400).
+    #[error("bad filter or sort: {0}")]
+    Bad(String),
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored log data is not JSON: {0}")]
+    Corrupt(#[from] serde_json::Error),
+}
+
+impl From<QueryError> for QueryFailure {
+    fn from(e: QueryError) -> Self {
+        QueryFailure::Bad(e.to_string())
+    }
+}
+
+pub fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(SCHEMA_SQL)
+}
+
+/// Inserts `rows` inside the caller's transaction.
+pub fn insert(tx: &Transaction<'_>, rows: &[Row]) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare_cached("INSERT INTO `_logs` (`id`, `level`, `message`, `data`, `created`) VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for r in rows {
+        stmt.execute(rusqlite::params![r.id, r.level, r.message, r.data, r.created])?;
+    }
+    Ok(())
+}
+
+/// The columns as a collection, for the filter compiler.
+fn columns() -> Collection {
+    let mut c = Collection::scaffold(CollectionType::Base, TABLE);
+    c.fields = vec![
+        Field::new("id", FieldKind::Text(Default::default())),
+        Field::new("created", FieldKind::Text(Default::default())),
+        Field::new("level", FieldKind::Number(Default::default())),
+        Field::new("message", FieldKind::Text(Default::default())),
+        Field::new("data", FieldKind::Json(Default::default())),
+    ];
+    c
+}
+
+/// A compiled `WHERE` body and `ORDER BY` body with their parameters.
+struct Compiled {
+    where_sql: String,
+    order_by: String,
+    params: Vec<SqlValue>,
+}
+
+fn compile(filter_text: &str, sort: &str) -> Result<Compiled, QueryFailure> {
+    // PocketBase's logs resolver knows only the table's columns: no `@request`, no
+    // `@collection` (the empty schema refuses the latter).
+    if filter_text.contains("@request.") || sort.contains("@request.") {
+        return Err(QueryFailure::Bad("@request fields are not available in log filters".into()));
+    }
+    let base = columns();
+    let schema: Vec<Collection> = Vec::new();
+    let ctx = RequestContext::new(SystemTime::now());
+    let mut qb = QueryBuilder::new(&base, &schema, &ctx, TABLE)?;
+    if !filter_text.trim().is_empty() {
+        let expr = filter::parse(filter_text).map_err(|e| QueryFailure::Bad(e.to_string()))?;
+        qb = qb.filter(&expr, true)?;
+    }
+    if !sort.trim().is_empty() {
+        qb = qb.sort(sort, true)?;
+    }
+    let c = qb.finish();
+    Ok(Compiled { where_sql: c.standalone_where(), order_by: c.order_by, params: c.params })
+}
+
+/// Only the `WHERE` body of `filter_text` (for the archive search, which loads lines into a
+/// table of the same shape).
+pub fn compile_filter(filter_text: &str) -> Result<(String, Vec<SqlValue>), QueryFailure> {
+    let c = compile(filter_text, "")?;
+    Ok((c.where_sql, c.params))
+}
+
+fn item(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, String, String, i64)> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+}
+
+fn to_item((id, created, data, message, level): (String, String, String, String, i64)) -> Result<LogItem, QueryFailure> {
+    let data = RawValue::from_string(data).or_else(|_| RawValue::from_string("{}".to_owned()))?;
+    Ok(LogItem { id, created, data, message, level })
+}
+
+/// One page: the items and, unless skipped, the total count.
+pub fn list(conn: &Connection, filter_text: &str, sort: &str, per_page: u32, offset: u64, count: bool) -> Result<(Vec<LogItem>, Option<u64>), QueryFailure> {
+    let c = compile(filter_text, sort)?;
+    // No sort: insertion order, as PocketBase answers.
+    let order = if c.order_by.is_empty() { format!("{TABLE}.rowid") } else { c.order_by.clone() };
+    let n = c.params.len();
+    let sql = format!(
+        "SELECT {TABLE}.id, {TABLE}.created, {TABLE}.data, {TABLE}.message, {TABLE}.level FROM `_logs` AS {TABLE} WHERE {} ORDER BY {order} LIMIT ?{} OFFSET ?{}",
+        c.where_sql,
+        n + 1,
+        n + 2
+    );
+    let mut params = c.params.clone();
+    params.push(SqlValue::Integer(i64::from(per_page)));
+    params.push(SqlValue::Integer(i64::try_from(offset).unwrap_or(i64::MAX)));
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(params.iter()), item)?;
+    let mut items = Vec::new();
+    for r in rows {
+        items.push(to_item(r?)?);
+    }
+    let total = if count {
+        let sql = format!("SELECT COUNT(*) FROM `_logs` AS {TABLE} WHERE {}", c.where_sql);
+        let n: i64 = conn.prepare_cached(&sql)?.query_row(params_from_iter(c.params.iter()), |r| r.get(0))?;
+        Some(u64::try_from(n).unwrap_or(0))
+    } else {
+        None
+    };
+    Ok((items, total))
+}
+
+pub fn view(conn: &Connection, id: &str) -> Result<Option<LogItem>, QueryFailure> {
+    let found = conn
+        .prepare_cached("SELECT id, created, data, message, level FROM `_logs` WHERE id = ?1")?
+        .query_row([id], item)
+        .optional()?;
+    found.map(to_item).transpose()
+}
+
+/// One hour's count, PocketBase's stats item.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HourTotal {
+    pub date: String,
+    pub total: i64,
+}
+
+/// Counts per hour of `created` (oldest first), over the entries `filter_text` matches.
+pub fn stats(conn: &Connection, filter_text: &str) -> Result<Vec<HourTotal>, QueryFailure> {
+    let c = compile(filter_text, "")?;
+    let sql = format!(
+        "SELECT strftime('%Y-%m-%d %H:00:00', {TABLE}.created) AS hour, COUNT({TABLE}.id) FROM `_logs` AS {TABLE} WHERE {} GROUP BY hour ORDER BY hour",
+        c.where_sql
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params_from_iter(c.params.iter()), |r| Ok((r.get::<_, Option<String>>(0)?, r.get::<_, i64>(1)?)))?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (hour, total) = r?;
+        let Some(hour) = hour else { continue };
+        out.push(HourTotal { date: format!("{hour}.000Z"), total });
+    }
+    Ok(out)
+}
+
+/// Empties the table (`DELETE /api/logs`); the number of entries removed.
+pub fn delete_all(tx: &Transaction<'_>) -> rusqlite::Result<usize> {
+    tx.execute("DELETE FROM `_logs`", [])
+}
+
+/// Deletes the entries created before `cutoff` (a stored datetime).
+pub fn delete_before(tx: &Transaction<'_>, cutoff: &str) -> rusqlite::Result<usize> {
+    tx.execute("DELETE FROM `_logs` WHERE created < ?1", [cutoff])
+}
+
+/// The stored form of `t` (`2024-01-02 15:04:05.123Z`).
+pub fn datetime(t: SystemTime) -> String {
+    let ms = t.duration_since(UNIX_EPOCH).map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)).unwrap_or(0);
+    crate::worker::records::values::datetime::format_datetime(ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn db() -> (tempfile::TempDir, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conn = crate::shared::db::open::open(&dir.path().join("aux.db"), crate::shared::db::open::Role::Writer).expect("open");
+        create_schema(&conn).expect("schema");
+        (dir, conn)
+    }
+
+    fn row(id: &str, level: i32, status: u16, created: &str) -> Row {
+        Row {
+            id: id.into(),
+            level,
+            message: format!("GET /x/{id}"),
+            data: serde_json::json!({"type": "request", "status": status, "auth": if status == 200 { "users" } else { "" }}).to_string(),
+            created: created.into(),
+        }
+    }
+
+    #[test]
+    fn filters_sorts_pages_and_counts_over_columns_and_data_paths() {
+        let (_d, mut conn) = db();
+        let tx = conn.transaction().expect("tx");
+        insert(
+            &tx,
+            &[
+                row("a", 0, 200, "2024-01-01 10:00:00.000Z"),
+                row("b", 8, 404, "2024-01-01 10:30:00.000Z"),
+                row("c", 8, 500, "2024-01-01 11:00:00.000Z"),
+            ],
+        )
+        .expect("insert");
+        tx.commit().expect("commit");
+        let ids = |items: Vec<LogItem>| items.into_iter().map(|i| i.id).collect::<Vec<_>>();
+        let (items, total) = list(&conn, "", "", 30, 0, true).expect("all");
+        assert_eq!((ids(items), total), (vec!["a".to_string(), "b".into(), "c".into()], Some(3)));
+        let (items, total) = list(&conn, "data.status >= 400", "-created", 1, 0, true).expect("filtered");
+        assert_eq!((ids(items), total), (vec!["c".to_string()], Some(2)));
+        let (items, _) = list(&conn, "data.auth = 'users' && level = 0", "", 30, 0, false).expect("auth");
+        assert_eq!(ids(items), vec!["a".to_string()]);
+        let (items, _) = list(&conn, "message ~ 'x/b'", "", 30, 0, false).expect("like");
+        assert_eq!(ids(items), vec!["b".to_string()]);
+        let (items, _) = list(&conn, "", "-data.status", 30, 0, false).expect("sort by data");
+        assert_eq!(ids(items), vec!["c".to_string(), "b".into(), "a".into()]);
+        assert!(matches!(list(&conn, "nope = 1", "", 30, 0, true), Err(QueryFailure::Bad(_))));
+        assert!(matches!(list(&conn, "@request.auth.id != ''", "", 30, 0, true), Err(QueryFailure::Bad(_))));
+        assert!(matches!(list(&conn, "bad((", "", 30, 0, true), Err(QueryFailure::Bad(_))));
+        let stats = stats(&conn, "level = 8").expect("stats");
+        assert_eq!(
+            stats,
+            vec![HourTotal { date: "2024-01-01 10:00:00.000Z".into(), total: 1 }, HourTotal { date: "2024-01-01 11:00:00.000Z".into(), total: 1 }]
+        );
+        let one = view(&conn, "b").expect("view").expect("found");
+        assert_eq!(serde_json::to_value(&one).expect("json")["data"]["status"], 404);
+        assert!(view(&conn, "zz").expect("view").is_none());
+    }
+}
