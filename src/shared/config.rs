@@ -174,6 +174,8 @@ pub struct Config {
     /// Test-only: the cron scheduler ticks every second and treats each second as a slot
     /// (`VAULTBASE_TEST_CRON_SECOND_TICKS=1`), so cluster tests see many slots quickly.
     pub test_cron_second_ticks: bool,
+    /// Managed Litestream replication (`VAULTBASE_LITESTREAM_URL` and friends); None = off.
+    pub litestream: Option<crate::shared::litestream::Settings>,
 }
 
 impl Config {
@@ -266,6 +268,7 @@ impl Config {
             Some("1") | Some("true") => true,
             Some(other) => return Err(invalid("VAULTBASE_TEST_IGNORE_INVALIDATE", other, "0 or 1")),
         };
+        let litestream = crate::shared::litestream::Settings::from_env(&env)?;
         let test_cron_second_ticks = match env("VAULTBASE_TEST_CRON_SECOND_TICKS").as_deref() {
             None | Some("0") | Some("false") => false,
             Some("1") | Some("true") => true,
@@ -296,6 +299,7 @@ impl Config {
             header_read_timeout,
             test_ignore_invalidate,
             test_cron_second_ticks,
+            litestream,
         })
     }
 
