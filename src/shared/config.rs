@@ -268,7 +268,7 @@ impl Config {
             Some("1") | Some("true") => true,
             Some(other) => return Err(invalid("VAULTBASE_TEST_IGNORE_INVALIDATE", other, "0 or 1")),
         };
-        let litestream = crate::shared::litestream::Settings::from_env(&env)?;
+        let litestream = crate::shared::litestream::Settings::from_env(env)?;
         let test_cron_second_ticks = match env("VAULTBASE_TEST_CRON_SECOND_TICKS").as_deref() {
             None | Some("0") | Some("false") => false,
             Some("1") | Some("true") => true,

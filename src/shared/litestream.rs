@@ -61,7 +61,7 @@ impl Settings {
         };
         let Some(url) = env("VAULTBASE_LITESTREAM_URL") else { return Ok(None) };
         let bucket = url.strip_prefix("s3://").map(|rest| rest.split('/').next().unwrap_or_default());
-        if !bucket.is_some_and(|b| !b.is_empty()) || url.chars().any(char::is_whitespace) {
+        if bucket.is_none_or(|b| b.is_empty()) || url.chars().any(char::is_whitespace) {
             return Err(invalid("VAULTBASE_LITESTREAM_URL", &url, "s3://BUCKET or s3://BUCKET/PREFIX"));
         }
         let endpoint = env("VAULTBASE_LITESTREAM_ENDPOINT").or_else(|| env("AWS_ENDPOINT_URL_S3"));
