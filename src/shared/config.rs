@@ -94,6 +94,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         default: "1800000",
         help: "ms an SSE stream or WebSocket lives at most, 1-1800000 (for the test suite only)",
     },
+    EnvVar { name: "VAULTBASE_TEST_CRON_SECOND_TICKS", default: "0", help: "1 makes every second a cron slot (for the test suite only)" },
+    EnvVar { name: "VAULTBASE_LITESTREAM_URL", default: "unset", help: "s3://BUCKET[/PREFIX] turns on managed Litestream replication" },
+    EnvVar { name: "VAULTBASE_LITESTREAM_ENDPOINT", default: "AWS_ENDPOINT_URL_S3, else AWS", help: "http(s):// endpoint of an S3-compatible store" },
+    EnvVar { name: "VAULTBASE_LITESTREAM_SYNC_INTERVAL_MS", default: "1000", help: "ms between Litestream's uploads, 1-3600000" },
+    EnvVar { name: "VAULTBASE_LITESTREAM_BIN", default: "litestream", help: "the Litestream executable (name on PATH or path)" },
 ];
 
 /// Minimum length of a configured JWT secret: HS256 wants at least 256 bits of key.
