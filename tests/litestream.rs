@@ -229,3 +229,31 @@ fn a_missing_litestream_binary_stops_start_up_with_a_message() {
     let mut p = Spawn::serve().env("VAULTBASE_LITESTREAM_BIN", "/nonexistent/litestream").start();
     p.wait_healthy();
 }
+
+/// Litestream is stopped after the drain (serve and cluster), and a supervisor killed outright
+/// takes it along (parent-death signal) instead of leaving it replicating as an orphan.
+#[test]
+fn litestream_is_stopped_by_the_drain_and_never_outlives_its_parent() {
+    let cases = [(Spawn::serve(), Signal::SIGTERM), (Spawn::cluster(1), Signal::SIGTERM), (Spawn::cluster(1), Signal::SIGKILL)];
+    for (spawn, signal) in cases {
+        // Nobody listens on the endpoint: Litestream runs and retries all the same.
+        let mut p = spawn
+            .env("VAULTBASE_LITESTREAM_URL", "s3://bucket/prefix")
+            .env("VAULTBASE_LITESTREAM_ENDPOINT", "http://127.0.0.1:1")
+            .env("VAULTBASE_LITESTREAM_BIN", &litestream_binary().to_string_lossy())
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .start();
+        p.wait_healthy();
+        let pid = p.wait_logs(1, START_TIMEOUT, |v| v["message"] == "replication started")[0]["pid"].as_u64().expect("pid") as u32;
+        p.wait_logs(1, START_TIMEOUT, |v| v["role"] == "litestream" && v["message"] == "litestream");
+        assert!(alive(pid), "litestream runs beside vaultbase");
+        p.signal(signal);
+        let status = p.wait_exit(Duration::from_secs(30)).expect("exits");
+        if signal == Signal::SIGTERM {
+            assert_eq!(status.code(), Some(0), "{}", p.log_text());
+            assert_eq!(p.logs_with_message("litestream stopped").len(), 1, "{}", p.log_text());
+        }
+        assert!(wait_gone(&[pid], Duration::from_secs(10)), "litestream outlived vaultbase after {signal}");
+    }
+}
