@@ -74,7 +74,8 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         let wait = until_next_slot(SystemTime::now(), length) + TICK_LATENESS;
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
+            // A dropped sender means the worker is going away: stop as for a drain.
+            changed = stop.changed() => if changed.is_err() { return; },
         }
         if *stop.borrow() {
             return;
@@ -129,7 +130,7 @@ async fn tick(state: &AppState, slot: i64, length: Duration) {
 }
 
 /// Runs `job` in its own task and records the run; `slot` is None for a manual run. Errors and
-/// panics of the job are logged and recorded, never propagated.
+/// panics of the job are logged and recorded, never propagated. Must be called on the runtime.
 pub fn spawn_run(state: AppState, job: Job, slot: Option<i64>) {
     tokio::spawn(async move {
         let started_at = SystemTime::now();
