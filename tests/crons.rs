@@ -201,9 +201,9 @@ fn every_slot_runs_exactly_once_on_a_four_worker_cluster_through_a_kill() {
     assert!(lost.len() <= 1 && lost.iter().all(|(_, pid)| *pid == u64::from(victim)), "slots lost other than the victim's: {lost:?}");
     assert!(first <= slot_at_kill && slot_at_kill < joined, "the kill happened inside the observed window");
 
-    // The race happened: several workers won slots, so every slot was contested.
+    // The race happened: more than one worker won slots, so the slots were contested.
     let winners: BTreeSet<u64> = claims.values().copied().collect();
-    assert!(winners.len() >= 3, "winners {winners:?}");
+    assert!(winners.len() >= 2, "winners {winners:?}");
     // Positive control for "exactly once": the job did run, many times.
     assert!(per_slot.len() >= 10, "{per_slot:?}");
 
