@@ -8,6 +8,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod data_dir;
+pub mod litestream;
 pub mod db;
 pub mod encryption;
 pub mod lock;

@@ -80,6 +80,8 @@ pub enum WorkerError {
     Signals(std::io::Error),
     #[error("the server task failed: {0}")]
     Server(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Litestream(#[from] crate::shared::litestream::LitestreamError),
 }
 
 enum DrainCause {
@@ -125,7 +127,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     let db_path = data_dir.db_path();
     let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
     let turns_path = clustered.then(|| data_dir.write_turns_path());
-    let db_options = DbOptions { read_deadline: cfg.query_timeout };
+    let db_options = DbOptions { read_deadline: cfg.query_timeout, app_checkpoints: cfg.litestream.is_none() };
     let db = tokio::task::spawn_blocking(move || -> Result<Db, WorkerError> {
         Ok(Db::open_with(&db_path, readers, turns_path.as_deref(), db_options)?)
     })
@@ -134,6 +136,12 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if !pending.is_empty() {
         return Err(WorkerError::Unmigrated(pending.join(", ")));
     }
+
+    // `serve` owns the data dir, so it runs the replicator (a cluster's supervisor does).
+    let litestream = match (&cfg.litestream, clustered) {
+        (Some(settings), false) => Some(crate::shared::litestream::Litestream::start(settings, data_dir.root())?),
+        _ => None,
+    };
 
     let nofile = crate::shared::rlimit::raise_nofile();
     let addr = cfg.listen_addr();
@@ -210,6 +218,9 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     let _ = tokio::task::spawn_blocking(move || logs.logs.close()).await;
     let closing = db.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+    if let Some(litestream) = litestream {
+        litestream.stop().await;
+    }
     if bus.dropped() > 0 {
         tracing::warn!(worker_id, dropped_total = bus.dropped(), "bus messages dropped during this run");
     }

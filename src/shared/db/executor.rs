@@ -20,7 +20,8 @@
 //! checkpointer thread with its own connection copies the WAL back into the database
 //! (PASSIVE, at most every [`CHECKPOINT_INTERVAL`]) after the writer nudges it. A checkpoint
 //! run inside a commit stalled the writer — and every write queued behind it — for
-//! milliseconds; beside it, it waits for no one and no one waits for it.
+//! milliseconds; beside it, it waits for no one and no one waits for it. With
+//! [`DbOptions::app_checkpoints`] off (Litestream on) it does none: Litestream checkpoints.
 //!
 //! Limits, so one bad request or a full disk cannot take the process with it:
 //! - Every read job runs under a deadline ([`DbOptions::read_deadline`]) enforced by SQLite's
@@ -177,11 +178,15 @@ pub enum DbError {
 pub struct DbOptions {
     /// How long one read job may run before its statement is interrupted.
     pub read_deadline: Duration,
+    /// Whether the checkpointer thread checkpoints after writes. Off while Litestream
+    /// replicates the file: it must see every WAL frame before the WAL is reused, and does the
+    /// checkpoints itself (its documented advice for applications beside it).
+    pub app_checkpoints: bool,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions { read_deadline: DEFAULT_READ_DEADLINE }
+        DbOptions { read_deadline: DEFAULT_READ_DEADLINE, app_checkpoints: true }
     }
 }
 
@@ -274,7 +279,7 @@ impl Db {
         let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::bounded(1);
         let mut threads = Vec::with_capacity(readers + 2);
         threads.push(spawn_writer(writer_conn, writer_rx, checkpoint_tx.clone(), turns, writes.clone())?);
-        threads.push(spawn_checkpointer(checkpoint_conn, checkpoint_rx)?);
+        threads.push(spawn_checkpointer(checkpoint_conn, checkpoint_rx, options.app_checkpoints)?);
         for (i, conn) in reader_conns.into_iter().enumerate() {
             threads.push(spawn_reader(&format!("vb-db-reader-{i}"), conn, reader_rx.clone(), options.read_deadline)?);
         }
@@ -621,10 +626,16 @@ fn spawn_writer(
         .map_err(DbError::Thread)
 }
 
-fn spawn_checkpointer(conn: Connection, rx: Receiver<Checkpoint>) -> Result<JoinHandle<()>, DbError> {
+fn spawn_checkpointer(conn: Connection, rx: Receiver<Checkpoint>, enabled: bool) -> Result<JoinHandle<()>, DbError> {
     std::thread::Builder::new()
         .name("vb-db-checkpoint".to_owned())
         .spawn(move || {
+            if !enabled {
+                // Another process owns checkpoints (Litestream): nudges are dropped until Stop.
+                while let Ok(Checkpoint::Nudge) = rx.recv() {}
+                close(conn);
+                return;
+            }
             // Whether writes happened since the last checkpoint started.
             let mut due = false;
             'serve: loop {
@@ -1121,7 +1132,7 @@ mod tests {
     async fn a_running_query_whose_caller_left_is_interrupted() {
         let dir = tempfile::tempdir().expect("tempdir");
         // A deadline far beyond the test's patience: only the caller leaving can stop it.
-        let options = DbOptions { read_deadline: Duration::from_secs(3600) };
+        let options = DbOptions { read_deadline: Duration::from_secs(3600), ..DbOptions::default() };
         let db = Db::open_with(&dir.path().join("t.db"), 1, None, options).expect("open");
         let (started_tx, started) = oneshot::channel::<()>();
         let (ended_tx, ended) = oneshot::channel::<bool>();
@@ -1172,7 +1183,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_past_its_deadline_is_interrupted_and_the_reader_serves_on() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let options = DbOptions { read_deadline: Duration::from_millis(100) };
+        let options = DbOptions { read_deadline: Duration::from_millis(100), ..DbOptions::default() };
         let db = Db::open_with(&dir.path().join("t.db"), 1, None, options).expect("open");
         let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
         let r = db.read(move |c| -> Result<i64, DbError> { Ok(c.query_row(endless, [], |r| r.get(0))?) }).await;

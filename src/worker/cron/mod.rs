@@ -120,6 +120,7 @@ impl Crons {
 
     /// Runs `id` now on this worker, in the background (no slot is claimed: a manual run is
     /// one run wherever it was asked for); the run goes in the run log like a scheduled one.
+    /// Must be called on the tokio runtime (it spawns the run).
     pub fn run_now(&self, state: &AppState, id: &str) -> Result<(), CronError> {
         let job = self.get(id).ok_or_else(|| CronError::NotFound(id.to_owned()))?;
         scheduler::spawn_run(state.clone(), job, None);

@@ -58,10 +58,12 @@ pub fn until_next_slot(now: SystemTime, length: Duration) -> Duration {
     Duration::from_millis(u64::try_from(rest).unwrap_or(u64::MAX))
 }
 
-/// The UTC minute a slot is matched against: slot `n` is minute `n` since the epoch (in the
-/// second-tick test mode, second `n` stands for minute `n`, so `* * * * *` is due every second).
-pub fn slot_minute(slot: i64) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(slot.checked_mul(60)?, 0)
+/// The UTC time a slot starts, which its jobs' expressions are matched against (seconds
+/// ignored). In the second-tick test mode every second of a minute matches as that minute, so
+/// `* * * * *` is due every second.
+pub fn slot_start(slot: i64, length: Duration) -> Option<DateTime<Utc>> {
+    let secs = i64::try_from(length.as_secs()).ok()?;
+    DateTime::from_timestamp(slot.checked_mul(secs)?, 0)
 }
 
 /// Runs the ticker until `stop` turns true (the drain): a draining worker claims nothing more.
@@ -72,7 +74,8 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         let wait = until_next_slot(SystemTime::now(), length) + TICK_LATENESS;
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
+            // A dropped sender means the worker is going away: stop as for a drain.
+            changed = stop.changed() => if changed.is_err() { return; },
         }
         if *stop.borrow() {
             return;
@@ -86,15 +89,15 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             tracing::warn!(worker_id = state.worker_id, skipped = from - last - 1, "cron ticker fell behind; oldest slots left to other workers");
         }
         for slot in from..=current {
-            tick(&state, slot).await;
+            tick(&state, slot, length).await;
         }
         last = current;
     }
 }
 
 /// Claims every job due at `slot` and starts the ones this worker won.
-async fn tick(state: &AppState, slot: i64) {
-    let Some(minute) = slot_minute(slot) else { return };
+async fn tick(state: &AppState, slot: i64, length: Duration) {
+    let Some(minute) = slot_start(slot, length) else { return };
     let due: Vec<Job> = state.crons.snapshot().into_iter().filter(|j| j.schedule.matches(&minute)).collect();
     if due.is_empty() {
         return;
@@ -127,7 +130,7 @@ async fn tick(state: &AppState, slot: i64) {
 }
 
 /// Runs `job` in its own task and records the run; `slot` is None for a manual run. Errors and
-/// panics of the job are logged and recorded, never propagated.
+/// panics of the job are logged and recorded, never propagated. Must be called on the runtime.
 pub fn spawn_run(state: AppState, job: Job, slot: Option<i64>) {
     tokio::spawn(async move {
         let started_at = SystemTime::now();
@@ -185,7 +188,9 @@ mod tests {
         assert_eq!(slot_of(at(base, 0), MINUTE), base as i64 / 60);
         assert_eq!(slot_of(at(base + 59, 999), MINUTE), base as i64 / 60, "the last millisecond is the same slot");
         assert_eq!(slot_of(at(base + 60, 0), MINUTE), base as i64 / 60 + 1, "the next minute at :00 is the next slot");
-        assert_eq!(slot_minute(slot_of(at(base + 17, 0), MINUTE)).expect("minute").to_rfc3339(), "2026-12-07T10:42:00+00:00");
+        assert_eq!(slot_start(slot_of(at(base + 17, 0), MINUTE), MINUTE).expect("minute").to_rfc3339(), "2026-12-07T10:42:00+00:00");
+        let second = Duration::from_secs(1);
+        assert_eq!(slot_start(slot_of(at(base + 17, 400), second), second).expect("second").to_rfc3339(), "2026-12-07T10:42:17+00:00");
     }
 
     #[test]

@@ -34,9 +34,12 @@ pub fn register(crons: &Crons, config: &Config) -> Result<(), CronError> {
     Ok(())
 }
 
-/// `__pbDBOptimize__`: empty the WAL and let SQLite refresh its planner statistics.
+/// `__pbDBOptimize__`: empty the WAL and let SQLite refresh its planner statistics. While
+/// Litestream replicates, only a PASSIVE checkpoint: a TRUNCATE would wait on Litestream's
+/// read lock with writers held up behind it, and the WAL is Litestream's to reset.
 async fn optimize(state: AppState) -> Result<(), String> {
-    state.db.optimize(CheckpointMode::Truncate).await.map_err(|e| e.to_string())
+    let mode = if state.config.litestream.is_some() { CheckpointMode::Passive } else { CheckpointMode::Truncate };
+    state.db.optimize(mode).await.map_err(|e| e.to_string())
 }
 
 async fn mfa_cleanup(state: AppState) -> Result<(), String> {
