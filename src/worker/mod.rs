@@ -217,6 +217,9 @@ fn on_bus_message(state: &AppState, msg: BusMsg) {
         BusMsg::Invalidate { what, .. } if what == settings::INVALIDATE_SETTINGS => state.settings.invalidate(),
         BusMsg::Publish { topic, payload, .. } if topic == realtime::BUS_TOPIC => state.realtime.on_bus_publish(payload),
         BusMsg::Publish { origin, seq, topic, payload } if topic == realtime::parts::BUS_PART_TOPIC => state.realtime.on_bus_part(origin, seq, payload),
+        BusMsg::Direct { from, topic, payload, .. } if from == crate::shared::bus::SUPERVISOR_ID && crate::shared::backup::protocol::is_restore_topic(&topic) => {
+            ops::restore::on_direct(state, &topic, payload)
+        }
         BusMsg::Direct { from, topic, payload, .. } if realtime::subscribe::is_realtime_direct(&topic, &payload) => {
             state.realtime.on_direct(state, from, &topic, payload)
         }

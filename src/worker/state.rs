@@ -44,6 +44,8 @@ pub struct Inner {
     /// The cluster-wide rate-limit counters; None if the file could not be mapped (then rate
     /// limits are not enforced, and that was logged at start).
     pub rate_limiter: Option<crate::worker::ratelimit::RateLimiter>,
+    /// Restores this worker asked the supervisor for, waiting for its answer.
+    pub restores: crate::worker::ops::restore::Restores,
     next_request: AtomicU64,
 }
 
@@ -79,6 +81,7 @@ impl AppState {
             observers,
             recorder,
             rate_limiter,
+            restores: Default::default(),
             next_request: AtomicU64::new(1),
         }))
     }

@@ -26,7 +26,8 @@ pub fn is_restore_topic(topic: &str) -> bool {
 pub struct Payload {
     /// Names one restore from request to done.
     pub op: String,
-    /// [`REQUEST`]: the staging directory (inside the data dir) holding the files to swap in.
+    /// [`REQUEST`]: the name of the staging directory (in the data dir) holding the files to
+    /// swap in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staged: Option<String>,
     /// [`DONE`]: why the restore did not happen (`None`: it did).

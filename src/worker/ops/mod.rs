@@ -1,4 +1,6 @@
-//! Operator tools that are not record CRUD: the SQL console. Domain code only — no HTTP here;
+//! Operator tools that are not record CRUD: the SQL console, backups and restore. Domain code only — no HTTP here;
 //! the handlers in `worker/api` parse, authorize and call in.
 
+pub mod backups;
+pub mod restore;
 pub mod sql;
