@@ -33,6 +33,8 @@ fn main() -> ExitCode {
         Command::Cluster(flags) => cluster(&flags),
         Command::Worker { id, flags } => run_worker(id, &flags),
         Command::Superuser { action, flags } => superuser(action, &flags),
+        Command::Backup { to, gzip, quiet, flags } => backup_command(&flags, quiet, |cfg| vaultbase::shared::backup::command::backup(cfg, &to, gzip)),
+        Command::Restore { file, flags } => backup_command(&flags, false, |cfg| vaultbase::shared::backup::command::restore(cfg, &file)),
     };
     // Log lines still queued for the log thread are written before the process ends.
     telemetry::flush();
@@ -114,6 +116,37 @@ fn superuser(action: cli::SuperuserAction, flags: &Flags) -> ExitCode {
         Ok(message) => {
             println!("{message}");
             ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vaultbase: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+/// `backup` / `restore`: 0 done, 1 failed, 2 bad usage (as the original's backup script).
+fn backup_command(
+    flags: &Flags,
+    quiet: bool,
+    run: impl FnOnce(&Config) -> Result<String, vaultbase::shared::backup::command::CommandError>,
+) -> ExitCode {
+    let cfg = match Config::from_env(Mode::Serve, flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vaultbase: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match run(&cfg) {
+        Ok(message) => {
+            if !quiet {
+                println!("{message}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ vaultbase::shared::backup::command::CommandError::Usage(_)) => {
+            eprintln!("vaultbase: {e}");
+            ExitCode::from(EXIT_USAGE)
         }
         Err(e) => {
             eprintln!("vaultbase: {e}");

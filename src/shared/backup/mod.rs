@@ -9,6 +9,7 @@
 //! It knows nothing of HTTP or of the bus beyond the message names in [`protocol`].
 
 pub mod archive;
+pub mod command;
 pub mod protocol;
 pub mod swap;
 
