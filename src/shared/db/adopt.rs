@@ -4,8 +4,9 @@
 //! PocketBase already has `_params`, `_collections`, `_superusers` and the auth side tables in
 //! the same layout; what vaultbase adds is its cache counters (`_vb_versions`), its abuse
 //! counters, and an expiry column on the OTP and MFA tables (PocketBase derives expiry from
-//! `created` and the collection's options). This must only add: a PocketBase database stays
-//! a PocketBase database plus a few tables it ignores.
+//! `created` and the collection's options), and `_params` values stored as text rather than
+//! PocketBase's JSON blobs (which PocketBase reads either way). This must only add: a
+//! PocketBase database stays a PocketBase database plus a few tables it ignores.
 
 use rusqlite::{Connection, OptionalExtension};
 
@@ -34,6 +35,8 @@ pub fn adopt_pocketbase(conn: &mut Connection) -> rusqlite::Result<bool> {
          CREATE TABLE IF NOT EXISTS _vb_limits (key TEXT PRIMARY KEY NOT NULL, window_end INTEGER NOT NULL, hits INTEGER NOT NULL);
          CREATE TABLE IF NOT EXISTS _vb_used_tokens (hash TEXT PRIMARY KEY NOT NULL, expires INTEGER NOT NULL);",
     )?;
+    // PocketBase writes `_params.value` as a BLOB of JSON; vaultbase reads it as text.
+    tx.execute_batch("UPDATE _params SET value = CAST(value AS TEXT) WHERE typeof(value) = 'blob'")?;
     for table in ["_otps", "_mfas"] {
         let exists: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [table], |r| r.get(0))?;
         let has_expires: bool =
@@ -74,6 +77,8 @@ mod tests {
         conn.execute_batch(
             "CREATE TABLE _migrations (file VARCHAR(255) PRIMARY KEY NOT NULL, applied INTEGER NOT NULL);
              INSERT INTO _migrations VALUES ('1640988000_init.go', 1);
+             CREATE TABLE _params (id TEXT PRIMARY KEY, value JSON);
+             INSERT INTO _params VALUES ('settings', CAST('{}' AS BLOB));
              CREATE TABLE _otps (id TEXT PRIMARY KEY, collectionRef TEXT, recordRef TEXT, password TEXT, sentTo TEXT, created TEXT, updated TEXT);",
         )
         .expect("pocketbase-like");
@@ -82,6 +87,8 @@ mod tests {
         let v: i64 = conn.query_row("SELECT version FROM _vb_versions WHERE name = 'collections'", [], |r| r.get(0)).expect("version");
         assert_eq!(v, 1);
         conn.execute("INSERT INTO _otps (id, expires) VALUES ('x', 5)", []).expect("the expiry column exists");
+        let kind: String = conn.query_row("SELECT typeof(value) FROM _params", [], |r| r.get(0)).expect("kind");
+        assert_eq!(kind, "text", "settings are readable as text");
         assert!(!adopt_pocketbase(&mut conn).expect("again"), "adopted databases are vaultbase's now");
     }
 }
