@@ -94,6 +94,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         default: "1800000",
         help: "ms an SSE stream or WebSocket lives at most, 1-1800000 (for the test suite only)",
     },
+    EnvVar { name: "VAULTBASE_TEST_CRON_SECOND_TICKS", default: "0", help: "1 makes every second a cron slot (for the test suite only)" },
+    EnvVar { name: "VAULTBASE_LITESTREAM_URL", default: "unset", help: "s3://BUCKET[/PREFIX] turns on managed Litestream replication" },
+    EnvVar { name: "VAULTBASE_LITESTREAM_ENDPOINT", default: "AWS_ENDPOINT_URL_S3, else AWS", help: "http(s):// endpoint of an S3-compatible store" },
+    EnvVar { name: "VAULTBASE_LITESTREAM_SYNC_INTERVAL_MS", default: "1000", help: "ms between Litestream's uploads, 1-3600000" },
+    EnvVar { name: "VAULTBASE_LITESTREAM_BIN", default: "litestream", help: "the Litestream executable (name on PATH or path)" },
 ];
 
 /// Minimum length of a configured JWT secret: HS256 wants at least 256 bits of key.
@@ -171,6 +176,11 @@ pub struct Config {
     /// Test-only: bus `Invalidate` messages are ignored, so only the version checks keep
     /// caches fresh (the tests prove those alone suffice).
     pub test_ignore_invalidate: bool,
+    /// Test-only: the cron scheduler ticks every second and treats each second as a slot
+    /// (`VAULTBASE_TEST_CRON_SECOND_TICKS=1`), so cluster tests see many slots quickly.
+    pub test_cron_second_ticks: bool,
+    /// Managed Litestream replication (`VAULTBASE_LITESTREAM_URL` and friends); None = off.
+    pub litestream: Option<crate::shared::litestream::Settings>,
 }
 
 impl Config {
@@ -263,6 +273,12 @@ impl Config {
             Some("1") | Some("true") => true,
             Some(other) => return Err(invalid("VAULTBASE_TEST_IGNORE_INVALIDATE", other, "0 or 1")),
         };
+        let litestream = crate::shared::litestream::Settings::from_env(env)?;
+        let test_cron_second_ticks = match env("VAULTBASE_TEST_CRON_SECOND_TICKS").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => return Err(invalid("VAULTBASE_TEST_CRON_SECOND_TICKS", other, "0 or 1")),
+        };
 
         if mode == Mode::Cluster && port == 0 {
             return Err(invalid(
@@ -287,6 +303,8 @@ impl Config {
             max_connections,
             header_read_timeout,
             test_ignore_invalidate,
+            test_cron_second_ticks,
+            litestream,
         })
     }
 

@@ -9,6 +9,7 @@ pub mod bus;
 pub mod cli;
 pub mod config;
 pub mod data_dir;
+pub mod litestream;
 pub mod db;
 pub mod lock;
 pub mod rlimit;

@@ -45,6 +45,8 @@ pub enum SupervisorError {
     Signals(std::io::Error),
     #[error("spawning worker {id}: {source}")]
     Spawn { id: u32, source: std::io::Error },
+    #[error(transparent)]
+    Litestream(#[from] crate::shared::litestream::LitestreamError),
 }
 
 /// How the supervisor ended.
@@ -101,6 +103,9 @@ pub async fn run(cfg: Config) -> Result<Outcome, SupervisorError> {
         addr = %cfg.listen_addr(), data_dir = %data_dir.root().display(), version = crate::shared::VERSION,
         "cluster starting"
     );
+
+    // Before the workers, so their first writes are replicated; stopped after their drain.
+    let litestream = cfg.litestream.as_ref().map(|s| crate::shared::litestream::Litestream::start(s, data_dir.root())).transpose()?;
 
     let mut slots: Vec<Slot> = (0..cfg.workers as u32)
         .map(|id| Slot { id, pid: None, generation: 0, state: SlotState::Exited, policy: RestartPolicy::default() })
@@ -167,6 +172,9 @@ pub async fn run(cfg: Config) -> Result<Outcome, SupervisorError> {
     }
 
     let outcome = drain(&cfg, &mut slots, &hub, &mut exit_rx, &mut sigterm, &mut sigint).await;
+    if let Some(litestream) = litestream {
+        litestream.stop().await;
+    }
     if hub.dropped() > 0 {
         tracing::warn!(role = "supervisor", dropped_total = hub.dropped(), "bus frames dropped during this run");
     }

@@ -14,6 +14,7 @@ pub mod actor;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cron;
 pub mod files;
 pub mod http;
 pub mod limits;
@@ -79,6 +80,8 @@ pub enum WorkerError {
     Signals(std::io::Error),
     #[error("the server task failed: {0}")]
     Server(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Litestream(#[from] crate::shared::litestream::LitestreamError),
 }
 
 enum DrainCause {
@@ -122,7 +125,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     let db_path = data_dir.db_path();
     let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
     let turns_path = clustered.then(|| data_dir.write_turns_path());
-    let db_options = DbOptions { read_deadline: cfg.query_timeout };
+    let db_options = DbOptions { read_deadline: cfg.query_timeout, app_checkpoints: cfg.litestream.is_none() };
     let db = tokio::task::spawn_blocking(move || -> Result<Db, WorkerError> {
         Ok(Db::open_with(&db_path, readers, turns_path.as_deref(), db_options)?)
     })
@@ -131,6 +134,12 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if !pending.is_empty() {
         return Err(WorkerError::Unmigrated(pending.join(", ")));
     }
+
+    // `serve` owns the data dir, so it runs the replicator (a cluster's supervisor does).
+    let litestream = match (&cfg.litestream, clustered) {
+        (Some(settings), false) => Some(crate::shared::litestream::Litestream::start(settings, data_dir.root())?),
+        _ => None,
+    };
 
     let nofile = crate::shared::rlimit::raise_nofile();
     let addr = cfg.listen_addr();
@@ -148,6 +157,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
         tokio::spawn(state.realtime.clone().relay(rx));
     }
     let max_connections = cfg.max_connections.unwrap_or_else(|| server::default_max_connections(nofile));
+    tokio::spawn(cron::scheduler::run(state.clone(), stop_rx.clone()));
     let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx, max_connections));
 
     bus.send(&BusMsg::Ready { worker_id });
@@ -202,6 +212,9 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     }
     let closing = db.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
+    if let Some(litestream) = litestream {
+        litestream.stop().await;
+    }
     if bus.dropped() > 0 {
         tracing::warn!(worker_id, dropped_total = bus.dropped(), "bus messages dropped during this run");
     }

@@ -4,6 +4,8 @@
 //! slept for.
 #![allow(dead_code)]
 
+pub mod weed;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::process::CommandExt;

@@ -20,7 +20,8 @@
 //! checkpointer thread with its own connection copies the WAL back into the database
 //! (PASSIVE, at most every [`CHECKPOINT_INTERVAL`]) after the writer nudges it. A checkpoint
 //! run inside a commit stalled the writer — and every write queued behind it — for
-//! milliseconds; beside it, it waits for no one and no one waits for it.
+//! milliseconds; beside it, it waits for no one and no one waits for it. With
+//! [`DbOptions::app_checkpoints`] off (Litestream on) it does none: Litestream checkpoints.
 //!
 //! Limits, so one bad request or a full disk cannot take the process with it:
 //! - Every read job runs under a deadline ([`DbOptions::read_deadline`]) enforced by SQLite's
@@ -186,17 +187,31 @@ pub enum DbError {
 pub struct DbOptions {
     /// How long one read job may run before its statement is interrupted.
     pub read_deadline: Duration,
+    /// Whether the checkpointer thread checkpoints after writes. Off while Litestream
+    /// replicates the file: it must see every WAL frame before the WAL is reused, and does the
+    /// checkpoints itself (its documented advice for applications beside it).
+    pub app_checkpoints: bool,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions { read_deadline: DEFAULT_READ_DEADLINE }
+        DbOptions { read_deadline: DEFAULT_READ_DEADLINE, app_checkpoints: true }
     }
 }
 
 /// The shortest time between two checkpoints while writes keep coming. Each copies only the
 /// frames written since the last, so the WAL stays short without a checkpoint per commit.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How [`Db::optimize`] checkpoints before optimizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointMode {
+    /// Wait for readers and empty the WAL file (PocketBase's daily job).
+    Truncate,
+    /// Copy what can be copied without waiting or resetting the WAL (when something else,
+    /// like Litestream, must see every WAL frame before it is overwritten).
+    Passive,
+}
 
 enum Checkpoint {
     Nudge,
@@ -492,6 +507,28 @@ impl Db {
         rx.await.map_err(|_| E::from(DbError::Closed))?
     }
 
+    /// Daily maintenance (PocketBase's `__pbDBOptimize__`): a checkpoint of the given mode,
+    /// then `PRAGMA optimize`, on a connection of its own on a blocking thread, so neither the
+    /// writer nor the checkpointer waits behind it. A TRUNCATE checkpoint waits (busy
+    /// timeout) for readers of every process to move past the WAL and then empties it.
+    pub async fn optimize(&self, checkpoint: CheckpointMode) -> Result<(), DbError> {
+        let path = self.inner.path.clone();
+        let sql = match checkpoint {
+            CheckpointMode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+            CheckpointMode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+        };
+        let run = move || -> rusqlite::Result<()> {
+            let conn = open::open(&path, Role::Writer)?;
+            conn.query_row(sql, [], |_| Ok(()))?;
+            conn.execute_batch("PRAGMA optimize;")?;
+            conn.close().map_err(|(_, e)| e)
+        };
+        match tokio::task::spawn_blocking(run).await {
+            Ok(done) => done.map_err(DbError::Sqlite),
+            Err(_) => Err(DbError::Closed),
+        }
+    }
+
     /// Stops every thread after the jobs already queued, checkpoints the WAL and closes the
     /// connections. Blocks: call it from a blocking context. Idempotent; final (a paused
     /// database is not reopened after it).
@@ -526,7 +563,7 @@ impl Inner {
         let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::bounded(1);
         let mut threads = Vec::with_capacity(readers + 2);
         threads.push(spawn_writer(writer_conn, writer_rx, checkpoint_tx.clone(), turns, writes)?);
-        threads.push(spawn_checkpointer(checkpoint_conn, checkpoint_rx)?);
+        threads.push(spawn_checkpointer(checkpoint_conn, checkpoint_rx, options.app_checkpoints)?);
         for (i, conn) in reader_conns.into_iter().enumerate() {
             threads.push(spawn_reader(&format!("vb-db-reader-{i}"), conn, reader_rx.clone(), options.read_deadline)?);
         }
@@ -729,10 +766,16 @@ fn spawn_writer(
         .map_err(DbError::Thread)
 }
 
-fn spawn_checkpointer(conn: Connection, rx: Receiver<Checkpoint>) -> Result<JoinHandle<()>, DbError> {
+fn spawn_checkpointer(conn: Connection, rx: Receiver<Checkpoint>, enabled: bool) -> Result<JoinHandle<()>, DbError> {
     std::thread::Builder::new()
         .name("vb-db-checkpoint".to_owned())
         .spawn(move || {
+            if !enabled {
+                // Another process owns checkpoints (Litestream): nudges are dropped until Stop.
+                while let Ok(Checkpoint::Nudge) = rx.recv() {}
+                close(conn);
+                return;
+            }
             // Whether writes happened since the last checkpoint started.
             let mut due = false;
             'serve: loop {
@@ -1261,7 +1304,7 @@ mod tests {
     async fn a_running_query_whose_caller_left_is_interrupted() {
         let dir = tempfile::tempdir().expect("tempdir");
         // A deadline far beyond the test's patience: only the caller leaving can stop it.
-        let options = DbOptions { read_deadline: Duration::from_secs(3600) };
+        let options = DbOptions { read_deadline: Duration::from_secs(3600), ..DbOptions::default() };
         let db = Db::open_with(&dir.path().join("t.db"), 1, None, options).expect("open");
         let (started_tx, started) = oneshot::channel::<()>();
         let (ended_tx, ended) = oneshot::channel::<bool>();
@@ -1312,7 +1355,7 @@ mod tests {
     #[tokio::test]
     async fn a_read_past_its_deadline_is_interrupted_and_the_reader_serves_on() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let options = DbOptions { read_deadline: Duration::from_millis(100) };
+        let options = DbOptions { read_deadline: Duration::from_millis(100), ..DbOptions::default() };
         let db = Db::open_with(&dir.path().join("t.db"), 1, None, options).expect("open");
         let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
         let r = db.read(move |c| -> Result<i64, DbError> { Ok(c.query_row(endless, [], |r| r.get(0))?) }).await;

@@ -5,6 +5,7 @@ pub mod account_flows;
 pub mod backups;
 pub mod batch;
 pub mod collections;
+pub mod crons;
 pub mod files;
 pub mod health;
 pub mod oauth2;
