@@ -1,7 +1,8 @@
 //! Backups and restore: PocketBase's `/api/backups` in `serve`, `POST /api/admin/restore`,
 //! the `vaultbase backup` / `vaultbase restore` commands, a PocketBase-made backup restored
 //! here, and a restore in a 4-worker cluster under load (no request fails with a database
-//! error; afterwards every worker serves the restored data).
+//! error; afterwards every worker serves the restored data), and `backups.cron` with
+//! `cronMaxKeep` on a cluster.
 
 mod common;
 
@@ -280,4 +281,38 @@ fn a_cluster_restore_pauses_every_worker_and_none_serves_the_old_file() {
         let after = exchange(&mut conn, "GET", "/api/collections/posts/records?filter=(title~'after')").expect("list");
         assert_eq!(after.json()["totalItems"], 0, "worker {id} still serves the old file");
     }
+}
+
+#[test]
+fn backups_cron_makes_automatic_backups_once_per_slot_and_keeps_cron_max_keep() {
+    let spawn = Spawn::cluster(2).env("VAULTBASE_TEST_CRON_SECOND_TICKS", "1");
+    let (server, token) = start_with_superuser(spawn);
+    let port = server.port;
+    assert_eq!(call(port, "POST", "/api/backups", Some(&token), Some(&json!({"name": "manual.zip"}))).status, 204);
+    let patch = json!({"backups": {"cron": "* * * * *", "cronMaxKeep": 2}});
+    ok(call(port, "PATCH", "/api/settings", Some(&token), Some(&patch)));
+    let listed = ok(call(port, "GET", "/api/crons", Some(&token), None));
+    assert!(listed.as_array().expect("jobs").iter().any(|j| j["id"] == "__pbAutoBackup__" && j["expression"] == "* * * * *"), "{listed}");
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let runs = loop {
+        let r = ok(call(port, "GET", "/api/crons/__pbAutoBackup__/runs?limit=100", Some(&token), None));
+        let done: Vec<_> = r["items"].as_array().expect("items").iter().filter(|run| run["outcome"] == "ok").cloned().collect();
+        if done.len() >= 4 {
+            break done;
+        }
+        assert!(Instant::now() < deadline, "automatic backups did not run: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let slots: std::collections::HashSet<_> = runs.iter().map(|r| r["slot"].as_i64().expect("slot")).collect();
+    assert_eq!(slots.len(), runs.len(), "each slot ran once in the cluster: {runs:?}");
+    ok(call(port, "PATCH", "/api/settings", Some(&token), Some(&json!({"backups": {"cron": ""}}))));
+
+    let listed = ok(call(port, "GET", "/api/backups", Some(&token), None));
+    let keys: Vec<&str> = listed.as_array().expect("list").iter().map(|b| b["key"].as_str().expect("key")).collect();
+    let auto: Vec<_> = keys.iter().filter(|k| k.starts_with("@auto_pb_backup_acme_")).collect();
+    assert!(!auto.is_empty() && auto.len() <= 2, "at most cronMaxKeep automatic backups are kept: {keys:?}");
+    assert!(keys.contains(&"manual.zip"), "other backups are never pruned: {keys:?}");
+    let jobs = ok(call(port, "GET", "/api/crons", Some(&token), None));
+    assert!(!jobs.as_array().expect("jobs").iter().any(|j| j["id"] == "__pbAutoBackup__"), "an empty backups.cron removes the job: {jobs}");
 }

@@ -240,3 +240,61 @@ mod tests {
         assert!(!safe_key("a/b"));
     }
 }
+
+/// The cron job id of the automatic backups, as PocketBase names it.
+pub const AUTO_BACKUP_JOB: &str = "__pbAutoBackup__";
+/// How often a worker compares its `__pbAutoBackup__` registration with the settings, besides
+/// the moments it knows they changed (its own PATCH, a bus `Invalidate`).
+pub const SCHEDULE_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Registers, re-registers or removes `__pbAutoBackup__` so it follows `backups.cron`. Every
+/// worker registers it; the scheduler's claim makes each slot run once in the cluster.
+pub async fn sync_schedule(state: &AppState) {
+    let loaded = match state.settings.fresh(&state.db).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::debug!(worker_id = state.worker_id, error = %e, "reading backups.cron failed; schedule unchanged");
+            return;
+        }
+    };
+    let wanted = loaded.settings.backups.cron.trim().to_owned();
+    let held = state.crons.get(AUTO_BACKUP_JOB).map(|j| j.schedule.expression().to_owned());
+    if held.as_deref() == Some(wanted.as_str()) || (held.is_none() && wanted.is_empty()) {
+        return;
+    }
+    if wanted.is_empty() {
+        state.crons.remove(AUTO_BACKUP_JOB);
+        return;
+    }
+    if let Err(e) = state.crons.add(AUTO_BACKUP_JOB, &wanted, crate::worker::cron::job_fn(auto_backup)) {
+        tracing::warn!(worker_id = state.worker_id, error = %e, "backups.cron is not a valid cron expression; automatic backups are off");
+        state.crons.remove(AUTO_BACKUP_JOB);
+    }
+}
+
+/// Keeps [`sync_schedule`] in step with the settings for the life of the worker.
+pub async fn keep_schedule_in_sync(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        sync_schedule(&state).await;
+        tokio::select! {
+            _ = tokio::time::sleep(SCHEDULE_SYNC_INTERVAL) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// `__pbAutoBackup__`: a backup named `@auto_pb_backup_<app>_<time>.zip`, then only the
+/// newest `backups.cronMaxKeep` automatic backups are kept (0 keeps them all).
+async fn auto_backup(state: AppState) -> Result<(), String> {
+    let loaded = state.settings.fresh(&state.db).await.map_err(|e| e.to_string())?;
+    let name = generated_name(AUTO_PREFIX, &loaded.settings.meta.app_name, SystemTime::now());
+    let guard = begin(&state).await.map_err(|e| e.to_string())?;
+    create(&state, &name, &guard).await.map_err(|e| e.to_string())?;
+    drop(guard);
+    let keep = loaded.settings.backups.cron_max_keep as usize;
+    if keep > 0 {
+        let removed = prune_auto(&state, keep).await.map_err(|e| e.to_string())?;
+        tracing::info!(worker_id = state.worker_id, backup = name, removed, "automatic backup made");
+    }
+    Ok(())
+}
