@@ -2,7 +2,7 @@
 //! the `vaultbase backup` / `vaultbase restore` commands, a PocketBase-made backup restored
 //! here, and a restore in a 4-worker cluster under load (no request fails with a database
 //! error; afterwards every worker serves the restored data), and `backups.cron` with
-//! `cronMaxKeep` on a cluster.
+//! `cronMaxKeep` on a cluster, and backups kept in S3 (SeaweedFS) for the API and the CLI.
 
 mod common;
 
@@ -315,4 +315,51 @@ fn backups_cron_makes_automatic_backups_once_per_slot_and_keeps_cron_max_keep() 
     assert!(keys.contains(&"manual.zip"), "other backups are never pruned: {keys:?}");
     let jobs = ok(call(port, "GET", "/api/crons", Some(&token), None));
     assert!(!jobs.as_array().expect("jobs").iter().any(|j| j["id"] == "__pbAutoBackup__"), "an empty backups.cron removes the job: {jobs}");
+}
+
+#[test]
+fn backups_s3_keeps_backups_in_the_bucket_and_restores_from_it() {
+    let weed = common::weed::start_weed();
+    let (server, token) = start_with_superuser(Spawn::serve());
+    let port = server.port;
+    let endpoint = format!("http://127.0.0.1:{}", weed.s3_port);
+    let s3 = json!({"backups": {"s3": {"enabled": true, "bucket": "vaultbase", "region": "us-east-1", "endpoint": endpoint, "accessKey": "vbkey", "secret": "vbsecret", "forcePathStyle": true}}});
+    ok(call(port, "PATCH", "/api/settings", Some(&token), Some(&s3)));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while call(port, "POST", "/api/settings/test/s3", Some(&token), Some(&json!({"filesystem": "backups"}))).status != 204 {
+        assert!(Instant::now() < deadline, "SeaweedFS S3 not ready");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    make_posts(port, &token);
+    add_post(port, &token, "before");
+    assert_eq!(call(port, "POST", "/api/backups", Some(&token), Some(&json!({"name": "in_s3.zip"}))).status, 204);
+    assert!(weed.objects("vaultbase", "").contains(&"in_s3.zip".to_owned()), "the zip is in the bucket");
+    assert!(!server.dir.join("backups/in_s3.zip").exists(), "and not on the local disk");
+    let listed = ok(call(port, "GET", "/api/backups", Some(&token), None));
+    assert!(listed.as_array().expect("list").iter().any(|b| b["key"] == "in_s3.zip"), "{listed}");
+    let file_token = ok(call(port, "POST", "/api/files/token", Some(&token), None))["token"].as_str().expect("token").to_owned();
+    let zip = call(port, "GET", &format!("/api/backups/in_s3.zip?token={file_token}"), None, None);
+    assert!(zip.status == 200 && zip.body.starts_with(b"PK\x03\x04"));
+
+    add_post(port, &token, "after");
+    assert_eq!(call(port, "POST", "/api/backups/in_s3.zip/restore", Some(&token), None).status, 204);
+    assert_eq!(titles(port), ["before"]);
+    assert_eq!(call(port, "DELETE", "/api/backups/in_s3.zip", Some(&token), None).status, 204);
+    assert!(!weed.objects("vaultbase", "").contains(&"in_s3.zip".to_owned()));
+
+    // The CLI uploads its snapshot with the AWS variables.
+    let run = Command::new(BIN)
+        .args(["backup", "--to", "s3://vaultbase/cli/snap.db", "--quiet", "--dir"])
+        .arg(&server.dir)
+        .env("AWS_ACCESS_KEY_ID", "vbkey")
+        .env("AWS_SECRET_ACCESS_KEY", "vbsecret")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ENDPOINT_URL", &endpoint)
+        .output()
+        .expect("backup");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(run.stdout.is_empty(), "--quiet prints nothing");
+    assert_eq!(weed.objects("vaultbase", "cli/"), ["cli/snap.db"]);
+    let missing = Command::new(BIN).args(["backup", "--to", "r2://vaultbase/x.db", "--dir"]).arg(&server.dir).env("AWS_ACCESS_KEY_ID", "k").env("AWS_SECRET_ACCESS_KEY", "s").output().expect("backup");
+    assert_eq!(missing.status.code(), Some(2), "r2:// needs R2_ENDPOINT");
 }
