@@ -5,6 +5,10 @@
 //! The zip has PocketBase's layout — `data.db`, `auxiliary.db` when it exists, and the local
 //! `storage/` tree — so either server restores the other's backups. Unpacking takes only
 //! those entries, by their sanitised names, and checks `data.db` before anything is swapped.
+//!
+//! PocketBase opens a vaultbase `data.db` only if its own system migrations are recorded as
+//! applied (its first one creates `_params`, which vaultbase already has): the snapshot in
+//! the zip — never the live file — gets them in its `_migrations` ledger.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -20,6 +24,19 @@ use crate::shared::db::{adopt, migrate, open};
 
 /// How long a snapshot waits for a lock it cannot do without (only a WAL recovery takes one).
 const SNAPSHOT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// PocketBase 0.40.6's system migrations of `data.db`, whose tables vaultbase's schema
+/// already has in PocketBase's layout.
+const POCKETBASE_MIGRATIONS: &[&str] = &[
+    "1640988000_init.go",
+    "1717233556_v0.23_migrate.go",
+    "1717233557_v0.23_migrate2.go",
+    "1717233558_v0.23_migrate3.go",
+    "1717233559_v0.23_migrate4.go",
+    "1763020353_update_default_auth_alert_templates.go",
+    "1778828400_normalize_indexes.go",
+];
+/// PocketBase's migration of `auxiliary.db` (its `_logs`), recorded in `data.db`'s ledger.
+const POCKETBASE_AUX_MIGRATION: &str = "1640988000_aux_init.go";
 /// Copy buffer for zip entries.
 const COPY_BUFFER_BYTES: usize = 256 * 1024;
 
@@ -43,14 +60,22 @@ pub fn write_zip(root: &Path, dest: &Path) -> Result<u64, BackupError> {
     let scratch = root.join(format!(".backup-{}", super::stamp()));
     let made = (|| {
         std::fs::create_dir_all(&scratch).map_err(BackupError::io("creating the snapshot directory"))?;
-        let mut entries = vec![(DATA_DB.to_owned(), snapshot_into(root, &scratch, DATA_DB)?)];
+        let data = snapshot_into(root, &scratch, DATA_DB)?;
+        let mut entries = vec![(DATA_DB.to_owned(), data.clone())];
+        let mut aux_has_logs = false;
         if root.join(AUXILIARY_DB).exists() {
-            entries.push((AUXILIARY_DB.to_owned(), snapshot_into(root, &scratch, AUXILIARY_DB)?));
+            let aux = snapshot_into(root, &scratch, AUXILIARY_DB)?;
+            aux_has_logs = has_table(&aux, "_logs");
+            entries.push((AUXILIARY_DB.to_owned(), aux));
         }
+        mark_pocketbase_ledger(&data, aux_has_logs)?;
         collect_files(&root.join(STORAGE_DIR), STORAGE_DIR, &mut entries)?;
         let file = File::create(&partial).map_err(BackupError::io(format!("creating {}", partial.display())))?;
         let mut zip = zip::ZipWriter::new(BufWriter::new(file));
-        let options = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated).large_file(true);
+        let options = SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated)
+            .large_file(true)
+            .last_modified_time(zip_now());
         let mut buf = vec![0u8; COPY_BUFFER_BYTES];
         for (entry, path) in &entries {
             // A stored file deleted since the walk is simply not in this backup.
@@ -71,6 +96,47 @@ pub fn write_zip(root: &Path, dest: &Path) -> Result<u64, BackupError> {
         let _ = std::fs::remove_file(&partial);
     }
     made
+}
+
+/// Records PocketBase's system migrations as applied in the snapshot at `db` (see the module
+/// doc); the auxiliary one only when the backup carries a `_logs` table for it.
+fn mark_pocketbase_ledger(db: &Path, aux_has_logs: bool) -> Result<(), BackupError> {
+    let conn = Connection::open(db).map_err(BackupError::sqlite("opening the snapshot"))?;
+    let aux = aux_has_logs.then_some(POCKETBASE_AUX_MIGRATION);
+    for name in POCKETBASE_MIGRATIONS.iter().copied().chain(aux) {
+        conn.execute("INSERT OR IGNORE INTO _migrations (file, applied) VALUES (?1, CAST(strftime('%s','now') AS INTEGER) * 1000000)", [name])
+            .map_err(BackupError::sqlite("marking PocketBase's migrations in the snapshot"))?;
+    }
+    Ok(())
+}
+
+fn has_table(db: &Path, table: &str) -> bool {
+    Connection::open(db)
+        .and_then(|c| c.query_row("SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [table], |r| r.get(0)))
+        .unwrap_or(false)
+}
+
+/// Now, as a zip entry time (UTC; a zip stores no zone).
+fn zip_now() -> zip::DateTime {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    let part = |v: i64| u8::try_from(v).unwrap_or(0);
+    zip::DateTime::from_date_and_time(u16::try_from(y).unwrap_or(1980), part(m), part(d), part(rem / 3600), part(rem % 3600 / 60), part(rem % 60))
+        .unwrap_or_default()
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 fn snapshot_into(root: &Path, scratch: &Path, name: &str) -> Result<PathBuf, BackupError> {
