@@ -210,37 +210,6 @@ pub async fn prune_auto(state: &AppState, max_keep: usize) -> Result<usize, Back
     Ok(removed)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_pocketbase() {
-        assert!(valid_name("good_1.zip"));
-        assert!(valid_name("a-b.zip"));
-        for bad in ["Bad.zip", "nozip", ".zip", "a b.zip", "a.tar.zip", "../x.zip"] {
-            assert!(!valid_name(bad), "{bad}");
-        }
-        assert!(!valid_name(&format!("{}.zip", "a".repeat(147))));
-        assert!(valid_name(&format!("{}.zip", "a".repeat(146))));
-    }
-
-    #[test]
-    fn generated_names_carry_the_app_and_the_time() {
-        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_640_177);
-        assert_eq!(generated_name("pb_backup_", "Acme", t), "pb_backup_acme_20261207104257.zip");
-        assert_eq!(generated_name(AUTO_PREFIX, "My App!", t), "@auto_pb_backup_my_app_20261207104257.zip");
-    }
-
-    #[test]
-    fn keys_are_plain_names() {
-        assert!(safe_key("Bad Name.zip"));
-        assert!(!safe_key("../x.zip"));
-        assert!(!safe_key(".hidden"));
-        assert!(!safe_key("a/b"));
-    }
-}
-
 /// The cron job id of the automatic backups, as PocketBase names it.
 pub const AUTO_BACKUP_JOB: &str = "__pbAutoBackup__";
 /// How often a worker compares its `__pbAutoBackup__` registration with the settings, besides
@@ -297,4 +266,35 @@ async fn auto_backup(state: AppState) -> Result<(), String> {
         tracing::info!(worker_id = state.worker_id, backup = name, removed, "automatic backup made");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_pocketbase() {
+        assert!(valid_name("good_1.zip"));
+        assert!(valid_name("a-b.zip"));
+        for bad in ["Bad.zip", "nozip", ".zip", "a b.zip", "a.tar.zip", "../x.zip"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+        assert!(!valid_name(&format!("{}.zip", "a".repeat(147))));
+        assert!(valid_name(&format!("{}.zip", "a".repeat(146))));
+    }
+
+    #[test]
+    fn generated_names_carry_the_app_and_the_time() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_640_177);
+        assert_eq!(generated_name("pb_backup_", "Acme", t), "pb_backup_acme_20261207104257.zip");
+        assert_eq!(generated_name(AUTO_PREFIX, "My App!", t), "@auto_pb_backup_my_app_20261207104257.zip");
+    }
+
+    #[test]
+    fn keys_are_plain_names() {
+        assert!(safe_key("Bad Name.zip"));
+        assert!(!safe_key("../x.zip"));
+        assert!(!safe_key(".hidden"));
+        assert!(!safe_key("a/b"));
+    }
 }
