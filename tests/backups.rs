@@ -363,6 +363,11 @@ fn backups_cron_makes_automatic_backups_once_per_slot_and_keeps_cron_max_keep() 
     let keys: Vec<&str> = listed.as_array().expect("list").iter().map(|b| b["key"].as_str().expect("key")).collect();
     let auto: Vec<_> = keys.iter().filter(|k| k.starts_with("@auto_pb_backup_acme_")).collect();
     assert!(!auto.is_empty() && auto.len() <= 2, "at most cronMaxKeep automatic backups are kept: {keys:?}");
+    // The SDK sends keys through encodeURIComponent: `@` arrives as %40.
+    let escaped = auto[0].replace('@', "%40");
+    let file_token = ok(call(port, "POST", "/api/files/token", Some(&token), None))["token"].as_str().expect("token").to_owned();
+    assert_eq!(call(port, "GET", &format!("/api/backups/{escaped}?token={file_token}"), None, None).status, 200);
+    assert_eq!(call(port, "DELETE", &format!("/api/backups/{escaped}"), Some(&token), None).status, 204);
     assert!(keys.contains(&"manual.zip"), "other backups are never pruned: {keys:?}");
     let jobs = ok(call(port, "GET", "/api/crons", Some(&token), None));
     assert!(!jobs.as_array().expect("jobs").iter().any(|j| j["id"] == "__pbAutoBackup__"), "an empty backups.cron removes the job: {jobs}");

@@ -29,6 +29,12 @@ pub const BUSY_MESSAGE: &str = "Try again later - another backup/restore operati
 /// An uploaded backup or restore body, at most (PocketBase has no limit; this is a sanity cap).
 pub const MAX_UPLOAD_BYTES: u64 = 64 * 1024 * 1024 * 1024;
 
+/// The key in a path, `%XX` escapes decoded (the SDK encodes it: automatic backups start with
+/// `@`). A malformed escape yields a key no backup has.
+fn decoded(raw: &str) -> String {
+    super::crons::decode_segment(raw).unwrap_or_default()
+}
+
 fn no_content() -> Response<ResBody> {
     let mut res = crate::worker::http::body::full(Bytes::new());
     *res.status_mut() = StatusCode::NO_CONTENT;
@@ -156,6 +162,7 @@ pub async fn upload(state: &AppState, req: Request<Incoming>) -> Result<Response
 
 /// `GET /api/backups/{key}?token=` — a superuser's file token, no Authorization needed.
 pub async fn download(state: &AppState, key: &str, req: &Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+    let key = &decoded(key);
     let query = Query::parse(req.uri().query());
     let actor = match query.get("token").filter(|t| !t.is_empty()) {
         Some(token) => super::files::file_token_actor(state, token).await,
@@ -207,6 +214,7 @@ fn tokio_stream_of<T: Send + 'static>(mut rx: tokio::sync::mpsc::Receiver<T>) ->
 
 /// `DELETE /api/backups/{key}`.
 pub async fn delete(state: &AppState, key: &str) -> Result<Response<ResBody>, ApiError> {
+    let key = &decoded(key);
     // A backup being restored from is in use: the operation lock says one is running.
     let _guard = ops::begin(state).await.map_err(ops_error)?;
     match ops::delete(state, key).await {
@@ -218,6 +226,7 @@ pub async fn delete(state: &AppState, key: &str) -> Result<Response<ResBody>, Ap
 
 /// `POST /api/backups/{key}/restore`: answered once every worker serves the restored data.
 pub async fn restore_backup(state: &AppState, key: &str) -> Result<Response<ResBody>, ApiError> {
+    let key = &decoded(key);
     let _guard = ops::begin(state).await.map_err(ops_error)?;
     let staged = match ops::stage(state, key).await {
         Ok(s) => s,
