@@ -239,6 +239,8 @@ struct Slot {
     turns: Option<PathBuf>,
     options: DbOptions,
     writes: Arc<WriteHealth>,
+    /// Held by work on a connection of its own (`optimize`), which a pause waits for.
+    side: Mutex<()>,
 }
 
 enum State {
@@ -308,6 +310,7 @@ impl Db {
                 turns: turns.map(Path::to_owned),
                 options,
                 writes,
+                side: Mutex::new(()),
             }),
         })
     }
@@ -364,6 +367,8 @@ impl Db {
         if let Some(inner) = running {
             inner.close();
         }
+        // Any connection of its own (`optimize`) is closed too before the file may be replaced.
+        drop(self.inner.side.lock().unwrap_or_else(|p| p.into_inner()));
     }
 
     /// Opens the file again after [`Db::pause`] (it may be another file by now) and releases
@@ -512,13 +517,19 @@ impl Db {
     /// writer nor the checkpointer waits behind it. A TRUNCATE checkpoint waits (busy
     /// timeout) for readers of every process to move past the WAL and then empties it.
     pub async fn optimize(&self, checkpoint: CheckpointMode) -> Result<(), DbError> {
-        let path = self.inner.path.clone();
+        let slot = self.inner.clone();
         let sql = match checkpoint {
             CheckpointMode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
             CheckpointMode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
         };
         let run = move || -> rusqlite::Result<()> {
-            let conn = open::open(&path, Role::Writer)?;
+            // Its connection is outside the threads a pause closes: a pause waits for it, and
+            // it does not start on a paused database (whose file may be being replaced).
+            let _side = slot.side.lock().unwrap_or_else(|p| p.into_inner());
+            if !matches!(*slot.state.read().unwrap_or_else(|p| p.into_inner()), State::Open(_)) {
+                return Ok(());
+            }
+            let conn = open::open(&slot.path, Role::Writer)?;
             conn.query_row(sql, [], |_| Ok(()))?;
             conn.execute_batch("PRAGMA optimize;")?;
             conn.close().map_err(|(_, e)| e)
