@@ -83,6 +83,32 @@ impl OperationGuard {
     }
 }
 
+/// Removes what a backup or restore killed half-way left in the data dir (staging
+/// directories, received uploads, snapshot scratch, half-written zips). Only for the data
+/// dir's owner at start-up, before any worker runs; `vaultbase backup`'s own temporary file
+/// (`.vaultbase-snap-*`) is left alone, as that command may be running beside the server.
+pub fn remove_leftovers(root: &Path) {
+    let remove = |path: &Path| {
+        let removed = if path.is_dir() { std::fs::remove_dir_all(path) } else { std::fs::remove_file(path) };
+        match removed {
+            Ok(()) => tracing::info!(path = %path.display(), "removed what an interrupted backup or restore left"),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "removing what an interrupted backup or restore left failed"),
+        }
+    };
+    let entries = |dir: &Path| std::fs::read_dir(dir).into_iter().flatten().flatten().map(|e| e.path()).collect::<Vec<_>>();
+    for path in entries(root) {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if [".restore-", ".upload-", ".backup-"].iter().any(|p| name.starts_with(p)) || name.ends_with(".download") || name.ends_with(".upload") {
+            remove(&path);
+        }
+    }
+    for path in entries(&backups_dir(root)) {
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.') && n.ends_with(".partial")) {
+            remove(&path);
+        }
+    }
+}
+
 /// A unique name part for temporary and kept files: UTC time to the millisecond and the pid.
 pub fn stamp() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -101,5 +127,24 @@ mod tests {
         assert!(OperationGuard::try_acquire(dir.path()).expect("lock").is_none(), "a second operation is refused");
         drop(first);
         assert!(OperationGuard::try_acquire(dir.path()).expect("lock").is_some(), "free again once the first ends");
+    }
+
+    #[test]
+    fn leftovers_of_an_interrupted_operation_are_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join(".restore-1-2/storage")).expect("stage");
+        std::fs::write(root.join(".upload-3-4"), "x").expect("upload");
+        std::fs::create_dir_all(backups_dir(root)).expect("backups");
+        std::fs::write(backups_dir(root).join(".a.zip.5.partial"), "x").expect("partial");
+        std::fs::write(backups_dir(root).join("kept.zip"), "x").expect("backup");
+        std::fs::write(root.join(".vaultbase-snap-6.db"), "x").expect("cli snapshot");
+        std::fs::create_dir_all(root.join(".pre-restore-7")).expect("kept data");
+        remove_leftovers(root);
+        assert!(!root.join(".restore-1-2").exists() && !root.join(".upload-3-4").exists());
+        assert!(!backups_dir(root).join(".a.zip.5.partial").exists());
+        assert!(backups_dir(root).join("kept.zip").exists(), "backups stay");
+        assert!(root.join(".vaultbase-snap-6.db").exists(), "a running `vaultbase backup`'s file stays");
+        assert!(root.join(".pre-restore-7").exists(), "the data a restore replaced stays");
     }
 }
