@@ -35,6 +35,8 @@ fn main() -> ExitCode {
         Command::Superuser { action, flags } => superuser(action, &flags),
         Command::EncryptionRotate { flags, batch_rows } => encryption_rotate(&flags, batch_rows),
         Command::Logs(args) => logs(&args),
+        Command::Backup { to, gzip, quiet, flags } => backup_command(&flags, quiet, |cfg| vaultbase::shared::backup::command::backup(cfg, &to, gzip)),
+        Command::Restore { file, flags } => backup_command(&flags, false, |cfg| vaultbase::shared::backup::command::restore(cfg, &file)),
     };
     // Log lines still queued for the log thread are written before the process ends.
     telemetry::flush();
@@ -179,6 +181,37 @@ fn logs(args: &cli::LogsArgs) -> ExitCode {
         }
     }
 }
+/// `backup` / `restore`: 0 done, 1 failed, 2 bad usage (as the original's backup script).
+fn backup_command(
+    flags: &Flags,
+    quiet: bool,
+    run: impl FnOnce(&Config) -> Result<String, vaultbase::shared::backup::command::CommandError>,
+) -> ExitCode {
+    let cfg = match Config::from_env(Mode::Serve, flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("vaultbase: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    match run(&cfg) {
+        Ok(message) => {
+            if !quiet {
+                println!("{message}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e @ vaultbase::shared::backup::command::CommandError::Usage(_)) => {
+            eprintln!("vaultbase: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(e) => {
+            eprintln!("vaultbase: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
 fn run_worker(id: u32, flags: &Flags) -> ExitCode {
     let cfg = match config(Mode::Worker, flags) {
         Ok(c) => c,

@@ -78,6 +78,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
     }
     drop(conn);
     clear_staged_uploads(&data_dir.uploads_path());
+    super::backup::remove_leftovers(data_dir.root());
     // Counters a previous cluster left (perhaps mid-turn) would make the first writers wait
     // for a stalled turn; no worker runs yet, so a fresh zeroed file is safe.
     if let Err(e) = std::fs::remove_file(data_dir.write_turns_path()) {

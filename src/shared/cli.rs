@@ -22,6 +22,10 @@ pub enum Command {
     EncryptionRotate { flags: Flags, batch_rows: Option<usize> },
     /// `logs [--dir DIR] [--since T] [--until T] [--filter EXPR]`: search the JSONL archive.
     Logs(LogsArgs),
+    /// `backup --to PATH|s3://…|r2://… [--gzip] [--quiet]`: an online snapshot of `data.db`.
+    Backup { to: String, gzip: bool, quiet: bool, flags: Flags },
+    /// `restore FILE`: offline, swaps a backup in.
+    Restore { file: String, flags: Flags },
     Version,
     Help,
 }
@@ -69,6 +73,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
     if args.peek().map(String::as_str) == Some("logs") {
         args.next();
         return parse_logs(args.collect());
+    }
+    if matches!(args.peek().map(String::as_str), Some("backup") | Some("restore")) {
+        let sub = args.next().unwrap_or_default();
+        return parse_backup(&sub, args.collect());
     }
     let sub = match args.peek().map(String::as_str) {
         Some("serve") | Some("cluster") | Some("worker") => args.next(),
@@ -176,6 +184,36 @@ fn parse_logs(args: Vec<String>) -> Result<Command, UsageError> {
     Ok(Command::Logs(out))
 }
 
+/// `backup …` / `restore …`: `--to` and `--dir` also as `--x=v`; `--quiet` also `-q`.
+fn parse_backup(sub: &str, args: Vec<String>) -> Result<Command, UsageError> {
+    let mut flags = Flags::default();
+    let (mut to, mut gzip, mut quiet, mut positional) = (None, false, false, Vec::new());
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| inline.clone().or_else(|| it.next()).ok_or_else(|| UsageError(format!("{name} needs a value")));
+        match name.as_str() {
+            "--dir" => flags.dir = Some(value("--dir")?),
+            "--to" if sub == "backup" => to = Some(value("--to")?),
+            "--gzip" if sub == "backup" && inline.is_none() => gzip = true,
+            "--quiet" | "-q" if sub == "backup" && inline.is_none() => quiet = true,
+            other if other.starts_with('-') => return Err(UsageError(format!("unknown argument {other:?}"))),
+            _ => positional.push(arg),
+        }
+    }
+    match (sub, positional.as_slice()) {
+        ("backup", []) => match to {
+            Some(to) => Ok(Command::Backup { to, gzip, quiet, flags }),
+            None => Err(UsageError("usage: vaultbase backup --to PATH|s3://BUCKET/KEY|r2://BUCKET/KEY [--gzip] [--quiet] [--dir DIR]".into())),
+        },
+        ("restore", [file]) => Ok(Command::Restore { file: file.clone(), flags }),
+        _ => Err(UsageError(format!("usage: vaultbase {}", if sub == "backup" { "backup --to DEST [--gzip] [--quiet] [--dir DIR]" } else { "restore FILE [--dir DIR]" }))),
+    }
+}
+
 /// The `--help` text, listing every environment variable with its default.
 pub fn help_text() -> String {
     let mut out = String::from(
@@ -186,6 +224,8 @@ pub fn help_text() -> String {
          vaultbase superuser delete EMAIL [--dir DIR]\n  \
          vaultbase encryption rotate [--dir DIR] [--batch-rows N]   re-encrypt under VAULTBASE_ENCRYPTION_NEW_KEY, online\n  \
          vaultbase logs [--dir DIR] [--since T] [--until T] [--filter EXPR]   search the JSONL log archive\n  \
+         vaultbase backup --to PATH|s3://B/K|r2://B/K [--gzip] [--quiet] [--dir DIR]   online snapshot of data.db\n  \
+         vaultbase restore FILE [--dir DIR]   offline: swap in a backup (.zip, .db or .db.gz)\n  \
          vaultbase --version\n  vaultbase --help\n\n\
          FLAGS (override the environment):\n  --http HOST:PORT   address to listen on (VAULTBASE_HOST, VAULTBASE_PORT)\n  \
          --dir DIR          data directory (VAULTBASE_DATA_DIR)\n\nENVIRONMENT (default in brackets):\n",
@@ -269,6 +309,21 @@ mod tests {
         assert_eq!(p(&["logs"]), Ok(Command::Logs(LogsArgs::default())));
         assert!(p(&["logs", "--filter"]).is_err());
         assert!(p(&["logs", "--nope"]).is_err());
+    }
+
+    #[test]
+    fn backup_and_restore_commands() {
+        assert_eq!(
+            p(&["backup", "--to", "s3://b/k.db", "--gzip", "-q", "--dir=d"]),
+            Ok(Command::Backup { to: "s3://b/k.db".into(), gzip: true, quiet: true, flags: Flags { http: None, dir: Some("d".into()) } })
+        );
+        assert_eq!(p(&["backup", "--to=/x.db"]), Ok(Command::Backup { to: "/x.db".into(), gzip: false, quiet: false, flags: Flags::default() }));
+        assert!(p(&["backup"]).is_err(), "--to is required");
+        assert!(p(&["backup", "--to", "x", "--nope"]).is_err());
+        assert_eq!(p(&["restore", "f.zip", "--dir", "d"]), Ok(Command::Restore { file: "f.zip".into(), flags: Flags { http: None, dir: Some("d".into()) } }));
+        assert!(p(&["restore"]).is_err());
+        assert!(p(&["restore", "a", "b"]).is_err());
+        assert!(p(&["restore", "a", "--gzip"]).is_err());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! and migrations, the bus protocol, start-up preparation, systemd notification and logging. Nothing here speaks HTTP
 //! or knows which role it runs in beyond what its caller passes.
 
+pub mod backup;
 pub mod bootstrap;
 pub mod bus;
 pub mod cli;

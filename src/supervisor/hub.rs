@@ -1,7 +1,8 @@
 //! The bus hub: a Unix socket in the data dir that every worker connects to. Each `Publish` or
 //! `Invalidate` frame from one worker is forwarded, byte for byte, to every *other* connected
 //! worker exactly once; a `Direct` frame goes to the one worker it names (or back to its sender
-//! as undeliverable); `Ready` frames become [`HubEvent`]s for the supervisor loop.
+//! as undeliverable), or to the supervisor loop when it names [`SUPERVISOR_ID`]; `Ready`
+//! frames become [`HubEvent`]s for the supervisor loop.
 //!
 //! Each worker has its own bounded outbound queue, so a stalled worker only loses its own
 //! messages (counted and logged) and never slows the rest. Control frames (`Drain`) travel on
@@ -20,7 +21,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::shared::bus::codec::{self, Frame, KIND_DIRECT, KIND_INVALIDATE, KIND_PUBLISH, KIND_READY};
-use crate::shared::bus::{BusMsg, PROTOCOL_VERSION, UNDELIVERABLE};
+use crate::shared::bus::{BusMsg, PROTOCOL_VERSION, SUPERVISOR_ID, UNDELIVERABLE};
 
 /// Frames queued for one worker before the hub starts dropping that worker's messages.
 pub const PEER_QUEUE_FRAMES: usize = 8192;
@@ -36,6 +37,8 @@ pub enum HubEvent {
     Joined { worker_id: u32, pid: u32 },
     Ready { worker_id: u32 },
     Left { worker_id: u32 },
+    /// A `Direct` frame addressed to the supervisor ([`SUPERVISOR_ID`]).
+    Direct { from: u32, topic: String, payload: serde_json::Value },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,6 +114,11 @@ impl Hub {
             Some(peer) => peer.control.send(frame).is_ok(),
             None => false,
         }
+    }
+
+    /// The workers connected now.
+    pub fn connected(&self) -> Vec<u32> {
+        self.shared.peers().keys().copied().collect()
     }
 
     /// Frames dropped because a worker's queue was full, since start.
@@ -202,7 +210,7 @@ async fn serve_peer(stream: UnixStream, shared: Arc<Shared>, events: mpsc::Unbou
         };
         match frame.kind() {
             KIND_PUBLISH | KIND_INVALIDATE => fan_out(&shared, worker_id, &frame),
-            KIND_DIRECT => route_direct(&shared, worker_id, &frame),
+            KIND_DIRECT => route_direct(&shared, worker_id, &frame, &events),
             KIND_READY => {
                 let _ = events.send(HubEvent::Ready { worker_id });
             }
@@ -239,7 +247,7 @@ fn fan_out(shared: &Shared, origin: u32, frame: &Frame) {
 /// answers, so decoding one to read its target costs little. A target that is not connected
 /// (dead, restarting) gets the frame bounced to its sender as [`UNDELIVERABLE`], so a waiting
 /// request fails at once instead of at its timeout.
-fn route_direct(shared: &Shared, origin: u32, frame: &Frame) {
+fn route_direct(shared: &Shared, origin: u32, frame: &Frame, events: &mpsc::UnboundedSender<HubEvent>) {
     let (to, topic, payload) = match frame.decode() {
         Ok(BusMsg::Direct { to, topic, payload, .. }) => (to, topic, payload),
         Ok(_) | Err(_) => {
@@ -247,6 +255,10 @@ fn route_direct(shared: &Shared, origin: u32, frame: &Frame) {
             return;
         }
     };
+    if to == SUPERVISOR_ID {
+        let _ = events.send(HubEvent::Direct { from: origin, topic, payload });
+        return;
+    }
     let peers = shared.peers();
     if let Some(peer) = peers.get(&to) {
         if peer.data.try_send(frame.clone()).is_ok() {

@@ -12,6 +12,7 @@
 //! the drain kills every worker at once.
 
 pub mod hub;
+pub mod restore;
 pub mod slots;
 pub mod spawn;
 
@@ -92,6 +93,8 @@ pub async fn run(cfg: Config) -> Result<Outcome, SupervisorError> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(SupervisorError::Signals)?;
 
     let (hub_tx, mut hub_rx) = mpsc::unbounded_channel();
+    // Events a restore set aside go back through this, to the loop below.
+    let requeue = hub_tx.clone();
     let hub = Hub::start(&data_dir.bus_socket_path(), hub_tx)?;
     let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<ExitReport>();
 
@@ -131,6 +134,14 @@ pub async fn run(cfg: Config) -> Result<Outcome, SupervisorError> {
             _ = sigint.recv() => { tracing::info!(role = "supervisor", signal = "SIGINT", "draining"); break; }
             Some(report) = exit_rx.recv() => on_exit(&mut slots, report, false),
             Some(event) = hub_rx.recv() => {
+                if let HubEvent::Direct { from, topic, payload } = &event {
+                    if let Some(request) = (topic == crate::shared::backup::protocol::REQUEST).then(|| crate::shared::backup::protocol::Payload::from_value(payload.clone())).flatten() {
+                        let live: Vec<u32> = slots.iter().filter(|s| matches!(s.state, SlotState::Starting | SlotState::Ready)).map(|s| s.id).collect();
+                        for later in restore::coordinate(&hub, &mut hub_rx, data_dir.root(), &live, *from, request).await {
+                            let _ = requeue.send(later);
+                        }
+                    }
+                }
                 if let HubEvent::Ready { worker_id } = event {
                     if let Some(slot) = slots.get_mut(worker_id as usize) {
                         if slot.state == SlotState::Starting {

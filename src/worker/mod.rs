@@ -160,6 +160,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     }
     let max_connections = cfg.max_connections.unwrap_or_else(|| server::default_max_connections(nofile));
     tokio::spawn(cron::scheduler::run(state.clone(), stop_rx.clone()));
+    tokio::spawn(ops::backups::keep_schedule_in_sync(state.clone(), stop_rx.clone()));
     let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx, max_connections));
 
     bus.send(&BusMsg::Ready { worker_id });
@@ -233,9 +234,16 @@ fn on_bus_message(state: &AppState, msg: BusMsg) {
     match msg {
         BusMsg::Invalidate { .. } if state.config.test_ignore_invalidate => {}
         BusMsg::Invalidate { what, .. } if what == records::cache::INVALIDATE_COLLECTIONS => state.schema.invalidate(),
-        BusMsg::Invalidate { what, .. } if what == settings::INVALIDATE_SETTINGS => state.settings.invalidate(),
+        BusMsg::Invalidate { what, .. } if what == settings::INVALIDATE_SETTINGS => {
+            state.settings.invalidate();
+            let state = state.clone();
+            tokio::spawn(async move { ops::backups::sync_schedule(&state).await });
+        }
         BusMsg::Publish { topic, payload, .. } if topic == realtime::BUS_TOPIC => state.realtime.on_bus_publish(payload),
         BusMsg::Publish { origin, seq, topic, payload } if topic == realtime::parts::BUS_PART_TOPIC => state.realtime.on_bus_part(origin, seq, payload),
+        BusMsg::Direct { from, topic, payload, .. } if from == crate::shared::bus::SUPERVISOR_ID && crate::shared::backup::protocol::is_restore_topic(&topic) => {
+            ops::restore::on_direct(state, &topic, payload)
+        }
         BusMsg::Direct { from, topic, payload, .. } if realtime::subscribe::is_realtime_direct(&topic, &payload) => {
             state.realtime.on_direct(state, from, &topic, payload)
         }

@@ -46,6 +46,8 @@ pub struct Inner {
     pub rate_limiter: Option<crate::worker::ratelimit::RateLimiter>,
     /// Reads of the request and application logs in `auxiliary.db` (see `ops::logs`).
     pub logs: crate::worker::ops::logs::LogStore,
+    /// Restores this worker asked the supervisor for, waiting for its answer.
+    pub restores: crate::worker::ops::restore::Restores,
     /// This worker's cron jobs (system jobs registered at start; see `worker::cron`).
     pub crons: Arc<crate::worker::cron::Crons>,
     next_request: AtomicU64,
@@ -90,6 +92,7 @@ impl AppState {
             recorder,
             rate_limiter,
             logs,
+            restores: Default::default(),
             crons,
             next_request: AtomicU64::new(1),
         }))

@@ -38,6 +38,10 @@ pub enum BusMsg {
     Direct { to: u32, from: u32, topic: String, payload: serde_json::Value },
 }
 
+/// The address of the supervisor in a [`BusMsg::Direct`]: the hub hands such frames to the
+/// supervisor instead of a worker (the restore conversation, `shared::backup::protocol`).
+pub const SUPERVISOR_ID: u32 = u32::MAX;
+
 /// The topic of a [`BusMsg::Direct`] bounced by the hub because its target is not connected.
 pub const UNDELIVERABLE: &str = "bus.undeliverable";
 

@@ -37,6 +37,12 @@
 //!   skipped, not run; a read already running for it is interrupted like one past its deadline.
 //! - A group lost to a full disk (`SQLITE_FULL`) marks writes as failing ([`Db::write_failure`])
 //!   until a later group commits; the writer keeps serving and retries with every new write.
+//!
+//! Pause and reopen (a restore swaps the file underneath): [`Db::pause`] stops taking jobs,
+//! finishes those already queued and closes every connection; [`Db::resume`] opens the file
+//! at the same path again. Every clone of the handle follows, because they share one slot. A
+//! job submitted while paused waits for the reopen (at most [`PAUSED_WAIT`]) and is then
+//! refused with [`Refusal::Restoring`], never run against a closed or replaced file.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -121,6 +127,9 @@ pub enum Refusal {
     /// The job queue is full: the process is overloaded.
     #[error("the database queue is full")]
     Busy,
+    /// The database stayed paused for a restore longer than a job may wait.
+    #[error("the database is being restored")]
+    Restoring,
 }
 
 /// The [`Refusal`] an SQLite error stands for, if any. `SQLITE_INTERRUPT` only ever comes
@@ -209,10 +218,35 @@ enum Checkpoint {
     Stop,
 }
 
+/// How long a job submitted while the database is paused waits for it to reopen before it
+/// is refused with [`Refusal::Restoring`]: a restore swaps files in well under a second.
+pub const PAUSED_WAIT: Duration = Duration::from_secs(10);
+
 /// A cheap-to-clone handle to the executor threads.
 #[derive(Clone)]
 pub struct Db {
-    inner: Arc<Inner>,
+    inner: Arc<Slot>,
+}
+
+/// What every clone of one [`Db`] shares: the running threads (or why there are none) and
+/// how to open them again.
+struct Slot {
+    state: std::sync::RwLock<State>,
+    /// `true` while threads run; waiters of a paused database watch it.
+    open: tokio::sync::watch::Sender<bool>,
+    path: PathBuf,
+    readers: usize,
+    turns: Option<PathBuf>,
+    options: DbOptions,
+    writes: Arc<WriteHealth>,
+    /// Held by work on a connection of its own (`optimize`), which a pause waits for.
+    side: Mutex<()>,
+}
+
+enum State {
+    Open(Arc<Inner>),
+    Paused,
+    Closed,
 }
 
 struct Inner {
@@ -221,8 +255,6 @@ struct Inner {
     checkpointer: Sender<Checkpoint>,
     reader_count: usize,
     threads: Mutex<Vec<JoinHandle<()>>>,
-    writes: Arc<WriteHealth>,
-    path: PathBuf,
 }
 
 /// Whether writes are failing, as the writer last saw it: set when a group is lost to a full
@@ -265,35 +297,109 @@ impl Db {
 
     /// [`Db::open`] or, with `turns`, [`Db::open_shared`], with explicit options.
     pub fn open_with(path: &Path, readers: usize, turns: Option<&Path>, options: DbOptions) -> Result<Db, DbError> {
-        let turns = turns.map(Turns::open).transpose().map_err(DbError::Turns)?;
-        let readers = readers.max(1);
-        let opened = |role| open::open(path, role).map_err(|source| DbError::Open { path: path.to_owned(), source });
-        let writer_conn = opened(Role::Writer)?;
-        let checkpoint_conn = opened(Role::Writer)?;
-        let reader_conns = (0..readers).map(|_| opened(Role::Reader)).collect::<Result<Vec<_>, _>>()?;
-
-        let (writer_tx, writer_rx) = crossbeam_channel::bounded(MAX_QUEUED_WRITES);
-        let (reader_tx, reader_rx) = crossbeam_channel::bounded(MAX_QUEUED_READS);
         let writes = Arc::new(WriteHealth::default());
-        // One pending nudge is enough: the checkpointer copies everything there is.
-        let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::bounded(1);
-        let mut threads = Vec::with_capacity(readers + 2);
-        threads.push(spawn_writer(writer_conn, writer_rx, checkpoint_tx.clone(), turns, writes.clone())?);
-        threads.push(spawn_checkpointer(checkpoint_conn, checkpoint_rx, options.app_checkpoints)?);
-        for (i, conn) in reader_conns.into_iter().enumerate() {
-            threads.push(spawn_reader(&format!("vb-db-reader-{i}"), conn, reader_rx.clone(), options.read_deadline)?);
-        }
+        let readers = readers.max(1);
+        let inner = Inner::start(path, readers, turns, options, writes.clone())?;
+        let (open, _) = tokio::sync::watch::channel(true);
         Ok(Db {
-            inner: Arc::new(Inner {
-                writer: writer_tx,
-                readers: reader_tx,
-                checkpointer: checkpoint_tx,
-                reader_count: readers,
-                threads: Mutex::new(threads),
-                writes,
+            inner: Arc::new(Slot {
+                state: std::sync::RwLock::new(State::Open(Arc::new(inner))),
+                open,
                 path: path.to_owned(),
+                readers,
+                turns: turns.map(Path::to_owned),
+                options,
+                writes,
+                side: Mutex::new(()),
             }),
         })
+    }
+
+    /// The file this handle opens.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Queues `msg` on the running threads' queue `pick` chooses; while paused, waits for the
+    /// reopen. The read lock is held while queueing, so a pause (which takes the write lock)
+    /// either sees the job in the queue it drains or the job sees the pause: never a job
+    /// queued on threads already told to stop.
+    async fn submit<M>(&self, pick: fn(&Inner) -> &Sender<M>, msg: M) -> Result<(), DbError> {
+        let deadline = tokio::time::Instant::now() + PAUSED_WAIT;
+        let mut msg = Some(msg);
+        loop {
+            let mut reopened = self.inner.open.subscribe();
+            {
+                let state = self.inner.state.read().unwrap_or_else(|p| p.into_inner());
+                match &*state {
+                    State::Open(inner) => {
+                        let Some(msg) = msg.take() else { return Err(DbError::Closed) };
+                        return enqueue(pick(inner), msg);
+                    }
+                    State::Closed => return Err(DbError::Closed),
+                    State::Paused => {}
+                }
+            }
+            let waited = tokio::time::timeout_at(deadline, async { reopened.wait_for(|open| *open).await.map(|_| ()) }).await;
+            if !matches!(waited, Ok(Ok(()))) {
+                return Err(DbError::Refused(Refusal::Restoring));
+            }
+        }
+    }
+
+    /// Stops taking jobs, runs those already queued, and closes every connection, so the
+    /// file can be replaced; jobs submitted meanwhile wait for [`Db::resume`]. Blocks: call it
+    /// from a blocking context. Pausing a paused or closed database does nothing.
+    pub fn pause(&self) {
+        let running = {
+            let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
+            match std::mem::replace(&mut *state, State::Paused) {
+                State::Open(inner) => {
+                    self.inner.open.send_replace(false);
+                    Some(inner)
+                }
+                other => {
+                    *state = other;
+                    None
+                }
+            }
+        };
+        if let Some(inner) = running {
+            inner.close();
+        }
+        // Any connection of its own (`optimize`) is closed too before the file may be replaced.
+        drop(self.inner.side.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    /// Opens the file again after [`Db::pause`] (it may be another file by now) and releases
+    /// the waiting jobs. Blocks. On failure the database stays paused.
+    pub fn resume(&self) -> Result<(), DbError> {
+        if !matches!(*self.inner.state.read().unwrap_or_else(|p| p.into_inner()), State::Paused) {
+            return Ok(());
+        }
+        let s = &self.inner;
+        let inner = Inner::start(&s.path, s.readers, s.turns.as_deref(), s.options, s.writes.clone())?;
+        let mut state = s.state.write().unwrap_or_else(|p| p.into_inner());
+        match &*state {
+            State::Paused => {
+                *state = State::Open(Arc::new(inner));
+                s.open.send_replace(true);
+            }
+            // Closed (drained) meanwhile: the new threads are not wanted.
+            _ => {
+                drop(state);
+                inner.close();
+            }
+        }
+        Ok(())
+    }
+
+    #[cfg(test)]
+    fn threads(&self) -> Arc<Inner> {
+        match &*self.inner.state.read().unwrap_or_else(|p| p.into_inner()) {
+            State::Open(inner) => inner.clone(),
+            _ => panic!("the database is not open"),
+        }
     }
 
     /// Runs `f` on a reader connection (`query_only`). The caller picks the error type; it
@@ -315,7 +421,7 @@ impl Db {
         let gone = Arc::new(AtomicBool::new(false));
         // Dropped with this future: a query still running for a caller who left is interrupted.
         let _raise_when_gone = RaiseOnDrop(gone.clone());
-        enqueue(&self.inner.readers, Msg::Run(job, gone)).map_err(E::from)?;
+        self.submit(|i| &i.readers, Msg::Run(job, gone)).await.map_err(E::from)?;
         rx.await.map_err(|_| E::from(DbError::Closed))?
     }
 
@@ -402,7 +508,7 @@ impl Db {
             }
         });
         let msg = if alone { WriteMsg::RunAlone(job) } else { WriteMsg::Run(job) };
-        enqueue(&self.inner.writer, msg).map_err(E::from)?;
+        self.submit(|i| &i.writer, msg).await.map_err(E::from)?;
         rx.await.map_err(|_| E::from(DbError::Closed))?
     }
 
@@ -411,13 +517,19 @@ impl Db {
     /// writer nor the checkpointer waits behind it. A TRUNCATE checkpoint waits (busy
     /// timeout) for readers of every process to move past the WAL and then empties it.
     pub async fn optimize(&self, checkpoint: CheckpointMode) -> Result<(), DbError> {
-        let path = self.inner.path.clone();
+        let slot = self.inner.clone();
         let sql = match checkpoint {
             CheckpointMode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
             CheckpointMode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
         };
         let run = move || -> rusqlite::Result<()> {
-            let conn = open::open(&path, Role::Writer)?;
+            // Its connection is outside the threads a pause closes: a pause waits for it, and
+            // it does not start on a paused database (whose file may be being replaced).
+            let _side = slot.side.lock().unwrap_or_else(|p| p.into_inner());
+            if !matches!(*slot.state.read().unwrap_or_else(|p| p.into_inner()), State::Open(_)) {
+                return Ok(());
+            }
+            let conn = open::open(&slot.path, Role::Writer)?;
             conn.query_row(sql, [], |_| Ok(()))?;
             conn.execute_batch("PRAGMA optimize;")?;
             conn.close().map_err(|(_, e)| e)
@@ -429,14 +541,53 @@ impl Db {
     }
 
     /// Stops every thread after the jobs already queued, checkpoints the WAL and closes the
-    /// connections. Blocks: call it from a blocking context. Idempotent.
+    /// connections. Blocks: call it from a blocking context. Idempotent; final (a paused
+    /// database is not reopened after it).
     pub fn close(&self) {
-        let _ = self.inner.writer.send(WriteMsg::Stop);
-        let _ = self.inner.checkpointer.send(Checkpoint::Stop);
-        for _ in 0..self.inner.reader_count {
-            let _ = self.inner.readers.send(Msg::Stop);
+        let running = {
+            let mut state = self.inner.state.write().unwrap_or_else(|p| p.into_inner());
+            match std::mem::replace(&mut *state, State::Closed) {
+                State::Open(inner) => Some(inner),
+                State::Paused | State::Closed => None,
+            }
+        };
+        // Waiters of a paused database learn it is gone instead of waiting out their time.
+        self.inner.open.send_replace(true);
+        if let Some(inner) = running {
+            inner.close();
         }
-        let threads = match self.inner.threads.lock() {
+    }
+}
+
+impl Inner {
+    /// Opens one writer and `readers` reader connections on `path`, each on its own thread.
+    fn start(path: &Path, readers: usize, turns: Option<&Path>, options: DbOptions, writes: Arc<WriteHealth>) -> Result<Inner, DbError> {
+        let turns = turns.map(Turns::open).transpose().map_err(DbError::Turns)?;
+        let opened = |role| open::open(path, role).map_err(|source| DbError::Open { path: path.to_owned(), source });
+        let writer_conn = opened(Role::Writer)?;
+        let checkpoint_conn = opened(Role::Writer)?;
+        let reader_conns = (0..readers).map(|_| opened(Role::Reader)).collect::<Result<Vec<_>, _>>()?;
+
+        let (writer_tx, writer_rx) = crossbeam_channel::bounded(MAX_QUEUED_WRITES);
+        let (reader_tx, reader_rx) = crossbeam_channel::bounded(MAX_QUEUED_READS);
+        // One pending nudge is enough: the checkpointer copies everything there is.
+        let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::bounded(1);
+        let mut threads = Vec::with_capacity(readers + 2);
+        threads.push(spawn_writer(writer_conn, writer_rx, checkpoint_tx.clone(), turns, writes)?);
+        threads.push(spawn_checkpointer(checkpoint_conn, checkpoint_rx, options.app_checkpoints)?);
+        for (i, conn) in reader_conns.into_iter().enumerate() {
+            threads.push(spawn_reader(&format!("vb-db-reader-{i}"), conn, reader_rx.clone(), options.read_deadline)?);
+        }
+        Ok(Inner { writer: writer_tx, readers: reader_tx, checkpointer: checkpoint_tx, reader_count: readers, threads: Mutex::new(threads) })
+    }
+
+    fn close(&self) {
+        let _ = self.writer.send(WriteMsg::Stop);
+        let _ = self.checkpointer.send(Checkpoint::Stop);
+        for _ in 0..self.reader_count {
+            let _ = self.readers.send(Msg::Stop);
+        }
+        let threads = match self.threads.lock() {
             Ok(mut t) => std::mem::take(&mut *t),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
         };
@@ -818,6 +969,38 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn a_job_submitted_while_paused_waits_and_runs_on_the_reopened_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let db = Db::open(&path, 1).expect("open");
+        db.write(|tx| -> Result<(), DbError> { Ok(tx.execute_batch("CREATE TABLE t (v TEXT)")?) }).await.expect("create");
+        let paused = db.clone();
+        tokio::task::spawn_blocking(move || paused.pause()).await.expect("pause");
+        // The replacement holds a different row: what the waiting job reads tells which file it ran on.
+        let other = dir.path().join("other.db");
+        let c = rusqlite::Connection::open(&other).expect("other");
+        c.execute_batch("CREATE TABLE t (v TEXT); INSERT INTO t VALUES ('restored');").expect("fill");
+        drop(c);
+        let waiting = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.read(|c| -> Result<String, DbError> { Ok(c.query_row("SELECT v FROM t", [], |r| r.get(0))?) }).await
+            })
+        };
+        for _ in 0..1000 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!waiting.is_finished(), "a job does not run while the database is paused");
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        std::fs::rename(&other, &path).expect("swap");
+        let resumed = db.clone();
+        tokio::task::spawn_blocking(move || resumed.resume()).await.expect("join").expect("resume");
+        assert_eq!(waiting.await.expect("join").expect("read"), "restored");
+    }
+
+    #[tokio::test]
     async fn writes_commit_and_failed_writes_roll_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(&dir.path().join("t.db"), 2).expect("open");
@@ -881,7 +1064,7 @@ mod tests {
             tokio::spawn(async move { db.write(move |tx| -> Result<(), DbError> { Ok(tx.execute("INSERT INTO t VALUES (?1)", [v]).map(|_| ())?) }).await })
         };
         let before = insert(1);
-        while db.inner.writer.is_empty() {
+        while db.threads().writer.is_empty() {
             tokio::task::yield_now().await;
         }
         let alone = {
@@ -899,11 +1082,11 @@ mod tests {
                 .await
             })
         };
-        while db.inner.writer.len() < 2 {
+        while db.threads().writer.len() < 2 {
             tokio::task::yield_now().await;
         }
         let after = insert(2);
-        while db.inner.writer.len() < 3 {
+        while db.threads().writer.len() < 3 {
             tokio::task::yield_now().await;
         }
         release.send(()).expect("release");
@@ -956,7 +1139,7 @@ mod tests {
                 .await
             }));
         }
-        while db.inner.writer.len() < JOBS as usize {
+        while db.threads().writer.len() < JOBS as usize {
             tokio::task::yield_now().await;
         }
         release.send(()).expect("release");
@@ -1001,7 +1184,7 @@ mod tests {
             })
         };
         let calls = vec![spawn_write(1, false), spawn_write(2, true), spawn_write(3, false)];
-        while db.inner.writer.len() < 3 {
+        while db.threads().writer.len() < 3 {
             tokio::task::yield_now().await;
         }
         release.send(()).expect("release");
@@ -1107,7 +1290,7 @@ mod tests {
         let (release, gate) = hold(&db, false).await;
         assert!(counting_read(&db, &ran).now_or_never().is_none(), "queued, not run yet");
         let kept = tokio::spawn(counting_read(&db, &ran));
-        while db.inner.readers.len() < 2 {
+        while db.threads().readers.len() < 2 {
             tokio::task::yield_now().await;
         }
         release.send(()).expect("release");
@@ -1119,7 +1302,7 @@ mod tests {
         let (release, gate) = hold(&db, true).await;
         assert!(counting_write(&db, &ran).now_or_never().is_none(), "queued, not run yet");
         let kept = tokio::spawn(counting_write(&db, &ran));
-        while db.inner.writer.len() < 2 {
+        while db.threads().writer.len() < 2 {
             tokio::task::yield_now().await;
         }
         release.send(()).expect("release");

@@ -55,7 +55,7 @@ fn missing() -> ApiError {
 
 /// A path segment with its %XX escapes decoded (the SDK encodes ids with
 /// `encodeURIComponent`); None when the escapes or the UTF-8 are malformed.
-fn decode_segment(raw: &str) -> Option<String> {
+pub(crate) fn decode_segment(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -211,7 +211,7 @@ async fn ensure_thumb(
 }
 
 /// Resolves a `?token=` file token to its auth record; anything wrong is a guest.
-async fn file_token_actor(state: &AppState, token: &str) -> Actor {
+pub(crate) async fn file_token_actor(state: &AppState, token: &str) -> Actor {
     let Ok(claims) = jwt::peek(token) else { return Actor::Guest };
     let now = jwt::unix_now();
     if claims.token_type != TokenType::File || claims.is_expired(now) {

@@ -2,6 +2,7 @@
 //! the domain → respond. Handlers may use hyper; the domain they call may not.
 
 pub mod account_flows;
+pub mod backups;
 pub mod batch;
 pub mod collections;
 pub mod crons;

@@ -34,5 +34,6 @@ pub async fn patch(state: &AppState, req: Request<Incoming>) -> Result<Response<
         limiter.settings_changed();
     }
     state.bus.send(&BusMsg::Invalidate { origin: state.worker_id, what: INVALIDATE_SETTINGS.to_owned() });
+    crate::worker::ops::backups::sync_schedule(state).await;
     Ok(json(StatusCode::OK, &next))
 }

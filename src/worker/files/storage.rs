@@ -180,6 +180,20 @@ impl Storage {
         }))
     }
 
+    /// Every object at the top level (no prefix), with its size and time; objects in
+    /// subfolders are not listed.
+    pub async fn list_top(&self) -> Result<Vec<(String, ObjectInfo)>, StorageError> {
+        let listed = self.store.list_with_delimiter(None).await?;
+        Ok(listed
+            .objects
+            .into_iter()
+            .map(|m| {
+                let info = ObjectInfo { size: m.size, modified: SystemTime::from(m.last_modified), etag: m.e_tag.map(|t| t.trim_matches('"').to_owned()) };
+                (m.location.filename().unwrap_or_default().to_owned(), info)
+            })
+            .collect())
+    }
+
     /// The bytes in `range` of `key` (small ranges: the sniffing head).
     pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<Bytes, StorageError> {
         if range.start >= range.end {

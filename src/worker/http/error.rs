@@ -20,6 +20,8 @@ pub const DISK_FULL_MESSAGE: &str = "The server's disk is full; the change was n
 pub const QUERY_TIMEOUT_MESSAGE: &str = "The query took too long to run; narrow the filter or the collection's view query.";
 /// What a request answers when the database queue is full.
 pub const OVERLOADED_MESSAGE: &str = "The server is overloaded; try again shortly.";
+/// What a request answers when it waited too long for a restore to finish.
+pub const RESTORING_MESSAGE: &str = "A backup is being restored; try again shortly.";
 /// The `Retry-After` of a 503 for a full queue, in seconds: queues drain in milliseconds.
 pub const OVERLOADED_RETRY_AFTER_SECS: u64 = 1;
 
@@ -44,6 +46,12 @@ impl ApiError {
             Refusal::Busy => ApiError::Public {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: OVERLOADED_MESSAGE.to_owned(),
+                data: Map::new(),
+                retry_after_secs: Some(OVERLOADED_RETRY_AFTER_SECS),
+            },
+            Refusal::Restoring => ApiError::Public {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: RESTORING_MESSAGE.to_owned(),
                 data: Map::new(),
                 retry_after_secs: Some(OVERLOADED_RETRY_AFTER_SECS),
             },
@@ -191,6 +199,7 @@ mod tests {
             (Refusal::DiskFull, 507, None),
             (Refusal::Timeout, 400, None),
             (Refusal::Busy, 503, Some("1")),
+            (Refusal::Restoring, 503, Some("1")),
         ];
         for (r, status, retry_after) in cases {
             // `transparent` hides the DbError itself from the chain; the Refusal stays visible.

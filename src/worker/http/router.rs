@@ -192,6 +192,31 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             require_superuser(state, &req).await?;
             api::files::test_s3(state, req).await
         }
+        (["api", "backups"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::backups::list(state).await
+        }
+        (["api", "backups"], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            api::backups::create(state, req).await
+        }
+        (["api", "backups", "upload"], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            api::backups::upload(state, req).await
+        }
+        (["api", "backups", key], _) if is_read => api::backups::download(state, key, &req).await,
+        (["api", "backups", key], &Method::DELETE) => {
+            require_superuser(state, &req).await?;
+            api::backups::delete(state, key).await
+        }
+        (["api", "backups", key, "restore"], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            api::backups::restore_backup(state, key).await
+        }
+        (["api", "admin", "restore"], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            api::backups::admin_restore(state, req).await
+        }
         (["api", "files", "token"], &Method::POST) => {
             let actor = actor_of(state, &req).await;
             api::files::token(state, &actor).await

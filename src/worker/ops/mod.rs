@@ -1,5 +1,8 @@
-//! Operator tools that are not record CRUD: the SQL console, request and application logs. Domain code only — no HTTP here;
-//! the handlers in `worker/api` parse, authorize and call in.
+//! Operator tools that are not record CRUD: the SQL console, request and application logs,
+//! backups and restore. Domain code only — no HTTP here; the handlers in `worker/api` parse,
+//! authorize and call in.
 
+pub mod backups;
 pub mod logs;
+pub mod restore;
 pub mod sql;
