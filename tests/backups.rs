@@ -46,6 +46,12 @@ fn post_raw(port: u16, path: &str, token: &str, content_type: &str, body: &[u8])
     read_response(&mut s, false).expect("response")
 }
 
+/// `_logs` rows of `db` whose data mentions `needle` (0 when the file or table is missing).
+fn logged_in_file(db: &std::path::Path, needle: &str) -> i64 {
+    let Ok(conn) = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) else { return 0 };
+    conn.query_row("SELECT count(*) FROM _logs WHERE data LIKE ?1", [format!("%{needle}%")], |r| r.get(0)).unwrap_or(0)
+}
+
 fn field_code(r: &Resp, field: &str) -> String {
     r.json()["data"][field]["code"].as_str().unwrap_or_default().to_owned()
 }
@@ -107,6 +113,21 @@ fn serve_lists_creates_downloads_uploads_deletes_and_restores_backups() {
     let kept: Vec<_> = std::fs::read_dir(&server.dir).expect("dir").filter_map(|e| e.ok()).filter(|e| e.file_name().to_string_lossy().starts_with(".pre-restore-")).collect();
     assert_eq!(kept.len(), 1, "the previous data is kept beside the restored files");
     assert!(kept[0].path().join("data.db").exists());
+    // Request logs go on into the restored auxiliary.db file (not the one moved aside), and
+    // the logs API reads them there.
+    assert_eq!(call(port, "GET", "/api/health?marker=after-restore", None, None).status, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let on_disk = logged_in_file(&server.dir.join("auxiliary.db"), "after-restore");
+        let listed = ok(call(port, "GET", "/api/logs?filter=data.url~'after-restore'", Some(&token), None));
+        if on_disk == 1 && listed["totalItems"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the request after the restore never reached the restored auxiliary.db (file {on_disk}, api {listed})");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(logged_in_file(&kept[0].path().join("auxiliary.db"), "after-restore"), 0, "nothing went into the file moved aside");
+    assert!(logged_in_file(&kept[0].path().join("auxiliary.db"), "/api/backups") > 0, "positive control: the moved file has the requests from before");
 
     assert_eq!(call(port, "DELETE", "/api/backups/one.zip", Some(&token), None).status, 204);
     assert_eq!(call(port, "DELETE", "/api/backups/one.zip", Some(&token), None).status, 400);

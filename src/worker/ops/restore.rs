@@ -58,9 +58,11 @@ pub async fn run(state: &AppState, staged: Staged) -> Result<(), RestoreError> {
 
 async fn local(state: &AppState, staged: Staged) -> Result<(), RestoreError> {
     let db = state.db.clone();
+    let logs_db = state.logs.opened();
     let root = state.config.data_dir.clone();
     let swapped = tokio::task::spawn_blocking(move || {
         db.pause();
+        pause_logs(logs_db.as_ref());
         let swapped = swap::swap(&root, &staged);
         if swapped.is_err() {
             staged.discard();
@@ -96,6 +98,15 @@ async fn clustered(state: &AppState, staged: Staged) -> Result<(), RestoreError>
     }
 }
 
+/// Closes both connections to `auxiliary.db` (the log writer's, the logs API's) so the swap can
+/// move it with its `-wal`/`-shm`; blocking.
+fn pause_logs(logs_db: Option<&crate::shared::db::Db>) {
+    crate::worker::ops::logs::pause();
+    if let Some(db) = logs_db {
+        db.pause();
+    }
+}
+
 /// Reopens the database after a pause and drops every cache read from the old file.
 async fn reopen(state: &AppState) {
     for attempt in 1..=REOPEN_ATTEMPTS {
@@ -115,6 +126,16 @@ async fn reopen(state: &AppState) {
             }
         }
     }
+    let logs_db = state.logs.opened();
+    let reopened = tokio::task::spawn_blocking(move || {
+        crate::worker::ops::logs::resume();
+        logs_db.map(|db| db.resume())
+    })
+    .await;
+    if let Ok(Some(Err(e))) = reopened {
+        // The logs API fails until the next start; request logs still reach the archive.
+        tracing::error!(worker_id = state.worker_id, error = %e, "reopening auxiliary.db after a restore failed");
+    }
     state.schema.invalidate();
     state.settings.invalidate();
     if let Some(limiter) = &state.rate_limiter {
@@ -133,7 +154,12 @@ pub fn on_direct(state: &AppState, topic: &str, payload: serde_json::Value) {
             let state = state.clone();
             tokio::spawn(async move {
                 let db = state.db.clone();
-                let _ = tokio::task::spawn_blocking(move || db.pause()).await;
+                let logs_db = state.logs.opened();
+                let _ = tokio::task::spawn_blocking(move || {
+                    db.pause();
+                    pause_logs(logs_db.as_ref());
+                })
+                .await;
                 tracing::info!(worker_id = state.worker_id, op = payload.op, "paused for a restore");
                 answer(&state, protocol::PAUSED, &payload.op);
             });

@@ -108,6 +108,11 @@ enum Msg {
     App(Box<AppEntry>),
     /// Answered once every entry queued before it is written.
     Flush(Sender<()>),
+    /// A restore is about to swap `auxiliary.db`: write what is queued, close the connection,
+    /// answer, and hold new entries until [`Msg::Resume`].
+    Pause(Sender<()>),
+    /// Reopen `auxiliary.db` (the restored file) and write what was held.
+    Resume,
 }
 
 /// What `settings.logs` asks of the request path.
@@ -207,6 +212,24 @@ pub fn flush() {
     }
 }
 
+/// Closes this process's connection to `auxiliary.db` so a restore can swap the file (and its
+/// `-wal`/`-shm`) from under it; entries logged meanwhile are held, not lost. Blocking, bounded.
+pub fn pause() {
+    let Some(queue) = QUEUE.get() else { return };
+    let (ack, done) = bounded(1);
+    if queue.send_timeout(Msg::Pause(ack), FLUSH_TIMEOUT).is_ok() {
+        let _ = done.recv_timeout(FLUSH_TIMEOUT);
+    }
+}
+
+/// Reopens `auxiliary.db` after a restore (see [`pause`]).
+pub fn resume() {
+    if let Some(queue) = QUEUE.get() {
+        // Blocking send: a Resume lost to a full queue would keep the logs closed for good.
+        let _ = queue.send_timeout(Msg::Resume, FLUSH_TIMEOUT);
+    }
+}
+
 /// Entries dropped since start (queue full, thread missing).
 pub fn dropped_entries() -> u64 {
     DROPPED.load(Ordering::Relaxed)
@@ -256,6 +279,11 @@ impl LogStore {
                 Ok(db)
             })
             .await
+    }
+
+    /// The executor, if it was opened: a restore pauses and resumes it with the data.
+    pub fn opened(&self) -> Option<Db> {
+        self.db.get().cloned()
     }
 
     /// Closes the executor if it was opened (drain).

@@ -41,28 +41,65 @@ pub(super) fn run(db_path: &Path, archive_dir: PathBuf, worker_id: u32, rx: Rece
     let mut rows: Vec<Row> = Vec::new();
     let mut acks: Vec<Sender<()>> = Vec::new();
     let mut ids = Ids::new();
+    // Set while a restore swaps `auxiliary.db`: rows are held, nothing touches the file.
+    let mut paused = false;
     while let Ok(first) = rx.recv() {
-        take(first, &mut ids, &mut rows, &mut acks);
+        let mut control = Vec::new();
+        take(first, &mut ids, &mut rows, &mut acks, &mut control);
         let deadline = Instant::now() + BATCH_INTERVAL;
-        while acks.is_empty() && rows.len() < MAX_BATCH_ROWS {
+        while acks.is_empty() && control.is_empty() && rows.len() < MAX_BATCH_ROWS {
             match rx.recv_deadline(deadline) {
-                Ok(msg) => take(msg, &mut ids, &mut rows, &mut acks),
+                Ok(msg) => take(msg, &mut ids, &mut rows, &mut acks, &mut control),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
-        write(&mut conn, &mut archive, &mut rows, worker_id);
+        if !paused {
+            write(&mut conn, &mut archive, &mut rows, worker_id);
+        }
         for ack in acks.drain(..) {
             let _ = ack.send(());
+        }
+        for c in control {
+            match c {
+                Control::Pause(ack) => {
+                    if !paused {
+                        write(&mut conn, &mut archive, &mut rows, worker_id);
+                    }
+                    // Dropping the connection closes it: the restore may now move the files.
+                    conn = None;
+                    paused = true;
+                    let _ = ack.send(());
+                }
+                Control::Resume => {
+                    paused = false;
+                    conn = match open(db_path) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            tracing::error!(worker_id, path = %db_path.display(), error = %e, "reopening the logs database after a restore failed; logs go to the archive only");
+                            None
+                        }
+                    };
+                    write(&mut conn, &mut archive, &mut rows, worker_id);
+                }
+            }
         }
     }
     write(&mut conn, &mut archive, &mut rows, worker_id);
 }
 
-fn take(msg: Msg, ids: &mut Ids, rows: &mut Vec<Row>, acks: &mut Vec<Sender<()>>) {
+/// A pause or resume around a restore, handled after the batch it arrived in.
+enum Control {
+    Pause(Sender<()>),
+    Resume,
+}
+
+fn take(msg: Msg, ids: &mut Ids, rows: &mut Vec<Row>, acks: &mut Vec<Sender<()>>, control: &mut Vec<Control>) {
     match msg {
         Msg::Request(e) => rows.push(request_row(&e, ids.next())),
         Msg::App(e) => rows.push(app_row(&e, ids.next())),
         Msg::Flush(ack) => acks.push(ack),
+        Msg::Pause(ack) => control.push(Control::Pause(ack)),
+        Msg::Resume => control.push(Control::Resume),
     }
 }
 
