@@ -33,6 +33,7 @@ fn main() -> ExitCode {
         Command::Cluster(flags) => cluster(&flags),
         Command::Worker { id, flags } => run_worker(id, &flags),
         Command::Superuser { action, flags } => superuser(action, &flags),
+        Command::Migrate { action, flags } => migrate(action, &flags),
     };
     // Log lines still queued for the log thread are written before the process ends.
     telemetry::flush();
@@ -75,6 +76,9 @@ fn serve(flags: &Flags) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail("start-up failed", &e),
     };
+    if let Err(e) = worker::pb_migrations::apply_at_start(&prepared.data_dir, cfg.migrations_dir.as_deref()) {
+        return fail("JS migrations failed", &e);
+    }
     let runtime = match multi_thread_runtime(cpus()) {
         Ok(r) => r,
         Err(e) => return fail("building the runtime failed", &e),
@@ -119,6 +123,22 @@ fn superuser(action: cli::SuperuserAction, flags: &Flags) -> ExitCode {
             eprintln!("vaultbase: {e}");
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+fn migrate(action: cli::MigrateAction, flags: &Flags) -> ExitCode {
+    let cfg = match config(Mode::Serve, flags) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match worker::pb_migrations::cli::run(&cfg, action) {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("migrate failed", &e),
     }
 }
 

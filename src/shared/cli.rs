@@ -17,6 +17,8 @@ pub enum Command {
     Worker { id: u32, flags: Flags },
     /// `superuser upsert EMAIL PASSWORD` / `superuser delete EMAIL`, as PocketBase.
     Superuser { action: SuperuserAction, flags: Flags },
+    /// `migrate up | down [N] | create NAME | collections | history-sync`, as PocketBase.
+    Migrate { action: MigrateAction, flags: Flags },
     Version,
     Help,
 }
@@ -26,6 +28,21 @@ pub enum Command {
 pub enum SuperuserAction {
     Upsert { email: String, password: String },
     Delete { email: String },
+}
+
+/// What `vaultbase migrate …` should do with the JS migrations (`pb_migrations/*.js`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrateAction {
+    /// Apply every pending migration, in file name order.
+    Up,
+    /// Revert the last N applied JS migrations (default 1).
+    Down(usize),
+    /// Write a blank migration `<unix seconds>_<name>.js`.
+    Create(String),
+    /// Write a migration holding a snapshot of every collection.
+    Collections,
+    /// Forget applied JS migrations whose file no longer exists.
+    HistorySync,
 }
 
 /// A command line that cannot be understood; printed with the usage, exit code 2.
@@ -46,6 +63,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
     if args.peek().map(String::as_str) == Some("superuser") {
         args.next();
         return parse_superuser(args.collect());
+    }
+    if args.peek().map(String::as_str) == Some("migrate") {
+        args.next();
+        return parse_migrate(args.collect());
     }
     let sub = match args.peek().map(String::as_str) {
         Some("serve") | Some("cluster") | Some("worker") => args.next(),
@@ -69,6 +90,12 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         match name.as_str() {
             "--http" => flags.http = Some(value("--http")?),
             "--dir" => flags.dir = Some(value("--dir")?),
+            "--migrationsDir" => flags.migrations_dir = Some(value("--migrationsDir")?),
+            // Accepted for PocketBase command lines; vaultbase never writes migration files itself.
+            "--automigrate" => match inline.as_deref() {
+                None | Some("true") | Some("false") | Some("1") | Some("0") => {}
+                Some(other) => return Err(UsageError(format!("--automigrate={other:?}: expected true or false"))),
+            },
             "--id" if sub.as_deref() == Some("worker") => {
                 let v = value("--id")?;
                 id = Some(v.parse().map_err(|_| UsageError(format!("--id {v:?}: expected a worker number")))?);
@@ -107,6 +134,40 @@ fn parse_superuser(args: Vec<String>) -> Result<Command, UsageError> {
     Ok(Command::Superuser { action, flags })
 }
 
+fn parse_migrate(args: Vec<String>) -> Result<Command, UsageError> {
+    let mut flags = Flags::default();
+    let mut positional = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| inline.clone().or_else(|| it.next()).ok_or_else(|| UsageError(format!("{name} needs a value")));
+        match name.as_str() {
+            "--dir" => flags.dir = Some(value("--dir")?),
+            "--migrationsDir" => flags.migrations_dir = Some(value("--migrationsDir")?),
+            "--automigrate" => {}
+            _ if name.starts_with("--") => return Err(UsageError(format!("unknown argument {arg:?}"))),
+            _ => positional.push(arg),
+        }
+    }
+    let usage = || UsageError("usage: vaultbase migrate up | down [N] | create NAME | collections | history-sync [--dir DIR] [--migrationsDir DIR]".into());
+    let action = match positional.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["up"] => MigrateAction::Up,
+        ["down"] => MigrateAction::Down(1),
+        ["down", n] => match n.parse::<usize>() {
+            Ok(n) if n >= 1 => MigrateAction::Down(n),
+            _ => return Err(UsageError(format!("migrate down {n:?}: expected a positive number of migrations"))),
+        },
+        ["create", name] if !name.trim().is_empty() => MigrateAction::Create((*name).to_owned()),
+        ["collections"] => MigrateAction::Collections,
+        ["history-sync"] => MigrateAction::HistorySync,
+        _ => return Err(usage()),
+    };
+    Ok(Command::Migrate { action, flags })
+}
+
 /// The `--help` text, listing every environment variable with its default.
 pub fn help_text() -> String {
     let mut out = String::from(
@@ -115,9 +176,11 @@ pub fn help_text() -> String {
          vaultbase cluster [--http HOST:PORT] [--dir DIR]   supervisor + VAULTBASE_WORKERS workers on one port\n  \
          vaultbase superuser upsert EMAIL PASSWORD [--dir DIR]   create or update a superuser\n  \
          vaultbase superuser delete EMAIL [--dir DIR]\n  \
+         vaultbase migrate up | down [N] | create NAME | collections | history-sync [--dir DIR] [--migrationsDir DIR]\n  \
          vaultbase --version\n  vaultbase --help\n\n\
          FLAGS (override the environment):\n  --http HOST:PORT   address to listen on (VAULTBASE_HOST, VAULTBASE_PORT)\n  \
-         --dir DIR          data directory (VAULTBASE_DATA_DIR)\n\nENVIRONMENT (default in brackets):\n",
+         --dir DIR          data directory (VAULTBASE_DATA_DIR)\n  \
+         --migrationsDir DIR  JS migrations directory (VAULTBASE_MIGRATIONS_DIR)\n\nENVIRONMENT (default in brackets):\n",
     );
     for var in ENV_VARS {
         out.push_str(&format!("  {:<26} {} [{}]\n", var.name, var.help, var.default));
@@ -144,7 +207,7 @@ mod tests {
 
     #[test]
     fn flags_in_both_spellings() {
-        let want = Flags { http: Some("127.0.0.1:1".into()), dir: Some("d".into()) };
+        let want = Flags { http: Some("127.0.0.1:1".into()), dir: Some("d".into()), ..Flags::default() };
         assert_eq!(p(&["cluster", "--http", "127.0.0.1:1", "--dir", "d"]), Ok(Command::Cluster(want.clone())));
         assert_eq!(p(&["--http=127.0.0.1:1", "--dir=d"]), Ok(Command::Serve(want)));
     }
@@ -163,7 +226,7 @@ mod tests {
             p(&["superuser", "upsert", "a@b.c", "pw", "--dir", "d"]),
             Ok(Command::Superuser {
                 action: SuperuserAction::Upsert { email: "a@b.c".into(), password: "pw".into() },
-                flags: Flags { http: None, dir: Some("d".into()) }
+                flags: Flags { dir: Some("d".into()), ..Flags::default() }
             })
         );
         assert_eq!(
@@ -172,6 +235,29 @@ mod tests {
         );
         assert!(p(&["superuser", "upsert", "a@b.c"]).is_err());
         assert!(p(&["superuser", "nuke"]).is_err());
+    }
+
+    #[test]
+    fn migrate_commands() {
+        let dir = |d: &str| Flags { dir: Some(d.into()), ..Flags::default() };
+        assert_eq!(p(&["migrate", "up", "--dir", "d"]), Ok(Command::Migrate { action: MigrateAction::Up, flags: dir("d") }));
+        assert_eq!(p(&["migrate", "down"]), Ok(Command::Migrate { action: MigrateAction::Down(1), flags: Flags::default() }));
+        assert_eq!(p(&["migrate", "down", "3"]), Ok(Command::Migrate { action: MigrateAction::Down(3), flags: Flags::default() }));
+        assert_eq!(
+            p(&["migrate", "create", "add posts", "--migrationsDir=m"]),
+            Ok(Command::Migrate {
+                action: MigrateAction::Create("add posts".into()),
+                flags: Flags { migrations_dir: Some("m".into()), ..Flags::default() }
+            })
+        );
+        assert!(p(&["migrate", "down", "0"]).is_err());
+        assert!(p(&["migrate", "sideways"]).is_err());
+        assert!(p(&["migrate"]).is_err());
+        assert_eq!(
+            p(&["serve", "--migrationsDir", "m", "--automigrate=false"]),
+            Ok(Command::Serve(Flags { migrations_dir: Some("m".into()), ..Flags::default() }))
+        );
+        assert!(p(&["serve", "--automigrate=maybe"]).is_err());
     }
 
     #[test]

@@ -56,6 +56,11 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "VAULTBASE_WORKERS", default: "number of CPUs", help: "worker processes in cluster mode, 1-256" },
     EnvVar { name: "VAULTBASE_DRAIN_TIMEOUT", default: "30", help: "seconds a drain may take before workers are killed, 1-3600" },
     EnvVar { name: "VAULTBASE_JWT_SECRET", default: "generated into <data>/.secret", help: "secret that signs auth tokens; at least 32 characters" },
+    EnvVar {
+        name: "VAULTBASE_MIGRATIONS_DIR",
+        default: "<data dir>/../pb_migrations",
+        help: "JS migrations (pb_migrations/*.js), applied once at start (flag --migrationsDir)",
+    },
     EnvVar { name: "VAULTBASE_LOG_LEVEL", default: "info", help: "error, warn, info, debug or trace" },
     EnvVar {
         name: "VAULTBASE_QUERY_TIMEOUT_MS",
@@ -145,6 +150,8 @@ pub struct Flags {
     pub http: Option<String>,
     /// `--dir DIR`
     pub dir: Option<String>,
+    /// `--migrationsDir DIR` (PocketBase's spelling)
+    pub migrations_dir: Option<String>,
 }
 
 /// The validated configuration every role runs with.
@@ -171,6 +178,8 @@ pub struct Config {
     /// Test-only: bus `Invalidate` messages are ignored, so only the version checks keep
     /// caches fresh (the tests prove those alone suffice).
     pub test_ignore_invalidate: bool,
+    /// `pb_migrations` JS files; `None` means PocketBase's default, `<data dir>/../pb_migrations`.
+    pub migrations_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -264,6 +273,12 @@ impl Config {
             Some(other) => return Err(invalid("VAULTBASE_TEST_IGNORE_INVALIDATE", other, "0 or 1")),
         };
 
+        let migrations_dir = match (&flags.migrations_dir, env("VAULTBASE_MIGRATIONS_DIR")) {
+            (Some(d), _) if d.is_empty() => return Err(invalid("--migrationsDir", d, "a directory path")),
+            (Some(d), _) => Some(PathBuf::from(d)),
+            (None, d) => d.map(PathBuf::from),
+        };
+
         if mode == Mode::Cluster && port == 0 {
             return Err(invalid(
                 "VAULTBASE_PORT",
@@ -287,6 +302,7 @@ impl Config {
             max_connections,
             header_read_timeout,
             test_ignore_invalidate,
+            migrations_dir,
         })
     }
 
@@ -382,7 +398,7 @@ mod tests {
 
     #[test]
     fn flags_override_environment() {
-        let flags = Flags { http: Some("127.0.0.1:9000".into()), dir: Some("/tmp/x".into()) };
+        let flags = Flags { http: Some("127.0.0.1:9000".into()), dir: Some("/tmp/x".into()), ..Flags::default() };
         let cfg = load(Mode::Serve, &flags, &[("VAULTBASE_PORT", "1234"), ("VAULTBASE_DATA_DIR", "/tmp/y")])
             .expect("valid");
         assert_eq!(cfg.port, 9000);
@@ -392,7 +408,7 @@ mod tests {
 
     #[test]
     fn ipv6_http_flag_is_accepted() {
-        let flags = Flags { http: Some("[::1]:8091".into()), dir: None };
+        let flags = Flags { http: Some("[::1]:8091".into()), ..Flags::default() };
         let cfg = load(Mode::Serve, &flags, &[]).expect("valid");
         assert_eq!(cfg.host.to_string(), "::1");
     }
@@ -438,7 +454,7 @@ mod tests {
     #[test]
     fn bad_http_flag_is_rejected() {
         for bad in ["nonsense", "127.0.0.1:", "127.0.0.1:port", "999.1.1.1:80"] {
-            let flags = Flags { http: Some(bad.into()), dir: None };
+            let flags = Flags { http: Some(bad.into()), ..Flags::default() };
             let err = load(Mode::Serve, &flags, &[]).expect_err(bad);
             assert_eq!(err.variable, "--http");
         }

@@ -44,3 +44,16 @@ pub fn spawn_worker(id: u32, cfg: &Config, data_dir: &DataDir) -> std::io::Resul
         .kill_on_drop(false);
     cmd.spawn()
 }
+
+/// Runs `vaultbase migrate up` for the data dir and waits for it: the JS migrations
+/// (`pb_migrations`) run in a child because they need the worker's code, which the supervisor
+/// must not link against. The child accepts our data-dir lock because we are its parent.
+pub async fn run_js_migrations(cfg: &Config, data_dir: &DataDir) -> std::io::Result<std::process::ExitStatus> {
+    let mut cmd = Command::new(own_executable()?);
+    cmd.arg("migrate").arg("up").arg("--dir").arg(data_dir.root());
+    if let Some(dir) = &cfg.migrations_dir {
+        cmd.arg("--migrationsDir").arg(dir);
+    }
+    cmd.env_remove("NOTIFY_SOCKET").stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::inherit()).kill_on_drop(true);
+    cmd.status().await
+}

@@ -21,6 +21,7 @@ pub mod ratelimit;
 pub mod listener;
 pub mod mail;
 pub mod ops;
+pub mod pb_migrations;
 pub mod realtime;
 pub mod records;
 pub mod server;

@@ -322,6 +322,32 @@ fn insert_row(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The scaffold for `kind`/`name` with `body` merged over it; system fields missing from a
+/// sent `fields` array are put back in front, as PocketBase's scaffold merge does.
+/// Write-only secrets are not in `base`'s JSON, so a PATCH that does not resend them would
+/// blank them: [`Collection::keep_secrets_from`] keeps the stored ones.
+pub fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection, StoreError> {
+    let mut obj = match serde_json::to_value(base) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    for (k, v) in body {
+        obj.insert(k, v);
+    }
+    let mut c: Collection = serde_json::from_value(Value::Object(obj)).map_err(|e| {
+        let mut errors = SchemaErrors::default();
+        errors.add("fields", Invalid::new("validation_invalid_value", format!("Invalid collection data: {e}.")));
+        StoreError::Invalid(errors)
+    })?;
+    c.keep_secrets_from(base);
+    let missing: Vec<_> = base.fields.iter().filter(|f| f.system && !c.fields.iter().any(|x| x.name == f.name || x.id == f.id)).cloned().collect();
+    if !missing.is_empty() {
+        let rest = std::mem::take(&mut c.fields);
+        c.fields = missing.into_iter().chain(rest).collect();
+    }
+    Ok(c)
+}
+
 /// Reads one collection by id or name inside the transaction.
 pub fn find(tx: &Transaction<'_>, id_or_name: &str) -> Result<Option<Collection>, StoreError> {
     let (_, all) = read_all(tx)?;
