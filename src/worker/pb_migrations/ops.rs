@@ -50,7 +50,7 @@ pub fn dispatch(tx: &Transaction<'_>, file: &str, op: &str, payload: Value) -> R
             import(tx, payload)?;
             Ok(Value::Null)
         }
-        "settings" => Ok(serde_json::to_value(settings::load(tx)?.settings).unwrap_or(Value::Null)),
+        "settings" => current_settings(tx),
         "saveSettings" => {
             let saved = settings::patch(tx, object(payload)?)?;
             Ok(serde_json::to_value(saved).unwrap_or(Value::Null))
@@ -82,6 +82,18 @@ pub fn dispatch(tx: &Transaction<'_>, file: &str, op: &str, payload: Value) -> R
         )),
         other => Err(OpError::Invalid(format!("unknown migration operation {other:?}"))),
     }
+}
+
+/// The settings as stored, read inside the migration's transaction (`settings::load` opens
+/// its own read transaction, which SQLite refuses inside this one).
+fn current_settings(tx: &Transaction<'_>) -> Result<Value, OpError> {
+    use rusqlite::OptionalExtension;
+    let stored: Option<String> = tx.query_row("SELECT value FROM _params WHERE id = 'settings'", [], |r| r.get(0)).optional()?;
+    let parsed: settings::Settings = match stored {
+        Some(text) => serde_json::from_str(&text).map_err(SettingsError::from)?,
+        None => settings::Settings::default(),
+    };
+    Ok(serde_json::to_value(parsed).unwrap_or(Value::Null))
 }
 
 fn to_json(c: &Collection) -> Value {
