@@ -228,6 +228,35 @@ mod tests {
     }
 
     #[test]
+    fn seed_records_go_through_record_validation() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut conn = db(tmp.path());
+        let dir = tmp.path().join("m");
+        write(&dir, "1_seed.js", r#"migrate((app) => {
+            const c = new Collection({ name: "posts", fields: [{ name: "title", type: "text", required: true }] });
+            app.save(c);
+            const r = new Record(c, { title: "first" });
+            app.save(r);
+            const again = app.findRecordById("posts", r.id);
+            again.set("title", again.getString("title") + "!");
+            app.save(again);
+            const users = app.findCollectionByNameOrId("users");
+            const u = new Record(users);
+            u.setEmail("seed@example.com");
+            u.setPassword("a long password");
+            u.setVerified(true);
+            app.save(u);
+        })"#);
+        write(&dir, "2_invalid.js", r#"migrate((app) => { app.save(new Record(app.findCollectionByNameOrId("posts"), {})); })"#);
+        let err = up(&mut conn, &dir).expect_err("the second file misses a required field");
+        assert!(err.to_string().contains("title"), "{err}");
+        let title: String = conn.query_row("SELECT title FROM posts", [], |r| r.get(0)).expect("seeded");
+        assert_eq!(title, "first!");
+        let hash: String = conn.query_row("SELECT password FROM users WHERE email = 'seed@example.com'", [], |r| r.get(0)).expect("user");
+        assert!(hash.starts_with("$argon2id$"), "the password is hashed: {hash}");
+    }
+
+    #[test]
     fn default_dir_is_beside_the_data_dir() {
         assert_eq!(resolve_dir(None, Path::new("/srv/app/pb_data")), PathBuf::from("/srv/app/pb_migrations"));
         assert_eq!(resolve_dir(Some(Path::new("/m")), Path::new("/srv/app/pb_data")), PathBuf::from("/m"));

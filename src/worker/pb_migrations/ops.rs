@@ -36,7 +36,7 @@ pub fn dispatch(tx: &Transaction<'_>, file: &str, op: &str, payload: Value) -> R
         }
         "allCollections" => {
             let types: Vec<String> = serde_json::from_value(payload).unwrap_or_default();
-            let (_, all) = store::load_all(tx)?;
+            let (_, all) = store::read_all(tx)?;
             Ok(Value::Array(all.iter().filter(|c| types.is_empty() || types.iter().any(|t| t == c.kind.as_str())).map(to_json).collect()))
         }
         "saveCollection" => save_collection(tx, object(payload)?).map(|c| to_json(&c)),
@@ -77,9 +77,9 @@ pub fn dispatch(tx: &Transaction<'_>, file: &str, op: &str, payload: Value) -> R
             }
             Ok(Value::Null)
         }
-        "saveRecord" | "deleteRecord" | "findRecord" => Err(OpError::Invalid(
-            "records are not yet supported in vaultbase migrations (collections, settings and app.db() are)".into(),
-        )),
+        "saveRecord" => records::save(tx, &payload),
+        "findRecord" => records::find(tx, &payload),
+        "deleteRecord" => records::delete(tx, &payload),
         other => Err(OpError::Invalid(format!("unknown migration operation {other:?}"))),
     }
 }
@@ -201,6 +201,93 @@ fn query(tx: &Transaction<'_>, sql: &str, params: Vec<SqlValue>) -> Result<Value
         out.push(Value::Object(obj));
     }
     Ok(Value::Array(out))
+}
+
+/// Records in migrations (seed data): written as a superuser through the same validation and
+/// insert as the API's, inside the migration's transaction. Nothing is published: no worker
+/// runs yet, and a migration's writes are schema-time data, not events.
+mod records {
+    use rusqlite::Transaction;
+    use serde_json::{Map, Value};
+
+    use super::OpError;
+    use crate::worker::records::cache::Snapshot;
+    use crate::worker::records::changes::Changes;
+    use crate::worker::records::crud::{self, CrudError, Requester, Shape};
+    use crate::worker::records::expand::ExpandTree;
+    use crate::worker::records::fields::Projection;
+    use crate::worker::records::query::RequestContext;
+    use crate::worker::records::store;
+    use crate::worker::records::values::Access;
+    use crate::worker::records::write::{self, Passwords, Uploaded};
+
+    fn collection(tx: &Transaction<'_>, payload: &Value) -> Result<(Snapshot, std::sync::Arc<crate::worker::records::schema::Collection>), OpError> {
+        let key = payload.get("collection").and_then(Value::as_str).unwrap_or_default();
+        let (version, all) = store::read_all(tx)?;
+        let snap = Snapshot::new(version, all);
+        let c = snap.get(key).cloned().ok_or_else(|| OpError::Invalid(format!("no collection {key:?}")))?;
+        Ok((snap, c))
+    }
+
+    fn crud_error(e: CrudError) -> OpError {
+        match e {
+            CrudError::Invalid { message, errors } => {
+                let parts: Vec<String> = errors.0.iter().map(|(path, e)| format!("{path}: {}", e.message)).collect();
+                OpError::Invalid(format!("{message} {}", parts.join("; ")))
+            }
+            CrudError::NotFound => OpError::Invalid("sql: no rows in result set".into()),
+            other => OpError::Invalid(other.to_string()),
+        }
+    }
+
+    fn superuser() -> Requester {
+        Requester { ctx: RequestContext::new(std::time::SystemTime::now()), superuser: true }
+    }
+
+    pub fn find(tx: &Transaction<'_>, payload: &Value) -> Result<Value, OpError> {
+        let (_, c) = collection(tx, payload)?;
+        let id = payload.get("id").and_then(Value::as_str).unwrap_or_default();
+        Ok(crud::existing(tx, &c, id).map_err(crud_error)?.map(Value::Object).unwrap_or(Value::Null))
+    }
+
+    pub fn save(tx: &Transaction<'_>, payload: &Value) -> Result<Value, OpError> {
+        let (snap, c) = collection(tx, payload)?;
+        let mut body: Map<String, Value> = payload.get("data").and_then(Value::as_object).cloned().unwrap_or_default();
+        // `record.setPassword(pw)` is a model-level set in PocketBase: no confirmation asked.
+        if let (Some(pw), false) = (body.get("password").cloned(), body.contains_key("passwordConfirm")) {
+            body.insert("passwordConfirm".into(), pw);
+        }
+        let mut hashes = Passwords::new();
+        for plain in write::plain_passwords(&c, &body) {
+            if hashes.needs_hash(&plain) {
+                let hash = crate::worker::auth::password::hash_blocking(plain.as_bytes()).map_err(|e| OpError::Invalid(e.to_string()))?;
+                hashes.insert(plain, hash);
+            }
+        }
+        let shape = Shape { expand: ExpandTree::parse(""), fields: Projection::All };
+        let mut changes = Changes::new();
+        let mut req = superuser();
+        let uploaded = Uploaded { names: &[], id: None };
+        let id = body.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+        let exists = !id.is_empty() && crud::existing(tx, &c, &id).map_err(crud_error)?.is_some();
+        let bytes = if exists {
+            let mut body = body;
+            body.remove("id");
+            write::update(tx, &snap, &c, &mut req, &id, body, Access::Superuser, &hashes, &shape, &mut changes, uploaded)
+        } else {
+            write::create(tx, &snap, &c, &mut req, body, Access::Superuser, &hashes, &shape, &mut changes, uploaded)
+        }
+        .map_err(crud_error)?;
+        serde_json::from_slice(&bytes).map_err(|e| OpError::Invalid(e.to_string()))
+    }
+
+    pub fn delete(tx: &Transaction<'_>, payload: &Value) -> Result<Value, OpError> {
+        let (snap, c) = collection(tx, payload)?;
+        let id = payload.get("id").and_then(Value::as_str).unwrap_or_default();
+        let mut changes = Changes::new();
+        crud::delete(tx, &snap, &c, &superuser(), id, &mut changes).map_err(crud_error)?;
+        Ok(Value::Null)
+    }
 }
 
 /// A store validation error as one readable line, `path: message` per problem.

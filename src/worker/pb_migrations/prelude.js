@@ -153,29 +153,44 @@
     }
   }
 
+  // A record for seed data. Only what was set since it was loaded is sent on save, so a
+  // record read with findRecordById and saved back never re-submits stored values (such as
+  // a password hash) as input.
   class Record {
     constructor(collection, data) {
       if (!collection) throw new Error("new Record needs a collection");
       Object.defineProperty(this, "__collection", { value: collection, enumerable: false, writable: true });
       Object.defineProperty(this, "__data", { value: {}, enumerable: false, writable: true });
+      Object.defineProperty(this, "__dirty", { value: new Set(), enumerable: false, writable: true });
       if (data) this.load(data);
     }
     get id() { return this.__data.id || ""; }
-    set id(v) { this.__data.id = v; }
+    set id(v) { this.set("id", v); }
     collection() { return this.__collection; }
     get(k) { return this.__data[k] === undefined ? null : this.__data[k]; }
-    set(k, v) { this.__data[k] = copy(v); }
+    set(k, v) { this.__data[k] = copy(v); this.__dirty.add(k); }
     load(data) { for (const [k, v] of Object.entries(data || {})) this.set(k, v); }
     getString(k) { const v = this.get(k); return v === null ? "" : String(v); }
     getInt(k) { return Math.trunc(Number(this.get(k)) || 0); }
     getFloat(k) { return Number(this.get(k)) || 0; }
     getBool(k) { return !!this.get(k); }
-    setPassword(pw) { this.__data.password = pw; }
-    setEmail(v) { this.__data.email = v; }
-    setVerified(v) { this.__data.verified = !!v; }
+    setPassword(pw) { this.set("password", pw); }
+    setEmail(v) { this.set("email", v); }
+    setVerified(v) { this.set("verified", !!v); }
     email() { return this.getString("email"); }
     verified() { return this.getBool("verified"); }
     toJSON() { return copy(this.__data); }
+    __changes() {
+      const out = {};
+      if (this.__data.id) out.id = this.__data.id;
+      for (const k of this.__dirty) out[k] = copy(this.__data[k]);
+      return out;
+    }
+    __loaded(data) {
+      this.__data = copy(data || {});
+      this.__dirty = new Set();
+      return this;
+    }
   }
 
   function collectionKey(c) {
@@ -246,8 +261,8 @@
       } else if (model instanceof Settings) {
         unmarshal(host("saveSettings", model), model);
       } else if (model instanceof Record) {
-        const saved = host("saveRecord", { collection: collectionKey(model.collection()), data: model.toJSON() });
-        model.load(saved);
+        const saved = host("saveRecord", { collection: collectionKey(model.collection()), data: model.__changes() });
+        model.__loaded(saved);
       } else {
         throw new Error("app.save: expected a Collection, a Record or the settings");
       }
@@ -273,7 +288,7 @@
     findRecordById(collection, id) {
       const data = host("findRecord", { collection: collectionKey(collection), id: String(id) });
       if (data === null) throw new Error("sql: no rows in result set");
-      return new Record(app.findCollectionByNameOrId(collectionKey(collection)), data);
+      return new Record(app.findCollectionByNameOrId(collectionKey(collection))).__loaded(data);
     },
     db() {
       return { newQuery: (sql) => new Query(sql) };

@@ -104,7 +104,7 @@ pub fn load_all(conn: &Connection) -> Result<(i64, Vec<Collection>), StoreError>
 }
 
 /// Reads the version and every collection in whatever transaction the caller holds.
-fn read_all(conn: &Connection) -> Result<(i64, Vec<Collection>), StoreError> {
+pub(crate) fn read_all(conn: &Connection) -> Result<(i64, Vec<Collection>), StoreError> {
     let v = version(conn)?;
     let mut stmt = conn.prepare_cached(
         "SELECT id, name, type, system, fields, indexes, listRule, viewRule, createRule, updateRule, deleteRule,
