@@ -15,6 +15,7 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod files;
+pub mod hooks;
 pub mod http;
 pub mod limits;
 pub mod ratelimit;
@@ -78,6 +79,8 @@ pub enum WorkerError {
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("loading the hooks: {0}")]
+    Hooks(#[from] hooks::LoadError),
     #[error("the server task failed: {0}")]
     Server(#[from] tokio::task::JoinError),
 }
@@ -142,6 +145,10 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if let Err(e) = state.schema.fresh(&state.db).await {
         tracing::error!(worker_id, error = %e, "loading collections at start failed; will retry on first use");
     }
+    // Before serving: a hook file that does not load refuses the start, as PocketBase. The
+    // loader and pool are std threads; building them blocks this task only at start.
+    let starting = state.clone();
+    tokio::task::spawn_blocking(move || starting.hooks.start(&starting)).await??;
     if let Some(rx) = state.realtime.take_receiver() {
         tokio::spawn(realtime::deliver::run(state.clone(), rx));
     }
@@ -201,6 +208,8 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if !drained {
         tracing::warn!(worker_id, "connections still open at the drain deadline; closing them");
     }
+    let terminating = state.clone();
+    let _ = tokio::task::spawn_blocking(move || terminating.hooks.terminate()).await;
     let closing = db.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     if bus.dropped() > 0 {

@@ -44,6 +44,8 @@ pub struct Inner {
     /// The cluster-wide rate-limit counters; None if the file could not be mapped (then rate
     /// limits are not enforced, and that was logged at start).
     pub rate_limiter: Option<crate::worker::ratelimit::RateLimiter>,
+    /// pb_hooks: the loaded hook set and its JS threads (empty until `Hooks::start`).
+    pub hooks: crate::worker::hooks::Hooks,
     next_request: AtomicU64,
 }
 
@@ -79,6 +81,7 @@ impl AppState {
             observers,
             recorder,
             rate_limiter,
+            hooks: crate::worker::hooks::Hooks::new(),
             next_request: AtomicU64::new(1),
         }))
     }
