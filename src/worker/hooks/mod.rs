@@ -31,6 +31,7 @@ pub mod cron_js;
 pub mod engine;
 pub mod errors;
 pub mod loader;
+pub mod mailer;
 pub mod natives;
 pub mod pattern;
 pub mod pool;
