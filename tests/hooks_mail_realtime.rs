@@ -195,3 +195,93 @@ fn mailer_hooks_change_and_suppress_mail() {
     assert!(verification.header("subject").starts_with("[hooked] "), "{}", verification.header("subject"));
     assert!(verification.decoded().contains("verify user@example.com token:yes"), "{}", verification.decoded());
 }
+
+/// One SSE frame: its event name and data text.
+type Frame = (String, String);
+
+/// Opens `GET /api/realtime` on a fresh connection; returns the client id and the frames as
+/// they arrive (read on a thread, chunked transfer decoded).
+fn open_sse(port: u16) -> (String, std::sync::mpsc::Receiver<Frame>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.write_all(b"GET /api/realtime HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").expect("request");
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(r.read_line(&mut line).expect("head") > 0, "closed in the head");
+        if line == "\r\n" {
+            break;
+        }
+    }
+    let (tx, rx) = std::sync::mpsc::channel::<Frame>();
+    std::thread::spawn(move || {
+        let mut pending = Vec::<u8>::new();
+        loop {
+            let mut size = String::new();
+            if r.read_line(&mut size).unwrap_or(0) == 0 {
+                return;
+            }
+            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+            if n == 0 {
+                return;
+            }
+            let mut chunk = vec![0u8; n + 2];
+            if std::io::Read::read_exact(&mut r, &mut chunk).is_err() {
+                return;
+            }
+            pending.extend_from_slice(&chunk[..n]);
+            while let Some(pos) = pending.windows(2).position(|w| w == b"\n\n") {
+                let frame: Vec<u8> = pending.drain(..pos + 2).collect();
+                let text = String::from_utf8_lossy(&frame).into_owned();
+                let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_default().to_owned();
+                if tx.send((field("event:"), field("data:"))).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    let (event, data) = rx.recv_timeout(START_TIMEOUT).expect("PB_CONNECT");
+    assert_eq!(event, "PB_CONNECT");
+    let id = serde_json::from_str::<serde_json::Value>(&data).expect("json")["clientId"].as_str().expect("clientId").to_owned();
+    (id, rx)
+}
+
+/// The worker a realtime client id names (its first three base-36 characters).
+fn owner(client_id: &str) -> u64 {
+    client_id.chars().take(3).fold(0, |acc, c| acc * 36 + u64::from(c.to_digit(36).expect("base-36 client id")))
+}
+
+#[test]
+fn a_custom_topic_reaches_a_subscriber_on_another_worker() {
+    let hooks_tmp = tempfile::tempdir().expect("tempdir");
+    let hooks = fixture_dir("realtime", &hooks_tmp.path().join("pb_hooks"));
+    let mut cluster = Spawn::cluster(2).env("VAULTBASE_HOOKS_DIR", hooks.to_str().expect("utf-8")).start();
+    cluster.wait_healthy();
+    let port = cluster.port;
+
+    let (client_id, frames) = open_sse(port);
+    let subscribed = call(port, "POST", "/api/realtime", None, Some(&json!({"clientId": client_id, "subscriptions": ["example"]})));
+    assert_eq!(subscribed.status, 204, "{}", String::from_utf8_lossy(&subscribed.body));
+    let mut conns = connection_per_worker(port, 2);
+    let other = conns.keys().copied().find(|w| *w != owner(&client_id)).expect("a second worker");
+    let conn = conns.get_mut(&other).expect("connection");
+
+    // PocketBase's loop, run on the worker that does not hold the stream.
+    let r = exchange(conn, "POST", "/notify/example").expect("notify");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json(), json!({"sent": 1, "total": 1}), "the listing includes the other worker's client");
+    let (event, data) = frames.recv_timeout(MAIL_WAIT).expect("the message arrives");
+    assert_eq!(event, "example");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&data).expect("json"), json!({"hello": "world", "from": "loop"}));
+
+    // broadcast(topic, data): the same, in one call.
+    let r = exchange(conn, "POST", "/broadcast/example").expect("broadcast");
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let (event, data) = frames.recv_timeout(MAIL_WAIT).expect("the broadcast arrives");
+    assert_eq!(event, "example");
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&data).expect("json"), json!({"hello": "broadcast"}));
+
+    // A topic nobody subscribed to: the loop finds the client but sends nothing.
+    let r = exchange(conn, "POST", "/notify/elsewhere").expect("notify");
+    assert_eq!(r.json(), json!({"sent": 0, "total": 1}));
+}

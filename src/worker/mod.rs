@@ -227,6 +227,8 @@ fn on_bus_message(state: &AppState, msg: BusMsg) {
         BusMsg::Invalidate { what, .. } if what == settings::INVALIDATE_SETTINGS => state.settings.invalidate(),
         BusMsg::Publish { topic, payload, .. } if topic == realtime::BUS_TOPIC => state.realtime.on_bus_publish(payload),
         BusMsg::Publish { origin, seq, topic, payload } if topic == realtime::parts::BUS_PART_TOPIC => state.realtime.on_bus_part(origin, seq, payload),
+        BusMsg::Publish { origin, topic, payload, .. } if realtime::custom::is_custom_topic(&topic) => state.realtime.on_custom(origin, &topic, payload),
+        BusMsg::Direct { from, topic, payload, .. } if realtime::custom::is_custom_topic(&topic) => state.realtime.on_custom(from, &topic, payload),
         BusMsg::Direct { from, topic, payload, .. } if realtime::subscribe::is_realtime_direct(&topic, &payload) => {
             state.realtime.on_direct(state, from, &topic, payload)
         }

@@ -28,6 +28,7 @@ pub fn install<'js>(ctx: &Ctx<'js>, env: &Arc<Env>) -> rquickjs::Result<()> {
     super::cron_js::install(ctx, env)?;
     // Binding modules of other parts of the issue: one line each, in this order.
     super::mailer::install(ctx, env)?;
+    super::realtime_js::install(ctx, env)?;
     Ok(())
 }
 

@@ -35,6 +35,7 @@ pub mod mailer;
 pub mod natives;
 pub mod pattern;
 pub mod pool;
+pub mod realtime_js;
 pub mod registry;
 pub mod routes;
 

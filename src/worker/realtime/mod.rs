@@ -22,6 +22,7 @@
 //! never the worker's state itself.
 
 pub mod client;
+pub mod custom;
 pub mod deliver;
 pub mod order;
 pub mod parts;
@@ -92,6 +93,8 @@ pub struct Inner {
     assembler: Mutex<parts::Assembler>,
     /// Split change sets that never arrived whole, since start.
     lost_sets: AtomicU64,
+    /// Client listings for hooks waiting on other workers' answers ([`custom`]).
+    custom: custom::Gathers,
 }
 
 impl std::ops::Deref for Realtime {
@@ -124,6 +127,7 @@ impl Realtime {
             next_request: AtomicU64::new(1),
             assembler: Mutex::new(parts::Assembler::default()),
             lost_sets: AtomicU64::new(0),
+            custom: custom::Gathers::default(),
         }))
     }
 

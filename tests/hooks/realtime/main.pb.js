@@ -1,0 +1,20 @@
+// Custom realtime topics: PocketBase's documented loop over the broker's clients, and
+// vaultbase's broadcast extension.
+routerAdd("POST", "/notify/{topic}", (e) => {
+  const topic = e.request.pathValue("topic");
+  const message = new SubscriptionMessage({ name: topic, data: JSON.stringify({ hello: "world", from: "loop" }) });
+  const clients = $app.subscriptionsBroker().clients();
+  let sent = 0;
+  for (let clientId in clients) {
+    if (clients[clientId].hasSubscription(topic)) {
+      clients[clientId].send(message);
+      sent++;
+    }
+  }
+  e.json(200, { sent, total: Object.keys(clients).length });
+});
+
+routerAdd("POST", "/broadcast/{topic}", (e) => {
+  $app.subscriptionsBroker().broadcast(e.request.pathValue("topic"), { hello: "broadcast" });
+  e.json(200, { ok: true });
+});
