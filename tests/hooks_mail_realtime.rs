@@ -259,8 +259,17 @@ fn a_custom_topic_reaches_a_subscriber_on_another_worker() {
     cluster.wait_healthy();
     let port = cluster.port;
 
+    // onRealtimeConnectRequest: a throw refuses the stream with its status.
+    let denied = call(port, "GET", "/api/realtime?deny=1", None, None);
+    assert_eq!(denied.status, 400);
+    assert_eq!(denied.json()["message"], "Connections refused here.");
+
     let (client_id, frames) = open_sse(port);
-    let subscribed = call(port, "POST", "/api/realtime", None, Some(&json!({"clientId": client_id, "subscriptions": ["example"]})));
+    // onRealtimeSubscribeRequest: a throw denies; a handler may rewrite e.subscriptions
+    // (`alias` becomes `example`, which the messages below are sent on).
+    let refused = call(port, "POST", "/api/realtime", None, Some(&json!({"clientId": client_id, "subscriptions": ["forbidden"]})));
+    assert_eq!(refused.status, 403, "{}", String::from_utf8_lossy(&refused.body));
+    let subscribed = call(port, "POST", "/api/realtime", None, Some(&json!({"clientId": client_id, "subscriptions": ["alias"]})));
     assert_eq!(subscribed.status, 204, "{}", String::from_utf8_lossy(&subscribed.body));
     let mut conns = connection_per_worker(port, 2);
     let other = conns.keys().copied().find(|w| *w != owner(&client_id)).expect("a second worker");

@@ -52,6 +52,8 @@
     };
   }
 
+  vb.makeRealtimeClient = function (json) { return makeClient(JSON.parse(json)); };
+
   const broker = {
     // Every client of every worker, keyed by id (one bus round trip in a cluster).
     clients: () => {

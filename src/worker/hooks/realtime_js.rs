@@ -5,15 +5,118 @@
 //! the subscribers of every worker of a cluster, not only this one's. `broadcast(topic, data)`
 //! is vaultbase's one-call form of that loop.
 //!
+//! Also the request hooks of realtime: `onRealtimeConnectRequest` (`e.client`) before a
+//! stream starts and `onRealtimeSubscribeRequest` (`e.client`, `e.subscriptions`, mutable)
+//! before a subscription change; a throw answers with its status, a handler that does not
+//! call `e.next()` answers what it wrote (an empty 200 if nothing). Without handlers neither
+//! touches a JS thread. `e.client` of a subscription POST that landed on another worker than
+//! the stream's carries only the id.
+//!
 //! The natives block their JS thread (a plain std thread) on the tokio handle for the
 //! cluster listing; sends only queue.
 
 use std::sync::Arc;
 
-use rquickjs::{Ctx, Exception, Function, Object};
+use std::cell::RefCell;
+use std::rc::Rc;
 
-use super::bindings;
+use rquickjs::{Ctx, Exception, Function, Object, Value};
+
 use super::engine::Env;
+use super::routes::{RouteRequest, RouteResponse};
+use super::{bindings, chain, errors, DispatchError};
+use crate::worker::realtime::custom::ClientInfo;
+use crate::worker::state::AppState;
+
+/// `GET /api/realtime`'s hook.
+pub const ON_CONNECT: &str = "onRealtimeConnectRequest";
+/// `POST /api/realtime`'s hook.
+pub const ON_SUBSCRIBE: &str = "onRealtimeSubscribeRequest";
+
+/// What a realtime request hook decided.
+pub enum Decision<T> {
+    /// The chain reached the default action: go on, with this.
+    Proceed(T),
+    /// Answer this instead (an error, or what a handler wrote).
+    Answer(RouteResponse),
+}
+
+/// Whether `hook` has a handler in this worker's current set (the cheap check).
+pub fn registered(state: &AppState, hook: &str) -> bool {
+    state.hooks.current().registry.has_any(hook)
+}
+
+/// Runs `hook` over a request event with `e.client` (and `e.subscriptions` when given); the
+/// default action takes the subscriptions as the handlers left them.
+pub async fn request_hook(
+    state: &AppState,
+    hook: &'static str,
+    request: RouteRequest,
+    client: ClientInfo,
+    subscriptions: Option<Vec<String>>,
+) -> Decision<Vec<String>> {
+    let loaded = state.hooks.current();
+    let env = loaded.env().clone();
+    let limits = env.limits;
+    let ran = loaded
+        .run(limits.timeout, move |ctx| -> Result<Decision<Vec<String>>, errors::Failure> {
+            let reached: Rc<RefCell<Option<Vec<String>>>> = Rc::default();
+            let go = || -> rquickjs::Result<Option<String>> {
+                let r = ctx.json_parse(serde_json::to_string(&request).unwrap_or_default())?;
+                let e: Object = bindings::call_vb(ctx, "requestEvent", (r,))?;
+                let client = bindings::call_vb::<_, Value>(ctx, "makeRealtimeClient", (serde_json::to_string(&client).unwrap_or_default(),))?;
+                e.set("client", client)?;
+                if let Some(subs) = &subscriptions {
+                    e.set("subscriptions", subs.clone())?;
+                }
+                let hooks = env.registry.handlers(hook, &[]);
+                let sink = reached.clone();
+                let has_subs = subscriptions.is_some();
+                let default = chain::rust_link(ctx, move |_ctx, e| {
+                    let subs: Vec<String> = if has_subs { e.get("subscriptions")? } else { Vec::new() };
+                    *sink.borrow_mut() = Some(subs);
+                    Ok(())
+                })?;
+                chain::run(ctx, &hooks, e.clone(), Some(default))?;
+                if reached.borrow().is_some() {
+                    return Ok(None);
+                }
+                bindings::call_vb::<_, String>(ctx, "responseOf", (e,)).map(Some)
+            };
+            match go() {
+                Ok(None) => Ok(Decision::Proceed(reached.borrow_mut().take().unwrap_or_default())),
+                Ok(Some(written)) => Ok(Decision::Answer(written_response(&written))),
+                Err(err) => Err(errors::failure_of(ctx, err, hook)),
+            }
+        })
+        .await;
+    match ran {
+        Ok((Ok(d), None)) => d,
+        Ok((Err(f), None)) => Decision::Answer(RouteResponse::failure(&f)),
+        Ok((_, Some(trap))) => Decision::Answer(RouteResponse::failure(&errors::trapped(trap, hook, "", 0, &limits))),
+        Err(DispatchError::Saturated) => Decision::Answer(RouteResponse::failure(&errors::Failure {
+            status: 503,
+            message: super::SATURATED_MESSAGE.into(),
+            data: Default::default(),
+        })),
+        Err(e) => {
+            tracing::error!(target: "vaultbase::hooks", hook, error = ?e, "a realtime hook's JS thread did not answer");
+            Decision::Answer(RouteResponse::failure(&errors::Failure::internal()))
+        }
+    }
+}
+
+/// `vb.responseOf`'s JSON as a response.
+fn written_response(text: &str) -> RouteResponse {
+    let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+    let status = v.get("status").and_then(serde_json::Value::as_u64).and_then(|s| u16::try_from(s).ok()).filter(|s| (100..=999).contains(s)).unwrap_or(200);
+    let headers: Vec<(String, String)> = serde_json::from_value(v.get("headers").cloned().unwrap_or_default()).unwrap_or_default();
+    let body = match v.get("bytes") {
+        Some(serde_json::Value::Array(b)) => b.iter().filter_map(|x| x.as_u64().and_then(|n| u8::try_from(n).ok())).collect(),
+        _ => v.get("body").and_then(serde_json::Value::as_str).unwrap_or_default().as_bytes().to_vec(),
+    };
+    RouteResponse { status, headers, body }
+}
 
 const REALTIME_JS: &str = include_str!("realtime.js");
 

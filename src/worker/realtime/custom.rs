@@ -115,6 +115,11 @@ impl Realtime {
         self.registry.all().iter().map(|c| info(c)).collect()
     }
 
+    /// One client of this worker, if it is here.
+    pub fn local_clients_by_id(&self, client_id: &str) -> Option<ClientInfo> {
+        self.registry.get(client_id).map(|c| info(&c))
+    }
+
     /// The clients of every worker (`workers` in the cluster, this one included).
     pub async fn cluster_clients(&self, workers: usize) -> Vec<ClientInfo> {
         let mut all = self.local_clients();

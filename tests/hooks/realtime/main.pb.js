@@ -18,3 +18,15 @@ routerAdd("POST", "/broadcast/{topic}", (e) => {
   $app.subscriptionsBroker().broadcast(e.request.pathValue("topic"), { hello: "broadcast" });
   e.json(200, { ok: true });
 });
+
+// Request hooks: a throw answers with its status; e.subscriptions may be changed.
+onRealtimeConnectRequest((e) => {
+  if (e.request.url.query().get("deny") === "1") throw new BadRequestError("connections refused here");
+  e.next();
+});
+
+onRealtimeSubscribeRequest((e) => {
+  if (e.subscriptions.includes("forbidden")) throw new ForbiddenError("not that topic");
+  e.subscriptions = e.subscriptions.map((s) => (s === "alias" ? "example" : s));
+  e.next();
+});
