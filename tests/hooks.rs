@@ -175,9 +175,13 @@ fn utilities_and_async_handlers() {
     assert_eq!(serde_json::from_str::<Value>(logged[0]["data"].as_str().expect("data")).expect("json"), json!({"answer": 42}));
 }
 
+/// Bound on a reload becoming visible: the watcher polls every 500 ms; only a reload that never
+/// happens gets near it.
+const RELOAD_BOUND: Duration = Duration::from_secs(60);
+
 /// Polls `path` until its body is `want` (a reload is asynchronous by nature).
 fn wait_body(port: u16, path: &str, want: &str) {
-    let deadline = Instant::now() + START_TIMEOUT;
+    let deadline = Instant::now() + RELOAD_BOUND;
     loop {
         let r = call(port, "GET", path, None, None);
         if text(&r) == want {
@@ -186,4 +190,171 @@ fn wait_body(port: u16, path: &str, want: &str) {
         assert!(Instant::now() < deadline, "{path} never answered {want:?}; last {} {}", r.status, text(&r));
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+#[test]
+fn a_runaway_loop_is_interrupted_and_the_server_keeps_serving() {
+    let p = serve_fixture("limits", Spawn::serve().env("VAULTBASE_HOOKS_TIMEOUT", "1"));
+    let port = p.port;
+    let looping = std::thread::spawn(move || call(port, "GET", "/loop", None, None));
+    // Once the loop is spinning (it says so in the store), another request is still served
+    // while the loop's request has not been answered.
+    wait_body(port, "/looping", "true");
+    assert_eq!(text(&call(port, "GET", "/ok", None, None)), "ok");
+    assert!(!looping.is_finished(), "the loop was still running while /ok answered");
+    let r = looping.join().expect("loop request");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.json(), json!({"status": 500, "message": "Something went wrong while processing your request.", "data": {}}));
+    let logged = p.wait_logs(1, START_TIMEOUT, |v| v["message"].as_str().is_some_and(|m| m.contains("past its deadline")));
+    assert_eq!(logged[0]["hook"], "GET /loop");
+    assert_eq!(logged[0]["line"], 2, "{}", logged[0]);
+    // The interrupt cannot be caught by the hook.
+    assert_eq!(call(port, "GET", "/catching-loop", None, None).status, 500);
+    assert_eq!(text(&call(port, "GET", "/ok", None, None)), "ok");
+}
+
+#[test]
+fn an_allocation_bomb_hits_the_memory_limit_and_nothing_else() {
+    let p = serve_fixture("limits", Spawn::serve().env("VAULTBASE_HOOKS_MEMORY", "16"));
+    for path in ["/bomb", "/global-bomb", "/global-bomb"] {
+        let r = call(p.port, "GET", path, None, None);
+        assert_eq!(r.status, 500, "{path}: {}", text(&r));
+        assert_eq!(text(&call(p.port, "GET", "/ok", None, None)), "ok", "after {path}");
+    }
+    p.wait_logs(3, START_TIMEOUT, |v| v["message"].as_str().is_some_and(|m| m.contains("out of memory")));
+    assert_eq!(call(p.port, "GET", "/_/health", None, None).status, 200);
+}
+
+#[test]
+fn a_duplicate_route_refuses_to_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hooks = tmp.path().join("hooks");
+    copy_fixture("duplicate", &hooks);
+    let mut p = Spawn::serve().args(&["--hooksDir", hooks.to_str().expect("utf-8")]).in_tempdir(tmp).start();
+    let status = p.wait_exit(START_TIMEOUT).expect("exits");
+    assert!(!status.success());
+    let log = p.log_text();
+    assert!(log.contains("b.pb.js:2: duplicate route GET /same (first registered at"), "{log}");
+    assert!(!log.contains("\"listening\""), "{log}");
+}
+
+#[test]
+fn a_custom_route_cannot_shadow_a_system_route() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hooks = tmp.path().join("hooks");
+    copy_fixture("system", &hooks);
+    let mut p = Spawn::serve().args(&["--hooksDir", hooks.to_str().expect("utf-8")]).in_tempdir(tmp).start();
+    let status = p.wait_exit(START_TIMEOUT).expect("exits");
+    assert!(!status.success());
+    let log = p.log_text();
+    assert!(log.contains("main.pb.js:3: the route GET /api/collections/{collection}/records collides with vaultbase's own route"), "{log}");
+
+    // The positive control: without the colliding line the same file loads and serves.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hooks = tmp.path().join("hooks");
+    copy_fixture("system", &hooks);
+    let file = hooks.join("main.pb.js");
+    let src = std::fs::read_to_string(&file).expect("read");
+    std::fs::write(&file, src.lines().filter(|l| !l.contains("shadowed")).collect::<Vec<_>>().join("\n")).expect("write");
+    let mut p = Spawn::serve().args(&["--hooksDir", hooks.to_str().expect("utf-8")]).in_tempdir(tmp).start();
+    p.wait_healthy();
+    assert_eq!(text(&call(p.port, "GET", "/fine", None, None)), "fine");
+}
+
+/// Writes a hook file the way an editor's atomic save does (a hidden temp file renamed).
+fn write_hook(dir: &Path, name: &str, src: &str) {
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, src).expect("write temp");
+    std::fs::rename(&tmp, dir.join(name)).expect("rename");
+}
+
+fn versioned(v: u32) -> String {
+    format!(
+        "routerAdd(\"GET\", \"/version\", (e) => e.string(200, \"{v}\"));\nrouterAdd(\"GET\", \"/ping\", (e) => {{ sleep(5); e.string(200, \"pong-{v}\") }});\n"
+    )
+}
+
+#[test]
+fn hot_reload_under_load_fails_no_request_and_keeps_the_last_good_set() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hooks = tmp.path().join("pb_hooks");
+    std::fs::create_dir_all(&hooks).expect("mkdir");
+    write_hook(&hooks, "main.pb.js", &versioned(1));
+    let mut p = Spawn::serve().in_tempdir(tmp).start();
+    p.wait_healthy();
+    let port = p.port;
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammers: Vec<_> = (0..3)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut failed, mut seen) = (0u32, Vec::new(), std::collections::BTreeSet::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = call(port, "GET", "/ping", None, None);
+                    if r.status == 200 {
+                        ok += 1;
+                        seen.insert(text(&r));
+                    } else {
+                        failed.push((r.status, text(&r)));
+                    }
+                }
+                (ok, failed, seen)
+            })
+        })
+        .collect();
+
+    for v in 2..=4 {
+        write_hook(&hooks, "main.pb.js", &versioned(v));
+        wait_body(port, "/version", &v.to_string());
+    }
+    // A broken file: logged with its file and line, the last good set keeps serving.
+    write_hook(&hooks, "main.pb.js", "routerAdd(\"GET\", \"/version\", (e) => e.string(200, \"5\"));\nthis is not javascript\n");
+    let logged = p.wait_logs(1, START_TIMEOUT, |v| v["message"] == "reloading the hooks failed; the previous hooks keep running");
+    assert!(logged[0]["file"].as_str().is_some_and(|f| f.ends_with("main.pb.js")), "{}", logged[0]);
+    assert_eq!(logged[0]["line"], 2, "{}", logged[0]);
+    assert_eq!(text(&call(port, "GET", "/version", None, None)), "4");
+    write_hook(&hooks, "main.pb.js", &versioned(6));
+    wait_body(port, "/version", "6");
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    let mut seen_all = std::collections::BTreeSet::new();
+    for h in hammers {
+        let (ok, failed, seen) = h.join().expect("hammer");
+        assert!(failed.is_empty(), "requests failed during reloads: {failed:?}");
+        total += ok;
+        seen_all.extend(seen);
+    }
+    // The race happened: requests were answered by several generations across the swaps.
+    assert!(seen_all.len() >= 3, "only saw {seen_all:?} in {total} requests");
+    assert_eq!(p.logs_with_message("hooks reloaded").len(), 4);
+}
+
+#[test]
+fn a_cluster_serves_routes_from_every_worker_and_reloads_them() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hooks = tmp.path().join("hooks");
+    std::fs::create_dir_all(&hooks).expect("mkdir");
+    write_hook(&hooks, "main.pb.js", &versioned(1));
+    let mut p = Spawn::cluster(2).args(&["--hooksDir", hooks.to_str().expect("utf-8")]).in_tempdir(tmp).start();
+    p.wait_healthy();
+    p.wait_logs(2, START_TIMEOUT, |v| v["message"] == "listening" && v["role"] == "worker");
+    let mut conns = connection_per_worker(p.port, 2);
+    for s in conns.values_mut() {
+        assert_eq!(String::from_utf8_lossy(&exchange(s, "GET", "/version").expect("version").body), "1");
+    }
+    write_hook(&hooks, "main.pb.js", &versioned(2));
+    let deadline = Instant::now() + RELOAD_BOUND;
+    for (id, s) in conns.iter_mut() {
+        loop {
+            let body = String::from_utf8_lossy(&exchange(s, "GET", "/version").expect("version").body).into_owned();
+            if body == "2" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "worker {id} never reloaded (still {body})");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    assert_eq!(p.logs_with_message("hooks reloaded").len(), 2, "one reload per worker");
 }
