@@ -208,6 +208,9 @@ pub struct Config {
     pub test_ignore_invalidate: bool,
     /// pb_hooks: dir, watch, pool and limits.
     pub hooks: HooksSettings,
+    /// Test-only: the cron scheduler ticks every second and treats each second as a slot
+    /// (`VAULTBASE_TEST_CRON_SECOND_TICKS=1`), so cluster tests see many slots quickly.
+    pub test_cron_second_ticks: bool,
 }
 
 impl Config {
@@ -300,6 +303,11 @@ impl Config {
             Some("1") | Some("true") => true,
             Some(other) => return Err(invalid("VAULTBASE_TEST_IGNORE_INVALIDATE", other, "0 or 1")),
         };
+        let test_cron_second_ticks = match env("VAULTBASE_TEST_CRON_SECOND_TICKS").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => return Err(invalid("VAULTBASE_TEST_CRON_SECOND_TICKS", other, "0 or 1")),
+        };
 
         let hooks = hooks_settings(&env, &flags.hooks)?;
 
@@ -327,6 +335,7 @@ impl Config {
             header_read_timeout,
             test_ignore_invalidate,
             hooks,
+            test_cron_second_ticks,
         })
     }
 

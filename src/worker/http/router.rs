@@ -146,6 +146,18 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             require_superuser(state, &req).await?;
             api::settings::patch(state, req).await
         }
+        (["api", "crons"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            Ok(api::crons::list(state))
+        }
+        (["api", "crons", id], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            api::crons::run(state, id)
+        }
+        (["api", "crons", id, "runs"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::crons::runs(state, id, &req).await
+        }
         (["api", "sql"], &Method::POST) => {
             require_superuser(state, &req).await?;
             api::sql::run(state, req).await
