@@ -358,3 +358,29 @@ fn a_cluster_serves_routes_from_every_worker_and_reloads_them() {
     }
     assert_eq!(p.logs_with_message("hooks reloaded").len(), 2, "one reload per worker");
 }
+
+#[test]
+fn cron_add_registers_jobs_that_run_on_the_pool() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    copy_fixture("cron", hooks.path());
+    let (p, su) = start_with_superuser(Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]));
+    let list = ok(call(p.port, "GET", "/api/crons", Some(&su), None));
+    let jobs: Vec<&Value> = list.as_array().expect("array").iter().filter(|j| !j["id"].as_str().unwrap_or("").starts_with("__pb")).collect();
+    assert_eq!(jobs, vec![&json!({"id": "hello", "expression": "*/5 * * * *"})], "cronRemove dropped \"gone\"");
+
+    assert_eq!(call(p.port, "POST", "/api/crons/hello", Some(&su), None).status, 204);
+    let deadline = Instant::now() + START_TIMEOUT;
+    while call(p.port, "GET", "/cron-ran", None, None).json()["n"] != 1 {
+        assert!(Instant::now() < deadline, "the job never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    assert_eq!(call(p.port, "POST", "/cron-add", None, None).status, 204);
+    let ids: Vec<String> = ok(call(p.port, "GET", "/api/crons", Some(&su), None)).as_array().expect("array").iter().map(|j| j["id"].as_str().unwrap_or("").to_owned()).collect();
+    assert!(ids.contains(&"runtime".to_owned()), "{ids:?}");
+    assert_eq!(call(p.port, "POST", "/api/crons/runtime", Some(&su), None).status, 204);
+    while call(p.port, "GET", "/cron-ran", None, None).json()["runtime"] != true {
+        assert!(Instant::now() < deadline, "the runtime job never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -199,6 +199,8 @@ pub struct RouteMatch {
 pub struct Hooks {
     current: RwLock<Arc<Loaded>>,
     store: Arc<Mutex<HashMap<String, String>>>,
+    /// Cron job ids the current set registered (removed when a reload drops them).
+    cron_ids: Mutex<Vec<String>>,
 }
 
 impl Default for Hooks {
@@ -210,7 +212,7 @@ impl Default for Hooks {
 impl Hooks {
     /// Nothing loaded: every check answers "no handler" without touching a thread.
     pub fn new() -> Hooks {
-        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default() }
+        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default() }
     }
 
     /// The current set (cheap: one Arc clone). Hold it for the whole of one request.
@@ -219,6 +221,16 @@ impl Hooks {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Installs `next` as the current set and re-registers its cron jobs.
+    fn install(&self, state: &AppState, next: Arc<Loaded>) {
+        self.swap(next.clone());
+        let mut ids = match self.cron_ids.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *ids = cron_js::sync_loaded_jobs(state, &next, &ids);
     }
 
     fn swap(&self, next: Arc<Loaded>) -> Arc<Loaded> {
@@ -239,7 +251,7 @@ impl Hooks {
         }
         let loaded = self.build(state, &cfg)?;
         log_loaded(state.worker_id, &cfg.dir, &loaded.registry, "hooks loaded");
-        self.swap(loaded.clone());
+        self.install(state, loaded.clone());
         loaded.lifecycle_blocking("onBootstrap");
         if cfg.watch {
             let state = state.clone();
@@ -284,7 +296,7 @@ impl Hooks {
     pub fn reload(&self, state: &AppState, cfg: &HooksConfig) -> Result<(), LoadError> {
         let loaded = self.build(state, cfg)?;
         log_loaded(state.worker_id, &cfg.dir, &loaded.registry, "hooks reloaded");
-        self.swap(loaded.clone());
+        self.install(state, loaded.clone());
         loaded.lifecycle_blocking("onBootstrap");
         Ok(())
     }
