@@ -384,3 +384,58 @@ fn cron_add_registers_jobs_that_run_on_the_pool() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn bootstrap_terminate_http_and_exec() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    copy_fixture("lifecycle", hooks.path());
+    let mut p = Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]).start();
+    p.wait_healthy();
+    // onBootstrap ran once, both handlers in order.
+    assert_eq!(call(p.port, "GET", "/booted", None, None).json(), json!({"booted": 1, "order": "second"}));
+    assert!(p.dir.join("types.d.ts").is_file(), "types.d.ts is written into the data dir");
+
+    // $http.send may call this very server: handlers do not hold the only thread.
+    let r = call(p.port, "GET", &format!("/self/{}", p.port), None, None);
+    assert_eq!(r.json(), json!({"status": 200, "message": "API is healthy.", "type": ["application/json"]}));
+    assert_eq!(text(&call(p.port, "GET", "/unreachable", None, None)), "threw");
+    // $os.cmd is refused unless allowed.
+    assert_eq!(call(p.port, "GET", "/exec", None, None).status, 400);
+    p.wait_logs(1, START_TIMEOUT, |v| v["error"].as_str().is_some_and(|e| e.contains("VAULTBASE_HOOKS_ALLOW_EXEC")));
+
+    p.signal(Signal::SIGTERM);
+    p.wait_exit(START_TIMEOUT).expect("drains");
+    assert_eq!(p.logs_with_message("terminating from a hook").len(), 1);
+}
+
+#[test]
+fn apis_middlewares_with_tokens() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    copy_fixture("lifecycle", hooks.path());
+    let (p, su) = start_with_superuser(Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]));
+    let user = ok(call(p.port, "POST", "/api/collections/users/records", None, Some(&json!({"email": "u@example.com", "password": "password123", "passwordConfirm": "password123"}))));
+    let auth = ok(call(p.port, "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": "u@example.com", "password": "password123"}))));
+    let token = auth["token"].as_str().expect("token");
+    let id = user["id"].as_str().expect("id");
+
+    let r = call(p.port, "GET", "/users-only", Some(token), None);
+    assert_eq!(r.json(), json!({"id": id, "collection": "users", "superuser": false}));
+    let r = call(p.port, "GET", "/users-only", Some(&su), None);
+    assert_eq!(r.json(), json!({"status": 403, "message": "The authorized record is not allowed to perform this action.", "data": {}}));
+    let r = call(p.port, "GET", "/users-only", Some("not a token"), None);
+    assert_eq!(r.status, 401, "an invalid token is a guest");
+
+    assert_eq!(call(p.port, "GET", "/superusers-only", Some(token), None).json()["status"], 403);
+    assert_eq!(text(&call(p.port, "GET", "/superusers-only", Some(&su), None)), "in");
+    let r = call(p.port, "GET", "/guests-only", Some(token), None);
+    assert_eq!(r.json(), json!({"status": 400, "message": "The request can be accessed only by guests.", "data": {}}));
+
+    assert_eq!(text(&call(p.port, "GET", &format!("/owner/{id}"), Some(token), None)), "owner");
+    assert_eq!(call(p.port, "GET", "/owner/someone-else", Some(token), None).json()["status"], 403);
+    assert_eq!(text(&call(p.port, "GET", "/owner/someone-else", Some(&su), None)), "owner");
+    assert_eq!(call(p.port, "GET", "/owner/x", None, None).json()["status"], 401);
+
+    assert_eq!(text(&call(p.port, "POST", "/limited", None, Some(&json!("short")))), "in");
+    let r = call(p.port, "POST", "/limited", None, Some(&json!("a body longer than ten bytes")));
+    assert_eq!(r.status, 413);
+}
