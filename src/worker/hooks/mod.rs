@@ -195,6 +195,14 @@ pub struct RouteMatch {
     pub path_values: Vec<(String, String)>,
 }
 
+/// What a custom-route lookup found.
+pub enum Routed {
+    Matched(RouteMatch),
+    /// A route has this path but not this method: PocketBase answers 404 "The requested
+    /// resource wasn't found." (not the unknown-path "File not found.").
+    WrongMethod,
+}
+
 /// The installed hook set of this worker, swapped whole on reload.
 pub struct Hooks {
     current: RwLock<Arc<Loaded>>,
@@ -303,13 +311,16 @@ impl Hooks {
 
     /// The custom route `method path` matches, if any. Costs a read lock and an empty check
     /// when no route is registered.
-    pub fn match_route(&self, method: &str, path: &str) -> Option<RouteMatch> {
+    pub fn match_route(&self, method: &str, path: &str) -> Option<Routed> {
         let loaded = self.current();
         if loaded.registry.routes.is_empty() {
             return None;
         }
-        let (index, path_values) = routes::match_route(&loaded.registry, method, path)?;
-        Some(RouteMatch { loaded, index, path_values })
+        match routes::match_route(&loaded.registry, method, path) {
+            Some((index, path_values)) => Some(Routed::Matched(RouteMatch { loaded, index, path_values })),
+            None if loaded.registry.routes.iter().any(|r| r.pattern.matches(path).is_some()) => Some(Routed::WrongMethod),
+            None => None,
+        }
     }
 }
 

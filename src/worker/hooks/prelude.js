@@ -599,7 +599,8 @@
         write: (s) => { if (!res.written) write(200, null, ""); res.body += toString(s); },
       },
       json(status, data) {
-        const body = JSON.stringify(data === undefined ? null : data);
+        // Go marshals an exported `undefined` as null: keep such keys.
+        const body = JSON.stringify(data === undefined ? null : data, (k, v) => (v === undefined ? null : v));
         write(status, "application/json", body === undefined ? "null" : body);
       },
       string(status, s) { write(status, "text/plain; charset=utf-8", toString(s)); },
