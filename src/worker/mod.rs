@@ -14,6 +14,7 @@ pub mod actor;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cron;
 pub mod files;
 pub mod hooks;
 pub mod http;
@@ -156,6 +157,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
         tokio::spawn(state.realtime.clone().relay(rx));
     }
     let max_connections = cfg.max_connections.unwrap_or_else(|| server::default_max_connections(nofile));
+    tokio::spawn(cron::scheduler::run(state.clone(), stop_rx.clone()));
     let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx, max_connections));
 
     bus.send(&BusMsg::Ready { worker_id });

@@ -46,6 +46,8 @@ pub struct Inner {
     pub rate_limiter: Option<crate::worker::ratelimit::RateLimiter>,
     /// pb_hooks: the loaded hook set and its JS threads (empty until `Hooks::start`).
     pub hooks: crate::worker::hooks::Hooks,
+    /// This worker's cron jobs (system jobs registered at start; see `worker::cron`).
+    pub crons: Arc<crate::worker::cron::Crons>,
     next_request: AtomicU64,
 }
 
@@ -65,6 +67,10 @@ impl AppState {
         if let Some(r) = &recorder {
             observers.register(r.clone());
         }
+        let crons = Arc::new(crate::worker::cron::Crons::default());
+        if let Err(e) = crate::worker::cron::system::register(&crons, &config) {
+            tracing::error!(worker_id, error = %e, "registering the system cron jobs failed");
+        }
         AppState(Arc::new(Inner {
             worker_id,
             pid: std::process::id(),
@@ -82,6 +88,7 @@ impl AppState {
             recorder,
             rate_limiter,
             hooks: crate::worker::hooks::Hooks::new(),
+            crons,
             next_request: AtomicU64::new(1),
         }))
     }

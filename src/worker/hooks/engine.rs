@@ -78,6 +78,12 @@ pub fn remaining() -> Option<Duration> {
     current().and_then(|ts| ts.deadline.get()).map(|d| d.saturating_duration_since(Instant::now()))
 }
 
+/// Whether the running dispatch was interrupted by its deadline (its error is then not the
+/// hook's own and is reported once, by the dispatcher).
+pub fn interrupted() -> bool {
+    current().is_some_and(|ts| ts.interrupted.get())
+}
+
 /// Records that the running dispatch hit the memory limit (the engine is then recycled).
 pub fn note_out_of_memory() {
     if let Some(ts) = current() {

@@ -67,6 +67,11 @@ pub fn location(stack: &str) -> Option<(String, u32)> {
 /// Turns the error of a chain run into its answer, logging what needs logging. `what` names
 /// the dispatch for the log (e.g. `GET /hello/{name}`).
 pub fn failure_of(ctx: &Ctx<'_>, err: rquickjs::Error, what: &str) -> Failure {
+    if engine::interrupted() {
+        // Drop the pending exception; the dispatcher reports the deadline.
+        let _ = CaughtError::from_error(ctx, err);
+        return Failure::internal();
+    }
     let caught = CaughtError::from_error(ctx, err);
     let value = match caught {
         CaughtError::Exception(ex) => ex.into_value(),

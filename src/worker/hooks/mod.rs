@@ -197,10 +197,20 @@ pub struct RouteMatch {
     pub path_values: Vec<(String, String)>,
 }
 
+/// What a custom-route lookup found.
+pub enum Routed {
+    Matched(RouteMatch),
+    /// A route has this path but not this method: PocketBase answers 404 "The requested
+    /// resource wasn't found." (not the unknown-path "File not found.").
+    WrongMethod,
+}
+
 /// The installed hook set of this worker, swapped whole on reload.
 pub struct Hooks {
     current: RwLock<Arc<Loaded>>,
     store: Arc<Mutex<HashMap<String, String>>>,
+    /// Cron job ids the current set registered (removed when a reload drops them).
+    cron_ids: Mutex<Vec<String>>,
 }
 
 impl Default for Hooks {
@@ -212,7 +222,7 @@ impl Default for Hooks {
 impl Hooks {
     /// Nothing loaded: every check answers "no handler" without touching a thread.
     pub fn new() -> Hooks {
-        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default() }
+        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default() }
     }
 
     /// The current set (cheap: one Arc clone). Hold it for the whole of one request.
@@ -221,6 +231,16 @@ impl Hooks {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Installs `next` as the current set and re-registers its cron jobs.
+    fn install(&self, state: &AppState, next: Arc<Loaded>) {
+        self.swap(next.clone());
+        let mut ids = match self.cron_ids.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *ids = cron_js::sync_loaded_jobs(state, &next, &ids);
     }
 
     fn swap(&self, next: Arc<Loaded>) -> Arc<Loaded> {
@@ -241,7 +261,7 @@ impl Hooks {
         }
         let loaded = self.build(state, &cfg)?;
         log_loaded(state.worker_id, &cfg.dir, &loaded.registry, "hooks loaded");
-        self.swap(loaded.clone());
+        self.install(state, loaded.clone());
         loaded.lifecycle_blocking("onBootstrap");
         if cfg.watch {
             let state = state.clone();
@@ -286,20 +306,23 @@ impl Hooks {
     pub fn reload(&self, state: &AppState, cfg: &HooksConfig) -> Result<(), LoadError> {
         let loaded = self.build(state, cfg)?;
         log_loaded(state.worker_id, &cfg.dir, &loaded.registry, "hooks reloaded");
-        self.swap(loaded.clone());
+        self.install(state, loaded.clone());
         loaded.lifecycle_blocking("onBootstrap");
         Ok(())
     }
 
     /// The custom route `method path` matches, if any. Costs a read lock and an empty check
     /// when no route is registered.
-    pub fn match_route(&self, method: &str, path: &str) -> Option<RouteMatch> {
+    pub fn match_route(&self, method: &str, path: &str) -> Option<Routed> {
         let loaded = self.current();
         if loaded.registry.routes.is_empty() {
             return None;
         }
-        let (index, path_values) = routes::match_route(&loaded.registry, method, path)?;
-        Some(RouteMatch { loaded, index, path_values })
+        match routes::match_route(&loaded.registry, method, path) {
+            Some((index, path_values)) => Some(Routed::Matched(RouteMatch { loaded, index, path_values })),
+            None if loaded.registry.routes.iter().any(|r| r.pattern.matches(path).is_some()) => Some(Routed::WrongMethod),
+            None => None,
+        }
     }
 }
 

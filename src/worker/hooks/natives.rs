@@ -275,14 +275,9 @@ pub fn settle<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> rquickjs::Result<Value<'js>
         return Ok(v);
     };
     let promise = promise.clone();
-    loop {
-        match promise.state() {
-            rquickjs::promise::PromiseState::Pending => {
-                if !ctx.execute_pending_job() {
-                    return Err(type_error(ctx, "the handler's promise never settled (vaultbase has no timers; await only synchronous work)"));
-                }
-            }
-            _ => break,
+    while let rquickjs::promise::PromiseState::Pending = promise.state() {
+        if !ctx.execute_pending_job() {
+            return Err(type_error(ctx, "the handler's promise never settled (vaultbase has no timers; await only synchronous work)"));
         }
     }
     match promise.result::<Value>() {
@@ -379,9 +374,8 @@ fn http_send(handle: &tokio::runtime::Handle, config: HttpConfig) -> Result<(ser
                     cookies.insert(ck.trim().to_owned(), serde_json::json!({"name": ck.trim(), "value": cv.trim(), "raw": v}));
                 }
             }
-            match headers.entry(canonical).or_insert_with(|| serde_json::Value::Array(vec![])) {
-                serde_json::Value::Array(a) => a.push(serde_json::Value::String(v)),
-                _ => {}
+            if let serde_json::Value::Array(a) = headers.entry(canonical).or_insert_with(|| serde_json::Value::Array(vec![])) {
+                a.push(serde_json::Value::String(v));
             }
         }
         let mut body = Vec::new();

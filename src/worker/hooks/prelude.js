@@ -315,6 +315,11 @@
 
   // Records: jsdata replaces vb.makeRecord with the real Record class. Until then an auth
   // record is a read-only view over its JSON.
+  function publicJSON(json, collection) {
+    const out = Object.assign({ collectionId: collection ? collection.id : "", collectionName: collection ? collection.name : "" }, json);
+    if (collection && collection.type === "auth" && out.emailVisibility !== true) delete out.email;
+    return out;
+  }
   vb.makeRecord = function (json, collection) {
     if (json === null || json === undefined) return null;
     const rec = {
@@ -325,8 +330,8 @@
       verified: () => json.verified === true,
       collection: () => collection,
       isSuperuser: () => collection && collection.name === "_superusers",
-      publicExport: () => json,
-      toJSON: () => json,
+      publicExport: () => publicJSON(json, collection),
+      toJSON: () => publicJSON(json, collection),
     };
     return rec;
   };
@@ -464,7 +469,7 @@
       e.next();
     },
     requireSuperuserAuth(e) {
-      if (!e.auth) throw new UnauthorizedError("The request requires superuser authorization token.");
+      if (!e.auth) throw new UnauthorizedError("The request requires valid record authorization token.");
       if (!e.hasSuperuserAuth()) throw new ForbiddenError("The authorized record is not allowed to perform this action.");
       e.next();
     },
@@ -594,7 +599,8 @@
         write: (s) => { if (!res.written) write(200, null, ""); res.body += toString(s); },
       },
       json(status, data) {
-        const body = JSON.stringify(data === undefined ? null : data);
+        // Go marshals an exported `undefined` as null: keep such keys.
+        const body = JSON.stringify(data === undefined ? null : data, (k, v) => (v === undefined ? null : v));
         write(status, "application/json", body === undefined ? "null" : body);
       },
       string(status, s) { write(status, "text/plain; charset=utf-8", toString(s)); },
@@ -638,6 +644,7 @@
           hasSuperuserAuth: () => r.superuser === true,
         };
       },
+      // As Go's JSON binding: only the shaped keys, and a value of the wrong type is a 400.
       bindBody(target) {
         if (infoBody === undefined) infoBody = vb.parseBody(r);
         const src = infoBody || {};
@@ -645,10 +652,10 @@
           if (!(k in src)) continue;
           const cur = target[k];
           const v = src[k];
-          if (typeof cur === "number") target[k] = Number(v);
-          else if (typeof cur === "boolean") target[k] = v === true || v === "true" || v === 1;
-          else if (typeof cur === "string") target[k] = v === null || v === undefined ? "" : typeof v === "object" ? JSON.stringify(v) : String(v);
-          else target[k] = v;
+          const want = cur === null || cur === undefined ? null : Array.isArray(cur) ? "array" : typeof cur;
+          const got = v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
+          if (want !== null && got !== "null" && want !== got) throw new BadRequestError();
+          target[k] = v;
         }
         return target;
       },

@@ -146,6 +146,18 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             require_superuser(state, &req).await?;
             api::settings::patch(state, req).await
         }
+        (["api", "crons"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            Ok(api::crons::list(state))
+        }
+        (["api", "crons", id], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            api::crons::run(state, id)
+        }
+        (["api", "crons", id, "runs"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::crons::runs(state, id, &req).await
+        }
         (["api", "sql"], &Method::POST) => {
             require_superuser(state, &req).await?;
             api::sql::run(state, req).await
@@ -281,10 +293,11 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
         }
         // pb_hooks routerAdd routes: after every system route, before 404.
         _ => match state.hooks.match_route(method.as_str(), &path) {
-            Some(m) => {
+            Some(crate::worker::hooks::Routed::Matched(m)) => {
                 let actor = actor_of(state, &req).await;
                 api::custom_routes::serve(state, m, req, &actor).await
             }
+            Some(crate::worker::hooks::Routed::WrongMethod) => Err(ApiError::not_found()),
             None => Err(ApiError::route_not_found()),
         },
     }
