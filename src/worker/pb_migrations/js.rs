@@ -33,13 +33,12 @@ pub struct HostCall {
     pub reply: mpsc::Sender<String>,
 }
 
-/// Starts `source` on a new thread; host calls arrive on the returned receiver, and the
-/// handle yields the outcome (`Err` holds the JS error text).
-pub fn start(
-    file: String,
-    source: String,
-    direction: Direction,
-) -> std::io::Result<(mpsc::Receiver<HostCall>, std::thread::JoinHandle<Result<(), String>>)> {
+/// The running file: its host calls, and its thread, which yields the outcome (`Err` holds
+/// the JS error text).
+pub type Started = (mpsc::Receiver<HostCall>, std::thread::JoinHandle<Result<(), String>>);
+
+/// Starts `source` on a new thread.
+pub fn start(file: String, source: String, direction: Direction) -> std::io::Result<Started> {
     let (calls_tx, calls_rx) = mpsc::channel::<HostCall>();
     let handle = std::thread::Builder::new()
         .name(format!("migration {file}"))
