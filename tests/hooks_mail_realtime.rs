@@ -255,9 +255,9 @@ fn owner(client_id: &str) -> u64 {
 fn a_custom_topic_reaches_a_subscriber_on_another_worker() {
     let hooks_tmp = tempfile::tempdir().expect("tempdir");
     let hooks = fixture_dir("realtime", &hooks_tmp.path().join("pb_hooks"));
-    let mut cluster = Spawn::cluster(2).env("VAULTBASE_HOOKS_DIR", hooks.to_str().expect("utf-8")).start();
-    cluster.wait_healthy();
+    let (cluster, token) = start_with_superuser(Spawn::cluster(2).env("VAULTBASE_HOOKS_DIR", hooks.to_str().expect("utf-8")));
     let port = cluster.port;
+    ok(call(port, "POST", "/api/collections", Some(&token), Some(&json!({"name": "notes", "listRule": "", "createRule": "", "fields": [{"name": "text", "type": "text"}]}))));
 
     // onRealtimeConnectRequest: a throw refuses the stream with its status.
     let denied = call(port, "GET", "/api/realtime?deny=1", None, None);
@@ -269,26 +269,43 @@ fn a_custom_topic_reaches_a_subscriber_on_another_worker() {
     // (`alias` becomes `example`, which the messages below are sent on).
     let refused = call(port, "POST", "/api/realtime", None, Some(&json!({"clientId": client_id, "subscriptions": ["forbidden"]})));
     assert_eq!(refused.status, 403, "{}", String::from_utf8_lossy(&refused.body));
-    let subscribed = call(port, "POST", "/api/realtime", None, Some(&json!({"clientId": client_id, "subscriptions": ["alias"]})));
+    let subscribed = call(port, "POST", "/api/realtime", None, Some(&json!({"clientId": client_id, "subscriptions": ["alias", "secret", "notes"]})));
     assert_eq!(subscribed.status, 204, "{}", String::from_utf8_lossy(&subscribed.body));
     let mut conns = connection_per_worker(port, 2);
     let other = conns.keys().copied().find(|w| *w != owner(&client_id)).expect("a second worker");
     let conn = conns.get_mut(&other).expect("connection");
+    let next_frame = |what: &str| -> (String, serde_json::Value) {
+        let (event, data) = frames.recv_timeout(MAIL_WAIT).unwrap_or_else(|_| panic!("{what} arrives"));
+        (event, serde_json::from_str(&data).expect("json data"))
+    };
+
+    // onRealtimeMessageSend drops `secret`: it is listed and sent, never delivered (the
+    // frames after it show it did not come first).
+    let r = exchange(conn, "POST", "/notify/secret").expect("notify");
+    assert_eq!(r.json(), json!({"sent": 1, "total": 1}));
 
     // PocketBase's loop, run on the worker that does not hold the stream.
     let r = exchange(conn, "POST", "/notify/example").expect("notify");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json(), json!({"sent": 1, "total": 1}), "the listing includes the other worker's client");
-    let (event, data) = frames.recv_timeout(MAIL_WAIT).expect("the message arrives");
+    let (event, data) = next_frame("the message");
     assert_eq!(event, "example");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&data).expect("json"), json!({"hello": "world", "from": "loop"}));
+    assert_eq!(data, json!({"hello": "world", "from": "loop", "seenBy": "hook"}), "changed by onRealtimeMessageSend");
 
     // broadcast(topic, data): the same, in one call.
     let r = exchange(conn, "POST", "/broadcast/example").expect("broadcast");
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let (event, data) = frames.recv_timeout(MAIL_WAIT).expect("the broadcast arrives");
+    let (event, data) = next_frame("the broadcast");
     assert_eq!(event, "example");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&data).expect("json"), json!({"hello": "broadcast"}));
+    assert_eq!(data, json!({"hello": "broadcast", "seenBy": "hook"}));
+
+    // A record event goes through onRealtimeMessageSend too.
+    ok(call(port, "POST", "/api/collections/notes/records", None, Some(&json!({"text": "hi"}))));
+    let (event, data) = next_frame("the record event");
+    assert_eq!(event, "notes");
+    assert_eq!(data["action"], "create");
+    assert_eq!(data["record"]["text"], "hi");
+    assert_eq!(data["seenBy"], "hook");
 
     // A topic nobody subscribed to: the loop finds the client but sends nothing.
     let r = exchange(conn, "POST", "/notify/elsewhere").expect("notify");

@@ -150,6 +150,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     // loader and pool are std threads; building them blocks this task only at start.
     let starting = state.clone();
     tokio::task::spawn_blocking(move || starting.hooks.start(&starting)).await??;
+    state.realtime.set_message_filter(std::sync::Arc::new(hooks::realtime_js::MessageHook::new(state.clone())));
     if let Some(rx) = state.realtime.take_receiver() {
         tokio::spawn(realtime::deliver::run(state.clone(), rx));
     }

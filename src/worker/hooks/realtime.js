@@ -52,6 +52,9 @@
     };
   }
 
+  vb.subscriptionMessageJson = function (m) {
+    return JSON.stringify({ name: String((m && m.name) ?? ""), data: dataText(m && m.data) });
+  };
   vb.makeRealtimeClient = function (json) { return makeClient(JSON.parse(json)); };
 
   const broker = {

@@ -25,13 +25,107 @@ use rquickjs::{Ctx, Exception, Function, Object, Value};
 use super::engine::Env;
 use super::routes::{RouteRequest, RouteResponse};
 use super::{bindings, chain, errors, DispatchError};
-use crate::worker::realtime::custom::ClientInfo;
+use crate::worker::realtime::custom::{client_info, ClientInfo, MessageFilter, Outgoing};
 use crate::worker::state::AppState;
 
 /// `GET /api/realtime`'s hook.
 pub const ON_CONNECT: &str = "onRealtimeConnectRequest";
 /// `POST /api/realtime`'s hook.
 pub const ON_SUBSCRIBE: &str = "onRealtimeSubscribeRequest";
+/// The hook every message to a client goes through.
+pub const ON_MESSAGE: &str = "onRealtimeMessageSend";
+
+/// `onRealtimeMessageSend` as the realtime module's message filter: active only while a
+/// handler is registered (checked per round, so a reload takes effect at once). Each message
+/// of a batch runs the chain with `e.client` and `e.message` (a `SubscriptionMessage`,
+/// mutable); a handler that does not call `e.next()` drops that message, a throw is logged
+/// and drops it too.
+pub struct MessageHook {
+    state: AppState,
+}
+
+impl MessageHook {
+    pub fn new(state: AppState) -> MessageHook {
+        MessageHook { state }
+    }
+}
+
+impl MessageFilter for MessageHook {
+    fn active(&self) -> bool {
+        self.state.hooks.current().registry.has_any(ON_MESSAGE)
+    }
+
+    fn run(&self, batch: Vec<Outgoing>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Outgoing>> + Send + '_>> {
+        Box::pin(filter_messages(&self.state, batch))
+    }
+}
+
+async fn filter_messages(state: &AppState, batch: Vec<Outgoing>) -> Vec<Outgoing> {
+    let loaded = state.hooks.current();
+    let env = loaded.env().clone();
+    let limits = env.limits;
+    let items: Vec<(String, String, String)> = batch
+        .iter()
+        .map(|o| (serde_json::to_string(&client_info(&o.client)).unwrap_or_default(), o.name.clone(), String::from_utf8_lossy(&o.data).into_owned()))
+        .collect();
+    let ran = loaded
+        .run(limits.timeout, move |ctx| -> Vec<Option<(String, String)>> {
+            let mut out = Vec::with_capacity(items.len());
+            for (client, name, data) in items {
+                let kept: Rc<RefCell<Option<(String, String)>>> = Rc::default();
+                let go = || -> rquickjs::Result<()> {
+                    let e = Object::new(ctx.clone())?;
+                    e.set("app", bindings::vb(ctx)?.get::<_, Value>("baseApp")?)?;
+                    e.set("client", bindings::call_vb::<_, Value>(ctx, "makeRealtimeClient", (client,))?)?;
+                    let class: rquickjs::Constructor = ctx.globals().get("SubscriptionMessage")?;
+                    let init = Object::new(ctx.clone())?;
+                    init.set("name", name)?;
+                    init.set("data", data)?;
+                    e.set("message", class.construct::<_, Value>((init,))?)?;
+                    let sink = kept.clone();
+                    let default = chain::rust_link(ctx, move |ctx, e| {
+                        let text: String = bindings::call_vb(&ctx, "subscriptionMessageJson", (e.get::<_, Value>("message")?,))?;
+                        let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+                        let field = |k: &str| v.get(k).and_then(serde_json::Value::as_str).unwrap_or_default().to_owned();
+                        *sink.borrow_mut() = Some((field("name"), field("data")));
+                        Ok(())
+                    })?;
+                    chain::run(ctx, &env.registry.handlers(ON_MESSAGE, &[]), e, Some(default))
+                };
+                if let Err(err) = go() {
+                    let f = errors::failure_of(ctx, err, ON_MESSAGE);
+                    tracing::warn!(target: "vaultbase::hooks", hook = ON_MESSAGE, status = f.status, message = %f.message, "a realtime message was dropped by its hook");
+                }
+                let result = kept.borrow_mut().take();
+                out.push(result);
+            }
+            out
+        })
+        .await;
+    let results = match ran {
+        Ok((r, None)) => r,
+        Ok((_, Some(trap))) => {
+            errors::trapped(trap, ON_MESSAGE, "", 0, &limits);
+            return Vec::new();
+        }
+        Err(e) => {
+            tracing::error!(target: "vaultbase::hooks", hook = ON_MESSAGE, error = ?e, "realtime messages were not sent: the hook could not run");
+            return Vec::new();
+        }
+    };
+    batch
+        .into_iter()
+        .zip(results)
+        .filter_map(|(o, r)| {
+            let (name, data) = r?;
+            if name == o.name && data.as_bytes() == o.data.as_ref() {
+                Some(o)
+            } else {
+                Some(Outgoing { client: o.client, name, data: bytes::Bytes::from(data), ws: None })
+            }
+        })
+        .collect()
+}
 
 /// What a realtime request hook decided.
 pub enum Decision<T> {

@@ -62,6 +62,43 @@ struct Envelope {
     data: String,
 }
 
+/// One message about to be queued for a client: the SSE event name and data, and the frame a
+/// WebSocket client would get for it unchanged.
+pub struct Outgoing {
+    pub client: Arc<Client>,
+    pub name: String,
+    pub data: bytes::Bytes,
+    pub ws: Option<bytes::Bytes>,
+}
+
+/// Something that sees every message before it is queued and may change or drop it (JS
+/// `onRealtimeMessageSend`). Installed once per worker; consulted only while [`active`].
+///
+/// [`active`]: MessageFilter::active
+pub trait MessageFilter: Send + Sync + 'static {
+    /// Whether anything would look at the messages now (the cheap check per round).
+    fn active(&self) -> bool;
+    /// The messages to queue, in order: changed, or left out to drop them.
+    fn run(&self, batch: Vec<Outgoing>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Outgoing>> + Send + '_>>;
+}
+
+/// Queues `out` on its client as is.
+pub fn queue(rt: &Realtime, out: Outgoing) {
+    let alive = match (out.client.transport, out.ws) {
+        (Transport::Sse, _) => out.client.push_sse(&out.name, &out.data),
+        (Transport::Ws, Some(frame)) => out.client.push_ws(frame),
+        (Transport::Ws, None) => {
+            let text = String::from_utf8_lossy(&out.data);
+            let data: Value = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone().into_owned()));
+            let m = serde_json::json!({"type": "message", "topic": out.name, "data": data});
+            out.client.push_ws(bytes::Bytes::from(m.to_string()))
+        }
+    };
+    if !alive {
+        rt.cut_off(&out.client);
+    }
+}
+
 /// Listings in progress: request id → where the answers go.
 #[derive(Default)]
 pub struct Gathers {
@@ -79,7 +116,8 @@ pub fn subscribed(raw: &str, topic: &str) -> bool {
     raw == topic || raw.strip_prefix(topic).is_some_and(|rest| rest.starts_with('?'))
 }
 
-fn info(client: &Client) -> ClientInfo {
+/// A client of this worker as hooks see it.
+pub fn client_info(client: &Client) -> ClientInfo {
     let st = client.state();
     let auth = match st.actor.auth() {
         Some(a) => {
@@ -94,30 +132,56 @@ fn info(client: &Client) -> ClientInfo {
     ClientInfo { id: client.id.clone(), subscriptions: st.subs.iter().map(|t| t.raw.clone()).collect(), auth }
 }
 
-/// Queues a custom message on a client of this worker; false if it ended.
+/// Queues a custom message on a client of this worker, through the message filter when one
+/// is active (on its own task then, so the caller never waits for JS).
 fn push(rt: &Realtime, client: &Arc<Client>, name: &str, data: &str) {
-    let alive = match client.transport {
-        Transport::Sse => client.push_sse(name, data.as_bytes()),
-        Transport::Ws => {
-            let data: Value = serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()));
-            let m = serde_json::json!({"type": "message", "topic": name, "data": data});
-            client.push_ws(bytes::Bytes::from(m.to_string()))
-        }
-    };
-    if !alive {
-        rt.cut_off(client);
-    }
+    let out = Outgoing { client: client.clone(), name: name.to_owned(), data: bytes::Bytes::from(data.to_owned()), ws: None };
+    rt.queue_filtered(vec![out]);
 }
 
 impl Realtime {
+    /// Installs the message filter (once, at worker start).
+    /// Must be called inside the runtime: filtered messages are queued on its tasks.
+    pub fn set_message_filter(&self, filter: Arc<dyn MessageFilter>) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                let _ = self.filter.set((filter, handle));
+            }
+            Err(_) => tracing::error!("the realtime message filter was installed outside the runtime; it is not used"),
+        }
+    }
+
+    /// The filter, if one is installed and active now.
+    pub fn active_filter(&self) -> Option<Arc<dyn MessageFilter>> {
+        self.filter.get().map(|(f, _)| f).filter(|f| f.active()).cloned()
+    }
+
+    /// Queues `batch`, through the active filter if any (on a task: the caller may be the
+    /// bus handler or a JS thread, neither of which may wait on JS here).
+    pub fn queue_filtered(&self, batch: Vec<Outgoing>) {
+        let Some(filter) = self.active_filter() else {
+            for out in batch {
+                queue(self, out);
+            }
+            return;
+        };
+        let Some((_, handle)) = self.filter.get() else { return };
+        let rt = self.clone();
+        handle.spawn(async move {
+            for out in filter.run(batch).await {
+                queue(&rt, out);
+            }
+        });
+    }
+
     /// The clients of this worker.
     pub fn local_clients(&self) -> Vec<ClientInfo> {
-        self.registry.all().iter().map(|c| info(c)).collect()
+        self.registry.all().iter().map(|c| client_info(c)).collect()
     }
 
     /// One client of this worker, if it is here.
     pub fn local_clients_by_id(&self, client_id: &str) -> Option<ClientInfo> {
-        self.registry.get(client_id).map(|c| info(&c))
+        self.registry.get(client_id).map(|c| client_info(&c))
     }
 
     /// The clients of every worker (`workers` in the cluster, this one included).

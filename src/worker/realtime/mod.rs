@@ -95,6 +95,8 @@ pub struct Inner {
     lost_sets: AtomicU64,
     /// Client listings for hooks waiting on other workers' answers ([`custom`]).
     custom: custom::Gathers,
+    /// `onRealtimeMessageSend`, installed at start when hooks exist ([`custom::MessageFilter`]).
+    filter: std::sync::OnceLock<(Arc<dyn custom::MessageFilter>, tokio::runtime::Handle)>,
 }
 
 impl std::ops::Deref for Realtime {
@@ -128,6 +130,7 @@ impl Realtime {
             assembler: Mutex::new(parts::Assembler::default()),
             lost_sets: AtomicU64::new(0),
             custom: custom::Gathers::default(),
+            filter: std::sync::OnceLock::new(),
         }))
     }
 

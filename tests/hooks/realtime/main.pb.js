@@ -30,3 +30,12 @@ onRealtimeSubscribeRequest((e) => {
   e.subscriptions = e.subscriptions.map((s) => (s === "alias" ? "example" : s));
   e.next();
 });
+
+// Every message to a client: may be changed, or dropped by not calling e.next().
+onRealtimeMessageSend((e) => {
+  if (e.message.name === "secret") return;
+  const data = JSON.parse(e.message.data);
+  data.seenBy = e.client.id().length === 40 ? "hook" : "?";
+  e.message.data = JSON.stringify(data);
+  e.next();
+});
