@@ -394,7 +394,16 @@ impl Data {
         self.rt.block_on(self.state.schema.fresh(&self.state.db)).map_err(|e| DataError::Internal(e.to_string()))
     }
 
+    /// Blocks this (non-async) thread on `f`.
+    pub fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.rt.block_on(f)
+    }
+
     /// Runs `op` where this app reads: in its transaction, or on a reader connection.
+    pub fn read_with<T: Send + 'static>(&self, op: impl FnOnce(&Connection, &Snapshot) -> Result<T> + Send + 'static) -> Result<T> {
+        self.read(op)
+    }
+
     fn read<T: Send + 'static>(&self, op: impl FnOnce(&Connection, &Snapshot) -> Result<T> + Send + 'static) -> Result<T> {
         match &self.session {
             Some(s) => s.run(move |tx, snap, _| op(tx, snap)),
