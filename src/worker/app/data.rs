@@ -343,7 +343,7 @@ fn count_records(conn: &Connection, snap: &Snapshot, c: &Collection, filter_text
 
 /// The body a save sends to the write path: `fields` without what it must not resend (an
 /// auth record's stored hash and token key, and autodate values, which the write sets).
-fn save_body(c: &Collection, fields: &Map<String, Value>, original: Option<&Map<String, Value>>) -> Map<String, Value> {
+pub fn save_body(c: &Collection, fields: &Map<String, Value>, original: Option<&Map<String, Value>>) -> Map<String, Value> {
     use crate::worker::records::schema::FieldKind;
     let mut body = Map::new();
     for f in &c.fields {
