@@ -57,7 +57,7 @@ fn app_for(args: &Map<String, Value>) -> Option<Data> {
 /// failed validation 400 with its fields, anything else a plain Error (400 when unhandled).
 pub fn throw_data_error<'js>(ctx: &Ctx<'js>, e: DataError) -> rquickjs::Error {
     match e {
-        DataError::NotFound => chain::throw_api_error(ctx, 404, "", None),
+        DataError::NotFound => chain::throw_api_error(ctx, 404, "The requested resource wasn't found.", None),
         DataError::Invalid { message, errors } => chain::throw_api_error(ctx, 400, &message, Some(&Value::Object(errors.to_data()))),
         DataError::Bad(m) => rquickjs::Exception::throw_message(ctx, &m),
         DataError::Internal(m) => {
@@ -111,7 +111,7 @@ fn data_op<'js>(ctx: &Ctx<'js>, op: &str, args: &str) -> rquickjs::Result<String
 fn run_op(app: &Data, op: &str, args: &Map<String, Value>) -> Result<Value, DataError> {
     let col = s(args, "col");
     Ok(match op {
-        "collection" => collection_json(&app.collection(s(args, "name"))?),
+        "collection" => collection_json(&*app.collection(s(args, "name"))?),
         "collections" => Value::Array(app.collections(&strings(args, "types"))?.iter().map(|c| collection_json(c)).collect()),
         "findById" => record_json(&app.find_by_id(col, s(args, "id"))?),
         "findByIds" => {

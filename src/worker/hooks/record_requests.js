@@ -34,7 +34,11 @@
         links.push(() => {});
         vb.runChain(ev, links);
       }
-      if (superuser && c) for (const f of c.fields) if (f.hidden && !record.__hide.has(f.name)) record.__show.add(f.name);
+      // PocketBase's autoResolveRecordsFlags: a superuser sees every field, whatever a hook hid.
+      if (superuser && c) {
+        for (const f of c.fields) { record.__hide.delete(f.name); record.__show.add(f.name); }
+        record.__ignoreEmail = true;
+      }
     }
   };
 

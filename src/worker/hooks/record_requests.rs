@@ -73,12 +73,13 @@ impl Kind {
 
 /// Whether a `kind` request on `collection` (its name or id as in the URL) must go through
 /// the JS thread: the hook set is loaded and some hook of this request fires for it.
-pub fn wants(state: &AppState, loaded: &Loaded, kind: Kind, collection: &str) -> Option<Arc<Collection>> {
+pub async fn wants(state: &AppState, loaded: &Loaded, kind: Kind, collection: &str) -> Option<Arc<Collection>> {
     let registry = &loaded.registry;
     if registry.is_empty() || !kind.hooks().iter().any(|h| registry.has_any(h)) {
         return None;
     }
-    let c = state.schema.snapshot().get(collection).cloned()?;
+    // The held snapshot when it knows the collection (no database hop), else a fresh one.
+    let c = state.schema.for_job(&state.db, collection, false).await.ok()?.get(collection).cloned()?;
     kind.hooks().iter().any(|h| registry.has(h, &c.id, &c.name)).then_some(c)
 }
 
@@ -405,5 +406,16 @@ impl Observer for AfterCommitHooks {
                 _ => {}
             }
         });
+    }
+}
+
+/// Registers [`AfterCommitHooks`] if the loaded hooks have an after-success record hook: an
+/// observer makes every write build its events, so none is registered without one. (A reload
+/// that adds the first such hook takes effect for writes outside JS at the next start.)
+pub fn observe_commits(state: &AppState) {
+    let loaded = state.hooks.current();
+    let names = ["onRecordAfterCreateSuccess", "onRecordAfterUpdateSuccess", "onRecordAfterDeleteSuccess"];
+    if names.iter().any(|n| loaded.registry.has_any(n)) {
+        state.observers.register(Arc::new(AfterCommitHooks::new(state.clone())));
     }
 }
