@@ -267,8 +267,9 @@
           const hidden = (f.hidden && !this.__show.has(n)) || this.__hide.has(n);
           if (hidden) continue;
           if (n === "email" && auth && !emailShown) continue;
-          const v = this.__d[n];
-          out[n] = v === undefined ? zero(f) : copy(v);
+          // A field the record was read without (`?fields=`, hidden for the requester) stays out.
+          if (!(n in this.__d)) continue;
+          out[n] = copy(this.__d[n]);
         }
       }
       if (this.__custom || !c) {
@@ -331,6 +332,7 @@
     if (v === null || v === undefined) return null;
     if (v instanceof Record) return v;
     const r = new Record(collection || (v.collectionId ? vb.collectionById(v.collectionId) : null));
+    r.__d = {};
     r.__fill(v);
     r.__o = copy(r.__d);
     return r;
