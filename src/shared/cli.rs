@@ -69,6 +69,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         match name.as_str() {
             "--http" => flags.http = Some(value("--http")?),
             "--dir" => flags.dir = Some(value("--dir")?),
+            "--hooksDir" => flags.hooks.dir = Some(value("--hooksDir")?),
+            // A bare `--hooksWatch` means true, as Go's boolean flags.
+            "--hooksWatch" => flags.hooks.watch = Some(inline.clone().unwrap_or_else(|| "true".into())),
+            "--hooksPool" => flags.hooks.pool = Some(value("--hooksPool")?),
             "--id" if sub.as_deref() == Some("worker") => {
                 let v = value("--id")?;
                 id = Some(v.parse().map_err(|_| UsageError(format!("--id {v:?}: expected a worker number")))?);
@@ -117,7 +121,10 @@ pub fn help_text() -> String {
          vaultbase superuser delete EMAIL [--dir DIR]\n  \
          vaultbase --version\n  vaultbase --help\n\n\
          FLAGS (override the environment):\n  --http HOST:PORT   address to listen on (VAULTBASE_HOST, VAULTBASE_PORT)\n  \
-         --dir DIR          data directory (VAULTBASE_DATA_DIR)\n\nENVIRONMENT (default in brackets):\n",
+         --dir DIR          data directory (VAULTBASE_DATA_DIR)\n  \
+         --hooksDir DIR     pb_hooks directory (VAULTBASE_HOOKS_DIR)\n  \
+         --hooksWatch=BOOL  reload hooks on change (VAULTBASE_HOOKS_WATCH)\n  \
+         --hooksPool N      prewarmed JS threads (VAULTBASE_HOOKS_POOL)\n\nENVIRONMENT (default in brackets):\n",
     );
     for var in ENV_VARS {
         out.push_str(&format!("  {:<26} {} [{}]\n", var.name, var.help, var.default));
@@ -144,7 +151,7 @@ mod tests {
 
     #[test]
     fn flags_in_both_spellings() {
-        let want = Flags { http: Some("127.0.0.1:1".into()), dir: Some("d".into()) };
+        let want = Flags { http: Some("127.0.0.1:1".into()), dir: Some("d".into()), ..Default::default() };
         assert_eq!(p(&["cluster", "--http", "127.0.0.1:1", "--dir", "d"]), Ok(Command::Cluster(want.clone())));
         assert_eq!(p(&["--http=127.0.0.1:1", "--dir=d"]), Ok(Command::Serve(want)));
     }
@@ -163,7 +170,7 @@ mod tests {
             p(&["superuser", "upsert", "a@b.c", "pw", "--dir", "d"]),
             Ok(Command::Superuser {
                 action: SuperuserAction::Upsert { email: "a@b.c".into(), password: "pw".into() },
-                flags: Flags { http: None, dir: Some("d".into()) }
+                flags: Flags { http: None, dir: Some("d".into()), ..Default::default() }
             })
         );
         assert_eq!(

@@ -68,6 +68,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "open connections per worker; past it new ones wait in the kernel's backlog",
     },
     EnvVar { name: "VAULTBASE_HEADER_TIMEOUT_MS", default: "30000", help: "ms a new connection has to send its first request head, 1-300000" },
+    EnvVar { name: "VAULTBASE_HOOKS_DIR", default: "<data dir>/../pb_hooks", help: "directory of the pb_hooks/*.pb.js files (flag --hooksDir)" },
+    EnvVar { name: "VAULTBASE_HOOKS_WATCH", default: "1", help: "1 reloads the hooks when their files change (flag --hooksWatch)" },
+    EnvVar { name: "VAULTBASE_HOOKS_POOL", default: "15", help: "JS threads started per worker for hooks, 1-1024 (flag --hooksPool)" },
+    EnvVar { name: "VAULTBASE_HOOKS_TIMEOUT", default: "30", help: "seconds one hook or route may run before it is interrupted (500), 1-3600" },
+    EnvVar { name: "VAULTBASE_HOOKS_MEMORY", default: "64", help: "MiB of memory per JS runtime, 8-4096" },
+    EnvVar { name: "VAULTBASE_HOOKS_ALLOW_EXEC", default: "0", help: "1 lets hooks run programs with $os.cmd" },
     EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables the /_/test/ routes and the test write observer (for the test suite only)" },
     EnvVar {
         name: "VAULTBASE_TEST_IGNORE_INVALIDATE",
@@ -145,7 +151,36 @@ pub struct Flags {
     pub http: Option<String>,
     /// `--dir DIR`
     pub dir: Option<String>,
+    /// `--hooksDir`, `--hooksWatch`, `--hooksPool` (PocketBase's spellings).
+    pub hooks: HookFlags,
 }
+
+/// PocketBase's hook flags, as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookFlags {
+    pub dir: Option<String>,
+    pub watch: Option<String>,
+    pub pool: Option<String>,
+}
+
+/// Server-side JavaScript settings (see `worker::hooks`).
+#[derive(Debug, Clone)]
+pub struct HooksSettings {
+    /// None: `<data dir>/../pb_hooks`, as PocketBase.
+    pub dir: Option<PathBuf>,
+    pub watch: bool,
+    pub pool: usize,
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+    pub allow_exec: bool,
+}
+
+/// Default deadline of one hook dispatch.
+pub const DEFAULT_HOOKS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default memory limit of one JS runtime.
+pub const DEFAULT_HOOKS_MEMORY_MIB: usize = 64;
+/// PocketBase's default `--hooksPool`.
+pub const DEFAULT_HOOKS_POOL: usize = 15;
 
 /// The validated configuration every role runs with.
 #[derive(Debug, Clone)]
@@ -171,6 +206,11 @@ pub struct Config {
     /// Test-only: bus `Invalidate` messages are ignored, so only the version checks keep
     /// caches fresh (the tests prove those alone suffice).
     pub test_ignore_invalidate: bool,
+    /// pb_hooks: dir, watch, pool and limits.
+    pub hooks: HooksSettings,
+    /// Test-only: the cron scheduler ticks every second and treats each second as a slot
+    /// (`VAULTBASE_TEST_CRON_SECOND_TICKS=1`), so cluster tests see many slots quickly.
+    pub test_cron_second_ticks: bool,
 }
 
 impl Config {
@@ -263,6 +303,13 @@ impl Config {
             Some("1") | Some("true") => true,
             Some(other) => return Err(invalid("VAULTBASE_TEST_IGNORE_INVALIDATE", other, "0 or 1")),
         };
+        let test_cron_second_ticks = match env("VAULTBASE_TEST_CRON_SECOND_TICKS").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => return Err(invalid("VAULTBASE_TEST_CRON_SECOND_TICKS", other, "0 or 1")),
+        };
+
+        let hooks = hooks_settings(&env, &flags.hooks)?;
 
         if mode == Mode::Cluster && port == 0 {
             return Err(invalid(
@@ -287,6 +334,8 @@ impl Config {
             max_connections,
             header_read_timeout,
             test_ignore_invalidate,
+            hooks,
+            test_cron_second_ticks,
         })
     }
 
@@ -294,6 +343,58 @@ impl Config {
     pub fn listen_addr(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::new(self.host, self.port)
     }
+}
+
+fn parse_bool(variable: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "1" | "true" | "t" | "TRUE" | "True" => Ok(true),
+        "0" | "false" | "f" | "FALSE" | "False" => Ok(false),
+        _ => Err(invalid(variable, value, "true or false (1 or 0)")),
+    }
+}
+
+fn hooks_settings(env: &impl Fn(&str) -> Option<String>, flags: &HookFlags) -> Result<HooksSettings, ConfigError> {
+    let dir = match (&flags.dir, env("VAULTBASE_HOOKS_DIR")) {
+        (Some(d), _) if d.is_empty() => return Err(invalid("--hooksDir", d, "a directory path")),
+        (Some(d), _) => Some(PathBuf::from(d)),
+        (None, d) => d.map(PathBuf::from),
+    };
+    let watch = match (&flags.watch, env("VAULTBASE_HOOKS_WATCH")) {
+        (Some(v), _) => parse_bool("--hooksWatch", v)?,
+        (None, Some(v)) => parse_bool("VAULTBASE_HOOKS_WATCH", &v)?,
+        (None, None) => true,
+    };
+    let pool = match (&flags.pool, env("VAULTBASE_HOOKS_POOL")) {
+        (Some(v), _) => Some(("--hooksPool", v.clone())),
+        (None, Some(v)) => Some(("VAULTBASE_HOOKS_POOL", v)),
+        (None, None) => None,
+    };
+    let pool = match pool {
+        None => DEFAULT_HOOKS_POOL,
+        Some((name, v)) => match v.parse::<usize>() {
+            Ok(n) if (1..=1024).contains(&n) => n,
+            _ => return Err(invalid(name, &v, "a whole number of JS threads from 1 to 1024")),
+        },
+    };
+    let timeout = match env("VAULTBASE_HOOKS_TIMEOUT") {
+        None => DEFAULT_HOOKS_TIMEOUT,
+        Some(v) => match v.strip_suffix('s').unwrap_or(&v).parse::<u64>() {
+            Ok(n) if (1..=3600).contains(&n) => Duration::from_secs(n),
+            _ => return Err(invalid("VAULTBASE_HOOKS_TIMEOUT", &v, "whole seconds from 1 to 3600")),
+        },
+    };
+    let memory_bytes = match env("VAULTBASE_HOOKS_MEMORY") {
+        None => DEFAULT_HOOKS_MEMORY_MIB << 20,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (8..=4096).contains(&n) => n << 20,
+            _ => return Err(invalid("VAULTBASE_HOOKS_MEMORY", &v, "whole MiB from 8 to 4096")),
+        },
+    };
+    let allow_exec = match env("VAULTBASE_HOOKS_ALLOW_EXEC") {
+        None => false,
+        Some(v) => parse_bool("VAULTBASE_HOOKS_ALLOW_EXEC", &v)?,
+    };
+    Ok(HooksSettings { dir, watch, pool, timeout, memory_bytes, allow_exec })
 }
 
 fn parse_host(variable: &str, value: &str) -> Result<IpAddr, ConfigError> {
@@ -382,7 +483,7 @@ mod tests {
 
     #[test]
     fn flags_override_environment() {
-        let flags = Flags { http: Some("127.0.0.1:9000".into()), dir: Some("/tmp/x".into()) };
+        let flags = Flags { http: Some("127.0.0.1:9000".into()), dir: Some("/tmp/x".into()), ..Default::default() };
         let cfg = load(Mode::Serve, &flags, &[("VAULTBASE_PORT", "1234"), ("VAULTBASE_DATA_DIR", "/tmp/y")])
             .expect("valid");
         assert_eq!(cfg.port, 9000);
@@ -392,7 +493,7 @@ mod tests {
 
     #[test]
     fn ipv6_http_flag_is_accepted() {
-        let flags = Flags { http: Some("[::1]:8091".into()), dir: None };
+        let flags = Flags { http: Some("[::1]:8091".into()), dir: None, ..Default::default() };
         let cfg = load(Mode::Serve, &flags, &[]).expect("valid");
         assert_eq!(cfg.host.to_string(), "::1");
     }
@@ -438,7 +539,7 @@ mod tests {
     #[test]
     fn bad_http_flag_is_rejected() {
         for bad in ["nonsense", "127.0.0.1:", "127.0.0.1:port", "999.1.1.1:80"] {
-            let flags = Flags { http: Some(bad.into()), dir: None };
+            let flags = Flags { http: Some(bad.into()), dir: None, ..Default::default() };
             let err = load(Mode::Serve, &flags, &[]).expect_err(bad);
             assert_eq!(err.variable, "--http");
         }

@@ -119,6 +119,16 @@ pub fn insert_otp(tx: &Transaction<'_>, id: &str, c: &Collection, row: &OtpRow, 
     Ok(())
 }
 
+/// Drops every OTP that expired by `now` (unix seconds); the hourly `__pbOTPCleanup__` job.
+pub fn delete_expired_otps(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<usize> {
+    tx.prepare_cached("DELETE FROM _otps WHERE expires <= ?1")?.execute([now])
+}
+
+/// Drops every MFA session that expired by `now` (unix seconds); the hourly `__pbMFACleanup__` job.
+pub fn delete_expired_mfas(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<usize> {
+    tx.prepare_cached("DELETE FROM _mfas WHERE expires <= ?1")?.execute([now])
+}
+
 pub fn load_otp(conn: &Connection, c: &Collection, id: &str) -> rusqlite::Result<Option<OtpRow>> {
     conn.prepare_cached("SELECT recordRef, password, sentTo, expires FROM _otps WHERE id = ?1 AND collectionRef = ?2")?
         .query_row([id, &c.id], |r| Ok(OtpRow { record_id: r.get(0)?, hash: r.get(1)?, sent_to: r.get(2)?, expires: r.get(3)? }))

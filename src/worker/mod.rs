@@ -14,7 +14,9 @@ pub mod actor;
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod cron;
 pub mod files;
+pub mod hooks;
 pub mod http;
 pub mod limits;
 pub mod ratelimit;
@@ -77,6 +79,8 @@ pub enum WorkerError {
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("loading the hooks: {0}")]
+    Hooks(#[from] hooks::LoadError),
     #[error("the server task failed: {0}")]
     Server(#[from] tokio::task::JoinError),
 }
@@ -141,6 +145,10 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if let Err(e) = state.schema.fresh(&state.db).await {
         tracing::error!(worker_id, error = %e, "loading collections at start failed; will retry on first use");
     }
+    // Before serving: a hook file that does not load refuses the start, as PocketBase. The
+    // loader and pool are std threads; building them blocks this task only at start.
+    let starting = state.clone();
+    tokio::task::spawn_blocking(move || starting.hooks.start(&starting)).await??;
     if let Some(rx) = state.realtime.take_receiver() {
         tokio::spawn(realtime::deliver::run(state.clone(), rx));
     }
@@ -148,6 +156,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
         tokio::spawn(state.realtime.clone().relay(rx));
     }
     let max_connections = cfg.max_connections.unwrap_or_else(|| server::default_max_connections(nofile));
+    tokio::spawn(cron::scheduler::run(state.clone(), stop_rx.clone()));
     let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx, max_connections));
 
     bus.send(&BusMsg::Ready { worker_id });
@@ -200,6 +209,8 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if !drained {
         tracing::warn!(worker_id, "connections still open at the drain deadline; closing them");
     }
+    let terminating = state.clone();
+    let _ = tokio::task::spawn_blocking(move || terminating.hooks.terminate()).await;
     let closing = db.clone();
     let _ = tokio::task::spawn_blocking(move || closing.close()).await;
     if bus.dropped() > 0 {

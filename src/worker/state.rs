@@ -44,6 +44,10 @@ pub struct Inner {
     /// The cluster-wide rate-limit counters; None if the file could not be mapped (then rate
     /// limits are not enforced, and that was logged at start).
     pub rate_limiter: Option<crate::worker::ratelimit::RateLimiter>,
+    /// pb_hooks: the loaded hook set and its JS threads (empty until `Hooks::start`).
+    pub hooks: crate::worker::hooks::Hooks,
+    /// This worker's cron jobs (system jobs registered at start; see `worker::cron`).
+    pub crons: Arc<crate::worker::cron::Crons>,
     next_request: AtomicU64,
 }
 
@@ -63,6 +67,10 @@ impl AppState {
         if let Some(r) = &recorder {
             observers.register(r.clone());
         }
+        let crons = Arc::new(crate::worker::cron::Crons::default());
+        if let Err(e) = crate::worker::cron::system::register(&crons, &config) {
+            tracing::error!(worker_id, error = %e, "registering the system cron jobs failed");
+        }
         AppState(Arc::new(Inner {
             worker_id,
             pid: std::process::id(),
@@ -79,6 +87,8 @@ impl AppState {
             observers,
             recorder,
             rate_limiter,
+            hooks: crate::worker::hooks::Hooks::new(),
+            crons,
             next_request: AtomicU64::new(1),
         }))
     }

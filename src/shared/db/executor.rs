@@ -189,6 +189,16 @@ impl Default for DbOptions {
 /// frames written since the last, so the WAL stays short without a checkpoint per commit.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
+/// How [`Db::optimize`] checkpoints before optimizing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointMode {
+    /// Wait for readers and empty the WAL file (PocketBase's daily job).
+    Truncate,
+    /// Copy what can be copied without waiting or resetting the WAL (when something else,
+    /// like Litestream, must see every WAL frame before it is overwritten).
+    Passive,
+}
+
 enum Checkpoint {
     Nudge,
     Stop,
@@ -207,6 +217,7 @@ struct Inner {
     reader_count: usize,
     threads: Mutex<Vec<JoinHandle<()>>>,
     writes: Arc<WriteHealth>,
+    path: PathBuf,
 }
 
 /// Whether writes are failing, as the writer last saw it: set when a group is lost to a full
@@ -275,6 +286,7 @@ impl Db {
                 reader_count: readers,
                 threads: Mutex::new(threads),
                 writes,
+                path: path.to_owned(),
             }),
         })
     }
@@ -387,6 +399,28 @@ impl Db {
         let msg = if alone { WriteMsg::RunAlone(job) } else { WriteMsg::Run(job) };
         enqueue(&self.inner.writer, msg).map_err(E::from)?;
         rx.await.map_err(|_| E::from(DbError::Closed))?
+    }
+
+    /// Daily maintenance (PocketBase's `__pbDBOptimize__`): a checkpoint of the given mode,
+    /// then `PRAGMA optimize`, on a connection of its own on a blocking thread, so neither the
+    /// writer nor the checkpointer waits behind it. A TRUNCATE checkpoint waits (busy
+    /// timeout) for readers of every process to move past the WAL and then empties it.
+    pub async fn optimize(&self, checkpoint: CheckpointMode) -> Result<(), DbError> {
+        let path = self.inner.path.clone();
+        let sql = match checkpoint {
+            CheckpointMode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+            CheckpointMode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+        };
+        let run = move || -> rusqlite::Result<()> {
+            let conn = open::open(&path, Role::Writer)?;
+            conn.query_row(sql, [], |_| Ok(()))?;
+            conn.execute_batch("PRAGMA optimize;")?;
+            conn.close().map_err(|(_, e)| e)
+        };
+        match tokio::task::spawn_blocking(run).await {
+            Ok(done) => done.map_err(DbError::Sqlite),
+            Err(_) => Err(DbError::Closed),
+        }
     }
 
     /// Stops every thread after the jobs already queued, checkpoints the WAL and closes the

@@ -136,6 +136,35 @@ pub const MIGRATIONS: &[Migration] = &[
         apply: Apply::Sql("INSERT INTO _vb_versions (name, version) VALUES ('realtime', 0);"),
     },
     Migration { name: "1763769606_default_users", apply: Apply::Fn(create_users) },
+    Migration {
+        name: "1763769620_cron",
+        // The cron scheduler's (worker/cron). `_vb_cron_claims`: one row per job and slot (a
+        // UTC minute since the epoch), inserted by the worker that will run it; the primary key
+        // is what makes a scheduled run happen once cluster-wide. `_vb_cron_runs`: what ran,
+        // where, for how long and how it ended (a bounded log; `slot` is NULL for a manual run).
+        apply: Apply::Sql(
+            "CREATE TABLE _vb_cron_claims (
+                job     TEXT NOT NULL,
+                slot    INTEGER NOT NULL,
+                worker  INTEGER NOT NULL,
+                pid     INTEGER NOT NULL,
+                claimed INTEGER NOT NULL,
+                PRIMARY KEY (job, slot)
+            ) WITHOUT ROWID;
+            CREATE TABLE _vb_cron_runs (
+                id          INTEGER PRIMARY KEY AUTOINCREMENT,
+                job         TEXT NOT NULL,
+                slot        INTEGER DEFAULT NULL,
+                worker      INTEGER NOT NULL,
+                pid         INTEGER NOT NULL,
+                started     TEXT NOT NULL,
+                duration_ms INTEGER NOT NULL,
+                outcome     TEXT NOT NULL,
+                error       TEXT DEFAULT '' NOT NULL
+            );
+            CREATE INDEX _vb_cron_runs_job ON _vb_cron_runs (job, id);",
+        ),
+    },
 ];
 
 /// Runs the `indexes` statements of a system collection's JSON definition.

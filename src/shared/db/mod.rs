@@ -13,7 +13,7 @@ pub mod rate_table;
 pub mod shm;
 pub mod turns;
 
-pub use executor::{refusal_in, Db, DbError, DbOptions, Refusal, DEFAULT_READ_DEADLINE, MAX_QUEUED_READS, MAX_QUEUED_WRITES};
+pub use executor::{refusal_in, CheckpointMode, Db, DbError, DbOptions, Refusal, DEFAULT_READ_DEADLINE, MAX_QUEUED_READS, MAX_QUEUED_WRITES};
 
 /// Runs `f` inside one read transaction on `conn`, so several statements see one state of the
 /// database (another process may commit between them otherwise). The transaction always ends:

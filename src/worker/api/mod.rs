@@ -4,6 +4,8 @@
 pub mod account_flows;
 pub mod batch;
 pub mod collections;
+pub mod custom_routes;
+pub mod crons;
 pub mod files;
 pub mod health;
 pub mod oauth2;

@@ -146,6 +146,18 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             require_superuser(state, &req).await?;
             api::settings::patch(state, req).await
         }
+        (["api", "crons"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            Ok(api::crons::list(state))
+        }
+        (["api", "crons", id], &Method::POST) => {
+            require_superuser(state, &req).await?;
+            api::crons::run(state, id)
+        }
+        (["api", "crons", id, "runs"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::crons::runs(state, id, &req).await
+        }
         (["api", "sql"], &Method::POST) => {
             require_superuser(state, &req).await?;
             api::sql::run(state, req).await
@@ -279,6 +291,13 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             let actor = actor_of(state, &req).await;
             api::records::delete(state, c, id, &req, &actor).await
         }
-        _ => Err(ApiError::route_not_found()),
+        // pb_hooks routerAdd routes: after every system route, before 404.
+        _ => match state.hooks.match_route(method.as_str(), &path) {
+            Some(m) => {
+                let actor = actor_of(state, &req).await;
+                api::custom_routes::serve(state, m, req, &actor).await
+            }
+            None => Err(ApiError::route_not_found()),
+        },
     }
 }
