@@ -149,6 +149,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     // loader and pool are std threads; building them blocks this task only at start.
     let starting = state.clone();
     tokio::task::spawn_blocking(move || starting.hooks.start(&starting)).await??;
+    hooks::record_requests::observe_commits(&state);
     if let Some(rx) = state.realtime.take_receiver() {
         tokio::spawn(realtime::deliver::run(state.clone(), rx));
     }

@@ -25,8 +25,10 @@
 //! `onBootstrap` run once per worker), watches the dir, and swaps in a reloaded set on its
 //! own; in-flight requests finish on the set they started with.
 
+pub mod app;
 pub mod bindings;
 pub mod chain;
+pub mod collection;
 pub mod cron_js;
 pub mod engine;
 pub mod errors;
@@ -34,6 +36,8 @@ pub mod loader;
 pub mod natives;
 pub mod pattern;
 pub mod pool;
+pub mod record;
+pub mod record_requests;
 pub mod registry;
 pub mod routes;
 
