@@ -196,3 +196,27 @@ fn hooks_fire_on_whichever_worker_takes_the_request() {
         assert_eq!(audits_of(p.port, &su, created["id"].as_str().expect("id")), 1, "worker {worker} ran the after-success hook");
     }
 }
+
+#[test]
+fn auth_hooks_and_record_auth_response() {
+    let (p, _su) = start(Spawn::serve());
+    let port = p.port;
+    let user = json!({"email": "u@example.com", "password": "password123", "passwordConfirm": "password123"});
+    ok(call(port, "POST", "/api/collections/users/records", None, Some(&user)));
+    // onRecordAuthRequest sets e.meta on the built-in password auth; e.authMethod names it.
+    let login = json!({"identity": "u@example.com", "password": "password123"});
+    let r = ok(call(port, "POST", "/api/collections/users/auth-with-password", None, Some(&login)));
+    assert_eq!(r["meta"], json!({"hooked": true, "method": "password", "email": "u@example.com"}));
+    assert_eq!(r["record"]["email"], "u@example.com");
+    assert!(r["record"].get("password").is_none() && r["record"].get("tokenKey").is_none());
+    // $apis.recordAuthResponse from a route: the same chain with the custom method name, and
+    // a token that authenticates.
+    let custom = ok(call(port, "POST", "/t/login", None, Some(&json!({"email": "u@example.com", "password": "password123"}))));
+    assert_eq!(custom["meta"]["method"], "custom");
+    let token = custom["token"].as_str().expect("token");
+    let refreshed = ok(call(port, "POST", "/api/collections/users/auth-refresh", Some(token), None));
+    assert_eq!(refreshed["record"]["email"], "u@example.com");
+    // record.validatePassword refused a wrong password: the route's own 400.
+    let wrong = call(port, "POST", "/t/login", None, Some(&json!({"email": "u@example.com", "password": "nope"})));
+    assert_eq!(wrong.json(), json!({"data": {}, "message": "Invalid credentials.", "status": 400}));
+}

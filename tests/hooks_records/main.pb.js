@@ -134,3 +134,18 @@ routerAdd("POST", "/t/save", (e) => {
     createdIsDate: typeof created.string === "function" && created.string().length > 0,
   });
 });
+
+onRecordAuthRequest((e) => {
+  // e.meta is writable and ends up in the auth answer.
+  e.meta = { hooked: true, method: e.authMethod, email: e.record.email() };
+  e.next();
+}, "users");
+
+routerAdd("POST", "/t/login", (e) => {
+  const body = e.requestInfo().body;
+  const user = $app.findAuthRecordByEmail("users", body.email);
+  if (!user.validatePassword(body.password)) {
+    throw new BadRequestError("invalid credentials");
+  }
+  return $apis.recordAuthResponse(e, user, "custom");
+});

@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use super::records::{guard_client_query, requester, shape, write_error};
 use super::uploads::{record_body, RecordBody};
 use crate::worker::actor::Actor;
+use crate::worker::auth::jwt;
 use crate::worker::app::pipeline::{CREATE_FAILED, UPDATE_FAILED};
 use crate::worker::hooks::record_requests::{self, Kind, ListQuery, RecordCall};
 use crate::worker::hooks::routes::RouteRequest;
@@ -139,4 +140,48 @@ pub async fn delete(state: &AppState, t: Target<'_>, req: &Request<Incoming>, ac
     let (state, loaded) = (state.clone(), t.loaded);
     let written = tokio::spawn(async move { record_requests::run(&state, &loaded, call).await }).await.map_err(ApiError::internal)?;
     Ok(respond(written))
+}
+
+/// The answer of a successful authentication when `onRecordAuthRequest` or `onRecordEnrich`
+/// fires for `c` (None otherwise: the caller answers as usual). The event's request carries
+/// what the auth flow kept of it: the method, the path and the client's origin.
+pub async fn auth_answer(
+    state: &AppState,
+    c: &Arc<Collection>,
+    record: &Map<String, Value>,
+    method: &str,
+    origin: &super::account_flows::Origin,
+    meta: Option<Value>,
+) -> Result<Option<Response<ResBody>>, ApiError> {
+    let loaded = state.hooks.current();
+    if loaded.registry.is_empty() {
+        return Ok(None);
+    }
+    let str_of = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let ttl = std::time::Duration::from_secs(c.auth.clone().unwrap_or_default().auth_token.duration);
+    let claims = jwt::Claims {
+        id: str_of("id"),
+        collection_id: c.id.clone(),
+        kind: jwt::TokenKind::Auth { refreshable: true },
+        exp: jwt::expires_at(jwt::unix_now(), ttl),
+    };
+    let token = jwt::sign(&state.jwt_secret, &claims, &str_of("tokenKey")).map_err(ApiError::internal)?;
+    let request = RouteRequest {
+        method: "POST".into(),
+        path: format!("/api/collections/{}/auth-with-{method}", c.name),
+        raw_query: String::new(),
+        query: Vec::new(),
+        headers: vec![("user-agent".into(), origin.user_agent.clone())],
+        content_type: "application/json".into(),
+        body: String::new(),
+        body_length: 0,
+        form: None,
+        path_values: Default::default(),
+        auth: None,
+        auth_collection: None,
+        superuser: false,
+        real_ip: origin.ip.clone(),
+        remote_ip: origin.ip.clone(),
+    };
+    Ok(record_requests::auth_response(state, c, record, token, method, meta, request).await.map(respond))
 }

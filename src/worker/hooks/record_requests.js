@@ -59,6 +59,49 @@
     return JSON.parse(out);
   }
 
+  // PocketBase's recordAuthResponse: onRecordAuthRequest (e.record, e.token, e.meta,
+  // e.authMethod) around the default answer {token, record, meta?}, the record enriched.
+  function authResponse(e, record, authMethod, meta, token) {
+    if (!record) throw new g.BadRequestError("Failed to authenticate.");
+    const c = record.collection();
+    const ev = Object.create(e);
+    ev.collection = c;
+    ev.record = record;
+    ev.token = token === undefined ? record.newAuthToken() : token;
+    ev.meta = meta === undefined ? null : meta;
+    ev.authMethod = String(authMethod ?? "");
+    vb.fire("onRecordAuthRequest", c ? [c.id, c.name] : [], ev, (ev) => {
+      ev.record.ignoreEmailVisibility(true);
+      vb.enrichRecords(e, [ev.record], !!(c && c.name === "_superusers") || e.hasSuperuserAuth());
+      const body = { token: ev.token, record: ev.record };
+      if (ev.meta !== null && ev.meta !== undefined) body.meta = ev.meta;
+      e.json(200, body);
+    });
+  }
+
+  // Every $apis member so far, plus the record helpers (the namespace stays strict).
+  const apis = {};
+  for (const k of Object.keys(g.$apis)) apis[k] = g.$apis[k];
+  apis.recordAuthResponse = (e, record, authMethod, meta) => authResponse(e, record, authMethod, meta);
+  apis.enrichRecord = (e, record, ...expands) => {
+    if (expands.length) vb.expandRecords(e.app, [record], expands.flat());
+    vb.enrichRecords(e, [record], e.hasSuperuserAuth());
+  };
+  apis.enrichRecords = (e, records, ...expands) => {
+    if (expands.length) vb.expandRecords(e.app, records, expands.flat());
+    vb.enrichRecords(e, records, e.hasSuperuserAuth());
+  };
+  g.$apis = vb.strictNamespace("$apis.", apis);
+
+  // An auth endpoint's answer with hooks: the record vaultbase authenticated, its token.
+  vb.authRequest = function (r, cjson, fields, token, method, meta) {
+    const e = vb.requestEvent(r);
+    const c = vb.makeCollection(cjson);
+    e.collection = c;
+    authResponse(e, vb.toRecord(fields, c), method, meta === null ? undefined : meta, token);
+    return vb.responseOf(e);
+  };
+
   // An after-success hook of a write made outside JS (a batch item, an OAuth2 sign-up…).
   vb.afterCommitted = function (name, cjson, d) {
     const c = vb.makeCollection(cjson);

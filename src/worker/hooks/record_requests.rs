@@ -419,3 +419,39 @@ pub fn observe_commits(state: &AppState) {
         state.observers.register(Arc::new(AfterCommitHooks::new(state.clone())));
     }
 }
+
+/// The answer of a successful authentication (password, OTP, OAuth2) when a hook takes part
+/// in it (`onRecordAuthRequest`, `onRecordEnrich`): the chain with the token vaultbase signed
+/// and `{token, record, meta?}` as its default. None when no such hook fires for `c`.
+pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<String, Value>, token: String, method: &str, meta: Option<Value>, request: RouteRequest) -> Option<RouteResponse> {
+    let loaded = state.hooks.current();
+    let registry = &loaded.registry;
+    if registry.is_empty() || !["onRecordAuthRequest", "onRecordEnrich"].iter().any(|h| registry.has(h, &c.id, &c.name)) {
+        return None;
+    }
+    let (c, record, method) = (c.clone(), record.clone(), method.to_owned());
+    let limits = loaded.env().limits;
+    let ran = loaded
+        .run(limits.timeout, move |ctx| {
+            let go = || -> rquickjs::Result<String> {
+                let r = ctx.json_parse(serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()))?;
+                let cjson = ctx.json_parse(collection_json(&c).to_string())?;
+                let fields = ctx.json_parse(Value::Object(record).to_string())?;
+                let meta = ctx.json_parse(meta.unwrap_or(Value::Null).to_string())?;
+                bindings::call_vb(ctx, "authRequest", (r, cjson, fields, token, method, meta))
+            };
+            match go() {
+                Ok(text) => match serde_json::from_str::<Written>(&text) {
+                    Ok(w) => RouteResponse { status: w.status, headers: w.headers, body: w.bytes.unwrap_or_else(|| w.body.into_bytes()) },
+                    Err(_) => RouteResponse::failure(&errors::Failure::internal()),
+                },
+                Err(e) => RouteResponse::failure(&errors::failure_of(ctx, e, "onRecordAuthRequest")),
+            }
+        })
+        .await;
+    Some(match ran {
+        Ok((res, None)) => res,
+        Ok((_, Some(trap))) => RouteResponse::failure(&errors::trapped(trap, "onRecordAuthRequest", "", 0, &limits)),
+        Err(_) => RouteResponse::failure(&errors::Failure::internal()),
+    })
+}
