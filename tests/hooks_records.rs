@@ -1,6 +1,7 @@
 //! pb_hooks record hooks and `$app` data access (`tests/hooks_records/main.pb.js`) against the
-//! real binary. Each expectation is what PocketBase 0.40.6 answers for the same hook file
-//! (observed on the real binary where the comment says so).
+//! real binary. Each expectation is what PocketBase 0.40.6 answered for the same hook file
+//! and requests (observed on the real binary, `pocketbase serve --hooksDir tests/hooks_records`
+//! with the same collections), except where a comment names a difference.
 
 mod common;
 
@@ -135,6 +136,8 @@ fn app_lookups_raw_sql_and_records_answer_like_pocketbase() {
     // $app.save fires the model hooks (the veto) and validates; a saved record reloads.
     let saved = ok(call(port, "POST", "/t/save", None, Some(&json!({"title": "saved"}))));
     assert_eq!(saved["title"], "saved updated");
+    // original() keeps the record as loaded, also after a save (PocketBase 0.40.6: "saved").
+    assert_eq!(saved["originalTitle"], "saved");
     assert_eq!(saved["createdIsDate"], true);
     let vetoed = call(port, "POST", "/t/save", None, Some(&json!({"title": "model-veto"})));
     assert_eq!(vetoed.json(), json!({"error": "Vetoed by the model hook."}));

@@ -526,14 +526,14 @@ impl Data {
         Ok(hashes)
     }
 
-    /// `save`: creates the record if `original` is None, else updates it with the fields that
-    /// changed since it was loaded. Validated as a superuser's write (rules do not apply);
-    /// answers the record as stored.
-    pub fn save(&self, record: &RecordData, original: Option<&Map<String, Value>>) -> Result<RecordData> {
+    /// `save`: creates the record if `is_new`, else updates it (by its id) with the fields that
+    /// differ from `original` (the record as it was loaded). Validated as a superuser's write
+    /// (rules do not apply); answers the record as stored.
+    pub fn save(&self, record: &RecordData, is_new: bool, original: Option<&Map<String, Value>>) -> Result<RecordData> {
         let c = record.collection.clone();
-        let body = save_body(&c, &record.fields, original);
+        let body = save_body(&c, &record.fields, if is_new { None } else { original });
         let hashes = self.hashes_for(&c, &body)?;
-        let id = original.and_then(|o| o.get("id")).and_then(Value::as_str).map(str::to_owned);
+        let id = (!is_new).then(|| record.fields.get("id").and_then(Value::as_str).unwrap_or_default().to_owned());
         let wc = c.clone();
         let saved = self.write(move |tx, snap, changes| {
             // The snapshot's own copy: a record built from an older collection still saves

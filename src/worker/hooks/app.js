@@ -79,7 +79,7 @@
         fire("onRecord" + act + "Execute", tags, { app: e.app, record: e.record }, (x) => {
           const stored = write(x.record);
           x.record.__fill(stored);
-          x.record.__o = copyData(x.record.__d);
+          x.record.__new = false;
           x.record.__plain = null;
         });
       });
@@ -112,7 +112,7 @@
   function nativeSave(app, record) {
     const c = record.collection();
     if (!c) throw new Error("the record has no collection");
-    const out = call(app, "save", { col: c.id, fields: record.__d, original: record.__o });
+    const out = call(app, "save", { col: c.id, fields: record.__d, original: record.__o, isNew: record.isNew() });
     return out.d;
   }
 
@@ -201,7 +201,7 @@
   // Fills `model` (a DynamicModel, a Record or a plain object) from a row, coercing each value
   // to the type of the model's own property as PocketBase's struct scan does.
   function fill(model, row) {
-    if (model instanceof g.Record) { model.__fill(row); model.__o = copyData(model.__d); return model; }
+    if (model instanceof g.Record) { model.__fill(row); model.__o = copyData(model.__d); model.__new = false; return model; }
     for (const k of Object.keys(row)) {
       const v = row[k];
       if (!(k in model)) { model[k] = v; continue; }
@@ -274,7 +274,7 @@
     one(target) {
       const list = this.__run(1);
       if (!list.length) throw new Error("sql: no rows in result set");
-      if (target instanceof g.Record) { target.__c = list[0].collection(); target.__fill(list[0].__d); target.__o = copyData(target.__d); return target; }
+      if (target instanceof g.Record) { target.__c = list[0].collection(); target.__fill(list[0].__d); target.__o = copyData(target.__d); target.__new = false; return target; }
       return list[0];
     }
   }

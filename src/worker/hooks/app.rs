@@ -130,8 +130,9 @@ fn run_op(app: &Data, op: &str, args: &Map<String, Value>) -> Result<Value, Data
         "save" => {
             let c = app.collection(col)?;
             let record = RecordData { collection: c, fields: obj(args, "fields") };
+            let is_new = args.get("isNew").and_then(Value::as_bool).unwrap_or(true);
             let original = args.get("original").and_then(Value::as_object);
-            record_json(&app.save(&record, original)?)
+            record_json(&app.save(&record, is_new, original)?)
         }
         "delete" => {
             let c = app.collection(col)?;

@@ -97,7 +97,10 @@
       const c = collection === undefined || collection === null ? null : vb.makeCollection(collection);
       Object.defineProperty(this, "__c", { value: c, writable: true, enumerable: false });
       Object.defineProperty(this, "__d", { value: {}, writable: true, enumerable: false });
-      Object.defineProperty(this, "__o", { value: null, writable: true, enumerable: false });
+      // The record as loaded (PocketBase's original(): not refreshed by a save), and whether
+      // it is yet to be inserted.
+      Object.defineProperty(this, "__o", { value: {}, writable: true, enumerable: false });
+      Object.defineProperty(this, "__new", { value: true, writable: true, enumerable: false });
       Object.defineProperty(this, "__x", { value: {}, writable: true, enumerable: false });
       Object.defineProperty(this, "__hide", { value: new Set(), writable: true, enumerable: false });
       Object.defineProperty(this, "__show", { value: new Set(), writable: true, enumerable: false });
@@ -114,11 +117,11 @@
 
     collection() { return this.__c; }
     tableName() { return this.__c ? this.__c.name : ""; }
-    isNew() { return this.__o === null; }
-    markAsNew() { this.__o = null; }
-    markAsNotNew() { this.__o = copy(this.__d); }
+    isNew() { return this.__new; }
+    markAsNew() { this.__new = true; }
+    markAsNotNew() { this.__new = false; }
     pk() { return this.id; }
-    lastSavedPK() { return this.__o ? String(this.__o.id ?? "") : ""; }
+    lastSavedPK() { return this.__new ? "" : this.id; }
 
     get(name) {
       name = String(name);
@@ -194,20 +197,23 @@
 
     original() {
       const r = new Record(this.__c);
-      r.__d = copy(this.__o === null ? this.__d : this.__o);
-      r.__o = this.__o === null ? null : copy(this.__o);
+      r.__fill(copy(this.__o));
+      r.__o = copy(this.__o);
+      r.__new = this.__new;
       return r;
     }
     fresh() {
       const r = new Record(this.__c);
       if (this.__c) for (const f of this.__c.fields) if (f.name in this.__d) r.__d[f.name] = copy(this.__d[f.name]);
-      r.__o = this.__o === null ? null : copy(this.__o);
+      r.__o = copy(this.__o);
+      r.__new = this.__new;
       return r;
     }
     clone() {
       const r = new Record(this.__c);
       r.__d = copy(this.__d);
-      r.__o = this.__o === null ? null : copy(this.__o);
+      r.__o = copy(this.__o);
+      r.__new = this.__new;
       r.__x = Object.assign({}, this.__x);
       r.__hide = new Set(this.__hide);
       r.__show = new Set(this.__show);
@@ -335,6 +341,7 @@
     r.__d = {};
     r.__fill(v);
     r.__o = copy(r.__d);
+    r.__new = false;
     return r;
   };
   vb.Record = Record;
