@@ -30,6 +30,7 @@ fn start(spawn: Spawn) -> (Proc, String) {
             "posts",
             json!([
                 {"name": "title", "type": "text"},
+                {"name": "code", "type": "text", "max": 3},
                 {"name": "n", "type": "number"},
                 {"name": "meta", "type": "json"},
                 {"name": "tags", "type": "select", "maxSelect": 3, "values": ["a", "b", "c"]},
@@ -222,4 +223,49 @@ fn auth_hooks_and_record_auth_response() {
     // record.validatePassword refused a wrong password: the route's own 400.
     let wrong = call(port, "POST", "/t/login", None, Some(&json!({"email": "u@example.com", "password": "nope"})));
     assert_eq!(wrong.json(), json!({"data": {}, "message": "Invalid credentials.", "status": 400}));
+}
+
+#[test]
+fn update_delete_hooks_and_thrown_data_errors_match_pocketbase() {
+    let (p, _su) = start(Spawn::serve());
+    let port = p.port;
+    let post = |body: Value| call(port, "POST", "/api/collections/posts/records", None, Some(&body));
+    // A request hook that returns without e.next(): an empty 200 and nothing stored.
+    let silent = post(json!({"title": "silent"}));
+    assert_eq!((silent.status, silent.body.len()), (200, 0));
+    assert!(items(port, "/api/collections/posts/records", None).is_empty());
+    // Before e.next() a new record has no id yet (PocketBase: "").
+    let kept = ok(post(json!({"title": "a keep"})));
+    assert_eq!(ok(call(port, "GET", "/t/idbefore", None, None)), json!({"id": ""}));
+    let id = kept["id"].as_str().expect("id");
+    // onRecordUpdateRequest sees the stored record as original() and the submitted values.
+    let updated = ok(call(port, "PATCH", &format!("/api/collections/posts/records/{id}"), None, Some(&json!({"title": "b"}))));
+    assert_eq!(updated["title"], "a keep (hooked)->b");
+    // onRecordDeleteRequest refuses with a thrown ForbiddenError; another record deletes (204).
+    let refused = call(port, "DELETE", &format!("/api/collections/posts/records/{id}"), None, None);
+    assert_eq!(refused.json(), json!({"data": {}, "message": "Kept.", "status": 403}));
+    let gone = ok(post(json!({"title": "gone"})));
+    let deleted = call(port, "DELETE", &format!("/api/collections/posts/records/{}", gone["id"].as_str().expect("id")), None, None);
+    assert_eq!((deleted.status, deleted.body.len()), (204, 0));
+    // A failed validation through a hooked create: the REST answer.
+    let invalid = post(json!({"title": "c", "code": "toolong"}));
+    assert_eq!(invalid.status, 400);
+    assert_eq!(invalid.json()["message"], "Failed to create record.");
+    assert_eq!(invalid.json()["data"]["code"]["code"], "validation_max_text_constraint");
+    // $app.save failing validation, not caught: the generic 400 with the field errors …
+    let thrown = call(port, "POST", "/t/invalid", None, None);
+    assert_eq!(thrown.json()["message"], "Something went wrong while processing your request.");
+    assert_eq!(thrown.json()["data"]["code"]["code"], "validation_max_text_constraint");
+    // … and caught, ozzo's text (PocketBase 0.40.6 answers this very string).
+    let caught = ok(call(port, "POST", "/t/invalid?caught=1", None, None));
+    assert_eq!(caught["message"], "code: Must be no more than 3 character(s)..");
+    // A missing row caught in JS is Go's error.
+    let missing = ok(call(port, "GET", "/t/missing-caught", None, None));
+    assert_eq!(missing, json!({"message": "sql: no rows in result set", "str": "GoError: sql: no rows in result set"}));
+    // An auth record in JS: no email while emailVisibility is false, no hash, DateTime dates.
+    ok(call(port, "POST", "/api/collections/users/records", None, Some(&json!({"email": "u@example.com", "password": "password123", "passwordConfirm": "password123"}))));
+    let a = ok(call(port, "GET", "/t/authjson?email=u%40example.com", None, None));
+    assert!(a["rec"].get("email").is_none() && a["rec"].get("password").is_none() && a["rec"].get("tokenKey").is_none());
+    assert_eq!((a["createdType"].clone(), a["password"].clone(), a["hasTokenKey"].clone(), a["byData"].clone()), (json!("object"), json!(""), json!(true), json!(true)));
+    assert_eq!(a["created"], a["rec"]["created"]);
 }

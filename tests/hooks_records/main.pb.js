@@ -2,6 +2,11 @@
 /// tests/hooks_records.rs drives them. Collections: posts, audit, notes (made by the test).
 
 onRecordCreateRequest((e) => {
+  if (e.record.get("title") === "silent") {
+    return; // no e.next(): an empty 200 and nothing stored
+  }
+  // No id before the save.
+  $app.store().set("idBefore", e.record.id);
   if (e.record.get("title") === "forbidden") {
     throw new BadRequestError("no forbidden titles");
   }
@@ -148,4 +153,52 @@ routerAdd("POST", "/t/login", (e) => {
     throw new BadRequestError("invalid credentials");
   }
   return $apis.recordAuthResponse(e, user, "custom");
+});
+
+onRecordUpdateRequest((e) => {
+  e.record.set("title", e.record.original().getString("title") + "->" + e.record.getString("title"));
+  e.next();
+}, "posts");
+
+onRecordDeleteRequest((e) => {
+  if (e.record.getString("title").includes("keep")) {
+    throw new ForbiddenError("kept");
+  }
+  e.next();
+}, "posts");
+
+routerAdd("GET", "/t/idbefore", (e) => e.json(200, { id: $app.store().get("idBefore") }));
+
+routerAdd("POST", "/t/invalid", (e) => {
+  const r = new Record($app.findCollectionByNameOrId("posts"));
+  r.set("code", "toolong"); // posts.code has max 3 in the test's schema
+  const caught = e.requestInfo().query.caught === "1";
+  if (!caught) {
+    $app.save(r);
+  }
+  try {
+    $app.save(r);
+  } catch (err) {
+    return e.json(200, { message: err.message, status: err.value.status });
+  }
+});
+
+routerAdd("GET", "/t/missing-caught", (e) => {
+  try {
+    $app.findRecordById("posts", "nope");
+  } catch (err) {
+    return e.json(200, { message: err.message, str: String(err) });
+  }
+});
+
+routerAdd("GET", "/t/authjson", (e) => {
+  const u = $app.findAuthRecordByEmail("users", e.requestInfo().query.email);
+  return e.json(200, {
+    rec: u,
+    created: String(u.get("created")),
+    createdType: typeof u.get("created"),
+    password: u.get("password"),
+    hasTokenKey: u.tokenKey().length > 0,
+    byData: $app.findFirstRecordByData("users", "email", u.email()).id === u.id,
+  });
 });

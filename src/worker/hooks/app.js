@@ -21,8 +21,57 @@
     const a = Object.assign({}, args);
     const tx = txOf(app);
     if (tx) a.tx = tx;
-    const out = N.data(op, JSON.stringify(a));
+    let out;
+    try {
+      out = N.data(op, JSON.stringify(a));
+    } catch (err) {
+      throw goError(err);
+    }
     return out === undefined || out === null || out === "" ? null : JSON.parse(out);
+  }
+
+  // Field errors ({field: {code, message}}, nested for sub-objects) as ValidationErrors, which
+  // ApiError keeps as they are (any other value would become "Invalid value.").
+  vb.fieldErrors = function (data) {
+    const out = {};
+    for (const k of Object.keys(data || {})) {
+      const v = data[k];
+      if (v && typeof v === "object" && typeof v.code === "string") out[k] = new g.ValidationError(v.code, v.message);
+      else if (v && typeof v === "object") out[k] = vb.fieldErrors(v);
+    }
+    return out;
+  };
+  // An ApiError with the field errors exactly as the write path reported them (with params).
+  vb.apiError = (status, message, data) => {
+    const err = new g.ApiError(status, message, vb.fieldErrors(data));
+    err.data = data;
+    return err;
+  };
+
+  const OZZO_CODES = new Set(["validation_required", "validation_is_email", "validation_nil_or_not_empty_required",
+    "validation_length_out_of_range", "validation_length_too_long", "validation_length_too_short", "validation_in_invalid",
+    "validation_not_in_invalid", "validation_match_invalid", "validation_is_url", "validation_empty"]);
+
+  // What goja throws for a failed Go call: a missing row is `sql: no rows in result set`
+  // (answered 404 when not caught), failed validation is ozzo's "field: message; …" text
+  // (answered 400 with the field errors).
+  function goError(err) {
+    if (!(err instanceof g.ApiError)) return err;
+    if (err.status === 404) return vb.wrapGo({ message: "sql: no rows in result set", __notFound: true });
+    const data = err.data || {};
+    const keys = Object.keys(data).sort();
+    if (err.status !== 400 || !keys.length) return err;
+    // ozzo's own rules (required, email…) have lower-case messages; field rules keep theirs.
+    const text = keys.map((k) => {
+      const d = data[k] || {};
+      let m = String(d.message || "");
+      if (OZZO_CODES.has(d.code)) m = m.replace(/\.$/, "").replace(/^./, (c) => c.toLowerCase());
+      return k + ": " + m;
+    }).join("; ") + ".";
+    const inner = vb.apiError(400, "Something went wrong while processing your request.", data);
+    const go = vb.wrapGo(inner);
+    go.message = text;
+    return go;
   }
   vb.dataCall = call;
 

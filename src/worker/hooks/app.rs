@@ -58,12 +58,27 @@ fn app_for(args: &Map<String, Value>) -> Option<Data> {
 pub fn throw_data_error<'js>(ctx: &Ctx<'js>, e: DataError) -> rquickjs::Error {
     match e {
         DataError::NotFound => chain::throw_api_error(ctx, 404, "The requested resource wasn't found.", None),
-        DataError::Invalid { message, errors } => chain::throw_api_error(ctx, 400, &message, Some(&Value::Object(errors.to_data()))),
+        DataError::Invalid { message, errors } => throw_with_data(ctx, 400, &message, errors.to_data()),
         DataError::Bad(m) => rquickjs::Exception::throw_message(ctx, &m),
         DataError::Internal(m) => {
             tracing::warn!(error = %m, "a hook's data operation failed");
             rquickjs::Exception::throw_message(ctx, "Something went wrong while processing your request.")
         }
+    }
+}
+
+/// Throws PocketBase's ApiError with field errors in `data` (kept as ValidationErrors).
+pub fn throw_with_data<'js>(ctx: &Ctx<'js>, status: u16, message: &str, data: Map<String, Value>) -> rquickjs::Error {
+    if data.is_empty() {
+        return chain::throw_api_error(ctx, status, message, None);
+    }
+    let build = || -> rquickjs::Result<JsValue<'js>> {
+        let d = ctx.json_parse(Value::Object(data).to_string())?;
+        bindings::call_vb(ctx, "apiError", (status, message, d))
+    };
+    match build() {
+        Ok(v) => ctx.throw(v),
+        Err(e) => e,
     }
 }
 

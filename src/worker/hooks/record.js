@@ -131,6 +131,8 @@
       if (!f) return v === undefined ? null : v;
       if (f.type === "date" || f.type === "autodate") return new g.DateTime(v === undefined || v === "" ? "" : v);
       if (f.type === "json") return jsonRaw(v === undefined ? null : v);
+      // The stored hash never shows (PocketBase answers ""); a password just set does.
+      if (f.type === "password") return this.__plain === null ? "" : this.__plain;
       if (v === undefined) return null;
       return Array.isArray(v) ? v.slice() : v;
     }
@@ -139,6 +141,7 @@
       const f = fieldOf(this, name);
       const v = this.__d[name];
       if (v === null || v === undefined) return "";
+      if (f && f.type === "password") return this.__plain === null ? "" : this.__plain;
       if (f && f.type === "json") return JSON.stringify(v);
       if (Array.isArray(v)) return JSON.stringify(v);
       if (typeof v === "object") return JSON.stringify(v);
@@ -317,7 +320,8 @@
     setRandomPassword() { const pw = N.randomString(30, ALNUM); this.setPassword(pw); return pw; }
     validatePassword(pw) {
       if (this.__plain !== null) return this.__plain !== "" && this.__plain === String(pw);
-      return N.data("verifyPassword", JSON.stringify({ hash: this.getString("password"), password: String(pw ?? "") })) === "true";
+      const hash = this.__d.password;
+      return N.data("verifyPassword", JSON.stringify({ hash: typeof hash === "string" ? hash : "", password: String(pw ?? "") })) === "true";
     }
     isSuperuser() { return !!this.__c && this.__c.name === "_superusers"; }
     __token(kind, extra) {

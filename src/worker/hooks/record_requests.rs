@@ -171,10 +171,7 @@ fn request_write<'js>(ctx: &Ctx<'js>, kind: &str, args: &str) -> rquickjs::Resul
     REQUEST.with(|r| r.borrow_mut().push(p));
     match result {
         Ok(v) => Ok(v.to_string()),
-        Err((status, message, data)) => {
-            let data = (!data.is_empty()).then_some(Value::Object(data));
-            Err(super::chain::throw_api_error(ctx, status, &message, data.as_ref()))
-        }
+        Err((status, message, data)) => Err(super::app::throw_with_data(ctx, status, &message, data)),
     }
 }
 
