@@ -216,13 +216,21 @@ fn a_runaway_loop_is_interrupted_and_the_server_keeps_serving() {
 
 #[test]
 fn an_allocation_bomb_hits_the_memory_limit_and_nothing_else() {
-    let p = serve_fixture("limits", Spawn::serve().env("VAULTBASE_HOOKS_MEMORY", "16"));
+    // One JS thread: sequential requests all run on the same runtime, so its rebuild shows.
+    let p = serve_fixture("limits", Spawn::serve().env("VAULTBASE_HOOKS_MEMORY", "16").env("VAULTBASE_HOOKS_POOL", "1"));
     for path in ["/bomb", "/global-bomb", "/global-bomb"] {
+        assert_eq!(call(p.port, "POST", "/leak", None, None).status, 204);
+        assert_eq!(text(&call(p.port, "GET", "/leaked", None, None)), "still here", "the positive control, before {path}");
         let r = call(p.port, "GET", path, None, None);
         assert_eq!(r.status, 500, "{path}: {}", text(&r));
+        assert_eq!(r.json(), json!({"status": 500, "message": "Something went wrong while processing your request.", "data": {}}));
+        // The runtime that hit the limit was replaced by a fresh one (its globals are gone),
+        // which serves normally.
+        assert_eq!(text(&call(p.port, "GET", "/leaked", None, None)), "undefined", "after {path}");
         assert_eq!(text(&call(p.port, "GET", "/ok", None, None)), "ok", "after {path}");
     }
-    p.wait_logs(3, START_TIMEOUT, |v| v["message"].as_str().is_some_and(|m| m.contains("out of memory")));
+    let logged = p.wait_logs(3, START_TIMEOUT, |v| v["message"].as_str().is_some_and(|m| m.contains("out of memory")));
+    assert!(logged.iter().all(|l| l["file"].as_str().is_some_and(|f| f.ends_with("main.pb.js"))), "{logged:?}");
     assert_eq!(call(p.port, "GET", "/_/health", None, None).status, 200);
 }
 

@@ -140,7 +140,10 @@ impl Loaded {
         let pool = self.pool.as_ref().ok_or(DispatchError::NoPool)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         pool.submit(Box::new(move |engine: &mut Engine| {
-            let _ = tx.send(engine.run(timeout, f));
+            let out = engine.run(timeout, f);
+            Box::new(move || {
+                let _ = tx.send(out);
+            })
         }))
         .map_err(|_| DispatchError::Saturated)?;
         rx.await.map_err(|_| DispatchError::Lost)
@@ -155,7 +158,10 @@ impl Loaded {
         let pool = self.pool.as_ref().ok_or(DispatchError::NoPool)?;
         let (tx, rx) = std::sync::mpsc::channel();
         pool.submit(Box::new(move |engine: &mut Engine| {
-            let _ = tx.send(engine.run(timeout, f));
+            let out = engine.run(timeout, f);
+            Box::new(move || {
+                let _ = tx.send(out);
+            })
         }))
         .map_err(|_| DispatchError::Saturated)?;
         rx.recv().map_err(|_| DispatchError::Lost)
