@@ -412,6 +412,15 @@ fn bootstrap_terminate_http_and_exec() {
     assert_eq!(call(p.port, "GET", "/exec", None, None).status, 400);
     p.wait_logs(1, START_TIMEOUT, |v| v["error"].as_str().is_some_and(|e| e.contains("VAULTBASE_HOOKS_ALLOW_EXEC")));
 
+    // After a reload (on the watcher's thread) the new set can still reach async code, and
+    // its onBootstrap ran.
+    let file = hooks.path().join("main.pb.js");
+    let src = std::fs::read_to_string(&file).expect("read");
+    write_hook(hooks.path(), "main.pb.js", &format!("{src}\n// edited\n"));
+    p.wait_logs(1, RELOAD_BOUND, |v| v["message"] == "hooks reloaded");
+    assert_eq!(call(p.port, "GET", "/booted", None, None).json(), json!({"booted": 2, "order": "second"}));
+    assert_eq!(call(p.port, "GET", &format!("/self/{}", p.port), None, None).json()["status"], 200);
+
     p.signal(Signal::SIGTERM);
     p.wait_exit(START_TIMEOUT).expect("drains");
     assert_eq!(p.logs_with_message("terminating from a hook").len(), 1);

@@ -39,7 +39,7 @@ pub mod routes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rquickjs::Ctx;
@@ -215,6 +215,9 @@ pub struct Hooks {
     store: Arc<Mutex<HashMap<String, String>>>,
     /// Cron job ids the current set registered (removed when a reload drops them).
     cron_ids: Mutex<Vec<String>>,
+    /// The worker's tokio runtime, captured at start: reloads happen on the watcher thread,
+    /// which has none, and JS threads need it for async vaultbase code.
+    handle: OnceLock<tokio::runtime::Handle>,
 }
 
 impl Default for Hooks {
@@ -226,7 +229,7 @@ impl Default for Hooks {
 impl Hooks {
     /// Nothing loaded: every check answers "no handler" without touching a thread.
     pub fn new() -> Hooks {
-        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default() }
+        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default(), handle: OnceLock::new() }
     }
 
     /// The current set (cheap: one Arc clone). Hold it for the whole of one request.
@@ -283,7 +286,10 @@ impl Hooks {
     }
 
     fn build(&self, state: &AppState, cfg: &HooksConfig) -> Result<Arc<Loaded>, LoadError> {
-        let handle = tokio::runtime::Handle::try_current().ok();
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            let _ = self.handle.set(h);
+        }
+        let handle = self.handle.get().cloned();
         let base = |registry: Arc<Registry>| {
             Arc::new(Env {
                 state: Some(state.clone()),
