@@ -166,6 +166,9 @@ fn utilities_and_async_handlers() {
             "bytes": "héllo",
             "store": 1,
             "required": 42,
+            "decrypted": "hello from pocketbase",
+            "roundTrip": "again",
+            "relative": "from json",
         })
     );
     assert_eq!(call(p.port, "GET", "/async", None, None).json(), json!({"v": 7}));
