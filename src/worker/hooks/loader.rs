@@ -217,10 +217,13 @@ fn build(dir: PathBuf, files: Vec<PathBuf>, regs: Registrations) -> Result<Regis
     for c in &regs.crons {
         match c.op.as_str() {
             "add" => {
+                let (handler, line) = add(&mut reg, &c.src, &c.file, false);
                 if c.id.is_empty() {
-                    return Err(err(&c.file, 0, "cronAdd needs a job id"));
+                    return Err(err(&c.file, line, "cronAdd needs a job id"));
                 }
-                let (handler, _) = add(&mut reg, &c.src, &c.file, false);
+                // An invalid expression aborts loading, as PocketBase's cronAdd throws.
+                crate::worker::cron::Schedule::parse(&c.expr)
+                    .map_err(|why| err(&c.file, line, format!("cronAdd({:?}): invalid cron expression {:?}: {why}", c.id, c.expr)))?;
                 reg.crons.retain(|j| j.id != c.id);
                 reg.crons.push(CronJob { id: c.id.clone(), expr: c.expr.clone(), handler });
             }

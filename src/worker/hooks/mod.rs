@@ -43,7 +43,7 @@ pub mod routes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rquickjs::Ctx;
@@ -144,7 +144,10 @@ impl Loaded {
         let pool = self.pool.as_ref().ok_or(DispatchError::NoPool)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         pool.submit(Box::new(move |engine: &mut Engine| {
-            let _ = tx.send(engine.run(timeout, f));
+            let out = engine.run(timeout, f);
+            Box::new(move || {
+                let _ = tx.send(out);
+            })
         }))
         .map_err(|_| DispatchError::Saturated)?;
         rx.await.map_err(|_| DispatchError::Lost)
@@ -159,7 +162,10 @@ impl Loaded {
         let pool = self.pool.as_ref().ok_or(DispatchError::NoPool)?;
         let (tx, rx) = std::sync::mpsc::channel();
         pool.submit(Box::new(move |engine: &mut Engine| {
-            let _ = tx.send(engine.run(timeout, f));
+            let out = engine.run(timeout, f);
+            Box::new(move || {
+                let _ = tx.send(out);
+            })
         }))
         .map_err(|_| DispatchError::Saturated)?;
         rx.recv().map_err(|_| DispatchError::Lost)
@@ -199,10 +205,23 @@ pub struct RouteMatch {
     pub path_values: Vec<(String, String)>,
 }
 
+/// What a custom-route lookup found.
+pub enum Routed {
+    Matched(RouteMatch),
+    /// A route has this path but not this method: PocketBase answers 404 "The requested
+    /// resource wasn't found." (not the unknown-path "File not found.").
+    WrongMethod,
+}
+
 /// The installed hook set of this worker, swapped whole on reload.
 pub struct Hooks {
     current: RwLock<Arc<Loaded>>,
     store: Arc<Mutex<HashMap<String, String>>>,
+    /// Cron job ids the current set registered (removed when a reload drops them).
+    cron_ids: Mutex<Vec<String>>,
+    /// The worker's tokio runtime, captured at start: reloads happen on the watcher thread,
+    /// which has none, and JS threads need it for async vaultbase code.
+    handle: OnceLock<tokio::runtime::Handle>,
 }
 
 impl Default for Hooks {
@@ -214,7 +233,7 @@ impl Default for Hooks {
 impl Hooks {
     /// Nothing loaded: every check answers "no handler" without touching a thread.
     pub fn new() -> Hooks {
-        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default() }
+        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default(), handle: OnceLock::new() }
     }
 
     /// The current set (cheap: one Arc clone). Hold it for the whole of one request.
@@ -223,6 +242,16 @@ impl Hooks {
             Ok(g) => g.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
+    }
+
+    /// Installs `next` as the current set and re-registers its cron jobs.
+    fn install(&self, state: &AppState, next: Arc<Loaded>) {
+        self.swap(next.clone());
+        let mut ids = match self.cron_ids.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        *ids = cron_js::sync_loaded_jobs(state, &next, &ids);
     }
 
     fn swap(&self, next: Arc<Loaded>) -> Arc<Loaded> {
@@ -243,7 +272,7 @@ impl Hooks {
         }
         let loaded = self.build(state, &cfg)?;
         log_loaded(state.worker_id, &cfg.dir, &loaded.registry, "hooks loaded");
-        self.swap(loaded.clone());
+        self.install(state, loaded.clone());
         loaded.lifecycle_blocking("onBootstrap");
         if cfg.watch {
             let state = state.clone();
@@ -261,7 +290,10 @@ impl Hooks {
     }
 
     fn build(&self, state: &AppState, cfg: &HooksConfig) -> Result<Arc<Loaded>, LoadError> {
-        let handle = tokio::runtime::Handle::try_current().ok();
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            let _ = self.handle.set(h);
+        }
+        let handle = self.handle.get().cloned();
         let base = |registry: Arc<Registry>| {
             Arc::new(Env {
                 state: Some(state.clone()),
@@ -288,20 +320,23 @@ impl Hooks {
     pub fn reload(&self, state: &AppState, cfg: &HooksConfig) -> Result<(), LoadError> {
         let loaded = self.build(state, cfg)?;
         log_loaded(state.worker_id, &cfg.dir, &loaded.registry, "hooks reloaded");
-        self.swap(loaded.clone());
+        self.install(state, loaded.clone());
         loaded.lifecycle_blocking("onBootstrap");
         Ok(())
     }
 
     /// The custom route `method path` matches, if any. Costs a read lock and an empty check
     /// when no route is registered.
-    pub fn match_route(&self, method: &str, path: &str) -> Option<RouteMatch> {
+    pub fn match_route(&self, method: &str, path: &str) -> Option<Routed> {
         let loaded = self.current();
         if loaded.registry.routes.is_empty() {
             return None;
         }
-        let (index, path_values) = routes::match_route(&loaded.registry, method, path)?;
-        Some(RouteMatch { loaded, index, path_values })
+        match routes::match_route(&loaded.registry, method, path) {
+            Some((index, path_values)) => Some(Routed::Matched(RouteMatch { loaded, index, path_values })),
+            None if loaded.registry.routes.iter().any(|r| r.pattern.matches(path).is_some()) => Some(Routed::WrongMethod),
+            None => None,
+        }
     }
 }
 

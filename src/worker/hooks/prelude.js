@@ -354,7 +354,7 @@
     parseJWT: (token, key) => JSON.parse(N.jwtParse(toString(token), toString(key))),
     parseUnverifiedJWT: (token) => JSON.parse(N.jwtParseUnverified(toString(token))),
     encrypt: (data, key) => N.encrypt(toString(data), toString(key)),
-    decrypt: (data, key) => bytes(N.decrypt(toString(data), toString(key))),
+    decrypt: (data, key) => N.utf8Decode(N.decrypt(toString(data), toString(key))),
   });
 
   g.$os = vb.strictNamespace("$os.", {
@@ -599,7 +599,8 @@
         write: (s) => { if (!res.written) write(200, null, ""); res.body += toString(s); },
       },
       json(status, data) {
-        const body = JSON.stringify(data === undefined ? null : data);
+        // Go marshals an exported `undefined` as null: keep such keys.
+        const body = JSON.stringify(data === undefined ? null : data, (k, v) => (v === undefined ? null : v));
         write(status, "application/json", body === undefined ? "null" : body);
       },
       string(status, s) { write(status, "text/plain; charset=utf-8", toString(s)); },

@@ -170,6 +170,9 @@ declare namespace $security {
   function createJWT(payload: { [key: string]: any }, signingKey: string, secDuration: number): string
   function parseJWT(token: string, verificationKey: string): { [key: string]: any }
   function parseUnverifiedJWT(token: string): { [key: string]: any }
+  /** AES-GCM with a 32 (or 16) byte key; base64 of nonce + sealed data, as PocketBase. */
+  function encrypt(data: string, key: string): string
+  function decrypt(cipherText: string, key: string): string
 }
 
 declare namespace $os {
