@@ -54,9 +54,15 @@
     e.json(200, rec);
   }
 
+  // The REST write; answers {d: the stored values for the Record, body: the API JSON text}.
   function requestWrite(kind, record) {
-    const out = N.requestWrite(kind, JSON.stringify({ fields: record.__d, original: record.__o }));
-    return JSON.parse(out);
+    const out = JSON.parse(N.requestWrite(kind, JSON.stringify({ fields: record.__d, original: record.__o })));
+    if (out.d === null && out.body) {
+      const api = JSON.parse(out.body);
+      delete api.expand;
+      out.d = api;
+    }
+    return out;
   }
 
   // PocketBase's recordAuthResponse: onRecordAuthRequest (e.record, e.token, e.meta,

@@ -185,12 +185,12 @@ fn write_now(p: &InFlight, kind: &str, fields: &Map<String, Value>, original: Op
                 body.insert("passwordConfirm".into(), Value::String(pc.clone()));
             }
             let bytes = p.handle.block_on(writes.create(w, body, &p.uploads)).map_err(|e| write_failure(e, CREATE_FAILED))?;
-            Ok(answer(p, bytes))
+            Ok(answer(bytes))
         }
         "update" => {
             let body = save_body(&p.collection, fields, original);
             let bytes = p.handle.block_on(writes.update(w, &p.id, body, &p.uploads)).map_err(|e| write_failure(e, UPDATE_FAILED))?;
-            Ok(answer(p, bytes))
+            Ok(answer(bytes))
         }
         "delete" => {
             p.handle.block_on(writes.delete(w, &p.id)).map_err(|e| write_failure(e, DELETE_FAILED))?;
@@ -200,12 +200,10 @@ fn write_now(p: &InFlight, kind: &str, fields: &Map<String, Value>, original: Op
     }
 }
 
-/// The stored record (for the Record the hooks hold) and the API JSON the client gets.
-fn answer(p: &InFlight, bytes: Vec<u8>) -> Value {
-    let api: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    let id = api.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let stored = base_app().and_then(|app| app.find_by_id(&p.collection.id, &id).ok()).map(|r| Value::Object(r.fields)).unwrap_or_else(|| api.clone());
-    json!({"d": stored, "body": String::from_utf8_lossy(&bytes)})
+/// The API JSON the client gets, which is also what the hooks' Record takes from the save
+/// (its id, dates, normalised values; fields the requester may not see keep their values).
+fn answer(bytes: Vec<u8>) -> Value {
+    json!({"d": Value::Null, "body": String::from_utf8_lossy(&bytes)})
 }
 
 /// Serves `call` on a JS thread of `loaded`: the whole request, hooks and default action.
