@@ -166,6 +166,9 @@ fn utilities_and_async_handlers() {
             "bytes": "héllo",
             "store": 1,
             "required": 42,
+            "decrypted": "hello from pocketbase",
+            "roundTrip": "again",
+            "relative": "from json",
         })
     );
     assert_eq!(call(p.port, "GET", "/async", None, None).json(), json!({"v": 7}));
@@ -216,13 +219,21 @@ fn a_runaway_loop_is_interrupted_and_the_server_keeps_serving() {
 
 #[test]
 fn an_allocation_bomb_hits_the_memory_limit_and_nothing_else() {
-    let p = serve_fixture("limits", Spawn::serve().env("VAULTBASE_HOOKS_MEMORY", "16"));
+    // One JS thread: sequential requests all run on the same runtime, so its rebuild shows.
+    let p = serve_fixture("limits", Spawn::serve().env("VAULTBASE_HOOKS_MEMORY", "16").env("VAULTBASE_HOOKS_POOL", "1"));
     for path in ["/bomb", "/global-bomb", "/global-bomb"] {
+        assert_eq!(call(p.port, "POST", "/leak", None, None).status, 204);
+        assert_eq!(text(&call(p.port, "GET", "/leaked", None, None)), "still here", "the positive control, before {path}");
         let r = call(p.port, "GET", path, None, None);
         assert_eq!(r.status, 500, "{path}: {}", text(&r));
+        assert_eq!(r.json(), json!({"status": 500, "message": "Something went wrong while processing your request.", "data": {}}));
+        // The runtime that hit the limit was replaced by a fresh one (its globals are gone),
+        // which serves normally.
+        assert_eq!(text(&call(p.port, "GET", "/leaked", None, None)), "undefined", "after {path}");
         assert_eq!(text(&call(p.port, "GET", "/ok", None, None)), "ok", "after {path}");
     }
-    p.wait_logs(3, START_TIMEOUT, |v| v["message"].as_str().is_some_and(|m| m.contains("out of memory")));
+    let logged = p.wait_logs(3, START_TIMEOUT, |v| v["message"].as_str().is_some_and(|m| m.contains("out of memory")));
+    assert!(logged.iter().all(|l| l["file"].as_str().is_some_and(|f| f.ends_with("main.pb.js"))), "{logged:?}");
     assert_eq!(call(p.port, "GET", "/_/health", None, None).status, 200);
 }
 
@@ -403,6 +414,15 @@ fn bootstrap_terminate_http_and_exec() {
     // $os.cmd is refused unless allowed.
     assert_eq!(call(p.port, "GET", "/exec", None, None).status, 400);
     p.wait_logs(1, START_TIMEOUT, |v| v["error"].as_str().is_some_and(|e| e.contains("VAULTBASE_HOOKS_ALLOW_EXEC")));
+
+    // After a reload (on the watcher's thread) the new set can still reach async code, and
+    // its onBootstrap ran.
+    let file = hooks.path().join("main.pb.js");
+    let src = std::fs::read_to_string(&file).expect("read");
+    write_hook(hooks.path(), "main.pb.js", &format!("{src}\n// edited\n"));
+    p.wait_logs(1, RELOAD_BOUND, |v| v["message"] == "hooks reloaded");
+    assert_eq!(call(p.port, "GET", "/booted", None, None).json(), json!({"booted": 2, "order": "second"}));
+    assert_eq!(call(p.port, "GET", &format!("/self/{}", p.port), None, None).json()["status"], 200);
 
     p.signal(Signal::SIGTERM);
     p.wait_exit(START_TIMEOUT).expect("drains");

@@ -151,6 +151,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     let starting = state.clone();
     tokio::task::spawn_blocking(move || starting.hooks.start(&starting)).await??;
     state.realtime.set_message_filter(std::sync::Arc::new(hooks::realtime_js::MessageHook::new(state.clone())));
+    hooks::record_requests::observe_commits(&state);
     if let Some(rx) = state.realtime.take_receiver() {
         tokio::spawn(realtime::deliver::run(state.clone(), rx));
     }

@@ -11,6 +11,7 @@ pub mod health;
 pub mod oauth2;
 pub mod realtime;
 pub mod record_auth;
+pub mod record_hooks;
 pub mod records;
 pub mod settings;
 pub mod sql;

@@ -27,6 +27,10 @@ pub fn install<'js>(ctx: &Ctx<'js>, env: &Arc<Env>) -> rquickjs::Result<()> {
     vb.set("hookNames", HOOK_NAMES.to_vec())?;
     super::cron_js::install(ctx, env)?;
     // Binding modules of other parts of the issue: one line each, in this order.
+    super::collection::install(ctx)?;
+    super::record::install(ctx)?;
+    super::app::install(ctx)?;
+    super::record_requests::install(ctx)?;
     super::mailer::install(ctx, env)?;
     super::realtime_js::install(ctx, env)?;
     Ok(())

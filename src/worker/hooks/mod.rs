@@ -25,8 +25,10 @@
 //! `onBootstrap` run once per worker), watches the dir, and swaps in a reloaded set on its
 //! own; in-flight requests finish on the set they started with.
 
+pub mod app;
 pub mod bindings;
 pub mod chain;
+pub mod collection;
 pub mod cron_js;
 pub mod engine;
 pub mod errors;
@@ -36,12 +38,14 @@ pub mod natives;
 pub mod pattern;
 pub mod pool;
 pub mod realtime_js;
+pub mod record;
+pub mod record_requests;
 pub mod registry;
 pub mod routes;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rquickjs::Ctx;
@@ -142,7 +146,10 @@ impl Loaded {
         let pool = self.pool.as_ref().ok_or(DispatchError::NoPool)?;
         let (tx, rx) = tokio::sync::oneshot::channel();
         pool.submit(Box::new(move |engine: &mut Engine| {
-            let _ = tx.send(engine.run(timeout, f));
+            let out = engine.run(timeout, f);
+            Box::new(move || {
+                let _ = tx.send(out);
+            })
         }))
         .map_err(|_| DispatchError::Saturated)?;
         rx.await.map_err(|_| DispatchError::Lost)
@@ -157,7 +164,10 @@ impl Loaded {
         let pool = self.pool.as_ref().ok_or(DispatchError::NoPool)?;
         let (tx, rx) = std::sync::mpsc::channel();
         pool.submit(Box::new(move |engine: &mut Engine| {
-            let _ = tx.send(engine.run(timeout, f));
+            let out = engine.run(timeout, f);
+            Box::new(move || {
+                let _ = tx.send(out);
+            })
         }))
         .map_err(|_| DispatchError::Saturated)?;
         rx.recv().map_err(|_| DispatchError::Lost)
@@ -211,6 +221,9 @@ pub struct Hooks {
     store: Arc<Mutex<HashMap<String, String>>>,
     /// Cron job ids the current set registered (removed when a reload drops them).
     cron_ids: Mutex<Vec<String>>,
+    /// The worker's tokio runtime, captured at start: reloads happen on the watcher thread,
+    /// which has none, and JS threads need it for async vaultbase code.
+    handle: OnceLock<tokio::runtime::Handle>,
 }
 
 impl Default for Hooks {
@@ -222,7 +235,7 @@ impl Default for Hooks {
 impl Hooks {
     /// Nothing loaded: every check answers "no handler" without touching a thread.
     pub fn new() -> Hooks {
-        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default() }
+        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default(), handle: OnceLock::new() }
     }
 
     /// The current set (cheap: one Arc clone). Hold it for the whole of one request.
@@ -279,7 +292,10 @@ impl Hooks {
     }
 
     fn build(&self, state: &AppState, cfg: &HooksConfig) -> Result<Arc<Loaded>, LoadError> {
-        let handle = tokio::runtime::Handle::try_current().ok();
+        if let Ok(h) = tokio::runtime::Handle::try_current() {
+            let _ = self.handle.set(h);
+        }
+        let handle = self.handle.get().cloned();
         let base = |registry: Arc<Registry>| {
             Arc::new(Env {
                 state: Some(state.clone()),

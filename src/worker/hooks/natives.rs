@@ -147,11 +147,11 @@ pub fn install<'js>(ctx: &Ctx<'js>, n: &Object<'js>, env: &Arc<Env>) -> rquickjs
         let v: serde_json::Value = serde_json::from_slice(&raw).map_err(|e| js_error(&ctx, format!("invalid JWT: {e}")))?;
         Ok(v.to_string())
     })?;
-    set_fn(n, ctx, "encrypt", |ctx: Ctx<'js>, _d: String, _k: String| -> rquickjs::Result<String> {
-        Err(type_error(&ctx, "$security.encrypt is not supported by vaultbase"))
+    set_fn(n, ctx, "encrypt", |ctx: Ctx<'js>, data: String, key: String| -> rquickjs::Result<String> {
+        encrypt(data.as_bytes(), key.as_bytes()).map_err(|e| js_error(&ctx, e))
     })?;
-    set_fn(n, ctx, "decrypt", |ctx: Ctx<'js>, _d: String, _k: String| -> rquickjs::Result<Vec<u8>> {
-        Err(type_error(&ctx, "$security.decrypt is not supported by vaultbase"))
+    set_fn(n, ctx, "decrypt", |ctx: Ctx<'js>, data: String, key: String| -> rquickjs::Result<Vec<u8>> {
+        decrypt(&data, key.as_bytes()).map_err(|e| js_error(&ctx, e))
     })?;
 
     // $os
@@ -288,6 +288,40 @@ pub fn settle<'js>(ctx: &Ctx<'js>, v: Value<'js>) -> rquickjs::Result<Value<'js>
     }
 }
 
+/// PocketBase's `security.Encrypt`: AES-GCM with the key's own size (16 or 32 bytes), a random
+/// 12-byte nonce prepended to the sealed data, standard base64.
+fn encrypt(data: &[u8], key: &[u8]) -> Result<String, String> {
+    use aes_gcm::aead::{Aead, KeyInit};
+    use base64::Engine as _;
+    let mut nonce = [0u8; 12];
+    getrandom::getrandom(&mut nonce).map_err(|e| format!("random source failed: {e}"))?;
+    let sealed = match key.len() {
+        32 => aes_gcm::Aes256Gcm::new_from_slice(key).map_err(|e| e.to_string())?.encrypt((&nonce).into(), data),
+        16 => aes_gcm::Aes128Gcm::new_from_slice(key).map_err(|e| e.to_string())?.encrypt((&nonce).into(), data),
+        n => return Err(format!("crypto/aes: invalid key size {n}")),
+    }
+    .map_err(|_| "encryption failed".to_owned())?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&sealed);
+    Ok(base64::engine::general_purpose::STANDARD.encode(out))
+}
+
+fn decrypt(data: &str, key: &[u8]) -> Result<Vec<u8>, String> {
+    use aes_gcm::aead::{Aead, KeyInit};
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(data.trim()).map_err(|e| e.to_string())?;
+    if raw.len() < 12 {
+        return Err("cipher: message authentication failed".into());
+    }
+    let (nonce, sealed) = raw.split_at(12);
+    match key.len() {
+        32 => aes_gcm::Aes256Gcm::new_from_slice(key).map_err(|e| e.to_string())?.decrypt(nonce.into(), sealed),
+        16 => aes_gcm::Aes128Gcm::new_from_slice(key).map_err(|e| e.to_string())?.decrypt(nonce.into(), sealed),
+        n => return Err(format!("crypto/aes: invalid key size {n}")),
+    }
+    .map_err(|_| "cipher: message authentication failed".to_owned())
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -337,6 +371,20 @@ fn resolve_module(name: &str, from: &Path, hooks_dir: &Path) -> Option<PathBuf> 
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encrypt_round_trips_and_refuses_a_wrong_key() {
+        let key = b"abcdefghijklmnopqrstuvwxyz012345";
+        let sealed = encrypt(b"secret", key).expect("encrypt");
+        assert_eq!(decrypt(&sealed, key).expect("decrypt"), b"secret");
+        assert!(decrypt(&sealed, b"bbcdefghijklmnopqrstuvwxyz012345").is_err());
+        assert!(encrypt(b"x", b"short").is_err());
+    }
 }
 
 #[derive(serde::Deserialize)]

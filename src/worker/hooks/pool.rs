@@ -22,8 +22,12 @@ pub const QUEUE_CAPACITY: usize = 1024;
 /// The native stack of a JS thread: QuickJS's own limit is far below it.
 pub const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
 
-/// A unit of work on a JS thread.
-pub type Job = Box<dyn FnOnce(&mut Engine) + Send>;
+/// A unit of work on a JS thread. It answers its caller through the returned [`Reply`],
+/// which the thread calls only after marking itself idle again: a caller that sends its next
+/// job as soon as it has the answer finds this thread free instead of starting another.
+pub type Job = Box<dyn FnOnce(&mut Engine) -> Reply + Send>;
+/// Delivers a job's result.
+pub type Reply = Box<dyn FnOnce() + Send>;
 
 /// The queue is full.
 #[derive(Debug)]
@@ -106,42 +110,58 @@ impl Pool {
 }
 
 fn thread_main(shared: Arc<Shared>) {
-    let mut engine: Option<Engine> = None;
+    // Built up front (the prewarm), and again only when a job needs it after a recycle, so
+    // a rebuild never makes this thread look busy to the next caller.
+    let mut engine = build(&shared);
+    if engine.is_none() {
+        shared.live.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    shared.idle.fetch_add(1, Ordering::AcqRel);
     loop {
-        if engine.is_none() {
-            match Engine::new(shared.env.clone()) {
-                Ok(e) => engine = Some(e),
-                Err(e) => {
-                    tracing::error!(error = %e, "building a JS runtime failed; this JS thread exits");
-                    shared.live.fetch_sub(1, Ordering::AcqRel);
-                    return;
-                }
-            }
-        }
-        shared.idle.fetch_add(1, Ordering::AcqRel);
         let extra = shared.live.load(Ordering::Acquire) > shared.core;
         let next = if extra { shared.rx.recv_timeout(IDLE_EXIT) } else { shared.rx.recv().map_err(|_| RecvTimeoutError::Disconnected) };
-        shared.idle.fetch_sub(1, Ordering::AcqRel);
         match next {
             Ok(job) => {
-                let Some(e) = engine.as_mut() else { continue };
-                job(e);
-                if e.poisoned() {
-                    // Dropped here, on its own thread, before the replacement is built.
+                shared.idle.fetch_sub(1, Ordering::AcqRel);
+                if engine.is_none() {
+                    engine = build(&shared);
+                }
+                // Without a runtime the job is dropped: its caller sees the answer channel
+                // close and answers 500.
+                let reply = engine.as_mut().map(|e| job(e));
+                if engine.as_ref().is_some_and(|e| e.poisoned()) {
+                    // Dropped here, on its own thread; the next job builds a fresh one.
                     engine = None;
+                }
+                shared.idle.fetch_add(1, Ordering::AcqRel);
+                if let Some(reply) = reply {
+                    reply();
                 }
             }
             Err(RecvTimeoutError::Timeout) => {
                 // Leave only while above the core count (another thread may have left first).
                 let live = shared.live.load(Ordering::Acquire);
                 if live > shared.core && shared.live.compare_exchange(live, live - 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    shared.idle.fetch_sub(1, Ordering::AcqRel);
                     return;
                 }
             }
             Err(RecvTimeoutError::Disconnected) => {
+                shared.idle.fetch_sub(1, Ordering::AcqRel);
                 shared.live.fetch_sub(1, Ordering::AcqRel);
                 return;
             }
+        }
+    }
+}
+
+fn build(shared: &Shared) -> Option<Engine> {
+    match Engine::new(shared.env.clone()) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::error!(error = %e, "building a JS runtime failed");
+            None
         }
     }
 }

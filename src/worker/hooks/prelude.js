@@ -354,7 +354,7 @@
     parseJWT: (token, key) => JSON.parse(N.jwtParse(toString(token), toString(key))),
     parseUnverifiedJWT: (token) => JSON.parse(N.jwtParseUnverified(toString(token))),
     encrypt: (data, key) => N.encrypt(toString(data), toString(key)),
-    decrypt: (data, key) => bytes(N.decrypt(toString(data), toString(key))),
+    decrypt: (data, key) => N.utf8Decode(N.decrypt(toString(data), toString(key))),
   });
 
   g.$os = vb.strictNamespace("$os.", {

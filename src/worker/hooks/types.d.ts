@@ -170,6 +170,9 @@ declare namespace $security {
   function createJWT(payload: { [key: string]: any }, signingKey: string, secDuration: number): string
   function parseJWT(token: string, verificationKey: string): { [key: string]: any }
   function parseUnverifiedJWT(token: string): { [key: string]: any }
+  /** AES-GCM with a 32 (or 16) byte key; base64 of nonce + sealed data, as PocketBase. */
+  function encrypt(data: string, key: string): string
+  function decrypt(cipherText: string, key: string): string
 }
 
 declare namespace $os {
@@ -204,3 +207,197 @@ declare namespace $http {
     raw: string
   }
 }
+
+// ---------------------------------------------------------------- records and data (jsdata)
+// Declared as separate blocks: TypeScript merges them into the interfaces above.
+
+declare class Field {
+  constructor(data?: { [key: string]: any })
+  id: string
+  name: string
+  type: string
+  hidden: boolean
+  system: boolean
+  required: boolean
+  [option: string]: any
+}
+interface FieldsList extends Array<Field> {
+  getByName(name: string): Field | null
+  getById(id: string): Field | null
+  fieldNames(): string[]
+  add(...fields: Field[]): void
+  addAt(pos: number, ...fields: Field[]): void
+  removeById(id: string): void
+  removeByName(name: string): void
+}
+declare class Collection {
+  constructor(data?: { [key: string]: any })
+  id: string
+  name: string
+  type: "base" | "auth" | "view"
+  system: boolean
+  /** null: superusers only; "": everyone. */
+  listRule: string | null
+  viewRule: string | null
+  createRule: string | null
+  updateRule: string | null
+  deleteRule: string | null
+  indexes: string[]
+  fields: FieldsList
+  isAuth(): boolean
+  isBase(): boolean
+  isView(): boolean
+  tableName(): string
+  addIndex(name: string, unique: boolean, columns: string, where?: string): void
+  removeIndex(name: string): void
+  getIndex(name: string): string
+}
+/** A json field's value as PocketBase gives it: bytes whose String() is the JSON text. */
+interface JSONRaw extends Array<number> { toString(): string }
+declare class Record {
+  constructor(collection: Collection, data?: { [key: string]: any })
+  id: string
+  collection(): Collection
+  tableName(): string
+  isNew(): boolean
+  /** text/number/bool as such; select/relation/file arrays when multiple; date → DateTime; json → JSONRaw; unknown → null. */
+  get(field: string): any
+  /** Modifiers: "field+", "+field", "field-"; "field:autogenerate". */
+  set(field: string, value: any): void
+  load(data: { [key: string]: any }): void
+  getString(field: string): string
+  getInt(field: string): number
+  getFloat(field: string): number
+  getBool(field: string): boolean
+  getDateTime(field: string): DateTime
+  getStringSlice(field: string): string[]
+  original(): Record
+  fresh(): Record
+  clone(): Record
+  fieldsData(): { [key: string]: any }
+  customData(): { [key: string]: any }
+  hide(...fields: string[]): Record
+  unhide(...fields: string[]): Record
+  withCustomData(on: boolean): Record
+  ignoreEmailVisibility(on: boolean): Record
+  expand(): { [rel: string]: any }
+  setExpand(expand: { [rel: string]: any }): void
+  mergeExpand(expand: { [rel: string]: any }): void
+  expandedOne(rel: string): Record | null
+  expandedAll(rel: string): Record[]
+  /** The API JSON (also what JSON.stringify(record) gives). */
+  publicExport(): { [key: string]: any }
+  email(): string
+  setEmail(email: string): void
+  emailVisibility(): boolean
+  setEmailVisibility(v: boolean): void
+  verified(): boolean
+  setVerified(v: boolean): void
+  tokenKey(): string
+  setTokenKey(key: string): void
+  refreshTokenKey(): void
+  setPassword(password: string): void
+  setRandomPassword(): string
+  validatePassword(password: string): boolean
+  isSuperuser(): boolean
+  newAuthToken(): string
+  newStaticAuthToken(seconds: number): string
+  newVerificationToken(): string
+  newPasswordResetToken(): string
+  newEmailChangeToken(newEmail: string): string
+  newFileToken(): string
+}
+
+/** A `$dbx` expression: SQL with `{:name}` parameters. */
+interface DbxExpression { sql: string; params: { [key: string]: any } }
+interface Dbx {
+  exp(sql: string, params?: { [key: string]: any }): DbxExpression
+  hashExp(values: { [column: string]: any }): DbxExpression
+  and(...exps: DbxExpression[]): DbxExpression
+  or(...exps: DbxExpression[]): DbxExpression
+  not(exp: DbxExpression): DbxExpression
+  exists(exp: DbxExpression): DbxExpression
+  notExists(exp: DbxExpression): DbxExpression
+  in(column: string, ...values: any[]): DbxExpression
+  notIn(column: string, ...values: any[]): DbxExpression
+  like(column: string, ...values: string[]): DbxExpression
+  notLike(column: string, ...values: string[]): DbxExpression
+  orLike(column: string, ...values: string[]): DbxExpression
+  orNotLike(column: string, ...values: string[]): DbxExpression
+  between(column: string, from: any, to: any): DbxExpression
+  notBetween(column: string, from: any, to: any): DbxExpression
+}
+declare var $dbx: Dbx
+interface DbQuery {
+  bind(params: { [key: string]: any }): DbQuery
+  execute(): { rowsAffected(): number }
+  one<T>(model: T): T
+  all<T>(models: T[]): T[]
+  column(target?: any[]): any[]
+}
+interface RecordQuery {
+  where(exp: DbxExpression): RecordQuery
+  andWhere(exp: DbxExpression): RecordQuery
+  orderBy(...columns: string[]): RecordQuery
+  limit(n: number): RecordQuery
+  offset(n: number): RecordQuery
+  one(record?: Record): Record
+  all(records?: Record[]): Record[]
+}
+interface App {
+  /** Missing: throws a 404 ApiError ("The requested resource wasn't found."). */
+  findCollectionByNameOrId(nameOrId: string): Collection
+  findAllCollections(...types: string[]): Collection[]
+  findRecordById(collection: string | Collection, id: string): Record
+  findRecordsByIds(collection: string | Collection, ids: string[]): Record[]
+  /** `filter` in PocketBase's filter syntax with `{:name}` placeholders from `params`. */
+  findRecordsByFilter(collection: string | Collection, filter: string, sort?: string, limit?: number, offset?: number, params?: { [key: string]: any }): Record[]
+  findFirstRecordByFilter(collection: string | Collection, filter: string, params?: { [key: string]: any }): Record
+  findFirstRecordByData(collection: string | Collection, field: string, value: any): Record
+  findAllRecords(collection: string | Collection, ...exps: DbxExpression[]): Record[]
+  countRecords(collection: string | Collection, ...exps: DbxExpression[]): number
+  findAuthRecordByEmail(collection: string | Collection, email: string): Record
+  findAuthRecordByToken(token: string, ...types: string[]): Record
+  recordQuery(collection: string | Collection): RecordQuery
+  /** Validates, fires the model hooks (onRecordCreate/Update, …Execute, after-success after the commit). */
+  save(record: Record): void
+  saveNoValidate(record: Record): void
+  delete(record: Record): void
+  /** A throw rolls everything back and is thrown on; after-success hooks wait for the commit. */
+  runInTransaction(fn: (txApp: App) => void): void
+  db(): { newQuery(sql: string): DbQuery }
+  settings(): { meta: { appName: string; appURL: string; senderName: string; senderAddress: string }; [key: string]: any }
+  expandRecord(record: Record, expands: string[], fetchFunc?: any): { [path: string]: any }
+  expandRecords(records: Record[], expands: string[], fetchFunc?: any): { [path: string]: any }
+  canAccessRecord(record: Record, requestInfo: RequestInfo, rule: string | null): boolean
+  isTransactional(): boolean
+}
+
+interface RecordEvent { app: App; record: Record; next(): void }
+interface RecordErrorEvent extends RecordEvent { error: any }
+interface RecordRequestEvent extends RequestEvent { collection: Collection; record: Record }
+interface RecordsListRequestEvent extends RequestEvent {
+  collection: Collection
+  records: Record[]
+  result: { page: number; perPage: number; totalItems: number; totalPages: number; items: Record[] }
+}
+interface RecordEnrichEvent { app: App; record: Record; requestInfo: RequestInfo; next(): void }
+declare function onRecordsListRequest(handler: (e: RecordsListRequestEvent) => void, ...collections: string[]): void
+declare function onRecordViewRequest(handler: (e: RecordRequestEvent) => void, ...collections: string[]): void
+declare function onRecordCreateRequest(handler: (e: RecordRequestEvent) => void, ...collections: string[]): void
+declare function onRecordUpdateRequest(handler: (e: RecordRequestEvent) => void, ...collections: string[]): void
+declare function onRecordDeleteRequest(handler: (e: RecordRequestEvent) => void, ...collections: string[]): void
+declare function onRecordEnrich(handler: (e: RecordEnrichEvent) => void, ...collections: string[]): void
+declare function onRecordValidate(handler: (e: RecordEvent) => void, ...collections: string[]): void
+declare function onRecordCreate(handler: (e: RecordEvent) => void, ...collections: string[]): void
+declare function onRecordCreateExecute(handler: (e: RecordEvent) => void, ...collections: string[]): void
+declare function onRecordAfterCreateSuccess(handler: (e: RecordEvent) => void, ...collections: string[]): void
+declare function onRecordAfterCreateError(handler: (e: RecordErrorEvent) => void, ...collections: string[]): void
+declare function onRecordUpdate(handler: (e: RecordEvent) => void, ...collections: string[]): void
+declare function onRecordUpdateExecute(handler: (e: RecordEvent) => void, ...collections: string[]): void
+declare function onRecordAfterUpdateSuccess(handler: (e: RecordEvent) => void, ...collections: string[]): void
+declare function onRecordAfterUpdateError(handler: (e: RecordErrorEvent) => void, ...collections: string[]): void
+declare function onRecordDelete(handler: (e: RecordEvent) => void, ...collections: string[]): void
+declare function onRecordDeleteExecute(handler: (e: RecordEvent) => void, ...collections: string[]): void
+declare function onRecordAfterDeleteSuccess(handler: (e: RecordEvent) => void, ...collections: string[]): void
+declare function onRecordAfterDeleteError(handler: (e: RecordErrorEvent) => void, ...collections: string[]): void

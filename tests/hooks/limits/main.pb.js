@@ -12,3 +12,7 @@ routerAdd("GET", "/global-bomb", (e) => {
 });
 routerAdd("GET", "/ok", (e) => e.string(200, "ok"));
 routerAdd("GET", "/sleep", (e) => { sleep(300); e.string(200, "slept"); });
+// Globals a handler sets stay in the runtime that ran it (as in PocketBase's executors):
+// they show whether a runtime was rebuilt.
+routerAdd("POST", "/leak", (e) => { globalThis.leaked = "still here"; e.noContent(204); });
+routerAdd("GET", "/leaked", (e) => e.string(200, String(globalThis.leaked)));

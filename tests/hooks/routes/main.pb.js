@@ -78,6 +78,10 @@ routerAdd("GET", "/utils", (e) => {
     bytes: toString(toBytes("héllo")),
     store: (() => { $app.store().set("k", { n: 1 }); return $app.store().get("k").n; })(),
     required: require(`${__hooks}/lib/util.js`).double(21),
+    // A ciphertext PocketBase 0.40 produced with this key.
+    decrypted: $security.decrypt("i3KQL/caLc44dmTtapCofw33NPIgUbv1Dw72WWDHVYXdsib1kn2o8UzcZCsm2NcFsw==", "abcdefghijklmnopqrstuvwxyz012345"),
+    roundTrip: $security.decrypt($security.encrypt("again", "abcdefghijklmnopqrstuvwxyz012345"), "abcdefghijklmnopqrstuvwxyz012345"),
+    relative: require(`${__hooks}/lib/util.js`).config.name,
   });
 });
 

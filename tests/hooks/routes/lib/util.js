@@ -1,1 +1,2 @@
-module.exports = { double: (n) => n * 2 };
+// Relative requires resolve against this module's directory.
+module.exports = { double: (n) => n * 2, config: require("./config.json") };
