@@ -401,3 +401,52 @@ declare function onRecordDelete(handler: (e: RecordEvent) => void, ...collection
 declare function onRecordDeleteExecute(handler: (e: RecordEvent) => void, ...collections: string[]): void
 declare function onRecordAfterDeleteSuccess(handler: (e: RecordEvent) => void, ...collections: string[]): void
 declare function onRecordAfterDeleteError(handler: (e: RecordErrorEvent) => void, ...collections: string[]): void
+
+// ---------------------------------------------------------------- mail (jsmigrate)
+interface MailAddress { address: string; name?: string }
+declare class MailerMessage {
+  constructor(data?: { from?: MailAddress; to?: MailAddress[]; cc?: MailAddress[]; bcc?: MailAddress[]; subject?: string; html?: string; text?: string; headers?: { [key: string]: string } })
+  from: MailAddress; to: MailAddress[]; cc: MailAddress[]; bcc: MailAddress[]
+  subject: string; html: string; text: string; headers: { [key: string]: string }
+}
+interface MailClient { send(message: MailerMessage): void }
+interface MailerEvent { app: App; message: MailerMessage; mailer: MailClient; next(): void }
+interface MailerRecordEvent extends MailerEvent { record: Record; meta: { [key: string]: any } }
+declare function onMailerSend(handler: (e: MailerEvent) => void): void
+declare function onMailerRecordVerificationSend(handler: (e: MailerRecordEvent) => void, ...collections: string[]): void
+declare function onMailerRecordPasswordResetSend(handler: (e: MailerRecordEvent) => void, ...collections: string[]): void
+declare function onMailerRecordEmailChangeSend(handler: (e: MailerRecordEvent) => void, ...collections: string[]): void
+declare function onMailerRecordOTPSend(handler: (e: MailerRecordEvent) => void, ...collections: string[]): void
+declare function onMailerRecordAuthAlertSend(handler: (e: MailerRecordEvent) => void, ...collections: string[]): void
+
+// ---------------------------------------------------------------- realtime (jsmigrate)
+declare class SubscriptionMessage { constructor(data: { name: string; data: string | any }); name: string; data: string | any }
+interface SubscriptionsClient {
+  id(): string
+  subscriptions(...prefixes: string[]): { [topic: string]: {} }
+  hasSubscription(topic: string): boolean
+  send(message: SubscriptionMessage): void
+  get(key: string): any
+  set(key: string, value: any): void
+  unset(key: string): void
+  discard(): void
+  isDiscarded(): boolean
+}
+interface SubscriptionsBroker {
+  /** Every worker's clients, by id. */
+  clients(): { [id: string]: SubscriptionsClient }
+  clientById(id: string): SubscriptionsClient
+  totalClients(): number
+  /** vaultbase: every subscriber of `topic` on every worker. */
+  broadcast(topic: string, data: string | any): void
+}
+interface App {
+  newMailClient(): MailClient
+  subscriptionsBroker(): SubscriptionsBroker
+}
+interface RealtimeConnectRequestEvent extends RequestEvent { client: SubscriptionsClient }
+interface RealtimeSubscribeRequestEvent extends RequestEvent { client: SubscriptionsClient; subscriptions: string[] }
+interface RealtimeMessageEvent { app: App; client: SubscriptionsClient; message: SubscriptionMessage; next(): void }
+declare function onRealtimeConnectRequest(handler: (e: RealtimeConnectRequestEvent) => void): void
+declare function onRealtimeSubscribeRequest(handler: (e: RealtimeSubscribeRequestEvent) => void): void
+declare function onRealtimeMessageSend(handler: (e: RealtimeMessageEvent) => void): void
