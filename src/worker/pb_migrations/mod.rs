@@ -207,6 +207,13 @@ mod tests {
         assert_eq!(left, 1);
         let ledger: i64 = conn.query_row("SELECT count(*) FROM _migrations WHERE file LIKE '%.js'", [], |r| r.get(0)).expect("ledger");
         assert_eq!(ledger, 1);
+        // history-sync forgets an applied file that is gone, and only JS rows.
+        let system_before: i64 = conn.query_row("SELECT count(*) FROM _migrations WHERE file NOT LIKE '%.js'", [], |r| r.get(0)).expect("count");
+        assert!(history_sync(&conn, &dir).expect("sync").is_empty(), "positive control: every applied file still exists");
+        std::fs::remove_file(dir.join("1_first.js")).expect("rm");
+        assert_eq!(history_sync(&conn, &dir).expect("sync"), ["1_first.js"]);
+        let system_after: i64 = conn.query_row("SELECT count(*) FROM _migrations WHERE file NOT LIKE '%.js'", [], |r| r.get(0)).expect("count");
+        assert_eq!(system_before, system_after);
     }
 
     #[test]
