@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Logs(args) => logs(&args),
         Command::Backup { to, gzip, quiet, flags } => backup_command(&flags, quiet, |cfg| vaultbase::shared::backup::command::backup(cfg, &to, gzip)),
         Command::Restore { file, flags } => backup_command(&flags, false, |cfg| vaultbase::shared::backup::command::restore(cfg, &file)),
+        Command::Migrate { action, flags } => migrate(action, &flags),
     };
     // Log lines still queued for the log thread are written before the process ends.
     telemetry::flush();
@@ -81,6 +82,9 @@ fn serve(flags: &Flags) -> ExitCode {
         Ok(p) => p,
         Err(e) => return fail("start-up failed", &e),
     };
+    if let Err(e) = worker::pb_migrations::apply_at_start(&prepared.data_dir, cfg.migrations_dir.as_deref()) {
+        return fail("JS migrations failed", &e);
+    }
     let runtime = match multi_thread_runtime(cpus()) {
         Ok(r) => r,
         Err(e) => return fail("building the runtime failed", &e),
@@ -181,6 +185,7 @@ fn logs(args: &cli::LogsArgs) -> ExitCode {
         }
     }
 }
+
 /// `backup` / `restore`: 0 done, 1 failed, 2 bad usage (as the original's backup script).
 fn backup_command(
     flags: &Flags,
@@ -209,6 +214,22 @@ fn backup_command(
             eprintln!("vaultbase: {e}");
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+fn migrate(action: cli::MigrateAction, flags: &Flags) -> ExitCode {
+    let cfg = match config(Mode::Serve, flags) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match worker::pb_migrations::cli::run(&cfg, action) {
+        Ok(lines) => {
+            for line in lines {
+                println!("{line}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail("migrate failed", &e),
     }
 }
 

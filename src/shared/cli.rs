@@ -26,6 +26,8 @@ pub enum Command {
     Backup { to: String, gzip: bool, quiet: bool, flags: Flags },
     /// `restore FILE`: offline, swaps a backup in.
     Restore { file: String, flags: Flags },
+    /// `migrate up | down [N] | create NAME | collections | history-sync`, as PocketBase.
+    Migrate { action: MigrateAction, flags: Flags },
     Version,
     Help,
 }
@@ -45,6 +47,21 @@ pub struct LogsArgs {
     pub since: Option<String>,
     pub until: Option<String>,
     pub filter: String,
+}
+
+/// What `vaultbase migrate …` should do with the JS migrations (`pb_migrations/*.js`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MigrateAction {
+    /// Apply every pending migration, in file name order.
+    Up,
+    /// Revert the last N applied JS migrations (default 1).
+    Down(usize),
+    /// Write a blank migration `<unix seconds>_<name>.js`.
+    Create(String),
+    /// Write a migration holding a snapshot of every collection.
+    Collections,
+    /// Forget applied JS migrations whose file no longer exists.
+    HistorySync,
 }
 
 /// A command line that cannot be understood; printed with the usage, exit code 2.
@@ -78,6 +95,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         let sub = args.next().unwrap_or_default();
         return parse_backup(&sub, args.collect());
     }
+    if args.peek().map(String::as_str) == Some("migrate") {
+        args.next();
+        return parse_migrate(args.collect());
+    }
     let sub = match args.peek().map(String::as_str) {
         Some("serve") | Some("cluster") | Some("worker") => args.next(),
         Some("--version") | Some("-v") | Some("version") => return Ok(Command::Version),
@@ -100,6 +121,16 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         match name.as_str() {
             "--http" => flags.http = Some(value("--http")?),
             "--dir" => flags.dir = Some(value("--dir")?),
+            "--migrationsDir" => flags.migrations_dir = Some(value("--migrationsDir")?),
+            // Accepted for PocketBase command lines; vaultbase never writes migration files itself.
+            "--automigrate" => match inline.as_deref() {
+                None | Some("true") | Some("false") | Some("1") | Some("0") => {}
+                Some(other) => return Err(UsageError(format!("--automigrate={other:?}: expected true or false"))),
+            },
+            "--hooksDir" => flags.hooks.dir = Some(value("--hooksDir")?),
+            // A bare `--hooksWatch` means true, as Go's boolean flags.
+            "--hooksWatch" => flags.hooks.watch = Some(inline.clone().unwrap_or_else(|| "true".into())),
+            "--hooksPool" => flags.hooks.pool = Some(value("--hooksPool")?),
             "--id" if sub.as_deref() == Some("worker") => {
                 let v = value("--id")?;
                 id = Some(v.parse().map_err(|_| UsageError(format!("--id {v:?}: expected a worker number")))?);
@@ -214,6 +245,40 @@ fn parse_backup(sub: &str, args: Vec<String>) -> Result<Command, UsageError> {
     }
 }
 
+fn parse_migrate(args: Vec<String>) -> Result<Command, UsageError> {
+    let mut flags = Flags::default();
+    let mut positional = Vec::new();
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| inline.clone().or_else(|| it.next()).ok_or_else(|| UsageError(format!("{name} needs a value")));
+        match name.as_str() {
+            "--dir" => flags.dir = Some(value("--dir")?),
+            "--migrationsDir" => flags.migrations_dir = Some(value("--migrationsDir")?),
+            "--automigrate" => {}
+            _ if name.starts_with("--") => return Err(UsageError(format!("unknown argument {arg:?}"))),
+            _ => positional.push(arg),
+        }
+    }
+    let usage = || UsageError("usage: vaultbase migrate up | down [N] | create NAME | collections | history-sync [--dir DIR] [--migrationsDir DIR]".into());
+    let action = match positional.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["up"] => MigrateAction::Up,
+        ["down"] => MigrateAction::Down(1),
+        ["down", n] => match n.parse::<usize>() {
+            Ok(n) if n >= 1 => MigrateAction::Down(n),
+            _ => return Err(UsageError(format!("migrate down {n:?}: expected a positive number of migrations"))),
+        },
+        ["create", name] if !name.trim().is_empty() => MigrateAction::Create((*name).to_owned()),
+        ["collections"] => MigrateAction::Collections,
+        ["history-sync"] => MigrateAction::HistorySync,
+        _ => return Err(usage()),
+    };
+    Ok(Command::Migrate { action, flags })
+}
+
 /// The `--help` text, listing every environment variable with its default.
 pub fn help_text() -> String {
     let mut out = String::from(
@@ -226,9 +291,14 @@ pub fn help_text() -> String {
          vaultbase logs [--dir DIR] [--since T] [--until T] [--filter EXPR]   search the JSONL log archive\n  \
          vaultbase backup --to PATH|s3://B/K|r2://B/K [--gzip] [--quiet] [--dir DIR]   online snapshot of data.db\n  \
          vaultbase restore FILE [--dir DIR]   offline: swap in a backup (.zip, .db or .db.gz)\n  \
+         vaultbase migrate up | down [N] | create NAME | collections | history-sync [--dir DIR] [--migrationsDir DIR]\n  \
          vaultbase --version\n  vaultbase --help\n\n\
          FLAGS (override the environment):\n  --http HOST:PORT   address to listen on (VAULTBASE_HOST, VAULTBASE_PORT)\n  \
-         --dir DIR          data directory (VAULTBASE_DATA_DIR)\n\nENVIRONMENT (default in brackets):\n",
+         --dir DIR          data directory (VAULTBASE_DATA_DIR)\n  \
+         --migrationsDir DIR  JS migrations directory (VAULTBASE_MIGRATIONS_DIR)\n  \
+         --hooksDir DIR     pb_hooks directory (VAULTBASE_HOOKS_DIR)\n  \
+         --hooksWatch=BOOL  reload hooks on change (VAULTBASE_HOOKS_WATCH)\n  \
+         --hooksPool N      prewarmed JS threads (VAULTBASE_HOOKS_POOL)\n\nENVIRONMENT (default in brackets):\n",
     );
     for var in ENV_VARS {
         out.push_str(&format!("  {:<26} {} [{}]\n", var.name, var.help, var.default));
@@ -255,9 +325,17 @@ mod tests {
 
     #[test]
     fn flags_in_both_spellings() {
-        let want = Flags { http: Some("127.0.0.1:1".into()), dir: Some("d".into()) };
+        let want = Flags { http: Some("127.0.0.1:1".into()), dir: Some("d".into()), ..Default::default() };
         assert_eq!(p(&["cluster", "--http", "127.0.0.1:1", "--dir", "d"]), Ok(Command::Cluster(want.clone())));
         assert_eq!(p(&["--http=127.0.0.1:1", "--dir=d"]), Ok(Command::Serve(want)));
+    }
+
+    #[test]
+    fn pocketbase_hook_flags() {
+        let Ok(Command::Serve(flags)) = p(&["serve", "--hooksDir", "h", "--hooksWatch=false", "--hooksPool=4"]) else { panic!("serve") };
+        assert_eq!(flags.hooks, crate::shared::config::HookFlags { dir: Some("h".into()), watch: Some("false".into()), pool: Some("4".into()) });
+        let Ok(Command::Cluster(flags)) = p(&["cluster", "--hooksWatch"]) else { panic!("cluster") };
+        assert_eq!(flags.hooks.watch.as_deref(), Some("true"), "a bare boolean flag is true, as Go's");
     }
 
     #[test]
@@ -274,7 +352,7 @@ mod tests {
             p(&["superuser", "upsert", "a@b.c", "pw", "--dir", "d"]),
             Ok(Command::Superuser {
                 action: SuperuserAction::Upsert { email: "a@b.c".into(), password: "pw".into() },
-                flags: Flags { http: None, dir: Some("d".into()) }
+                flags: Flags { http: None, dir: Some("d".into()), ..Default::default() }
             })
         );
         assert_eq!(
@@ -287,7 +365,7 @@ mod tests {
 
     #[test]
     fn encryption_rotate() {
-        let flags = Flags { http: None, dir: Some("d".into()) };
+        let flags = Flags { dir: Some("d".into()), ..Flags::default() };
         assert_eq!(p(&["encryption", "rotate", "--dir", "d"]), Ok(Command::EncryptionRotate { flags: flags.clone(), batch_rows: None }));
         assert_eq!(p(&["encryption", "rotate", "--dir=d", "--batch-rows", "5"]), Ok(Command::EncryptionRotate { flags, batch_rows: Some(5) }));
         assert!(p(&["encryption", "rotate", "--batch-rows", "0"]).is_err());
@@ -300,7 +378,7 @@ mod tests {
         assert_eq!(
             p(&["logs", "--since", "2024-01-01", "--filter=data.status >= 500", "--dir", "d"]),
             Ok(Command::Logs(LogsArgs {
-                flags: Flags { http: None, dir: Some("d".into()) },
+                flags: Flags { dir: Some("d".into()), ..Flags::default() },
                 since: Some("2024-01-01".into()),
                 until: None,
                 filter: "data.status >= 500".into()
@@ -315,15 +393,38 @@ mod tests {
     fn backup_and_restore_commands() {
         assert_eq!(
             p(&["backup", "--to", "s3://b/k.db", "--gzip", "-q", "--dir=d"]),
-            Ok(Command::Backup { to: "s3://b/k.db".into(), gzip: true, quiet: true, flags: Flags { http: None, dir: Some("d".into()) } })
+            Ok(Command::Backup { to: "s3://b/k.db".into(), gzip: true, quiet: true, flags: Flags { dir: Some("d".into()), ..Flags::default() } })
         );
         assert_eq!(p(&["backup", "--to=/x.db"]), Ok(Command::Backup { to: "/x.db".into(), gzip: false, quiet: false, flags: Flags::default() }));
         assert!(p(&["backup"]).is_err(), "--to is required");
         assert!(p(&["backup", "--to", "x", "--nope"]).is_err());
-        assert_eq!(p(&["restore", "f.zip", "--dir", "d"]), Ok(Command::Restore { file: "f.zip".into(), flags: Flags { http: None, dir: Some("d".into()) } }));
+        assert_eq!(p(&["restore", "f.zip", "--dir", "d"]), Ok(Command::Restore { file: "f.zip".into(), flags: Flags { dir: Some("d".into()), ..Flags::default() } }));
         assert!(p(&["restore"]).is_err());
         assert!(p(&["restore", "a", "b"]).is_err());
         assert!(p(&["restore", "a", "--gzip"]).is_err());
+    }
+
+    #[test]
+    fn migrate_commands() {
+        let dir = |d: &str| Flags { dir: Some(d.into()), ..Flags::default() };
+        assert_eq!(p(&["migrate", "up", "--dir", "d"]), Ok(Command::Migrate { action: MigrateAction::Up, flags: dir("d") }));
+        assert_eq!(p(&["migrate", "down"]), Ok(Command::Migrate { action: MigrateAction::Down(1), flags: Flags::default() }));
+        assert_eq!(p(&["migrate", "down", "3"]), Ok(Command::Migrate { action: MigrateAction::Down(3), flags: Flags::default() }));
+        assert_eq!(
+            p(&["migrate", "create", "add posts", "--migrationsDir=m"]),
+            Ok(Command::Migrate {
+                action: MigrateAction::Create("add posts".into()),
+                flags: Flags { migrations_dir: Some("m".into()), ..Flags::default() }
+            })
+        );
+        assert!(p(&["migrate", "down", "0"]).is_err());
+        assert!(p(&["migrate", "sideways"]).is_err());
+        assert!(p(&["migrate"]).is_err());
+        assert_eq!(
+            p(&["serve", "--migrationsDir", "m", "--automigrate=false"]),
+            Ok(Command::Serve(Flags { migrations_dir: Some("m".into()), ..Flags::default() }))
+        );
+        assert!(p(&["serve", "--automigrate=maybe"]).is_err());
     }
 
     #[test]

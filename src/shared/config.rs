@@ -68,6 +68,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         default: "unset",
         help: "during a key rotation: the new key (it encrypts; the old key still decrypts)",
     },
+    EnvVar {
+        name: "VAULTBASE_MIGRATIONS_DIR",
+        default: "<data dir>/../pb_migrations",
+        help: "JS migrations (pb_migrations/*.js), applied once at start (flag --migrationsDir)",
+    },
     EnvVar { name: "VAULTBASE_LOG_LEVEL", default: "info", help: "error, warn, info, debug or trace" },
     EnvVar {
         name: "VAULTBASE_QUERY_TIMEOUT_MS",
@@ -85,6 +90,12 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "days the JSONL log archive (<data>/logs/) is kept, 0-36500; 0 keeps it until an operator removes it",
     },
     EnvVar { name: "VAULTBASE_HEADER_TIMEOUT_MS", default: "30000", help: "ms a new connection has to send its first request head, 1-300000" },
+    EnvVar { name: "VAULTBASE_HOOKS_DIR", default: "<data dir>/../pb_hooks", help: "directory of the pb_hooks/*.pb.js files (flag --hooksDir)" },
+    EnvVar { name: "VAULTBASE_HOOKS_WATCH", default: "1", help: "1 reloads the hooks when their files change (flag --hooksWatch)" },
+    EnvVar { name: "VAULTBASE_HOOKS_POOL", default: "15", help: "JS threads started per worker for hooks, 1-1024 (flag --hooksPool)" },
+    EnvVar { name: "VAULTBASE_HOOKS_TIMEOUT", default: "30", help: "seconds one hook or route may run before it is interrupted (500), 1-3600" },
+    EnvVar { name: "VAULTBASE_HOOKS_MEMORY", default: "64", help: "MiB of memory per JS runtime, 8-4096" },
+    EnvVar { name: "VAULTBASE_HOOKS_ALLOW_EXEC", default: "0", help: "1 lets hooks run programs with $os.cmd" },
     EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables the /_/test/ routes and the test write observer (for the test suite only)" },
     EnvVar {
         name: "VAULTBASE_TEST_IGNORE_INVALIDATE",
@@ -172,7 +183,38 @@ pub struct Flags {
     pub http: Option<String>,
     /// `--dir DIR`
     pub dir: Option<String>,
+    /// `--migrationsDir DIR` (PocketBase's spelling)
+    pub migrations_dir: Option<String>,
+    /// `--hooksDir`, `--hooksWatch`, `--hooksPool` (PocketBase's spellings).
+    pub hooks: HookFlags,
 }
+
+/// PocketBase's hook flags, as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HookFlags {
+    pub dir: Option<String>,
+    pub watch: Option<String>,
+    pub pool: Option<String>,
+}
+
+/// Server-side JavaScript settings (see `worker::hooks`).
+#[derive(Debug, Clone)]
+pub struct HooksSettings {
+    /// None: `<data dir>/../pb_hooks`, as PocketBase.
+    pub dir: Option<PathBuf>,
+    pub watch: bool,
+    pub pool: usize,
+    pub timeout: Duration,
+    pub memory_bytes: usize,
+    pub allow_exec: bool,
+}
+
+/// Default deadline of one hook dispatch.
+pub const DEFAULT_HOOKS_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default memory limit of one JS runtime.
+pub const DEFAULT_HOOKS_MEMORY_MIB: usize = 64;
+/// PocketBase's default `--hooksPool`.
+pub const DEFAULT_HOOKS_POOL: usize = 15;
 
 /// The validated configuration every role runs with.
 #[derive(Debug, Clone)]
@@ -203,6 +245,10 @@ pub struct Config {
     /// The keys of encrypted fields and settings secrets; `None` without
     /// `VAULTBASE_ENCRYPTION_KEY` (and `VAULTBASE_ENCRYPTION_NEW_KEY`).
     pub encryption: Option<crate::shared::encryption::Keyring>,
+    /// `pb_migrations` JS files; `None` means PocketBase's default, `<data dir>/../pb_migrations`.
+    pub migrations_dir: Option<PathBuf>,
+    /// pb_hooks: dir, watch, pool and limits.
+    pub hooks: HooksSettings,
     /// Test-only: the cron scheduler ticks every second and treats each second as a slot
     /// (`VAULTBASE_TEST_CRON_SECOND_TICKS=1`), so cluster tests see many slots quickly.
     pub test_cron_second_ticks: bool,
@@ -316,6 +362,13 @@ impl Config {
             Some(other) => return Err(invalid("VAULTBASE_TEST_CRON_SECOND_TICKS", other, "0 or 1")),
         };
 
+        let migrations_dir = match (&flags.migrations_dir, env("VAULTBASE_MIGRATIONS_DIR")) {
+            (Some(d), _) if d.is_empty() => return Err(invalid("--migrationsDir", d, "a directory path")),
+            (Some(d), _) => Some(PathBuf::from(d)),
+            (None, d) => d.map(PathBuf::from),
+        };
+        let hooks = hooks_settings(&env, &flags.hooks)?;
+
         if mode == Mode::Cluster && port == 0 {
             return Err(invalid(
                 "VAULTBASE_PORT",
@@ -341,6 +394,8 @@ impl Config {
             log_archive_days,
             test_ignore_invalidate,
             encryption,
+            migrations_dir,
+            hooks,
             test_cron_second_ticks,
             litestream,
         })
@@ -367,6 +422,58 @@ fn parse_encryption_keys(env: &dyn Fn(&str) -> Option<String>) -> Result<Option<
         return Err(invalid("VAULTBASE_ENCRYPTION_NEW_KEY", "<hidden>", "VAULTBASE_ENCRYPTION_KEY to be set too (the key the data is under now)"));
     }
     Ok(Keyring::new(current, next))
+}
+
+fn parse_bool(variable: &str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "1" | "true" | "t" | "TRUE" | "True" => Ok(true),
+        "0" | "false" | "f" | "FALSE" | "False" => Ok(false),
+        _ => Err(invalid(variable, value, "true or false (1 or 0)")),
+    }
+}
+
+fn hooks_settings(env: &impl Fn(&str) -> Option<String>, flags: &HookFlags) -> Result<HooksSettings, ConfigError> {
+    let dir = match (&flags.dir, env("VAULTBASE_HOOKS_DIR")) {
+        (Some(d), _) if d.is_empty() => return Err(invalid("--hooksDir", d, "a directory path")),
+        (Some(d), _) => Some(PathBuf::from(d)),
+        (None, d) => d.map(PathBuf::from),
+    };
+    let watch = match (&flags.watch, env("VAULTBASE_HOOKS_WATCH")) {
+        (Some(v), _) => parse_bool("--hooksWatch", v)?,
+        (None, Some(v)) => parse_bool("VAULTBASE_HOOKS_WATCH", &v)?,
+        (None, None) => true,
+    };
+    let pool = match (&flags.pool, env("VAULTBASE_HOOKS_POOL")) {
+        (Some(v), _) => Some(("--hooksPool", v.clone())),
+        (None, Some(v)) => Some(("VAULTBASE_HOOKS_POOL", v)),
+        (None, None) => None,
+    };
+    let pool = match pool {
+        None => DEFAULT_HOOKS_POOL,
+        Some((name, v)) => match v.parse::<usize>() {
+            Ok(n) if (1..=1024).contains(&n) => n,
+            _ => return Err(invalid(name, &v, "a whole number of JS threads from 1 to 1024")),
+        },
+    };
+    let timeout = match env("VAULTBASE_HOOKS_TIMEOUT") {
+        None => DEFAULT_HOOKS_TIMEOUT,
+        Some(v) => match v.strip_suffix('s').unwrap_or(&v).parse::<u64>() {
+            Ok(n) if (1..=3600).contains(&n) => Duration::from_secs(n),
+            _ => return Err(invalid("VAULTBASE_HOOKS_TIMEOUT", &v, "whole seconds from 1 to 3600")),
+        },
+    };
+    let memory_bytes = match env("VAULTBASE_HOOKS_MEMORY") {
+        None => DEFAULT_HOOKS_MEMORY_MIB << 20,
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (8..=4096).contains(&n) => n << 20,
+            _ => return Err(invalid("VAULTBASE_HOOKS_MEMORY", &v, "whole MiB from 8 to 4096")),
+        },
+    };
+    let allow_exec = match env("VAULTBASE_HOOKS_ALLOW_EXEC") {
+        None => false,
+        Some(v) => parse_bool("VAULTBASE_HOOKS_ALLOW_EXEC", &v)?,
+    };
+    Ok(HooksSettings { dir, watch, pool, timeout, memory_bytes, allow_exec })
 }
 
 fn parse_host(variable: &str, value: &str) -> Result<IpAddr, ConfigError> {
@@ -455,7 +562,7 @@ mod tests {
 
     #[test]
     fn flags_override_environment() {
-        let flags = Flags { http: Some("127.0.0.1:9000".into()), dir: Some("/tmp/x".into()) };
+        let flags = Flags { http: Some("127.0.0.1:9000".into()), dir: Some("/tmp/x".into()), ..Default::default() };
         let cfg = load(Mode::Serve, &flags, &[("VAULTBASE_PORT", "1234"), ("VAULTBASE_DATA_DIR", "/tmp/y")])
             .expect("valid");
         assert_eq!(cfg.port, 9000);
@@ -465,7 +572,7 @@ mod tests {
 
     #[test]
     fn ipv6_http_flag_is_accepted() {
-        let flags = Flags { http: Some("[::1]:8091".into()), dir: None };
+        let flags = Flags { http: Some("[::1]:8091".into()), dir: None, ..Default::default() };
         let cfg = load(Mode::Serve, &flags, &[]).expect("valid");
         assert_eq!(cfg.host.to_string(), "::1");
     }
@@ -499,6 +606,11 @@ mod tests {
             (Mode::Serve, &[("VAULTBASE_ENCRYPTION_KEY", "too short")], "VAULTBASE_ENCRYPTION_KEY"),
             (Mode::Serve, &[("VAULTBASE_ENCRYPTION_KEY", "an-encryption-key-of-32-letters!"), ("VAULTBASE_ENCRYPTION_NEW_KEY", "x")], "VAULTBASE_ENCRYPTION_NEW_KEY"),
             (Mode::Serve, &[("VAULTBASE_ENCRYPTION_NEW_KEY", "an-encryption-key-of-32-letters!")], "VAULTBASE_ENCRYPTION_NEW_KEY"),
+            (Mode::Serve, &[("VAULTBASE_HOOKS_WATCH", "sometimes")], "VAULTBASE_HOOKS_WATCH"),
+            (Mode::Serve, &[("VAULTBASE_HOOKS_POOL", "0")], "VAULTBASE_HOOKS_POOL"),
+            (Mode::Serve, &[("VAULTBASE_HOOKS_TIMEOUT", "0")], "VAULTBASE_HOOKS_TIMEOUT"),
+            (Mode::Serve, &[("VAULTBASE_HOOKS_MEMORY", "4")], "VAULTBASE_HOOKS_MEMORY"),
+            (Mode::Serve, &[("VAULTBASE_HOOKS_ALLOW_EXEC", "yes")], "VAULTBASE_HOOKS_ALLOW_EXEC"),
         ];
         for (mode, vars, variable) in cases {
             let err = load(*mode, &Flags::default(), vars).expect_err("must be rejected");
@@ -529,10 +641,27 @@ mod tests {
     #[test]
     fn bad_http_flag_is_rejected() {
         for bad in ["nonsense", "127.0.0.1:", "127.0.0.1:port", "999.1.1.1:80"] {
-            let flags = Flags { http: Some(bad.into()), dir: None };
+            let flags = Flags { http: Some(bad.into()), dir: None, ..Default::default() };
             let err = load(Mode::Serve, &flags, &[]).expect_err(bad);
             assert_eq!(err.variable, "--http");
         }
+    }
+
+    #[test]
+    fn hook_flags_override_their_variables() {
+        let cfg = load(Mode::Serve, &Flags::default(), &[]).expect("defaults");
+        assert_eq!((cfg.hooks.dir.clone(), cfg.hooks.watch, cfg.hooks.pool), (None, true, 15));
+        assert_eq!((cfg.hooks.timeout, cfg.hooks.memory_bytes, cfg.hooks.allow_exec), (Duration::from_secs(30), 64 << 20, false));
+        let flags = Flags {
+            hooks: HookFlags { dir: Some("/h".into()), watch: Some("false".into()), pool: Some("3".into()) },
+            ..Default::default()
+        };
+        let vars = [("VAULTBASE_HOOKS_DIR", "/env"), ("VAULTBASE_HOOKS_WATCH", "1"), ("VAULTBASE_HOOKS_POOL", "9"), ("VAULTBASE_HOOKS_TIMEOUT", "5")];
+        let cfg = load(Mode::Serve, &flags, &vars).expect("valid");
+        assert_eq!((cfg.hooks.dir, cfg.hooks.watch, cfg.hooks.pool), (Some(PathBuf::from("/h")), false, 3));
+        assert_eq!(cfg.hooks.timeout, Duration::from_secs(5));
+        let err = load(Mode::Serve, &Flags { hooks: HookFlags { pool: Some("x".into()), ..Default::default() }, ..Default::default() }, &[]);
+        assert_eq!(err.expect_err("bad pool").variable, "--hooksPool");
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub enum SupervisorError {
     Hub(#[from] HubError),
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("running the JS migrations: {0}")]
+    Migrations(String),
     #[error("spawning worker {id}: {source}")]
     Spawn { id: u32, source: std::io::Error },
     #[error(transparent)]
@@ -89,6 +91,11 @@ struct ExitReport {
 pub async fn run(cfg: Config) -> Result<Outcome, SupervisorError> {
     let prepared = bootstrap::prepare(&cfg)?;
     let data_dir = prepared.data_dir.clone();
+    match spawn::run_js_migrations(&cfg, &data_dir).await {
+        Ok(status) if status.success() => {}
+        Ok(status) => return Err(SupervisorError::Migrations(format!("`vaultbase migrate up` ended with {status}"))),
+        Err(e) => return Err(SupervisorError::Migrations(e.to_string())),
+    }
     let mut sigterm = signal(SignalKind::terminate()).map_err(SupervisorError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(SupervisorError::Signals)?;
 

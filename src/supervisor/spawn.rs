@@ -35,6 +35,9 @@ pub fn spawn_worker(id: u32, cfg: &Config, data_dir: &DataDir) -> std::io::Resul
         .env("VAULTBASE_DATA_DIR", data_dir.root())
         .env("VAULTBASE_DRAIN_TIMEOUT", cfg.drain_timeout.as_secs().to_string())
         .env("VAULTBASE_WORKERS", cfg.workers.to_string())
+        // The hook flags reach workers as their variables (--hooksDir, --hooksWatch, --hooksPool).
+        .env("VAULTBASE_HOOKS_WATCH", if cfg.hooks.watch { "1" } else { "0" })
+        .env("VAULTBASE_HOOKS_POOL", cfg.hooks.pool.to_string())
         // Only the main process talks to systemd (NotifyAccess=main).
         .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
@@ -42,5 +45,21 @@ pub fn spawn_worker(id: u32, cfg: &Config, data_dir: &DataDir) -> std::io::Resul
         .stderr(Stdio::inherit())
         .process_group(0)
         .kill_on_drop(false);
+    if let Some(dir) = &cfg.hooks.dir {
+        cmd.env("VAULTBASE_HOOKS_DIR", dir);
+    }
     cmd.spawn()
+}
+
+/// Runs `vaultbase migrate up` for the data dir and waits for it: the JS migrations
+/// (`pb_migrations`) run in a child because they need the worker's code, which the supervisor
+/// must not link against. The child accepts our data-dir lock because we are its parent.
+pub async fn run_js_migrations(cfg: &Config, data_dir: &DataDir) -> std::io::Result<std::process::ExitStatus> {
+    let mut cmd = Command::new(own_executable()?);
+    cmd.arg("migrate").arg("up").arg("--dir").arg(data_dir.root());
+    if let Some(dir) = &cfg.migrations_dir {
+        cmd.arg("--migrationsDir").arg(dir);
+    }
+    cmd.env_remove("NOTIFY_SOCKET").stdin(Stdio::null()).stdout(Stdio::inherit()).stderr(Stdio::inherit()).kill_on_drop(true);
+    cmd.status().await
 }

@@ -16,12 +16,14 @@ pub mod app;
 pub mod auth;
 pub mod cron;
 pub mod files;
+pub mod hooks;
 pub mod http;
 pub mod limits;
 pub mod ratelimit;
 pub mod listener;
 pub mod mail;
 pub mod ops;
+pub mod pb_migrations;
 pub mod realtime;
 pub mod records;
 pub mod server;
@@ -78,6 +80,8 @@ pub enum WorkerError {
     Bind { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("installing signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("loading the hooks: {0}")]
+    Hooks(#[from] hooks::LoadError),
     #[error("the server task failed: {0}")]
     Server(#[from] tokio::task::JoinError),
     #[error(transparent)]
@@ -152,6 +156,12 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if let Err(e) = state.schema.fresh(&state.db).await {
         tracing::error!(worker_id, error = %e, "loading collections at start failed; will retry on first use");
     }
+    // Before serving: a hook file that does not load refuses the start, as PocketBase. The
+    // loader and pool are std threads; building them blocks this task only at start.
+    let starting = state.clone();
+    tokio::task::spawn_blocking(move || starting.hooks.start(&starting)).await??;
+    state.realtime.set_message_filter(std::sync::Arc::new(hooks::realtime_js::MessageHook::new(state.clone())));
+    hooks::record_requests::observe_commits(&state);
     if let Some(rx) = state.realtime.take_receiver() {
         tokio::spawn(realtime::deliver::run(state.clone(), rx));
     }
@@ -213,6 +223,8 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if !drained {
         tracing::warn!(worker_id, "connections still open at the drain deadline; closing them");
     }
+    let terminating = state.clone();
+    let _ = tokio::task::spawn_blocking(move || terminating.hooks.terminate()).await;
     // Every finished request is in the logs queue now: write it out before exiting.
     let _ = tokio::task::spawn_blocking(ops::logs::flush).await;
     let logs = state.clone();
@@ -244,6 +256,8 @@ fn on_bus_message(state: &AppState, msg: BusMsg) {
         BusMsg::Direct { from, topic, payload, .. } if from == crate::shared::bus::SUPERVISOR_ID && crate::shared::backup::protocol::is_restore_topic(&topic) => {
             ops::restore::on_direct(state, &topic, payload)
         }
+        BusMsg::Publish { origin, topic, payload, .. } if realtime::custom::is_custom_topic(&topic) => state.realtime.on_custom(origin, &topic, payload),
+        BusMsg::Direct { from, topic, payload, .. } if realtime::custom::is_custom_topic(&topic) => state.realtime.on_custom(from, &topic, payload),
         BusMsg::Direct { from, topic, payload, .. } if realtime::subscribe::is_realtime_direct(&topic, &payload) => {
             state.realtime.on_direct(state, from, &topic, payload)
         }

@@ -48,6 +48,8 @@ pub struct Inner {
     pub logs: crate::worker::ops::logs::LogStore,
     /// Restores this worker asked the supervisor for, waiting for its answer.
     pub restores: crate::worker::ops::restore::Restores,
+    /// pb_hooks: the loaded hook set and its JS threads (empty until `Hooks::start`).
+    pub hooks: crate::worker::hooks::Hooks,
     /// This worker's cron jobs (system jobs registered at start; see `worker::cron`).
     pub crons: Arc<crate::worker::cron::Crons>,
     next_request: AtomicU64,
@@ -93,6 +95,7 @@ impl AppState {
             rate_limiter,
             logs,
             restores: Default::default(),
+            hooks: crate::worker::hooks::Hooks::new(),
             crons,
             next_request: AtomicU64::new(1),
         }))

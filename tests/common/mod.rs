@@ -75,6 +75,12 @@ impl Spawn {
         s
     }
 
+    /// Adds command-line arguments after the subcommand (e.g. `--hooksDir DIR`).
+    pub fn args(mut self, args: &[&str]) -> Spawn {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Spawn {
         self.envs.push((k.into(), v.into()));
         self

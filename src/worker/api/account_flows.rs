@@ -24,6 +24,7 @@ use crate::worker::http::body::{collect_limited, json, json_bytes, ResBody, DEFA
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::Query;
 use crate::worker::limits::{self, Limit};
+use crate::worker::hooks::mailer::{self, RecordMail, RecordMailKind};
 use crate::worker::mail::{self, templates, Mail};
 use crate::worker::app::observe::Source;
 use crate::worker::records::changes::Changes;
@@ -137,11 +138,12 @@ where
 
 /// Sends `mail` on its own task and only logs the outcome: for flows whose answer must not
 /// depend on whether (or how fast) mail went out, so it cannot tell which accounts exist.
-fn send_in_background(state: &AppState, mail: Mail, what: &'static str) {
+/// The mail's hooks (`onMailerRecord…Send`, `onMailerSend`) run first, with `about`.
+fn send_in_background(state: &AppState, mail: Mail, what: &'static str, about: RecordMail) {
     let state = state.clone();
     tokio::spawn(async move {
         let to = mail.to.clone();
-        match mail::send(&state.settings, &state.db, mail).await {
+        match mailer::send(&state, mail.into(), Some(about)).await {
             Ok(()) => tracing::info!(what, to = %to, "mail sent"),
             Err(e) => tracing::error!(what, to = %to, error = %e, "sending mail failed"),
         }
@@ -433,6 +435,10 @@ pub async fn complete_auth(
     if o.auth_alert.enabled {
         login_alert(state, c, &record, origin, &o.auth_alert.email_template).await;
     }
+    // pb_hooks: onRecordAuthRequest / onRecordEnrich take part in the answer when registered.
+    if let Some(res) = super::record_hooks::auth_answer(state, c, &record, method.as_str(), origin, meta.clone()).await? {
+        return Ok(res);
+    }
     token_response(state, c, &record, true, None, meta)
 }
 
@@ -449,7 +455,8 @@ async fn login_alert(state: &AppState, c: &Arc<Collection>, record: &Map<String,
     match fresh {
         Ok(true) if mail::enabled(&state.settings, &state.db).await => {
             let mail = compose(state, template, str_of(record, "email"), "", "").await;
-            send_in_background(state, mail, "login alert");
+            let about = RecordMail { kind: RecordMailKind::AuthAlert, collection: c.clone(), record: record.clone(), meta: json!({}) };
+            send_in_background(state, mail, "login alert", about);
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "recording the login origin failed"),
@@ -480,7 +487,8 @@ pub async fn request_verification(state: &AppState, collection: &str, req: Reque
     let to = str_of(&record, "email").to_owned();
     let token = sign(state, &c, &record, TokenKind::Verification { email: to.clone() }, o.verification_token.duration)?;
     let mail = compose(state, &o.verification_template, &to, &token, "").await;
-    send_in_background(state, mail, "verification");
+    let about = RecordMail { kind: RecordMailKind::Verification, collection: c.clone(), record, meta: json!({"token": token}) };
+    send_in_background(state, mail, "verification", about);
     Ok(no_content())
 }
 
@@ -545,7 +553,8 @@ pub async fn request_password_reset(state: &AppState, collection: &str, req: Req
     let to = str_of(&record, "email").to_owned();
     let token = sign(state, &c, &record, TokenKind::PasswordReset { email: to.clone() }, o.password_reset_token.duration)?;
     let mail = compose(state, &o.reset_password_template, &to, &token, "").await;
-    send_in_background(state, mail, "password reset");
+    let about = RecordMail { kind: RecordMailKind::PasswordReset, collection: c.clone(), record, meta: json!({"token": token}) };
+    send_in_background(state, mail, "password reset", about);
     Ok(no_content())
 }
 
@@ -656,7 +665,13 @@ pub async fn request_email_change(state: &AppState, collection: &str, req: Reque
     let kind = TokenKind::EmailChange { email: current, new_email: new_email.clone() };
     let token = sign(state, &c, &auth.record, kind, o.email_change_token.duration)?;
     let mail = compose(state, &o.confirm_email_change_template, &new_email, &token, "").await;
-    if let Err(e) = mail::send(&state.settings, &state.db, mail).await {
+    let about = RecordMail {
+        kind: RecordMailKind::EmailChange,
+        collection: c.clone(),
+        record: auth.record.clone(),
+        meta: json!({"token": token, "newEmail": new_email}),
+    };
+    if let Err(e) = mailer::send(state, mail.into(), Some(about)).await {
         tracing::error!(what = "email change", error = %e, "sending mail failed");
         return Err(ApiError::bad_request("Failed to request email change."));
     }
@@ -765,7 +780,8 @@ pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incomi
         .await
         .map_err(db_error)?;
     let mail = compose(state, &o.otp.email_template, &to, "", &code).await;
-    send_in_background(state, mail, "otp");
+    let about = RecordMail { kind: RecordMailKind::Otp, collection: c.clone(), record, meta: json!({"otpId": otp_id, "password": code}) };
+    send_in_background(state, mail, "otp", about);
     Ok(json(StatusCode::OK, &json!({"otpId": otp_id})))
 }
 
@@ -885,7 +901,7 @@ pub async fn test_email(state: &AppState, req: Request<Incoming>) -> Result<Resp
         _ => return Err(field_error("template", "validation_in_invalid", "Must be a valid value.")),
     };
     let mail = compose(state, &template, &email, "TEST_TOKEN", "123456").await;
-    if let Err(e) = mail::send(&state.settings, &state.db, mail).await {
+    if let Err(e) = mailer::send(state, mail.into(), None).await {
         tracing::error!(what = "test email", error = %e, "sending mail failed");
         return Err(ApiError::bad_request(format!("Failed to send the test email: {e}")));
     }

@@ -12,8 +12,8 @@ use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{json_object, list_envelope, ListParams, Query};
 use crate::worker::records::cache::INVALIDATE_COLLECTIONS;
 use crate::worker::records::query::CLIENT_ERROR_MESSAGE;
-use crate::worker::records::schema::{Collection, CollectionType, Invalid, SchemaErrors};
-use crate::worker::records::store::{self, StoreError};
+use crate::worker::records::schema::{Collection, CollectionType};
+use crate::worker::records::store::{self, merged, StoreError};
 use crate::worker::state::AppState;
 
 const BAD_FORMAT: &str = "Failed to load the collection type data due to invalid formatting.";
@@ -38,36 +38,6 @@ fn store_error(e: StoreError, message: &str) -> ApiError {
 fn changed(state: &AppState) {
     state.schema.invalidate();
     state.bus.send(&BusMsg::Invalidate { origin: state.worker_id, what: INVALIDATE_COLLECTIONS.to_owned() });
-}
-
-/// The scaffold for `kind`/`name` with `body` merged over it; system fields missing from a
-/// sent `fields` array are put back in front, as PocketBase's scaffold merge does.
-/// Write-only secrets are not in `base`'s JSON, so a PATCH that does not resend them would
-/// blank them: [`Collection::keep_secrets_from`] keeps the stored ones.
-fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection, StoreError> {
-    let mut obj = match serde_json::to_value(base) {
-        Ok(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    let mut body = body;
-    if let Some(fields) = body.get_mut("fields") {
-        crate::worker::records::encrypted::keep_encrypted_flags(base, fields);
-    }
-    for (k, v) in body {
-        obj.insert(k, v);
-    }
-    let mut c: Collection = serde_json::from_value(Value::Object(obj)).map_err(|e| {
-        let mut errors = SchemaErrors::default();
-        errors.add("fields", Invalid::new("validation_invalid_value", format!("Invalid collection data: {e}.")));
-        StoreError::Invalid(errors)
-    })?;
-    c.keep_secrets_from(base);
-    let missing: Vec<_> = base.fields.iter().filter(|f| f.system && !c.fields.iter().any(|x| x.name == f.name || x.id == f.id)).cloned().collect();
-    if !missing.is_empty() {
-        let rest = std::mem::take(&mut c.fields);
-        c.fields = missing.into_iter().chain(rest).collect();
-    }
-    Ok(c)
 }
 
 fn parse_kind(body: &Map<String, Value>) -> Result<CollectionType, ApiError> {

@@ -14,10 +14,14 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::WebSocketStream;
 
+use crate::worker::hooks::realtime_js::{self, Decision, ON_CONNECT, ON_SUBSCRIBE};
+use crate::worker::hooks::routes::{RouteRequest, RouteResponse};
 use crate::worker::http::body::{collect_limited, full, ResBody};
 use crate::worker::http::client_ip;
 use crate::worker::http::error::ApiError;
 use crate::worker::realtime::client::Transport;
+use crate::worker::realtime::custom::ClientInfo;
+use crate::worker::realtime::Host;
 use crate::worker::realtime::sse::SseBody;
 use crate::worker::realtime::subscribe::{SubscribeError, SubscribeRequest};
 use crate::worker::realtime::topic::{option_sets, MAX_OPTION_SETS_PER_CLIENT, MAX_SUBSCRIPTIONS, MAX_TOPIC_CHARS};
@@ -40,6 +44,14 @@ async fn client_ip(state: &AppState, req: &Request<Incoming>) -> Option<std::net
 pub async fn connect(state: &AppState, req: &Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let ip = client_ip(state, req).await;
     let client = state.realtime.connect(Transport::Sse, ip).map_err(ApiError::internal)?;
+    if realtime_js::registered(state, ON_CONNECT) {
+        let request = hook_request(state, HookHead::of(req), String::new()).await;
+        let info = ClientInfo { id: client.id.clone(), subscriptions: Vec::new(), auth: serde_json::Value::Null };
+        if let Decision::Answer(res) = realtime_js::request_hook(state, ON_CONNECT, request, info, None).await {
+            state.realtime.registry.remove(&client.id);
+            return Ok(route_response(res));
+        }
+    }
     client.push_sse("PB_CONNECT", json!({"clientId": client.id}).to_string().as_bytes());
     let mut res = Response::new(SseBody::new(client, state.realtime.clone(), state.config.realtime_idle_timeout, state.config.realtime_max_lifetime).boxed());
     let h = res.headers_mut();
@@ -68,6 +80,7 @@ pub async fn set_subscriptions(state: &AppState, req: Request<Incoming>) -> Resu
     let ip = client_ip(state, &req).await;
     let authorization = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let content_type = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_ascii_lowercase();
+    let head = realtime_js::registered(state, ON_SUBSCRIBE).then(|| HookHead::of(&req));
     let bytes = collect_limited(req.into_body(), SUBSCRIBE_BODY_LIMIT_BYTES).await?;
     let bad = || ApiError::bad_request("Failed to load the submitted data due to invalid formatting.");
     let body: SubscribeBody = if content_type.starts_with("application/x-www-form-urlencoded") {
@@ -109,11 +122,93 @@ pub async fn set_subscriptions(state: &AppState, req: Request<Incoming>) -> Resu
         );
         return Err(ApiError::validation("An error occurred while validating the submitted data.", data));
     }
-    let request = SubscribeRequest { client_id: body.client_id, authorization, ip, subscriptions: body.subscriptions };
+    let mut subscriptions = body.subscriptions;
+    if let Some(head) = head {
+        let request = hook_request(state, head, String::from_utf8_lossy(&bytes).into_owned()).await;
+        let info = state
+            .realtime
+            .local_clients_by_id(&body.client_id)
+            .unwrap_or_else(|| ClientInfo { id: body.client_id.clone(), subscriptions: Vec::new(), auth: serde_json::Value::Null });
+        match realtime_js::request_hook(state, ON_SUBSCRIBE, request, info, Some(subscriptions)).await {
+            Decision::Proceed(subs) => subscriptions = subs,
+            Decision::Answer(res) => return Ok(route_response(res)),
+        }
+    }
+    let request = SubscribeRequest { client_id: body.client_id, authorization, ip, subscriptions };
     state.realtime.set_subscriptions(state, request).await.map_err(subscribe_error)?;
     let mut res = full(bytes::Bytes::new());
     *res.status_mut() = StatusCode::NO_CONTENT;
     Ok(res)
+}
+
+/// What a realtime request hook's event needs of the request, taken before its body is read.
+struct HookHead {
+    method: String,
+    path: String,
+    raw_query: String,
+    headers: Vec<(String, String)>,
+    content_type: String,
+    authorization: Option<String>,
+    remote_ip: String,
+}
+
+impl HookHead {
+    fn of(req: &Request<Incoming>) -> HookHead {
+        let header = |name: hyper::header::HeaderName| req.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
+        HookHead {
+            method: req.method().as_str().to_owned(),
+            path: req.uri().path().to_owned(),
+            raw_query: req.uri().query().unwrap_or("").to_owned(),
+            headers: req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect(),
+            content_type: header(CONTENT_TYPE).unwrap_or_default(),
+            authorization: header(AUTHORIZATION),
+            remote_ip: crate::worker::http::client_ip::real_ip(peer, &hyper::HeaderMap::new(), &Default::default()),
+        }
+    }
+}
+
+/// The request as a realtime hook's event sees it (only built when a hook is registered).
+async fn hook_request(state: &AppState, head: HookHead, body: String) -> RouteRequest {
+    let actor = state.resolve_actor(head.authorization.as_deref().map(str::as_bytes)).await;
+    let (auth, auth_collection) = match actor.auth() {
+        Some(a) => {
+            let mut record = a.record.clone();
+            record.remove("password");
+            record.remove("tokenKey");
+            (Some(serde_json::Value::Object(record)), Some(json!({"id": a.collection.id, "name": a.collection.name, "type": a.collection.kind})))
+        }
+        None => (None, None),
+    };
+    RouteRequest {
+        query: form_urlencoded::parse(head.raw_query.as_bytes()).into_owned().collect(),
+        method: head.method,
+        path: head.path,
+        raw_query: head.raw_query,
+        headers: head.headers,
+        content_type: head.content_type,
+        body_length: body.len(),
+        body,
+        form: None,
+        path_values: Default::default(),
+        auth,
+        auth_collection,
+        superuser: actor.is_superuser(),
+        real_ip: head.remote_ip.clone(),
+        remote_ip: head.remote_ip,
+    }
+}
+
+/// A hook's answer as the HTTP response.
+fn route_response(written: RouteResponse) -> Response<ResBody> {
+    let mut res = full(written.body);
+    *res.status_mut() = StatusCode::from_u16(written.status).unwrap_or(StatusCode::OK);
+    for (k, v) in written.headers {
+        if let (Ok(name), Ok(value)) = (hyper::header::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            res.headers_mut().append(name, value);
+        }
+    }
+    res
 }
 
 fn subscribe_error(e: SubscribeError) -> ApiError {

@@ -16,9 +16,11 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
 use crate::worker::actor::Actor;
+use crate::worker::api::record_hooks::Target;
 use crate::worker::app::observe::Refusal;
 use crate::worker::app::pipeline::{RecordWrite, WriteError, CREATE_FAILED, DELETE_FAILED, UPDATE_FAILED};
 use crate::worker::api::uploads::{record_body, RecordBody};
+use crate::worker::hooks::record_requests::{self, Kind};
 use crate::worker::http::body::{collect_limited, json_bytes, ResBody, DEFAULT_BODY_LIMIT_BYTES};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::{list_envelope, ListParams, Query};
@@ -121,7 +123,7 @@ pub(crate) fn shape(query: &Query) -> Result<Shape, ApiError> {
 }
 
 /// PocketBase refuses `@collection.` / `@request.` in a non-superuser's filter or sort.
-fn guard_client_query(superuser: bool, filter: &str, sort: &str) -> Result<(), ApiError> {
+pub(crate) fn guard_client_query(superuser: bool, filter: &str, sort: &str) -> Result<(), ApiError> {
     if superuser {
         return Ok(());
     }
@@ -135,6 +137,10 @@ fn guard_client_query(superuser: bool, filter: &str, sort: &str) -> Result<(), A
 
 /// `GET /api/collections/{c}/records`
 pub async fn list(state: &AppState, collection: &str, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let loaded = state.hooks.current();
+    if let Some(c) = record_requests::wants(state, &loaded, Kind::List, collection).await {
+        return super::record_hooks::list(state, Target { loaded, collection: c, id: "" }, req, actor).await;
+    }
     let query = Query::parse(req.uri().query());
     let params = ListParams::from_query(&query)?;
     if let Some(v) = query.get("skipTotal") {
@@ -159,6 +165,10 @@ pub async fn list(state: &AppState, collection: &str, req: &Request<Incoming>, a
 
 /// `GET /api/collections/{c}/records/{id}`
 pub async fn view(state: &AppState, collection: &str, id: &str, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let loaded = state.hooks.current();
+    if let Some(c) = record_requests::wants(state, &loaded, Kind::View, collection).await {
+        return super::record_hooks::view(state, Target { loaded, collection: c, id: id }, req, actor).await;
+    }
     let query = Query::parse(req.uri().query());
     let shape = Arc::new(shape(&query)?);
     let requester = Arc::new(requester(actor, req.method(), &query, req.headers(), Map::new()));
@@ -226,6 +236,10 @@ pub(crate) fn refusal(r: Refusal) -> ApiError {
 
 /// `POST /api/collections/{c}/records`
 pub async fn create(state: &AppState, collection: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let loaded = state.hooks.current();
+    if let Some(c) = record_requests::wants(state, &loaded, Kind::Create, collection).await {
+        return super::record_hooks::write(state, Target { loaded, collection: c, id: "" }, req, actor).await;
+    }
     let query = Query::parse(req.uri().query());
     let shape = shape(&query)?;
     let requester = requester(actor, req.method(), &query, req.headers(), Map::new());
@@ -256,6 +270,10 @@ async fn detached(
 
 /// `PATCH /api/collections/{c}/records/{id}`
 pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let loaded = state.hooks.current();
+    if let Some(c) = record_requests::wants(state, &loaded, Kind::Update, collection).await {
+        return super::record_hooks::write(state, Target { loaded, collection: c, id: id }, req, actor).await;
+    }
     let query = Query::parse(req.uri().query());
     let shape = shape(&query)?;
     let requester = requester(actor, req.method(), &query, req.headers(), Map::new());
@@ -275,6 +293,10 @@ pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<I
 
 /// `DELETE /api/collections/{c}/records/{id}`
 pub async fn delete(state: &AppState, collection: &str, id: &str, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let loaded = state.hooks.current();
+    if let Some(c) = record_requests::wants(state, &loaded, Kind::Delete, collection).await {
+        return super::record_hooks::delete(state, Target { loaded, collection: c, id: id }, req, actor).await;
+    }
     let query = Query::parse(req.uri().query());
     let requester = requester(actor, req.method(), &query, req.headers(), Map::new());
     // Its own task, as for create/update with files: a delete that commits must also get its

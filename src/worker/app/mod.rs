@@ -3,5 +3,6 @@
 //! ([`observe`]). Like every domain module it knows no HTTP; unlike `records`, it may await
 //! (password hashing, storage, observers) and so it owns the ordering of a write's stages.
 
+pub mod data;
 pub mod observe;
 pub mod pipeline;

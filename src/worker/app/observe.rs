@@ -32,6 +32,8 @@ pub enum Source {
     AccountFlow,
     /// The first superuser, created through the one-time setup link (`POST /_/setup`).
     Setup,
+    /// Server-side JavaScript (`$app.save`, `$app.delete`, raw SQL through `$app.db()`).
+    Hook,
 }
 
 /// A write about to run: the record as it is stored (`before`; None for a create) and as the

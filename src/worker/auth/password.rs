@@ -259,7 +259,9 @@ fn hasher() -> Result<Argon2<'static>, PasswordError> {
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
-fn hash_blocking(password: &[u8]) -> Result<String, PasswordError> {
+/// The hash, computed on the calling thread: only for callers already off the async runtime
+/// (a migration run before any worker exists).
+pub(crate) fn hash_blocking(password: &[u8]) -> Result<String, PasswordError> {
     let mut salt = [0u8; SALT_BYTES];
     getrandom::getrandom(&mut salt).map_err(PasswordError::Salt)?;
     let salt = SaltString::encode_b64(&salt).map_err(PasswordError::Hash)?;

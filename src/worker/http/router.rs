@@ -342,6 +342,14 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             let actor = actor_of(state, &req).await;
             api::records::delete(state, c, id, &req, &actor).await
         }
-        _ => Err(ApiError::route_not_found()),
+        // pb_hooks routerAdd routes: after every system route, before 404.
+        _ => match state.hooks.match_route(method.as_str(), &path) {
+            Some(crate::worker::hooks::Routed::Matched(m)) => {
+                let actor = actor_of(state, &req).await;
+                api::custom_routes::serve(state, m, req, &actor).await
+            }
+            Some(crate::worker::hooks::Routed::WrongMethod) => Err(ApiError::not_found()),
+            None => Err(ApiError::route_not_found()),
+        },
     }
 }

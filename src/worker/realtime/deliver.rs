@@ -170,11 +170,21 @@ async fn deliver_round(state: &impl Host, changes: Vec<Change>) -> Result<(), Cr
             }
             Err(e) => return Err(e),
             Ok(rendered) => {
+                // With an `onRealtimeMessageSend` hook, the round's messages go through it
+                // first, in order, in one dispatch (awaited: later rounds stay behind).
+                let filter = state.realtime().active_filter();
+                let mut held = Vec::new();
                 for (p, payloads) in planned.iter().zip(rendered) {
                     for (v, payload) in p.variants.iter().zip(payloads) {
                         if let Some(record) = payload {
-                            send(state.realtime(), v, p.change.action, &snap, &p.change.collection_id, &record);
+                            let hold = filter.as_ref().map(|_| &mut held);
+                            send(state.realtime(), v, p.change.action, &snap, &p.change.collection_id, &record, hold);
                         }
+                    }
+                }
+                if let Some(f) = filter {
+                    for out in f.run(held).await {
+                        super::custom::queue(state.realtime(), out);
                     }
                 }
                 apply_auth_fixes(state, &clients, fixes).await;
@@ -376,8 +386,9 @@ fn requester(actor: &Actor, options: &SubOptions, now: SystemTime) -> Requester 
     Requester { ctx, superuser: actor.is_superuser() }
 }
 
-/// Frames one variant's payload for each of its targets.
-fn send(rt: &super::Realtime, v: &Variant, action: Action, snap: &Snapshot, collection_id: &str, record: &[u8]) {
+/// Frames one variant's payload for each of its targets: queued at once, or held in `hold`
+/// for the message filter.
+fn send(rt: &super::Realtime, v: &Variant, action: Action, snap: &Snapshot, collection_id: &str, record: &[u8], mut hold: Option<&mut Vec<super::custom::Outgoing>>) {
     let mut sse = BytesMut::with_capacity(record.len() + 32);
     sse.put_slice(b"{\"action\":\"");
     sse.put_slice(action.as_str().as_bytes());
@@ -387,6 +398,11 @@ fn send(rt: &super::Realtime, v: &Variant, action: Action, snap: &Snapshot, coll
     let sse = sse.freeze();
     let name = snap.get(collection_id).map(|c| c.name.clone()).unwrap_or_default();
     for (client, topic) in &v.targets {
+        if let Some(held) = hold.as_mut() {
+            let ws = (client.transport == Transport::Ws).then(|| ws_message(action, &name, topic, record));
+            held.push(super::custom::Outgoing { client: client.clone(), name: topic.to_string(), data: sse.clone(), ws });
+            continue;
+        }
         let alive = match client.transport {
             Transport::Sse => client.push_sse(topic, &sse),
             Transport::Ws => client.push_ws(ws_message(action, &name, topic, record)),

@@ -22,6 +22,7 @@
 //! never the worker's state itself.
 
 pub mod client;
+pub mod custom;
 pub mod deliver;
 pub mod order;
 pub mod parts;
@@ -92,6 +93,10 @@ pub struct Inner {
     assembler: Mutex<parts::Assembler>,
     /// Split change sets that never arrived whole, since start.
     lost_sets: AtomicU64,
+    /// Client listings for hooks waiting on other workers' answers ([`custom`]).
+    custom: custom::Gathers,
+    /// `onRealtimeMessageSend`, installed at start when hooks exist ([`custom::MessageFilter`]).
+    filter: std::sync::OnceLock<(Arc<dyn custom::MessageFilter>, tokio::runtime::Handle)>,
 }
 
 impl std::ops::Deref for Realtime {
@@ -124,6 +129,8 @@ impl Realtime {
             next_request: AtomicU64::new(1),
             assembler: Mutex::new(parts::Assembler::default()),
             lost_sets: AtomicU64::new(0),
+            custom: custom::Gathers::default(),
+            filter: std::sync::OnceLock::new(),
         }))
     }
 

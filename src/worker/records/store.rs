@@ -108,7 +108,7 @@ pub fn load_all(conn: &Connection) -> Result<(i64, Vec<Collection>), StoreError>
 }
 
 /// Reads the version and every collection in whatever transaction the caller holds.
-fn read_all(conn: &Connection) -> Result<(i64, Vec<Collection>), StoreError> {
+pub(crate) fn read_all(conn: &Connection) -> Result<(i64, Vec<Collection>), StoreError> {
     let v = version(conn)?;
     let mut stmt = conn.prepare_cached(
         "SELECT id, name, type, system, fields, indexes, listRule, viewRule, createRule, updateRule, deleteRule,
@@ -356,6 +356,36 @@ fn insert_row(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> {
         ],
     )?;
     Ok(())
+}
+
+/// The scaffold for `kind`/`name` with `body` merged over it; system fields missing from a
+/// sent `fields` array are put back in front, as PocketBase's scaffold merge does.
+/// Write-only secrets are not in `base`'s JSON, so a PATCH that does not resend them would
+/// blank them: [`Collection::keep_secrets_from`] keeps the stored ones.
+pub fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection, StoreError> {
+    let mut obj = match serde_json::to_value(base) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let mut body = body;
+    if let Some(fields) = body.get_mut("fields") {
+        crate::worker::records::encrypted::keep_encrypted_flags(base, fields);
+    }
+    for (k, v) in body {
+        obj.insert(k, v);
+    }
+    let mut c: Collection = serde_json::from_value(Value::Object(obj)).map_err(|e| {
+        let mut errors = SchemaErrors::default();
+        errors.add("fields", Invalid::new("validation_invalid_value", format!("Invalid collection data: {e}.")));
+        StoreError::Invalid(errors)
+    })?;
+    c.keep_secrets_from(base);
+    let missing: Vec<_> = base.fields.iter().filter(|f| f.system && !c.fields.iter().any(|x| x.name == f.name || x.id == f.id)).cloned().collect();
+    if !missing.is_empty() {
+        let rest = std::mem::take(&mut c.fields);
+        c.fields = missing.into_iter().chain(rest).collect();
+    }
+    Ok(c)
 }
 
 /// Reads one collection by id or name inside the transaction.

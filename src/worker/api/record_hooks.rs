@@ -1,0 +1,187 @@
+//! The HTTP edge of record requests that JS hooks take part in: `records.rs` asks
+//! [`hooks::record_requests::wants`] and, only when a hook fires for the request, comes here.
+//! Parses and admits the request as `records.rs` does (query, `fields`/`expand`, the client's
+//! filter guard, the create/update pre-checks, the body with its uploads), hands it to one JS
+//! thread ([`hooks::record_requests::run`]) and writes what the chain wrote.
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use serde_json::{Map, Value};
+
+use super::records::{guard_client_query, requester, shape, write_error};
+use super::uploads::{record_body, RecordBody};
+use crate::worker::actor::Actor;
+use crate::worker::auth::jwt;
+use crate::worker::app::pipeline::{CREATE_FAILED, UPDATE_FAILED};
+use crate::worker::hooks::record_requests::{self, Kind, ListQuery, RecordCall};
+use crate::worker::hooks::routes::RouteRequest;
+use crate::worker::hooks::Loaded;
+use crate::worker::http::body::{full, ResBody};
+use crate::worker::http::client_ip;
+use crate::worker::http::error::ApiError;
+use crate::worker::http::request::{ListParams, Query};
+use crate::worker::records::crud::Page;
+use crate::worker::records::schema::Collection;
+use crate::worker::server::PeerAddr;
+use crate::worker::state::AppState;
+
+/// The request as the JS event sees it; `body` is the parsed record body as JSON.
+async fn route_request(state: &AppState, req: &Request<Incoming>, actor: &Actor, body: &Map<String, Value>) -> RouteRequest {
+    let raw_query = req.uri().query().unwrap_or("").to_owned();
+    let query: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes()).into_owned().collect();
+    let headers: Vec<(String, String)> =
+        req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+    let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
+    let remote_ip = client_ip::real_ip(peer, &hyper::HeaderMap::new(), &Default::default());
+    let real_ip = client_ip::of_request(state, req).await;
+    let (auth, auth_collection) = match actor.auth() {
+        Some(a) => (Some(Value::Object(a.record.clone())), Some(crate::worker::hooks::app::collection_json(&a.collection))),
+        None => (None, None),
+    };
+    let body = Value::Object(body.clone()).to_string();
+    RouteRequest {
+        method: req.method().as_str().to_owned(),
+        path: req.uri().path().to_owned(),
+        raw_query,
+        query,
+        headers,
+        content_type: "application/json".into(),
+        body_length: body.len(),
+        body,
+        form: None,
+        path_values: Default::default(),
+        auth,
+        auth_collection,
+        superuser: actor.is_superuser(),
+        real_ip,
+        remote_ip,
+    }
+}
+
+fn respond(written: crate::worker::hooks::routes::RouteResponse) -> Response<ResBody> {
+    let mut res = full(written.body);
+    *res.status_mut() = StatusCode::from_u16(written.status).unwrap_or(StatusCode::OK);
+    for (k, v) in written.headers {
+        if let (Ok(name), Ok(value)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(&v)) {
+            res.headers_mut().append(name, value);
+        }
+    }
+    res
+}
+
+/// Which record, with the parts every kind shares.
+pub struct Target<'a> {
+    pub loaded: Arc<Loaded>,
+    pub collection: Arc<Collection>,
+    pub id: &'a str,
+}
+
+/// `GET …/records` with hooks.
+pub async fn list(state: &AppState, t: Target<'_>, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let query = Query::parse(req.uri().query());
+    let params = ListParams::from_query(&query)?;
+    guard_client_query(actor.is_superuser(), &params.filter, &params.sort)?;
+    let shape = shape(&query)?;
+    let requester = requester(actor, req.method(), &query, req.headers(), Map::new());
+    let request = route_request(state, req, actor, &Map::new()).await;
+    let list = ListQuery { page: Page { page: params.page, per_page: params.per_page, skip_total: params.skip_total }, filter: params.filter, sort: params.sort };
+    let call = RecordCall { kind: Kind::List, request, collection: t.collection, requester, shape, id: String::new(), body: Map::new(), uploads: Vec::new(), list: Some(list) };
+    Ok(respond(record_requests::run(state, &t.loaded, call).await))
+}
+
+/// `GET …/records/{id}` with hooks.
+pub async fn view(state: &AppState, t: Target<'_>, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let query = Query::parse(req.uri().query());
+    let shape = shape(&query)?;
+    let requester = requester(actor, req.method(), &query, req.headers(), Map::new());
+    let request = route_request(state, req, actor, &Map::new()).await;
+    let call = RecordCall { kind: Kind::View, request, collection: t.collection, requester, shape, id: t.id.to_owned(), body: Map::new(), uploads: Vec::new(), list: None };
+    Ok(respond(record_requests::run(state, &t.loaded, call).await))
+}
+
+/// `POST …/records` (`id` empty) or `PATCH …/records/{id}` with hooks.
+pub async fn write(state: &AppState, t: Target<'_>, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let (kind, failed, update_of) = if t.id.is_empty() { (Kind::Create, CREATE_FAILED, None) } else { (Kind::Update, UPDATE_FAILED, Some(t.id)) };
+    let query = Query::parse(req.uri().query());
+    let shape = shape(&query)?;
+    let requester = requester(actor, req.method(), &query, req.headers(), Map::new());
+    state.writes().admits(&t.collection.id, &requester, update_of).await.map_err(|e| write_error(e, failed))?;
+    // The event's request data is read before the body is consumed.
+    let head = route_request(state, &req, actor, &Map::new()).await;
+    let RecordBody { body, uploads } = record_body(state, &t.collection.id, req, failed).await?;
+    let text = Value::Object(body.clone()).to_string();
+    let request = RouteRequest { body_length: text.len(), body: text, ..head };
+    let call = RecordCall { kind, request, collection: t.collection, requester, shape, id: t.id.to_owned(), body, uploads, list: None };
+    // Its own task, as the plain write: a write that stored files runs to its end.
+    let (state, loaded) = (state.clone(), t.loaded);
+    let written = tokio::spawn(async move { record_requests::run(&state, &loaded, call).await }).await.map_err(ApiError::internal)?;
+    Ok(respond(written))
+}
+
+/// `DELETE …/records/{id}` with hooks.
+pub async fn delete(state: &AppState, t: Target<'_>, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+    let query = Query::parse(req.uri().query());
+    let requester = requester(actor, req.method(), &query, req.headers(), Map::new());
+    let request = route_request(state, req, actor, &Map::new()).await;
+    let call = RecordCall {
+        kind: Kind::Delete,
+        request,
+        collection: t.collection,
+        requester,
+        shape: Default::default(),
+        id: t.id.to_owned(),
+        body: Map::new(),
+        uploads: Vec::new(),
+        list: None,
+    };
+    let (state, loaded) = (state.clone(), t.loaded);
+    let written = tokio::spawn(async move { record_requests::run(&state, &loaded, call).await }).await.map_err(ApiError::internal)?;
+    Ok(respond(written))
+}
+
+/// The answer of a successful authentication when `onRecordAuthRequest` or `onRecordEnrich`
+/// fires for `c` (None otherwise: the caller answers as usual). The event's request carries
+/// what the auth flow kept of it: the method, the path and the client's origin.
+pub async fn auth_answer(
+    state: &AppState,
+    c: &Arc<Collection>,
+    record: &Map<String, Value>,
+    method: &str,
+    origin: &super::account_flows::Origin,
+    meta: Option<Value>,
+) -> Result<Option<Response<ResBody>>, ApiError> {
+    let loaded = state.hooks.current();
+    if loaded.registry.is_empty() {
+        return Ok(None);
+    }
+    let str_of = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let ttl = std::time::Duration::from_secs(c.auth.clone().unwrap_or_default().auth_token.duration);
+    let claims = jwt::Claims {
+        id: str_of("id"),
+        collection_id: c.id.clone(),
+        kind: jwt::TokenKind::Auth { refreshable: true },
+        exp: jwt::expires_at(jwt::unix_now(), ttl),
+    };
+    let token = jwt::sign(&state.jwt_secret, &claims, &str_of("tokenKey")).map_err(ApiError::internal)?;
+    let request = RouteRequest {
+        method: "POST".into(),
+        path: format!("/api/collections/{}/auth-with-{method}", c.name),
+        raw_query: String::new(),
+        query: Vec::new(),
+        headers: vec![("user-agent".into(), origin.user_agent.clone())],
+        content_type: "application/json".into(),
+        body: String::new(),
+        body_length: 0,
+        form: None,
+        path_values: Default::default(),
+        auth: None,
+        auth_collection: None,
+        superuser: false,
+        real_ip: origin.ip.clone(),
+        remote_ip: origin.ip.clone(),
+    };
+    Ok(record_requests::auth_response(state, c, record, token, method, meta, request).await.map(respond))
+}

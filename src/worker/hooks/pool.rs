@@ -1,0 +1,167 @@
+//! [`Pool`]: the elastic set of JS threads of one loaded hook set. `core` threads are started
+//! (and their runtimes built) up front; when every thread is busy another is started, up to
+//! `max`; a thread beyond `core` exits after [`IDLE_EXIT`] without work. Jobs wait in a
+//! bounded queue; when it is full the caller gets [`Saturated`] (the HTTP edge answers 503).
+//!
+//! Threads are plain std threads with their own stack, never tokio's: JS blocks (host calls
+//! wait on the database or the network). Dropping the pool closes the queue; each thread
+//! finishes the job it has and exits, dropping its runtime on its own thread.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use super::engine::{Engine, Env};
+
+/// A thread beyond the core count exits after this long without a job.
+pub const IDLE_EXIT: Duration = Duration::from_secs(60);
+/// Jobs waiting for a thread; past this the request is refused (503).
+pub const QUEUE_CAPACITY: usize = 1024;
+/// The native stack of a JS thread: QuickJS's own limit is far below it.
+pub const THREAD_STACK_BYTES: usize = 8 * 1024 * 1024;
+
+/// A unit of work on a JS thread. It answers its caller through the returned [`Reply`],
+/// which the thread calls only after marking itself idle again: a caller that sends its next
+/// job as soon as it has the answer finds this thread free instead of starting another.
+pub type Job = Box<dyn FnOnce(&mut Engine) -> Reply + Send>;
+/// Delivers a job's result.
+pub type Reply = Box<dyn FnOnce() + Send>;
+
+/// The queue is full.
+#[derive(Debug)]
+pub struct Saturated;
+
+struct Shared {
+    rx: Receiver<Job>,
+    env: Arc<Env>,
+    live: AtomicUsize,
+    idle: AtomicUsize,
+    core: usize,
+    max: usize,
+    next_id: AtomicUsize,
+}
+
+pub struct Pool {
+    tx: Sender<Job>,
+    shared: Arc<Shared>,
+}
+
+impl Pool {
+    /// Starts `core` threads (at least one), each with a ready runtime. Fails if a runtime
+    /// cannot be built (then nothing could ever run).
+    pub fn start(env: Arc<Env>, core: usize, max: usize) -> Result<Pool, String> {
+        // Building one runtime here first surfaces a binding error as a start-up error.
+        drop(Engine::new(env.clone())?);
+        let core = core.max(1);
+        let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+        let shared = Arc::new(Shared {
+            rx,
+            env,
+            live: AtomicUsize::new(0),
+            idle: AtomicUsize::new(0),
+            core,
+            max: max.max(core),
+            next_id: AtomicUsize::new(0),
+        });
+        let pool = Pool { tx, shared };
+        for _ in 0..core {
+            pool.spawn_thread()?;
+        }
+        Ok(pool)
+    }
+
+    /// Queues `job`; starts another thread when none is idle and the pool may grow.
+    pub fn submit(&self, job: Job) -> Result<(), Saturated> {
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => return Err(Saturated),
+        }
+        if self.shared.idle.load(Ordering::Acquire) == 0 && self.shared.live.load(Ordering::Acquire) < self.shared.max {
+            if let Err(e) = self.spawn_thread() {
+                tracing::warn!(error = %e, "starting another JS thread failed; the job waits for a busy one");
+            }
+        }
+        Ok(())
+    }
+
+    /// Threads currently alive (for tests and logs).
+    pub fn threads(&self) -> usize {
+        self.shared.live.load(Ordering::Acquire)
+    }
+
+    fn spawn_thread(&self) -> Result<(), String> {
+        let shared = self.shared.clone();
+        shared.live.fetch_add(1, Ordering::AcqRel);
+        let n = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let spawned = std::thread::Builder::new()
+            .name(format!("vb-js-{n}"))
+            .stack_size(THREAD_STACK_BYTES)
+            .spawn(move || thread_main(shared));
+        match spawned {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.shared.live.fetch_sub(1, Ordering::AcqRel);
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+fn thread_main(shared: Arc<Shared>) {
+    // Built up front (the prewarm), and again only when a job needs it after a recycle, so
+    // a rebuild never makes this thread look busy to the next caller.
+    let mut engine = build(&shared);
+    if engine.is_none() {
+        shared.live.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    shared.idle.fetch_add(1, Ordering::AcqRel);
+    loop {
+        let extra = shared.live.load(Ordering::Acquire) > shared.core;
+        let next = if extra { shared.rx.recv_timeout(IDLE_EXIT) } else { shared.rx.recv().map_err(|_| RecvTimeoutError::Disconnected) };
+        match next {
+            Ok(job) => {
+                shared.idle.fetch_sub(1, Ordering::AcqRel);
+                if engine.is_none() {
+                    engine = build(&shared);
+                }
+                // Without a runtime the job is dropped: its caller sees the answer channel
+                // close and answers 500.
+                let reply = engine.as_mut().map(|e| job(e));
+                if engine.as_ref().is_some_and(|e| e.poisoned()) {
+                    // Dropped here, on its own thread; the next job builds a fresh one.
+                    engine = None;
+                }
+                shared.idle.fetch_add(1, Ordering::AcqRel);
+                if let Some(reply) = reply {
+                    reply();
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                // Leave only while above the core count (another thread may have left first).
+                let live = shared.live.load(Ordering::Acquire);
+                if live > shared.core && shared.live.compare_exchange(live, live - 1, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    shared.idle.fetch_sub(1, Ordering::AcqRel);
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                shared.idle.fetch_sub(1, Ordering::AcqRel);
+                shared.live.fetch_sub(1, Ordering::AcqRel);
+                return;
+            }
+        }
+    }
+}
+
+fn build(shared: &Shared) -> Option<Engine> {
+    match Engine::new(shared.env.clone()) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::error!(error = %e, "building a JS runtime failed");
+            None
+        }
+    }
+}

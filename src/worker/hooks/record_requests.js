@@ -1,0 +1,185 @@
+// The record request hooks (`onRecordsListRequest`, `onRecordViewRequest`,
+// `onRecord{Create,Update,Delete}Request`) and `onRecordEnrich`, as PocketBase runs them: the
+// request event `e` with `e.collection` and `e.record` (`e.records`/`e.result` for a list),
+// the user's handlers, then the default action as the chain's last link — for writes the model
+// save (with its own hooks) through `__native.requestWrite`, which is the REST write pipeline
+// with the client's rules, then enrich, then the JSON answer. A chain stopped before the
+// default action answers an empty 200 unless a handler wrote. Evaluated after app.js.
+(function (g) {
+  "use strict";
+  const N = g.__native;
+  const vb = g.__vb;
+
+  // Writes `text` (API JSON made by Rust) as the answer, unless something was written.
+  function writeRaw(e, status, text) {
+    const res = e.__response;
+    if (res.written) return;
+    res.written = true;
+    res.status = status;
+    if (!res.headers.some(([k]) => k === "content-type")) res.headers.push(["content-type", "application/json"]);
+    res.body = text;
+  }
+
+  // onRecordEnrich over `records`, then (superusers) every hidden field shown again, as
+  // PocketBase's autoResolveRecordsFlags does after the chain.
+  vb.enrichRecords = function (e, records, superuser) {
+    for (const record of records) {
+      if (!record) continue;
+      const c = record.collection();
+      const tags = c ? [c.id, c.name] : [];
+      const handlers = N.hookHandlers("onRecordEnrich", tags);
+      if (handlers.length) {
+        const ev = { app: e.app, record, requestInfo: e.requestInfo ? e.requestInfo() : null };
+        const links = handlers.map((h) => vb.hookLink(h));
+        links.push(() => {});
+        vb.runChain(ev, links);
+      }
+      // PocketBase's autoResolveRecordsFlags: a superuser sees every field, whatever a hook hid.
+      if (superuser && c) {
+        for (const f of c.fields) { record.__hide.delete(f.name); record.__show.add(f.name); }
+        record.__ignoreEmail = true;
+      }
+    }
+  };
+
+  function hasEnrich(c) {
+    return N.hookHandlers("onRecordEnrich", [c.id, c.name]).length > 0;
+  }
+
+  // Answers the record JSON the pipeline wrote (`text`), through the enrich hooks if any.
+  function respondRecord(e, c, text, superuser) {
+    if (!hasEnrich(c)) { writeRaw(e, 200, text); return; }
+    const rec = vb.toRecord(JSON.parse(text), c);
+    vb.enrichRecords(e, [rec], superuser);
+    e.json(200, rec);
+  }
+
+  // The REST write; answers {d: the stored values for the Record, body: the API JSON text}.
+  function requestWrite(kind, record) {
+    const out = JSON.parse(N.requestWrite(kind, JSON.stringify({ fields: record.__d, original: record.__o })));
+    if (out.d === null && out.body) {
+      const api = JSON.parse(out.body);
+      delete api.expand;
+      out.d = api;
+    }
+    return out;
+  }
+
+  // PocketBase's recordAuthResponse: onRecordAuthRequest (e.record, e.token, e.meta,
+  // e.authMethod) around the default answer {token, record, meta?}, the record enriched.
+  function authResponse(e, record, authMethod, meta, token) {
+    if (!record) throw new g.BadRequestError("Failed to authenticate.");
+    const c = record.collection();
+    const ev = Object.create(e);
+    ev.collection = c;
+    ev.record = record;
+    ev.token = token === undefined ? record.newAuthToken() : token;
+    ev.meta = meta === undefined ? null : meta;
+    ev.authMethod = String(authMethod ?? "");
+    vb.fire("onRecordAuthRequest", c ? [c.id, c.name] : [], ev, (ev) => {
+      ev.record.ignoreEmailVisibility(true);
+      vb.enrichRecords(e, [ev.record], !!(c && c.name === "_superusers") || e.hasSuperuserAuth());
+      const body = { token: ev.token, record: ev.record };
+      if (ev.meta !== null && ev.meta !== undefined) body.meta = ev.meta;
+      e.json(200, body);
+    });
+  }
+
+  // Every $apis member so far, plus the record helpers (the namespace stays strict).
+  const apis = {};
+  for (const k of Object.keys(g.$apis)) apis[k] = g.$apis[k];
+  apis.recordAuthResponse = (e, record, authMethod, meta) => authResponse(e, record, authMethod, meta);
+  apis.enrichRecord = (e, record, ...expands) => {
+    if (expands.length) vb.expandRecords(e.app, [record], expands.flat());
+    vb.enrichRecords(e, [record], e.hasSuperuserAuth());
+  };
+  apis.enrichRecords = (e, records, ...expands) => {
+    if (expands.length) vb.expandRecords(e.app, records, expands.flat());
+    vb.enrichRecords(e, records, e.hasSuperuserAuth());
+  };
+  g.$apis = vb.strictNamespace("$apis.", apis);
+
+  // An auth endpoint's answer with hooks: the record vaultbase authenticated, its token.
+  vb.authRequest = function (r, cjson, fields, token, method, meta) {
+    const e = vb.requestEvent(r);
+    const c = vb.makeCollection(cjson);
+    e.collection = c;
+    authResponse(e, vb.toRecord(fields, c), method, meta === null ? undefined : meta, token);
+    return vb.responseOf(e);
+  };
+
+  // An after-success hook of a write made outside JS (a batch item, an OAuth2 sign-up…).
+  vb.afterCommitted = function (name, cjson, d) {
+    const c = vb.makeCollection(cjson);
+    const record = vb.toRecord(d, c);
+    vb.fire(name, [c.id, c.name], { app: vb.baseApp, record }, () => {});
+  };
+
+  // Runs one record request; answers vb.responseOf(e).
+  vb.recordRequest = function (kind, r, cjson, p) {
+    const e = vb.requestEvent(r);
+    const c = vb.makeCollection(cjson);
+    const tags = [c.id, c.name];
+    const superuser = r.superuser === true;
+    e.collection = c;
+    let name;
+    let last;
+    switch (kind) {
+      case "list": {
+        const page = JSON.parse(p.page);
+        e.records = page.items.map((x) => vb.toRecord(x, c));
+        e.result = { page: page.page, perPage: page.perPage, totalItems: page.totalItems, totalPages: page.totalPages, items: e.records };
+        name = "onRecordsListRequest";
+        last = (e) => {
+          vb.enrichRecords(e, e.result.items || e.records, superuser);
+          e.json(200, e.result);
+        };
+        break;
+      }
+      case "view": {
+        e.record = vb.toRecord(JSON.parse(p.record), c);
+        name = "onRecordViewRequest";
+        last = (e) => {
+          vb.enrichRecords(e, [e.record], superuser);
+          e.json(200, e.record);
+        };
+        break;
+      }
+      case "create": {
+        e.record = new g.Record(c);
+        e.record.load(p.body);
+        name = "onRecordCreateRequest";
+        last = (e) => {
+          let text = "";
+          vb.saveRecord(e.app, e.record, true, (rec) => { const out = requestWrite("create", rec); text = out.body; return out.d; });
+          respondRecord(e, c, text, superuser);
+        };
+        break;
+      }
+      case "update": {
+        e.record = vb.toRecord(p.record, c);
+        e.record.load(p.body);
+        name = "onRecordUpdateRequest";
+        last = (e) => {
+          let text = "";
+          vb.saveRecord(e.app, e.record, true, (rec) => { const out = requestWrite("update", rec); text = out.body; return out.d; });
+          respondRecord(e, c, text, superuser);
+        };
+        break;
+      }
+      case "delete": {
+        e.record = vb.toRecord(p.record, c);
+        name = "onRecordDeleteRequest";
+        last = (e) => {
+          vb.deleteRecord(e.app, e.record, (rec) => requestWrite("delete", rec));
+          e.noContent(204);
+        };
+        break;
+      }
+      default:
+        throw new Error("unknown record request " + kind);
+    }
+    vb.fire(name, tags, e, last);
+    return vb.responseOf(e);
+  };
+})(globalThis);

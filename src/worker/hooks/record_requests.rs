@@ -1,0 +1,452 @@
+//! Record requests that JS hooks take part in (PocketBase's `onRecordsListRequest`,
+//! `onRecordViewRequest`, `onRecord{Create,Update,Delete}Request`, the model hooks a REST save
+//! fires, `onRecordEnrich`), and the after-commit hooks of writes made outside JS (batch,
+//! OAuth2, account flows) through a [`Committed`] observer.
+//!
+//! The REST handler asks [`wants`] first — a few hash lookups, nothing when no hook is
+//! registered — and only then hands the whole request to one JS thread ([`run`]): the read a
+//! list or view answers, the hook chain (`record_requests.js`), and as its last link the
+//! write through the same pipeline a request without hooks takes (rules, validation, uploads,
+//! realtime, observers), reached from JS by `__native.requestWrite`. One hand-off per request.
+//!
+//! It knows no HTTP (the handler builds the [`RouteRequest`] and writes the answer) and never
+//! runs JS on the async runtime or inside a database closure.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use rquickjs::{Ctx, Function, Object};
+use serde_json::{json, Map, Value};
+
+use super::app::{base_app, collection_json};
+use super::routes::{RouteRequest, RouteResponse};
+use super::{bindings, errors, Loaded};
+use crate::worker::app::data::save_body;
+use crate::worker::app::observe::{Committed, Observer, Pending, Source};
+use crate::worker::app::pipeline::{RecordWrite, WriteError, CREATE_FAILED, DELETE_FAILED, UPDATE_FAILED};
+use crate::worker::files::staged::StagedFile;
+use crate::worker::records::changes::Action;
+use crate::worker::records::crud::{self, CrudError, Page, Requester, Shape};
+use crate::worker::records::schema::Collection;
+use crate::worker::state::AppState;
+
+const RECORD_REQUESTS_JS: &str = include_str!("record_requests.js");
+
+/// Which record request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    List,
+    View,
+    Create,
+    Update,
+    Delete,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::List => "list",
+            Kind::View => "view",
+            Kind::Create => "create",
+            Kind::Update => "update",
+            Kind::Delete => "delete",
+        }
+    }
+
+    /// Every hook that can fire while serving this request.
+    fn hooks(self) -> &'static [&'static str] {
+        match self {
+            Kind::List => &["onRecordsListRequest", "onRecordEnrich"],
+            Kind::View => &["onRecordViewRequest", "onRecordEnrich"],
+            Kind::Create => &[
+                "onRecordCreateRequest", "onRecordCreate", "onRecordValidate", "onRecordCreateExecute",
+                "onRecordAfterCreateSuccess", "onRecordAfterCreateError", "onRecordEnrich",
+            ],
+            Kind::Update => &[
+                "onRecordUpdateRequest", "onRecordUpdate", "onRecordValidate", "onRecordUpdateExecute",
+                "onRecordAfterUpdateSuccess", "onRecordAfterUpdateError", "onRecordEnrich",
+            ],
+            Kind::Delete => &["onRecordDeleteRequest", "onRecordDelete", "onRecordDeleteExecute", "onRecordAfterDeleteSuccess", "onRecordAfterDeleteError"],
+        }
+    }
+}
+
+/// Whether a `kind` request on `collection` (its name or id as in the URL) must go through
+/// the JS thread: the hook set is loaded and some hook of this request fires for it.
+pub async fn wants(state: &AppState, loaded: &Loaded, kind: Kind, collection: &str) -> Option<Arc<Collection>> {
+    let registry = &loaded.registry;
+    if registry.is_empty() || !kind.hooks().iter().any(|h| registry.has_any(h)) {
+        return None;
+    }
+    // The held snapshot when it knows the collection (no database hop), else a fresh one.
+    let c = state.schema.for_job(&state.db, collection, false).await.ok()?.get(collection).cloned()?;
+    kind.hooks().iter().any(|h| registry.has(h, &c.id, &c.name)).then_some(c)
+}
+
+/// A list page's parameters.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub page: Page,
+    pub filter: String,
+    pub sort: String,
+}
+
+/// Everything a record request needs on the JS thread, read by the HTTP edge.
+pub struct RecordCall {
+    pub kind: Kind,
+    pub request: RouteRequest,
+    pub collection: Arc<Collection>,
+    pub requester: Requester,
+    pub shape: Shape,
+    /// The record id of a view, update or delete.
+    pub id: String,
+    /// The submitted body of a create or update.
+    pub body: Map<String, Value>,
+    pub uploads: Vec<StagedFile>,
+    pub list: Option<ListQuery>,
+}
+
+/// The write a request's default action makes, reachable from `__native.requestWrite`
+/// while its chain runs on this thread.
+struct InFlight {
+    state: AppState,
+    handle: tokio::runtime::Handle,
+    collection: Arc<Collection>,
+    requester: Requester,
+    shape: Shape,
+    id: String,
+    uploads: Vec<StagedFile>,
+}
+
+thread_local! {
+    static REQUEST: RefCell<Vec<InFlight>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Installs `__native.requestWrite` and `record_requests.js` (after `app.js`).
+pub fn install<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
+    let native: Object = ctx.globals().get("__native")?;
+    native.set("requestWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, kind: String, args: String| request_write(&ctx, &kind, &args))?)?;
+    bindings::eval_internal(ctx, RECORD_REQUESTS_JS, "<vaultbase record requests>")?;
+    Ok(())
+}
+
+/// The error envelope of a failed write, as the REST handler answers it.
+fn write_failure(e: WriteError, failed: &str) -> (u16, String, Map<String, Value>) {
+    match e {
+        WriteError::MissingCollection => (404, "Missing collection context.".into(), Map::new()),
+        WriteError::Crud(c) => crud_failure(c, failed),
+        WriteError::Conflict(m) => (400, m.into(), Map::new()),
+        WriteError::Refused(r) => (r.status, r.message, r.data),
+        other => {
+            tracing::error!(error = %other, "a hooked record write failed");
+            (500, "Something went wrong while processing your request.".into(), Map::new())
+        }
+    }
+}
+
+fn crud_failure(e: CrudError, failed: &str) -> (u16, String, Map<String, Value>) {
+    match e {
+        CrudError::NotFound => (404, "The requested resource wasn't found.".into(), Map::new()),
+        CrudError::SuperusersOnly => (403, "Only superusers can perform this action.".into(), Map::new()),
+        CrudError::BadQuery(_) => (400, "Something went wrong while processing your request.".into(), Map::new()),
+        CrudError::Invalid { errors, .. } => (400, failed.into(), errors.to_data()),
+        CrudError::Refused(m) => (400, m.into(), Map::new()),
+        other => {
+            tracing::error!(error = %other, "a hooked record request failed");
+            (500, "Something went wrong while processing your request.".into(), Map::new())
+        }
+    }
+}
+
+/// `__native.requestWrite(kind, {fields, original})`: the REST write of the running request
+/// with the record as the hooks left it; answers `{d: stored fields, body: API JSON}`.
+fn request_write<'js>(ctx: &Ctx<'js>, kind: &str, args: &str) -> rquickjs::Result<String> {
+    let args: Map<String, Value> = serde_json::from_str(args).unwrap_or_default();
+    let fields = args.get("fields").and_then(Value::as_object).cloned().unwrap_or_default();
+    let original = args.get("original").and_then(Value::as_object).cloned();
+    let Some(p) = REQUEST.with(|r| r.borrow_mut().pop()) else {
+        return Err(rquickjs::Exception::throw_message(ctx, "no record request is running"));
+    };
+    let result = write_now(&p, kind, &fields, original.as_ref());
+    REQUEST.with(|r| r.borrow_mut().push(p));
+    match result {
+        Ok(v) => Ok(v.to_string()),
+        Err((status, message, data)) => Err(super::app::throw_with_data(ctx, status, &message, data)),
+    }
+}
+
+fn write_now(p: &InFlight, kind: &str, fields: &Map<String, Value>, original: Option<&Map<String, Value>>) -> Result<Value, (u16, String, Map<String, Value>)> {
+    let writes = p.state.writes();
+    let w = RecordWrite { collection: &p.collection.id, requester: &p.requester, shape: &p.shape };
+    match kind {
+        "create" => {
+            let mut body = save_body(&p.collection, fields, None);
+            if let Some(Value::String(pc)) = fields.get("passwordConfirm") {
+                body.insert("passwordConfirm".into(), Value::String(pc.clone()));
+            }
+            let bytes = p.handle.block_on(writes.create(w, body, &p.uploads)).map_err(|e| write_failure(e, CREATE_FAILED))?;
+            Ok(answer(bytes))
+        }
+        "update" => {
+            let body = save_body(&p.collection, fields, original);
+            let bytes = p.handle.block_on(writes.update(w, &p.id, body, &p.uploads)).map_err(|e| write_failure(e, UPDATE_FAILED))?;
+            Ok(answer(bytes))
+        }
+        "delete" => {
+            p.handle.block_on(writes.delete(w, &p.id)).map_err(|e| write_failure(e, DELETE_FAILED))?;
+            Ok(json!({"d": {}, "body": ""}))
+        }
+        other => Err((400, format!("unknown write {other}"), Map::new())),
+    }
+}
+
+/// The API JSON the client gets, which is also what the hooks' Record takes from the save
+/// (its id, dates, normalised values; fields the requester may not see keep their values).
+fn answer(bytes: Vec<u8>) -> Value {
+    json!({"d": Value::Null, "body": String::from_utf8_lossy(&bytes)})
+}
+
+/// Serves `call` on a JS thread of `loaded`: the whole request, hooks and default action.
+pub async fn run(state: &AppState, loaded: &Arc<Loaded>, call: RecordCall) -> RouteResponse {
+    let limits = loaded.env().limits;
+    let state = state.clone();
+    let what = format!("{} record request", call.kind.as_str());
+    let ran = loaded.run(limits.timeout, move |ctx| serve(ctx, state, call)).await;
+    match ran {
+        Ok((res, None)) => res,
+        Ok((_, Some(trap))) => RouteResponse::failure(&errors::trapped(trap, &what, "", 0, &limits)),
+        Err(super::DispatchError::Saturated) => RouteResponse::failure(&errors::Failure { status: 503, message: super::SATURATED_MESSAGE.into(), data: Default::default() }),
+        Err(e) => {
+            tracing::error!(target: "vaultbase::hooks", error = ?e, "a record request's JS thread did not answer");
+            RouteResponse::failure(&errors::Failure::internal())
+        }
+    }
+}
+
+fn failure(status: u16, message: String, data: Map<String, Value>) -> RouteResponse {
+    RouteResponse::failure(&errors::Failure { status, message, data })
+}
+
+#[derive(serde::Deserialize)]
+struct Written {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    bytes: Option<Vec<u8>>,
+}
+
+fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
+    let (Some(app), Some(handle)) = (base_app(), super::engine::current().and_then(|ts| ts.env.handle.clone())) else {
+        return RouteResponse::failure(&errors::Failure::internal());
+    };
+    let c = call.collection.clone();
+    // What PocketBase loads before the chain: the page, the viewed record (under the rules),
+    // or the stored record an update or delete starts from.
+    let payload = match call.kind {
+        Kind::List => {
+            let Some(q) = call.list.clone() else { return RouteResponse::failure(&errors::Failure::internal()) };
+            let (req, shape, lq) = (call.requester.clone(), call.shape.clone(), q.clone());
+            let listed = read_job(&state, &handle, &c.id, move |conn, snap, c| crud::list(conn, snap, c, &req, &lq.page, &lq.filter, &lq.sort, &shape));
+            match listed {
+                Ok((items, total)) => {
+                    let (total_items, total_pages) = match total {
+                        Some(t) => (t as i64, t.div_ceil(u64::from(q.page.per_page.max(1))) as i64),
+                        None => (-1, -1),
+                    };
+                    let page = format!(
+                        "{{\"page\":{},\"perPage\":{},\"totalItems\":{},\"totalPages\":{},\"items\":{}}}",
+                        q.page.page,
+                        q.page.per_page,
+                        total_items,
+                        total_pages,
+                        String::from_utf8_lossy(&items)
+                    );
+                    json!({"page": page})
+                }
+                Err(e) => {
+                    let (s, m, d) = crud_failure(e, "");
+                    return failure(s, m, d);
+                }
+            }
+        }
+        Kind::View => {
+            let (req, shape, id) = (call.requester.clone(), call.shape.clone(), call.id.clone());
+            let viewed = read_job(&state, &handle, &c.id, move |conn, snap, c| crud::view(conn, snap, c, &req, &id, &shape));
+            match viewed {
+                Ok(bytes) => json!({"record": String::from_utf8_lossy(&bytes)}),
+                Err(e) => {
+                    let (s, m, d) = crud_failure(e, "");
+                    return failure(s, m, d);
+                }
+            }
+        }
+        Kind::Create => json!({"body": call.body}),
+        Kind::Update | Kind::Delete => match app.find_by_id(&c.id, &call.id) {
+            Ok(r) => json!({"record": r.fields, "body": call.body}),
+            Err(_) => return failure(404, "The requested resource wasn't found.".into(), Map::new()),
+        },
+    };
+    REQUEST.with(|r| {
+        r.borrow_mut().push(InFlight {
+            state: state.clone(),
+            handle,
+            collection: c.clone(),
+            requester: call.requester,
+            shape: call.shape,
+            id: call.id,
+            uploads: call.uploads,
+        })
+    });
+    let what = format!("{} {}", call.request.method, call.request.path);
+    let result = (|| -> rquickjs::Result<String> {
+        let r = ctx.json_parse(serde_json::to_string(&call.request).unwrap_or_else(|_| "{}".into()))?;
+        let cjson = ctx.json_parse(collection_json(&c).to_string())?;
+        let p = ctx.json_parse(payload.to_string())?;
+        bindings::call_vb(ctx, "recordRequest", (call.kind.as_str(), r, cjson, p))
+    })();
+    REQUEST.with(|r| r.borrow_mut().pop());
+    match result {
+        Ok(text) => match serde_json::from_str::<Written>(&text) {
+            Ok(w) => RouteResponse {
+                status: if (100..=999).contains(&w.status) { w.status } else { 200 },
+                headers: w.headers,
+                body: w.bytes.unwrap_or_else(|| w.body.into_bytes()),
+            },
+            Err(_) => RouteResponse::failure(&errors::Failure::internal()),
+        },
+        Err(e) => RouteResponse::failure(&errors::failure_of(ctx, e, &what)),
+    }
+}
+
+/// Runs a read job of the REST handlers with a fresh schema snapshot, planned again once if
+/// the schema moved meanwhile (as the handlers do).
+fn read_job<T: Send + 'static>(
+    state: &AppState,
+    handle: &tokio::runtime::Handle,
+    collection: &str,
+    job: impl Fn(&rusqlite::Connection, &crate::worker::records::cache::Snapshot, &Collection) -> Result<T, CrudError> + Send + Sync + 'static,
+) -> Result<T, CrudError> {
+    let job = Arc::new(job);
+    for attempt in 0..2 {
+        let snap = handle.block_on(state.schema.for_job(&state.db, collection, attempt > 0)).map_err(|e| CrudError::BadQuery(e.to_string()))?;
+        let Some(c) = snap.get(collection).cloned() else { return Err(CrudError::NotFound) };
+        let j = job.clone();
+        match handle.block_on(state.db.read(move |conn| crud::read_snapshot(conn, |conn| j(conn, &snap, &c)))) {
+            Err(CrudError::Stale(_)) => state.schema.invalidate(),
+            other => return other,
+        }
+    }
+    Err(CrudError::Refused("The collection changed while the request was served; please retry."))
+}
+
+/// Fires the after-commit hooks of writes made outside JS (batch items, OAuth2 sign-ups,
+/// account flows): REST writes with hooks and `$app` writes fire theirs on their JS thread.
+pub struct AfterCommitHooks {
+    state: AppState,
+}
+
+impl AfterCommitHooks {
+    pub fn new(state: AppState) -> AfterCommitHooks {
+        AfterCommitHooks { state }
+    }
+}
+
+impl Observer for AfterCommitHooks {
+    fn before<'a>(&'a self, _pending: &'a Pending) -> crate::worker::app::observe::BeforeFuture<'a> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn after(&self, committed: &Committed) {
+        if matches!(committed.source, Source::Rest | Source::Hook) {
+            return;
+        }
+        let name = match committed.action {
+            Action::Create => "onRecordAfterCreateSuccess",
+            Action::Update => "onRecordAfterUpdateSuccess",
+            Action::Delete => "onRecordAfterDeleteSuccess",
+        };
+        let loaded = self.state.hooks.current();
+        let Some(c) = self.state.schema.snapshot().get(&committed.collection_id).cloned() else { return };
+        if !loaded.registry.has(name, &c.id, &c.name) {
+            return;
+        }
+        let record = match committed.action {
+            Action::Delete => committed.before.clone().unwrap_or_default(),
+            _ => committed.after.clone().unwrap_or_default(),
+        };
+        let (id, action) = (committed.record_id.clone(), committed.action);
+        let limits = loaded.env().limits;
+        let job_loaded = loaded.clone();
+        // After the answer is decided and off the committing task: the hook runs on a JS
+        // thread, and its errors are logged (the write stays committed).
+        tokio::spawn(async move {
+            let ran = job_loaded
+                .run(limits.timeout, move |ctx| -> Result<(), errors::Failure> {
+                    let fields = match (action, base_app()) {
+                        (Action::Delete, _) | (_, None) => record,
+                        (_, Some(app)) => app.find_by_id(&c.id, &id).map(|r| r.fields).unwrap_or(record),
+                    };
+                    let go = || -> rquickjs::Result<()> {
+                        let cjson = ctx.json_parse(collection_json(&c).to_string())?;
+                        let d = ctx.json_parse(Value::Object(fields).to_string())?;
+                        bindings::call_vb::<_, rquickjs::Value>(ctx, "afterCommitted", (name, cjson, d))?;
+                        Ok(())
+                    };
+                    go().map_err(|e| errors::failure_of(ctx, e, name))
+                })
+                .await;
+            match ran {
+                Ok((Err(f), _)) => tracing::error!(target: "vaultbase::hooks", hook = name, status = f.status, message = %f.message, "hook failed"),
+                Err(e) => tracing::error!(target: "vaultbase::hooks", hook = name, error = ?e, "could not run hook"),
+                _ => {}
+            }
+        });
+    }
+}
+
+/// Registers [`AfterCommitHooks`] if the loaded hooks have an after-success record hook: an
+/// observer makes every write build its events, so none is registered without one. (A reload
+/// that adds the first such hook takes effect for writes outside JS at the next start.)
+pub fn observe_commits(state: &AppState) {
+    let loaded = state.hooks.current();
+    let names = ["onRecordAfterCreateSuccess", "onRecordAfterUpdateSuccess", "onRecordAfterDeleteSuccess"];
+    if names.iter().any(|n| loaded.registry.has_any(n)) {
+        state.observers.register(Arc::new(AfterCommitHooks::new(state.clone())));
+    }
+}
+
+/// The answer of a successful authentication (password, OTP, OAuth2) when a hook takes part
+/// in it (`onRecordAuthRequest`, `onRecordEnrich`): the chain with the token vaultbase signed
+/// and `{token, record, meta?}` as its default. None when no such hook fires for `c`.
+pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<String, Value>, token: String, method: &str, meta: Option<Value>, request: RouteRequest) -> Option<RouteResponse> {
+    let loaded = state.hooks.current();
+    let registry = &loaded.registry;
+    if registry.is_empty() || !["onRecordAuthRequest", "onRecordEnrich"].iter().any(|h| registry.has(h, &c.id, &c.name)) {
+        return None;
+    }
+    let (c, record, method) = (c.clone(), record.clone(), method.to_owned());
+    let limits = loaded.env().limits;
+    let ran = loaded
+        .run(limits.timeout, move |ctx| {
+            let go = || -> rquickjs::Result<String> {
+                let r = ctx.json_parse(serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()))?;
+                let cjson = ctx.json_parse(collection_json(&c).to_string())?;
+                let fields = ctx.json_parse(Value::Object(record).to_string())?;
+                let meta = ctx.json_parse(meta.unwrap_or(Value::Null).to_string())?;
+                bindings::call_vb(ctx, "authRequest", (r, cjson, fields, token, method, meta))
+            };
+            match go() {
+                Ok(text) => match serde_json::from_str::<Written>(&text) {
+                    Ok(w) => RouteResponse { status: w.status, headers: w.headers, body: w.bytes.unwrap_or_else(|| w.body.into_bytes()) },
+                    Err(_) => RouteResponse::failure(&errors::Failure::internal()),
+                },
+                Err(e) => RouteResponse::failure(&errors::failure_of(ctx, e, "onRecordAuthRequest")),
+            }
+        })
+        .await;
+    Some(match ran {
+        Ok((res, None)) => res,
+        Ok((_, Some(trap))) => RouteResponse::failure(&errors::trapped(trap, "onRecordAuthRequest", "", 0, &limits)),
+        Err(_) => RouteResponse::failure(&errors::Failure::internal()),
+    })
+}

@@ -1,0 +1,221 @@
+//! Custom routes (`routerAdd`/`routerUse`): which route a request matches, the check that a
+//! custom route never claims a path vaultbase serves, and the run of the whole route chain on
+//! a JS thread. HTTP-free: the edge (`api::custom_routes`) converts to and from hyper.
+
+use std::collections::BTreeMap;
+
+use rquickjs::{Array, Ctx, Object};
+use serde::Serialize;
+
+use super::engine;
+use super::errors;
+use super::pattern::Pattern;
+use super::registry::{Middleware, Registry};
+
+/// The system routes a custom route may not overlap (method list empty = any method). Kept
+/// in step with `http/router.rs` and the /api families other modules serve; root catch-alls
+/// (`/{path...}`) stay allowed, since system routes are matched first.
+pub const SYSTEM_ROUTES: &[(&[&str], &str)] = &[
+    (&[], "/_/"),
+    (&[], "/_"),
+    (&[], "/api/health"),
+    (&[], "/api/realtime"),
+    (&[], "/realtime"),
+    (&[], "/api/oauth2-redirect"),
+    (&[], "/api/batch"),
+    (&[], "/api/settings"),
+    (&[], "/api/settings/"),
+    (&[], "/api/sql"),
+    (&[], "/api/files/"),
+    (&[], "/api/logs"),
+    (&[], "/api/logs/"),
+    (&[], "/api/crons"),
+    (&[], "/api/crons/"),
+    (&[], "/api/backups"),
+    (&[], "/api/backups/"),
+    (&[], "/api/collections"),
+    (&["PUT"], "/api/collections/import"),
+    (&["GET"], "/api/collections/meta/scaffolds"),
+    (&["GET", "PATCH", "DELETE"], "/api/collections/{c}"),
+    (&["DELETE"], "/api/collections/{c}/truncate"),
+    (&["GET"], "/api/collections/{c}/auth-methods"),
+    (&["POST"], "/api/collections/{c}/auth-with-password"),
+    (&["POST"], "/api/collections/{c}/auth-refresh"),
+    (&["POST"], "/api/collections/{c}/auth-with-oauth2"),
+    (&["POST"], "/api/collections/{c}/request-verification"),
+    (&["POST"], "/api/collections/{c}/confirm-verification"),
+    (&["POST"], "/api/collections/{c}/request-password-reset"),
+    (&["POST"], "/api/collections/{c}/confirm-password-reset"),
+    (&["POST"], "/api/collections/{c}/request-email-change"),
+    (&["POST"], "/api/collections/{c}/confirm-email-change"),
+    (&["POST"], "/api/collections/{c}/request-otp"),
+    (&["POST"], "/api/collections/{c}/auth-with-otp"),
+    (&["POST"], "/api/collections/{c}/impersonate/{id}"),
+    (&["GET", "POST"], "/api/collections/{c}/records"),
+    (&["GET", "PATCH", "DELETE"], "/api/collections/{c}/records/{id}"),
+];
+
+/// Refuses a custom route that overlaps a system route for some method.
+pub fn check_not_system(method: Option<&str>, pattern: &Pattern) -> Result<(), String> {
+    if pattern.is_root_catch_all() {
+        return Ok(());
+    }
+    for (methods, sys) in SYSTEM_ROUTES {
+        let Ok(sys_pattern) = Pattern::parse(sys) else { continue };
+        let methods_overlap = match method {
+            None => true,
+            Some(m) => methods.is_empty() || methods.contains(&m) || (m == "HEAD" && methods.contains(&"GET")),
+        };
+        if methods_overlap && pattern.overlaps(&sys_pattern) {
+            return Err(format!(
+                "the route {} {} collides with vaultbase's own route {sys}; custom routes cannot replace system routes",
+                method.unwrap_or("*"),
+                pattern.text
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The route `method path` matches, with its path values: the most specific pattern wins;
+/// a route with a method beats a method-less one; GET routes also answer HEAD.
+pub fn match_route(registry: &Registry, method: &str, path: &str) -> Option<(usize, Vec<(String, String)>)> {
+    let mut best: Option<(usize, Vec<(String, String)>)> = None;
+    for (i, route) in registry.routes.iter().enumerate() {
+        let method_ok = match &route.method {
+            None => true,
+            Some(m) => m == method || (method == "HEAD" && m == "GET"),
+        };
+        if !method_ok {
+            continue;
+        }
+        let Some(values) = route.pattern.matches(path) else { continue };
+        let better = match &best {
+            None => true,
+            Some((j, _)) => {
+                let other = &registry.routes[*j];
+                match route.pattern.specificity_cmp(&other.pattern) {
+                    std::cmp::Ordering::Greater => true,
+                    std::cmp::Ordering::Less => false,
+                    std::cmp::Ordering::Equal => route.method.is_some() && other.method.is_none(),
+                }
+            }
+        };
+        if better {
+            best = Some((i, values));
+        }
+    }
+    best
+}
+
+/// The request as the JS event sees it (serialised to JSON, built into `e` by prelude.js).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteRequest {
+    pub method: String,
+    pub path: String,
+    pub raw_query: String,
+    pub query: Vec<(String, String)>,
+    /// Lower-cased names, in arrival order.
+    pub headers: Vec<(String, String)>,
+    pub content_type: String,
+    pub body: String,
+    pub body_length: usize,
+    /// Parsed urlencoded or multipart text fields, when the body was a form.
+    pub form: Option<Vec<(String, String)>>,
+    pub path_values: BTreeMap<String, String>,
+    pub auth: Option<serde_json::Value>,
+    pub auth_collection: Option<serde_json::Value>,
+    pub superuser: bool,
+    #[serde(rename = "realIP")]
+    pub real_ip: String,
+    #[serde(rename = "remoteIP")]
+    pub remote_ip: String,
+}
+
+/// What the route chain wrote.
+#[derive(Debug, Clone)]
+pub struct RouteResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl RouteResponse {
+    pub fn failure(f: &errors::Failure) -> RouteResponse {
+        RouteResponse {
+            status: f.status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: f.to_json().to_string().into_bytes(),
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct Written {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+    bytes: Option<Vec<u8>>,
+}
+
+/// Runs route `index` for `req` on this JS thread (the whole chain: global and route
+/// middlewares by priority, then the handler). Never fails: errors become their answer.
+pub fn run<'js>(ctx: &Ctx<'js>, registry: &Registry, index: usize, req: &RouteRequest) -> RouteResponse {
+    let route = &registry.routes[index];
+    let what = format!("{} {}", route.method.as_deref().unwrap_or("*"), route.pattern.text);
+    let result = (|| -> rquickjs::Result<String> {
+        let mws = Array::new(ctx.clone())?;
+        let all = registry.global_middlewares.iter().chain(route.middlewares.iter());
+        for (i, mw) in all.enumerate() {
+            mws.set(i, middleware(ctx, mw)?)?;
+        }
+        let handler = engine::handler(ctx, route.handler)?;
+        let json = serde_json::to_string(req).map_err(|e| rquickjs::Exception::throw_internal(ctx, &e.to_string()))?;
+        let r = ctx.json_parse(json)?;
+        super::bindings::call_vb(ctx, "runRoute", (r, mws, handler))
+    })();
+    match result {
+        Ok(text) => match serde_json::from_str::<Written>(&text) {
+            Ok(w) => RouteResponse {
+                status: if (100..=999).contains(&w.status) { w.status } else { 200 },
+                headers: w.headers,
+                body: w.bytes.unwrap_or_else(|| w.body.into_bytes()),
+            },
+            Err(e) => {
+                tracing::error!(target: "vaultbase::hooks", hook = %what, error = %e, "reading a route's response failed");
+                RouteResponse::failure(&errors::Failure::internal())
+            }
+        },
+        Err(e) => RouteResponse::failure(&errors::failure_of(ctx, e, &what)),
+    }
+}
+
+fn middleware<'js>(ctx: &Ctx<'js>, mw: &Middleware) -> rquickjs::Result<Object<'js>> {
+    let o = Object::new(ctx.clone())?;
+    o.set("fn", engine::handler(ctx, mw.handler)?)?;
+    o.set("priority", mw.priority)?;
+    o.set("id", mw.id.as_str())?;
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Pattern {
+        Pattern::parse(s).expect("valid")
+    }
+
+    #[test]
+    fn system_routes_are_refused_catch_alls_and_new_paths_are_not() {
+        assert!(check_not_system(Some("GET"), &p("/api/health")).is_err());
+        assert!(check_not_system(Some("POST"), &p("/api/collections/{c}/records")).is_err());
+        assert!(check_not_system(None, &p("/api/collections/{x}/records/{y}")).is_err());
+        assert!(check_not_system(Some("GET"), &p("/api/")).is_err());
+        assert!(check_not_system(Some("GET"), &p("/api/hello")).is_ok());
+        assert!(check_not_system(Some("GET"), &p("/api/collections/{c}/stats")).is_ok());
+        assert!(check_not_system(Some("GET"), &p("/{path...}")).is_ok());
+        assert!(check_not_system(Some("POST"), &p("/api/collections/{c}/auth-methods")).is_ok(), "auth-methods is GET only");
+    }
+}

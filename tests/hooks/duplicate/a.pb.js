@@ -1,0 +1,1 @@
+routerAdd("GET", "/same", (e) => e.string(200, "a"));
