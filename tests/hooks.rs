@@ -551,3 +551,15 @@ fn the_routes_fixture_answers_as_pocketbase_does() {
         assert_eq!(ours, theirs, "{method} {path}: vaultbase (left) and PocketBase (right) differ");
     }
 }
+
+#[test]
+fn a_failing_on_bootstrap_refuses_the_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hooks = tmp.path().join("pb_hooks");
+    std::fs::create_dir_all(&hooks).expect("mkdir");
+    write_hook(&hooks, "main.pb.js", "onBootstrap((e) => { throw new BadRequestError(\"not today\") });\n");
+    let mut p = Spawn::serve().in_tempdir(tmp).start();
+    assert!(!p.wait_exit(START_TIMEOUT).expect("exits").success());
+    let log = p.log_text();
+    assert!(log.contains("onBootstrap failed: Not today."), "{log}");
+}

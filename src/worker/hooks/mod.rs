@@ -167,10 +167,11 @@ impl Loaded {
         rx.recv().map_err(|_| DispatchError::Lost)
     }
 
-    /// Runs a lifecycle event (`onBootstrap`, `onTerminate`) with an empty default action.
-    fn lifecycle_blocking(&self, name: &'static str) {
+    /// Runs a lifecycle event (`onBootstrap`, `onTerminate`) with an empty default action;
+    /// the error names what failed (the caller logs it or refuses the set).
+    fn lifecycle_blocking(&self, name: &'static str) -> Result<(), String> {
         if !self.registry.has_any(name) {
-            return;
+            return Ok(());
         }
         let registry = self.registry.clone();
         let limits = self.env.limits;
@@ -186,10 +187,11 @@ impl Loaded {
         match ran {
             Ok((_, Some(trap))) => {
                 errors::trapped(trap, name, "", 0, &limits);
+                Err(format!("{name} was stopped by the {} limit", if trap == Trap::Deadline { "deadline" } else { "memory" }))
             }
-            Ok((Err(f), None)) => tracing::error!(target: "vaultbase::hooks", hook = name, status = f.status, message = %f.message, "hook failed"),
-            Ok((Ok(()), None)) => {}
-            Err(e) => tracing::error!(target: "vaultbase::hooks", hook = name, error = ?e, "could not run hook"),
+            Ok((Err(f), None)) => Err(format!("{name} failed: {}", f.message)),
+            Ok((Ok(()), None)) => Ok(()),
+            Err(e) => Err(format!("{name} could not run: {e:?}")),
         }
     }
 }
@@ -267,9 +269,10 @@ impl Hooks {
             tracing::warn!(path = %types.display(), error = %e, "writing types.d.ts failed");
         }
         let loaded = self.build(state, &cfg)?;
+        // A failing onBootstrap fails the start, as in PocketBase.
+        loaded.lifecycle_blocking("onBootstrap").map_err(|m| LoadError { file: String::new(), line: 0, message: m })?;
         log_loaded(state.worker_id, &cfg.dir, &loaded.registry, "hooks loaded");
-        self.install(state, loaded.clone());
-        loaded.lifecycle_blocking("onBootstrap");
+        self.install(state, loaded);
         if cfg.watch {
             let state = state.clone();
             let spawned = std::thread::Builder::new().name("vb-hooks-watch".into()).spawn(move || watch(state, cfg));
@@ -282,7 +285,9 @@ impl Hooks {
 
     /// Runs `onTerminate` on the current set (drain).
     pub fn terminate(&self) {
-        self.current().lifecycle_blocking("onTerminate");
+        if let Err(e) = self.current().lifecycle_blocking("onTerminate") {
+            tracing::error!(target: "vaultbase::hooks", error = %e, "onTerminate");
+        }
     }
 
     fn build(&self, state: &AppState, cfg: &HooksConfig) -> Result<Arc<Loaded>, LoadError> {
@@ -315,9 +320,10 @@ impl Hooks {
     /// Rebuilds from the dir and swaps the new set in; on error the current set stays.
     pub fn reload(&self, state: &AppState, cfg: &HooksConfig) -> Result<(), LoadError> {
         let loaded = self.build(state, cfg)?;
+        // Bootstrapped before the swap: a set whose onBootstrap fails never serves.
+        loaded.lifecycle_blocking("onBootstrap").map_err(|m| LoadError { file: String::new(), line: 0, message: m })?;
         log_loaded(state.worker_id, &cfg.dir, &loaded.registry, "hooks reloaded");
-        self.install(state, loaded.clone());
-        loaded.lifecycle_blocking("onBootstrap");
+        self.install(state, loaded);
         Ok(())
     }
 

@@ -52,10 +52,14 @@ impl Pool {
     /// Starts `core` threads (at least one), each with a ready runtime. Fails if a runtime
     /// cannot be built (then nothing could ever run).
     pub fn start(env: Arc<Env>, core: usize, max: usize) -> Result<Pool, String> {
+        Pool::with_queue(env, core, max, QUEUE_CAPACITY)
+    }
+
+    fn with_queue(env: Arc<Env>, core: usize, max: usize, queue: usize) -> Result<Pool, String> {
         // Building one runtime here first surfaces a binding error as a start-up error.
         drop(Engine::new(env.clone())?);
         let core = core.max(1);
-        let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+        let (tx, rx) = crossbeam_channel::bounded(queue);
         let shared = Arc::new(Shared {
             rx,
             env,
@@ -163,5 +167,57 @@ fn build(shared: &Shared) -> Option<Engine> {
             tracing::error!(error = %e, "building a JS runtime failed");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::worker::hooks::engine::Limits;
+    use crate::worker::hooks::registry::Registry;
+
+    fn env() -> Arc<Env> {
+        Arc::new(Env {
+            state: None,
+            handle: None,
+            registry: Arc::new(Registry::empty(std::env::temp_dir())),
+            dir: std::env::temp_dir(),
+            limits: Limits { timeout: Duration::from_secs(5), cron_timeout: Duration::from_secs(5), memory_bytes: 16 << 20 },
+            allow_exec: false,
+            store: Arc::default(),
+        })
+    }
+
+    /// A job that says it started, then waits until released.
+    fn blocking(started: mpsc::Sender<()>, release: mpsc::Receiver<()>) -> Job {
+        Box::new(move |_e: &mut Engine| {
+            let _ = started.send(());
+            let _ = release.recv();
+            Box::new(|| {})
+        })
+    }
+
+    #[test]
+    fn grows_when_busy_and_refuses_past_the_queue() {
+        let pool = Pool::with_queue(env(), 1, 2, 1).expect("pool");
+        let (started, on_start) = mpsc::channel();
+        let (release_a, a) = mpsc::channel();
+        pool.submit(blocking(started.clone(), a)).expect("first");
+        on_start.recv().expect("first started");
+        // The only thread is busy: a second job starts a second thread.
+        let (release_b, b) = mpsc::channel();
+        pool.submit(blocking(started.clone(), b)).expect("second");
+        on_start.recv().expect("second started");
+        assert_eq!(pool.threads(), 2);
+        // At the maximum, one job may wait in the queue; the next is refused.
+        let (_release_c, c) = mpsc::channel();
+        pool.submit(blocking(started.clone(), c)).expect("queued");
+        let (_release_d, d) = mpsc::channel();
+        assert!(pool.submit(blocking(started, d)).is_err(), "saturated");
+        release_a.send(()).expect("release");
+        release_b.send(()).expect("release");
     }
 }
