@@ -563,3 +563,25 @@ fn a_failing_on_bootstrap_refuses_the_start() {
     let log = p.log_text();
     assert!(log.contains("onBootstrap failed: Not today."), "{log}");
 }
+
+#[test]
+fn router_use_wraps_system_routes_too() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    copy_fixture("globals", hooks.path());
+    let (p, su) = start_with_superuser(Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]));
+    let r = call(p.port, "GET", "/api/health", None, None);
+    assert_eq!((r.status, r.header("x-global").as_deref()), (200, Some("seen /api/health")));
+    assert_eq!(r.json()["message"], "API is healthy.");
+    let r = call(p.port, "GET", "/api/health?block=1", None, None);
+    assert_eq!(r.json(), json!({"status": 403, "message": "Blocked by a global middleware.", "data": {}}));
+    let r = call(p.port, "GET", "/api/collections?answer=1", Some(&su), None);
+    assert_eq!(r.json(), json!({"answeredBy": "middleware", "auth": "_superusers"}));
+    // A system route with a body still gets it (the middlewares see only the head).
+    let r = call(p.port, "POST", "/api/collections/users/records", None, Some(&json!({"email": "g@example.com", "password": "password123", "passwordConfirm": "password123"})));
+    assert_eq!((r.status, r.header("x-global").as_deref()), (200, Some("seen /api/collections/users/records")), "{}", text(&r));
+    // Unknown paths too, and a custom route runs them once, in its own chain.
+    assert_eq!(call(p.port, "GET", "/nowhere", None, None).header("x-global").as_deref(), Some("seen /nowhere"));
+    let r = call(p.port, "GET", "/own", None, None);
+    assert_eq!((text(&r), r.header("x-global").as_deref()), ("own route-mw".to_owned(), Some("seen /own")));
+    assert_eq!(call(p.port, "GET", "/own?block=1", None, None).status, 403);
+}

@@ -49,7 +49,7 @@ use crate::worker::state::AppState;
 use engine::{Engine, Env, Limits, Trap};
 pub use loader::LoadError;
 use registry::Registry;
-use routes::{RouteRequest, RouteResponse};
+use routes::{Around, RouteRequest, RouteResponse};
 
 /// The TypeScript declarations of the supported API, written to `<data dir>/types.d.ts`.
 pub const TYPES_D_TS: &str = include_str!("types.d.ts");
@@ -220,6 +220,8 @@ pub struct Hooks {
     /// The worker's tokio runtime, captured at start: reloads happen on the watcher thread,
     /// which has none, and JS threads need it for async vaultbase code.
     handle: OnceLock<tokio::runtime::Handle>,
+    /// The current set has `routerUse` middlewares: they wrap system routes too.
+    wraps: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Hooks {
@@ -231,7 +233,7 @@ impl Default for Hooks {
 impl Hooks {
     /// Nothing loaded: every check answers "no handler" without touching a thread.
     pub fn new() -> Hooks {
-        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default(), handle: OnceLock::new() }
+        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default(), handle: OnceLock::new(), wraps: Default::default() }
     }
 
     /// The current set (cheap: one Arc clone). Hold it for the whole of one request.
@@ -244,6 +246,7 @@ impl Hooks {
 
     /// Installs `next` as the current set and re-registers its cron jobs.
     fn install(&self, state: &AppState, next: Arc<Loaded>) {
+        self.wraps.store(!next.registry.global_middlewares.is_empty(), std::sync::atomic::Ordering::Release);
         self.swap(next.clone());
         let mut ids = match self.cron_ids.lock() {
             Ok(g) => g,
@@ -325,6 +328,47 @@ impl Hooks {
         log_loaded(state.worker_id, &cfg.dir, &loaded.registry, "hooks reloaded");
         self.install(state, loaded);
         Ok(())
+    }
+
+    /// Whether `routerUse` middlewares must wrap system routes (one atomic load: false, and
+    /// free, when none is registered).
+    pub fn wraps_system_routes(&self) -> bool {
+        self.wraps.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Runs the `routerUse` middlewares around a system route on a JS thread; `inner` runs
+    /// the system route (blocking that thread until it answers) if the chain reaches it.
+    pub async fn around_system<R, F>(&self, req: RouteRequest, inner: F) -> Around<R>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        let loaded = self.current();
+        let registry = loaded.registry.clone();
+        let limits = loaded.env.limits;
+        match loaded.run(limits.timeout, move |ctx| routes::run_around(ctx, &registry, &req, inner)).await {
+            Ok((out @ Around::Passed(..), _)) => out,
+            Ok((out, None)) => out,
+            Ok((_, Some(trap))) => Around::Answered(RouteResponse::failure(&errors::trapped(trap, "routerUse", "", 0, &limits))),
+            Err(DispatchError::Saturated) => {
+                Around::Answered(RouteResponse::failure(&errors::Failure { status: 503, message: SATURATED_MESSAGE.into(), data: Default::default() }))
+            }
+            Err(e) => {
+                tracing::error!(target: "vaultbase::hooks", error = ?e, "routerUse: the JS thread did not answer");
+                Around::Answered(RouteResponse::failure(&errors::Failure::internal()))
+            }
+        }
+    }
+
+    /// Whether `method path` belongs to a custom route that no system route can answer (one
+    /// whose first segment is a literal: the load refused overlaps). Such a request is not
+    /// wrapped from outside: its own chain runs the `routerUse` middlewares, on one event.
+    pub fn owns_path(&self, method: &str, path: &str) -> bool {
+        let loaded = self.current();
+        match routes::match_route(&loaded.registry, method, path) {
+            Some((i, _)) => !loaded.registry.routes[i].pattern.is_root_catch_all(),
+            None => false,
+        }
     }
 
     /// The custom route `method path` matches, if any. Costs a read lock and an empty check
