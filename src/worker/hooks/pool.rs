@@ -133,7 +133,7 @@ fn thread_main(shared: Arc<Shared>) {
                 }
                 // Without a runtime the job is dropped: its caller sees the answer channel
                 // close and answers 500.
-                let reply = engine.as_mut().map(|e| job(e));
+                let reply = engine.as_mut().map(job);
                 if engine.as_ref().is_some_and(|e| e.poisoned()) {
                     // Dropped here, on its own thread; the next job builds a fresh one.
                     engine = None;
