@@ -17,7 +17,8 @@
 //!   one line there** (`record.rs`, `app.rs`: jsdata; `migrate*.rs`, `mailer.rs`,
 //!   `realtime_js.rs`: jsmigrate). `$app` members go on `bindings::app_members`; the Record
 //!   class replaces `__vb.makeRecord`.
-//! - `routes` (+ `pattern`) — `routerAdd` matching, system-route collisions, the route chain.
+//! - `routes` (+ `pattern`) — `routerAdd` matching, system-route collisions, the route chain,
+//!   and `routerUse` middlewares around system routes (`Hooks::around_system`).
 //! - `errors` — thrown values → PocketBase's error envelope; logging with file and line.
 //! - `types.d.ts` — written into the data dir at start; extend it with each binding.
 //!
