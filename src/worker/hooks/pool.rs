@@ -56,8 +56,6 @@ impl Pool {
     }
 
     fn with_queue(env: Arc<Env>, core: usize, max: usize, queue: usize) -> Result<Pool, String> {
-        // Building one runtime here first surfaces a binding error as a start-up error.
-        drop(Engine::new(env.clone())?);
         let core = core.max(1);
         let (tx, rx) = crossbeam_channel::bounded(queue);
         let shared = Arc::new(Shared {
@@ -70,8 +68,15 @@ impl Pool {
             next_id: AtomicUsize::new(0),
         });
         let pool = Pool { tx, shared };
+        // The core threads are ready (runtime built, waiting for work) before the pool is
+        // handed out; a runtime that cannot be built is a start-up error.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         for _ in 0..core {
-            pool.spawn_thread()?;
+            pool.spawn_thread(Some(ready_tx.clone()))?;
+        }
+        drop(ready_tx);
+        for _ in 0..core {
+            ready_rx.recv().map_err(|_| "a JS thread exited while starting".to_owned())??;
         }
         Ok(pool)
     }
@@ -83,7 +88,7 @@ impl Pool {
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => return Err(Saturated),
         }
         if self.shared.idle.load(Ordering::Acquire) == 0 && self.shared.live.load(Ordering::Acquire) < self.shared.max {
-            if let Err(e) = self.spawn_thread() {
+            if let Err(e) = self.spawn_thread(None) {
                 tracing::warn!(error = %e, "starting another JS thread failed; the job waits for a busy one");
             }
         }
@@ -95,14 +100,14 @@ impl Pool {
         self.shared.live.load(Ordering::Acquire)
     }
 
-    fn spawn_thread(&self) -> Result<(), String> {
+    fn spawn_thread(&self, ready: Option<std::sync::mpsc::Sender<Result<(), String>>>) -> Result<(), String> {
         let shared = self.shared.clone();
         shared.live.fetch_add(1, Ordering::AcqRel);
         let n = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name(format!("vb-js-{n}"))
             .stack_size(THREAD_STACK_BYTES)
-            .spawn(move || thread_main(shared));
+            .spawn(move || thread_main(shared, ready));
         match spawned {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -113,15 +118,24 @@ impl Pool {
     }
 }
 
-fn thread_main(shared: Arc<Shared>) {
+fn thread_main(shared: Arc<Shared>, ready: Option<std::sync::mpsc::Sender<Result<(), String>>>) {
     // Built up front (the prewarm), and again only when a job needs it after a recycle, so
     // a rebuild never makes this thread look busy to the next caller.
-    let mut engine = build(&shared);
-    if engine.is_none() {
-        shared.live.fetch_sub(1, Ordering::AcqRel);
-        return;
-    }
+    let mut engine = match Engine::new(shared.env.clone()) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::error!(error = %e, "building a JS runtime failed; this JS thread exits");
+            if let Some(r) = ready {
+                let _ = r.send(Err(e));
+            }
+            shared.live.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+    };
     shared.idle.fetch_add(1, Ordering::AcqRel);
+    if let Some(r) = ready {
+        let _ = r.send(Ok(()));
+    }
     loop {
         let extra = shared.live.load(Ordering::Acquire) > shared.core;
         let next = if extra { shared.rx.recv_timeout(IDLE_EXIT) } else { shared.rx.recv().map_err(|_| RecvTimeoutError::Disconnected) };
