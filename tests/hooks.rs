@@ -562,6 +562,21 @@ fn the_routes_fixture_answers_as_pocketbase_does() {
 }
 
 #[test]
+fn the_static_fixture_answers_as_pocketbase_does() {
+    compare_with_pocketbase(
+        "static",
+        &[
+            ("GET", "/app/sub/site.css", None),
+            ("GET", "/app/", None),
+            ("GET", "/app/some/client/route", None),
+            ("GET", "/strict/missing.js", None),
+            ("GET", "/strict/..%2Foutside.txt", None),
+            ("GET", "/strict/", None),
+        ],
+    );
+}
+
+#[test]
 fn the_globals_fixture_answers_as_pocketbase_does() {
     compare_with_pocketbase(
         "globals",
@@ -608,4 +623,21 @@ fn router_use_wraps_system_routes_too() {
     let r = call(p.port, "GET", "/own", None, None);
     assert_eq!((text(&r), r.header("x-global").as_deref()), ("own route-mw".to_owned(), Some("seen /own")));
     assert_eq!(call(p.port, "GET", "/own?block=1", None, None).status, 403);
+}
+
+#[test]
+fn apis_static_serves_a_directory() {
+    let p = serve_fixture("static", Spawn::serve());
+    let r = call(p.port, "GET", "/app/sub/site.css", None, None);
+    assert_eq!((r.status, text(&r).as_str(), r.header("content-type").as_deref()), (200, "body{}\n", Some("text/css; charset=utf-8")));
+    assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(text(&call(p.port, "GET", "/app/", None, None)), "<h1>index</h1>\n");
+    // indexFallback: an unknown path is the SPA's index.
+    assert_eq!(text(&call(p.port, "GET", "/app/some/client/route", None, None)), "<h1>index</h1>\n");
+    let r = call(p.port, "GET", "/strict/missing.js", None, None);
+    assert_eq!(r.json(), json!({"status": 404, "message": "File not found.", "data": {}}));
+    // Never a file outside the directory.
+    assert_eq!(call(p.port, "GET", "/strict/..%2Foutside.txt", None, None).status, 404);
+    assert_eq!(call(p.port, "GET", "/strict/%2E%2E/outside.txt", None, None).status, 404);
+    assert_eq!(call(p.port, "GET", "/strict/sub/site.css", None, None).status, 200, "the positive control");
 }

@@ -240,6 +240,14 @@ pub fn install<'js>(ctx: &Ctx<'js>, n: &Object<'js>, env: &Arc<Env>) -> rquickjs
         Ok(bytes)
     })?;
 
+    set_fn(n, ctx, "staticFile", |ctx: Ctx<'js>, dir: String, rel: String, fallback: bool| -> rquickjs::Result<Option<Object<'js>>> {
+        let Some(path) = static_file(Path::new(&dir), &rel, fallback) else { return Ok(None) };
+        let o = Object::new(ctx.clone())?;
+        o.set("type", content_type(&path))?;
+        o.set("path", path.display().to_string())?;
+        Ok(Some(o))
+    })?;
+
     // $http
     let handle = env.handle.clone();
     set_fn(n, ctx, "httpSend", move |ctx: Ctx<'js>, config: String| -> rquickjs::Result<Object<'js>> {
@@ -325,6 +333,43 @@ fn decrypt(data: &str, key: &[u8]) -> Result<Vec<u8>, String> {
         n => return Err(format!("crypto/aes: invalid key size {n}")),
     }
     .map_err(|_| "cipher: message authentication failed".to_owned())
+}
+
+/// `$apis.static`: the file `rel` names inside `dir` (a directory means its index.html; with
+/// `fallback`, a missing file means the root index.html). Never a path outside `dir`.
+fn static_file(dir: &Path, rel: &str, fallback: bool) -> Option<PathBuf> {
+    let root = dir.canonicalize().ok()?;
+    let wanted = rel.trim_start_matches('/');
+    let candidate = if wanted.split('/').any(|c| c == "..") { None } else { root.join(wanted).canonicalize().ok() };
+    let inside = candidate.filter(|p| p.starts_with(&root)).map(|p| if p.is_dir() { p.join("index.html") } else { p });
+    match inside {
+        Some(p) if p.is_file() => Some(p),
+        _ if fallback => Some(root.join("index.html")).filter(|p| p.is_file()),
+        _ => None,
+    }
+}
+
+/// The content type of a static file, by extension.
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("html" | "htm") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("json" | "map") => "application/json",
+        Some("txt") => "text/plain; charset=utf-8",
+        Some("xml") => "text/xml; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("ico") => "image/vnd.microsoft.icon",
+        Some("wasm") => "application/wasm",
+        Some("woff2") => "font/woff2",
+        Some("woff") => "font/woff",
+        Some("pdf") => "application/pdf",
+        _ => "application/octet-stream",
+    }
 }
 
 fn hex(b: &[u8]) -> String {

@@ -491,6 +491,14 @@
       e.next();
     },
     pass(e) { e.next(); },
+    static(e, args) {
+      const found = N.staticFile(args[0], e.request.pathValue("path"), args[1]);
+      if (found === null || found === undefined) throw new ApiError(404, "File not found.");
+      e.__response.file = found.path;
+      e.__response.headers.push(["content-type", found.type], ["x-content-type-options", "nosniff"]);
+      e.__response.status = 200;
+      e.__response.written = true;
+    },
   };
   g.$apis = vb.strictNamespace("$apis.", {
     requireAuth: (...cols) => apisMiddleware("requireAuth", cols.map(String), 0, "pbRequireAuth"),
@@ -499,6 +507,10 @@
     requireSuperuserOrOwnerAuth: (param) => apisMiddleware("requireSuperuserOrOwnerAuth", [param ? String(param) : "id"], 0, "pbRequireSuperuserOrOwnerAuth"),
     bodyLimit: (n) => apisMiddleware("bodyLimit", [Number(n) || 0], -990, "pbBodyLimit"),
     gzip: () => apisMiddleware("pass", [], 0, "pbGzip"),
+    // A route handler (not a middleware): `routerAdd("GET", "/{path...}", $apis.static(dir, fallback))`.
+    // Built with `new Function` so that, like any handler, it has source text to re-compile.
+    static: (dir, indexFallback) =>
+      new Function("e", "return __vb.apis.static(e, " + JSON.stringify([String(dir ?? ""), indexFallback === true]) + ");"),
     skipSuccessActivityLog: () => apisMiddleware("pass", [], 0, "pbSkipSuccessActivityLog"),
   });
 
@@ -691,6 +703,7 @@
       headers: res.headers,
       body: res.body,
       bytes: res.bytes,
+      file: res.file ?? null,
     });
   };
 

@@ -105,6 +105,8 @@ declare namespace $apis {
   function bodyLimit(bytes: number): Middleware
   function gzip(): Middleware
   function skipSuccessActivityLog(): Middleware
+  /** A route handler serving the files of `dir` (path value "path"); `indexFallback` answers unknown paths with dir/index.html. */
+  function static(dir: string, indexFallback?: boolean): (e: RequestEvent) => void
 }
 
 // ---------------------------------------------------------------- $app
