@@ -169,6 +169,7 @@ fn utilities_and_async_handlers() {
             "decrypted": "hello from pocketbase",
             "roundTrip": "again",
             "relative": "from json",
+            "unmarshaled": {"a": 1, "c": true},
         })
     );
     assert_eq!(call(p.port, "GET", "/async", None, None).json(), json!({"v": 7}));

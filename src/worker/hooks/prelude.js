@@ -170,6 +170,20 @@
   }
   g.DynamicModel = DynamicModel;
   g.arrayOf = function (model) { const out = []; out.__model = model; return out; };
+  // PocketBase's unmarshal(data, dst): copies a JSON-able value (or JSON text) into dst. An
+  // object with its own `__unmarshal(plain)` (a binding's class) takes the data itself.
+  g.unmarshal = function (data, dst) {
+    const plain = typeof data === "string" ? JSON.parse(data) : JSON.parse(JSON.stringify(data ?? null));
+    if (dst && typeof dst.__unmarshal === "function") {
+      dst.__unmarshal(plain);
+      return undefined;
+    }
+    if (!dst || typeof dst !== "object" || !plain || typeof plain !== "object") return undefined;
+    // A DynamicModel is a struct of its shape: only its own keys take values.
+    const keys = dst instanceof DynamicModel ? Object.keys(dst).filter((k) => k in plain) : Object.keys(plain);
+    for (const k of keys) dst[k] = plain[k];
+    return undefined;
+  };
 
   function pad(n, w) { return String(n).padStart(w, "0"); }
   class DateTime {

@@ -143,6 +143,7 @@ declare function toBytes(v: any): number[]
 declare function sleep(ms: number): void
 declare function require(path: string): any
 declare function arrayOf<T>(model: T): T[]
+declare function unmarshal(data: any, dst: any): void
 declare class DynamicModel { constructor(shape: { [key: string]: any }); [key: string]: any }
 declare class DateTime {
   constructor(date?: string | number)
