@@ -18,6 +18,8 @@ use super::engine::{self, Env};
 pub const HTTP_DEFAULT_TIMEOUT_SECS: u64 = 120;
 /// The largest response body `$http.send` reads.
 pub const HTTP_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The longest `$security.randomString` (a larger request is a bug, not a secret).
+pub const RANDOM_STRING_MAX_CHARS: usize = 1 << 20;
 /// The most output `$os.cmd(...).output()` keeps.
 pub const EXEC_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 
@@ -87,8 +89,8 @@ pub fn install<'js>(ctx: &Ctx<'js>, n: &Object<'js>, env: &Arc<Env>) -> rquickjs
     // $security
     set_fn(n, ctx, "randomString", |ctx: Ctx<'js>, len: i32, alphabet: String| -> rquickjs::Result<String> {
         let chars: Vec<char> = alphabet.chars().collect();
-        if chars.is_empty() || len < 0 {
-            return Err(type_error(&ctx, "randomString needs a positive length and a non-empty alphabet"));
+        if chars.is_empty() || len < 0 || len as usize > RANDOM_STRING_MAX_CHARS {
+            return Err(type_error(&ctx, format!("randomString needs a length from 0 to {RANDOM_STRING_MAX_CHARS} and a non-empty alphabet")));
         }
         let mut buf = vec![0u8; len as usize * 2];
         getrandom::getrandom(&mut buf).map_err(|e| js_error(&ctx, format!("random source failed: {e}")))?;
@@ -161,7 +163,16 @@ pub fn install<'js>(ctx: &Ctx<'js>, n: &Object<'js>, env: &Arc<Env>) -> rquickjs
 
     // $os
     set_fn(n, ctx, "getenv", |k: String| std::env::var(k).unwrap_or_default())?;
-    set_fn(n, ctx, "readFile", |ctx: Ctx<'js>, p: String| std::fs::read(&p).map_err(|e| js_error(&ctx, format!("open {p}: {e}"))))?;
+    // A file larger than the runtime's memory could never become a JS value: refused before
+    // it is read, so a huge file cannot exhaust the process's memory instead.
+    let memory = env.limits.memory_bytes as u64;
+    set_fn(n, ctx, "readFile", move |ctx: Ctx<'js>, p: String| -> rquickjs::Result<Vec<u8>> {
+        let size = std::fs::metadata(&p).map_err(|e| js_error(&ctx, format!("open {p}: {e}")))?.len();
+        if size > memory {
+            return Err(js_error(&ctx, format!("read {p}: {size} bytes is more than the hooks' memory limit")));
+        }
+        std::fs::read(&p).map_err(|e| js_error(&ctx, format!("open {p}: {e}")))
+    })?;
     set_fn(n, ctx, "writeFile", |ctx: Ctx<'js>, p: String, data: Vec<u8>, perm: f64| -> rquickjs::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()
