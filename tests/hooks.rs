@@ -457,6 +457,13 @@ fn apis_middlewares_with_tokens() {
     assert_eq!(text(&call(p.port, "GET", "/owner/someone-else", Some(&su), None)), "owner");
     assert_eq!(call(p.port, "GET", "/owner/x", None, None).json()["status"], 401);
 
+    // e.realIP() follows the trustedProxy setting as soon as it is saved.
+    let r = call_with(p.port, "GET", "/ip", None, None, &[("X-Forwarded-For", "9.9.9.9")]);
+    assert_eq!(r.json(), json!({"real": "127.0.0.1", "remote": "127.0.0.1"}));
+    ok(call(p.port, "PATCH", "/api/settings", Some(&su), Some(&json!({"trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": false}}))));
+    let r = call_with(p.port, "GET", "/ip", None, None, &[("X-Forwarded-For", "9.9.9.9")]);
+    assert_eq!(r.json(), json!({"real": "9.9.9.9", "remote": "127.0.0.1"}));
+
     assert_eq!(text(&call(p.port, "POST", "/limited", None, Some(&json!("short")))), "in");
     let r = call(p.port, "POST", "/limited", None, Some(&json!("a body longer than ten bytes")));
     assert_eq!(r.status, 413);
