@@ -370,6 +370,12 @@ fn a_cluster_serves_routes_from_every_worker_and_reloads_them() {
         }
     }
     assert_eq!(p.logs_with_message("hooks reloaded").len(), 2, "one reload per worker");
+    // A broken file: every worker logs it and keeps serving its last good set.
+    write_hook(&hooks, "main.pb.js", "routerAdd(\"GET\", \"/version\", (e) => e.string(200, \"3\"));\n)(\n");
+    p.wait_logs(2, RELOAD_BOUND, |v| v["message"] == "reloading the hooks failed; the previous hooks keep running");
+    for s in conns.values_mut() {
+        assert_eq!(String::from_utf8_lossy(&exchange(s, "GET", "/version").expect("version").body), "2");
+    }
 }
 
 #[test]
