@@ -250,6 +250,10 @@ fn a_cluster_logs_each_request_once_and_archive_lines_never_interleave() {
                 for i in 0..PER_WORKER {
                     let r = exchange(&mut s, "GET", &format!("/api/health?cl=w{worker}n{i}&pad={padding}")).expect("request");
                     assert_eq!(r.status, 200);
+                    // Spread each worker's requests over several of its log batches (one
+                    // archive write each), so batches of different workers can alternate even
+                    // on a machine that would answer all of them within one batch interval.
+                    std::thread::sleep(Duration::from_millis(5));
                 }
             })
         })
