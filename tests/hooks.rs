@@ -655,3 +655,31 @@ fn apis_static_serves_a_directory() {
     assert_eq!(call(p.port, "GET", "/strict/%2E%2E/outside.txt", None, None).status, 404);
     assert_eq!(call(p.port, "GET", "/strict/sub/site.css", None, None).status, 200, "the positive control");
 }
+
+/// `$app.logger()` lines are application logs in `_logs` (PocketBase's shape: the message, the
+/// level number, the key/value pairs as `data`), read back through `/api/logs`.
+#[test]
+fn app_logger_lines_reach_the_logs_api() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_fixture("routes", &tmp.path().join("pb_hooks"));
+    create_superuser(&tmp.path().join("data"), SU_EMAIL, SU_PASSWORD);
+    let mut p = Spawn::serve().in_tempdir(tmp).start();
+    p.wait_healthy();
+    let auth = call(p.port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&json!({"identity": SU_EMAIL, "password": SU_PASSWORD})));
+    let su = auth.json()["token"].as_str().expect("token").to_owned();
+    assert_eq!(call(p.port, "GET", "/log", None, None).status, 204);
+    let deadline = std::time::Instant::now() + START_TIMEOUT;
+    let item = loop {
+        let list = ok(call(p.port, "GET", "/api/logs?filter=message%3D'hello%20from%20a%20hook'", Some(&su), None));
+        if let Some(item) = list["items"].as_array().and_then(|a| a.first()).cloned() {
+            break item;
+        }
+        assert!(std::time::Instant::now() < deadline, "the hook's log line never reached /api/logs: {list}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(item["level"], 0, "info, as slog numbers it: {item}");
+    assert_eq!(item["data"], json!({"answer": 42}), "{item}");
+    // Positive control beside it: the request that ran the hook is logged as a request.
+    let requests = ok(call(p.port, "GET", "/api/logs?filter=data.url%3D'%2Flog'", Some(&su), None));
+    assert_eq!(requests["totalItems"], 1, "{requests}");
+}
