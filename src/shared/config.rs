@@ -174,6 +174,10 @@ pub struct Flags {
     pub dir: Option<String>,
 }
 
+/// A background job's lease, unless `VAULTBASE_JOBS_LEASE_MS` says otherwise, and its ceiling.
+pub const DEFAULT_JOBS_LEASE: Duration = Duration::from_secs(30);
+pub const MAX_JOBS_LEASE: Duration = Duration::from_secs(3600);
+
 /// The validated configuration every role runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -208,6 +212,12 @@ pub struct Config {
     pub test_cron_second_ticks: bool,
     /// Managed Litestream replication (`VAULTBASE_LITESTREAM_URL` and friends); None = off.
     pub litestream: Option<crate::shared::litestream::Settings>,
+    /// How long a claimed background job's lease lasts before another worker may take it over
+    /// (`VAULTBASE_JOBS_LEASE_MS`; shortened by the fault tests). Renewed while the job runs.
+    pub jobs_lease: Duration,
+    /// `VAULTBASE_WEBHOOKS_ALLOW_PRIVATE=1`: webhook deliveries may go to loopback, private,
+    /// link-local and metadata addresses (refused by default).
+    pub webhooks_allow_private: bool,
 }
 
 impl Config {
@@ -316,6 +326,16 @@ impl Config {
             Some(other) => return Err(invalid("VAULTBASE_TEST_CRON_SECOND_TICKS", other, "0 or 1")),
         };
 
+        let jobs_lease = match env("VAULTBASE_JOBS_LEASE_MS") {
+            Some(v) => parse_millis("VAULTBASE_JOBS_LEASE_MS", &v, MAX_JOBS_LEASE)?,
+            None => DEFAULT_JOBS_LEASE,
+        };
+        let webhooks_allow_private = match env("VAULTBASE_WEBHOOKS_ALLOW_PRIVATE").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => return Err(invalid("VAULTBASE_WEBHOOKS_ALLOW_PRIVATE", other, "0 or 1")),
+        };
+
         if mode == Mode::Cluster && port == 0 {
             return Err(invalid(
                 "VAULTBASE_PORT",
@@ -343,6 +363,8 @@ impl Config {
             encryption,
             test_cron_second_ticks,
             litestream,
+            jobs_lease,
+            webhooks_allow_private,
         })
     }
 

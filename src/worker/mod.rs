@@ -17,6 +17,7 @@ pub mod auth;
 pub mod cron;
 pub mod files;
 pub mod http;
+pub mod jobs;
 pub mod limits;
 pub mod ratelimit;
 pub mod listener;
@@ -160,6 +161,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     }
     let max_connections = cfg.max_connections.unwrap_or_else(|| server::default_max_connections(nofile));
     tokio::spawn(cron::scheduler::run(state.clone(), stop_rx.clone()));
+    let jobs_runner = tokio::spawn(jobs::runner::run(state.clone(), stop_rx.clone()));
     let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx, max_connections));
 
     bus.send(&BusMsg::Ready { worker_id });
@@ -211,6 +213,11 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     };
     if !drained {
         tracing::warn!(worker_id, "connections still open at the drain deadline; closing them");
+    }
+    // Running jobs finish within the drain budget or are released for retry (the runner's own
+    // budget ends before this one).
+    if tokio::time::timeout(deadline, jobs_runner).await.is_err() {
+        tracing::warn!(worker_id, "the job runner did not drain in time");
     }
     // Every finished request is in the logs queue now: write it out before exiting.
     let _ = tokio::task::spawn_blocking(ops::logs::flush).await;

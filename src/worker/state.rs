@@ -48,6 +48,8 @@ pub struct Inner {
     pub logs: crate::worker::ops::logs::LogStore,
     /// This worker's cron jobs (system jobs registered at start; see `worker::cron`).
     pub crons: Arc<crate::worker::cron::Crons>,
+    /// This worker's background job handlers (see `worker::jobs`).
+    pub jobs: Arc<crate::worker::jobs::Jobs>,
     next_request: AtomicU64,
 }
 
@@ -73,6 +75,8 @@ impl AppState {
         if let Err(e) = crate::worker::cron::system::register(&crons, &config) {
             tracing::error!(worker_id, error = %e, "registering the system cron jobs failed");
         }
+        let jobs = Arc::new(crate::worker::jobs::Jobs::default());
+        crate::worker::jobs::register_builtin(&jobs, &config);
         AppState(Arc::new(Inner {
             worker_id,
             pid: std::process::id(),
@@ -91,6 +95,7 @@ impl AppState {
             rate_limiter,
             logs,
             crons,
+            jobs,
             next_request: AtomicU64::new(1),
         }))
     }
