@@ -110,6 +110,7 @@ impl AppState {
             passwords: &self.passwords,
             realtime: &self.realtime,
             observers: &self.observers,
+            jobs: &self.jobs,
         }
     }
 

@@ -186,6 +186,10 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             require_superuser(state, &req).await?;
             api::crons::runs(state, id, &req).await
         }
+        (["api", "vb", rest @ ..], _) => {
+            require_superuser(state, &req).await?;
+            api::jobs::dispatch(state, rest, &method, req).await
+        }
         (["api", "sql"], &Method::POST) => {
             require_superuser(state, &req).await?;
             api::sql::run(state, req).await

@@ -23,6 +23,7 @@
 pub mod runner;
 pub mod store;
 pub mod testing;
+pub mod webhooks;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -215,8 +216,10 @@ impl Jobs {
     }
 }
 
-/// Registers the handlers every worker has: the test handler when the test routes are on.
+/// Registers the handlers every worker has: webhook deliveries, and the test handler when the
+/// test routes are on.
 pub fn register_builtin(jobs: &Jobs, config: &crate::shared::config::Config) {
+    webhooks::register(jobs);
     if config.test_routes {
         testing::register(jobs);
     }
