@@ -205,3 +205,34 @@ fn on_a_three_worker_cluster_a_kill_9_loses_no_job_and_no_job_runs_twice_at_once
     let runners: BTreeSet<u64> = per_job.values().flat_map(|a| a.values().map(|x| x.pid)).collect();
     assert!(runners.len() >= 2, "jobs ran on {runners:?}");
 }
+
+#[test]
+fn a_drain_lets_short_jobs_finish_and_releases_long_ones_for_the_next_worker() {
+    let spawn = Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").env("VAULTBASE_DRAIN_TIMEOUT", "3");
+    let (mut p, _token) = start_with_superuser(spawn);
+    let quick = enqueue(p.port, json!({ "payload": { "tag": "quick", "sleepMs": 300 } })).remove(0);
+    let long = enqueue(p.port, json!({ "payload": { "tag": "long", "sleepMs": 600000 } })).remove(0);
+    poll("both jobs running", || {
+        let ls = lines(p.port);
+        let started = |id: &str| ls.iter().any(|l| l["id"] == id && l["stage"] == "start");
+        (started(&quick) && started(&long)).then_some(())
+    });
+    p.signal(Signal::SIGTERM);
+    assert!(p.wait_exit(Duration::from_secs(30)).expect("exit").success());
+
+    let conn = rusqlite::Connection::open(p.dir.join("data.db")).expect("open");
+    let status = |id: &str| -> (String, i64) { conn.query_row("SELECT status, attempts FROM _vb_jobs WHERE id = ?1", [id], |r| Ok((r.get(0)?, r.get(1)?))).expect("job") };
+    assert_eq!(status(&quick), ("done".to_owned(), 1), "a job that fits the drain budget finishes");
+    assert_eq!(status(&long), ("queued".to_owned(), 0), "a job that does not is released, its attempt not counted");
+    let outcome: String = conn.query_row("SELECT outcome FROM _vb_job_attempts WHERE job = ?1", [&long], |r| r.get(0)).expect("attempt");
+    assert_eq!(outcome, "released");
+    drop(conn);
+
+    // The next server on the data dir runs the released job.
+    let next = Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").dir(&p.dir).start();
+    let mut next = next;
+    next.wait_healthy();
+    poll("the released job to start again", || {
+        lines(next.port).iter().any(|l| l["id"] == long.as_str() && l["stage"] == "start" && l["pid"] == next.pid()).then_some(())
+    });
+}

@@ -85,6 +85,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         help: "days the JSONL log archive (<data>/logs/) is kept, 0-36500; 0 keeps it until an operator removes it",
     },
     EnvVar { name: "VAULTBASE_HEADER_TIMEOUT_MS", default: "30000", help: "ms a new connection has to send its first request head, 1-300000" },
+    EnvVar {
+        name: "VAULTBASE_JOBS_LEASE_MS",
+        default: "30000",
+        help: "ms a worker holds a claimed background job before another may retry it (renewed while it runs), 1-3600000",
+    },
+    EnvVar {
+        name: "VAULTBASE_WEBHOOKS_ALLOW_PRIVATE",
+        default: "0",
+        help: "1 lets webhooks deliver to loopback, private, link-local and metadata addresses (refused by default)",
+    },
     EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables the /_/test/ routes and the test write observer (for the test suite only)" },
     EnvVar {
         name: "VAULTBASE_TEST_IGNORE_INVALIDATE",
