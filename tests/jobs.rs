@@ -55,7 +55,7 @@ fn failing_jobs_retry_with_growing_gaps_then_die_and_the_api_retries_and_cancels
     let flaky = enqueue(p.port, json!({ "payload": { "tag": "flaky", "failTimes": 2 }, "options": { "backoff": 1000, "maxAttempts": 5 } })).remove(0);
     let doomed = enqueue(p.port, json!({ "payload": { "tag": "doomed", "failTimes": 99 }, "options": { "backoff": 50, "maxAttempts": 2 } })).remove(0);
     let keyed = enqueue(p.port, json!({ "payload": { "tag": "keyed" }, "options": { "key": "once" } })).remove(0);
-    assert_eq!(enqueue(p.port, json!({ "payload": { "tag": "keyed" }, "options": { "key": "once" } })), [keyed.clone()], "a key makes the enqueue idempotent");
+    assert_eq!(enqueue(p.port, json!({ "payload": { "tag": "keyed" }, "options": { "key": "once" } })), std::slice::from_ref(&keyed), "a key makes the enqueue idempotent");
 
     let done = wait_status(p.port, &token, &flaky, "done");
     let attempts = done["attempts"].as_array().expect("attempts");

@@ -42,8 +42,14 @@ pub async fn dispatch(state: &AppState, rest: &[&str], method: &Method, req: Req
     }
 }
 
-/// `limit` and `offset` from a query string, checked.
-pub fn paging(query: &str) -> Result<(i64, i64, Vec<(String, String)>), ApiError> {
+/// A query string's `limit` and `offset`, checked, and its other parameters.
+pub struct Paging {
+    pub limit: i64,
+    pub offset: i64,
+    pub rest: Vec<(String, String)>,
+}
+
+pub fn paging(query: &str) -> Result<Paging, ApiError> {
     let (mut limit, mut offset, mut rest) = (DEFAULT_LIMIT, 0, Vec::new());
     for (k, v) in form_urlencoded::parse(query.as_bytes()) {
         match &*k {
@@ -62,11 +68,11 @@ pub fn paging(query: &str) -> Result<(i64, i64, Vec<(String, String)>), ApiError
             _ => rest.push((k.into_owned(), v.into_owned())),
         }
     }
-    Ok((limit, offset, rest))
+    Ok(Paging { limit, offset, rest })
 }
 
 async fn list(state: &AppState, req: &Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
-    let (limit, offset, rest) = paging(req.uri().query().unwrap_or_default())?;
+    let Paging { limit, offset, rest } = paging(req.uri().query().unwrap_or_default())?;
     let (mut name, mut status) = (None, None);
     for (k, v) in rest {
         match k.as_str() {

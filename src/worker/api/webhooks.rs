@@ -30,7 +30,7 @@ pub async fn dispatch(state: &AppState, rest: &[&str], method: &Method, req: Req
         }
         ([id, "deliveries"], _) if is_read => {
             view(state, id).await?;
-            let (limit, _, _) = super::jobs::paging(req.uri().query().unwrap_or_default())?;
+            let limit = super::jobs::paging(req.uri().query().unwrap_or_default())?.limit;
             let id = (*id).to_owned();
             let items = state.db.read(move |c| -> Result<_, DbError> { Ok(webhooks::deliveries(c, &id, limit)?) }).await.map_err(ApiError::internal)?;
             Ok(json(StatusCode::OK, &serde_json::json!({ "items": items })))

@@ -2,7 +2,8 @@
 //! appends a `start` and an `end` line per attempt to a file in the data dir, so a test sees
 //! the attempts of every worker of a cluster in one place (`GET /_/test/jobs`). Each line is
 //! one `write(2)` on an `O_APPEND` descriptor, so workers never interleave. The payload steers
-//! it: `failTimes` (attempts before that number fail), `sleepMs` (how long an attempt runs).
+//! it: `noop` (do nothing, for the bench), `failTimes` (attempts before that number fail),
+//! `sleepMs` (how long an attempt runs).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +27,10 @@ fn file(state: &AppState) -> PathBuf {
 }
 
 async fn run(state: AppState, job: Job) -> Result<(), String> {
+    // The bench's no-op jobs (bench/jobs.sh): nothing recorded.
+    if job.payload.get("noop").and_then(Value::as_bool) == Some(true) {
+        return Ok(());
+    }
     let path = file(&state);
     let line = |stage: &str| json!({ "stage": stage, "id": job.id, "attempt": job.attempt, "worker": state.worker_id, "pid": state.pid, "at": now_ms(), "payload": job.payload });
     push(&path, &line("start"));

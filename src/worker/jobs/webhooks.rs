@@ -211,7 +211,6 @@ async fn deliver(state: AppState, job: Job) -> Result<(), String> {
     let ok = (200..300).contains(&sent.status);
     let skipped = !t.active && sent.status == 0 && body.get("event").and_then(Value::as_str) != Some("test");
     let (jid, attempt, error, response, status) = (job.id.clone(), job.attempt, sent.error.clone(), sent.response, sent.status);
-    let last_attempt = job.attempt >= job.max_attempts;
     state
         .db
         .write(move |tx| -> Result<(), crate::shared::db::DbError> {
@@ -239,7 +238,6 @@ async fn deliver(state: AppState, job: Job) -> Result<(), String> {
         })
         .await
         .map_err(|e| e.to_string())?;
-    let _ = last_attempt;
     if ok || skipped {
         Ok(())
     } else if sent.error.is_empty() {
