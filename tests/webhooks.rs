@@ -297,3 +297,26 @@ fn request_with_token(port: u16, path: &str, token: &str, body: &str) -> std::io
     s.write_all(body.as_bytes())?;
     Ok(read_response(&mut s, false)?.status)
 }
+
+#[test]
+fn a_webhook_that_keeps_failing_is_paused_with_the_reason_and_resumes_when_activated() {
+    let receiver = Receiver::start(always(500), Duration::ZERO);
+    let (p, token) = start_with_superuser(Spawn::serve().env("VAULTBASE_WEBHOOKS_ALLOW_PRIVATE", "1"));
+    let hook = setup(p.port, &token, receiver.port);
+    for i in 0..10 {
+        ok(call(p.port, "POST", "/api/collections/posts/records", Some(&token), Some(&json!({ "title": format!("t{i}") }))));
+    }
+    let paused = poll("the webhook paused", || Some(ok(call(p.port, "GET", &format!("/api/vb/webhooks/{hook}"), Some(&token), None))).filter(|h| h["active"] == false));
+    let reason = paused["pausedReason"].as_str().expect("reason");
+    assert!(reason.contains("paused after 10") && reason.contains("HTTP 500"), "{reason}");
+    // While paused, writes enqueue nothing for it.
+    let queued = |p: &Proc| ok(call(p.port, "GET", "/api/vb/jobs?name=webhook.deliver", Some(&token), None))["totalItems"].as_i64().expect("total");
+    let before = queued(&p);
+    ok(call(p.port, "POST", "/api/collections/posts/records", Some(&token), Some(&json!({ "title": "while paused" }))));
+    assert_eq!(queued(&p), before);
+    // Activating it again clears the count and the reason, and writes are delivered again.
+    let resumed = ok(call(p.port, "PATCH", &format!("/api/vb/webhooks/{hook}"), Some(&token), Some(&json!({ "active": true }))));
+    assert_eq!((resumed["failures"].clone(), resumed["pausedReason"].clone()), (json!(0), json!("")));
+    ok(call(p.port, "POST", "/api/collections/posts/records", Some(&token), Some(&json!({ "title": "after" }))));
+    assert_eq!(queued(&p), before + 1, "positive control: an active webhook gets the write");
+}
