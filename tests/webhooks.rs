@@ -180,6 +180,8 @@ fn each_committed_change_is_delivered_once_signed_and_a_rolled_back_batch_delive
     assert!(!bodies.iter().any(|b| b.to_string().contains("rolled back")));
     let update = bodies.iter().find(|b| b["event"] == "update").expect("update");
     assert_eq!(update["previous"]["title"], "one");
+    // The record as the record API shows it, not the stored columns.
+    assert!(bodies.iter().all(|b| b["record"]["collectionName"] == "posts"), "{bodies:?}");
     assert_eq!(update["collection"], "posts");
     for r in &got {
         assert!(verify(r), "the signature verifies: {:?}", r.headers);

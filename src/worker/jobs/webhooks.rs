@@ -89,7 +89,9 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn record_json(columns: &[(String, crate::worker::records::sql_value::SqlValue)]) -> Value {
+/// The stored columns as a plain map, secrets removed: the body's record when the collection
+/// is gone by the time of the delivery (rendering needs its definition).
+fn raw_record(columns: &[(String, crate::worker::records::sql_value::SqlValue)]) -> Value {
     let mut m = columns_map(columns);
     for c in SECRET_COLUMNS {
         m.remove(c);
@@ -111,15 +113,12 @@ pub fn outbox(conn: &Connection, hooks: &[Active], changes: &[Change], now: i64)
         let action = change.action.as_str();
         for hook in hooks.iter().filter(|h| h.events.iter().any(|p| matches(p, &name, action))) {
             let id = event_id();
-            let (record, previous) = match change.action {
-                crate::worker::records::changes::Action::Update => (record_json(&change.columns), change.before.as_deref().map(record_json)),
-                _ => (record_json(&change.columns), None),
-            };
-            let mut body = json!({ "id": id, "event": action, "collection": name, "record": record, "time": time });
-            if let (Some(p), Some(m)) = (previous, body.as_object_mut()) {
-                m.insert("previous".into(), p);
-            }
-            let payload = json!({ "webhook": hook.id, "eventId": id, "body": body });
+            let body = json!({ "id": id, "event": action, "collection": name, "time": time });
+            // The change itself (the columns as stored); the delivery renders the record JSON,
+            // off the writer thread.
+            let mut change = change.clone();
+            let previous = change.before.take().map(|cols| Change { action: change.action, collection_id: change.collection_id.clone(), record_id: change.record_id.clone(), columns: cols, before: None });
+            let payload = json!({ "webhook": hook.id, "eventId": id, "body": body, "change": change, "previous": previous });
             let opts = EnqueueOptions { max_attempts: Some(DELIVERY_MAX_ATTEMPTS), backoff: Some(DELIVERY_BACKOFF_MS), ..Default::default() };
             enqueue(conn, DELIVER_JOB, &payload, &opts, now).map_err(|e| match e {
                 super::EnqueueFailure::Db(crate::shared::db::DbError::Sqlite(s)) => s,
@@ -195,7 +194,8 @@ struct Sent {
 async fn deliver(state: AppState, job: Job) -> Result<(), String> {
     let hook = job.payload.get("webhook").and_then(Value::as_str).unwrap_or_default().to_owned();
     let event_id = job.payload.get("eventId").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let body = job.payload.get("body").cloned().unwrap_or(Value::Null);
+    let mut body = job.payload.get("body").cloned().unwrap_or(Value::Null);
+    render_records(&state, &job.payload, &mut body).await;
     let event = format!("{}.{}", body.get("collection").and_then(Value::as_str).unwrap_or("*"), body.get("event").and_then(Value::as_str).unwrap_or(""));
     let h = hook.clone();
     let found = state.db.read(move |c| -> Result<_, crate::shared::db::DbError> { Ok(target(c, &h)?) }).await.map_err(|e| e.to_string())?;
@@ -244,6 +244,42 @@ async fn deliver(state: AppState, job: Job) -> Result<(), String> {
         Err(format!("the receiver answered HTTP {}", sent.status))
     } else {
         Err(sent.error)
+    }
+}
+
+/// Puts `record` (and `previous` for an update) into `body`: each as the record API shows it
+/// to a superuser (types decoded, encrypted fields opened, `password`/`tokenKey` never), or as
+/// the raw stored columns if the collection is gone.
+async fn render_records(state: &AppState, payload: &Value, body: &mut Value) {
+    let Some(change) = payload.get("change").and_then(|c| serde_json::from_value::<Change>(c.clone()).ok()) else { return };
+    let previous = payload.get("previous").and_then(|c| serde_json::from_value::<Change>(c.clone()).ok());
+    let record = render(state, &change).await;
+    let previous = match previous {
+        Some(p) => Some(render(state, &p).await),
+        None => None,
+    };
+    if let Some(m) = body.as_object_mut() {
+        m.insert("record".into(), record);
+        if let Some(p) = previous {
+            m.insert("previous".into(), p);
+        }
+    }
+}
+
+async fn render(state: &AppState, change: &Change) -> Value {
+    use crate::worker::records::crud::{self, Requester, RuleKind, Shape};
+    let raw = raw_record(&change.columns);
+    let Ok(snap) = state.schema.for_job(&state.db, &change.collection_id, false).await else { return raw };
+    let Some(c) = snap.get(&change.collection_id).cloned() else { return raw };
+    let req = Requester { ctx: crate::worker::records::query::RequestContext::new(std::time::SystemTime::now()), superuser: true };
+    let (columns, deleted) = (change.columns.clone(), change.action == crate::worker::records::changes::Action::Delete);
+    let rendered = state
+        .db
+        .read(move |conn| crud::view_change(conn, &snap, &c, &req, &columns, deleted, RuleKind::View, None, &Shape::default()))
+        .await;
+    match rendered {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or(raw),
+        _ => raw,
     }
 }
 
