@@ -241,6 +241,7 @@ fn on_bus_message(state: &AppState, msg: BusMsg) {
         BusMsg::Invalidate { .. } if state.config.test_ignore_invalidate => {}
         BusMsg::Invalidate { what, .. } if what == records::cache::INVALIDATE_COLLECTIONS => state.schema.invalidate(),
         BusMsg::Invalidate { what, .. } if what == settings::INVALIDATE_SETTINGS => state.settings.invalidate(),
+        BusMsg::Publish { topic, .. } if topic == jobs::BUS_WAKE_TOPIC => state.jobs.wake_local(),
         BusMsg::Publish { topic, payload, .. } if topic == realtime::BUS_TOPIC => state.realtime.on_bus_publish(payload),
         BusMsg::Publish { origin, seq, topic, payload } if topic == realtime::parts::BUS_PART_TOPIC => state.realtime.on_bus_part(origin, seq, payload),
         BusMsg::Direct { from, topic, payload, .. } if realtime::subscribe::is_realtime_direct(&topic, &payload) => {

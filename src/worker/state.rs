@@ -75,7 +75,7 @@ impl AppState {
         if let Err(e) = crate::worker::cron::system::register(&crons, &config) {
             tracing::error!(worker_id, error = %e, "registering the system cron jobs failed");
         }
-        let jobs = Arc::new(crate::worker::jobs::Jobs::default());
+        let jobs = Arc::new(crate::worker::jobs::Jobs::new(worker_id, Some(bus.clone())));
         crate::worker::jobs::register_builtin(&jobs, &config);
         AppState(Arc::new(Inner {
             worker_id,

@@ -182,20 +182,34 @@ pub struct Registered {
     pub options: HandlerOptions,
 }
 
+/// The bus topic that tells the other workers of a cluster that jobs were enqueued.
+pub const BUS_WAKE_TOPIC: &str = "jobs.wake";
+/// At most one wake-up per this many ms goes on the bus: a burst of enqueues wakes the other
+/// workers once, and each claims everything due when it looks.
+pub const BUS_WAKE_MIN_INTERVAL_MS: i64 = 5;
+
 /// This worker's job handlers by name, and the runner's wake-up signal.
-#[derive(Default)]
 pub struct Jobs {
     handlers: RwLock<HashMap<String, Registered>>,
     wake: tokio::sync::Notify,
+    worker_id: u32,
+    bus: Option<crate::shared::bus::Bus>,
+    last_broadcast_ms: std::sync::atomic::AtomicI64,
 }
 
 impl Jobs {
+    /// A registry whose wake-ups reach the other workers through `bus` (None: this worker
+    /// only, as in unit tests).
+    pub fn new(worker_id: u32, bus: Option<crate::shared::bus::Bus>) -> Jobs {
+        Jobs { handlers: RwLock::default(), wake: tokio::sync::Notify::new(), worker_id, bus, last_broadcast_ms: std::sync::atomic::AtomicI64::new(0) }
+    }
+
     /// Registers (or replaces) the handler of jobs named `name`. Only workers with a handler
     /// claim jobs of that name; jobs nobody handles wait, visible in the API.
     pub fn add_handler(&self, name: &str, run: Handler, options: HandlerOptions) {
         let options = HandlerOptions { concurrency: options.concurrency.max(1), timeout: options.timeout };
         self.handlers.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), Registered { run, options });
-        self.wake();
+        self.wake_local();
     }
 
     pub fn remove_handler(&self, name: &str) -> bool {
@@ -206,8 +220,23 @@ impl Jobs {
         self.handlers.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
-    /// Tells the runner that something may be due now (after an enqueue committed).
+    /// Tells the runners that something may be due now (after an enqueue committed): this
+    /// worker's at once, the others' through the bus (a hint: a lost one costs a poll
+    /// interval). Never waits, so the writer thread may call it.
     pub fn wake(&self) {
+        self.wake_local();
+        let Some(bus) = &self.bus else { return };
+        let now = now_ms();
+        let last = self.last_broadcast_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last >= BUS_WAKE_MIN_INTERVAL_MS
+            && self.last_broadcast_ms.compare_exchange(last, now, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed).is_ok()
+        {
+            bus.send(&crate::shared::bus::BusMsg::Publish { origin: self.worker_id, seq: 0, topic: BUS_WAKE_TOPIC.to_owned(), payload: Value::Null });
+        }
+    }
+
+    /// Wakes this worker's runner only (a wake-up heard on the bus).
+    pub fn wake_local(&self) {
         self.wake.notify_one();
     }
 

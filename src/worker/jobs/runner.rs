@@ -1,9 +1,9 @@
 //! The per-worker runner: finds due jobs, claims as many as its handlers have room for, runs
 //! each attempt under a renewed lease and a timeout, and records how it ended.
 //!
-//! Wake-ups: an enqueue on this worker wakes it at once ([`super::Jobs::wake`]); otherwise it
-//! sleeps until the earliest due time or lease end it knows of, and at most
-//! [`POLL_INTERVAL`] (jobs enqueued on other workers of a cluster, new handlers). Looking is a
+//! Wake-ups: an enqueue wakes it at once ([`super::Jobs::wake`]; from another worker of a
+//! cluster through a bus hint); otherwise it sleeps until the earliest due time or lease end
+//! it knows of, and at most [`POLL_INTERVAL`] (a lost hint, new handlers). Looking is a
 //! read; only a pass that found something due takes the write lock to claim.
 //!
 //! Drain: on stop it claims nothing more, lets running attempts finish within the drain
