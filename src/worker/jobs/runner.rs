@@ -29,6 +29,11 @@ pub const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Released jobs are handed back this long before the drain deadline, so the release is
 /// written before the supervisor's SIGKILL.
 const RELEASE_MARGIN: Duration = Duration::from_secs(1);
+/// How often a worker removes finished jobs older than [`RETENTION`] (any worker may; the
+/// delete is idempotent).
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Done and cancelled jobs, their attempts and the webhook delivery log are kept this long.
+pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// After a failed look or claim (database busy, closed), wait this long before the next.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
 
@@ -65,9 +70,17 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let mut tasks: JoinSet<()> = JoinSet::new();
     let (release_tx, release_rx) = watch::channel(false);
     let lease_ms = millis(state.config.jobs_lease);
+    let mut pruned = tokio::time::Instant::now();
     loop {
         if *stop.borrow() {
             break;
+        }
+        if pruned.elapsed() >= PRUNE_EVERY {
+            pruned = tokio::time::Instant::now();
+            let before = now_ms() - millis(RETENTION);
+            if let Err(e) = state.db.write(move |tx| -> Result<_, DbError> { Ok(store::prune(tx, before)?) }).await {
+                tracing::warn!(worker_id = state.worker_id, error = %e, "pruning finished jobs failed");
+            }
         }
         while tasks.try_join_next().is_some() {}
         let wait = match pass(&state, &who, &running, &mut tasks, &release_rx, lease_ms).await {

@@ -285,6 +285,19 @@ pub fn cancel(conn: &Connection, id: &str, now_ms: i64) -> rusqlite::Result<bool
     Ok(n == 1)
 }
 
+/// Deletes done and cancelled jobs last changed before `before_ms`, with their attempts, and
+/// webhook delivery log rows older than that. Dead jobs stay until retried or cancelled: they
+/// are what an operator must see. Answers the jobs removed.
+pub fn prune(conn: &Connection, before_ms: i64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM _vb_job_attempts WHERE job IN (SELECT id FROM _vb_jobs WHERE status IN ('done', 'cancelled') AND updated < ?1)",
+        [before_ms],
+    )?;
+    let n = conn.execute("DELETE FROM _vb_jobs WHERE status IN ('done', 'cancelled') AND updated < ?1", [before_ms])?;
+    conn.execute("DELETE FROM _vb_webhook_deliveries WHERE created < ?1", [before_ms])?;
+    Ok(n)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,5 +349,21 @@ mod tests {
         assert_eq!(finish(&conn, &a, &j, &Outcome::Failed("boom".into()), 50, 0, 60).expect("fail"), Some("dead"));
         assert!(retry(&conn, &id, 70).expect("retry"));
         assert_eq!(claim(&conn, &a, "n", 1, 1000, 70).expect("claim").len(), 1, "a retried dead job runs again");
+    }
+
+    #[test]
+    fn pruning_removes_old_finished_jobs_but_keeps_dead_ones() {
+        let (_d, conn) = db();
+        let plan = EnqueueOptions { max_attempts: Some(1), ..Default::default() }.plan(0).expect("plan");
+        let (ok_id, dead_id) = (insert(&conn, "ok", &Value::Null, &plan, None, 0).expect("insert"), insert(&conn, "bad", &Value::Null, &plan, None, 0).expect("insert"));
+        let a = who("a");
+        let j = claim(&conn, &a, "ok", 1, 1000, 0).expect("claim").remove(0);
+        finish(&conn, &a, &j, &Outcome::Ok, 0, 0, 10).expect("finish");
+        let j = claim(&conn, &a, "bad", 1, 1000, 0).expect("claim").remove(0);
+        finish(&conn, &a, &j, &Outcome::Failed("x".into()), 0, 0, 10).expect("finish");
+        assert_eq!(prune(&conn, 5).expect("prune"), 0, "nothing older than the cut-off");
+        assert_eq!(prune(&conn, 100).expect("prune"), 1);
+        assert!(get(&conn, &ok_id).expect("get").is_none());
+        assert!(get(&conn, &dead_id).expect("get").is_some(), "a dead job stays visible");
     }
 }
