@@ -322,3 +322,27 @@ fn a_webhook_that_keeps_failing_is_paused_with_the_reason_and_resumes_when_activ
     ok(call(p.port, "POST", "/api/collections/posts/records", Some(&token), Some(&json!({ "title": "after" }))));
     assert_eq!(queued(&p), before + 1, "positive control: an active webhook gets the write");
 }
+
+#[test]
+fn a_sign_in_is_delivered_as_an_auth_event_to_webhooks_that_ask_for_it() {
+    let receiver = Receiver::start(always(200), Duration::ZERO);
+    let (p, token) = start_with_superuser(Spawn::serve().env("VAULTBASE_WEBHOOKS_ALLOW_PRIVATE", "1"));
+    let hook = setup(p.port, &token, receiver.port);
+    let user = json!({ "email": "u@example.com", "password": "a long password", "passwordConfirm": "a long password" });
+    ok(call(p.port, "POST", "/api/collections/users/records", Some(&token), Some(&user)));
+    let sign_in = json!({ "identity": "u@example.com", "password": "a long password" });
+    ok(call(p.port, "POST", "/api/collections/users/auth-with-password", None, Some(&sign_in)));
+    // Positive control for "not asked for": a write to posts is delivered, the sign-in is not.
+    ok(call(p.port, "POST", "/api/collections/posts/records", Some(&token), Some(&json!({ "title": "before" }))));
+    poll("the posts delivery", || receiver.all().iter().any(|r| r.json()["record"]["title"] == "before").then_some(()));
+    assert!(!receiver.all().iter().any(|r| r.json()["event"] == "auth"), "not subscribed yet");
+    let jobs = ok(call(p.port, "GET", "/api/vb/jobs?name=webhook.deliver", Some(&token), None));
+    assert_eq!(jobs["totalItems"], 1, "only the posts write was enqueued: {jobs}");
+
+    ok(call(p.port, "PATCH", &format!("/api/vb/webhooks/{hook}"), Some(&token), Some(&json!({ "events": ["posts.*", "users.auth"] }))));
+    ok(call(p.port, "POST", "/api/collections/users/auth-with-password", None, Some(&sign_in)));
+    let auth = poll("the auth event", || receiver.all().into_iter().find(|r| r.json()["event"] == "auth")).json();
+    assert_eq!((auth["collection"].clone(), auth["method"].clone()), (json!("users"), json!("password")));
+    assert_eq!(auth["record"]["email"], "u@example.com");
+    assert!(auth["record"].get("password").is_none() && auth["record"].get("tokenKey").is_none(), "{auth}");
+}

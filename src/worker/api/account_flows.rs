@@ -433,6 +433,7 @@ pub async fn complete_auth(
     if o.auth_alert.enabled {
         login_alert(state, c, &record, origin, &o.auth_alert.email_template).await;
     }
+    crate::worker::jobs::webhooks::auth_event(state, &c.name, rows::public_auth_record(c, &record, false), method.as_str()).await;
     token_response(state, c, &record, true, None, meta)
 }
 

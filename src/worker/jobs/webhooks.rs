@@ -130,6 +130,40 @@ pub fn outbox(conn: &Connection, hooks: &[Active], changes: &[Change], now: i64)
     Ok(n)
 }
 
+/// An auth event: `record` of collection `collection` signed in with `method` (password, otp,
+/// oauth2). Enqueues one delivery per matching active webhook (`collection.auth`) in a write
+/// of its own — a sign-in writes nothing else to join — and wakes the runners. Never fails
+/// the sign-in: a problem is logged.
+pub async fn auth_event(state: &AppState, collection: &str, record: Map<String, Value>, method: &str) {
+    let (collection, method) = (collection.to_owned(), method.to_owned());
+    let now = now_ms();
+    let enqueued = state
+        .db
+        .write(move |tx| -> Result<usize, super::EnqueueFailure> {
+            let hooks = active(tx)?;
+            let mut n = 0;
+            for hook in hooks.iter().filter(|h| h.events.iter().any(|p| matches(p, &collection, "auth"))) {
+                let id = event_id();
+                let body = json!({ "id": id, "event": "auth", "collection": collection, "method": method, "record": record, "time": iso(now) });
+                let payload = json!({ "webhook": hook.id, "eventId": id, "body": body });
+                let opts = EnqueueOptions { max_attempts: Some(DELIVERY_MAX_ATTEMPTS), backoff: Some(DELIVERY_BACKOFF_MS), ..Default::default() };
+                enqueue(tx, DELIVER_JOB, &payload, &opts, now)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await;
+    match enqueued {
+        Ok(0) => {}
+        Ok(_) => state.jobs.wake(),
+        Err(e) => tracing::warn!(error = %e, "enqueueing an auth webhook event failed"),
+    }
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()).unwrap_or_default()
+}
+
 /// Whether deliveries may go to `ip` by default: not loopback, private, link-local (cloud
 /// metadata lives there), shared (CGNAT), unspecified, broadcast or multicast.
 pub fn is_public(ip: IpAddr) -> bool {
@@ -429,8 +463,8 @@ pub fn parse_input(body: &Map<String, Value>, creating: bool) -> Result<Input, V
                 let mut out = Vec::new();
                 for i in items {
                     match i.as_str() {
-                        Some(p) if p == "*" || p.split_once('.').is_some_and(|(c, a)| !c.is_empty() && matches!(a, "*" | "create" | "update" | "delete")) => out.push(p.to_owned()),
-                        _ => errors.push(("events", "Each event must be \"collection.create|update|delete\" (either part may be *).".to_owned())),
+                        Some(p) if p == "*" || p.split_once('.').is_some_and(|(c, a)| !c.is_empty() && matches!(a, "*" | "create" | "update" | "delete" | "auth")) => out.push(p.to_owned()),
+                        _ => errors.push(("events", "Each event must be \"collection.create|update|delete|auth\" (either part may be *).".to_owned())),
                     }
                 }
                 input.events = Some(out);
