@@ -617,6 +617,19 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn every_hop_is_checked_before_connecting() {
+        let url = |s: &str| reqwest::Url::parse(s).expect("url");
+        // A redirect target is checked the same way as the first URL (see `send`).
+        for bad in ["http://169.254.169.254/latest/meta-data", "http://127.0.0.1:8080/", "http://[::1]/", "http://10.0.0.1/"] {
+            let refused = checked_address(&url(bad), false).await.expect_err(bad);
+            assert!(refused.contains("refused"), "{refused}");
+        }
+        assert!(checked_address(&url("ftp://1.1.1.1/"), true).await.is_err(), "only http and https");
+        assert_eq!(checked_address(&url("http://127.0.0.1:8080/"), true).await.expect("allowed"), "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(checked_address(&url("https://1.1.1.1/"), false).await.expect("public").port(), 443);
+    }
+
     #[test]
     fn event_patterns_match_collection_and_action() {
         assert!(matches("posts.create", "posts", "create"));
