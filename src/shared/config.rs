@@ -96,6 +96,16 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "VAULTBASE_HOOKS_TIMEOUT", default: "30", help: "seconds one hook or route may run before it is interrupted (500), 1-3600" },
     EnvVar { name: "VAULTBASE_HOOKS_MEMORY", default: "64", help: "MiB of memory per JS runtime, 8-4096" },
     EnvVar { name: "VAULTBASE_HOOKS_ALLOW_EXEC", default: "0", help: "1 lets hooks run programs with $os.cmd" },
+    EnvVar {
+        name: "VAULTBASE_JOBS_LEASE_MS",
+        default: "30000",
+        help: "ms a worker holds a claimed background job before another may retry it (renewed while it runs), 1-3600000",
+    },
+    EnvVar {
+        name: "VAULTBASE_WEBHOOKS_ALLOW_PRIVATE",
+        default: "0",
+        help: "1 lets webhooks deliver to loopback, private, link-local and metadata addresses (refused by default)",
+    },
     EnvVar { name: "VAULTBASE_TEST_ROUTES", default: "0", help: "1 enables the /_/test/ routes and the test write observer (for the test suite only)" },
     EnvVar {
         name: "VAULTBASE_TEST_IGNORE_INVALIDATE",
@@ -215,6 +225,9 @@ pub const DEFAULT_HOOKS_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_HOOKS_MEMORY_MIB: usize = 64;
 /// PocketBase's default `--hooksPool`.
 pub const DEFAULT_HOOKS_POOL: usize = 15;
+/// A background job's lease, unless `VAULTBASE_JOBS_LEASE_MS` says otherwise, and its ceiling.
+pub const DEFAULT_JOBS_LEASE: Duration = Duration::from_secs(30);
+pub const MAX_JOBS_LEASE: Duration = Duration::from_secs(3600);
 
 /// The validated configuration every role runs with.
 #[derive(Debug, Clone)]
@@ -254,6 +267,12 @@ pub struct Config {
     pub test_cron_second_ticks: bool,
     /// Managed Litestream replication (`VAULTBASE_LITESTREAM_URL` and friends); None = off.
     pub litestream: Option<crate::shared::litestream::Settings>,
+    /// How long a claimed background job's lease lasts before another worker may take it over
+    /// (`VAULTBASE_JOBS_LEASE_MS`; shortened by the fault tests). Renewed while the job runs.
+    pub jobs_lease: Duration,
+    /// `VAULTBASE_WEBHOOKS_ALLOW_PRIVATE=1`: webhook deliveries may go to loopback, private,
+    /// link-local and metadata addresses (refused by default).
+    pub webhooks_allow_private: bool,
 }
 
 impl Config {
@@ -368,6 +387,15 @@ impl Config {
             (None, d) => d.map(PathBuf::from),
         };
         let hooks = hooks_settings(&env, &flags.hooks)?;
+        let jobs_lease = match env("VAULTBASE_JOBS_LEASE_MS") {
+            Some(v) => parse_millis("VAULTBASE_JOBS_LEASE_MS", &v, MAX_JOBS_LEASE)?,
+            None => DEFAULT_JOBS_LEASE,
+        };
+        let webhooks_allow_private = match env("VAULTBASE_WEBHOOKS_ALLOW_PRIVATE").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => return Err(invalid("VAULTBASE_WEBHOOKS_ALLOW_PRIVATE", other, "0 or 1")),
+        };
 
         if mode == Mode::Cluster && port == 0 {
             return Err(invalid(
@@ -398,6 +426,8 @@ impl Config {
             hooks,
             test_cron_second_ticks,
             litestream,
+            jobs_lease,
+            webhooks_allow_private,
         })
     }
 

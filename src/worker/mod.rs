@@ -18,6 +18,7 @@ pub mod cron;
 pub mod files;
 pub mod hooks;
 pub mod http;
+pub mod jobs;
 pub mod limits;
 pub mod ratelimit;
 pub mod listener;
@@ -171,6 +172,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     let max_connections = cfg.max_connections.unwrap_or_else(|| server::default_max_connections(nofile));
     tokio::spawn(cron::scheduler::run(state.clone(), stop_rx.clone()));
     tokio::spawn(ops::backups::keep_schedule_in_sync(state.clone(), stop_rx.clone()));
+    let jobs_runner = tokio::spawn(jobs::runner::run(state.clone(), stop_rx.clone()));
     let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx, max_connections));
 
     bus.send(&BusMsg::Ready { worker_id });
@@ -223,6 +225,11 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     if !drained {
         tracing::warn!(worker_id, "connections still open at the drain deadline; closing them");
     }
+    // Running jobs finish within the drain budget or are released for retry (the runner's own
+    // budget ends before this one).
+    if tokio::time::timeout(deadline, jobs_runner).await.is_err() {
+        tracing::warn!(worker_id, "the job runner did not drain in time");
+    }
     let terminating = state.clone();
     let _ = tokio::task::spawn_blocking(move || terminating.hooks.terminate()).await;
     // Every finished request is in the logs queue now: write it out before exiting.
@@ -251,6 +258,7 @@ fn on_bus_message(state: &AppState, msg: BusMsg) {
             let state = state.clone();
             tokio::spawn(async move { ops::backups::sync_schedule(&state).await });
         }
+        BusMsg::Publish { topic, .. } if topic == jobs::BUS_WAKE_TOPIC => state.jobs.wake_local(),
         BusMsg::Publish { topic, payload, .. } if topic == realtime::BUS_TOPIC => state.realtime.on_bus_publish(payload),
         BusMsg::Publish { origin, seq, topic, payload } if topic == realtime::parts::BUS_PART_TOPIC => state.realtime.on_bus_part(origin, seq, payload),
         BusMsg::Direct { from, topic, payload, .. } if from == crate::shared::bus::SUPERVISOR_ID && crate::shared::backup::protocol::is_restore_topic(&topic) => {

@@ -52,6 +52,8 @@ pub struct Inner {
     pub hooks: crate::worker::hooks::Hooks,
     /// This worker's cron jobs (system jobs registered at start; see `worker::cron`).
     pub crons: Arc<crate::worker::cron::Crons>,
+    /// This worker's background job handlers (see `worker::jobs`).
+    pub jobs: Arc<crate::worker::jobs::Jobs>,
     next_request: AtomicU64,
 }
 
@@ -77,6 +79,8 @@ impl AppState {
         if let Err(e) = crate::worker::cron::system::register(&crons, &config) {
             tracing::error!(worker_id, error = %e, "registering the system cron jobs failed");
         }
+        let jobs = Arc::new(crate::worker::jobs::Jobs::new(worker_id, Some(bus.clone())));
+        crate::worker::jobs::register_builtin(&jobs, &config);
         AppState(Arc::new(Inner {
             worker_id,
             pid: std::process::id(),
@@ -97,6 +101,7 @@ impl AppState {
             restores: Default::default(),
             hooks: crate::worker::hooks::Hooks::new(),
             crons,
+            jobs,
             next_request: AtomicU64::new(1),
         }))
     }
@@ -111,6 +116,7 @@ impl AppState {
             passwords: &self.passwords,
             realtime: &self.realtime,
             observers: &self.observers,
+            jobs: &self.jobs,
         }
     }
 

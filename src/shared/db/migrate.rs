@@ -165,6 +165,78 @@ pub const MIGRATIONS: &[Migration] = &[
             CREATE INDEX _vb_cron_runs_job ON _vb_cron_runs (job, id);",
         ),
     },
+    Migration {
+        name: "1763769630_jobs_webhooks",
+        // Background jobs (worker/jobs). `_vb_jobs` is the queue and the outbox: a row is
+        // inserted in the transaction of the write that wants it, so it exists only if that
+        // write commits. `status`: queued | running | done | dead | cancelled. A worker claims a
+        // due row with one conditional UPDATE that sets `lease_owner`/`lease_until` (unix ms);
+        // an expired lease makes a running row claimable again. `key` makes an enqueue
+        // idempotent. `_vb_job_attempts`: one row per attempt (outcome running | ok | failed |
+        // timeout | lost | released). `_vb_webhooks`: the webhook definitions (superusers
+        // only); `_vb_webhook_deliveries`: the delivery log, one row per HTTP attempt.
+        apply: Apply::Sql(
+            "CREATE TABLE _vb_jobs (
+                id           TEXT PRIMARY KEY NOT NULL,
+                name         TEXT NOT NULL,
+                payload      TEXT DEFAULT 'null' NOT NULL,
+                status       TEXT DEFAULT 'queued' NOT NULL,
+                attempts     INTEGER DEFAULT 0 NOT NULL,
+                max_attempts INTEGER NOT NULL,
+                backoff_ms   INTEGER NOT NULL,
+                run_at       INTEGER NOT NULL,
+                lease_owner  TEXT DEFAULT NULL,
+                lease_until  INTEGER DEFAULT NULL,
+                key          TEXT DEFAULT NULL UNIQUE,
+                last_error   TEXT DEFAULT '' NOT NULL,
+                created      INTEGER NOT NULL,
+                updated      INTEGER NOT NULL
+            );
+            CREATE INDEX _vb_jobs_due ON _vb_jobs (status, run_at);
+            CREATE INDEX _vb_jobs_lease ON _vb_jobs (status, lease_until);
+            CREATE TABLE _vb_job_attempts (
+                id          INTEGER PRIMARY KEY AUTOINCREMENT,
+                job         TEXT NOT NULL,
+                attempt     INTEGER NOT NULL,
+                owner       TEXT NOT NULL,
+                worker      INTEGER NOT NULL,
+                pid         INTEGER NOT NULL,
+                started     INTEGER NOT NULL,
+                duration_ms INTEGER DEFAULT NULL,
+                outcome     TEXT DEFAULT 'running' NOT NULL,
+                error       TEXT DEFAULT '' NOT NULL
+            );
+            CREATE INDEX _vb_job_attempts_job ON _vb_job_attempts (job, id);
+            CREATE INDEX _vb_job_attempts_open ON _vb_job_attempts (owner) WHERE outcome = 'running';
+            CREATE TABLE _vb_webhooks (
+                id            TEXT PRIMARY KEY NOT NULL,
+                name          TEXT DEFAULT '' NOT NULL,
+                url           TEXT NOT NULL,
+                events        TEXT DEFAULT '[]' NOT NULL,
+                secret        TEXT NOT NULL,
+                headers       TEXT DEFAULT '{}' NOT NULL,
+                active        INTEGER DEFAULT 1 NOT NULL,
+                failures      INTEGER DEFAULT 0 NOT NULL,
+                paused_reason TEXT DEFAULT '' NOT NULL,
+                created       TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL,
+                updated       TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL
+            );
+            CREATE TABLE _vb_webhook_deliveries (
+                id         INTEGER PRIMARY KEY AUTOINCREMENT,
+                webhook    TEXT NOT NULL,
+                job        TEXT NOT NULL,
+                event_id   TEXT NOT NULL,
+                event      TEXT NOT NULL,
+                attempt    INTEGER NOT NULL,
+                status     INTEGER DEFAULT 0 NOT NULL,
+                latency_ms INTEGER DEFAULT 0 NOT NULL,
+                response   TEXT DEFAULT '' NOT NULL,
+                error      TEXT DEFAULT '' NOT NULL,
+                created    INTEGER NOT NULL
+            );
+            CREATE INDEX _vb_webhook_deliveries_hook ON _vb_webhook_deliveries (webhook, id);",
+        ),
+    },
 ];
 
 /// Runs the `indexes` statements of a system collection's JSON definition.

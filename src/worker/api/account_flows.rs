@@ -435,6 +435,7 @@ pub async fn complete_auth(
     if o.auth_alert.enabled {
         login_alert(state, c, &record, origin, &o.auth_alert.email_template).await;
     }
+    crate::worker::jobs::webhooks::auth_event(state, &c.name, rows::public_auth_record(c, &record, false), method.as_str()).await;
     // pb_hooks: onRecordAuthRequest / onRecordEnrich take part in the answer when registered.
     if let Some(res) = super::record_hooks::auth_answer(state, c, &record, method.as_str(), origin, meta.clone()).await? {
         return Ok(res);

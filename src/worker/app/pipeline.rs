@@ -7,7 +7,8 @@
 //! plan (schema snapshot, stored record) → API rule (before validation, as PocketBase)
 //!   → validate → argon2 and old-password checks (password pool, never the writer thread)
 //!   → before-write observers (may refuse) → store uploads
-//!   → one transaction: write, cascades, re-checked rule, stamp the changes → COMMIT
+//!   → one transaction: write, cascades, re-checked rule, webhook deliveries enqueued (the
+//!     outbox), stamp the changes → COMMIT
 //!   → after-commit effects, in order: realtime publish (on the writer, in commit order),
 //!     file cleanup, after-write observers
 //! ```
@@ -28,6 +29,7 @@ use crate::shared::db::{Db, DbError};
 use crate::worker::auth::password::{PasswordError, PasswordPool};
 use crate::worker::files::storage::StorageError;
 use crate::worker::files::{self, staged::StagedFile, FilesError, StorageSource};
+use crate::worker::jobs::{webhooks, Jobs};
 use crate::worker::realtime::Realtime;
 use crate::worker::records::cache::{CacheError, SchemaCache, Snapshot};
 use crate::worker::records::changes::{self, Action, Change, Changes, Stamped};
@@ -52,6 +54,8 @@ pub struct Writes<'a> {
     pub passwords: &'a PasswordPool,
     pub realtime: &'a Realtime,
     pub observers: &'a Observers,
+    /// Woken after a commit that enqueued jobs (webhook deliveries).
+    pub jobs: &'a Arc<Jobs>,
 }
 
 /// Why a write did not happen.
@@ -171,15 +175,25 @@ impl<'a> Writes<'a> {
     {
         let realtime = self.realtime.clone();
         let observed = !self.observers.is_empty();
-        let (out, _, changes) = self
+        let jobs = self.jobs.clone();
+        let (out, _, changes, _) = self
             .db
             .write_then(
-                move |tx| -> Result<(T, Stamped, Vec<Change>), E> {
-                    let mut changes = if observed { Changes::keeping_before() } else { Changes::new() };
+                move |tx| -> Result<(T, Stamped, Vec<Change>, bool), E> {
+                    // Read in this transaction, so a webhook created a moment ago on another
+                    // worker already counts; an update's previous record is kept for them.
+                    let hooks = webhooks::active(tx)?;
+                    let mut changes = if observed || !hooks.is_empty() { Changes::keeping_before() } else { Changes::new() };
                     let out = f(tx, &mut changes)?;
-                    Ok((out, changes::stamp(tx, changes)?, Vec::new()))
+                    // The outbox: deliveries commit or roll back with the write itself.
+                    let enqueued = webhooks::outbox(tx, &hooks, &changes, crate::worker::jobs::now_ms())?;
+                    let stamped = changes::stamp(tx, changes)?;
+                    Ok((out, stamped, Vec::new(), enqueued > 0))
                 },
-                move |(_, stamped, kept): &mut (T, Stamped, Vec<Change>)| {
+                move |(_, stamped, kept, enqueued): &mut (T, Stamped, Vec<Change>, bool)| {
+                    if *enqueued {
+                        jobs.wake();
+                    }
                     if observed {
                         kept.clone_from(&stamped.changes);
                     }

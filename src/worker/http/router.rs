@@ -151,6 +151,8 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
         (["_", "test", "stats"], _) if is_read && state.config.test_routes => Ok(api::test_routes::stats(state)),
         (["_", "test", "observed"], _) if is_read && state.config.test_routes => Ok(api::test_routes::observed(state)),
         (["_", "test", "panic"], _) if is_read && state.config.test_routes => api::test_routes::panic(),
+        (["_", "test", "jobs"], &Method::POST) if state.config.test_routes => api::test_routes::enqueue_jobs(state, req).await,
+        (["_", "test", "jobs"], _) if is_read && state.config.test_routes => Ok(api::test_routes::job_runs(state)),
         (["_"] | ["_", ""], _) if is_read => Ok(api::setup::page()),
         (["_", "setup"], &Method::POST) => api::setup::redeem(state, req).await,
 
@@ -198,6 +200,10 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
         (["api", "crons", id, "runs"], _) if is_read => {
             require_superuser(state, &req).await?;
             api::crons::runs(state, id, &req).await
+        }
+        (["api", "vb", rest @ ..], _) => {
+            require_superuser(state, &req).await?;
+            api::jobs::dispatch(state, rest, &method, req).await
         }
         (["api", "sql"], &Method::POST) => {
             require_superuser(state, &req).await?;

@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Background jobs and webhooks on a 2-worker cluster (vaultbase only: PocketBase has neither).
+#
+#   bench/jobs.sh                 # 1,000 no-op jobs; creates with and without a webhook, 10 s each
+#   JOBS=5000 DURATION=30s bench/jobs.sh
+#
+# 1. Jobs: enqueues $JOBS no-op jobs of the test handler (`POST /_/test/jobs`, so the cluster
+#    runs with VAULTBASE_TEST_ROUTES=1) and waits until all are done; prints jobs/s from the
+#    first enqueue to the last completion and the p50/p99 of due→start (an attempt's `started`
+#    minus the job's `run_at`, from _vb_job_attempts). Targets: ≥ 1,000 jobs/s, p99 ≤ 100 ms.
+# 2. Webhooks: wrk creates on a public collection without a webhook, then with one active
+#    webhook on it (a local python receiver answering 204), alternating ROUNDS times. Target:
+#    with ≥ 80 % of without.
+#
+# Needs: wrk, curl, python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+NEEDS_POCKETBASE=0
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
+
+JOBS=${JOBS:-1000}
+ROUNDS=${ROUNDS:-3}
+EMAIL=bench@example.com
+PASS=benchmark-password
+"$BIN" superuser upsert "$EMAIL" "$PASS" --dir "$WORK/cluster" >/dev/null
+P=$(free_port); R=$(free_port)
+VAULTBASE_WORKERS=2 VAULTBASE_TEST_ROUTES=1 VAULTBASE_WEBHOOKS_ALLOW_PRIVATE=1 \
+  "$BIN" cluster --http "127.0.0.1:$P" --dir "$WORK/cluster" 2>"$WORK/cluster.log" & PIDS+=($!)
+python3 - "$R" >/dev/null 2>&1 <<'PY' & PIDS+=($!)
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        self.send_response(204); self.end_headers()
+    def log_message(self, *a): pass
+ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+PY
+wait_up "http://127.0.0.1:$P/api/health"
+read -r TOKEN _ <<<"$(SEED=1 seed "$P")"
+
+echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown), $(nproc) cores, 2 workers, $(date -u +%Y-%m-%dT%H:%MZ)"
+python3 - "$P" "$TOKEN" "$JOBS" "$WORK/cluster/data.db" <<'PY'
+import json, sqlite3, sys, time, urllib.request
+port, token, n, db = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+base = f"http://127.0.0.1:{port}"
+def call(method, path, body=None):
+    req = urllib.request.Request(base + path, method=method, data=None if body is None else json.dumps(body).encode())
+    req.add_header("content-type", "application/json"); req.add_header("authorization", token)
+    with urllib.request.urlopen(req) as r:
+        return json.loads(r.read() or b"null")
+start = time.time()
+left = n
+while left > 0:
+    k = min(100, left)
+    call("POST", "/_/test/jobs", {"payload": {"noop": True}, "count": k})
+    left -= k
+while call("GET", "/api/vb/jobs?status=done&limit=1")["totalItems"] < n:
+    time.sleep(0.01)
+elapsed = time.time() - start
+c = sqlite3.connect(db)
+lat = sorted(r[0] for r in c.execute("SELECT a.started - j.run_at FROM _vb_job_attempts a JOIN _vb_jobs j ON j.id = a.job"))
+pct = lambda p: lat[min(len(lat) - 1, int(len(lat) * p))]
+print(f"jobs: {n} no-op jobs in {elapsed:.2f} s = {n/elapsed:.0f} jobs/s; due→start p50 {pct(0.5)} ms, p99 {pct(0.99)} ms")
+PY
+
+cat >"$WORK/create.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"title":"created by wrk","n":7}'
+LUA
+HOOK=$(curl -fs -X POST -H "Authorization: $TOKEN" -H 'Content-Type: application/json' \
+  -d "{\"url\":\"http://127.0.0.1:$R/hook\",\"events\":[\"bench.create\"],\"active\":false}" \
+  "http://127.0.0.1:$P/api/vb/webhooks" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+set_hook() { curl -fs -X PATCH -H "Authorization: $TOKEN" -H 'Content-Type: application/json' -d "{\"active\":$1}" "http://127.0.0.1:$P/api/vb/webhooks/$HOOK" >/dev/null; }
+header
+OUT=$(mktemp)
+for _ in $(seq 1 "$ROUNDS"); do
+  set_hook false; run "create, no webhook" "http://127.0.0.1:$P/api/collections/bench/records" "$WORK/create.lua"
+  set_hook true;  run "create, one active webhook" "http://127.0.0.1:$P/api/collections/bench/records" "$WORK/create.lua"
+done | tee "$OUT"
+awk '/no webhook/ {off+=$(NF-3); n++} /one active/ {on+=$(NF-3)} END { if (n) printf "with a webhook: %.0f %% of the creates/s without (target >= 80 %%)\n", 100*on/off }' "$OUT"
+rm -f "$OUT"

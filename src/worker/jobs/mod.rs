@@ -1,0 +1,319 @@
+//! Background jobs: a durable queue in SQLite (`_vb_jobs`, `_vb_job_attempts`), the registry of
+//! handlers by name, and the per-worker runner ([`runner`]) that claims and runs due jobs.
+//!
+//! Enqueueing is a plain INSERT on the connection of the caller's transaction ([`enqueue`]), so
+//! a job enqueued by a write (a webhook delivery, later `$jobs.enqueue` in a hook) exists only
+//! if that write commits: the queue is also the transactional outbox. Jobs are claimed with one
+//! conditional UPDATE and held under a lease the runner renews (see [`store::claim`]); a
+//! worker killed mid-job loses its lease and another worker retries the job, so a job runs at
+//! least once and never on two workers at the same moment (a runner that cannot renew its
+//! lease stops its handler before the lease runs out).
+//!
+//! This module owns the queue's shape and the handler registry. It must not run a handler on
+//! the writer thread or hold the writer across a handler: handlers are async and run on the
+//! runtime, and every SQLite step is one short write.
+//!
+//! The JS bindings plug in here: `jobsAdd(name, fn, {concurrency, timeout})` becomes a
+//! [`Jobs::add_handler`] whose [`Handler`] enters the JS pool with the payload and the attempt
+//! number (a thrown error maps to `Err(message)`, i.e. a retry), and `$jobs.enqueue(name,
+//! payload, {delay, runAt, maxAttempts, backoff, key})` becomes a call of [`enqueue`] on the
+//! transaction the hook runs in (or on a `db.write` of its own outside one) followed by
+//! [`Jobs::wake`] once it committed.
+
+pub mod runner;
+pub mod store;
+pub mod testing;
+pub mod webhooks;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::worker::state::AppState;
+
+/// Attempts a job gets when the enqueue does not say.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+/// The most attempts one job may ask for.
+pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
+/// The first retry's delay when the enqueue does not say; each further retry doubles it.
+pub const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+/// A retry is never put off longer than this, however many attempts failed.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(3600);
+/// A handler's time limit when its registration does not say.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How many jobs of one name run at once on one worker when the registration does not say.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Stored error texts are cut to this many bytes.
+pub const MAX_ERROR_BYTES: usize = 2000;
+
+/// One claimed job, as its handler receives it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Job {
+    pub id: String,
+    pub name: String,
+    pub payload: Value,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    #[serde(rename = "maxAttempts")]
+    pub max_attempts: u32,
+    /// The first retry's delay (ms).
+    #[serde(skip)]
+    pub backoff_ms: i64,
+}
+
+/// What runs a job: `Ok` completes it, `Err(why)` makes it retry (or die after its last
+/// attempt).
+pub type Handler = Arc<dyn Fn(AppState, Job) -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
+
+/// Wraps an async function as a [`Handler`].
+pub fn handler_fn<F, Fut>(f: F) -> Handler
+where
+    F: Fn(AppState, Job) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+{
+    Arc::new(move |state, job| Box::pin(f(state, job)))
+}
+
+/// How a handler runs.
+#[derive(Debug, Clone, Copy)]
+pub struct HandlerOptions {
+    /// Jobs of this name running at once on this worker.
+    pub concurrency: usize,
+    /// An attempt still running after this long fails (and is retried).
+    pub timeout: Duration,
+}
+
+impl Default for HandlerOptions {
+    fn default() -> Self {
+        HandlerOptions { concurrency: DEFAULT_CONCURRENCY, timeout: DEFAULT_TIMEOUT }
+    }
+}
+
+/// `$jobs.enqueue`'s options; times in milliseconds.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EnqueueOptions {
+    /// Due this long after now.
+    pub delay: Option<i64>,
+    /// Due at this unix time (ms); wins over `delay`.
+    pub run_at: Option<i64>,
+    pub max_attempts: Option<u32>,
+    /// The first retry's delay (ms); doubled for each further one.
+    pub backoff: Option<i64>,
+    /// An enqueue with a key already queued (in any status) adds nothing and answers that job.
+    pub key: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EnqueueError {
+    #[error("a job name must not be empty")]
+    EmptyName,
+    #[error("maxAttempts must be from 1 to {MAX_ATTEMPTS_LIMIT}")]
+    MaxAttempts,
+    #[error("delay, runAt and backoff must not be negative")]
+    Negative,
+}
+
+/// Due time, attempts and backoff an enqueue resolves to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub run_at_ms: i64,
+    pub max_attempts: u32,
+    pub backoff_ms: i64,
+}
+
+impl EnqueueOptions {
+    pub fn plan(&self, now_ms: i64) -> Result<Plan, EnqueueError> {
+        if [self.delay, self.run_at, self.backoff].iter().flatten().any(|v| *v < 0) {
+            return Err(EnqueueError::Negative);
+        }
+        let max_attempts = self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
+            return Err(EnqueueError::MaxAttempts);
+        }
+        let run_at_ms = self.run_at.unwrap_or_else(|| now_ms.saturating_add(self.delay.unwrap_or(0)));
+        let backoff_ms = self.backoff.unwrap_or(millis(DEFAULT_BACKOFF));
+        Ok(Plan { run_at_ms, max_attempts, backoff_ms })
+    }
+}
+
+/// Enqueues a job on `conn`, which should be the caller's open transaction: the job then
+/// exists only if that transaction commits. Answers the job's id (the existing job's when the
+/// key was taken). The caller calls [`Jobs::wake`] after the COMMIT for a prompt start.
+pub fn enqueue(conn: &rusqlite::Connection, name: &str, payload: &Value, opts: &EnqueueOptions, now_ms: i64) -> Result<String, EnqueueFailure> {
+    if name.trim().is_empty() {
+        return Err(EnqueueError::EmptyName.into());
+    }
+    let plan = opts.plan(now_ms)?;
+    Ok(store::insert(conn, name, payload, &plan, opts.key.as_deref(), now_ms)?)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueFailure {
+    #[error(transparent)]
+    Invalid(#[from] EnqueueError),
+    #[error(transparent)]
+    Db(#[from] crate::shared::db::DbError),
+}
+
+impl From<rusqlite::Error> for EnqueueFailure {
+    fn from(e: rusqlite::Error) -> Self {
+        EnqueueFailure::Db(e.into())
+    }
+}
+
+/// Enqueues a job in a write of its own and wakes this worker's runner once it committed.
+pub async fn enqueue_now(state: &AppState, name: &str, payload: Value, opts: EnqueueOptions) -> Result<String, EnqueueFailure> {
+    let name = name.to_owned();
+    let now = now_ms();
+    let id = state.db.write(move |tx| enqueue(tx, &name, &payload, &opts, now)).await?;
+    state.jobs.wake();
+    Ok(id)
+}
+
+/// One registered handler.
+#[derive(Clone)]
+pub struct Registered {
+    pub run: Handler,
+    pub options: HandlerOptions,
+}
+
+/// The bus topic that tells the other workers of a cluster that jobs were enqueued.
+pub const BUS_WAKE_TOPIC: &str = "jobs.wake";
+/// At most one wake-up per this many ms goes on the bus: a burst of enqueues wakes the other
+/// workers once, and each claims everything due when it looks.
+pub const BUS_WAKE_MIN_INTERVAL_MS: i64 = 5;
+
+/// This worker's job handlers by name, and the runner's wake-up signal.
+pub struct Jobs {
+    handlers: RwLock<HashMap<String, Registered>>,
+    wake: tokio::sync::Notify,
+    worker_id: u32,
+    bus: Option<crate::shared::bus::Bus>,
+    last_broadcast_ms: std::sync::atomic::AtomicI64,
+}
+
+impl Jobs {
+    /// A registry whose wake-ups reach the other workers through `bus` (None: this worker
+    /// only, as in unit tests).
+    pub fn new(worker_id: u32, bus: Option<crate::shared::bus::Bus>) -> Jobs {
+        Jobs { handlers: RwLock::default(), wake: tokio::sync::Notify::new(), worker_id, bus, last_broadcast_ms: std::sync::atomic::AtomicI64::new(0) }
+    }
+
+    /// Registers (or replaces) the handler of jobs named `name`. Only workers with a handler
+    /// claim jobs of that name; jobs nobody handles wait, visible in the API.
+    pub fn add_handler(&self, name: &str, run: Handler, options: HandlerOptions) {
+        let options = HandlerOptions { concurrency: options.concurrency.max(1), timeout: options.timeout };
+        self.handlers.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), Registered { run, options });
+        self.wake_local();
+    }
+
+    pub fn remove_handler(&self, name: &str) -> bool {
+        self.handlers.write().unwrap_or_else(|p| p.into_inner()).remove(name).is_some()
+    }
+
+    pub fn snapshot(&self) -> HashMap<String, Registered> {
+        self.handlers.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Tells the runners that something may be due now (after an enqueue committed): this
+    /// worker's at once, the others' through the bus (a hint: a lost one costs a poll
+    /// interval). Never waits, so the writer thread may call it.
+    pub fn wake(&self) {
+        self.wake_local();
+        let Some(bus) = &self.bus else { return };
+        let now = now_ms();
+        let last = self.last_broadcast_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if now - last >= BUS_WAKE_MIN_INTERVAL_MS
+            && self.last_broadcast_ms.compare_exchange(last, now, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed).is_ok()
+        {
+            bus.send(&crate::shared::bus::BusMsg::Publish { origin: self.worker_id, seq: 0, topic: BUS_WAKE_TOPIC.to_owned(), payload: Value::Null });
+        }
+    }
+
+    /// Wakes this worker's runner only (a wake-up heard on the bus).
+    pub fn wake_local(&self) {
+        self.wake.notify_one();
+    }
+
+    pub(crate) async fn woken(&self) {
+        self.wake.notified().await
+    }
+}
+
+/// Registers the handlers every worker has: webhook deliveries, and the test handler when the
+/// test routes are on.
+pub fn register_builtin(jobs: &Jobs, config: &crate::shared::config::Config) {
+    webhooks::register(jobs);
+    if config.test_routes {
+        testing::register(jobs);
+    }
+}
+
+pub fn now_ms() -> i64 {
+    crate::worker::records::values::datetime::now_millis()
+}
+
+pub fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The delay before retry number `failed + 1`: `backoff · 2^(failed-1)`, capped at
+/// [`MAX_BACKOFF`], plus up to a quarter more of jitter (`jitter` in 0..1) so retries of many
+/// jobs that failed together spread out. Never shorter than the un-jittered delay, so the gaps
+/// between attempts grow.
+pub fn retry_delay_ms(backoff_ms: i64, failed: u32, jitter: f64) -> i64 {
+    let exp = failed.saturating_sub(1).min(40);
+    let base = backoff_ms.max(0).saturating_mul(1_i64 << exp).min(millis(MAX_BACKOFF));
+    let extra = (base as f64 * 0.25 * jitter.clamp(0.0, 1.0)) as i64;
+    base.saturating_add(extra)
+}
+
+/// A uniform number in 0..1 from the OS's randomness (0.5 if that fails).
+pub fn jitter() -> f64 {
+    let mut b = [0u8; 4];
+    match getrandom::getrandom(&mut b) {
+        Ok(()) => f64::from(u32::from_le_bytes(b)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
+    }
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+pub fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_double_and_jitter_only_adds() {
+        assert_eq!(retry_delay_ms(1000, 1, 0.0), 1000);
+        assert_eq!(retry_delay_ms(1000, 2, 0.0), 2000);
+        assert_eq!(retry_delay_ms(1000, 3, 1.0), 5000);
+        assert!(retry_delay_ms(1000, 2, 0.0) > retry_delay_ms(1000, 1, 1.0), "gaps grow whatever the jitter");
+        assert_eq!(retry_delay_ms(1000, 200, 0.0), millis(MAX_BACKOFF));
+    }
+
+    #[test]
+    fn enqueue_options_are_checked() {
+        let o = EnqueueOptions { delay: Some(500), ..Default::default() };
+        assert_eq!(o.plan(1000).expect("plan").run_at_ms, 1500);
+        let o = EnqueueOptions { delay: Some(500), run_at: Some(7), ..Default::default() };
+        assert_eq!(o.plan(1000).expect("plan").run_at_ms, 7);
+        assert_eq!(EnqueueOptions { max_attempts: Some(0), ..Default::default() }.plan(0), Err(EnqueueError::MaxAttempts));
+        assert_eq!(EnqueueOptions { delay: Some(-1), ..Default::default() }.plan(0), Err(EnqueueError::Negative));
+    }
+}

@@ -1,0 +1,651 @@
+//! Webhooks: the definitions (`_vb_webhooks`, superusers only), the outbox step that turns the
+//! record changes of a write into one `webhook.deliver` job per matching webhook inside that
+//! write's transaction, and the delivery handler (signed POST, SSRF guard, delivery log,
+//! pausing a webhook that keeps failing).
+//!
+//! A rolled-back write enqueues nothing, and a committed one has its deliveries queued
+//! durably before the client is answered; a delivery is retried with the job queue's backoff
+//! and carries the same event id on every attempt, so a receiver de-duplicates by
+//! `X-Vaultbase-Event-Id` (delivery is at least once). The signature is
+//! `X-Vaultbase-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+//!
+//! It must not deliver to loopback, private, link-local or metadata addresses unless
+//! `VAULTBASE_WEBHOOKS_ALLOW_PRIVATE=1`: the check runs on the addresses the name resolves to,
+//! the request is pinned to the checked address, and redirects are followed by hand with the
+//! same check. It must never return a secret after the create that set it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+
+use super::{enqueue, handler_fn, now_ms, truncate, EnqueueOptions, HandlerOptions, Job, Jobs};
+use crate::worker::app::observe::columns_map;
+use crate::worker::records::changes::Change;
+use crate::worker::state::AppState;
+
+/// The job that delivers one event to one webhook.
+pub const DELIVER_JOB: &str = "webhook.deliver";
+/// Attempts per delivery.
+pub const DELIVERY_MAX_ATTEMPTS: u32 = 8;
+/// The first retry's delay; doubled for each further one.
+pub const DELIVERY_BACKOFF_MS: i64 = 1000;
+/// A receiver must answer within this.
+pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deliveries running at once per worker.
+pub const DELIVERY_CONCURRENCY: usize = 16;
+/// A webhook whose deliveries failed this many times in a row is paused.
+pub const PAUSE_AFTER_FAILURES: i64 = 10;
+/// Redirects followed per delivery.
+pub const MAX_REDIRECTS: usize = 5;
+/// The response body kept in the delivery log.
+pub const RESPONSE_EXCERPT_BYTES: usize = 1024;
+/// Columns never sent to a receiver.
+const SECRET_COLUMNS: [&str; 2] = ["password", "tokenKey"];
+
+/// Registers the delivery handler.
+pub fn register(jobs: &Jobs) {
+    jobs.add_handler(DELIVER_JOB, handler_fn(deliver), HandlerOptions { concurrency: DELIVERY_CONCURRENCY, timeout: DELIVERY_TIMEOUT * 2 });
+}
+
+/// An active webhook, as the outbox matches it.
+#[derive(Debug, Clone)]
+pub struct Active {
+    pub id: String,
+    pub events: Vec<String>,
+}
+
+/// The active webhooks, read inside the write's own transaction (so always current).
+pub fn active(conn: &Connection) -> rusqlite::Result<Vec<Active>> {
+    conn.prepare_cached("SELECT id, events FROM _vb_webhooks WHERE active = 1")?
+        .query_map([], |r| {
+            let events: String = r.get(1)?;
+            Ok(Active { id: r.get(0)?, events: serde_json::from_str(&events).unwrap_or_default() })
+        })?
+        .collect()
+}
+
+/// Whether the event pattern `pattern` (`collection.action`, either part may be `*`) matches.
+pub fn matches(pattern: &str, collection: &str, action: &str) -> bool {
+    if pattern == "*" {
+        return true;
+    }
+    let Some((c, a)) = pattern.split_once('.') else { return false };
+    (c == "*" || c == collection) && (a == "*" || a == action)
+}
+
+/// A fresh random event id.
+pub fn event_id() -> String {
+    let mut b = [0u8; 12];
+    let _ = getrandom::getrandom(&mut b);
+    format!("evt_{}", hex(&b))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The stored columns as a plain map, secrets removed: the body's record when the collection
+/// is gone by the time of the delivery (rendering needs its definition).
+fn raw_record(columns: &[(String, crate::worker::records::sql_value::SqlValue)]) -> Value {
+    let mut m = columns_map(columns);
+    for c in SECRET_COLUMNS {
+        m.remove(c);
+    }
+    Value::Object(m)
+}
+
+/// The outbox step: for each change and each matching webhook, one delivery job, inserted on
+/// `conn` (the write's transaction). Answers how many were enqueued.
+pub fn outbox(conn: &Connection, hooks: &[Active], changes: &[Change], now: i64) -> rusqlite::Result<usize> {
+    if hooks.is_empty() || changes.is_empty() {
+        return Ok(0);
+    }
+    let mut n = 0;
+    let time = chrono::DateTime::from_timestamp_millis(now).map(|t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()).unwrap_or_default();
+    for change in changes {
+        let name: Option<String> = conn.prepare_cached("SELECT name FROM _collections WHERE id = ?1")?.query_row([&change.collection_id], |r| r.get(0)).optional()?;
+        let Some(name) = name else { continue };
+        let action = change.action.as_str();
+        for hook in hooks.iter().filter(|h| h.events.iter().any(|p| matches(p, &name, action))) {
+            let id = event_id();
+            let body = json!({ "id": id, "event": action, "collection": name, "time": time });
+            // The change itself (the columns as stored); the delivery renders the record JSON,
+            // off the writer thread.
+            let mut change = change.clone();
+            let previous = change.before.take().map(|cols| Change { action: change.action, collection_id: change.collection_id.clone(), record_id: change.record_id.clone(), columns: cols, before: None });
+            let payload = json!({ "webhook": hook.id, "eventId": id, "body": body, "change": change, "previous": previous });
+            let opts = EnqueueOptions { max_attempts: Some(DELIVERY_MAX_ATTEMPTS), backoff: Some(DELIVERY_BACKOFF_MS), ..Default::default() };
+            enqueue(conn, DELIVER_JOB, &payload, &opts, now).map_err(|e| match e {
+                super::EnqueueFailure::Db(crate::shared::db::DbError::Sqlite(s)) => s,
+                other => rusqlite::Error::ToSqlConversionFailure(Box::new(other)),
+            })?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// An auth event: `record` of collection `collection` signed in with `method` (password, otp,
+/// oauth2). Enqueues one delivery per matching active webhook (`collection.auth`) in a write
+/// of its own — a sign-in writes nothing else to join — and wakes the runners. Never fails
+/// the sign-in: a problem is logged.
+pub async fn auth_event(state: &AppState, collection: &str, record: Map<String, Value>, method: &str) {
+    let (collection, method) = (collection.to_owned(), method.to_owned());
+    let now = now_ms();
+    let enqueued = state
+        .db
+        .write(move |tx| -> Result<usize, super::EnqueueFailure> {
+            let hooks = active(tx)?;
+            let mut n = 0;
+            for hook in hooks.iter().filter(|h| h.events.iter().any(|p| matches(p, &collection, "auth"))) {
+                let id = event_id();
+                let body = json!({ "id": id, "event": "auth", "collection": collection, "method": method, "record": record, "time": iso(now) });
+                let payload = json!({ "webhook": hook.id, "eventId": id, "body": body });
+                let opts = EnqueueOptions { max_attempts: Some(DELIVERY_MAX_ATTEMPTS), backoff: Some(DELIVERY_BACKOFF_MS), ..Default::default() };
+                enqueue(tx, DELIVER_JOB, &payload, &opts, now)?;
+                n += 1;
+            }
+            Ok(n)
+        })
+        .await;
+    match enqueued {
+        Ok(0) => {}
+        Ok(_) => state.jobs.wake(),
+        Err(e) => tracing::warn!(error = %e, "enqueueing an auth webhook event failed"),
+    }
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()).unwrap_or_default()
+}
+
+/// Whether deliveries may go to `ip` by default: not loopback, private, link-local (cloud
+/// metadata lives there), shared (CGNAT), unspecified, broadcast or multicast.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (s[0] & 0xfe00) == 0xfc00 || (s[0] & 0xffc0) == 0xfe80)
+        }
+    }
+}
+
+/// The signature header value for `body` sent at unix second `t`.
+pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(m) => m,
+        // HMAC takes keys of any length; this arm cannot be reached.
+        Err(_) => return String::new(),
+    };
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={t},v1={}", hex(&mac.finalize().into_bytes()))
+}
+
+struct Target {
+    url: String,
+    secret: String,
+    headers: Map<String, Value>,
+    active: bool,
+}
+
+fn target(conn: &Connection, id: &str) -> rusqlite::Result<Option<Target>> {
+    conn.query_row("SELECT url, secret, headers, active FROM _vb_webhooks WHERE id = ?1", [id], |r| {
+        let headers: String = r.get(2)?;
+        Ok(Target { url: r.get(0)?, secret: r.get(1)?, headers: serde_json::from_str(&headers).unwrap_or_default(), active: r.get(3)? })
+    })
+    .optional()
+}
+
+/// One delivery attempt's result, for the log.
+struct Sent {
+    status: u16,
+    response: String,
+    error: String,
+}
+
+async fn deliver(state: AppState, job: Job) -> Result<(), String> {
+    let hook = job.payload.get("webhook").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let event_id = job.payload.get("eventId").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let mut body = job.payload.get("body").cloned().unwrap_or(Value::Null);
+    render_records(&state, &job.payload, &mut body).await;
+    let event = format!("{}.{}", body.get("collection").and_then(Value::as_str).unwrap_or("*"), body.get("event").and_then(Value::as_str).unwrap_or(""));
+    let h = hook.clone();
+    let found = state.db.read(move |c| -> Result<_, crate::shared::db::DbError> { Ok(target(c, &h)?) }).await.map_err(|e| e.to_string())?;
+    // A deleted webhook's pending deliveries end quietly.
+    let Some(t) = found else { return Ok(()) };
+    let started = Instant::now();
+    let sent = if t.active || body.get("event").and_then(Value::as_str) == Some("test") {
+        send(&state, &t, &event_id, &body).await
+    } else {
+        Sent { status: 0, response: String::new(), error: "skipped: the webhook is paused or inactive".into() }
+    };
+    let latency = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+    let ok = (200..300).contains(&sent.status);
+    let skipped = !t.active && sent.status == 0 && body.get("event").and_then(Value::as_str) != Some("test");
+    let (jid, attempt, error, response, status) = (job.id.clone(), job.attempt, sent.error.clone(), sent.response, sent.status);
+    state
+        .db
+        .write(move |tx| -> Result<(), crate::shared::db::DbError> {
+            tx.execute(
+                "INSERT INTO _vb_webhook_deliveries (webhook, job, event_id, event, attempt, status, latency_ms, response, error, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                params![hook, jid, event_id, event, attempt, status, latency, response, error, now_ms()],
+            )?;
+            if skipped {
+                return Ok(());
+            }
+            if ok {
+                tx.execute("UPDATE _vb_webhooks SET failures = 0 WHERE id = ?1 AND failures != 0", [&hook])?;
+            } else {
+                let reason = format!("paused after {PAUSE_AFTER_FAILURES} failed deliveries in a row; the last: {}", if error.is_empty() { format!("HTTP {status}") } else { error.clone() });
+                tx.execute(
+                    "UPDATE _vb_webhooks SET failures = failures + 1,
+                         active = CASE WHEN failures + 1 >= ?2 THEN 0 ELSE active END,
+                         paused_reason = CASE WHEN failures + 1 >= ?2 AND active = 1 THEN ?3 ELSE paused_reason END
+                     WHERE id = ?1",
+                    params![hook, PAUSE_AFTER_FAILURES, reason],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    if ok || skipped {
+        Ok(())
+    } else if sent.error.is_empty() {
+        Err(format!("the receiver answered HTTP {}", sent.status))
+    } else {
+        Err(sent.error)
+    }
+}
+
+/// Puts `record` (and `previous` for an update) into `body`: each as the record API shows it
+/// to a superuser (types decoded, encrypted fields opened, `password`/`tokenKey` never), or as
+/// the raw stored columns if the collection is gone.
+async fn render_records(state: &AppState, payload: &Value, body: &mut Value) {
+    let Some(change) = payload.get("change").and_then(|c| serde_json::from_value::<Change>(c.clone()).ok()) else { return };
+    let previous = payload.get("previous").and_then(|c| serde_json::from_value::<Change>(c.clone()).ok());
+    let record = render(state, &change).await;
+    let previous = match previous {
+        Some(p) => Some(render(state, &p).await),
+        None => None,
+    };
+    if let Some(m) = body.as_object_mut() {
+        m.insert("record".into(), record);
+        if let Some(p) = previous {
+            m.insert("previous".into(), p);
+        }
+    }
+}
+
+async fn render(state: &AppState, change: &Change) -> Value {
+    use crate::worker::records::crud::{self, Requester, RuleKind, Shape};
+    let raw = raw_record(&change.columns);
+    let Ok(snap) = state.schema.for_job(&state.db, &change.collection_id, false).await else { return raw };
+    let Some(c) = snap.get(&change.collection_id).cloned() else { return raw };
+    let req = Requester { ctx: crate::worker::records::query::RequestContext::new(std::time::SystemTime::now()), superuser: true };
+    let (columns, deleted) = (change.columns.clone(), change.action == crate::worker::records::changes::Action::Delete);
+    let rendered = state
+        .db
+        .read(move |conn| crud::view_change(conn, &snap, &c, &req, &columns, deleted, RuleKind::View, None, &Shape::default()))
+        .await;
+    match rendered {
+        Ok(Some(bytes)) => serde_json::from_slice(&bytes).unwrap_or(raw),
+        _ => raw,
+    }
+}
+
+/// Why a URL may not be delivered to.
+fn refuse(why: impl Into<String>) -> Sent {
+    Sent { status: 0, response: String::new(), error: why.into() }
+}
+
+async fn send(state: &AppState, t: &Target, event_id: &str, body: &Value) -> Sent {
+    let bytes = body.to_string().into_bytes();
+    let ts = now_ms() / 1000;
+    let sig = signature(&t.secret, ts, &bytes);
+    let mut url = match reqwest::Url::parse(&t.url) {
+        Ok(u) => u,
+        Err(e) => return refuse(format!("invalid url: {e}")),
+    };
+    for _ in 0..=MAX_REDIRECTS {
+        let addr = match checked_address(&url, state.config.webhooks_allow_private).await {
+            Ok(a) => a,
+            Err(why) => return refuse(why),
+        };
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let client = match reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(DELIVERY_TIMEOUT).resolve(&host, addr).build() {
+            Ok(c) => c,
+            Err(e) => return refuse(format!("building the client: {e}")),
+        };
+        let mut req = client
+            .post(url.clone())
+            .header("content-type", "application/json")
+            .header("user-agent", concat!("vaultbase-webhooks/", env!("CARGO_PKG_VERSION")))
+            .header("x-vaultbase-event-id", event_id)
+            .header("x-vaultbase-signature", &sig);
+        for (k, v) in &t.headers {
+            if let Some(v) = v.as_str() {
+                req = req.header(k.as_str(), v);
+            }
+        }
+        let res = match req.body(bytes.clone()).send().await {
+            Ok(r) => r,
+            Err(e) => return refuse(if e.is_timeout() { "the receiver did not answer in time".to_owned() } else { format!("sending: {e}") }),
+        };
+        let status = res.status();
+        if status.is_redirection() {
+            let next = res.headers().get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok()).and_then(|l| url.join(l).ok());
+            match next {
+                Some(n) => {
+                    url = n;
+                    continue;
+                }
+                None => return Sent { status: status.as_u16(), response: String::new(), error: "a redirect without a usable Location".into() },
+            }
+        }
+        let text = res.text().await.unwrap_or_default();
+        return Sent { status: status.as_u16(), response: truncate(text, RESPONSE_EXCERPT_BYTES), error: String::new() };
+    }
+    refuse(format!("more than {MAX_REDIRECTS} redirects"))
+}
+
+/// Resolves `url`'s host and answers the address to connect to, refusing non-public ones
+/// unless allowed. Every resolved address must pass (a name with one private address is
+/// refused), so DNS answers cannot be mixed to slip one through.
+async fn checked_address(url: &reqwest::Url, allow_private: bool) -> Result<SocketAddr, String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("refused: scheme {:?} (only http and https)", url.scheme()));
+    }
+    let host = url.host_str().ok_or("refused: the url has no host")?;
+    let port = url.port_or_known_default().unwrap_or(80);
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
+        Ok(ip) => vec![SocketAddr::new(ip, port)],
+        Err(_) => tokio::net::lookup_host((bare, port)).await.map_err(|e| format!("resolving {host}: {e}"))?.collect(),
+    };
+    let first = *addrs.first().ok_or_else(|| format!("resolving {host}: no addresses"))?;
+    if !allow_private {
+        if let Some(bad) = addrs.iter().find(|a| !is_public(a.ip())) {
+            return Err(format!("refused: {host} resolves to the non-public address {} (set VAULTBASE_WEBHOOKS_ALLOW_PRIVATE=1 to allow)", bad.ip()));
+        }
+    }
+    Ok(first)
+}
+
+/// A webhook as the API shows it (never its secret).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookRow {
+    pub id: String,
+    pub name: String,
+    pub url: String,
+    pub events: Value,
+    pub headers: Value,
+    pub active: bool,
+    pub failures: i64,
+    pub paused_reason: String,
+    pub created: String,
+    pub updated: String,
+}
+
+const HOOK_COLUMNS: &str = "id, name, url, events, headers, active, failures, paused_reason, created, updated";
+
+fn hook_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WebhookRow> {
+    let (events, headers): (String, String) = (r.get(3)?, r.get(4)?);
+    Ok(WebhookRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        url: r.get(2)?,
+        events: serde_json::from_str(&events).unwrap_or(Value::Null),
+        headers: serde_json::from_str(&headers).unwrap_or(Value::Null),
+        active: r.get(5)?,
+        failures: r.get(6)?,
+        paused_reason: r.get(7)?,
+        created: r.get(8)?,
+        updated: r.get(9)?,
+    })
+}
+
+pub fn list(conn: &Connection) -> rusqlite::Result<Vec<WebhookRow>> {
+    conn.prepare(&format!("SELECT {HOOK_COLUMNS} FROM _vb_webhooks ORDER BY created, id"))?.query_map([], hook_row)?.collect()
+}
+
+pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<WebhookRow>> {
+    conn.query_row(&format!("SELECT {HOOK_COLUMNS} FROM _vb_webhooks WHERE id = ?1"), [id], hook_row).optional()
+}
+
+/// A create or an update of a webhook, as checked input; `None` keeps the stored value.
+#[derive(Debug, Default)]
+pub struct Input {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub secret: Option<String>,
+    pub headers: Option<Map<String, Value>>,
+    pub active: Option<bool>,
+}
+
+/// Checks a JSON body into an [`Input`]; the errors by field, as PocketBase reports them.
+pub fn parse_input(body: &Map<String, Value>, creating: bool) -> Result<Input, Vec<(&'static str, String)>> {
+    let mut errors = Vec::new();
+    let mut input = Input::default();
+    for (k, v) in body {
+        match (k.as_str(), v) {
+            ("name", Value::String(s)) => input.name = Some(s.clone()),
+            ("url", Value::String(s)) => match reqwest::Url::parse(s) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => input.url = Some(s.clone()),
+                _ => errors.push(("url", "Must be an http or https URL.".to_owned())),
+            },
+            ("events", Value::Array(items)) => {
+                let mut out = Vec::new();
+                for i in items {
+                    match i.as_str() {
+                        Some(p) if p == "*" || p.split_once('.').is_some_and(|(c, a)| !c.is_empty() && matches!(a, "*" | "create" | "update" | "delete" | "auth")) => out.push(p.to_owned()),
+                        _ => errors.push(("events", "Each event must be \"collection.create|update|delete|auth\" (either part may be *).".to_owned())),
+                    }
+                }
+                input.events = Some(out);
+            }
+            ("secret", Value::String(s)) if s.len() >= 16 => input.secret = Some(s.clone()),
+            ("secret", _) => errors.push(("secret", "Must be a string of at least 16 characters.".to_owned())),
+            ("headers", Value::Object(m)) if m.values().all(Value::is_string) => input.headers = Some(m.clone()),
+            ("headers", _) => errors.push(("headers", "Must be an object of string values.".to_owned())),
+            ("active", Value::Bool(b)) => input.active = Some(*b),
+            ("name" | "url" | "events" | "active", _) => errors.push((field_name(k), "Invalid value.".to_owned())),
+            _ => {}
+        }
+    }
+    if creating && input.url.is_none() && !errors.iter().any(|e| e.0 == "url") {
+        errors.push(("url", "Cannot be blank.".to_owned()));
+    }
+    if errors.is_empty() {
+        Ok(input)
+    } else {
+        Err(errors)
+    }
+}
+
+fn field_name(k: &str) -> &'static str {
+    match k {
+        "name" => "name",
+        "url" => "url",
+        "events" => "events",
+        _ => "active",
+    }
+}
+
+/// Creates a webhook; answers its id and its secret (generated when not given) — the only
+/// time the secret is ever shown.
+pub fn create(conn: &Connection, input: &Input) -> rusqlite::Result<(String, String)> {
+    let secret = input.secret.clone().unwrap_or_else(|| {
+        let mut b = [0u8; 24];
+        let _ = getrandom::getrandom(&mut b);
+        format!("whsec_{}", hex(&b))
+    });
+    let id: String = conn.query_row(
+        "INSERT INTO _vb_webhooks (id, name, url, events, secret, headers, active)
+         VALUES ('wh' || lower(hex(randomblob(7))), ?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
+        params![
+            input.name.clone().unwrap_or_default(),
+            input.url.clone().unwrap_or_default(),
+            Value::from(input.events.clone().unwrap_or_default()).to_string(),
+            secret,
+            Value::Object(input.headers.clone().unwrap_or_default()).to_string(),
+            input.active.unwrap_or(true),
+        ],
+        |r| r.get(0),
+    )?;
+    Ok((id, secret))
+}
+
+/// Updates a webhook; turning it active again clears its failure count and pause reason.
+pub fn update(conn: &Connection, id: &str, input: &Input) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "UPDATE _vb_webhooks SET
+             name = coalesce(?2, name), url = coalesce(?3, url), events = coalesce(?4, events),
+             secret = coalesce(?5, secret), headers = coalesce(?6, headers),
+             failures = CASE WHEN ?7 = 1 THEN 0 ELSE failures END,
+             paused_reason = CASE WHEN ?7 = 1 THEN '' ELSE paused_reason END,
+             active = coalesce(?7, active),
+             updated = strftime('%Y-%m-%d %H:%M:%fZ')
+         WHERE id = ?1",
+        params![
+            id,
+            input.name,
+            input.url,
+            input.events.as_ref().map(|e| Value::from(e.clone()).to_string()),
+            input.secret,
+            input.headers.as_ref().map(|h| Value::Object(h.clone()).to_string()),
+            input.active,
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    Ok(conn.execute("DELETE FROM _vb_webhooks WHERE id = ?1", [id])? == 1)
+}
+
+/// One row of the delivery log.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub job: String,
+    pub event_id: String,
+    pub event: String,
+    pub attempt: u32,
+    pub status: u16,
+    pub latency_ms: i64,
+    pub response: String,
+    pub error: String,
+    pub created: i64,
+}
+
+pub fn deliveries(conn: &Connection, hook: &str, limit: i64) -> rusqlite::Result<Vec<DeliveryRow>> {
+    conn.prepare(
+        "SELECT id, job, event_id, event, attempt, status, latency_ms, response, error, created
+         FROM _vb_webhook_deliveries WHERE webhook = ?1 ORDER BY id DESC LIMIT ?2",
+    )?
+    .query_map(params![hook, limit], |r| {
+        Ok(DeliveryRow {
+            id: r.get(0)?,
+            job: r.get(1)?,
+            event_id: r.get(2)?,
+            event: r.get(3)?,
+            attempt: r.get(4)?,
+            status: r.get(5)?,
+            latency_ms: r.get(6)?,
+            response: r.get(7)?,
+            error: r.get(8)?,
+            created: r.get(9)?,
+        })
+    })?
+    .collect()
+}
+
+/// Enqueues a `test` event for webhook `id` (delivered even while it is paused); answers the
+/// job id and the event id, or None if there is no such webhook.
+pub fn enqueue_test(conn: &Connection, id: &str, now: i64) -> Result<Option<(String, String)>, super::EnqueueFailure> {
+    let exists: bool = conn.query_row("SELECT EXISTS(SELECT 1 FROM _vb_webhooks WHERE id = ?1)", [id], |r| r.get(0))?;
+    if !exists {
+        return Ok(None);
+    }
+    let eid = event_id();
+    let time = chrono::DateTime::from_timestamp_millis(now).map(|t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()).unwrap_or_default();
+    let body = json!({ "id": eid, "event": "test", "collection": "", "record": {}, "time": time });
+    let payload = json!({ "webhook": id, "eventId": eid, "body": body });
+    let opts = EnqueueOptions { max_attempts: Some(1), ..Default::default() };
+    let job = enqueue(conn, DELIVER_JOB, &payload, &opts, now)?;
+    Ok(Some((job, eid)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_loopback_link_local_and_metadata_addresses_are_not_public() {
+        for bad in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "fe80::1", "fd00:ec2::254", "::ffff:127.0.0.1"] {
+            assert!(!is_public(bad.parse().expect("ip")), "{bad}");
+        }
+        for good in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+            assert!(is_public(good.parse().expect("ip")), "{good}");
+        }
+    }
+
+    #[tokio::test]
+    async fn every_hop_is_checked_before_connecting() {
+        let url = |s: &str| reqwest::Url::parse(s).expect("url");
+        // A redirect target is checked the same way as the first URL (see `send`).
+        for bad in ["http://169.254.169.254/latest/meta-data", "http://127.0.0.1:8080/", "http://[::1]/", "http://10.0.0.1/"] {
+            let refused = checked_address(&url(bad), false).await.expect_err(bad);
+            assert!(refused.contains("refused"), "{refused}");
+        }
+        assert!(checked_address(&url("ftp://1.1.1.1/"), true).await.is_err(), "only http and https");
+        assert_eq!(checked_address(&url("http://127.0.0.1:8080/"), true).await.expect("allowed"), "127.0.0.1:8080".parse().expect("addr"));
+        assert_eq!(checked_address(&url("https://1.1.1.1/"), false).await.expect("public").port(), 443);
+    }
+
+    #[test]
+    fn event_patterns_match_collection_and_action() {
+        assert!(matches("posts.create", "posts", "create"));
+        assert!(matches("posts.*", "posts", "delete"));
+        assert!(matches("*.update", "users", "update"));
+        assert!(matches("*", "x", "create"));
+        assert!(!matches("posts.create", "posts", "update"));
+        assert!(!matches("posts", "posts", "create"));
+    }
+
+    #[test]
+    fn the_signature_is_hmac_sha256_over_timestamp_dot_body() {
+        // Known answer computed independently: HMAC-SHA256("secret", "1700000000.{}").
+        let s = signature("secret", 1_700_000_000, b"{}");
+        assert!(s.starts_with("t=1700000000,v1="));
+        assert_eq!(s.len(), "t=1700000000,v1=".len() + 64);
+        assert_ne!(s, signature("secret", 1_700_000_001, b"{}"), "the timestamp is signed");
+    }
+}
