@@ -220,6 +220,16 @@ fn auth_hooks_and_record_auth_response() {
     let token = custom["token"].as_str().expect("token");
     let refreshed = ok(call(port, "POST", "/api/collections/users/auth-refresh", Some(token), None));
     assert_eq!(refreshed["record"]["email"], "u@example.com");
+    // onRecordAuthWithPasswordRequest: a hook refusing a known identity, one answering for an
+    // unknown one (e.record is null), and the default action's refusal of a wrong password.
+    let signup = json!({"email": "banned@example.com", "password": "password123", "passwordConfirm": "password123"});
+    ok(call(port, "POST", "/api/collections/users/records", None, Some(&signup)));
+    let auth = |identity: &str, password: &str| {
+        call(port, "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": identity, "password": password})))
+    };
+    assert_eq!(auth("banned@example.com", "password123").json(), json!({"data": {}, "message": "Banned.", "status": 403}));
+    assert_eq!(ok(auth("ghost@example.com", "password123")), json!({"unknown": "ghost@example.com"}));
+    assert_eq!(auth("u@example.com", "wrongpass1").json(), json!({"data": {}, "message": "Failed to authenticate.", "status": 400}));
     // record.validatePassword refused a wrong password: the route's own 400.
     let wrong = call(port, "POST", "/t/login", None, Some(&json!({"email": "u@example.com", "password": "nope"})));
     assert_eq!(wrong.json(), json!({"data": {}, "message": "Invalid credentials.", "status": 400}));

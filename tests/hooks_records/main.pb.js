@@ -202,3 +202,13 @@ routerAdd("GET", "/t/authjson", (e) => {
     byData: $app.findFirstRecordByData("users", "email", u.email()).id === u.id,
   });
 });
+
+onRecordAuthWithPasswordRequest((e) => {
+  if (e.identity === "banned@example.com") {
+    throw new ForbiddenError("banned");
+  }
+  if (e.record === null) {
+    return e.json(200, { unknown: e.identity });
+  }
+  e.next();
+}, "users");

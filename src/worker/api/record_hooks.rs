@@ -185,3 +185,35 @@ pub async fn auth_answer(
     };
     Ok(record_requests::auth_response(state, c, record, token, method, meta, request).await.map(respond))
 }
+
+/// The request as a hook on `c` named `hook` would see it, if such a hook is registered (read
+/// from the head: the auth endpoints consume the body themselves).
+pub async fn hooked_head(state: &AppState, c: &Collection, req: &Request<Incoming>, hook: &str) -> Option<RouteRequest> {
+    let loaded = state.hooks.current();
+    if loaded.registry.is_empty() || !loaded.registry.has(hook, &c.id, &c.name) {
+        return None;
+    }
+    Some(route_request(state, req, &Actor::Guest, &Map::new()).await)
+}
+
+/// `onRecordAuthWithPasswordRequest` (`e.identity`, `e.password`, `e.record` — null when no
+/// record has that identity): Ok(record) when the chain's default action authenticated it (the
+/// auth flow then goes on: authRule, MFA, the answer with `onRecordAuthRequest`), Err(answer)
+/// when a hook wrote an answer, threw, or the password was wrong.
+pub async fn auth_with_password(
+    state: &AppState,
+    c: &Arc<Collection>,
+    mut head: RouteRequest,
+    identity: &str,
+    password: &str,
+    found: Option<Map<String, Value>>,
+) -> Result<Result<Map<String, Value>, Response<ResBody>>, ApiError> {
+    let body = serde_json::json!({"identity": identity, "password": password}).to_string();
+    head.body_length = body.len();
+    head.body = body;
+    let loaded = state.hooks.current();
+    match record_requests::auth_with_password(state, &loaded, c, head, identity, password, found).await {
+        Ok(record) => Ok(Ok(record)),
+        Err(answer) => Ok(Err(respond(answer))),
+    }
+}

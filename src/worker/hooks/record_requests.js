@@ -108,6 +108,26 @@
     return vb.responseOf(e);
   };
 
+  // onRecordAuthWithPasswordRequest: answers {record: fields|null, response}; a record means
+  // the default action authenticated it and nothing was written (vaultbase's auth flow goes on).
+  vb.authWithPassword = function (r, cjson, identity, password, fields) {
+    const e = vb.requestEvent(r);
+    const c = vb.makeCollection(cjson);
+    e.collection = c;
+    e.identity = identity;
+    e.password = password;
+    e.identityField = "";
+    e.record = fields ? vb.toRecord(fields, c) : null;
+    let authed = null;
+    vb.fire("onRecordAuthWithPasswordRequest", [c.id, c.name], e, (e) => {
+      if (!e.record || !e.record.validatePassword(e.password)) throw new g.BadRequestError("Failed to authenticate.");
+      authed = e.record;
+    });
+    const written = e.__response.written;
+    const record = authed && !written ? Object.assign({}, authed.__o, authed.__d) : null;
+    return JSON.stringify({ record, response: vb.responseOf(e) });
+  };
+
   // An after-success hook of a write made outside JS (a batch item, an OAuth2 sign-up…).
   vb.afterCommitted = function (name, cjson, d) {
     const c = vb.makeCollection(cjson);

@@ -450,3 +450,48 @@ pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<S
         Err(_) => RouteResponse::failure(&errors::Failure::internal()),
     })
 }
+
+/// Runs `onRecordAuthWithPasswordRequest` for a password sign-in on a JS thread. Its default
+/// action checks `e.password` against `e.record` ("Failed to authenticate." otherwise) and
+/// hands the record back; Err is the answer when the chain ended otherwise.
+pub async fn auth_with_password(
+    _state: &AppState,
+    loaded: &Arc<Loaded>,
+    c: &Arc<Collection>,
+    request: RouteRequest,
+    identity: &str,
+    password: &str,
+    found: Option<Map<String, Value>>,
+) -> Result<Map<String, Value>, RouteResponse> {
+    let limits = loaded.env().limits;
+    let (c, identity, password) = (c.clone(), identity.to_owned(), password.to_owned());
+    let ran = loaded
+        .run(limits.timeout, move |ctx| -> Result<Map<String, Value>, RouteResponse> {
+            let go = || -> rquickjs::Result<String> {
+                let r = ctx.json_parse(serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()))?;
+                let cjson = ctx.json_parse(collection_json(&c).to_string())?;
+                let fields = ctx.json_parse(found.map(Value::Object).unwrap_or(Value::Null).to_string())?;
+                bindings::call_vb(ctx, "authWithPassword", (r, cjson, identity, password, fields))
+            };
+            let text = go().map_err(|e| RouteResponse::failure(&errors::failure_of(ctx, e, "onRecordAuthWithPasswordRequest")))?;
+            #[derive(serde::Deserialize)]
+            struct Outcome {
+                record: Option<Map<String, Value>>,
+                response: String,
+            }
+            let out: Outcome = serde_json::from_str(&text).map_err(|_| RouteResponse::failure(&errors::Failure::internal()))?;
+            match out.record {
+                Some(record) => Ok(record),
+                None => match serde_json::from_str::<Written>(&out.response) {
+                    Ok(w) => Err(RouteResponse { status: w.status, headers: w.headers, body: w.bytes.unwrap_or_else(|| w.body.into_bytes()) }),
+                    Err(_) => Err(RouteResponse::failure(&errors::Failure::internal())),
+                },
+            }
+        })
+        .await;
+    match ran {
+        Ok((out, None)) => out,
+        Ok((_, Some(trap))) => Err(RouteResponse::failure(&errors::trapped(trap, "onRecordAuthWithPasswordRequest", "", 0, &limits))),
+        Err(_) => Err(RouteResponse::failure(&errors::Failure::internal())),
+    }
+}

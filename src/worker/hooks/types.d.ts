@@ -401,3 +401,13 @@ declare function onRecordDelete(handler: (e: RecordEvent) => void, ...collection
 declare function onRecordDeleteExecute(handler: (e: RecordEvent) => void, ...collections: string[]): void
 declare function onRecordAfterDeleteSuccess(handler: (e: RecordEvent) => void, ...collections: string[]): void
 declare function onRecordAfterDeleteError(handler: (e: RecordErrorEvent) => void, ...collections: string[]): void
+interface RecordAuthRequestEvent extends RequestEvent { collection: Collection; record: Record; token: string; meta: any; authMethod: string }
+interface RecordAuthWithPasswordRequestEvent extends RequestEvent { collection: Collection; record: Record | null; identity: string; identityField: string; password: string }
+declare function onRecordAuthRequest(handler: (e: RecordAuthRequestEvent) => void, ...collections: string[]): void
+declare function onRecordAuthWithPasswordRequest(handler: (e: RecordAuthWithPasswordRequestEvent) => void, ...collections: string[]): void
+declare namespace $apis {
+  /** Writes {token, record, meta?} through onRecordAuthRequest and onRecordEnrich. */
+  function recordAuthResponse(e: RequestEvent, record: Record, authMethod: string, meta?: any): void
+  function enrichRecord(e: RequestEvent, record: Record, ...expands: string[]): void
+  function enrichRecords(e: RequestEvent, records: Record[], ...expands: string[]): void
+}
