@@ -220,6 +220,12 @@ fn auth_hooks_and_record_auth_response() {
     let token = custom["token"].as_str().expect("token");
     let refreshed = ok(call(port, "POST", "/api/collections/users/auth-refresh", Some(token), None));
     assert_eq!(refreshed["record"]["email"], "u@example.com");
+    // e.auth in a route is that Record: its JSON as the API shows it to others (PocketBase:
+    // no email while emailVisibility is false), email() and collection() still answer.
+    let me = ok(call(port, "GET", "/t/me", Some(token), None));
+    assert_eq!((me["email"].clone(), me["collection"].clone()), (json!("u@example.com"), json!("users")));
+    assert_eq!(me["auth"]["id"], custom["record"]["id"]);
+    assert!(me["auth"].get("email").is_none() && me["auth"].get("tokenKey").is_none() && me["auth"].get("password").is_none());
     // onRecordAuthWithPasswordRequest: a hook refusing a known identity, one answering for an
     // unknown one (e.record is null), and the default action's refusal of a wrong password.
     let signup = json!({"email": "banned@example.com", "password": "password123", "passwordConfirm": "password123"});

@@ -212,3 +212,7 @@ onRecordAuthWithPasswordRequest((e) => {
   }
   e.next();
 }, "users");
+
+routerAdd("GET", "/t/me", (e) => {
+  return e.json(200, { auth: e.auth, email: e.auth ? e.auth.email() : null, collection: e.auth ? e.auth.collection().name : null });
+});
