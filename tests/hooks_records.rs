@@ -31,6 +31,7 @@ fn start(spawn: Spawn) -> (Proc, String) {
             json!([
                 {"name": "title", "type": "text"},
                 {"name": "code", "type": "text", "max": 3},
+                {"name": "doc", "type": "file", "maxSelect": 1, "maxSize": 100000},
                 {"name": "n", "type": "number"},
                 {"name": "meta", "type": "json"},
                 {"name": "tags", "type": "select", "maxSelect": 3, "values": ["a", "b", "c"]},
@@ -243,7 +244,7 @@ fn auth_hooks_and_record_auth_response() {
 
 #[test]
 fn update_delete_hooks_and_thrown_data_errors_match_pocketbase() {
-    let (p, _su) = start(Spawn::serve());
+    let (p, su) = start(Spawn::serve());
     let port = p.port;
     let post = |body: Value| call(port, "POST", "/api/collections/posts/records", None, Some(&body));
     // A request hook that returns without e.next(): an empty 200 and nothing stored.
@@ -284,4 +285,11 @@ fn update_delete_hooks_and_thrown_data_errors_match_pocketbase() {
     assert!(a["rec"].get("email").is_none() && a["rec"].get("password").is_none() && a["rec"].get("tokenKey").is_none());
     assert_eq!((a["createdType"].clone(), a["password"].clone(), a["hasTokenKey"].clone(), a["byData"].clone()), (json!("object"), json!(""), json!(true), json!(true)));
     assert_eq!(a["created"], a["rec"]["created"]);
+    // A hooked create with an upload: the hook's change and the stored file both land.
+    let body = small_multipart(&[("title", "withfile")], &[("doc", "a.txt", b"hello")]);
+    let r = post_multipart(port, "/api/collections/posts/records", &su, &body);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let created = r.json();
+    assert_eq!(created["title"], "withfile (hooked)");
+    assert!(created["doc"].as_str().is_some_and(|d| d.starts_with('a') && d.ends_with(".txt")), "{created}");
 }
