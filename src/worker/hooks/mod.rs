@@ -17,7 +17,8 @@
 //!   one line there** (`record.rs`, `app.rs`: jsdata; `migrate*.rs`, `mailer.rs`,
 //!   `realtime_js.rs`: jsmigrate). `$app` members go on `bindings::app_members`; the Record
 //!   class replaces `__vb.makeRecord`.
-//! - `routes` (+ `pattern`) — `routerAdd` matching, system-route collisions, the route chain.
+//! - `routes` (+ `pattern`) — `routerAdd` matching, system-route collisions, the route chain,
+//!   and `routerUse` middlewares around system routes (`Hooks::around_system`).
 //! - `errors` — thrown values → PocketBase's error envelope; logging with file and line.
 //! - `types.d.ts` — written into the data dir at start; extend it with each binding.
 //!
@@ -53,7 +54,7 @@ use crate::worker::state::AppState;
 use engine::{Engine, Env, Limits, Trap};
 pub use loader::LoadError;
 use registry::Registry;
-use routes::{RouteRequest, RouteResponse};
+use routes::{Around, RouteRequest, RouteResponse};
 
 /// The TypeScript declarations of the supported API, written to `<data dir>/types.d.ts`.
 pub const TYPES_D_TS: &str = include_str!("types.d.ts");
@@ -171,10 +172,11 @@ impl Loaded {
         rx.recv().map_err(|_| DispatchError::Lost)
     }
 
-    /// Runs a lifecycle event (`onBootstrap`, `onTerminate`) with an empty default action.
-    fn lifecycle_blocking(&self, name: &'static str) {
+    /// Runs a lifecycle event (`onBootstrap`, `onTerminate`) with an empty default action;
+    /// the error names what failed (the caller logs it or refuses the set).
+    fn lifecycle_blocking(&self, name: &'static str) -> Result<(), String> {
         if !self.registry.has_any(name) {
-            return;
+            return Ok(());
         }
         let registry = self.registry.clone();
         let limits = self.env.limits;
@@ -190,10 +192,11 @@ impl Loaded {
         match ran {
             Ok((_, Some(trap))) => {
                 errors::trapped(trap, name, "", 0, &limits);
+                Err(format!("{name} was stopped by the {} limit", if trap == Trap::Deadline { "deadline" } else { "memory" }))
             }
-            Ok((Err(f), None)) => tracing::error!(target: "vaultbase::hooks", hook = name, status = f.status, message = %f.message, "hook failed"),
-            Ok((Ok(()), None)) => {}
-            Err(e) => tracing::error!(target: "vaultbase::hooks", hook = name, error = ?e, "could not run hook"),
+            Ok((Err(f), None)) => Err(format!("{name} failed: {}", f.message)),
+            Ok((Ok(()), None)) => Ok(()),
+            Err(e) => Err(format!("{name} could not run: {e:?}")),
         }
     }
 }
@@ -222,6 +225,8 @@ pub struct Hooks {
     /// The worker's tokio runtime, captured at start: reloads happen on the watcher thread,
     /// which has none, and JS threads need it for async vaultbase code.
     handle: OnceLock<tokio::runtime::Handle>,
+    /// The current set has `routerUse` middlewares: they wrap system routes too.
+    wraps: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Hooks {
@@ -233,7 +238,7 @@ impl Default for Hooks {
 impl Hooks {
     /// Nothing loaded: every check answers "no handler" without touching a thread.
     pub fn new() -> Hooks {
-        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default(), handle: OnceLock::new() }
+        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default(), handle: OnceLock::new(), wraps: Default::default() }
     }
 
     /// The current set (cheap: one Arc clone). Hold it for the whole of one request.
@@ -246,6 +251,7 @@ impl Hooks {
 
     /// Installs `next` as the current set and re-registers its cron jobs.
     fn install(&self, state: &AppState, next: Arc<Loaded>) {
+        self.wraps.store(!next.registry.global_middlewares.is_empty(), std::sync::atomic::Ordering::Release);
         self.swap(next.clone());
         let mut ids = match self.cron_ids.lock() {
             Ok(g) => g,
@@ -271,9 +277,10 @@ impl Hooks {
             tracing::warn!(path = %types.display(), error = %e, "writing types.d.ts failed");
         }
         let loaded = self.build(state, &cfg)?;
+        // A failing onBootstrap fails the start, as in PocketBase.
+        loaded.lifecycle_blocking("onBootstrap").map_err(|m| LoadError { file: String::new(), line: 0, message: m })?;
         log_loaded(state.worker_id, &cfg.dir, &loaded.registry, "hooks loaded");
-        self.install(state, loaded.clone());
-        loaded.lifecycle_blocking("onBootstrap");
+        self.install(state, loaded);
         if cfg.watch {
             let state = state.clone();
             let spawned = std::thread::Builder::new().name("vb-hooks-watch".into()).spawn(move || watch(state, cfg));
@@ -286,7 +293,9 @@ impl Hooks {
 
     /// Runs `onTerminate` on the current set (drain).
     pub fn terminate(&self) {
-        self.current().lifecycle_blocking("onTerminate");
+        if let Err(e) = self.current().lifecycle_blocking("onTerminate") {
+            tracing::error!(target: "vaultbase::hooks", error = %e, "onTerminate");
+        }
     }
 
     fn build(&self, state: &AppState, cfg: &HooksConfig) -> Result<Arc<Loaded>, LoadError> {
@@ -319,10 +328,52 @@ impl Hooks {
     /// Rebuilds from the dir and swaps the new set in; on error the current set stays.
     pub fn reload(&self, state: &AppState, cfg: &HooksConfig) -> Result<(), LoadError> {
         let loaded = self.build(state, cfg)?;
+        // Bootstrapped before the swap: a set whose onBootstrap fails never serves.
+        loaded.lifecycle_blocking("onBootstrap").map_err(|m| LoadError { file: String::new(), line: 0, message: m })?;
         log_loaded(state.worker_id, &cfg.dir, &loaded.registry, "hooks reloaded");
-        self.install(state, loaded.clone());
-        loaded.lifecycle_blocking("onBootstrap");
+        self.install(state, loaded);
         Ok(())
+    }
+
+    /// Whether `routerUse` middlewares must wrap system routes (one atomic load: false, and
+    /// free, when none is registered).
+    pub fn wraps_system_routes(&self) -> bool {
+        self.wraps.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Runs the `routerUse` middlewares around a system route on a JS thread; `inner` runs
+    /// the system route (blocking that thread until it answers) if the chain reaches it.
+    pub async fn around_system<R, F>(&self, req: RouteRequest, inner: F) -> Around<R>
+    where
+        R: Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        let loaded = self.current();
+        let registry = loaded.registry.clone();
+        let limits = loaded.env.limits;
+        match loaded.run(limits.timeout, move |ctx| routes::run_around(ctx, &registry, &req, inner)).await {
+            Ok((out @ Around::Passed(..), _)) => out,
+            Ok((out, None)) => out,
+            Ok((_, Some(trap))) => Around::Answered(RouteResponse::failure(&errors::trapped(trap, "routerUse", "", 0, &limits))),
+            Err(DispatchError::Saturated) => {
+                Around::Answered(RouteResponse::failure(&errors::Failure { status: 503, message: SATURATED_MESSAGE.into(), data: Default::default() }))
+            }
+            Err(e) => {
+                tracing::error!(target: "vaultbase::hooks", error = ?e, "routerUse: the JS thread did not answer");
+                Around::Answered(RouteResponse::failure(&errors::Failure::internal()))
+            }
+        }
+    }
+
+    /// Whether `method path` belongs to a custom route that no system route can answer (one
+    /// whose first segment is a literal: the load refused overlaps). Such a request is not
+    /// wrapped from outside: its own chain runs the `routerUse` middlewares, on one event.
+    pub fn owns_path(&self, method: &str, path: &str) -> bool {
+        let loaded = self.current();
+        match routes::match_route(&loaded.registry, method, path) {
+            Some((i, _)) => !loaded.registry.routes[i].pattern.is_root_catch_all(),
+            None => false,
+        }
     }
 
     /// The custom route `method path` matches, if any. Costs a read lock and an empty check

@@ -51,11 +51,16 @@ pub fn install<'js>(ctx: &Ctx<'js>, n: &Object<'js>, env: &Arc<Env>) -> rquickjs
         "debug" => tracing::debug!(target: "vaultbase::hooks", "{msg}"),
         _ => tracing::info!(target: "vaultbase::hooks", "{msg}"),
     })?;
-    set_fn(n, ctx, "appLog", |level: String, message: String, data: String| match level.as_str() {
-        "error" => tracing::error!(target: "vaultbase::app_log", level = "ERROR", message = %message, data = %data),
-        "warn" => tracing::warn!(target: "vaultbase::app_log", level = "WARN", message = %message, data = %data),
-        "debug" => tracing::debug!(target: "vaultbase::app_log", level = "DEBUG", message = %message, data = %data),
-        _ => tracing::info!(target: "vaultbase::app_log", level = "INFO", message = %message, data = %data),
+    // `$app.logger()`: the event's level is the entry's level; message and data (JSON of the
+    // key/value pairs) are plain string fields, which the logs layer stores in `_logs`.
+    set_fn(n, ctx, "appLog", |level: String, message: String, data: String| {
+        let (message, data) = (message.as_str(), data.as_str());
+        match level.as_str() {
+            "error" => tracing::error!(target: "vaultbase::app_log", message, data),
+            "warn" => tracing::warn!(target: "vaultbase::app_log", message, data),
+            "debug" => tracing::debug!(target: "vaultbase::app_log", message, data),
+            _ => tracing::info!(target: "vaultbase::app_log", message, data),
+        }
     })?;
     set_fn(n, ctx, "settle", |ctx: Ctx<'js>, v: Value<'js>| settle(&ctx, v))?;
     set_fn(n, ctx, "evalScript", |ctx: Ctx<'js>, src: String, file: String| -> rquickjs::Result<Value<'js>> {

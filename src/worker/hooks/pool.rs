@@ -52,10 +52,12 @@ impl Pool {
     /// Starts `core` threads (at least one), each with a ready runtime. Fails if a runtime
     /// cannot be built (then nothing could ever run).
     pub fn start(env: Arc<Env>, core: usize, max: usize) -> Result<Pool, String> {
-        // Building one runtime here first surfaces a binding error as a start-up error.
-        drop(Engine::new(env.clone())?);
+        Pool::with_queue(env, core, max, QUEUE_CAPACITY)
+    }
+
+    fn with_queue(env: Arc<Env>, core: usize, max: usize, queue: usize) -> Result<Pool, String> {
         let core = core.max(1);
-        let (tx, rx) = crossbeam_channel::bounded(QUEUE_CAPACITY);
+        let (tx, rx) = crossbeam_channel::bounded(queue);
         let shared = Arc::new(Shared {
             rx,
             env,
@@ -66,8 +68,15 @@ impl Pool {
             next_id: AtomicUsize::new(0),
         });
         let pool = Pool { tx, shared };
+        // The core threads are ready (runtime built, waiting for work) before the pool is
+        // handed out; a runtime that cannot be built is a start-up error.
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         for _ in 0..core {
-            pool.spawn_thread()?;
+            pool.spawn_thread(Some(ready_tx.clone()))?;
+        }
+        drop(ready_tx);
+        for _ in 0..core {
+            ready_rx.recv().map_err(|_| "a JS thread exited while starting".to_owned())??;
         }
         Ok(pool)
     }
@@ -79,7 +88,7 @@ impl Pool {
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => return Err(Saturated),
         }
         if self.shared.idle.load(Ordering::Acquire) == 0 && self.shared.live.load(Ordering::Acquire) < self.shared.max {
-            if let Err(e) = self.spawn_thread() {
+            if let Err(e) = self.spawn_thread(None) {
                 tracing::warn!(error = %e, "starting another JS thread failed; the job waits for a busy one");
             }
         }
@@ -91,14 +100,14 @@ impl Pool {
         self.shared.live.load(Ordering::Acquire)
     }
 
-    fn spawn_thread(&self) -> Result<(), String> {
+    fn spawn_thread(&self, ready: Option<std::sync::mpsc::Sender<Result<(), String>>>) -> Result<(), String> {
         let shared = self.shared.clone();
         shared.live.fetch_add(1, Ordering::AcqRel);
         let n = shared.next_id.fetch_add(1, Ordering::Relaxed);
         let spawned = std::thread::Builder::new()
             .name(format!("vb-js-{n}"))
             .stack_size(THREAD_STACK_BYTES)
-            .spawn(move || thread_main(shared));
+            .spawn(move || thread_main(shared, ready));
         match spawned {
             Ok(_) => Ok(()),
             Err(e) => {
@@ -109,15 +118,24 @@ impl Pool {
     }
 }
 
-fn thread_main(shared: Arc<Shared>) {
+fn thread_main(shared: Arc<Shared>, ready: Option<std::sync::mpsc::Sender<Result<(), String>>>) {
     // Built up front (the prewarm), and again only when a job needs it after a recycle, so
     // a rebuild never makes this thread look busy to the next caller.
-    let mut engine = build(&shared);
-    if engine.is_none() {
-        shared.live.fetch_sub(1, Ordering::AcqRel);
-        return;
-    }
+    let mut engine = match Engine::new(shared.env.clone()) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            tracing::error!(error = %e, "building a JS runtime failed; this JS thread exits");
+            if let Some(r) = ready {
+                let _ = r.send(Err(e));
+            }
+            shared.live.fetch_sub(1, Ordering::AcqRel);
+            return;
+        }
+    };
     shared.idle.fetch_add(1, Ordering::AcqRel);
+    if let Some(r) = ready {
+        let _ = r.send(Ok(()));
+    }
     loop {
         let extra = shared.live.load(Ordering::Acquire) > shared.core;
         let next = if extra { shared.rx.recv_timeout(IDLE_EXIT) } else { shared.rx.recv().map_err(|_| RecvTimeoutError::Disconnected) };
@@ -129,7 +147,7 @@ fn thread_main(shared: Arc<Shared>) {
                 }
                 // Without a runtime the job is dropped: its caller sees the answer channel
                 // close and answers 500.
-                let reply = engine.as_mut().map(|e| job(e));
+                let reply = engine.as_mut().map(job);
                 if engine.as_ref().is_some_and(|e| e.poisoned()) {
                     // Dropped here, on its own thread; the next job builds a fresh one.
                     engine = None;
@@ -163,5 +181,57 @@ fn build(shared: &Shared) -> Option<Engine> {
             tracing::error!(error = %e, "building a JS runtime failed");
             None
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::worker::hooks::engine::Limits;
+    use crate::worker::hooks::registry::Registry;
+
+    fn env() -> Arc<Env> {
+        Arc::new(Env {
+            state: None,
+            handle: None,
+            registry: Arc::new(Registry::empty(std::env::temp_dir())),
+            dir: std::env::temp_dir(),
+            limits: Limits { timeout: Duration::from_secs(5), cron_timeout: Duration::from_secs(5), memory_bytes: 16 << 20 },
+            allow_exec: false,
+            store: Arc::default(),
+        })
+    }
+
+    /// A job that says it started, then waits until released.
+    fn blocking(started: mpsc::Sender<()>, release: mpsc::Receiver<()>) -> Job {
+        Box::new(move |_e: &mut Engine| {
+            let _ = started.send(());
+            let _ = release.recv();
+            Box::new(|| {})
+        })
+    }
+
+    #[test]
+    fn grows_when_busy_and_refuses_past_the_queue() {
+        let pool = Pool::with_queue(env(), 1, 2, 1).expect("pool");
+        let (started, on_start) = mpsc::channel();
+        let (release_a, a) = mpsc::channel();
+        pool.submit(blocking(started.clone(), a)).expect("first");
+        on_start.recv().expect("first started");
+        // The only thread is busy: a second job starts a second thread.
+        let (release_b, b) = mpsc::channel();
+        pool.submit(blocking(started.clone(), b)).expect("second");
+        on_start.recv().expect("second started");
+        assert_eq!(pool.threads(), 2);
+        // At the maximum, one job may wait in the queue; the next is refused.
+        let (_release_c, c) = mpsc::channel();
+        pool.submit(blocking(started.clone(), c)).expect("queued");
+        let (_release_d, d) = mpsc::channel();
+        assert!(pool.submit(blocking(started, d)).is_err(), "saturated");
+        release_a.send(()).expect("release");
+        release_b.send(()).expect("release");
     }
 }

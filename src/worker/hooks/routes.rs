@@ -2,7 +2,9 @@
 //! custom route never claims a path vaultbase serves, and the run of the whole route chain on
 //! a JS thread. HTTP-free: the edge (`api::custom_routes`) converts to and from hyper.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::rc::Rc;
 
 use rquickjs::{Array, Ctx, Object};
 use serde::Serialize;
@@ -131,6 +133,10 @@ pub struct RouteRequest {
     pub real_ip: String,
     #[serde(rename = "remoteIP")]
     pub remote_ip: String,
+    /// The `routerUse` middlewares already ran around this request (a custom route reached
+    /// through the system router while they wrap it): the route chain leaves them out.
+    #[serde(skip)]
+    pub globals_applied: bool,
 }
 
 /// What the route chain wrote.
@@ -166,7 +172,8 @@ pub fn run<'js>(ctx: &Ctx<'js>, registry: &Registry, index: usize, req: &RouteRe
     let what = format!("{} {}", route.method.as_deref().unwrap_or("*"), route.pattern.text);
     let result = (|| -> rquickjs::Result<String> {
         let mws = Array::new(ctx.clone())?;
-        let all = registry.global_middlewares.iter().chain(route.middlewares.iter());
+        let globals: &[Middleware] = if req.globals_applied { &[] } else { &registry.global_middlewares };
+        let all = globals.iter().chain(route.middlewares.iter());
         for (i, mw) in all.enumerate() {
             mws.set(i, middleware(ctx, mw)?)?;
         }
@@ -188,6 +195,52 @@ pub fn run<'js>(ctx: &Ctx<'js>, registry: &Registry, index: usize, req: &RouteRe
             }
         },
         Err(e) => RouteResponse::failure(&errors::failure_of(ctx, e, &what)),
+    }
+}
+
+/// What a `routerUse` chain around a system route came to.
+pub enum Around<R> {
+    /// The chain reached the system route: its answer, plus the response headers the
+    /// middlewares set before `e.next()`.
+    Passed(R, Vec<(String, String)>),
+    /// A middleware answered (or threw) without reaching it.
+    Answered(RouteResponse),
+}
+
+/// Runs the global middlewares around a system route on this JS thread; `inner` (the system
+/// route itself) runs where the chain's last link is, if it is reached.
+pub fn run_around<'js, R: 'static>(ctx: &Ctx<'js>, registry: &Registry, req: &RouteRequest, inner: impl FnOnce() -> R + 'static) -> Around<R> {
+    let slot: Rc<RefCell<Option<R>>> = Rc::new(RefCell::new(None));
+    let filled = slot.clone();
+    let result = (|| -> rquickjs::Result<String> {
+        let mws = Array::new(ctx.clone())?;
+        for (i, mw) in registry.global_middlewares.iter().enumerate() {
+            mws.set(i, middleware(ctx, mw)?)?;
+        }
+        let link = super::chain::rust_link(ctx, move |_ctx, _e| {
+            *filled.borrow_mut() = Some(inner());
+            Ok(())
+        })?;
+        let json = serde_json::to_string(req).map_err(|e| rquickjs::Exception::throw_internal(ctx, &e.to_string()))?;
+        let r = ctx.json_parse(json)?;
+        super::bindings::call_vb(ctx, "runRoute", (r, mws, link))
+    })();
+    let reached = slot.borrow_mut().take();
+    match (result, reached) {
+        (Ok(text), Some(answer)) => {
+            let headers = serde_json::from_str::<Written>(&text).map(|w| w.headers).unwrap_or_default();
+            Around::Passed(answer, headers)
+        }
+        (Ok(text), None) => Around::Answered(match serde_json::from_str::<Written>(&text) {
+            Ok(w) => RouteResponse { status: w.status, headers: w.headers, body: w.bytes.unwrap_or_else(|| w.body.into_bytes()) },
+            Err(_) => RouteResponse::failure(&errors::Failure::internal()),
+        }),
+        (Err(e), Some(answer)) => {
+            // The system route already answered; a middleware failing after e.next() is logged.
+            errors::failure_of(ctx, e, "routerUse");
+            Around::Passed(answer, Vec::new())
+        }
+        (Err(e), None) => Around::Answered(RouteResponse::failure(&errors::failure_of(ctx, e, "routerUse"))),
     }
 }
 

@@ -26,6 +26,21 @@ pub async fn dispatch(state: &AppState, mut req: Request<Incoming>, request_id: 
     if let Some(actor) = actor {
         req.extensions_mut().insert(Resolved(actor));
     }
+    // pb_hooks `routerUse` middlewares wrap every route (one atomic load when there are none).
+    if state.hooks.wraps_system_routes() && !state.hooks.owns_path(req.method().as_str(), req.uri().path()) {
+        let actor = actor_of(state, &req).await;
+        req.extensions_mut().insert(Resolved(actor.clone()));
+        let inner_state = state.clone();
+        return api::custom_routes::around_system(state, req, &actor, move |req| {
+            Box::pin(async move {
+                match route(&inner_state, req, request_id).await {
+                    Ok(res) => res,
+                    Err(e) => e.into_response(request_id),
+                }
+            })
+        })
+        .await;
+    }
     match route(state, req, request_id).await {
         Ok(res) => res,
         Err(e) => e.into_response(request_id),
