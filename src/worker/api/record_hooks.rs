@@ -58,6 +58,7 @@ async fn route_request(state: &AppState, req: &Request<Incoming>, actor: &Actor,
         superuser: actor.is_superuser(),
         real_ip,
         remote_ip,
+        globals_applied: false,
     }
 }
 
@@ -182,6 +183,7 @@ pub async fn auth_answer(
         superuser: false,
         real_ip: origin.ip.clone(),
         remote_ip: origin.ip.clone(),
+        globals_applied: false,
     };
     Ok(record_requests::auth_response(state, c, record, token, method, meta, request).await.map(respond))
 }
