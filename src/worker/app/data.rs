@@ -436,11 +436,7 @@ impl Data {
             None => {
                 let snap = self.snapshot()?;
                 let writes = self.state.writes();
-                let out = self.rt.block_on(writes.commit(Source::Hook, move |tx, changes| op(tx, &snap, changes)));
-                if matches!(&out, Err(DataError::Bad(m)) if m.contains("stale")) {
-                    self.state.schema.invalidate();
-                }
-                out
+                self.rt.block_on(writes.commit(Source::Hook, move |tx, changes| op(tx, &snap, changes)))
             }
         }
     }
