@@ -54,15 +54,16 @@
     e.json(200, rec);
   }
 
-  // The REST write; answers {d: the stored values for the Record, body: the API JSON text}.
+  // The REST write: the API JSON text the client gets ("" for a delete), which also gives the
+  // Record its stored values (fields the requester may not see keep theirs).
   function requestWrite(kind, record) {
-    const out = JSON.parse(N.requestWrite(kind, JSON.stringify({ fields: record.__d, original: record.__o })));
-    if (out.d === null && out.body) {
-      const api = JSON.parse(out.body);
-      delete api.expand;
-      out.d = api;
+    const body = N.requestWrite(kind, JSON.stringify({ fields: record.__d, original: record.__o }));
+    let d = {};
+    if (body) {
+      d = JSON.parse(body);
+      delete d.expand;
     }
-    return out;
+    return { d, body };
   }
 
   // PocketBase's recordAuthResponse: onRecordAuthRequest (e.record, e.token, e.meta,
@@ -138,7 +139,7 @@
   // Runs one record request; answers vb.responseOf(e).
   vb.recordRequest = function (kind, r, cjson, p) {
     const e = vb.requestEvent(r);
-    const c = vb.makeCollection(cjson);
+    const c = typeof cjson === "string" ? vb.collectionCached(cjson) : vb.makeCollection(cjson);
     const tags = [c.id, c.name];
     const superuser = r.superuser === true;
     e.collection = c;
@@ -200,6 +201,8 @@
         throw new Error("unknown record request " + kind);
     }
     vb.fire(name, tags, e, last);
-    return vb.responseOf(e);
+    // The response as it was written, read by Rust without another JSON round trip.
+    const res = e.__response;
+    return { status: res.written ? res.status : 200, headers: res.headers, body: res.body, bytes: res.bytes };
   };
 })(globalThis);
