@@ -155,7 +155,8 @@ pub async fn auth_answer(
     meta: Option<Value>,
 ) -> Result<Option<Response<ResBody>>, ApiError> {
     let loaded = state.hooks.current();
-    if loaded.registry.is_empty() {
+    let registry = &loaded.registry;
+    if registry.is_empty() || !["onRecordAuthRequest", "onRecordEnrich"].iter().any(|h| registry.has(h, &c.id, &c.name)) {
         return Ok(None);
     }
     let str_of = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
