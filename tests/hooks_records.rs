@@ -146,6 +146,22 @@ fn app_lookups_raw_sql_and_records_answer_like_pocketbase() {
 }
 
 #[test]
+fn app_saves_auth_records_and_builds_dbx_queries() {
+    let (p, _su) = start(Spawn::serve());
+    for code in ["b", "a", "c"] {
+        ok(call(p.port, "POST", "/api/collections/posts/records", None, Some(&json!({"title": "t", "code": code}))));
+    }
+    let m = ok(call(p.port, "GET", "/t/misc", None, None));
+    assert_eq!(m["byToken"], "code@example.com");
+    assert_eq!((m["valid"].clone(), m["wrong"].clone()), (json!(true), json!(false)));
+    assert_eq!(m["recordQuery"], json!(["b", "a"]));
+    assert_eq!(m["one"], "a");
+    assert_eq!((m["inCount"].clone(), m["or"].clone(), m["not"].clone(), m["like"].clone()), (json!(2), json!(2), json!(2), json!(1)));
+    assert_eq!(m["appName"], "Acme");
+    assert_eq!(m["authCollections"], json!(["_superusers", "users"]));
+}
+
+#[test]
 fn run_in_transaction_commits_or_rolls_back() {
     let (p, _su) = start(Spawn::serve());
     // The row was visible inside the transaction (the handler checks), then rolled back.

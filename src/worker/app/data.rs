@@ -541,7 +541,14 @@ impl Data {
     /// (rules do not apply); answers the record as stored.
     pub fn save(&self, record: &RecordData, is_new: bool, original: Option<&Map<String, Value>>) -> Result<RecordData> {
         let c = record.collection.clone();
-        let body = save_body(&c, &record.fields, if is_new { None } else { original });
+        let mut body = save_body(&c, &record.fields, if is_new { None } else { original });
+        // `passwordConfirm` belongs to the API's form: a save from code sets the password alone.
+        if let (CollectionType::Auth, Some(Value::String(p))) = (c.kind, body.get("password")) {
+            if !body.contains_key("passwordConfirm") {
+                let p = p.clone();
+                body.insert("passwordConfirm".into(), Value::String(p));
+            }
+        }
         let hashes = self.hashes_for(&c, &body)?;
         let id = (!is_new).then(|| record.fields.get("id").and_then(Value::as_str).unwrap_or_default().to_owned());
         let wc = c.clone();
