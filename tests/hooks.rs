@@ -169,6 +169,7 @@ fn utilities_and_async_handlers() {
             "decrypted": "hello from pocketbase",
             "roundTrip": "again",
             "relative": "from json",
+            "unmarshaled": {"a": 1, "c": true},
         })
     );
     assert_eq!(call(p.port, "GET", "/async", None, None).json(), json!({"v": 7}));
@@ -369,6 +370,12 @@ fn a_cluster_serves_routes_from_every_worker_and_reloads_them() {
         }
     }
     assert_eq!(p.logs_with_message("hooks reloaded").len(), 2, "one reload per worker");
+    // A broken file: every worker logs it and keeps serving its last good set.
+    write_hook(&hooks, "main.pb.js", "routerAdd(\"GET\", \"/version\", (e) => e.string(200, \"3\"));\n)(\n");
+    p.wait_logs(2, RELOAD_BOUND, |v| v["message"] == "reloading the hooks failed; the previous hooks keep running");
+    for s in conns.values_mut() {
+        assert_eq!(String::from_utf8_lossy(&exchange(s, "GET", "/version").expect("version").body), "2");
+    }
 }
 
 #[test]
@@ -455,6 +462,13 @@ fn apis_middlewares_with_tokens() {
     assert_eq!(call(p.port, "GET", "/owner/someone-else", Some(token), None).json()["status"], 403);
     assert_eq!(text(&call(p.port, "GET", "/owner/someone-else", Some(&su), None)), "owner");
     assert_eq!(call(p.port, "GET", "/owner/x", None, None).json()["status"], 401);
+
+    // e.realIP() follows the trustedProxy setting as soon as it is saved.
+    let r = call_with(p.port, "GET", "/ip", None, None, &[("X-Forwarded-For", "9.9.9.9")]);
+    assert_eq!(r.json(), json!({"real": "127.0.0.1", "remote": "127.0.0.1"}));
+    ok(call(p.port, "PATCH", "/api/settings", Some(&su), Some(&json!({"trustedProxy": {"headers": ["X-Forwarded-For"], "useLeftmostIP": false}}))));
+    let r = call_with(p.port, "GET", "/ip", None, None, &[("X-Forwarded-For", "9.9.9.9")]);
+    assert_eq!(r.json(), json!({"real": "9.9.9.9", "remote": "127.0.0.1"}));
 
     assert_eq!(text(&call(p.port, "POST", "/limited", None, Some(&json!("short")))), "in");
     let r = call(p.port, "POST", "/limited", None, Some(&json!("a body longer than ten bytes")));
@@ -562,6 +576,21 @@ fn the_routes_fixture_answers_as_pocketbase_does() {
 }
 
 #[test]
+fn the_static_fixture_answers_as_pocketbase_does() {
+    compare_with_pocketbase(
+        "static",
+        &[
+            ("GET", "/app/sub/site.css", None),
+            ("GET", "/app/", None),
+            ("GET", "/app/some/client/route", None),
+            ("GET", "/strict/missing.js", None),
+            ("GET", "/strict/..%2Foutside.txt", None),
+            ("GET", "/strict/", None),
+        ],
+    );
+}
+
+#[test]
 fn the_globals_fixture_answers_as_pocketbase_does() {
     compare_with_pocketbase(
         "globals",
@@ -608,4 +637,21 @@ fn router_use_wraps_system_routes_too() {
     let r = call(p.port, "GET", "/own", None, None);
     assert_eq!((text(&r), r.header("x-global").as_deref()), ("own route-mw".to_owned(), Some("seen /own")));
     assert_eq!(call(p.port, "GET", "/own?block=1", None, None).status, 403);
+}
+
+#[test]
+fn apis_static_serves_a_directory() {
+    let p = serve_fixture("static", Spawn::serve());
+    let r = call(p.port, "GET", "/app/sub/site.css", None, None);
+    assert_eq!((r.status, text(&r).as_str(), r.header("content-type").as_deref()), (200, "body{}\n", Some("text/css; charset=utf-8")));
+    assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"));
+    assert_eq!(text(&call(p.port, "GET", "/app/", None, None)), "<h1>index</h1>\n");
+    // indexFallback: an unknown path is the SPA's index.
+    assert_eq!(text(&call(p.port, "GET", "/app/some/client/route", None, None)), "<h1>index</h1>\n");
+    let r = call(p.port, "GET", "/strict/missing.js", None, None);
+    assert_eq!(r.json(), json!({"status": 404, "message": "File not found.", "data": {}}));
+    // Never a file outside the directory.
+    assert_eq!(call(p.port, "GET", "/strict/..%2Foutside.txt", None, None).status, 404);
+    assert_eq!(call(p.port, "GET", "/strict/%2E%2E/outside.txt", None, None).status, 404);
+    assert_eq!(call(p.port, "GET", "/strict/sub/site.css", None, None).status, 200, "the positive control");
 }

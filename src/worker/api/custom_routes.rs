@@ -80,12 +80,23 @@ async fn describe(state: &AppState, parts: &hyper::http::request::Parts, actor: 
     let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0);
     // The peer itself: real_ip with no trusted header is exactly that, canonicalised.
     let remote_ip = client_ip::real_ip(peer, &hyper::HeaderMap::new(), &Default::default());
-    let proxy = match state.settings.fresh(&state.db).await {
-        Ok(loaded) => loaded.settings.trusted_proxy.clone(),
-        Err(e) => {
-            tracing::warn!(error = %e, "reading trustedProxy failed; using the peer address");
-            Default::default()
-        }
+    // The rate limiter's cluster-coherent copy of the settings spares a database hop per
+    // request (it is exact: any settings save bumps its epoch); otherwise a fresh read.
+    let cached = state.rate_limiter.as_ref().map(|l| l.cached());
+    let proxy = match cached {
+        Some(Ok(loaded)) => loaded.settings.trusted_proxy.clone(),
+        _ => match state.settings.fresh(&state.db).await {
+            Ok(loaded) => {
+                if let (Some(limiter), Some(Err(epoch))) = (state.rate_limiter.as_ref(), cached) {
+                    limiter.remember(epoch, loaded.clone());
+                }
+                loaded.settings.trusted_proxy.clone()
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading trustedProxy failed; using the peer address");
+                Default::default()
+            }
+        },
     };
     let real_ip = client_ip::real_ip(peer, &parts.headers, &proxy);
     let (auth, auth_collection) = match actor.auth() {

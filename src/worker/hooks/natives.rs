@@ -18,6 +18,8 @@ use super::engine::{self, Env};
 pub const HTTP_DEFAULT_TIMEOUT_SECS: u64 = 120;
 /// The largest response body `$http.send` reads.
 pub const HTTP_MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// The longest `$security.randomString` (a larger request is a bug, not a secret).
+pub const RANDOM_STRING_MAX_CHARS: usize = 1 << 20;
 /// The most output `$os.cmd(...).output()` keeps.
 pub const EXEC_MAX_OUTPUT_BYTES: usize = 16 * 1024 * 1024;
 
@@ -87,8 +89,8 @@ pub fn install<'js>(ctx: &Ctx<'js>, n: &Object<'js>, env: &Arc<Env>) -> rquickjs
     // $security
     set_fn(n, ctx, "randomString", |ctx: Ctx<'js>, len: i32, alphabet: String| -> rquickjs::Result<String> {
         let chars: Vec<char> = alphabet.chars().collect();
-        if chars.is_empty() || len < 0 {
-            return Err(type_error(&ctx, "randomString needs a positive length and a non-empty alphabet"));
+        if chars.is_empty() || len < 0 || len as usize > RANDOM_STRING_MAX_CHARS {
+            return Err(type_error(&ctx, format!("randomString needs a length from 0 to {RANDOM_STRING_MAX_CHARS} and a non-empty alphabet")));
         }
         let mut buf = vec![0u8; len as usize * 2];
         getrandom::getrandom(&mut buf).map_err(|e| js_error(&ctx, format!("random source failed: {e}")))?;
@@ -161,7 +163,16 @@ pub fn install<'js>(ctx: &Ctx<'js>, n: &Object<'js>, env: &Arc<Env>) -> rquickjs
 
     // $os
     set_fn(n, ctx, "getenv", |k: String| std::env::var(k).unwrap_or_default())?;
-    set_fn(n, ctx, "readFile", |ctx: Ctx<'js>, p: String| std::fs::read(&p).map_err(|e| js_error(&ctx, format!("open {p}: {e}"))))?;
+    // A file larger than the runtime's memory could never become a JS value: refused before
+    // it is read, so a huge file cannot exhaust the process's memory instead.
+    let memory = env.limits.memory_bytes as u64;
+    set_fn(n, ctx, "readFile", move |ctx: Ctx<'js>, p: String| -> rquickjs::Result<Vec<u8>> {
+        let size = std::fs::metadata(&p).map_err(|e| js_error(&ctx, format!("open {p}: {e}")))?.len();
+        if size > memory {
+            return Err(js_error(&ctx, format!("read {p}: {size} bytes is more than the hooks' memory limit")));
+        }
+        std::fs::read(&p).map_err(|e| js_error(&ctx, format!("open {p}: {e}")))
+    })?;
     set_fn(n, ctx, "writeFile", |ctx: Ctx<'js>, p: String, data: Vec<u8>, perm: f64| -> rquickjs::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         let mut f = std::fs::OpenOptions::new()
@@ -238,6 +249,14 @@ pub fn install<'js>(ctx: &Ctx<'js>, n: &Object<'js>, env: &Arc<Env>) -> rquickjs
             return Err(js_error(&ctx, format!("exec {prog}: {}", out.status)));
         }
         Ok(bytes)
+    })?;
+
+    set_fn(n, ctx, "staticFile", |ctx: Ctx<'js>, dir: String, rel: String, fallback: bool| -> rquickjs::Result<Option<Object<'js>>> {
+        let Some(path) = static_file(Path::new(&dir), &rel, fallback) else { return Ok(None) };
+        let o = Object::new(ctx.clone())?;
+        o.set("type", content_type(&path))?;
+        o.set("path", path.display().to_string())?;
+        Ok(Some(o))
     })?;
 
     // $http
@@ -325,6 +344,43 @@ fn decrypt(data: &str, key: &[u8]) -> Result<Vec<u8>, String> {
         n => return Err(format!("crypto/aes: invalid key size {n}")),
     }
     .map_err(|_| "cipher: message authentication failed".to_owned())
+}
+
+/// `$apis.static`: the file `rel` names inside `dir` (a directory means its index.html; with
+/// `fallback`, a missing file means the root index.html). Never a path outside `dir`.
+fn static_file(dir: &Path, rel: &str, fallback: bool) -> Option<PathBuf> {
+    let root = dir.canonicalize().ok()?;
+    let wanted = rel.trim_start_matches('/');
+    let candidate = if wanted.split('/').any(|c| c == "..") { None } else { root.join(wanted).canonicalize().ok() };
+    let inside = candidate.filter(|p| p.starts_with(&root)).map(|p| if p.is_dir() { p.join("index.html") } else { p });
+    match inside {
+        Some(p) if p.is_file() => Some(p),
+        _ if fallback => Some(root.join("index.html")).filter(|p| p.is_file()),
+        _ => None,
+    }
+}
+
+/// The content type of a static file, by extension.
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("html" | "htm") => "text/html; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("json" | "map") => "application/json",
+        Some("txt") => "text/plain; charset=utf-8",
+        Some("xml") => "text/xml; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("jpg" | "jpeg") => "image/jpeg",
+        Some("gif") => "image/gif",
+        Some("webp") => "image/webp",
+        Some("ico") => "image/vnd.microsoft.icon",
+        Some("wasm") => "application/wasm",
+        Some("woff2") => "font/woff2",
+        Some("woff") => "font/woff",
+        Some("pdf") => "application/pdf",
+        _ => "application/octet-stream",
+    }
 }
 
 fn hex(b: &[u8]) -> String {

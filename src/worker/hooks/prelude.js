@@ -170,6 +170,20 @@
   }
   g.DynamicModel = DynamicModel;
   g.arrayOf = function (model) { const out = []; out.__model = model; return out; };
+  // PocketBase's unmarshal(data, dst): copies a JSON-able value (or JSON text) into dst. An
+  // object with its own `__unmarshal(plain)` (a binding's class) takes the data itself.
+  g.unmarshal = function (data, dst) {
+    const plain = typeof data === "string" ? JSON.parse(data) : JSON.parse(JSON.stringify(data ?? null));
+    if (dst && typeof dst.__unmarshal === "function") {
+      dst.__unmarshal(plain);
+      return undefined;
+    }
+    if (!dst || typeof dst !== "object" || !plain || typeof plain !== "object") return undefined;
+    // A DynamicModel is a struct of its shape: only its own keys take values.
+    const keys = dst instanceof DynamicModel ? Object.keys(dst).filter((k) => k in plain) : Object.keys(plain);
+    for (const k of keys) dst[k] = plain[k];
+    return undefined;
+  };
 
   function pad(n, w) { return String(n).padStart(w, "0"); }
   class DateTime {
@@ -491,6 +505,14 @@
       e.next();
     },
     pass(e) { e.next(); },
+    static(e, args) {
+      const found = N.staticFile(args[0], e.request.pathValue("path"), args[1]);
+      if (found === null || found === undefined) throw new ApiError(404, "File not found.");
+      e.__response.file = found.path;
+      e.__response.headers.push(["content-type", found.type], ["x-content-type-options", "nosniff"]);
+      e.__response.status = 200;
+      e.__response.written = true;
+    },
   };
   g.$apis = vb.strictNamespace("$apis.", {
     requireAuth: (...cols) => apisMiddleware("requireAuth", cols.map(String), 0, "pbRequireAuth"),
@@ -499,6 +521,10 @@
     requireSuperuserOrOwnerAuth: (param) => apisMiddleware("requireSuperuserOrOwnerAuth", [param ? String(param) : "id"], 0, "pbRequireSuperuserOrOwnerAuth"),
     bodyLimit: (n) => apisMiddleware("bodyLimit", [Number(n) || 0], -990, "pbBodyLimit"),
     gzip: () => apisMiddleware("pass", [], 0, "pbGzip"),
+    // A route handler (not a middleware): `routerAdd("GET", "/{path...}", $apis.static(dir, fallback))`.
+    // Built with `new Function` so that, like any handler, it has source text to re-compile.
+    static: (dir, indexFallback) =>
+      new Function("e", "return __vb.apis.static(e, " + JSON.stringify([String(dir ?? ""), indexFallback === true]) + ");"),
     skipSuccessActivityLog: () => apisMiddleware("pass", [], 0, "pbSkipSuccessActivityLog"),
   });
 
@@ -691,6 +717,7 @@
       headers: res.headers,
       body: res.body,
       bytes: res.bytes,
+      file: res.file ?? null,
     });
   };
 

@@ -163,6 +163,26 @@ struct Written {
     headers: Vec<(String, String)>,
     body: String,
     bytes: Option<Vec<u8>>,
+    /// `$apis.static`: a file (already resolved inside its dir) to answer with.
+    #[serde(default)]
+    file: Option<String>,
+}
+
+impl Written {
+    fn into_response(self) -> RouteResponse {
+        let body = match (&self.file, self.bytes) {
+            (Some(path), _) => match std::fs::read(path) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(target: "vaultbase::hooks", path = %path, error = %e, "$apis.static could not read a file");
+                    return RouteResponse::failure(&errors::Failure { status: 404, message: "The requested resource wasn't found.".into(), data: Default::default() });
+                }
+            },
+            (None, Some(bytes)) => bytes,
+            (None, None) => self.body.into_bytes(),
+        };
+        RouteResponse { status: if (100..=999).contains(&self.status) { self.status } else { 200 }, headers: self.headers, body }
+    }
 }
 
 /// Runs route `index` for `req` on this JS thread (the whole chain: global and route
@@ -184,11 +204,7 @@ pub fn run<'js>(ctx: &Ctx<'js>, registry: &Registry, index: usize, req: &RouteRe
     })();
     match result {
         Ok(text) => match serde_json::from_str::<Written>(&text) {
-            Ok(w) => RouteResponse {
-                status: if (100..=999).contains(&w.status) { w.status } else { 200 },
-                headers: w.headers,
-                body: w.bytes.unwrap_or_else(|| w.body.into_bytes()),
-            },
+            Ok(w) => w.into_response(),
             Err(e) => {
                 tracing::error!(target: "vaultbase::hooks", hook = %what, error = %e, "reading a route's response failed");
                 RouteResponse::failure(&errors::Failure::internal())
@@ -232,7 +248,7 @@ pub fn run_around<'js, R: 'static>(ctx: &Ctx<'js>, registry: &Registry, req: &Ro
             Around::Passed(answer, headers)
         }
         (Ok(text), None) => Around::Answered(match serde_json::from_str::<Written>(&text) {
-            Ok(w) => RouteResponse { status: w.status, headers: w.headers, body: w.bytes.unwrap_or_else(|| w.body.into_bytes()) },
+            Ok(w) => w.into_response(),
             Err(_) => RouteResponse::failure(&errors::Failure::internal()),
         }),
         (Err(e), Some(answer)) => {

@@ -105,6 +105,8 @@ declare namespace $apis {
   function bodyLimit(bytes: number): Middleware
   function gzip(): Middleware
   function skipSuccessActivityLog(): Middleware
+  /** A route handler serving the files of `dir` (path value "path"); `indexFallback` answers unknown paths with dir/index.html. */
+  function static(dir: string, indexFallback?: boolean): (e: RequestEvent) => void
 }
 
 // ---------------------------------------------------------------- $app
@@ -141,6 +143,7 @@ declare function toBytes(v: any): number[]
 declare function sleep(ms: number): void
 declare function require(path: string): any
 declare function arrayOf<T>(model: T): T[]
+declare function unmarshal(data: any, dst: any): void
 declare class DynamicModel { constructor(shape: { [key: string]: any }); [key: string]: any }
 declare class DateTime {
   constructor(date?: string | number)

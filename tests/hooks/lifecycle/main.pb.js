@@ -33,3 +33,4 @@ routerAdd("GET", "/users-only", (e) => e.json(200, { id: e.auth.id, collection: 
 routerAdd("GET", "/superusers-only", (e) => e.string(200, "in"), $apis.requireSuperuserAuth());
 routerAdd("GET", "/guests-only", (e) => e.string(200, "in"), $apis.requireGuestOnly());
 routerAdd("POST", "/limited", (e) => e.string(200, "in"), $apis.bodyLimit(10));
+routerAdd("GET", "/ip", (e) => e.json(200, { real: e.realIP(), remote: e.remoteIP() }));

@@ -82,6 +82,7 @@ routerAdd("GET", "/utils", (e) => {
     decrypted: $security.decrypt("i3KQL/caLc44dmTtapCofw33NPIgUbv1Dw72WWDHVYXdsib1kn2o8UzcZCsm2NcFsw==", "abcdefghijklmnopqrstuvwxyz012345"),
     roundTrip: $security.decrypt($security.encrypt("again", "abcdefghijklmnopqrstuvwxyz012345"), "abcdefghijklmnopqrstuvwxyz012345"),
     relative: require(`${__hooks}/lib/util.js`).config.name,
+    unmarshaled: (() => { const m = new DynamicModel({ a: 0, c: true }); unmarshal({ a: 1, b: "x" }, m); return m; })(),
   });
 });
 
