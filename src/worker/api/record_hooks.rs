@@ -219,7 +219,7 @@ pub async fn auth_with_password(
     head.body_length = body.len();
     head.body = body;
     let loaded = state.hooks.current();
-    match record_requests::auth_with_password(state, &loaded, c, head, identity, password, found).await {
+    match record_requests::auth_with_password(&loaded, c, head, identity, password, found).await {
         Ok(record) => Ok(Ok(record)),
         Err(answer) => Ok(Err(respond(answer))),
     }

@@ -458,7 +458,6 @@ pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<S
 /// action checks `e.password` against `e.record` ("Failed to authenticate." otherwise) and
 /// hands the record back; Err is the answer when the chain ended otherwise.
 pub async fn auth_with_password(
-    _state: &AppState,
     loaded: &Arc<Loaded>,
     c: &Arc<Collection>,
     request: RouteRequest,
