@@ -31,6 +31,7 @@ fn start(spawn: Spawn) -> (Proc, String) {
             json!([
                 {"name": "title", "type": "text"},
                 {"name": "code", "type": "text", "max": 3},
+                {"name": "doc", "type": "file", "maxSelect": 1, "maxSize": 100000},
                 {"name": "n", "type": "number"},
                 {"name": "meta", "type": "json"},
                 {"name": "tags", "type": "select", "maxSelect": 3, "values": ["a", "b", "c"]},
@@ -145,6 +146,22 @@ fn app_lookups_raw_sql_and_records_answer_like_pocketbase() {
 }
 
 #[test]
+fn app_saves_auth_records_and_builds_dbx_queries() {
+    let (p, _su) = start(Spawn::serve());
+    for code in ["b", "a", "c"] {
+        ok(call(p.port, "POST", "/api/collections/posts/records", None, Some(&json!({"title": "t", "code": code}))));
+    }
+    let m = ok(call(p.port, "GET", "/t/misc", None, None));
+    assert_eq!(m["byToken"], "code@example.com");
+    assert_eq!((m["valid"].clone(), m["wrong"].clone()), (json!(true), json!(false)));
+    assert_eq!(m["recordQuery"], json!(["b", "a"]));
+    assert_eq!(m["one"], "a");
+    assert_eq!((m["inCount"].clone(), m["or"].clone(), m["not"].clone(), m["like"].clone()), (json!(2), json!(2), json!(2), json!(1)));
+    assert_eq!(m["appName"], "Acme");
+    assert_eq!(m["authCollections"], json!(["_superusers", "users"]));
+}
+
+#[test]
 fn run_in_transaction_commits_or_rolls_back() {
     let (p, _su) = start(Spawn::serve());
     // The row was visible inside the transaction (the handler checks), then rolled back.
@@ -220,6 +237,22 @@ fn auth_hooks_and_record_auth_response() {
     let token = custom["token"].as_str().expect("token");
     let refreshed = ok(call(port, "POST", "/api/collections/users/auth-refresh", Some(token), None));
     assert_eq!(refreshed["record"]["email"], "u@example.com");
+    // e.auth in a route is that Record: its JSON as the API shows it to others (PocketBase:
+    // no email while emailVisibility is false), email() and collection() still answer.
+    let me = ok(call(port, "GET", "/t/me", Some(token), None));
+    assert_eq!((me["email"].clone(), me["collection"].clone()), (json!("u@example.com"), json!("users")));
+    assert_eq!(me["auth"]["id"], custom["record"]["id"]);
+    assert!(me["auth"].get("email").is_none() && me["auth"].get("tokenKey").is_none() && me["auth"].get("password").is_none());
+    // onRecordAuthWithPasswordRequest: a hook refusing a known identity, one answering for an
+    // unknown one (e.record is null), and the default action's refusal of a wrong password.
+    let signup = json!({"email": "banned@example.com", "password": "password123", "passwordConfirm": "password123"});
+    ok(call(port, "POST", "/api/collections/users/records", None, Some(&signup)));
+    let auth = |identity: &str, password: &str| {
+        call(port, "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": identity, "password": password})))
+    };
+    assert_eq!(auth("banned@example.com", "password123").json(), json!({"data": {}, "message": "Banned.", "status": 403}));
+    assert_eq!(ok(auth("ghost@example.com", "password123")), json!({"unknown": "ghost@example.com"}));
+    assert_eq!(auth("u@example.com", "wrongpass1").json(), json!({"data": {}, "message": "Failed to authenticate.", "status": 400}));
     // record.validatePassword refused a wrong password: the route's own 400.
     let wrong = call(port, "POST", "/t/login", None, Some(&json!({"email": "u@example.com", "password": "nope"})));
     assert_eq!(wrong.json(), json!({"data": {}, "message": "Invalid credentials.", "status": 400}));
@@ -227,7 +260,7 @@ fn auth_hooks_and_record_auth_response() {
 
 #[test]
 fn update_delete_hooks_and_thrown_data_errors_match_pocketbase() {
-    let (p, _su) = start(Spawn::serve());
+    let (p, su) = start(Spawn::serve());
     let port = p.port;
     let post = |body: Value| call(port, "POST", "/api/collections/posts/records", None, Some(&body));
     // A request hook that returns without e.next(): an empty 200 and nothing stored.
@@ -268,4 +301,11 @@ fn update_delete_hooks_and_thrown_data_errors_match_pocketbase() {
     assert!(a["rec"].get("email").is_none() && a["rec"].get("password").is_none() && a["rec"].get("tokenKey").is_none());
     assert_eq!((a["createdType"].clone(), a["password"].clone(), a["hasTokenKey"].clone(), a["byData"].clone()), (json!("object"), json!(""), json!(true), json!(true)));
     assert_eq!(a["created"], a["rec"]["created"]);
+    // A hooked create with an upload: the hook's change and the stored file both land.
+    let body = small_multipart(&[("title", "withfile")], &[("doc", "a.txt", b"hello")]);
+    let r = post_multipart(port, "/api/collections/posts/records", &su, &body);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let created = r.json();
+    assert_eq!(created["title"], "withfile (hooked)");
+    assert!(created["doc"].as_str().is_some_and(|d| d.starts_with('a') && d.ends_with(".txt")), "{created}");
 }

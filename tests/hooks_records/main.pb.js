@@ -202,3 +202,41 @@ routerAdd("GET", "/t/authjson", (e) => {
     byData: $app.findFirstRecordByData("users", "email", u.email()).id === u.id,
   });
 });
+
+onRecordAuthWithPasswordRequest((e) => {
+  if (e.identity === "banned@example.com") {
+    throw new ForbiddenError("banned");
+  }
+  if (e.record === null) {
+    return e.json(200, { unknown: e.identity });
+  }
+  e.next();
+}, "users");
+
+routerAdd("GET", "/t/me", (e) => {
+  return e.json(200, { auth: e.auth, email: e.auth ? e.auth.email() : null, collection: e.auth ? e.auth.collection().name : null });
+});
+
+routerAdd("GET", "/t/misc", (e) => {
+  const posts = $app.findCollectionByNameOrId("posts");
+  const u = new Record($app.findCollectionByNameOrId("users"));
+  u.setEmail("code@example.com");
+  u.setPassword("password123"); // no passwordConfirm: that belongs to the API's form
+  $app.save(u);
+  const stored = $app.findRecordById("users", u.id);
+  const one = new Record(posts);
+  $app.recordQuery("posts").andWhere($dbx.hashExp({ code: "a" })).limit(1).one(one);
+  return e.json(200, {
+    byToken: $app.findAuthRecordByToken(u.newAuthToken(), "auth").email(),
+    valid: stored.validatePassword("password123"),
+    wrong: stored.validatePassword("nope"),
+    recordQuery: $app.recordQuery("posts").where($dbx.exp("code != {:c}", { c: "c" })).orderBy("code DESC").all().map((r) => r.getString("code")),
+    one: one.getString("code"),
+    inCount: $app.countRecords("posts", $dbx.in("code", "a", "b")),
+    or: $app.countRecords("posts", $dbx.or($dbx.hashExp({ code: "a" }), $dbx.hashExp({ code: "c" }))),
+    not: $app.countRecords("posts", $dbx.not($dbx.hashExp({ code: "a" }))),
+    like: $app.countRecords("posts", $dbx.like("code", "b")),
+    appName: $app.settings().meta.appName,
+    authCollections: $app.findAllCollections("auth").map((c) => c.name).sort(),
+  });
+});

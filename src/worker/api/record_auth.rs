@@ -86,6 +86,8 @@ fn auth_response(state: &AppState, c: &Collection, record: &Map<String, Value>, 
 pub async fn with_password(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
     let origin = super::account_flows::origin_of(state, &req).await;
+    // pb_hooks: the request as onRecordAuthWithPasswordRequest sees it, read before the body.
+    let hook_head = super::record_hooks::hooked_head(state, &c, &req, "onRecordAuthWithPasswordRequest").await;
     let query_mfa = crate::worker::http::request::Query::parse(req.uri().query()).get("mfaId").map(str::to_owned);
     let body = json_object(req.into_body(), DEFAULT_BODY_LIMIT_BYTES, BAD_FORMAT).await?;
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -138,10 +140,21 @@ pub async fn with_password(state: &AppState, collection: &str, req: Request<Inco
         })
         .await
         .map_err(ApiError::internal)?;
-    let hash = found.as_ref().and_then(|r| r.get("password")).and_then(Value::as_str).map(str::to_owned);
-    // Always one argon2 verification, known account or not.
-    let ok = state.passwords.verify_or_dummy(hash, &password).await;
-    let Some(record) = found.filter(|_| ok) else { return Err(ApiError::bad_request(FAILED)) };
+    let record = match hook_head {
+        // The hook chain decides (its default action checks the password); a hook that wrote
+        // an answer or threw ends the request here.
+        Some(head) => match super::record_hooks::auth_with_password(state, &c, head, &identity, &password, found).await? {
+            Err(answer) => return Ok(answer),
+            Ok(record) => record,
+        },
+        None => {
+            let hash = found.as_ref().and_then(|r| r.get("password")).and_then(Value::as_str).map(str::to_owned);
+            // Always one argon2 verification, known account or not.
+            let ok = state.passwords.verify_or_dummy(hash, &password).await;
+            let Some(record) = found.filter(|_| ok) else { return Err(ApiError::bad_request(FAILED)) };
+            record
+        }
+    };
     attempt.succeeded(state).await;
     // The rule sees the authenticating record as `@request.auth`.
     let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();

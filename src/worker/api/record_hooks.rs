@@ -36,7 +36,11 @@ async fn route_request(state: &AppState, req: &Request<Incoming>, actor: &Actor,
         req.headers().iter().map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
     let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
     let remote_ip = client_ip::real_ip(peer, &hyper::HeaderMap::new(), &Default::default());
-    let real_ip = client_ip::of_request(state, req).await;
+    // The rate limiter's coherent copy of the settings spares a database hop (as custom routes).
+    let real_ip = match state.rate_limiter.as_ref().and_then(|l| l.cached().ok()) {
+        Some(loaded) => client_ip::real_ip(peer, req.headers(), &loaded.settings.trusted_proxy),
+        None => client_ip::of_request(state, req).await,
+    };
     let (auth, auth_collection) = match actor.auth() {
         Some(a) => (Some(Value::Object(a.record.clone())), Some(crate::worker::hooks::app::collection_json(&a.collection))),
         None => (None, None),
@@ -155,7 +159,8 @@ pub async fn auth_answer(
     meta: Option<Value>,
 ) -> Result<Option<Response<ResBody>>, ApiError> {
     let loaded = state.hooks.current();
-    if loaded.registry.is_empty() {
+    let registry = &loaded.registry;
+    if registry.is_empty() || !["onRecordAuthRequest", "onRecordEnrich"].iter().any(|h| registry.has(h, &c.id, &c.name)) {
         return Ok(None);
     }
     let str_of = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -186,4 +191,36 @@ pub async fn auth_answer(
         globals_applied: false,
     };
     Ok(record_requests::auth_response(state, c, record, token, method, meta, request).await.map(respond))
+}
+
+/// The request as a hook on `c` named `hook` would see it, if such a hook is registered (read
+/// from the head: the auth endpoints consume the body themselves).
+pub async fn hooked_head(state: &AppState, c: &Collection, req: &Request<Incoming>, hook: &str) -> Option<RouteRequest> {
+    let loaded = state.hooks.current();
+    if loaded.registry.is_empty() || !loaded.registry.has(hook, &c.id, &c.name) {
+        return None;
+    }
+    Some(route_request(state, req, &Actor::Guest, &Map::new()).await)
+}
+
+/// `onRecordAuthWithPasswordRequest` (`e.identity`, `e.password`, `e.record` — null when no
+/// record has that identity): Ok(record) when the chain's default action authenticated it (the
+/// auth flow then goes on: authRule, MFA, the answer with `onRecordAuthRequest`), Err(answer)
+/// when a hook wrote an answer, threw, or the password was wrong.
+pub async fn auth_with_password(
+    state: &AppState,
+    c: &Arc<Collection>,
+    mut head: RouteRequest,
+    identity: &str,
+    password: &str,
+    found: Option<Map<String, Value>>,
+) -> Result<Result<Map<String, Value>, Response<ResBody>>, ApiError> {
+    let body = serde_json::json!({"identity": identity, "password": password}).to_string();
+    head.body_length = body.len();
+    head.body = body;
+    let loaded = state.hooks.current();
+    match record_requests::auth_with_password(&loaded, c, head, identity, password, found).await {
+        Ok(record) => Ok(Ok(record)),
+        Err(answer) => Ok(Err(respond(answer))),
+    }
 }

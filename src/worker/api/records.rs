@@ -167,7 +167,7 @@ pub async fn list(state: &AppState, collection: &str, req: &Request<Incoming>, a
 pub async fn view(state: &AppState, collection: &str, id: &str, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let loaded = state.hooks.current();
     if let Some(c) = record_requests::wants(state, &loaded, Kind::View, collection).await {
-        return super::record_hooks::view(state, Target { loaded, collection: c, id: id }, req, actor).await;
+        return super::record_hooks::view(state, Target { loaded, collection: c, id }, req, actor).await;
     }
     let query = Query::parse(req.uri().query());
     let shape = Arc::new(shape(&query)?);
@@ -272,7 +272,7 @@ async fn detached(
 pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let loaded = state.hooks.current();
     if let Some(c) = record_requests::wants(state, &loaded, Kind::Update, collection).await {
-        return super::record_hooks::write(state, Target { loaded, collection: c, id: id }, req, actor).await;
+        return super::record_hooks::write(state, Target { loaded, collection: c, id }, req, actor).await;
     }
     let query = Query::parse(req.uri().query());
     let shape = shape(&query)?;
@@ -295,7 +295,7 @@ pub async fn update(state: &AppState, collection: &str, id: &str, req: Request<I
 pub async fn delete(state: &AppState, collection: &str, id: &str, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let loaded = state.hooks.current();
     if let Some(c) = record_requests::wants(state, &loaded, Kind::Delete, collection).await {
-        return super::record_hooks::delete(state, Target { loaded, collection: c, id: id }, req, actor).await;
+        return super::record_hooks::delete(state, Target { loaded, collection: c, id }, req, actor).await;
     }
     let query = Query::parse(req.uri().query());
     let requester = requester(actor, req.method(), &query, req.headers(), Map::new());

@@ -108,6 +108,10 @@
   // Collections by id, so records of one collection share one object per runtime until its
   // definition changes (`updated` differs).
   const cache = new Map();
+  // The shared collection of cache key `id@updated`, or null (the caller then sends its JSON).
+  vb.collectionCached = function (key) {
+    return cache.get(key) || null;
+  };
   vb.makeCollection = function (json) {
     if (json === null || json === undefined) return null;
     if (json instanceof Collection) return json;

@@ -281,9 +281,11 @@
           out[n] = copy(this.__d[n]);
         }
       }
-      if (this.__custom || !c) {
+      // A record whose collection came without its fields (a partial definition) shows its data.
+      if (this.__custom || !c || !c.fields.length) {
         for (const k of Object.keys(this.__d)) {
-          if (k in out || fieldOf(this, k) || this.__hide.has(k)) continue;
+          if (k in out || fieldOf(this, k) || this.__hide.has(k) || SECRET.has(k)) continue;
+          if (k === "email" && auth && !emailShown) continue;
           out[k] = copy(this.__d[k]);
         }
       }

@@ -54,15 +54,16 @@
     e.json(200, rec);
   }
 
-  // The REST write; answers {d: the stored values for the Record, body: the API JSON text}.
+  // The REST write: the API JSON text the client gets ("" for a delete), which also gives the
+  // Record its stored values (fields the requester may not see keep theirs).
   function requestWrite(kind, record) {
-    const out = JSON.parse(N.requestWrite(kind, JSON.stringify({ fields: record.__d, original: record.__o })));
-    if (out.d === null && out.body) {
-      const api = JSON.parse(out.body);
-      delete api.expand;
-      out.d = api;
+    const body = N.requestWrite(kind, JSON.stringify({ fields: record.__d, original: record.__o }));
+    let d = {};
+    if (body) {
+      d = JSON.parse(body);
+      delete d.expand;
     }
-    return out;
+    return { d, body };
   }
 
   // PocketBase's recordAuthResponse: onRecordAuthRequest (e.record, e.token, e.meta,
@@ -108,6 +109,26 @@
     return vb.responseOf(e);
   };
 
+  // onRecordAuthWithPasswordRequest: answers {record: fields|null, response}; a record means
+  // the default action authenticated it and nothing was written (vaultbase's auth flow goes on).
+  vb.authWithPassword = function (r, cjson, identity, password, fields) {
+    const e = vb.requestEvent(r);
+    const c = vb.makeCollection(cjson);
+    e.collection = c;
+    e.identity = identity;
+    e.password = password;
+    e.identityField = "";
+    e.record = fields ? vb.toRecord(fields, c) : null;
+    let authed = null;
+    vb.fire("onRecordAuthWithPasswordRequest", [c.id, c.name], e, (e) => {
+      if (!e.record || !e.record.validatePassword(e.password)) throw new g.BadRequestError("Failed to authenticate.");
+      authed = e.record;
+    });
+    const written = e.__response.written;
+    const record = authed && !written ? Object.assign({}, authed.__o, authed.__d) : null;
+    return JSON.stringify({ record, response: vb.responseOf(e) });
+  };
+
   // An after-success hook of a write made outside JS (a batch item, an OAuth2 sign-up…).
   vb.afterCommitted = function (name, cjson, d) {
     const c = vb.makeCollection(cjson);
@@ -118,7 +139,7 @@
   // Runs one record request; answers vb.responseOf(e).
   vb.recordRequest = function (kind, r, cjson, p) {
     const e = vb.requestEvent(r);
-    const c = vb.makeCollection(cjson);
+    const c = typeof cjson === "string" ? vb.collectionCached(cjson) : vb.makeCollection(cjson);
     const tags = [c.id, c.name];
     const superuser = r.superuser === true;
     e.collection = c;
@@ -180,6 +201,8 @@
         throw new Error("unknown record request " + kind);
     }
     vb.fire(name, tags, e, last);
-    return vb.responseOf(e);
+    // The response as it was written, read by Rust without another JSON round trip.
+    const res = e.__response;
+    return { status: res.written ? res.status : 200, headers: res.headers, body: res.body, bytes: res.bytes };
   };
 })(globalThis);

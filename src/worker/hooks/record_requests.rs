@@ -170,12 +170,12 @@ fn request_write<'js>(ctx: &Ctx<'js>, kind: &str, args: &str) -> rquickjs::Resul
     let result = write_now(&p, kind, &fields, original.as_ref());
     REQUEST.with(|r| r.borrow_mut().push(p));
     match result {
-        Ok(v) => Ok(v.to_string()),
+        Ok(text) => Ok(text),
         Err((status, message, data)) => Err(super::app::throw_with_data(ctx, status, &message, data)),
     }
 }
 
-fn write_now(p: &InFlight, kind: &str, fields: &Map<String, Value>, original: Option<&Map<String, Value>>) -> Result<Value, (u16, String, Map<String, Value>)> {
+fn write_now(p: &InFlight, kind: &str, fields: &Map<String, Value>, original: Option<&Map<String, Value>>) -> Result<String, (u16, String, Map<String, Value>)> {
     let writes = p.state.writes();
     let w = RecordWrite { collection: &p.collection.id, requester: &p.requester, shape: &p.shape };
     match kind {
@@ -185,26 +185,21 @@ fn write_now(p: &InFlight, kind: &str, fields: &Map<String, Value>, original: Op
                 body.insert("passwordConfirm".into(), Value::String(pc.clone()));
             }
             let bytes = p.handle.block_on(writes.create(w, body, &p.uploads)).map_err(|e| write_failure(e, CREATE_FAILED))?;
-            Ok(answer(bytes))
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
         }
         "update" => {
             let body = save_body(&p.collection, fields, original);
             let bytes = p.handle.block_on(writes.update(w, &p.id, body, &p.uploads)).map_err(|e| write_failure(e, UPDATE_FAILED))?;
-            Ok(answer(bytes))
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
         }
         "delete" => {
             p.handle.block_on(writes.delete(w, &p.id)).map_err(|e| write_failure(e, DELETE_FAILED))?;
-            Ok(json!({"d": {}, "body": ""}))
+            Ok(String::new())
         }
         other => Err((400, format!("unknown write {other}"), Map::new())),
     }
 }
 
-/// The API JSON the client gets, which is also what the hooks' Record takes from the save
-/// (its id, dates, normalised values; fields the requester may not see keep their values).
-fn answer(bytes: Vec<u8>) -> Value {
-    json!({"d": Value::Null, "body": String::from_utf8_lossy(&bytes)})
-}
 
 /// Serves `call` on a JS thread of `loaded`: the whole request, hooks and default action.
 pub async fn run(state: &AppState, loaded: &Arc<Loaded>, call: RecordCall) -> RouteResponse {
@@ -298,22 +293,30 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
         })
     });
     let what = format!("{} {}", call.request.method, call.request.path);
-    let result = (|| -> rquickjs::Result<String> {
+    let result = (|| -> rquickjs::Result<RouteResponse> {
         let r = ctx.json_parse(serde_json::to_string(&call.request).unwrap_or_else(|_| "{}".into()))?;
-        let cjson = ctx.json_parse(collection_json(&c).to_string())?;
+        // The collection's JSON crosses only when this runtime has not seen this version of it.
+        let key = format!("{}@{}", c.id, c.updated);
+        let cached = !bindings::call_vb::<_, rquickjs::Value>(ctx, "collectionCached", (key.as_str(),))?.is_null();
+        let cjson = if cached { rquickjs::String::from_str(ctx.clone(), &key)?.into_value() } else { ctx.json_parse(collection_json(&c).to_string())? };
         let p = ctx.json_parse(payload.to_string())?;
-        bindings::call_vb(ctx, "recordRequest", (call.kind.as_str(), r, cjson, p))
+        let res: Object = bindings::call_vb(ctx, "recordRequest", (call.kind.as_str(), r, cjson, p))?;
+        let status: u16 = res.get::<_, f64>("status").map(|s| s as u16).unwrap_or(200);
+        let headers: Vec<Vec<String>> = res.get("headers")?;
+        let bytes: Option<Vec<u8>> = res.get("bytes").ok().flatten();
+        let body = match bytes {
+            Some(b) => b,
+            None => res.get::<_, String>("body").unwrap_or_default().into_bytes(),
+        };
+        Ok(RouteResponse {
+            status: if (100..=999).contains(&status) { status } else { 200 },
+            headers: headers.into_iter().filter_map(|h| match h.as_slice() { [k, v] => Some((k.clone(), v.clone())), _ => None }).collect(),
+            body,
+        })
     })();
     REQUEST.with(|r| r.borrow_mut().pop());
     match result {
-        Ok(text) => match serde_json::from_str::<Written>(&text) {
-            Ok(w) => RouteResponse {
-                status: if (100..=999).contains(&w.status) { w.status } else { 200 },
-                headers: w.headers,
-                body: w.bytes.unwrap_or_else(|| w.body.into_bytes()),
-            },
-            Err(_) => RouteResponse::failure(&errors::Failure::internal()),
-        },
+        Ok(res) => res,
         Err(e) => RouteResponse::failure(&errors::failure_of(ctx, e, &what)),
     }
 }
@@ -449,4 +452,48 @@ pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<S
         Ok((_, Some(trap))) => RouteResponse::failure(&errors::trapped(trap, "onRecordAuthRequest", "", 0, &limits)),
         Err(_) => RouteResponse::failure(&errors::Failure::internal()),
     })
+}
+
+/// Runs `onRecordAuthWithPasswordRequest` for a password sign-in on a JS thread. Its default
+/// action checks `e.password` against `e.record` ("Failed to authenticate." otherwise) and
+/// hands the record back; Err is the answer when the chain ended otherwise.
+pub async fn auth_with_password(
+    loaded: &Arc<Loaded>,
+    c: &Arc<Collection>,
+    request: RouteRequest,
+    identity: &str,
+    password: &str,
+    found: Option<Map<String, Value>>,
+) -> Result<Map<String, Value>, RouteResponse> {
+    let limits = loaded.env().limits;
+    let (c, identity, password) = (c.clone(), identity.to_owned(), password.to_owned());
+    let ran = loaded
+        .run(limits.timeout, move |ctx| -> Result<Map<String, Value>, RouteResponse> {
+            let go = || -> rquickjs::Result<String> {
+                let r = ctx.json_parse(serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()))?;
+                let cjson = ctx.json_parse(collection_json(&c).to_string())?;
+                let fields = ctx.json_parse(found.map(Value::Object).unwrap_or(Value::Null).to_string())?;
+                bindings::call_vb(ctx, "authWithPassword", (r, cjson, identity, password, fields))
+            };
+            let text = go().map_err(|e| RouteResponse::failure(&errors::failure_of(ctx, e, "onRecordAuthWithPasswordRequest")))?;
+            #[derive(serde::Deserialize)]
+            struct Outcome {
+                record: Option<Map<String, Value>>,
+                response: String,
+            }
+            let out: Outcome = serde_json::from_str(&text).map_err(|_| RouteResponse::failure(&errors::Failure::internal()))?;
+            match out.record {
+                Some(record) => Ok(record),
+                None => match serde_json::from_str::<Written>(&out.response) {
+                    Ok(w) => Err(RouteResponse { status: w.status, headers: w.headers, body: w.bytes.unwrap_or_else(|| w.body.into_bytes()) }),
+                    Err(_) => Err(RouteResponse::failure(&errors::Failure::internal())),
+                },
+            }
+        })
+        .await;
+    match ran {
+        Ok((out, None)) => out,
+        Ok((_, Some(trap))) => Err(RouteResponse::failure(&errors::trapped(trap, "onRecordAuthWithPasswordRequest", "", 0, &limits))),
+        Err(_) => Err(RouteResponse::failure(&errors::Failure::internal())),
+    }
 }

@@ -453,3 +453,14 @@ interface RealtimeMessageEvent { app: App; client: SubscriptionsClient; message:
 declare function onRealtimeConnectRequest(handler: (e: RealtimeConnectRequestEvent) => void): void
 declare function onRealtimeSubscribeRequest(handler: (e: RealtimeSubscribeRequestEvent) => void): void
 declare function onRealtimeMessageSend(handler: (e: RealtimeMessageEvent) => void): void
+
+interface RecordAuthRequestEvent extends RequestEvent { collection: Collection; record: Record; token: string; meta: any; authMethod: string }
+interface RecordAuthWithPasswordRequestEvent extends RequestEvent { collection: Collection; record: Record | null; identity: string; identityField: string; password: string }
+declare function onRecordAuthRequest(handler: (e: RecordAuthRequestEvent) => void, ...collections: string[]): void
+declare function onRecordAuthWithPasswordRequest(handler: (e: RecordAuthWithPasswordRequestEvent) => void, ...collections: string[]): void
+declare namespace $apis {
+  /** Writes {token, record, meta?} through onRecordAuthRequest and onRecordEnrich. */
+  function recordAuthResponse(e: RequestEvent, record: Record, authMethod: string, meta?: any): void
+  function enrichRecord(e: RequestEvent, record: Record, ...expands: string[]): void
+  function enrichRecords(e: RequestEvent, records: Record[], ...expands: string[]): void
+}
