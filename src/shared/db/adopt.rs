@@ -12,6 +12,11 @@ use rusqlite::{Connection, OptionalExtension};
 
 use super::migrate::MIGRATIONS;
 
+/// The last migration whose tables PocketBase already has (or this module makes): adoption
+/// records it and the ones before as applied. Later migrations only add vaultbase's own
+/// tables (cron claims, jobs, …), so the migrator runs them on the adopted database as usual.
+const ADOPTED_THROUGH: &str = "1763769606_default_users";
+
 /// Adopts `conn`'s database if PocketBase made it (its `_migrations` ledger knows none of
 /// vaultbase's migrations); does nothing otherwise. Returns whether it adopted.
 pub fn adopt_pocketbase(conn: &mut Connection) -> rusqlite::Result<bool> {
@@ -46,9 +51,9 @@ pub fn adopt_pocketbase(conn: &mut Connection) -> rusqlite::Result<bool> {
             tx.execute_batch(&format!("ALTER TABLE \"{table}\" ADD COLUMN expires INTEGER DEFAULT 0 NOT NULL"))?;
         }
     }
-    // Every table the migrations would create now exists in PocketBase's form (or was made
+    // Every table those migrations would create now exists in PocketBase's form (or was made
     // above); the default `users` collection is PocketBase's own.
-    for m in MIGRATIONS {
+    for m in MIGRATIONS.iter().filter(|m| m.name <= ADOPTED_THROUGH) {
         tx.execute(
             "INSERT OR IGNORE INTO _migrations (file, applied) VALUES (?1, CAST(strftime('%s','now') AS INTEGER) * 1000000)",
             [m.name],
@@ -83,7 +88,11 @@ mod tests {
         )
         .expect("pocketbase-like");
         assert!(adopt_pocketbase(&mut conn).expect("adopt"));
-        assert!(crate::shared::db::migrate::pending(&conn).expect("pending").is_empty());
+        // Only vaultbase's own later additions are left, and they apply on the adopted file.
+        let pending = crate::shared::db::migrate::pending(&conn).expect("pending");
+        assert!(!pending.is_empty() && pending.iter().all(|m| *m > ADOPTED_THROUGH), "{pending:?}");
+        crate::shared::db::migrate::run(&mut conn).expect("the later migrations apply");
+        conn.execute("INSERT INTO _vb_cron_claims (job, slot, worker, pid, claimed) VALUES ('j', 1, 1, 1, 1)", []).expect("a table of a later migration exists");
         let v: i64 = conn.query_row("SELECT version FROM _vb_versions WHERE name = 'collections'", [], |r| r.get(0)).expect("version");
         assert_eq!(v, 1);
         conn.execute("INSERT INTO _otps (id, expires) VALUES ('x', 5)", []).expect("the expiry column exists");

@@ -15,17 +15,26 @@ pub const DEFAULT_RUNS_LIMIT: i64 = 50;
 pub const MAX_RUNS_LIMIT: i64 = 500;
 
 /// `GET /api/crons`: `[{"id","expression"}]`, user jobs by id, then the `__pb…` ones.
-pub fn list(state: &AppState) -> Response<ResBody> {
+pub async fn list(state: &AppState) -> Response<ResBody> {
+    settings_jobs_current(state).await;
     json(StatusCode::OK, &state.crons.list())
 }
 
 /// `POST /api/crons/{id}`: starts the job on this worker and answers 204 at once.
-pub fn run(state: &AppState, raw_id: &str) -> Result<Response<ResBody>, ApiError> {
+pub async fn run(state: &AppState, raw_id: &str) -> Result<Response<ResBody>, ApiError> {
     let id = decode_segment(raw_id).ok_or_else(missing)?;
+    settings_jobs_current(state).await;
     state.crons.run_now(state, &id).map_err(|_| missing())?;
     let mut res = json_bytes(StatusCode::NO_CONTENT, bytes::Bytes::new());
     res.headers_mut().remove(hyper::header::CONTENT_TYPE);
     Ok(res)
+}
+
+/// Jobs that follow the settings (`__pbAutoBackup__`) are brought up to date before answering:
+/// a settings change through another worker reaches this one by a bus message that may still
+/// be on its way, and the very next request must see it.
+async fn settings_jobs_current(state: &AppState) {
+    crate::worker::ops::backups::sync_schedule(state).await;
 }
 
 /// `GET /api/crons/{id}/runs?limit=N`: `{"items":[…]}`, the job's newest runs first (also of a

@@ -191,11 +191,11 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
         }
         (["api", "crons"], _) if is_read => {
             require_superuser(state, &req).await?;
-            Ok(api::crons::list(state))
+            Ok(api::crons::list(state).await)
         }
         (["api", "crons", id], &Method::POST) => {
             require_superuser(state, &req).await?;
-            api::crons::run(state, id)
+            api::crons::run(state, id).await
         }
         (["api", "crons", id, "runs"], _) if is_read => {
             require_superuser(state, &req).await?;
