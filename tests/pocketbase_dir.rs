@@ -191,3 +191,45 @@ fn the_superuser_cli_writes_bcrypt_on_a_pocketbase_dir() {
     token_of(sign_in(pb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
     pb.stop();
 }
+
+#[test]
+fn a_cluster_opens_a_pocketbase_data_dir_too() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (dir, pb_list) = make_pocketbase_dir(root.path());
+    let mut vb = Spawn::cluster(2).dir(&dir).start();
+    vb.wait_healthy();
+    let ann = token_of(sign_in(vb.port, "users", USER_EMAIL, USER_PASSWORD));
+    token_of(sign_in(vb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
+    assert_eq!(ok(call(vb.port, "GET", LIST_QUERY, Some(&ann), None)), pb_list);
+}
+
+#[test]
+fn pb_public_is_served_beside_the_data_dir_with_index_fallback() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let public = root.path().join("pb_public");
+    std::fs::create_dir_all(public.join("docs")).expect("mkdir");
+    std::fs::write(public.join("index.html"), "<h1>app</h1>").expect("write");
+    std::fs::write(public.join("app.css"), "body{}").expect("write");
+    std::fs::write(public.join("docs").join("index.html"), "<h1>docs</h1>").expect("write");
+    std::fs::write(root.path().join("secret.txt"), "outside").expect("write");
+    let mut vb = Spawn::serve().dir(&root.path().join("pb_data")).start();
+    vb.wait_healthy();
+    let r = get(vb.port, "/app.css").expect("get");
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"body{}"[..]));
+    assert_eq!(r.header("content-type").as_deref(), Some("text/css; charset=utf-8"));
+    assert_eq!(get(vb.port, "/").expect("get").body, b"<h1>app</h1>");
+    assert_eq!(get(vb.port, "/docs/").expect("get").body, b"<h1>docs</h1>");
+    let spa = get(vb.port, "/some/client/route").expect("get");
+    assert_eq!((spa.status, spa.body.as_slice()), (200, &b"<h1>app</h1>"[..]), "index fallback");
+    let escape = get(vb.port, "/../secret.txt").expect("get");
+    assert_eq!(escape.status, 404, "nothing outside the public dir");
+    let escape = get(vb.port, "/%2e%2e/secret.txt").expect("get");
+    assert_eq!(escape.status, 404, "nothing outside the public dir, encoded");
+    assert_eq!(get(vb.port, "/api/nope").expect("get").status, 404, "the API keeps its 404s");
+    drop(vb);
+
+    let mut vb = Spawn::serve().dir(&root.path().join("pb_data")).env("VAULTBASE_INDEX_FALLBACK", "false").start();
+    vb.wait_healthy();
+    assert_eq!(get(vb.port, "/some/client/route").expect("get").status, 404, "no fallback when turned off");
+    assert_eq!(get(vb.port, "/app.css").expect("get").status, 200, "positive control");
+}

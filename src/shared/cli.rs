@@ -92,6 +92,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
         match name.as_str() {
             "--http" => flags.http = Some(value("--http")?),
             "--dir" => flags.dir = Some(value("--dir")?),
+            "--publicDir" => flags.public_dir = Some(value("--publicDir")?),
+            // A bare `--indexFallback` means true, as Go's boolean flags do.
+            "--indexFallback" => flags.index_fallback = Some(inline.clone().unwrap_or_else(|| "true".into())),
             "--id" if sub.as_deref() == Some("worker") => {
                 let v = value("--id")?;
                 id = Some(v.parse().map_err(|_| UsageError(format!("--id {v:?}: expected a worker number")))?);
@@ -188,7 +191,9 @@ pub fn help_text() -> String {
          vaultbase logs [--dir DIR] [--since T] [--until T] [--filter EXPR]   search the JSONL log archive\n  \
          vaultbase --version\n  vaultbase --help\n\n\
          FLAGS (override the environment):\n  --http HOST:PORT   address to listen on (VAULTBASE_HOST, VAULTBASE_PORT)\n  \
-         --dir DIR          data directory (VAULTBASE_DATA_DIR)\n\nENVIRONMENT (default in brackets):\n",
+         --dir DIR          data directory (VAULTBASE_DATA_DIR)\n  \
+         --publicDir DIR    static files served at / (VAULTBASE_PUBLIC_DIR) [pb_public beside the data dir]\n  \
+         --indexFallback[=BOOL]   missing public paths answer index.html (VAULTBASE_INDEX_FALLBACK) [true]\n\nENVIRONMENT (default in brackets):\n",
     );
     for var in ENV_VARS {
         out.push_str(&format!("  {:<26} {} [{}]\n", var.name, var.help, var.default));
@@ -215,7 +220,7 @@ mod tests {
 
     #[test]
     fn flags_in_both_spellings() {
-        let want = Flags { http: Some("127.0.0.1:1".into()), dir: Some("d".into()) };
+        let want = Flags { http: Some("127.0.0.1:1".into()), dir: Some("d".into()), ..Flags::default() };
         assert_eq!(p(&["cluster", "--http", "127.0.0.1:1", "--dir", "d"]), Ok(Command::Cluster(want.clone())));
         assert_eq!(p(&["--http=127.0.0.1:1", "--dir=d"]), Ok(Command::Serve(want)));
     }
@@ -234,7 +239,7 @@ mod tests {
             p(&["superuser", "upsert", "a@b.c", "pw", "--dir", "d"]),
             Ok(Command::Superuser {
                 action: SuperuserAction::Upsert { email: "a@b.c".into(), password: "pw".into() },
-                flags: Flags { http: None, dir: Some("d".into()) }
+                flags: Flags { http: None, dir: Some("d".into()), ..Flags::default() }
             })
         );
         assert_eq!(
@@ -247,7 +252,7 @@ mod tests {
 
     #[test]
     fn encryption_rotate() {
-        let flags = Flags { http: None, dir: Some("d".into()) };
+        let flags = Flags { http: None, dir: Some("d".into()), ..Flags::default() };
         assert_eq!(p(&["encryption", "rotate", "--dir", "d"]), Ok(Command::EncryptionRotate { flags: flags.clone(), batch_rows: None }));
         assert_eq!(p(&["encryption", "rotate", "--dir=d", "--batch-rows", "5"]), Ok(Command::EncryptionRotate { flags, batch_rows: Some(5) }));
         assert!(p(&["encryption", "rotate", "--batch-rows", "0"]).is_err());
@@ -260,7 +265,7 @@ mod tests {
         assert_eq!(
             p(&["logs", "--since", "2024-01-01", "--filter=data.status >= 500", "--dir", "d"]),
             Ok(Command::Logs(LogsArgs {
-                flags: Flags { http: None, dir: Some("d".into()) },
+                flags: Flags { http: None, dir: Some("d".into()), ..Flags::default() },
                 since: Some("2024-01-01".into()),
                 until: None,
                 filter: "data.status >= 500".into()
@@ -274,6 +279,9 @@ mod tests {
     #[test]
     fn unknown_arguments_are_errors() {
         assert!(p(&["--nope"]).is_err());
+        let public = Flags { public_dir: Some("www".into()), index_fallback: Some("false".into()), ..Flags::default() };
+        assert_eq!(p(&["serve", "--publicDir", "www", "--indexFallback=false"]), Ok(Command::Serve(public)));
+        assert_eq!(p(&["--indexFallback"]), Ok(Command::Serve(Flags { index_fallback: Some("true".into()), ..Flags::default() })));
         assert!(p(&["serve", "--http"]).is_err());
     }
 

@@ -55,6 +55,8 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "VAULTBASE_HOST", default: DEFAULT_HOST, help: "IP address to listen on (flag --http HOST:PORT)" },
     EnvVar { name: "VAULTBASE_PORT", default: "8091", help: "TCP port, 1-65535 (0 = any free port, serve only)" },
     EnvVar { name: "VAULTBASE_DATA_DIR", default: DEFAULT_DATA_DIR, help: "data directory, created 0700 if missing (flag --dir)" },
+    EnvVar { name: "VAULTBASE_PUBLIC_DIR", default: "pb_public beside the data dir", help: "static files served at / (flag --publicDir)" },
+    EnvVar { name: "VAULTBASE_INDEX_FALLBACK", default: "true", help: "serve index.html for missing public paths, for SPAs (flag --indexFallback)" },
     EnvVar { name: "VAULTBASE_WORKERS", default: "number of CPUs", help: "worker processes in cluster mode, 1-256" },
     EnvVar { name: "VAULTBASE_DRAIN_TIMEOUT", default: "30", help: "seconds a drain may take before workers are killed, 1-3600" },
     EnvVar { name: "VAULTBASE_JWT_SECRET", default: "generated into <data>/.secret", help: "secret that signs auth tokens; at least 32 characters" },
@@ -165,6 +167,22 @@ pub enum LogLevel {
     Trace,
 }
 
+/// The public dir and index fallback: flag, else variable, else PocketBase's defaults
+/// (`pb_public` beside the data dir; fallback on).
+fn public_files(flags: &Flags, data_dir: &std::path::Path, env: &impl Fn(&str) -> Option<String>) -> Result<(PathBuf, bool), ConfigError> {
+    let public_dir = match flags.public_dir.clone().or_else(|| env("VAULTBASE_PUBLIC_DIR")) {
+        Some(d) if d.is_empty() => return Err(invalid("--publicDir", &d, "a directory path")),
+        Some(d) => PathBuf::from(d),
+        None => data_dir.parent().unwrap_or(std::path::Path::new(".")).join("pb_public"),
+    };
+    let fallback = match flags.index_fallback.clone().or_else(|| env("VAULTBASE_INDEX_FALLBACK")).as_deref() {
+        None | Some("1") | Some("true") => true,
+        Some("0") | Some("false") => false,
+        Some(other) => return Err(invalid("--indexFallback", other, "true or false")),
+    };
+    Ok((public_dir, fallback))
+}
+
 /// Flags given on the command line; they override the environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
@@ -172,6 +190,10 @@ pub struct Flags {
     pub http: Option<String>,
     /// `--dir DIR`
     pub dir: Option<String>,
+    /// `--publicDir DIR` (PocketBase's flag)
+    pub public_dir: Option<String>,
+    /// `--indexFallback[=BOOL]` (PocketBase's flag)
+    pub index_fallback: Option<String>,
 }
 
 /// The validated configuration every role runs with.
@@ -180,6 +202,10 @@ pub struct Config {
     pub host: IpAddr,
     pub port: u16,
     pub data_dir: PathBuf,
+    /// Static files served at `/` (PocketBase's `pb_public`; see `worker::api::public`).
+    pub public_dir: PathBuf,
+    /// Whether a missing public path answers `index.html` (PocketBase's `--indexFallback`).
+    pub index_fallback: bool,
     pub workers: usize,
     pub drain_timeout: Duration,
     pub jwt_secret: Option<String>,
@@ -240,6 +266,8 @@ impl Config {
             (None, Some(d)) => PathBuf::from(d),
             (None, None) => PathBuf::from(DEFAULT_DATA_DIR),
         };
+
+        let (public_dir, index_fallback) = public_files(flags, &data_dir, &env)?;
 
         let workers = match env("VAULTBASE_WORKERS") {
             Some(v) => parse_workers(&v)?,
@@ -328,6 +356,8 @@ impl Config {
             host,
             port,
             data_dir,
+            public_dir,
+            index_fallback,
             workers,
             drain_timeout,
             jwt_secret,
@@ -455,7 +485,7 @@ mod tests {
 
     #[test]
     fn flags_override_environment() {
-        let flags = Flags { http: Some("127.0.0.1:9000".into()), dir: Some("/tmp/x".into()) };
+        let flags = Flags { http: Some("127.0.0.1:9000".into()), dir: Some("/tmp/x".into()), ..Flags::default() };
         let cfg = load(Mode::Serve, &flags, &[("VAULTBASE_PORT", "1234"), ("VAULTBASE_DATA_DIR", "/tmp/y")])
             .expect("valid");
         assert_eq!(cfg.port, 9000);
@@ -465,7 +495,7 @@ mod tests {
 
     #[test]
     fn ipv6_http_flag_is_accepted() {
-        let flags = Flags { http: Some("[::1]:8091".into()), dir: None };
+        let flags = Flags { http: Some("[::1]:8091".into()), dir: None, ..Flags::default() };
         let cfg = load(Mode::Serve, &flags, &[]).expect("valid");
         assert_eq!(cfg.host.to_string(), "::1");
     }
@@ -529,7 +559,7 @@ mod tests {
     #[test]
     fn bad_http_flag_is_rejected() {
         for bad in ["nonsense", "127.0.0.1:", "127.0.0.1:port", "999.1.1.1:80"] {
-            let flags = Flags { http: Some(bad.into()), dir: None };
+            let flags = Flags { http: Some(bad.into()), dir: None, ..Flags::default() };
             let err = load(Mode::Serve, &flags, &[]).expect_err(bad);
             assert_eq!(err.variable, "--http");
         }

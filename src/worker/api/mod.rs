@@ -9,6 +9,7 @@ pub mod files;
 pub mod health;
 pub mod logs;
 pub mod oauth2;
+pub mod public;
 pub mod realtime;
 pub mod record_auth;
 pub mod records;

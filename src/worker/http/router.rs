@@ -317,6 +317,8 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             let actor = actor_of(state, &req).await;
             api::records::delete(state, c, id, &req, &actor).await
         }
+        // PocketBase's `pb_public`: every read outside its API and admin prefixes.
+        (segs, _) if is_read && !matches!(segs.first(), Some(&"api") | Some(&"_")) => api::public::serve(state, &method, &path).await,
         _ => Err(ApiError::route_not_found()),
     }
 }
