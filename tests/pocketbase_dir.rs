@@ -92,8 +92,9 @@ fn ledger(db: &Path) -> Vec<String> {
 
 /// Makes a PocketBase data dir through PocketBase's own API: a superuser, a user in the
 /// default `users`, a `posts` collection with a relation and rules, and [`POSTS`] posts.
-/// Returns the dir and what PocketBase answered to a filtered, sorted, expanded list.
-fn make_pocketbase_dir(root: &Path) -> (PathBuf, Value) {
+/// Returns the dir, what PocketBase answered to a filtered, sorted, expanded list, and the
+/// user's token PocketBase issued for it.
+fn make_pocketbase_dir(root: &Path) -> (PathBuf, Value, String) {
     let dir = root.join("pb_data");
     pb_cli(&["superuser", "upsert", PB_SU_EMAIL, PB_SU_PASSWORD], &dir);
     let pb = PocketBase::start(&dir);
@@ -126,9 +127,10 @@ fn make_pocketbase_dir(root: &Path) -> (PathBuf, Value) {
         let body = json!({"title": format!("post {i}"), "n": i, "done": i % 3 == 0, "author": user["id"]});
         ok(call(pb.port, "POST", "/api/collections/posts/records", Some(&su), Some(&body)));
     }
-    let list = ok(call(pb.port, "GET", LIST_QUERY, Some(&token_of(sign_in(pb.port, "users", USER_EMAIL, USER_PASSWORD))), None));
+    let token = token_of(sign_in(pb.port, "users", USER_EMAIL, USER_PASSWORD));
+    let list = ok(call(pb.port, "GET", LIST_QUERY, Some(&token), None));
     pb.stop();
-    (dir, list)
+    (dir, list, token)
 }
 
 const LIST_QUERY: &str = "/api/collections/posts/records?filter=(n%3E%3D10%26%26done%3Dtrue)&sort=-n&perPage=7&page=2&expand=author";
@@ -136,7 +138,7 @@ const LIST_QUERY: &str = "/api/collections/posts/records?filter=(n%3E%3D10%26%26
 #[test]
 fn a_pocketbase_data_dir_opens_in_place_and_pocketbase_sees_every_change() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (dir, pb_list) = make_pocketbase_dir(root.path());
+    let (dir, pb_list, pb_token) = make_pocketbase_dir(root.path());
     let db = dir.join("data.db");
     let schema_before = pocketbase_schema(&db);
     let ledger_before = ledger(&db);
@@ -154,6 +156,10 @@ fn a_pocketbase_data_dir_opens_in_place_and_pocketbase_sees_every_change() {
         }
     }
     assert_eq!(vb_list, pb_list, "the whole page, as PocketBase answered it");
+    let with_pb_token = ok(call(vb.port, "GET", LIST_QUERY, Some(&pb_token), None));
+    assert_eq!(with_pb_token, pb_list, "the token PocketBase issued before the switch still works");
+    let guest = ok(call(vb.port, "GET", LIST_QUERY, Some("not-a-token"), None));
+    assert_eq!(guest["totalItems"], 0, "control: without a valid token the list rule hides every post");
 
     // vaultbase writes: a post, a new user, and Ann's password.
     let ann_id = ok(call(vb.port, "GET", "/api/collections/users/records", Some(&su), None))["items"][0]["id"].clone();
@@ -162,7 +168,8 @@ fn a_pocketbase_data_dir_opens_in_place_and_pocketbase_sees_every_change() {
     ok(call(vb.port, "POST", "/api/collections/users/records", None, Some(&bob)));
     let change = json!({"oldPassword": USER_PASSWORD, "password": "ann password 2", "passwordConfirm": "ann password 2"});
     ok(call(vb.port, "PATCH", &format!("/api/collections/users/records/{}", ann_id.as_str().expect("id")), Some(&ann), Some(&change)));
-    assert_eq!(sign_in(vb.port, "users", USER_EMAIL, "ann password 2").status, 200);
+    let vb_token = token_of(sign_in(vb.port, "users", USER_EMAIL, "ann password 2"));
+    let vb_su = token_of(sign_in(vb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
     vb.signal(Signal::SIGTERM);
     assert!(vb.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()), "vaultbase drains and exits 0");
 
@@ -177,6 +184,11 @@ fn a_pocketbase_data_dir_opens_in_place_and_pocketbase_sees_every_change() {
     let mine = ok(call(pb.port, "GET", "/api/collections/posts/records?filter=(n%3D999)", Some(&ann), None));
     assert_eq!(mine["totalItems"], 1, "PocketBase sees the post vaultbase wrote: {mine}");
     assert_eq!(mine["items"][0]["title"], "from vaultbase");
+    let mine = ok(call(pb.port, "GET", "/api/collections/posts/records?filter=(n%3D999)", Some(&vb_token), None));
+    assert_eq!(mine["totalItems"], 1, "PocketBase accepts the token vaultbase issued");
+    assert_eq!(call(pb.port, "GET", "/api/collections", Some(&vb_su), None).status, 200, "and vaultbase's superuser token");
+    assert_eq!(call(pb.port, "GET", "/api/collections", Some(&vb_token), None).status, 403, "control: a user token is refused there");
+    assert_eq!(call(pb.port, "GET", "/api/collections", Some(&pb_token), None).status, 401, "Ann's token from before her password change is dead");
     pb.stop();
 }
 
@@ -195,12 +207,13 @@ fn the_superuser_cli_writes_bcrypt_on_a_pocketbase_dir() {
 #[test]
 fn a_cluster_opens_a_pocketbase_data_dir_too() {
     let root = tempfile::tempdir().expect("tempdir");
-    let (dir, pb_list) = make_pocketbase_dir(root.path());
+    let (dir, pb_list, pb_token) = make_pocketbase_dir(root.path());
     let mut vb = Spawn::cluster(2).dir(&dir).start();
     vb.wait_healthy();
     let ann = token_of(sign_in(vb.port, "users", USER_EMAIL, USER_PASSWORD));
     token_of(sign_in(vb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
     assert_eq!(ok(call(vb.port, "GET", LIST_QUERY, Some(&ann), None)), pb_list);
+    assert_eq!(ok(call(vb.port, "GET", LIST_QUERY, Some(&pb_token), None)), pb_list, "PocketBase's token, in a cluster");
 }
 
 #[test]
@@ -232,4 +245,21 @@ fn pb_public_is_served_beside_the_data_dir_with_index_fallback() {
     vb.wait_healthy();
     assert_eq!(get(vb.port, "/some/client/route").expect("get").status, 404, "no fallback when turned off");
     assert_eq!(get(vb.port, "/app.css").expect("get").status, 200, "positive control");
+}
+
+#[test]
+fn changing_a_collections_token_secret_revokes_its_tokens() {
+    let (vb, su) = start_with_superuser(Spawn::serve());
+    let user = json!({"email": "c@example.com", "password": "c password 1", "passwordConfirm": "c password 1"});
+    ok(call(vb.port, "POST", "/api/collections/users/records", Some(&su), Some(&user)));
+    let before = token_of(sign_in(vb.port, "users", "c@example.com", "c password 1"));
+    let me = "/api/collections/users/auth-refresh";
+    assert_eq!(call(vb.port, "POST", me, Some(&before), None).status, 200, "positive control: the token works");
+    // With its duration: a PATCH replaces the whole `authToken` object here (PocketBase merges).
+    let secret = json!({"authToken": {"secret": "a-new-secret-of-fifty-characters-0123456789abcdefg", "duration": 604800}});
+    ok(call(vb.port, "PATCH", "/api/collections/users", Some(&su), Some(&secret)));
+    assert_eq!(call(vb.port, "POST", me, Some(&before), None).status, 401, "the old token is revoked");
+    let after = token_of(sign_in(vb.port, "users", "c@example.com", "c password 1"));
+    assert_eq!(call(vb.port, "POST", me, Some(&after), None).status, 200, "a new sign-in works under the new secret");
+    assert_eq!(call(vb.port, "GET", "/api/collections", Some(&su), None).status, 200, "other collections' tokens are untouched");
 }

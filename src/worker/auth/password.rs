@@ -56,6 +56,9 @@ const DUMMY_HASH: &str =
 /// bcrypt cost written on a PocketBase data dir: PocketBase's own (it hashes with cost 10).
 pub const BCRYPT_COST: u32 = 10;
 
+/// The costliest stored bcrypt hash verified (PocketBase writes 10; each step doubles the work).
+const MAX_STORED_BCRYPT_COST: u32 = 14;
+
 /// bcrypt's dummy for unknown users, made once (cost [`BCRYPT_COST`], random password).
 static BCRYPT_DUMMY_HASH: std::sync::LazyLock<Option<String>> = std::sync::LazyLock::new(|| {
     let mut pw = [0u8; 32];
@@ -76,6 +79,8 @@ pub enum HashScheme {
 pub enum PasswordError {
     #[error("bcrypt: {0}")]
     Bcrypt(bcrypt::BcryptError),
+    #[error("the stored bcrypt hash has cost {cost}, over the limit")]
+    StoredBcryptTooCostly { cost: u32 },
     #[error("the password is empty")]
     Empty,
     #[error("the password is {len} bytes, over the {MAX_PASSWORD_BYTES}-byte limit")]
@@ -322,6 +327,11 @@ fn bcrypt_hash_blocking(password: &[u8]) -> Result<String, PasswordError> {
 
 fn verify_blocking(stored: &str, password: &[u8]) -> Result<bool, PasswordError> {
     if stored.starts_with("$2") {
+        // `$2a$NN$…`: bound the cost before paying 2^NN rounds for one corrupt or hostile row.
+        let cost = stored.get(4..6).and_then(|c| c.parse::<u32>().ok()).unwrap_or(0);
+        if cost > MAX_STORED_BCRYPT_COST {
+            return Err(PasswordError::StoredBcryptTooCostly { cost });
+        }
         return bcrypt::verify(password, stored).map_err(PasswordError::Bcrypt);
     }
     let parsed = PasswordHash::new(stored).map_err(PasswordError::StoredHash)?;
@@ -366,7 +376,7 @@ mod tests {
         assert!(!pool.verify_or_dummy(Some(hash), "hunter23").await);
         assert!(!pool.verify_or_dummy(None, "hunter22").await);
         assert!(!pool.verify_or_dummy(None, "").await);
-        // Malformed, foreign (bcrypt) and absurdly costly stored hashes: false, no panic.
+        // Malformed, bcrypt of another password and absurdly costly stored hashes: false, no panic.
         for stored in [
             "",
             "not a hash",
@@ -379,7 +389,11 @@ mod tests {
         }
         assert!(matches!(
             pool.verify("$2a$10$abc".to_owned(), "hunter22").await,
-            Err(PasswordError::StoredHash(_))
+            Err(PasswordError::Bcrypt(_))
+        ));
+        assert!(matches!(
+            pool.verify("$2a$31$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy".to_owned(), "hunter22").await,
+            Err(PasswordError::StoredBcryptTooCostly { cost: 31 })
         ));
     }
 
