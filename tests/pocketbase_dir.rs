@@ -95,6 +95,29 @@ fn ledger(db: &Path) -> Vec<String> {
 /// Returns the dir, what PocketBase answered to a filtered, sorted, expanded list, and the
 /// user's token PocketBase issued for it.
 fn make_pocketbase_dir(root: &Path) -> (PathBuf, Value, String) {
+    let made = make_pocketbase_dir_with_answers(root);
+    (made.dir, made.list, made.token)
+}
+
+/// What [`make_pocketbase_dir_with_answers`] made and what PocketBase answered.
+struct Made {
+    dir: PathBuf,
+    list: Value,
+    token: String,
+    /// (path, superuser's answer) pairs to ask vaultbase again.
+    su_answers: Vec<(String, Value)>,
+    /// (file URL, its bytes, a thumbnail URL and PocketBase's content type for it).
+    file: (String, Vec<u8>, String, Option<String>),
+}
+
+fn png_16x16() -> Vec<u8> {
+    let img = image::RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16) as u8, (y * 16) as u8, 128]));
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).expect("encode png");
+    out.into_inner()
+}
+
+fn make_pocketbase_dir_with_answers(root: &Path) -> Made {
     let dir = root.join("pb_data");
     pb_cli(&["superuser", "upsert", PB_SU_EMAIL, PB_SU_PASSWORD], &dir);
     let pb = PocketBase::start(&dir);
@@ -118,6 +141,7 @@ fn make_pocketbase_dir(root: &Path) -> (PathBuf, Value, String) {
             {"name": "n", "type": "number"},
             {"name": "done", "type": "bool"},
             {"name": "author", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1},
+            {"name": "cover", "type": "file", "maxSelect": 1, "maxSize": 1000000, "thumbs": ["8x8"]},
             {"name": "created", "type": "autodate", "onCreate": true, "onUpdate": false},
             {"name": "updated", "type": "autodate", "onCreate": true, "onUpdate": true}
         ]
@@ -129,8 +153,39 @@ fn make_pocketbase_dir(root: &Path) -> (PathBuf, Value, String) {
     }
     let token = token_of(sign_in(pb.port, "users", USER_EMAIL, USER_PASSWORD));
     let list = ok(call(pb.port, "GET", LIST_QUERY, Some(&token), None));
+
+    // A file with a thumbnail, a view, an OAuth2 link and a settings change.
+    let png = png_16x16();
+    let uid = user["id"].as_str().expect("id");
+    let body = small_multipart(&[("title", "with cover"), ("n", "5000"), ("author", uid)], &[("cover", "cover.png", &png)]);
+    let r = post_multipart(pb.port, "/api/collections/posts/records", &su, &body);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let rec = r.json();
+    let file_url = format!("/api/files/posts/{}/{}", rec["id"].as_str().expect("id"), rec["cover"].as_str().expect("cover"));
+    let thumb_url = format!("{file_url}?thumb=8x8");
+    let thumb = get(pb.port, &thumb_url).expect("thumb");
+    assert_eq!(thumb.status, 200, "PocketBase makes the thumbnail");
+    let view = json!({"name": "small_posts", "type": "view", "listRule": "", "viewRule": "",
+        "viewQuery": "SELECT id, title, n FROM posts WHERE n < 5"});
+    ok(call(pb.port, "POST", "/api/collections", Some(&su), Some(&view)));
+    let link = json!({"collectionRef": "_pb_users_auth_", "recordRef": uid, "provider": "google", "providerId": "g-123"});
+    ok(call(pb.port, "POST", "/api/collections/_externalAuths/records", Some(&su), Some(&link)));
+    ok(call(pb.port, "PATCH", "/api/settings", Some(&su), Some(&json!({"meta": {"appName": "Moved App"}}))));
+    let mut su_answers = Vec::new();
+    for path in [
+        "/api/collections/small_posts/records?sort=n".to_owned(),
+        // As the SDK's listExternalAuths asks.
+        format!("/api/collections/_externalAuths/records?filter=recordRef%3D%27{uid}%27"),
+        "/api/collections/users/records?sort=email".to_owned(),
+        "/api/collections/posts/records?filter=(cover!%3D%27%27)".to_owned(),
+    ] {
+        let answer = ok(call(pb.port, "GET", &path, Some(&su), None));
+        su_answers.push((path, answer));
+    }
+    let settings = ok(call(pb.port, "GET", "/api/settings", Some(&su), None));
+    su_answers.push(("/api/settings#meta.appName".to_owned(), settings["meta"]["appName"].clone()));
     pb.stop();
-    (dir, list, token)
+    Made { dir, list, token, su_answers, file: (file_url, png, thumb_url, thumb.header("content-type")) }
 }
 
 const LIST_QUERY: &str = "/api/collections/posts/records?filter=(n%3E%3D10%26%26done%3Dtrue)&sort=-n&perPage=7&page=2&expand=author";
@@ -202,6 +257,30 @@ fn the_superuser_cli_writes_bcrypt_on_a_pocketbase_dir() {
     token_of(sign_in(pb.port, "_superusers", "second@example.com", "second password"));
     token_of(sign_in(pb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
     pb.stop();
+}
+
+#[test]
+fn files_thumbnails_views_oauth2_links_and_settings_answer_as_pocketbase_did() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let made = make_pocketbase_dir_with_answers(root.path());
+    let mut vb = Spawn::serve().dir(&made.dir).start();
+    vb.wait_healthy();
+    let su = token_of(sign_in(vb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
+    for (path, theirs) in &made.su_answers {
+        let mine = match path.split_once('#') {
+            Some((p, "meta.appName")) => ok(call(vb.port, "GET", p, Some(&su), None))["meta"]["appName"].clone(),
+            _ => ok(call(vb.port, "GET", path, Some(&su), None)),
+        };
+        assert_eq!(&mine, theirs, "{path}");
+    }
+    let (url, bytes, thumb_url, thumb_type) = &made.file;
+    let r = get(vb.port, url).expect("file");
+    assert_eq!((r.status, &r.body), (200, bytes), "the file PocketBase stored");
+    let t = get(vb.port, thumb_url).expect("thumb");
+    assert_eq!(t.status, 200);
+    assert_eq!(&t.header("content-type"), thumb_type);
+    let img = image::load_from_memory(&t.body).expect("a thumbnail image");
+    assert_eq!((img.width(), img.height()), (8, 8));
 }
 
 #[test]
