@@ -342,3 +342,40 @@ fn changing_a_collections_token_secret_revokes_its_tokens() {
     assert_eq!(call(vb.port, "POST", me, Some(&after), None).status, 200, "a new sign-in works under the new secret");
     assert_eq!(call(vb.port, "GET", "/api/collections", Some(&su), None).status, 200, "other collections' tokens are untouched");
 }
+
+#[test]
+fn otps_work_in_pocketbases_table_layout_both_ways() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (dir, _, _) = make_pocketbase_dir(root.path());
+    let db = dir.join("data.db");
+    // OTP on in `users`, and one OTP PocketBase itself stored (its code is mailed; the test
+    // swaps in a hash of a code it knows, in PocketBase's own bcrypt format).
+    let pb = PocketBase::start(&dir);
+    let su = token_of(sign_in(pb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
+    ok(call(pb.port, "PATCH", "/api/collections/users", Some(&su), Some(&json!({"otp": {"enabled": true}}))));
+    let pb_otp = ok(call(pb.port, "POST", "/api/collections/users/request-otp", None, Some(&json!({"email": USER_EMAIL}))));
+    pb.stop();
+    let known = bcrypt::hash("12345678", 10).expect("bcrypt");
+    let set_code = |otp_id: &str| {
+        let conn = rusqlite::Connection::open(&db).expect("open data.db");
+        conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+        assert_eq!(conn.execute("UPDATE _otps SET password = ?1 WHERE id = ?2", [&known, otp_id]).expect("update"), 1, "the OTP row exists");
+    };
+    set_code(pb_otp["otpId"].as_str().expect("otpId"));
+
+    let mut vb = Spawn::serve().dir(&dir).start();
+    vb.wait_healthy();
+    let with_otp = |port: u16, id: &Value, code: &str| {
+        call(port, "POST", "/api/collections/users/auth-with-otp", None, Some(&json!({"otpId": id, "password": code})))
+    };
+    assert_eq!(with_otp(vb.port, &pb_otp["otpId"], "87654321").status, 400, "control: a wrong code is refused");
+    token_of(with_otp(vb.port, &pb_otp["otpId"], "12345678"));
+    // One vaultbase stores, in PocketBase's layout, which PocketBase then accepts.
+    let vb_otp = ok(call(vb.port, "POST", "/api/collections/users/request-otp", None, Some(&json!({"email": USER_EMAIL}))));
+    vb.signal(Signal::SIGTERM);
+    assert!(vb.wait_exit(Duration::from_secs(30)).is_some());
+    set_code(vb_otp["otpId"].as_str().expect("otpId"));
+    let pb = PocketBase::start(&dir);
+    token_of(with_otp(pb.port, &vb_otp["otpId"], "12345678"));
+    pb.stop();
+}
