@@ -379,3 +379,36 @@ fn otps_work_in_pocketbases_table_layout_both_ways() {
     token_of(with_otp(pb.port, &vb_otp["otpId"], "12345678"));
     pb.stop();
 }
+
+#[test]
+fn a_damaged_collections_row_is_named_and_nothing_is_changed() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (dir, _, _) = make_pocketbase_dir(root.path());
+    let db = dir.join("data.db");
+    {
+        let conn = rusqlite::Connection::open(&db).expect("open data.db");
+        let n = conn
+            .execute("UPDATE _collections SET fields = json_replace(fields, '$[1].type', 'txet') WHERE name = 'posts'", [])
+            .expect("damage");
+        assert_eq!(n, 1);
+        // Fold the WAL in, so the file's bytes are the whole database.
+        conn.pragma_update(None, "wal_checkpoint", "TRUNCATE").expect("checkpoint");
+    }
+    let before = std::fs::read(&db).expect("read data.db");
+    let mut vb = Spawn::serve().dir(&dir).start();
+    let status = vb.wait_exit(START_TIMEOUT).expect("vaultbase refuses to start");
+    assert!(!status.success());
+    let logs = vb.log_text();
+    assert!(logs.contains(r#"collection \"posts\""#) && logs.contains(r#"unknown type \"txet\""#), "{logs}");
+    let conn = rusqlite::Connection::open(&db).expect("open data.db");
+    let vb_tables: i64 = conn.query_row("SELECT count(*) FROM sqlite_master WHERE name LIKE '\\_vb\\_%' ESCAPE '\\'", [], |r| r.get(0)).expect("count");
+    assert_eq!(vb_tables, 0, "no vaultbase table was added");
+    drop(conn);
+    assert_eq!(std::fs::read(&db).expect("read data.db"), before, "data.db is byte for byte as it was");
+
+    // Positive control: repaired, the same dir opens.
+    let conn = rusqlite::Connection::open(&db).expect("open data.db");
+    conn.execute("UPDATE _collections SET fields = json_replace(fields, '$[1].type', 'text') WHERE name = 'posts'", []).expect("repair");
+    drop(conn);
+    Spawn::serve().dir(&dir).start().wait_healthy();
+}

@@ -25,6 +25,9 @@ pub enum StartupError {
     Lock(#[from] LockError),
     #[error("migrating {path}: {source}")]
     Migrate { path: String, source: rusqlite::Error },
+    /// A PocketBase data dir with a `_collections` row vaultbase cannot read; nothing written.
+    #[error("opening the PocketBase data dir {path}: {message}; nothing was changed — fix the row (or open the dir in PocketBase) and start again")]
+    DamagedCollection { path: String, message: String },
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
@@ -54,6 +57,9 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
     let db_path = data_dir.db_path();
     let migrate_err = |source| StartupError::Migrate { path: db_path.display().to_string(), source };
     let mut conn = open::open(&db_path, open::Role::Writer).map_err(migrate_err)?;
+    if let Some(message) = migrate::damaged_collection(&conn).map_err(migrate_err)? {
+        return Err(StartupError::DamagedCollection { path: db_path.display().to_string(), message });
+    }
     let applied = migrate::run(&mut conn).map_err(migrate_err)?;
     for name in &applied {
         tracing::info!(migration = name, "migration applied");

@@ -195,6 +195,66 @@ pub fn is_pocketbase(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row("SELECT EXISTS(SELECT 1 FROM _migrations WHERE file = ?1)", [POCKETBASE_INIT_MIGRATION], |r| r.get(0))
 }
 
+/// Field types a PocketBase (0.23–0.40) collection may hold.
+const POCKETBASE_FIELD_TYPES: &[&str] =
+    &["text", "number", "bool", "email", "url", "editor", "date", "autodate", "select", "file", "relation", "json", "geoPoint", "password"];
+
+/// On a PocketBase data dir, checks every `_collections` row before anything is written:
+/// the first damaged one as a message naming the collection and what is wrong, or None.
+/// Read-only, so a refused dir is left exactly as it was.
+pub fn damaged_collection(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    if !is_pocketbase(conn)? {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT id, name, type, CAST(fields AS TEXT), CAST(indexes AS TEXT), CAST(options AS TEXT) FROM _collections ORDER BY rowid",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let (id, name, kind): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let (fields, indexes, options): (Option<String>, Option<String>, Option<String>) = (row.get(3)?, row.get(4)?, row.get(5)?);
+        if let Some(problem) = collection_problem(&kind, fields.as_deref(), indexes.as_deref(), options.as_deref()) {
+            return Ok(Some(format!("collection {name:?} (id {id:?}) in _collections is damaged: {problem}")));
+        }
+    }
+    Ok(None)
+}
+
+fn collection_problem(kind: &str, fields: Option<&str>, indexes: Option<&str>, options: Option<&str>) -> Option<String> {
+    use serde_json::Value;
+    if !matches!(kind, "base" | "auth" | "view") {
+        return Some(format!("unknown type {kind:?}"));
+    }
+    let parse = |column: &str, text: Option<&str>| -> Result<Value, String> {
+        serde_json::from_str(text.unwrap_or("")).map_err(|e| format!("{column} is not valid JSON ({e})"))
+    };
+    let fields = match parse("fields", fields) {
+        Ok(Value::Array(a)) => a,
+        Ok(_) => return Some("fields is not a JSON array".into()),
+        Err(e) => return Some(e),
+    };
+    for (i, f) in fields.iter().enumerate() {
+        let Some(name) = f.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+            return Some(format!("field #{i} has no name"));
+        };
+        match f.get("type").and_then(Value::as_str) {
+            Some(t) if POCKETBASE_FIELD_TYPES.contains(&t) => {}
+            Some(t) => return Some(format!("field {name:?} has unknown type {t:?}")),
+            None => return Some(format!("field {name:?} has no type")),
+        }
+    }
+    match parse("indexes", indexes) {
+        Ok(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+        Ok(_) => return Some("indexes is not a JSON array of strings".into()),
+        Err(e) => return Some(e),
+    }
+    match parse("options", options) {
+        Ok(Value::Object(_)) => None,
+        Ok(_) => Some("options is not a JSON object".into()),
+        Err(e) => Some(e),
+    }
+}
+
 /// The name PocketBase (≥ 0.23) records for the migration that creates its system tables.
 pub const POCKETBASE_INIT_MIGRATION: &str = "1640988000_init.go";
 
