@@ -412,3 +412,26 @@ fn a_damaged_collections_row_is_named_and_nothing_is_changed() {
     drop(conn);
     Spawn::serve().dir(&dir).start().wait_healthy();
 }
+
+#[test]
+fn superuser_create_update_and_otp_answer_as_pocketbase_does() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("pb_data");
+    let run = |args: &[&str]| Command::new(BIN).arg("superuser").args(args).arg("--dir").arg(&dir).output().expect("run vaultbase");
+    let out = run(&["update", "a@example.com", "a password 1"]);
+    assert!(!out.status.success(), "update of a missing superuser fails");
+    let out = run(&["create", "a@example.com", "a password 1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"Successfully created new superuser "a@example.com"!"#);
+    let out = run(&["create", "a@example.com", "a password 2"]);
+    assert!(!out.status.success(), "create of a taken email fails");
+    let out = run(&["update", "a@example.com", "a password 2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"Successfully changed superuser "a@example.com" password!"#);
+    let out = run(&["otp", "a@example.com"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported by vaultbase yet"), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut vb = Spawn::serve().dir(&dir).start();
+    vb.wait_healthy();
+    assert_eq!(sign_in(vb.port, "_superusers", "a@example.com", "a password 2").status, 200);
+}

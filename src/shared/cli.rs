@@ -30,7 +30,13 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SuperuserAction {
     Upsert { email: String, password: String },
+    /// PocketBase's `superuser create`: fails when the email is taken.
+    Create { email: String, password: String },
+    /// PocketBase's `superuser update`: fails when there is no such superuser.
+    Update { email: String, password: String },
     Delete { email: String },
+    /// PocketBase's `superuser otp`: refused with a message (not supported yet).
+    Otp { email: String },
 }
 
 /// What `vaultbase logs` searches: the archive of the data dir `flags.dir` (or the
@@ -127,8 +133,15 @@ fn parse_superuser(args: Vec<String>) -> Result<Command, UsageError> {
     }
     let action = match positional.as_slice() {
         [verb, email, password] if verb == "upsert" => SuperuserAction::Upsert { email: email.clone(), password: password.clone() },
+        [verb, email, password] if verb == "create" => SuperuserAction::Create { email: email.clone(), password: password.clone() },
+        [verb, email, password] if verb == "update" => SuperuserAction::Update { email: email.clone(), password: password.clone() },
         [verb, email] if verb == "delete" => SuperuserAction::Delete { email: email.clone() },
-        _ => return Err(UsageError("usage: vaultbase superuser upsert EMAIL PASSWORD | superuser delete EMAIL [--dir DIR]".into())),
+        [verb, email] if verb == "otp" => SuperuserAction::Otp { email: email.clone() },
+        _ => {
+            return Err(UsageError(
+                "usage: vaultbase superuser create|update|upsert EMAIL PASSWORD | superuser delete|otp EMAIL [--dir DIR]".into(),
+            ))
+        }
     };
     Ok(Command::Superuser { action, flags })
 }
@@ -185,7 +198,7 @@ pub fn help_text() -> String {
         "vaultbase: a self-hosted backend in one binary (PocketBase-compatible API)\n\n\
          USAGE:\n  vaultbase [serve] [--http HOST:PORT] [--dir DIR]   one process (the default)\n  \
          vaultbase cluster [--http HOST:PORT] [--dir DIR]   supervisor + VAULTBASE_WORKERS workers on one port\n  \
-         vaultbase superuser upsert EMAIL PASSWORD [--dir DIR]   create or update a superuser\n  \
+         vaultbase superuser upsert EMAIL PASSWORD [--dir DIR]   create or update a superuser (also: create, update)\n  \
          vaultbase superuser delete EMAIL [--dir DIR]\n  \
          vaultbase encryption rotate [--dir DIR] [--batch-rows N]   re-encrypt under VAULTBASE_ENCRYPTION_NEW_KEY, online\n  \
          vaultbase logs [--dir DIR] [--since T] [--until T] [--filter EXPR]   search the JSONL log archive\n  \
@@ -245,6 +258,14 @@ mod tests {
         assert_eq!(
             p(&["superuser", "delete", "a@b.c"]),
             Ok(Command::Superuser { action: SuperuserAction::Delete { email: "a@b.c".into() }, flags: Flags::default() })
+        );
+        assert_eq!(
+            p(&["superuser", "create", "a@b.c", "pw"]),
+            Ok(Command::Superuser { action: SuperuserAction::Create { email: "a@b.c".into(), password: "pw".into() }, flags: Flags::default() })
+        );
+        assert_eq!(
+            p(&["superuser", "update", "a@b.c", "pw"]),
+            Ok(Command::Superuser { action: SuperuserAction::Update { email: "a@b.c".into(), password: "pw".into() }, flags: Flags::default() })
         );
         assert!(p(&["superuser", "upsert", "a@b.c"]).is_err());
         assert!(p(&["superuser", "nuke"]).is_err());
