@@ -26,10 +26,15 @@ struct PocketBase {
 
 impl PocketBase {
     fn start(dir: &Path) -> PocketBase {
+        PocketBase::start_with(dir, &[])
+    }
+
+    fn start_with(dir: &Path, extra: &[&str]) -> PocketBase {
         let port = free_port();
         let child = Command::new("pocketbase")
             .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--automigrate=false", "--dir"])
             .arg(dir)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -434,4 +439,41 @@ fn superuser_create_update_and_otp_answer_as_pocketbase_does() {
     let mut vb = Spawn::serve().dir(&dir).start();
     vb.wait_healthy();
     assert_eq!(sign_in(vb.port, "_superusers", "a@example.com", "a password 2").status, 200);
+}
+
+#[test]
+fn cors_answers_as_pocketbase_with_and_without_origins() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let asks: &[(&str, &[(&str, &str)])] = &[
+        ("GET", &[("Origin", "http://a.test")]),
+        ("GET", &[("Origin", "http://c.test")]),
+        ("GET", &[]),
+        ("OPTIONS", &[("Origin", "http://a.test"), ("Access-Control-Request-Method", "POST"), ("Access-Control-Request-Headers", "content-type,authorization")]),
+        ("OPTIONS", &[("Origin", "http://c.test"), ("Access-Control-Request-Method", "POST")]),
+    ];
+    let answers = |port: u16| -> Vec<(u16, Vec<Option<String>>)> {
+        asks.iter()
+            .map(|(method, headers)| {
+                let r = call_with(port, method, "/api/health", None, None, headers);
+                let names = ["access-control-allow-origin", "access-control-allow-methods", "access-control-allow-headers", "vary"];
+                (r.status, names.iter().map(|n| r.header(n)).collect())
+            })
+            .collect()
+    };
+    for origins in [None, Some("http://a.test,http://b.test")] {
+        let dir = root.path().join(format!("pb_data_{}", origins.is_some()));
+        let flag = origins.map(|o| format!("--origins={o}"));
+        let extra: Vec<&str> = flag.iter().map(String::as_str).collect();
+        let pb = PocketBase::start_with(&dir, &extra);
+        let theirs = answers(pb.port);
+        pb.stop();
+        let mut spawn = Spawn::serve().dir(&dir);
+        if let Some(o) = origins {
+            spawn = spawn.env("VAULTBASE_ORIGINS", o);
+        }
+        let mut vb = spawn.start();
+        vb.wait_healthy();
+        assert_eq!(answers(vb.port), theirs, "origins {origins:?}");
+        assert!(theirs[0].1[0].is_some(), "positive control: PocketBase allowed a.test");
+    }
 }

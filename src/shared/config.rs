@@ -57,6 +57,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "VAULTBASE_DATA_DIR", default: DEFAULT_DATA_DIR, help: "data directory, created 0700 if missing (flag --dir)" },
     EnvVar { name: "VAULTBASE_PUBLIC_DIR", default: "pb_public beside the data dir", help: "static files served at / (flag --publicDir)" },
     EnvVar { name: "VAULTBASE_INDEX_FALLBACK", default: "true", help: "serve index.html for missing public paths, for SPAs (flag --indexFallback)" },
+    EnvVar { name: "VAULTBASE_ORIGINS", default: "*", help: "CORS allowed origins, comma-separated (flag --origins)" },
     EnvVar { name: "VAULTBASE_WORKERS", default: "number of CPUs", help: "worker processes in cluster mode, 1-256" },
     EnvVar { name: "VAULTBASE_DRAIN_TIMEOUT", default: "30", help: "seconds a drain may take before workers are killed, 1-3600" },
     EnvVar { name: "VAULTBASE_JWT_SECRET", default: "generated into <data>/.secret", help: "secret that signs auth tokens; at least 32 characters" },
@@ -194,6 +195,8 @@ pub struct Flags {
     pub public_dir: Option<String>,
     /// `--indexFallback[=BOOL]` (PocketBase's flag)
     pub index_fallback: Option<String>,
+    /// `--origins A,B` (PocketBase's flag: CORS allowed origins)
+    pub origins: Option<String>,
 }
 
 /// The validated configuration every role runs with.
@@ -206,6 +209,8 @@ pub struct Config {
     pub public_dir: PathBuf,
     /// Whether a missing public path answers `index.html` (PocketBase's `--indexFallback`).
     pub index_fallback: bool,
+    /// CORS allowed origins (PocketBase's `--origins`; `*` = any).
+    pub origins: Vec<String>,
     pub workers: usize,
     pub drain_timeout: Duration,
     pub jwt_secret: Option<String>,
@@ -268,6 +273,15 @@ impl Config {
         };
 
         let (public_dir, index_fallback) = public_files(flags, &data_dir, &env)?;
+        let origins: Vec<String> = flags
+            .origins
+            .clone()
+            .or_else(|| env("VAULTBASE_ORIGINS"))
+            .unwrap_or_else(|| "*".into())
+            .split(',')
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
 
         let workers = match env("VAULTBASE_WORKERS") {
             Some(v) => parse_workers(&v)?,
@@ -358,6 +372,7 @@ impl Config {
             data_dir,
             public_dir,
             index_fallback,
+            origins,
             workers,
             drain_timeout,
             jwt_secret,

@@ -18,7 +18,18 @@ use crate::worker::server::PeerAddr;
 use crate::worker::state::AppState;
 
 /// Routes `req` and turns any error into its envelope.
-pub async fn dispatch(state: &AppState, mut req: Request<Incoming>, request_id: u64) -> Response<ResBody> {
+pub async fn dispatch(state: &AppState, req: Request<Incoming>, request_id: u64) -> Response<ResBody> {
+    let origins = &state.config.origins;
+    if let Some(preflight) = crate::worker::http::cors::preflight(origins, req.method(), req.headers()) {
+        return preflight;
+    }
+    let request_headers = req.headers().clone();
+    let mut res = dispatch_routed(state, req, request_id).await;
+    crate::worker::http::cors::decorate(origins, &request_headers, &mut res);
+    res
+}
+
+async fn dispatch_routed(state: &AppState, mut req: Request<Incoming>, request_id: u64) -> Response<ResBody> {
     let (refusal, actor) = rate_limited(state, &req).await;
     if let Some(refusal) = refusal {
         return refusal.into_response(request_id);
