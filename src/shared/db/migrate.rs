@@ -398,6 +398,29 @@ mod tests {
     }
 
     #[test]
+    fn an_older_data_dir_has_its_rows_moved_out_of_pocketbases_ledger() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = crate::shared::db::open::open(&dir.path().join("d.db"), crate::shared::db::open::Role::Writer)
+            .expect("open");
+        run(&mut conn).expect("run");
+        // As vaultbase before `_vb_migrations` left it, plus a JS migration's row.
+        conn.execute_batch(
+            "CREATE TABLE _migrations (file VARCHAR(255) PRIMARY KEY NOT NULL, applied INTEGER NOT NULL);
+             INSERT INTO _migrations SELECT file, applied FROM _vb_migrations;
+             INSERT INTO _migrations VALUES ('1700000000_js.js', 1);
+             DROP TABLE _vb_migrations;",
+        )
+        .expect("rewind");
+        assert_eq!(pending(&conn).expect("pending").len(), MIGRATIONS.len(), "positive control: nothing recorded where it is looked for");
+        assert!(run(&mut conn).expect("run").is_empty(), "nothing is applied twice");
+        let rows: Vec<String> =
+            conn.prepare("SELECT file FROM _migrations").expect("prepare").query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect();
+        assert_eq!(rows, ["1700000000_js.js"], "only the JS migration's row stays in _migrations");
+        assert!(pending(&conn).expect("pending").is_empty());
+        assert!(!is_pocketbase(&conn).expect("is_pocketbase"), "a vaultbase dir is not taken for PocketBase's");
+    }
+
+    #[test]
     fn the_default_users_collection_is_only_made_on_a_data_dir_without_collections_of_its_own() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut conn = crate::shared::db::open::open(&dir.path().join("d.db"), crate::shared::db::open::Role::Writer)
