@@ -30,11 +30,16 @@ impl PocketBase {
     }
 
     fn start_with(dir: &Path, extra: &[&str]) -> PocketBase {
+        PocketBase::start_full(dir, extra, &[])
+    }
+
+    fn start_full(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> PocketBase {
         let port = free_port();
         let child = Command::new("pocketbase")
             .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--automigrate=false", "--dir"])
             .arg(dir)
             .args(extra)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -476,4 +481,47 @@ fn cors_answers_as_pocketbase_with_and_without_origins() {
         assert_eq!(answers(vb.port), theirs, "origins {origins:?}");
         assert!(theirs[0].1[0].is_some(), "positive control: PocketBase allowed a.test");
     }
+}
+
+#[test]
+fn an_encrypted_settings_row_is_read_and_written_as_pocketbase_does() {
+    const KEY_VAR: &str = "PB_ENCRYPTION_KEY";
+    const KEY: &str = "0123456789abcdef0123456789abcdef";
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("pb_data");
+    let out = Command::new("pocketbase")
+        .args(["superuser", "upsert", PB_SU_EMAIL, PB_SU_PASSWORD, "--encryptionEnv", KEY_VAR, "--dir"])
+        .arg(&dir)
+        .env(KEY_VAR, KEY)
+        .output()
+        .expect("pocketbase");
+    assert!(out.status.success());
+    let pb_flags = ["--encryptionEnv", KEY_VAR];
+    let pb = PocketBase::start_full(&dir, &pb_flags, &[(KEY_VAR, KEY)]);
+    let su = token_of(sign_in(pb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
+    ok(call(pb.port, "PATCH", "/api/settings", Some(&su), Some(&json!({"meta": {"appName": "Sealed App"}}))));
+    pb.stop();
+    let stored: String = rusqlite::Connection::open(dir.join("data.db"))
+        .expect("open")
+        .query_row("SELECT CAST(value AS TEXT) FROM _params WHERE id = 'settings'", [], |r| r.get(0))
+        .expect("settings row");
+    assert!(!stored.starts_with('{'), "control: PocketBase encrypted the row");
+
+    // Without the key vaultbase refuses to start, saying why…
+    let mut vb = Spawn::serve().dir(&dir).start();
+    assert!(vb.wait_exit(START_TIMEOUT).is_some_and(|s| !s.success()));
+    assert!(vb.log_text().contains("--encryptionEnv"), "{}", vb.log_text());
+    // …with the same variable they are, and what vaultbase writes PocketBase reads.
+    let mut vb = Spawn::serve().dir(&dir).env(KEY_VAR, KEY).env("VAULTBASE_ENCRYPTION_ENV", KEY_VAR).start();
+    vb.wait_healthy();
+    let su = token_of(sign_in(vb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
+    assert_eq!(ok(call(vb.port, "GET", "/api/settings", Some(&su), None))["meta"]["appName"], "Sealed App");
+    ok(call(vb.port, "PATCH", "/api/settings", Some(&su), Some(&json!({"meta": {"appName": "Sealed by vaultbase"}}))));
+    vb.signal(Signal::SIGTERM);
+    assert!(vb.wait_exit(Duration::from_secs(30)).is_some());
+    let pb = PocketBase::start_full(&dir, &pb_flags, &[(KEY_VAR, KEY)]);
+    let su = token_of(sign_in(pb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
+    let name = ok(call(pb.port, "GET", "/api/settings", Some(&su), None))["meta"]["appName"].clone();
+    pb.stop();
+    assert_eq!(name, "Sealed by vaultbase");
 }

@@ -25,6 +25,8 @@ pub enum StartupError {
     Lock(#[from] LockError),
     #[error("migrating {path}: {source}")]
     Migrate { path: String, source: rusqlite::Error },
+    #[error(transparent)]
+    PbParams(#[from] super::pb_params::ParamsError),
     /// A PocketBase data dir with a `_collections` row vaultbase cannot read; nothing written.
     #[error("opening the PocketBase data dir {path}: {message}; nothing was changed — fix the row (or open the dir in PocketBase) and start again")]
     DamagedCollection { path: String, message: String },
@@ -67,6 +69,8 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
     // Installed before anything in this process can read or write a record.
     super::encryption::install(cfg.encryption.clone());
     encryption_check::check(&conn, cfg.encryption.as_ref())?;
+    super::pb_params::install_from_env(cfg.encryption_env.as_deref());
+    super::pb_params::check(&conn)?;
     if setup_link::no_superuser(&conn).map_err(migrate_err)? {
         let token = setup_link::mint(&conn)?;
         let url = setup_url(cfg.listen_addr(), &token);

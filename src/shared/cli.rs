@@ -100,6 +100,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
             "--dir" => flags.dir = Some(value("--dir")?),
             "--publicDir" => flags.public_dir = Some(value("--publicDir")?),
             "--origins" => flags.origins = Some(value("--origins")?),
+            "--encryptionEnv" => flags.encryption_env = Some(value("--encryptionEnv")?),
             // A bare `--indexFallback` means true, as Go's boolean flags do.
             "--indexFallback" => flags.index_fallback = Some(inline.clone().unwrap_or_else(|| "true".into())),
             "--id" if sub.as_deref() == Some("worker") => {
@@ -208,7 +209,8 @@ pub fn help_text() -> String {
          --dir DIR          data directory (VAULTBASE_DATA_DIR)\n  \
          --publicDir DIR    static files served at / (VAULTBASE_PUBLIC_DIR) [pb_public beside the data dir]\n  \
          --indexFallback[=BOOL]   missing public paths answer index.html (VAULTBASE_INDEX_FALLBACK) [true]\n  \
-         --origins A,B      CORS allowed origins (VAULTBASE_ORIGINS) [*]\n\nENVIRONMENT (default in brackets):\n",
+         --origins A,B      CORS allowed origins (VAULTBASE_ORIGINS) [*]\n  \
+         --encryptionEnv NAME   variable holding PocketBase's settings key (VAULTBASE_ENCRYPTION_ENV)\n\nENVIRONMENT (default in brackets):\n",
     );
     for var in ENV_VARS {
         out.push_str(&format!("  {:<26} {} [{}]\n", var.name, var.help, var.default));

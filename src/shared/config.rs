@@ -58,6 +58,7 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "VAULTBASE_PUBLIC_DIR", default: "pb_public beside the data dir", help: "static files served at / (flag --publicDir)" },
     EnvVar { name: "VAULTBASE_INDEX_FALLBACK", default: "true", help: "serve index.html for missing public paths, for SPAs (flag --indexFallback)" },
     EnvVar { name: "VAULTBASE_ORIGINS", default: "*", help: "CORS allowed origins, comma-separated (flag --origins)" },
+    EnvVar { name: "VAULTBASE_ENCRYPTION_ENV", default: "unset", help: "name of the variable holding PocketBase's 32-byte settings key (flag --encryptionEnv)" },
     EnvVar { name: "VAULTBASE_WORKERS", default: "number of CPUs", help: "worker processes in cluster mode, 1-256" },
     EnvVar { name: "VAULTBASE_DRAIN_TIMEOUT", default: "30", help: "seconds a drain may take before workers are killed, 1-3600" },
     EnvVar { name: "VAULTBASE_JWT_SECRET", default: "generated into <data>/.secret", help: "secret that signs auth tokens; at least 32 characters" },
@@ -197,6 +198,8 @@ pub struct Flags {
     pub index_fallback: Option<String>,
     /// `--origins A,B` (PocketBase's flag: CORS allowed origins)
     pub origins: Option<String>,
+    /// `--encryptionEnv NAME` (PocketBase's flag: the variable holding the settings key)
+    pub encryption_env: Option<String>,
 }
 
 /// The validated configuration every role runs with.
@@ -211,6 +214,9 @@ pub struct Config {
     pub index_fallback: bool,
     /// CORS allowed origins (PocketBase's `--origins`; `*` = any).
     pub origins: Vec<String>,
+    /// The environment variable holding PocketBase's settings key (`--encryptionEnv`); its
+    /// value was checked to be 32 bytes. See `shared::pb_params`.
+    pub encryption_env: Option<String>,
     pub workers: usize,
     pub drain_timeout: Duration,
     pub jwt_secret: Option<String>,
@@ -282,6 +288,14 @@ impl Config {
             .map(|o| o.trim().to_owned())
             .filter(|o| !o.is_empty())
             .collect();
+        let encryption_env = match flags.encryption_env.clone().or_else(|| env("VAULTBASE_ENCRYPTION_ENV")) {
+            None => None,
+            Some(var) => match lookup(&var) {
+                Some(k) if k.len() == crate::shared::pb_params::KEY_BYTES => Some(var),
+                // The value is secret: name the variable, never echo it.
+                _ => return Err(invalid("--encryptionEnv", &var, "the name of a set environment variable holding a 32-byte key")),
+            },
+        };
 
         let workers = match env("VAULTBASE_WORKERS") {
             Some(v) => parse_workers(&v)?,
@@ -373,6 +387,7 @@ impl Config {
             public_dir,
             index_fallback,
             origins,
+            encryption_env,
             workers,
             drain_timeout,
             jwt_secret,

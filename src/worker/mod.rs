@@ -104,6 +104,7 @@ impl DrainCause {
 pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     // Before anything reads a record: the output writer opens sealed values with this ring.
     crate::shared::encryption::install(cfg.encryption.clone());
+    crate::shared::pb_params::install_from_env(cfg.encryption_env.as_deref());
     let mut sigterm = signal(SignalKind::terminate()).map_err(WorkerError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(WorkerError::Signals)?;
 
