@@ -525,3 +525,43 @@ fn an_encrypted_settings_row_is_read_and_written_as_pocketbase_does() {
     pb.stop();
     assert_eq!(name, "Sealed by vaultbase");
 }
+
+/// Reads SSE lines (chunk-size lines included, ignored) until an `event:` line named `event`
+/// is followed by its `data:` line; answers that data.
+fn next_event(r: &mut impl std::io::BufRead, event: &str) -> Value {
+    let mut seen = false;
+    loop {
+        let mut line = String::new();
+        assert!(r.read_line(&mut line).expect("read the stream") > 0, "the stream ended before {event}");
+        let line = line.trim_end();
+        if line == format!("event:{event}") {
+            seen = true;
+        } else if let (true, Some(data)) = (seen, line.strip_prefix("data:")) {
+            return serde_json::from_str(data).expect("JSON data");
+        }
+    }
+}
+
+#[test]
+fn realtime_works_on_a_pocketbase_dir_with_a_token_pocketbase_issued() {
+    use std::io::{BufRead, BufReader, Write};
+    let root = tempfile::tempdir().expect("tempdir");
+    let (dir, _, pb_token) = make_pocketbase_dir(root.path());
+    let mut vb = Spawn::serve().dir(&dir).start();
+    vb.wait_healthy();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", vb.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    s.write_all(b"GET /api/realtime HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").expect("request");
+    let mut r = BufReader::new(s);
+    let mut status = String::new();
+    r.read_line(&mut status).expect("status line");
+    assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+    let client_id = next_event(&mut r, "PB_CONNECT")["clientId"].as_str().expect("clientId").to_owned();
+    let sub = json!({"clientId": client_id, "subscriptions": ["posts"]});
+    assert_eq!(call(vb.port, "POST", "/api/realtime", Some(&pb_token), Some(&sub)).status, 204);
+    let ann_id = ok(call(vb.port, "GET", "/api/collections/users/records", Some(&pb_token), None))["items"][0]["id"].clone();
+    let post = json!({"title": "live", "n": 7777, "author": ann_id});
+    ok(call(vb.port, "POST", "/api/collections/posts/records", Some(&pb_token), Some(&post)));
+    let ev = next_event(&mut r, "posts");
+    assert_eq!((ev["action"].as_str(), ev["record"]["title"].as_str()), (Some("create"), Some("live")));
+}
