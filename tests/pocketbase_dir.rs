@@ -565,3 +565,30 @@ fn realtime_works_on_a_pocketbase_dir_with_a_token_pocketbase_issued() {
     let ev = next_event(&mut r, "posts");
     assert_eq!((ev["action"].as_str(), ev["record"]["title"].as_str()), (Some("create"), Some("live")));
 }
+
+#[test]
+fn mfa_works_in_pocketbases_table_layout() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let (dir, _, _) = make_pocketbase_dir(root.path());
+    let pb = PocketBase::start(&dir);
+    let su = token_of(sign_in(pb.port, "_superusers", PB_SU_EMAIL, PB_SU_PASSWORD));
+    ok(call(pb.port, "PATCH", "/api/collections/users", Some(&su), Some(&json!({"otp": {"enabled": true}, "mfa": {"enabled": true}}))));
+    pb.stop();
+    let mut vb = Spawn::serve().dir(&dir).start();
+    vb.wait_healthy();
+    let first = sign_in(vb.port, "users", USER_EMAIL, USER_PASSWORD);
+    assert_eq!(first.status, 401, "MFA is on: the password is the first factor only");
+    let mfa_id = first.json()["mfaId"].as_str().expect("mfaId").to_owned();
+    let otp = ok(call(vb.port, "POST", "/api/collections/users/request-otp", None, Some(&json!({"email": USER_EMAIL}))));
+    let otp_id = otp["otpId"].as_str().expect("otpId").to_owned();
+    {
+        let conn = rusqlite::Connection::open(dir.join("data.db")).expect("open data.db");
+        conn.busy_timeout(Duration::from_secs(10)).expect("busy timeout");
+        let known = bcrypt::hash("12345678", 10).expect("bcrypt");
+        assert_eq!(conn.execute("UPDATE _otps SET password = ?1 WHERE id = ?2", [&known, &otp_id]).expect("update"), 1);
+        let created: String = conn.query_row("SELECT created FROM _mfas WHERE id = ?1", [&mfa_id], |r| r.get(0)).expect("the MFA row, PocketBase's layout");
+        assert!(created.ends_with('Z'), "{created}");
+    }
+    let second = json!({"otpId": otp_id, "password": "12345678", "mfaId": mfa_id});
+    token_of(call(vb.port, "POST", "/api/collections/users/auth-with-otp", None, Some(&second)));
+}
