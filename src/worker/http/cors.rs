@@ -21,7 +21,10 @@ const ALLOWED_METHODS: &str = "GET,HEAD,PUT,PATCH,POST,DELETE";
 /// The `Access-Control-Allow-Origin` value for a request from `origin`, or None when it is not
 /// allowed (or the request has no `Origin`).
 fn allowed_origin(origins: &[String], request: &HeaderMap) -> Option<HeaderValue> {
-    let origin = request.get(ORIGIN)?;
+    allowed(origins, request.get(ORIGIN)?)
+}
+
+fn allowed(origins: &[String], origin: &HeaderValue) -> Option<HeaderValue> {
     if origins.iter().any(|o| o == "*") {
         return Some(HeaderValue::from_static("*"));
     }
@@ -50,11 +53,16 @@ pub fn preflight(origins: &[String], method: &Method, request: &HeaderMap) -> Op
     Some(res)
 }
 
-/// Adds the CORS headers of an ordinary response, from the request's headers.
-pub fn decorate(origins: &[String], request: &HeaderMap, response: &mut Response<ResBody>) {
+/// The request's `Origin`, kept (cheaply) past the point where the request is consumed.
+pub fn origin_of(request: &HeaderMap) -> Option<HeaderValue> {
+    request.get(ORIGIN).cloned()
+}
+
+/// Adds the CORS headers of an ordinary response, for a request from `origin`.
+pub fn decorate(origins: &[String], origin: Option<&HeaderValue>, response: &mut Response<ResBody>) {
     let h = response.headers_mut();
     h.append(VARY, HeaderValue::from_static("Origin"));
-    if let Some(allowed) = allowed_origin(origins, request) {
+    if let Some(allowed) = origin.and_then(|o| allowed(origins, o)) {
         h.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allowed);
     }
 }

@@ -23,9 +23,9 @@ pub async fn dispatch(state: &AppState, req: Request<Incoming>, request_id: u64)
     if let Some(preflight) = crate::worker::http::cors::preflight(origins, req.method(), req.headers()) {
         return preflight;
     }
-    let request_headers = req.headers().clone();
+    let origin = crate::worker::http::cors::origin_of(req.headers());
     let mut res = dispatch_routed(state, req, request_id).await;
-    crate::worker::http::cors::decorate(origins, &request_headers, &mut res);
+    crate::worker::http::cors::decorate(origins, origin.as_ref(), &mut res);
     res
 }
 
