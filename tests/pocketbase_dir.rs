@@ -344,8 +344,8 @@ fn changing_a_collections_token_secret_revokes_its_tokens() {
     let before = token_of(sign_in(vb.port, "users", "c@example.com", "c password 1"));
     let me = "/api/collections/users/auth-refresh";
     assert_eq!(call(vb.port, "POST", me, Some(&before), None).status, 200, "positive control: the token works");
-    // With its duration: a PATCH replaces the whole `authToken` object here (PocketBase merges).
-    let secret = json!({"authToken": {"secret": "a-new-secret-of-fifty-characters-0123456789abcdefg", "duration": 604800}});
+    // The secret alone: the PATCH merges into `authToken` as PocketBase's does (the duration stays).
+    let secret = json!({"authToken": {"secret": "a-new-secret-of-fifty-characters-0123456789abcdefg"}});
     ok(call(vb.port, "PATCH", "/api/collections/users", Some(&su), Some(&secret)));
     assert_eq!(call(vb.port, "POST", me, Some(&before), None).status, 401, "the old token is revoked");
     let after = token_of(sign_in(vb.port, "users", "c@example.com", "c password 1"));
