@@ -26,6 +26,11 @@ pub enum StartupError {
     #[error("migrating {path}: {source}")]
     Migrate { path: String, source: rusqlite::Error },
     #[error(transparent)]
+    PbParams(#[from] super::pb_params::ParamsError),
+    /// A PocketBase data dir with a `_collections` row vaultbase cannot read; nothing written.
+    #[error("opening the PocketBase data dir {path}: {message}; nothing was changed — fix the row (or open the dir in PocketBase) and start again")]
+    DamagedCollection { path: String, message: String },
+    #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
     Encryption(#[from] StartupCheckError),
@@ -54,6 +59,9 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
     let db_path = data_dir.db_path();
     let migrate_err = |source| StartupError::Migrate { path: db_path.display().to_string(), source };
     let mut conn = open::open(&db_path, open::Role::Writer).map_err(migrate_err)?;
+    if let Some(message) = migrate::damaged_collection(&conn).map_err(migrate_err)? {
+        return Err(StartupError::DamagedCollection { path: db_path.display().to_string(), message });
+    }
     let applied = migrate::run(&mut conn).map_err(migrate_err)?;
     for name in &applied {
         tracing::info!(migration = name, "migration applied");
@@ -61,6 +69,8 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, StartupError> {
     // Installed before anything in this process can read or write a record.
     super::encryption::install(cfg.encryption.clone());
     encryption_check::check(&conn, cfg.encryption.as_ref())?;
+    super::pb_params::install_from_env(cfg.encryption_env.as_deref());
+    super::pb_params::check(&conn)?;
     if setup_link::no_superuser(&conn).map_err(migrate_err)? {
         let token = setup_link::mint(&conn)?;
         let url = setup_url(cfg.listen_addr(), &token);

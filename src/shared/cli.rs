@@ -36,7 +36,13 @@ pub enum Command {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SuperuserAction {
     Upsert { email: String, password: String },
+    /// PocketBase's `superuser create`: fails when the email is taken.
+    Create { email: String, password: String },
+    /// PocketBase's `superuser update`: fails when there is no such superuser.
+    Update { email: String, password: String },
     Delete { email: String },
+    /// PocketBase's `superuser otp`: refused with a message (not supported yet).
+    Otp { email: String },
 }
 
 /// What `vaultbase logs` searches: the archive of the data dir `flags.dir` (or the
@@ -131,6 +137,11 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
             // A bare `--hooksWatch` means true, as Go's boolean flags.
             "--hooksWatch" => flags.hooks.watch = Some(inline.clone().unwrap_or_else(|| "true".into())),
             "--hooksPool" => flags.hooks.pool = Some(value("--hooksPool")?),
+            "--publicDir" => flags.public_dir = Some(value("--publicDir")?),
+            "--origins" => flags.origins = Some(value("--origins")?),
+            "--encryptionEnv" => flags.encryption_env = Some(value("--encryptionEnv")?),
+            // A bare `--indexFallback` means true, as Go's boolean flags do.
+            "--indexFallback" => flags.index_fallback = Some(inline.clone().unwrap_or_else(|| "true".into())),
             "--id" if sub.as_deref() == Some("worker") => {
                 let v = value("--id")?;
                 id = Some(v.parse().map_err(|_| UsageError(format!("--id {v:?}: expected a worker number")))?);
@@ -163,8 +174,15 @@ fn parse_superuser(args: Vec<String>) -> Result<Command, UsageError> {
     }
     let action = match positional.as_slice() {
         [verb, email, password] if verb == "upsert" => SuperuserAction::Upsert { email: email.clone(), password: password.clone() },
+        [verb, email, password] if verb == "create" => SuperuserAction::Create { email: email.clone(), password: password.clone() },
+        [verb, email, password] if verb == "update" => SuperuserAction::Update { email: email.clone(), password: password.clone() },
         [verb, email] if verb == "delete" => SuperuserAction::Delete { email: email.clone() },
-        _ => return Err(UsageError("usage: vaultbase superuser upsert EMAIL PASSWORD | superuser delete EMAIL [--dir DIR]".into())),
+        [verb, email] if verb == "otp" => SuperuserAction::Otp { email: email.clone() },
+        _ => {
+            return Err(UsageError(
+                "usage: vaultbase superuser create|update|upsert EMAIL PASSWORD | superuser delete|otp EMAIL [--dir DIR]".into(),
+            ))
+        }
     };
     Ok(Command::Superuser { action, flags })
 }
@@ -285,7 +303,7 @@ pub fn help_text() -> String {
         "vaultbase: a self-hosted backend in one binary (PocketBase-compatible API)\n\n\
          USAGE:\n  vaultbase [serve] [--http HOST:PORT] [--dir DIR]   one process (the default)\n  \
          vaultbase cluster [--http HOST:PORT] [--dir DIR]   supervisor + VAULTBASE_WORKERS workers on one port\n  \
-         vaultbase superuser upsert EMAIL PASSWORD [--dir DIR]   create or update a superuser\n  \
+         vaultbase superuser upsert EMAIL PASSWORD [--dir DIR]   create or update a superuser (also: create, update)\n  \
          vaultbase superuser delete EMAIL [--dir DIR]\n  \
          vaultbase encryption rotate [--dir DIR] [--batch-rows N]   re-encrypt under VAULTBASE_ENCRYPTION_NEW_KEY, online\n  \
          vaultbase logs [--dir DIR] [--since T] [--until T] [--filter EXPR]   search the JSONL log archive\n  \
@@ -298,7 +316,11 @@ pub fn help_text() -> String {
          --migrationsDir DIR  JS migrations directory (VAULTBASE_MIGRATIONS_DIR)\n  \
          --hooksDir DIR     pb_hooks directory (VAULTBASE_HOOKS_DIR)\n  \
          --hooksWatch=BOOL  reload hooks on change (VAULTBASE_HOOKS_WATCH)\n  \
-         --hooksPool N      prewarmed JS threads (VAULTBASE_HOOKS_POOL)\n\nENVIRONMENT (default in brackets):\n",
+         --hooksPool N      prewarmed JS threads (VAULTBASE_HOOKS_POOL)\n  \
+         --publicDir DIR    static files served at / (VAULTBASE_PUBLIC_DIR) [pb_public beside the data dir]\n  \
+         --indexFallback[=BOOL]   missing public paths answer index.html (VAULTBASE_INDEX_FALLBACK) [true]\n  \
+         --origins A,B      CORS allowed origins (VAULTBASE_ORIGINS) [*]\n  \
+         --encryptionEnv NAME   variable holding PocketBase's settings key (VAULTBASE_ENCRYPTION_ENV)\n\nENVIRONMENT (default in brackets):\n",
     );
     for var in ENV_VARS {
         out.push_str(&format!("  {:<26} {} [{}]\n", var.name, var.help, var.default));
@@ -358,6 +380,14 @@ mod tests {
         assert_eq!(
             p(&["superuser", "delete", "a@b.c"]),
             Ok(Command::Superuser { action: SuperuserAction::Delete { email: "a@b.c".into() }, flags: Flags::default() })
+        );
+        assert_eq!(
+            p(&["superuser", "create", "a@b.c", "pw"]),
+            Ok(Command::Superuser { action: SuperuserAction::Create { email: "a@b.c".into(), password: "pw".into() }, flags: Flags::default() })
+        );
+        assert_eq!(
+            p(&["superuser", "update", "a@b.c", "pw"]),
+            Ok(Command::Superuser { action: SuperuserAction::Update { email: "a@b.c".into(), password: "pw".into() }, flags: Flags::default() })
         );
         assert!(p(&["superuser", "upsert", "a@b.c"]).is_err());
         assert!(p(&["superuser", "nuke"]).is_err());
@@ -430,6 +460,9 @@ mod tests {
     #[test]
     fn unknown_arguments_are_errors() {
         assert!(p(&["--nope"]).is_err());
+        let public = Flags { public_dir: Some("www".into()), index_fallback: Some("false".into()), ..Flags::default() };
+        assert_eq!(p(&["serve", "--publicDir", "www", "--indexFallback=false"]), Ok(Command::Serve(public)));
+        assert_eq!(p(&["--indexFallback"]), Ok(Command::Serve(Flags { index_fallback: Some("true".into()), ..Flags::default() })));
         assert!(p(&["serve", "--http"]).is_err());
     }
 

@@ -55,6 +55,10 @@ pub const ENV_VARS: &[EnvVar] = &[
     EnvVar { name: "VAULTBASE_HOST", default: DEFAULT_HOST, help: "IP address to listen on (flag --http HOST:PORT)" },
     EnvVar { name: "VAULTBASE_PORT", default: "8091", help: "TCP port, 1-65535 (0 = any free port, serve only)" },
     EnvVar { name: "VAULTBASE_DATA_DIR", default: DEFAULT_DATA_DIR, help: "data directory, created 0700 if missing (flag --dir)" },
+    EnvVar { name: "VAULTBASE_PUBLIC_DIR", default: "pb_public beside the data dir", help: "static files served at / (flag --publicDir)" },
+    EnvVar { name: "VAULTBASE_INDEX_FALLBACK", default: "true", help: "serve index.html for missing public paths, for SPAs (flag --indexFallback)" },
+    EnvVar { name: "VAULTBASE_ORIGINS", default: "*", help: "CORS allowed origins, comma-separated (flag --origins)" },
+    EnvVar { name: "VAULTBASE_ENCRYPTION_ENV", default: "unset", help: "name of the variable holding PocketBase's 32-byte settings key (flag --encryptionEnv)" },
     EnvVar { name: "VAULTBASE_WORKERS", default: "number of CPUs", help: "worker processes in cluster mode, 1-256" },
     EnvVar { name: "VAULTBASE_DRAIN_TIMEOUT", default: "30", help: "seconds a drain may take before workers are killed, 1-3600" },
     EnvVar { name: "VAULTBASE_JWT_SECRET", default: "generated into <data>/.secret", help: "secret that signs auth tokens; at least 32 characters" },
@@ -186,6 +190,22 @@ pub enum LogLevel {
     Trace,
 }
 
+/// The public dir and index fallback: flag, else variable, else PocketBase's defaults
+/// (`pb_public` beside the data dir; fallback on).
+fn public_files(flags: &Flags, data_dir: &std::path::Path, env: &impl Fn(&str) -> Option<String>) -> Result<(PathBuf, bool), ConfigError> {
+    let public_dir = match flags.public_dir.clone().or_else(|| env("VAULTBASE_PUBLIC_DIR")) {
+        Some(d) if d.is_empty() => return Err(invalid("--publicDir", &d, "a directory path")),
+        Some(d) => PathBuf::from(d),
+        None => data_dir.parent().unwrap_or(std::path::Path::new(".")).join("pb_public"),
+    };
+    let fallback = match flags.index_fallback.clone().or_else(|| env("VAULTBASE_INDEX_FALLBACK")).as_deref() {
+        None | Some("1") | Some("true") => true,
+        Some("0") | Some("false") => false,
+        Some(other) => return Err(invalid("--indexFallback", other, "true or false")),
+    };
+    Ok((public_dir, fallback))
+}
+
 /// Flags given on the command line; they override the environment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Flags {
@@ -197,6 +217,14 @@ pub struct Flags {
     pub migrations_dir: Option<String>,
     /// `--hooksDir`, `--hooksWatch`, `--hooksPool` (PocketBase's spellings).
     pub hooks: HookFlags,
+    /// `--publicDir DIR` (PocketBase's flag)
+    pub public_dir: Option<String>,
+    /// `--indexFallback[=BOOL]` (PocketBase's flag)
+    pub index_fallback: Option<String>,
+    /// `--origins A,B` (PocketBase's flag: CORS allowed origins)
+    pub origins: Option<String>,
+    /// `--encryptionEnv NAME` (PocketBase's flag: the variable holding the settings key)
+    pub encryption_env: Option<String>,
 }
 
 /// PocketBase's hook flags, as given.
@@ -235,6 +263,15 @@ pub struct Config {
     pub host: IpAddr,
     pub port: u16,
     pub data_dir: PathBuf,
+    /// Static files served at `/` (PocketBase's `pb_public`; see `worker::api::public`).
+    pub public_dir: PathBuf,
+    /// Whether a missing public path answers `index.html` (PocketBase's `--indexFallback`).
+    pub index_fallback: bool,
+    /// CORS allowed origins (PocketBase's `--origins`; `*` = any).
+    pub origins: Vec<String>,
+    /// The environment variable holding PocketBase's settings key (`--encryptionEnv`); its
+    /// value was checked to be 32 bytes. See `shared::pb_params`.
+    pub encryption_env: Option<String>,
     pub workers: usize,
     pub drain_timeout: Duration,
     pub jwt_secret: Option<String>,
@@ -304,6 +341,25 @@ impl Config {
             (Some(d), _) => PathBuf::from(d),
             (None, Some(d)) => PathBuf::from(d),
             (None, None) => PathBuf::from(DEFAULT_DATA_DIR),
+        };
+
+        let (public_dir, index_fallback) = public_files(flags, &data_dir, &env)?;
+        let origins: Vec<String> = flags
+            .origins
+            .clone()
+            .or_else(|| env("VAULTBASE_ORIGINS"))
+            .unwrap_or_else(|| "*".into())
+            .split(',')
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        let encryption_env = match flags.encryption_env.clone().or_else(|| env("VAULTBASE_ENCRYPTION_ENV")) {
+            None => None,
+            Some(var) => match lookup(&var) {
+                Some(k) if k.len() == crate::shared::pb_params::KEY_BYTES => Some(var),
+                // The value is secret: name the variable, never echo it.
+                _ => return Err(invalid("--encryptionEnv", &var, "the name of a set environment variable holding a 32-byte key")),
+            },
         };
 
         let workers = match env("VAULTBASE_WORKERS") {
@@ -409,6 +465,10 @@ impl Config {
             host,
             port,
             data_dir,
+            public_dir,
+            index_fallback,
+            origins,
+            encryption_env,
             workers,
             drain_timeout,
             jwt_secret,

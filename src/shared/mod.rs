@@ -13,6 +13,7 @@ pub mod litestream;
 pub mod db;
 pub mod encryption;
 pub mod lock;
+pub mod pb_params;
 pub mod rlimit;
 pub mod sdnotify;
 pub mod secrets;

@@ -33,6 +33,10 @@ pub fn spawn_worker(id: u32, cfg: &Config, data_dir: &DataDir) -> std::io::Resul
         .env("VAULTBASE_HOST", cfg.host.to_string())
         .env("VAULTBASE_PORT", cfg.port.to_string())
         .env("VAULTBASE_DATA_DIR", data_dir.root())
+        .env("VAULTBASE_PUBLIC_DIR", &cfg.public_dir)
+        .env("VAULTBASE_INDEX_FALLBACK", cfg.index_fallback.to_string())
+        .env("VAULTBASE_ORIGINS", cfg.origins.join(","))
+        .env("VAULTBASE_ENCRYPTION_ENV", cfg.encryption_env.as_deref().unwrap_or_default())
         .env("VAULTBASE_DRAIN_TIMEOUT", cfg.drain_timeout.as_secs().to_string())
         .env("VAULTBASE_WORKERS", cfg.workers.to_string())
         // The hook flags reach workers as their variables (--hooksDir, --hooksWatch, --hooksPool).

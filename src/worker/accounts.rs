@@ -6,6 +6,11 @@
 //! `_vb_used_tokens` tables. Every function here runs inside a transaction the caller opened
 //! through the executor; nothing here sends mail, hashes passwords or knows HTTP — the
 //! handlers do those before or after, never inside the transaction.
+//!
+//! `_otps` and `_mfas` come in two layouts: vaultbase's, with an `expires` column (unix
+//! seconds), and PocketBase's (a data dir PocketBase made), with none — an entry there expires
+//! `otp.duration`/`mfa.duration` seconds of its collection after `created`, as PocketBase
+//! decides it. Each function asks which layout the table has and never alters it.
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use sha2::{Digest, Sha256};
@@ -111,25 +116,77 @@ pub struct OtpRow {
     pub expires: i64,
 }
 
-/// Stores OTP `id` (`row.hash` is its argon2 hash) and drops OTPs that expired before `now`.
+/// True when `table` (`_otps` or `_mfas`) has PocketBase's layout (no `expires` column).
+fn pocketbase_layout(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.prepare_cached("SELECT NOT EXISTS(SELECT 1 FROM pragma_table_info(?1) WHERE name = 'expires')")?.query_row([table], |r| r.get(0))
+}
+
+/// The unix seconds at which an entry made at `created` (PocketBase's datetime text) expires
+/// after `duration_secs`, in SQL over PocketBase's layout.
+const PB_EXPIRES_SQL: &str = "CAST(strftime('%s', created) AS INTEGER)";
+
+/// PocketBase's `created` text for `now` (unix seconds) minus `secs`.
+fn datetime_before(now: i64, secs: i64) -> String {
+    format_datetime(now.saturating_sub(secs).saturating_mul(1000))
+}
+
+/// Stores OTP `id` (`row.hash` is its password hash) and drops OTPs that expired before `now`.
 pub fn insert_otp(tx: &Transaction<'_>, id: &str, c: &Collection, row: &OtpRow, now: i64) -> rusqlite::Result<()> {
+    if pocketbase_layout(tx, "_otps")? {
+        let cutoff = datetime_before(now, row.expires.saturating_sub(now));
+        tx.prepare_cached("DELETE FROM _otps WHERE collectionRef = ?1 AND created <= ?2")?.execute([&c.id, &cutoff])?;
+        let created = format_datetime(now_millis());
+        tx.prepare_cached(
+            "INSERT INTO _otps (id, collectionRef, recordRef, password, sentTo, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        )?
+        .execute(params![id, c.id, row.record_id, row.hash, row.sent_to, created])?;
+        return Ok(());
+    }
     tx.prepare_cached("DELETE FROM _otps WHERE expires <= ?1")?.execute([now])?;
     tx.prepare_cached("INSERT INTO _otps (id, collectionRef, recordRef, password, sentTo, expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
         .execute(params![id, c.id, row.record_id, row.hash, row.sent_to, row.expires])?;
     Ok(())
 }
 
+/// Deletes the rows of `table` expired by `now`, in PocketBase's layout: each collection's
+/// `options.<kind>.duration` after `created` (`default_secs` when unset).
+fn delete_expired_pocketbase(tx: &Transaction<'_>, table: &str, kind: &str, default_secs: u64, now: i64) -> rusqlite::Result<usize> {
+    let sql = format!(
+        "DELETE FROM {table} WHERE {PB_EXPIRES_SQL} + COALESCE((SELECT json_extract(c.options, '$.{kind}.duration') FROM _collections c WHERE c.id = {table}.collectionRef), {default_secs}) <= ?1"
+    );
+    tx.prepare_cached(&sql)?.execute([now])
+}
+
 /// Drops every OTP that expired by `now` (unix seconds); the hourly `__pbOTPCleanup__` job.
 pub fn delete_expired_otps(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<usize> {
+    if pocketbase_layout(tx, "_otps")? {
+        return delete_expired_pocketbase(tx, "_otps", "otp", crate::worker::records::schema::collection::Otp::default().duration, now);
+    }
     tx.prepare_cached("DELETE FROM _otps WHERE expires <= ?1")?.execute([now])
 }
 
 /// Drops every MFA session that expired by `now` (unix seconds); the hourly `__pbMFACleanup__` job.
 pub fn delete_expired_mfas(tx: &Transaction<'_>, now: i64) -> rusqlite::Result<usize> {
+    if pocketbase_layout(tx, "_mfas")? {
+        return delete_expired_pocketbase(tx, "_mfas", "mfa", crate::worker::records::schema::collection::Mfa::default().duration, now);
+    }
     tx.prepare_cached("DELETE FROM _mfas WHERE expires <= ?1")?.execute([now])
 }
 
+/// The OTP `id` of `c`; in PocketBase's layout `expires` is computed from the collection's
+/// current `otp.duration`, as PocketBase does.
 pub fn load_otp(conn: &Connection, c: &Collection, id: &str) -> rusqlite::Result<Option<OtpRow>> {
+    if pocketbase_layout(conn, "_otps")? {
+        let duration = i64::try_from(c.auth.as_ref().map(|a| a.otp.duration).unwrap_or(0)).unwrap_or(i64::MAX);
+        let sql = format!("SELECT recordRef, password, sentTo, {PB_EXPIRES_SQL} FROM _otps WHERE id = ?1 AND collectionRef = ?2");
+        return conn
+            .prepare_cached(&sql)?
+            .query_row([id, &c.id], |r| {
+                let created: i64 = r.get(3)?;
+                Ok(OtpRow { record_id: r.get(0)?, hash: r.get(1)?, sent_to: r.get(2)?, expires: created.saturating_add(duration) })
+            })
+            .optional();
+    }
     conn.prepare_cached("SELECT recordRef, password, sentTo, expires FROM _otps WHERE id = ?1 AND collectionRef = ?2")?
         .query_row([id, &c.id], |r| Ok(OtpRow { record_id: r.get(0)?, hash: r.get(1)?, sent_to: r.get(2)?, expires: r.get(3)? }))
         .optional()
@@ -148,6 +205,14 @@ pub struct MfaRow {
 }
 
 pub fn insert_mfa(tx: &Transaction<'_>, id: &str, c: &Collection, record_id: &str, method: &str, expires: i64, now: i64) -> rusqlite::Result<()> {
+    if pocketbase_layout(tx, "_mfas")? {
+        let cutoff = datetime_before(now, expires.saturating_sub(now));
+        tx.prepare_cached("DELETE FROM _mfas WHERE collectionRef = ?1 AND created <= ?2")?.execute([&c.id, &cutoff])?;
+        let created = format_datetime(now_millis());
+        tx.prepare_cached("INSERT INTO _mfas (id, collectionRef, recordRef, method, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?5)")?
+            .execute(params![id, c.id, record_id, method, created])?;
+        return Ok(());
+    }
     tx.prepare_cached("DELETE FROM _mfas WHERE expires <= ?1")?.execute([now])?;
     tx.prepare_cached("INSERT INTO _mfas (id, collectionRef, recordRef, method, expires) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![id, c.id, record_id, method, expires])?;
@@ -155,6 +220,17 @@ pub fn insert_mfa(tx: &Transaction<'_>, id: &str, c: &Collection, record_id: &st
 }
 
 pub fn load_mfa(conn: &Connection, c: &Collection, id: &str) -> rusqlite::Result<Option<MfaRow>> {
+    if pocketbase_layout(conn, "_mfas")? {
+        let duration = i64::try_from(c.auth.as_ref().map(|a| a.mfa.duration).unwrap_or(0)).unwrap_or(i64::MAX);
+        let sql = format!("SELECT recordRef, method, {PB_EXPIRES_SQL} FROM _mfas WHERE id = ?1 AND collectionRef = ?2");
+        return conn
+            .prepare_cached(&sql)?
+            .query_row([id, &c.id], |r| {
+                let created: i64 = r.get(2)?;
+                Ok(MfaRow { record_id: r.get(0)?, method: r.get(1)?, expires: created.saturating_add(duration) })
+            })
+            .optional();
+    }
     conn.prepare_cached("SELECT recordRef, method, expires FROM _mfas WHERE id = ?1 AND collectionRef = ?2")?
         .query_row([id, &c.id], |r| Ok(MfaRow { record_id: r.get(0)?, method: r.get(1)?, expires: r.get(2)? }))
         .optional()
@@ -234,8 +310,12 @@ pub fn linked_record(conn: &Connection, c: &Collection, provider: &str, provider
 pub fn link(tx: &Transaction<'_>, id: &str, c: &Collection, record_id: &str, provider: &str, provider_id: &str) -> rusqlite::Result<()> {
     tx.prepare_cached("DELETE FROM _externalAuths WHERE collectionRef = ?1 AND recordRef = ?2 AND provider = ?3")?
         .execute([&c.id, record_id, provider])?;
-    tx.prepare_cached("INSERT INTO _externalAuths (id, collectionRef, recordRef, provider, providerId) VALUES (?1, ?2, ?3, ?4, ?5)")?
-        .execute(params![id, c.id, record_id, provider, provider_id])?;
+    // Times set here, not by column defaults: PocketBase's table defaults them to ''.
+    let now = format_datetime(now_millis());
+    tx.prepare_cached(
+        "INSERT INTO _externalAuths (id, collectionRef, recordRef, provider, providerId, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?
+    .execute(params![id, c.id, record_id, provider, provider_id, now])?;
     Ok(())
 }
 

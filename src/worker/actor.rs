@@ -112,11 +112,25 @@ pub async fn resolve(schema: &SchemaCache, db: &Db, secret: &JwtSecret, authoriz
     }
     let Some((collection, record)) = loaded else { return Actor::Guest };
     let mut auth = AuthRecord { collection, record, refreshable: false, token: token.to_owned() };
-    match jwt::verify(secret, token, TokenType::Auth, &auth.collection.id, auth.token_key(), now) {
+    let collection_secret = token_secret(&auth.collection, TokenType::Auth);
+    match jwt::verify_for(secret, collection_secret, token, TokenType::Auth, &auth.collection.id, auth.token_key(), now) {
         Ok(claims) => {
             auth.refreshable = matches!(claims.kind, jwt::TokenKind::Auth { refreshable: true });
             Actor::Auth(Arc::new(auth))
         }
         Err(_) => Actor::Guest,
+    }
+}
+
+/// The collection's own secret for tokens of `t` (PocketBase's `authToken.secret`, …); empty
+/// when it has none and tokens use the key derived from the data dir's secret (`auth::jwt`).
+pub fn token_secret(c: &Collection, t: TokenType) -> &str {
+    let Some(a) = c.auth.as_ref() else { return "" };
+    match t {
+        TokenType::Auth => &a.auth_token.secret,
+        TokenType::Verification => &a.verification_token.secret,
+        TokenType::PasswordReset => &a.password_reset_token.secret,
+        TokenType::EmailChange => &a.email_change_token.secret,
+        TokenType::File => &a.file_token.secret,
     }
 }

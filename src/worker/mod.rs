@@ -109,6 +109,7 @@ impl DrainCause {
 pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     // Before anything reads a record: the output writer opens sealed values with this ring.
     crate::shared::encryption::install(cfg.encryption.clone());
+    crate::shared::pb_params::install_from_env(cfg.encryption_env.as_deref());
     let mut sigterm = signal(SignalKind::terminate()).map_err(WorkerError::Signals)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(WorkerError::Signals)?;
 
@@ -153,6 +154,10 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     let listener = listener::bind(addr, clustered).map_err(|source| WorkerError::Bind { addr, source })?;
     let local = listener.local_addr().map_err(|source| WorkerError::Bind { addr, source })?;
     let state = AppState::new(worker_id, cfg.clone(), db.clone(), bus.clone(), secret);
+    if db.read(|c| -> Result<_, DbError> { Ok(migrate::is_pocketbase(c)?) }).await? {
+        // Keep PocketBase able to verify every password written here (see `auth::password`).
+        state.passwords.set_scheme(crate::worker::auth::password::HashScheme::Bcrypt);
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     if let Err(e) = state.schema.fresh(&state.db).await {
         tracing::error!(worker_id, error = %e, "loading collections at start failed; will retry on first use");

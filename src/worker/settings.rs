@@ -258,11 +258,25 @@ pub enum SettingsError {
     Db(#[from] DbError),
 }
 
-fn read_row(conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
-    conn.prepare_cached("SELECT value FROM _params WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()
+fn read_row(conn: &Connection, id: &str) -> Result<Option<String>, SettingsError> {
+    // PocketBase writes `value` as a BLOB; CAST reads either storage class as text.
+    let text: Option<String> =
+        conn.prepare_cached("SELECT CAST(value AS TEXT) FROM _params WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
+    match text {
+        // PocketBase's `--encryptionEnv` encrypts this row (see `shared::pb_params`).
+        Some(t) if id == PARAMS_ID => Ok(Some(crate::shared::pb_params::open(&t).map_err(|e| SettingsError::Sealed(e.to_string()))?)),
+        other => Ok(other),
+    }
 }
 
-fn write_row(tx: &Transaction<'_>, id: &str, value: &str) -> rusqlite::Result<()> {
+fn write_row(tx: &Transaction<'_>, id: &str, value: &str) -> Result<(), SettingsError> {
+    let sealed;
+    let value = if id == PARAMS_ID {
+        sealed = crate::shared::pb_params::seal(value).map_err(|e| SettingsError::Sealed(e.to_string()))?;
+        sealed.as_str()
+    } else {
+        value
+    };
     tx.execute(
         "INSERT INTO _params (id, value) VALUES (?1, ?2)
          ON CONFLICT(id) DO UPDATE SET value = excluded.value, updated = strftime('%Y-%m-%d %H:%M:%fZ')",

@@ -1,5 +1,6 @@
-//! `vaultbase superuser upsert EMAIL PASSWORD` and `vaultbase superuser delete EMAIL`, as in
-//! PocketBase: run against the data dir directly, whether or not a server is running on it.
+//! `vaultbase superuser create|update|upsert EMAIL PASSWORD` and `vaultbase superuser delete
+//! EMAIL`, as in PocketBase: run against the data dir directly, whether or not a server is
+//! running on it. (`superuser otp` is refused with a message: not supported yet.)
 //!
 //! If no server holds the data dir, this takes its lock for the duration and runs the system
 //! migrations (so it works on a fresh dir); if one does, the database is already migrated and
@@ -36,6 +37,10 @@ pub enum SuperuserCliError {
     NotFound(String),
     #[error("you can't delete the only existing superuser")]
     LastSuperuser,
+    #[error("failed to create new superuser account: email {0:?} is already in use")]
+    Exists(String),
+    #[error("`superuser otp` is not supported by vaultbase yet; set a password with `vaultbase superuser upsert EMAIL PASSWORD`")]
+    OtpUnsupported,
 }
 
 /// The email check the CLI and the setup link share.
@@ -62,56 +67,72 @@ pub fn run(cfg: &Config, action: SuperuserAction) -> Result<String, SuperuserCli
     if !migrate::pending(&conn)?.is_empty() {
         return Err(SuperuserCliError::Unmigrated);
     }
-    match action {
-        SuperuserAction::Upsert { email, password } => {
-            if !looks_like_email(&email) {
-                return Err(SuperuserCliError::BadEmail(email));
-            }
-            if !length_ok(&password, PASSWORD_MIN_CHARS_DEFAULT, PASSWORD_MAX_CHARS_LIMIT) {
-                return Err(SuperuserCliError::BadPassword);
-            }
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
-            let hash = runtime
-                .block_on(PasswordPool::new(1).hash(&password))
-                .map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
-            let token_key = random::new_token_key().map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let existing: Option<String> =
-                tx.query_row("SELECT id FROM _superusers WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
-            let message = match existing {
-                Some(id) => {
-                    tx.execute(
-                        "UPDATE _superusers SET password = ?2, tokenKey = ?3, updated = strftime('%Y-%m-%d %H:%M:%fZ') WHERE id = ?1",
-                        [&id, &hash, &token_key],
-                    )?;
-                    format!("Successfully changed superuser {email:?} password!")
-                }
-                None => {
-                    let id = random::new_id().map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
-                    insert_superuser(&tx, &id, &email, &hash, &token_key)?;
-                    crate::shared::setup_link::revoke(&tx)?;
-                    format!("Successfully saved superuser {email:?}!")
-                }
-            };
-            tx.commit()?;
-            Ok(message)
-        }
-        SuperuserAction::Delete { email } => {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let id: Option<String> = tx.query_row("SELECT id FROM _superusers WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
-            let Some(id) = id else { return Err(SuperuserCliError::NotFound(email)) };
-            let count: i64 = tx.query_row("SELECT count(*) FROM _superusers", [], |r| r.get(0))?;
-            if count <= 1 {
-                return Err(SuperuserCliError::LastSuperuser);
-            }
-            tx.execute("DELETE FROM _superusers WHERE id = ?1", [&id])?;
-            tx.commit()?;
-            Ok(format!("Successfully deleted superuser {email:?}!"))
-        }
+    // Which of create/update/upsert: may it create, may it update.
+    let (email, password, may_create, may_update) = match action {
+        SuperuserAction::Upsert { email, password } => (email, password, true, true),
+        SuperuserAction::Create { email, password } => (email, password, true, false),
+        SuperuserAction::Update { email, password } => (email, password, false, true),
+        SuperuserAction::Otp { .. } => return Err(SuperuserCliError::OtpUnsupported),
+        SuperuserAction::Delete { email } => return delete(&mut conn, email),
+    };
+    if !looks_like_email(&email) {
+        return Err(SuperuserCliError::BadEmail(email));
     }
+    if !length_ok(&password, PASSWORD_MIN_CHARS_DEFAULT, PASSWORD_MAX_CHARS_LIMIT) {
+        return Err(SuperuserCliError::BadPassword);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+    let pool = PasswordPool::new(1);
+    if migrate::is_pocketbase(&conn)? {
+        pool.set_scheme(crate::worker::auth::password::HashScheme::Bcrypt);
+    }
+    let hash = runtime
+        .block_on(pool.hash(&password))
+        .map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+    let token_key = random::new_token_key().map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let existing: Option<String> =
+        tx.query_row("SELECT id FROM _superusers WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
+    let message = match existing {
+        Some(_) if !may_update => return Err(SuperuserCliError::Exists(email)),
+        None if !may_create => return Err(SuperuserCliError::NotFound(email)),
+        Some(id) => {
+            tx.execute(
+                "UPDATE _superusers SET password = ?2, tokenKey = ?3, updated = strftime('%Y-%m-%d %H:%M:%fZ') WHERE id = ?1",
+                [&id, &hash, &token_key],
+            )?;
+            format!("Successfully changed superuser {email:?} password!")
+        }
+        None => {
+            let id = random::new_id().map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+            insert_superuser(&tx, &id, &email, &hash, &token_key)?;
+            crate::shared::setup_link::revoke(&tx)?;
+            if may_update {
+                format!("Successfully saved superuser {email:?}!")
+            } else {
+                format!("Successfully created new superuser {email:?}!")
+            }
+        }
+    };
+    tx.commit()?;
+    Ok(message)
+}
+
+/// `superuser delete EMAIL`; never the last superuser.
+fn delete(conn: &mut rusqlite::Connection, email: String) -> Result<String, SuperuserCliError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let id: Option<String> = tx.query_row("SELECT id FROM _superusers WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
+    let Some(id) = id else { return Err(SuperuserCliError::NotFound(email)) };
+    let count: i64 = tx.query_row("SELECT count(*) FROM _superusers", [], |r| r.get(0))?;
+    if count <= 1 {
+        return Err(SuperuserCliError::LastSuperuser);
+    }
+    tx.execute("DELETE FROM _superusers WHERE id = ?1", [&id])?;
+    tx.commit()?;
+    Ok(format!("Successfully deleted superuser {email:?}!"))
 }
 
 /// Inserts a new, verified superuser with an already hashed password.

@@ -20,7 +20,7 @@ use zip::write::SimpleFileOptions;
 
 use super::{BackupError, AUXILIARY_DB, BACKUPS_DIR, DATA_DB};
 use crate::shared::data_dir::STORAGE_DIR;
-use crate::shared::db::{adopt, migrate, open};
+use crate::shared::db::{migrate, open};
 
 /// How long a snapshot waits for a lock it cannot do without (only a WAL recovery takes one).
 const SNAPSHOT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -300,7 +300,6 @@ pub fn prepare_db(path: &Path) -> Result<(), BackupError> {
     if !has_collections {
         return Err(BackupError::Invalid("data.db has no _collections table: not a vaultbase or PocketBase database".into()));
     }
-    adopt::adopt_pocketbase(&mut conn).map_err(BackupError::sqlite("adopting the PocketBase database"))?;
     migrate::run(&mut conn).map_err(BackupError::sqlite("migrating the restored database"))?;
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").map_err(BackupError::sqlite("checkpointing the restored database"))?;
     // The last connection to close removes the WAL.

@@ -1,8 +1,16 @@
-//! Embedded, versioned system migrations, recorded in `_migrations` as PocketBase does.
+//! Embedded, versioned system migrations, recorded in vaultbase's own ledger `_vb_migrations`.
 //!
 //! They run once, in the process holding the data-dir lock (supervisor or `serve`), before any
 //! worker starts. A worker only checks that nothing is pending and refuses to start otherwise,
 //! so two binaries of different versions can never migrate one file concurrently.
+//!
+//! A data dir PocketBase (≥ 0.23) made is opened in place: its tables (`_collections`,
+//! `_params`, `_superusers`, `_otps`, `_mfas`, `_externalAuths`, `_authOrigins`, `users`, …) are
+//! recognised and never created, altered or re-indexed here; only vaultbase's own `_vb_` tables
+//! are added. PocketBase's ledger `_migrations` is PocketBase's (and JS migrations') alone: the
+//! steps below never write it, so PocketBase still sees exactly its own history when it opens the
+//! dir again. Data dirs from before `_vb_migrations` existed have their vaultbase rows moved
+//! out of `_migrations` on the first run.
 
 use rusqlite::Connection;
 
@@ -31,7 +39,9 @@ pub const USERS_JSON: &str = include_str!("system/users.json");
 /// The `users` table, as the schema model generates it.
 pub const USERS_DDL: &str = r#"CREATE TABLE "users" ("id" TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL, "password" TEXT DEFAULT '' NOT NULL, "tokenKey" TEXT DEFAULT '' NOT NULL, "email" TEXT DEFAULT '' NOT NULL, "emailVisibility" BOOLEAN DEFAULT FALSE NOT NULL, "verified" BOOLEAN DEFAULT FALSE NOT NULL, "name" TEXT DEFAULT '' NOT NULL, "avatar" TEXT DEFAULT '' NOT NULL, "created" TEXT DEFAULT '' NOT NULL, "updated" TEXT DEFAULT '' NOT NULL)"#;
 
-/// Every system migration, oldest first. Append only; never edit a released entry.
+/// Every system migration, oldest first. Append only; never change what a released entry does
+/// to a data dir vaultbase made (making an entry skip a table PocketBase already has is allowed:
+/// such a dir never ran it).
 pub const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "1763769600_init_params",
@@ -51,7 +61,7 @@ pub const MIGRATIONS: &[Migration] = &[
         // cached kind of definition, bumped in the same transaction as the change, which
         // every worker compares before trusting its cache.
         apply: Apply::Sql(
-            "CREATE TABLE _collections (
+            "CREATE TABLE IF NOT EXISTS _collections (
                 id         TEXT PRIMARY KEY NOT NULL,
                 system     BOOLEAN DEFAULT FALSE NOT NULL,
                 type       TEXT DEFAULT 'base' NOT NULL,
@@ -80,13 +90,47 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         name: "1763769604_accounts",
+        // On a PocketBase data dir the four account tables are PocketBase's own collections
+        // (their layout differs: see `accounts`) and only the `_vb_` tables are added.
         // The account flows' tables, with PocketBase's names where it has one (`_otps`,
         // `_mfas`, `_authOrigins`, `_externalAuths`; plain tables here, not collections).
         // `_vb_limits` holds the abuse counters: in SQLite, not process memory, so a limit
         // holds across every worker of a cluster. `_vb_used_tokens` remembers single-purpose
         // tokens already spent (by SHA-256) until they expire. Times are unix seconds.
-        apply: Apply::Sql(
-            "CREATE TABLE _otps (
+        apply: Apply::Fn(create_accounts),
+    },
+    Migration {
+        name: "1763769605_realtime_sequence",
+        // The cluster-wide commit sequence of record changes: bumped inside every write that
+        // changes records, so SQLite's write lock orders it exactly as the commits, and every
+        // worker can put the changes it hears of (its own and the bus's) back in commit order.
+        apply: Apply::Sql("INSERT INTO _vb_versions (name, version) VALUES ('realtime', 0);"),
+    },
+    Migration { name: "1763769606_default_users", apply: Apply::Fn(create_users) },
+    Migration {
+        name: "1763769620_cron",
+        // The cron scheduler's (worker/cron). `_vb_cron_claims`: one row per job and slot (a
+        // UTC minute since the epoch), inserted by the worker that will run it; the primary key
+        // is what makes a scheduled run happen once cluster-wide. `_vb_cron_runs`: what ran,
+        // where, for how long and how it ended (a bounded log; `slot` is NULL for a manual run).
+        apply: Apply::Sql(CRON_SQL),
+    },
+    Migration {
+        name: "1763769630_jobs_webhooks",
+        // Background jobs (worker/jobs). `_vb_jobs` is the queue and the outbox: a row is
+        // inserted in the transaction of the write that wants it, so it exists only if that
+        // write commits. `status`: queued | running | done | dead | cancelled. A worker claims a
+        // due row with one conditional UPDATE that sets `lease_owner`/`lease_until` (unix ms);
+        // an expired lease makes a running row claimable again. `key` makes an enqueue
+        // idempotent. `_vb_job_attempts`: one row per attempt (outcome running | ok | failed |
+        // timeout | lost | released). `_vb_webhooks`: the webhook definitions (superusers
+        // only); `_vb_webhook_deliveries`: the delivery log, one row per HTTP attempt.
+        apply: Apply::Sql(JOBS_SQL),
+    },
+];
+
+/// The account flows' tables in vaultbase's layout (fresh data dirs).
+const ACCOUNTS_SQL: &str = "CREATE TABLE _otps (
                 id            TEXT PRIMARY KEY NOT NULL,
                 collectionRef TEXT NOT NULL,
                 recordRef     TEXT NOT NULL,
@@ -123,27 +167,13 @@ pub const MIGRATIONS: &[Migration] = &[
                 updated       TEXT DEFAULT (strftime('%Y-%m-%d %H:%M:%fZ')) NOT NULL,
                 UNIQUE (collectionRef, provider, providerId),
                 UNIQUE (collectionRef, recordRef, provider)
-            );
-            CREATE TABLE _vb_limits (key TEXT PRIMARY KEY NOT NULL, window_end INTEGER NOT NULL, hits INTEGER NOT NULL);
-            CREATE TABLE _vb_used_tokens (hash TEXT PRIMARY KEY NOT NULL, expires INTEGER NOT NULL);",
-        ),
-    },
-    Migration {
-        name: "1763769605_realtime_sequence",
-        // The cluster-wide commit sequence of record changes: bumped inside every write that
-        // changes records, so SQLite's write lock orders it exactly as the commits, and every
-        // worker can put the changes it hears of (its own and the bus's) back in commit order.
-        apply: Apply::Sql("INSERT INTO _vb_versions (name, version) VALUES ('realtime', 0);"),
-    },
-    Migration { name: "1763769606_default_users", apply: Apply::Fn(create_users) },
-    Migration {
-        name: "1763769620_cron",
-        // The cron scheduler's (worker/cron). `_vb_cron_claims`: one row per job and slot (a
-        // UTC minute since the epoch), inserted by the worker that will run it; the primary key
-        // is what makes a scheduled run happen once cluster-wide. `_vb_cron_runs`: what ran,
-        // where, for how long and how it ended (a bounded log; `slot` is NULL for a manual run).
-        apply: Apply::Sql(
-            "CREATE TABLE _vb_cron_claims (
+            );";
+
+/// vaultbase's own account state, on every data dir.
+const ACCOUNTS_VB_SQL: &str = "CREATE TABLE _vb_limits (key TEXT PRIMARY KEY NOT NULL, window_end INTEGER NOT NULL, hits INTEGER NOT NULL);
+            CREATE TABLE _vb_used_tokens (hash TEXT PRIMARY KEY NOT NULL, expires INTEGER NOT NULL);";
+
+const CRON_SQL: &str = "CREATE TABLE _vb_cron_claims (
                 job     TEXT NOT NULL,
                 slot    INTEGER NOT NULL,
                 worker  INTEGER NOT NULL,
@@ -162,21 +192,9 @@ pub const MIGRATIONS: &[Migration] = &[
                 outcome     TEXT NOT NULL,
                 error       TEXT DEFAULT '' NOT NULL
             );
-            CREATE INDEX _vb_cron_runs_job ON _vb_cron_runs (job, id);",
-        ),
-    },
-    Migration {
-        name: "1763769630_jobs_webhooks",
-        // Background jobs (worker/jobs). `_vb_jobs` is the queue and the outbox: a row is
-        // inserted in the transaction of the write that wants it, so it exists only if that
-        // write commits. `status`: queued | running | done | dead | cancelled. A worker claims a
-        // due row with one conditional UPDATE that sets `lease_owner`/`lease_until` (unix ms);
-        // an expired lease makes a running row claimable again. `key` makes an enqueue
-        // idempotent. `_vb_job_attempts`: one row per attempt (outcome running | ok | failed |
-        // timeout | lost | released). `_vb_webhooks`: the webhook definitions (superusers
-        // only); `_vb_webhook_deliveries`: the delivery log, one row per HTTP attempt.
-        apply: Apply::Sql(
-            "CREATE TABLE _vb_jobs (
+            CREATE INDEX _vb_cron_runs_job ON _vb_cron_runs (job, id);";
+
+const JOBS_SQL: &str = "CREATE TABLE _vb_jobs (
                 id           TEXT PRIMARY KEY NOT NULL,
                 name         TEXT NOT NULL,
                 payload      TEXT DEFAULT 'null' NOT NULL,
@@ -234,10 +252,90 @@ pub const MIGRATIONS: &[Migration] = &[
                 error      TEXT DEFAULT '' NOT NULL,
                 created    INTEGER NOT NULL
             );
-            CREATE INDEX _vb_webhook_deliveries_hook ON _vb_webhook_deliveries (webhook, id);",
-        ),
-    },
-];
+            CREATE INDEX _vb_webhook_deliveries_hook ON _vb_webhook_deliveries (webhook, id);";
+
+/// True when `table` exists in the main database.
+fn has_table(conn: &Connection, table: &str) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1)", [table], |r| r.get(0))
+}
+
+/// True when PocketBase made this database: its own ledger records its init migration.
+pub fn is_pocketbase(conn: &Connection) -> rusqlite::Result<bool> {
+    if !has_table(conn, "_migrations")? {
+        return Ok(false);
+    }
+    conn.query_row("SELECT EXISTS(SELECT 1 FROM _migrations WHERE file = ?1)", [POCKETBASE_INIT_MIGRATION], |r| r.get(0))
+}
+
+/// Field types a PocketBase (0.23–0.40) collection may hold.
+const POCKETBASE_FIELD_TYPES: &[&str] =
+    &["text", "number", "bool", "email", "url", "editor", "date", "autodate", "select", "file", "relation", "json", "geoPoint", "password"];
+
+/// On a PocketBase data dir, checks every `_collections` row before anything is written:
+/// the first damaged one as a message naming the collection and what is wrong, or None.
+/// Read-only, so a refused dir is left exactly as it was.
+pub fn damaged_collection(conn: &Connection) -> rusqlite::Result<Option<String>> {
+    if !is_pocketbase(conn)? {
+        return Ok(None);
+    }
+    let mut stmt = conn.prepare(
+        "SELECT id, name, type, CAST(fields AS TEXT), CAST(indexes AS TEXT), CAST(options AS TEXT) FROM _collections ORDER BY rowid",
+    )?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let (id, name, kind): (String, String, String) = (row.get(0)?, row.get(1)?, row.get(2)?);
+        let (fields, indexes, options): (Option<String>, Option<String>, Option<String>) = (row.get(3)?, row.get(4)?, row.get(5)?);
+        if let Some(problem) = collection_problem(&kind, fields.as_deref(), indexes.as_deref(), options.as_deref()) {
+            return Ok(Some(format!("collection {name:?} (id {id:?}) in _collections is damaged: {problem}")));
+        }
+    }
+    Ok(None)
+}
+
+fn collection_problem(kind: &str, fields: Option<&str>, indexes: Option<&str>, options: Option<&str>) -> Option<String> {
+    use serde_json::Value;
+    if !matches!(kind, "base" | "auth" | "view") {
+        return Some(format!("unknown type {kind:?}"));
+    }
+    let parse = |column: &str, text: Option<&str>| -> Result<Value, String> {
+        serde_json::from_str(text.unwrap_or("")).map_err(|e| format!("{column} is not valid JSON ({e})"))
+    };
+    let fields = match parse("fields", fields) {
+        Ok(Value::Array(a)) => a,
+        Ok(_) => return Some("fields is not a JSON array".into()),
+        Err(e) => return Some(e),
+    };
+    for (i, f) in fields.iter().enumerate() {
+        let Some(name) = f.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) else {
+            return Some(format!("field #{i} has no name"));
+        };
+        match f.get("type").and_then(Value::as_str) {
+            Some(t) if POCKETBASE_FIELD_TYPES.contains(&t) => {}
+            Some(t) => return Some(format!("field {name:?} has unknown type {t:?}")),
+            None => return Some(format!("field {name:?} has no type")),
+        }
+    }
+    match parse("indexes", indexes) {
+        Ok(Value::Array(a)) if a.iter().all(Value::is_string) => {}
+        Ok(_) => return Some("indexes is not a JSON array of strings".into()),
+        Err(e) => return Some(e),
+    }
+    match parse("options", options) {
+        Ok(Value::Object(_)) => None,
+        Ok(_) => Some("options is not a JSON object".into()),
+        Err(e) => Some(e),
+    }
+}
+
+/// The name PocketBase (≥ 0.23) records for the migration that creates its system tables.
+pub const POCKETBASE_INIT_MIGRATION: &str = "1640988000_init.go";
+
+fn create_accounts(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    if !has_table(tx, "_otps")? {
+        tx.execute_batch(ACCOUNTS_SQL)?;
+    }
+    tx.execute_batch(ACCOUNTS_VB_SQL)
+}
 
 /// Runs the `indexes` statements of a system collection's JSON definition.
 fn create_indexes(tx: &rusqlite::Transaction<'_>, definition: &str) -> rusqlite::Result<()> {
@@ -252,6 +350,9 @@ fn create_indexes(tx: &rusqlite::Transaction<'_>, definition: &str) -> rusqlite:
 }
 
 fn create_superusers(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    if has_table(tx, "_superusers")? {
+        return Ok(());
+    }
     tx.execute_batch(SUPERUSERS_DDL)?;
     create_indexes(tx, SUPERUSERS_JSON)?;
     tx.execute(
@@ -292,23 +393,43 @@ fn create_users(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
 }
 
 const CREATE_LEDGER: &str =
-    "CREATE TABLE IF NOT EXISTS _migrations (file VARCHAR(255) PRIMARY KEY NOT NULL, applied INTEGER NOT NULL)";
+    "CREATE TABLE IF NOT EXISTS _vb_migrations (file TEXT PRIMARY KEY NOT NULL, applied INTEGER NOT NULL)";
+
+/// Creates `_vb_migrations` and moves into it the rows earlier vaultbase versions wrote into
+/// `_migrations` (only names from [`MIGRATIONS`]; anything else there is PocketBase's or a JS
+/// migration's and stays).
+fn open_ledger(conn: &mut Connection) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    tx.execute_batch(CREATE_LEDGER)?;
+    if has_table(&tx, "_migrations")? {
+        for m in MIGRATIONS {
+            let moved = tx.execute(
+                "INSERT OR IGNORE INTO _vb_migrations (file, applied) SELECT file, applied FROM _migrations WHERE file = ?1",
+                [m.name],
+            )?;
+            if moved > 0 {
+                tx.execute("DELETE FROM _migrations WHERE file = ?1", [m.name])?;
+            }
+        }
+    }
+    tx.commit()
+}
 
 /// Applies every pending migration, each in its own `BEGIN IMMEDIATE` transaction. Returns the
 /// names applied.
 pub fn run(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
-    conn.execute_batch(CREATE_LEDGER)?;
+    open_ledger(conn)?;
     let mut applied = Vec::new();
     for m in MIGRATIONS {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let done: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM _migrations WHERE file = ?1)", [m.name], |r| r.get(0))?;
+        let done: bool = tx.query_row("SELECT EXISTS(SELECT 1 FROM _vb_migrations WHERE file = ?1)", [m.name], |r| r.get(0))?;
         if !done {
             match m.apply {
                 Apply::Sql(sql) => tx.execute_batch(sql)?,
                 Apply::Fn(f) => f(&tx)?,
             }
             tx.execute(
-                "INSERT INTO _migrations (file, applied) VALUES (?1, CAST(strftime('%s','now') AS INTEGER) * 1000000)",
+                "INSERT INTO _vb_migrations (file, applied) VALUES (?1, CAST(strftime('%s','now') AS INTEGER) * 1000000)",
                 [m.name],
             )?;
             applied.push(m.name);
@@ -320,15 +441,10 @@ pub fn run(conn: &mut Connection) -> rusqlite::Result<Vec<&'static str>> {
 
 /// The migrations not yet applied to this database.
 pub fn pending(conn: &Connection) -> rusqlite::Result<Vec<&'static str>> {
-    let has_ledger: bool = conn.query_row(
-        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type='table' AND name='_migrations')",
-        [],
-        |r| r.get(0),
-    )?;
-    if !has_ledger {
+    if !has_table(conn, "_vb_migrations")? {
         return Ok(MIGRATIONS.iter().map(|m| m.name).collect());
     }
-    let mut stmt = conn.prepare("SELECT EXISTS(SELECT 1 FROM _migrations WHERE file = ?1)")?;
+    let mut stmt = conn.prepare("SELECT EXISTS(SELECT 1 FROM _vb_migrations WHERE file = ?1)")?;
     let mut out = Vec::new();
     for m in MIGRATIONS {
         if !stmt.query_row([m.name], |r| r.get::<_, bool>(0))? {
@@ -354,6 +470,29 @@ mod tests {
     }
 
     #[test]
+    fn an_older_data_dir_has_its_rows_moved_out_of_pocketbases_ledger() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = crate::shared::db::open::open(&dir.path().join("d.db"), crate::shared::db::open::Role::Writer)
+            .expect("open");
+        run(&mut conn).expect("run");
+        // As vaultbase before `_vb_migrations` left it, plus a JS migration's row.
+        conn.execute_batch(
+            "CREATE TABLE _migrations (file VARCHAR(255) PRIMARY KEY NOT NULL, applied INTEGER NOT NULL);
+             INSERT INTO _migrations SELECT file, applied FROM _vb_migrations;
+             INSERT INTO _migrations VALUES ('1700000000_js.js', 1);
+             DROP TABLE _vb_migrations;",
+        )
+        .expect("rewind");
+        assert_eq!(pending(&conn).expect("pending").len(), MIGRATIONS.len(), "positive control: nothing recorded where it is looked for");
+        assert!(run(&mut conn).expect("run").is_empty(), "nothing is applied twice");
+        let rows: Vec<String> =
+            conn.prepare("SELECT file FROM _migrations").expect("prepare").query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect();
+        assert_eq!(rows, ["1700000000_js.js"], "only the JS migration's row stays in _migrations");
+        assert!(pending(&conn).expect("pending").is_empty());
+        assert!(!is_pocketbase(&conn).expect("is_pocketbase"), "a vaultbase dir is not taken for PocketBase's");
+    }
+
+    #[test]
     fn the_default_users_collection_is_only_made_on_a_data_dir_without_collections_of_its_own() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut conn = crate::shared::db::open::open(&dir.path().join("d.db"), crate::shared::db::open::Role::Writer)
@@ -365,12 +504,12 @@ mod tests {
         assert!(users(&conn), "a fresh data dir gets it");
         // An older data dir, upgraded: its own collection and no `users`.
         let older = "DROP TABLE users; DELETE FROM _collections WHERE id = '_pb_users_auth_';
-                     DELETE FROM _migrations WHERE file = '1763769606_default_users';";
+                     DELETE FROM _vb_migrations WHERE file = '1763769606_default_users';";
         conn.execute_batch(older).expect("rewind");
         conn.execute_batch("INSERT INTO _collections (id, name) VALUES ('pbc_1', 'posts')").expect("own collection");
         assert_eq!(run(&mut conn).expect("run"), ["1763769606_default_users"]);
         assert!(!users(&conn), "an upgraded data dir is left as it was");
-        conn.execute_batch("DELETE FROM _collections WHERE id = 'pbc_1'; DELETE FROM _migrations WHERE file = '1763769606_default_users';")
+        conn.execute_batch("DELETE FROM _collections WHERE id = 'pbc_1'; DELETE FROM _vb_migrations WHERE file = '1763769606_default_users';")
             .expect("rewind");
         run(&mut conn).expect("run");
         assert!(users(&conn), "positive control: without collections of its own, it is made");

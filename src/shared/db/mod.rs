@@ -7,7 +7,6 @@
 //! runs under a deadline and every queue is bounded ([`Refusal`] says which limit refused).
 
 mod executor;
-pub mod adopt;
 pub mod migrate;
 pub mod open;
 pub mod rate_table;

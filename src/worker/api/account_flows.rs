@@ -251,7 +251,8 @@ fn sign(state: &AppState, c: &Collection, record: &Map<String, Value>, kind: Tok
         kind,
         exp: jwt::expires_at(jwt::unix_now(), std::time::Duration::from_secs(ttl_secs)),
     };
-    jwt::sign(&state.jwt_secret, &claims, str_of(record, "tokenKey")).map_err(ApiError::internal)
+    let collection_secret = crate::worker::actor::token_secret(c, claims.token_type());
+    jwt::sign_for(&state.jwt_secret, collection_secret, &claims, str_of(record, "tokenKey")).map_err(ApiError::internal)
 }
 
 /// Verifies a single-purpose token of `c`: the record it names, with its claims. None for
@@ -263,7 +264,8 @@ async fn verify_token(state: &AppState, c: &Arc<Collection>, token: &str, expect
         return Ok(None);
     }
     let Some(record) = load_record(state, c, peeked.id).await? else { return Ok(None) };
-    match jwt::verify(&state.jwt_secret, token, expected, &c.id, str_of(&record, "tokenKey"), now) {
+    let collection_secret = crate::worker::actor::token_secret(c, expected);
+    match jwt::verify_for(&state.jwt_secret, collection_secret, token, expected, &c.id, str_of(&record, "tokenKey"), now) {
         Ok(claims) => Ok(Some((record, claims))),
         Err(_) => Ok(None),
     }

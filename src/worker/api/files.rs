@@ -246,7 +246,8 @@ pub(crate) async fn file_token_actor(state: &AppState, token: &str) -> Actor {
     }
     let Some((collection, record)) = loaded else { return Actor::Guest };
     let auth = AuthRecord { collection, record, refreshable: false, token: token.to_owned() };
-    match jwt::verify(&state.jwt_secret, token, TokenType::File, &auth.collection.id, auth.token_key(), now) {
+    let collection_secret = crate::worker::actor::token_secret(&auth.collection, TokenType::File);
+    match jwt::verify_for(&state.jwt_secret, collection_secret, token, TokenType::File, &auth.collection.id, auth.token_key(), now) {
         Ok(_) => Actor::Auth(Arc::new(auth)),
         Err(_) => Actor::Guest,
     }
@@ -265,7 +266,8 @@ pub async fn token(state: &AppState, actor: &Actor) -> Result<Response<ResBody>,
         kind: TokenKind::File,
         exp: jwt::expires_at(jwt::unix_now(), ttl),
     };
-    let token = jwt::sign(&state.jwt_secret, &claims, auth.token_key()).map_err(ApiError::internal)?;
+    let collection_secret = crate::worker::actor::token_secret(&auth.collection, TokenType::File);
+    let token = jwt::sign_for(&state.jwt_secret, collection_secret, &claims, auth.token_key()).map_err(ApiError::internal)?;
     Ok(json_response(StatusCode::OK, &json!({ "token": token })))
 }
 

@@ -12,6 +12,7 @@ pub mod health;
 pub mod jobs;
 pub mod logs;
 pub mod oauth2;
+pub mod public;
 pub mod realtime;
 pub mod record_auth;
 pub mod record_hooks;

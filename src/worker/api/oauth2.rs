@@ -49,6 +49,8 @@ const VALIDATION: &str = "An error occurred while validating the submitted data.
 const FAILED: &str = "Failed to authenticate.";
 /// The collection name the SDK uses for provider links.
 pub const EXTERNAL_AUTHS: &str = "_externalAuths";
+/// Its collection id: PocketBase's, the same in every PocketBase data dir (derived from the name).
+pub const EXTERNAL_AUTHS_ID: &str = "pbc_2281828961";
 /// Length of the random password a record created by OAuth2 sign-up gets, in characters.
 const RANDOM_PASSWORD_CHARS: usize = 30;
 
@@ -388,7 +390,7 @@ pub async fn list_external_auths(state: &AppState, req: &Request<Incoming>, acto
             .filter(|(_, l)| provider.as_ref().is_none_or(|p| *p == l[1]))
             .map(|(collection_ref, [id, provider, provider_id, created, updated])| {
                 json!({
-                    "collectionId": EXTERNAL_AUTHS, "collectionName": EXTERNAL_AUTHS, "id": id,
+                    "collectionId": EXTERNAL_AUTHS_ID, "collectionName": EXTERNAL_AUTHS, "id": id,
                     "collectionRef": collection_ref, "recordRef": record_id, "provider": provider,
                     "providerId": provider_id, "created": created, "updated": updated,
                 })

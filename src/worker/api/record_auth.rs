@@ -74,7 +74,8 @@ fn auth_response(state: &AppState, c: &Collection, record: &Map<String, Value>, 
                 kind: TokenKind::Auth { refreshable: true },
                 exp: jwt::expires_at(jwt::unix_now(), ttl),
             };
-            jwt::sign(&state.jwt_secret, &claims, token_key).map_err(ApiError::internal)?
+            let collection_secret = crate::worker::actor::token_secret(c, jwt::TokenType::Auth);
+            jwt::sign_for(&state.jwt_secret, collection_secret, &claims, token_key).map_err(ApiError::internal)?
         }
     };
     let superuser = c.name == crate::worker::actor::SUPERUSERS;

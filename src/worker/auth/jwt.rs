@@ -17,10 +17,12 @@
 //! rotating it (password or email change) revokes every token the record holds. The derived
 //! half has a fixed length, so the concatenation is unambiguous.
 //!
-//! PocketBase keeps a random 50-character secret per collection and type instead; deriving
-//! ours from the one data-dir secret gives every worker the same keys with nothing to share.
-//! What that does not give yet is PocketBase's "reset this collection's tokens": that needs a
-//! per-collection value (a stored generation or salt) added to the derivation input.
+//! PocketBase keeps a random 50-character secret per collection and type instead (the
+//! collection options' `authToken.secret`, …) and signs with `tokenKey ‖ secret`. When a
+//! collection has that secret (every collection of a PocketBase data dir does) the key is
+//! PocketBase's exactly, so tokens cross the switch both ways and changing the secret revokes
+//! the collection's tokens. A collection without one (vaultbase's default) uses the derived
+//! key above, which needs no secret in the database. The caller passes the secret it read.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
@@ -261,8 +263,15 @@ static HS256_ONLY: LazyLock<Validation> = LazyLock::new(|| {
     v
 });
 
-/// Signs `claims` for the record whose `tokenKey` is `token_key`.
+/// Signs `claims` for the record whose `tokenKey` is `token_key`, with the derived key (a
+/// collection without its own token secret).
 pub fn sign(secret: &JwtSecret, claims: &Claims, token_key: &str) -> Result<String, TokenError> {
+    sign_for(secret, "", claims, token_key)
+}
+
+/// [`sign`] for a collection whose token secret of this type is `collection_secret` (empty:
+/// none, the derived key).
+pub fn sign_for(secret: &JwtSecret, collection_secret: &str, claims: &Claims, token_key: &str) -> Result<String, TokenError> {
     // Refuse to issue what `verify` would refuse to accept.
     if claims.id.is_empty() {
         return Err(TokenError::EmptyClaim("id"));
@@ -270,7 +279,7 @@ pub fn sign(secret: &JwtSecret, claims: &Claims, token_key: &str) -> Result<Stri
     if claims.collection_id.is_empty() {
         return Err(TokenError::EmptyClaim("collectionId"));
     }
-    let key = signing_key(secret, &claims.collection_id, claims.token_type(), token_key)?;
+    let key = signing_key(secret, collection_secret, &claims.collection_id, claims.token_type(), token_key)?;
     let token = jsonwebtoken::encode(
         &Header::new(Algorithm::HS256),
         &WireClaims::from_claims(claims),
@@ -316,8 +325,22 @@ pub fn verify(
     token_key: &str,
     now: i64,
 ) -> Result<Claims, TokenError> {
+    verify_for(secret, "", token, expected, collection_id, token_key, now)
+}
+
+/// [`verify`] for a collection whose token secret of type `expected` is `collection_secret`
+/// (empty: none, the derived key).
+pub fn verify_for(
+    secret: &JwtSecret,
+    collection_secret: &str,
+    token: &str,
+    expected: TokenType,
+    collection_id: &str,
+    token_key: &str,
+    now: i64,
+) -> Result<Claims, TokenError> {
     check_shape(token)?;
-    let key = signing_key(secret, collection_id, expected, token_key)?;
+    let key = signing_key(secret, collection_secret, collection_id, expected, token_key)?;
     let data = jsonwebtoken::decode::<WireClaims<'static>>(token, &DecodingKey::from_secret(&key), &HS256_ONLY)
         .map_err(decode_error)?;
     let claims = data.claims.into_claims()?;
@@ -405,9 +428,11 @@ fn decode_error(e: jsonwebtoken::errors::Error) -> TokenError {
 }
 
 /// The HS256 key for tokens of `token_type` in `collection_id` held by a record with
-/// `token_key` (see the module docs).
+/// `token_key` (see the module docs): PocketBase's `tokenKey ‖ collection_secret` when the
+/// collection has a secret, else the derived key.
 fn signing_key(
     secret: &JwtSecret,
+    collection_secret: &str,
     collection_id: &str,
     token_type: TokenType,
     token_key: &str,
@@ -416,6 +441,9 @@ fn signing_key(
         // A record always has one; an empty one means the caller did not load it, and signing
         // with the derived half alone would make every such record's tokens interchangeable.
         return Err(TokenError::EmptyTokenKey);
+    }
+    if !collection_secret.is_empty() {
+        return Ok([token_key.as_bytes(), collection_secret.as_bytes()].concat());
     }
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes()).map_err(|_| TokenError::KeyDerivation)?;
     mac.update(KEY_DERIVATION_LABEL);
@@ -470,7 +498,7 @@ mod tests {
     /// A token signed with the right key but built by hand, to test what `verify` does with
     /// payloads and headers that `sign` would never produce.
     fn forge(alg: Algorithm, payload: &serde_json::Value, collection_id: &str, t: TokenType) -> String {
-        let key = signing_key(&secret(), collection_id, t, KEY).expect("key");
+        let key = signing_key(&secret(), "", collection_id, t, KEY).expect("key");
         jsonwebtoken::encode(&Header::new(alg), payload, &EncodingKey::from_secret(&key)).expect("encode")
     }
 
@@ -687,14 +715,27 @@ mod tests {
     }
 
     #[test]
+    fn a_collection_secret_signs_as_pocketbase_and_rotating_it_revokes() {
+        // Issued by PocketBase 0.40.6 (users, tokenKey and authToken.secret below), exp 2027.
+        let claims = Claims { id: "u1".into(), collection_id: USERS.into(), kind: TokenKind::Auth { refreshable: true }, exp: NOW + 60 };
+        let token = sign_for(&secret(), "pb-secret", &claims, KEY).expect("sign");
+        // PocketBase's key is exactly tokenKey ‖ secret: verify with that key directly.
+        let key = [KEY.as_bytes(), b"pb-secret"].concat();
+        jsonwebtoken::decode::<serde_json::Value>(&token, &DecodingKey::from_secret(&key), &HS256_ONLY).expect("PocketBase's key verifies it");
+        assert!(verify_for(&secret(), "pb-secret", &token, TokenType::Auth, USERS, KEY, NOW).is_ok());
+        assert!(verify_for(&secret(), "rotated", &token, TokenType::Auth, USERS, KEY, NOW).is_err(), "a new secret revokes");
+        assert!(verify(&secret(), &token, TokenType::Auth, USERS, KEY, NOW).is_err(), "not the derived key");
+    }
+
+    #[test]
     fn signing_keys_are_separated_by_type_collection_and_token_key() {
-        let base = signing_key(&secret(), USERS, TokenType::Auth, KEY).expect("key");
+        let base = signing_key(&secret(), "", USERS, TokenType::Auth, KEY).expect("key");
         assert_eq!(base.len(), 32 + KEY.len());
         assert!(base.ends_with(KEY.as_bytes()));
-        assert_ne!(base, signing_key(&secret(), USERS, TokenType::File, KEY).expect("key"));
-        assert_ne!(base, signing_key(&secret(), SUPERUSERS, TokenType::Auth, KEY).expect("key"));
+        assert_ne!(base, signing_key(&secret(), "", USERS, TokenType::File, KEY).expect("key"));
+        assert_ne!(base, signing_key(&secret(), "", SUPERUSERS, TokenType::Auth, KEY).expect("key"));
         // The derived half ignores the tokenKey: rotating it changes only the tail.
-        let other = signing_key(&secret(), USERS, TokenType::Auth, "k").expect("key");
+        let other = signing_key(&secret(), "", USERS, TokenType::Auth, "k").expect("key");
         assert_eq!(base[..32], other[..32]);
     }
 

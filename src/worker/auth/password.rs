@@ -8,8 +8,10 @@
 //! account exists. Length and pattern rules of a collection's `password` field belong to the
 //! caller; the constants below are PocketBase's defaults and limits for it.
 //!
-//! PocketBase itself stores bcrypt hashes; a data dir imported from it would need a bcrypt
-//! verifier beside this one (a `$2a$`/`$2b$` hash is reported here as a malformed hash).
+//! PocketBase stores bcrypt hashes (`$2a$10$…`). Both formats are verified, whichever a row
+//! holds; new hashes are written in the pool's [`HashScheme`]: bcrypt on a data dir PocketBase
+//! made (so PocketBase, opening the dir again, can still verify every password), argon2id on
+//! one vaultbase made. The worker sets the scheme once at start.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -51,8 +53,34 @@ const MAX_STORED_ITERATIONS: u32 = 16;
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$EWND0cVWnq4kg6hF5NftCQ$LlkEgOQnE5YqFn2bDZznQ/LQwXBEVhYiMqgDUy1TvO8";
 
+/// bcrypt cost written on a PocketBase data dir: PocketBase's own (it hashes with cost 10).
+pub const BCRYPT_COST: u32 = 10;
+
+/// The costliest stored bcrypt hash verified (PocketBase writes 10; each step doubles the work).
+const MAX_STORED_BCRYPT_COST: u32 = 14;
+
+/// bcrypt's dummy for unknown users, made once (cost [`BCRYPT_COST`], random password).
+static BCRYPT_DUMMY_HASH: std::sync::LazyLock<Option<String>> = std::sync::LazyLock::new(|| {
+    let mut pw = [0u8; 32];
+    getrandom::getrandom(&mut pw).ok()?;
+    bcrypt::hash_with_result(pw, BCRYPT_COST).ok().map(|h| h.format_for_version(bcrypt::Version::TwoA))
+});
+
+/// Which format new password hashes are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HashScheme {
+    /// vaultbase's own: argon2id, PHC string.
+    Argon2id,
+    /// PocketBase's: bcrypt `$2a$`, cost [`BCRYPT_COST`].
+    Bcrypt,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
+    #[error("bcrypt: {0}")]
+    Bcrypt(bcrypt::BcryptError),
+    #[error("the stored bcrypt hash has cost {cost}, over the limit")]
+    StoredBcryptTooCostly { cost: u32 },
     #[error("the password is empty")]
     Empty,
     #[error("the password is {len} bytes, over the {MAX_PASSWORD_BYTES}-byte limit")]
@@ -98,6 +126,8 @@ struct Inner {
     peak_in_flight: AtomicUsize,
     /// argon2 computations started since the pool was made (hashes and verifications).
     started: AtomicUsize,
+    /// True when new hashes are bcrypt ([`HashScheme::Bcrypt`]).
+    bcrypt: std::sync::atomic::AtomicBool,
 }
 
 impl PasswordPool {
@@ -111,7 +141,22 @@ impl PasswordPool {
                 in_flight: AtomicUsize::new(0),
                 peak_in_flight: AtomicUsize::new(0),
                 started: AtomicUsize::new(0),
+                bcrypt: std::sync::atomic::AtomicBool::new(false),
             }),
+        }
+    }
+
+    /// Sets the format new hashes are written in (verification accepts both regardless).
+    pub fn set_scheme(&self, scheme: HashScheme) {
+        self.inner.bcrypt.store(scheme == HashScheme::Bcrypt, Ordering::Relaxed);
+    }
+
+    /// The format new hashes are written in.
+    pub fn scheme(&self) -> HashScheme {
+        if self.inner.bcrypt.load(Ordering::Relaxed) {
+            HashScheme::Bcrypt
+        } else {
+            HashScheme::Argon2id
         }
     }
 
@@ -146,7 +191,10 @@ impl PasswordPool {
     pub async fn hash(&self, password: &str) -> Result<String, PasswordError> {
         check_input(password)?;
         let password = password.to_owned();
-        self.run(move || hash_blocking(password.as_bytes())).await?
+        match self.scheme() {
+            HashScheme::Argon2id => self.run(move || hash_blocking(password.as_bytes())).await?,
+            HashScheme::Bcrypt => self.run(move || bcrypt_hash_blocking(password.as_bytes())).await?,
+        }
     }
 
     /// Whether `password` matches the stored `hash`. `Ok(false)` for a wrong, empty or
@@ -171,14 +219,18 @@ impl PasswordPool {
             return false;
         }
         let exists = hash.is_some();
-        let stored = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
+        let dummy = match self.scheme() {
+            HashScheme::Bcrypt => BCRYPT_DUMMY_HASH.as_deref().unwrap_or(DUMMY_HASH),
+            HashScheme::Argon2id => DUMMY_HASH,
+        };
+        let stored = hash.unwrap_or_else(|| dummy.to_owned());
         let password = password.to_owned();
         let outcome = self
             .run(move || match verify_blocking(&stored, password.as_bytes()) {
                 Ok(matched) => Ok(matched),
                 Err(e) => {
                     // An unusable stored hash fails fast; spend the time a real check would.
-                    let _ = verify_blocking(DUMMY_HASH, password.as_bytes());
+                    let _ = verify_blocking(dummy, password.as_bytes());
                     Err(e)
                 }
             })
@@ -269,7 +321,21 @@ pub(crate) fn hash_blocking(password: &[u8]) -> Result<String, PasswordError> {
     Ok(hash.to_string())
 }
 
+fn bcrypt_hash_blocking(password: &[u8]) -> Result<String, PasswordError> {
+    let parts = bcrypt::hash_with_result(password, BCRYPT_COST).map_err(PasswordError::Bcrypt)?;
+    // `$2a$`, the prefix PocketBase (Go's x/crypto/bcrypt) writes.
+    Ok(parts.format_for_version(bcrypt::Version::TwoA))
+}
+
 fn verify_blocking(stored: &str, password: &[u8]) -> Result<bool, PasswordError> {
+    if stored.starts_with("$2") {
+        // `$2a$NN$…`: bound the cost before paying 2^NN rounds for one corrupt or hostile row.
+        let cost = stored.get(4..6).and_then(|c| c.parse::<u32>().ok()).unwrap_or(0);
+        if cost > MAX_STORED_BCRYPT_COST {
+            return Err(PasswordError::StoredBcryptTooCostly { cost });
+        }
+        return bcrypt::verify(password, stored).map_err(PasswordError::Bcrypt);
+    }
     let parsed = PasswordHash::new(stored).map_err(PasswordError::StoredHash)?;
     // Verification uses the parameters written in the stored hash, so bound them first.
     let params = Params::try_from(&parsed).map_err(PasswordError::StoredHash)?;
@@ -312,7 +378,7 @@ mod tests {
         assert!(!pool.verify_or_dummy(Some(hash), "hunter23").await);
         assert!(!pool.verify_or_dummy(None, "hunter22").await);
         assert!(!pool.verify_or_dummy(None, "").await);
-        // Malformed, foreign (bcrypt) and absurdly costly stored hashes: false, no panic.
+        // Malformed, bcrypt of another password and absurdly costly stored hashes: false, no panic.
         for stored in [
             "",
             "not a hash",
@@ -325,7 +391,11 @@ mod tests {
         }
         assert!(matches!(
             pool.verify("$2a$10$abc".to_owned(), "hunter22").await,
-            Err(PasswordError::StoredHash(_))
+            Err(PasswordError::Bcrypt(_))
+        ));
+        assert!(matches!(
+            pool.verify("$2a$31$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy".to_owned(), "hunter22").await,
+            Err(PasswordError::StoredBcryptTooCostly { cost: 31 })
         ));
     }
 
@@ -357,6 +427,22 @@ mod tests {
         assert_eq!(widest.len(), MAX_PASSWORD_BYTES);
         let hash = pool.hash(&widest).await.expect("hash");
         assert!(pool.verify(hash, &widest).await.expect("verify"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn bcrypt_hashes_verify_and_the_bcrypt_scheme_writes_them() {
+        let pool = PasswordPool::new(1);
+        // Written by PocketBase 0.40.6 for "Passw0rd!1".
+        let pb = "$2a$10$p8swqQi1RTs/gKaSpbHZC.d8kwY/LqgALHSc4iE9mTAMV4mxZzyNW".to_owned();
+        assert!(pool.verify(pb.clone(), "Passw0rd!1").await.expect("verify"));
+        assert!(!pool.verify(pb.clone(), "Passw0rd!2").await.expect("verify"));
+        assert!(pool.verify_or_dummy(Some(pb), "Passw0rd!1").await);
+        assert!(pool.hash("x1234567").await.expect("hash").starts_with("$argon2id$"), "default scheme");
+        pool.set_scheme(HashScheme::Bcrypt);
+        let h = pool.hash("x1234567").await.expect("hash");
+        assert!(h.starts_with("$2a$10$"), "{h}");
+        assert!(pool.verify(h, "x1234567").await.expect("verify"));
+        assert!(!pool.verify_or_dummy(None, "x1234567").await, "unknown user under the bcrypt dummy");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod body;
 pub mod client_ip;
+pub mod cors;
 pub mod error;
 pub mod request;
 pub mod router;

@@ -18,7 +18,18 @@ use crate::worker::server::PeerAddr;
 use crate::worker::state::AppState;
 
 /// Routes `req` and turns any error into its envelope.
-pub async fn dispatch(state: &AppState, mut req: Request<Incoming>, request_id: u64) -> Response<ResBody> {
+pub async fn dispatch(state: &AppState, req: Request<Incoming>, request_id: u64) -> Response<ResBody> {
+    let origins = &state.config.origins;
+    if let Some(preflight) = crate::worker::http::cors::preflight(origins, req.method(), req.headers()) {
+        return preflight;
+    }
+    let origin = crate::worker::http::cors::origin_of(req.headers());
+    let mut res = dispatch_routed(state, req, request_id).await;
+    crate::worker::http::cors::decorate(origins, origin.as_ref(), &mut res);
+    res
+}
+
+async fn dispatch_routed(state: &AppState, mut req: Request<Incoming>, request_id: u64) -> Response<ResBody> {
     let (refusal, actor) = rate_limited(state, &req).await;
     if let Some(refusal) = refusal {
         return refusal.into_response(request_id);
@@ -363,13 +374,16 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             let actor = actor_of(state, &req).await;
             api::records::delete(state, c, id, &req, &actor).await
         }
-        // pb_hooks routerAdd routes: after every system route, before 404.
+        // pb_hooks routerAdd routes: after every system route; then PocketBase's `pb_public`
+        // for every other read outside its API and admin prefixes (a catch-all in PocketBase,
+        // so a user route wins); then 404.
         _ => match state.hooks.match_route(method.as_str(), &path) {
             Some(crate::worker::hooks::Routed::Matched(m)) => {
                 let actor = actor_of(state, &req).await;
                 api::custom_routes::serve(state, m, req, &actor).await
             }
             Some(crate::worker::hooks::Routed::WrongMethod) => Err(ApiError::not_found()),
+            None if is_read && !matches!(segments.first(), Some(&"api") | Some(&"_")) => api::public::serve(state, &method, &path).await,
             None => Err(ApiError::route_not_found()),
         },
     }

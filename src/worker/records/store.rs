@@ -372,7 +372,7 @@ pub fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection,
         crate::worker::records::encrypted::keep_encrypted_flags(base, fields);
     }
     for (k, v) in body {
-        obj.insert(k, v);
+        merge_value(obj.entry(k).or_insert(Value::Null), v);
     }
     let mut c: Collection = serde_json::from_value(Value::Object(obj)).map_err(|e| {
         let mut errors = SchemaErrors::default();
@@ -386,6 +386,20 @@ pub fn merged(base: &Collection, body: Map<String, Value>) -> Result<Collection,
         c.fields = missing.into_iter().chain(rest).collect();
     }
     Ok(c)
+}
+
+/// Merges `patch` over `base` as Go's JSON decoding into an existing value does (PocketBase):
+/// objects key by key, recursively (so `{"authToken": {"secret": …}}` keeps the duration);
+/// arrays, scalars and null replace.
+fn merge_value(base: &mut Value, patch: Value) {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            for (k, v) in p {
+                merge_value(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, p) => *b = p,
+    }
 }
 
 /// Reads one collection by id or name inside the transaction.
