@@ -68,7 +68,17 @@ pub fn files(dir: &Path) -> Result<Vec<String>, MigrationError> {
     Ok(names)
 }
 
+/// PocketBase's ledger `_migrations`, in its layout. vaultbase's own schema steps are recorded
+/// in `_vb_migrations`, so on a data dir vaultbase made this table appears with the first JS
+/// migration run (every start runs `up`), as PocketBase has it.
+const CREATE_POCKETBASE_LEDGER: &str = "CREATE TABLE IF NOT EXISTS _migrations (file VARCHAR(255) PRIMARY KEY NOT NULL, applied INTEGER NOT NULL)";
+
+fn ensure_ledger(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(CREATE_POCKETBASE_LEDGER)
+}
+
 fn applied_set(conn: &Connection) -> rusqlite::Result<std::collections::HashSet<String>> {
+    ensure_ledger(conn)?;
     let mut stmt = conn.prepare("SELECT file FROM _migrations WHERE file LIKE '%.js'")?;
     let rows = stmt.query_map([], |r| r.get(0))?;
     rows.collect()
@@ -94,6 +104,7 @@ pub fn up(conn: &mut Connection, dir: &Path) -> Result<Vec<String>, MigrationErr
 /// Reverts the last `n` applied JS migrations (newest first), running each file's `down`
 /// and deleting its `_migrations` row in one transaction. Returns the files reverted.
 pub fn down(conn: &mut Connection, dir: &Path, n: usize) -> Result<Vec<String>, MigrationError> {
+    ensure_ledger(conn)?;
     let last: Vec<String> = {
         let mut stmt = conn.prepare("SELECT file FROM _migrations WHERE file LIKE '%.js' ORDER BY applied DESC, file DESC LIMIT ?1")?;
         let rows = stmt.query_map([i64::try_from(n).unwrap_or(i64::MAX)], |r| r.get(0))?;
