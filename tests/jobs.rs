@@ -63,9 +63,11 @@ fn failing_jobs_retry_with_growing_gaps_then_die_and_the_api_retries_and_cancels
     assert_eq!(outcomes, ["failed", "failed", "ok"]);
     let started: Vec<i64> = attempts.iter().map(|a| a["started"].as_i64().expect("started")).collect();
     let (gap1, gap2) = (started[1] - started[0], started[2] - started[1]);
-    // The backoff is a floor (1 s, then 2 s, each plus at most a quarter of jitter).
+    // The gaps grow: each retry is not started before its backoff (1 s, then 2 s, each plus
+    // at most a quarter of jitter), a floor the scheduler guarantees however loaded the
+    // machine is. (How much longer than the floor a gap runs is timing, not asserted; that the
+    // schedule itself doubles whatever the jitter is `retry_delays_double_and_jitter_only_adds`.)
     assert!(gap1 >= 1000 && gap2 >= 2000, "gaps {gap1} ms, {gap2} ms");
-    assert!(gap2 > gap1, "the gaps grow: {gap1} ms then {gap2} ms");
 
     let dead = wait_status(p.port, &token, &doomed, "dead");
     assert_eq!(dead["attempts"].as_array().expect("attempts").len(), 2);
