@@ -112,6 +112,12 @@ struct Ids {
     at: usize,
 }
 
+/// Leading characters of a log id that carry its time: the Unix milliseconds in base 36, digits
+/// in ASCII order so ids sort by time (36^8 ms lasts until 2059). The rest stays random, and the
+/// id keeps PocketBase's 15 characters of `[a-z0-9]`.
+const ID_TIME_CHARS: usize = 8;
+const TIME_DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+
 impl Ids {
     fn new() -> Ids {
         Ids { pool: vec![0; ID_POOL_BYTES], at: ID_POOL_BYTES }
@@ -121,6 +127,16 @@ impl Ids {
         use crate::worker::auth::random::{ID_ALPHABET, ID_LENGTH};
         let limit = 256 - (256 % ID_ALPHABET.len());
         let mut out = String::with_capacity(ID_LENGTH);
+        // The time first, so new ids land at the end of `_logs`'s primary-key index: random
+        // ids scattered each batch's inserts over the whole index, and every touched page went
+        // to the WAL again at each commit.
+        let mut ms = u64::try_from(super::epoch_ms(std::time::SystemTime::now())).unwrap_or(0);
+        let mut time = [b'0'; ID_TIME_CHARS];
+        for digit in time.iter_mut().rev() {
+            *digit = TIME_DIGITS.get(usize::try_from(ms % 36).unwrap_or(0)).copied().unwrap_or(b'0');
+            ms /= 36;
+        }
+        out.extend(time.iter().map(|&b| char::from(b)));
         while out.len() < ID_LENGTH {
             if self.at >= self.pool.len() {
                 if getrandom::getrandom(&mut self.pool).is_err() {
@@ -254,6 +270,21 @@ fn write(conn: &mut Option<Connection>, archive: &mut Appender, rows: &mut Vec<R
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_are_pocketbase_shaped_and_sort_by_time() {
+        let mut ids = Ids::new();
+        let first = ids.next();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let later: Vec<String> = (0..50).map(|_| ids.next()).collect();
+        for id in std::iter::once(&first).chain(&later) {
+            assert_eq!(id.len(), 15, "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "{id}");
+        }
+        assert!(later.iter().all(|id| *id > first), "a later millisecond sorts after: {first} {later:?}");
+        let tails: std::collections::HashSet<&str> = later.iter().map(|id| &id[ID_TIME_CHARS..]).collect();
+        assert!(tails.len() > 40, "the rest stays random");
+    }
     use std::time::{Duration, SystemTime};
 
     #[test]
