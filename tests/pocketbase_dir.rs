@@ -35,7 +35,7 @@ impl PocketBase {
 
     fn start_full(dir: &Path, extra: &[&str], envs: &[(&str, &str)]) -> PocketBase {
         let port = free_port();
-        let child = Command::new("pocketbase")
+        let child = Command::new(pocketbase_binary())
             .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--automigrate=false", "--dir"])
             .arg(dir)
             .args(extra)
@@ -71,7 +71,7 @@ impl Drop for PocketBase {
 }
 
 fn pb_cli(args: &[&str], dir: &Path) {
-    let out = Command::new("pocketbase").args(args).arg("--dir").arg(dir).output().expect("run pocketbase");
+    let out = Command::new(pocketbase_binary()).args(args).arg("--dir").arg(dir).output().expect("run pocketbase");
     assert!(out.status.success(), "pocketbase {args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
@@ -498,7 +498,7 @@ fn an_encrypted_settings_row_is_read_and_written_as_pocketbase_does() {
     const KEY: &str = "0123456789abcdef0123456789abcdef";
     let root = tempfile::tempdir().expect("tempdir");
     let dir = root.path().join("pb_data");
-    let out = Command::new("pocketbase")
+    let out = Command::new(pocketbase_binary())
         .args(["superuser", "upsert", PB_SU_EMAIL, PB_SU_PASSWORD, "--encryptionEnv", KEY_VAR, "--dir"])
         .arg(&dir)
         .env(KEY_VAR, KEY)

