@@ -6,7 +6,7 @@
 //! are ignored; an async handler's promise is settled before the chain goes on.
 //!
 //! How another module fires an event, on a JS thread (inside `Loaded::run`):
-//! ```ignore
+//! ```text
 //! let hooks = env.registry.handlers("onRecordCreateRequest", &[&col.id, &col.name]);
 //! let default = chain::rust_link(ctx, move |ctx, e| { /* save; throw ApiError on failure */ Ok(()) })?;
 //! chain::run(ctx, &hooks, e.clone(), Some(default))?;   // Err: map with errors::failure_of
