@@ -24,13 +24,12 @@ export const CHROMIUM = process.env.VB_CHROMIUM || '/usr/bin/chromium';
 /** Longest wait for any one thing to appear on a page (ms); only a broken page gets near it. */
 export const WAIT_MS = 20000;
 
-/** Starts chromium with a fresh profile; returns {browser, context, page, close}. */
+/** Starts chromium (playwright gives it a fresh temporary profile); returns {browser, context, page, close}. */
 export async function launch({ width = 1280, height = 860, dark = false } = {}) {
   assert.ok(fs.existsSync(CHROMIUM), `no chromium at ${CHROMIUM}: apt-get install -y chromium (.ci/run does this)`);
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), 'vb-ui-profile-'));
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', `--user-data-dir=${profile}`],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
   const context = await browser.newContext({ viewport: { width, height }, colorScheme: dark ? 'dark' : 'light', acceptDownloads: true });
   context.setDefaultTimeout(WAIT_MS);
@@ -48,7 +47,6 @@ export async function launch({ width = 1280, height = 860, dark = false } = {}) 
     errors,
     async close() {
       await browser.close();
-      fs.rmSync(profile, { recursive: true, force: true });
     },
   };
 }
