@@ -19,6 +19,7 @@ pub mod record_hooks;
 pub mod records;
 pub mod settings;
 pub mod sql;
+pub mod admin;
 pub mod setup;
 pub mod test_routes;
 pub mod uploads;

@@ -44,7 +44,7 @@ pub async fn serve(state: &AppState, method: &Method, path: &str) -> Result<Resp
 
 /// The percent-decoded path below the public dir, or None for one that tries to leave it (or
 /// is not valid UTF-8 once decoded).
-fn relative_path(path: &str) -> Option<PathBuf> {
+pub(crate) fn relative_path(path: &str) -> Option<PathBuf> {
     let decoded = percent_decode(path)?;
     let mut out = PathBuf::new();
     for segment in decoded.split('/') {
@@ -75,7 +75,7 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-async fn read_file(path: &Path) -> Option<Vec<u8>> {
+pub(crate) async fn read_file(path: &Path) -> Option<Vec<u8>> {
     match tokio::fs::metadata(path).await {
         Ok(m) if m.is_file() => tokio::fs::read(path).await.ok(),
         _ => None,
@@ -83,7 +83,7 @@ async fn read_file(path: &Path) -> Option<Vec<u8>> {
 }
 
 /// The content type of the common web file kinds; anything else is served as bytes.
-fn content_type(path: &Path) -> &'static str {
+pub(crate) fn content_type(path: &Path) -> &'static str {
     let ext = path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).unwrap_or_default();
     match ext.as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
