@@ -7,6 +7,8 @@ import { api, assert, env, superuserToken } from '../lib.mjs';
  */
 export async function signInWithToken(page) {
   const res = await api('/api/collections/_superusers/auth-with-password', { method: 'POST', body: { identity: env.email, password: env.password } });
+  // The dashboard ships no favicon yet; the browser's automatic request must not count as a page error.
+  await page.route('**/favicon.ico', (route) => route.fulfill({ status: 204, body: '' }));
   // Stored before any page script runs, so the dashboard never detours through sign-in.
   await page.addInitScript(([token, record]) => {
     if (!localStorage.getItem('vb_admin_auth')) localStorage.setItem('vb_admin_auth', JSON.stringify({ token, record }));
@@ -28,3 +30,29 @@ export async function dropCollections(token, names) {
 }
 
 export { superuserToken };
+
+/** Adds a field of `type` on the editor's Fields tab, names it, and returns its row index. */
+export async function addField(page, type, name) {
+  const n = await page.locator('.field-row').count();
+  await page.getByLabel('New field type').selectOption(type);
+  await page.getByRole('button', { name: '+ Add field' }).click();
+  await page.locator(`[name="fields.${n}.name"]`).fill(name);
+  return n;
+}
+
+/** Clicks Save/Create and waits for the saved collection's editor to show. */
+export async function submitEditor(page, name) {
+  await page.locator('[data-action=save]').click();
+  await page.getByRole('heading', { name: `Edit ${name}` }).waitFor();
+}
+
+/**
+ * Chromium logs every non-2xx fetch as a console error; a journey that provokes an API error on
+ * purpose removes those entries (at least one must be there) so that only unexpected ones fail it.
+ */
+export function expectFailedRequests(errors, status) {
+  const wanted = `the server responded with a status of ${status}`;
+  const before = errors.length;
+  for (let i = errors.length - 1; i >= 0; i -= 1) if (errors[i].includes(wanted)) errors.splice(i, 1);
+  assert.ok(errors.length < before, `expected a failed request with status ${status}`);
+}

@@ -135,7 +135,7 @@ export function authOptions(draft, { suggest }) {
   };
   drawProviders();
 
-  return h(
+  const node = h(
     'div',
     { class: 'auth-options' },
     section('Password sign-in', boolIn('passwordAuth.enabled', 'Enable sign-in with identity and password', draft.passwordAuth, 'enabled'), identity),
@@ -166,4 +166,6 @@ export function authOptions(draft, { suggest }) {
       template('authAlert.emailTemplate', 'Sign-in alert email', draft.authAlert.emailTemplate),
     ),
   );
+  node.refresh = drawIdentity;
+  return node;
 }

@@ -12,7 +12,7 @@ import { collectionsSidebar } from './sidebar.js';
 import { clone } from './bind.js';
 import { fieldsEditor } from './fields.js';
 import { RULES, AUTH_RULES, ruleEditor, rulePaths } from './rules.js';
-import { indexesEditor } from './indexes.js';
+import { indexesEditor, renameInIndexes } from './indexes.js';
 import { authOptions } from './authopts.js';
 import { changeList, changes } from './diff.js';
 
@@ -158,6 +158,13 @@ export default async function screen({ params, query }) {
   async function save() {
     clearErrors(form);
     if (!isNew) {
+      const renames = new Map();
+      const now = new Map(draft.fields.filter((f) => f.id).map((f) => [f.id, f.name]));
+      original.fields.forEach((f) => now.has(f.id) && now.get(f.id) !== f.name && renames.set(f.name, now.get(f.id)));
+      if (renames.size) {
+        draft.indexes = renameInIndexes(draft.indexes, renames);
+        tabBar.refreshAll();
+      }
       const list = changes(original, draft);
       const ok = await confirmDialog('Saving applies these changes to the collection and its table:', {
         title: `Save ${original.name}?`,
@@ -269,6 +276,8 @@ function tabStrip(items) {
       buttons[i].setAttribute('aria-selected', String(on));
       buttons[i].tabIndex = on ? 0 : -1;
       item.panel.hidden = !on;
+      // Panels built from the field list (index columns, identity fields) catch up with edits.
+      if (on && item.node.refresh) item.node.refresh();
       if (on && focus) buttons[i].focus();
     });
   };
@@ -288,6 +297,9 @@ function tabStrip(items) {
   return {
     el: wrap,
     show,
+    refreshAll() {
+      items.forEach((item) => item.node.refresh && item.node.refresh());
+    },
     markErrors() {
       let first = null;
       items.forEach((item, i) => {

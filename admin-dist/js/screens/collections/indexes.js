@@ -22,6 +22,24 @@ export function indexColumns(sql) {
   return m ? m[1].trim() : '';
 }
 
+/**
+ * Rewrites the column lists of `indexes` for renamed fields (`renames`: Map old → new), whatever
+ * the quoting (bare, `backticks`, "double", [brackets]); the server refuses an index that names
+ * a column the table no longer has.
+ */
+export function renameInIndexes(indexes, renames) {
+  return indexes.map((sql) => {
+    const open = sql.indexOf('(');
+    if (open < 0) return sql;
+    let cols = sql.slice(open);
+    for (const [from, to] of renames) {
+      const escaped = from.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      cols = cols.replace(new RegExp(`[\`"\\[]?\\b${escaped}\\b[\`"\\]]?`, 'g'), `\`${to}\``);
+    }
+    return sql.slice(0, open) + cols;
+  });
+}
+
 export function indexesEditor(draft) {
   const root = h('div', { class: 'indexes-editor' });
   const draw = (focus) => {
@@ -64,7 +82,7 @@ export function indexesEditor(draft) {
           if (!chosen.length) return cols.focus();
           const table = draft.name || 'collection';
           const name = `idx_${table}_${chosen.join('_')}`.replace(/\W/g, '_');
-          draft.indexes.push(`CREATE ${uniq.checked ? 'UNIQUE ' : ''}INDEX \`${name}\` ON \`${table}\` (${chosen.map((c) => `\`${c}\``).join(', ')})`);
+          draft.indexes.push(`CREATE ${uniq.checked ? 'UNIQUE ' : ''}INDEX ${name} ON ${table} (${chosen.join(', ')})`);
           draw(draft.indexes.length - 1);
         }),
       ),
@@ -72,6 +90,6 @@ export function indexesEditor(draft) {
     if (focus != null) root.querySelector(`[name="indexes.${focus}"]`)?.focus();
   };
   draw();
-  root.redraw = draw;
+  root.refresh = () => draw();
   return root;
 }
