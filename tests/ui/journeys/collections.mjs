@@ -119,6 +119,9 @@ journey('collections', async ({ page, errors }) => {
   await page.goto(`${env.url}/_/#/collections/uic_posts/edit`);
   await page.getByRole('heading', { name: 'Edit uic_posts' }).waitFor();
   await page.setViewportSize({ width: 390, height: 844 });
+  // The main navigation slides away when the layout narrows; shoot once it is gone.
+  await page.waitForFunction(() => document.querySelector('.sidenav').getBoundingClientRect().right <= 0);
+  await page.evaluate(() => document.querySelectorAll('.toast').forEach((t) => t.remove()));
   await checkLabels(page, 'editor at 390 px');
   const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
   assert.ok(overflow <= 0, `the editor scrolls sideways at 390 px by ${overflow}px`);

@@ -302,6 +302,11 @@ function tabStrip(items) {
     },
     markErrors() {
       let first = null;
+      // A rule's error concerns its filter text, not the mode select `showErrors` flagged.
+      wrap.querySelectorAll('.rule select[aria-invalid]').forEach((sel) => {
+        sel.removeAttribute('aria-invalid');
+        sel.closest('.rule').querySelector('.rule-input')?.setAttribute('aria-invalid', 'true');
+      });
       items.forEach((item, i) => {
         const bad = [...item.panel.querySelectorAll('.field-error')].some((el) => el.textContent.trim());
         buttons[i].classList.toggle('has-error', bad);
