@@ -34,6 +34,13 @@ journey('collections', async ({ page, errors }) => {
   assert.equal(members.otp.length, 6);
   // The sidebar lists the new collection, marked active.
   assert.match(await page.locator('.coll-sidebar a[aria-current=page]').innerText(), /uic_members/);
+  // The sidebar search narrows the list; system collections stay folded in their group.
+  await page.getByLabel('Search collections').fill('uic_mem');
+  assert.deepEqual(await page.locator('.coll-sidebar .coll-name').allInnerTexts(), ['uic_members']);
+  await page.getByLabel('Search collections').fill('superusers');
+  await page.locator('.coll-system[open] .coll-name', { hasText: '_superusers' }).waitFor();
+  await page.getByLabel('Search collections').fill('');
+  assert.equal(await page.locator('.coll-system').getAttribute('open'), null, 'the System group folds again');
 
   // posts: title, a relation to the auth collection, a file field and a throwaway field.
   await page.getByRole('link', { name: '+ New collection' }).first().click();

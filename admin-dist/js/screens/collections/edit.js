@@ -49,7 +49,7 @@ export default async function screen({ params, query }) {
   const drawBody = () => {
     cleanupPreview();
     const panels = [];
-    const nameInput = h('input', { type: 'text', name: 'name', required: true, autocomplete: 'off', placeholder: 'posts', spellcheck: false });
+    const nameInput = h('input', { type: 'text', name: 'name', required: true, autocomplete: 'off', placeholder: 'posts', spellcheck: false, disabled: Boolean(original?.system) });
     nameInput.value = draft.name || '';
     nameInput.addEventListener('input', () => (draft.name = nameInput.value));
     const typeSelect = h('select', { name: 'type', disabled: !isNew }, ['base', 'auth', 'view'].map((t) => h('option', { value: t }, `${t[0].toUpperCase()}${t.slice(1)} collection`)));
@@ -77,7 +77,7 @@ export default async function screen({ params, query }) {
       h(
         'div',
         { class: 'row coll-basics' },
-        field({ label: 'Name', name: 'name', input: nameInput }),
+        field({ label: 'Name', name: 'name', input: nameInput, help: original?.system ? 'System collections keep their name.' : null }),
         field({ label: 'Type', name: 'type', input: typeSelect, help: isNew ? null : 'The type cannot change after creation.' }),
       ),
       tabBar.el,

@@ -86,7 +86,7 @@ function typeOptions(f, p, ctx) {
         boolIn(n('protected'), 'Protected (needs a file token)', f, 'protected'),
       ];
     case 'relation': {
-      const targets = ctx.all.filter((c) => c.type !== 'view' || true).map((c) => [c.id, `${c.name}${c.system ? ' (system)' : ''}`]);
+      const targets = ctx.all.map((c) => [c.id, `${c.name}${c.system ? ' (system)' : ''}`]);
       if (ctx.selfTarget) targets.unshift(ctx.selfTarget);
       return [
         selectIn(n('collectionId'), 'Related collection', f, 'collectionId', [['', '— choose —'], ...targets], { disabled: Boolean(f.id && f.collectionId) }),

@@ -41,8 +41,10 @@ export function collectionsSidebar(activeId) {
     const details = system.length
       ? h(
           'details',
-          { class: 'coll-system', open, onToggle: (e) => { systemOpen = e.target.open; } },
-          h('summary', {}, `System (${system.length})`),
+          { class: 'coll-system', open },
+          // Only the user's own clicks (and Enter/Space, which click) decide the folded state;
+          // a search opening the group for its hits does not.
+          h('summary', { onClick: (e) => { systemOpen = !e.currentTarget.parentElement.open; } }, `System (${system.length})`),
           h('ul', { class: 'coll-list' }, system.map(item)),
         )
       : null;
