@@ -7,7 +7,7 @@ import { addField, dropCollections, expectFailedRequests, signInWithToken, submi
 
 journey('collections', async ({ page, errors }) => {
   const token = await signInWithToken(page);
-  await dropCollections(token, ['uic_posts_view', 'uic_scratch', 'uic_posts', 'uic_members']);
+  await dropCollections(token, ['uic_posts_view', 'uic_scratch', 'uic_all', 'uic_posts', 'uic_members']);
   await page.reload();
   await page.locator('.coll-overview table').first().waitFor();
   await page.getByRole('cell', { name: /users/ }).first().waitFor();
@@ -96,7 +96,7 @@ journey('collections', async ({ page, errors }) => {
   await page.locator('[data-action=save]').click();
   await page.getByRole('dialog').getByRole('button', { name: 'Apply changes' }).click();
   await page.getByRole('dialog').waitFor({ state: 'detached' });
-  await page.getByRole('heading', { name: 'Edit uic_posts' }).waitFor();
+  await page.locator('.toast', { hasText: 'Saved uic_posts.' }).waitFor();
   await page.locator('.field-row[data-field-name=headline]').waitFor();
   posts = await api('/api/collections/uic_posts', { token });
   assert.equal(posts.fields.find((f) => f.id === titleId)?.name, 'headline', 'the same field, renamed');
@@ -121,6 +121,65 @@ journey('collections', async ({ page, errors }) => {
   const view = await api('/api/collections/uic_posts_view', { token });
   assert.equal(view.type, 'view');
   assert.ok(view.fields.some((f) => f.name === 'headline'));
+
+  // Every field type with some of its own options, stored as the server reports them back.
+  await page.getByRole('link', { name: '+ New collection' }).first().click();
+  await page.getByRole('heading', { name: 'New collection' }).waitFor();
+  await page.getByLabel('Name', { exact: true }).fill('uic_all');
+  const set = async (i, key, value) => {
+    const el = page.locator(`[name="fields.${i}.${key}"]`);
+    if (value === true) await el.check();
+    else if (key === 'collectionId') await el.selectOption({ label: value });
+    else await el.fill(value);
+  };
+  const OPTIONS = {
+    text: { max: '50', pattern: '^[a-z]*$', required: true },
+    editor: { maxSize: '1000', convertURLs: true },
+    number: { min: '1', max: '10', onlyInt: true },
+    bool: { hidden: true },
+    email: { onlyDomains: 'example.com' },
+    url: { exceptDomains: 'bad.example' },
+    date: { min: '2024-01-01 00:00:00.000Z' },
+    autodate: { onUpdate: true },
+    select: { values: 'a, b, c', maxSelect: '2', presentable: true },
+    file: { maxSelect: '3', maxSize: '1000000', protected: true },
+    relation: { collectionId: 'users', maxSelect: '5' },
+    json: { maxSize: '2000' },
+    geoPoint: { help: 'where it is' },
+    password: { min: '10' },
+  };
+  for (const [type, opts] of Object.entries(OPTIONS)) {
+    const i = await addField(page, type, `f_${type}`);
+    for (const [key, value] of Object.entries(opts)) await set(i, key, value);
+  }
+  await checkLabels(page, 'every field type');
+  await submitEditor(page, 'uic_all');
+  const allTypes = await api('/api/collections/uic_all', { token });
+  const usersColl = await api('/api/collections/users', { token });
+  const byName = Object.fromEntries(allTypes.fields.map((f) => [f.name, f]));
+  for (const [type, opts] of Object.entries(OPTIONS)) {
+    const f = byName[`f_${type}`];
+    assert.equal(f?.type, type, `f_${type} stored as ${type}`);
+    for (const [key, value] of Object.entries(opts)) {
+      let want = value;
+      if (key === 'collectionId') want = usersColl.id;
+      else if (['values', 'onlyDomains', 'exceptDomains'].includes(key)) want = value.split(',').map((v) => v.trim());
+      else if (typeof value === 'string' && /^\d+$/.test(value)) want = Number(value);
+      assert.deepEqual(f[key], want, `f_${type}.${key}`);
+    }
+  }
+
+  // Saving a collection unchanged round-trips every option (the dialog says nothing changes).
+  await page.goto(`${env.url}/_/#/collections/users/edit`);
+  await page.getByRole('heading', { name: 'Edit users' }).waitFor();
+  await page.locator('[data-action=save]').click();
+  await page.getByRole('dialog').getByText('No change to the table').waitFor();
+  await page.getByRole('dialog').getByRole('button', { name: 'Apply changes' }).click();
+  await page.locator('.toast', { hasText: 'Saved users.' }).waitFor();
+  const usersAfter = await api('/api/collections/users', { token });
+  delete usersAfter.updated;
+  delete usersColl.updated;
+  assert.deepEqual(usersAfter, usersColl);
 
   // 390 px wide and dark.
   await page.goto(`${env.url}/_/#/collections/uic_posts/edit`);

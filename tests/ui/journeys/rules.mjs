@@ -19,12 +19,15 @@ async function guestSees() {
 }
 
 async function saveAndConfirm(page, expectKind) {
+  await page.evaluate(() => document.querySelectorAll('.toast').forEach((t) => t.remove()));
   await page.locator('[data-action=save]').click();
   const dialog = page.getByRole('dialog');
   await dialog.waitFor();
   if (expectKind) await dialog.locator(`[data-kind=${expectKind}]`).first().waitFor();
   await dialog.getByRole('button', { name: 'Apply changes' }).click();
   await dialog.waitFor({ state: 'detached' });
+  // The answer: either the saved collection's editor again, or the server's errors in the form.
+  await page.locator('.toast-ok, .coll-editor .form-error:not(:empty)').last().waitFor();
 }
 
 journey('rules', async ({ page, errors }) => {
