@@ -214,6 +214,9 @@ journey('records', async ({ page, errors }) => {
 
   // 390 px and dark mode.
   await page.setViewportSize({ width: 390, height: 844 });
+  await page.reload(); // a fresh layout, not the sidebar's slide-out transition mid-way
+  await page.getByRole('heading', { name: 'posts', exact: true }).waitFor();
+  await waitLoaded(page);
   await checkLabels(page, 'records table at 390 px');
   await shot(page, 'records-table-390');
   await page.emulateMedia({ colorScheme: 'dark' });
@@ -237,6 +240,7 @@ journey('records', async ({ page, errors }) => {
   await page.locator(`tr[data-id="${ann.id}"]`).click();
   await page.getByRole('heading', { name: 'Edit authors record' }).waitFor();
   await checkLabels(page, 'auth record form');
+  await shot(page, 'records-auth-form');
   await page.getByRole('button', { name: 'Impersonate' }).click();
   const imp = page.getByRole('dialog', { name: /Impersonate/ });
   await imp.getByLabel('Token duration (seconds)').fill('600');

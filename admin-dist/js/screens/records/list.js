@@ -115,7 +115,7 @@ export default async function screen({ params, query }) {
           drawTable();
           drawBulk();
         },
-        empty: state.filter ? 'No records match the filter.' : 'No records yet.',
+        empty: filterError.textContent ? 'Fix the filter to see records.' : state.filter ? 'No records match the filter.' : 'No records yet.',
         caption: `Records of ${collection.name}`,
       }),
     );
@@ -240,7 +240,7 @@ export default async function screen({ params, query }) {
           const items = err.data?.requests || {};
           chunk.forEach((id, n) => {
             const item = items[n] || items[String(n)];
-            failures.push({ id, message: item ? item.response?.message || item.message : `not deleted: ${err.message}` });
+            failures.push({ id, message: item ? item.response?.message || item.message : `not deleted: another delete in the same batch failed, so the batch was rolled back (${err.message})` });
           });
         }
       }

@@ -11,6 +11,12 @@ import { group, helpOf, labelOf } from './common.js';
 
 const PREVIEW_IMAGE = /^image\/(png|jpe?g|gif|webp|avif|bmp)$/;
 
+/** A box with the file's extension, where no thumbnail can be shown. */
+function fileIcon(name) {
+  const ext = /\.([a-z0-9]{1,5})$/i.exec(name || '');
+  return h('span', { class: 'file-icon', 'aria-hidden': 'true' }, ext ? ext[1].toUpperCase() : 'FILE');
+}
+
 export function file(field, { record, readOnly, fileToken }) {
   const multi = isMulti(field);
   const stored = asList(record[field.name]);
@@ -49,7 +55,7 @@ export function file(field, { record, readOnly, fileToken }) {
         return h(
           'li',
           { class: `file-item${gone ? ' removed' : ''}`, dataset: { file: name } },
-          isImage(name) ? h('img', { class: 'thumb thumb-lg', src: fileUrl(record, name, { thumb: '100x100', token }), alt: '', width: 48, height: 48 }) : h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📄'),
+          isImage(name) ? h('img', { class: 'thumb thumb-lg', src: fileUrl(record, name, { thumb: '100x100', token }), alt: '', width: 48, height: 48 }) : fileIcon(name),
           h('a', { href: fileUrl(record, name, { token }), target: '_blank', rel: 'noopener', class: 'file-name' }, name),
           readOnly
             ? null
@@ -76,7 +82,7 @@ export function file(field, { record, readOnly, fileToken }) {
         h(
           'li',
           { class: 'file-item new' },
-          PREVIEW_IMAGE.test(f.type) ? h('img', { class: 'thumb thumb-lg preview', src: preview(f), alt: `Preview of ${f.name}`, width: 48, height: 48 }) : h('span', { class: 'file-icon', 'aria-hidden': 'true' }, '📄'),
+          PREVIEW_IMAGE.test(f.type) ? h('img', { class: 'thumb thumb-lg preview', src: preview(f), alt: `Preview of ${f.name}`, width: 48, height: 48 }) : fileIcon(f.name),
           h('span', { class: 'file-name' }, f.name, h('span', { class: 'muted' }, ` · new, ${Math.max(1, Math.round(f.size / 1024))} KB`)),
           button('Remove', () => {
             pending = pending.filter((p) => p !== f);
