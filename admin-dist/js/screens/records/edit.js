@@ -13,6 +13,17 @@ import { impersonateDialog } from './impersonate.js';
 import { inputFor } from './inputs/index.js';
 import { asList, findCollection, relationNames } from './schema.js';
 
+/** The fields as inputs, in schema order except that an auth record's password follows its
+ * email/emailVisibility/verified block, as people expect. */
+function formOrder(collection) {
+  const fields = collection.fields.filter((f) => f.name !== 'id' && !(f.system && f.name === 'tokenKey'));
+  if (collection.type !== 'auth') return fields;
+  const pass = fields.filter((f) => f.system && f.type === 'password');
+  const rest = fields.filter((f) => !pass.includes(f));
+  const at = rest.findIndex((f) => f.system && f.name === 'verified') + 1;
+  return at > 0 ? [...rest.slice(0, at), ...pass, ...rest.slice(at)] : fields;
+}
+
 function page(params, ...content) {
   return h('div', { class: 'page split records-page' }, collectionsSidebar(params.id), h('section', { class: 'record-edit' }, content));
 }
@@ -45,7 +56,7 @@ export default async function screen({ params }) {
 
   const idInput = h('input', { type: 'text', readOnly: !isNew, autocomplete: 'off', placeholder: isNew ? 'Leave empty to generate' : null });
   idInput.value = isNew ? '' : record.id;
-  const inputs = collection.fields.filter((f) => f.name !== 'id' && !(f.system && f.name === 'tokenKey')).map((f) => inputFor(f, ctx));
+  const inputs = formOrder(collection).map((f) => inputFor(f, ctx));
 
   const save = readOnly ? null : button(isNew ? 'Create' : 'Save changes', null, { type: 'submit', kind: 'primary', attrs: { 'data-action': 'save' } });
   const form = h(

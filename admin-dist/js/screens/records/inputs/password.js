@@ -10,7 +10,7 @@ export function password(field, { isNew, readOnly }) {
   const confirm = h('input', { type: 'password', autocomplete: 'new-password' });
   const node = h(
     'div',
-    { class: 'row' },
+    { class: 'row row-top' },
     fieldBox({ label: isNew ? `${field.name} *` : `New ${field.name}`, name: field.name, input: pass, help: isNew ? undefined : 'Leave empty to keep the current one.' }),
     fieldBox({ label: `${field.name} confirm`, name: `${field.name}Confirm`, input: confirm }),
   );
