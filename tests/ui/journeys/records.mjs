@@ -124,11 +124,10 @@ journey('records', async ({ page, errors }) => {
   assert.equal(first.length, 1, 'the first post exists');
   assert.equal(first[0].author, ann.id, 'the relation points at the picked author');
   assert.match(first[0].image, /^red_square_\w+\.png$/, 'the image was stored under a normalized name');
-  if (env.dataDir) {
-    const onDisk = path.join(env.dataDir, 'storage', posts.id, first[0].id, first[0].image);
-    assert.ok(fs.existsSync(onDisk), `the upload is on disk at ${onDisk}`);
-    assert.equal(fs.statSync(onDisk).size, png(24, 24, [220, 30, 30]).length, 'the stored file is the uploaded one');
-  }
+  assert.ok(env.dataDir, 'VB_DATA_DIR must name the data directory of the server (the upload is checked on disk)');
+  const onDisk = path.join(env.dataDir, 'storage', posts.id, first[0].id, first[0].image);
+  assert.ok(fs.existsSync(onDisk), `the upload is on disk at ${onDisk}`);
+  assert.deepEqual(fs.readFileSync(onDisk), png(24, 24, [220, 30, 30]), 'the stored file is the uploaded one');
 
   // A second post without a file; a missing title shows the API's error next to the input.
   await page.getByRole('link', { name: '+ New record' }).click();
