@@ -38,7 +38,7 @@ function png(width, height, [r, g, b]) {
 }
 
 async function setUp(token) {
-  for (const name of ['posts', 'authors']) {
+  for (const name of ['kinds', 'posts', 'authors']) {
     await api(`/api/collections/${name}`, { method: 'DELETE', token }).catch((err) => assert.equal(err.status, 404, err.message));
   }
   const authors = await api('/api/collections', { method: 'POST', token, body: { name: 'authors', type: 'auth', fields: [{ name: 'name', type: 'text', presentable: true }] } });
@@ -58,12 +58,14 @@ async function setUp(token) {
   });
   const mk = (email, name) => api('/api/collections/authors/records', { method: 'POST', token, body: { email, name, password: 'password123', passwordConfirm: 'password123' } });
   const ann = await mk('ann@example.com', 'Ann Author');
-  await mk('bob@example.com', 'Bob Writer');
-  return { authors, posts, ann };
+  const bob = await mk('bob@example.com', 'Bob Writer');
+  return { authors, posts, ann, bob };
 }
 
-/** Signs the browser in by storing a superuser session the way the dashboard does. */
-/** (A same-origin page that is not the dashboard, so nothing routes to sign-in meanwhile.) */
+/**
+ * Signs the browser in by storing a superuser session the way the dashboard does, from a
+ * same-origin page that is not the dashboard (so nothing routes to sign-in meanwhile).
+ */
 async function signInWithToken(page) {
   const res = await api('/api/collections/_superusers/auth-with-password', { method: 'POST', body: { identity: env.email, password: env.password } });
   await page.goto(`${env.url}/api/health`);
@@ -87,7 +89,7 @@ journey('records', async ({ page, errors }) => {
   // Chromium asks for /favicon.ico, which the server does not have; that 404 is not the page's.
   await page.route('**/favicon.ico', (route) => route.fulfill({ status: 204, body: '' }));
   const token = await superuserToken();
-  const { authors, posts, ann } = await setUp(token);
+  const { authors, posts, ann, bob } = await setUp(token);
   await signInWithToken(page);
 
   // The empty table.
@@ -253,4 +255,118 @@ journey('records', async ({ page, errors }) => {
   assert.equal(refreshed.record.id, ann.id, 'the impersonation token authenticates as the author');
   assert.equal(refreshed.record.collectionId, authors.id);
   await imp.getByRole('button', { name: 'Close' }).first().click();
+
+  await everyFieldType(page, errors, token, authors, bob);
 });
+
+/**
+ * A collection with every field type: the table shows a protected image through a file token;
+ * the form saves an untouched record unchanged, then sends each edited input's value in the
+ * shape PocketBase expects (including file removal + upload and a multi-relation).
+ */
+async function everyFieldType(page, errors, token, authors, bob) {
+  const kinds = await api('/api/collections', {
+    method: 'POST',
+    token,
+    body: {
+      name: 'kinds',
+      type: 'base',
+      fields: [
+        { name: 'text', type: 'text' },
+        { name: 'editor', type: 'editor' },
+        { name: 'num', type: 'number' },
+        { name: 'flag', type: 'bool' },
+        { name: 'mail', type: 'email' },
+        { name: 'link', type: 'url' },
+        { name: 'when', type: 'date' },
+        { name: 'one', type: 'select', values: ['x', 'y'], maxSelect: 1 },
+        { name: 'many', type: 'select', values: ['a', 'b', 'c'], maxSelect: 3 },
+        { name: 'data', type: 'json' },
+        { name: 'loc', type: 'geoPoint' },
+        { name: 'docs', type: 'file', maxSelect: 3, protected: true },
+        { name: 'people', type: 'relation', collectionId: authors.id, maxSelect: 5 },
+        { name: 'updated', type: 'autodate', onCreate: true, onUpdate: true },
+      ],
+    },
+  });
+  const form = new FormData();
+  form.append('@jsonPayload', JSON.stringify({ text: 'hi', editor: '<p>Hello <b>world</b></p>', num: 4.5, flag: true, mail: 'x@example.com', link: 'https://example.com', when: '2024-05-06 07:08:09.123Z', one: 'y', many: ['a', 'c'], data: { k: [1, 2] }, loc: { lon: 12.5, lat: -3.25 } }));
+  form.append('docs', new Blob([png(4, 4, [0, 160, 0])], { type: 'image/png' }), 'green.png');
+  form.append('docs', new Blob(['hello'], { type: 'text/plain' }), 'note.txt');
+  const rec = await api('/api/collections/kinds/records', { method: 'POST', token, body: form });
+  const [greenName, noteName] = rec.docs;
+
+  await page.goto(`${env.url}/_/#/collections/kinds`);
+  await page.getByRole('heading', { name: 'kinds', exact: true }).waitFor();
+  await waitLoaded(page);
+  const thumb = page.locator(`tr[data-id="${rec.id}"] img.thumb`);
+  assert.match(await thumb.getAttribute('src'), /token=/, 'a protected file is shown with a file token');
+  await page.waitForFunction((id) => {
+    const img = document.querySelector(`tr[data-id="${id}"] img.thumb`);
+    return img && img.complete && img.naturalWidth > 0;
+  }, rec.id);
+  await checkLabels(page, 'table with every field type');
+
+  // Untouched, the form saves the same values.
+  await page.locator(`tr[data-id="${rec.id}"]`).click();
+  await page.getByRole('heading', { name: 'Edit kinds record' }).waitFor();
+  await checkLabels(page, 'form with every field type');
+  await shot(page, 'records-form-every-type');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByRole('heading', { name: 'kinds', exact: true }).waitFor();
+  const same = await api(`/api/collections/kinds/records/${rec.id}`, { token });
+  const withoutUpdated = ({ updated, ...rest }) => rest;
+  assert.deepEqual(withoutUpdated(same), withoutUpdated(rec), 'an untouched form changes nothing');
+
+  // Every input edited.
+  await page.locator(`tr[data-id="${rec.id}"]`).click();
+  await page.getByRole('heading', { name: 'Edit kinds record' }).waitFor();
+  await page.getByLabel('text', { exact: true }).fill('changed');
+  await page.getByLabel('editor', { exact: true }).fill('<p>new</p>');
+  await page.getByLabel('num', { exact: true }).fill('7');
+  await page.getByLabel('flag', { exact: true }).uncheck();
+  await page.getByLabel('mail', { exact: true }).fill('y@example.com');
+  await page.getByLabel('link', { exact: true }).fill('https://example.org/x');
+  await page.getByLabel('when (UTC)').fill('2025-02-03T04:05:06');
+  await page.getByLabel('one', { exact: true }).selectOption('x');
+  await page.getByLabel('b', { exact: true }).check();
+  await page.getByLabel('c', { exact: true }).uncheck();
+  await page.getByLabel('Longitude').fill('-70.5');
+  await page.getByLabel('Latitude').fill('40.25');
+  await page.getByRole('button', { name: `Remove ${noteName}` }).click();
+  await page.locator('[data-field="docs"] input[type=file]').setInputFiles({ name: 'blue.png', mimeType: 'image/png', buffer: png(6, 6, [0, 0, 200]) });
+  await page.getByAltText('Preview of blue.png').waitFor();
+  await page.getByRole('button', { name: 'Pick people' }).click();
+  const picker = page.getByRole('dialog', { name: 'Pick records of authors' });
+  await picker.getByLabel(/Bob Writer/).check();
+  await picker.getByRole('button', { name: 'Select' }).click();
+  await page.locator('[data-field="people"] .chip', { hasText: 'Bob Writer' }).waitFor();
+  // Bad JSON is caught in the page, next to its input, before anything is sent.
+  await page.getByLabel('data', { exact: true }).fill('{"z": ');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.locator('[data-error-for="data"]', { hasText: 'Invalid JSON' }).waitFor();
+  await page.getByLabel('data', { exact: true }).fill('{"z": 1}');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByRole('heading', { name: 'kinds', exact: true }).waitFor();
+
+  const after = await api(`/api/collections/kinds/records/${rec.id}`, { token });
+  assert.deepEqual(
+    { text: after.text, editor: after.editor, num: after.num, flag: after.flag, mail: after.mail, link: after.link, when: after.when, one: after.one, many: after.many, data: after.data, loc: after.loc, people: after.people },
+    { text: 'changed', editor: '<p>new</p>', num: 7, flag: false, mail: 'y@example.com', link: 'https://example.org/x', when: '2025-02-03 04:05:06.000Z', one: 'x', many: ['a', 'b'], data: { z: 1 }, loc: { lon: -70.5, lat: 40.25 }, people: [bob.id] },
+  );
+  assert.equal(after.docs.length, 2, 'one file removed, one added');
+  assert.equal(after.docs[0], greenName, 'the kept file stays first');
+  assert.match(after.docs[1], /^blue_\w+\.png$/, 'the new upload is appended');
+  const stored = (name) => fs.existsSync(path.join(env.dataDir, 'storage', kinds.id, rec.id, name));
+  assert.ok(stored(greenName) && stored(after.docs[1]), 'the kept and the new file are on disk');
+  assert.ok(!stored(noteName), 'the removed file is gone from disk');
+
+  // A server-side error lands next to its input.
+  await page.locator(`tr[data-id="${rec.id}"]`).click();
+  await page.getByRole('heading', { name: 'Edit kinds record' }).waitFor();
+  await page.getByLabel('Latitude').fill('95');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.locator('[data-error-for="loc"]').filter({ hasText: /\S/ }).waitFor();
+  forgiveExpected400(errors);
+  await shot(page, 'records-form-server-error');
+}

@@ -4,10 +4,13 @@
 
 import { collections } from '../../lib/api.js';
 
-/** The collection by id or name, from the cached list; null when it does not exist. */
+/**
+ * The collection by id or name, from the cached list; a miss refetches once (the collection may
+ * have been created elsewhere since the list was cached). null when it does not exist.
+ */
 export async function findCollection(idOrName) {
-  const all = await collections();
-  return all.find((c) => c.id === idOrName) || all.find((c) => c.name === idOrName) || null;
+  const pick = (all) => all.find((c) => c.id === idOrName) || all.find((c) => c.name === idOrName) || null;
+  return pick(await collections()) || pick(await collections({ force: true }));
 }
 
 /** Fields that never appear as columns or plain inputs (secrets; the id is handled apart). */
