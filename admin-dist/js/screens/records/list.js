@@ -16,6 +16,8 @@ const DEFAULT_PER_PAGE = 30;
 const PER_PAGE_CHOICES = [10, 30, 50, 100, 200];
 const MAX_SKELETON_ROWS = 10;
 const COLUMNS_KEY_PREFIX = 'vb_admin_columns_';
+/** How long an exported file's blob URL lives (the download has started long before). */
+const EXPORT_URL_LIFETIME_MS = 60000;
 
 function positiveInt(text, fallback) {
   const n = Number.parseInt(text, 10);
@@ -267,7 +269,7 @@ export default async function screen({ params, query }) {
       document.body.append(a);
       a.click();
       a.remove();
-      setTimeout(() => URL.revokeObjectURL(href), 60000);
+      setTimeout(() => URL.revokeObjectURL(href), EXPORT_URL_LIFETIME_MS);
       toast(`Exported ${items.length} record${items.length === 1 ? '' : 's'}.`, 'ok');
     } catch (err) {
       toast(err.message, 'error');

@@ -8,6 +8,7 @@ import { asList, filterLiteral, isMulti, presentLabel, searchableFields } from '
 import { group, helpOf, labelOf } from './common.js';
 
 const PICKER_PAGE_SIZE = 20;
+const SEARCH_DEBOUNCE_MS = 250;
 
 export function relation(field, { record, readOnly, collectionsById }) {
   const related = collectionsById.get(field.collectionId);
@@ -106,7 +107,7 @@ function pick({ related, multi, selected, known }) {
       if (mine === seq) replace(status, h('span', { class: 'error', role: 'alert' }, err.message));
     }
   }
-  search.addEventListener('input', debounce(() => load(true), 250));
+  search.addEventListener('input', debounce(() => load(true), SEARCH_DEBOUNCE_MS));
   search.addEventListener('keydown', (e) => {
     if (e.key === 'Enter') e.preventDefault();
   });
