@@ -369,4 +369,36 @@ async function everyFieldType(page, errors, token, authors, bob) {
   await page.locator('[data-error-for="loc"]').filter({ hasText: /\S/ }).waitFor();
   forgiveExpected400(errors);
   await shot(page, 'records-form-server-error');
+
+  // Pages: 12 records, 10 per page; the page and its size live in the URL.
+  for (let i = 0; i < 11; i += 1) await api('/api/collections/kinds/records', { method: 'POST', token, body: { text: `extra ${String(i).padStart(2, '0')}` } });
+  await page.goto(`${env.url}/_/#/collections/kinds?sort=text`);
+  await page.getByRole('heading', { name: 'kinds', exact: true }).waitFor();
+  await waitLoaded(page);
+  await page.getByLabel('Records per page').selectOption('10');
+  await waitLoaded(page);
+  await page.getByText('Page 1 of 2 · 12 total').waitFor();
+  assert.equal(await rowsOf(page).count(), 10);
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByText('Page 2 of 2 · 12 total').waitFor();
+  await waitLoaded(page);
+  assert.equal(await rowsOf(page).count(), 2);
+  assert.match(page.url(), /page=2/);
+  assert.match(page.url(), /perPage=10/);
+
+  // Bulk delete through /api/batch when batch requests are enabled.
+  const before = await api('/api/settings', { token });
+  await api('/api/settings', { method: 'PATCH', token, body: { batch: { ...before.batch, enabled: true } } });
+  try {
+    await page.getByLabel('Select all rows').check();
+    await page.getByRole('button', { name: 'Delete selected (2)' }).click();
+    const [batchReq] = await Promise.all([page.waitForRequest((r) => r.url().endsWith('/api/batch') && r.method() === 'POST'), page.locator('dialog [data-confirm]').click()]);
+    assert.equal(batchReq.postDataJSON().requests.length, 2, 'both deletes went in one batch');
+    await page.getByText('Deleted 2 records.').waitFor();
+  } finally {
+    await api('/api/settings', { method: 'PATCH', token, body: { batch: before.batch } });
+  }
+  const remaining = await api('/api/collections/kinds/records?perPage=1', { token });
+  assert.equal(remaining.totalItems, 10, 'the two records of page 2 were deleted');
+  await page.getByText('Page 1 of 1 · 10 total').waitFor();
 }
