@@ -94,22 +94,29 @@ export default async function screen({ params, query }) {
     drawList([], true);
     replace(filterError);
     filterInput.removeAttribute('aria-invalid');
-    try {
-      const [list, stats] = await Promise.all([
-        send('/api/logs', { query: { page: state.page, perPage: PER_PAGE, sort: state.sort, filter: state.filter } }),
-        send('/api/logs/stats', { query: { filter: state.filter } }),
-      ]);
-      if (mine !== seq) return;
-      drawList(list.items, false);
-      replace(chartSlot, chart(stats));
-      replace(pagerSlot, pager({ page: list.page, totalPages: list.totalPages, totalItems: list.totalItems, onPage: (p) => { state.page = p; load(); } }));
-    } catch (err) {
-      if (mine !== seq) return;
-      drawList([], false);
-      const detail = Object.values(err.data || {}).map((v) => v?.message).filter(Boolean).join(' ');
-      replace(filterError, `${err.message}${detail ? ` ${detail}` : ''}`);
-      filterInput.setAttribute('aria-invalid', 'true');
+    const [list, stats] = await Promise.allSettled([
+      send('/api/logs', { query: { page: state.page, perPage: PER_PAGE, sort: state.sort, filter: state.filter } }),
+      send('/api/logs/stats', { query: { filter: state.filter } }),
+    ]);
+    if (mine !== seq) return;
+    if (list.status === 'fulfilled' && stats.status === 'fulfilled') {
+      const res = list.value;
+      drawList(res.items, false);
+      replace(chartSlot, chart(stats.value));
+      replace(pagerSlot, pager({ page: res.page, totalPages: res.totalPages, totalItems: res.totalItems, onPage: (p) => { state.page = p; load(); } }));
+      return;
     }
+    // The list answers a bad filter with a generic message, the stats with a precise one:
+    // show every distinct message (the stats' first), under the filter input.
+    const messages = [stats, list]
+      .filter((r) => r.status === 'rejected')
+      .flatMap((r) => [r.reason?.message, ...Object.values(r.reason?.data || {}).map((v) => v?.message)])
+      .filter(Boolean);
+    drawList([], false);
+    replace(chartSlot, chart([]));
+    replace(pagerSlot);
+    replace(filterError, [...new Set(messages)].join(' '));
+    filterInput.setAttribute('aria-invalid', 'true');
   };
 
   const bar = h(

@@ -81,7 +81,7 @@ export default async function section() {
 
   const restore = (key) => {
     const error = formError();
-    const typed = input('confirm', { autocomplete: 'off', 'aria-label': `Type ${key} to confirm` });
+    const typed = input('confirm', { autocomplete: 'off' });
     const m = modal({
       title: 'Restore a backup',
       body: (close) =>
@@ -156,7 +156,7 @@ export default async function section() {
       },
     },
     field({ label: 'Backup name (optional)', name: 'name', help: 'Ends in .zip; letters, digits, _ and -.', input: input('name', { placeholder: 'my_backup.zip', autocomplete: 'off' }) }),
-    h('div', { class: 'field' }, createBtn),
+    h('div', { class: 'field field-button' }, createBtn),
     formError(),
   );
 

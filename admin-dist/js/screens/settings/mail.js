@@ -2,7 +2,7 @@
 
 import { h } from '../../lib/dom.js';
 import { send } from '../../lib/api.js';
-import { button, clearErrors, field, formError, input, pageHeader, select, showErrors, toast } from '../../lib/ui.js';
+import { button, clearErrors, field, formError, input, pageHeader, select, showErrors } from '../../lib/ui.js';
 import { boolField, loadSettings, pick, settingsForm, textField } from './form.js';
 
 const TEMPLATES = [
@@ -59,6 +59,7 @@ function testMail() {
     'form',
     {
       class: 'card test-mail',
+      novalidate: true,
       onSubmit: async (e) => {
         e.preventDefault();
         clearErrors(form);
@@ -67,7 +68,6 @@ function testMail() {
         try {
           await send('/api/settings/test/email', { method: 'POST', body: { email: form.elements.email.value, template: form.elements.template.value } });
           result.textContent = `Test mail sent to ${form.elements.email.value}.`;
-          toast('Test mail sent.', 'ok');
         } catch (err) {
           showErrors(form, err);
         } finally {
