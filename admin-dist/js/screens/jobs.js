@@ -100,7 +100,7 @@ async function view(id, onChange) {
         { class: 'kv' },
         h('dt', {}, 'ID'), h('dd', {}, h('code', {}, job.id)),
         h('dt', {}, 'Status'), h('dd', {}, statusBadge(job.status)),
-        h('dt', {}, 'Attempts'), h('dd', {}, `${job.attempts} of ${job.maxAttempts}`),
+        h('dt', {}, 'Attempts'), h('dd', {}, `${Array.isArray(job.attempts) ? job.attempts.length : job.attempts} of ${job.maxAttempts}`),
         h('dt', {}, 'Created'), h('dd', {}, when(job.created)),
         h('dt', {}, 'Run at'), h('dd', {}, when(job.runAt)),
         job.lastError ? [h('dt', {}, 'Last error'), h('dd', { class: 'error' }, job.lastError)] : null,

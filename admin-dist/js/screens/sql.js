@@ -15,7 +15,8 @@ export default async function screen() {
   const writeBox = writes.querySelector('input');
   const warning = h('p', { class: 'sql-warning', role: 'status' });
   const meta = h('p', { class: 'muted sql-meta', role: 'status' });
-  const results = h('div', { class: 'sql-results' }, table({ columns: [{ key: 'x', label: 'Result' }], rows: [], empty: 'Run a query to see its rows.' }));
+  const emptyResults = () => table({ columns: [{ key: 'x', label: 'Result' }], rows: [], empty: 'Run a query to see its rows.' });
+  const results = h('div', { class: 'sql-results' }, emptyResults());
   const run = button('Run', null, { kind: 'primary', type: 'submit', attrs: { 'aria-keyshortcuts': 'Control+Enter' } });
   let serverReadOnly = null;
 
@@ -48,6 +49,7 @@ export default async function screen() {
           replace(results, columns.length ? table({ caption: 'Query results', columns, rows, empty: 'No rows.' }) : h('p', { class: 'muted' }, 'The statement returned no columns.'));
           replace(meta, `${rows.length} row${rows.length === 1 ? '' : 's'} · ${out.affectedRows ?? 0} affected · ${out.execTime ?? 0} ms`);
         } catch (err) {
+          replace(results, emptyResults());
           showErrors(form, err);
         } finally {
           run.disabled = false;
