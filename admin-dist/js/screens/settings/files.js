@@ -2,7 +2,7 @@
 
 import { h } from '../../lib/dom.js';
 import { send } from '../../lib/api.js';
-import { button, pageHeader, toast } from '../../lib/ui.js';
+import { button, pageHeader } from '../../lib/ui.js';
 import { boolField, loadSettings, settingsForm, textField } from './form.js';
 
 /** The S3 inputs under `prefix` ('s3' or 'backups.s3'). */
@@ -41,7 +41,6 @@ export function s3Test(filesystem) {
     } catch (err) {
       out.className = 'test-result error';
       out.textContent = err.message;
-      toast(err.message, 'error');
     } finally {
       btn.disabled = false;
     }
