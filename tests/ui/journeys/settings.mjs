@@ -48,6 +48,7 @@ journey('settings', async ({ page, errors }) => {
   await page.getByLabel(`Rule ${n} label`).fill('');
   await page.getByRole('button', { name: 'Save changes' }).click();
   await page.locator(`[data-error-for="rateLimits.rules.${n - 1}.label"]:not(:empty)`).waitFor();
+  assert.equal(await page.getByLabel(`Rule ${n} label`).getAttribute('aria-invalid'), 'true');
   forgetExpected(errors, 400);
   await shot(page, 'settings-rate-limits-error');
   await page.getByLabel(`Rule ${n} label`).fill('/api/journey');

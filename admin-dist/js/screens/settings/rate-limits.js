@@ -27,7 +27,8 @@ export default async function section() {
     }));
   };
 
-  const cell = (i, key, control) => h('td', {}, control, h('div', { class: 'field-error', dataset: { errorFor: `rateLimits.rules.${i}.${key}` }, role: 'alert' }));
+  // Each cell is a .field so showErrors can mark its input invalid next to the message.
+  const cell = (i, key, control) => h('td', {}, h('div', { class: 'field cell-field' }, control, h('div', { class: 'field-error', dataset: { errorFor: `rateLimits.rules.${i}.${key}` }, role: 'alert' })));
   const draw = () =>
     replace(
       body,
