@@ -29,9 +29,10 @@ pub const JS_STACK_BYTES: usize = 1024 * 1024;
 /// A runtime using more than this share of its memory limit after a dispatch is recycled.
 pub const RECYCLE_MEMORY_PERCENT: u64 = 90;
 /// The memory check above runs after every this many dispatches, not after each: QuickJS
-/// measures usage by walking its whole heap (a quarter of the CPU of a small route when done
-/// per dispatch). A dispatch that outgrows the limit is stopped by the limit itself.
-pub const MEMORY_CHECK_EVERY_DISPATCHES: u32 = 64;
+/// measures usage by walking its whole heap (~100 µs with the bindings loaded, more than a
+/// small route's whole cost). A dispatch that outgrows the limit is stopped by the limit
+/// itself; this check only catches slow growth across dispatches.
+pub const MEMORY_CHECK_EVERY_DISPATCHES: u32 = 1024;
 
 /// Deadlines and memory, from the configuration.
 #[derive(Debug, Clone, Copy)]
