@@ -434,7 +434,9 @@
     const step = function () {
       if (i >= links.length) return;
       const link = links[i++];
-      N.settle(link(e));
+      // Only a promise needs the host's help (no native call for a plain handler).
+      const out = link(e);
+      if (out instanceof Promise) N.settle(out);
     };
     const outer = Object.getOwnPropertyDescriptor(e, "next");
     Object.defineProperty(e, "next", {
@@ -743,6 +745,13 @@
   // first), then the handler as the last link.
   vb.runRoute = function (r, middlewares, handler) {
     const e = vb.requestEvent(r);
+    if (middlewares.length === 0) {
+      // The handler is the whole chain: its e.next() has nothing left to run (the prototype's
+      // no-op), so the chain machinery is skipped.
+      const out = vb.withApp(e.app, () => handler.call(undefined, e));
+      if (out instanceof Promise) N.settle(out);
+      return e.__response;
+    }
     const sorted = middlewares.map((m, i) => ({ m, i })).sort((a, b) => a.m.priority - b.m.priority || a.i - b.i);
     const links = sorted.map(({ m }) => vb.hookLink(m.fn));
     links.push(vb.hookLink(handler));
