@@ -160,7 +160,7 @@ impl Engine {
         CURRENT.with(|c| *c.borrow_mut() = previous);
         self.ts.deadline.set(None);
         self.dispatches = self.dispatches.wrapping_add(1);
-        let near_limit = self.dispatches % MEMORY_CHECK_EVERY_DISPATCHES == 0 && {
+        let near_limit = self.dispatches.is_multiple_of(MEMORY_CHECK_EVERY_DISPATCHES) && {
             let used = u64::try_from(self.rt.memory_usage().malloc_size).unwrap_or(0);
             used * 100 > self.ts.env.limits.memory_bytes as u64 * RECYCLE_MEMORY_PERCENT
         };
