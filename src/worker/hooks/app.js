@@ -94,7 +94,10 @@
   // ---------------------------------------------------------------- hooks
 
   // Runs the handlers of `name` for `tags`, then `last` as the default action.
+  // `vb.registeredHooks` (the names this set has handlers for) spares the native lookup for
+  // the many events a save fires that nobody listens to.
   function fire(name, tags, e, last) {
+    if (!vb.registeredHooks.has(name)) { last(e); return; }
     const handlers = N.hookHandlers(name, tags);
     if (!handlers.length) { last(e); return; }
     const links = handlers.map((h) => vb.hookLink(h));
@@ -102,7 +105,7 @@
     vb.runChain(e, links);
   }
   vb.fire = fire;
-  vb.hasHooks = (name, tags) => N.hookHandlers(name, tags).length > 0;
+  vb.hasHooks = (name, tags) => vb.registeredHooks.has(name) && N.hookHandlers(name, tags).length > 0;
 
   function tagsOf(record) {
     const c = record.collection();

@@ -25,6 +25,9 @@ pub fn install<'js>(ctx: &Ctx<'js>, env: &Arc<Env>) -> rquickjs::Result<()> {
     eval_internal(ctx, PRELUDE_JS, "<vaultbase prelude>")?;
     let vb: Object = ctx.globals().get("__vb")?;
     vb.set("hookNames", HOOK_NAMES.to_vec())?;
+    // A runtime serves one hook set, so what it registered is fixed for the runtime's life.
+    let registered: rquickjs::Function = ctx.eval("(names) => new Set(names)")?;
+    vb.set("registeredHooks", registered.call::<_, Value>((env.registry.hook_names(),))?)?;
     super::cron_js::install(ctx, env)?;
     // Binding modules of other parts of the issue: one line each, in this order.
     super::collection::install(ctx)?;

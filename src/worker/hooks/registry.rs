@@ -151,6 +151,11 @@ impl Registry {
         out
     }
 
+    /// The hook names with at least one handler.
+    pub fn hook_names(&self) -> Vec<String> {
+        self.hooks.iter().filter(|(_, v)| !v.is_empty()).map(|(k, _)| k.clone()).collect()
+    }
+
     /// Every registered hook name with its handler count (for the start-up log).
     pub fn hook_counts(&self) -> Vec<(String, usize)> {
         let mut out: Vec<(String, usize)> = self.hooks.iter().map(|(k, v)| (k.clone(), v.len())).collect();

@@ -157,15 +157,28 @@ impl RouteResponse {
     }
 }
 
-#[derive(serde::Deserialize)]
+/// What a route chain wrote: `e.__response` of prelude.js, read field by field.
 struct Written {
     status: u16,
     headers: Vec<(String, String)>,
     body: String,
     bytes: Option<Vec<u8>>,
     /// `$apis.static`: a file (already resolved inside its dir) to answer with.
-    #[serde(default)]
     file: Option<String>,
+}
+
+/// Reads `e.__response`; an unwritten response is an empty 200.
+fn written_of(res: &Object<'_>) -> rquickjs::Result<Written> {
+    let written: bool = res.get::<_, Option<bool>>("written")?.unwrap_or(false);
+    let status = if written { res.get::<_, Option<f64>>("status")?.unwrap_or(200.0) } else { 200.0 };
+    let headers: Vec<Vec<String>> = res.get("headers")?;
+    Ok(Written {
+        status: if (0.0..=65535.0).contains(&status) { status as u16 } else { 0 },
+        headers: headers.into_iter().filter_map(|h| match <[String; 2]>::try_from(h) { Ok([k, v]) => Some((k, v)), Err(_) => None }).collect(),
+        body: res.get::<_, Option<String>>("body")?.unwrap_or_default(),
+        bytes: res.get("bytes")?,
+        file: res.get("file")?,
+    })
 }
 
 impl Written {
@@ -189,8 +202,7 @@ impl Written {
 /// middlewares by priority, then the handler). Never fails: errors become their answer.
 pub fn run<'js>(ctx: &Ctx<'js>, registry: &Registry, index: usize, req: &RouteRequest) -> RouteResponse {
     let route = &registry.routes[index];
-    let what = format!("{} {}", route.method.as_deref().unwrap_or("*"), route.pattern.text);
-    let result = (|| -> rquickjs::Result<String> {
+    let result = (|| -> rquickjs::Result<Written> {
         let mws = Array::new(ctx.clone())?;
         let globals: &[Middleware] = if req.globals_applied { &[] } else { &registry.global_middlewares };
         let all = globals.iter().chain(route.middlewares.iter());
@@ -200,17 +212,15 @@ pub fn run<'js>(ctx: &Ctx<'js>, registry: &Registry, index: usize, req: &RouteRe
         let handler = engine::handler(ctx, route.handler)?;
         let json = serde_json::to_string(req).map_err(|e| rquickjs::Exception::throw_internal(ctx, &e.to_string()))?;
         let r = ctx.json_parse(json)?;
-        super::bindings::call_vb(ctx, "runRoute", (r, mws, handler))
+        let res: Object = super::bindings::call_vb(ctx, "runRoute", (r, mws, handler))?;
+        written_of(&res)
     })();
     match result {
-        Ok(text) => match serde_json::from_str::<Written>(&text) {
-            Ok(w) => w.into_response(),
-            Err(e) => {
-                tracing::error!(target: "vaultbase::hooks", hook = %what, error = %e, "reading a route's response failed");
-                RouteResponse::failure(&errors::Failure::internal())
-            }
-        },
-        Err(e) => RouteResponse::failure(&errors::failure_of(ctx, e, &what)),
+        Ok(w) => w.into_response(),
+        Err(e) => {
+            let what = format!("{} {}", route.method.as_deref().unwrap_or("*"), route.pattern.text);
+            RouteResponse::failure(&errors::failure_of(ctx, e, &what))
+        }
     }
 }
 
@@ -228,7 +238,7 @@ pub enum Around<R> {
 pub fn run_around<'js, R: 'static>(ctx: &Ctx<'js>, registry: &Registry, req: &RouteRequest, inner: impl FnOnce() -> R + 'static) -> Around<R> {
     let slot: Rc<RefCell<Option<R>>> = Rc::new(RefCell::new(None));
     let filled = slot.clone();
-    let result = (|| -> rquickjs::Result<String> {
+    let result = (|| -> rquickjs::Result<Written> {
         let mws = Array::new(ctx.clone())?;
         for (i, mw) in registry.global_middlewares.iter().enumerate() {
             mws.set(i, middleware(ctx, mw)?)?;
@@ -239,18 +249,13 @@ pub fn run_around<'js, R: 'static>(ctx: &Ctx<'js>, registry: &Registry, req: &Ro
         })?;
         let json = serde_json::to_string(req).map_err(|e| rquickjs::Exception::throw_internal(ctx, &e.to_string()))?;
         let r = ctx.json_parse(json)?;
-        super::bindings::call_vb(ctx, "runRoute", (r, mws, link))
+        let res: Object = super::bindings::call_vb(ctx, "runRoute", (r, mws, link))?;
+        written_of(&res)
     })();
     let reached = slot.borrow_mut().take();
     match (result, reached) {
-        (Ok(text), Some(answer)) => {
-            let headers = serde_json::from_str::<Written>(&text).map(|w| w.headers).unwrap_or_default();
-            Around::Passed(answer, headers)
-        }
-        (Ok(text), None) => Around::Answered(match serde_json::from_str::<Written>(&text) {
-            Ok(w) => w.into_response(),
-            Err(_) => RouteResponse::failure(&errors::Failure::internal()),
-        }),
+        (Ok(w), Some(answer)) => Around::Passed(answer, w.headers),
+        (Ok(w), None) => Around::Answered(w.into_response()),
         (Err(e), Some(answer)) => {
             // The system route already answered; a middleware failing after e.next() is logged.
             errors::failure_of(ctx, e, "routerUse");
