@@ -666,7 +666,7 @@
           body: infoBody,
           auth: e.auth,
           method: r.method,
-          context: "default",
+          context: r.context || "default",
           hasSuperuserAuth: () => r.superuser === true,
         };
       },
