@@ -749,6 +749,7 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
 pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
     let origin = origin_of(state, &req).await;
+    let head = super::record_hooks::hooked_head(state, &c, &req, "onRecordRequestOTPRequest").await;
     let body = body_object(req).await?;
     let email = email_field(&body, "email")?;
     let o = options(&c);
@@ -763,8 +764,22 @@ pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incomi
     let code = random::random_string(b"0123456789", digits).map_err(ApiError::internal)?;
     // Hashed whether or not the account exists (or its mails are throttled): the answer takes
     // the same time either way.
-    let hash = state.passwords.hash(&code).await.map_err(ApiError::internal)?;
+    let mut hash = state.passwords.hash(&code).await.map_err(ApiError::internal)?;
     let record = record_by_email(state, &c, &email).await?;
+    // pb_hooks: onRecordRequestOTPRequest (`e.record`, null for an unknown address, and
+    // `e.password`, the code, which a handler may replace) before the OTP is stored and sent.
+    let mut code = code;
+    if head.is_some() {
+        let extra = Map::from_iter([("password".to_owned(), Value::String(code.clone()))]);
+        let fields = match super::record_hooks::auth_gate(state, &c, head, "onRecordRequestOTPRequest", &body, record.clone(), extra).await {
+            Ok(fields) => fields,
+            Err(answer) => return Ok(answer),
+        };
+        if let Some(p) = fields.get("password").and_then(Value::as_str).filter(|p| !p.is_empty() && *p != code) {
+            code = p.to_owned();
+            hash = state.passwords.hash(&code).await.map_err(ApiError::internal)?;
+        }
+    }
     let Some(record) = record.filter(|_| allowed) else {
         return Ok(json(StatusCode::OK, &json!({"otpId": otp_id})));
     };
@@ -793,6 +808,7 @@ pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Inco
     let c = auth_collection(state, collection).await?;
     let origin = origin_of(state, &req).await;
     let query_mfa = Query::parse(req.uri().query()).get("mfaId").map(str::to_owned);
+    let head = super::record_hooks::hooked_head(state, &c, &req, "onRecordAuthWithOTPRequest").await;
     let body = body_object(req).await?;
     let (otp_id, password) = (text(&body, "otpId"), text(&body, "password"));
     let mut missing = Map::new();
@@ -832,6 +848,15 @@ pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Inco
     let Some(record) = load_record(state, &c, row.record_id.clone()).await? else {
         return Err(ApiError::bad_request(INVALID_OTP));
     };
+    // pb_hooks: onRecordAuthWithOTPRequest (`e.record`, `e.otp`) once the code is proven,
+    // before the OTP is spent.
+    if head.is_some() {
+        let otp = json!({"id": otp_id, "collectionRef": c.id, "recordRef": row.record_id, "sentTo": row.sent_to});
+        let extra = Map::from_iter([("otp".to_owned(), otp)]);
+        if let Err(answer) = super::record_hooks::auth_gate(state, &c, head, "onRecordAuthWithOTPRequest", &body, Some(record.clone()), extra).await {
+            return Ok(answer);
+        }
+    }
     // Proving the mailbox verifies it. An unverified account proven this way without MFA also
     // loses whatever password it had, so nobody who pre-registered that address keeps access.
     let verify = !is_verified(&record) && row.sent_to.eq_ignore_ascii_case(str_of(&record, "email"));

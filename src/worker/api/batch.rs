@@ -71,7 +71,7 @@ struct BatchItem {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     Create,
     Update,
     Delete,
@@ -94,27 +94,27 @@ impl From<rusqlite::Error> for ItemError {
 }
 
 /// One item, understood.
-struct Action {
-    kind: Kind,
-    collection: String,
-    id: Option<String>,
-    query: Query,
-    headers: HeaderMap,
-    body: Map<String, Value>,
+pub(super) struct Action {
+    pub(super) kind: Kind,
+    pub(super) collection: String,
+    pub(super) id: Option<String>,
+    pub(super) query: Query,
+    pub(super) headers: HeaderMap,
+    pub(super) body: Map<String, Value>,
     /// `expand`/`fields` from the item's URL, applied to its response.
-    shape: crate::worker::records::crud::Shape,
+    pub(super) shape: crate::worker::records::crud::Shape,
     /// The files sent for this item that address one of its collection's file fields.
-    uploads: Vec<StagedFile>,
+    pub(super) uploads: Vec<StagedFile>,
     /// The first upload that broke its field's `maxSize` or `mimeTypes`: the item fails with
     /// it when the transaction reaches it, as a single request would have.
-    file_error: Option<CrudError>,
+    pub(super) file_error: Option<CrudError>,
     /// The id chosen for a create that brings files but names no id.
-    preset_id: Option<String>,
+    pub(super) preset_id: Option<String>,
 }
 
 impl Action {
     /// The record this item writes, when known before it runs.
-    fn record_id(&self) -> Option<&str> {
+    pub(super) fn record_id(&self) -> Option<&str> {
         self.id.as_deref().or_else(|| self.body.get("id").and_then(Value::as_str).filter(|s| !s.is_empty())).or(self.preset_id.as_deref())
     }
 
@@ -132,7 +132,7 @@ fn invalid_batch(code: &str, message: &str) -> ApiError {
     ApiError::validation("Invalid batch request data.", data)
 }
 
-fn failed_item(index: usize, err: ApiError, request_id: u64) -> ApiError {
+pub(super) fn failed_item(index: usize, err: ApiError, request_id: u64) -> ApiError {
     let (_, envelope) = err.envelope(request_id);
     let mut requests = Map::new();
     requests.insert(index.to_string(), json!({"code": "batch_request_failed", "message": "Batch request failed.", "response": envelope}));
@@ -321,6 +321,9 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
         return Err(ApiError::forbidden("Batch requests are not allowed."));
     }
     let method = req.method().clone();
+    // pb_hooks: the outer request as the items' request events start from, when a record
+    // request hook is registered at all (read before the body is consumed).
+    let hooked_head = super::batch_hooks::head(state, &req, actor).await;
     let Received { body, uploads } = read_body(state, req, config.max_body_bytes()).await?;
     if body.requests.is_empty() {
         return Err(invalid_batch("validation_required", "Cannot be blank."));
@@ -386,6 +389,9 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
         })
         .collect();
     let prepared = Prepared { actions, requesters, hashes, access: access(actor) };
+    if let Some(head) = hooked_head.filter(|_| super::batch_hooks::fires(state, &snap, &prepared.actions)) {
+        return super::batch_hooks::run(state, snap, prepared, head, request_id).await;
+    }
     let timeout = Duration::from_secs(config.timeout_secs());
     // Once uploads may be in storage, the rest runs in its own task: whatever happens to this
     // request (a timeout, the client leaving), the task ends with storage matching the
@@ -412,11 +418,11 @@ pub async fn batch(state: &AppState, req: Request<Incoming>, actor: &Actor, requ
 }
 
 /// Everything the transaction needs, decided before it.
-struct Prepared {
-    actions: Vec<Action>,
-    requesters: Vec<crud::Requester>,
-    hashes: Passwords,
-    access: crate::worker::records::values::Access,
+pub(super) struct Prepared {
+    pub(super) actions: Vec<Action>,
+    pub(super) requesters: Vec<crud::Requester>,
+    pub(super) hashes: Passwords,
+    pub(super) access: crate::worker::records::values::Access,
 }
 
 /// The batch task ended without answering: it panicked.
@@ -496,7 +502,7 @@ async fn run(state: AppState, snap: Arc<Snapshot>, prepared: Prepared, timeout: 
 
 /// Puts every item's uploads into storage under its record; `stored` collects the keys
 /// written (all removed again here if one fails).
-async fn store_uploads(state: &AppState, snap: &Snapshot, actions: &[Action], stored: &mut Vec<String>) -> Result<Arc<files::storage::Storage>, FilesError> {
+pub(super) async fn store_uploads(state: &AppState, snap: &Snapshot, actions: &[Action], stored: &mut Vec<String>) -> Result<Arc<files::storage::Storage>, FilesError> {
     let storage = files::storage(state.storage_source()).await?;
     for a in actions.iter().filter(|a| !a.uploads.is_empty()) {
         let (Some(c), Some(record_id)) = (snap.get(&a.collection), a.record_id()) else { continue };
@@ -599,9 +605,9 @@ fn stored_names(v: &Value) -> Vec<String> {
 /// included), the names its updates dropped and the uploads no record kept. Deleted only
 /// after the commit.
 #[derive(Default)]
-struct FileCleanup {
-    records: Vec<(String, String)>,
-    names: Vec<(String, String, Vec<String>)>,
+pub(super) struct FileCleanup {
+    pub(super) records: Vec<(String, String)>,
+    pub(super) names: Vec<(String, String, Vec<String>)>,
 }
 
 impl FileCleanup {
@@ -639,7 +645,7 @@ impl FileCleanup {
         Ok(())
     }
 
-    async fn run(self, state: &AppState, snap: &Snapshot) {
+    pub(super) async fn run(self, state: &AppState, snap: &Snapshot) {
         let with_files = |cid: &str| snap.get(cid).is_some_and(|c| c.fields.iter().any(|f| matches!(f.kind, FieldKind::File(_))));
         let records: Vec<(String, String)> = self.records.into_iter().filter(|(cid, _)| with_files(cid)).collect();
         if records.is_empty() && self.names.is_empty() {

@@ -4,6 +4,7 @@
 pub mod account_flows;
 pub mod backups;
 pub mod batch;
+pub mod batch_hooks;
 pub mod collections;
 pub mod custom_routes;
 pub mod crons;

@@ -124,6 +124,7 @@ pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<I
     let c = auth_collection(state, collection).await?;
     let origin = account_flows::origin_of(state, &req).await;
     let query_mfa = Query::parse(req.uri().query()).get("mfaId").map(str::to_owned);
+    let head = super::record_hooks::hooked_head_as(state, &c, &req, "onRecordAuthWithOAuth2Request", actor).await;
     let body = json_object(req.into_body(), DEFAULT_BODY_LIMIT_BYTES, "An error occurred while loading the submitted data.").await?;
     let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     let (provider, code, verifier) = (text("provider"), text("code"), text("codeVerifier"));
@@ -148,11 +149,41 @@ pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<I
     let tokens = oauth2::exchange(&resolved, &code, &verifier, &redirect).await.map_err(provider_error)?;
     let user = oauth2::user(&resolved, &tokens, jwt::unix_now()).await.map_err(provider_error)?;
 
-    let create_data = match body.get("createData") {
+    let mut create_data = match body.get("createData") {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
     let signed_in = actor.auth().filter(|a| a.collection.id == c.id).map(|a| a.id().to_owned());
+    // pb_hooks: onRecordAuthWithOAuth2Request (`e.providerName`, `e.oauth2User`, `e.record` —
+    // the linked record or null —, `e.createData`, `e.isNewRecord`) before the sign-in or
+    // sign-up; a handler may change `e.createData`.
+    if head.is_some() {
+        let (c2, p2, uid) = (c.clone(), resolved.name.clone(), user.id.clone());
+        let linked = state
+            .db
+            .read(move |conn| -> Result<Option<Map<String, Value>>, DbError> {
+                match accounts::linked_record(conn, &c2, &p2, &uid)? {
+                    Some(id) => Ok(rows::load(conn, &c2, &id)?),
+                    None => Ok(None),
+                }
+            })
+            .await
+            .map_err(ApiError::internal)?;
+        let extra = Map::from_iter([
+            ("providerName".to_owned(), Value::String(provider.clone())),
+            ("oauth2User".to_owned(), meta(&user, linked.is_none())),
+            ("createData".to_owned(), Value::Object(create_data.clone())),
+            ("isNewRecord".to_owned(), Value::Bool(linked.is_none())),
+        ]);
+        match super::record_hooks::auth_gate(state, &c, head, "onRecordAuthWithOAuth2Request", &body, linked, extra).await {
+            Ok(fields) => {
+                if let Some(Value::Object(m)) = fields.get("createData") {
+                    create_data = m.clone();
+                }
+            }
+            Err(answer) => return Ok(answer),
+        }
+    }
     let (record_id, is_new) = sign_in_or_up(state, &c, &resolved, &user, signed_in, create_data).await?;
     let Some(record) = state
         .db

@@ -179,13 +179,18 @@ pub async fn with_password(state: &AppState, collection: &str, req: Request<Inco
 }
 
 /// `POST auth-refresh`
-pub async fn refresh(state: &AppState, collection: &str, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
+pub async fn refresh(state: &AppState, collection: &str, req: &Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
     let Some(auth): Option<&AuthRecord> = actor.auth() else {
         return Err(ApiError::unauthorized("The request requires valid record authorization token."));
     };
     if auth.collection.id != c.id {
         return Err(ApiError::forbidden(format!("The request requires auth record from {} collection.", c.name)));
+    }
+    // pb_hooks: onRecordAuthRefreshRequest (`e.collection`, `e.record`) around the answer.
+    let head = super::record_hooks::hooked_head_as(state, &c, req, "onRecordAuthRefreshRequest", actor).await;
+    if let Err(answer) = super::record_hooks::auth_gate(state, &c, head, "onRecordAuthRefreshRequest", &Map::new(), Some(auth.record.clone()), Map::new()).await {
+        return Ok(answer);
     }
     let same = (!auth.refreshable).then(|| auth.token.clone());
     auth_response(state, &c, &auth.record, same)

@@ -196,11 +196,16 @@ pub async fn auth_answer(
 /// The request as a hook on `c` named `hook` would see it, if such a hook is registered (read
 /// from the head: the auth endpoints consume the body themselves).
 pub async fn hooked_head(state: &AppState, c: &Collection, req: &Request<Incoming>, hook: &str) -> Option<RouteRequest> {
+    hooked_head_as(state, c, req, hook, &Actor::Guest).await
+}
+
+/// [`hooked_head`] with the request's auth (`e.auth`).
+pub async fn hooked_head_as(state: &AppState, c: &Collection, req: &Request<Incoming>, hook: &str, actor: &Actor) -> Option<RouteRequest> {
     let loaded = state.hooks.current();
     if loaded.registry.is_empty() || !loaded.registry.has(hook, &c.id, &c.name) {
         return None;
     }
-    Some(route_request(state, req, &Actor::Guest, &Map::new()).await)
+    Some(route_request(state, req, actor, &Map::new()).await)
 }
 
 /// `onRecordAuthWithPasswordRequest` (`e.identity`, `e.password`, `e.record` — null when no
@@ -223,4 +228,36 @@ pub async fn auth_with_password(
         Ok(record) => Ok(Ok(record)),
         Err(answer) => Ok(Err(respond(answer))),
     }
+}
+
+/// An auth request hook around a flow vaultbase runs itself (`onRecordAuthRefreshRequest`,
+/// `onRecordRequestOTPRequest`, `onRecordAuthWithOTPRequest`, `onRecordAuthWithOAuth2Request`):
+/// Ok(fields as the chain left them) when its default action was reached and the flow goes
+/// on; Err(answer) when a handler threw or ended the chain. `head` comes from
+/// [`hooked_head`] (None: no such hook, the flow goes on untouched); `body` is what the
+/// request submitted, for `e.requestInfo().body`.
+pub async fn auth_gate(
+    state: &AppState,
+    c: &Arc<Collection>,
+    head: Option<RouteRequest>,
+    hook: &'static str,
+    body: &Map<String, Value>,
+    record: Option<Map<String, Value>>,
+    extra: Map<String, Value>,
+) -> Result<Map<String, Value>, Response<ResBody>> {
+    let Some(mut head) = head else { return Ok(extra) };
+    let text = Value::Object(body.clone()).to_string();
+    head.body_length = text.len();
+    head.body = text;
+    let loaded = state.hooks.current();
+    match record_requests::auth_gate(&loaded, hook, c, head, record, extra).await {
+        record_requests::Gate::Passed(fields) => Ok(fields),
+        record_requests::Gate::Answered(answer) => Err(respond(answer)),
+    }
+}
+
+/// The request as the events of a batch's items start from (their method, path and body are
+/// the item's own).
+pub async fn request_head(state: &AppState, req: &Request<Incoming>, actor: &Actor) -> RouteRequest {
+    route_request(state, req, actor, &Map::new()).await
 }

@@ -441,6 +441,12 @@ impl Data {
         }
     }
 
+    /// Runs `op` in this app's transaction (or in one of its own), as its saves do: for a
+    /// caller that writes through the pipeline's transaction stage itself (batch items).
+    pub fn write_op<T: Send + 'static>(&self, op: impl FnOnce(&Transaction<'_>, &Snapshot, &mut Changes) -> Result<T> + Send + 'static) -> Result<T> {
+        self.write(op)
+    }
+
     /// `findCollectionByNameOrId`: 404 when there is none.
     pub fn collection(&self, name_or_id: &str) -> Result<Arc<Collection>> {
         self.snapshot()?.get(name_or_id).cloned().ok_or(DataError::NotFound)
@@ -540,6 +546,11 @@ impl Data {
     /// differ from `original` (the record as it was loaded). Validated as a superuser's write
     /// (rules do not apply); answers the record as stored.
     pub fn save(&self, record: &RecordData, is_new: bool, original: Option<&Map<String, Value>>) -> Result<RecordData> {
+        self.save_as(write::Check::Validate, record, is_new, original)
+    }
+
+    /// [`Data::save`], validating or not (`saveNoValidate` stores the fields as coerced).
+    pub fn save_as(&self, check: write::Check, record: &RecordData, is_new: bool, original: Option<&Map<String, Value>>) -> Result<RecordData> {
         let c = record.collection.clone();
         let mut body = save_body(&c, &record.fields, if is_new { None } else { original });
         // `passwordConfirm` belongs to the API's form: a save from code sets the password alone.
@@ -559,8 +570,8 @@ impl Data {
             let mut req = superuser();
             let shape = Shape::default();
             let bytes = match &id {
-                None => write::create(tx, snap, &current, &mut req, body, Access::Superuser, &hashes, &shape, changes, Uploaded::default())?,
-                Some(id) => write::update(tx, snap, &current, &mut req, id, body, Access::Superuser, &hashes, &shape, changes, Uploaded::default())?,
+                None => write::create_as(check, tx, snap, &current, &mut req, body, Access::Superuser, &hashes, &shape, changes, Uploaded::default())?,
+                Some(id) => write::update_as(check, tx, snap, &current, &mut req, id, body, Access::Superuser, &hashes, &shape, changes, Uploaded::default())?,
             };
             let saved_id = match &id {
                 Some(id) => id.clone(),

@@ -161,10 +161,10 @@
       (err) => fire("onRecordAfterDeleteError", tags, { app: vb.baseApp, record, error: err }, () => {}));
   };
 
-  function nativeSave(app, record) {
+  function nativeSave(app, record, validate) {
     const c = record.collection();
     if (!c) throw new Error("the record has no collection");
-    const out = call(app, "save", { col: c.id, fields: record.__d, original: record.__o, isNew: record.isNew() });
+    const out = call(app, "save", { col: c.id, fields: record.__d, original: record.__o, isNew: record.isNew(), validate: validate !== false });
     return out.d;
   }
 
@@ -413,7 +413,7 @@
 
   function saveModel(app, model, validate) {
     if (model instanceof g.Record) {
-      vb.saveRecord(app, model, validate, (r) => nativeSave(app, r));
+      vb.saveRecord(app, model, validate, (r) => nativeSave(app, r, validate));
       return;
     }
     if (vb.saveModel) return vb.saveModel(app, model, validate);

@@ -20,6 +20,7 @@ use crate::worker::auth::jwt::{self, Claims, TokenKind};
 use crate::worker::records::crud::{self, Requester, Shape};
 use crate::worker::records::expand::ExpandTree;
 use crate::worker::records::query::{AuthContext, RequestContext};
+use crate::worker::records::write;
 
 const APP_JS: &str = include_str!("app.js");
 
@@ -46,7 +47,8 @@ pub fn base_app() -> Option<Data> {
     Some(Data::new(state, handle))
 }
 
-fn app_for(args: &Map<String, Value>) -> Option<Data> {
+/// The app a native call names: its transaction (`tx`), else the base app.
+pub fn app_for(args: &Map<String, Value>) -> Option<Data> {
     match args.get("tx").and_then(Value::as_u64) {
         Some(id) if id > 0 => TXS.with(|t| t.borrow().get(&id).cloned()),
         _ => base_app(),
@@ -147,7 +149,9 @@ fn run_op(app: &Data, op: &str, args: &Map<String, Value>) -> Result<Value, Data
             let record = RecordData { collection: c, fields: obj(args, "fields") };
             let is_new = args.get("isNew").and_then(Value::as_bool).unwrap_or(true);
             let original = args.get("original").and_then(Value::as_object);
-            record_json(&app.save(&record, is_new, original)?)
+            // `saveNoValidate` sends `validate: false`.
+            let check = if args.get("validate").and_then(Value::as_bool) == Some(false) { write::Check::Skip } else { write::Check::Validate };
+            record_json(&app.save_as(check, &record, is_new, original)?)
         }
         "delete" => {
             let c = app.collection(col)?;

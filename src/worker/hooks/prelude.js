@@ -688,7 +688,7 @@
         body: s.infoBody,
         auth: this.auth,
         method: r.method,
-        context: "default",
+        context: r.context || "default",
         hasSuperuserAuth: () => r.superuser === true,
       };
     }

@@ -34,12 +34,16 @@ pub const ON_CONNECT: &str = "onRealtimeConnectRequest";
 pub const ON_SUBSCRIBE: &str = "onRealtimeSubscribeRequest";
 /// The hook every message to a client goes through.
 pub const ON_MESSAGE: &str = "onRealtimeMessageSend";
+/// The hook each subscriber's copy of a record event goes through first.
+pub const ON_ENRICH: &str = "onRecordEnrich";
 
 /// `onRealtimeMessageSend` as the realtime module's message filter: active only while a
 /// handler is registered (checked per round, so a reload takes effect at once). Each message
 /// of a batch runs the chain with `e.client` and `e.message` (a `SubscriptionMessage`,
 /// mutable); a handler that does not call `e.next()` drops that message, a throw is logged
-/// and drops it too.
+/// and drops it too. With an `onRecordEnrich` handler, a record event first goes through it
+/// per subscriber (`e.requestInfo.auth` the client's, context "realtime"), as PocketBase
+/// enriches each client's copy before `onRealtimeMessageSend`.
 pub struct MessageHook {
     state: AppState,
 }
@@ -52,7 +56,8 @@ impl MessageHook {
 
 impl MessageFilter for MessageHook {
     fn active(&self) -> bool {
-        self.state.hooks.current().registry.has_any(ON_MESSAGE)
+        let loaded = self.state.hooks.current();
+        loaded.registry.has_any(ON_MESSAGE) || loaded.registry.has_any(ON_ENRICH)
     }
 
     fn run(&self, batch: Vec<Outgoing>) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<Outgoing>> + Send + '_>> {
@@ -68,6 +73,7 @@ async fn filter_messages(state: &AppState, batch: Vec<Outgoing>) -> Vec<Outgoing
         .iter()
         .map(|o| (serde_json::to_string(&client_info(&o.client)).unwrap_or_default(), o.name.clone(), String::from_utf8_lossy(&o.data).into_owned()))
         .collect();
+    let enrich = loaded.registry.has_any(ON_ENRICH);
     let ran = loaded
         .run(limits.timeout, move |ctx| -> Vec<Option<(String, String)>> {
             let mut out = Vec::with_capacity(items.len());
@@ -76,10 +82,13 @@ async fn filter_messages(state: &AppState, batch: Vec<Outgoing>) -> Vec<Outgoing
                 let go = || -> rquickjs::Result<()> {
                     let e = Object::new(ctx.clone())?;
                     e.set("app", bindings::vb(ctx)?.get::<_, Value>("baseApp")?)?;
-                    e.set("client", bindings::call_vb::<_, Value>(ctx, "makeRealtimeClient", (client,))?)?;
+                    e.set("client", bindings::call_vb::<_, Value>(ctx, "makeRealtimeClient", (client.as_str(),))?)?;
                     let class: rquickjs::Constructor = ctx.globals().get("SubscriptionMessage")?;
                     let init = Object::new(ctx.clone())?;
                     init.set("name", name)?;
+                    // onRecordEnrich first (PocketBase enriches each subscriber's record before
+                    // onRealtimeMessageSend sees the message).
+                    let data: String = if enrich { bindings::call_vb(ctx, "enrichRealtime", (client.as_str(), data))? } else { data };
                     init.set("data", data)?;
                     e.set("message", class.construct::<_, Value>((init,))?)?;
                     let sink = kept.clone();

@@ -129,6 +129,122 @@
     return JSON.stringify({ record, response: vb.responseOf(e) });
   };
 
+  // An auth request hook that gates a flow vaultbase runs itself (onRecordAuthRefreshRequest,
+  // onRecordRequestOTPRequest, onRecordAuthWithOTPRequest, onRecordAuthWithOAuth2Request):
+  // `e.collection`, `e.record` (or null) and the hook's own fields (`extra`, copied onto e).
+  // The default action only marks the chain as passed: the flow then goes on in Rust with
+  // the fields as the chain left them. Answers {passed, extra, response}.
+  vb.authGate = function (name, r, cjson, fields, extra) {
+    const e = vb.requestEvent(r);
+    const c = vb.makeCollection(cjson);
+    e.collection = c;
+    e.record = fields ? vb.toRecord(fields, c) : null;
+    const keys = Object.keys(extra || {});
+    for (const k of keys) {
+      const v = extra[k];
+      // A record-shaped field ({__record: {collection, fields}}) becomes a Record.
+      e[k] = v && typeof v === "object" && v.__record ? vb.toRecord(v.__record.fields, vb.makeCollection(v.__record.collection)) : v;
+    }
+    let passed = false;
+    vb.fire(name, [c.id, c.name], e, () => { passed = true; });
+    const out = {};
+    for (const k of keys) {
+      const v = e[k];
+      if (!(v instanceof g.Record)) out[k] = v ?? null;
+    }
+    return JSON.stringify({ passed: passed && !e.__response.written, extra: out, response: vb.responseOf(e) });
+  };
+
+  // A batch whose items fire request hooks (PocketBase's batch): one transaction, each item's
+  // request chain in order with `e.app` the transactional app and the item's write as the
+  // default action. An item whose chain stops before the write answers {status: 200, body:
+  // null}; a throw fails the batch, and `vb.batchFailed` names the item.
+  vb.batchRequest = function (items) {
+    const results = [];
+    vb.batchFailed = -1;
+    g.$app.runInTransaction((txApp) => {
+      items.forEach((it, i) => {
+        vb.batchFailed = i;
+        const c = vb.makeCollection(it.collection);
+        it.request.context = "batch";
+        const e = vb.requestEvent(it.request);
+        e.app = txApp;
+        e.collection = c;
+        let kind = it.kind;
+        let existing = null;
+        if (kind !== "create" && it.id) {
+          try { existing = txApp.findRecordById(c.id, it.id); } catch (_) { existing = null; }
+        }
+        if (kind === "upsert") kind = existing ? "update" : "create";
+        else if (kind !== "create" && !existing) throw new g.NotFoundError();
+        const write = (k, rec) => {
+          const body = N.batchWrite(i, k, JSON.stringify({ fields: rec.__d, original: rec.__o, tx: vb.txOf(txApp) }));
+          let d = {};
+          if (body) { d = JSON.parse(body); delete d.expand; }
+          return { d, body };
+        };
+        let out = null;
+        let name;
+        let last;
+        if (kind === "create" || kind === "update") {
+          e.record = kind === "create" ? new g.Record(c) : existing;
+          e.record.load(it.body);
+          name = kind === "create" ? "onRecordCreateRequest" : "onRecordUpdateRequest";
+          last = (e) => {
+            vb.saveRecord(e.app, e.record, true, (rec) => { const w = write(kind, rec); out = w.body; return w.d; });
+            if (hasEnrich(c)) {
+              const rec = vb.toRecord(JSON.parse(out), c);
+              vb.enrichRecords(e, [rec], it.request.superuser === true);
+              out = JSON.stringify(rec);
+            }
+          };
+        } else {
+          e.record = existing;
+          name = "onRecordDeleteRequest";
+          last = (e) => { vb.deleteRecord(e.app, e.record, (rec) => write("delete", rec)); out = ""; };
+        }
+        vb.fire(name, [c.id, c.name], e, last);
+        const res = e.__response;
+        if (res.written) {
+          let body = null;
+          try { body = res.body ? JSON.parse(res.body) : null; } catch (_) { body = res.body; }
+          results.push({ status: res.status, body });
+        } else if (out === null) results.push({ status: 200, body: null });
+        else if (out === "") results.push({ status: 204, body: null });
+        else results.push({ status: 200, body: JSON.parse(out) });
+      });
+    });
+    vb.batchFailed = -1;
+    return JSON.stringify(results);
+  };
+
+  // onRecordEnrich for a realtime record event (`data` as the subscriber `client` would get
+  // it, its fields already cut to what the client may see): PocketBase enriches each
+  // subscriber's copy with `e.requestInfo.auth` the client's and context "realtime". Answers
+  // the data to send (unchanged when no handler fires or it is not a record event).
+  vb.enrichRealtime = function (client, data) {
+    let msg;
+    try { msg = JSON.parse(data); } catch (_) { return data; }
+    if (!msg || typeof msg !== "object" || typeof msg.action !== "string" || !msg.record || typeof msg.record.collectionId !== "string") return data;
+    const c = vb.collectionById(msg.record.collectionId);
+    if (!c || !hasEnrich(c)) return data;
+    const rec = vb.toRecord(msg.record, c);
+    // The payload already holds exactly the fields this client may see.
+    if (msg.record.email !== undefined) rec.ignoreEmailVisibility(true);
+    const cl = vb.makeRealtimeClient(client);
+    const auth = cl.get("auth");
+    const superuser = !!(auth && auth.collection() && auth.collection().name === "_superusers");
+    const info = {
+      auth, context: "realtime", method: "GET", query: {}, headers: {}, body: {},
+      hasSuperuserAuth: () => superuser,
+      isSuperuserAuth: () => superuser,
+    };
+    // Unlike an API answer, PocketBase does not show a superuser what the hook hid here.
+    vb.enrichRecords({ app: vb.baseApp, requestInfo: () => info }, [rec], false);
+    msg.record = rec;
+    return JSON.stringify(msg);
+  };
+
   // An after-success hook of a write made outside JS (a batch item, an OAuth2 sign-up…).
   vb.afterCommitted = function (name, cjson, d) {
     const c = vb.makeCollection(cjson);

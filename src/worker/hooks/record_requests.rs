@@ -126,6 +126,7 @@ thread_local! {
 pub fn install<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     let native: Object = ctx.globals().get("__native")?;
     native.set("requestWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, kind: String, args: String| request_write(&ctx, &kind, &args))?)?;
+    native.set("batchWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, index: f64, kind: String, args: String| batch_write(&ctx, index.max(0.0) as usize, kind, &args))?)?;
     bindings::eval_internal(ctx, RECORD_REQUESTS_JS, "<vaultbase record requests>")?;
     Ok(())
 }
@@ -495,5 +496,130 @@ pub async fn auth_with_password(
         Ok((out, None)) => out,
         Ok((_, Some(trap))) => Err(RouteResponse::failure(&errors::trapped(trap, "onRecordAuthWithPasswordRequest", "", 0, &limits))),
         Err(_) => Err(RouteResponse::failure(&errors::Failure::internal())),
+    }
+}
+
+/// How an auth gate's chain ended ([`auth_gate`]).
+pub enum Gate {
+    /// The default action was reached: the flow goes on, with the hook's fields as the
+    /// chain left them (e.g. `password` for `onRecordRequestOTPRequest`).
+    Passed(Map<String, Value>),
+    /// A handler threw, or stopped the chain (with its answer, or an empty 200).
+    Answered(RouteResponse),
+}
+
+/// Runs the auth request hook `name` on `c` on a JS thread, around a flow vaultbase runs in
+/// Rust: `e.collection`, `e.record` (`record`, or null) and the fields of `extra` (a value
+/// `{"__record": {"collection", "fields"}}` becomes a Record).
+pub async fn auth_gate(loaded: &Arc<Loaded>, name: &'static str, c: &Arc<Collection>, request: RouteRequest, record: Option<Map<String, Value>>, extra: Map<String, Value>) -> Gate {
+    let limits = loaded.env().limits;
+    let c = c.clone();
+    let ran = loaded
+        .run(limits.timeout, move |ctx| -> Gate {
+            let go = || -> rquickjs::Result<String> {
+                let r = ctx.json_parse(serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()))?;
+                let cjson = ctx.json_parse(collection_json(&c).to_string())?;
+                let fields = ctx.json_parse(record.map(Value::Object).unwrap_or(Value::Null).to_string())?;
+                let extra = ctx.json_parse(Value::Object(extra).to_string())?;
+                bindings::call_vb(ctx, "authGate", (name, r, cjson, fields, extra))
+            };
+            let text = match go() {
+                Ok(t) => t,
+                Err(e) => return Gate::Answered(RouteResponse::failure(&errors::failure_of(ctx, e, name))),
+            };
+            #[derive(serde::Deserialize)]
+            struct Outcome {
+                passed: bool,
+                extra: Map<String, Value>,
+                response: String,
+            }
+            match serde_json::from_str::<Outcome>(&text) {
+                Ok(o) if o.passed => Gate::Passed(o.extra),
+                Ok(o) => match serde_json::from_str::<Written>(&o.response) {
+                    Ok(w) => Gate::Answered(RouteResponse { status: w.status, headers: w.headers, body: w.bytes.unwrap_or_else(|| w.body.into_bytes()) }),
+                    Err(_) => Gate::Answered(RouteResponse::failure(&errors::Failure::internal())),
+                },
+                Err(_) => Gate::Answered(RouteResponse::failure(&errors::Failure::internal())),
+            }
+        })
+        .await;
+    match ran {
+        Ok((gate, None)) => gate,
+        Ok((_, Some(trap))) => Gate::Answered(RouteResponse::failure(&errors::trapped(trap, name, "", 0, &limits))),
+        Err(_) => Gate::Answered(RouteResponse::failure(&errors::Failure::internal())),
+    }
+}
+
+/// The write of one batch item as its request hooks left the record: `(item index, "create" |
+/// "update" | "delete", fields, original)` inside the batch's transaction; answers the item's
+/// API JSON (empty for a delete) or the item's error envelope parts.
+pub type ItemWriter = Arc<
+    dyn Fn(&rusqlite::Transaction<'_>, &crate::worker::records::cache::Snapshot, &mut crate::worker::records::changes::Changes, usize, &str, Map<String, Value>, Option<Map<String, Value>>) -> Result<Vec<u8>, (u16, String, Map<String, Value>)>
+        + Send
+        + Sync,
+>;
+
+/// One item of a batch whose request hooks fire, as `vb.batchRequest` takes it.
+#[derive(Debug, serde::Serialize)]
+pub struct BatchItemCall {
+    /// "create", "update", "delete" or "upsert".
+    pub kind: &'static str,
+    pub collection: Value,
+    /// The record of an update or delete, or the `id` an upsert names.
+    pub id: String,
+    pub request: RouteRequest,
+    pub body: Map<String, Value>,
+}
+
+thread_local! {
+    static BATCH: RefCell<Vec<ItemWriter>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs a batch whose items fire record request hooks on one JS thread, as PocketBase does:
+/// one transaction (`e.app` is the transactional app, `requestInfo().context` is "batch"),
+/// each item's chain with its write as the default action, in order. Ok(the items' answers),
+/// or Err((failed item index, its answer)) after a rollback.
+pub async fn batch(loaded: &Arc<Loaded>, items: Vec<BatchItemCall>, writer: ItemWriter) -> Result<Vec<Value>, (usize, RouteResponse)> {
+    let limits = loaded.env().limits;
+    let ran = loaded
+        .run(limits.timeout, move |ctx| -> Result<Vec<Value>, (usize, RouteResponse)> {
+            BATCH.with(|b| b.borrow_mut().push(writer));
+            let go = || -> rquickjs::Result<String> {
+                let list = ctx.json_parse(serde_json::to_string(&items).unwrap_or_else(|_| "[]".into()))?;
+                bindings::call_vb(ctx, "batchRequest", (list,))
+            };
+            let out = go();
+            BATCH.with(|b| b.borrow_mut().pop());
+            match out {
+                Ok(text) => Ok(serde_json::from_str(&text).unwrap_or_default()),
+                Err(e) => {
+                    let failure = errors::failure_of(ctx, e, "batch request");
+                    let index = ctx.globals().get::<_, Object>("__vb").and_then(|vb| vb.get::<_, f64>("batchFailed")).unwrap_or(0.0);
+                    Err((index.max(0.0) as usize, RouteResponse::failure(&failure)))
+                }
+            }
+        })
+        .await;
+    match ran {
+        Ok((out, None)) => out,
+        Ok((_, Some(trap))) => Err((0, RouteResponse::failure(&errors::trapped(trap, "batch request", "", 0, &limits)))),
+        Err(super::DispatchError::Saturated) => Err((0, RouteResponse::failure(&errors::Failure { status: 503, message: super::SATURATED_MESSAGE.into(), data: Default::default() }))),
+        Err(_) => Err((0, RouteResponse::failure(&errors::Failure::internal()))),
+    }
+}
+
+/// `__native.batchWrite(index, kind, {fields, original, tx})`: the batch item's write in the
+/// batch's transaction.
+fn batch_write<'js>(ctx: &Ctx<'js>, index: usize, kind: String, args: &str) -> rquickjs::Result<String> {
+    let args: Map<String, Value> = serde_json::from_str(args).unwrap_or_default();
+    let fields = args.get("fields").and_then(Value::as_object).cloned().unwrap_or_default();
+    let original = args.get("original").and_then(Value::as_object).cloned();
+    let (Some(writer), Some(app)) = (BATCH.with(|b| b.borrow().last().cloned()), super::app::app_for(&args).filter(|a| a.in_transaction())) else {
+        return Err(rquickjs::Exception::throw_message(ctx, "no batch is running"));
+    };
+    match app.write_op(move |tx, snap, changes| Ok(writer(tx, snap, changes, index, &kind, fields, original))) {
+        Ok(Ok(bytes)) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(Err((status, message, data))) => Err(super::app::throw_with_data(ctx, status, &message, data)),
+        Err(e) => Err(super::app::throw_data_error(ctx, e)),
     }
 }

@@ -296,7 +296,7 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
         }
         (["api", "collections", c, "auth-refresh"], &Method::POST) => {
             let actor = actor_of(state, &req).await;
-            api::record_auth::refresh(state, c, &actor).await
+            api::record_auth::refresh(state, c, &req, &actor).await
         }
         (["api", "collections", c, "auth-with-oauth2"], &Method::POST) => {
             let actor = actor_of(state, &req).await;

@@ -20,7 +20,7 @@ use super::changes::Changes;
 use super::crud::{self, CrudError, Requester, Shape};
 use super::schema::{Collection, FieldKind, Invalid, SchemaErrors};
 use super::sql_value::SqlValue;
-use super::values::{check_record, datetime, resolve_input, Access, PasswordInput, Rejected, WriteOptions};
+use super::values::{check_record, datetime, resolve_input, unchecked_record, Access, PasswordInput, Rejected, Validated, WriteOptions};
 
 /// The argon2 work a write needs, done before its transaction: plain password → its hash,
 /// and (stored hash, `oldPassword`) → whether they match.
@@ -127,6 +127,41 @@ pub fn create(
     changes: &mut Changes,
     uploaded: Uploaded<'_>,
 ) -> Result<Vec<u8>, CrudError> {
+    create_as(Check::Validate, tx, snap, c, req, body, access, hashes, shape, changes, uploaded)
+}
+
+/// Whether a write validates its fields ([`check_record`]) or stores them as coerced
+/// ([`unchecked_record`], PocketBase's `saveNoValidate`). Rules and relations apply either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Validate,
+    Skip,
+}
+
+impl Check {
+    fn run(self, c: &Collection, input: &Map<String, Value>, opts: &WriteOptions<'_>) -> Result<Validated, Rejected> {
+        match self {
+            Check::Validate => check_record(c, input, opts),
+            Check::Skip => unchecked_record(c, input, opts),
+        }
+    }
+}
+
+/// [`create`] with the given [`Check`].
+#[allow(clippy::too_many_arguments)]
+pub fn create_as(
+    check: Check,
+    tx: &Transaction<'_>,
+    snap: &Snapshot,
+    c: &Collection,
+    req: &mut Requester,
+    body: Map<String, Value>,
+    access: Access,
+    hashes: &Passwords,
+    shape: &Shape,
+    changes: &mut Changes,
+    uploaded: Uploaded<'_>,
+) -> Result<Vec<u8>, CrudError> {
     if c.create_rule.is_none() && !req.superuser {
         return Err(CrudError::SuperusersOnly);
     }
@@ -137,9 +172,9 @@ pub fn create(
         Some(id) => {
             let mut with_id = input.clone();
             with_id.insert("id".into(), Value::String(id.to_owned()));
-            check_record(c, &with_id, &opts)
+            check.run(c, &with_id, &opts)
         }
-        None => check_record(c, &input, &opts),
+        None => check.run(c, &input, &opts),
     };
     req.ctx.body = input;
     let columns = match &checked {
@@ -173,6 +208,25 @@ pub fn update(
     changes: &mut Changes,
     uploaded: Uploaded<'_>,
 ) -> Result<Vec<u8>, CrudError> {
+    update_as(Check::Validate, tx, snap, c, req, id, body, access, hashes, shape, changes, uploaded)
+}
+
+/// [`update`] with the given [`Check`].
+#[allow(clippy::too_many_arguments)]
+pub fn update_as(
+    check: Check,
+    tx: &Transaction<'_>,
+    snap: &Snapshot,
+    c: &Collection,
+    req: &mut Requester,
+    id: &str,
+    body: Map<String, Value>,
+    access: Access,
+    hashes: &Passwords,
+    shape: &Shape,
+    changes: &mut Changes,
+    uploaded: Uploaded<'_>,
+) -> Result<Vec<u8>, CrudError> {
     let existing = crud::existing(tx, c, id)?.ok_or(CrudError::NotFound)?;
     if c.update_rule.is_none() && !req.superuser {
         return Err(CrudError::SuperusersOnly);
@@ -184,7 +238,7 @@ pub fn update(
         return Err(CrudError::NotFound);
     }
     let opts = WriteOptions { existing: Some(&existing), access, now_millis: datetime::now_millis(), new_files: uploaded.names };
-    let validated = check_record(c, &input, &opts).map_err(|r| rejected(tx, snap, r, "Failed to update record."))?;
+    let validated = check.run(c, &input, &opts).map_err(|r| rejected(tx, snap, r, "Failed to update record."))?;
     if let Some(PasswordInput::Plain(old)) = &validated.old_password {
         let stored = existing.get("password").and_then(Value::as_str).unwrap_or_default();
         if !hashes.old_password_matches(stored, old) {

@@ -31,7 +31,7 @@ pub use output::{
     column_count, column_index, read_record_map, relation_ids, select_columns, write_json_value, write_record_json, write_record_open, OutputOptions,
     RecordPlan,
 };
-pub use validate::{check_record, validate_record, PasswordInput, Rejected, RelationRefs, Validated, WriteOptions};
+pub use validate::{check_record, unchecked_record, validate_record, PasswordInput, Rejected, RelationRefs, Validated, WriteOptions};
 
 use serde_json::Value;
 

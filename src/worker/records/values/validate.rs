@@ -407,6 +407,43 @@ pub struct Rejected {
 /// [`validate_record`], keeping what a rejected body still needs checked: its relations (none
 /// when the auth form rules failed, which are reported alone) and its valid columns.
 pub fn check_record(collection: &Collection, input: &Map<String, Value>, opts: &WriteOptions<'_>) -> Result<Validated, Rejected> {
+    check_record_as(collection, input, opts, true)
+}
+
+/// The columns of a write that skips validation (PocketBase's `saveNoValidate`): each value
+/// is still coerced to its field's type and server-set fields are still set, but a value that
+/// breaks its field's constraints (required, length, range, pattern, select values, the auth
+/// form) is stored as it is. Only what cannot become a column at all is still refused.
+pub fn unchecked_record(collection: &Collection, input: &Map<String, Value>, opts: &WriteOptions<'_>) -> Result<Validated, Rejected> {
+    check_record_as(collection, input, opts, false)
+}
+
+/// What an unvalidated write stores for `field` when its checks refused `value`: the value
+/// coerced to the column's type, as PocketBase's field setters leave it (None: nothing
+/// storable, e.g. a primary key change, which stays refused).
+fn coerced(field: &Field, value: Option<&Value>) -> Option<SqlValue> {
+    let text = || value.and_then(scalar_to_string).unwrap_or_default();
+    Some(match &field.kind {
+        FieldKind::Text(o) if o.primary_key => return None,
+        FieldKind::Text(_) | FieldKind::Email(_) | FieldKind::Url(_) | FieldKind::Editor(_) => SqlValue::Text(text()),
+        FieldKind::Number(_) => number_sql(value.and_then(to_number).filter(|f| f.is_finite()).unwrap_or(0.0)),
+        FieldKind::Bool(_) => SqlValue::Integer(i64::from(bool_of(value).unwrap_or(false))),
+        FieldKind::Date(_) => SqlValue::Text(date_of(value).ok().flatten().map(format_datetime).unwrap_or_default()),
+        FieldKind::Select(_) | FieldKind::Relation(_) | FieldKind::File(_) => list_sql(field, &list_of(field, value)),
+        FieldKind::Json(_) => {
+            let t = value.and_then(json_text)?;
+            serde_json::from_str::<&serde_json::value::RawValue>(&t).ok()?;
+            SqlValue::Text(t)
+        }
+        FieldKind::GeoPoint(_) => {
+            let (lon, lat) = geo_of(value).ok()?;
+            SqlValue::Text(format!("{{\"lon\":{},\"lat\":{}}}", super::format_float(lon), super::format_float(lat)))
+        }
+        FieldKind::Autodate(_) | FieldKind::Password(_) => return None,
+    })
+}
+
+fn check_record_as(collection: &Collection, input: &Map<String, Value>, opts: &WriteOptions<'_>, validate: bool) -> Result<Validated, Rejected> {
     let auth = collection.kind == CollectionType::Auth;
     let is_new = opts.existing.is_none();
     let mut errors = SchemaErrors::default();
@@ -568,7 +605,7 @@ pub fn check_record(collection: &Collection, input: &Map<String, Value>, opts: &
                 } else {
                     match text_of(input.get(name)) {
                         Err(e) => Err(e),
-                        Ok(plain) => check_password(o, &plain).map(|()| {
+                        Ok(plain) => check_password(o, &plain).or_else(|e| if validate { Err(e) } else { Ok(()) }).map(|()| {
                             if plain.is_empty() {
                                 Some(SqlValue::Text(String::new()))
                             } else {
@@ -579,6 +616,12 @@ pub fn check_record(collection: &Collection, input: &Map<String, Value>, opts: &
                     }
                 }
             }
+        };
+        let result = match result {
+            // A stored value an update leaves alone is not written again.
+            Err(_) if !validate && !is_new && !present => Ok(None),
+            Err(_) if !validate => coerced(field, value).ok_or_else(invalid_value).map(Some),
+            other => other,
         };
         match result {
             Err(e) => errors.add(name, e),
@@ -591,7 +634,7 @@ pub fn check_record(collection: &Collection, input: &Map<String, Value>, opts: &
             Ok(None) => {}
         }
     }
-    if let Some(form_errors) = form_errors {
+    if let Some(form_errors) = form_errors.filter(|_| validate) {
         Err(Rejected { errors: form_errors, relations: Vec::new(), columns: out.columns })
     } else if errors.is_empty() {
         Ok(out)
