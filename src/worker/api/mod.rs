@@ -4,11 +4,13 @@
 pub mod account_flows;
 pub mod backups;
 pub mod batch;
+pub mod cluster;
 pub mod collections;
 pub mod custom_routes;
 pub mod crons;
 pub mod files;
 pub mod health;
+pub mod hook_files;
 pub mod jobs;
 pub mod logs;
 pub mod oauth2;

@@ -201,6 +201,14 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             require_superuser(state, &req).await?;
             api::logs::view(state, id).await
         }
+        (["api", "vb", "cluster"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            Ok(api::cluster::get(state).await)
+        }
+        (["api", "vb", "hooks"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::hook_files::get(state).await
+        }
         (["api", "crons"], _) if is_read => {
             require_superuser(state, &req).await?;
             Ok(api::crons::list(state).await)
