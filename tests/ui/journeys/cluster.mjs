@@ -38,7 +38,7 @@ journey('cluster', async ({ page }) => {
   page.on('request', (r) => {
     if (r.url().includes('/api/vb/cluster')) polls += 1;
   });
-  await page.getByRole('link', { name: 'Hooks' }).click();
+  await page.getByRole('link', { name: 'Hooks', exact: true }).click();
   await page.getByRole('heading', { name: 'Hooks' }).waitFor();
   await page.getByText(/No load errors|The last reload failed/).waitFor();
   await checkLabels(page, 'hooks');
