@@ -1,6 +1,55 @@
 // Sign-in: a wrong password shows the error beside the password field; the right one lands on
-// the collections; with OTP enabled for superusers, the one-time code signs in too.
-import { api, assert, checkLabels, env, journey, launch, shot, superuserToken } from '../lib.mjs';
+// the collections; with OTP enabled for superusers, the one-time code mailed (to MailDev, the
+// real SMTP capture server) signs in too, and a wrong code is shown beside the code field.
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import path from 'node:path';
+import { api, assert, checkLabels, env, journey, launch, shot, superuserToken, WAIT_MS } from '../lib.mjs';
+
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** MailDev on free loopback ports; `code()` waits for the newest mail's one-time code. */
+async function mailDev() {
+  const [smtp, web] = [await freePort(), await freePort()];
+  const bin = path.join(path.dirname(createRequire(import.meta.url).resolve('maildev/package.json')), 'bin', 'maildev');
+  const proc = spawn(process.execPath, [bin, '--ip', '127.0.0.1', '--smtp', String(smtp), '--web', String(web), '--silent'], { stdio: 'ignore' });
+  const mails = async () => (await fetch(`http://127.0.0.1:${web}/email`)).json();
+  const until = Date.now() + WAIT_MS;
+  for (;;) {
+    try {
+      await mails();
+      break;
+    } catch {
+      assert.ok(Date.now() < until && proc.exitCode === null, 'maildev did not start');
+      await sleep(50);
+    }
+  }
+  return {
+    smtp,
+    /** The code of `length` digits in the newest mail to `to`. */
+    async code(to, length) {
+      const deadline = Date.now() + WAIT_MS;
+      for (;;) {
+        const hit = (await mails()).reverse().find((m) => (m.to ?? []).some((t) => t.address === to));
+        const code = hit && new RegExp(`\\b(\\d{${length}})\\b`).exec(hit.text || hit.html || '');
+        if (code) return code[1];
+        assert.ok(Date.now() < deadline, `no one-time code mailed to ${to}`);
+        await sleep(50);
+      }
+    },
+    stop: () => proc.kill('SIGTERM'),
+  };
+}
 
 async function openLogin(page) {
   // A fresh document each time, so the screen asks auth-methods again.
@@ -33,24 +82,35 @@ journey('sign-in', async ({ page }) => {
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForURL(/#\/login/);
 
-  // OTP: enable it for superusers, then sign in with the code from the server's _otps row
-  // (the mailer is not configured; the code is read back the way an operator could).
-  const token = await superuserToken();
-  const superusers = await api('/api/collections/_superusers', { token });
-  await api(`/api/collections/${superusers.id}`, { method: 'PATCH', token, body: { otp: { ...superusers.otp, enabled: true } } });
-  await openLogin(page);
-  await page.getByLabel('Send a one-time code to').waitFor();
-  await checkLabels(page, 'sign-in with OTP');
-  await page.getByLabel('Send a one-time code to').fill(env.email);
-  await page.getByRole('button', { name: 'Send code' }).click();
-  await page.getByLabel('Code from the email').waitFor();
-  await shot(page, 'sign-in-otp');
-  // A wrong code: the error is shown beside the code field.
-  await page.getByLabel('Code from the email').fill('000000');
-  await page.getByRole('button', { name: 'Sign in with the code' }).click();
-  await page.locator('form[data-factor="otp"] [data-error-for="password"]').filter({ hasText: /./ }).waitFor();
-
-  await api(`/api/collections/${superusers.id}`, { method: 'PATCH', token, body: { otp: { ...superusers.otp, enabled: false } } });
+  // OTP: mail through MailDev, enable OTP for superusers, then sign in with the mailed code.
+  const mail = await mailDev();
+  try {
+    const token = await superuserToken();
+    await api('/api/settings', { method: 'PATCH', token, body: { smtp: { enabled: true, host: '127.0.0.1', port: mail.smtp, tls: false, username: '', password: '' } } });
+    const superusers = await api('/api/collections/_superusers', { token });
+    await api(`/api/collections/${superusers.id}`, { method: 'PATCH', token, body: { otp: { ...superusers.otp, enabled: true } } });
+    await openLogin(page);
+    await page.getByLabel('Send a one-time code to').waitFor();
+    await checkLabels(page, 'sign-in with OTP');
+    await page.getByLabel('Send a one-time code to').fill(env.email);
+    await page.getByRole('button', { name: 'Send code' }).click();
+    await page.getByLabel('Code from the email').waitFor();
+    await shot(page, 'sign-in-otp');
+    // A wrong code: the error is shown beside the code field, and nobody is signed in.
+    await page.getByLabel('Code from the email').fill('000000');
+    await page.getByRole('button', { name: 'Sign in with the code' }).click();
+    await page.locator('form[data-factor="otp"] [data-error-for="password"]').filter({ hasText: /./ }).waitFor();
+    assert.equal(await page.evaluate(() => localStorage.getItem('vb_admin_auth')), null);
+    // The mailed code signs in.
+    await page.getByLabel('Code from the email').fill(await mail.code(env.email, superusers.otp.length));
+    await page.getByRole('button', { name: 'Sign in with the code' }).click();
+    await page.waitForURL(/#\/collections/);
+    const session = await page.evaluate(() => JSON.parse(localStorage.getItem('vb_admin_auth')));
+    assert.equal(session.record.email, env.email, 'signed in with the one-time code');
+    await api(`/api/collections/${superusers.id}`, { method: 'PATCH', token, body: { otp: { ...superusers.otp, enabled: false } } });
+  } finally {
+    mail.stop();
+  }
 
   for (const [name, opts] of [['sign-in-390', { width: 390, height: 844 }], ['sign-in-dark', { dark: true }]]) {
     const b = await launch(opts);
