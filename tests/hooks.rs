@@ -252,6 +252,30 @@ fn a_duplicate_route_refuses_to_start() {
 }
 
 #[test]
+fn a_cluster_whose_hooks_fail_to_load_refuses_to_start_instead_of_crash_looping() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hooks = tmp.path().join("hooks");
+    copy_fixture("duplicate", &hooks);
+    let mut p = Spawn::cluster(2).args(&["--hooksDir", hooks.to_str().expect("utf-8")]).in_tempdir(tmp).start();
+    // Without the refusal the supervisor respawns the workers forever and never exits.
+    let status = p.wait_exit(START_TIMEOUT).expect("the supervisor exits");
+    assert!(!status.success());
+    let log = p.log_text();
+    assert!(log.contains("b.pb.js:2: duplicate route GET /same"), "{log}");
+    assert!(log.contains("refused to start"), "{log}");
+    assert!(!log.contains("respawning"), "{log}");
+
+    // The positive control: the same cluster with loadable hooks starts and serves the route.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hooks = tmp.path().join("hooks");
+    copy_fixture("duplicate", &hooks);
+    std::fs::remove_file(hooks.join("b.pb.js")).expect("remove the duplicate");
+    let mut p = Spawn::cluster(2).args(&["--hooksDir", hooks.to_str().expect("utf-8")]).in_tempdir(tmp).start();
+    p.wait_healthy();
+    assert_eq!(call(p.port, "GET", "/same", None, None).status, 200);
+}
+
+#[test]
 fn a_custom_route_cannot_shadow_a_system_route() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let hooks = tmp.path().join("hooks");

@@ -1,7 +1,8 @@
 //! The dashboard in a real browser: every `tests/ui/journeys/*.mjs` runs under node
 //! (playwright-core driving Debian's chromium, see `tests/ui/lib.mjs`) against a fresh binary
 //! that serves its embedded `/_/`. The table [`JOURNEYS`] says how each journey's server starts;
-//! a journey file without a row fails [`every_journey_has_a_row`].
+//! a journey file without a row fails [`every_journey_has_a_row`] (`*-lib.mjs` files are
+//! helpers, not journeys).
 //!
 //! Needs node >= 18, npm and `/usr/bin/chromium` (or `VB_CHROMIUM`); a missing one fails the
 //! test with the fix, never skips it. The pinned playwright-core is installed by `npm ci
@@ -31,6 +32,16 @@ const JOURNEYS: &[(&str, Mode)] = &[
     ("first-run.mjs", Mode::FirstRun),
     ("sign-in.mjs", Mode::Superuser),
     ("cluster.mjs", Mode::Cluster(2)),
+    ("collections.mjs", Mode::Superuser),
+    ("rules.mjs", Mode::Superuser),
+    ("records.mjs", Mode::Superuser),
+    ("logs.mjs", Mode::Superuser),
+    ("settings.mjs", Mode::Superuser),
+    ("mail.mjs", Mode::Superuser),
+    ("backups.mjs", Mode::Superuser),
+    ("crons.mjs", Mode::Superuser),
+    ("sql.mjs", Mode::Superuser),
+    ("webhooks.mjs", Mode::Superuser),
 ];
 
 /// How long a cluster may take to report every worker ready.
@@ -91,7 +102,8 @@ fn journey_files() -> Vec<String> {
         .expect("tests/ui/journeys")
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".mjs"))
+        // `*-lib.mjs` beside the journeys are their shared helpers, not journeys.
+        .filter(|n| n.ends_with(".mjs") && !n.ends_with("-lib.mjs"))
         .collect();
     names.sort();
     names

@@ -246,6 +246,10 @@ fn run_worker(id: u32, flags: &Flags) -> ExitCode {
     };
     match runtime.block_on(worker::run(cfg, worker::Role::Clustered { id })) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e @ worker::WorkerError::Hooks(_)) => {
+            fail("worker refused to start", &e);
+            ExitCode::from(vaultbase::shared::EXIT_WORKER_REFUSED)
+        }
         Err(e) => fail("worker failed", &e),
     }
 }

@@ -23,3 +23,9 @@ pub mod telemetry;
 
 /// The crate version, reported by `--version`, `/_/health` and the bus handshake.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// A clustered worker's exit code when its own configuration refuses the start (hook files
+/// that fail to load, a failing `onBootstrap`): respawning it would only fail again, so a
+/// supervisor that has not yet been ready stops the cluster with the worker's error instead
+/// of crash-looping (EX_CONFIG in sysexits.h).
+pub const EXIT_WORKER_REFUSED: u8 = 78;

@@ -45,6 +45,8 @@ pub enum SupervisorError {
     Signals(std::io::Error),
     #[error("running the JS migrations: {0}")]
     Migrations(String),
+    #[error("worker {id} refused to start (its error is logged above); the cluster is not started")]
+    WorkerRefused { id: u32 },
     #[error("spawning worker {id}: {source}")]
     Spawn { id: u32, source: std::io::Error },
     #[error(transparent)]
@@ -122,6 +124,7 @@ pub async fn run(cfg: Config) -> Result<Outcome, SupervisorError> {
     }
 
     let mut announced_ready = false;
+    let mut refused = None;
     let mut published = None;
     loop {
         publish_slots(&slots, &data_dir, &mut published).await;
@@ -141,7 +144,17 @@ pub async fn run(cfg: Config) -> Result<Outcome, SupervisorError> {
         tokio::select! {
             _ = sigterm.recv() => { tracing::info!(role = "supervisor", signal = "SIGTERM", "draining"); break; }
             _ = sigint.recv() => { tracing::info!(role = "supervisor", signal = "SIGINT", "draining"); break; }
-            Some(report) = exit_rx.recv() => on_exit(&mut slots, report, false),
+            Some(report) = exit_rx.recv() => {
+                // Before the cluster was ever ready a refusal stops it: every worker loads the
+                // same files. Later (a respawn after an edit) it is a death like any other, so a
+                // running cluster is never taken down by a bad edit.
+                let id = report.id;
+                if on_exit(&mut slots, report, false, !announced_ready) {
+                    tracing::error!(role = "supervisor", worker_id = id, "worker refused to start; stopping the cluster");
+                    refused = Some(id);
+                    break;
+                }
+            }
             Some(event) = hub_rx.recv() => {
                 if let HubEvent::Direct { from, topic, payload } = &event {
                     if let Some(request) = (topic == crate::shared::backup::protocol::REQUEST).then(|| crate::shared::backup::protocol::Payload::from_value(payload.clone())).flatten() {
@@ -190,7 +203,10 @@ pub async fn run(cfg: Config) -> Result<Outcome, SupervisorError> {
     drop(hub);
     drop(prepared);
     tracing::info!(role = "supervisor", ?outcome, "cluster stopped");
-    Ok(outcome)
+    match refused {
+        Some(id) => Err(SupervisorError::WorkerRefused { id }),
+        None => Ok(outcome),
+    }
 }
 
 /// Writes the slots' pids and restart counts for the dashboard when they changed (see
@@ -239,11 +255,14 @@ fn start(slot: &mut Slot, cfg: &Config, data_dir: &DataDir, exits: &mpsc::Unboun
     Ok(())
 }
 
-fn on_exit(slots: &mut [Slot], report: ExitReport, draining: bool) {
-    let Some(slot) = slots.get_mut(report.id as usize) else { return };
+/// Records a worker's exit; true when the worker refused to start (its configuration is bad)
+/// and `stop_on_refusal` asked for that to end the cluster rather than schedule a respawn.
+fn on_exit(slots: &mut [Slot], report: ExitReport, draining: bool, stop_on_refusal: bool) -> bool {
+    let Some(slot) = slots.get_mut(report.id as usize) else { return false };
     if slot.generation != report.generation {
-        return;
+        return false;
     }
+    let refused = matches!(&report.status, Ok(s) if s.code() == Some(i32::from(crate::shared::EXIT_WORKER_REFUSED)));
     slot.pid = None;
     let status = match &report.status {
         Ok(s) => s.to_string(),
@@ -252,10 +271,15 @@ fn on_exit(slots: &mut [Slot], report: ExitReport, draining: bool) {
     if draining {
         slot.state = SlotState::Exited;
         tracing::info!(role = "supervisor", worker_id = report.id, pid = report.pid, %status, "worker exited");
-        return;
+        return false;
+    }
+    if refused && stop_on_refusal {
+        slot.state = SlotState::Exited;
+        return true;
     }
     tracing::warn!(role = "supervisor", worker_id = report.id, pid = report.pid, %status, "worker died");
     schedule_respawn(slot, Instant::now());
+    false
 }
 
 fn schedule_respawn(slot: &mut Slot, now: Instant) {
@@ -298,7 +322,7 @@ async fn drain(
     let mut outcome = Outcome::Drained;
     while slots.iter().any(|s| s.pid.is_some()) {
         tokio::select! {
-            Some(report) = exit_rx.recv() => on_exit(slots, report, true),
+            Some(report) = exit_rx.recv() => { on_exit(slots, report, true, false); }
             _ = tokio::time::sleep_until(deadline) => {
                 for slot in slots.iter().filter(|s| s.pid.is_some()) {
                     tracing::warn!(
@@ -323,7 +347,7 @@ async fn drain(
     let reap_deadline = tokio::time::Instant::now() + REAP_AFTER_KILL_TIMEOUT;
     while slots.iter().any(|s| s.pid.is_some()) {
         tokio::select! {
-            Some(report) = exit_rx.recv() => on_exit(slots, report, true),
+            Some(report) = exit_rx.recv() => { on_exit(slots, report, true, false); }
             _ = tokio::time::sleep_until(reap_deadline) => {
                 tracing::error!(role = "supervisor", "some workers could not be reaped after SIGKILL");
                 break;
