@@ -37,7 +37,7 @@ export async function launch({ width = 1280, height = 860, dark = false } = {}) 
   const errors = [];
   page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
   page.on('console', (msg) => {
-    if (msg.type() === 'error' && !expectedApiError(msg)) errors.push(`console: ${msg.text()}`);
+    if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
   });
   return {
     browser,
@@ -49,15 +49,6 @@ export async function launch({ width = 1280, height = 860, dark = false } = {}) 
       await browser.close();
     },
   };
-}
-
-/**
- * Chromium logs every non-2xx fetch as a console error; an API answering 4xx to a form is what
- * the journeys provoke on purpose (wrong password, validation). Assets failing still count.
- */
-function expectedApiError(msg) {
-  const where = msg.location()?.url || '';
-  return /status of 4\d\d/.test(msg.text()) && /\/(api\/|_\/setup)/.test(new URL(where, 'http://x').pathname);
 }
 
 /** Saves a full-page screenshot as VB_SHOTS/<name>.png and returns its path. */

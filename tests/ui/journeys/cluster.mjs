@@ -39,7 +39,7 @@ journey('cluster', async ({ page }) => {
     if (r.url().includes('/api/vb/cluster')) polls += 1;
   });
   await page.getByRole('link', { name: 'Hooks', exact: true }).click();
-  await page.getByRole('heading', { name: 'Hooks' }).waitFor();
+  await page.getByRole('heading', { name: 'Hooks', exact: true }).waitFor();
   await page.getByText(/No load errors|The last reload failed/).waitFor();
   await checkLabels(page, 'hooks');
   await shot(page, 'hooks-1280');

@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import { api, assert, checkLabels, env, journey, launch, shot, superuserToken, WAIT_MS } from '../lib.mjs';
+import { forgetExpected } from '../ops.mjs';
 
 const freePort = () =>
   new Promise((resolve, reject) => {
@@ -59,7 +60,7 @@ async function openLogin(page) {
   await page.getByLabel('Email').waitFor();
 }
 
-journey('sign-in', async ({ page }) => {
+journey('sign-in', async ({ page, errors }) => {
   await openLogin(page);
   await checkLabels(page, 'sign-in');
   await shot(page, 'sign-in-1280');
@@ -73,6 +74,7 @@ journey('sign-in', async ({ page }) => {
   assert.equal(await page.getByLabel('Password', { exact: true }).getAttribute('aria-invalid'), 'true');
   assert.match(page.url(), /#\/login/, 'still on sign-in');
   await shot(page, 'sign-in-wrong-password');
+  forgetExpected(errors, 400);
 
   await page.getByLabel('Password', { exact: true }).fill(env.password);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -101,6 +103,7 @@ journey('sign-in', async ({ page }) => {
     await page.getByRole('button', { name: 'Sign in with the code' }).click();
     await page.locator('form[data-factor="otp"] [data-error-for="password"]').filter({ hasText: /./ }).waitFor();
     assert.equal(await page.evaluate(() => localStorage.getItem('vb_admin_auth')), null);
+    forgetExpected(errors, 400);
     // The mailed code signs in.
     await page.getByLabel('Code from the email').fill(await mail.code(env.email, superusers.otp.length));
     await page.getByRole('button', { name: 'Sign in with the code' }).click();
