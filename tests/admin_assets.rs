@@ -50,7 +50,7 @@ fn the_dashboard_is_served_compressed_cached_and_under_a_strict_policy() {
     assert!(dom_hashed.starts_with("/_/js/lib/dom.") && dom_hashed.ends_with(".js") && dom_hashed != "/_/js/lib/dom.js", "{dom_hashed}");
     assert!(imports["/_/js/screens/collections/sidebar.js"].is_string(), "nested modules are mapped: {imports}");
     assert!(!html.contains("href=\"/_/css/app.css\""), "the stylesheet link is rewritten: {html}");
-    let css_href = html.split("href=\"").nth(1).and_then(|s| s.split('"').next()).expect("a stylesheet link");
+    let css_href = html.split("rel=\"stylesheet\" href=\"").nth(1).and_then(|s| s.split('"').next()).expect("a stylesheet link");
     assert!(css_href.starts_with("/_/css/app.") && css_href.ends_with(".css"), "{css_href}");
 
     // A hashed name: same bytes as the plain one, cached forever; the plain one revalidates.
