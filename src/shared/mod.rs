@@ -7,6 +7,7 @@ pub mod backup;
 pub mod bootstrap;
 pub mod bus;
 pub mod cli;
+pub mod cluster_status;
 pub mod config;
 pub mod data_dir;
 pub mod litestream;

@@ -125,7 +125,9 @@ pub async fn run(cfg: Config) -> Result<Outcome, SupervisorError> {
 
     let mut announced_ready = false;
     let mut refused = None;
+    let mut published = None;
     loop {
+        publish_slots(&slots, &data_dir, &mut published).await;
         let next_respawn = slots
             .iter()
             .filter_map(|s| match s.state {
@@ -205,6 +207,36 @@ pub async fn run(cfg: Config) -> Result<Outcome, SupervisorError> {
         Some(id) => Err(SupervisorError::WorkerRefused { id }),
         None => Ok(outcome),
     }
+}
+
+/// Writes the slots' pids and restart counts for the dashboard when they changed (see
+/// `shared::cluster_status`); a failure only costs the report, so it is logged once per change.
+async fn publish_slots(slots: &[Slot], data_dir: &DataDir, last: &mut Option<crate::shared::cluster_status::SupervisorStatus>) {
+    let status = crate::shared::cluster_status::SupervisorStatus {
+        pid: std::process::id(),
+        slots: slots
+            .iter()
+            .map(|s| crate::shared::cluster_status::SlotStatus {
+                id: s.id,
+                pid: s.pid,
+                restarts: s.generation.saturating_sub(1),
+                state: match s.state {
+                    SlotState::Starting => "starting",
+                    SlotState::Ready => "ready",
+                    SlotState::Backoff { .. } => "backoff",
+                    SlotState::Exited => "exited",
+                }
+                .to_owned(),
+            })
+            .collect(),
+    };
+    if last.as_ref() == Some(&status) {
+        return;
+    }
+    if let Err(e) = crate::shared::cluster_status::write_supervisor(data_dir.root(), &status).await {
+        tracing::warn!(role = "supervisor", error = %e, "writing the cluster status file failed");
+    }
+    *last = Some(status);
 }
 
 fn start(slot: &mut Slot, cfg: &Config, data_dir: &DataDir, exits: &mpsc::UnboundedSender<ExitReport>) -> Result<(), SupervisorError> {

@@ -178,6 +178,9 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     tokio::spawn(cron::scheduler::run(state.clone(), stop_rx.clone()));
     tokio::spawn(ops::backups::keep_schedule_in_sync(state.clone(), stop_rx.clone()));
     let jobs_runner = tokio::spawn(jobs::runner::run(state.clone(), stop_rx.clone()));
+    if clustered {
+        tokio::spawn(ops::cluster::publish(state.clone(), stop_rx.clone()));
+    }
     let server = tokio::spawn(server::serve(listener, state.clone(), stop_rx, max_connections));
 
     bus.send(&BusMsg::Ready { worker_id });

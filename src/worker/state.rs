@@ -125,6 +125,11 @@ impl AppState {
         StorageSource { files: &self.files, settings: &self.settings, db: &self.db }
     }
 
+    /// Requests this worker has started (ids handed out so far), for the cluster page.
+    pub fn requests_started(&self) -> u64 {
+        self.0.next_request.load(Ordering::Relaxed).saturating_sub(1)
+    }
+
     /// A request id unique within the cluster: worker id and a per-worker counter.
     pub fn next_request_id(&self) -> u64 {
         self.0.next_request.fetch_add(1, Ordering::Relaxed)

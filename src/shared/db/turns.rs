@@ -14,7 +14,7 @@
 //! not be used for anything that needs mutual exclusion.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::shm::{SharedMap, ShmError};
@@ -31,6 +31,15 @@ const FILE_BYTES: usize = 8;
 
 /// Opening or mapping the turns file failed.
 pub type TurnsError = ShmError;
+
+/// Turns this process had to wait for (another writer was current when it drew its ticket);
+/// reported on the dashboard's cluster page.
+static WAITS: AtomicU64 = AtomicU64::new(0);
+
+/// [`WAITS`] so far.
+pub fn waits() -> u64 {
+    WAITS.load(Ordering::Relaxed)
+}
 
 /// The shared counters of one data dir, mapped into this process.
 pub struct Turns {
@@ -68,6 +77,9 @@ impl Turns {
         let mut current = self.serving().load(Ordering::Acquire);
         let mut current_since = Instant::now();
         let mut looks = 0u32;
+        if (mine.wrapping_sub(current) as i32) > 0 {
+            WAITS.fetch_add(1, Ordering::Relaxed);
+        }
         loop {
             // Wrapping distance: positive when `current` has not reached `mine` yet.
             let ahead = mine.wrapping_sub(current) as i32;

@@ -1,13 +1,12 @@
-//! The first-run setup page: `GET /_/` serves a small page that, opened through the one-time
-//! link printed at start-up (`/_/#/setup/<token>`), asks for the first superuser's email and
-//! password; `POST /_/setup` redeems the link and creates that superuser.
+//! The first-run setup: the dashboard's setup screen, opened through the one-time link printed
+//! at start-up (`/_/#/setup/<token>`), asks for the first superuser's email and password;
+//! `POST /_/setup` redeems the link and creates that superuser.
 //!
 //! It must not be a way in once a superuser exists: the token is checked and consumed in the
 //! same write transaction that inserts the superuser, and refused whenever one already
-//! exists. The full admin UI is not here; the page says so.
+//! exists.
 
 use hyper::body::Incoming;
-use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 
 use serde_json::{json, Map, Value};
@@ -25,16 +24,7 @@ use crate::worker::superuser_cli::{insert_superuser, looks_like_email};
 
 /// The page is tiny; its form posts a few hundred bytes.
 const SETUP_BODY_LIMIT_BYTES: usize = 16 * 1024;
-const PAGE: &str = include_str!("setup.html");
 const INVALID_LINK: &str = "The setup link is invalid, expired or already used, or a superuser already exists.";
-
-/// `GET /_/`
-pub fn page() -> Response<ResBody> {
-    let mut res = full(PAGE);
-    res.headers_mut().insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/html; charset=utf-8"));
-    res.headers_mut().insert(CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-store"));
-    res
-}
 
 fn invalid(field: &str, code: &str, message: &str, data: &mut Map<String, Value>) {
     data.insert(field.to_owned(), json!({ "code": code, "message": message }));

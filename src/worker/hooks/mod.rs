@@ -468,7 +468,9 @@ fn watch(state: AppState, cfg: HooksConfig) {
             Some(_) => {
                 pending = None;
                 seen = now;
-                if let Err(e) = state.hooks.reload(&state, &cfg) {
+                let reloaded = state.hooks.reload(&state, &cfg);
+                crate::worker::ops::hooks_view::note_reload(&reloaded);
+                if let Err(e) = reloaded {
                     tracing::error!(
                         target: "vaultbase::hooks", worker_id = state.worker_id, file = %e.file, line = e.line, error = %e.message,
                         "reloading the hooks failed; the previous hooks keep running"

@@ -165,7 +165,7 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
         (["_", "test", "jobs"], &Method::POST) if state.config.test_routes => api::test_routes::enqueue_jobs(state, req).await,
         (["_", "test", "jobs"], _) if is_read && state.config.test_routes => Ok(api::test_routes::job_runs(state)),
         (["_", ..], _) if is_read && api::admin::dev_dir().is_some() => api::admin::serve_dev(&method, &path).await,
-        (["_"] | ["_", ""], _) if is_read => Ok(api::setup::page()),
+        (["_", ..], _) if is_read => api::admin::serve(&method, &path, req.headers()),
         (["_", "setup"], &Method::POST) => api::setup::redeem(state, req).await,
 
         (["api", "realtime"], &Method::GET) => api::realtime::connect(state, &req).await,
@@ -200,6 +200,14 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
         (["api", "logs", id], _) if is_read => {
             require_superuser(state, &req).await?;
             api::logs::view(state, id).await
+        }
+        (["api", "vb", "cluster"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            Ok(api::cluster::get(state).await)
+        }
+        (["api", "vb", "hooks"], _) if is_read => {
+            require_superuser(state, &req).await?;
+            api::hook_files::get(state).await
         }
         (["api", "crons"], _) if is_read => {
             require_superuser(state, &req).await?;

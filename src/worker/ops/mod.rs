@@ -3,6 +3,8 @@
 //! authorize and call in.
 
 pub mod backups;
+pub mod cluster;
+pub mod hooks_view;
 pub mod logs;
 pub mod restore;
 pub mod sql;
