@@ -46,7 +46,7 @@ pub fn base_app() -> Option<Data> {
     Some(Data::new(state, handle))
 }
 
-fn app_for(args: &Map<String, Value>) -> Option<Data> {
+pub(super) fn app_for(args: &Map<String, Value>) -> Option<Data> {
     match args.get("tx").and_then(Value::as_u64) {
         Some(id) if id > 0 => TXS.with(|t| t.borrow().get(&id).cloned()),
         _ => base_app(),
