@@ -1,8 +1,9 @@
 //! Webhooks against a local receiver (a std `TcpListener` in the test): one signed delivery
 //! per committed change, none for a rolled-back batch, retries with growing gaps and the same
 //! event id, the SSRF refusal of private addresses without the opt-in, the test event, secrets
-//! never shown after the create, and the cluster guarantee under `kill -9`: every committed
-//! write is delivered at least once, duplicates carrying the same event id.
+//! never shown after the create, the cluster guarantee under `kill -9`: every committed
+//! write is delivered at least once, duplicates carrying the same event id, and the workers'
+//! cached copies of the active webhooks following a change made through any worker at once.
 
 mod common;
 
@@ -350,4 +351,44 @@ fn a_sign_in_is_delivered_as_an_auth_event_to_webhooks_that_ask_for_it() {
     assert_eq!((auth["collection"].clone(), auth["method"].clone()), (json!("users"), json!("password")));
     assert_eq!(auth["record"]["email"], "u@example.com");
     assert!(auth["record"].get("password").is_none() && auth["record"].get("tokenKey").is_none(), "{auth}");
+}
+
+/// A create on a kept-alive connection (so on the worker that connection belongs to).
+fn create_on(s: &mut TcpStream, token: &str, title: &str) -> u16 {
+    let body = json!({ "title": title }).to_string();
+    let head = format!("POST /api/collections/posts/records HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len());
+    s.write_all(head.as_bytes()).expect("write head");
+    s.write_all(body.as_bytes()).expect("write body");
+    read_one(s).expect("response").status
+}
+
+#[test]
+fn a_webhook_change_through_one_worker_is_in_force_for_the_next_write_on_every_worker() {
+    // Each worker caches the active webhooks; this is what keeps the copies coherent.
+    let receiver = Receiver::start(always(204), Duration::ZERO);
+    let (p, token) = start_with_superuser(Spawn::cluster(2).env("VAULTBASE_WEBHOOKS_ALLOW_PRIVATE", "1"));
+    ok(call(p.port, "POST", "/api/collections", Some(&token), Some(&json!({ "name": "posts", "type": "base", "fields": [{ "name": "title", "type": "text" }] }))));
+    let mut conns = connection_per_worker(p.port, 2);
+    let queued = || ok(call(p.port, "GET", "/api/vb/jobs?name=webhook.deliver", Some(&token), None))["totalItems"].as_i64().expect("total");
+    // Both workers load their copy (no webhook yet) with a write.
+    for (w, s) in conns.iter_mut() {
+        assert_eq!(create_on(s, &token, &format!("warm {w}")), 200);
+    }
+    assert_eq!(queued(), 0);
+    // The webhook is created through some worker; the next write on each worker is delivered
+    // (deliveries are enqueued in the write's transaction: counted as soon as it answered).
+    let hook = ok(call(p.port, "POST", "/api/vb/webhooks", Some(&token), Some(&json!({
+        "url": format!("http://127.0.0.1:{}/hook", receiver.port), "events": ["posts.create"], "secret": SECRET
+    }))))["id"].as_str().expect("id").to_owned();
+    for (w, s) in conns.iter_mut() {
+        assert_eq!(create_on(s, &token, &format!("after create {w}")), 200);
+    }
+    assert_eq!(queued(), 2, "each worker saw the new webhook at once");
+    // Turned off through some worker: the next write on each worker enqueues nothing.
+    ok(call(p.port, "PATCH", &format!("/api/vb/webhooks/{hook}"), Some(&token), Some(&json!({ "active": false }))));
+    for (w, s) in conns.iter_mut() {
+        assert_eq!(create_on(s, &token, &format!("after pause {w}")), 200);
+    }
+    assert_eq!(queued(), 2, "no worker used its stale copy");
+    poll("the two deliveries", || (receiver.all().len() == 2).then_some(()));
 }

@@ -25,7 +25,8 @@ pub async fn dispatch(state: &AppState, rest: &[&str], method: &Method, req: Req
         ([id], &Method::PATCH) => update(state, id, req).await,
         ([id], &Method::DELETE) => {
             let id = (*id).to_owned();
-            let gone = state.db.write(move |tx| -> Result<_, DbError> { Ok(webhooks::delete(tx, &id)?) }).await.map_err(ApiError::internal)?;
+            let jobs = state.jobs.clone();
+            let gone = state.db.write(move |tx| -> Result<_, DbError> { Ok(webhooks::delete(tx, &jobs.webhooks, &id)?) }).await.map_err(ApiError::internal)?;
             if gone { Ok(super::jobs::no_content()) } else { Err(missing()) }
         }
         ([id, "deliveries"], _) if is_read => {
@@ -65,7 +66,8 @@ async fn body_of(req: Request<Incoming>, creating: bool) -> Result<webhooks::Inp
 
 async fn create(state: &AppState, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let input = body_of(req, true).await?;
-    let (id, secret) = state.db.write(move |tx| -> Result<_, DbError> { Ok(webhooks::create(tx, &input)?) }).await.map_err(ApiError::internal)?;
+    let jobs = state.jobs.clone();
+    let (id, secret) = state.db.write(move |tx| -> Result<_, DbError> { Ok(webhooks::create(tx, &jobs.webhooks, &input)?) }).await.map_err(ApiError::internal)?;
     let mut v = serde_json::to_value(view(state, &id).await?).map_err(ApiError::internal)?;
     if let Some(m) = v.as_object_mut() {
         // The one time the secret is shown.
@@ -77,7 +79,8 @@ async fn create(state: &AppState, req: Request<Incoming>) -> Result<Response<Res
 async fn update(state: &AppState, id: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let input = body_of(req, false).await?;
     let key = id.to_owned();
-    let found = state.db.write(move |tx| -> Result<_, DbError> { Ok(webhooks::update(tx, &key, &input)?) }).await.map_err(ApiError::internal)?;
+    let jobs = state.jobs.clone();
+    let found = state.db.write(move |tx| -> Result<_, DbError> { Ok(webhooks::update(tx, &jobs.webhooks, &key, &input)?) }).await.map_err(ApiError::internal)?;
     if !found {
         return Err(missing());
     }

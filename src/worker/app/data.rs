@@ -96,6 +96,8 @@ type Op = Box<dyn FnOnce(&Transaction<'_>, &Snapshot, &mut Changes) + Send>;
 struct Session {
     ops: mpsc::SyncSender<SessionMsg>,
     snap: Arc<Snapshot>,
+    /// `$jobs.enqueue` ran in it: the runners are woken once it committed.
+    enqueued: std::sync::atomic::AtomicBool,
 }
 
 enum SessionMsg {
@@ -655,17 +657,39 @@ impl Data {
                 .await;
             let _ = done_tx.send(out);
         });
-        let session = Arc::new(Session { ops: ops_tx, snap });
+        let session = Arc::new(Session { ops: ops_tx, snap, enqueued: Default::default() });
         let tx_app = Data { state: self.state.clone(), rt: self.rt.clone(), session: Some(session.clone()) };
         let out = f(&tx_app);
         drop(tx_app);
         let end = if out.is_ok() { SessionMsg::Commit } else { SessionMsg::Rollback };
         let _ = session.ops.send(end);
         let committed = done_rx.recv().unwrap_or_else(|_| Err(DataError::Internal("the transaction task ended".into())));
+        if committed.is_ok() && session.enqueued.load(std::sync::atomic::Ordering::Relaxed) {
+            self.state.jobs.wake();
+        }
         match (out, committed) {
             (Ok(v), Ok(())) => Ok(v),
             (Ok(_), Err(e)) => Err(e.into()),
             (Err(e), _) => Err(e),
+        }
+    }
+
+    /// `$jobs.enqueue`: in this app's transaction (the job then exists only if it commits),
+    /// or in a write of its own. Answers the job's id (the existing job's for a taken key).
+    pub fn enqueue_job(&self, name: &str, payload: Value, opts: crate::worker::jobs::EnqueueOptions) -> Result<String> {
+        use crate::worker::jobs::{self, EnqueueFailure};
+        let failed = |e: EnqueueFailure| match e {
+            EnqueueFailure::Invalid(e) => DataError::Bad(e.to_string()),
+            EnqueueFailure::Db(e) => DataError::Internal(e.to_string()),
+        };
+        let name = name.to_owned();
+        match &self.session {
+            Some(s) => {
+                let id = s.run(move |tx, _, _| jobs::enqueue(tx, &name, &payload, &opts, jobs::now_ms()).map_err(failed))?;
+                s.enqueued.store(true, std::sync::atomic::Ordering::Relaxed);
+                Ok(id)
+            }
+            None => self.rt.block_on(jobs::enqueue_now(&self.state, &name, payload, opts)).map_err(failed),
         }
     }
 

@@ -176,19 +176,27 @@ impl<'a> Writes<'a> {
         let realtime = self.realtime.clone();
         let observed = !self.observers.is_empty();
         let jobs = self.jobs.clone();
-        let (out, _, changes, _) = self
+        let outbox = self.jobs.clone();
+        // Jobs a record hook enqueued for this write (JS threads, which poll this future
+        // themselves): inserted by its transaction, so they exist only if it commits.
+        let staged = crate::worker::jobs::take_staged();
+        let restage = (!staged.is_empty()).then(|| staged.clone());
+        let written = self
             .db
             .write_then(
                 move |tx| -> Result<(T, Stamped, Vec<Change>, bool), E> {
-                    // Read in this transaction, so a webhook created a moment ago on another
-                    // worker already counts; an update's previous record is kept for them.
-                    let hooks = webhooks::active(tx)?;
+                    // Checked in this transaction, so a webhook created a moment ago on another
+                    // worker already counts (see `ActiveCache`); an update's previous record is
+                    // kept for them.
+                    let hooks = outbox.webhooks.get(tx)?;
                     let mut changes = if observed || !hooks.is_empty() { Changes::keeping_before() } else { Changes::new() };
                     let out = f(tx, &mut changes)?;
                     // The outbox: deliveries commit or roll back with the write itself.
-                    let enqueued = webhooks::outbox(tx, &hooks, &changes, crate::worker::jobs::now_ms())?;
+                    let now = crate::worker::jobs::now_ms();
+                    let enqueued = webhooks::outbox(tx, &hooks, &changes, now)?;
+                    crate::worker::jobs::insert_staged(tx, &staged, now)?;
                     let stamped = changes::stamp(tx, changes)?;
-                    Ok((out, stamped, Vec::new(), enqueued > 0))
+                    Ok((out, stamped, Vec::new(), enqueued > 0 || !staged.is_empty()))
                 },
                 move |(_, stamped, kept, enqueued): &mut (T, Stamped, Vec<Change>, bool)| {
                     if *enqueued {
@@ -200,7 +208,12 @@ impl<'a> Writes<'a> {
                     realtime.publish(std::mem::take(stamped));
                 },
             )
-            .await?;
+            .await;
+        if let (Err(_), Some(jobs)) = (&written, restage) {
+            // A write that is planned again (stale schema, files changed) takes them again.
+            crate::worker::jobs::stage(jobs);
+        }
+        let (out, _, changes, _) = written?;
         Ok((out, Effects { source, changes }))
     }
 

@@ -126,15 +126,15 @@
     const tags = tagsOf(record);
     const e = { app, record, type: act.toLowerCase() };
     try {
-      fire("onRecord" + act, tags, e, (e) => {
+      vb.jobsAround(app, () => fire("onRecord" + act, tags, e, (e) => {
         if (validate) fire("onRecordValidate", tags, { app: e.app, record: e.record }, () => {});
         fire("onRecord" + act + "Execute", tags, { app: e.app, record: e.record }, (x) => {
-          const stored = write(x.record);
+          const stored = vb.jobsWrite(() => write(x.record));
           x.record.__fill(stored);
           x.record.__new = false;
           x.record.__plain = null;
         });
-      });
+      }));
     } catch (err) {
       afterCommit(app, () => {}, () => {});
       fire("onRecordAfter" + act + "Error", tags, { app, record, error: err }, () => {});
@@ -149,9 +149,9 @@
     const tags = tagsOf(record);
     const e = { app, record, type: "delete" };
     try {
-      fire("onRecordDelete", tags, e, (e) => {
-        fire("onRecordDeleteExecute", tags, { app: e.app, record: e.record }, (x) => write(x.record));
-      });
+      vb.jobsAround(app, () => fire("onRecordDelete", tags, e, (e) => {
+        fire("onRecordDeleteExecute", tags, { app: e.app, record: e.record }, (x) => vb.jobsWrite(() => write(x.record)));
+      }));
     } catch (err) {
       fire("onRecordAfterDeleteError", tags, { app, record, error: err }, () => {});
       throw err;

@@ -33,6 +33,7 @@ pub fn install<'js>(ctx: &Ctx<'js>, env: &Arc<Env>) -> rquickjs::Result<()> {
     super::collection::install(ctx)?;
     super::record::install(ctx)?;
     super::app::install(ctx)?;
+    super::jobs_js::install(ctx)?;
     super::record_requests::install(ctx)?;
     super::mailer::install(ctx, env)?;
     super::realtime_js::install(ctx, env)?;

@@ -4,7 +4,7 @@
 (function (g) {
   "use strict";
   const vb = g.__vb;
-  const reg = { hooks: [], routes: [], uses: [], crons: [] };
+  const reg = { hooks: [], routes: [], uses: [], crons: [], jobs: [] };
   vb.registrations = reg;
   vb.currentFile = "";
 
@@ -45,6 +45,14 @@
   };
   g.cronRemove = function (id) {
     reg.crons.push({ op: "remove", id: String(id ?? ""), file: vb.currentFile });
+  };
+  g.jobsAdd = function (name, handler, options) {
+    const o = options || {};
+    reg.jobs.push({
+      name: String(name ?? ""), src: source(handler, "jobsAdd's handler"),
+      concurrency: o.concurrency === undefined ? null : Number(o.concurrency),
+      timeout: o.timeout === undefined ? null : Number(o.timeout), file: vb.currentFile,
+    });
   };
   // Every on<Name>(handler, ...tags) is recorded by name; which names fire is decided by the
   // code that triggers them (an unknown name is recorded and simply never fires).

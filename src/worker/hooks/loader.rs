@@ -1,7 +1,7 @@
 //! Loading a hooks dir into a [`Registry`]: the `*.pb.js` direct children, sorted by name, are
 //! evaluated once in a loader runtime on its own thread (their top-level code runs here, once
-//! per worker process); `routerAdd`, `routerUse`, `cronAdd`, `cronRemove` and every `on*`
-//! record the handler's source text (loader.js). Then the registrations are checked: route
+//! per worker process); `routerAdd`, `routerUse`, `cronAdd`, `cronRemove`, `jobsAdd` and every
+//! `on*` record the handler's source text (loader.js). Then the registrations are checked: route
 //! patterns, duplicate routes, collisions with system routes.
 //!
 //! Any error is a [`LoadError`] naming the file and line; the caller decides whether it is
@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::engine::{Engine, Env};
 use super::pattern::Pattern;
-use super::registry::{CronJob, Hook, Middleware, Registry, Route, Source};
+use super::registry::{CronJob, Hook, JobHandler, Middleware, Registry, Route, Source};
 use super::routes;
 
 const LOADER_JS: &str = include_str!("loader.js");
@@ -63,6 +63,18 @@ struct Registrations {
     routes: Vec<RouteReg>,
     uses: Vec<MwReg>,
     crons: Vec<CronReg>,
+    #[serde(default)]
+    jobs: Vec<JobReg>,
+}
+
+#[derive(Deserialize)]
+struct JobReg {
+    name: String,
+    src: String,
+    concurrency: Option<f64>,
+    /// Milliseconds.
+    timeout: Option<f64>,
+    file: String,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +245,12 @@ fn build(dir: PathBuf, files: Vec<PathBuf>, regs: Registrations) -> Result<Regis
             }
             _ => reg.crons.retain(|j| j.id != c.id),
         }
+    }
+    for j in &regs.jobs {
+        let (handler, line) = add(&mut reg, &j.src, &j.file, false);
+        let spec = super::jobs_js::check_registration(&j.name, j.concurrency, j.timeout).map_err(|m| err(&j.file, line, m))?;
+        reg.jobs.retain(|x| x.name != j.name);
+        reg.jobs.push(JobHandler { name: j.name.clone(), handler, concurrency: spec.concurrency, timeout: spec.timeout });
     }
     Ok(reg)
 }

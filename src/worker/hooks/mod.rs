@@ -17,6 +17,8 @@
 //!   one line there** (`record.rs`, `app.rs`: jsdata; `migrate*.rs`, `mailer.rs`,
 //!   `realtime_js.rs`: jsmigrate). `$app` members go on `bindings::app_members`; the Record
 //!   class replaces `__vb.makeRecord`.
+//! - `jobs_js` (+ jobs.js) — `$jobs.enqueue` (transactional in `runInTransaction` and record
+//!   hooks) and the `jobsAdd` handlers, registered with the worker's job runner per load.
 //! - `routes` (+ `pattern`) — `routerAdd` matching, system-route collisions, the route chain,
 //!   and `routerUse` middlewares around system routes (`Hooks::around_system`).
 //! - `errors` — thrown values → PocketBase's error envelope; logging with file and line.
@@ -33,6 +35,7 @@ pub mod collection;
 pub mod cron_js;
 pub mod engine;
 pub mod errors;
+pub mod jobs_js;
 pub mod loader;
 pub mod mailer;
 pub mod natives;
@@ -224,6 +227,8 @@ pub struct Hooks {
     store: Arc<Mutex<HashMap<String, String>>>,
     /// Cron job ids the current set registered (removed when a reload drops them).
     cron_ids: Mutex<Vec<String>>,
+    /// `jobsAdd` names the current set registered (removed when a reload drops them).
+    job_names: Mutex<Vec<String>>,
     /// The worker's tokio runtime, captured at start: reloads happen on the watcher thread,
     /// which has none, and JS threads need it for async vaultbase code.
     handle: OnceLock<tokio::runtime::Handle>,
@@ -240,7 +245,7 @@ impl Default for Hooks {
 impl Hooks {
     /// Nothing loaded: every check answers "no handler" without touching a thread.
     pub fn new() -> Hooks {
-        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default(), handle: OnceLock::new(), wraps: Default::default() }
+        Hooks { current: RwLock::new(Arc::new(Loaded::empty(PathBuf::new()))), store: Arc::default(), cron_ids: Mutex::default(), job_names: Mutex::default(), handle: OnceLock::new(), wraps: Default::default() }
     }
 
     /// The current set (cheap: one Arc clone). Hold it for the whole of one request.
@@ -260,6 +265,8 @@ impl Hooks {
             Err(poisoned) => poisoned.into_inner(),
         };
         *ids = cron_js::sync_loaded_jobs(state, &next, &ids);
+        let mut names = self.job_names.lock().unwrap_or_else(|p| p.into_inner());
+        *names = jobs_js::sync_loaded_handlers(state, &next, &names);
     }
 
     fn swap(&self, next: Arc<Loaded>) -> Arc<Loaded> {

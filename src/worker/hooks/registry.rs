@@ -93,6 +93,18 @@ pub struct CronJob {
     pub handler: usize,
 }
 
+/// One effective `jobsAdd(name, handler, {concurrency, timeout})` (a later one of the same
+/// name replaces it at load).
+#[derive(Debug, Clone)]
+pub struct JobHandler {
+    pub name: String,
+    pub handler: usize,
+    /// Jobs of this name running at once on one worker.
+    pub concurrency: usize,
+    /// An attempt still running after this long is stopped and retried.
+    pub timeout: std::time::Duration,
+}
+
 /// What the hook files registered.
 #[derive(Debug, Default)]
 pub struct Registry {
@@ -107,6 +119,7 @@ pub struct Registry {
     /// `routerUse` middlewares, in registration order.
     pub global_middlewares: Vec<Middleware>,
     pub crons: Vec<CronJob>,
+    pub jobs: Vec<JobHandler>,
 }
 
 impl Registry {

@@ -464,3 +464,50 @@ declare namespace $apis {
   function enrichRecord(e: RequestEvent, record: Record, ...expands: string[]): void
   function enrichRecords(e: RequestEvent, records: Record[], ...expands: string[]): void
 }
+
+// ------------------------------------------------------------------ background jobs (vaultbase)
+
+interface JobEvent {
+  /** The job's id. */
+  id: string
+  name: string
+  /** What `$jobs.enqueue` was given (through JSON). */
+  payload: any
+  /** 1 for the first attempt. */
+  attempt: number
+  maxAttempts: number
+  app: App
+}
+
+interface JobHandlerOptions {
+  /** Jobs of this name running at once on one worker (default 4). */
+  concurrency?: number
+  /** Milliseconds an attempt may run before it is stopped and retried (default 60000). */
+  timeout?: number
+}
+
+/** Registers the handler of jobs named `name` (top-level code only). Throwing means retry. */
+declare function jobsAdd(name: string, handler: (e: JobEvent) => void, options?: JobHandlerOptions): void
+
+interface EnqueueOptions {
+  /** Due this many ms from now. */
+  delay?: number
+  /** Due at this unix time in ms (wins over `delay`). */
+  runAt?: number
+  /** 1–1000, default 5. */
+  maxAttempts?: number
+  /** The first retry's delay in ms (default 1000), doubled for each further one. */
+  backoff?: number
+  /** An enqueue whose key already exists adds nothing and answers that job's id. */
+  key?: string
+}
+
+interface Jobs {
+  /**
+   * Enqueues a job and answers its id. Inside `runInTransaction` or a record hook the job
+   * exists only if that transaction (the save) commits.
+   */
+  enqueue(name: string, payload?: any, options?: EnqueueOptions): string
+}
+
+declare var $jobs: Jobs

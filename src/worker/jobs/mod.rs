@@ -175,6 +175,60 @@ pub async fn enqueue_now(state: &AppState, name: &str, payload: Value, opts: Enq
     Ok(id)
 }
 
+/// A job `$jobs.enqueue` planned inside a record hook, before the write it belongs to: it is
+/// inserted by that write's transaction (see [`stage`]), so it exists only if the write
+/// commits. Its id is chosen when it is planned, so the hook can be answered at once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Staged {
+    pub id: String,
+    pub name: String,
+    pub payload: Value,
+    pub run_at_ms: i64,
+    pub max_attempts: u32,
+    pub backoff_ms: i64,
+    pub key: Option<String>,
+}
+
+thread_local! {
+    /// The jobs the next write started from this thread inserts (JS threads only).
+    static STAGED: std::cell::RefCell<Vec<Staged>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Checks an enqueue and plans it as a [`Staged`] job with a fresh id.
+pub fn prepare(name: &str, payload: Value, opts: &EnqueueOptions, now_ms: i64) -> Result<Staged, EnqueueError> {
+    if name.trim().is_empty() {
+        return Err(EnqueueError::EmptyName);
+    }
+    let plan = opts.plan(now_ms)?;
+    let mut b = [0u8; 8];
+    let _ = getrandom::getrandom(&mut b);
+    let id = format!("j{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>());
+    Ok(Staged { id, name: name.to_owned(), payload, run_at_ms: plan.run_at_ms, max_attempts: plan.max_attempts, backoff_ms: plan.backoff_ms, key: opts.key.clone() })
+}
+
+/// Hands `jobs` to the next record write this thread starts (replacing what was staged; an
+/// empty list clears it). The write pipeline takes them with [`take_staged`] when it opens
+/// its transaction; a write that never got that far leaves them here for the caller to clear.
+pub fn stage(jobs: Vec<Staged>) {
+    STAGED.with(|s| *s.borrow_mut() = jobs);
+}
+
+/// The jobs staged on this thread, removed (empty, and free, on every thread but a JS one
+/// inside a record hook's write).
+pub fn take_staged() -> Vec<Staged> {
+    STAGED.with(|s| std::mem::take(&mut *s.borrow_mut()))
+}
+
+/// Inserts staged jobs on `conn`, the transaction of the write they were staged for.
+pub fn insert_staged(conn: &rusqlite::Connection, jobs: &[Staged], now_ms: i64) -> rusqlite::Result<()> {
+    for j in jobs {
+        let plan = Plan { run_at_ms: j.run_at_ms, max_attempts: j.max_attempts, backoff_ms: j.backoff_ms };
+        store::insert_as(conn, Some(&j.id), &j.name, &j.payload, &plan, j.key.as_deref(), now_ms)?;
+    }
+    Ok(())
+}
+
 /// One registered handler.
 #[derive(Clone)]
 pub struct Registered {
@@ -191,6 +245,8 @@ pub const BUS_WAKE_MIN_INTERVAL_MS: i64 = 5;
 /// This worker's job handlers by name, and the runner's wake-up signal.
 pub struct Jobs {
     handlers: RwLock<HashMap<String, Registered>>,
+    /// The active webhooks the write pipeline's outbox matches changes against.
+    pub webhooks: webhooks::ActiveCache,
     wake: tokio::sync::Notify,
     worker_id: u32,
     bus: Option<crate::shared::bus::Bus>,
@@ -201,7 +257,7 @@ impl Jobs {
     /// A registry whose wake-ups reach the other workers through `bus` (None: this worker
     /// only, as in unit tests).
     pub fn new(worker_id: u32, bus: Option<crate::shared::bus::Bus>) -> Jobs {
-        Jobs { handlers: RwLock::default(), wake: tokio::sync::Notify::new(), worker_id, bus, last_broadcast_ms: std::sync::atomic::AtomicI64::new(0) }
+        Jobs { handlers: RwLock::default(), webhooks: webhooks::ActiveCache::default(), wake: tokio::sync::Notify::new(), worker_id, bus, last_broadcast_ms: std::sync::atomic::AtomicI64::new(0) }
     }
 
     /// Registers (or replaces) the handler of jobs named `name`. Only workers with a handler
@@ -246,9 +302,10 @@ impl Jobs {
 }
 
 /// Registers the handlers every worker has: webhook deliveries, and the test handler when the
-/// test routes are on.
+/// test routes are on; maps the webhooks' change counter of the data dir.
 pub fn register_builtin(jobs: &Jobs, config: &crate::shared::config::Config) {
     webhooks::register(jobs);
+    jobs.webhooks.map(&config.data_dir);
     if config.test_routes {
         testing::register(jobs);
     }

@@ -16,13 +16,18 @@ use super::{Job, Plan};
 
 /// Inserts a queued job; with a `key` already present, inserts nothing and answers that job.
 pub fn insert(conn: &Connection, name: &str, payload: &Value, plan: &Plan, key: Option<&str>, now_ms: i64) -> rusqlite::Result<String> {
+    insert_as(conn, None, name, payload, plan, key, now_ms)
+}
+
+/// [`insert`] with the id chosen by the caller (None: a random one).
+pub fn insert_as(conn: &Connection, id: Option<&str>, name: &str, payload: &Value, plan: &Plan, key: Option<&str>, now_ms: i64) -> rusqlite::Result<String> {
     let inserted: Option<String> = conn
         .prepare_cached(
             "INSERT INTO _vb_jobs (id, name, payload, max_attempts, backoff_ms, run_at, key, created, updated)
-             VALUES ('j' || lower(hex(randomblob(8))), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+             VALUES (coalesce(?8, 'j' || lower(hex(randomblob(8)))), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
              ON CONFLICT (key) DO NOTHING RETURNING id",
         )?
-        .query_row(params![name, payload.to_string(), plan.max_attempts, plan.backoff_ms, plan.run_at_ms, key, now_ms], |r| r.get(0))
+        .query_row(params![name, payload.to_string(), plan.max_attempts, plan.backoff_ms, plan.run_at_ms, key, now_ms, id], |r| r.get(0))
         .optional()?;
     match inserted {
         Some(id) => Ok(id),

@@ -59,7 +59,68 @@ pub struct Active {
     pub events: Vec<String>,
 }
 
-/// The active webhooks, read inside the write's own transaction (so always current).
+/// The active set is read again at least this often even when no change was announced, so a
+/// change made around the API (raw SQL on the table) is in force within this.
+pub const ACTIVE_RECHECK: Duration = Duration::from_secs(5);
+/// The data-dir file holding the change counter every worker of a cluster maps.
+pub const EPOCH_FILE: &str = ".webhooks.epoch";
+
+/// This worker's copy of the active webhooks, so that a write with no webhook to deliver to
+/// does not query the table: one atomic load of a change counter shared by every worker of
+/// the data dir (a [`SharedMap`](crate::shared::db::shm::SharedMap)) decides whether the copy
+/// still holds.
+///
+/// Coherence rests on SQLite's write lock: a change bumps the counter inside its write
+/// transaction, before COMMIT ([`ActiveCache::changed`]), and [`ActiveCache::get`] is called
+/// only inside write transactions. A write that starts after the change committed therefore
+/// sees the bumped counter and reloads in its own transaction; one that ran before the change
+/// did not need it. A change that rolls back costs one needless reload.
+#[derive(Default)]
+pub struct ActiveCache {
+    epoch: std::sync::OnceLock<crate::shared::db::shm::SharedMap>,
+    held: std::sync::Mutex<Option<Held>>,
+}
+
+struct Held {
+    epoch: u64,
+    at: Instant,
+    hooks: std::sync::Arc<Vec<Active>>,
+}
+
+impl ActiveCache {
+    /// Maps the data dir's counter; until this succeeds every [`ActiveCache::get`] queries.
+    pub fn map(&self, data_dir: &std::path::Path) {
+        match crate::shared::db::shm::SharedMap::open(&data_dir.join(EPOCH_FILE), 4096) {
+            Ok(m) => {
+                let _ = self.epoch.set(m);
+            }
+            Err(e) => tracing::error!(error = %e, "mapping the webhooks change counter failed; every write reads the webhooks table"),
+        }
+    }
+
+    /// The active webhooks. `conn` must be a write transaction (see the type's docs).
+    pub fn get(&self, conn: &Connection) -> rusqlite::Result<std::sync::Arc<Vec<Active>>> {
+        let Some(map) = self.epoch.get() else { return Ok(std::sync::Arc::new(active(conn)?)) };
+        let epoch = map.u64_at(0).load(std::sync::atomic::Ordering::Acquire);
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(h) = held.as_ref().filter(|h| h.epoch == epoch && h.at.elapsed() < ACTIVE_RECHECK) {
+            return Ok(h.hooks.clone());
+        }
+        let hooks = std::sync::Arc::new(active(conn)?);
+        *held = Some(Held { epoch, at: Instant::now(), hooks: hooks.clone() });
+        Ok(hooks)
+    }
+
+    /// Announces a change of the webhooks; call it inside the transaction making the change.
+    pub fn changed(&self) {
+        if let Some(map) = self.epoch.get() {
+            map.u64_at(0).fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+}
+
+/// The active webhooks, read on `conn` (always current).
 pub fn active(conn: &Connection) -> rusqlite::Result<Vec<Active>> {
     conn.prepare_cached("SELECT id, events FROM _vb_webhooks WHERE active = 1")?
         .query_map([], |r| {
@@ -76,6 +137,11 @@ pub fn matches(pattern: &str, collection: &str, action: &str) -> bool {
     }
     let Some((c, a)) = pattern.split_once('.') else { return false };
     (c == "*" || c == collection) && (a == "*" || a == action)
+}
+
+/// Whether pattern `pattern` can match an `action` of some collection.
+fn may_match_action(pattern: &str, action: &str) -> bool {
+    pattern == "*" || pattern.split_once('.').is_some_and(|(_, a)| a == "*" || a == action)
 }
 
 /// A fresh random event id.
@@ -108,9 +174,13 @@ pub fn outbox(conn: &Connection, hooks: &[Active], changes: &[Change], now: i64)
     let mut n = 0;
     let time = chrono::DateTime::from_timestamp_millis(now).map(|t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()).unwrap_or_default();
     for change in changes {
+        let action = change.action.as_str();
+        // No webhook listens to this action: no need to know the collection's name.
+        if !hooks.iter().any(|h| h.events.iter().any(|p| may_match_action(p, action))) {
+            continue;
+        }
         let name: Option<String> = conn.prepare_cached("SELECT name FROM _collections WHERE id = ?1")?.query_row([&change.collection_id], |r| r.get(0)).optional()?;
         let Some(name) = name else { continue };
-        let action = change.action.as_str();
         for hook in hooks.iter().filter(|h| h.events.iter().any(|p| matches(p, &name, action))) {
             let id = event_id();
             let body = json!({ "id": id, "event": action, "collection": name, "time": time });
@@ -137,10 +207,11 @@ pub fn outbox(conn: &Connection, hooks: &[Active], changes: &[Change], now: i64)
 pub async fn auth_event(state: &AppState, collection: &str, record: Map<String, Value>, method: &str) {
     let (collection, method) = (collection.to_owned(), method.to_owned());
     let now = now_ms();
+    let cache = state.jobs.clone();
     let enqueued = state
         .db
         .write(move |tx| -> Result<usize, super::EnqueueFailure> {
-            let hooks = active(tx)?;
+            let hooks = cache.webhooks.get(tx)?;
             let mut n = 0;
             for hook in hooks.iter().filter(|h| h.events.iter().any(|p| matches(p, &collection, "auth"))) {
                 let id = event_id();
@@ -245,6 +316,7 @@ async fn deliver(state: AppState, job: Job) -> Result<(), String> {
     let ok = (200..300).contains(&sent.status);
     let skipped = !t.active && sent.status == 0 && body.get("event").and_then(Value::as_str) != Some("test");
     let (jid, attempt, error, response, status) = (job.id.clone(), job.attempt, sent.error.clone(), sent.response, sent.status);
+    let cache = state.jobs.clone();
     state
         .db
         .write(move |tx| -> Result<(), crate::shared::db::DbError> {
@@ -260,13 +332,18 @@ async fn deliver(state: AppState, job: Job) -> Result<(), String> {
                 tx.execute("UPDATE _vb_webhooks SET failures = 0 WHERE id = ?1 AND failures != 0", [&hook])?;
             } else {
                 let reason = format!("paused after {PAUSE_AFTER_FAILURES} failed deliveries in a row; the last: {}", if error.is_empty() { format!("HTTP {status}") } else { error.clone() });
-                tx.execute(
+                let paused = tx.execute(
                     "UPDATE _vb_webhooks SET failures = failures + 1,
                          active = CASE WHEN failures + 1 >= ?2 THEN 0 ELSE active END,
                          paused_reason = CASE WHEN failures + 1 >= ?2 AND active = 1 THEN ?3 ELSE paused_reason END
-                     WHERE id = ?1",
+                     WHERE id = ?1 AND failures + 1 >= ?2 AND active = 1",
                     params![hook, PAUSE_AFTER_FAILURES, reason],
                 )?;
+                if paused > 0 {
+                    cache.webhooks.changed();
+                } else {
+                    tx.execute("UPDATE _vb_webhooks SET failures = failures + 1 WHERE id = ?1", [&hook])?;
+                }
             }
             Ok(())
         })
@@ -499,7 +576,8 @@ fn field_name(k: &str) -> &'static str {
 
 /// Creates a webhook; answers its id and its secret (generated when not given) — the only
 /// time the secret is ever shown.
-pub fn create(conn: &Connection, input: &Input) -> rusqlite::Result<(String, String)> {
+pub fn create(conn: &Connection, cache: &ActiveCache, input: &Input) -> rusqlite::Result<(String, String)> {
+    cache.changed();
     let secret = input.secret.clone().unwrap_or_else(|| {
         let mut b = [0u8; 24];
         let _ = getrandom::getrandom(&mut b);
@@ -522,7 +600,8 @@ pub fn create(conn: &Connection, input: &Input) -> rusqlite::Result<(String, Str
 }
 
 /// Updates a webhook; turning it active again clears its failure count and pause reason.
-pub fn update(conn: &Connection, id: &str, input: &Input) -> rusqlite::Result<bool> {
+pub fn update(conn: &Connection, cache: &ActiveCache, id: &str, input: &Input) -> rusqlite::Result<bool> {
+    cache.changed();
     let n = conn.execute(
         "UPDATE _vb_webhooks SET
              name = coalesce(?2, name), url = coalesce(?3, url), events = coalesce(?4, events),
@@ -545,7 +624,8 @@ pub fn update(conn: &Connection, id: &str, input: &Input) -> rusqlite::Result<bo
     Ok(n == 1)
 }
 
-pub fn delete(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+pub fn delete(conn: &Connection, cache: &ActiveCache, id: &str) -> rusqlite::Result<bool> {
+    cache.changed();
     Ok(conn.execute("DELETE FROM _vb_webhooks WHERE id = ?1", [id])? == 1)
 }
 
@@ -638,6 +718,8 @@ mod tests {
         assert!(matches("*", "x", "create"));
         assert!(!matches("posts.create", "posts", "update"));
         assert!(!matches("posts", "posts", "create"));
+        assert!(may_match_action("posts.*", "create") && may_match_action("*", "delete") && may_match_action("x.update", "update"));
+        assert!(!may_match_action("posts.create", "update"));
     }
 
     #[test]
