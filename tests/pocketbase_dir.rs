@@ -286,6 +286,11 @@ fn a_data_dir_vaultbase_made_opens_in_pocketbase_and_back() {
     ok(call(vb.port, "PATCH", "/api/settings", Some(&su), Some(&settings)));
     ok(call(vb.port, "PATCH", "/api/collections/users", Some(&su), Some(&json!({"authToken": {"secret": NEW_USERS_SECRET}}))));
     let ann_token = token_of(sign_in(vb.port, "users", USER_EMAIL, USER_PASSWORD));
+    // An auth collection vaultbase creates gets token secrets, so PocketBase can verify its tokens.
+    ok(call(vb.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "members", "type": "auth"}))));
+    let member = json!({"email": "m@example.com", "password": "member password", "passwordConfirm": "member password"});
+    ok(call(vb.port, "POST", "/api/collections/members/records", Some(&su), Some(&member)));
+    let member_token = token_of(sign_in(vb.port, "members", "m@example.com", "member password"));
     let vb_list = ok(call(vb.port, "GET", NOTES_LIST, Some(&su), None));
     vb.signal(Signal::SIGTERM);
     assert!(vb.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()), "vaultbase drains and exits 0");
@@ -312,6 +317,8 @@ fn a_data_dir_vaultbase_made_opens_in_pocketbase_and_back() {
     // The token secret set through vaultbase is the one PocketBase signs and verifies with.
     assert_eq!(call(pb.port, "POST", "/api/collections/users/auth-refresh", Some(&ann_token), None).status, 200);
     assert_eq!(call(pb.port, "POST", "/api/collections/users/auth-refresh", Some("x.y.z"), None).status, 401, "control");
+    assert_eq!(call(pb.port, "POST", "/api/collections/members/auth-refresh", Some(&member_token), None).status, 200);
+    token_of(sign_in(pb.port, "members", "m@example.com", "member password"));
     // PocketBase read the SMTP password vaultbase stored: saving its settings keeps it.
     let app = ok(call(pb.port, "PATCH", "/api/settings", Some(&pb_su), Some(&json!({"meta": {"appName": "Saved by PocketBase"}}))));
     assert_eq!(app["smtp"]["username"], "mailer", "{app}");

@@ -11,6 +11,11 @@
 //! steps below never write it, so PocketBase still sees exactly its own history when it opens the
 //! dir again. Data dirs from before `_vb_migrations` existed have their vaultbase rows moved
 //! out of `_migrations` on the first run.
+//!
+//! A new, empty database is made in PocketBase 0.40.6's layout by the first step (its system
+//! tables and collections, and its own ledger rows, written once as PocketBase's first start
+//! writes them), so from then on it is a PocketBase dir like any other and opens in PocketBase.
+//! Data dirs vaultbase made before that step existed keep vaultbase's older layout.
 
 use rusqlite::Connection;
 
