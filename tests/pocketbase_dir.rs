@@ -341,6 +341,20 @@ fn a_data_dir_vaultbase_made_opens_in_pocketbase_and_back() {
 }
 
 #[test]
+fn a_data_dir_only_the_superuser_cli_made_opens_in_pocketbase_with_its_logs_table() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("pb_data");
+    create_superuser(&dir, SU_EMAIL, SU_PASSWORD);
+    let pb = PocketBase::start(&dir);
+    let su = token_of(sign_in(pb.port, "_superusers", SU_EMAIL, SU_PASSWORD));
+    // PocketBase's ledger says auxiliary.db is migrated; its `_logs` must be there to list.
+    let logs = call(pb.port, "GET", "/api/logs", Some(&su), None);
+    assert_eq!(logs.status, 200, "{}", String::from_utf8_lossy(&logs.body));
+    assert_eq!(call(pb.port, "GET", "/api/logs", None, None).status, 401, "control: the route is guarded, not missing");
+    pb.stop();
+}
+
+#[test]
 fn the_superuser_cli_writes_bcrypt_on_a_pocketbase_dir() {
     let root = tempfile::tempdir().expect("tempdir");
     let dir = root.path().join("pb_data");
