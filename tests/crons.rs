@@ -122,10 +122,13 @@ fn the_otp_and_mfa_cleanup_jobs_delete_only_expired_rows() {
     let (p, token) = start_with_superuser(Spawn::serve());
     let conn = db(&p.dir);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
-    for (id, expires) in [("expired", now - 10), ("live", now + 3600)] {
-        conn.execute("INSERT INTO _otps (id, collectionRef, recordRef, password, expires) VALUES (?1, 'c', 'r', 'x', ?2)", rusqlite::params![id, expires])
+    // A new data dir has PocketBase's layout: a row expires its collection's `otp.duration` /
+    // `mfa.duration` after `created` (180 s and 600 s by default).
+    for (id, age_secs) in [("expired", 3600), ("live", 0)] {
+        let created = "strftime('%Y-%m-%d %H:%M:%fZ', ?2, 'unixepoch')";
+        conn.execute(&format!("INSERT INTO _otps (id, collectionRef, recordRef, password, created) VALUES (?1, 'c', 'r', 'x', {created})"), rusqlite::params![id, now - age_secs])
             .expect("otp");
-        conn.execute("INSERT INTO _mfas (id, collectionRef, recordRef, method, expires) VALUES (?1, 'c', 'r', 'password', ?2)", rusqlite::params![id, expires])
+        conn.execute(&format!("INSERT INTO _mfas (id, collectionRef, recordRef, method, created) VALUES (?1, 'c', 'r', 'password', {created})"), rusqlite::params![id, now - age_secs])
             .expect("mfa");
     }
     for job in ["__pbOTPCleanup__", "__pbMFACleanup__"] {

@@ -257,6 +257,103 @@ fn a_pocketbase_data_dir_opens_in_place_and_pocketbase_sees_every_change() {
     pb.stop();
 }
 
+/// A token secret for `users` set through vaultbase's API (PocketBase wants 30 to 255 chars).
+const NEW_USERS_SECRET: &str = "a users token secret set by vaultbase 0123456789";
+const NOTES_LIST: &str = "/api/collections/notes/records?sort=n&expand=owner&perPage=50";
+
+#[test]
+fn a_data_dir_vaultbase_made_opens_in_pocketbase_and_back() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("pb_data");
+    let db = dir.join("data.db");
+    create_superuser(&dir, SU_EMAIL, SU_PASSWORD);
+    let mut vb = Spawn::serve().dir(&dir).start();
+    vb.wait_healthy();
+    let su = token_of(sign_in(vb.port, "_superusers", SU_EMAIL, SU_PASSWORD));
+    let notes = json!({"name": "notes", "type": "base", "listRule": "", "viewRule": "", "fields": [
+        {"name": "title", "type": "text", "required": true},
+        {"name": "n", "type": "number"},
+        {"name": "owner", "type": "relation", "collectionId": "_pb_users_auth_", "maxSelect": 1},
+    ]});
+    ok(call(vb.port, "POST", "/api/collections", Some(&su), Some(&notes)));
+    let ann = json!({"email": USER_EMAIL, "password": USER_PASSWORD, "passwordConfirm": USER_PASSWORD, "name": "Ann"});
+    let ann = ok(call(vb.port, "POST", "/api/collections/users/records", Some(&su), Some(&ann)));
+    for n in 0..5 {
+        let note = json!({"title": format!("note {n}"), "n": n, "owner": ann["id"]});
+        ok(call(vb.port, "POST", "/api/collections/notes/records", Some(&su), Some(&note)));
+    }
+    let settings = json!({"meta": {"appName": "Made by vaultbase"}, "smtp": {"host": "127.0.0.1", "port": 2525, "username": "mailer", "password": "smtp-secret-1"}});
+    ok(call(vb.port, "PATCH", "/api/settings", Some(&su), Some(&settings)));
+    ok(call(vb.port, "PATCH", "/api/collections/users", Some(&su), Some(&json!({"authToken": {"secret": NEW_USERS_SECRET}}))));
+    let ann_token = token_of(sign_in(vb.port, "users", USER_EMAIL, USER_PASSWORD));
+    // An auth collection vaultbase creates gets token secrets, so PocketBase can verify its tokens.
+    ok(call(vb.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "members", "type": "auth"}))));
+    let member = json!({"email": "m@example.com", "password": "member password", "passwordConfirm": "member password"});
+    ok(call(vb.port, "POST", "/api/collections/members/records", Some(&su), Some(&member)));
+    let member_token = token_of(sign_in(vb.port, "members", "m@example.com", "member password"));
+    let vb_list = ok(call(vb.port, "GET", NOTES_LIST, Some(&su), None));
+    vb.signal(Signal::SIGTERM);
+    assert!(vb.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()), "vaultbase drains and exits 0");
+    let ledger_before = ledger(&db);
+    assert_eq!(ledger_before.len(), 8, "PocketBase 0.40.6's own ledger: {ledger_before:?}");
+
+    let pb = PocketBase::start(&dir);
+    assert_eq!(ledger(&db), ledger_before, "PocketBase finds nothing to migrate");
+    let pb_su = token_of(sign_in(pb.port, "_superusers", SU_EMAIL, SU_PASSWORD));
+    let collections = ok(call(pb.port, "GET", "/api/collections?perPage=50", Some(&pb_su), None));
+    let names: Vec<&str> = collections["items"].as_array().expect("items").iter().filter_map(|c| c["name"].as_str()).collect();
+    for name in ["_mfas", "_otps", "_externalAuths", "_authOrigins", "_superusers", "users", "notes"] {
+        assert!(names.contains(&name), "PocketBase lists {name}: {names:?}");
+    }
+    let pb_list = ok(call(pb.port, "GET", NOTES_LIST, Some(&pb_su), None));
+    assert_eq!(pb_list["totalItems"], 5, "{pb_list}");
+    for (theirs, mine) in pb_list["items"].as_array().expect("items").iter().zip(vb_list["items"].as_array().expect("items")) {
+        for (k, v) in theirs.as_object().expect("record") {
+            assert_eq!(&mine[k], v, "field {k} of {}", theirs["id"]);
+        }
+    }
+    assert_eq!(pb_list, vb_list, "PocketBase answers the page as vaultbase did");
+    token_of(sign_in(pb.port, "users", USER_EMAIL, USER_PASSWORD));
+    // The token secret set through vaultbase is the one PocketBase signs and verifies with.
+    assert_eq!(call(pb.port, "POST", "/api/collections/users/auth-refresh", Some(&ann_token), None).status, 200);
+    assert_eq!(call(pb.port, "POST", "/api/collections/users/auth-refresh", Some("x.y.z"), None).status, 401, "control");
+    assert_eq!(call(pb.port, "POST", "/api/collections/members/auth-refresh", Some(&member_token), None).status, 200);
+    token_of(sign_in(pb.port, "members", "m@example.com", "member password"));
+    // PocketBase read the SMTP password vaultbase stored: saving its settings keeps it.
+    let app = ok(call(pb.port, "PATCH", "/api/settings", Some(&pb_su), Some(&json!({"meta": {"appName": "Saved by PocketBase"}}))));
+    assert_eq!(app["smtp"]["username"], "mailer", "{app}");
+    let smtp_password = |db: &Path| -> String {
+        let conn = rusqlite::Connection::open(db).expect("open data.db");
+        conn.query_row("SELECT CAST(value AS TEXT)->>'$.smtp.password' FROM _params WHERE id = 'settings'", [], |r| r.get(0)).expect("settings")
+    };
+    assert_eq!(smtp_password(&db), "smtp-secret-1");
+    let from_pb = json!({"title": "from PocketBase", "n": 9, "owner": ann["id"]});
+    ok(call(pb.port, "POST", "/api/collections/notes/records", Some(&pb_su), Some(&from_pb)));
+    pb.stop();
+
+    let mut vb = Spawn::serve().dir(&dir).start();
+    vb.wait_healthy();
+    let again = ok(call(vb.port, "GET", NOTES_LIST, Some(&pb_su), None));
+    assert_eq!(again["totalItems"], 6, "vaultbase sees PocketBase's note, with PocketBase's token: {again}");
+    assert_eq!(again["items"][5]["title"], "from PocketBase");
+    assert_eq!(ok(call(vb.port, "GET", "/api/settings", Some(&pb_su), None))["meta"]["appName"], "Saved by PocketBase");
+    token_of(sign_in(vb.port, "users", USER_EMAIL, USER_PASSWORD));
+}
+
+#[test]
+fn a_data_dir_only_the_superuser_cli_made_opens_in_pocketbase_with_its_logs_table() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("pb_data");
+    create_superuser(&dir, SU_EMAIL, SU_PASSWORD);
+    let pb = PocketBase::start(&dir);
+    let su = token_of(sign_in(pb.port, "_superusers", SU_EMAIL, SU_PASSWORD));
+    // PocketBase's ledger says auxiliary.db is migrated; its `_logs` must be there to list.
+    let logs = call(pb.port, "GET", "/api/logs", Some(&su), None);
+    assert_eq!(logs.status, 200, "{}", String::from_utf8_lossy(&logs.body));
+    assert_eq!(call(pb.port, "GET", "/api/logs", None, None).status, 401, "control: the route is guarded, not missing");
+    pb.stop();
+}
+
 #[test]
 fn the_superuser_cli_writes_bcrypt_on_a_pocketbase_dir() {
     let root = tempfile::tempdir().expect("tempdir");
@@ -449,10 +546,27 @@ fn superuser_create_update_and_otp_answer_as_pocketbase_does() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), r#"Successfully changed superuser "a@example.com" password!"#);
     let out = run(&["otp", "a@example.com"]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not supported by vaultbase yet"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("OTP auth is not enabled for the _superusers collection"), "{}", String::from_utf8_lossy(&out.stderr));
     let mut vb = Spawn::serve().dir(&dir).start();
     vb.wait_healthy();
-    assert_eq!(sign_in(vb.port, "_superusers", "a@example.com", "a password 2").status, 200);
+    let su = token_of(sign_in(vb.port, "_superusers", "a@example.com", "a password 2"));
+    ok(call(vb.port, "PATCH", "/api/collections/_superusers", Some(&su), Some(&json!({"otp": {"enabled": true}}))));
+    let out = run(&["otp", "nobody@example.com"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(r#"superuser with email "nobody@example.com" doesn't exist"#));
+    // While the server runs, as PocketBase's CLI can.
+    let out = run(&["otp", "a@example.com"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.starts_with(r#"Successfully created OTP for superuser "a@example.com":"#), "{text}");
+    let value = |label: &str| -> String {
+        text.lines().find_map(|l| l.split_once(label)).map(|(_, v)| v.trim().to_owned()).expect(label)
+    };
+    let (otp_id, pass) = (value("Id:"), value("Pass:"));
+    assert_eq!(value("Valid:"), "180s");
+    assert!(pass.len() == 8 && pass.chars().all(|c| c.is_ascii_digit()), "{pass}");
+    let right = json!({"otpId": otp_id, "password": pass});
+    ok(call(vb.port, "POST", "/api/collections/_superusers/auth-with-otp", None, Some(&right)));
 }
 
 #[test]

@@ -1,9 +1,12 @@
 //! Application settings in PocketBase's shape (`GET/PATCH /api/settings`), stored in `_params`
 //! and cached per worker with the same version check as collections.
 //!
-//! Secrets (the SMTP password, S3 secrets) are kept in a separate `_params` row and are not
-//! fields of [`Settings`] at all, so no serialisation of the settings can ever leak them; with
-//! `VAULTBASE_ENCRYPTION_KEY` set that row is stored sealed. Only
+//! Secrets (the SMTP password, S3 secrets) are not fields of [`Settings`] at all, so no
+//! serialisation of the settings can ever leak them. On a PocketBase-layout data dir (every
+//! dir made since fresh dirs took that layout, and every dir PocketBase made) they are stored
+//! where PocketBase keeps them, inside the `settings` row, so PocketBase still reads them;
+//! on an older vaultbase dir, or whenever `VAULTBASE_ENCRYPTION_KEY` is set (then sealed,
+//! which PocketBase cannot read), they are in a separate `_params` row. Only
 //! the parts later features read are typed strictly; every section keeps PocketBase's keys and
 //! defaults so the SDK and admin tools see the shape they expect.
 
@@ -297,12 +300,53 @@ pub fn load(conn: &Connection) -> Result<Loaded, SettingsError> {
     })
 }
 
-/// Reads the secrets (for the features that need them: mail, S3).
+/// Reads the secrets (for the features that need them: mail, S3). On a PocketBase-layout dir
+/// they are inside the settings row, where PocketBase keeps them; a value found only in
+/// vaultbase's separate row (written there before) still counts.
 pub fn load_secrets(conn: &Connection) -> Result<Secrets, SettingsError> {
-    Ok(match read_row(conn, SECRETS_ID)? {
+    let separate = match read_row(conn, SECRETS_ID)? {
         Some(text) => serde_json::from_str(&open_secrets_row(&text)?)?,
         None => Secrets::default(),
+    };
+    if !crate::shared::db::migrate::is_pocketbase(conn)? {
+        return Ok(separate);
+    }
+    let inline = match read_row(conn, PARAMS_ID)? {
+        Some(text) => secrets_in(&serde_json::from_str(&text)?),
+        None => Secrets::default(),
+    };
+    let pick = |a: String, b: String| if a.is_empty() { b } else { a };
+    Ok(Secrets {
+        smtp_password: pick(inline.smtp_password, separate.smtp_password),
+        s3_secret: pick(inline.s3_secret, separate.s3_secret),
+        backups_s3_secret: pick(inline.backups_s3_secret, separate.backups_s3_secret),
     })
+}
+
+/// Where PocketBase's settings JSON keeps each write-only value.
+const SMTP_PASSWORD_AT: (&str, &str) = ("/smtp", "password");
+const S3_SECRET_AT: (&str, &str) = ("/s3", "secret");
+const BACKUPS_S3_SECRET_AT: (&str, &str) = ("/backups/s3", "secret");
+
+/// The write-only values inside a settings JSON in PocketBase's shape.
+fn secrets_in(settings: &Value) -> Secrets {
+    let at = |(section, key): (&str, &str)| -> String {
+        settings.pointer(section).and_then(|s| s.get(key)).and_then(Value::as_str).unwrap_or_default().to_owned()
+    };
+    Secrets { smtp_password: at(SMTP_PASSWORD_AT), s3_secret: at(S3_SECRET_AT), backups_s3_secret: at(BACKUPS_S3_SECRET_AT) }
+}
+
+/// Puts the write-only values into a settings JSON where PocketBase keeps them.
+fn put_secrets(settings: &mut Value, secrets: &Secrets) {
+    for ((section, key), value) in [
+        (SMTP_PASSWORD_AT, &secrets.smtp_password),
+        (S3_SECRET_AT, &secrets.s3_secret),
+        (BACKUPS_S3_SECRET_AT, &secrets.backups_s3_secret),
+    ] {
+        if let Some(Value::Object(o)) = settings.pointer_mut(section) {
+            o.insert(key.to_owned(), Value::String(value.clone()));
+        }
+    }
 }
 
 /// The secrets row as stored: with a key configured, the whole JSON sealed (vbenc format) and
@@ -494,8 +538,20 @@ pub fn patch(tx: &Transaction<'_>, body: Map<String, Value>) -> Result<Settings,
     if !invalid.is_empty() {
         return Err(SettingsError::Invalid(invalid));
     }
-    write_row(tx, PARAMS_ID, &serde_json::to_string(&next)?)?;
-    write_row(tx, SECRETS_ID, &seal_secrets_row(&secrets)?)?;
+    // With VAULTBASE_ENCRYPTION_KEY the secrets stay sealed in vaultbase's own row even on a
+    // PocketBase-layout dir: sealing at rest is a vaultbase-only feature (README).
+    let sealing = crate::shared::encryption::keyring().is_some();
+    if !sealing && crate::shared::db::migrate::is_pocketbase(tx)? {
+        // PocketBase reads the secrets from this row only (encrypted whole with its
+        // --encryptionEnv key, see `write_row`), never from vaultbase's separate one.
+        let mut stored = serde_json::to_value(&next)?;
+        put_secrets(&mut stored, &secrets);
+        write_row(tx, PARAMS_ID, &stored.to_string())?;
+        tx.execute("DELETE FROM _params WHERE id = ?1", [SECRETS_ID])?;
+    } else {
+        write_row(tx, PARAMS_ID, &serde_json::to_string(&next)?)?;
+        write_row(tx, SECRETS_ID, &seal_secrets_row(&secrets)?)?;
+    }
     bump_version(tx, SETTINGS_VERSION_KEY)?;
     Ok(next)
 }
@@ -555,6 +611,15 @@ mod tests {
         assert!(loaded.version > before);
         assert!(!serde_json::to_string(&loaded.settings).expect("json").contains("hunter2"));
         assert_eq!(load_secrets(&c).expect("secrets").smtp_password, "hunter2");
+        // A new data dir has PocketBase's layout: the password is where PocketBase reads it.
+        let (inline, separate): (String, i64) = c
+            .query_row(
+                "SELECT (SELECT value->>'$.smtp.password' FROM _params WHERE id = 'settings'), (SELECT count(*) FROM _params WHERE id = ?1)",
+                [SECRETS_ID],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .expect("query");
+        assert_eq!((inline.as_str(), separate), ("hunter2", 0));
     }
 
     #[test]

@@ -1,6 +1,8 @@
-//! `vaultbase superuser create|update|upsert EMAIL PASSWORD` and `vaultbase superuser delete
-//! EMAIL`, as in PocketBase: run against the data dir directly, whether or not a server is
-//! running on it. (`superuser otp` is refused with a message: not supported yet.)
+//! `vaultbase superuser create|update|upsert EMAIL PASSWORD`, `vaultbase superuser delete
+//! EMAIL` and `vaultbase superuser otp EMAIL`, as in PocketBase: run against the data dir
+//! directly, whether or not a server is running on it. `otp` stores a one-time password for
+//! the superuser (when `_superusers` has OTP enabled) and prints it, as PocketBase does; it is
+//! redeemed with the API's `auth-with-otp`.
 //!
 //! If no server holds the data dir, this takes its lock for the duration and runs the system
 //! migrations (so it works on a fresh dir); if one does, the database is already migrated and
@@ -39,8 +41,14 @@ pub enum SuperuserCliError {
     LastSuperuser,
     #[error("failed to create new superuser account: email {0:?} is already in use")]
     Exists(String),
-    #[error("`superuser otp` is not supported by vaultbase yet; set a password with `vaultbase superuser upsert EMAIL PASSWORD`")]
-    OtpUnsupported,
+    #[error("superuser with email {0:?} doesn't exist")]
+    NoSuchSuperuser(String),
+    #[error("OTP auth is not enabled for the _superusers collection")]
+    OtpDisabled,
+    #[error("reading the collections: {0}")]
+    Collections(String),
+    #[error("creating the logs database: {0}")]
+    Logs(String),
 }
 
 /// The email check the CLI and the setup link share.
@@ -57,6 +65,9 @@ pub fn run(cfg: &Config, action: SuperuserAction) -> Result<String, SuperuserCli
         Ok(lock) => {
             let mut conn = open::open(&dir.db_path(), open::Role::Writer)?;
             migrate::run(&mut conn)?;
+            if migrate::is_pocketbase(&conn)? {
+                ensure_logs_table(dir.root())?;
+            }
             Some(lock)
         }
         // A running server owns the dir; its migrations are done.
@@ -72,7 +83,7 @@ pub fn run(cfg: &Config, action: SuperuserAction) -> Result<String, SuperuserCli
         SuperuserAction::Upsert { email, password } => (email, password, true, true),
         SuperuserAction::Create { email, password } => (email, password, true, false),
         SuperuserAction::Update { email, password } => (email, password, false, true),
-        SuperuserAction::Otp { .. } => return Err(SuperuserCliError::OtpUnsupported),
+        SuperuserAction::Otp { email } => return otp(&mut conn, email),
         SuperuserAction::Delete { email } => return delete(&mut conn, email),
     };
     if !looks_like_email(&email) {
@@ -119,6 +130,53 @@ pub fn run(cfg: &Config, action: SuperuserAction) -> Result<String, SuperuserCli
     };
     tx.commit()?;
     Ok(message)
+}
+
+/// PocketBase's ledger says `auxiliary.db` has its `_logs` table: make sure it does, even on a
+/// dir no server has run on yet (the log writer creates the same table when it starts).
+fn ensure_logs_table(root: &std::path::Path) -> Result<(), SuperuserCliError> {
+    let aux = crate::worker::ops::logs::aux_db_path(root);
+    let conn = rusqlite::Connection::open(&aux).map_err(|e| SuperuserCliError::Logs(e.to_string()))?;
+    conn.execute_batch(crate::worker::ops::logs::store::SCHEMA_SQL).map_err(|e| SuperuserCliError::Logs(e.to_string()))
+}
+
+/// `superuser otp EMAIL`: a new one-time password for the superuser, stored hashed as the
+/// API's OTP request stores one (`_superusers`' `otp.length` digits, valid `otp.duration`
+/// seconds), printed in PocketBase's words.
+fn otp(conn: &mut rusqlite::Connection, email: String) -> Result<String, SuperuserCliError> {
+    let id: Option<String> = conn.query_row("SELECT id FROM _superusers WHERE email = ?1", [&email], |r| r.get(0)).optional()?;
+    let Some(record_id) = id else { return Err(SuperuserCliError::NoSuchSuperuser(email)) };
+    let (_, collections) = crate::worker::records::store::load_all(conn).map_err(|e| SuperuserCliError::Collections(e.to_string()))?;
+    let superusers = collections
+        .into_iter()
+        .find(|c| c.name == "_superusers")
+        .ok_or_else(|| SuperuserCliError::Collections("no _superusers collection".into()))?;
+    let settings = superusers.auth.as_ref().map(|a| a.otp.clone()).unwrap_or_default();
+    if !settings.enabled {
+        return Err(SuperuserCliError::OtpDisabled);
+    }
+    let digits = usize::try_from(settings.length.clamp(4, 32)).unwrap_or(8);
+    let code = random::random_string(b"0123456789", digits).map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+    let pool = PasswordPool::new(1);
+    if migrate::is_pocketbase(conn)? {
+        pool.set_scheme(crate::worker::auth::password::HashScheme::Bcrypt);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+    let hash = runtime.block_on(pool.hash(&code)).map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+    let otp_id = random::new_id().map_err(|e| SuperuserCliError::Hash(e.to_string()))?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    let valid_secs = i64::try_from(settings.duration).unwrap_or(i64::MAX);
+    let row = crate::worker::accounts::OtpRow { record_id, hash, sent_to: String::new(), expires: now.saturating_add(valid_secs) };
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    crate::worker::accounts::insert_otp(&tx, &otp_id, &superusers, &row, now)?;
+    tx.commit()?;
+    Ok(format!(
+        "Successfully created OTP for superuser {email:?}:\n├─ Id:    {otp_id}\n├─ Pass:  {code}\n└─ Valid: {valid_secs}s\n"
+    ))
 }
 
 /// `superuser delete EMAIL`; never the last superuser.

@@ -11,6 +11,11 @@
 //! steps below never write it, so PocketBase still sees exactly its own history when it opens the
 //! dir again. Data dirs from before `_vb_migrations` existed have their vaultbase rows moved
 //! out of `_migrations` on the first run.
+//!
+//! A new, empty database is made in PocketBase 0.40.6's layout by the first step (its system
+//! tables and collections, and its own ledger rows, written once as PocketBase's first start
+//! writes them), so from then on it is a PocketBase dir like any other and opens in PocketBase.
+//! Data dirs vaultbase made before that step existed keep vaultbase's older layout.
 
 use rusqlite::Connection;
 
@@ -43,6 +48,14 @@ pub const USERS_DDL: &str = r#"CREATE TABLE "users" ("id" TEXT PRIMARY KEY DEFAU
 /// to a data dir vaultbase made (making an entry skip a table PocketBase already has is allowed:
 /// such a dir never ran it).
 pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "1763769599_pocketbase_layout",
+        // Runs first on a new, empty database only (every older data dir has `_collections`
+        // already and skips it): lays down PocketBase 0.40.6's system tables and collections
+        // and records its system migrations, so the dir opens in PocketBase and is treated
+        // from then on exactly like a dir PocketBase made (see `create_pocketbase_layout`).
+        apply: Apply::Fn(create_pocketbase_layout),
+    },
     Migration {
         name: "1763769600_init_params",
         // `_params` holds settings as JSON, in PocketBase's layout.
@@ -330,6 +343,103 @@ fn collection_problem(kind: &str, fields: Option<&str>, indexes: Option<&str>, o
 /// The name PocketBase (≥ 0.23) records for the migration that creates its system tables.
 pub const POCKETBASE_INIT_MIGRATION: &str = "1640988000_init.go";
 
+/// PocketBase 0.40.6's system tables and indexes, as its first start creates them in `data.db`
+/// (its own DDL, double-quoted defaults written single-quoted, which SQLite reads the same).
+const POCKETBASE_INIT_SQL: &str = include_str!("system/pocketbase_init.sql");
+/// PocketBase 0.40.6's system collections as its `_collections` rows (`_mfas`, `_otps`,
+/// `_externalAuths`, `_authOrigins`, `_superusers` and the default `users`), with the token
+/// secrets left empty: each data dir gets its own (see [`fill_token_secrets`]).
+const POCKETBASE_COLLECTIONS_JSON: &str = include_str!("system/pocketbase_collections.json");
+/// PocketBase 0.40.6's ledger after its first start: the migrations whose work the two files
+/// above hold (`1640988000_aux_init.go` is `auxiliary.db`'s `_logs`, which the log writer
+/// creates in PocketBase's layout).
+pub const POCKETBASE_SYSTEM_MIGRATIONS: &[&str] = &[
+    "1640988000_aux_init.go",
+    POCKETBASE_INIT_MIGRATION,
+    "1717233556_v0.23_migrate.go",
+    "1717233557_v0.23_migrate2.go",
+    "1717233558_v0.23_migrate3.go",
+    "1717233559_v0.23_migrate4.go",
+    "1763020353_update_default_auth_alert_templates.go",
+    "1778828400_normalize_indexes.go",
+];
+/// The auth options that hold a token-signing secret (PocketBase's keys).
+const TOKEN_OPTION_KEYS: [&str; 5] = ["authToken", "passwordResetToken", "emailChangeToken", "verificationToken", "fileToken"];
+/// Characters of a generated token secret (PocketBase makes 50 alphanumerics).
+const TOKEN_SECRET_CHARS: usize = 50;
+
+/// A random alphanumeric string of `len` characters (rejection-sampled, so unbiased).
+fn random_alphanumeric(len: usize) -> rusqlite::Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    // The largest multiple of the alphabet's size that fits a byte: bytes above it are redrawn.
+    let limit = (256 / ALPHABET.len() * ALPHABET.len()) as u8;
+    let mut out = String::with_capacity(len);
+    let mut buf = [0u8; 64];
+    while out.len() < len {
+        getrandom::getrandom(&mut buf).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        for &b in buf.iter().filter(|&&b| b < limit) {
+            if out.len() == len {
+                break;
+            }
+            out.push(char::from(ALPHABET[usize::from(b) % ALPHABET.len()]));
+        }
+    }
+    Ok(out)
+}
+
+/// Gives every empty token secret of an auth collection's `options` a new random one.
+fn fill_token_secrets(options: &mut serde_json::Value) -> rusqlite::Result<()> {
+    for key in TOKEN_OPTION_KEYS {
+        if let Some(serde_json::Value::Object(token)) = options.get_mut(key) {
+            let empty = token.get("secret").and_then(serde_json::Value::as_str).is_none_or(str::is_empty);
+            if empty {
+                token.insert("secret".into(), serde_json::Value::String(random_alphanumeric(TOKEN_SECRET_CHARS)?));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A new data dir in PocketBase 0.40.6's layout: its system tables, its six system collections
+/// (same ids, fields, rules and indexes; fresh token secrets) and its ledger, as PocketBase's
+/// own first start leaves them. Done only when the database has no table but vaultbase's
+/// ledger; anything else is an existing dir, left as it is. The dir is then recognised by
+/// [`is_pocketbase`], so everything PocketBase must still be able to read afterwards
+/// (password hashes, token secrets, settings) is written the way PocketBase writes it.
+fn create_pocketbase_layout(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let tables: i64 = tx.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT IN ('_vb_migrations', 'sqlite_sequence')",
+        [],
+        |r| r.get(0),
+    )?;
+    if tables > 0 {
+        return Ok(());
+    }
+    tx.execute_batch(POCKETBASE_INIT_SQL)?;
+    let rows: Vec<serde_json::Value> = serde_json::from_str(POCKETBASE_COLLECTIONS_JSON)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let mut insert = tx.prepare(
+        "INSERT INTO _collections (id, system, type, name, fields, indexes, listRule, viewRule, createRule, updateRule, deleteRule, options)
+         SELECT j->>'$.id', j->>'$.system', j->>'$.type', j->>'$.name', j->'$.fields', j->'$.indexes',
+                j->>'$.listRule', j->>'$.viewRule', j->>'$.createRule', j->>'$.updateRule', j->>'$.deleteRule', j->'$.options'
+         FROM (SELECT json(?1) AS j)",
+    )?;
+    for mut row in rows {
+        if let Some(options) = row.get_mut("options") {
+            fill_token_secrets(options)?;
+        }
+        insert.execute([row.to_string()])?;
+    }
+    // PocketBase stamps its ledger in microseconds.
+    let mut ledger = tx.prepare(
+        "INSERT INTO _migrations (file, applied) VALUES (?1, CAST((julianday('now') - 2440587.5) * 86400000000 AS INTEGER))",
+    )?;
+    for name in POCKETBASE_SYSTEM_MIGRATIONS {
+        ledger.execute([name])?;
+    }
+    Ok(())
+}
+
 fn create_accounts(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
     if !has_table(tx, "_otps")? {
         tx.execute_batch(ACCOUNTS_SQL)?;
@@ -458,6 +568,56 @@ pub fn pending(conn: &Connection) -> rusqlite::Result<Vec<&'static str>> {
 mod tests {
     use super::*;
 
+    /// A database as vaultbase made it before fresh dirs took PocketBase's layout: the layout
+    /// step counts as done, so the steps after it build vaultbase's own.
+    fn older_vaultbase_db(path: &std::path::Path) -> Connection {
+        let conn = crate::shared::db::open::open(path, crate::shared::db::open::Role::Writer).expect("open");
+        conn.execute_batch(CREATE_LEDGER).expect("ledger");
+        conn.execute("INSERT INTO _vb_migrations (file, applied) VALUES ('1763769599_pocketbase_layout', 0)", []).expect("mark");
+        conn
+    }
+
+    #[test]
+    fn a_new_database_gets_pocketbases_layout_and_ledger() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = crate::shared::db::open::open(&dir.path().join("d.db"), crate::shared::db::open::Role::Writer)
+            .expect("open");
+        run(&mut conn).expect("run");
+        assert!(is_pocketbase(&conn).expect("is_pocketbase"));
+        let ids: Vec<String> = conn
+            .prepare("SELECT id FROM _collections ORDER BY rowid").expect("prepare")
+            .query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect();
+        assert_eq!(ids, ["pbc_2279338944", "pbc_1638494021", "pbc_2281828961", "pbc_4275539003", "pbc_3142635823", "_pb_users_auth_"]);
+        let ledger: Vec<String> = conn
+            .prepare("SELECT file FROM _migrations ORDER BY file").expect("prepare")
+            .query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect();
+        assert_eq!(ledger, POCKETBASE_SYSTEM_MIGRATIONS, "exactly PocketBase's ledger, nothing of vaultbase's");
+        let secrets: Vec<String> = conn
+            .prepare("SELECT j.value->>'$.secret' FROM _collections, json_each(_collections.options) j WHERE _collections.type = 'auth' AND j.key LIKE '%Token'")
+            .expect("prepare")
+            .query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect();
+        assert_eq!(secrets.len(), 10, "five token kinds in each of the two auth collections");
+        assert!(secrets.iter().all(|s| s.len() == TOKEN_SECRET_CHARS && s.chars().all(|c| c.is_ascii_alphanumeric())), "{secrets:?}");
+        let distinct: std::collections::HashSet<&String> = secrets.iter().collect();
+        assert_eq!(distinct.len(), secrets.len(), "every secret is its own");
+        // The rest of vaultbase's steps find PocketBase's tables and only add their own.
+        let otp_columns: i64 =
+            conn.query_row("SELECT count(*) FROM pragma_table_info('_otps') WHERE name = 'expires'", [], |r| r.get(0)).expect("query");
+        assert_eq!(otp_columns, 0, "_otps is PocketBase's");
+        assert!(has_table(&conn, "_vb_jobs").expect("has_table"), "positive control: vaultbase's own tables are there");
+    }
+
+    #[test]
+    fn an_older_vaultbase_database_does_not_get_pocketbases_layout() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = older_vaultbase_db(&dir.path().join("d.db"));
+        run(&mut conn).expect("run");
+        conn.execute("DELETE FROM _vb_migrations WHERE file = '1763769599_pocketbase_layout'", []).expect("unmark");
+        assert_eq!(run(&mut conn).expect("rerun"), ["1763769599_pocketbase_layout"], "positive control: the step runs");
+        assert!(!is_pocketbase(&conn).expect("is_pocketbase"), "but leaves a database with tables alone");
+        assert!(!has_table(&conn, "_migrations").expect("has_table"));
+    }
+
     #[test]
     fn runs_once_and_then_nothing_is_pending() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -472,8 +632,7 @@ mod tests {
     #[test]
     fn an_older_data_dir_has_its_rows_moved_out_of_pocketbases_ledger() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut conn = crate::shared::db::open::open(&dir.path().join("d.db"), crate::shared::db::open::Role::Writer)
-            .expect("open");
+        let mut conn = older_vaultbase_db(&dir.path().join("d.db"));
         run(&mut conn).expect("run");
         // As vaultbase before `_vb_migrations` left it, plus a JS migration's row.
         conn.execute_batch(
@@ -495,8 +654,7 @@ mod tests {
     #[test]
     fn the_default_users_collection_is_only_made_on_a_data_dir_without_collections_of_its_own() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut conn = crate::shared::db::open::open(&dir.path().join("d.db"), crate::shared::db::open::Role::Writer)
-            .expect("open");
+        let mut conn = older_vaultbase_db(&dir.path().join("d.db"));
         run(&mut conn).expect("run");
         let users = |conn: &Connection| -> bool {
             conn.query_row("SELECT EXISTS(SELECT 1 FROM _collections WHERE id = '_pb_users_auth_')", [], |r| r.get(0)).expect("query")

@@ -171,7 +171,8 @@ pub async fn auth_answer(
         kind: jwt::TokenKind::Auth { refreshable: true },
         exp: jwt::expires_at(jwt::unix_now(), ttl),
     };
-    let token = jwt::sign(&state.jwt_secret, &claims, &str_of("tokenKey")).map_err(ApiError::internal)?;
+    let collection_secret = crate::worker::actor::token_secret(c, jwt::TokenType::Auth);
+    let token = jwt::sign_for(&state.jwt_secret, collection_secret, &claims, &str_of("tokenKey")).map_err(ApiError::internal)?;
     let request = RouteRequest {
         method: "POST".into(),
         path: format!("/api/collections/{}/auth-with-{method}", c.name),

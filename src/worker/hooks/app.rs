@@ -231,7 +231,9 @@ fn token(app: &Data, args: &Map<String, Value>) -> Result<String, DataError> {
         other => return Err(DataError::Bad(format!("unknown token kind {other}"))),
     };
     let claims = Claims { id: s(args, "id").to_owned(), collection_id: c.id.clone(), kind, exp: jwt::expires_at(jwt::unix_now(), std::time::Duration::from_secs(secs)) };
-    jwt::sign(&app.state().jwt_secret, &claims, s(args, "tokenKey")).map_err(|e| DataError::Bad(e.to_string()))
+    // With the collection's own secret when it has one, as every other token vaultbase signs.
+    let collection_secret = crate::worker::actor::token_secret(&c, claims.token_type());
+    jwt::sign_for(&app.state().jwt_secret, collection_secret, &claims, s(args, "tokenKey")).map_err(|e| DataError::Bad(e.to_string()))
 }
 
 fn find_by_token(app: &Data, token: &str, types: &[String]) -> Result<RecordData, DataError> {
@@ -244,7 +246,10 @@ fn find_by_token(app: &Data, token: &str, types: &[String]) -> Result<RecordData
     }
     let record = app.find_by_id(&claims.collection_id, &claims.id)?;
     let key = record.fields.get("tokenKey").and_then(Value::as_str).unwrap_or_default().to_owned();
-    jwt::verify(&app.state().jwt_secret, token, claims.token_type, &claims.collection_id, &key, jwt::unix_now()).map_err(|e| DataError::Bad(e.to_string()))?;
+    let c = app.collection(&claims.collection_id)?;
+    let collection_secret = crate::worker::actor::token_secret(&c, claims.token_type);
+    jwt::verify_for(&app.state().jwt_secret, collection_secret, token, claims.token_type, &claims.collection_id, &key, jwt::unix_now())
+        .map_err(|e| DataError::Bad(e.to_string()))?;
     Ok(record)
 }
 

@@ -437,6 +437,9 @@ pub fn create(tx: &Transaction<'_>, mut c: Collection) -> Result<Collection, Sto
     if !errors.is_empty() {
         return Err(StoreError::Invalid(errors));
     }
+    if c.kind == CollectionType::Auth && crate::shared::db::migrate::is_pocketbase(tx)? {
+        give_token_secrets(&mut c)?;
+    }
     match c.kind {
         CollectionType::View => create_view(tx, &mut c)?,
         _ => {
@@ -451,6 +454,25 @@ pub fn create(tx: &Transaction<'_>, mut c: Collection) -> Result<Collection, Sto
     bump_version(tx)?;
     stamp(tx, &mut c)?;
     Ok(c)
+}
+
+/// Gives every token kind of a new auth collection without a secret a random one, as
+/// PocketBase does: on a PocketBase-layout dir PocketBase must be able to sign and verify the
+/// collection's tokens, and it signs with `tokenKey ‖ secret` only.
+fn give_token_secrets(c: &mut Collection) -> Result<(), StoreError> {
+    let Some(auth) = c.auth.as_mut() else { return Ok(()) };
+    for t in [
+        &mut auth.auth_token,
+        &mut auth.password_reset_token,
+        &mut auth.email_change_token,
+        &mut auth.verification_token,
+        &mut auth.file_token,
+    ] {
+        if t.secret.is_empty() {
+            t.secret = crate::worker::auth::random::new_token_key().map_err(|e| StoreError::Refused(e.to_string()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Creates (or re-creates) the SQL view of a view collection and derives its fields from the
