@@ -95,8 +95,8 @@ pub fn tokens(sql: &str) -> Vec<Token<'_>> {
             (Kind::Space, rest.find(|x: char| !x.is_whitespace()).unwrap_or(rest.len()))
         } else if rest.starts_with("--") {
             (Kind::Comment, rest.find('\n').unwrap_or(rest.len()))
-        } else if rest.starts_with("/*") {
-            (Kind::Comment, rest[2..].find("*/").map(|e| e + 4).unwrap_or(rest.len()))
+        } else if let Some(body) = rest.strip_prefix("/*") {
+            (Kind::Comment, body.find("*/").map(|e| e + 4).unwrap_or(rest.len()))
         } else if c == '\'' {
             (Kind::Literal, quoted_len(rest, '\'', true))
         } else if (c == 'x' || c == 'X') && rest[1..].starts_with('\'') {
