@@ -511,6 +511,14 @@ fn every_failing_view_query_is_a_400_on_view_query() {
     assert!(r.json()["message"].as_str().expect("message").contains("failed to drop column title"));
     // Positive control: a column no view uses drops.
     ok(call(p.port, "PATCH", "/api/collections/posts", Some(&su), Some(&json!({"fields": without("n")}))));
+    // Deleting a collection a view selects from: refused, and the view still reads.
+    let r = call(p.port, "DELETE", "/api/collections/posts", Some(&su), None);
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["message"].as_str().expect("message").contains("titles"));
+    assert_eq!(ok(call(p.port, "GET", "/api/collections/titles/records", Some(&su), None))["totalItems"], 0);
+    // Positive control: once the view is gone, so can the collection be.
+    assert_eq!(call(p.port, "DELETE", "/api/collections/titles", Some(&su), None).status, 204);
+    assert_eq!(call(p.port, "DELETE", "/api/collections/posts", Some(&su), None).status, 204);
 }
 
 #[test]

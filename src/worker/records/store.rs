@@ -766,7 +766,19 @@ pub fn delete(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> {
         )));
     }
     let what = if c.kind == CollectionType::View { "VIEW" } else { "TABLE" };
-    tx.execute_batch(&format!("DROP {what} IF EXISTS {}", quote_ident(&c.name)))?;
+    // SQLite lets a table or view go while a view still selects from it; every read of that
+    // view would then fail, so the delete is refused instead, as in PocketBase. The savepoint
+    // undoes the drop at once, so a caller that goes on (an import) sees the table still there.
+    tx.execute_batch(&format!("SAVEPOINT vb_collection_delete; DROP {what} IF EXISTS {}", quote_ident(&c.name)))?;
+    let broken = all
+        .iter()
+        .filter(|o| o.id != c.id && o.kind == CollectionType::View)
+        .find(|view| tx.prepare(&format!("SELECT 1 FROM {} LIMIT 0", quote_ident(&view.name))).is_err());
+    if let Some(view) = broken {
+        tx.execute_batch("ROLLBACK TO vb_collection_delete; RELEASE vb_collection_delete")?;
+        return Err(StoreError::Refused(format!("Failed to delete collection: the view collection \"{}\" selects from it.", view.name)));
+    }
+    tx.execute_batch("RELEASE vb_collection_delete")?;
     tx.execute("DELETE FROM _collections WHERE id = ?1", [&c.id])?;
     crate::worker::accounts::forget_collection(tx, &c.id)?;
     bump_version(tx)?;
