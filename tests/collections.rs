@@ -469,3 +469,117 @@ fn the_default_users_collection_is_created_once_not_on_every_start() {
     assert_eq!(call(p.port, "GET", "/api/collections/users", Some(&su), None).status, 404, "a deleted default stays deleted");
     assert_eq!(call(p.port, "GET", "/api/collections/_superusers", Some(&su), None).status, 200);
 }
+
+#[test]
+fn every_failing_view_query_is_a_400_on_view_query() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    let create = |query: &str| call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "v1", "type": "view", "viewQuery": query})));
+    let refused = |r: Resp| -> String {
+        assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+        let body = r.json();
+        assert_eq!(body["data"]["viewQuery"]["code"], "validation_invalid_view_query", "{body}");
+        body["data"]["viewQuery"]["message"].as_str().expect("message").to_owned()
+    };
+    // PocketBase 0.40.6's answers, word for word.
+    assert_eq!(refused(create("select idx from _superusers")), "Invalid query - SQL logic error: no such column: idx (1).");
+    assert!(refused(create("select id from nosuch")).contains("no such table: nosuch"));
+    assert!(refused(create("select id, from _superusers")).contains("syntax error"));
+    assert_eq!(refused(create("select id from _superusers; select 1")), "Invalid query - multiple statements are not supported.");
+    assert!(refused(create("select email from _superusers")).starts_with("Invalid query - missing required id column"));
+    // Positive control: a good query (a trailing `;` is fine) makes the view.
+    let v = ok(create("select id, email from _superusers;"));
+    // Update: refused the same way, and the view keeps working with its old query.
+    let r = call(p.port, "PATCH", "/api/collections/v1", Some(&su), Some(&json!({"viewQuery": "select idx from _superusers"})));
+    assert_eq!(refused(r), "Invalid query - SQL logic error: no such column: idx (1).");
+    assert_eq!(ok(call(p.port, "GET", "/api/collections/v1/records", Some(&su), None))["totalItems"], 1);
+    // Import: the same refusal, keyed by the definition at fault.
+    let mut bad = v.clone();
+    bad["viewQuery"] = json!("select id from nosuch");
+    let r = call(p.port, "PUT", "/api/collections/import", Some(&su), Some(&json!({"collections": [bad]})));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["data"]["collections"]["0"]["viewQuery"]["code"], "validation_invalid_view_query", "{}", String::from_utf8_lossy(&r.body));
+    let r = call(p.port, "PUT", "/api/collections/import", Some(&su), Some(&json!({"collections": [{"name": "v2", "type": "view", "viewQuery": "select idx from _superusers"}]})));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    // Dropping a column a view selects: SQLite refuses, and so does the API (400, not 500).
+    ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "posts", "fields": [{"name": "title", "type": "text"}, {"name": "n", "type": "number"}]}))));
+    ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "titles", "type": "view", "viewQuery": "SELECT id, title FROM posts"}))));
+    let posts = ok(call(p.port, "GET", "/api/collections/posts", Some(&su), None));
+    let without = |name: &str| -> Vec<serde_json::Value> { posts["fields"].as_array().expect("fields").iter().filter(|f| f["name"] != name).cloned().collect() };
+    let r = call(p.port, "PATCH", "/api/collections/posts", Some(&su), Some(&json!({"fields": without("title")})));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["message"].as_str().expect("message").contains("failed to drop column title"));
+    // Positive control: a column no view uses drops.
+    ok(call(p.port, "PATCH", "/api/collections/posts", Some(&su), Some(&json!({"fields": without("n")}))));
+    // Deleting a collection a view selects from: refused, and the view still reads.
+    let r = call(p.port, "DELETE", "/api/collections/posts", Some(&su), None);
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["message"].as_str().expect("message").contains("titles"));
+    assert_eq!(ok(call(p.port, "GET", "/api/collections/titles/records", Some(&su), None))["totalItems"], 0);
+    // Positive control: once the view is gone, so can the collection be.
+    assert_eq!(call(p.port, "DELETE", "/api/collections/titles", Some(&su), None).status, 204);
+    assert_eq!(call(p.port, "DELETE", "/api/collections/posts", Some(&su), None).status, 204);
+}
+
+#[test]
+fn renaming_a_field_rewrites_indexes_in_every_identifier_quoting() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    let t9 = ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
+        "name": "t9", "fields": [{"name": "title", "type": "text"}, {"name": "sub", "type": "text"}],
+        "indexes": ["CREATE INDEX `idx_a` ON `t9` (`title`)", "CREATE INDEX idx_b ON t9 ([title], sub)", "CREATE INDEX idx_c ON t9 (\"title\" COLLATE nocase)"]
+    }))));
+    let mut fields = t9["fields"].clone();
+    for f in fields.as_array_mut().expect("fields") {
+        if f["name"] == "title" {
+            f["name"] = json!("headline");
+        }
+    }
+    let r = call(p.port, "PATCH", "/api/collections/t9", Some(&su), Some(&json!({"fields": fields})));
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let indexes: Vec<String> = serde_json::from_value(r.json()["indexes"].clone()).expect("indexes");
+    assert_eq!(indexes, [
+        "CREATE INDEX `idx_a` ON \"t9\" (\"headline\")",
+        "CREATE INDEX idx_b ON \"t9\" (\"headline\", sub)",
+        "CREATE INDEX idx_c ON \"t9\" (\"headline\" COLLATE nocase)",
+    ]);
+    // The indexes exist on the renamed column.
+    let r = ok(call(p.port, "POST", "/api/collections/t9/records", Some(&su), Some(&json!({"headline": "x"}))));
+    assert_eq!(r["headline"], "x");
+}
+
+#[test]
+fn view_fields_copy_the_fields_they_select_like_pocketbase() {
+    let p = start_with_superuser(Spawn::serve());
+    let su = token(p.port);
+    let tags = ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "tags", "listRule": "", "viewRule": "", "createRule": "", "fields": [{"name": "label", "type": "text"}]}))));
+    ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "posts", "listRule": "", "createRule": "", "fields": [
+        {"name": "title", "type": "text", "max": 50},
+        {"name": "image", "type": "file", "maxSelect": 3, "maxSize": 1000, "mimeTypes": ["image/png"]},
+        {"name": "tag", "type": "relation", "collectionId": tags["id"], "maxSelect": 1},
+        {"name": "kind", "type": "select", "values": ["a", "b"], "maxSelect": 1},
+        {"name": "meta", "type": "json"}, {"name": "at", "type": "date"}, {"name": "ok", "type": "bool"}, {"name": "n", "type": "number"}
+    ]}))));
+    let tag = ok(call(p.port, "POST", "/api/collections/tags/records", None, Some(&json!({"label": "red"}))));
+    ok(call(p.port, "POST", "/api/collections/posts/records", None, Some(&json!({"title": "hello", "tag": tag["id"], "kind": "b", "n": 2}))));
+    let query = "SELECT p.id, p.title, p.image, p.tag, p.kind AS k, p.meta, p.at, p.ok, p.n, t.id AS tagref, t.label, \
+                 count(p.id) AS c, CAST(p.n AS TEXT) AS nt, (p.n + 1) AS expr \
+                 FROM posts p LEFT JOIN tags t ON t.id = p.tag GROUP BY p.id";
+    let v = ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({"name": "post_view", "type": "view", "listRule": "", "viewQuery": query}))));
+    let types: Vec<String> = v["fields"].as_array().expect("fields").iter().map(|f| format!("{}:{}", f["name"].as_str().unwrap_or(""), f["type"].as_str().unwrap_or(""))).collect();
+    assert_eq!(types, [
+        "id:text", "title:text", "image:file", "tag:relation", "k:select", "meta:json", "at:date", "ok:bool", "n:number",
+        "tagref:relation", "label:text", "c:number", "nt:text", "expr:json",
+    ]);
+    let field = |name: &str| v["fields"].as_array().expect("fields").iter().find(|f| f["name"] == name).cloned().expect("field");
+    assert_eq!((field("image")["maxSelect"].clone(), field("image")["mimeTypes"].clone()), (json!(3), json!(["image/png"])), "the source field's options");
+    assert_eq!(field("title")["max"], 50);
+    assert_eq!(field("k")["values"], json!(["a", "b"]));
+    assert_eq!((field("tagref")["collectionId"].clone(), field("tagref")["maxSelect"].clone()), (tags["id"].clone(), json!(1)));
+    assert_eq!((field("id")["primaryKey"].clone(), field("id")["system"].clone()), (json!(true), json!(true)));
+    // Records read with those types: a multi-file column is a list, the relation expands.
+    let list = ok(call(p.port, "GET", "/api/collections/post_view/records?expand=tagref", None, None));
+    let item = &list["items"][0];
+    assert_eq!((item["image"].clone(), item["ok"].clone(), item["n"].clone(), item["c"].clone()), (json!([]), json!(false), json!(2), json!(1)), "{item}");
+    assert_eq!(item["expand"]["tagref"]["label"], "red", "{item}");
+}

@@ -132,8 +132,14 @@ fn requests_are_logged_in_pocketbase_shape_and_read_back_through_the_api() {
     }
     let total: u64 = buckets.iter().filter_map(|b| b["total"].as_u64()).sum();
     assert!(total >= failed_items.len() as u64, "{stats} vs {}", failed_items.len());
-    let r = call(p.port, "GET", &format!("/api/logs/stats?filter={}", enc("bad((")), Some(&su), None);
-    assert_eq!((r.status, r.json()["message"].clone()), (400, json!("Invalid filter format.")));
+    // PocketBase 0.40.6 words a bad filter differently on the two endpoints (checked against
+    // it: the list gives its generic 400, the stats "Invalid filter format."); so do we.
+    for bad in ["bad((", "nosuch = 1"] {
+        let r = call(p.port, "GET", &format!("/api/logs/stats?filter={}", enc(bad)), Some(&su), None);
+        assert_eq!((r.status, r.json()["message"].clone()), (400, json!("Invalid filter format.")), "{bad}");
+        let r = call(p.port, "GET", &format!("/api/logs?filter={}", enc(bad)), Some(&su), None);
+        assert_eq!((r.status, r.json()), (400, json!({"status": 400, "message": "Something went wrong while processing your request.", "data": {}})), "{bad}");
+    }
 
     // Superusers only.
     for path in ["/api/logs", "/api/logs/stats", &format!("/api/logs/{id}")] {

@@ -1,7 +1,7 @@
 //! The SQL console (`POST /api/sql`) against the real binary: superusers only; a read answers
 //! PocketBase's shape (declared column types, values as text) capped at 1000 rows; a write runs
-//! in one transaction (a failing statement leaves nothing behind); the `sql.readOnly` setting
-//! refuses writes and keeps reads; a rule changed through the console is obeyed by every worker
+//! in one transaction (a failing statement leaves nothing behind) and only when its request sends
+//! `allowWrites: true`; the `sql.readOnly` setting refuses writes even then and keeps reads; a rule changed through the console is obeyed by every worker
 //! of a cluster on its very next request even with bus invalidations ignored; a query past
 //! `VAULTBASE_QUERY_TIMEOUT_MS` is cut off and the server keeps serving.
 
@@ -14,6 +14,11 @@ use serde_json::{json, Value};
 
 fn sql(port: u16, token: Option<&str>, query: &str) -> Resp {
     call(port, "POST", "/api/sql", token, Some(&json!({ "query": query })))
+}
+
+/// A console request that consents to writing.
+fn write_sql(port: u16, token: Option<&str>, query: &str) -> Resp {
+    call(port, "POST", "/api/sql", token, Some(&json!({ "query": query, "allowWrites": true })))
 }
 
 fn rows_of(v: &Value) -> Vec<Vec<Value>> {
@@ -62,9 +67,9 @@ fn bad_queries_get_pocketbase_errors() {
 #[test]
 fn a_read_answers_columns_and_at_most_1000_rows() {
     let (p, su) = start_with_superuser(Spawn::serve());
-    let r = ok(sql(p.port, Some(&su), "CREATE TABLE t (id INTEGER PRIMARY KEY NOT NULL, v TEXT NOT NULL, w REAL)"));
+    let r = ok(write_sql(p.port, Some(&su), "CREATE TABLE t (id INTEGER PRIMARY KEY NOT NULL, v TEXT NOT NULL, w REAL)"));
     assert_eq!(r["columns"], json!([]));
-    let r = ok(sql(p.port, Some(&su), "INSERT INTO t (v, w) VALUES ('a', 1.5), ('b', NULL)"));
+    let r = ok(write_sql(p.port, Some(&su), "INSERT INTO t (v, w) VALUES ('a', 1.5), ('b', NULL)"));
     assert_eq!(r["affectedRows"], 2);
     assert_eq!(r["rows"], json!([]));
 
@@ -82,8 +87,8 @@ fn a_read_answers_columns_and_at_most_1000_rows() {
     assert_eq!(r["rows"], json!([["1", "a", "1.5", "2"], ["2", "b", null, "2"]]));
 
     // Positive control for the cap: 1500 rows exist, 1000 come back.
-    ok(sql(p.port, Some(&su), "CREATE TABLE many (n INTEGER)"));
-    let r = ok(sql(p.port, Some(&su), "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1500) INSERT INTO many SELECT x FROM c"));
+    ok(write_sql(p.port, Some(&su), "CREATE TABLE many (n INTEGER)"));
+    let r = ok(write_sql(p.port, Some(&su), "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1500) INSERT INTO many SELECT x FROM c"));
     assert_eq!(r["affectedRows"], 1500);
     assert_eq!(rows_of(&ok(sql(p.port, Some(&su), "SELECT count(*) FROM many"))), vec![vec![json!("1500")]]);
     let rows = rows_of(&ok(sql(p.port, Some(&su), "SELECT n FROM many ORDER BY n")));
@@ -97,35 +102,58 @@ fn a_read_answers_columns_and_at_most_1000_rows() {
 #[test]
 fn a_write_is_one_transaction() {
     let (p, su) = start_with_superuser(Spawn::serve());
-    ok(sql(p.port, Some(&su), "CREATE TABLE t (v TEXT NOT NULL)"));
-    let r = ok(sql(p.port, Some(&su), "INSERT INTO t VALUES ('a'); INSERT INTO t VALUES ('b'), ('c')"));
+    ok(write_sql(p.port, Some(&su), "CREATE TABLE t (v TEXT NOT NULL)"));
+    let r = ok(write_sql(p.port, Some(&su), "INSERT INTO t VALUES ('a'); INSERT INTO t VALUES ('b'), ('c')"));
     assert_eq!(r["affectedRows"], 2, "the last statement's changes");
     // The second statement fails: the first one's row must not stay.
-    let r = sql(p.port, Some(&su), "INSERT INTO t VALUES ('d'); INSERT INTO t VALUES (NULL)");
+    let r = write_sql(p.port, Some(&su), "INSERT INTO t VALUES ('d'); INSERT INTO t VALUES (NULL)");
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     assert!(r.json()["message"].as_str().expect("message").contains("NOT NULL"));
     let rows = rows_of(&ok(sql(p.port, Some(&su), "SELECT v FROM t ORDER BY v")));
     assert_eq!(rows, vec![vec![json!("a")], vec![json!("b")], vec![json!("c")]]);
     // A write's RETURNING rows come back.
-    let r = ok(sql(p.port, Some(&su), "INSERT INTO t VALUES ('e') RETURNING v"));
+    let r = ok(write_sql(p.port, Some(&su), "INSERT INTO t VALUES ('e') RETURNING v"));
     assert_eq!((r["affectedRows"].clone(), r["rows"].clone()), (json!(1), json!([["e"]])));
 }
 
 #[test]
 fn the_read_only_setting_refuses_writes_and_keeps_reads() {
     let (p, su) = start_with_superuser(Spawn::serve());
-    ok(sql(p.port, Some(&su), "CREATE TABLE t (v TEXT)"));
+    ok(write_sql(p.port, Some(&su), "CREATE TABLE t (v TEXT)"));
     let s = ok(call(p.port, "PATCH", "/api/settings", Some(&su), Some(&json!({"sql": {"readOnly": true}}))));
     assert_eq!(s["sql"]["readOnly"], true);
     // Decided by SQLite, not by the text: a WITH that inserts is a write.
+    // The setting is a lock: even a request that allows writes is refused.
     for q in ["INSERT INTO t VALUES ('x')", "WITH a AS (SELECT 'x') INSERT INTO t SELECT * FROM a", "SELECT 1; DELETE FROM t"] {
-        let r = sql(p.port, Some(&su), q);
+        let r = write_sql(p.port, Some(&su), q);
         assert_eq!(r.status, 403, "{q}: {}", String::from_utf8_lossy(&r.body));
-        assert!(r.json()["message"].as_str().expect("message").contains("read-only"));
+        assert!(r.json()["message"].as_str().expect("message").contains("sql.readOnly"));
     }
     assert_eq!(rows_of(&ok(sql(p.port, Some(&su), "SELECT count(*) FROM t"))), vec![vec![json!("0")]]);
     ok(call(p.port, "PATCH", "/api/settings", Some(&su), Some(&json!({"sql": {"readOnly": false}}))));
-    assert_eq!(ok(sql(p.port, Some(&su), "INSERT INTO t VALUES ('x')"))["affectedRows"], 1);
+    assert_eq!(ok(write_sql(p.port, Some(&su), "INSERT INTO t VALUES ('x')"))["affectedRows"], 1);
+}
+
+#[test]
+fn a_write_runs_only_when_its_request_allows_writes() {
+    let (p, su) = start_with_superuser(Spawn::serve());
+    let exists = || rows_of(&ok(sql(p.port, Some(&su), "SELECT count(*) FROM sqlite_master WHERE name IN ('t', '_collections')")));
+    // Without consent (absent, false or null) the console is read-only for this request,
+    // whatever the shared setting says (off here).
+    for body in [json!({"query": "CREATE TABLE t (v TEXT)"}), json!({"query": "CREATE TABLE t (v TEXT)", "allowWrites": false}), json!({"query": "CREATE TABLE t (v TEXT)", "allowWrites": null})] {
+        let r = call(p.port, "POST", "/api/sql", Some(&su), Some(&body));
+        assert_eq!(r.status, 403, "{body}: {}", String::from_utf8_lossy(&r.body));
+        assert!(r.json()["message"].as_str().expect("message").contains("allowWrites"));
+        // `_collections` always exists: the count proves the query sees tables.
+        assert_eq!(exists(), vec![vec![json!("1")]], "the refused write did not happen");
+    }
+    let r = call(p.port, "POST", "/api/sql", Some(&su), Some(&json!({"query": "SELECT 1", "allowWrites": "yes"})));
+    assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
+    // Reads need no consent; the consenting request writes, and the setting was not touched.
+    assert_eq!(rows_of(&ok(sql(p.port, Some(&su), "SELECT 2"))), vec![vec![json!("2")]]);
+    ok(write_sql(p.port, Some(&su), "CREATE TABLE t (v TEXT)"));
+    assert_eq!(exists(), vec![vec![json!("2")]]);
+    assert_eq!(ok(call(p.port, "GET", "/api/settings", Some(&su), None))["sql"]["readOnly"], false);
 }
 
 #[test]
@@ -136,11 +164,11 @@ fn a_query_past_the_deadline_is_cut_off_and_the_server_serves_on() {
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     assert!(r.json()["message"].as_str().expect("message").contains("deadline"));
     // A write that never ends is cut off too, and leaves the writer free.
-    ok(sql(p.port, Some(&su), "CREATE TABLE t (n INTEGER)"));
-    let r = sql(p.port, Some(&su), "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) INSERT INTO t SELECT x FROM c");
+    ok(write_sql(p.port, Some(&su), "CREATE TABLE t (n INTEGER)"));
+    let r = write_sql(p.port, Some(&su), "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) INSERT INTO t SELECT x FROM c");
     assert_eq!(r.status, 400, "{}", String::from_utf8_lossy(&r.body));
     assert!(r.json()["message"].as_str().expect("message").contains("deadline"));
-    assert_eq!(ok(sql(p.port, Some(&su), "INSERT INTO t VALUES (1)"))["affectedRows"], 1);
+    assert_eq!(ok(write_sql(p.port, Some(&su), "INSERT INTO t VALUES (1)"))["affectedRows"], 1);
     assert_eq!(rows_of(&ok(sql(p.port, Some(&su), "SELECT count(*) FROM t"))), vec![vec![json!("1")]]);
 }
 
@@ -160,7 +188,7 @@ fn a_rule_changed_through_the_console_is_obeyed_by_every_worker_on_the_next_requ
         assert_eq!(r.json()["totalItems"], 1, "worker {worker}");
     }
 
-    let r = ok(sql(p.port, Some(&su), "UPDATE _collections SET listRule = NULL WHERE name = 'notes'"));
+    let r = ok(write_sql(p.port, Some(&su), "UPDATE _collections SET listRule = NULL WHERE name = 'notes'"));
     assert_eq!(r["affectedRows"], 1);
 
     for (worker, s) in conns.iter_mut() {

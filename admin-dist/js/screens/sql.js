@@ -1,6 +1,7 @@
 // The SQL console (vaultbase's `POST /api/sql`, PocketBase's shape). Read-only unless the
-// superuser ticks "Allow writes": the switch is the server's `sql.readOnly` setting, set before
-// each run, so SQLite itself (not a guess from the query text) decides what counts as a write.
+// superuser ticks "Allow writes": the switch goes with each run as `allowWrites` (this console
+// only; the shared `sql.readOnly` setting is left alone), and SQLite itself (not a guess from
+// the query text) decides what counts as a write.
 
 import { h, replace } from '../lib/dom.js';
 import { send } from '../lib/api.js';
@@ -18,7 +19,6 @@ export default async function screen() {
   const emptyResults = () => table({ columns: [{ key: 'x', label: 'Result' }], rows: [], empty: 'Run a query to see its rows.' });
   const results = h('div', { class: 'sql-results' }, emptyResults());
   const run = button('Run', null, { kind: 'primary', type: 'submit', attrs: { 'aria-keyshortcuts': 'Control+Enter' } });
-  let serverReadOnly = null;
 
   const showWarning = () => replace(warning, writeBox.checked ? h('span', { class: 'error' }, '⚠ Writes are allowed: statements change the live database at once, with no undo. Take a backup first.') : h('span', { class: 'muted' }, 'Read-only: statements that would write are refused.'));
   writeBox.addEventListener('change', async () => {
@@ -38,12 +38,7 @@ export default async function screen() {
         run.disabled = true;
         sessionStorage.setItem(DRAFT_KEY, area.value);
         try {
-          const readOnly = !writeBox.checked;
-          if (serverReadOnly !== readOnly) {
-            await send('/api/settings', { method: 'PATCH', body: { sql: { readOnly } } });
-            serverReadOnly = readOnly;
-          }
-          const out = await send('/api/sql', { method: 'POST', body: { query: area.value } });
+          const out = await send('/api/sql', { method: 'POST', body: { query: area.value, allowWrites: writeBox.checked } });
           const columns = (out.columns || []).map((c, i) => ({ key: String(i), label: c.type ? `${c.name} (${c.type})` : c.name }));
           const rows = (out.rows || []).map((r, i) => ({ id: String(i), ...Object.fromEntries(r.map((v, j) => [String(j), v])) }));
           replace(results, columns.length ? table({ caption: 'Query results', columns, rows, empty: 'No rows.' }) : h('p', { class: 'muted' }, 'The statement returned no columns.'));
@@ -68,10 +63,5 @@ export default async function screen() {
       form.requestSubmit();
     }
   });
-  try {
-    serverReadOnly = Boolean((await send('/api/settings')).sql?.readOnly);
-  } catch {
-    serverReadOnly = null;
-  }
   return h('div', { class: 'page' }, pageHeader('SQL console'), form, meta, results);
 }

@@ -1,5 +1,5 @@
 //! `POST /api/sql` (superusers): the SQL console, answered in PocketBase's shape. Parses and
-//! validates `{query}`, reads the console setting, calls `ops::sql`, and after a write tells
+//! validates `{query, allowWrites}`, reads the console setting, calls `ops::sql`, and after a write tells
 //! the other workers to reload collections and settings (the version bump made in the write's
 //! transaction already makes them reload on their next request).
 
@@ -17,6 +17,7 @@ use crate::worker::settings::INVALIDATE_SETTINGS;
 use crate::worker::state::AppState;
 
 const VALIDATION_MESSAGE: &str = "An error occurred while validating the submitted data.";
+const UNCONSENTED_WRITE_MESSAGE: &str = "The SQL console is read-only for this request: the query would write. Send \"allowWrites\": true to run it.";
 
 fn query_error(code: &str, message: &str, params: Option<Value>) -> ApiError {
     let mut field = json!({"code": code, "message": message});
@@ -50,9 +51,18 @@ pub async fn run(state: &AppState, req: Request<Incoming>) -> Result<Response<Re
         let params = json!({"max": MAX_QUERY_CHARS, "min": 0});
         return Err(query_error("validation_length_too_long", &format!("The length must be no more than {MAX_QUERY_CHARS}."), Some(params)));
     }
+    // A write needs this request's consent; the setting, when on, refuses it even then.
+    let allow_writes = match body.get("allowWrites") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(ApiError::bad_request("An error occurred while loading the submitted data.")),
+    };
     let settings = state.settings.fresh(&state.db).await.map_err(ApiError::internal)?;
-    let read_only = settings.settings.sql.read_only;
-    let out = sql::run(&state.db, query, read_only, state.config.query_timeout).await.map_err(sql_error)?;
+    let locked = settings.settings.sql.read_only;
+    let out = sql::run(&state.db, query, locked || !allow_writes, state.config.query_timeout).await.map_err(|e| match e {
+        SqlError::ReadOnly if !locked => ApiError::forbidden(UNCONSENTED_WRITE_MESSAGE),
+        other => sql_error(other),
+    })?;
     if out.wrote {
         state.schema.invalidate();
         state.settings.invalidate();

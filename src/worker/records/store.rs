@@ -476,49 +476,65 @@ fn give_token_secrets(c: &mut Collection) -> Result<(), StoreError> {
 }
 
 /// Creates (or re-creates) the SQL view of a view collection and derives its fields from the
-/// view's columns: `id` as text, other columns by their declared type (`NUMERIC` → number,
-/// `BOOLEAN` → bool, `JSON` → json, anything else → text). A view without an `id` column is
-/// refused, as PocketBase refuses it.
+/// query and the stored collections as PocketBase does (see [`super::schema::view`]). Every way
+/// the query can fail — more than one statement, SQL SQLite refuses (unknown table or column,
+/// syntax), no `id` column — is a 400 on `viewQuery` in PocketBase's words, never a 500.
 fn create_view(tx: &Transaction<'_>, c: &mut Collection) -> Result<(), StoreError> {
-    use super::schema::field::{BoolOptions, JsonOptions, NumberOptions, TextOptions};
-    use super::schema::Field;
-    let query = c.view_query.clone().unwrap_or_default();
-    if query.contains(';') {
-        return Err(invalid("viewQuery", "validation_invalid_view_query", "The view query must be a single SELECT statement."));
+    use super::schema::sql_lex::{tokens, Kind};
+    let raw = c.view_query.clone().unwrap_or_default();
+    // A trailing `;` is harmless (PocketBase trims it); any other one starts a second statement.
+    let query = raw.trim().trim_end_matches(|ch: char| ch == ';' || ch.is_whitespace()).to_owned();
+    if tokens(&query).iter().any(|t| t.kind == Kind::Punct && t.text == ";") {
+        return Err(invalid_view_query("multiple statements are not supported"));
     }
+    // Prepared alone first, so SQLite's message is about the user's text, not our wrapper.
+    tx.prepare(&query).map_err(|e| invalid_view_query(&sqlite_reason(&e)))?;
     tx.execute_batch(&format!("CREATE VIEW {} AS {}", quote_ident(&c.name), query))
-        .map_err(|e| invalid("viewQuery", "validation_invalid_view_query", &format!("Invalid view query: {e}.")))?;
-    let columns: Vec<(String, String)> = tx
-        .prepare("SELECT name, upper(type) FROM pragma_table_info(?1)")?
-        .query_map([&c.name], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    if !columns.iter().any(|(n, _)| n == "id") {
-        return Err(invalid("viewQuery", "validation_missing_id_column", "The view query must select an \"id\" column."));
+        .map_err(|e| invalid_view_query(&sqlite_reason(&e)))?;
+    let columns: Vec<String> = tx
+        .prepare("SELECT name FROM pragma_table_info(?1)")
+        .and_then(|mut stmt| stmt.query_map([&c.name], |r| r.get(0))?.collect())
+        .map_err(|e| invalid_view_query(&sqlite_reason(&e)))?;
+    if !columns.iter().any(|n| n == "id") {
+        return Err(invalid_view_query("missing required id column (you can use `(ROW_NUMBER() OVER()) as id` if you don't have one)"));
     }
+    if let Some(bad) = columns.iter().find(|n| *n != "id" && super::schema::names::check_field_name(n, false).is_err()) {
+        return Err(invalid("viewQuery", "validation_invalid_view_column", &format!("Column \"{bad}\" is not a valid field name; alias it.")));
+    }
+    let (_, stored) = read_all(tx)?;
     let previous = std::mem::take(&mut c.fields);
-    for (name, decl) in columns {
-        if super::schema::names::check_field_name(&name, false).is_err() && name != "id" {
-            return Err(invalid("viewQuery", "validation_invalid_view_column", &format!("Column \"{name}\" is not a valid field name; alias it.")));
-        }
-        let kind = if name == "id" {
-            FieldKind::Text(TextOptions::default())
-        } else if decl.contains("NUMERIC") || decl.contains("INT") || decl.contains("REAL") {
-            FieldKind::Number(NumberOptions::default())
-        } else if decl.contains("BOOL") {
-            FieldKind::Bool(BoolOptions::default())
-        } else if decl.contains("JSON") {
-            FieldKind::Json(JsonOptions::default())
-        } else {
-            FieldKind::Text(TextOptions::default())
-        };
-        // Keep the id (and so the identity) of a column that was already there.
-        let mut field = Field::new(&name, kind);
-        if let Some(old) = previous.iter().find(|f| f.name == name && f.kind.type_name() == field.kind.type_name()) {
+    c.fields = super::schema::view::infer_fields(&query, &columns, &stored);
+    // Keep the id (and so the identity) of a column that was already there as the same type.
+    for field in &mut c.fields {
+        if let Some(old) = previous.iter().find(|f| f.name == field.name && f.kind.type_name() == field.kind.type_name()) {
             field.id = old.id.clone();
         }
-        c.fields.push(field);
     }
     Ok(())
+}
+
+/// PocketBase's refusal of a view query: `Invalid query - <reason>.` on `viewQuery`.
+fn invalid_view_query(reason: &str) -> StoreError {
+    invalid("viewQuery", "validation_invalid_view_query", &format!("Invalid query - {reason}."))
+}
+
+/// SQLite's complaint as PocketBase's driver words it: `SQL logic error: no such column: x (1)`.
+fn sqlite_reason(e: &rusqlite::Error) -> String {
+    let (code, message) = match e {
+        rusqlite::Error::SqliteFailure(err, msg) => (err.extended_code, msg.clone().unwrap_or_else(|| err.to_string())),
+        rusqlite::Error::SqlInputError { error, msg, .. } => (error.extended_code, msg.clone()),
+        other => return other.to_string(),
+    };
+    // sqlite3_errstr's wording for the primary codes a query can fail with.
+    let kind = match code & 0xff {
+        1 => "SQL logic error",
+        5 => "database is locked",
+        6 => "database table is locked",
+        9 => "interrupted",
+        18 => "string or blob too big",
+        _ => "SQL error",
+    };
+    format!("{kind}: {message} ({code})")
 }
 
 /// Compiles every API rule of `c` (list, view, create, update, delete, and an auth
@@ -643,39 +659,38 @@ pub fn update(tx: &Transaction<'_>, old: &Collection, mut new: Collection) -> Re
     Ok(new)
 }
 
-/// Replaces whole-word uses of the column `from` (bare or quoted) in the part of an index
-/// statement after its `ON table`, so indexes follow renamed fields as in PocketBase.
+/// Replaces the uses of the column `from` in the part of an index statement after its
+/// `ON table`, so indexes follow renamed fields as in PocketBase. Identifiers are found by
+/// the SQL lexer, so every SQLite quoting (bare, `"x"`, `` `x` ``, `[x]`) is recognised and
+/// replaced whole by the new name double-quoted; string literals, function names (a word
+/// before `(`) and collation names are left alone. Matching is ASCII case-insensitive, as
+/// SQLite matches column names.
 fn rename_index_column(sql: &str, from: &str, to: &str) -> String {
-    let Some(on) = sql.to_ascii_uppercase().find(" ON ") else { return sql.to_owned() };
-    let Some(paren) = sql[on..].find('(').map(|p| p + on) else { return sql.to_owned() };
-    let (head, tail) = sql.split_at(paren);
-    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    use super::schema::sql_lex::{tokens, Kind};
+    let toks = tokens(sql);
+    let next_solid = |i: usize| toks[i + 1..].iter().find(|t| !matches!(t.kind, Kind::Space | Kind::Comment));
     let mut out = String::with_capacity(sql.len() + 8);
-    out.push_str(head);
-    let mut rest = tail;
-    while !rest.is_empty() {
-        let quoted = format!("\"{from}\"");
-        let bare_at_boundary = rest.starts_with(from)
-            && !rest[from.len()..].starts_with(is_word)
-            && !out.ends_with(is_word)
-            && !out.ends_with('"');
-        if rest.starts_with('\'') {
-            // A string literal is data, never a column: copy it through untouched.
-            let end = rest[1..].find('\'').map(|e| e + 2).unwrap_or(rest.len());
-            out.push_str(&rest[..end]);
-            rest = &rest[end..];
-        } else if rest.starts_with(&quoted) {
+    let mut seen_on = false;
+    let mut in_columns = false;
+    let mut prev_solid: Option<usize> = None;
+    for (i, t) in toks.iter().enumerate() {
+        if !seen_on && t.is_keyword("ON") {
+            seen_on = true;
+        } else if seen_on && !in_columns && t.is_punct('(') {
+            in_columns = true;
+        }
+        let is_column = in_columns
+            && t.kind == Kind::Ident
+            && t.name().eq_ignore_ascii_case(from)
+            && !next_solid(i).is_some_and(|n| n.is_punct('('))
+            && !prev_solid.is_some_and(|p: usize| toks[p].is_keyword("COLLATE"));
+        if is_column {
             out.push_str(&quote_ident(to));
-            rest = &rest[quoted.len()..];
-        } else if bare_at_boundary {
-            out.push_str(&quote_ident(to));
-            rest = &rest[from.len()..];
         } else {
-            let mut chars = rest.chars();
-            if let Some(c) = chars.next() {
-                out.push(c);
-            }
-            rest = chars.as_str();
+            out.push_str(t.text);
+        }
+        if !matches!(t.kind, Kind::Space | Kind::Comment) {
+            prev_solid = Some(i);
         }
     }
     out
@@ -697,7 +712,10 @@ fn migrate_table(tx: &Transaction<'_>, old: &Collection, new: &mut Collection) -
     // Drops first, so a new field may reuse a removed field's name.
     for of in &old.fields {
         if !new.fields.iter().any(|f| f.id == of.id) {
-            tx.execute_batch(&format!("ALTER TABLE {table} DROP COLUMN {}", quote_ident(&of.name)))?;
+            // A view selecting the column makes SQLite refuse the drop: the user's to fix (400).
+            tx.execute_batch(&format!("ALTER TABLE {table} DROP COLUMN {}", quote_ident(&of.name))).map_err(|e| {
+                StoreError::Refused(format!("Failed to update collection. Raw error: \nfailed to drop column {} - {}.", of.name, sqlite_reason(&e)))
+            })?;
         }
     }
     for (i, nf) in new.fields.iter().enumerate() {
@@ -770,7 +788,19 @@ pub fn delete(tx: &Transaction<'_>, c: &Collection) -> Result<(), StoreError> {
         )));
     }
     let what = if c.kind == CollectionType::View { "VIEW" } else { "TABLE" };
-    tx.execute_batch(&format!("DROP {what} IF EXISTS {}", quote_ident(&c.name)))?;
+    // SQLite lets a table or view go while a view still selects from it; every read of that
+    // view would then fail, so the delete is refused instead, as in PocketBase. The savepoint
+    // undoes the drop at once, so a caller that goes on (an import) sees the table still there.
+    tx.execute_batch(&format!("SAVEPOINT vb_collection_delete; DROP {what} IF EXISTS {}", quote_ident(&c.name)))?;
+    let broken = all
+        .iter()
+        .filter(|o| o.id != c.id && o.kind == CollectionType::View)
+        .find(|view| tx.prepare(&format!("SELECT 1 FROM {} LIMIT 0", quote_ident(&view.name))).is_err());
+    if let Some(view) = broken {
+        tx.execute_batch("ROLLBACK TO vb_collection_delete; RELEASE vb_collection_delete")?;
+        return Err(StoreError::Refused(format!("Failed to delete collection: the view collection \"{}\" selects from it.", view.name)));
+    }
+    tx.execute_batch("RELEASE vb_collection_delete")?;
     tx.execute("DELETE FROM _collections WHERE id = ?1", [&c.id])?;
     crate::worker::accounts::forget_collection(tx, &c.id)?;
     bump_version(tx)?;
@@ -1262,6 +1292,20 @@ mod tests {
             rename_index_column(sql, "title", "headline"),
             "CREATE INDEX i ON \"t\" (\"headline\", \"headline\", subtitle) WHERE \"headline\" != 'title' AND title_x = 1"
         );
+    }
+
+    #[test]
+    fn renamed_columns_are_rewritten_in_every_identifier_quoting() {
+        let cases = [
+            ("CREATE INDEX `idx_a` ON \"t9\" (`title`)", "CREATE INDEX `idx_a` ON \"t9\" (\"headline\")"),
+            ("CREATE INDEX i ON \"t\" ([title] DESC, Title, `title` COLLATE nocase)", "CREATE INDEX i ON \"t\" (\"headline\" DESC, \"headline\", \"headline\" COLLATE nocase)"),
+            ("CREATE INDEX i ON \"t\" (lower(title), \"titles\", `x`)", "CREATE INDEX i ON \"t\" (lower(\"headline\"), \"titles\", `x`)"),
+            // A function or collation that happens to share the name is not a column.
+            ("CREATE INDEX i ON \"t\" (a COLLATE title, title(b))", "CREATE INDEX i ON \"t\" (a COLLATE title, title(b))"),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(rename_index_column(sql, "title", "headline"), want, "{sql}");
+        }
     }
 
     #[test]

@@ -1,6 +1,6 @@
 // SQL console: a read runs and shows its rows; a write is refused (and does not happen) until
 // "Allow writes" is ticked through its warning, then it runs; a bad query's error shows under
-// the box.
+// the box. The switch goes with each request (`allowWrites`): the shared setting is untouched.
 import { api, assert, checkLabels, journey, shot } from '../lib.mjs';
 import { forgetExpected, openSignedIn } from '../ops.mjs';
 
@@ -12,6 +12,11 @@ async function tableExists(token) {
 }
 
 journey('sql', async ({ page, errors }) => {
+  // The switch travels with each run; the shared setting must never be changed by the page.
+  const settingsWrites = [];
+  page.on('request', (req) => {
+    if (req.method() === 'PATCH' && req.url().includes('/api/settings')) settingsWrites.push(req.url());
+  });
   const token = await openSignedIn(page, '/sql');
   await page.getByRole('heading', { name: 'SQL console', exact: true }).waitFor();
   await checkLabels(page, 'sql console');
@@ -56,4 +61,7 @@ journey('sql', async ({ page, errors }) => {
   await page.locator('.sql-form .form-error', { hasText: 'read-only' }).waitFor();
   forgetExpected(errors, 403);
   assert.equal(await tableExists(token), true, 'unticking makes the console read-only again');
+  assert.deepEqual(settingsWrites, [], 'the console never PATCHes the shared sql.readOnly setting');
+  const settings = await api('/api/settings', { token });
+  assert.equal(settings.sql.readOnly, false, 'the shared setting is as it was');
 });

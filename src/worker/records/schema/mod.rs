@@ -8,6 +8,8 @@
 pub mod collection;
 pub mod field;
 pub mod names;
+pub mod sql_lex;
+pub mod view;
 
 pub use collection::{Collection, CollectionType};
 pub use field::{Field, FieldKind};
