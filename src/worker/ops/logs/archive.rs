@@ -56,7 +56,7 @@ fn line_into(out: &mut Vec<u8>, r: &RowRef<'_>) {
     out.extend_from_slice(b",\"message\":");
     // Writing into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(r.message));
-    let _ = write!(out, ",\"level\":{}}}\n", r.level);
+    let _ = writeln!(out, ",\"level\":{}}}", r.level);
 }
 
 impl Appender {
