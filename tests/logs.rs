@@ -31,7 +31,10 @@ fn wait_logged(port: u16, token: &str, filter: &str, count: u64) -> Value {
     let deadline = Instant::now() + LOG_WAIT;
     loop {
         let list = logs(port, token, &format!("perPage=1000&filter={}", enc(filter)));
-        if list["totalItems"].as_u64().unwrap_or(0) >= count {
+        // The list reads its items before its count, so a batch committed in between is
+        // counted but not listed: wait for both.
+        let listed = list["items"].as_array().map_or(0, Vec::len) as u64;
+        if list["totalItems"].as_u64().unwrap_or(0) >= count && listed >= count.min(1000) {
             return list;
         }
         assert!(Instant::now() < deadline, "{count} entries for {filter:?} never appeared: {list}");

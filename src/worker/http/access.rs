@@ -4,20 +4,22 @@
 //!
 //! It runs on every request, so it reads the settings the rate limiter already holds (no
 //! database hop while no worker saved settings) and does no I/O and no serialising: the
-//! entry is plain strings, turned into JSON on the logs thread. With `logs.maxDays = 0`
-//! nothing is captured at all.
+//! entry is its text in one buffer and the addresses as addresses, turned into JSON on the
+//! logs thread. With `logs.maxDays = 0` nothing is captured at all.
 
+use std::borrow::Cow;
+use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 
 use hyper::body::Incoming;
 use hyper::header::{REFERER, USER_AGENT};
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response};
 
 use super::body::ResBody;
 use super::error::Failure;
 use crate::worker::actor::Actor;
-use crate::worker::ops::logs::{self, Policy, RequestEntry};
+use crate::worker::ops::logs::{self, Policy, RequestEntry, RequestText};
 use crate::worker::server::PeerAddr;
 use crate::worker::settings::Loaded;
 use crate::worker::state::AppState;
@@ -38,11 +40,9 @@ impl CallerSlot {
 /// What is known before routing.
 pub struct Capture {
     created: SystemTime,
-    method: String,
-    url: String,
-    referer: String,
-    user_agent: String,
-    ips: Option<(String, String)>,
+    method: Cow<'static, str>,
+    text: RequestText,
+    ips: Option<(Option<IpAddr>, Option<IpAddr>)>,
     caller: CallerSlot,
     policy: Policy,
 }
@@ -71,19 +71,19 @@ pub async fn begin(state: &AppState, req: &mut Request<Incoming>) -> Option<Capt
     if !policy.enabled || logs::LEVEL_ERROR < policy.min_level {
         return None;
     }
-    let header = |name| req.headers().get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok()).unwrap_or_default().to_owned();
+    let header = |name| req.headers().get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok()).unwrap_or_default();
     let peer = req.extensions().get::<PeerAddr>().map(|p| p.0);
+    // Addresses, not text: the log thread formats them.
     let ips = policy.log_ip.then(|| {
-        let user = super::client_ip::real_ip(peer, req.headers(), &loaded.settings.trusted_proxy);
-        let remote = super::client_ip::real_ip(peer, &hyper::HeaderMap::new(), &Default::default());
+        let user = super::client_ip::real_ip_addr(peer, req.headers(), &loaded.settings.trusted_proxy);
+        let remote = super::client_ip::real_ip_addr(peer, &hyper::HeaderMap::new(), &Default::default());
         (user, remote)
     });
+    let url = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or_else(|| req.uri().path());
     let capture = Capture {
         created: SystemTime::now(),
-        method: req.method().as_str().to_owned(),
-        url: req.uri().path_and_query().map(|pq| pq.as_str().to_owned()).unwrap_or_else(|| req.uri().path().to_owned()),
-        referer: header(REFERER),
-        user_agent: header(USER_AGENT),
+        method: method_text(req.method()),
+        text: RequestText::new(url, header(REFERER), header(USER_AGENT)),
         ips,
         caller: CallerSlot::default(),
         policy,
@@ -97,7 +97,7 @@ pub async fn begin(state: &AppState, req: &mut Request<Incoming>) -> Option<Capt
 pub fn finish(capture: Capture, res: &mut Response<ResBody>, exec_time: Duration) {
     let status = res.status().as_u16();
     let failure = res.extensions_mut().remove::<Failure>();
-    if status < 400 && is_logs_api(&capture.url) {
+    if status < 400 && is_logs_api(capture.text.url()) {
         return;
     }
     let failure = (status >= 400).then(|| match failure {
@@ -111,18 +111,30 @@ pub fn finish(capture: Capture, res: &mut Response<ResBody>, exec_time: Duration
     let entry = RequestEntry {
         created: capture.created,
         method: capture.method,
-        url: capture.url,
+        text: capture.text,
         status,
         exec_time,
         auth,
         auth_id,
         ips: capture.ips,
-        referer: capture.referer,
-        user_agent: capture.user_agent,
         failure,
     };
     if capture.policy.keeps(entry.level()) {
         logs::record_request(entry);
+    }
+}
+
+/// The method's name, borrowed for the standard ones (no allocation per request).
+fn method_text(m: &Method) -> Cow<'static, str> {
+    match m.as_str() {
+        "GET" => Cow::Borrowed("GET"),
+        "POST" => Cow::Borrowed("POST"),
+        "PATCH" => Cow::Borrowed("PATCH"),
+        "DELETE" => Cow::Borrowed("DELETE"),
+        "PUT" => Cow::Borrowed("PUT"),
+        "HEAD" => Cow::Borrowed("HEAD"),
+        "OPTIONS" => Cow::Borrowed("OPTIONS"),
+        other => Cow::Owned(other.to_owned()),
     }
 }
 

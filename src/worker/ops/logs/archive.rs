@@ -3,8 +3,8 @@
 //! deleted here; an operator removes them.
 //!
 //! Several workers append to the same file. Each file is opened with `O_APPEND`, and lines
-//! leave in `write(2)` calls of whole lines only (one line, or a batch of whole lines up to
-//! [`MAX_WRITE_BYTES`]): with `O_APPEND` the kernel moves to the end and writes as one step,
+//! leave in `write(2)` calls of whole lines only (a batch's lines, a new call started once one
+//! holds [`MAX_WRITE_BYTES`]): with `O_APPEND` the kernel moves to the end and writes as one step,
 //! so on a local filesystem two processes' writes never interleave inside a line. A write cut
 //! short (a full disk) is not finished in pieces; the next write starts with a newline so
 //! every later line still parses.
@@ -20,11 +20,14 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params_from_iter, Connection};
 
-use super::store::{self, Row};
+#[cfg(test)]
+use super::store::Row;
+use super::store::{self, RowRef};
 use crate::worker::records::query::SqlValue;
 
-/// Largest single write of several lines (a longer line is written alone, still whole).
-pub const MAX_WRITE_BYTES: usize = 64 * 1024;
+/// A write of several lines goes out once it holds this much (a batch's lines usually leave
+/// in one or a few `write(2)` calls; a longer line is written whole).
+pub const MAX_WRITE_BYTES: usize = 1024 * 1024;
 /// Archive files are readable by the owner's group, not by everyone (they hold IPs).
 const FILE_MODE: u32 = 0o640;
 /// Lines loaded into the search table at a time.
@@ -36,26 +39,29 @@ pub(super) struct Appender {
     current: Option<(String, File)>,
     /// The last write was cut short: start the next one with a newline.
     cut_short: bool,
+    /// The lines of the batch being written, reused from batch to batch.
+    buffer: Vec<u8>,
 }
 
-/// One archive line: the item as the API answers it.
-fn line(r: &Row) -> Vec<u8> {
-    let mut out = Vec::with_capacity(r.data.len() + r.message.len() + 96);
-    out.extend_from_slice(b"{\"id\":");
-    out.extend_from_slice(serde_json::to_string(&r.id).unwrap_or_default().as_bytes());
-    out.extend_from_slice(b",\"created\":");
-    out.extend_from_slice(serde_json::to_string(&r.created).unwrap_or_default().as_bytes());
-    out.extend_from_slice(b",\"data\":");
-    out.extend_from_slice(r.data.as_bytes());
+/// Appends one archive line (the item as the API answers it) to `out`.
+fn line_into(out: &mut Vec<u8>, r: &RowRef<'_>) {
+    use std::io::Write as _;
+    // The id and the time are `[a-z0-9]` and digits and punctuation: no escaping to do.
+    out.extend_from_slice(b"{\"id\":\"");
+    out.extend_from_slice(r.id);
+    out.extend_from_slice(b"\",\"created\":\"");
+    out.extend_from_slice(r.created);
+    out.extend_from_slice(b"\",\"data\":");
+    out.extend_from_slice(r.data);
     out.extend_from_slice(b",\"message\":");
-    out.extend_from_slice(serde_json::to_string(&r.message).unwrap_or_default().as_bytes());
-    out.extend_from_slice(format!(",\"level\":{}}}\n", r.level).as_bytes());
-    out
+    // Writing into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, &String::from_utf8_lossy(r.message));
+    let _ = writeln!(out, ",\"level\":{}}}", r.level);
 }
 
 impl Appender {
     pub(super) fn new(dir: PathBuf) -> Appender {
-        Appender { dir, current: None, cut_short: false }
+        Appender { dir, current: None, cut_short: false, buffer: Vec::new() }
     }
 
     fn file(&mut self, day: &str) -> std::io::Result<&File> {
@@ -73,21 +79,34 @@ impl Appender {
     }
 
     /// Appends `rows` (in order) to their days' files.
+    #[cfg(test)]
     pub(super) fn append(&mut self, rows: &[Row], worker_id: u32) {
-        let mut batch: Vec<u8> = Vec::new();
-        let mut batch_day = String::new();
+        let refs: Vec<RowRef<'_>> = rows.iter().map(Row::as_ref).collect();
+        self.append_refs(&refs, worker_id);
+    }
+
+    /// Appends `rows` (in order) to their days' files: one `write(2)` per day and per
+    /// [`MAX_WRITE_BYTES`], the buffer kept for the next batch.
+    pub(super) fn append_refs(&mut self, rows: &[RowRef<'_>], worker_id: u32) {
+        let mut batch = std::mem::take(&mut self.buffer);
+        let mut batch_day: &[u8] = b"";
         for r in rows {
-            let day = r.created.get(..10).unwrap_or("unknown").to_owned();
-            let l = line(r);
-            if !batch.is_empty() && (day != batch_day || batch.len() + l.len() > MAX_WRITE_BYTES) {
-                self.write(&batch_day, &batch, worker_id);
+            let day = r.created.get(..10).unwrap_or(b"unknown");
+            let before = batch.len();
+            if !batch.is_empty() && (day != batch_day || before >= MAX_WRITE_BYTES) {
+                self.write(&String::from_utf8_lossy(batch_day), &batch, worker_id);
                 batch.clear();
             }
             batch_day = day;
-            batch.extend_from_slice(&l);
+            line_into(&mut batch, r);
         }
         if !batch.is_empty() {
-            self.write(&batch_day, &batch, worker_id);
+            self.write(&String::from_utf8_lossy(batch_day), &batch, worker_id);
+        }
+        batch.clear();
+        // A burst's buffer is not kept for good.
+        if batch.capacity() <= MAX_WRITE_BYTES * 2 {
+            self.buffer = batch;
         }
     }
 

@@ -1,22 +1,22 @@
-//! The `vb-logs` thread: takes queued entries, serialises them, and every
-//! [`BATCH_INTERVAL`](super::BATCH_INTERVAL) (or at [`MAX_BATCH_ROWS`](super::MAX_BATCH_ROWS),
-//! or at a flush) inserts them into `_logs` in one `BEGIN IMMEDIATE` transaction and appends
-//! them to the day's archive file.
+//! The `vb-logs` thread: sleeps [`BATCH_INTERVAL`](super::BATCH_INTERVAL) (or until a control
+//! message), then takes every queued entry, serialises the lot into one buffer, inserts the
+//! rows into `_logs` in one `BEGIN IMMEDIATE` transaction (several rows per statement) and
+//! appends the same items to the day's archive file.
 //!
 //! A batch that SQLite refuses (the file locked past the busy timeout, a full disk) is dropped
 //! from the table and counted, never retried forever: the archive still has it. The archive
 //! and the table fail independently.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rusqlite::{Connection, TransactionBehavior};
-use serde_json::Value;
 
 use super::archive::Appender;
-use super::store::{self, Row};
-use super::{AppEntry, Msg, RequestEntry, BATCH_INTERVAL, MAX_BATCH_ROWS};
+use super::store::{self, RowRef};
+use super::{AppEntry, Control, Entry, RequestEntry, BATCH_INTERVAL, MAX_BATCH_ROWS};
 
 /// SQLite's default automatic checkpoint, in pages: this connection writes on its own, with no
 /// executor checkpointer beside it, so it must checkpoint as it goes or the WAL only grows.
@@ -29,7 +29,7 @@ fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-pub(super) fn run(db_path: &Path, archive_dir: PathBuf, worker_id: u32, rx: Receiver<Msg>) {
+pub(super) fn run(db_path: &Path, archive_dir: PathBuf, worker_id: u32, entries: Receiver<Entry>, control: Receiver<Control>) {
     let mut conn = match open(db_path) {
         Ok(c) => Some(c),
         Err(e) => {
@@ -38,33 +38,35 @@ pub(super) fn run(db_path: &Path, archive_dir: PathBuf, worker_id: u32, rx: Rece
         }
     };
     let mut archive = Appender::new(archive_dir);
-    let mut rows: Vec<Row> = Vec::new();
-    let mut acks: Vec<Sender<()>> = Vec::new();
-    let mut ids = Ids::new();
+    let mut batch = Batch::default();
     // Set while a restore swaps `auxiliary.db`: rows are held, nothing touches the file.
     let mut paused = false;
-    while let Ok(first) = rx.recv() {
-        let mut control = Vec::new();
-        take(first, &mut ids, &mut rows, &mut acks, &mut control);
-        let deadline = Instant::now() + BATCH_INTERVAL;
-        while acks.is_empty() && control.is_empty() && rows.len() < MAX_BATCH_ROWS {
-            match rx.recv_deadline(deadline) {
-                Ok(msg) => take(msg, &mut ids, &mut rows, &mut acks, &mut control),
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+    loop {
+        // Entries never wake this thread (a wake per request cost both sides a futex call and
+        // a context switch); it looks at the queue once per interval or when told to.
+        let woken = control.recv_deadline(Instant::now() + BATCH_INTERVAL);
+        let mut controls: Vec<Control> = Vec::new();
+        let stop = match woken {
+            Ok(c) => {
+                controls.push(c);
+                controls.extend(control.try_iter());
+                false
             }
-        }
+            Err(RecvTimeoutError::Timeout) => false,
+            Err(RecvTimeoutError::Disconnected) => true,
+        };
+        // Everything queued before a flush was asked for is in the queue now: take it all.
+        take_queued(&entries, &mut batch);
         if !paused {
-            write(&mut conn, &mut archive, &mut rows, worker_id);
+            write(&mut conn, &mut archive, &mut batch, worker_id);
         }
-        for ack in acks.drain(..) {
-            let _ = ack.send(());
-        }
-        for c in control {
+        for c in controls {
             match c {
+                Control::Flush(ack) => {
+                    let _ = ack.send(());
+                }
+                Control::Nudge => {}
                 Control::Pause(ack) => {
-                    if !paused {
-                        write(&mut conn, &mut archive, &mut rows, worker_id);
-                    }
                     // Dropping the connection closes it: the restore may now move the files.
                     conn = None;
                     paused = true;
@@ -79,27 +81,112 @@ pub(super) fn run(db_path: &Path, archive_dir: PathBuf, worker_id: u32, rx: Rece
                             None
                         }
                     };
-                    write(&mut conn, &mut archive, &mut rows, worker_id);
+                    take_queued(&entries, &mut batch);
+                    write(&mut conn, &mut archive, &mut batch, worker_id);
                 }
             }
         }
+        if stop {
+            break;
+        }
     }
-    write(&mut conn, &mut archive, &mut rows, worker_id);
+    take_queued(&entries, &mut batch);
+    write(&mut conn, &mut archive, &mut batch, worker_id);
 }
 
-/// A pause or resume around a restore, handled after the batch it arrived in.
-enum Control {
-    Pause(Sender<()>),
-    Resume,
+fn take_queued(entries: &Receiver<Entry>, batch: &mut Batch) {
+    for entry in entries.try_iter() {
+        match entry {
+            Entry::Request(e) => batch.push_request(&e),
+            Entry::App(e) => batch.push_app(&e),
+        }
+    }
 }
 
-fn take(msg: Msg, ids: &mut Ids, rows: &mut Vec<Row>, acks: &mut Vec<Sender<()>>, control: &mut Vec<Control>) {
-    match msg {
-        Msg::Request(e) => rows.push(request_row(&e, ids.next())),
-        Msg::App(e) => rows.push(app_row(&e, ids.next())),
-        Msg::Flush(ack) => acks.push(ack),
-        Msg::Pause(ack) => control.push(Control::Pause(ack)),
-        Msg::Resume => control.push(Control::Resume),
+/// Byte ranges of one row's columns in [`Batch::text`].
+struct Spans {
+    id: Range<usize>,
+    level: i32,
+    message: Range<usize>,
+    data: Range<usize>,
+    created: Range<usize>,
+}
+
+/// Rows serialised into one growing buffer (kept between batches): no allocation per row.
+#[derive(Default)]
+struct Batch {
+    text: Vec<u8>,
+    rows: Vec<Spans>,
+    ids: Ids,
+    /// The `YYYY-MM-DD HH:MM:SS` of the last second formatted, and that second.
+    second: Option<(i64, [u8; 19])>,
+}
+
+impl Batch {
+    fn push_request(&mut self, e: &RequestEntry) {
+        let id = self.push_id();
+        let message = self.span(|out| request_message_into(out, e));
+        let data = self.span(|out| request_data_into(out, e));
+        let created = self.push_created(e.created);
+        self.rows.push(Spans { id, level: e.level(), message, data, created });
+    }
+
+    fn push_app(&mut self, e: &AppEntry) {
+        let id = self.push_id();
+        let message = self.span(|out| out.extend_from_slice(e.message.as_bytes()));
+        // Serialising a map into a Vec cannot fail.
+        let data = self.span(|out| {
+            let _ = serde_json::to_writer(out, &e.data);
+        });
+        let created = self.push_created(e.created);
+        self.rows.push(Spans { id, level: e.level, message, data, created });
+    }
+
+    fn span(&mut self, fill: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
+        let start = self.text.len();
+        fill(&mut self.text);
+        start..self.text.len()
+    }
+
+    fn push_id(&mut self) -> Range<usize> {
+        let start = self.text.len();
+        self.ids.next_into(&mut self.text);
+        start..self.text.len()
+    }
+
+    /// PocketBase's `created` text (`2024-01-02 15:04:05.000Z`); the date and time part is
+    /// formatted once per second.
+    fn push_created(&mut self, t: std::time::SystemTime) -> Range<usize> {
+        let ms = super::epoch_ms(t);
+        let (second, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+        let prefix = match self.second {
+            Some((s, p)) if s == second => p,
+            _ => {
+                let mut p = [b'0'; 19];
+                let full = crate::worker::records::values::datetime::format_datetime(second * 1000);
+                if let Some(head) = full.as_bytes().get(..19) {
+                    p.copy_from_slice(head);
+                }
+                self.second = Some((second, p));
+                p
+            }
+        };
+        let start = self.text.len();
+        self.text.extend_from_slice(&prefix);
+        let milli = u8::try_from(milli / 100).unwrap_or(0);
+        let rest = u8::try_from(ms.rem_euclid(100)).unwrap_or(0);
+        self.text.extend_from_slice(&[b'.', b'0' + milli, b'0' + rest / 10, b'0' + rest % 10, b'Z']);
+        start..self.text.len()
+    }
+
+    fn row(&self, s: &Spans) -> RowRef<'_> {
+        let at = |r: &Range<usize>| self.text.get(r.clone()).unwrap_or_default();
+        RowRef { id: at(&s.id), level: s.level, message: at(&s.message), data: at(&s.data), created: at(&s.created) }
+    }
+
+    fn clear(&mut self) {
+        self.text.clear();
+        self.rows.clear();
     }
 }
 
@@ -118,15 +205,29 @@ struct Ids {
 const ID_TIME_CHARS: usize = 8;
 const TIME_DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
 
-impl Ids {
-    fn new() -> Ids {
+impl Default for Ids {
+    fn default() -> Ids {
         Ids { pool: vec![0; ID_POOL_BYTES], at: ID_POOL_BYTES }
     }
+}
 
+impl Ids {
+    #[cfg(test)]
+    fn new() -> Ids {
+        Ids::default()
+    }
+
+    #[cfg(test)]
     fn next(&mut self) -> String {
+        let mut out = Vec::new();
+        self.next_into(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends a new id (15 of `[a-z0-9]`) to `out`.
+    fn next_into(&mut self, out: &mut Vec<u8>) {
         use crate::worker::auth::random::{ID_ALPHABET, ID_LENGTH};
         let limit = 256 - (256 % ID_ALPHABET.len());
-        let mut out = String::with_capacity(ID_LENGTH);
         // The time first, so new ids land at the end of `_logs`'s primary-key index: random
         // ids scattered each batch's inserts over the whole index, and every touched page went
         // to the WAL again at each commit.
@@ -136,12 +237,14 @@ impl Ids {
             *digit = TIME_DIGITS.get(usize::try_from(ms % 36).unwrap_or(0)).copied().unwrap_or(b'0');
             ms /= 36;
         }
-        out.extend(time.iter().map(|&b| char::from(b)));
-        while out.len() < ID_LENGTH {
+        out.extend_from_slice(&time);
+        let mut left = ID_LENGTH - ID_TIME_CHARS;
+        while left > 0 {
             if self.at >= self.pool.len() {
                 if getrandom::getrandom(&mut self.pool).is_err() {
-                    // The OS refusing randomness is not worth losing the entry over.
-                    return crate::worker::auth::random::new_id().unwrap_or_else(|_| format!("{:015x}", super::epoch_ms(std::time::SystemTime::now())));
+                    // The OS refusing randomness is not worth losing the entry over: the
+                    // bytes already drawn are reused, the time prefix keeps ids apart.
+                    self.pool.iter_mut().enumerate().for_each(|(i, b)| *b = b.wrapping_add(u8::try_from(i % 251).unwrap_or(0)));
                 }
                 self.at = 0;
             }
@@ -149,18 +252,25 @@ impl Ids {
             self.at += 1;
             if byte < limit {
                 if let Some(&c) = ID_ALPHABET.get(byte % ID_ALPHABET.len()) {
-                    out.push(char::from(c));
+                    out.push(c);
+                    left -= 1;
                 }
             }
         }
-        out
     }
 }
 
 /// PocketBase's request `data` as JSON text, its keys in sorted order as Go marshals a map.
 /// Written straight into one buffer: this runs once per request, so no map is built.
+#[cfg(test)]
 pub(super) fn request_data(e: &RequestEntry) -> String {
-    let mut out: Vec<u8> = Vec::with_capacity(256 + e.url.len() + e.user_agent.len() + e.referer.len());
+    let mut out = Vec::new();
+    request_data_into(&mut out, e);
+    String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// [`request_data`] appended to `out`.
+fn request_data_into(out: &mut Vec<u8>, e: &RequestEntry) {
     let mut first = true;
     let mut key = |out: &mut Vec<u8>, k: &str| {
         out.extend_from_slice(if first { b"{\"" } else { b",\"" });
@@ -172,53 +282,73 @@ pub(super) fn request_data(e: &RequestEntry) -> String {
         // Serialising a str into a Vec cannot fail.
         let _ = serde_json::to_writer(&mut *out, v);
     };
-    key(&mut out, "auth");
-    text(&mut out, &e.auth);
+    key(out, "auth");
+    text(out, &e.auth);
     if let Some(id) = &e.auth_id {
-        key(&mut out, "authId");
-        text(&mut out, id);
+        key(out, "authId");
+        text(out, id);
     }
     if let Some((error, details)) = &e.failure {
-        key(&mut out, "details");
-        let _ = serde_json::to_writer(&mut out, details);
-        key(&mut out, "error");
-        text(&mut out, error);
+        key(out, "details");
+        let _ = serde_json::to_writer(&mut *out, details);
+        key(out, "error");
+        text(out, error);
     }
-    key(&mut out, "execTime");
-    let _ = serde_json::to_writer(&mut out, &(e.exec_time.as_secs_f64() * 1000.0));
-    key(&mut out, "method");
-    text(&mut out, &e.method);
-    key(&mut out, "referer");
-    text(&mut out, &e.referer);
+    key(out, "execTime");
+    let _ = serde_json::to_writer(&mut *out, &(e.exec_time.as_secs_f64() * 1000.0));
+    key(out, "method");
+    text(out, &e.method);
+    key(out, "referer");
+    text(out, e.text.referer());
     if let Some((_, remote)) = &e.ips {
-        key(&mut out, "remoteIP");
-        text(&mut out, remote);
+        key(out, "remoteIP");
+        ip(out, *remote);
     }
-    key(&mut out, "status");
-    out.extend_from_slice(e.status.to_string().as_bytes());
-    key(&mut out, "type");
+    key(out, "status");
+    {
+        use std::io::Write as _;
+        // Writing into a Vec cannot fail.
+        let _ = write!(out, "{}", e.status);
+    }
+    key(out, "type");
     out.extend_from_slice(b"\"request\"");
-    key(&mut out, "url");
-    text(&mut out, &e.url);
-    key(&mut out, "userAgent");
-    text(&mut out, &e.user_agent);
+    key(out, "url");
+    text(out, e.text.url());
+    key(out, "userAgent");
+    text(out, e.text.user_agent());
     if let Some((user, _)) = &e.ips {
-        key(&mut out, "userIP");
-        text(&mut out, user);
+        key(out, "userIP");
+        ip(out, *user);
     }
     out.push(b'}');
-    String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// An address as a JSON string (empty without one).
+fn ip(out: &mut Vec<u8>, addr: Option<std::net::IpAddr>) {
+    use std::io::Write as _;
+    out.push(b'"');
+    if let Some(a) = addr {
+        // Writing into a Vec cannot fail; an address needs no JSON escaping.
+        let _ = write!(out, "{a}");
+    }
+    out.push(b'"');
 }
 
 /// `METHOD url` with the URL percent-decoded, as PocketBase words the message.
+#[cfg(test)]
 pub(super) fn request_message(e: &RequestEntry) -> String {
-    let decoded = percent_decode(&e.url);
-    format!("{} {decoded}", e.method)
+    let mut out = Vec::new();
+    request_message_into(&mut out, e);
+    String::from_utf8(out).unwrap_or_default()
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+/// [`request_message`] appended to `out`; the URL as sent when decoding it is not UTF-8.
+fn request_message_into(out: &mut Vec<u8>, e: &RequestEntry) {
+    out.extend_from_slice(e.method.as_bytes());
+    out.push(b' ');
+    let url = e.text.url();
+    let start = out.len();
+    let bytes = url.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
@@ -233,43 +363,37 @@ fn percent_decode(s: &str) -> String {
             }
         }
     }
-    String::from_utf8(out).unwrap_or_else(|_| s.to_owned())
-}
-
-fn request_row(e: &RequestEntry, id: String) -> Row {
-    Row {
-        id,
-        level: e.level(),
-        message: request_message(e),
-        data: request_data(e),
-        created: store::datetime(e.created),
+    if url.contains('%') && std::str::from_utf8(out.get(start..).unwrap_or_default()).is_err() {
+        out.truncate(start);
+        out.extend_from_slice(bytes);
     }
 }
 
-fn app_row(e: &AppEntry, id: String) -> Row {
-    Row { id, level: e.level, message: e.message.clone(), data: Value::Object(e.data.clone()).to_string(), created: store::datetime(e.created) }
-}
-
-fn write(conn: &mut Option<Connection>, archive: &mut Appender, rows: &mut Vec<Row>, worker_id: u32) {
-    if rows.is_empty() {
+fn write(conn: &mut Option<Connection>, archive: &mut Appender, batch: &mut Batch, worker_id: u32) {
+    if batch.rows.is_empty() {
         return;
     }
+    let rows: Vec<RowRef<'_>> = batch.rows.iter().map(|s| batch.row(s)).collect();
     if let Some(c) = conn.as_mut() {
-        let stored = c.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
-            store::insert(&tx, rows)?;
-            tx.commit()
-        });
-        if let Err(e) = stored {
-            tracing::warn!(worker_id, rows = rows.len(), error = %e, "writing request logs to auxiliary.db failed; they are in the archive only");
+        for chunk in rows.chunks(MAX_BATCH_ROWS) {
+            let stored = c.transaction_with_behavior(TransactionBehavior::Immediate).and_then(|tx| {
+                store::insert_refs(&tx, chunk)?;
+                tx.commit()
+            });
+            if let Err(e) = stored {
+                tracing::warn!(worker_id, rows = chunk.len(), error = %e, "writing request logs to auxiliary.db failed; they are in the archive only");
+            }
         }
     }
-    archive.append(rows, worker_id);
-    rows.clear();
+    archive.append_refs(&rows, worker_id);
+    drop(rows);
+    batch.clear();
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn ids_are_pocketbase_shaped_and_sort_by_time() {
@@ -292,17 +416,15 @@ mod tests {
         let e = RequestEntry {
             created: SystemTime::UNIX_EPOCH,
             method: "GET".into(),
-            url: "/api/nothere?x=%20y".into(),
+            text: super::super::RequestText::new("/api/nothere?x=%20y", "", "ua"),
             status: 404,
             exec_time: Duration::from_micros(1500),
             auth: String::new(),
             auth_id: None,
             ips: None,
-            referer: String::new(),
-            user_agent: "ua".into(),
             failure: Some(("File not found.".into(), Value::Null)),
         };
-        let with_all = RequestEntry { auth: "users".into(), auth_id: Some("u1".into()), ips: Some(("10.0.0.1".into(), "127.0.0.1".into())), ..e.clone() };
+        let with_all = RequestEntry { auth: "users".into(), auth_id: Some("u1".into()), ips: Some((Some([10, 0, 0, 1].into()), Some([127, 0, 0, 1].into()))), ..e.clone() };
         let all: Value = serde_json::from_str(&request_data(&with_all)).expect("JSON");
         assert_eq!((all["authId"].as_str(), all["userIP"].as_str(), all["remoteIP"].as_str()), (Some("u1"), Some("10.0.0.1"), Some("127.0.0.1")));
         assert_eq!(all["url"], "/api/nothere?x=%20y");
@@ -314,7 +436,15 @@ mod tests {
         assert_eq!(data["type"], "request");
         assert!(data.get("userIP").is_none() && data.get("authId").is_none(), "{data}");
         assert_eq!(data["details"], Value::Null);
-        assert_eq!(request_row(&e, "x".into()).level, super::super::LEVEL_ERROR);
+        assert_eq!(e.level(), super::super::LEVEL_ERROR);
+        let mut batch = Batch::default();
+        batch.push_request(&e);
+        let row = batch.row(&batch.rows[0]);
+        assert_eq!((row.message, row.created, row.level), (&b"GET /api/nothere?x= y"[..], &b"1970-01-01 00:00:00.000Z"[..], super::super::LEVEL_ERROR));
+        assert_eq!(row.data, request_data(&e).as_bytes());
+        let later = RequestEntry { created: SystemTime::UNIX_EPOCH + Duration::from_millis(86_400_000 + 3_723_045), ..e.clone() };
+        batch.push_request(&later);
+        assert_eq!(batch.row(&batch.rows[1]).created, &b"1970-01-02 01:02:03.045Z"[..]);
         let mut ids = Ids::new();
         let drawn: std::collections::HashSet<String> = (0..1000).map(|_| ids.next()).collect();
         assert_eq!(drawn.len(), 1000);
