@@ -161,6 +161,9 @@ fn every_slot_runs_exactly_once_on_a_four_worker_cluster_through_a_kill() {
     let victim = p.worker_pids()[0];
     kill(victim, Signal::SIGKILL);
     let slot_at_kill = *distinct_slots(&p.dir).iter().next_back().expect("slots");
+    // A slot after the kill, so the window really spans it (on a loaded machine the respawn
+    // could otherwise be logged before any later slot was recorded).
+    poll("a slot after the kill", || (distinct_slots(&p.dir).iter().next_back().copied() > Some(slot_at_kill)).then_some(()));
     p.wait_logs(1, Duration::from_secs(30), |v| v["message"] == "worker died");
     p.wait_logs(5, Duration::from_secs(30), |v| v["message"] == "listening" && v["role"] == "worker");
     // Five slots after the respawned worker joined, so it took part in some.

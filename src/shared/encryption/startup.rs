@@ -239,8 +239,9 @@ mod tests {
         check(&conn, Some(&ring('a'))).expect("first start writes the canary");
         check(&conn, Some(&ring('a'))).expect("same key");
         assert!(matches!(check(&conn, Some(&ring('b'))), Err(StartupCheckError::WrongKey { .. })));
-        // No encrypted field and no sealed secret: starting without a key is allowed.
-        check(&conn, None).expect("no key");
+        // A fresh dir has PocketBase's collections, whose token secrets the first start with a
+        // key sealed: starting without the key is now refused rather than leaving them unreadable.
+        assert!(matches!(check(&conn, None), Err(StartupCheckError::NoKeyForSecrets)));
     }
 
     #[test]

@@ -306,6 +306,16 @@ fn normalize_index(sql: &str, table: &str) -> Option<String> {
     if name.is_empty() {
         return None;
     }
+    // Already on this table, in whatever quoting: keep the text as written (PocketBase stores
+    // index statements as given, and a save that changes nothing must not rewrite them).
+    let written = after_on[..paren].trim();
+    let unquoted = match (written.chars().next(), written.chars().last()) {
+        (Some('"'), Some('"')) | (Some('`'), Some('`')) | (Some('['), Some(']')) if written.len() >= 2 => &written[1..written.len() - 1],
+        _ => written,
+    };
+    if unquoted.eq_ignore_ascii_case(table) {
+        return Some(sql.trim().to_owned());
+    }
     Some(format!(
         "CREATE {}INDEX {}{} ON {} {}",
         if unique { "UNIQUE " } else { "" },
@@ -935,11 +945,14 @@ mod tests {
         let su = all.iter().find(|c| c.name == "_superusers").expect("_superusers exists from the first start");
         let mut want = Collection::scaffold(CollectionType::Auth, "_superusers").with_timestamps();
         want.system = true;
-        if let Some(a) = want.auth.as_mut() {
-            a.auth_token.duration = 86_400;
+        // A fresh dir is in PocketBase's layout: its `_superusers` timestamps are system fields.
+        for f in want.fields.iter_mut().filter(|f| f.name == "created" || f.name == "updated") {
+            f.system = true;
         }
         assert_eq!(su.fields, want.fields);
-        assert_eq!(su.auth, want.auth);
+        let auth = su.auth.as_ref().expect("auth options");
+        assert_eq!(auth.auth_token.duration, 86_400);
+        assert!(!auth.auth_token.secret.is_empty(), "a fresh dir has its own token secret");
         assert_eq!(su.id, want.id);
         assert_eq!(want.create_table_sql(), migrate::SUPERUSERS_DDL, "regenerate the migration's DDL from the model");
         assert!(su.validate().is_empty(), "{:?}", su.validate());
@@ -972,7 +985,15 @@ mod tests {
             a.oauth2.mapped_fields.avatar_url = "avatar".into();
         }
         assert_eq!(users.fields, want.fields);
-        assert_eq!(users.auth, want.auth);
+        // PocketBase's own options (its mail templates, fresh token secrets): the parts vaultbase
+        // relies on are checked; the texts are PocketBase's.
+        let (got, model) = (users.auth.as_ref().expect("auth"), want.auth.as_ref().expect("auth"));
+        assert_eq!(got.oauth2.mapped_fields, model.oauth2.mapped_fields);
+        assert_eq!(got.password_auth, model.password_auth);
+        assert_eq!(got.auth_token.duration, model.auth_token.duration);
+        for t in [&got.auth_token, &got.password_reset_token, &got.email_change_token, &got.verification_token, &got.file_token] {
+            assert!(!t.secret.is_empty(), "a fresh dir has its own token secrets");
+        }
         assert_eq!(users.id, "_pb_users_auth_");
         assert!(!users.system, "PocketBase's users collection is not a system one");
         let owner = Some("id = @request.auth.id".to_owned());
@@ -1260,8 +1281,8 @@ mod tests {
         assert_eq!(names("type = 'auth' && system = false"), ["users"]);
         assert_eq!(names("name ~ 'post' || id = '_pb_users_auth_'"), ["users", "posts"]);
         assert_eq!(names(&format!("id = '{}'", id_of("posts"))), ["posts"]);
-        assert_eq!(names("listRule ~ '@request.auth.id'"), ["users"]);
-        assert_eq!(names("created > '2000-01-01'").len(), 3);
+        assert_eq!(names("listRule ~ '@request.auth.id'"), ["_mfas", "_otps", "_externalAuths", "_authOrigins", "users"]);
+        assert_eq!(names("created > '2000-01-01'").len(), all.len());
         for bad in ["nosuch = 1", "name = ", "fields.x = 1"] {
             assert!(matches!(filter_ids(&conn, bad), Err(StoreError::BadFilter(_))), "{bad}");
         }
@@ -1312,6 +1333,10 @@ mod tests {
     fn index_statements_are_normalised_onto_the_table() {
         assert_eq!(normalize_index("create unique index idx on x (a, b) where a != ''", "t").as_deref(), Some("CREATE UNIQUE INDEX idx ON \"t\" (a, b) where a != ''"));
         assert_eq!(normalize_index("CREATE INDEX IF NOT EXISTS i ON `x` (a)", "t").as_deref(), Some("CREATE INDEX IF NOT EXISTS i ON \"t\" (a)"));
+        // A statement already on the table keeps its text, whatever its quoting.
+        for same in ["CREATE UNIQUE INDEX `i` ON `t` (`a`) WHERE `a` != ''", "CREATE INDEX i ON T(a)", "CREATE INDEX i ON [t] (a)"] {
+            assert_eq!(normalize_index(same, "t").as_deref(), Some(same));
+        }
         for bad in ["", "DROP TABLE x", "CREATE TABLE x (a)", "CREATE INDEX ON x (a)", "CREATE INDEX i ON x (a); DROP TABLE y", "CREATE INDEX i x"] {
             assert!(normalize_index(bad, "t").is_none(), "{bad}");
         }
