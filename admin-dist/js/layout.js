@@ -13,7 +13,7 @@ export const NAV = [
   { href: '/collections', label: 'Collections', icon: '▦' },
   { href: '/logs', label: 'Logs', icon: '≡' },
   { href: '/settings', label: 'Settings', icon: '⚙' },
-  { href: '/cluster', label: 'Cluster', icon: '⧉' },
+  { href: '/cluster', label: 'Cluster', icon: '⊞' },
   { href: '/hooks', label: 'Hooks', icon: 'ƒ' },
   { href: '/sql', label: 'SQL', icon: '⌘' },
   { href: '/jobs', label: 'Jobs', icon: '↻' },
