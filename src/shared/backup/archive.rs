@@ -24,17 +24,6 @@ use crate::shared::db::{migrate, open};
 
 /// How long a snapshot waits for a lock it cannot do without (only a WAL recovery takes one).
 const SNAPSHOT_BUSY_TIMEOUT: Duration = Duration::from_secs(30);
-/// PocketBase 0.40.6's system migrations of `data.db`, whose tables vaultbase's schema
-/// already has in PocketBase's layout.
-const POCKETBASE_MIGRATIONS: &[&str] = &[
-    "1640988000_init.go",
-    "1717233556_v0.23_migrate.go",
-    "1717233557_v0.23_migrate2.go",
-    "1717233558_v0.23_migrate3.go",
-    "1717233559_v0.23_migrate4.go",
-    "1763020353_update_default_auth_alert_templates.go",
-    "1778828400_normalize_indexes.go",
-];
 /// PocketBase's migration of `auxiliary.db` (its `_logs`), recorded in `data.db`'s ledger.
 const POCKETBASE_AUX_MIGRATION: &str = "1640988000_aux_init.go";
 /// Copy buffer for zip entries.
@@ -103,7 +92,10 @@ pub fn write_zip(root: &Path, dest: &Path) -> Result<u64, BackupError> {
 fn mark_pocketbase_ledger(db: &Path, aux_has_logs: bool) -> Result<(), BackupError> {
     let conn = Connection::open(db).map_err(BackupError::sqlite("opening the snapshot"))?;
     let aux = aux_has_logs.then_some(POCKETBASE_AUX_MIGRATION);
-    for name in POCKETBASE_MIGRATIONS.iter().copied().chain(aux) {
+    // PocketBase 0.40.6's system migrations of `data.db` (the same list fresh dirs record),
+    // whose tables vaultbase's schema already has in PocketBase's layout.
+    let data = crate::shared::db::migrate::POCKETBASE_SYSTEM_MIGRATIONS.iter().copied().filter(|n| *n != POCKETBASE_AUX_MIGRATION);
+    for name in data.chain(aux) {
         conn.execute("INSERT OR IGNORE INTO _migrations (file, applied) VALUES (?1, CAST(strftime('%s','now') AS INTEGER) * 1000000)", [name])
             .map_err(BackupError::sqlite("marking PocketBase's migrations in the snapshot"))?;
     }
