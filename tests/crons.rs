@@ -35,15 +35,8 @@ fn db(dir: &Path) -> rusqlite::Connection {
 }
 
 /// Polls `f` until it answers Some, or fails after [`POLL_TIMEOUT`] with `what`.
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + POLL_TIMEOUT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll_for(what, POLL_TIMEOUT, f)
 }
 
 fn runs(port: u16, token: &str, job: &str) -> Vec<Value> {

@@ -10,22 +10,15 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use serde_json::{json, Value};
 
 const POLL_TIMEOUT: Duration = Duration::from_secs(90);
 
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + POLL_TIMEOUT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll_for(what, POLL_TIMEOUT, f)
 }
 
 fn enqueue(port: u16, body: Value) -> Vec<String> {

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use hmac::{Hmac, Mac};
@@ -21,15 +21,8 @@ use sha2::Sha256;
 const POLL_TIMEOUT: Duration = Duration::from_secs(90);
 const SECRET: &str = "receiver-secret-0123456789";
 
-fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + POLL_TIMEOUT;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
+    poll_for(what, POLL_TIMEOUT, f)
 }
 
 /// One request the receiver got.

