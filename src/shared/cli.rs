@@ -114,10 +114,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, UsageEr
     let mut flags = Flags::default();
     let mut id: Option<u32> = None;
     while let Some(arg) = args.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
+        let (name, inline) = split_flag(&arg);
         let mut value = |name: &str| -> Result<String, UsageError> {
             match inline.clone().or_else(|| args.next()) {
                 Some(v) => Ok(v),
@@ -217,10 +214,7 @@ fn parse_logs(args: Vec<String>) -> Result<Command, UsageError> {
     let mut out = LogsArgs::default();
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
+        let (name, inline) = split_flag(&arg);
         let mut value = || inline.clone().or_else(|| it.next()).ok_or_else(|| UsageError(format!("{name} needs a value")));
         match name.as_str() {
             "--dir" => out.flags.dir = Some(value()?),
@@ -233,16 +227,22 @@ fn parse_logs(args: Vec<String>) -> Result<Command, UsageError> {
     Ok(Command::Logs(out))
 }
 
+/// `--name=value` → ("--name", Some("value")); anything else (including `-x=y` and a bare
+/// value containing `=`) is the argument itself with no inline value.
+fn split_flag(arg: &str) -> (String, Option<String>) {
+    match arg.split_once('=') {
+        Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
+        _ => (arg.to_owned(), None),
+    }
+}
+
 /// `backup …` / `restore …`: `--to` and `--dir` also as `--x=v`; `--quiet` also `-q`.
 fn parse_backup(sub: &str, args: Vec<String>) -> Result<Command, UsageError> {
     let mut flags = Flags::default();
     let (mut to, mut gzip, mut quiet, mut positional) = (None, false, false, Vec::new());
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
+        let (name, inline) = split_flag(&arg);
         let mut value = |name: &str| inline.clone().or_else(|| it.next()).ok_or_else(|| UsageError(format!("{name} needs a value")));
         match name.as_str() {
             "--dir" => flags.dir = Some(value("--dir")?),
@@ -268,10 +268,7 @@ fn parse_migrate(args: Vec<String>) -> Result<Command, UsageError> {
     let mut positional = Vec::new();
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_owned(), Some(v.to_owned())),
-            _ => (arg.clone(), None),
-        };
+        let (name, inline) = split_flag(&arg);
         let mut value = |name: &str| inline.clone().or_else(|| it.next()).ok_or_else(|| UsageError(format!("{name} needs a value")));
         match name.as_str() {
             "--dir" => flags.dir = Some(value("--dir")?),
