@@ -2,6 +2,7 @@
 // and reading the (unverified) claims of an email-link token to learn its collection.
 
 import { h } from '../../lib/dom.js';
+import { clearErrors, showErrors } from '../../lib/ui.js';
 import { auth } from '../../lib/api.js';
 import { navigate } from '../../lib/router.js';
 
@@ -46,4 +47,25 @@ export function besideField(form, err, name) {
     el.textContent = '';
   });
   return true;
+}
+
+/**
+ * Runs `action(form)` on submit with the submit button disabled meanwhile; an API error is shown
+ * beside its inputs, then handed to `onError` (for a page's extra hint).
+ */
+export function onSubmit(form, action, onError) {
+  const submit = form.querySelector('[type=submit]');
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    clearErrors(form);
+    submit.disabled = true;
+    try {
+      await action(form);
+    } catch (err) {
+      showErrors(form, err);
+      onError?.(err);
+    } finally {
+      submit.disabled = false;
+    }
+  });
 }

@@ -3,8 +3,8 @@
 
 import { h, replace } from '../../lib/dom.js';
 import { send } from '../../lib/api.js';
-import { button, clearErrors, field, formError, input, showErrors } from '../../lib/ui.js';
-import { authPage, badLink, expiredNote, linkClaims } from './common.js';
+import { button, field, formError, input } from '../../lib/ui.js';
+import { authPage, badLink, expiredNote, linkClaims, onSubmit } from './common.js';
 
 export default function screen({ params }) {
   const claims = linkClaims(params.token);
@@ -20,22 +20,12 @@ export default function screen({ params }) {
     formError(),
     button('Set new password', null, { kind: 'primary', type: 'submit', attrs: { class: 'btn btn-primary btn-block' } }),
   );
-  const submit = form.querySelector('[type=submit]');
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    clearErrors(form);
-    submit.disabled = true;
-    try {
-      await send(`/api/collections/${encodeURIComponent(claims.collectionId)}/confirm-password-reset`, {
-        method: 'POST',
-        body: { token: params.token, password: form.password.value, passwordConfirm: form.passwordConfirm.value },
-      });
-      replace(body, h('p', { class: 'ok', role: 'status' }, 'The password was changed. You can sign in with the new one now.'));
-    } catch (err) {
-      showErrors(form, err);
-    } finally {
-      submit.disabled = false;
-    }
+  onSubmit(form, async () => {
+    await send(`/api/collections/${encodeURIComponent(claims.collectionId)}/confirm-password-reset`, {
+      method: 'POST',
+      body: { token: params.token, password: form.password.value, passwordConfirm: form.passwordConfirm.value },
+    });
+    replace(body, h('p', { class: 'ok', role: 'status' }, 'The password was changed. You can sign in with the new one now.'));
   });
   replace(body, form);
   return authPage('Set a new password', body);

@@ -3,8 +3,8 @@
 
 import { h, replace } from '../../lib/dom.js';
 import { send } from '../../lib/api.js';
-import { button, clearErrors, field, formError, input, showErrors } from '../../lib/ui.js';
-import { authPage } from './common.js';
+import { button, field, formError, input } from '../../lib/ui.js';
+import { authPage, onSubmit } from './common.js';
 
 export default function screen() {
   const body = h('div', {});
@@ -16,20 +16,10 @@ export default function screen() {
     formError(),
     button('Send reset link', null, { kind: 'primary', type: 'submit', attrs: { class: 'btn btn-primary btn-block' } }),
   );
-  const submit = form.querySelector('[type=submit]');
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    clearErrors(form);
-    submit.disabled = true;
+  onSubmit(form, async () => {
     const email = form.email.value.trim();
-    try {
-      await send('/api/collections/_superusers/request-password-reset', { method: 'POST', body: { email } });
-      replace(body, h('p', { class: 'ok', role: 'status' }, `If ${email} belongs to a superuser, the reset link is on its way. Check the inbox.`));
-    } catch (err) {
-      showErrors(form, err);
-    } finally {
-      submit.disabled = false;
-    }
+    await send('/api/collections/_superusers/request-password-reset', { method: 'POST', body: { email } });
+    replace(body, h('p', { class: 'ok', role: 'status' }, `If ${email} belongs to a superuser, the reset link is on its way. Check the inbox.`));
   });
   replace(body, form);
   return authPage('Reset your password', body, h('p', { class: 'auth-links' }, h('a', { href: '#/login' }, 'Back to sign-in')));

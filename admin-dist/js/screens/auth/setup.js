@@ -3,8 +3,8 @@
 
 import { h } from '../../lib/dom.js';
 import { send } from '../../lib/api.js';
-import { button, clearErrors, field, formError, input, showErrors } from '../../lib/ui.js';
-import { authPage, signedIn } from './common.js';
+import { button, field, formError, input } from '../../lib/ui.js';
+import { authPage, signedIn, onSubmit } from './common.js';
 
 export default function screen({ params, query }) {
   const form = h(
@@ -17,23 +17,18 @@ export default function screen({ params, query }) {
     formError(),
     button('Create superuser and sign in', null, { kind: 'primary', type: 'submit', attrs: { class: 'btn btn-primary btn-block' } }),
   );
-  const submit = form.querySelector('[type=submit]');
-  form.addEventListener('submit', async (e) => {
-    e.preventDefault();
-    clearErrors(form);
-    const email = form.email.value.trim();
-    const password = form.password.value;
-    submit.disabled = true;
-    try {
+  onSubmit(
+    form,
+    async () => {
+      const email = form.email.value.trim();
+      const password = form.password.value;
       await send('/_/setup', { method: 'POST', body: { token: params.token, email, password, passwordConfirm: form.passwordConfirm.value } });
       const res = await send('/api/collections/_superusers/auth-with-password', { method: 'POST', body: { identity: email, password } });
       signedIn(res, query);
-    } catch (err) {
-      showErrors(form, err);
+    },
+    (err) => {
       if (err.status === 401) form.querySelector('.form-error')?.append(' ', h('a', { href: '#/login' }, 'Go to sign-in'));
-    } finally {
-      submit.disabled = false;
-    }
-  });
+    },
+  );
   return authPage('Welcome to vaultbase', form);
 }
