@@ -28,14 +28,19 @@ use crate::worker::hooks::mailer::{self, RecordMail, RecordMailKind};
 use crate::worker::mail::{self, templates, Mail};
 use crate::worker::app::observe::Source;
 use crate::worker::records::changes::Changes;
-use crate::worker::records::crud::{self, Requester};
+use crate::worker::records::cache::Snapshot;
+use crate::worker::records::crud::{self, CrudError, Requester, Shape};
+use crate::worker::records::query::RequestContext;
 use crate::worker::records::rows;
+use crate::worker::records::values::Access;
+use crate::worker::records::write;
 use crate::worker::records::schema::collection::{AuthOptions, EmailTemplate};
 use crate::worker::records::schema::{Collection, FieldKind};
 use crate::worker::records::values::checks::is_email;
 use crate::worker::state::AppState;
 
 use super::record_auth::auth_collection;
+use super::record_hooks::{self, Passed};
 
 const BAD_FORMAT: &str = "An error occurred while loading the submitted data.";
 const VALIDATION: &str = "An error occurred while validating the submitted data.";
@@ -106,8 +111,12 @@ fn options(c: &Collection) -> AuthOptions {
 
 /// The write of a confirm flow, through the write pipeline: spends the single-use `token` and
 /// sets `sets` on the auth record, under the tokenKey the token was checked against, in one
-/// transaction. `done_already` may find there is nothing to do (answered as applied, the token
-/// not spent). `false`: the token was spent meanwhile, or the record's key changed.
+/// transaction, with what the flow's request hook changed on `e.record` (`hooked`; `failed`
+/// is the message when those changes do not validate). `done_already` may find there is
+/// nothing to do (answered as applied, the token not spent, the hook's changes not stored, as
+/// PocketBase saves nothing then). `false`: the token was spent meanwhile, or the record's key
+/// changed.
+#[allow(clippy::too_many_arguments)]
 async fn spend_and_update<F>(
     state: &AppState,
     c: &Arc<Collection>,
@@ -115,6 +124,8 @@ async fn spend_and_update<F>(
     claims: &Claims,
     token: String,
     sets: Vec<(&'static str, Set)>,
+    hooked: HookWrites,
+    failed: &'static str,
     done_already: F,
 ) -> Result<bool, ApiError>
 where
@@ -123,17 +134,66 @@ where
     let (c, id, key, exp) = (c.clone(), claims.id.clone(), str_of(record, "tokenKey").to_owned(), claims.exp);
     state
         .writes()
-        .commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<bool, DbError> {
+        .commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<bool, CrudError> {
             if done_already(tx, &c, &id, &key)? {
                 return Ok(true);
             }
             if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
                 return Ok(false);
             }
-            Ok(accounts::update_record(tx, &c, &id, &key, &sets, changes)?)
+            if !accounts::update_record(tx, &c, &id, &key, &sets, changes)? {
+                return Ok(false);
+            }
+            hooked.write(tx, &c, &id, changes)?;
+            Ok(true)
         })
         .await
-        .map_err(db_error)
+        .map_err(|e| super::records::crud_error(e, failed))
+}
+
+/// Fields a hook's change to `e.record` in an account flow never writes: the id, the system
+/// fields, and the secrets that need hashing or end sessions (a hook that wants those calls
+/// `$app.save` itself).
+const HOOK_UNWRITABLE_FIELDS: &[&str] =
+    &["id", "collectionId", "collectionName", "created", "updated", "password", "passwordConfirm", "oldPassword", "tokenKey", "expand"];
+
+/// What an account flow's request hook changed on `e.record` before `e.next()`, to store in
+/// the flow's own transaction (PocketBase's default action saves `e.record`). The flow's own
+/// fields win: its default action sets them after the handlers ran.
+#[derive(Default)]
+struct HookWrites {
+    fields: Map<String, Value>,
+    snap: Option<Arc<Snapshot>>,
+}
+
+impl HookWrites {
+    async fn of(state: &AppState, mut changes: Map<String, Value>, own: &[&str]) -> Result<HookWrites, ApiError> {
+        changes.retain(|k, _| !HOOK_UNWRITABLE_FIELDS.contains(&k.as_str()) && !own.contains(&k.as_str()));
+        if changes.is_empty() {
+            return Ok(HookWrites::default());
+        }
+        let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
+        Ok(HookWrites { fields: changes, snap: Some(snap) })
+    }
+
+    /// Validates and stores the fields as `$app.save` would (a superuser's write, the model's
+    /// checks), inside the caller's transaction: a field that does not validate rolls the
+    /// whole flow back.
+    fn write(self, tx: &rusqlite::Transaction<'_>, c: &Collection, id: &str, changes: &mut Changes) -> Result<(), CrudError> {
+        let Some(snap) = self.snap.filter(|_| !self.fields.is_empty()) else { return Ok(()) };
+        let mut requester = Requester { ctx: RequestContext::new(std::time::SystemTime::now()), superuser: true };
+        write::update(tx, &snap, c, &mut requester, id, self.fields, Access::Superuser, &write::Passwords::new(), &Shape::default(), changes, write::Uploaded::default())?;
+        Ok(())
+    }
+}
+
+/// `record` with what a request hook changed on `e.record` (what the request flows' default
+/// action reads, as PocketBase's reads `e.record`).
+fn with_changes(mut record: Map<String, Value>, passed: &Passed) -> Map<String, Value> {
+    for (k, v) in &passed.changes {
+        record.insert(k.clone(), v.clone());
+    }
+    record
 }
 
 /// Sends `mail` on its own task and only logs the outcome: for flows whose answer must not
@@ -474,6 +534,7 @@ async fn login_alert(state: &AppState, c: &Arc<Collection>, record: &Map<String,
 pub async fn request_verification(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
     let origin = origin_of(state, &req).await;
+    let head = record_hooks::hooked_head(state, &c, &req, "onRecordRequestVerificationRequest").await;
     let body = body_object(req).await?;
     let email = email_field(&body, "email")?;
     if c.name == SUPERUSERS {
@@ -482,7 +543,14 @@ pub async fn request_verification(state: &AppState, collection: &str, req: Reque
     if !mail_allowed(state, &c, "verification", &email, &origin).await? {
         return Ok(no_content());
     }
+    // An unknown address gets its 204 without the hook, as in PocketBase.
     let Some(record) = record_by_email(state, &c, &email).await? else { return Ok(no_content()) };
+    // pb_hooks: onRecordRequestVerificationRequest (`e.record`, verified or not) before the
+    // mail; its default action mails an unverified record and answers 204.
+    let record = match record_hooks::auth_gate_record(state, &c, head, "onRecordRequestVerificationRequest", &body, Some(record.clone()), Map::new()).await {
+        Ok(passed) => with_changes(record, &passed),
+        Err(answer) => return Ok(answer),
+    };
     if is_verified(&record) {
         return Ok(no_content());
     }
@@ -499,6 +567,7 @@ pub async fn request_verification(state: &AppState, collection: &str, req: Reque
 /// verified (the same token again, say) answers 204 and changes nothing.
 pub async fn confirm_verification(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
+    let head = record_hooks::hooked_head(state, &c, &req, "onRecordConfirmVerificationRequest").await;
     let body = body_object(req).await?;
     let token = text(&body, "token");
     if token.is_empty() {
@@ -515,6 +584,16 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
     if !email.eq_ignore_ascii_case(str_of(&record, "email")) {
         return Err(invalid_token());
     }
+    // pb_hooks: onRecordConfirmVerificationRequest (`e.record`) once the token is proven; what
+    // a handler changes on `e.record` is stored with the verified state (not when the record
+    // was verified already: then nothing is saved, as in PocketBase).
+    let apply = if is_verified(&record) { json!({}) } else { json!({"verified": true}) };
+    let extra = Map::from_iter([("__apply".to_owned(), apply)]);
+    let passed = match record_hooks::auth_gate_record(state, &c, head, "onRecordConfirmVerificationRequest", &body, Some(record.clone()), extra).await {
+        Ok(passed) => passed,
+        Err(answer) => return Ok(answer),
+    };
+    let hooked = HookWrites::of(state, passed.changes, &["verified"]).await?;
     // With password auth off, the password the account was registered with must not survive
     // the proof of the mailbox (PocketBase): a random one, and a new tokenKey, which ends every
     // session of whoever registered it.
@@ -529,7 +608,7 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
     let already = |tx: &rusqlite::Transaction<'_>, c: &Collection, id: &str, key: &str| -> rusqlite::Result<bool> {
         Ok(accounts::verified_under_key(tx, c, id, key)? == Some(true))
     };
-    let applied = spend_and_update(state, &c, &record, &claims, token, sets, already).await?;
+    let applied = spend_and_update(state, &c, &record, &claims, token, sets, hooked, "An error occurred while saving the verified state.", already).await?;
     if !applied {
         return Err(invalid_token());
     }
@@ -543,6 +622,7 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
 pub async fn request_password_reset(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
     let origin = origin_of(state, &req).await;
+    let head = record_hooks::hooked_head(state, &c, &req, "onRecordRequestPasswordResetRequest").await;
     let body = body_object(req).await?;
     let email = email_field(&body, "email")?;
     let o = options(&c);
@@ -552,7 +632,14 @@ pub async fn request_password_reset(state: &AppState, collection: &str, req: Req
     if !mail_allowed(state, &c, "password-reset", &email, &origin).await? {
         return Ok(no_content());
     }
+    // An unknown address gets its 204 without the hook, as in PocketBase.
     let Some(record) = record_by_email(state, &c, &email).await? else { return Ok(no_content()) };
+    // pb_hooks: onRecordRequestPasswordResetRequest (`e.record`) before the mail; its default
+    // action mails and answers 204.
+    let record = match record_hooks::auth_gate_record(state, &c, head, "onRecordRequestPasswordResetRequest", &body, Some(record.clone()), Map::new()).await {
+        Ok(passed) => with_changes(record, &passed),
+        Err(answer) => return Ok(answer),
+    };
     let to = str_of(&record, "email").to_owned();
     let token = sign(state, &c, &record, TokenKind::PasswordReset { email: to.clone() }, o.password_reset_token.duration)?;
     let mail = compose(state, &o.reset_password_template, &to, &token, "").await;
@@ -596,6 +683,7 @@ fn check_new_password(c: &Collection, body: &Map<String, Value>) -> Result<Strin
 /// older token of the record, this one included, stops working).
 pub async fn confirm_password_reset(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
+    let head = record_hooks::hooked_head(state, &c, &req, "onRecordConfirmPasswordResetRequest").await;
     let body = body_object(req).await?;
     let token = text(&body, "token");
     if token.is_empty() {
@@ -618,13 +706,23 @@ pub async fn confirm_password_reset(state: &AppState, collection: &str, req: Req
     };
     let TokenKind::PasswordReset { email } = &claims.kind else { return Err(invalid_token()) };
     let verify_too = email.eq_ignore_ascii_case(str_of(&record, "email"));
+    // pb_hooks: onRecordConfirmPasswordResetRequest (`e.record`) once the token and the new
+    // password are checked; what a handler changes on `e.record` is stored with the password.
+    let apply = if verify_too && !is_verified(&record) { json!({"verified": true}) } else { json!({}) };
+    let extra = Map::from_iter([("__apply".to_owned(), apply)]);
+    let passed = match record_hooks::auth_gate_record(state, &c, head, "onRecordConfirmPasswordResetRequest", &body, Some(record.clone()), extra).await {
+        Ok(passed) => passed,
+        Err(answer) => return Ok(answer),
+    };
+    let hooked = HookWrites::of(state, passed.changes, if verify_too { &["verified"] } else { &[] }).await?;
     let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
     let new_key = random::new_token_key().map_err(ApiError::internal)?;
     let mut sets = vec![("password", Set::Text(hash)), ("tokenKey", Set::Text(new_key))];
     if verify_too {
         sets.push(("verified", Set::Bool(true)));
     }
-    let applied = spend_and_update(state, &c, &record, &claims, token, sets, |_: &rusqlite::Transaction<'_>, _: &Collection, _: &str, _: &str| Ok(false)).await?;
+    let never_done = |_: &rusqlite::Transaction<'_>, _: &Collection, _: &str, _: &str| Ok(false);
+    let applied = spend_and_update(state, &c, &record, &claims, token, sets, hooked, "Failed to set new password.", never_done).await?;
     if !applied {
         return Err(invalid_token());
     }
@@ -649,6 +747,7 @@ pub async fn request_email_change(state: &AppState, collection: &str, req: Reque
         return Err(ApiError::bad_request("Superusers change their email directly."));
     }
     let origin = origin_of(state, &req).await;
+    let head = record_hooks::hooked_head_as(state, &c, &req, "onRecordRequestEmailChangeRequest", actor).await;
     let body = body_object(req).await?;
     let new_email = email_field(&body, "newEmail")?;
     let current = str_of(&auth.record, "email").to_owned();
@@ -660,6 +759,24 @@ pub async fn request_email_change(state: &AppState, collection: &str, req: Reque
         .map_err(db_error)?;
     if taken || new_email.eq_ignore_ascii_case(&current) {
         return Err(field_error("newEmail", "validation_invalid_new_email", "Invalid new email address."));
+    }
+    // pb_hooks: onRecordRequestEmailChangeRequest (`e.record` the signed-in record,
+    // `e.newEmail`, which a handler may replace) before the mail; its default action mails
+    // the confirmation to `e.newEmail` and answers 204.
+    let mut new_email = new_email;
+    if head.is_some() {
+        let extra = Map::from_iter([("newEmail".to_owned(), Value::String(new_email.clone()))]);
+        match record_hooks::auth_gate_record(state, &c, head, "onRecordRequestEmailChangeRequest", &body, Some(auth.record.clone()), extra).await {
+            Ok(passed) => {
+                if let Some(e) = passed.extra.get("newEmail").and_then(Value::as_str) {
+                    new_email = e.trim().to_owned();
+                }
+            }
+            Err(answer) => return Ok(answer),
+        }
+        if !is_email(&new_email) {
+            return Err(ApiError::bad_request("Failed to request email change."));
+        }
     }
     if !mail_allowed(state, &c, "email-change", &current, &origin).await? {
         return Err(ApiError::new(StatusCode::TOO_MANY_REQUESTS, TOO_MANY));
@@ -686,6 +803,7 @@ pub async fn request_email_change(state: &AppState, collection: &str, req: Reque
 pub async fn confirm_email_change(state: &AppState, collection: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
     let origin = origin_of(state, &req).await;
+    let head = record_hooks::hooked_head(state, &c, &req, "onRecordConfirmEmailChangeRequest").await;
     let body = body_object(req).await?;
     let token = text(&body, "token");
     let password = body.get("password").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -721,9 +839,28 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
         return Err(field_error("password", "validation_invalid_password", "Missing or invalid auth record password."));
     }
     attempt.succeeded(state).await;
+    // pb_hooks: onRecordConfirmEmailChangeRequest (`e.record`, `e.newEmail`, which a handler
+    // may replace) once the token and the password are proven; what a handler changes on
+    // `e.record` is stored with the new email.
+    let mut new_email = new_email;
+    let mut hooked = HookWrites::default();
+    if head.is_some() {
+        let extra = Map::from_iter([
+            ("newEmail".to_owned(), Value::String(new_email.clone())),
+            ("__apply".to_owned(), json!({"email": new_email, "verified": true})),
+        ]);
+        let passed = match record_hooks::auth_gate_record(state, &c, head, "onRecordConfirmEmailChangeRequest", &body, Some(record.clone()), extra).await {
+            Ok(passed) => passed,
+            Err(answer) => return Ok(answer),
+        };
+        if let Some(e) = passed.extra.get("newEmail").and_then(Value::as_str).filter(|e| is_email(e.trim())) {
+            new_email = e.trim().to_owned();
+        }
+        hooked = HookWrites::of(state, passed.changes, &["email", "verified"]).await?;
+    }
     let new_key = random::new_token_key().map_err(ApiError::internal)?;
     let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
-    let outcome = state.writes().commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<Result<(), &'static str>, DbError> {
+    let outcome = state.writes().commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<Result<(), &'static str>, CrudError> {
         if accounts::email_taken(tx, &c2, &new_email, &id)? {
             return Ok(Err("taken"));
         }
@@ -731,10 +868,14 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
             return Ok(Err("spent"));
         }
         let sets = [("email", Set::Text(new_email)), ("verified", Set::Bool(true)), ("tokenKey", Set::Text(new_key))];
-        Ok(if accounts::update_record(tx, &c2, &id, &key, &sets, changes)? { Ok(()) } else { Err("changed") })
+        if !accounts::update_record(tx, &c2, &id, &key, &sets, changes)? {
+            return Ok(Err("changed"));
+        }
+        hooked.write(tx, &c2, &id, changes)?;
+        Ok(Ok(()))
     })
     .await
-    .map_err(db_error)?;
+    .map_err(|e| super::records::crud_error(e, "Failed to confirm email change."))?;
     match outcome {
         Ok(()) => Ok(no_content()),
         Err("taken") => Err(field_error("newEmail", "validation_invalid_new_email", "Invalid new email address.")),
@@ -897,8 +1038,9 @@ pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Inco
 
 /// `POST impersonate/{id}` (superusers): a non-refreshable token for the record, valid for
 /// `duration` seconds (0 or absent: the collection's auth token duration).
-pub async fn impersonate(state: &AppState, collection: &str, id: &str, req: Request<Incoming>) -> Result<Response<ResBody>, ApiError> {
+pub async fn impersonate(state: &AppState, collection: &str, id: &str, req: Request<Incoming>, actor: &Actor) -> Result<Response<ResBody>, ApiError> {
     let c = auth_collection(state, collection).await?;
+    let head = record_hooks::auth_answer_head(state, &c, &req, actor).await;
     let body = body_object(req).await?;
     let duration = match body.get("duration") {
         None | Some(Value::Null) => 0,
@@ -909,6 +1051,13 @@ pub async fn impersonate(state: &AppState, collection: &str, id: &str, req: Requ
     };
     let Some(record) = load_record(state, &c, id.to_owned()).await? else { return Err(ApiError::not_found()) };
     let ttl = if duration == 0 { None } else { Some(duration) };
+    // pb_hooks: onRecordAuthRequest (`e.authMethod` "", as in PocketBase) shapes the answer.
+    if head.is_some() {
+        let token = sign(state, &c, &record, TokenKind::Auth { refreshable: false }, ttl.unwrap_or(options(&c).auth_token.duration))?;
+        if let Some(res) = record_hooks::auth_answer_with(state, &c, &record, token, "", head).await {
+            return Ok(res);
+        }
+    }
     token_response(state, &c, &record, false, ttl, None)
 }
 

@@ -154,27 +154,46 @@ pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<I
         _ => Map::new(),
     };
     let signed_in = actor.auth().filter(|a| a.collection.id == c.id).map(|a| a.id().to_owned());
-    // pb_hooks: onRecordAuthWithOAuth2Request (`e.providerName`, `e.oauth2User`, `e.record` —
-    // the linked record or null —, `e.createData`, `e.isNewRecord`) before the sign-in or
-    // sign-up; a handler may change `e.createData`.
+    // pb_hooks: onRecordAuthWithOAuth2Request (`e.providerName`, `e.oAuth2User`, `e.record` —
+    // the record the sign-in will use: the linked one, else the signed-in one, else the one
+    // with the provider's verified address; null for a sign-up —, `e.createData`,
+    // `e.isNewRecord`) before the sign-in or sign-up; a handler may change `e.createData`.
     if head.is_some() {
         let (c2, p2, uid) = (c.clone(), resolved.name.clone(), user.id.clone());
-        let linked = state
+        let by_email = oauth2::trusted_email(resolved.kind, &user);
+        let fallback = signed_in.clone();
+        let found = state
             .db
             .read(move |conn| -> Result<Option<Map<String, Value>>, DbError> {
-                match accounts::linked_record(conn, &c2, &p2, &uid)? {
+                let id = match accounts::linked_record(conn, &c2, &p2, &uid)? {
+                    Some(id) => Some(id),
+                    None => match fallback {
+                        Some(id) => Some(id),
+                        None => match by_email {
+                            Some(email) => accounts::id_by_email(conn, &c2, &email)?,
+                            None => None,
+                        },
+                    },
+                };
+                match id {
                     Some(id) => Ok(rows::load(conn, &c2, &id)?),
                     None => Ok(None),
                 }
             })
             .await
             .map_err(ApiError::internal)?;
+        let user_json = meta(&user, found.is_none());
         let extra = Map::from_iter([
             ("providerName".to_owned(), Value::String(provider.clone())),
-            ("oauth2User".to_owned(), meta(&user, linked.is_none())),
-            ("createData".to_owned(), Value::Object(create_data.clone())),
-            ("isNewRecord".to_owned(), Value::Bool(linked.is_none())),
+            // PocketBase's name for it; `oauth2User` is kept for hooks written against
+            // earlier vaultbase versions.
+            ("oAuth2User".to_owned(), user_json.clone()),
+            ("oauth2User".to_owned(), user_json),
+            // null when the client sent none, as PocketBase's nil map.
+            ("createData".to_owned(), body.get("createData").filter(|v| v.is_object()).map_or(Value::Null, |_| Value::Object(create_data.clone()))),
+            ("isNewRecord".to_owned(), Value::Bool(found.is_none())),
         ]);
+        let linked = found;
         match super::record_hooks::auth_gate(state, &c, head, "onRecordAuthWithOAuth2Request", &body, linked, extra).await {
             Ok(fields) => {
                 if let Some(Value::Object(m)) = fields.get("createData") {

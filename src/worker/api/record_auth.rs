@@ -61,22 +61,25 @@ pub async fn methods(state: &AppState, collection: &str) -> Result<Response<ResB
 }
 
 /// The `{token, record}` auth response, with a new refreshable token.
+/// A fresh refreshable auth token for `record`, of the collection's duration.
+fn new_token(state: &AppState, c: &Collection, record: &Map<String, Value>) -> Result<String, ApiError> {
+    let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let token_key = record.get("tokenKey").and_then(Value::as_str).unwrap_or_default();
+    let ttl = std::time::Duration::from_secs(options(c).auth_token.duration);
+    let claims = Claims {
+        id,
+        collection_id: c.id.clone(),
+        kind: TokenKind::Auth { refreshable: true },
+        exp: jwt::expires_at(jwt::unix_now(), ttl),
+    };
+    let collection_secret = crate::worker::actor::token_secret(c, jwt::TokenType::Auth);
+    jwt::sign_for(&state.jwt_secret, collection_secret, &claims, token_key).map_err(ApiError::internal)
+}
+
 fn auth_response(state: &AppState, c: &Collection, record: &Map<String, Value>, token: Option<String>) -> Result<Response<ResBody>, ApiError> {
     let token = match token {
         Some(t) => t,
-        None => {
-            let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-            let token_key = record.get("tokenKey").and_then(Value::as_str).unwrap_or_default();
-            let ttl = std::time::Duration::from_secs(options(c).auth_token.duration);
-            let claims = Claims {
-                id,
-                collection_id: c.id.clone(),
-                kind: TokenKind::Auth { refreshable: true },
-                exp: jwt::expires_at(jwt::unix_now(), ttl),
-            };
-            let collection_secret = crate::worker::actor::token_secret(c, jwt::TokenType::Auth);
-            jwt::sign_for(&state.jwt_secret, collection_secret, &claims, token_key).map_err(ApiError::internal)?
-        }
+        None => new_token(state, c, record)?,
     };
     let superuser = c.name == crate::worker::actor::SUPERUSERS;
     let public = rows::public_auth_record(c, record, superuser);
@@ -193,5 +196,15 @@ pub async fn refresh(state: &AppState, collection: &str, req: &Request<Incoming>
         return Ok(answer);
     }
     let same = (!auth.refreshable).then(|| auth.token.clone());
+    // pb_hooks: onRecordAuthRequest (`e.authMethod` "", as in PocketBase) shapes the answer.
+    if let Some(head) = super::record_hooks::auth_answer_head(state, &c, req, actor).await {
+        let token = match &same {
+            Some(t) => t.clone(),
+            None => new_token(state, &c, &auth.record)?,
+        };
+        if let Some(res) = super::record_hooks::auth_answer_with(state, &c, &auth.record, token, "", Some(head)).await {
+            return Ok(res);
+        }
+    }
     auth_response(state, &c, &auth.record, same)
 }

@@ -194,6 +194,31 @@ pub async fn auth_answer(
     Ok(record_requests::auth_response(state, c, record, token, method, meta, request).await.map(respond))
 }
 
+/// Whether an auth answer for `c` goes through JS (`onRecordAuthRequest` or `onRecordEnrich`).
+fn auth_answer_hooked(state: &AppState, c: &Collection) -> bool {
+    let loaded = state.hooks.current();
+    let registry = &loaded.registry;
+    !registry.is_empty() && ["onRecordAuthRequest", "onRecordEnrich"].iter().any(|h| registry.has(h, &c.id, &c.name))
+}
+
+/// The request an auth answer made with [`auth_answer_with`] will show its hooks, read from
+/// `req`'s head before its body is consumed; None when no such hook fires for `c`.
+pub async fn auth_answer_head(state: &AppState, c: &Collection, req: &Request<Incoming>, actor: &Actor) -> Option<RouteRequest> {
+    if !auth_answer_hooked(state, c) {
+        return None;
+    }
+    Some(route_request(state, req, actor, &Map::new()).await)
+}
+
+/// The answer `{token, record}` with a token the endpoint made itself (auth-refresh keeps a
+/// non-refreshable one, impersonate makes a static one) through `onRecordAuthRequest`, whose
+/// `e.authMethod` is `method` ("" for both, as in PocketBase). None without `head` (no such
+/// hook): the caller answers as usual.
+pub async fn auth_answer_with(state: &AppState, c: &Arc<Collection>, record: &Map<String, Value>, token: String, method: &str, head: Option<RouteRequest>) -> Option<Response<ResBody>> {
+    let head = head?;
+    record_requests::auth_response(state, c, record, token, method, None, head).await.map(respond)
+}
+
 /// The request as a hook on `c` named `hook` would see it, if such a hook is registered (read
 /// from the head: the auth endpoints consume the body themselves).
 pub async fn hooked_head(state: &AppState, c: &Collection, req: &Request<Incoming>, hook: &str) -> Option<RouteRequest> {
@@ -246,13 +271,41 @@ pub async fn auth_gate(
     record: Option<Map<String, Value>>,
     extra: Map<String, Value>,
 ) -> Result<Map<String, Value>, Response<ResBody>> {
-    let Some(mut head) = head else { return Ok(extra) };
+    auth_gate_record(state, c, head, hook, body, record, extra).await.map(|passed| passed.extra)
+}
+
+/// What an [`auth_gate_record`] chain left when it reached its default action.
+#[derive(Debug, Default)]
+pub struct Passed {
+    /// The hook's own fields as the chain left them.
+    pub extra: Map<String, Value>,
+    /// The fields of `e.record` a handler changed before `e.next()`: the confirm flows store
+    /// them with their own change, as PocketBase saves `e.record`.
+    pub changes: Map<String, Value>,
+}
+
+/// [`auth_gate`] that also hands back what the handlers changed on `e.record`. `extra` may
+/// hold `__apply`, the fields the flow will set on the record, which the default action sets
+/// on `e.record` for the code after `e.next()`.
+pub async fn auth_gate_record(
+    state: &AppState,
+    c: &Arc<Collection>,
+    head: Option<RouteRequest>,
+    hook: &'static str,
+    body: &Map<String, Value>,
+    record: Option<Map<String, Value>>,
+    mut extra: Map<String, Value>,
+) -> Result<Passed, Response<ResBody>> {
+    let Some(mut head) = head else {
+        extra.remove("__apply");
+        return Ok(Passed { extra, changes: Map::new() });
+    };
     let text = Value::Object(body.clone()).to_string();
     head.body_length = text.len();
     head.body = text;
     let loaded = state.hooks.current();
     match record_requests::auth_gate(&loaded, hook, c, head, record, extra).await {
-        record_requests::Gate::Passed(fields) => Ok(fields),
+        record_requests::Gate::Passed(extra, changes) => Ok(Passed { extra, changes }),
         record_requests::Gate::Answered(answer) => Err(respond(answer)),
     }
 }

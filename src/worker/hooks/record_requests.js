@@ -130,29 +130,43 @@
   };
 
   // An auth request hook that gates a flow vaultbase runs itself (onRecordAuthRefreshRequest,
-  // onRecordRequestOTPRequest, onRecordAuthWithOTPRequest, onRecordAuthWithOAuth2Request):
+  // the OTP, OAuth2, verification, password-reset and email-change request hooks):
   // `e.collection`, `e.record` (or null) and the hook's own fields (`extra`, copied onto e).
   // The default action only marks the chain as passed: the flow then goes on in Rust with
-  // the fields as the chain left them. Answers {passed, extra, response}.
+  // the fields as the chain left them, and `changes`, the fields of e.record a handler
+  // changed before e.next(). `extra.__apply` is what the flow will set on the record: the
+  // default action sets it on e.record too, so code after e.next() sees it as PocketBase's
+  // does. Answers {passed, extra, changes, response}.
   vb.authGate = function (name, r, cjson, fields, extra) {
     const e = vb.requestEvent(r);
     const c = vb.makeCollection(cjson);
     e.collection = c;
     e.record = fields ? vb.toRecord(fields, c) : null;
-    const keys = Object.keys(extra || {});
+    const apply = (extra && extra.__apply) || null;
+    const keys = Object.keys(extra || {}).filter((k) => k !== "__apply");
     for (const k of keys) {
       const v = extra[k];
       // A record-shaped field ({__record: {collection, fields}}) becomes a Record.
       e[k] = v && typeof v === "object" && v.__record ? vb.toRecord(v.__record.fields, vb.makeCollection(v.__record.collection)) : v;
     }
     let passed = false;
-    vb.fire(name, [c.id, c.name], e, () => { passed = true; });
+    let changes = null;
+    vb.fire(name, [c.id, c.name], e, (e) => {
+      passed = true;
+      const rec = e.record;
+      if (!(rec instanceof g.Record)) return;
+      changes = {};
+      for (const k of Object.keys(rec.__d)) {
+        if (JSON.stringify(rec.__d[k]) !== JSON.stringify(rec.__o[k])) changes[k] = rec.__d[k];
+      }
+      if (apply) for (const k of Object.keys(apply)) rec.set(k, apply[k]);
+    });
     const out = {};
     for (const k of keys) {
       const v = e[k];
       if (!(v instanceof g.Record)) out[k] = v ?? null;
     }
-    return JSON.stringify({ passed: passed && !e.__response.written, extra: out, response: vb.responseOf(e) });
+    return JSON.stringify({ passed: passed && !e.__response.written, extra: out, changes, response: vb.responseOf(e) });
   };
 
   // A batch whose items fire request hooks (PocketBase's batch): one transaction, each item's

@@ -502,15 +502,17 @@ pub async fn auth_with_password(
 /// How an auth gate's chain ended ([`auth_gate`]).
 pub enum Gate {
     /// The default action was reached: the flow goes on, with the hook's fields as the
-    /// chain left them (e.g. `password` for `onRecordRequestOTPRequest`).
-    Passed(Map<String, Value>),
+    /// chain left them (e.g. `password` for `onRecordRequestOTPRequest`), and the fields of
+    /// `e.record` a handler changed before `e.next()` (empty without a record).
+    Passed(Map<String, Value>, Map<String, Value>),
     /// A handler threw, or stopped the chain (with its answer, or an empty 200).
     Answered(RouteResponse),
 }
 
 /// Runs the auth request hook `name` on `c` on a JS thread, around a flow vaultbase runs in
 /// Rust: `e.collection`, `e.record` (`record`, or null) and the fields of `extra` (a value
-/// `{"__record": {"collection", "fields"}}` becomes a Record).
+/// `{"__record": {"collection", "fields"}}` becomes a Record; `__apply`, the fields the flow
+/// will set, is set on `e.record` by the default action instead of becoming a field).
 pub async fn auth_gate(loaded: &Arc<Loaded>, name: &'static str, c: &Arc<Collection>, request: RouteRequest, record: Option<Map<String, Value>>, extra: Map<String, Value>) -> Gate {
     let limits = loaded.env().limits;
     let c = c.clone();
@@ -531,10 +533,12 @@ pub async fn auth_gate(loaded: &Arc<Loaded>, name: &'static str, c: &Arc<Collect
             struct Outcome {
                 passed: bool,
                 extra: Map<String, Value>,
+                #[serde(default)]
+                changes: Option<Map<String, Value>>,
                 response: String,
             }
             match serde_json::from_str::<Outcome>(&text) {
-                Ok(o) if o.passed => Gate::Passed(o.extra),
+                Ok(o) if o.passed => Gate::Passed(o.extra, o.changes.unwrap_or_default()),
                 Ok(o) => match serde_json::from_str::<Written>(&o.response) {
                     Ok(w) => Gate::Answered(RouteResponse { status: w.status, headers: w.headers, body: w.bytes.unwrap_or_else(|| w.body.into_bytes()) }),
                     Err(_) => Gate::Answered(RouteResponse::failure(&errors::Failure::internal())),

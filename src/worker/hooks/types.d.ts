@@ -456,8 +456,39 @@ declare function onRealtimeMessageSend(handler: (e: RealtimeMessageEvent) => voi
 
 interface RecordAuthRequestEvent extends RequestEvent { collection: Collection; record: Record; token: string; meta: any; authMethod: string }
 interface RecordAuthWithPasswordRequestEvent extends RequestEvent { collection: Collection; record: Record | null; identity: string; identityField: string; password: string }
+interface RecordAuthRefreshRequestEvent extends RequestEvent { collection: Collection; record: Record }
+interface RecordCreateOTPRequestEvent extends RequestEvent { collection: Collection; record: Record | null; password: string }
+interface RecordAuthWithOTPRequestEvent extends RequestEvent { collection: Collection; record: Record; otp: { id: string; collectionRef: string; recordRef: string; sentTo: string } }
+interface OAuth2User { id: string; name: string; username: string; email: string; avatarURL: string; accessToken: string; refreshToken: string; expiry: string; rawUser: { [key: string]: any } }
+interface RecordAuthWithOAuth2RequestEvent extends RequestEvent {
+  collection: Collection
+  providerName: string
+  oAuth2User: OAuth2User
+  /** The record the sign-in will use (linked, signed in, or with the provider's verified address); null for a sign-up. */
+  record: Record | null
+  /** What a sign-up creates the record from (null when the client sent none); a handler may replace it. */
+  createData: { [key: string]: any } | null
+  isNewRecord: boolean
+}
+/** The verification and password-reset flows: `record` is the record with the address (or the token's record). */
+interface RecordAccountRequestEvent extends RequestEvent { collection: Collection; record: Record }
+interface RecordEmailChangeRequestEvent extends RequestEvent { collection: Collection; record: Record; newEmail: string }
 declare function onRecordAuthRequest(handler: (e: RecordAuthRequestEvent) => void, ...collections: string[]): void
 declare function onRecordAuthWithPasswordRequest(handler: (e: RecordAuthWithPasswordRequestEvent) => void, ...collections: string[]): void
+declare function onRecordAuthRefreshRequest(handler: (e: RecordAuthRefreshRequestEvent) => void, ...collections: string[]): void
+declare function onRecordRequestOTPRequest(handler: (e: RecordCreateOTPRequestEvent) => void, ...collections: string[]): void
+declare function onRecordAuthWithOTPRequest(handler: (e: RecordAuthWithOTPRequestEvent) => void, ...collections: string[]): void
+declare function onRecordAuthWithOAuth2Request(handler: (e: RecordAuthWithOAuth2RequestEvent) => void, ...collections: string[]): void
+declare function onRecordRequestVerificationRequest(handler: (e: RecordAccountRequestEvent) => void, ...collections: string[]): void
+/** Changes to `e.record` before `e.next()` are stored with the verified state. */
+declare function onRecordConfirmVerificationRequest(handler: (e: RecordAccountRequestEvent) => void, ...collections: string[]): void
+declare function onRecordRequestPasswordResetRequest(handler: (e: RecordAccountRequestEvent) => void, ...collections: string[]): void
+/** Changes to `e.record` before `e.next()` are stored with the new password. */
+declare function onRecordConfirmPasswordResetRequest(handler: (e: RecordAccountRequestEvent) => void, ...collections: string[]): void
+/** `e.record` is the signed-in record; a handler may replace `e.newEmail`. */
+declare function onRecordRequestEmailChangeRequest(handler: (e: RecordEmailChangeRequestEvent) => void, ...collections: string[]): void
+/** Changes to `e.record` before `e.next()` are stored with the new email. */
+declare function onRecordConfirmEmailChangeRequest(handler: (e: RecordEmailChangeRequestEvent) => void, ...collections: string[]): void
 declare namespace $apis {
   /** Writes {token, record, meta?} through onRecordAuthRequest and onRecordEnrich. */
   function recordAuthResponse(e: RequestEvent, record: Record, authMethod: string, meta?: any): void

@@ -353,9 +353,9 @@ async fn route(state: &AppState, req: Request<Incoming>, request_id: u64) -> Res
             api::account_flows::auth_with_otp(state, &c, req).await
         }
         (["api", "collections", c, "impersonate", id], &Method::POST) => {
-            require_superuser(state, &req).await?;
+            let actor = require_superuser(state, &req).await?;
             let (c, id) = (c.to_string(), id.to_string());
-            api::account_flows::impersonate(state, &c, &id, req).await
+            api::account_flows::impersonate(state, &c, &id, req, &actor).await
         }
         (["api", "settings", "test", "email"], &Method::POST) => {
             require_superuser(state, &req).await?;
