@@ -239,6 +239,19 @@ fn confirm_verification(s: &Server) {
     let log = hook_entries(&s.take_log());
     assert_eq!(log.len(), 2, "{log:?}");
     assert_eq!(log[0]["verified"], true);
+    // A change that does not validate fails the confirmation with the field's error, and
+    // nothing is stored: the record stays unverified.
+    let invalid = s.sign_up("invalid");
+    let token = mailed_token(s, &invalid, "invalid", "request-verification", "verification");
+    let r = confirm(&token).json();
+    assert_eq!((r["status"].clone(), r["message"].clone()), (json!(400), json!("An error occurred while saving the verified state.")));
+    // (PocketBase also names the limit under `params`, as it does for every field error.)
+    assert_eq!(
+        (r["data"]["name"]["code"].clone(), r["data"]["name"]["message"].clone()),
+        (json!("validation_max_text_constraint"), json!("Must be no more than 255 character(s)."))
+    );
+    let stored = s.stored(&invalid);
+    assert_eq!((stored["name"].clone(), stored["verified"].clone()), (json!("invalid"), json!(false)));
 }
 
 #[test]

@@ -27,6 +27,7 @@ onRecordConfirmVerificationRequest((e) => {
   if (name === "refuse") throw new ForbiddenError("refused by hook");
   if (name === "skip") return;
   if (name === "touch") e.record.set("name", "touched");
+  if (name === "invalid") e.record.set("name", "x".repeat(300));
   e.next();
   log({ hook: "confirmVerification", after: true, verified: e.record.verified() });
 }, "users");
