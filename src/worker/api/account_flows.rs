@@ -543,7 +543,8 @@ pub async fn request_verification(state: &AppState, collection: &str, req: Reque
     if !mail_allowed(state, &c, "verification", &email, &origin).await? {
         return Ok(no_content());
     }
-    // An unknown address gets its 204 without the hook, as in PocketBase.
+    // An unknown address gets its 204 without the hook, as in PocketBase (so with such a
+    // hook a known address answers later by the hook's run time, as there).
     let Some(record) = record_by_email(state, &c, &email).await? else { return Ok(no_content()) };
     // pb_hooks: onRecordRequestVerificationRequest (`e.record`, verified or not) before the
     // mail; its default action mails an unverified record and answers 204.

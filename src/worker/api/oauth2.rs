@@ -165,14 +165,11 @@ pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<I
         let found = state
             .db
             .read(move |conn| -> Result<Option<Map<String, Value>>, DbError> {
-                let id = match accounts::linked_record(conn, &c2, &p2, &uid)? {
+                let id = match accounts::linked_record(conn, &c2, &p2, &uid)?.or(fallback) {
                     Some(id) => Some(id),
-                    None => match fallback {
-                        Some(id) => Some(id),
-                        None => match by_email {
-                            Some(email) => accounts::id_by_email(conn, &c2, &email)?,
-                            None => None,
-                        },
+                    None => match by_email {
+                        Some(email) => accounts::id_by_email(conn, &c2, &email)?,
+                        None => None,
                     },
                 };
                 match id {
@@ -193,8 +190,7 @@ pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<I
             ("createData".to_owned(), body.get("createData").filter(|v| v.is_object()).map_or(Value::Null, |_| Value::Object(create_data.clone()))),
             ("isNewRecord".to_owned(), Value::Bool(found.is_none())),
         ]);
-        let linked = found;
-        match super::record_hooks::auth_gate(state, &c, head, "onRecordAuthWithOAuth2Request", &body, linked, extra).await {
+        match super::record_hooks::auth_gate(state, &c, head, "onRecordAuthWithOAuth2Request", &body, found, extra).await {
             Ok(fields) => {
                 if let Some(Value::Object(m)) = fields.get("createData") {
                     create_data = m.clone();

@@ -60,7 +60,6 @@ pub async fn methods(state: &AppState, collection: &str) -> Result<Response<ResB
     ))
 }
 
-/// The `{token, record}` auth response, with a new refreshable token.
 /// A fresh refreshable auth token for `record`, of the collection's duration.
 fn new_token(state: &AppState, c: &Collection, record: &Map<String, Value>) -> Result<String, ApiError> {
     let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
@@ -76,6 +75,7 @@ fn new_token(state: &AppState, c: &Collection, record: &Map<String, Value>) -> R
     jwt::sign_for(&state.jwt_secret, collection_secret, &claims, token_key).map_err(ApiError::internal)
 }
 
+/// The `{token, record}` auth response, with `token` or else a new refreshable one.
 fn auth_response(state: &AppState, c: &Collection, record: &Map<String, Value>, token: Option<String>) -> Result<Response<ResBody>, ApiError> {
     let token = match token {
         Some(t) => t,

@@ -158,9 +158,7 @@ pub async fn auth_answer(
     origin: &super::account_flows::Origin,
     meta: Option<Value>,
 ) -> Result<Option<Response<ResBody>>, ApiError> {
-    let loaded = state.hooks.current();
-    let registry = &loaded.registry;
-    if registry.is_empty() || !["onRecordAuthRequest", "onRecordEnrich"].iter().any(|h| registry.has(h, &c.id, &c.name)) {
+    if !auth_answer_hooked(state, c) {
         return Ok(None);
     }
     let str_of = |k: &str| record.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();

@@ -159,7 +159,8 @@
       for (const k of Object.keys(rec.__d)) {
         if (JSON.stringify(rec.__d[k]) !== JSON.stringify(rec.__o[k])) changes[k] = rec.__d[k];
       }
-      if (apply) for (const k of Object.keys(apply)) rec.set(k, apply[k]);
+      // The email a flow sets is `e.newEmail` as the handlers left it (the email change).
+      if (apply) for (const k of Object.keys(apply)) rec.set(k, k === "email" && typeof e.newEmail === "string" ? e.newEmail : apply[k]);
     });
     const out = {};
     for (const k of keys) {
