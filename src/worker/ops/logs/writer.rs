@@ -18,13 +18,16 @@ use super::archive::Appender;
 use super::store::{self, RowRef};
 use super::{shards, AppEntry, Control, RequestView, BATCH_INTERVAL, MAX_BATCH_ROWS};
 
-/// SQLite's default automatic checkpoint, in pages: this connection writes on its own, with no
-/// executor checkpointer beside it, so it must checkpoint as it goes or the WAL only grows.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 1000;
+/// WAL written between automatic checkpoints (SQLite's default of 1000 pages at 4 KiB): this
+/// connection writes on its own, with no executor checkpointer beside it, so it must
+/// checkpoint as it goes or the WAL only grows.
+const WAL_AUTOCHECKPOINT_BYTES: i64 = 4 * 1000 * 1024;
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
+    store::create_file(path)?;
     let conn = crate::shared::db::open::open(path, crate::shared::db::open::Role::Writer)?;
-    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES};"))?;
+    let page_bytes: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint={};", (WAL_AUTOCHECKPOINT_BYTES / page_bytes.max(512)).max(1)))?;
     store::create_schema(&conn)?;
     Ok(conn)
 }
