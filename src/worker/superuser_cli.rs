@@ -136,8 +136,7 @@ pub fn run(cfg: &Config, action: SuperuserAction) -> Result<String, SuperuserCli
 /// dir no server has run on yet (the log writer creates the same table when it starts).
 fn ensure_logs_table(root: &std::path::Path) -> Result<(), SuperuserCliError> {
     let aux = crate::worker::ops::logs::aux_db_path(root);
-    let conn = rusqlite::Connection::open(&aux).map_err(|e| SuperuserCliError::Logs(e.to_string()))?;
-    conn.execute_batch(crate::worker::ops::logs::store::SCHEMA_SQL).map_err(|e| SuperuserCliError::Logs(e.to_string()))
+    crate::worker::ops::logs::store::create_file(&aux).map_err(|e| SuperuserCliError::Logs(e.to_string()))
 }
 
 /// `superuser otp EMAIL`: a new one-time password for the superuser, stored hashed as the

@@ -3,8 +3,8 @@
 //! logs thread after the answer is ready (status, time taken, the caller, the error).
 //!
 //! It runs on every request, so it reads the settings the rate limiter already holds (no
-//! database hop while no worker saved settings) and does no I/O and no serialising: the
-//! entry is its text in one buffer and the addresses as addresses, turned into JSON on the
+//! database hop while no worker saved settings) and does no I/O and no JSON: the entry is
+//! copied as bytes into this thread's log buffer (`ops::logs`) and turned into a row on the
 //! logs thread. With `logs.maxDays = 0` nothing is captured at all.
 
 use std::borrow::Cow;
@@ -120,7 +120,7 @@ pub fn finish(capture: Capture, res: &mut Response<ResBody>, exec_time: Duration
         failure,
     };
     if capture.policy.keeps(entry.level()) {
-        logs::record_request(entry);
+        logs::record_request(&entry);
     }
 }
 

@@ -2,11 +2,11 @@
 //! `<data>/auxiliary.db` (`id`, `level`, `message`, `data` JSON, `created`) and, beside them,
 //! an archive of the same items as JSON lines, one file per UTC day under `<data>/logs/`.
 //!
-//! A request never writes a log itself: it hands a [`RequestEntry`] (plain fields, nothing
-//! serialised yet, its text in one allocation) to a bounded queue and goes on. Queuing never
-//! wakes anyone: one `vb-logs` thread per process sleeps [`BATCH_INTERVAL`] (or until a
-//! control message: flush, pause, resume, or a nudge when the queue is filling up), then takes
-//! everything queued. It owns its own connection to `auxiliary.db` — a separate file, so log
+//! A request never writes a log itself: it appends its [`RequestEntry`], encoded as bytes, to
+//! its thread's buffer (see `shards`) and goes on; application logs go to a bounded queue.
+//! Neither wakes anyone: one `vb-logs` thread per process sleeps [`BATCH_INTERVAL`] (or until
+//! a control message: flush, pause, resume, or a nudge when a buffer is filling up), then takes
+//! everything buffered and queued. It owns its own connection to `auxiliary.db` — a separate file, so log
 //! writes never contend with data writes — writes the batch in one transaction and appends the
 //! same items to the day's archive file (see `writer`). [`flush`] writes out everything queued
 //! so far; the worker calls it once its in-flight requests have finished, so a drain loses
@@ -20,6 +20,7 @@
 
 pub mod archive;
 pub mod layer;
+mod shards;
 pub mod store;
 mod writer;
 
@@ -42,10 +43,10 @@ pub const LEVEL_INFO: i32 = 0;
 pub const LEVEL_WARN: i32 = 4;
 pub const LEVEL_ERROR: i32 = 8;
 
-/// Entries the queue holds before new ones are dropped (and counted).
+/// Application log entries the queue holds before new ones are dropped (and counted).
 const QUEUE_ENTRIES: usize = 65_536;
-/// Queued entries at which the request path nudges the log thread instead of letting it sleep
-/// out its interval (a burst, not the steady state: 200 ms of 40k req/s is 8k entries).
+/// Queued application entries at which the sender nudges the log thread instead of letting it
+/// sleep out its interval (a burst, not the steady state).
 const NUDGE_AT_ENTRIES: usize = QUEUE_ENTRIES / 4;
 /// Control messages (flush, pause, resume, nudge) waiting at most.
 const CONTROL_ENTRIES: usize = 64;
@@ -71,7 +72,8 @@ pub fn archive_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(ARCHIVE_DIR)
 }
 
-/// One finished request, as the HTTP edge saw it. Serialised on the log thread.
+/// One finished request, as the HTTP edge saw it. Encoded as bytes on the request thread,
+/// formatted as a row on the log thread.
 #[derive(Debug, Clone)]
 pub struct RequestEntry {
     pub created: SystemTime,
@@ -135,6 +137,35 @@ impl RequestEntry {
     }
 }
 
+/// A finished request as the log thread reads it back: borrowed from the buffer it was
+/// encoded into.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    pub created_ms: i64,
+    pub method: &'a str,
+    pub url: &'a str,
+    pub referer: &'a str,
+    pub user_agent: &'a str,
+    pub status: u16,
+    pub exec_time_ns: u64,
+    pub auth: &'a str,
+    pub auth_id: Option<&'a str>,
+    pub ips: Option<(Option<IpAddr>, Option<IpAddr>)>,
+    /// `(error, details as JSON text)` of a 4xx/5xx answer.
+    pub failure: Option<(&'a str, &'a str)>,
+}
+
+impl RequestView<'_> {
+    /// As [`RequestEntry::level`].
+    pub fn level(&self) -> i32 {
+        if self.status >= 400 {
+            LEVEL_ERROR
+        } else {
+            LEVEL_INFO
+        }
+    }
+}
+
 /// An application log line (`$app.logger()`): any level, a message and free data.
 #[derive(Debug, Clone)]
 pub struct AppEntry {
@@ -142,12 +173,6 @@ pub struct AppEntry {
     pub level: i32,
     pub message: String,
     pub data: Map<String, Value>,
-}
-
-/// An item for the table and the archive.
-enum Entry {
-    Request(Box<RequestEntry>),
-    App(Box<AppEntry>),
 }
 
 /// What wakes the log thread before its interval is up.
@@ -163,9 +188,10 @@ enum Control {
     Nudge,
 }
 
-/// The two queues to the log thread: entries (never waking it) and control messages.
+/// The two queues to the log thread: application entries (never waking it) and control
+/// messages. Requests go through `shards`.
 struct Queues {
-    entries: Sender<Entry>,
+    entries: Sender<Box<AppEntry>>,
     control: Sender<Control>,
 }
 
@@ -218,7 +244,7 @@ pub fn start(data_dir: &Path, worker_id: u32) {
     }
 }
 
-fn send(entry: Entry) {
+fn send(entry: Box<AppEntry>) {
     let Some(queue) = QUEUE.get() else {
         DROPPED.fetch_add(1, Ordering::Relaxed);
         return;
@@ -237,9 +263,22 @@ fn send(entry: Entry) {
     }
 }
 
-/// Queues a finished request (the caller has applied the [`Policy`]).
-pub fn record_request(entry: RequestEntry) {
-    send(Entry::Request(Box::new(entry)));
+/// Hands a finished request to the log thread (the caller has applied the [`Policy`]).
+pub fn record_request(entry: &RequestEntry) {
+    let Some(queue) = QUEUE.get() else {
+        DROPPED.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    match shards::push(entry) {
+        shards::Pushed::Kept => {}
+        shards::Pushed::KeptNudge => {
+            let _ = queue.control.try_send(Control::Nudge);
+        }
+        // Never wait on a request thread: a full buffer means the disk is far behind.
+        shards::Pushed::Dropped => {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Remembers the policy the request path read, for application logs.
@@ -260,7 +299,7 @@ pub fn app_log(level: i32, message: &str, data: Map<String, Value>) {
     if !APP_ENABLED.load(Ordering::Relaxed) || level < APP_MIN_LEVEL.load(Ordering::Relaxed) {
         return;
     }
-    send(Entry::App(Box::new(AppEntry { created: SystemTime::now(), level, message: message.to_owned(), data })));
+    send(Box::new(AppEntry { created: SystemTime::now(), level, message: message.to_owned(), data }));
 }
 
 /// Writes out every entry queued so far (bounded wait). Call once the requests are done.

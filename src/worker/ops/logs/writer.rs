@@ -1,5 +1,5 @@
 //! The `vb-logs` thread: sleeps [`BATCH_INTERVAL`](super::BATCH_INTERVAL) (or until a control
-//! message), then takes every queued entry, serialises the lot into one buffer, inserts the
+//! message), then takes every buffered request and queued application entry, serialises the lot into one buffer, inserts the
 //! rows into `_logs` in one `BEGIN IMMEDIATE` transaction (several rows per statement) and
 //! appends the same items to the day's archive file.
 //!
@@ -16,20 +16,23 @@ use rusqlite::{Connection, TransactionBehavior};
 
 use super::archive::Appender;
 use super::store::{self, RowRef};
-use super::{AppEntry, Control, Entry, RequestEntry, BATCH_INTERVAL, MAX_BATCH_ROWS};
+use super::{shards, AppEntry, Control, RequestView, BATCH_INTERVAL, MAX_BATCH_ROWS};
 
-/// SQLite's default automatic checkpoint, in pages: this connection writes on its own, with no
-/// executor checkpointer beside it, so it must checkpoint as it goes or the WAL only grows.
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 1000;
+/// WAL written between automatic checkpoints (SQLite's default of 1000 pages at 4 KiB): this
+/// connection writes on its own, with no executor checkpointer beside it, so it must
+/// checkpoint as it goes or the WAL only grows.
+const WAL_AUTOCHECKPOINT_BYTES: i64 = 4 * 1000 * 1024;
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
+    store::create_file(path)?;
     let conn = crate::shared::db::open::open(path, crate::shared::db::open::Role::Writer)?;
-    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES};"))?;
+    let page_bytes: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    conn.execute_batch(&format!("PRAGMA wal_autocheckpoint={};", (WAL_AUTOCHECKPOINT_BYTES / page_bytes.max(512)).max(1)))?;
     store::create_schema(&conn)?;
     Ok(conn)
 }
 
-pub(super) fn run(db_path: &Path, archive_dir: PathBuf, worker_id: u32, entries: Receiver<Entry>, control: Receiver<Control>) {
+pub(super) fn run(db_path: &Path, archive_dir: PathBuf, worker_id: u32, entries: Receiver<Box<AppEntry>>, control: Receiver<Control>) {
     let mut conn = match open(db_path) {
         Ok(c) => Some(c),
         Err(e) => {
@@ -94,12 +97,16 @@ pub(super) fn run(db_path: &Path, archive_dir: PathBuf, worker_id: u32, entries:
     write(&mut conn, &mut archive, &mut batch, worker_id);
 }
 
-fn take_queued(entries: &Receiver<Entry>, batch: &mut Batch) {
+fn take_queued(entries: &Receiver<Box<AppEntry>>, batch: &mut Batch) {
+    let mut spare = std::mem::take(&mut batch.spare);
+    let broken = shards::drain(&mut spare, |e| batch.push_request(e));
+    batch.spare = spare;
+    if broken > 0 {
+        super::DROPPED.fetch_add(broken, std::sync::atomic::Ordering::Relaxed);
+        tracing::error!(entries = broken, "request log entries could not be decoded; dropped");
+    }
     for entry in entries.try_iter() {
-        match entry {
-            Entry::Request(e) => batch.push_request(&e),
-            Entry::App(e) => batch.push_app(&e),
-        }
+        batch.push_app(&entry);
     }
 }
 
@@ -120,14 +127,16 @@ struct Batch {
     ids: Ids,
     /// The `YYYY-MM-DD HH:MM:SS` of the last second formatted, and that second.
     second: Option<(i64, [u8; 19])>,
+    /// The empty buffer swapped into the request shards, kept between batches.
+    spare: Vec<u8>,
 }
 
 impl Batch {
-    fn push_request(&mut self, e: &RequestEntry) {
+    fn push_request(&mut self, e: &RequestView<'_>) {
         let id = self.push_id();
         let message = self.span(|out| request_message_into(out, e));
         let data = self.span(|out| request_data_into(out, e));
-        let created = self.push_created(e.created);
+        let created = self.push_created_ms(e.created_ms);
         self.rows.push(Spans { id, level: e.level(), message, data, created });
     }
 
@@ -138,7 +147,7 @@ impl Batch {
         let data = self.span(|out| {
             let _ = serde_json::to_writer(out, &e.data);
         });
-        let created = self.push_created(e.created);
+        let created = self.push_created_ms(super::epoch_ms(e.created));
         self.rows.push(Spans { id, level: e.level, message, data, created });
     }
 
@@ -156,8 +165,7 @@ impl Batch {
 
     /// PocketBase's `created` text (`2024-01-02 15:04:05.000Z`); the date and time part is
     /// formatted once per second.
-    fn push_created(&mut self, t: std::time::SystemTime) -> Range<usize> {
-        let ms = super::epoch_ms(t);
+    fn push_created_ms(&mut self, ms: i64) -> Range<usize> {
         let (second, milli) = (ms.div_euclid(1000), ms.rem_euclid(1000));
         let prefix = match self.second {
             Some((s, p)) if s == second => p,
@@ -263,14 +271,14 @@ impl Ids {
 /// PocketBase's request `data` as JSON text, its keys in sorted order as Go marshals a map.
 /// Written straight into one buffer: this runs once per request, so no map is built.
 #[cfg(test)]
-pub(super) fn request_data(e: &RequestEntry) -> String {
+pub(super) fn request_data(e: &RequestView<'_>) -> String {
     let mut out = Vec::new();
     request_data_into(&mut out, e);
     String::from_utf8(out).unwrap_or_else(|_| "{}".to_owned())
 }
 
 /// [`request_data`] appended to `out`.
-fn request_data_into(out: &mut Vec<u8>, e: &RequestEntry) {
+fn request_data_into(out: &mut Vec<u8>, e: &RequestView<'_>) {
     let mut first = true;
     let mut key = |out: &mut Vec<u8>, k: &str| {
         out.extend_from_slice(if first { b"{\"" } else { b",\"" });
@@ -283,39 +291,36 @@ fn request_data_into(out: &mut Vec<u8>, e: &RequestEntry) {
         let _ = serde_json::to_writer(&mut *out, v);
     };
     key(out, "auth");
-    text(out, &e.auth);
-    if let Some(id) = &e.auth_id {
+    text(out, e.auth);
+    if let Some(id) = e.auth_id {
         key(out, "authId");
         text(out, id);
     }
-    if let Some((error, details)) = &e.failure {
+    if let Some((error, details)) = e.failure {
         key(out, "details");
-        let _ = serde_json::to_writer(&mut *out, details);
+        // Serialised by the request thread from a JSON value.
+        out.extend_from_slice(details.as_bytes());
         key(out, "error");
         text(out, error);
     }
     key(out, "execTime");
-    let _ = serde_json::to_writer(&mut *out, &(e.exec_time.as_secs_f64() * 1000.0));
+    let _ = serde_json::to_writer(&mut *out, &(e.exec_time_ns as f64 / 1_000_000.0));
     key(out, "method");
-    text(out, &e.method);
+    text(out, e.method);
     key(out, "referer");
-    text(out, e.text.referer());
+    text(out, e.referer);
     if let Some((_, remote)) = &e.ips {
         key(out, "remoteIP");
         ip(out, *remote);
     }
     key(out, "status");
-    {
-        use std::io::Write as _;
-        // Writing into a Vec cannot fail.
-        let _ = write!(out, "{}", e.status);
-    }
+    decimal(out, u32::from(e.status));
     key(out, "type");
     out.extend_from_slice(b"\"request\"");
     key(out, "url");
-    text(out, e.text.url());
+    text(out, e.url);
     key(out, "userAgent");
-    text(out, e.text.user_agent());
+    text(out, e.user_agent);
     if let Some((user, _)) = &e.ips {
         key(out, "userIP");
         ip(out, *user);
@@ -323,30 +328,57 @@ fn request_data_into(out: &mut Vec<u8>, e: &RequestEntry) {
     out.push(b'}');
 }
 
-/// An address as a JSON string (empty without one).
+/// An address as a JSON string (empty without one). IPv4 by hand: `core::fmt` cost more than
+/// the rest of the row's text.
 fn ip(out: &mut Vec<u8>, addr: Option<std::net::IpAddr>) {
     use std::io::Write as _;
     out.push(b'"');
-    if let Some(a) = addr {
-        // Writing into a Vec cannot fail; an address needs no JSON escaping.
-        let _ = write!(out, "{a}");
+    match addr {
+        Some(std::net::IpAddr::V4(v4)) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                decimal(out, u32::from(octet));
+            }
+        }
+        Some(a) => {
+            // Writing into a Vec cannot fail; an address needs no JSON escaping.
+            let _ = write!(out, "{a}");
+        }
+        None => {}
     }
     out.push(b'"');
 }
 
+/// `n` in decimal digits.
+fn decimal(out: &mut Vec<u8>, mut n: u32) {
+    let mut digits = [0u8; 10];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(at..).unwrap_or_default());
+}
+
 /// `METHOD url` with the URL percent-decoded, as PocketBase words the message.
 #[cfg(test)]
-pub(super) fn request_message(e: &RequestEntry) -> String {
+pub(super) fn request_message(e: &RequestView<'_>) -> String {
     let mut out = Vec::new();
     request_message_into(&mut out, e);
     String::from_utf8(out).unwrap_or_default()
 }
 
 /// [`request_message`] appended to `out`; the URL as sent when decoding it is not UTF-8.
-fn request_message_into(out: &mut Vec<u8>, e: &RequestEntry) {
+fn request_message_into(out: &mut Vec<u8>, e: &RequestView<'_>) {
     out.extend_from_slice(e.method.as_bytes());
     out.push(b' ');
-    let url = e.text.url();
+    let url = e.url;
     let start = out.len();
     let bytes = url.as_bytes();
     let mut i = 0;
@@ -409,7 +441,15 @@ mod tests {
         let tails: std::collections::HashSet<&str> = later.iter().map(|id| &id[ID_TIME_CHARS..]).collect();
         assert!(tails.len() > 40, "the rest stays random");
     }
+    use super::super::RequestEntry;
     use std::time::{Duration, SystemTime};
+
+    /// `e` as the log thread reads it: encoded as the request thread does, then decoded.
+    fn view_of<'a>(e: &RequestEntry, buf: &'a mut Vec<u8>) -> RequestView<'a> {
+        buf.clear();
+        shards::encode(buf, e);
+        shards::decode(buf).expect("a whole record").0
+    }
 
     #[test]
     fn request_entries_take_pocketbase_shape() {
@@ -424,27 +464,36 @@ mod tests {
             ips: None,
             failure: Some(("File not found.".into(), Value::Null)),
         };
+        let (mut buf, mut buf_all, mut buf_later) = (Vec::new(), Vec::new(), Vec::new());
         let with_all = RequestEntry { auth: "users".into(), auth_id: Some("u1".into()), ips: Some((Some([10, 0, 0, 1].into()), Some([127, 0, 0, 1].into()))), ..e.clone() };
-        let all: Value = serde_json::from_str(&request_data(&with_all)).expect("JSON");
+        let all: Value = serde_json::from_str(&request_data(&view_of(&with_all, &mut buf_all))).expect("JSON");
         assert_eq!((all["authId"].as_str(), all["userIP"].as_str(), all["remoteIP"].as_str()), (Some("u1"), Some("10.0.0.1"), Some("127.0.0.1")));
         assert_eq!(all["url"], "/api/nothere?x=%20y");
-        assert_eq!(request_message(&e), "GET /api/nothere?x= y");
-        let data: Value = serde_json::from_str(&request_data(&e)).expect("JSON");
+        let v = view_of(&e, &mut buf);
+        assert_eq!(request_message(&v), "GET /api/nothere?x= y");
+        let data: Value = serde_json::from_str(&request_data(&v)).expect("JSON");
         let keys: Vec<&str> = data.as_object().expect("object").keys().map(String::as_str).collect();
         assert_eq!(keys, ["auth", "details", "error", "execTime", "method", "referer", "status", "type", "url", "userAgent"]);
         assert_eq!(data["execTime"], 1.5);
+        assert_eq!(data["status"], 404);
         assert_eq!(data["type"], "request");
         assert!(data.get("userIP").is_none() && data.get("authId").is_none(), "{data}");
         assert_eq!(data["details"], Value::Null);
-        assert_eq!(e.level(), super::super::LEVEL_ERROR);
+        assert_eq!((e.level(), v.level()), (super::super::LEVEL_ERROR, super::super::LEVEL_ERROR));
         let mut batch = Batch::default();
-        batch.push_request(&e);
+        batch.push_request(&v);
         let row = batch.row(&batch.rows[0]);
         assert_eq!((row.message, row.created, row.level), (&b"GET /api/nothere?x= y"[..], &b"1970-01-01 00:00:00.000Z"[..], super::super::LEVEL_ERROR));
-        assert_eq!(row.data, request_data(&e).as_bytes());
+        assert_eq!(row.data, request_data(&v).as_bytes());
         let later = RequestEntry { created: SystemTime::UNIX_EPOCH + Duration::from_millis(86_400_000 + 3_723_045), ..e.clone() };
-        batch.push_request(&later);
+        batch.push_request(&view_of(&later, &mut buf_later));
         assert_eq!(batch.row(&batch.rows[1]).created, &b"1970-01-02 01:02:03.045Z"[..]);
+        let mut out = Vec::new();
+        for (addr, text) in [("0.0.0.0", "\"0.0.0.0\""), ("255.10.0.7", "\"255.10.0.7\""), ("::1", "\"::1\"")] {
+            out.clear();
+            ip(&mut out, Some(addr.parse().expect("address")));
+            assert_eq!(String::from_utf8_lossy(&out), text);
+        }
         let mut ids = Ids::new();
         let drawn: std::collections::HashSet<String> = (0..1000).map(|_| ids.next()).collect();
         assert_eq!(drawn.len(), 1000);
