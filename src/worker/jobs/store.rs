@@ -19,15 +19,29 @@ pub fn insert(conn: &Connection, name: &str, payload: &Value, plan: &Plan, key: 
     insert_as(conn, None, name, payload, plan, key, now_ms)
 }
 
-/// [`insert`] with the id chosen by the caller (None: a random one).
+/// [`insert`] with the id chosen by the caller (None: a fresh one, see [`super::new_job_id`]).
 pub fn insert_as(conn: &Connection, id: Option<&str>, name: &str, payload: &Value, plan: &Plan, key: Option<&str>, now_ms: i64) -> rusqlite::Result<String> {
+    insert_json(conn, id, name, &payload.to_string(), plan, key, now_ms)
+}
+
+/// [`insert_as`] with the payload already serialised (the outbox writes it straight from the
+/// change, without building a JSON tree first).
+pub fn insert_json(conn: &Connection, id: Option<&str>, name: &str, payload: &str, plan: &Plan, key: Option<&str>, now_ms: i64) -> rusqlite::Result<String> {
+    let fresh;
+    let id = match id {
+        Some(id) => id,
+        None => {
+            fresh = super::new_job_id(now_ms);
+            fresh.as_str()
+        }
+    };
     let inserted: Option<String> = conn
         .prepare_cached(
             "INSERT INTO _vb_jobs (id, name, payload, max_attempts, backoff_ms, run_at, key, created, updated)
-             VALUES (coalesce(?8, 'j' || lower(hex(randomblob(8)))), ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
-             ON CONFLICT (key) DO NOTHING RETURNING id",
+             VALUES (?8, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+             ON CONFLICT (key) WHERE key IS NOT NULL DO NOTHING RETURNING id",
         )?
-        .query_row(params![name, payload.to_string(), plan.max_attempts, plan.backoff_ms, plan.run_at_ms, key, now_ms, id], |r| r.get(0))
+        .query_row(params![name, payload, plan.max_attempts, plan.backoff_ms, plan.run_at_ms, key, now_ms, id], |r| r.get(0))
         .optional()?;
     match inserted {
         Some(id) => Ok(id),
@@ -68,6 +82,10 @@ pub fn settle_expired(conn: &Connection, now_ms: i64) -> rusqlite::Result<usize>
 /// time has come and running ones whose lease expired. SQLite's write lock makes the select
 /// and the update one step, so two workers never claim the same attempt. Records an attempt
 /// row per claimed job.
+///
+/// Each half takes its first `limit` rows in index order before they are merged: a plain
+/// UNION sorted every due job, which under a backlog (tens of thousands of queued webhook
+/// deliveries) cost milliseconds per claim inside the write lock, blocking every writer.
 pub fn claim(conn: &Connection, who: &Claimant, name: &str, limit: usize, lease_ms: i64, now_ms: i64) -> rusqlite::Result<Vec<Job>> {
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let jobs: Vec<Job> = conn
@@ -75,9 +93,9 @@ pub fn claim(conn: &Connection, who: &Claimant, name: &str, limit: usize, lease_
             "UPDATE _vb_jobs SET status = 'running', attempts = attempts + 1, lease_owner = ?1, lease_until = ?2, updated = ?3
              WHERE id IN (
                  SELECT id FROM (
-                     SELECT id, run_at FROM _vb_jobs WHERE status = 'queued' AND run_at <= ?3 AND name = ?4
+                     SELECT * FROM (SELECT id, run_at FROM _vb_jobs WHERE status = 'queued' AND run_at <= ?3 AND name = ?4 ORDER BY run_at LIMIT ?5)
                      UNION ALL
-                     SELECT id, run_at FROM _vb_jobs WHERE status = 'running' AND lease_until < ?3 AND name = ?4
+                     SELECT * FROM (SELECT id, run_at FROM _vb_jobs WHERE status = 'running' AND lease_until < ?3 AND name = ?4 ORDER BY lease_until LIMIT ?5)
                  ) ORDER BY run_at LIMIT ?5)
              RETURNING id, name, payload, attempts, max_attempts, backoff_ms",
         )?
