@@ -253,7 +253,7 @@ pub fn list(conn: &Connection, name: Option<&str>, status: Option<&str>, limit: 
     let filter = "(?1 IS NULL OR name = ?1) AND (?2 IS NULL OR status = ?2)";
     let total = conn.query_row(&format!("SELECT count(*) FROM _vb_jobs WHERE {filter}"), params![name, status], |r| r.get(0))?;
     let items = conn
-        .prepare(&format!("SELECT {JOB_COLUMNS} FROM _vb_jobs WHERE {filter} ORDER BY created DESC, rowid DESC LIMIT ?3 OFFSET ?4"))?
+        .prepare(&format!("SELECT {JOB_COLUMNS} FROM _vb_jobs WHERE {filter} ORDER BY created DESC, id DESC LIMIT ?3 OFFSET ?4"))?
         .query_map(params![name, status, limit, offset], job_row)?
         .collect::<rusqlite::Result<_>>()?;
     Ok((items, total))
