@@ -52,7 +52,7 @@ pub const BACKGROUND_NICE: i32 = 10;
 const BACKGROUND_THREADS: usize = 1;
 /// While other writes of this process are waiting, the runner writes (claims, records
 /// outcomes) at most once per this; with none waiting, at once.
-pub const BUSY_WRITE_GAP: Duration = Duration::from_millis(50);
+pub const BUSY_WRITE_GAP: Duration = Duration::from_millis(250);
 /// How often a deferred runner write looks again whether the writer is free.
 const GATE_POLL: Duration = Duration::from_millis(2);
 /// Ends of attempts (and handlers' bookkeeping) recorded in one write, at most.
