@@ -336,8 +336,11 @@ pub const MAX_CLIENTS: usize = 256;
 #[derive(Default)]
 pub struct Delivery {
     clients: std::sync::Mutex<std::collections::HashMap<(String, SocketAddr), reqwest::Client>>,
-    targets: std::sync::Mutex<std::collections::HashMap<String, (Option<u64>, Instant, Option<std::sync::Arc<Target>>)>>,
+    targets: std::sync::Mutex<std::collections::HashMap<String, HeldTarget>>,
 }
+
+/// A definition as read (None: no such webhook), with the change counter and the time then.
+type HeldTarget = (Option<u64>, Instant, Option<std::sync::Arc<Target>>);
 
 impl Delivery {
     fn client(&self, host: &str, addr: SocketAddr) -> Result<reqwest::Client, reqwest::Error> {
