@@ -177,7 +177,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     let max_connections = cfg.max_connections.unwrap_or_else(|| server::default_max_connections(nofile));
     tokio::spawn(cron::scheduler::run(state.clone(), stop_rx.clone()));
     tokio::spawn(ops::backups::keep_schedule_in_sync(state.clone(), stop_rx.clone()));
-    let jobs_runner = tokio::spawn(jobs::runner::run(state.clone(), stop_rx.clone()));
+    let jobs_runner = jobs::runner::spawn(state.clone(), stop_rx.clone());
     if clustered {
         tokio::spawn(ops::cluster::publish(state.clone(), stop_rx.clone()));
     }

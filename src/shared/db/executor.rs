@@ -45,7 +45,7 @@
 //! refused with [`Refusal::Restoring`], never run against a closed or replaced file.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -241,6 +241,25 @@ struct Slot {
     writes: Arc<WriteHealth>,
     /// Held by work on a connection of its own (`optimize`), which a pause waits for.
     side: Mutex<()>,
+    /// Writes submitted and not yet answered (see [`Db::writes_pending`]).
+    pending_writes: AtomicUsize,
+}
+
+/// Counts one write as pending while it lives (dropped when the write is answered or its
+/// caller stops waiting).
+struct PendingWrite<'a>(&'a AtomicUsize);
+
+impl<'a> PendingWrite<'a> {
+    fn new(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::Relaxed);
+        PendingWrite(n)
+    }
+}
+
+impl Drop for PendingWrite<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 enum State {
@@ -311,6 +330,7 @@ impl Db {
                 options,
                 writes,
                 side: Mutex::new(()),
+                pending_writes: AtomicUsize::new(0),
             }),
         })
     }
@@ -425,6 +445,13 @@ impl Db {
         rx.await.map_err(|_| E::from(DbError::Closed))?
     }
 
+    /// Writes of this process submitted and not yet answered, whoever submitted them: how
+    /// busy the writer is. Background work (the job runner) defers its own writes while
+    /// others are waiting.
+    pub fn writes_pending(&self) -> usize {
+        self.inner.pending_writes.load(Ordering::Relaxed)
+    }
+
     /// Why writes are failing right now (the last group was lost to a full disk), or `None`
     /// when the last group committed.
     pub fn write_failure(&self) -> Option<String> {
@@ -508,6 +535,7 @@ impl Db {
             }
         });
         let msg = if alone { WriteMsg::RunAlone(job) } else { WriteMsg::Run(job) };
+        let _pending = PendingWrite::new(&self.inner.pending_writes);
         self.submit(|i| &i.writer, msg).await.map_err(E::from)?;
         rx.await.map_err(|_| E::from(DbError::Closed))?
     }

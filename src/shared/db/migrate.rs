@@ -140,7 +140,42 @@ pub const MIGRATIONS: &[Migration] = &[
         // only); `_vb_webhook_deliveries`: the delivery log, one row per HTTP attempt.
         apply: Apply::Sql(JOBS_SQL),
     },
+    Migration {
+        name: "1763769631_jobs_partial_indexes",
+        // The outbox insert is on every webhook-watched write's path, and each index it
+        // touches is another page written per transaction. The key's uniqueness, the due
+        // index and the lease index now cover only the rows they serve (jobs with a key,
+        // queued jobs, running jobs): a queued job without a key touches the due index alone,
+        // and done jobs (kept 7 days) leave all three. The table is rebuilt (SQLite cannot
+        // drop a column's UNIQUE) WITHOUT ROWID: the rows live in the primary key's b-tree,
+        // so an insert (ids grow with time) writes one b-tree, not a table and its key index.
+        apply: Apply::Sql(JOBS_PARTIAL_INDEXES_SQL),
+    },
 ];
+
+const JOBS_PARTIAL_INDEXES_SQL: &str = "CREATE TABLE _vb_jobs_next (
+                id           TEXT PRIMARY KEY NOT NULL,
+                name         TEXT NOT NULL,
+                payload      TEXT DEFAULT 'null' NOT NULL,
+                status       TEXT DEFAULT 'queued' NOT NULL,
+                attempts     INTEGER DEFAULT 0 NOT NULL,
+                max_attempts INTEGER NOT NULL,
+                backoff_ms   INTEGER NOT NULL,
+                run_at       INTEGER NOT NULL,
+                lease_owner  TEXT DEFAULT NULL,
+                lease_until  INTEGER DEFAULT NULL,
+                key          TEXT DEFAULT NULL,
+                last_error   TEXT DEFAULT '' NOT NULL,
+                created      INTEGER NOT NULL,
+                updated      INTEGER NOT NULL
+            ) WITHOUT ROWID;
+            INSERT INTO _vb_jobs_next (id, name, payload, status, attempts, max_attempts, backoff_ms, run_at, lease_owner, lease_until, key, last_error, created, updated)
+                SELECT id, name, payload, status, attempts, max_attempts, backoff_ms, run_at, lease_owner, lease_until, key, last_error, created, updated FROM _vb_jobs;
+            DROP TABLE _vb_jobs;
+            ALTER TABLE _vb_jobs_next RENAME TO _vb_jobs;
+            CREATE UNIQUE INDEX _vb_jobs_key ON _vb_jobs (key) WHERE key IS NOT NULL;
+            CREATE INDEX _vb_jobs_due ON _vb_jobs (run_at) WHERE status = 'queued';
+            CREATE INDEX _vb_jobs_lease ON _vb_jobs (lease_until) WHERE status = 'running';";
 
 /// The account flows' tables in vaultbase's layout (fresh data dirs).
 const ACCOUNTS_SQL: &str = "CREATE TABLE _otps (

@@ -10,13 +10,22 @@
 //! budget, then stops the rest and releases their jobs back to the queue (the attempt does
 //! not count), so a draining worker never loses a job and never leaves one running twice.
 //! It must not touch a job it no longer holds: every step is conditional on the lease.
+//!
+//! Background, not foreground: the runner and its handlers run on a runtime of their own
+//! whose threads have a lower OS scheduling priority ([`BACKGROUND_NICE`]), so under a
+//! saturated CPU request handling goes first and jobs (webhook deliveries) catch up when the
+//! load drops. Its writes are batched — one claim per pass for every name, the ends of all
+//! attempts that finished meanwhile (and the handlers' own bookkeeping, e.g. the webhook
+//! delivery log) in one write — and while other writes of the process are waiting it takes
+//! the writer at most once per [`BUSY_WRITE_GAP`] ([`Gate`]).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use super::store::{self, Claimant, Outcome};
@@ -36,6 +45,188 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 pub const RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 /// After a failed look or claim (database busy, closed), wait this long before the next.
 const ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// The nice value of the runner's threads (0 is the default, 19 the lowest priority): under
+/// a saturated CPU they get a small share beside request handling instead of an equal one.
+pub const BACKGROUND_NICE: i32 = 10;
+/// Threads of the runner's runtime: jobs mostly wait (on the database, on receivers).
+const BACKGROUND_THREADS: usize = 1;
+/// While other writes of this process are waiting, the runner writes (claims, records
+/// outcomes) at most once per this; with none waiting, at once.
+pub const BUSY_WRITE_GAP: Duration = Duration::from_millis(250);
+/// How often a deferred runner write looks again whether the writer is free.
+const GATE_POLL: Duration = Duration::from_millis(2);
+/// Ends of attempts (and handlers' bookkeeping) recorded in one write, at most.
+const MAX_RECORD_BATCH: usize = 512;
+
+/// Starts the runner on its own low-priority runtime (see the module docs) and answers its
+/// handle, awaitable from any runtime. Where that runtime cannot be built (thread limits), it
+/// runs on the caller's runtime instead.
+pub fn spawn(state: AppState, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
+    static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
+    let rt = RUNTIME.get_or_init(|| {
+        let built = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(BACKGROUND_THREADS)
+            .thread_name("vb-jobs")
+            .enable_all()
+            .on_thread_start(lower_priority)
+            .build();
+        match built {
+            Ok(rt) => Some(rt),
+            Err(e) => {
+                tracing::warn!(error = %e, "starting the job runner's runtime failed; jobs run beside requests");
+                None
+            }
+        }
+    });
+    match rt {
+        Some(rt) => rt.spawn(run(state, stop)),
+        None => tokio::spawn(run(state, stop)),
+    }
+}
+
+/// Lowers the calling thread's scheduling priority to [`BACKGROUND_NICE`] (Linux: a nice
+/// value is per thread).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        let tid = nix::unistd::gettid().as_raw();
+        // SAFETY: setpriority only reads its integer arguments and changes this thread's nice value.
+        let r = unsafe { nix::libc::setpriority(nix::libc::PRIO_PROCESS, tid as nix::libc::id_t, BACKGROUND_NICE) };
+        if r != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "lowering the job runner's priority failed");
+        }
+    }
+}
+
+/// What the runner shares with its handlers through [`super::Jobs`]: the batched recorder and
+/// the count of its own writes in flight (which the [`Gate`] does not count as load).
+#[derive(Default)]
+pub struct Shared {
+    recorder: OnceLock<mpsc::UnboundedSender<Record>>,
+    own_writes: AtomicUsize,
+    last_write: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    /// Queues `step` (a handler's bookkeeping, e.g. a delivery log row) for the runner's next
+    /// batched write, which also records the end of the attempt it belongs to; `step` runs in
+    /// a savepoint of that write. Answers the step back when there is no runner to take it.
+    pub fn record(&self, step: Step) -> Result<(), Step> {
+        let Some(tx) = self.recorder.get() else { return Err(step) };
+        match tx.send(Record::Step(step)) {
+            Err(mpsc::error::SendError(Record::Step(step))) => Err(step),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A write a handler hands the recorder.
+pub type Step = Box<dyn FnOnce(&rusqlite::Connection) -> rusqlite::Result<()> + Send>;
+
+/// How recording an attempt's end went: the job's new status (None: the attempt no longer
+/// held it), or why it could not be recorded.
+type Ended = Result<Option<&'static str>, String>;
+type Reply = oneshot::Sender<Ended>;
+
+struct Finish {
+    who: Claimant,
+    job: Job,
+    outcome: Outcome,
+    started: i64,
+    retry_at: i64,
+    reply: Reply,
+}
+
+enum Record {
+    Step(Step),
+    Finish(Finish),
+}
+
+/// Holds the runner's writes back while the process's other writes wait (see
+/// [`BUSY_WRITE_GAP`]).
+struct Gate;
+
+impl Gate {
+    async fn pass(state: &AppState) {
+        loop {
+            let shared = &state.jobs.runner;
+            let others = state.db.writes_pending().saturating_sub(shared.own_writes.load(Ordering::Relaxed));
+            let wait = {
+                let mut last = shared.last_write.lock().unwrap_or_else(|p| p.into_inner());
+                let since = last.map_or(BUSY_WRITE_GAP, |t| t.elapsed());
+                if others == 0 || since >= BUSY_WRITE_GAP {
+                    *last = Some(Instant::now());
+                    None
+                } else {
+                    Some((BUSY_WRITE_GAP - since).min(GATE_POLL))
+                }
+            };
+            match wait {
+                None => return,
+                Some(d) => tokio::time::sleep(d).await,
+            }
+        }
+    }
+}
+
+/// A write of the runner's own: through the [`Gate`], and not counted as load by it.
+async fn own_write<T, F>(state: &AppState, f: F) -> Result<T, DbError>
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, DbError> + Send + 'static,
+{
+    Gate::pass(state).await;
+    let shared = &state.jobs.runner;
+    shared.own_writes.fetch_add(1, Ordering::Relaxed);
+    let out = state.db.write(f).await;
+    shared.own_writes.fetch_sub(1, Ordering::Relaxed);
+    out
+}
+
+/// Records what the attempts and handlers hand it, a batch per write: every record queued
+/// when the last write ended goes into the next, each in a savepoint of its own.
+async fn record(state: AppState, mut rx: mpsc::UnboundedReceiver<Record>) {
+    let mut batch = Vec::new();
+    while rx.recv_many(&mut batch, MAX_RECORD_BATCH).await > 0 {
+        let records = std::mem::take(&mut batch);
+        let written = own_write(&state, move |tx| -> Result<Vec<(Reply, Ended)>, DbError> {
+            let mut replies = Vec::new();
+            for r in records {
+                tx.execute_batch("SAVEPOINT vb_job_record")?;
+                let (reply, done) = match r {
+                    Record::Step(step) => (None, step(tx).map(|()| None)),
+                    Record::Finish(f) => (Some(f.reply), store::finish(tx, &f.who, &f.job, &f.outcome, f.started, f.retry_at, now_ms())),
+                };
+                match done {
+                    Ok(status) => {
+                        tx.execute_batch("RELEASE vb_job_record")?;
+                        if let Some(reply) = reply {
+                            replies.push((reply, Ok(status)));
+                        }
+                    }
+                    Err(e) => {
+                        tx.execute_batch("ROLLBACK TO vb_job_record; RELEASE vb_job_record")?;
+                        match reply {
+                            Some(reply) => replies.push((reply, Err(e.to_string()))),
+                            None => tracing::warn!(error = %e, "recording a job handler's bookkeeping failed"),
+                        }
+                    }
+                }
+            }
+            Ok(replies)
+        })
+        .await;
+        match written {
+            Ok(replies) => {
+                for (reply, r) in replies {
+                    let _ = reply.send(r);
+                }
+            }
+            // The replies were dropped with the write: their attempts hear an error.
+            Err(e) => tracing::warn!(worker_id = state.worker_id, error = %e, "recording a batch of job attempts failed"),
+        }
+    }
+}
 
 type Running = Arc<Mutex<HashMap<String, usize>>>;
 
@@ -66,6 +257,10 @@ fn owner_of(worker: u32, pid: u32) -> String {
 /// Runs until `stop` turns true, then drains (see the module docs).
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let who = Claimant { owner: owner_of(state.worker_id, state.pid), worker: state.worker_id, pid: state.pid };
+    let (record_tx, record_rx) = mpsc::unbounded_channel();
+    if state.jobs.runner.recorder.set(record_tx).is_ok() {
+        tokio::spawn(record(state.clone(), record_rx));
+    }
     let running: Running = Arc::default();
     let mut tasks: JoinSet<()> = JoinSet::new();
     let (release_tx, release_rx) = watch::channel(false);
@@ -78,7 +273,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         if pruned.elapsed() >= PRUNE_EVERY {
             pruned = tokio::time::Instant::now();
             let before = now_ms() - millis(RETENTION);
-            if let Err(e) = state.db.write(move |tx| -> Result<_, DbError> { Ok(store::prune(tx, before)?) }).await {
+            if let Err(e) = own_write(&state, move |tx| -> Result<_, DbError> { Ok(store::prune(tx, before)?) }).await {
                 tracing::warn!(worker_id = state.worker_id, error = %e, "pruning finished jobs failed");
             }
         }
@@ -120,6 +315,24 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 /// One look: claims what is due and has room, spawns the attempts, and answers how long to
 /// sleep before the next look (zero: look again at once, more may be due).
 async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut JoinSet<()>, release: &watch::Receiver<bool>, lease_ms: i64) -> Result<Duration, DbError> {
+    let handlers = state.jobs.snapshot();
+    let wants: Vec<(String, usize)> = {
+        let r = running.lock().unwrap_or_else(|p| p.into_inner());
+        handlers
+            .iter()
+            .filter_map(|(name, reg)| {
+                let busy = r.get(name).copied().unwrap_or(0);
+                let free = reg.options.concurrency.saturating_sub(busy);
+                // A name with attempts running claims when a quarter of its room is free, not
+                // after every attempt: one claim (a write) per few deliveries, not per one.
+                (free > 0 && (busy == 0 || free >= reg.options.concurrency.div_ceil(4))).then(|| (name.clone(), free))
+            })
+            .collect()
+    };
+    if wants.is_empty() {
+        // No room: an attempt ending wakes the loop.
+        return Ok(POLL_INTERVAL);
+    }
     let now = now_ms();
     let next = state.db.read(|c| -> Result<_, DbError> { Ok(store::next_due(c)?) }).await?;
     let poll = millis(POLL_INTERVAL);
@@ -127,34 +340,17 @@ async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut J
         let ms = next.map_or(poll, |t| (t - now).clamp(1, poll));
         return Ok(Duration::from_millis(u64::try_from(ms).unwrap_or(1)));
     }
-    let handlers = state.jobs.snapshot();
-    let wants: Vec<(String, usize)> = {
-        let r = running.lock().unwrap_or_else(|p| p.into_inner());
-        handlers
-            .iter()
-            .filter_map(|(name, reg)| {
-                let free = reg.options.concurrency.saturating_sub(r.get(name).copied().unwrap_or(0));
-                (free > 0).then(|| (name.clone(), free))
-            })
-            .collect()
-    };
-    if wants.is_empty() {
-        // Due jobs of names nobody here handles, or no room: look again later.
-        return Ok(POLL_INTERVAL);
-    }
     let (claimant, asked) = (who.clone(), wants.clone());
-    let claimed = state
-        .db
-        .write(move |tx| -> Result<Vec<Job>, DbError> {
-            let now = now_ms();
-            store::settle_expired(tx, now)?;
-            let mut all = Vec::new();
-            for (name, free) in &asked {
-                all.extend(store::claim(tx, &claimant, name, *free, lease_ms, now)?);
-            }
-            Ok(all)
-        })
-        .await?;
+    let claimed = own_write(state, move |tx| -> Result<Vec<Job>, DbError> {
+        let now = now_ms();
+        store::settle_expired(tx, now)?;
+        let mut all = Vec::new();
+        for (name, free) in &asked {
+            all.extend(store::claim(tx, &claimant, name, *free, lease_ms, now)?);
+        }
+        Ok(all)
+    })
+    .await?;
     let mut full = false;
     let got = claimed.len();
     for job in claimed {
@@ -189,8 +385,7 @@ async fn attempt(state: AppState, who: Claimant, job: Job, reg: Registered, mut 
         _ = release.wait_for(|v| *v) => Outcome::Released,
     };
     let retry_at = now_ms().saturating_add(retry_delay_ms(job.backoff_ms, job.attempt, jitter()));
-    let (w, j, o) = (who.clone(), job.clone(), outcome.clone());
-    let ended = state.db.write(move |tx| -> Result<_, DbError> { Ok(store::finish(tx, &w, &j, &o, started, retry_at, now_ms())?) }).await;
+    let ended = finish(&state, &who, &job, &outcome, started, retry_at).await;
     match ended {
         Ok(Some(status)) => {
             if matches!(outcome, Outcome::Failed(_) | Outcome::Timeout) {
@@ -203,6 +398,20 @@ async fn attempt(state: AppState, who: Claimant, job: Job, reg: Registered, mut 
     }
 }
 
+/// Records the end of an attempt with the recorder's next batch (or in a write of its own
+/// when there is no recorder); answers the job's new status.
+async fn finish(state: &AppState, who: &Claimant, job: &Job, outcome: &Outcome, started: i64, retry_at: i64) -> Ended {
+    let (w, j, o) = (who.clone(), job.clone(), outcome.clone());
+    if let Some(tx) = state.jobs.runner.recorder.get() {
+        let (reply, answer) = oneshot::channel();
+        if tx.send(Record::Finish(Finish { who: w, job: j, outcome: o, started, retry_at, reply })).is_ok() {
+            return answer.await.map_err(|_| "the batch recording it was not written".to_owned())?;
+        }
+        return Err("the recorder stopped".to_owned());
+    }
+    own_write(state, move |tx| -> Result<_, DbError> { Ok(store::finish(tx, &w, &j, &o, started, retry_at, now_ms())?) }).await.map_err(|e| e.to_string())
+}
+
 /// Renews the lease every third of its length; returns when it is no longer held (taken over,
 /// cancelled) or could not be renewed before it would run out.
 async fn keep_lease(state: &AppState, who: &Claimant, job: &Job, lease_ms: i64) {
@@ -212,7 +421,7 @@ async fn keep_lease(state: &AppState, who: &Claimant, job: &Job, lease_ms: i64) 
         tokio::time::sleep(every).await;
         let (w, j) = (who.clone(), job.clone());
         let now = now_ms();
-        match state.db.write(move |tx| -> Result<bool, DbError> { Ok(store::renew(tx, &w, &j, lease_ms, now)?) }).await {
+        match own_write(state, move |tx| -> Result<bool, DbError> { Ok(store::renew(tx, &w, &j, lease_ms, now)?) }).await {
             Ok(true) => held_until = now.saturating_add(lease_ms),
             Ok(false) => return,
             Err(e) => {

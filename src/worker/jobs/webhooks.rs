@@ -37,7 +37,7 @@ pub const DELIVERY_BACKOFF_MS: i64 = 1000;
 /// A receiver must answer within this.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries running at once per worker.
-pub const DELIVERY_CONCURRENCY: usize = 16;
+pub const DELIVERY_CONCURRENCY: usize = 32;
 /// A webhook whose deliveries failed this many times in a row is paused.
 pub const PAUSE_AFTER_FAILURES: i64 = 10;
 /// Redirects followed per delivery.
@@ -111,6 +111,11 @@ impl ActiveCache {
         Ok(hooks)
     }
 
+    /// The shared change counter as it is now (None until mapped).
+    pub fn epoch(&self) -> Option<u64> {
+        self.epoch.get().map(|m| m.u64_at(0).load(std::sync::atomic::Ordering::Acquire))
+    }
+
     /// Announces a change of the webhooks; call it inside the transaction making the change.
     pub fn changed(&self) {
         if let Some(map) = self.epoch.get() {
@@ -165,6 +170,27 @@ fn raw_record(columns: &[(String, crate::worker::records::sql_value::SqlValue)])
     Value::Object(m)
 }
 
+/// A delivery job's payload as the outbox writes it: serialised straight from the change
+/// (the columns as stored), with no JSON tree built in the write's transaction. The delivery
+/// renders the record JSON, off the writer thread.
+#[derive(Serialize)]
+struct OutboxPayload<'a> {
+    webhook: &'a str,
+    #[serde(rename = "eventId")]
+    event_id: &'a str,
+    body: OutboxBody<'a>,
+    change: &'a Change,
+    previous: Option<&'a Change>,
+}
+
+#[derive(Serialize)]
+struct OutboxBody<'a> {
+    id: &'a str,
+    event: &'a str,
+    collection: &'a str,
+    time: &'a str,
+}
+
 /// The outbox step: for each change and each matching webhook, one delivery job, inserted on
 /// `conn` (the write's transaction). Answers how many were enqueued.
 pub fn outbox(conn: &Connection, hooks: &[Active], changes: &[Change], now: i64) -> rusqlite::Result<usize> {
@@ -172,28 +198,35 @@ pub fn outbox(conn: &Connection, hooks: &[Active], changes: &[Change], now: i64)
         return Ok(0);
     }
     let mut n = 0;
-    let time = chrono::DateTime::from_timestamp_millis(now).map(|t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()).unwrap_or_default();
+    let time = iso(now);
+    let plan = EnqueueOptions { max_attempts: Some(DELIVERY_MAX_ATTEMPTS), backoff: Some(DELIVERY_BACKOFF_MS), ..Default::default() }
+        .plan(now)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    // The collection of the last change: a batch writes to few collections, mostly one.
+    let mut named: Option<(String, Option<String>)> = None;
     for change in changes {
         let action = change.action.as_str();
         // No webhook listens to this action: no need to know the collection's name.
         if !hooks.iter().any(|h| h.events.iter().any(|p| may_match_action(p, action))) {
             continue;
         }
-        let name: Option<String> = conn.prepare_cached("SELECT name FROM _collections WHERE id = ?1")?.query_row([&change.collection_id], |r| r.get(0)).optional()?;
-        let Some(name) = name else { continue };
-        for hook in hooks.iter().filter(|h| h.events.iter().any(|p| matches(p, &name, action))) {
+        if named.as_ref().is_none_or(|(id, _)| *id != change.collection_id) {
+            let name: Option<String> = conn.prepare_cached("SELECT name FROM _collections WHERE id = ?1")?.query_row([&change.collection_id], |r| r.get(0)).optional()?;
+            named = Some((change.collection_id.clone(), name));
+        }
+        let Some(name) = named.as_ref().and_then(|(_, n)| n.as_deref()) else { continue };
+        let previous = change.before.as_ref().map(|cols| Change { action: change.action, collection_id: change.collection_id.clone(), record_id: change.record_id.clone(), columns: cols.clone(), before: None });
+        for hook in hooks.iter().filter(|h| h.events.iter().any(|p| matches(p, name, action))) {
             let id = event_id();
-            let body = json!({ "id": id, "event": action, "collection": name, "time": time });
-            // The change itself (the columns as stored); the delivery renders the record JSON,
-            // off the writer thread.
-            let mut change = change.clone();
-            let previous = change.before.take().map(|cols| Change { action: change.action, collection_id: change.collection_id.clone(), record_id: change.record_id.clone(), columns: cols, before: None });
-            let payload = json!({ "webhook": hook.id, "eventId": id, "body": body, "change": change, "previous": previous });
-            let opts = EnqueueOptions { max_attempts: Some(DELIVERY_MAX_ATTEMPTS), backoff: Some(DELIVERY_BACKOFF_MS), ..Default::default() };
-            enqueue(conn, DELIVER_JOB, &payload, &opts, now).map_err(|e| match e {
-                super::EnqueueFailure::Db(crate::shared::db::DbError::Sqlite(s)) => s,
-                other => rusqlite::Error::ToSqlConversionFailure(Box::new(other)),
-            })?;
+            let payload = OutboxPayload {
+                webhook: &hook.id,
+                event_id: &id,
+                body: OutboxBody { id: &id, event: action, collection: name, time: &time },
+                change,
+                previous: previous.as_ref(),
+            };
+            let json = serde_json::to_string(&payload).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            super::store::insert_json(conn, None, DELIVER_JOB, &json, &plan, None, now)?;
             n += 1;
         }
     }
@@ -289,6 +322,62 @@ fn target(conn: &Connection, id: &str) -> rusqlite::Result<Option<Target>> {
     .optional()
 }
 
+/// A delivery reuses a webhook's definition read this recently, unless the webhooks changed
+/// meanwhile (the shared change counter moved).
+pub const TARGET_RECHECK: Duration = Duration::from_secs(1);
+/// HTTP clients kept, at most: one per (host, checked address), each with its own pool of
+/// kept-alive connections. Past it they are all dropped and built again as needed.
+pub const MAX_CLIENTS: usize = 256;
+
+/// What deliveries keep between attempts on one worker: a client per (host, checked address)
+/// — the address a client connects to is pinned, so the SSRF check holds for every request
+/// it makes, and its connections stay open for the next delivery — and the definitions read
+/// lately.
+#[derive(Default)]
+pub struct Delivery {
+    clients: std::sync::Mutex<std::collections::HashMap<(String, SocketAddr), reqwest::Client>>,
+    targets: std::sync::Mutex<std::collections::HashMap<String, HeldTarget>>,
+}
+
+/// A definition as read (None: no such webhook), with the change counter and the time then.
+type HeldTarget = (Option<u64>, Instant, Option<std::sync::Arc<Target>>);
+
+impl Delivery {
+    fn client(&self, host: &str, addr: SocketAddr) -> Result<reqwest::Client, reqwest::Error> {
+        let key = (host.to_owned(), addr);
+        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(DELIVERY_TIMEOUT).resolve(host, addr).build()?;
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, c.clone());
+        Ok(c)
+    }
+
+    async fn target(&self, state: &AppState, id: &str) -> Result<Option<std::sync::Arc<Target>>, String> {
+        let epoch = state.jobs.webhooks.epoch();
+        {
+            let targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((e, at, t)) = targets.get(id) {
+                if epoch.is_some() && *e == epoch && at.elapsed() < TARGET_RECHECK {
+                    return Ok(t.clone());
+                }
+            }
+        }
+        let h = id.to_owned();
+        let found = state.db.read(move |c| -> Result<_, crate::shared::db::DbError> { Ok(target(c, &h)?) }).await.map_err(|e| e.to_string())?.map(std::sync::Arc::new);
+        let mut targets = self.targets.lock().unwrap_or_else(|p| p.into_inner());
+        if targets.len() >= MAX_CLIENTS {
+            targets.clear();
+        }
+        targets.insert(id.to_owned(), (epoch, Instant::now(), found.clone()));
+        Ok(found)
+    }
+}
+
 /// One delivery attempt's result, for the log.
 struct Sent {
     status: u16,
@@ -302,8 +391,7 @@ async fn deliver(state: AppState, job: Job) -> Result<(), String> {
     let mut body = job.payload.get("body").cloned().unwrap_or(Value::Null);
     render_records(&state, &job.payload, &mut body).await;
     let event = format!("{}.{}", body.get("collection").and_then(Value::as_str).unwrap_or("*"), body.get("event").and_then(Value::as_str).unwrap_or(""));
-    let h = hook.clone();
-    let found = state.db.read(move |c| -> Result<_, crate::shared::db::DbError> { Ok(target(c, &h)?) }).await.map_err(|e| e.to_string())?;
+    let found = state.jobs.delivery.target(&state, &hook).await?;
     // A deleted webhook's pending deliveries end quietly.
     let Some(t) = found else { return Ok(()) };
     let started = Instant::now();
@@ -317,38 +405,39 @@ async fn deliver(state: AppState, job: Job) -> Result<(), String> {
     let skipped = !t.active && sent.status == 0 && body.get("event").and_then(Value::as_str) != Some("test");
     let (jid, attempt, error, response, status) = (job.id.clone(), job.attempt, sent.error.clone(), sent.response, sent.status);
     let cache = state.jobs.clone();
-    state
-        .db
-        .write(move |tx| -> Result<(), crate::shared::db::DbError> {
-            tx.execute(
-                "INSERT INTO _vb_webhook_deliveries (webhook, job, event_id, event, attempt, status, latency_ms, response, error, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![hook, jid, event_id, event, attempt, status, latency, response, error, now_ms()],
+    // The log row and the failure count: written with the runner's next batch, which also
+    // records this attempt's end (in the same or a later write).
+    let log = move |tx: &Connection| -> rusqlite::Result<()> {
+        tx.execute(
+            "INSERT INTO _vb_webhook_deliveries (webhook, job, event_id, event, attempt, status, latency_ms, response, error, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            params![hook, jid, event_id, event, attempt, status, latency, response, error, now_ms()],
+        )?;
+        if skipped {
+            return Ok(());
+        }
+        if ok {
+            tx.execute("UPDATE _vb_webhooks SET failures = 0 WHERE id = ?1 AND failures != 0", [&hook])?;
+        } else {
+            let reason = format!("paused after {PAUSE_AFTER_FAILURES} failed deliveries in a row; the last: {}", if error.is_empty() { format!("HTTP {status}") } else { error.clone() });
+            let paused = tx.execute(
+                "UPDATE _vb_webhooks SET failures = failures + 1,
+                     active = CASE WHEN failures + 1 >= ?2 THEN 0 ELSE active END,
+                     paused_reason = CASE WHEN failures + 1 >= ?2 AND active = 1 THEN ?3 ELSE paused_reason END
+                 WHERE id = ?1 AND failures + 1 >= ?2 AND active = 1",
+                params![hook, PAUSE_AFTER_FAILURES, reason],
             )?;
-            if skipped {
-                return Ok(());
-            }
-            if ok {
-                tx.execute("UPDATE _vb_webhooks SET failures = 0 WHERE id = ?1 AND failures != 0", [&hook])?;
+            if paused > 0 {
+                cache.webhooks.changed();
             } else {
-                let reason = format!("paused after {PAUSE_AFTER_FAILURES} failed deliveries in a row; the last: {}", if error.is_empty() { format!("HTTP {status}") } else { error.clone() });
-                let paused = tx.execute(
-                    "UPDATE _vb_webhooks SET failures = failures + 1,
-                         active = CASE WHEN failures + 1 >= ?2 THEN 0 ELSE active END,
-                         paused_reason = CASE WHEN failures + 1 >= ?2 AND active = 1 THEN ?3 ELSE paused_reason END
-                     WHERE id = ?1 AND failures + 1 >= ?2 AND active = 1",
-                    params![hook, PAUSE_AFTER_FAILURES, reason],
-                )?;
-                if paused > 0 {
-                    cache.webhooks.changed();
-                } else {
-                    tx.execute("UPDATE _vb_webhooks SET failures = failures + 1 WHERE id = ?1", [&hook])?;
-                }
+                tx.execute("UPDATE _vb_webhooks SET failures = failures + 1 WHERE id = ?1", [&hook])?;
             }
-            Ok(())
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    };
+    if let Err(log) = state.jobs.runner.record(Box::new(log)) {
+        state.db.write(move |tx| -> Result<(), crate::shared::db::DbError> { Ok(log(tx)?) }).await.map_err(|e| e.to_string())?;
+    }
     if ok || skipped {
         Ok(())
     } else if sent.error.is_empty() {
@@ -413,7 +502,7 @@ async fn send(state: &AppState, t: &Target, event_id: &str, body: &Value) -> Sen
             Err(why) => return refuse(why),
         };
         let host = url.host_str().unwrap_or_default().to_owned();
-        let client = match reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(DELIVERY_TIMEOUT).resolve(&host, addr).build() {
+        let client = match state.jobs.delivery.client(&host, addr) {
             Ok(c) => c,
             Err(e) => return refuse(format!("building the client: {e}")),
         };
