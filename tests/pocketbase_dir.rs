@@ -89,7 +89,7 @@ fn token_of(r: Resp) -> String {
 fn pocketbase_schema(db: &Path) -> Vec<(String, Option<String>)> {
     let conn = rusqlite::Connection::open(db).expect("open data.db");
     let mut stmt = conn
-        .prepare("SELECT name, sql FROM sqlite_master WHERE name NOT LIKE '%\\_vb\\_%' ESCAPE '\\' AND name NOT IN ('sqlite_sequence', '_webhooks') ORDER BY name")
+        .prepare("SELECT name, sql FROM sqlite_master WHERE name NOT LIKE '%\\_vb\\_%' ESCAPE '\\' AND tbl_name NOT IN ('sqlite_sequence', '_webhooks') ORDER BY name")
         .expect("prepare");
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("query").map(|r| r.expect("row")).collect()
 }

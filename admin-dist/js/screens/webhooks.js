@@ -116,7 +116,7 @@ export default async function screen() {
                 return;
               }
               const body = { name: el.name.value.trim(), url: el.url.value.trim(), events: el.events.value.split(',').map((x) => x.trim()).filter(Boolean), headers, active: el.active.checked };
-              if (creating && el.secret.value.trim()) body.secret = el.secret.value.trim();
+              if (el.secret.value.trim()) body.secret = el.secret.value.trim();
               try {
                 const saved = await send(creating ? RECORDS : `${RECORDS}/${encodeURIComponent(w.id)}`, { method: creating ? 'POST' : 'PATCH', body });
                 close(true);
@@ -131,7 +131,9 @@ export default async function screen() {
           field({ label: 'Name', name: 'name', input: input('name', { value: w?.name || '', autocomplete: 'off' }) }),
           field({ label: 'URL', name: 'url', input: input('url', { type: 'url', value: w?.url || '', placeholder: 'https://example.com/hooks/vaultbase', required: true }) }),
           field({ label: 'Events', name: 'events', help: 'Comma separated collection.action, action one of create, update, delete, auth; * matches any (posts.*, *.create).', input: input('events', { value: (w?.events || []).join(', '), placeholder: 'posts.create, users.*' }) }),
-          creating ? field({ label: 'Signing secret (optional)', name: 'secret', help: 'Leave empty to have one generated. It is shown once, after saving.', input: input('secret', { autocomplete: 'off' }) }) : null,
+          creating
+            ? field({ label: 'Signing secret (optional)', name: 'secret', help: 'Leave empty to have one generated. It is shown once, after saving.', input: input('secret', { autocomplete: 'off' }) })
+            : field({ label: 'New signing secret (optional)', name: 'secret', help: 'Leave empty to keep the current one, which is never shown again.', input: input('secret', { autocomplete: 'off' }) }),
           field({ label: 'Extra headers', name: 'headers', help: 'One "Name: value" per line.', input: h('textarea', { name: 'headers', rows: 3, class: 'code' }, headersText(w?.headers)) }),
           checkbox('active', 'Active', { checked: w ? w.active : true }),
           w?.pausedReason ? h('p', { class: 'help' }, `Paused: ${w.pausedReason}. Saving with Active ticked resumes it and resets its failure count.`) : null,

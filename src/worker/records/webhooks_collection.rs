@@ -5,7 +5,8 @@
 //! - `secret` is write-only: never read for output (lists, views, realtime, expand, the
 //!   delivery bodies), not even for superusers, unlike PocketBase's hidden fields. The one
 //!   exception is the answer to the create that set it (see [`reveal_secret`]), because a
-//!   generated secret would otherwise never be known.
+//!   generated secret would otherwise never be known. An update sending an empty secret keeps
+//!   the stored one.
 //! - `failures` and `pausedReason` (the pause after repeated failed deliveries) are written by
 //!   the delivery handler only: a body's values for them are ignored; setting `active` to true
 //!   clears them (that is how a paused webhook resumes). A create without `active` makes an
@@ -75,6 +76,12 @@ pub fn check_write(input: &Map<String, Value>, is_new: bool, validate: bool, err
                 errors.add("headers", Invalid::new("validation_invalid_value", "Must be an object of string values."));
             }
         }
+    }
+    // An update's empty secret keeps the stored one (as an empty password does): a form that
+    // cannot show the secret sends it back empty.
+    if !is_new && input.get(SECRET_FIELD).is_some_and(|v| v.as_str() == Some("")) {
+        errors.0.remove(SECRET_FIELD);
+        columns.retain(|(name, _)| name != SECRET_FIELD);
     }
     columns.retain(|(name, _)| !READ_ONLY_FIELDS.contains(&name.as_str()));
     let resumed = input.get("active").is_some_and(|a| a == &Value::Bool(true) || a.as_str().is_some_and(|s| s == "true" || s == "1"));
@@ -166,6 +173,10 @@ mod tests {
         check_write(&body(serde_json::json!({"active": true})), false, true, &mut errors, &mut columns);
         assert!(columns.contains(&("failures".into(), SqlValue::Integer(0))), "resuming clears the count");
         assert!(errors.is_empty());
+        let mut kept = vec![("secret".into(), SqlValue::Text(String::new()))];
+        errors.add("secret", Invalid::new("validation_required", "Cannot be blank."));
+        check_write(&body(serde_json::json!({"secret": ""})), false, true, &mut errors, &mut kept);
+        assert!(errors.is_empty() && kept.is_empty(), "an update's empty secret keeps the stored one: {errors:?} {kept:?}");
         check_write(&body(serde_json::json!({"url": "ftp://x", "events": ["posts.nope"], "headers": {"a": 1}})), true, true, &mut errors, &mut Vec::new());
         for field in ["url", "events", "headers"] {
             assert!(errors.0.contains_key(field), "{field}: {errors:?}");
