@@ -148,7 +148,7 @@ fn collections_api_is_superuser_only_and_round_trips() {
 
     let list = call(p.port, "GET", "/api/collections?perPage=1&sort=name", Some(&t), None).json();
     assert_eq!(list["perPage"], 1);
-    assert_eq!(list["totalItems"], 7, "PocketBase's system collections (_mfas, _otps, _externalAuths, _authOrigins, _superusers), the default users and articles");
+    assert_eq!(list["totalItems"], 8, "PocketBase's system collections (_mfas, _otps, _externalAuths, _authOrigins, _superusers), vaultbase's _webhooks, the default users and articles");
     assert_eq!(list["items"][0]["name"], "_authOrigins");
     let scaffolds = call(p.port, "GET", "/api/collections/meta/scaffolds", Some(&t), None).json();
     assert_eq!(scaffolds["auth"]["fields"].as_array().map(Vec::len), Some(6));
@@ -263,7 +263,7 @@ fn import_creates_updates_and_deletes_in_one_transaction() {
         .iter()
         .map(|c| c["name"].as_str().unwrap_or_default().to_owned())
         .collect();
-    assert_eq!(names, ["_authOrigins", "_externalAuths", "_mfas", "_otps", "_superusers", "posts", "tags"], "old_stuff deleted, tags created, system kept");
+    assert_eq!(names, ["_authOrigins", "_externalAuths", "_mfas", "_otps", "_superusers", "_webhooks", "posts", "tags"], "old_stuff deleted, tags created, system kept");
     let posts = call(p.port, "GET", "/api/collections/posts", Some(&su), None).json();
     assert_eq!(posts["listRule"], "");
     assert_eq!(posts["fields"].as_array().map(Vec::len), Some(3), "id kept, body added");
@@ -383,7 +383,7 @@ fn collections_filter_by_type_name_system_and_id_like_records() {
     assert_eq!(names("type = 'auth' && system = false"), ["users"]);
     assert_eq!(names("name ~ 'post' || id = '_pb_users_auth_'"), ["posts", "users"]);
     let r = call(p.port, "GET", &format!("/api/collections?filter={}", encode("type='base'")), Some(&su), None).json();
-    assert_eq!(r["totalItems"], 5, "posts and PocketBase's four system base collections");
+    assert_eq!(r["totalItems"], 6, "posts, PocketBase's four system base collections and vaultbase's _webhooks");
     let r = call(p.port, "GET", &format!("/api/collections?filter={}", encode("nosuch = 1")), Some(&su), None);
     assert_eq!(r.status, 400);
     assert_eq!(r.json(), json!({"status": 400, "message": "Something went wrong while processing your request.", "data": {}}));

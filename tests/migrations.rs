@@ -213,7 +213,7 @@ fn a_collections_snapshot_rebuilds_the_schema_in_another_data_dir() {
     let conn = db(&fresh);
     let names: Vec<String> =
         conn.prepare("SELECT name FROM _collections ORDER BY name").expect("prep").query_map([], |r| r.get(0)).expect("q").collect::<Result<_, _>>().expect("rows");
-    assert_eq!(names, ["_authOrigins", "_externalAuths", "_mfas", "_otps", "_superusers", "member", "team", "users"], "PocketBase's system collections and the snapshot's");
+    assert_eq!(names, ["_authOrigins", "_externalAuths", "_mfas", "_otps", "_superusers", "_webhooks", "member", "team", "users"], "the system collections and the snapshot's");
     let relation: String = conn
         .query_row("SELECT f.value->>'$.collectionId' FROM _collections, json_each(fields) AS f WHERE name = 'member' AND f.value->>'$.name' = 'team'", [], |r| r.get(0))
         .expect("relation");

@@ -85,11 +85,11 @@ fn token_of(r: Resp) -> String {
 }
 
 /// Every table's and index's SQL except vaultbase's own `_vb_` ones (and the `sqlite_sequence`
-/// their AUTOINCREMENT brings): what PocketBase made.
+/// their AUTOINCREMENT brings) and its `_webhooks` system collection: what PocketBase made.
 fn pocketbase_schema(db: &Path) -> Vec<(String, Option<String>)> {
     let conn = rusqlite::Connection::open(db).expect("open data.db");
     let mut stmt = conn
-        .prepare("SELECT name, sql FROM sqlite_master WHERE name NOT LIKE '%\\_vb\\_%' ESCAPE '\\' AND name != 'sqlite_sequence' ORDER BY name")
+        .prepare("SELECT name, sql FROM sqlite_master WHERE name NOT LIKE '%\\_vb\\_%' ESCAPE '\\' AND tbl_name NOT IN ('sqlite_sequence', '_webhooks') ORDER BY name")
         .expect("prepare");
     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).expect("query").map(|r| r.expect("row")).collect()
 }
@@ -259,6 +259,8 @@ fn a_pocketbase_data_dir_opens_in_place_and_pocketbase_sees_every_change() {
 
 /// A token secret for `users` set through vaultbase's API (PocketBase wants 30 to 255 chars).
 const NEW_USERS_SECRET: &str = "a users token secret set by vaultbase 0123456789";
+/// The secret of the webhook vaultbase defines there.
+const WEBHOOK_SECRET: &str = "webhook secret 0123456789";
 const NOTES_LIST: &str = "/api/collections/notes/records?sort=n&expand=owner&perPage=50";
 
 #[test]
@@ -291,6 +293,10 @@ fn a_data_dir_vaultbase_made_opens_in_pocketbase_and_back() {
     let member = json!({"email": "m@example.com", "password": "member password", "passwordConfirm": "member password"});
     ok(call(vb.port, "POST", "/api/collections/members/records", Some(&su), Some(&member)));
     let member_token = token_of(sign_in(vb.port, "members", "m@example.com", "member password"));
+    // A webhook: a record of vaultbase's `_webhooks` system collection, which PocketBase must
+    // open like any collection.
+    let hook = json!({"name": "audit", "url": "https://example.com/hook", "events": ["notes.*"], "headers": {"X-Team": "a"}, "secret": WEBHOOK_SECRET});
+    let hook = ok(call(vb.port, "POST", "/api/collections/_webhooks/records", Some(&su), Some(&hook)));
     let vb_list = ok(call(vb.port, "GET", NOTES_LIST, Some(&su), None));
     vb.signal(Signal::SIGTERM);
     assert!(vb.wait_exit(Duration::from_secs(30)).is_some_and(|s| s.success()), "vaultbase drains and exits 0");
@@ -302,9 +308,14 @@ fn a_data_dir_vaultbase_made_opens_in_pocketbase_and_back() {
     let pb_su = token_of(sign_in(pb.port, "_superusers", SU_EMAIL, SU_PASSWORD));
     let collections = ok(call(pb.port, "GET", "/api/collections?perPage=50", Some(&pb_su), None));
     let names: Vec<&str> = collections["items"].as_array().expect("items").iter().filter_map(|c| c["name"].as_str()).collect();
-    for name in ["_mfas", "_otps", "_externalAuths", "_authOrigins", "_superusers", "users", "notes"] {
+    for name in ["_mfas", "_otps", "_externalAuths", "_authOrigins", "_superusers", "users", "notes", "_webhooks"] {
         assert!(names.contains(&name), "PocketBase lists {name}: {names:?}");
     }
+    let pb_hook = ok(call(pb.port, "GET", &format!("/api/collections/_webhooks/records/{}", hook["id"].as_str().expect("id")), Some(&pb_su), None));
+    assert_eq!((pb_hook["url"].clone(), pb_hook["events"].clone(), pb_hook["active"].clone()), (json!("https://example.com/hook"), json!(["notes.*"]), json!(true)), "{pb_hook}");
+    assert_eq!(pb_hook["headers"], json!({"X-Team": "a"}));
+    // PocketBase pauses it (as an operator would there); vaultbase sees that below.
+    ok(call(pb.port, "PATCH", &format!("/api/collections/_webhooks/records/{}", hook["id"].as_str().expect("id")), Some(&pb_su), Some(&json!({"active": false}))));
     let pb_list = ok(call(pb.port, "GET", NOTES_LIST, Some(&pb_su), None));
     assert_eq!(pb_list["totalItems"], 5, "{pb_list}");
     for (theirs, mine) in pb_list["items"].as_array().expect("items").iter().zip(vb_list["items"].as_array().expect("items")) {
@@ -337,6 +348,9 @@ fn a_data_dir_vaultbase_made_opens_in_pocketbase_and_back() {
     assert_eq!(again["totalItems"], 6, "vaultbase sees PocketBase's note, with PocketBase's token: {again}");
     assert_eq!(again["items"][5]["title"], "from PocketBase");
     assert_eq!(ok(call(vb.port, "GET", "/api/settings", Some(&pb_su), None))["meta"]["appName"], "Saved by PocketBase");
+    let vb_hook = ok(call(vb.port, "GET", &format!("/api/collections/_webhooks/records/{}", hook["id"].as_str().expect("id")), Some(&pb_su), None));
+    assert_eq!((vb_hook["active"].clone(), vb_hook["name"].clone()), (json!(false), json!("audit")), "{vb_hook}");
+    assert!(vb_hook.get("secret").is_none(), "{vb_hook}");
     token_of(sign_in(vb.port, "users", USER_EMAIL, USER_PASSWORD));
 }
 

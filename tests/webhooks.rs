@@ -1,7 +1,8 @@
 //! Webhooks against a local receiver (a std `TcpListener` in the test): one signed delivery
 //! per committed change, none for a rolled-back batch, retries with growing gaps and the same
 //! event id, the SSRF refusal of private addresses without the opt-in, the test event, secrets
-//! never shown after the create, the cluster guarantee under `kill -9`: every committed
+//! never shown after the create (webhooks are records of the `_webhooks` system collection),
+//! the cluster guarantee under `kill -9`: every committed
 //! write is delivered at least once, duplicates carrying the same event id, and the workers'
 //! cached copies of the active webhooks following a change made through any worker at once.
 
@@ -20,6 +21,12 @@ use sha2::Sha256;
 
 const POLL_TIMEOUT: Duration = Duration::from_secs(90);
 const SECRET: &str = "receiver-secret-0123456789";
+/// The webhook definitions: records of the `_webhooks` system collection.
+const HOOKS: &str = "/api/collections/_webhooks/records";
+
+fn hook_of(port: u16, token: &str, hook: &str) -> Value {
+    ok(call(port, "GET", &format!("{HOOKS}/{hook}"), Some(token), None))
+}
 
 fn poll<T>(what: &str, f: impl FnMut() -> Option<T>) -> T {
     poll_for(what, POLL_TIMEOUT, f)
@@ -119,10 +126,11 @@ fn verify(r: &Received) -> bool {
 
 fn setup(port: u16, token: &str, receiver: u16) -> String {
     ok(call(port, "POST", "/api/collections", Some(token), Some(&json!({ "name": "posts", "type": "base", "fields": [{ "name": "title", "type": "text" }] }))));
-    let hook = ok(call(port, "POST", "/api/vb/webhooks", Some(token), Some(&json!({
+    let hook = ok(call(port, "POST", HOOKS, Some(token), Some(&json!({
         "name": "receiver", "url": format!("http://127.0.0.1:{receiver}/hook"), "events": ["posts.*"], "secret": SECRET, "headers": { "X-Extra": "yes" }
     }))));
     assert_eq!(hook["secret"], SECRET, "the create answers the secret once");
+    assert_eq!(hook["active"], true, "active unless the create says otherwise");
     hook["id"].as_str().expect("id").to_owned()
 }
 
@@ -135,12 +143,25 @@ fn each_committed_change_is_delivered_once_signed_and_a_rolled_back_batch_delive
     let receiver = Receiver::start(always(200), Duration::ZERO);
     let (p, token) = start_with_superuser(Spawn::serve().env("VAULTBASE_WEBHOOKS_ALLOW_PRIVATE", "1"));
     let hook = setup(p.port, &token, receiver.port);
-    let shown = ok(call(p.port, "GET", &format!("/api/vb/webhooks/{hook}"), Some(&token), None));
+    let shown = hook_of(p.port, &token, &hook);
     assert!(shown.get("secret").is_none() && shown["url"].is_string(), "no secret after the create: {shown}");
-    let listed = ok(call(p.port, "GET", "/api/vb/webhooks", Some(&token), None));
+    let listed = ok(call(p.port, "GET", HOOKS, Some(&token), None));
+    assert_eq!(listed["totalItems"], 1, "{listed}");
     assert!(!listed.to_string().contains(SECRET), "{listed}");
-    assert_eq!(call(p.port, "GET", "/api/vb/webhooks", None, None).status, 401);
-    assert_eq!(call(p.port, "POST", "/api/vb/webhooks", Some(&token), Some(&json!({ "url": "ftp://x", "events": ["posts.nope"] }))).status, 400);
+    // A form that cannot show the secret sends it back empty: it is kept (the signatures below
+    // still verify with it).
+    let patched = ok(call(p.port, "PATCH", &format!("{HOOKS}/{hook}"), Some(&token), Some(&json!({ "name": "renamed", "secret": "" }))));
+    assert!(patched.get("secret").is_none() && patched["name"] == "renamed", "{patched}");
+    assert_eq!(call(p.port, "GET", HOOKS, None, None).status, 403, "superusers only");
+    // A generated secret is shown once too.
+    let generated = ok(call(p.port, "POST", HOOKS, Some(&token), Some(&json!({ "url": "https://example.com/x", "events": ["*"], "active": false }))));
+    assert!(generated["secret"].as_str().is_some_and(|s| s.starts_with("whsec_")), "{generated}");
+    assert!(!hook_of(p.port, &token, generated["id"].as_str().expect("id")).to_string().contains("whsec_"));
+    let bad = call(p.port, "POST", HOOKS, Some(&token), Some(&json!({ "url": "ftp://x", "events": ["posts.nope"], "headers": { "a": 1 } })));
+    assert_eq!(bad.status, 400);
+    let data = &bad.json()["data"];
+    assert_eq!((data["url"]["code"].clone(), data["events"]["code"].clone()), (json!("validation_invalid_url"), json!("validation_invalid_value")), "{data}");
+    assert_eq!(data["headers"]["code"], "validation_invalid_value", "{data}");
 
     let rec = ok(call(p.port, "POST", "/api/collections/posts/records", Some(&token), Some(&json!({ "title": "one" }))));
     let id = rec["id"].as_str().expect("id").to_owned();
@@ -216,7 +237,7 @@ fn a_receiver_failing_twice_gets_three_attempts_with_growing_gaps_and_one_event_
     let ids: BTreeSet<_> = receiver.all().iter().map(|r| r.headers.get("x-vaultbase-event-id").cloned()).collect();
     assert_eq!(ids.len(), 1, "every attempt carries the same event id");
     assert_eq!(receiver.all().len(), 3);
-    let shown = ok(call(p.port, "GET", &format!("/api/vb/webhooks/{hook}"), Some(&token), None));
+    let shown = hook_of(p.port, &token, &hook);
     assert_eq!(shown["failures"], 0, "a success resets the failure count");
 }
 
@@ -307,7 +328,7 @@ fn a_webhook_that_keeps_failing_is_paused_with_the_reason_and_resumes_when_activ
     for i in 0..10 {
         ok(call(p.port, "POST", "/api/collections/posts/records", Some(&token), Some(&json!({ "title": format!("t{i}") }))));
     }
-    let paused = poll("the webhook paused", || Some(ok(call(p.port, "GET", &format!("/api/vb/webhooks/{hook}"), Some(&token), None))).filter(|h| h["active"] == false));
+    let paused = poll("the webhook paused", || Some(hook_of(p.port, &token, &hook)).filter(|h| h["active"] == false));
     let reason = paused["pausedReason"].as_str().expect("reason");
     assert!(reason.contains("paused after 10") && reason.contains("HTTP 500"), "{reason}");
     // While paused, writes enqueue nothing for it.
@@ -315,9 +336,12 @@ fn a_webhook_that_keeps_failing_is_paused_with_the_reason_and_resumes_when_activ
     let before = queued(&p);
     ok(call(p.port, "POST", "/api/collections/posts/records", Some(&token), Some(&json!({ "title": "while paused" }))));
     assert_eq!(queued(&p), before);
-    // Activating it again clears the count and the reason, and writes are delivered again.
-    let resumed = ok(call(p.port, "PATCH", &format!("/api/vb/webhooks/{hook}"), Some(&token), Some(&json!({ "active": true }))));
-    assert_eq!((resumed["failures"].clone(), resumed["pausedReason"].clone()), (json!(0), json!("")));
+    // The pause state is the delivery handler's: a body cannot set it.
+    let forged = ok(call(p.port, "PATCH", &format!("{HOOKS}/{hook}"), Some(&token), Some(&json!({ "failures": 0, "pausedReason": "" }))));
+    assert_eq!((forged["failures"].clone(), forged["pausedReason"].clone()), (paused["failures"].clone(), paused["pausedReason"].clone()));
+    // Resuming clears the count and the reason, and writes are delivered again.
+    let resumed = ok(call(p.port, "POST", &format!("/api/vb/webhooks/{hook}/resume"), Some(&token), None));
+    assert_eq!((resumed["active"].clone(), resumed["failures"].clone(), resumed["pausedReason"].clone()), (json!(true), json!(0), json!("")));
     ok(call(p.port, "POST", "/api/collections/posts/records", Some(&token), Some(&json!({ "title": "after" }))));
     assert_eq!(queued(&p), before + 1, "positive control: an active webhook gets the write");
 }
@@ -338,7 +362,7 @@ fn a_sign_in_is_delivered_as_an_auth_event_to_webhooks_that_ask_for_it() {
     let jobs = ok(call(p.port, "GET", "/api/vb/jobs?name=webhook.deliver", Some(&token), None));
     assert_eq!(jobs["totalItems"], 1, "only the posts write was enqueued: {jobs}");
 
-    ok(call(p.port, "PATCH", &format!("/api/vb/webhooks/{hook}"), Some(&token), Some(&json!({ "events": ["posts.*", "users.auth"] }))));
+    ok(call(p.port, "PATCH", &format!("{HOOKS}/{hook}"), Some(&token), Some(&json!({ "events": ["posts.*", "users.auth"] }))));
     ok(call(p.port, "POST", "/api/collections/users/auth-with-password", None, Some(&sign_in)));
     let auth = poll("the auth event", || receiver.all().into_iter().find(|r| r.json()["event"] == "auth")).json();
     assert_eq!((auth["collection"].clone(), auth["method"].clone()), (json!("users"), json!("password")));
@@ -370,15 +394,17 @@ fn a_webhook_change_through_one_worker_is_in_force_for_the_next_write_on_every_w
     assert_eq!(queued(), 0);
     // The webhook is created through some worker; the next write on each worker is delivered
     // (deliveries are enqueued in the write's transaction: counted as soon as it answered).
-    let hook = ok(call(p.port, "POST", "/api/vb/webhooks", Some(&token), Some(&json!({
+    let hook = ok(call(p.port, "POST", HOOKS, Some(&token), Some(&json!({
         "url": format!("http://127.0.0.1:{}/hook", receiver.port), "events": ["posts.create"], "secret": SECRET
     }))))["id"].as_str().expect("id").to_owned();
     for (w, s) in conns.iter_mut() {
         assert_eq!(create_on(s, &token, &format!("after create {w}")), 200);
     }
     assert_eq!(queued(), 2, "each worker saw the new webhook at once");
-    // Turned off through some worker: the next write on each worker enqueues nothing.
-    ok(call(p.port, "PATCH", &format!("/api/vb/webhooks/{hook}"), Some(&token), Some(&json!({ "active": false }))));
+    // Turned off through some worker, in a batch: the next write on each worker enqueues nothing.
+    ok(call(p.port, "PATCH", "/api/settings", Some(&token), Some(&json!({ "batch": { "enabled": true } }))));
+    let batch = json!({ "requests": [{ "method": "PATCH", "url": format!("{HOOKS}/{hook}"), "body": { "active": false } }] });
+    ok(call(p.port, "POST", "/api/batch", Some(&token), Some(&batch)));
     for (w, s) in conns.iter_mut() {
         assert_eq!(create_on(s, &token, &format!("after pause {w}")), 200);
     }

@@ -1,12 +1,14 @@
-// Webhooks (vaultbase's `/api/vb/webhooks`): the list with each hook's paused state and reason,
-// create and edit (URL, events, extra headers, active; the signing secret is shown once, in
-// the answer to the create), the delivery log of one hook, and "send test event".
+// Webhooks: records of the `_webhooks` system collection (created, edited and deleted through
+// its records API), shown with each hook's paused state and reason; the signing secret is
+// shown once, in the answer to the create. What is not CRUD is vaultbase's
+// `/api/vb/webhooks/{id}/…`: the delivery log, "send test event" and resume after a pause.
 
 import { h, replace } from '../lib/dom.js';
-import { send } from '../lib/api.js';
+import { fullList, send } from '../lib/api.js';
 import { button, checkbox, clearErrors, confirmDialog, field, formError, input, modal, pageHeader, showErrors, table, toast } from '../lib/ui.js';
 import { when } from './jobs.js';
 
+const RECORDS = '/api/collections/_webhooks/records';
 const BASE = '/api/vb/webhooks';
 const DELIVERIES_SHOWN = 50;
 
@@ -49,6 +51,7 @@ export default async function screen() {
           button('Edit', () => edit(w), { kind: 'ghost', ariaLabel: `Edit webhook ${w.url}` }),
           button('Deliveries', () => deliveries(w), { kind: 'ghost', ariaLabel: `Deliveries of ${w.url}` }),
           button('Send test', () => test(w), { kind: 'ghost', ariaLabel: `Send a test event to ${w.url}` }),
+          !w.active && w.pausedReason ? button('Resume', () => resume(w), { kind: 'ghost', ariaLabel: `Resume webhook ${w.url}` }) : null,
           button('Delete', () => remove(w), { kind: 'ghost', ariaLabel: `Delete webhook ${w.url}` }),
         ),
     },
@@ -56,7 +59,7 @@ export default async function screen() {
   const draw = (loading = false) => replace(slot, table({ caption: 'Webhooks', columns, rows, loading, skeletonRows: 4, empty: 'No webhooks yet.' }));
   const reload = async () => {
     try {
-      rows = (await send(BASE)).items;
+      rows = await fullList(RECORDS, { sort: 'created' });
     } catch (err) {
       toast(err.message, 'error');
     }
@@ -71,10 +74,19 @@ export default async function screen() {
       toast(err.message, 'error');
     }
   };
+  const resume = async (w) => {
+    try {
+      await send(`${BASE}/${encodeURIComponent(w.id)}/resume`, { method: 'POST' });
+      toast('Webhook resumed.', 'ok');
+      reload();
+    } catch (err) {
+      toast(err.message, 'error');
+    }
+  };
   const remove = async (w) => {
     if (!(await confirmDialog(`Delete the webhook to ${w.url}?`, { danger: true, confirmLabel: 'Delete' }))) return;
     try {
-      await send(`${BASE}/${encodeURIComponent(w.id)}`, { method: 'DELETE' });
+      await send(`${RECORDS}/${encodeURIComponent(w.id)}`, { method: 'DELETE' });
       reload();
     } catch (err) {
       toast(err.message, 'error');
@@ -104,9 +116,9 @@ export default async function screen() {
                 return;
               }
               const body = { name: el.name.value.trim(), url: el.url.value.trim(), events: el.events.value.split(',').map((x) => x.trim()).filter(Boolean), headers, active: el.active.checked };
-              if (creating && el.secret.value.trim()) body.secret = el.secret.value.trim();
+              if (el.secret.value.trim()) body.secret = el.secret.value.trim();
               try {
-                const saved = await send(creating ? BASE : `${BASE}/${encodeURIComponent(w.id)}`, { method: creating ? 'POST' : 'PATCH', body });
+                const saved = await send(creating ? RECORDS : `${RECORDS}/${encodeURIComponent(w.id)}`, { method: creating ? 'POST' : 'PATCH', body });
                 close(true);
                 reload();
                 if (creating && saved.secret) showSecret(saved.secret);
@@ -119,7 +131,9 @@ export default async function screen() {
           field({ label: 'Name', name: 'name', input: input('name', { value: w?.name || '', autocomplete: 'off' }) }),
           field({ label: 'URL', name: 'url', input: input('url', { type: 'url', value: w?.url || '', placeholder: 'https://example.com/hooks/vaultbase', required: true }) }),
           field({ label: 'Events', name: 'events', help: 'Comma separated collection.action, action one of create, update, delete, auth; * matches any (posts.*, *.create).', input: input('events', { value: (w?.events || []).join(', '), placeholder: 'posts.create, users.*' }) }),
-          creating ? field({ label: 'Signing secret (optional)', name: 'secret', help: 'Leave empty to have one generated. It is shown once, after saving.', input: input('secret', { autocomplete: 'off' }) }) : null,
+          creating
+            ? field({ label: 'Signing secret (optional)', name: 'secret', help: 'Leave empty to have one generated. It is shown once, after saving.', input: input('secret', { autocomplete: 'off' }) })
+            : field({ label: 'New signing secret (optional)', name: 'secret', help: 'Leave empty to keep the current one, which is never shown again.', input: input('secret', { autocomplete: 'off' }) }),
           field({ label: 'Extra headers', name: 'headers', help: 'One "Name: value" per line.', input: h('textarea', { name: 'headers', rows: 3, class: 'code' }, headersText(w?.headers)) }),
           checkbox('active', 'Active', { checked: w ? w.active : true }),
           w?.pausedReason ? h('p', { class: 'help' }, `Paused: ${w.pausedReason}. Saving with Active ticked resumes it and resets its failure count.`) : null,

@@ -16,6 +16,9 @@
 //! tables and collections, and its own ledger rows, written once as PocketBase's first start
 //! writes them), so from then on it is a PocketBase dir like any other and opens in PocketBase.
 //! Data dirs vaultbase made before that step existed keep vaultbase's older layout.
+//!
+//! vaultbase's one system collection of its own, `_webhooks`, is added to every data dir
+//! (PocketBase's too: PocketBase opens it as any collection).
 
 use rusqlite::Connection;
 
@@ -151,6 +154,13 @@ pub const MIGRATIONS: &[Migration] = &[
         // so an insert (ids grow with time) writes one b-tree, not a table and its key index.
         apply: Apply::Sql(JOBS_PARTIAL_INDEXES_SQL),
     },
+    Migration {
+        name: "1763769640_webhooks_collection",
+        // Webhooks become records of the `_webhooks` system collection (superusers only), so
+        // they are managed through the records API; the rows of `_vb_webhooks` move into it
+        // with their ids, and `_vb_webhooks` is dropped (see `create_webhooks`).
+        apply: Apply::Fn(create_webhooks),
+    },
 ];
 
 const JOBS_PARTIAL_INDEXES_SQL: &str = "CREATE TABLE _vb_jobs_next (
@@ -176,6 +186,43 @@ const JOBS_PARTIAL_INDEXES_SQL: &str = "CREATE TABLE _vb_jobs_next (
             CREATE UNIQUE INDEX _vb_jobs_key ON _vb_jobs (key) WHERE key IS NOT NULL;
             CREATE INDEX _vb_jobs_due ON _vb_jobs (run_at) WHERE status = 'queued';
             CREATE INDEX _vb_jobs_lease ON _vb_jobs (lease_until) WHERE status = 'running';";
+
+/// The `_webhooks` system collection as its `_collections` row; a worker-side test checks it
+/// against the schema model (`records::webhooks_collection::definition`).
+pub const WEBHOOKS_JSON: &str = include_str!("system/_webhooks.json");
+/// The `_webhooks` table, as the schema model generates it (checked by the same test).
+pub const WEBHOOKS_DDL: &str = r#"CREATE TABLE "_webhooks" ("id" TEXT PRIMARY KEY DEFAULT ('r'||lower(hex(randomblob(7)))) NOT NULL, "name" TEXT DEFAULT '' NOT NULL, "url" TEXT DEFAULT '' NOT NULL, "events" JSON DEFAULT NULL, "secret" TEXT DEFAULT '' NOT NULL, "headers" JSON DEFAULT NULL, "active" BOOLEAN DEFAULT FALSE NOT NULL, "failures" NUMERIC DEFAULT 0 NOT NULL, "pausedReason" TEXT DEFAULT '' NOT NULL, "created" TEXT DEFAULT '' NOT NULL, "updated" TEXT DEFAULT '' NOT NULL)"#;
+
+/// Creates the `_webhooks` collection (unless the dir already has a table or collection of
+/// that name, which is left alone) and moves every `_vb_webhooks` row into it, ids, secrets,
+/// pause state and timestamps included. Bumps the collections version so caches reload.
+fn create_webhooks(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let taken: bool = tx.query_row(
+        "SELECT EXISTS(SELECT 1 FROM _collections WHERE lower(name) = '_webhooks')
+             OR EXISTS(SELECT 1 FROM sqlite_master WHERE lower(name) = '_webhooks')",
+        [],
+        |r| r.get(0),
+    )?;
+    if taken {
+        return Ok(());
+    }
+    tx.execute_batch(WEBHOOKS_DDL)?;
+    tx.execute(
+        "INSERT INTO _collections (id, system, type, name, fields, indexes, listRule, viewRule, createRule, updateRule, deleteRule, options)
+         SELECT j->>'$.id', 1, j->>'$.type', j->>'$.name', j->'$.fields', j->'$.indexes', NULL, NULL, NULL, NULL, NULL, '{}'
+         FROM (SELECT json(?1) AS j)",
+        [WEBHOOKS_JSON],
+    )?;
+    if has_table(tx, "_vb_webhooks")? {
+        tx.execute_batch(
+            "INSERT INTO _webhooks (id, name, url, events, secret, headers, active, failures, pausedReason, created, updated)
+                 SELECT id, name, url, events, secret, headers, active, failures, paused_reason, created, updated FROM _vb_webhooks;
+             DROP TABLE _vb_webhooks;",
+        )?;
+    }
+    tx.execute("UPDATE _vb_versions SET version = version + 1 WHERE name = 'collections'", [])?;
+    Ok(())
+}
 
 /// The account flows' tables in vaultbase's layout (fresh data dirs).
 const ACCOUNTS_SQL: &str = "CREATE TABLE _otps (
@@ -622,7 +669,7 @@ mod tests {
         let ids: Vec<String> = conn
             .prepare("SELECT id FROM _collections ORDER BY rowid").expect("prepare")
             .query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect();
-        assert_eq!(ids, ["pbc_2279338944", "pbc_1638494021", "pbc_2281828961", "pbc_4275539003", "pbc_3142635823", "_pb_users_auth_"]);
+        assert_eq!(ids, ["pbc_2279338944", "pbc_1638494021", "pbc_2281828961", "pbc_4275539003", "pbc_3142635823", "_pb_users_auth_", "pbc_3546803237"]);
         let ledger: Vec<String> = conn
             .prepare("SELECT file FROM _migrations ORDER BY file").expect("prepare")
             .query_map([], |r| r.get(0)).expect("query").map(|r| r.expect("row")).collect();
@@ -706,5 +753,40 @@ mod tests {
             .expect("rewind");
         run(&mut conn).expect("run");
         assert!(users(&conn), "positive control: without collections of its own, it is made");
+    }
+
+    #[test]
+    fn webhooks_move_into_the_system_collection_with_their_ids() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut conn = crate::shared::db::open::open(&dir.path().join("d.db"), crate::shared::db::open::Role::Writer).expect("open");
+        run(&mut conn).expect("run");
+        assert!(has_table(&conn, "_webhooks").expect("has_table") && !has_table(&conn, "_vb_webhooks").expect("has_table"), "a new dir");
+        // A data dir from before the step, with a webhook defined the old way.
+        conn.execute_batch(
+            "DROP TABLE _webhooks; DELETE FROM _collections WHERE name = '_webhooks';
+             DELETE FROM _vb_migrations WHERE file = '1763769640_webhooks_collection';",
+        )
+        .expect("rewind");
+        let old = JOBS_SQL.split("CREATE TABLE _vb_webhooks ").nth(1).and_then(|t| t.split("CREATE TABLE").next()).expect("the old table");
+        conn.execute_batch(&format!("CREATE TABLE _vb_webhooks {old}")).expect("old table");
+        conn.execute(
+            "INSERT INTO _vb_webhooks (id, name, url, events, secret, headers, active, failures, paused_reason)
+             VALUES ('wh0123456789abcd', 'old', 'https://example.com/h', '[\"posts.*\"]', 'the old secret 0123', '{\"X-A\":\"b\"}', 0, 10, 'paused')",
+            [],
+        )
+        .expect("old row");
+        let version = |c: &Connection| -> i64 { c.query_row("SELECT version FROM _vb_versions WHERE name = 'collections'", [], |r| r.get(0)).expect("version") };
+        let before = version(&conn);
+        assert_eq!(run(&mut conn).expect("run"), ["1763769640_webhooks_collection"]);
+        let row: (String, String, String, String, i64, i64, String) = conn
+            .query_row("SELECT name, url, CAST(events AS TEXT), secret, active, failures, pausedReason FROM _webhooks WHERE id = 'wh0123456789abcd'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            })
+            .expect("moved row");
+        assert_eq!(row, ("old".into(), "https://example.com/h".into(), "[\"posts.*\"]".into(), "the old secret 0123".into(), 0, 10, "paused".into()));
+        assert!(!has_table(&conn, "_vb_webhooks").expect("has_table"), "the old table is gone");
+        assert_eq!(version(&conn), before + 1, "collection caches reload");
+        let system: bool = conn.query_row("SELECT system FROM _collections WHERE name = '_webhooks'", [], |r| r.get(0)).expect("collection");
+        assert!(system);
     }
 }

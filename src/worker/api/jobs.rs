@@ -6,12 +6,12 @@
 //! GET    /api/vb/jobs/{id}                           the job with "attempts":[…]
 //! POST   /api/vb/jobs/{id}/retry                     dead/cancelled → queued (fresh attempts); queued → due now
 //! POST   /api/vb/jobs/{id}/cancel                    queued/running → cancelled
-//! GET    /api/vb/webhooks                            list (secrets never shown)
-//! POST   /api/vb/webhooks                            create {url, events, secret?, headers?, active?, name?}
-//! GET|PATCH|DELETE /api/vb/webhooks/{id}
 //! GET    /api/vb/webhooks/{id}/deliveries?limit=     the delivery log, newest first
 //! POST   /api/vb/webhooks/{id}/test                  enqueues a `test` event delivery
+//! POST   /api/vb/webhooks/{id}/resume                active again, failure count cleared
 //! ```
+//! Webhooks themselves are records of the `_webhooks` system collection
+//! (`/api/collections/_webhooks/records`); only what is not CRUD lives here.
 //! The caller (the router) has already checked that the request comes from a superuser.
 
 use hyper::body::Incoming;

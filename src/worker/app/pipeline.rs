@@ -37,6 +37,7 @@ use crate::worker::records::crud::{self, CrudError, Requester, Shape};
 use crate::worker::records::schema::{Collection, CollectionType, FieldKind, Invalid, SchemaErrors};
 use crate::worker::records::sql_value::SqlValue;
 use crate::worker::records::values::{self, check_record, resolve_input, Access, PasswordInput, Rejected, WriteOptions};
+use crate::worker::records::webhooks_collection;
 use crate::worker::settings::SettingsCache;
 
 /// Planning attempts when the schema changes under a write (once stale, then fresh).
@@ -191,6 +192,11 @@ impl<'a> Writes<'a> {
                     let hooks = outbox.webhooks.get(tx)?;
                     let mut changes = if observed || !hooks.is_empty() { Changes::keeping_before() } else { Changes::new() };
                     let out = f(tx, &mut changes)?;
+                    // A write to the webhook definitions: every worker reloads its active set
+                    // before its next write (announced inside this transaction, see `ActiveCache`).
+                    if changes.iter().any(|c| c.collection_id == webhooks_collection::ID) {
+                        outbox.webhooks.changed();
+                    }
                     // The outbox: deliveries commit or roll back with the write itself.
                     let now = crate::worker::jobs::now_ms();
                     let enqueued = webhooks::outbox(tx, &hooks, &changes, now)?;
@@ -379,7 +385,10 @@ impl<'a> Writes<'a> {
         let requester = with_body(w.requester, input);
         let (relations, shape) = (validated.relations, w.shape.clone());
         let result = self
-            .transact(Source::Rest, move |tx, changes| crud::create(tx, &snap, &c, &requester, &columns, &relations, &shape, changes))
+            .transact(Source::Rest, move |tx, changes| {
+                let bytes = crud::create(tx, &snap, &c, &requester, &columns, &relations, &shape, changes)?;
+                Ok::<_, CrudError>(webhooks_collection::reveal_secret(&c, &columns, bytes))
+            })
             .await;
         if let (Err(_), Some((storage, written))) = (&result, &stored) {
             files::record::discard(storage, written).await;

@@ -1,7 +1,9 @@
-//! Webhooks: the definitions (`_vb_webhooks`, superusers only), the outbox step that turns the
-//! record changes of a write into one `webhook.deliver` job per matching webhook inside that
-//! write's transaction, and the delivery handler (signed POST, SSRF guard, delivery log,
-//! pausing a webhook that keeps failing).
+//! Webhooks: the outbox step that turns the record changes of a write into one
+//! `webhook.deliver` job per matching webhook inside that write's transaction, the delivery
+//! handler (signed POST, SSRF guard, delivery log, pausing a webhook that keeps failing), and
+//! the per-worker cache of the active set. The definitions are records of the `_webhooks`
+//! system collection (`records::webhooks_collection`), written through the record API and
+//! the write pipeline, which announces each write to them to [`ActiveCache`].
 //!
 //! A rolled-back write enqueues nothing, and a committed one has its deliveries queued
 //! durably before the client is answered; a delivery is retried with the job queue's backoff
@@ -12,7 +14,7 @@
 //! It must not deliver to loopback, private, link-local or metadata addresses unless
 //! `VAULTBASE_WEBHOOKS_ALLOW_PRIVATE=1`: the check runs on the addresses the name resolves to,
 //! the request is pinned to the checked address, and redirects are followed by hand with the
-//! same check. It must never return a secret after the create that set it.
+//! same check. It must never deliver changes of `_webhooks` itself (they hold the secrets).
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -26,6 +28,7 @@ use sha2::Sha256;
 use super::{enqueue, handler_fn, now_ms, truncate, EnqueueOptions, HandlerOptions, Job, Jobs};
 use crate::worker::app::observe::columns_map;
 use crate::worker::records::changes::Change;
+use crate::worker::records::webhooks_collection;
 use crate::worker::state::AppState;
 
 /// The job that delivers one event to one webhook.
@@ -127,10 +130,10 @@ impl ActiveCache {
 
 /// The active webhooks, read on `conn` (always current).
 pub fn active(conn: &Connection) -> rusqlite::Result<Vec<Active>> {
-    conn.prepare_cached("SELECT id, events FROM _vb_webhooks WHERE active = 1")?
+    conn.prepare_cached("SELECT id, events FROM _webhooks WHERE active = 1")?
         .query_map([], |r| {
-            let events: String = r.get(1)?;
-            Ok(Active { id: r.get(0)?, events: serde_json::from_str(&events).unwrap_or_default() })
+            let events: Option<String> = r.get(1)?;
+            Ok(Active { id: r.get(0)?, events: events.and_then(|e| serde_json::from_str(&e).ok()).unwrap_or_default() })
         })?
         .collect()
 }
@@ -214,7 +217,8 @@ pub fn outbox(conn: &Connection, hooks: &[Active], changes: &[Change], now: i64)
             let name: Option<String> = conn.prepare_cached("SELECT name FROM _collections WHERE id = ?1")?.query_row([&change.collection_id], |r| r.get(0)).optional()?;
             named = Some((change.collection_id.clone(), name));
         }
-        let Some(name) = named.as_ref().and_then(|(_, n)| n.as_deref()) else { continue };
+        // The definitions' own changes are never delivered: they carry the secrets.
+        let Some(name) = named.as_ref().and_then(|(_, n)| n.as_deref()).filter(|n| *n != webhooks_collection::NAME) else { continue };
         let previous = change.before.as_ref().map(|cols| Change { action: change.action, collection_id: change.collection_id.clone(), record_id: change.record_id.clone(), columns: cols.clone(), before: None });
         for hook in hooks.iter().filter(|h| h.events.iter().any(|p| matches(p, name, action))) {
             let id = event_id();
@@ -315,9 +319,9 @@ struct Target {
 }
 
 fn target(conn: &Connection, id: &str) -> rusqlite::Result<Option<Target>> {
-    conn.query_row("SELECT url, secret, headers, active FROM _vb_webhooks WHERE id = ?1", [id], |r| {
-        let headers: String = r.get(2)?;
-        Ok(Target { url: r.get(0)?, secret: r.get(1)?, headers: serde_json::from_str(&headers).unwrap_or_default(), active: r.get(3)? })
+    conn.query_row("SELECT url, secret, headers, active FROM _webhooks WHERE id = ?1", [id], |r| {
+        let headers: Option<String> = r.get(2)?;
+        Ok(Target { url: r.get(0)?, secret: r.get(1)?, headers: headers.and_then(|h| serde_json::from_str(&h).ok()).unwrap_or_default(), active: r.get(3)? })
     })
     .optional()
 }
@@ -417,20 +421,20 @@ async fn deliver(state: AppState, job: Job) -> Result<(), String> {
             return Ok(());
         }
         if ok {
-            tx.execute("UPDATE _vb_webhooks SET failures = 0 WHERE id = ?1 AND failures != 0", [&hook])?;
+            tx.execute("UPDATE _webhooks SET failures = 0 WHERE id = ?1 AND failures != 0", [&hook])?;
         } else {
             let reason = format!("paused after {PAUSE_AFTER_FAILURES} failed deliveries in a row; the last: {}", if error.is_empty() { format!("HTTP {status}") } else { error.clone() });
             let paused = tx.execute(
-                "UPDATE _vb_webhooks SET failures = failures + 1,
+                "UPDATE _webhooks SET failures = failures + 1,
                      active = CASE WHEN failures + 1 >= ?2 THEN 0 ELSE active END,
-                     paused_reason = CASE WHEN failures + 1 >= ?2 AND active = 1 THEN ?3 ELSE paused_reason END
+                     pausedReason = CASE WHEN failures + 1 >= ?2 AND active = 1 THEN ?3 ELSE pausedReason END
                  WHERE id = ?1 AND failures + 1 >= ?2 AND active = 1",
                 params![hook, PAUSE_AFTER_FAILURES, reason],
             )?;
             if paused > 0 {
                 cache.webhooks.changed();
             } else {
-                tx.execute("UPDATE _vb_webhooks SET failures = failures + 1 WHERE id = ?1", [&hook])?;
+                tx.execute("UPDATE _webhooks SET failures = failures + 1 WHERE id = ?1", [&hook])?;
             }
         }
         Ok(())
@@ -561,161 +565,9 @@ async fn checked_address(url: &reqwest::Url, allow_private: bool) -> Result<Sock
     Ok(first)
 }
 
-/// A webhook as the API shows it (never its secret).
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WebhookRow {
-    pub id: String,
-    pub name: String,
-    pub url: String,
-    pub events: Value,
-    pub headers: Value,
-    pub active: bool,
-    pub failures: i64,
-    pub paused_reason: String,
-    pub created: String,
-    pub updated: String,
-}
-
-const HOOK_COLUMNS: &str = "id, name, url, events, headers, active, failures, paused_reason, created, updated";
-
-fn hook_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<WebhookRow> {
-    let (events, headers): (String, String) = (r.get(3)?, r.get(4)?);
-    Ok(WebhookRow {
-        id: r.get(0)?,
-        name: r.get(1)?,
-        url: r.get(2)?,
-        events: serde_json::from_str(&events).unwrap_or(Value::Null),
-        headers: serde_json::from_str(&headers).unwrap_or(Value::Null),
-        active: r.get(5)?,
-        failures: r.get(6)?,
-        paused_reason: r.get(7)?,
-        created: r.get(8)?,
-        updated: r.get(9)?,
-    })
-}
-
-pub fn list(conn: &Connection) -> rusqlite::Result<Vec<WebhookRow>> {
-    conn.prepare(&format!("SELECT {HOOK_COLUMNS} FROM _vb_webhooks ORDER BY created, id"))?.query_map([], hook_row)?.collect()
-}
-
-pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<WebhookRow>> {
-    conn.query_row(&format!("SELECT {HOOK_COLUMNS} FROM _vb_webhooks WHERE id = ?1"), [id], hook_row).optional()
-}
-
-/// A create or an update of a webhook, as checked input; `None` keeps the stored value.
-#[derive(Debug, Default)]
-pub struct Input {
-    pub name: Option<String>,
-    pub url: Option<String>,
-    pub events: Option<Vec<String>>,
-    pub secret: Option<String>,
-    pub headers: Option<Map<String, Value>>,
-    pub active: Option<bool>,
-}
-
-/// Checks a JSON body into an [`Input`]; the errors by field, as PocketBase reports them.
-pub fn parse_input(body: &Map<String, Value>, creating: bool) -> Result<Input, Vec<(&'static str, String)>> {
-    let mut errors = Vec::new();
-    let mut input = Input::default();
-    for (k, v) in body {
-        match (k.as_str(), v) {
-            ("name", Value::String(s)) => input.name = Some(s.clone()),
-            ("url", Value::String(s)) => match reqwest::Url::parse(s) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => input.url = Some(s.clone()),
-                _ => errors.push(("url", "Must be an http or https URL.".to_owned())),
-            },
-            ("events", Value::Array(items)) => {
-                let mut out = Vec::new();
-                for i in items {
-                    match i.as_str() {
-                        Some(p) if p == "*" || p.split_once('.').is_some_and(|(c, a)| !c.is_empty() && matches!(a, "*" | "create" | "update" | "delete" | "auth")) => out.push(p.to_owned()),
-                        _ => errors.push(("events", "Each event must be \"collection.create|update|delete|auth\" (either part may be *).".to_owned())),
-                    }
-                }
-                input.events = Some(out);
-            }
-            ("secret", Value::String(s)) if s.len() >= 16 => input.secret = Some(s.clone()),
-            ("secret", _) => errors.push(("secret", "Must be a string of at least 16 characters.".to_owned())),
-            ("headers", Value::Object(m)) if m.values().all(Value::is_string) => input.headers = Some(m.clone()),
-            ("headers", _) => errors.push(("headers", "Must be an object of string values.".to_owned())),
-            ("active", Value::Bool(b)) => input.active = Some(*b),
-            ("name" | "url" | "events" | "active", _) => errors.push((field_name(k), "Invalid value.".to_owned())),
-            _ => {}
-        }
-    }
-    if creating && input.url.is_none() && !errors.iter().any(|e| e.0 == "url") {
-        errors.push(("url", "Cannot be blank.".to_owned()));
-    }
-    if errors.is_empty() {
-        Ok(input)
-    } else {
-        Err(errors)
-    }
-}
-
-fn field_name(k: &str) -> &'static str {
-    match k {
-        "name" => "name",
-        "url" => "url",
-        "events" => "events",
-        _ => "active",
-    }
-}
-
-/// Creates a webhook; answers its id and its secret (generated when not given) — the only
-/// time the secret is ever shown.
-pub fn create(conn: &Connection, cache: &ActiveCache, input: &Input) -> rusqlite::Result<(String, String)> {
-    cache.changed();
-    let secret = input.secret.clone().unwrap_or_else(|| {
-        let mut b = [0u8; 24];
-        let _ = getrandom::getrandom(&mut b);
-        format!("whsec_{}", hex(&b))
-    });
-    let id: String = conn.query_row(
-        "INSERT INTO _vb_webhooks (id, name, url, events, secret, headers, active)
-         VALUES ('wh' || lower(hex(randomblob(7))), ?1, ?2, ?3, ?4, ?5, ?6) RETURNING id",
-        params![
-            input.name.clone().unwrap_or_default(),
-            input.url.clone().unwrap_or_default(),
-            Value::from(input.events.clone().unwrap_or_default()).to_string(),
-            secret,
-            Value::Object(input.headers.clone().unwrap_or_default()).to_string(),
-            input.active.unwrap_or(true),
-        ],
-        |r| r.get(0),
-    )?;
-    Ok((id, secret))
-}
-
-/// Updates a webhook; turning it active again clears its failure count and pause reason.
-pub fn update(conn: &Connection, cache: &ActiveCache, id: &str, input: &Input) -> rusqlite::Result<bool> {
-    cache.changed();
-    let n = conn.execute(
-        "UPDATE _vb_webhooks SET
-             name = coalesce(?2, name), url = coalesce(?3, url), events = coalesce(?4, events),
-             secret = coalesce(?5, secret), headers = coalesce(?6, headers),
-             failures = CASE WHEN ?7 = 1 THEN 0 ELSE failures END,
-             paused_reason = CASE WHEN ?7 = 1 THEN '' ELSE paused_reason END,
-             active = coalesce(?7, active),
-             updated = strftime('%Y-%m-%d %H:%M:%fZ')
-         WHERE id = ?1",
-        params![
-            id,
-            input.name,
-            input.url,
-            input.events.as_ref().map(|e| Value::from(e.clone()).to_string()),
-            input.secret,
-            input.headers.as_ref().map(|h| Value::Object(h.clone()).to_string()),
-            input.active,
-        ],
-    )?;
-    Ok(n == 1)
-}
-
-pub fn delete(conn: &Connection, cache: &ActiveCache, id: &str) -> rusqlite::Result<bool> {
-    cache.changed();
-    Ok(conn.execute("DELETE FROM _vb_webhooks WHERE id = ?1", [id])? == 1)
+/// Whether webhook `id` exists.
+pub fn exists(conn: &Connection, id: &str) -> rusqlite::Result<bool> {
+    conn.query_row("SELECT EXISTS(SELECT 1 FROM _webhooks WHERE id = ?1)", [id], |r| r.get(0))
 }
 
 /// One row of the delivery log.
@@ -759,8 +611,7 @@ pub fn deliveries(conn: &Connection, hook: &str, limit: i64) -> rusqlite::Result
 /// Enqueues a `test` event for webhook `id` (delivered even while it is paused); answers the
 /// job id and the event id, or None if there is no such webhook.
 pub fn enqueue_test(conn: &Connection, id: &str, now: i64) -> Result<Option<(String, String)>, super::EnqueueFailure> {
-    let exists: bool = conn.query_row("SELECT EXISTS(SELECT 1 FROM _vb_webhooks WHERE id = ?1)", [id], |r| r.get(0))?;
-    if !exists {
+    if !exists(conn, id)? {
         return Ok(None);
     }
     let eid = event_id();

@@ -5,7 +5,8 @@
 //! ([`cache`]), record values on the write and read paths ([`values`], [`rows`]), encrypted
 //! fields sealed on write and opened on output ([`encrypted`]), the
 //! rule-checked record operations ([`crud`]), the committed changes they report for
-//! after-commit effects ([`changes`]) and the SQL parameter type they share ([`sql_value`]).
+//! after-commit effects ([`changes`]) and the SQL parameter type they share ([`sql_value`]);
+//! the `_webhooks` system collection's own write and output rules ([`webhooks_collection`]).
 //! It must not import hyper or the HTTP layer — `api/` calls into it, never the other way
 //! round.
 
@@ -22,4 +23,5 @@ pub mod schema;
 pub mod sql_value;
 pub mod store;
 pub mod values;
+pub mod webhooks_collection;
 pub mod write;

@@ -11,7 +11,8 @@ use super::values::{read_record_map, select_columns};
 
 /// Loads record `id` of `collection` as a typed map: every field the output writer reads
 /// (hidden ones included), plus — for auth collections — the `password` hash and `tokenKey`,
-/// which the writer never reads and authentication needs. `None` if there is no such record.
+/// which the writer never reads and authentication needs (and a webhook's write-only secret,
+/// which an update's checks need). `None` if there is no such record.
 pub fn load(conn: &Connection, collection: &Collection, id: &str) -> rusqlite::Result<Option<Map<String, Value>>> {
     let secrets: Vec<&str> = if collection.kind == CollectionType::Auth {
         collection
@@ -20,6 +21,8 @@ pub fn load(conn: &Connection, collection: &Collection, id: &str) -> rusqlite::R
             .filter(|f| matches!(f.kind, FieldKind::Password(_)) || f.name == "tokenKey")
             .map(|f| f.name.as_str())
             .collect()
+    } else if super::webhooks_collection::is_webhooks(collection) {
+        vec![super::webhooks_collection::SECRET_FIELD]
     } else {
         Vec::new()
     };

@@ -938,6 +938,20 @@ mod tests {
     }
 
     #[test]
+    fn the_webhooks_migration_matches_the_schema_model() {
+        let (_d, conn) = db();
+        let (_, all) = load_all(&conn).expect("load");
+        let hooks = all.iter().find(|c| c.name == "_webhooks").expect("_webhooks exists from the first start");
+        let want = crate::worker::records::webhooks_collection::definition();
+        assert_eq!(hooks.fields, want.fields);
+        assert_eq!((hooks.id.as_str(), hooks.system), (crate::worker::records::webhooks_collection::ID, true));
+        assert_eq!(want.id, crate::worker::records::webhooks_collection::ID, "PocketBase's default id for the name");
+        assert!(hooks.list_rule.is_none() && hooks.create_rule.is_none() && hooks.delete_rule.is_none(), "superusers only");
+        assert_eq!(want.create_table_sql(), migrate::WEBHOOKS_DDL, "regenerate the migration's DDL from the model");
+        assert!(hooks.validate().is_empty(), "{:?}", hooks.validate());
+    }
+
+    #[test]
     fn the_superusers_migration_matches_the_schema_model() {
         let (_d, conn) = db();
         let (v, all) = load_all(&conn).expect("load");

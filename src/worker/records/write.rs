@@ -187,7 +187,8 @@ pub fn create_as(
     let validated = checked.map_err(|r| rejected(tx, snap, r, "Failed to create record."))?;
     let mut columns = validated.columns;
     hashed(&mut columns, validated.passwords, hashes)?;
-    crud::create(tx, snap, c, req, &columns, &validated.relations, shape, changes)
+    let bytes = crud::create(tx, snap, c, req, &columns, &validated.relations, shape, changes)?;
+    Ok(super::webhooks_collection::reveal_secret(c, &columns, bytes))
 }
 
 /// Updates record `id` from `body` in the order single requests use: the update rule first

@@ -1,6 +1,7 @@
 // Webhooks and jobs: create a webhook (a bad URL's error shows next to the URL; the secret is
 // shown once), send a test event, read its delivery log, find the delivery job on the jobs
-// page with its attempts, retry it, and turn the webhook off.
+// page with its attempts, retry it, and turn the webhook off. Webhooks are records of the
+// `_webhooks` system collection.
 import { api, assert, checkLabels, env, journey, shot } from '../lib.mjs';
 import { forgetExpected, openSignedIn } from '../ops.mjs';
 
@@ -31,7 +32,7 @@ journey('webhooks', async ({ page, errors }) => {
   await shot(page, 'webhook-secret');
   await shown.getByRole('button', { name: 'Done' }).click();
 
-  const hook = (await api('/api/vb/webhooks', { token })).items.find((w) => w.url === URL_OK);
+  const hook = (await api('/api/collections/_webhooks/records', { token })).items.find((w) => w.url === URL_OK);
   assert.ok(hook, 'the webhook exists on the server');
   assert.deepEqual(hook.events, ['posts.create', 'users.*']);
   assert.deepEqual(hook.headers, { 'X-Journey': 'yes' });
@@ -88,5 +89,18 @@ journey('webhooks', async ({ page, errors }) => {
   await edit.getByLabel('Active').uncheck();
   await edit.getByRole('button', { name: 'Save' }).click();
   await row.getByText('inactive').waitFor();
-  assert.equal((await api(`/api/vb/webhooks/${hook.id}`, { token })).active, false);
+  assert.equal((await api(`/api/collections/_webhooks/records/${hook.id}`, { token })).active, false);
+  // A paused webhook shows why and offers Resume (paused here through the SQL console, as the
+  // delivery handler pauses it after ten failed deliveries in a row).
+  const reason = 'paused after 10 failed deliveries in a row; the last: HTTP 500';
+  await api('/api/sql', { token, method: 'POST', body: { query: `UPDATE _webhooks SET active = 0, failures = 10, pausedReason = '${reason}' WHERE id = '${hook.id}'`, allowWrites: true } });
+  await page.getByRole('button', { name: 'Refresh webhooks' }).click();
+  await row.getByText(reason).waitFor();
+  await shot(page, 'webhook-paused');
+  await row.getByRole('button', { name: `Resume webhook ${URL_OK}` }).click();
+  await page.locator('.toast', { hasText: 'Webhook resumed.' }).waitFor();
+  await row.getByText('active', { exact: true }).waitFor();
+  const resumed = await api(`/api/collections/_webhooks/records/${hook.id}`, { token });
+  assert.deepEqual([resumed.active, resumed.failures, resumed.pausedReason], [true, 0, ''], 'resuming clears the pause');
+  assert.equal(resumed.secret, undefined, 'no secret after the create');
 });

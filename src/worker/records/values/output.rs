@@ -26,6 +26,7 @@ use serde_json::{Map, Value};
 use crate::worker::records::encrypted::{needs_opening, open_value};
 use crate::worker::records::fields::{KeyPick, Projection};
 use crate::worker::records::schema::{quote_ident, Collection, CollectionType, Field, FieldKind};
+use crate::worker::records::webhooks_collection;
 
 /// What a reader may see of a record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,13 +47,13 @@ pub enum OutputError {
     Json(#[from] serde_json::Error),
 }
 
-/// Fields that are ever read for output: never a password hash, never an auth token key.
+/// Fields that are ever read for output: never a password hash, never an auth token key,
+/// never a webhook's secret.
 fn selected(collection: &Collection) -> impl Iterator<Item = &Field> {
     let auth = collection.kind == CollectionType::Auth;
-    collection
-        .fields
-        .iter()
-        .filter(move |f| !(matches!(f.kind, FieldKind::Password(_)) || (auth && f.name == "tokenKey")))
+    collection.fields.iter().filter(move |f| {
+        !(matches!(f.kind, FieldKind::Password(_)) || (auth && f.name == "tokenKey") || webhooks_collection::write_only(collection, f))
+    })
 }
 
 /// The column list [`write_record_json`] reads, in its order: `"table"."field", …`, quoted and

@@ -634,6 +634,9 @@ fn check_record_as(collection: &Collection, input: &Map<String, Value>, opts: &W
             Ok(None) => {}
         }
     }
+    if crate::worker::records::webhooks_collection::is_webhooks(collection) {
+        crate::worker::records::webhooks_collection::check_write(input, is_new, validate, &mut errors, &mut out.columns);
+    }
     if let Some(form_errors) = form_errors.filter(|_| validate) {
         Err(Rejected { errors: form_errors, relations: Vec::new(), columns: out.columns })
     } else if errors.is_empty() {
