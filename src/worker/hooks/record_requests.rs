@@ -295,7 +295,7 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
     });
     let what = format!("{} {}", call.request.method, call.request.path);
     let result = (|| -> rquickjs::Result<RouteResponse> {
-        let r = ctx.json_parse(serde_json::to_string(&call.request).unwrap_or_else(|_| "{}".into()))?;
+        let r = super::routes::request_object(ctx, &call.request)?;
         // The collection's JSON crosses only when this runtime has not seen this version of it.
         let key = format!("{}@{}", c.id, c.updated);
         let cached = !bindings::call_vb::<_, rquickjs::Value>(ctx, "collectionCached", (key.as_str(),))?.is_null();
@@ -433,7 +433,7 @@ pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<S
     let ran = loaded
         .run(limits.timeout, move |ctx| {
             let go = || -> rquickjs::Result<String> {
-                let r = ctx.json_parse(serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()))?;
+                let r = super::routes::request_object(ctx, &request)?;
                 let cjson = ctx.json_parse(collection_json(&c).to_string())?;
                 let fields = ctx.json_parse(Value::Object(record).to_string())?;
                 let meta = ctx.json_parse(meta.unwrap_or(Value::Null).to_string())?;
@@ -471,7 +471,7 @@ pub async fn auth_with_password(
     let ran = loaded
         .run(limits.timeout, move |ctx| -> Result<Map<String, Value>, RouteResponse> {
             let go = || -> rquickjs::Result<String> {
-                let r = ctx.json_parse(serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()))?;
+                let r = super::routes::request_object(ctx, &request)?;
                 let cjson = ctx.json_parse(collection_json(&c).to_string())?;
                 let fields = ctx.json_parse(found.map(Value::Object).unwrap_or(Value::Null).to_string())?;
                 bindings::call_vb(ctx, "authWithPassword", (r, cjson, identity, password, fields))
@@ -517,7 +517,7 @@ pub async fn auth_gate(loaded: &Arc<Loaded>, name: &'static str, c: &Arc<Collect
     let ran = loaded
         .run(limits.timeout, move |ctx| -> Gate {
             let go = || -> rquickjs::Result<String> {
-                let r = ctx.json_parse(serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()))?;
+                let r = super::routes::request_object(ctx, &request)?;
                 let cjson = ctx.json_parse(collection_json(&c).to_string())?;
                 let fields = ctx.json_parse(record.map(Value::Object).unwrap_or(Value::Null).to_string())?;
                 let extra = ctx.json_parse(Value::Object(extra).to_string())?;
