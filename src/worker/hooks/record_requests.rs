@@ -298,22 +298,11 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
         let r = super::routes::request_object(ctx, &call.request)?;
         // The collection's JSON crosses only when this runtime has not seen this version of it.
         let key = format!("{}@{}", c.id, c.updated);
-        let cached = !bindings::call_vb::<_, rquickjs::Value>(ctx, "collectionCached", (key.as_str(),))?.is_null();
+        let cached = !super::engine::internal(ctx, "collectionCached")?.call::<_, rquickjs::Value>((key.as_str(),))?.is_null();
         let cjson = if cached { rquickjs::String::from_str(ctx.clone(), &key)?.into_value() } else { ctx.json_parse(collection_json(&c).to_string())? };
         let p = ctx.json_parse(payload.to_string())?;
-        let res: Object = bindings::call_vb(ctx, "recordRequest", (call.kind.as_str(), r, cjson, p))?;
-        let status: u16 = res.get::<_, f64>("status").map(|s| s as u16).unwrap_or(200);
-        let headers: Vec<Vec<String>> = res.get("headers")?;
-        let bytes: Option<Vec<u8>> = res.get("bytes").ok().flatten();
-        let body = match bytes {
-            Some(b) => b,
-            None => res.get::<_, String>("body").unwrap_or_default().into_bytes(),
-        };
-        Ok(RouteResponse {
-            status: if (100..=999).contains(&status) { status } else { 200 },
-            headers: headers.into_iter().filter_map(|h| match h.as_slice() { [k, v] => Some((k.clone(), v.clone())), _ => None }).collect(),
-            body,
-        })
+        let res: rquickjs::Array = super::engine::internal(ctx, "recordRequest")?.call((call.kind.as_str(), r, cjson, p))?;
+        super::routes::response_of(&res)
     })();
     REQUEST.with(|r| r.borrow_mut().pop());
     match result {
