@@ -43,8 +43,13 @@ require curl "apt-get install -y curl"
 # PROFILE=profiling builds the same code with symbols and line tables (for `perf record -p`
 # on the running server); the default is the stripped release binary that ships.
 PROFILE=${PROFILE:-release}
-cargo build --profile "$PROFILE" --quiet
-BIN=${CARGO_TARGET_DIR:-target}/$PROFILE/vaultbase
+# VB_BIN=path runs that binary instead (no build): e.g. a copy of an earlier build, to compare.
+if [ -n "${VB_BIN:-}" ]; then
+  BIN=$VB_BIN
+else
+  cargo build --profile "$PROFILE" --quiet
+  BIN=${CARGO_TARGET_DIR:-target}/$PROFILE/vaultbase
+fi
 
 # seed PORT [COLLECTION...] → prints "TOKEN ID": signs in as $EMAIL/$PASS, creates the public
 # `bench` collection (title, n) with ${SEED:-100} records and any further collections named

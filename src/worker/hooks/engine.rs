@@ -67,6 +67,8 @@ pub struct ThreadState {
     interrupted: Cell<bool>,
     out_of_memory: Cell<bool>,
     cache: RefCell<Vec<Option<Persistent<Function<'static>>>>>,
+    /// `__vb` functions Rust calls on every dispatch, by name ([`internal`]).
+    internals: RefCell<HashMap<&'static str, Persistent<Function<'static>>>>,
 }
 
 thread_local! {
@@ -123,6 +125,7 @@ impl Engine {
             interrupted: Cell::new(false),
             out_of_memory: Cell::new(false),
             cache: RefCell::new(Vec::new()),
+            internals: RefCell::new(HashMap::new()),
         });
         let watch = ts.clone();
         rt.set_interrupt_handler(Some(Box::new(move || match watch.deadline.get() {
@@ -192,6 +195,7 @@ impl Drop for Engine {
         // Persistent handles first, then the interrupt closure (it holds the thread state);
         // the context and runtime drop after, in field order.
         self.ts.cache.borrow_mut().clear();
+        self.ts.internals.borrow_mut().clear();
         self.rt.set_interrupt_handler(None);
     }
 }
@@ -222,5 +226,20 @@ pub fn handler<'js>(ctx: &Ctx<'js>, id: usize) -> rquickjs::Result<Function<'js>
         cache.resize_with(id + 1, || None);
     }
     cache[id] = Some(Persistent::save(ctx, f.clone()));
+    Ok(f)
+}
+
+/// `__vb[name]`, looked up once per runtime: the runtime's internals are fixed once its
+/// bindings are installed, and two property lookups by name per call were a measurable part
+/// of a small dispatch. Outside a dispatch it is looked up each time.
+pub fn internal<'js>(ctx: &Ctx<'js>, name: &'static str) -> rquickjs::Result<Function<'js>> {
+    let Some(ts) = current() else {
+        return super::bindings::vb(ctx)?.get(name);
+    };
+    if let Some(p) = ts.internals.borrow().get(name) {
+        return p.clone().restore(ctx);
+    }
+    let f: Function = super::bindings::vb(ctx)?.get(name)?;
+    ts.internals.borrow_mut().insert(name, Persistent::save(ctx, f.clone()));
     Ok(f)
 }

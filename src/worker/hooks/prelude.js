@@ -741,6 +741,19 @@
     });
   };
 
+  // The response as Rust reads it: [written, status, headers, body, bytes, file] (indexes
+  // cost no property-name lookups on the Rust side).
+  vb.responseTuple = function (res) {
+    return [res.written === true, res.status, res.headers, res.body, res.bytes, res.file ?? null];
+  };
+
+  // The request `r` an event is built from, made here from positional values: an object
+  // literal's keys are interned once with this code, where Rust setting them one by one
+  // looked each name up again per dispatch.
+  vb.requestOf = function (method, path, rawQuery, query, headers, contentType, body, bodyLength, form, pathValues, auth, authCollection, superuser, realIP, remoteIP) {
+    return { method, path, rawQuery, query, headers, contentType, body, bodyLength, form, pathValues, auth, authCollection, superuser, realIP, remoteIP };
+  };
+
   // A route: global middlewares and the route's own, sorted by priority (stable: globals
   // first), then the handler as the last link.
   vb.runRoute = function (r, middlewares, handler) {
@@ -750,13 +763,13 @@
       // no-op), so the chain machinery is skipped.
       const out = vb.withApp(e.app, () => handler.call(undefined, e));
       if (out instanceof Promise) N.settle(out);
-      return e.__response;
+      return vb.responseTuple(e.__response);
     }
     const sorted = middlewares.map((m, i) => ({ m, i })).sort((a, b) => a.m.priority - b.m.priority || a.i - b.i);
     const links = sorted.map(({ m }) => vb.hookLink(m.fn));
     links.push(vb.hookLink(handler));
     vb.runChain(e, links);
-    // Read by Rust field by field (no JSON round trip); `written` decides the status there.
-    return e.__response;
+    // Read by Rust (no JSON round trip); `written` decides the status there.
+    return vb.responseTuple(e.__response);
   };
 })(globalThis);

@@ -85,12 +85,16 @@
     return v === null || typeof v !== "object" ? v : JSON.parse(JSON.stringify(v));
   }
 
-  const PROPS = {
+  // Fields are not properties (PocketBase: `record.title` is null, not undefined). A read that
+  // finds nothing on the record or its class reaches this proxy, which ends Record's prototype
+  // chain in place of Object.prototype: the record's own state and its methods are plain
+  // property reads (a Proxy around each record ran a trap for every one of them).
+  const MISSING = new Proxy(Object.prototype, {
     get(target, key, receiver) {
       if (typeof key === "symbol" || key in target) return Reflect.get(target, key, receiver);
       return key === "then" ? undefined : null;
     },
-  };
+  });
 
   class Record {
     constructor(collection, data) {
@@ -108,8 +112,6 @@
       Object.defineProperty(this, "__plain", { value: null, writable: true, enumerable: false });
       if (c) for (const f of c.fields) this.__d[f.name] = zero(f);
       if (data && typeof data === "object") this.load(data);
-      // Fields are not properties (PocketBase: `record.title` is null, not undefined).
-      return new Proxy(this, PROPS);
     }
 
     get id() { return this.__d.id === undefined || this.__d.id === null ? "" : String(this.__d.id); }
@@ -336,6 +338,7 @@
     newEmailChangeToken(email) { return this.__token("emailChange", { newEmail: String(email ?? "") }); }
     newFileToken() { return this.__token("file"); }
   }
+  Object.setPrototypeOf(Record.prototype, MISSING);
   g.Record = Record;
 
   // What `__native.data` answers for a record (`{c: collectionJSON, d: fields}`) or an API

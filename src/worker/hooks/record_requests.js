@@ -333,7 +333,6 @@
     }
     vb.fire(name, tags, e, last);
     // The response as it was written, read by Rust without another JSON round trip.
-    const res = e.__response;
-    return { status: res.written ? res.status : 200, headers: res.headers, body: res.body, bytes: res.bytes };
+    return vb.responseTuple(e.__response);
   };
 })(globalThis);

@@ -295,25 +295,14 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
     });
     let what = format!("{} {}", call.request.method, call.request.path);
     let result = (|| -> rquickjs::Result<RouteResponse> {
-        let r = ctx.json_parse(serde_json::to_string(&call.request).unwrap_or_else(|_| "{}".into()))?;
+        let r = super::routes::request_object(ctx, &call.request)?;
         // The collection's JSON crosses only when this runtime has not seen this version of it.
         let key = format!("{}@{}", c.id, c.updated);
-        let cached = !bindings::call_vb::<_, rquickjs::Value>(ctx, "collectionCached", (key.as_str(),))?.is_null();
+        let cached = !super::engine::internal(ctx, "collectionCached")?.call::<_, rquickjs::Value>((key.as_str(),))?.is_null();
         let cjson = if cached { rquickjs::String::from_str(ctx.clone(), &key)?.into_value() } else { ctx.json_parse(collection_json(&c).to_string())? };
         let p = ctx.json_parse(payload.to_string())?;
-        let res: Object = bindings::call_vb(ctx, "recordRequest", (call.kind.as_str(), r, cjson, p))?;
-        let status: u16 = res.get::<_, f64>("status").map(|s| s as u16).unwrap_or(200);
-        let headers: Vec<Vec<String>> = res.get("headers")?;
-        let bytes: Option<Vec<u8>> = res.get("bytes").ok().flatten();
-        let body = match bytes {
-            Some(b) => b,
-            None => res.get::<_, String>("body").unwrap_or_default().into_bytes(),
-        };
-        Ok(RouteResponse {
-            status: if (100..=999).contains(&status) { status } else { 200 },
-            headers: headers.into_iter().filter_map(|h| match h.as_slice() { [k, v] => Some((k.clone(), v.clone())), _ => None }).collect(),
-            body,
-        })
+        let res: rquickjs::Array = super::engine::internal(ctx, "recordRequest")?.call((call.kind.as_str(), r, cjson, p))?;
+        super::routes::response_of(&res)
     })();
     REQUEST.with(|r| r.borrow_mut().pop());
     match result {
@@ -433,7 +422,7 @@ pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<S
     let ran = loaded
         .run(limits.timeout, move |ctx| {
             let go = || -> rquickjs::Result<String> {
-                let r = ctx.json_parse(serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()))?;
+                let r = super::routes::request_object(ctx, &request)?;
                 let cjson = ctx.json_parse(collection_json(&c).to_string())?;
                 let fields = ctx.json_parse(Value::Object(record).to_string())?;
                 let meta = ctx.json_parse(meta.unwrap_or(Value::Null).to_string())?;
@@ -471,7 +460,7 @@ pub async fn auth_with_password(
     let ran = loaded
         .run(limits.timeout, move |ctx| -> Result<Map<String, Value>, RouteResponse> {
             let go = || -> rquickjs::Result<String> {
-                let r = ctx.json_parse(serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()))?;
+                let r = super::routes::request_object(ctx, &request)?;
                 let cjson = ctx.json_parse(collection_json(&c).to_string())?;
                 let fields = ctx.json_parse(found.map(Value::Object).unwrap_or(Value::Null).to_string())?;
                 bindings::call_vb(ctx, "authWithPassword", (r, cjson, identity, password, fields))
@@ -519,7 +508,7 @@ pub async fn auth_gate(loaded: &Arc<Loaded>, name: &'static str, c: &Arc<Collect
     let ran = loaded
         .run(limits.timeout, move |ctx| -> Gate {
             let go = || -> rquickjs::Result<String> {
-                let r = ctx.json_parse(serde_json::to_string(&request).unwrap_or_else(|_| "{}".into()))?;
+                let r = super::routes::request_object(ctx, &request)?;
                 let cjson = ctx.json_parse(collection_json(&c).to_string())?;
                 let fields = ctx.json_parse(record.map(Value::Object).unwrap_or(Value::Null).to_string())?;
                 let extra = ctx.json_parse(Value::Object(extra).to_string())?;

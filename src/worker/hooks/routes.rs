@@ -139,6 +139,53 @@ pub struct RouteRequest {
     pub globals_applied: bool,
 }
 
+/// `req` as the JS object prelude.js builds the event from (`__vb.requestOf`): a JSON text
+/// parsed in the runtime, or keys set one by one from here, looked every name up again per
+/// dispatch, most of a small route's time on its JS thread.
+pub fn request_object<'js>(ctx: &Ctx<'js>, req: &RouteRequest) -> rquickjs::Result<rquickjs::Value<'js>> {
+    fn pairs<'js>(ctx: &Ctx<'js>, list: &[(String, String)]) -> rquickjs::Result<Array<'js>> {
+        let out = Array::new(ctx.clone())?;
+        for (i, (k, v)) in list.iter().enumerate() {
+            let pair = Array::new(ctx.clone())?;
+            pair.set(0, k.as_str())?;
+            pair.set(1, v.as_str())?;
+            out.set(i, pair)?;
+        }
+        Ok(out)
+    }
+    let json = |v: &Option<serde_json::Value>| -> rquickjs::Result<rquickjs::Value<'js>> {
+        match v {
+            Some(v) => ctx.json_parse(v.to_string()),
+            None => Ok(rquickjs::Value::new_null(ctx.clone())),
+        }
+    };
+    let form = match &req.form {
+        Some(form) => pairs(ctx, form)?.into_value(),
+        None => rquickjs::Value::new_null(ctx.clone()),
+    };
+    let path_values = Object::new(ctx.clone())?;
+    for (k, v) in &req.path_values {
+        path_values.set(k.as_str(), v.as_str())?;
+    }
+    let mut args = rquickjs::function::Args::new(ctx.clone(), 15);
+    args.push_arg(req.method.as_str())?;
+    args.push_arg(req.path.as_str())?;
+    args.push_arg(req.raw_query.as_str())?;
+    args.push_arg(pairs(ctx, &req.query)?)?;
+    args.push_arg(pairs(ctx, &req.headers)?)?;
+    args.push_arg(req.content_type.as_str())?;
+    args.push_arg(req.body.as_str())?;
+    args.push_arg(i64::try_from(req.body_length).unwrap_or(i64::MAX))?;
+    args.push_arg(form)?;
+    args.push_arg(path_values)?;
+    args.push_arg(json(&req.auth)?)?;
+    args.push_arg(json(&req.auth_collection)?)?;
+    args.push_arg(req.superuser)?;
+    args.push_arg(req.real_ip.as_str())?;
+    args.push_arg(req.remote_ip.as_str())?;
+    engine::internal(ctx, "requestOf")?.call_arg(args)
+}
+
 /// What the route chain wrote.
 #[derive(Debug, Clone)]
 pub struct RouteResponse {
@@ -167,18 +214,26 @@ struct Written {
     file: Option<String>,
 }
 
-/// Reads `e.__response`; an unwritten response is an empty 200.
-fn written_of(res: &Object<'_>) -> rquickjs::Result<Written> {
-    let written: bool = res.get::<_, Option<bool>>("written")?.unwrap_or(false);
-    let status = if written { res.get::<_, Option<f64>>("status")?.unwrap_or(200.0) } else { 200.0 };
-    let headers: Vec<Vec<String>> = res.get("headers")?;
+/// Reads `e.__response` as `__vb.responseTuple` gives it; an unwritten response is an
+/// empty 200.
+fn written_of(res: &Array<'_>) -> rquickjs::Result<Written> {
+    let written: bool = res.get::<Option<bool>>(0)?.unwrap_or(false);
+    let status = if written { res.get::<Option<f64>>(1)?.unwrap_or(200.0) } else { 200.0 };
+    let headers: Vec<Vec<String>> = res.get(2)?;
     Ok(Written {
         status: if (0.0..=65535.0).contains(&status) { status as u16 } else { 0 },
         headers: headers.into_iter().filter_map(|h| match <[String; 2]>::try_from(h) { Ok([k, v]) => Some((k, v)), Err(_) => None }).collect(),
-        body: res.get::<_, Option<String>>("body")?.unwrap_or_default(),
-        bytes: res.get("bytes")?,
-        file: res.get("file")?,
+        body: res.get::<Option<String>>(3)?.unwrap_or_default(),
+        bytes: res.get(4)?,
+        file: res.get(5)?,
     })
+}
+
+/// A response tuple (`__vb.responseTuple`) of a chain that cannot answer a file.
+pub fn response_of(res: &Array<'_>) -> rquickjs::Result<RouteResponse> {
+    let mut w = written_of(res)?;
+    w.file = None;
+    Ok(w.into_response())
 }
 
 impl Written {
@@ -210,9 +265,8 @@ pub fn run<'js>(ctx: &Ctx<'js>, registry: &Registry, index: usize, req: &RouteRe
             mws.set(i, middleware(ctx, mw)?)?;
         }
         let handler = engine::handler(ctx, route.handler)?;
-        let json = serde_json::to_string(req).map_err(|e| rquickjs::Exception::throw_internal(ctx, &e.to_string()))?;
-        let r = ctx.json_parse(json)?;
-        let res: Object = super::bindings::call_vb(ctx, "runRoute", (r, mws, handler))?;
+        let r = request_object(ctx, req)?;
+        let res: Array = engine::internal(ctx, "runRoute")?.call((r, mws, handler))?;
         written_of(&res)
     })();
     match result {
@@ -247,9 +301,8 @@ pub fn run_around<'js, R: 'static>(ctx: &Ctx<'js>, registry: &Registry, req: &Ro
             *filled.borrow_mut() = Some(inner());
             Ok(())
         })?;
-        let json = serde_json::to_string(req).map_err(|e| rquickjs::Exception::throw_internal(ctx, &e.to_string()))?;
-        let r = ctx.json_parse(json)?;
-        let res: Object = super::bindings::call_vb(ctx, "runRoute", (r, mws, link))?;
+        let r = request_object(ctx, req)?;
+        let res: Array = engine::internal(ctx, "runRoute")?.call((r, mws, link))?;
         written_of(&res)
     })();
     let reached = slot.borrow_mut().take();
