@@ -133,7 +133,7 @@ pub async fn run(cfg: Config, role: Role) -> Result<(), WorkerError> {
     let db_path = data_dir.db_path();
     let readers = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2).clamp(2, 8);
     let turns_path = clustered.then(|| data_dir.write_turns_path());
-    let db_options = DbOptions { read_deadline: cfg.query_timeout, app_checkpoints: cfg.litestream.is_none() };
+    let db_options = DbOptions { read_deadline: cfg.query_timeout, app_checkpoints: cfg.litestream.is_none(), ..DbOptions::default() };
     let db = tokio::task::spawn_blocking(move || -> Result<Db, WorkerError> {
         Ok(Db::open_with(&db_path, readers, turns_path.as_deref(), db_options)?)
     })

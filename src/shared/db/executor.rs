@@ -22,6 +22,12 @@
 //! run inside a commit stalled the writer — and every write queued behind it — for
 //! milliseconds; beside it, it waits for no one and no one waits for it. With
 //! [`DbOptions::app_checkpoints`] off (Litestream on) it does none: Litestream checkpoints.
+//! PASSIVE alone never moves the WAL's write position back to its start: SQLite restarts the
+//! log only when a write begins while no reader holds a snapshot in it, which under steady
+//! reads and writes (a cluster under load, a delivery backlog) almost never happens — the WAL
+//! then grows without bound and every page lookup walks more of its index. Past
+//! [`WAL_RESTART_FRAMES`] the checkpointer therefore asks for a RESTART, which waits for the
+//! readers of the moment (holding writers off) for at most [`WAL_RESTART_WAIT`].
 //!
 //! Limits, so one bad request or a full disk cannot take the process with it:
 //! - Every read job runs under a deadline ([`DbOptions::read_deadline`]) enforced by SQLite's
@@ -191,17 +197,29 @@ pub struct DbOptions {
     /// replicates the file: it must see every WAL frame before the WAL is reused, and does the
     /// checkpoints itself (its documented advice for applications beside it).
     pub app_checkpoints: bool,
+    /// WAL length in frames past which a checkpoint restarts the log ([`WAL_RESTART_FRAMES`];
+    /// `i64::MAX` never restarts, for tests that need the unbounded growth).
+    pub wal_restart_frames: i64,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions { read_deadline: DEFAULT_READ_DEADLINE, app_checkpoints: true }
+        DbOptions { read_deadline: DEFAULT_READ_DEADLINE, app_checkpoints: true, wal_restart_frames: WAL_RESTART_FRAMES }
     }
 }
 
 /// The shortest time between two checkpoints while writes keep coming. Each copies only the
 /// frames written since the last, so the WAL stays short without a checkpoint per commit.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
+
+/// WAL length, in frames (pages), past which a checkpoint also restarts the log (about
+/// 32 MiB with 4 KiB pages).
+pub const WAL_RESTART_FRAMES: i64 = 8192;
+/// The longest a restarting checkpoint waits for readers; writers wait behind it meanwhile,
+/// so it stays well below a write's latency budget. Busy past it: the next round tries again.
+pub const WAL_RESTART_WAIT: Duration = Duration::from_millis(20);
+/// The pause between two looks for readers while a restart waits.
+const WAL_RESTART_PAUSE: Duration = Duration::from_millis(1);
 
 /// How [`Db::optimize`] checkpoints before optimizing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -602,7 +620,7 @@ impl Inner {
         let (checkpoint_tx, checkpoint_rx) = crossbeam_channel::bounded(1);
         let mut threads = Vec::with_capacity(readers + 2);
         threads.push(spawn_writer(writer_conn, writer_rx, checkpoint_tx.clone(), turns, writes)?);
-        threads.push(spawn_checkpointer(checkpoint_conn, checkpoint_rx, options.app_checkpoints)?);
+        threads.push(spawn_checkpointer(checkpoint_conn, checkpoint_rx, options.app_checkpoints, options.wal_restart_frames)?);
         for (i, conn) in reader_conns.into_iter().enumerate() {
             threads.push(spawn_reader(&format!("vb-db-reader-{i}"), conn, reader_rx.clone(), options.read_deadline)?);
         }
@@ -805,7 +823,7 @@ fn spawn_writer(
         .map_err(DbError::Thread)
 }
 
-fn spawn_checkpointer(conn: Connection, rx: Receiver<Checkpoint>, enabled: bool) -> Result<JoinHandle<()>, DbError> {
+fn spawn_checkpointer(conn: Connection, rx: Receiver<Checkpoint>, enabled: bool, restart_frames: i64) -> Result<JoinHandle<()>, DbError> {
     std::thread::Builder::new()
         .name("vb-db-checkpoint".to_owned())
         .spawn(move || {
@@ -824,8 +842,10 @@ fn spawn_checkpointer(conn: Connection, rx: Receiver<Checkpoint>, enabled: bool)
                 due = false;
                 // PASSIVE: copies what it can without waiting for readers or writers (of this
                 // or any other process); what is left goes with the next round.
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+                    Ok(frames) if frames >= restart_frames => restart_wal(&conn),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
                 }
                 // Rest for the interval, remembering writes and still answering a stop at once.
                 let until = std::time::Instant::now() + CHECKPOINT_INTERVAL;
@@ -840,6 +860,31 @@ fn spawn_checkpointer(conn: Connection, rx: Receiver<Checkpoint>, enabled: bool)
             close(conn);
         })
         .map_err(DbError::Thread)
+}
+
+/// A RESTART checkpoint bounded by [`WAL_RESTART_WAIT`]: the connection's usual busy handler
+/// (seconds) is swapped for a short one while it runs.
+fn restart_wal(conn: &Connection) {
+    fn brief_retry(attempt: i32) -> bool {
+        let tries = WAL_RESTART_WAIT.as_micros() / WAL_RESTART_PAUSE.as_micros();
+        if u128::try_from(attempt).unwrap_or(u128::MAX) >= tries {
+            return false;
+        }
+        std::thread::sleep(WAL_RESTART_PAUSE);
+        true
+    }
+    if let Err(e) = conn.busy_handler(Some(brief_retry)) {
+        tracing::warn!(error = %e, "WAL restart: setting the busy handler failed");
+        return;
+    }
+    match conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0)) {
+        Ok(0) => tracing::debug!("WAL restarted"),
+        Ok(_) => tracing::debug!("WAL restart deferred: readers or a writer stayed past the wait"),
+        Err(e) => tracing::warn!(error = %e, "WAL restart failed"),
+    }
+    if let Err(e) = conn.busy_handler(Some(super::open::busy_retry)) {
+        tracing::warn!(error = %e, "WAL restart: restoring the busy handler failed");
+    }
 }
 
 fn close(conn: Connection) {
@@ -1337,6 +1382,43 @@ mod tests {
         gate.await.expect("join").expect("gate");
         kept.await.expect("join").expect("the awaited write ran");
         assert_eq!(ran.load(Ordering::SeqCst), 101, "only the write someone waited for ran");
+    }
+
+    /// Frames in the WAL after `writes` small writes while another connection reads without
+    /// pause, with the given restart threshold.
+    async fn wal_frames_after_steady_load(restart_frames: i64, writes: usize) -> i64 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let options = DbOptions { wal_restart_frames: restart_frames, ..DbOptions::default() };
+        let db = Db::open_with(&path, 1, None, options).expect("open");
+        db.write(|tx| -> Result<(), DbError> { Ok(tx.execute_batch("CREATE TABLE t (v BLOB)")?) }).await.expect("create");
+        let stop = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (stop, path) = (stop.clone(), path.clone());
+            std::thread::spawn(move || {
+                let c = open::open(&path, Role::Reader).expect("reader");
+                while !stop.load(Ordering::Relaxed) {
+                    let _: i64 = c.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).expect("read");
+                }
+            })
+        };
+        for _ in 0..writes {
+            db.write(|tx| -> Result<(), DbError> { Ok(tx.execute("INSERT INTO t VALUES (zeroblob(3000))", []).map(|_| ())?) }).await.expect("write");
+        }
+        stop.store(true, Ordering::Relaxed);
+        reader.join().expect("reader thread");
+        let c = open::open(&path, Role::Writer).expect("look");
+        c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1)).expect("frames")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn under_steady_reads_and_writes_the_wal_restarts_instead_of_growing() {
+        const WRITES: usize = 6000;
+        // The positive control: with PASSIVE alone the log keeps every frame of the run.
+        let unbounded = wal_frames_after_steady_load(i64::MAX, WRITES).await;
+        assert!(unbounded >= WRITES as i64, "without restarts the WAL holds the whole run: {unbounded} frames");
+        let bounded = wal_frames_after_steady_load(256, WRITES).await;
+        assert!(bounded < unbounded / 2, "with restarts the WAL starts over: {bounded} frames vs {unbounded}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

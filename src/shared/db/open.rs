@@ -39,7 +39,7 @@ fn busy_pause(attempt: u32) -> Option<Duration> {
 }
 
 /// SQLite's busy handler: pause and retry, or give up (`false`) after the timeout.
-fn busy_retry(attempt: i32) -> bool {
+pub(super) fn busy_retry(attempt: i32) -> bool {
     #[cfg(test)]
     tests::note_busy();
     match busy_pause(u32::try_from(attempt).unwrap_or(0)) {
