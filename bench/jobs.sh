@@ -98,11 +98,11 @@ wrk.body = '{"title":"created by wrk","n":7}'
 LUA
 HOOK=$(curl -fs -X POST -H "Authorization: $TOKEN" -H 'Content-Type: application/json' \
   -d "{\"url\":\"http://127.0.0.1:$R/hook\",\"events\":[\"other.create\"]}" \
-  "http://127.0.0.1:$P/api/vb/webhooks" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+  "http://127.0.0.1:$P/api/collections/_webhooks/records" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 # "Without" keeps the webhook active but on another collection's events, so that deliveries
 # still queued from the previous round are delivered (not dropped as to an inactive webhook)
 # and every one of them can be counted at the end.
-set_hook() { curl -fs -X PATCH -H "Authorization: $TOKEN" -H 'Content-Type: application/json' -d "{\"events\":[\"$1.create\"]}" "http://127.0.0.1:$P/api/vb/webhooks/$HOOK" >/dev/null; }
+set_hook() { curl -fs -X PATCH -H "Authorization: $TOKEN" -H 'Content-Type: application/json' -d "{\"events\":[\"$1.create\"]}" "http://127.0.0.1:$P/api/collections/_webhooks/records/$HOOK" >/dev/null; }
 header
 OUT=$(mktemp)
 for _ in $(seq 1 "$ROUNDS"); do
