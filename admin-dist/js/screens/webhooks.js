@@ -36,11 +36,20 @@ export default async function screen() {
   const slot = h('div');
   let rows = [];
   const columns = [
-    { key: 'name', label: 'Name', render: (w) => w.name || h('span', { class: 'muted' }, '—') },
-    { key: 'url', label: 'URL' },
+    // Name over URL in one column, so a row with a pause reason and five actions fits.
+    { key: 'url', label: 'Webhook', render: (w) => [w.name ? h('div', {}, w.name) : null, h('div', { class: w.name ? 'muted' : '', title: w.url }, w.url)] },
     { key: 'events', label: 'Events', render: (w) => (w.events || []).join(', ') },
-    { key: 'active', label: 'State', render: (w) => [stateBadge(w), w.pausedReason ? h('div', { class: 'help paused-reason' }, w.pausedReason) : null] },
-    { key: 'failures', label: 'Failures' },
+    // The failure count sits with the state, not in a column of its own: with the reason and
+    // five actions the row has to fit the content width.
+    {
+      key: 'active',
+      label: 'State',
+      render: (w) => [
+        stateBadge(w),
+        w.failures > 0 && !w.pausedReason ? h('span', { class: 'muted' }, ` ${w.failures} failed in a row`) : null,
+        w.pausedReason ? h('div', { class: 'help paused-reason' }, w.pausedReason) : null,
+      ],
+    },
     {
       key: 'actions',
       label: 'Actions',
@@ -148,7 +157,7 @@ export default async function screen() {
 
   draw(true);
   reload();
-  return h('div', { class: 'page' }, pageHeader('Webhooks', { actions: [button('Refresh', reload, { kind: 'ghost', ariaLabel: 'Refresh webhooks' }), button('New webhook', () => edit(null), { kind: 'primary' })] }), slot);
+  return h('div', { class: 'page webhooks-page' }, pageHeader('Webhooks', { actions: [button('Refresh', reload, { kind: 'ghost', ariaLabel: 'Refresh webhooks' }), button('New webhook', () => edit(null), { kind: 'primary' })] }), slot);
 }
 
 function showSecret(secret) {
