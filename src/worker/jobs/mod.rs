@@ -20,6 +20,7 @@
 //! transaction the hook runs in (or on a `db.write` of its own outside one) followed by
 //! [`Jobs::wake`] once it committed.
 
+pub mod lead;
 pub mod runner;
 pub mod store;
 pub mod testing;
@@ -85,11 +86,13 @@ pub struct HandlerOptions {
     pub concurrency: usize,
     /// An attempt still running after this long fails (and is retried).
     pub timeout: Duration,
+    /// Only the worker holding the cluster's lead ([`lead`]) claims jobs of this name.
+    pub led: bool,
 }
 
 impl Default for HandlerOptions {
     fn default() -> Self {
-        HandlerOptions { concurrency: DEFAULT_CONCURRENCY, timeout: DEFAULT_TIMEOUT }
+        HandlerOptions { concurrency: DEFAULT_CONCURRENCY, timeout: DEFAULT_TIMEOUT, led: false }
     }
 }
 
@@ -249,6 +252,8 @@ pub struct Jobs {
     pub runner: runner::Shared,
     /// The webhook deliveries' HTTP clients and webhook definitions, kept between deliveries.
     pub delivery: webhooks::Delivery,
+    /// Which worker of the cluster claims the led names (webhook deliveries).
+    pub lead: lead::Lead,
     wake: tokio::sync::Notify,
     worker_id: u32,
     bus: Option<crate::shared::bus::Bus>,
@@ -259,13 +264,13 @@ impl Jobs {
     /// A registry whose wake-ups reach the other workers through `bus` (None: this worker
     /// only, as in unit tests).
     pub fn new(worker_id: u32, bus: Option<crate::shared::bus::Bus>) -> Jobs {
-        Jobs { handlers: RwLock::default(), webhooks: webhooks::ActiveCache::default(), runner: runner::Shared::default(), delivery: webhooks::Delivery::default(), wake: tokio::sync::Notify::new(), worker_id, bus, last_broadcast_ms: std::sync::atomic::AtomicI64::new(0) }
+        Jobs { handlers: RwLock::default(), webhooks: webhooks::ActiveCache::default(), runner: runner::Shared::default(), delivery: webhooks::Delivery::default(), lead: lead::Lead::default(), wake: tokio::sync::Notify::new(), worker_id, bus, last_broadcast_ms: std::sync::atomic::AtomicI64::new(0) }
     }
 
     /// Registers (or replaces) the handler of jobs named `name`. Only workers with a handler
     /// claim jobs of that name; jobs nobody handles wait, visible in the API.
     pub fn add_handler(&self, name: &str, run: Handler, options: HandlerOptions) {
-        let options = HandlerOptions { concurrency: options.concurrency.max(1), timeout: options.timeout };
+        let options = HandlerOptions { concurrency: options.concurrency.max(1), ..options };
         self.handlers.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), Registered { run, options });
         self.wake_local();
     }
@@ -304,10 +309,11 @@ impl Jobs {
 }
 
 /// Registers the handlers every worker has: webhook deliveries, and the test handler when the
-/// test routes are on; maps the webhooks' change counter of the data dir.
+/// test routes are on; maps the webhooks' change counter and the job lead of the data dir.
 pub fn register_builtin(jobs: &Jobs, config: &crate::shared::config::Config) {
     webhooks::register(jobs);
     jobs.webhooks.map(&config.data_dir);
+    jobs.lead.map(&config.data_dir);
     if config.test_routes {
         testing::register(jobs);
     }

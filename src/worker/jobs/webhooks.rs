@@ -39,8 +39,9 @@ pub const DELIVERY_MAX_ATTEMPTS: u32 = 8;
 pub const DELIVERY_BACKOFF_MS: i64 = 1000;
 /// A receiver must answer within this.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Deliveries running at once per worker.
-pub const DELIVERY_CONCURRENCY: usize = 32;
+/// Deliveries running at once on the worker that leads them (one per cluster, see
+/// `jobs::lead`): they mostly wait on receivers, so a backlog drains through many at once.
+pub const DELIVERY_CONCURRENCY: usize = 64;
 /// A webhook whose deliveries failed this many times in a row is paused.
 pub const PAUSE_AFTER_FAILURES: i64 = 10;
 /// Redirects followed per delivery.
@@ -52,7 +53,7 @@ const SECRET_COLUMNS: [&str; 2] = ["password", "tokenKey"];
 
 /// Registers the delivery handler.
 pub fn register(jobs: &Jobs) {
-    jobs.add_handler(DELIVER_JOB, handler_fn(deliver), HandlerOptions { concurrency: DELIVERY_CONCURRENCY, timeout: DELIVERY_TIMEOUT * 2 });
+    jobs.add_handler(DELIVER_JOB, handler_fn(deliver), HandlerOptions { concurrency: DELIVERY_CONCURRENCY, timeout: DELIVERY_TIMEOUT * 2, led: true });
 }
 
 /// An active webhook, as the outbox matches it.
