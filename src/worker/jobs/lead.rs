@@ -85,6 +85,14 @@ impl Lead {
         }
     }
 
+    /// The pid holding a live lead at unix time `now_ms`, if any (None as well while the word
+    /// is not mapped: then every worker leads).
+    pub fn holder(&self, now_ms: i64) -> Option<u32> {
+        let cur = self.word.get()?.u64_at(0).load(Ordering::Acquire);
+        let now = (now_ms / TICK_MS) as u32;
+        (cur != 0 && ahead(cur as u32, now, 0)).then_some((cur >> 32) as u32)
+    }
+
     /// Gives the lead up if `pid` holds it (a draining worker), so another takes it at once.
     pub fn release(&self, pid: u32) {
         let Some(map) = self.word.get() else { return };
@@ -107,7 +115,9 @@ mod tests {
         a.map(dir.path());
         b.map(dir.path());
         let t0 = 1_700_000_000_000;
+        assert_eq!(a.holder(t0), None, "nobody leads yet");
         assert!(a.hold(11, t0), "positive control: a free lead is taken");
+        assert_eq!(b.holder(t0 + 10), Some(11), "every mapping sees the holder");
         assert!(!b.hold(22, t0 + 10), "held by another process");
         assert!(a.hold(11, t0 + 1500), "the holder renews it");
         assert!(!b.hold(22, t0 + 1500 + 2900), "renewed at +1.5 s, so still held at +4.4 s");
@@ -123,5 +133,6 @@ mod tests {
     fn without_a_mapped_word_every_worker_leads() {
         let l = Lead::default();
         assert!(l.hold(1, 0) && l.hold(2, 0));
+        assert_eq!(l.holder(0), None);
     }
 }

@@ -239,6 +239,8 @@ pub struct Registered {
 
 /// The bus topic that tells the other workers of a cluster that jobs were enqueued.
 pub const BUS_WAKE_TOPIC: &str = "jobs.wake";
+/// The payload of a bus wake-up for led jobs (see [`Jobs::wake_led`]).
+pub const BUS_WAKE_LED: &str = "led";
 /// At most one wake-up per this many ms goes on the bus: a burst of enqueues wakes the other
 /// workers once, and each claims everything due when it looks.
 pub const BUS_WAKE_MIN_INTERVAL_MS: i64 = 5;
@@ -288,17 +290,41 @@ impl Jobs {
     /// interval). Never waits, so the writer thread may call it.
     pub fn wake(&self) {
         self.wake_local();
+        self.broadcast(Value::Null);
+    }
+
+    /// [`Jobs::wake`] after enqueues of led jobs only (webhook deliveries): only the lead's
+    /// runner claims those, so the others are left asleep — a write on a worker that does not
+    /// lead wakes nobody locally and tells the lead through the bus.
+    pub fn wake_led(&self) {
+        match self.lead.holder(now_ms()) {
+            Some(holder) if holder == std::process::id() => self.wake_local(),
+            Some(_) => self.broadcast(Value::from(BUS_WAKE_LED)),
+            None => self.wake(),
+        }
+    }
+
+    /// A wake-up heard on the bus: one for led jobs only wakes this worker if it may lead.
+    pub fn heard(&self, payload: &Value) {
+        if payload.as_str() == Some(BUS_WAKE_LED) && self.lead.holder(now_ms()).is_some_and(|h| h != std::process::id()) {
+            return;
+        }
+        self.wake_local();
+    }
+
+    /// Sends a wake-up on the bus, at most one per [`BUS_WAKE_MIN_INTERVAL_MS`].
+    fn broadcast(&self, payload: Value) {
         let Some(bus) = &self.bus else { return };
         let now = now_ms();
         let last = self.last_broadcast_ms.load(std::sync::atomic::Ordering::Relaxed);
         if now - last >= BUS_WAKE_MIN_INTERVAL_MS
             && self.last_broadcast_ms.compare_exchange(last, now, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed).is_ok()
         {
-            bus.send(&crate::shared::bus::BusMsg::Publish { origin: self.worker_id, seq: 0, topic: BUS_WAKE_TOPIC.to_owned(), payload: Value::Null });
+            bus.send(&crate::shared::bus::BusMsg::Publish { origin: self.worker_id, seq: 0, topic: BUS_WAKE_TOPIC.to_owned(), payload });
         }
     }
 
-    /// Wakes this worker's runner only (a wake-up heard on the bus).
+    /// Wakes this worker's runner only.
     pub fn wake_local(&self) {
         self.wake.notify_one();
     }
