@@ -1,5 +1,5 @@
 //! The record write pipeline through the real binary: the test-only observer (on with
-//! `VAULTBASE_TEST_ROUTES=1`, read at `GET /_/test/observed`) is registered the way a hook
+//! `VAULTBASE_TEST_OBSERVER=1`, read at `GET /_/test/observed`) is registered the way a hook
 //! will be, and must see every write — REST, batch items, relation cascades — exactly once,
 //! with the record before and after; a refusal from it stops the write. Also: a batch that
 //! deletes a record and creates it again with files keeps the new files, and a batch's
@@ -43,7 +43,7 @@ fn ev(stage: &str, source: &str, action: &str, cid: &str, rid: &str) -> (String,
 
 #[test]
 fn the_observer_sees_every_rest_batch_and_cascade_write_once_with_before_and_after() {
-    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1"));
+    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").env("VAULTBASE_TEST_OBSERVER", "1"));
     let authors = ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
         "name": "authors", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
         "fields": [{"name": "name", "type": "text"}, {"name": "observerVeto", "type": "text"}]
@@ -133,7 +133,7 @@ fn the_observer_sees_every_rest_batch_and_cascade_write_once_with_before_and_aft
 
 #[test]
 fn an_observer_refusal_stops_the_write_before_anything_is_stored() {
-    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1"));
+    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").env("VAULTBASE_TEST_OBSERVER", "1"));
     ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
         "name": "notes", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
         "fields": [{"name": "observerVeto", "type": "text"}, {"name": "body", "type": "text"}]
@@ -171,7 +171,7 @@ fn stored_files(p: &Proc, cid: &str, rid: &str) -> Vec<String> {
 
 #[test]
 fn a_batch_that_deletes_a_record_and_creates_it_again_with_files_keeps_the_new_files() {
-    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1"));
+    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").env("VAULTBASE_TEST_OBSERVER", "1"));
     let docs = ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
         "name": "docs", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "", "deleteRule": "",
         "fields": [{"name": "file", "type": "file", "maxSelect": 1, "maxSize": 1000000}]
@@ -204,7 +204,7 @@ fn a_batch_that_deletes_a_record_and_creates_it_again_with_files_keeps_the_new_f
 
 #[test]
 fn a_batch_checks_old_passwords_before_its_transaction() {
-    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1"));
+    let (p, su) = start_with_superuser(Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").env("VAULTBASE_TEST_OBSERVER", "1"));
     ok(call(p.port, "POST", "/api/collections", Some(&su), Some(&json!({
         "name": "members", "type": "auth", "listRule": "", "viewRule": "", "createRule": "", "updateRule": "id = @request.auth.id", "deleteRule": null,
         "fields": []

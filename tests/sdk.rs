@@ -180,7 +180,7 @@ fn scenarios_pass_against(spawn: Spawn) {
         .expect("run superuser upsert");
     assert!(cli.status.success(), "superuser upsert failed: {}", String::from_utf8_lossy(&cli.stderr));
     // The test routes carry the write observer the pipeline scenarios read.
-    let mut server = spawn.env("VAULTBASE_TEST_ROUTES", "1").in_tempdir(tmp).start();
+    let mut server = spawn.env("VAULTBASE_TEST_ROUTES", "1").env("VAULTBASE_TEST_OBSERVER", "1").in_tempdir(tmp).start();
     server.wait_healthy();
 
     let mut ran = 0;

@@ -24,8 +24,8 @@ fn setup(port: u16, token: &str, email: &str, password: &str, confirm: &str) -> 
 fn the_link_creates_the_first_superuser_once() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let out = tmp.path().join("stdout");
-    // The test routes carry the write observer: the first superuser is a record write too.
-    let mut p = Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").stdout_to(&out).start();
+    // The test write observer (on with its own variable): the first superuser is a record write too.
+    let mut p = Spawn::serve().env("VAULTBASE_TEST_ROUTES", "1").env("VAULTBASE_TEST_OBSERVER", "1").stdout_to(&out).start();
     p.wait_healthy();
     let token = printed_token(&out);
     assert_eq!(token.len(), 64);

@@ -277,8 +277,13 @@ fn on_a_three_worker_cluster_a_kill_9_loses_no_committed_delivery() {
         })
         .collect();
     poll("deliveries under way", || (receiver.all().len() >= 20).then_some(()));
-    let victim = p.worker_pids()[0];
-    kill(victim, Signal::SIGKILL);
+    // One worker leads the deliveries (the pid in the high half of the data dir's lead word):
+    // that is the one killed, so another must take the lead over for the rest to arrive.
+    let lead = std::fs::read(p.dir.join(".jobs.lead")).expect("the lead word");
+    let holder = (u64::from_le_bytes(lead[..8].try_into().expect("8 bytes")) >> 32) as u32;
+    let pids = p.worker_pids();
+    assert!(pids.contains(&holder), "a worker leads the deliveries under way: {holder} among {pids:?}");
+    kill(holder, Signal::SIGKILL);
     let at_kill = receiver.all().len();
     for w in writers {
         w.join().expect("writer");

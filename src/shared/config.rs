@@ -277,6 +277,10 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     pub log_level: LogLevel,
     pub test_routes: bool,
+    /// The test write observer (`VAULTBASE_TEST_OBSERVER=1`, see `app::observe::Recorder`):
+    /// apart from the test routes so that benchmarks using those routes do not pay for a file
+    /// append per write event.
+    pub test_observer: bool,
     /// A realtime stream (SSE or WS) that delivered nothing for this long is closed.
     pub realtime_idle_timeout: Duration,
     /// An SSE stream or WebSocket is closed after this long in any case.
@@ -391,6 +395,11 @@ impl Config {
             Some("1") | Some("true") => true,
             Some(other) => return Err(invalid("VAULTBASE_TEST_ROUTES", other, "0 or 1")),
         };
+        let test_observer = match env("VAULTBASE_TEST_OBSERVER").as_deref() {
+            None | Some("0") | Some("false") => false,
+            Some("1") | Some("true") => true,
+            Some(other) => return Err(invalid("VAULTBASE_TEST_OBSERVER", other, "0 or 1")),
+        };
 
         // Only ever shortened, by tests that watch a stream end: PocketBase's values are the
         // longest a client expects a quiet stream to stay open.
@@ -474,6 +483,7 @@ impl Config {
             jwt_secret,
             log_level,
             test_routes,
+            test_observer,
             realtime_idle_timeout,
             realtime_max_lifetime,
             query_timeout,

@@ -266,7 +266,7 @@ fn on_bus_message(state: &AppState, msg: BusMsg) {
             let state = state.clone();
             tokio::spawn(async move { ops::backups::sync_schedule(&state).await });
         }
-        BusMsg::Publish { topic, .. } if topic == jobs::BUS_WAKE_TOPIC => state.jobs.wake_local(),
+        BusMsg::Publish { topic, payload, .. } if topic == jobs::BUS_WAKE_TOPIC => state.jobs.heard(&payload),
         BusMsg::Publish { topic, payload, .. } if topic == realtime::BUS_TOPIC => state.realtime.on_bus_publish(payload),
         BusMsg::Publish { origin, seq, topic, payload } if topic == realtime::parts::BUS_PART_TOPIC => state.realtime.on_bus_part(origin, seq, payload),
         BusMsg::Direct { from, topic, payload, .. } if from == crate::shared::bus::SUPERVISOR_ID && crate::shared::backup::protocol::is_restore_topic(&topic) => {

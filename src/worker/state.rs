@@ -39,7 +39,7 @@ pub struct Inner {
     pub realtime: crate::worker::realtime::Realtime,
     /// Who is told about record writes (hooks; the test recorder).
     pub observers: Observers,
-    /// The test-only observer, registered when the test routes are on.
+    /// The test-only observer, registered with `VAULTBASE_TEST_OBSERVER=1`.
     pub recorder: Option<Arc<Recorder>>,
     /// The cluster-wide rate-limit counters; None if the file could not be mapped (then rate
     /// limits are not enforced, and that was logged at start).
@@ -69,7 +69,7 @@ impl AppState {
                 None
             }
         };
-        let recorder = config.test_routes.then(|| Arc::new(Recorder::new(&config.data_dir)));
+        let recorder = config.test_observer.then(|| Arc::new(Recorder::new(&config.data_dir)));
         crate::worker::ops::logs::start(&config.data_dir, worker_id);
         let logs = crate::worker::ops::logs::LogStore::new(&config.data_dir);
         if let Some(r) = &recorder {

@@ -55,12 +55,12 @@ export function fieldCodes(err) {
 
 /**
  * The write events the test observer recorded for one record (`GET /_/test/observed`: the
- * server runs with VAULTBASE_TEST_ROUTES=1; every worker writes to the same record), as
+ * server runs with VAULTBASE_TEST_ROUTES=1 and VAULTBASE_TEST_OBSERVER=1; every worker writes to the same record), as
  * with `also` picking further events (a create's before-event has no record id yet).
  */
 export async function observedFor(recordId, also = () => false) {
   const res = await fetch(`${URL}/_/test/observed`);
-  assert.equal(res.status, 200, 'the server must run with VAULTBASE_TEST_ROUTES=1');
+  assert.equal(res.status, 200, 'the server must run with VAULTBASE_TEST_ROUTES=1 and VAULTBASE_TEST_OBSERVER=1');
   const { events } = await res.json();
   return events.filter((e) => e.recordId === recordId || also(e));
 }

@@ -989,7 +989,8 @@ fn run_group(conn: &mut Connection, jobs: &mut Vec<WriteJob>, turns: Option<&Tur
 /// (SQLite rolled it back or the savepoint could not be undone), with the job's answer still
 /// to give. `Ok` carries whether the job failed on a full disk.
 fn run_in_savepoint(tx: &Transaction<'_>, job: WriteJob) -> Result<(Done, bool), (Lost, Option<Done>)> {
-    if let Err(e) = tx.execute_batch("SAVEPOINT vb_job") {
+    // Cached statements: parsing these two per write cost more than running them.
+    if let Err(e) = tx.prepare_cached("SAVEPOINT vb_job").and_then(|mut s| s.execute([])) {
         let why = Lost::new(format!("opening a savepoint: {e}"), Some(&e));
         let unrun = job(Err(&why));
         return Err((why, Some(unrun)));
@@ -1013,8 +1014,8 @@ fn run_in_savepoint(tx: &Transaction<'_>, job: WriteJob) -> Result<(Done, bool),
     // A statement that met a full disk may have been undone alone, leaving the transaction
     // open; the disk is still full, and health should say so.
     let full = !kept && probe_full(tx);
-    let end = if kept { "RELEASE vb_job" } else { "ROLLBACK TO vb_job; RELEASE vb_job" };
-    if let Err(e) = tx.execute_batch(end) {
+    let ended = if kept { tx.prepare_cached("RELEASE vb_job").and_then(|mut s| s.execute([])).map(|_| ()) } else { tx.execute_batch("ROLLBACK TO vb_job; RELEASE vb_job") };
+    if let Err(e) = ended {
         let why = Lost::new(format!("ending a savepoint: {e}"), Some(&e));
         return Err((why, ran.ok()));
     }

@@ -161,6 +161,20 @@ pub const MIGRATIONS: &[Migration] = &[
         // with their ids, and `_vb_webhooks` is dropped (see `create_webhooks`).
         apply: Apply::Fn(create_webhooks),
     },
+    Migration {
+        name: "1763769650_jobs_due_by_name",
+        // A runner claims by job name, and the due and lease indexes held only the time: a
+        // claim for one name walked every due job of the other names before it, looking each
+        // up in the table — under a backlog of 100k webhook deliveries a claim for another
+        // name read them all inside the write lock. Keyed by name first, a claim (and the
+        // runner's look for the next due time of its names) is one index seek per name.
+        apply: Apply::Sql(
+            "DROP INDEX _vb_jobs_due;
+             DROP INDEX _vb_jobs_lease;
+             CREATE INDEX _vb_jobs_due ON _vb_jobs (name, run_at) WHERE status = 'queued';
+             CREATE INDEX _vb_jobs_lease ON _vb_jobs (name, lease_until) WHERE status = 'running';",
+        ),
+    },
 ];
 
 const JOBS_PARTIAL_INDEXES_SQL: &str = "CREATE TABLE _vb_jobs_next (

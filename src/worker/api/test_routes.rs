@@ -21,10 +21,13 @@ pub fn stats(state: &AppState) -> Response<ResBody> {
 }
 
 /// `GET /_/test/observed`: every write event the test observer saw, on every worker of the
-/// data dir, oldest first.
+/// data dir, oldest first; 409 when the observer is off (`VAULTBASE_TEST_OBSERVER` unset), so
+/// a test that forgot it fails on that instead of on an empty list.
 pub fn observed(state: &AppState) -> Response<ResBody> {
-    let events = state.recorder.as_ref().map(|r| r.events()).unwrap_or_default();
-    json(StatusCode::OK, &serde_json::json!({ "events": events }))
+    match state.recorder.as_ref() {
+        Some(r) => json(StatusCode::OK, &serde_json::json!({ "events": r.events() })),
+        None => json(StatusCode::CONFLICT, &serde_json::json!({ "message": "the test observer is off: start the server with VAULTBASE_TEST_OBSERVER=1" })),
+    }
 }
 
 /// `GET /_/test/panic`: a handler bug, to prove a panic still gets an answer (500).

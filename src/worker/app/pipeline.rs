@@ -159,6 +159,14 @@ fn with_body(req: &Requester, body: Map<String, Value>) -> Requester {
     r
 }
 
+/// Which job runners a committed write wakes: none, the lead's only (it enqueued webhook
+/// deliveries), or every worker's (a hook staged jobs).
+enum Wake {
+    None,
+    Led,
+    All,
+}
+
 impl<'a> Writes<'a> {
     pub fn storage_source(&self) -> StorageSource<'a> {
         StorageSource { files: self.files, settings: self.settings, db: self.db }
@@ -185,7 +193,7 @@ impl<'a> Writes<'a> {
         let written = self
             .db
             .write_then(
-                move |tx| -> Result<(T, Stamped, Vec<Change>, bool), E> {
+                move |tx| -> Result<(T, Stamped, Vec<Change>, Wake), E> {
                     // Checked in this transaction, so a webhook created a moment ago on another
                     // worker already counts (see `ActiveCache`); an update's previous record is
                     // kept for them.
@@ -199,14 +207,23 @@ impl<'a> Writes<'a> {
                     }
                     // The outbox: deliveries commit or roll back with the write itself.
                     let now = crate::worker::jobs::now_ms();
-                    let enqueued = webhooks::outbox(tx, &hooks, &changes, now)?;
+                    let enqueued = webhooks::outbox(tx, &outbox.webhooks, &hooks, &changes, now)?;
                     crate::worker::jobs::insert_staged(tx, &staged, now)?;
                     let stamped = changes::stamp(tx, changes)?;
-                    Ok((out, stamped, Vec::new(), enqueued > 0 || !staged.is_empty()))
+                    let wake = if !staged.is_empty() {
+                        Wake::All
+                    } else if enqueued > 0 {
+                        Wake::Led
+                    } else {
+                        Wake::None
+                    };
+                    Ok((out, stamped, Vec::new(), wake))
                 },
-                move |(_, stamped, kept, enqueued): &mut (T, Stamped, Vec<Change>, bool)| {
-                    if *enqueued {
-                        jobs.wake();
+                move |(_, stamped, kept, wake): &mut (T, Stamped, Vec<Change>, Wake)| {
+                    match wake {
+                        Wake::All => jobs.wake(),
+                        Wake::Led => jobs.wake_led(),
+                        Wake::None => {}
                     }
                     if observed {
                         kept.clone_from(&stamped.changes);

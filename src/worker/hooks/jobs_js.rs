@@ -129,7 +129,7 @@ pub fn sync_loaded_handlers(state: &AppState, loaded: &Loaded, previous: &[Strin
         }
     }
     for j in &loaded.registry.jobs {
-        state.jobs.add_handler(&j.name, loaded_handler(j.name.clone()), HandlerOptions { concurrency: j.concurrency, timeout: j.timeout });
+        state.jobs.add_handler(&j.name, loaded_handler(j.name.clone()), HandlerOptions { concurrency: j.concurrency, timeout: j.timeout, led: false });
     }
     names
 }

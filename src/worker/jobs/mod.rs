@@ -20,6 +20,7 @@
 //! transaction the hook runs in (or on a `db.write` of its own outside one) followed by
 //! [`Jobs::wake`] once it committed.
 
+pub mod lead;
 pub mod runner;
 pub mod store;
 pub mod testing;
@@ -85,11 +86,13 @@ pub struct HandlerOptions {
     pub concurrency: usize,
     /// An attempt still running after this long fails (and is retried).
     pub timeout: Duration,
+    /// Only the worker holding the cluster's lead ([`lead`]) claims jobs of this name.
+    pub led: bool,
 }
 
 impl Default for HandlerOptions {
     fn default() -> Self {
-        HandlerOptions { concurrency: DEFAULT_CONCURRENCY, timeout: DEFAULT_TIMEOUT }
+        HandlerOptions { concurrency: DEFAULT_CONCURRENCY, timeout: DEFAULT_TIMEOUT, led: false }
     }
 }
 
@@ -236,6 +239,8 @@ pub struct Registered {
 
 /// The bus topic that tells the other workers of a cluster that jobs were enqueued.
 pub const BUS_WAKE_TOPIC: &str = "jobs.wake";
+/// The payload of a bus wake-up for led jobs (see [`Jobs::wake_led`]).
+pub const BUS_WAKE_LED: &str = "led";
 /// At most one wake-up per this many ms goes on the bus: a burst of enqueues wakes the other
 /// workers once, and each claims everything due when it looks.
 pub const BUS_WAKE_MIN_INTERVAL_MS: i64 = 5;
@@ -249,6 +254,8 @@ pub struct Jobs {
     pub runner: runner::Shared,
     /// The webhook deliveries' HTTP clients and webhook definitions, kept between deliveries.
     pub delivery: webhooks::Delivery,
+    /// Which worker of the cluster claims the led names (webhook deliveries).
+    pub lead: lead::Lead,
     wake: tokio::sync::Notify,
     worker_id: u32,
     bus: Option<crate::shared::bus::Bus>,
@@ -259,13 +266,13 @@ impl Jobs {
     /// A registry whose wake-ups reach the other workers through `bus` (None: this worker
     /// only, as in unit tests).
     pub fn new(worker_id: u32, bus: Option<crate::shared::bus::Bus>) -> Jobs {
-        Jobs { handlers: RwLock::default(), webhooks: webhooks::ActiveCache::default(), runner: runner::Shared::default(), delivery: webhooks::Delivery::default(), wake: tokio::sync::Notify::new(), worker_id, bus, last_broadcast_ms: std::sync::atomic::AtomicI64::new(0) }
+        Jobs { handlers: RwLock::default(), webhooks: webhooks::ActiveCache::default(), runner: runner::Shared::default(), delivery: webhooks::Delivery::default(), lead: lead::Lead::default(), wake: tokio::sync::Notify::new(), worker_id, bus, last_broadcast_ms: std::sync::atomic::AtomicI64::new(0) }
     }
 
     /// Registers (or replaces) the handler of jobs named `name`. Only workers with a handler
     /// claim jobs of that name; jobs nobody handles wait, visible in the API.
     pub fn add_handler(&self, name: &str, run: Handler, options: HandlerOptions) {
-        let options = HandlerOptions { concurrency: options.concurrency.max(1), timeout: options.timeout };
+        let options = HandlerOptions { concurrency: options.concurrency.max(1), ..options };
         self.handlers.write().unwrap_or_else(|p| p.into_inner()).insert(name.to_owned(), Registered { run, options });
         self.wake_local();
     }
@@ -283,17 +290,41 @@ impl Jobs {
     /// interval). Never waits, so the writer thread may call it.
     pub fn wake(&self) {
         self.wake_local();
+        self.broadcast(Value::Null);
+    }
+
+    /// [`Jobs::wake`] after enqueues of led jobs only (webhook deliveries): only the lead's
+    /// runner claims those, so the others are left asleep — a write on a worker that does not
+    /// lead wakes nobody locally and tells the lead through the bus.
+    pub fn wake_led(&self) {
+        match self.lead.holder(now_ms()) {
+            Some(holder) if holder == std::process::id() => self.wake_local(),
+            Some(_) => self.broadcast(Value::from(BUS_WAKE_LED)),
+            None => self.wake(),
+        }
+    }
+
+    /// A wake-up heard on the bus: one for led jobs only wakes this worker if it may lead.
+    pub fn heard(&self, payload: &Value) {
+        if payload.as_str() == Some(BUS_WAKE_LED) && self.lead.holder(now_ms()).is_some_and(|h| h != std::process::id()) {
+            return;
+        }
+        self.wake_local();
+    }
+
+    /// Sends a wake-up on the bus, at most one per [`BUS_WAKE_MIN_INTERVAL_MS`].
+    fn broadcast(&self, payload: Value) {
         let Some(bus) = &self.bus else { return };
         let now = now_ms();
         let last = self.last_broadcast_ms.load(std::sync::atomic::Ordering::Relaxed);
         if now - last >= BUS_WAKE_MIN_INTERVAL_MS
             && self.last_broadcast_ms.compare_exchange(last, now, std::sync::atomic::Ordering::Relaxed, std::sync::atomic::Ordering::Relaxed).is_ok()
         {
-            bus.send(&crate::shared::bus::BusMsg::Publish { origin: self.worker_id, seq: 0, topic: BUS_WAKE_TOPIC.to_owned(), payload: Value::Null });
+            bus.send(&crate::shared::bus::BusMsg::Publish { origin: self.worker_id, seq: 0, topic: BUS_WAKE_TOPIC.to_owned(), payload });
         }
     }
 
-    /// Wakes this worker's runner only (a wake-up heard on the bus).
+    /// Wakes this worker's runner only.
     pub fn wake_local(&self) {
         self.wake.notify_one();
     }
@@ -304,10 +335,11 @@ impl Jobs {
 }
 
 /// Registers the handlers every worker has: webhook deliveries, and the test handler when the
-/// test routes are on; maps the webhooks' change counter of the data dir.
+/// test routes are on; maps the webhooks' change counter and the job lead of the data dir.
 pub fn register_builtin(jobs: &Jobs, config: &crate::shared::config::Config) {
     webhooks::register(jobs);
     jobs.webhooks.map(&config.data_dir);
+    jobs.lead.map(&config.data_dir);
     if config.test_routes {
         testing::register(jobs);
     }

@@ -11,6 +11,9 @@
 //! not count), so a draining worker never loses a job and never leaves one running twice.
 //! It must not touch a job it no longer holds: every step is conditional on the lease.
 //!
+//! Lead: jobs of a led name (webhook deliveries) are claimed only by the worker holding the
+//! cluster's lead ([`super::lead`]), renewed on every pass; the others claim only the rest.
+//!
 //! Background, not foreground: the runner and its handlers run on a runtime of their own
 //! whose threads have a lower OS scheduling priority ([`BACKGROUND_NICE`]), so under a
 //! saturated CPU request handling goes first and jobs (webhook deliveries) catch up when the
@@ -297,6 +300,8 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(wait) => {}
         }
     }
+    // Another worker takes the deliveries over at once instead of after the lead's term.
+    state.jobs.lead.release(state.pid);
     if tasks.is_empty() {
         return;
     }
@@ -316,10 +321,13 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 /// sleep before the next look (zero: look again at once, more may be due).
 async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut JoinSet<()>, release: &watch::Receiver<bool>, lease_ms: i64) -> Result<Duration, DbError> {
     let handlers = state.jobs.snapshot();
+    // Led names (webhook deliveries) are claimed by the cluster's lead only (see `lead`).
+    let leads = !handlers.values().any(|reg| reg.options.led) || state.jobs.lead.hold(state.pid, now_ms());
     let wants: Vec<(String, usize)> = {
         let r = running.lock().unwrap_or_else(|p| p.into_inner());
         handlers
             .iter()
+            .filter(|(_, reg)| leads || !reg.options.led)
             .filter_map(|(name, reg)| {
                 let busy = r.get(name).copied().unwrap_or(0);
                 let free = reg.options.concurrency.saturating_sub(busy);
@@ -334,7 +342,21 @@ async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut J
         return Ok(POLL_INTERVAL);
     }
     let now = now_ms();
-    let next = state.db.read(|c| -> Result<_, DbError> { Ok(store::next_due(c)?) }).await?;
+    // Only the names this worker would claim now: a backlog of a name it does not claim (led
+    // elsewhere, or with no room) must not keep it looking.
+    let names: Vec<String> = wants.iter().map(|(n, _)| n.clone()).collect();
+    let next = state
+        .db
+        .read(move |c| -> Result<_, DbError> {
+            let mut first: Option<i64> = None;
+            for name in &names {
+                if let Some(t) = store::next_due(c, name)? {
+                    first = Some(first.map_or(t, |f| f.min(t)));
+                }
+            }
+            Ok(first)
+        })
+        .await?;
     let poll = millis(POLL_INTERVAL);
     if next.is_none_or(|t| t > now) {
         let ms = next.map_or(poll, |t| (t - now).clamp(1, poll));

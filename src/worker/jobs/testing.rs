@@ -19,7 +19,7 @@ pub const TEST_JOB: &str = "test.record";
 pub const TEST_JOBS_FILE: &str = ".test-jobs.jsonl";
 
 pub fn register(jobs: &Jobs) {
-    jobs.add_handler(TEST_JOB, handler_fn(run), HandlerOptions { concurrency: 16, timeout: Duration::from_secs(60) });
+    jobs.add_handler(TEST_JOB, handler_fn(run), HandlerOptions { concurrency: 16, timeout: Duration::from_secs(60), led: false });
 }
 
 fn file(state: &AppState) -> PathBuf {

@@ -39,8 +39,9 @@ pub const DELIVERY_MAX_ATTEMPTS: u32 = 8;
 pub const DELIVERY_BACKOFF_MS: i64 = 1000;
 /// A receiver must answer within this.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Deliveries running at once per worker.
-pub const DELIVERY_CONCURRENCY: usize = 32;
+/// Deliveries running at once on the worker that leads them (one per cluster, see
+/// `jobs::lead`): they mostly wait on receivers, so a backlog drains through many at once.
+pub const DELIVERY_CONCURRENCY: usize = 64;
 /// A webhook whose deliveries failed this many times in a row is paused.
 pub const PAUSE_AFTER_FAILURES: i64 = 10;
 /// Redirects followed per delivery.
@@ -52,7 +53,7 @@ const SECRET_COLUMNS: [&str; 2] = ["password", "tokenKey"];
 
 /// Registers the delivery handler.
 pub fn register(jobs: &Jobs) {
-    jobs.add_handler(DELIVER_JOB, handler_fn(deliver), HandlerOptions { concurrency: DELIVERY_CONCURRENCY, timeout: DELIVERY_TIMEOUT * 2 });
+    jobs.add_handler(DELIVER_JOB, handler_fn(deliver), HandlerOptions { concurrency: DELIVERY_CONCURRENCY, timeout: DELIVERY_TIMEOUT * 2, led: true });
 }
 
 /// An active webhook, as the outbox matches it.
@@ -82,6 +83,9 @@ pub const EPOCH_FILE: &str = ".webhooks.epoch";
 pub struct ActiveCache {
     epoch: std::sync::OnceLock<crate::shared::db::shm::SharedMap>,
     held: std::sync::Mutex<Option<Held>>,
+    /// Collection names by id as of one collections version, for the outbox (see
+    /// [`ActiveCache::collection_name`]).
+    names: std::sync::Mutex<(i64, std::collections::HashMap<String, Option<String>>)>,
 }
 
 struct Held {
@@ -112,6 +116,30 @@ impl ActiveCache {
         let hooks = std::sync::Arc::new(active(conn)?);
         *held = Some(Held { epoch, at: Instant::now(), hooks: hooks.clone() });
         Ok(hooks)
+    }
+
+    /// The name of collection `id` (None: no such collection), for the outbox inside a write
+    /// transaction on `conn`. Kept per collections version, which a rename or delete bumps in
+    /// its own transaction: the write's plan check has just read that version row, so looking
+    /// at it again reads a cached page, where `_collections` would be read again after every
+    /// commit of another worker (which empties SQLite's page cache).
+    pub fn collection_name(&self, conn: &Connection, id: &str) -> rusqlite::Result<Option<String>> {
+        let version = crate::worker::records::store::version(conn)?;
+        {
+            let names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+            if names.0 == version {
+                if let Some(n) = names.1.get(id) {
+                    return Ok(n.clone());
+                }
+            }
+        }
+        let name: Option<String> = conn.prepare_cached("SELECT name FROM _collections WHERE id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        if names.0 != version {
+            *names = (version, std::collections::HashMap::new());
+        }
+        names.1.insert(id.to_owned(), name.clone());
+        Ok(name)
     }
 
     /// The shared change counter as it is now (None until mapped).
@@ -160,7 +188,13 @@ pub fn event_id() -> String {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        s.push(char::from(DIGITS[usize::from(x >> 4)]));
+        s.push(char::from(DIGITS[usize::from(x & 0x0f)]));
+    }
+    s
 }
 
 /// The stored columns as a plain map, secrets removed: the body's record when the collection
@@ -196,7 +230,7 @@ struct OutboxBody<'a> {
 
 /// The outbox step: for each change and each matching webhook, one delivery job, inserted on
 /// `conn` (the write's transaction). Answers how many were enqueued.
-pub fn outbox(conn: &Connection, hooks: &[Active], changes: &[Change], now: i64) -> rusqlite::Result<usize> {
+pub fn outbox(conn: &Connection, cache: &ActiveCache, hooks: &[Active], changes: &[Change], now: i64) -> rusqlite::Result<usize> {
     if hooks.is_empty() || changes.is_empty() {
         return Ok(0);
     }
@@ -214,8 +248,7 @@ pub fn outbox(conn: &Connection, hooks: &[Active], changes: &[Change], now: i64)
             continue;
         }
         if named.as_ref().is_none_or(|(id, _)| *id != change.collection_id) {
-            let name: Option<String> = conn.prepare_cached("SELECT name FROM _collections WHERE id = ?1")?.query_row([&change.collection_id], |r| r.get(0)).optional()?;
-            named = Some((change.collection_id.clone(), name));
+            named = Some((change.collection_id.clone(), cache.collection_name(conn, &change.collection_id)?));
         }
         // The definitions' own changes are never delivered: they carry the secrets.
         let Some(name) = named.as_ref().and_then(|(_, n)| n.as_deref()).filter(|n| *n != webhooks_collection::NAME) else { continue };
@@ -648,6 +681,12 @@ mod tests {
         assert!(checked_address(&url("ftp://1.1.1.1/"), true).await.is_err(), "only http and https");
         assert_eq!(checked_address(&url("http://127.0.0.1:8080/"), true).await.expect("allowed"), "127.0.0.1:8080".parse().expect("addr"));
         assert_eq!(checked_address(&url("https://1.1.1.1/"), false).await.expect("public").port(), 443);
+    }
+
+    #[test]
+    fn hex_is_lowercase_two_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(event_id().len(), "evt_".len() + 24);
     }
 
     #[test]
