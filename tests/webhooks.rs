@@ -4,7 +4,9 @@
 //! never shown after the create (webhooks are records of the `_webhooks` system collection),
 //! the cluster guarantee under `kill -9`: every committed
 //! write is delivered at least once, duplicates carrying the same event id, and the workers'
-//! cached copies of the active webhooks following a change made through any worker at once.
+//! cached copies of the active webhooks following a change made through any worker at once,
+//! and the pause of a failing webhook as a record update (realtime, hooks, `updated`) that
+//! cannot feed a webhook listening to everything.
 
 mod common;
 
@@ -336,6 +338,7 @@ fn a_webhook_that_keeps_failing_is_paused_with_the_reason_and_resumes_when_activ
     let paused = poll("the webhook paused", || Some(hook_of(p.port, &token, &hook)).filter(|h| h["active"] == false));
     let reason = paused["pausedReason"].as_str().expect("reason");
     assert!(reason.contains("paused after 10") && reason.contains("HTTP 500"), "{reason}");
+    assert!(paused["updated"].as_str() > paused["created"].as_str(), "the pause is a record update: {paused}");
     // While paused, writes enqueue nothing for it.
     let queued = |p: &Proc| ok(call(p.port, "GET", "/api/vb/jobs?name=webhook.deliver", Some(&token), None))["totalItems"].as_i64().expect("total");
     let before = queued(&p);
@@ -406,6 +409,9 @@ fn a_webhook_change_through_one_worker_is_in_force_for_the_next_write_on_every_w
         assert_eq!(create_on(s, &token, &format!("after create {w}")), 200);
     }
     assert_eq!(queued(), 2, "each worker saw the new webhook at once");
+    // Delivered before the webhook is turned off below (a delivery still queued then is
+    // skipped): the runner works at a lower priority and may trail a loaded test.
+    poll("the two deliveries", || (receiver.all().len() == 2).then_some(()));
     // Turned off through some worker, in a batch: the next write on each worker enqueues nothing.
     ok(call(p.port, "PATCH", "/api/settings", Some(&token), Some(&json!({ "batch": { "enabled": true } }))));
     let batch = json!({ "requests": [{ "method": "PATCH", "url": format!("{HOOKS}/{hook}"), "body": { "active": false } }] });
@@ -414,5 +420,141 @@ fn a_webhook_change_through_one_worker_is_in_force_for_the_next_write_on_every_w
         assert_eq!(create_on(s, &token, &format!("after pause {w}")), 200);
     }
     assert_eq!(queued(), 2, "no worker used its stale copy");
-    poll("the two deliveries", || (receiver.all().len() == 2).then_some(()));
+}
+
+/// A realtime subscriber (SSE): every message after `PB_CONNECT`, as (event, data).
+struct Sse {
+    got: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+impl Sse {
+    /// Opens `GET /api/realtime` and subscribes to `topics` as the holder of `token`.
+    fn subscribe(port: u16, token: &str, topics: &[&str]) -> Sse {
+        use std::io::{BufRead, BufReader};
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.write_all(b"GET /api/realtime HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n").expect("request");
+        let mut r = BufReader::new(s);
+        loop {
+            let mut line = String::new();
+            assert!(r.read_line(&mut line).expect("head") > 0, "the stream ended in its head");
+            if line == "\r\n" {
+                break;
+            }
+        }
+        let got: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
+        let (sink, (connected, connect)) = (got.clone(), std::sync::mpsc::channel::<String>());
+        std::thread::spawn(move || {
+            let mut pending = Vec::<u8>::new();
+            loop {
+                // Chunked transfer: a size line, the data, CRLF.
+                let mut size = String::new();
+                if r.read_line(&mut size).unwrap_or(0) == 0 {
+                    return;
+                }
+                let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                let mut chunk = vec![0u8; n + 2];
+                if n == 0 || r.read_exact(&mut chunk).is_err() {
+                    return;
+                }
+                pending.extend_from_slice(&chunk[..n]);
+                while let Some(end) = pending.windows(2).position(|w| w == b"\n\n") {
+                    let frame = String::from_utf8(pending.drain(..end + 2).collect()).expect("utf-8");
+                    let field = |name: &str| frame.lines().find_map(|l| l.strip_prefix(name)).unwrap_or_default().to_owned();
+                    let (event, data) = (field("event:"), serde_json::from_str::<Value>(&field("data:")).unwrap_or(Value::Null));
+                    if event == "PB_CONNECT" {
+                        let _ = connected.send(data["clientId"].as_str().unwrap_or_default().to_owned());
+                    } else {
+                        sink.lock().expect("lock").push((event, data));
+                    }
+                }
+            }
+        });
+        let client_id = connect.recv_timeout(Duration::from_secs(20)).expect("PB_CONNECT");
+        let r = call(port, "POST", "/api/realtime", Some(token), Some(&json!({ "clientId": client_id, "subscriptions": topics })));
+        assert_eq!(r.status, 204, "{}", String::from_utf8_lossy(&r.body));
+        Sse { got }
+    }
+
+    /// The `action` events about record `id`, with the record, in arrival order.
+    fn about(&self, id: &str) -> Vec<(String, Value)> {
+        let got = self.got.lock().expect("lock");
+        got.iter().filter(|(_, d)| d["record"]["id"] == id).map(|(_, d)| (d["action"].as_str().unwrap_or_default().to_owned(), d["record"].clone())).collect()
+    }
+}
+
+/// Webhook deliveries by status (`queued`, `running`, …, or all with "").
+fn delivery_jobs(port: u16, token: &str, status: &str) -> i64 {
+    let q = if status.is_empty() { String::new() } else { format!("&status={status}") };
+    ok(call(port, "GET", &format!("/api/vb/jobs?name=webhook.deliver{q}"), Some(token), None))["totalItems"].as_i64().expect("total")
+}
+
+#[test]
+fn a_pause_is_a_record_update_seen_by_realtime_hooks_and_every_worker_and_a_failing_catch_all_webhook_does_not_feed_itself() {
+    // The delivery runner pauses a webhook through the write pipeline, and only the pause is a
+    // record update: the failure count raises no event. `tests/webhooks_hooks` writes an
+    // `audit` row on every update of a webhook, and the webhook listens to every event of
+    // every collection (`*`, so `audit` too) at a receiver that always fails: an event per
+    // failed delivery would enqueue a new failing delivery through the hook, for ever.
+    let receiver = Receiver::start(always(500), Duration::ZERO);
+    let hooks_dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/webhooks_hooks").display().to_string();
+    let (p, token) = start_with_superuser(Spawn::cluster(2).env("VAULTBASE_WEBHOOKS_ALLOW_PRIVATE", "1").args(&["--hooksDir", &hooks_dir]));
+    ok(call(p.port, "POST", "/api/collections", Some(&token), Some(&json!({ "name": "posts", "type": "base", "fields": [{ "name": "title", "type": "text" }] }))));
+    let audit_fields = json!([{ "name": "rid", "type": "text" }, { "name": "active", "type": "bool" }, { "name": "failures", "type": "number" }, { "name": "reason", "type": "text" }]);
+    ok(call(p.port, "POST", "/api/collections", Some(&token), Some(&json!({ "name": "audit", "type": "base", "fields": audit_fields }))));
+    let created = ok(call(p.port, "POST", HOOKS, Some(&token), Some(&json!({ "url": format!("http://127.0.0.1:{}/hook", receiver.port), "events": ["*"], "secret": SECRET }))));
+    let hook = created["id"].as_str().expect("id").to_owned();
+    let sse = Sse::subscribe(p.port, &token, &["_webhooks/*"]);
+    let audits = || -> Vec<Value> { ok(call(p.port, "GET", &format!("/api/collections/audit/records?filter=rid%3D%27{hook}%27&perPage=100"), Some(&token), None))["items"].as_array().expect("items").clone() };
+
+    // Positive control: a superuser's edit of the webhook is an update event, runs the hook,
+    // and the hook's audit row is delivered (and fails: one failure).
+    let edited = ok(call(p.port, "PATCH", &format!("{HOOKS}/{hook}"), Some(&token), Some(&json!({ "name": "catch-all" }))));
+    assert!(edited["updated"].as_str() > created["updated"].as_str(), "{created} → {edited}");
+    poll("the edit's realtime event", || sse.about(&hook).iter().any(|(a, r)| a == "update" && r["name"] == "catch-all").then_some(()));
+    poll("the edit's audit row", || (audits().len() == 1).then_some(()));
+    poll("the audit row delivered", || receiver.all().iter().any(|r| r.json()["collection"] == "audit").then_some(()));
+
+    for i in 0..10 {
+        ok(call(p.port, "POST", "/api/collections/posts/records", Some(&token), Some(&json!({ "title": format!("t{i}") }))));
+    }
+    let paused = poll("the webhook paused", || Some(hook_of(p.port, &token, &hook)).filter(|h| h["active"] == false));
+    let reason = paused["pausedReason"].as_str().expect("reason");
+    assert!(reason.contains("paused after 10") && reason.contains("HTTP 500"), "{reason}");
+    assert!(paused["failures"].as_i64().expect("failures") >= 10, "{paused}");
+    assert!(paused["updated"].as_str() > edited["updated"].as_str(), "the pause moves `updated`: {edited} → {paused}");
+    // Seen as an update by a realtime subscriber (on either worker: the pause is written by
+    // the one leading the deliveries) and by the after-update hook.
+    let event = poll("the pause's realtime event", || sse.about(&hook).into_iter().find(|(a, r)| a == "update" && r["active"] == false));
+    // The count: as of the pause (failures in flight may have added to it since).
+    assert_eq!(event.1["pausedReason"], paused["pausedReason"]);
+    assert!(event.1["failures"].as_i64().is_some_and(|n| (10..=paused["failures"].as_i64().expect("n")).contains(&n)), "{event:?}");
+    assert!(event.1.get("secret").is_none(), "{event:?}");
+    let hooked = poll("the pause's audit row", || audits().into_iter().find(|a| a["active"] == false));
+    assert_eq!((hooked["reason"].clone(), hooked["failures"].as_i64().expect("n") >= 10), (paused["pausedReason"].clone(), true), "{hooked}");
+
+    // It terminates: every delivery ends (those queued behind the pause are skipped), and
+    // there were exactly the 11 the writes asked for — the control's audit row and the ten
+    // posts. The pause's own audit row found the webhook paused, the failure counts raised no
+    // event, and changes of `_webhooks` are never delivered.
+    poll("no delivery left to run", || (delivery_jobs(p.port, &token, "queued") + delivery_jobs(p.port, &token, "running") == 0).then_some(()));
+    assert_eq!(delivery_jobs(p.port, &token, ""), 11);
+    let received = receiver.all();
+    assert!(received.iter().all(|r| r.json()["collection"] != "_webhooks"), "a change of _webhooks was delivered");
+    let audit_events: BTreeSet<String> = received.iter().filter(|r| r.json()["collection"] == "audit").map(|r| r.headers["x-vaultbase-event-id"].clone()).collect();
+    assert_eq!(audit_events.len(), 1, "only the control's audit row was delivered");
+    assert_eq!(audits().len(), 2, "the hook ran for the edit and the pause, not per failure: {:?}", audits());
+    let updates: Vec<bool> = sse.about(&hook).iter().filter(|(a, _)| a == "update").map(|(_, r)| r["active"] == true).collect();
+    assert_eq!(updates, vec![true, false], "one event for the edit, one for the pause, none per failure");
+
+    // Every worker's cached active set followed the pause: the next write on each enqueues
+    // nothing for it.
+    for (w, s) in connection_per_worker(p.port, 2).iter_mut() {
+        assert_eq!(create_on(s, &token, &format!("after the pause {w}")), 200);
+    }
+    assert_eq!(delivery_jobs(p.port, &token, ""), 11, "no worker used a stale copy");
+    // Resuming is an update too, and the webhook gets writes again.
+    ok(call(p.port, "POST", &format!("/api/vb/webhooks/{hook}/resume"), Some(&token), None));
+    poll("the resume's realtime event", || (sse.about(&hook).iter().filter(|(a, r)| a == "update" && r["active"] == true).count() == 2).then_some(()));
+    ok(call(p.port, "POST", "/api/collections/posts/records", Some(&token), Some(&json!({ "title": "after the resume" }))));
+    poll("positive control: the resumed webhook gets writes", || receiver.all().iter().any(|r| r.json()["record"]["title"] == "after the resume").then_some(()));
 }

@@ -34,6 +34,10 @@ pub enum Source {
     Setup,
     /// Server-side JavaScript (`$app.save`, `$app.delete`, raw SQL through `$app.db()`).
     Hook,
+    /// A write vaultbase makes on its own, no client asking: the webhook delivery runner
+    /// pausing a webhook that keeps failing. No before-write observer is asked (nobody could
+    /// be answered a refusal); after-commit observers are told as for any write.
+    System,
 }
 
 /// A write about to run: the record as it is stored (`before`; None for a create) and as the

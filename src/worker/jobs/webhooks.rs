@@ -3,7 +3,10 @@
 //! handler (signed POST, SSRF guard, delivery log, pausing a webhook that keeps failing), and
 //! the per-worker cache of the active set. The definitions are records of the `_webhooks`
 //! system collection (`records::webhooks_collection`), written through the record API and
-//! the write pipeline, which announces each write to them to [`ActiveCache`].
+//! the write pipeline, which announces each write to them to [`ActiveCache`]. The handler's
+//! own writes to `_webhooks` are of two kinds: the failure count, bookkeeping beside the
+//! delivery log in the runner's batch (no event), and the pause, a record update through the
+//! pipeline ([`pause`]).
 //!
 //! A rolled-back write enqueues nothing, and a committed one has its deliveries queued
 //! durably before the client is answered; a delivery is retried with the job queue's backoff
@@ -441,9 +444,12 @@ async fn deliver(state: AppState, job: Job) -> Result<(), String> {
     let ok = (200..300).contains(&sent.status);
     let skipped = !t.active && sent.status == 0 && body.get("event").and_then(Value::as_str) != Some("test");
     let (jid, attempt, error, response, status) = (job.id.clone(), job.attempt, sent.error.clone(), sent.response, sent.status);
-    let cache = state.jobs.clone();
-    // The log row and the failure count: written with the runner's next batch, which also
-    // records this attempt's end (in the same or a later write).
+    let counted_hook = hook.clone();
+    // The log row and the failure count: bookkeeping, written with the runner's next batch,
+    // which also records this attempt's end (in the same or a later write). The count is no
+    // record edit (see `pause`): it raises no event. A failure that brings it to
+    // PAUSE_AFTER_FAILURES on an active webhook hands the reason to the pause below.
+    let (due, pause_due) = tokio::sync::oneshot::channel::<String>();
     let log = move |tx: &Connection| -> rusqlite::Result<()> {
         tx.execute(
             "INSERT INTO _vb_webhook_deliveries (webhook, job, event_id, event, attempt, status, latency_ms, response, error, created)
@@ -456,18 +462,12 @@ async fn deliver(state: AppState, job: Job) -> Result<(), String> {
         if ok {
             tx.execute("UPDATE _webhooks SET failures = 0 WHERE id = ?1 AND failures != 0", [&hook])?;
         } else {
-            let reason = format!("paused after {PAUSE_AFTER_FAILURES} failed deliveries in a row; the last: {}", if error.is_empty() { format!("HTTP {status}") } else { error.clone() });
-            let paused = tx.execute(
-                "UPDATE _webhooks SET failures = failures + 1,
-                     active = CASE WHEN failures + 1 >= ?2 THEN 0 ELSE active END,
-                     pausedReason = CASE WHEN failures + 1 >= ?2 AND active = 1 THEN ?3 ELSE pausedReason END
-                 WHERE id = ?1 AND failures + 1 >= ?2 AND active = 1",
-                params![hook, PAUSE_AFTER_FAILURES, reason],
-            )?;
-            if paused > 0 {
-                cache.webhooks.changed();
-            } else {
-                tx.execute("UPDATE _webhooks SET failures = failures + 1 WHERE id = ?1", [&hook])?;
+            let counted: Option<(i64, bool)> = tx
+                .query_row("UPDATE _webhooks SET failures = failures + 1 WHERE id = ?1 RETURNING failures, active", [&hook], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if counted.is_some_and(|(failures, active)| active && failures >= PAUSE_AFTER_FAILURES) {
+                let last = if error.is_empty() { format!("HTTP {status}") } else { error.clone() };
+                let _ = due.send(format!("paused after {PAUSE_AFTER_FAILURES} failed deliveries in a row; the last: {last}"));
             }
         }
         Ok(())
@@ -475,12 +475,70 @@ async fn deliver(state: AppState, job: Job) -> Result<(), String> {
     if let Err(log) = state.jobs.runner.record(Box::new(log)) {
         state.db.write(move |tx| -> Result<(), crate::shared::db::DbError> { Ok(log(tx)?) }).await.map_err(|e| e.to_string())?;
     }
+    if !ok && !skipped {
+        // Told while the count's write is still open (or never, if the step did not run): the
+        // pause is a write of its own queued behind it, which checks the count again.
+        let pauser = state.clone();
+        tokio::spawn(async move {
+            if let Ok(reason) = pause_due.await {
+                pause(&pauser, &counted_hook, reason).await;
+            }
+        });
+    }
     if ok || skipped {
         Ok(())
     } else if sent.error.is_empty() {
         Err(format!("the receiver answered HTTP {}", sent.status))
     } else {
         Err(sent.error)
+    }
+}
+
+/// Pauses webhook `id` (`active` false, `reason` in `pausedReason`, `updated` moved) as a
+/// record update through the write pipeline's transaction stage, a system write: realtime
+/// subscribers to `_webhooks` get an `update` event, after-update hooks and observers run,
+/// and every worker's active set reloads before its next write (the pipeline announces
+/// writes to `_webhooks`, see [`ActiveCache`]). Its own change is never delivered (the
+/// outbox skips `_webhooks`), so a pause cannot feed a webhook.
+///
+/// Only the pause is a record update; the failure count moves as bookkeeping, beside the
+/// delivery log, without an event: one event (and one hook run) per delivery would be noise
+/// at the delivery rate, and a hook that writes to a watched collection on every change of
+/// `_webhooks` would turn each failed delivery into a new delivery.
+///
+/// The update happens only while the webhook is active and its count still stands at the
+/// threshold or above, checked in its own transaction: concurrent failures pause it once, a
+/// success in between (count reset) or a resume cancels it, and a pause lost to a stop of the
+/// worker is made by the next failed delivery. Problems are logged.
+async fn pause(state: &AppState, id: &str, reason: String) {
+    use crate::worker::app::observe::Source;
+    use crate::worker::records::changes::{self, Action};
+    let snap = match state.schema.for_job(&state.db, webhooks_collection::ID, false).await {
+        Ok(s) => s,
+        Err(e) => return tracing::warn!(webhook = %id, error = %e, "pausing a failing webhook: loading its collection failed"),
+    };
+    let Some(c) = snap.get(webhooks_collection::ID).cloned() else { return };
+    let hook = id.to_owned();
+    let paused = state
+        .writes()
+        .commit(Source::System, move |tx, changes| -> Result<bool, crate::shared::db::DbError> {
+            let before = changes.before(tx, &c, &hook)?;
+            let now = crate::worker::records::values::datetime::format_datetime(crate::worker::records::values::datetime::now_millis());
+            let n = tx.execute(
+                "UPDATE _webhooks SET active = 0, pausedReason = ?2, updated = ?3 WHERE id = ?1 AND active = 1 AND failures >= ?4",
+                params![hook, reason, now, PAUSE_AFTER_FAILURES],
+            )?;
+            if n == 0 {
+                return Ok(false);
+            }
+            changes::record_after(tx, &c, &hook, Action::Update, before, changes)?;
+            Ok(true)
+        })
+        .await;
+    match paused {
+        Ok(true) => tracing::warn!(webhook = %id, "webhook paused after {PAUSE_AFTER_FAILURES} failed deliveries in a row"),
+        Ok(false) => {}
+        Err(e) => tracing::warn!(webhook = %id, error = %e, "pausing a failing webhook failed; the next failed delivery tries again"),
     }
 }
 
