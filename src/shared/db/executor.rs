@@ -259,8 +259,11 @@ struct Slot {
     writes: Arc<WriteHealth>,
     /// Held by work on a connection of its own (`optimize`), which a pause waits for.
     side: Mutex<()>,
-    /// Writes submitted and not yet answered (see [`Db::writes_pending`]).
+    /// Foreground writes submitted and not yet answered (see [`Db::writes_pending`]).
     pending_writes: AtomicUsize,
+    /// When the last foreground write was submitted, in µs after `opened` (0: none yet).
+    last_write_us: AtomicU64,
+    opened: Instant,
 }
 
 /// Counts one write as pending while it lives (dropped when the write is answered or its
@@ -349,6 +352,8 @@ impl Db {
                 writes,
                 side: Mutex::new(()),
                 pending_writes: AtomicUsize::new(0),
+                last_write_us: AtomicU64::new(0),
+                opened: Instant::now(),
             }),
         })
     }
@@ -463,11 +468,20 @@ impl Db {
         rx.await.map_err(|_| E::from(DbError::Closed))?
     }
 
-    /// Writes of this process submitted and not yet answered, whoever submitted them: how
-    /// busy the writer is. Background work (the job runner) defers its own writes while
-    /// others are waiting.
+    /// Foreground writes of this process (all but [`Db::write_background`]'s) submitted and
+    /// not yet answered: how busy the writer is. Background work (the job runner) defers its
+    /// own writes while foreground writes are waiting or arriving.
     pub fn writes_pending(&self) -> usize {
         self.inner.pending_writes.load(Ordering::Relaxed)
+    }
+
+    /// How long ago this process last submitted a foreground write (None: never). With
+    /// [`Db::writes_pending`] it tells a writer kept busy apart from an idle one: under a
+    /// saturating load the writer empties its queue between groups, so a look at the waiting
+    /// count alone often finds none.
+    pub fn since_last_write(&self) -> Option<Duration> {
+        let at = self.inner.last_write_us.load(Ordering::Relaxed);
+        (at > 0).then(|| self.inner.opened.elapsed().saturating_sub(Duration::from_micros(at)))
     }
 
     /// Why writes are failing right now (the last group was lost to a full disk), or `None`
@@ -501,7 +515,7 @@ impl Db {
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
         A: FnOnce(&mut T) + Send + 'static,
     {
-        self.submit_write(f, after, false).await
+        self.submit_write(f, after, false, false).await
     }
 
     /// [`Db::write`] in a transaction of its own, never shared with other writes: `f` may
@@ -513,10 +527,22 @@ impl Db {
         E: From<DbError> + Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
     {
-        self.submit_write(f, |_: &mut T| (), true).await
+        self.submit_write(f, |_: &mut T| (), true, false).await
     }
 
-    async fn submit_write<T, E, F, A>(&self, f: F, after: A, alone: bool) -> Result<T, E>
+    /// [`Db::write`] for background work (the job runner): not counted by
+    /// [`Db::writes_pending`] or [`Db::since_last_write`], which tell background work whether
+    /// foreground writes are arriving.
+    pub async fn write_background<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<DbError> + Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, E> + Send + 'static,
+    {
+        self.submit_write(f, |_: &mut T| (), false, true).await
+    }
+
+    async fn submit_write<T, E, F, A>(&self, f: F, after: A, alone: bool, background: bool) -> Result<T, E>
     where
         T: Send + 'static,
         E: From<DbError> + Send + 'static,
@@ -553,7 +579,11 @@ impl Db {
             }
         });
         let msg = if alone { WriteMsg::RunAlone(job) } else { WriteMsg::Run(job) };
-        let _pending = PendingWrite::new(&self.inner.pending_writes);
+        let _pending = (!background).then(|| {
+            let at = u64::try_from(self.inner.opened.elapsed().as_micros()).unwrap_or(u64::MAX).max(1);
+            self.inner.last_write_us.store(at, Ordering::Relaxed);
+            PendingWrite::new(&self.inner.pending_writes)
+        });
         self.submit(|i| &i.writer, msg).await.map_err(E::from)?;
         rx.await.map_err(|_| E::from(DbError::Closed))?
     }

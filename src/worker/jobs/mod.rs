@@ -351,11 +351,40 @@ pub fn register_builtin(jobs: &Jobs, config: &crate::shared::config::Config) {
 /// busy write path then touches the same few pages group after group.
 pub fn new_job_id(now_ms: i64) -> String {
     use std::fmt::Write as _;
-    let mut b = [0u8; 8];
-    let _ = getrandom::getrandom(&mut b);
+    let b: [u8; 8] = random_bytes();
     let mut id = String::with_capacity(28);
     let _ = write!(id, "j{:011x}{:016x}", now_ms.max(0), u64::from_le_bytes(b));
     id
+}
+
+/// OS random bytes fetched at once per thread for [`random_bytes`].
+const RANDOM_POOL_BYTES: usize = 512;
+
+thread_local! {
+    static RANDOM_POOL: std::cell::RefCell<([u8; RANDOM_POOL_BYTES], usize)> = const { std::cell::RefCell::new(([0; RANDOM_POOL_BYTES], RANDOM_POOL_BYTES)) };
+}
+
+/// `N` bytes of the OS's randomness for ids that must differ, not stay secret (job ids,
+/// webhook event ids), served from a per-thread pool: a `getrandom` call per id was two
+/// system calls per outbox row, on the writer thread. Should the OS refuse, the pool's old
+/// bytes are stirred and reused; the time in a job id keeps ids apart.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    RANDOM_POOL.with(|p| {
+        let (pool, at) = &mut *p.borrow_mut();
+        for b in out.iter_mut() {
+            if *at >= RANDOM_POOL_BYTES {
+                if getrandom::getrandom(pool).is_err() {
+                    let seed = u8::try_from(now_ms() & 0xff).unwrap_or(0);
+                    pool.iter_mut().enumerate().for_each(|(i, x)| *x = x.rotate_left(3) ^ seed ^ u8::try_from(i % 251).unwrap_or(0));
+                }
+                *at = 0;
+            }
+            *b = pool.get(*at).copied().unwrap_or(0);
+            *at += 1;
+        }
+    });
+    out
 }
 
 pub fn now_ms() -> i64 {
@@ -417,6 +446,15 @@ mod tests {
         assert!(a < b, "{a} < {b}");
         assert_ne!(new_job_id(5), new_job_id(5), "the random part tells ids of one millisecond apart");
         assert_eq!(a.len(), 28);
+    }
+
+    #[test]
+    fn pooled_random_bytes_differ_across_a_refill() {
+        // More draws than one pool holds, so a refill happens in between.
+        let draws: Vec<[u8; 12]> = (0..RANDOM_POOL_BYTES / 12 + 8).map(|_| random_bytes()).collect();
+        let distinct: std::collections::HashSet<_> = draws.iter().collect();
+        assert_eq!(distinct.len(), draws.len(), "no repeated draw");
+        assert!(draws.iter().any(|d| d.iter().any(|&b| b != 0)), "not all zero");
     }
 
     #[test]

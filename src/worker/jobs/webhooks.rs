@@ -185,9 +185,11 @@ fn may_match_action(pattern: &str, action: &str) -> bool {
 
 /// A fresh random event id.
 pub fn event_id() -> String {
-    let mut b = [0u8; 12];
-    let _ = getrandom::getrandom(&mut b);
-    format!("evt_{}", hex(&b))
+    let b: [u8; 12] = super::random_bytes();
+    let mut id = String::with_capacity(4 + 24);
+    id.push_str("evt_");
+    id.push_str(&hex(&b));
+    id
 }
 
 fn hex(b: &[u8]) -> String {
@@ -304,8 +306,9 @@ pub async fn auth_event(state: &AppState, collection: &str, record: Map<String, 
     }
 }
 
+/// PocketBase's datetime text (`2024-01-02 15:04:05.000Z`), as the record API writes dates.
 fn iso(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).map(|t| t.format("%Y-%m-%d %H:%M:%S%.3fZ").to_string()).unwrap_or_default()
+    crate::worker::records::values::datetime::format_datetime(ms)
 }
 
 /// Whether deliveries may go to `ip` by default: not loopback, private, link-local (cloud
