@@ -518,15 +518,39 @@ fn oauth2_and_auth_methods(s: &Server) {
                 "rawUser": {"sub": "new-oauth@example.com-sub", "email": "new-oauth@example.com", "email_verified": true, "name": "Provider Name"}},
             "isNewRecord": true, "record": null, "createData": {"name": "client"}})
     );
-    // onRecordAuthRequest shaped the answer, with authMethod "oauth2".
+    // onRecordAuthRequest shaped the answer, with authMethod "oauth2", inside e.next(): then
+    // the code after e.next() saw the new record as stored (verified: the provider verified
+    // its address), e.isNewRecord still true.
     assert_eq!((log[1]["hook"].clone(), log[1]["authMethod"].clone(), log[1]["record"].clone(), log[1]["token"].clone()), (json!("auth"), json!("oauth2"), created.clone(), json!(true)));
+    assert_eq!(
+        log[2],
+        json!({"hook": "authWithOAuth2", "after": true, "isNewRecord": true, "record": created, "name": "from hook", "email": "new-oauth@example.com", "verified": true})
+    );
+    assert_eq!(log.len(), 3, "{log:?}");
     // The same identity again: its linked record. A record with the provider's verified
     // address: that one.
     assert_eq!(ok(oauth(None))["record"]["id"], created);
     idp.signs_in("existing@example.com");
     assert_eq!(ok(oauth(None))["record"]["id"], json!(existing));
-    let log: Vec<(Value, Value)> = hook_entries(&s.take_log()).iter().filter(|e| e["hook"] == "authWithOAuth2").map(|e| (e["isNewRecord"].clone(), e["record"].clone())).collect();
-    assert_eq!(log, vec![(json!(false), created), (json!(false), json!(existing))]);
+    let log = hook_entries(&s.take_log());
+    let of = |after: bool| -> Vec<(Value, Value)> {
+        log.iter().filter(|e| e["hook"] == "authWithOAuth2" && e.get("after").is_some() == after).map(|e| (e["isNewRecord"].clone(), e["record"].clone())).collect()
+    };
+    assert_eq!(of(false), vec![(json!(false), created.clone()), (json!(false), json!(existing))]);
+    assert_eq!(of(true), of(false));
+
+    // A handler that changes the new user after e.next() with $app.save: stored, while the
+    // answer (written inside e.next()) shows the record as the sign-up made it.
+    idp.signs_in("modify-oauth@example.com");
+    let r = ok(oauth(None));
+    assert_eq!((r["record"]["name"].clone(), r["meta"]["isNew"].clone()), (json!("from hook"), json!(true)));
+    let modified = r["record"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(s.stored(&modified)["name"], json!("changed after next"));
+    let after = entries_of(&s.take_log(), "authWithOAuth2").into_iter().find(|e| e.get("after").is_some()).expect("logged after e.next()");
+    assert_eq!((after["record"].clone(), after["isNewRecord"].clone()), (json!(modified), json!(true)));
+    // Signing in again finds the changed record.
+    assert_eq!(ok(oauth(None))["record"]["name"], json!("changed after next"));
+    s.take_log();
 
     // onRecordAuthRequest for every other way in: password, refresh and impersonate (both with
     // an empty authMethod, as in PocketBase) and OTP.

@@ -84,6 +84,14 @@ onRecordAuthWithOAuth2Request((e) => {
   if (e.oAuth2User.email.startsWith("skip")) return;
   if (e.isNewRecord) e.createData = { name: "from hook" };
   e.next();
+  // The default action signed in or up and answered: e.record is the stored record.
+  const r = e.record;
+  log({ hook: "authWithOAuth2", after: true, isNewRecord: e.isNewRecord, record: r ? r.id : null, name: r ? r.get("name") : null, email: r ? r.email() : null, verified: r ? r.verified() : null });
+  // A change after the answer is stored, but not in the answer already written.
+  if (e.oAuth2User.email.startsWith("modify")) {
+    r.set("name", "changed after next");
+    $app.save(r);
+  }
 }, "users");
 
 onRecordAuthRequest((e) => {

@@ -60,7 +60,7 @@ pub enum Method {
 }
 
 impl Method {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Method::Password => "password",
             Method::Otp => "otp",
@@ -451,13 +451,63 @@ pub async fn complete_auth(
     origin: &Origin,
     meta: Option<Value>,
 ) -> Result<Response<ResBody>, ApiError> {
+    let completed = complete_auth_steps(state, c, &record, method, mfa_id, origin).await?;
+    answer_completed(state, c, record, method, origin, meta, completed).await
+}
+
+/// How a sign-in ended once its factor was proven ([`complete_auth_steps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completed {
+    /// Another factor is needed: answer 401 `{"mfaId"}` (the SDK reads it from the body).
+    Mfa(String),
+    /// Signed in: answer the token and the record.
+    SignedIn,
+}
+
+/// The answer of a sign-in that ended as `completed`: the MFA 401, or `{token, record, meta?}`
+/// (through `onRecordAuthRequest` / `onRecordEnrich` when such a hook fires).
+pub async fn answer_completed(
+    state: &AppState,
+    c: &Arc<Collection>,
+    record: Map<String, Value>,
+    method: Method,
+    origin: &Origin,
+    meta: Option<Value>,
+    completed: Completed,
+) -> Result<Response<ResBody>, ApiError> {
+    if let Completed::Mfa(id) = completed {
+        // Not the error envelope: the SDK reads `mfaId` from the 401 body itself.
+        return Ok(json(StatusCode::UNAUTHORIZED, &json!({"mfaId": id})));
+    }
+    // pb_hooks: onRecordAuthRequest / onRecordEnrich take part in the answer when registered.
+    if let Some(res) = super::record_hooks::auth_answer(state, c, &record, method.as_str(), origin, meta.clone()).await? {
+        return Ok(res);
+    }
+    token_response(state, c, &record, true, None, meta)
+}
+
+/// A refreshable auth token for `record`, as a sign-in answers it.
+pub fn auth_token(state: &AppState, c: &Collection, record: &Map<String, Value>) -> Result<String, ApiError> {
+    sign(state, c, record, TokenKind::Auth { refreshable: true }, options(c).auth_token.duration)
+}
+
+/// The steps of [`complete_auth`] before its answer: the MFA step (which may end the sign-in
+/// with [`Completed::Mfa`]), then the login alert and the sign-in webhook event.
+pub async fn complete_auth_steps(
+    state: &AppState,
+    c: &Arc<Collection>,
+    record: &Map<String, Value>,
+    method: Method,
+    mfa_id: Option<String>,
+    origin: &Origin,
+) -> Result<Completed, ApiError> {
     let o = options(c);
     let record_id = str_of(&record, "id").to_owned();
     let mfa_rule = (!o.mfa.rule.trim().is_empty()).then(|| o.mfa.rule.clone());
     let needs_mfa = o.mfa.enabled
         && match mfa_rule {
             None => true,
-            Some(rule) => rule_admits(state, c, &record, Some(rule), method.as_str()).await?,
+            Some(rule) => rule_admits(state, c, record, Some(rule), method.as_str()).await?,
         };
     if needs_mfa {
         let now = jwt::unix_now();
@@ -471,8 +521,7 @@ pub async fn complete_auth(
                     .write(move |tx| accounts::insert_mfa(tx, &id2, &c2, &rid, method.as_str(), expires, now).map_err(DbError::from))
                     .await
                     .map_err(db_error)?;
-                // Not the error envelope: the SDK reads `mfaId` from the 401 body itself.
-                return Ok(json(StatusCode::UNAUTHORIZED, &json!({"mfaId": id})));
+                return Ok(Completed::Mfa(id));
             }
             Some(mfa_id) => {
                 let (c2, id2) = (c.clone(), mfa_id.clone());
@@ -495,14 +544,10 @@ pub async fn complete_auth(
         }
     }
     if o.auth_alert.enabled {
-        login_alert(state, c, &record, origin, &o.auth_alert.email_template).await;
+        login_alert(state, c, record, origin, &o.auth_alert.email_template).await;
     }
-    crate::worker::jobs::webhooks::auth_event(state, &c.name, rows::public_auth_record(c, &record, false), method.as_str()).await;
-    // pb_hooks: onRecordAuthRequest / onRecordEnrich take part in the answer when registered.
-    if let Some(res) = super::record_hooks::auth_answer(state, c, &record, method.as_str(), origin, meta.clone()).await? {
-        return Ok(res);
-    }
-    token_response(state, c, &record, true, None, meta)
+    crate::worker::jobs::webhooks::auth_event(state, &c.name, rows::public_auth_record(c, record, false), method.as_str()).await;
+    Ok(Completed::SignedIn)
 }
 
 /// Remembers this login's origin and, when it is new for a record that has logged in before,

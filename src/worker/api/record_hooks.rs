@@ -302,9 +302,47 @@ pub async fn auth_gate_record(
     head.body_length = text.len();
     head.body = text;
     let loaded = state.hooks.current();
-    match record_requests::auth_gate(&loaded, hook, c, head, record, extra).await {
+    match record_requests::auth_gate(&loaded, hook, c, head, record, extra, None).await {
         record_requests::Gate::Passed(extra, changes) => Ok(Passed { extra, changes }),
         record_requests::Gate::Answered(answer) => Err(respond(answer)),
+    }
+}
+
+/// An auth request hook whose default action runs the rest of the flow itself (`next`), as
+/// PocketBase's does: code after `e.next()` sees the record the flow stored, and the answer is
+/// what the chain wrote (the flow's, or a handler's, or its error). `head` as for
+/// [`auth_gate`], but required: without such a hook the caller runs the flow directly.
+#[allow(clippy::too_many_arguments)]
+pub async fn auth_gate_flow(
+    state: &AppState,
+    c: &Arc<Collection>,
+    mut head: RouteRequest,
+    hook: &'static str,
+    body: &Map<String, Value>,
+    record: Option<Map<String, Value>>,
+    extra: Map<String, Value>,
+    next: record_requests::FlowNext,
+) -> Response<ResBody> {
+    let text = Value::Object(body.clone()).to_string();
+    head.body_length = text.len();
+    head.body = text;
+    let loaded = state.hooks.current();
+    match record_requests::auth_gate(&loaded, hook, c, head, record, extra, Some(next)).await {
+        record_requests::Gate::Answered(answer) => respond(answer),
+        // Not reached: the default action always runs the flow, which answers.
+        record_requests::Gate::Passed(..) => respond(record_requests::empty_answer()),
+    }
+}
+
+/// The [`Failure`](crate::worker::hooks::errors::Failure) a gated flow's error is when
+/// `e.next()` throws it (an internal error is logged here and stays generic).
+pub fn flow_failure(e: ApiError) -> crate::worker::hooks::errors::Failure {
+    match e {
+        ApiError::Public { status, message, data, .. } => crate::worker::hooks::errors::Failure { status: status.as_u16(), message, data },
+        ApiError::Internal(source) => {
+            tracing::error!(error = %source, "a hooked auth flow failed");
+            crate::worker::hooks::errors::Failure::internal()
+        }
     }
 }
 

@@ -136,38 +136,70 @@
   // the fields as the chain left them, and `changes`, the fields of e.record a handler
   // changed before e.next(). `extra.__apply` is what the flow will set on the record: the
   // default action sets it on e.record too, so code after e.next() sees it as PocketBase's
-  // does. Answers {passed, extra, changes, response}.
+  // does. With `extra.__next` the default action instead runs the rest of the flow itself
+  // (`__native.gateNext`, e.g. the OAuth2 sign-in or sign-up) and answers as PocketBase's
+  // does inside the chain, so code after e.next() sees the stored e.record. Answers
+  // {passed, extra, changes, response}; `passed` is false once the chain answered.
   vb.authGate = function (name, r, cjson, fields, extra) {
     const e = vb.requestEvent(r);
     const c = vb.makeCollection(cjson);
     e.collection = c;
     e.record = fields ? vb.toRecord(fields, c) : null;
     const apply = (extra && extra.__apply) || null;
-    const keys = Object.keys(extra || {}).filter((k) => k !== "__apply");
+    const next = !!(extra && extra.__next);
+    const keys = Object.keys(extra || {}).filter((k) => k !== "__apply" && k !== "__next");
     for (const k of keys) {
       const v = extra[k];
       // A record-shaped field ({__record: {collection, fields}}) becomes a Record.
       e[k] = v && typeof v === "object" && v.__record ? vb.toRecord(v.__record.fields, vb.makeCollection(v.__record.collection)) : v;
     }
+    // The hook's own fields as the chain left them (Records stay behind).
+    const fieldsOf = (e) => {
+      const out = {};
+      for (const k of keys) {
+        const v = e[k];
+        if (!(v instanceof g.Record)) out[k] = v ?? null;
+      }
+      return out;
+    };
     let passed = false;
+    let done = false;
     let changes = null;
-    vb.fire(name, [c.id, c.name], e, (e) => {
-      passed = true;
-      const rec = e.record;
+    const flow = (e) => {
+      const out = JSON.parse(N.gateNext(JSON.stringify(fieldsOf(e))));
+      done = true;
+      if (out.record) e.record = vb.toRecord(out.record, c);
+      if (out.auth) {
+        authResponse(e, e.record, out.auth.method, out.auth.meta === null ? undefined : out.auth.meta, out.auth.token);
+      } else if (out.response) {
+        const res = e.__response;
+        if (res.written) return;
+        res.written = true;
+        res.status = out.response.status;
+        for (const h of out.response.headers) res.headers.push(h);
+        res.body = out.response.body;
+      }
+    };
+    try {
+      vb.fire(name, [c.id, c.name], e, (e) => {
+        if (next) return flow(e);
+        passed = true;
+        const rec = e.record;
       if (!(rec instanceof g.Record)) return;
       changes = {};
       for (const k of Object.keys(rec.__d)) {
         if (JSON.stringify(rec.__d[k]) !== JSON.stringify(rec.__o[k])) changes[k] = rec.__d[k];
       }
-      // The email a flow sets is `e.newEmail` as the handlers left it (the email change).
-      if (apply) for (const k of Object.keys(apply)) rec.set(k, k === "email" && typeof e.newEmail === "string" ? e.newEmail : apply[k]);
-    });
-    const out = {};
-    for (const k of keys) {
-      const v = e[k];
-      if (!(v instanceof g.Record)) out[k] = v ?? null;
+        // The email a flow sets is `e.newEmail` as the handlers left it (the email change).
+        if (apply) for (const k of Object.keys(apply)) rec.set(k, k === "email" && typeof e.newEmail === "string" ? e.newEmail : apply[k]);
+      });
+    } catch (err) {
+      // Once the flow answered, that answer stands (PocketBase's error handler leaves a
+      // written response alone): a throw after e.next() is only logged.
+      if (!(done && e.__response.written)) throw err;
+      N.log("error", name + " failed after its answer was written: " + String(err && err.message ? err.message : err));
     }
-    return JSON.stringify({ passed: passed && !e.__response.written, extra: out, changes, response: vb.responseOf(e) });
+    return JSON.stringify({ passed: passed && !e.__response.written, extra: fieldsOf(e), changes, response: vb.responseOf(e) });
   };
 
   // A batch whose items fire request hooks (PocketBase's batch): one transaction, each item's

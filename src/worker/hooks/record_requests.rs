@@ -13,6 +13,8 @@
 //! runs JS on the async runtime or inside a database closure.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use rquickjs::{Ctx, Function, Object};
@@ -120,12 +122,32 @@ struct InFlight {
 
 thread_local! {
     static REQUEST: RefCell<Vec<InFlight>> = const { RefCell::new(Vec::new()) };
+    /// The rest of the gated flow whose chain runs on this thread ([`auth_gate`]), taken by
+    /// its default action through `__native.gateNext`.
+    static GATE_NEXT: RefCell<Vec<Option<FlowNext>>> = const { RefCell::new(Vec::new()) };
 }
+
+/// What the rest of a gated flow did when its chain's default action ran it ([`FlowNext`]).
+pub enum FlowDone {
+    /// A sign-in: the record as stored and its token. The default action answers `{token,
+    /// record, meta?}` through `onRecordAuthRequest` on this thread, as PocketBase's
+    /// `RecordAuthResponse` inside the chain.
+    SignedIn { record: Map<String, Value>, token: String, method: &'static str, meta: Option<Value> },
+    /// The flow's own answer (e.g. the MFA step's 401 `{mfaId}`), with the record it reached.
+    Answered { record: Option<Map<String, Value>>, response: RouteResponse },
+}
+
+/// The rest of a flow vaultbase runs itself, run by its auth hook's default action (so code
+/// after `e.next()` sees what it stored, as in PocketBase): takes the hook's fields as the
+/// chain left them. Runs on the JS thread, blocking on the worker's runtime as
+/// `__native.requestWrite` does; its error is what `e.next()` throws.
+pub type FlowNext = Box<dyn FnOnce(Map<String, Value>) -> Pin<Box<dyn Future<Output = Result<FlowDone, errors::Failure>>>> + Send>;
 
 /// Installs `__native.requestWrite` and `record_requests.js` (after `app.js`).
 pub fn install<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     let native: Object = ctx.globals().get("__native")?;
     native.set("requestWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, kind: String, args: String| request_write(&ctx, &kind, &args))?)?;
+    native.set("gateNext", Function::new(ctx.clone(), |ctx: Ctx<'js>, extra: String| gate_next(&ctx, &extra))?)?;
     native.set("batchWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, index: f64, kind: String, args: String| batch_write(&ctx, index.max(0.0) as usize, kind, &args))?)?;
     bindings::eval_internal(ctx, RECORD_REQUESTS_JS, "<vaultbase record requests>")?;
     Ok(())
@@ -173,6 +195,28 @@ fn request_write<'js>(ctx: &Ctx<'js>, kind: &str, args: &str) -> rquickjs::Resul
     match result {
         Ok(text) => Ok(text),
         Err((status, message, data)) => Err(super::app::throw_with_data(ctx, status, &message, data)),
+    }
+}
+
+/// `__native.gateNext(extra)`: runs the rest of the gated flow of this thread's chain with
+/// the hook's fields `extra`; answers `{record, auth: {token, method, meta}}` or `{record,
+/// response: {status, headers, body}}`, or throws the flow's error.
+fn gate_next<'js>(ctx: &Ctx<'js>, extra: &str) -> rquickjs::Result<String> {
+    let extra: Map<String, Value> = serde_json::from_str(extra).unwrap_or_default();
+    let next = GATE_NEXT.with(|g| g.borrow_mut().last_mut().and_then(Option::take));
+    let (Some(next), Some(handle)) = (next, super::engine::current().and_then(|ts| ts.env.handle.clone())) else {
+        return Err(rquickjs::Exception::throw_message(ctx, "no gated flow is waiting"));
+    };
+    match handle.block_on(next(extra)) {
+        Ok(FlowDone::SignedIn { record, token, method, meta }) => {
+            Ok(json!({"record": record, "auth": {"token": token, "method": method, "meta": meta}}).to_string())
+        }
+        Ok(FlowDone::Answered { record, response }) => Ok(json!({
+            "record": record,
+            "response": {"status": response.status, "headers": response.headers, "body": String::from_utf8_lossy(&response.body)},
+        })
+        .to_string()),
+        Err(f) => Err(super::app::throw_with_data(ctx, f.status, &f.message, f.data)),
     }
 }
 
@@ -494,19 +538,38 @@ pub enum Gate {
     /// chain left them (e.g. `password` for `onRecordRequestOTPRequest`), and the fields of
     /// `e.record` a handler changed before `e.next()` (empty without a record).
     Passed(Map<String, Value>, Map<String, Value>),
-    /// A handler threw, or stopped the chain (with its answer, or an empty 200).
+    /// A handler threw, or stopped the chain (with its answer, or an empty 200), or the
+    /// default action ran the flow's [`FlowNext`] and this is the answer the chain wrote.
     Answered(RouteResponse),
+}
+
+/// An empty 200: what a chain that answered nothing leaves.
+pub fn empty_answer() -> RouteResponse {
+    RouteResponse { status: 200, headers: Vec::new(), body: Vec::new() }
 }
 
 /// Runs the auth request hook `name` on `c` on a JS thread, around a flow vaultbase runs in
 /// Rust: `e.collection`, `e.record` (`record`, or null) and the fields of `extra` (a value
 /// `{"__record": {"collection", "fields"}}` becomes a Record; `__apply`, the fields the flow
-/// will set, is set on `e.record` by the default action instead of becoming a field).
-pub async fn auth_gate(loaded: &Arc<Loaded>, name: &'static str, c: &Arc<Collection>, request: RouteRequest, record: Option<Map<String, Value>>, extra: Map<String, Value>) -> Gate {
+/// will set, is set on `e.record` by the default action instead of becoming a field). With
+/// `next`, the default action runs the rest of the flow itself and the chain answers.
+pub async fn auth_gate(
+    loaded: &Arc<Loaded>,
+    name: &'static str,
+    c: &Arc<Collection>,
+    request: RouteRequest,
+    record: Option<Map<String, Value>>,
+    mut extra: Map<String, Value>,
+    next: Option<FlowNext>,
+) -> Gate {
     let limits = loaded.env().limits;
     let c = c.clone();
+    if next.is_some() {
+        extra.insert("__next".into(), Value::Bool(true));
+    }
     let ran = loaded
         .run(limits.timeout, move |ctx| -> Gate {
+            GATE_NEXT.with(|g| g.borrow_mut().push(next));
             let go = || -> rquickjs::Result<String> {
                 let r = super::routes::request_object(ctx, &request)?;
                 let cjson = ctx.json_parse(collection_json(&c).to_string())?;
@@ -514,7 +577,9 @@ pub async fn auth_gate(loaded: &Arc<Loaded>, name: &'static str, c: &Arc<Collect
                 let extra = ctx.json_parse(Value::Object(extra).to_string())?;
                 bindings::call_vb(ctx, "authGate", (name, r, cjson, fields, extra))
             };
-            let text = match go() {
+            let out = go();
+            GATE_NEXT.with(|g| g.borrow_mut().pop());
+            let text = match out {
                 Ok(t) => t,
                 Err(e) => return Gate::Answered(RouteResponse::failure(&errors::failure_of(ctx, e, name))),
             };
