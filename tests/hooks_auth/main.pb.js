@@ -73,6 +73,15 @@ onRecordConfirmEmailChangeRequest((e) => {
   log({ hook: "confirmEmailChange", after: true, email: e.record.email(), verified: e.record.verified() });
 }, "users");
 
+onRecordRequestOTPRequest((e) => {
+  const log = require(`${__hooks}/log.js`);
+  const name = e.record ? e.record.get("name") : null;
+  log({ hook: "requestOTP", collection: e.collection.name, record: e.record ? e.record.id : null });
+  if (name === "refuse") throw new ForbiddenError("refused by hook");
+  if (name === "skip") return;
+  e.next();
+}, "users");
+
 onRecordAuthWithOAuth2Request((e) => {
   const log = require(`${__hooks}/log.js`);
   log({

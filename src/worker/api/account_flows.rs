@@ -335,8 +335,17 @@ async fn verify_token(state: &AppState, c: &Arc<Collection>, token: &str, expect
 // Limits
 
 /// Counts one mail request from this IP (429 when over) and tells whether this account may get
-/// another mail of `kind` now (false means: answer as usual, send nothing).
+/// another mail of `kind` now (false means: answer as usual, send nothing), charging the
+/// account's allowance when it may. For a flow whose request hook ran already.
 async fn mail_allowed(state: &AppState, c: &Collection, kind: &'static str, email: &str, origin: &Origin) -> Result<bool, ApiError> {
+    Ok(mail_room(state, c, kind, email, origin).await? && charge_mail(state, c, kind, email).await?)
+}
+
+/// Counts one mail request from this IP (429 when over) and tells whether this account has
+/// room for another mail of `kind`, without using it up: a request hook may still refuse the
+/// request, and in PocketBase a refused request does not start the resend throttle (its
+/// default action does). Then [`charge_mail`] once the mail is really going out.
+async fn mail_room(state: &AppState, c: &Collection, kind: &'static str, email: &str, origin: &Origin) -> Result<bool, ApiError> {
     let cfg = state.settings.fresh(&state.db).await.map_err(db_error)?.settings.account_limits.clone();
     let ip_key = limits::ip_key("mail", &origin.ip);
     let account_key = limits::account_key(&format!("mail-{kind}"), &c.id, email);
@@ -345,8 +354,7 @@ async fn mail_allowed(state: &AppState, c: &Collection, kind: &'static str, emai
         .db
         .write(move |tx| -> Result<(bool, bool), DbError> {
             let ip_ok = limits::hit(tx, &ip_key, cfg.mail_per_ip, now)?;
-            // A refused request does not use up the account's allowance.
-            let account_ok = ip_ok && limits::hit(tx, &account_key, cfg.mail_per_account, now)?;
+            let account_ok = ip_ok && limits::has_room(tx, &account_key, cfg.mail_per_account, now)?;
             Ok((ip_ok, account_ok))
         })
         .await
@@ -358,6 +366,19 @@ async fn mail_allowed(state: &AppState, c: &Collection, kind: &'static str, emai
         tracing::info!(kind, collection = %c.name, "mail to this account is throttled; not sending");
     }
     Ok(account_ok)
+}
+
+/// Uses one of this account's mails of `kind`: false when another request took the last one
+/// meanwhile (then nothing is sent).
+async fn charge_mail(state: &AppState, c: &Collection, kind: &'static str, email: &str) -> Result<bool, ApiError> {
+    let cfg = state.settings.fresh(&state.db).await.map_err(db_error)?.settings.account_limits.clone();
+    let account_key = limits::account_key(&format!("mail-{kind}"), &c.id, email);
+    let now = jwt::unix_now();
+    let ok = state.db.write(move |tx| limits::hit(tx, &account_key, cfg.mail_per_account, now).map_err(DbError::from)).await.map_err(db_error)?;
+    if !ok {
+        tracing::info!(kind, collection = %c.name, "mail to this account is throttled; not sending");
+    }
+    Ok(ok)
 }
 
 /// The counters a password attempt was charged to, to refund when it succeeds.
@@ -585,7 +606,8 @@ pub async fn request_verification(state: &AppState, collection: &str, req: Reque
     if c.name == SUPERUSERS {
         return Err(ApiError::bad_request("Superusers are always verified."));
     }
-    if !mail_allowed(state, &c, "verification", &email, &origin).await? {
+    // A throttled account gets its 204 before the hook, as PocketBase's resend throttle.
+    if !mail_room(state, &c, "verification", &email, &origin).await? {
         return Ok(no_content());
     }
     // An unknown address gets its 204 without the hook, as in PocketBase (so with such a
@@ -597,7 +619,9 @@ pub async fn request_verification(state: &AppState, collection: &str, req: Reque
         Ok(passed) => with_changes(record, &passed),
         Err(answer) => return Ok(answer),
     };
-    if is_verified(&record) {
+    // Only a mail that goes out uses up the account's allowance (not a request a hook
+    // refused, nor one for a verified account), as in PocketBase.
+    if is_verified(&record) || !charge_mail(state, &c, "verification", &email).await? {
         return Ok(no_content());
     }
     let o = options(&c);
@@ -675,7 +699,8 @@ pub async fn request_password_reset(state: &AppState, collection: &str, req: Req
     if !o.password_auth.enabled {
         return Err(ApiError::bad_request("The collection is not configured to allow password authentication."));
     }
-    if !mail_allowed(state, &c, "password-reset", &email, &origin).await? {
+    // A throttled account gets its 204 before the hook, as PocketBase's resend throttle.
+    if !mail_room(state, &c, "password-reset", &email, &origin).await? {
         return Ok(no_content());
     }
     // An unknown address gets its 204 without the hook, as in PocketBase.
@@ -686,6 +711,10 @@ pub async fn request_password_reset(state: &AppState, collection: &str, req: Req
         Ok(passed) => with_changes(record, &passed),
         Err(answer) => return Ok(answer),
     };
+    // Only a mail that goes out uses up the account's allowance, as in PocketBase.
+    if !charge_mail(state, &c, "password-reset", &email).await? {
+        return Ok(no_content());
+    }
     let to = str_of(&record, "email").to_owned();
     let token = sign(state, &c, &record, TokenKind::PasswordReset { email: to.clone() }, o.password_reset_token.duration)?;
     let mail = compose(state, &o.reset_password_template, &to, &token, "").await;
@@ -945,7 +974,9 @@ pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incomi
     }
     // The per-IP limit first: a refused request must not cost an argon2 hash, or one client
     // could keep the shared password pool busy with requests that are refused anyway.
-    let allowed = mail_allowed(state, &c, "otp", &email, &origin).await?;
+    // The account's allowance is used only once the OTP goes out (below): a request a hook
+    // refuses stores and sends nothing, so it must not count (PocketBase counts stored OTPs).
+    let allowed = mail_room(state, &c, "otp", &email, &origin).await?;
     let otp_id = random::new_id().map_err(ApiError::internal)?;
     let digits = usize::try_from(o.otp.length.clamp(4, 32)).unwrap_or(8);
     let code = random::random_string(b"0123456789", digits).map_err(ApiError::internal)?;
@@ -970,6 +1001,9 @@ pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incomi
     let Some(record) = record.filter(|_| allowed) else {
         return Ok(json(StatusCode::OK, &json!({"otpId": otp_id})));
     };
+    if !charge_mail(state, &c, "otp", &email).await? {
+        return Ok(json(StatusCode::OK, &json!({"otpId": otp_id})));
+    }
     let to = str_of(&record, "email").to_owned();
     let now = jwt::unix_now();
     let row = accounts::OtpRow {
