@@ -231,6 +231,8 @@ fn confirm_verification(s: &Server) {
             (Value::Null, json!(true), json!(true)),
         ]
     );
+    // After e.next() the record is stored verified.
+    assert_eq!(log[3]["stored"], true);
     // The same token once the record is verified: the hook runs, nothing is saved (PocketBase
     // saves only an unverified record), so its change is not stored.
     s.set(&ids[2], json!({"name": "touch"}));
@@ -322,6 +324,8 @@ fn confirm_password_reset(s: &Server) {
     let body = json!(["password", "passwordConfirm", "token"]);
     assert_eq!(seen, vec![(json!(ids[0]), body.clone()), (json!(ids[1]), body.clone()), (json!(ids[2]), body), (Value::Null, Value::Null)]);
     assert_eq!((log[3]["after"].clone(), log[3]["verified"].clone()), (json!(true), json!(true)));
+    // After e.next() the new password is stored, and e.record has it.
+    assert_eq!((log[3]["newPassword"].clone(), log[3]["stored"].clone()), (json!(true), json!(true)));
 }
 
 #[test]
@@ -402,6 +406,8 @@ fn email_change(s: &Server) {
         ]
     );
     assert_eq!(log[3]["verified"], true);
+    // After e.next() the new email is stored.
+    assert_eq!(log[3]["stored"], json!("changed-touch@example.com"));
 }
 
 #[test]
@@ -615,6 +621,16 @@ fn oauth2_and_auth_methods(s: &Server) {
     let methods: Vec<(Value, Value)> = entries_of(&log, "auth").iter().map(|e| (e["authMethod"].clone(), e["record"].clone())).collect();
     let via = |m: &str| (json!(m), json!(existing));
     assert_eq!(methods, vec![via("password"), via(""), via(""), via("otp")]);
+    // The OTP sign-in: onRecordAuthRequest ran inside e.next(), which spent the OTP.
+    let otp_log: Vec<Value> = log.iter().filter(|e| e["hook"] == "authWithOTP" || e["authMethod"] == "otp").cloned().collect();
+    assert_eq!(
+        otp_log,
+        vec![
+            json!({"hook": "authWithOTP", "record": existing, "otp": otp["otpId"]}),
+            json!({"hook": "auth", "collection": "users", "record": existing, "authMethod": "otp", "token": true}),
+            json!({"hook": "authWithOTP", "after": true, "record": existing, "spent": true}),
+        ]
+    );
 }
 
 #[test]

@@ -29,7 +29,8 @@ onRecordConfirmVerificationRequest((e) => {
   if (name === "touch") e.record.set("name", "touched");
   if (name === "invalid") e.record.set("name", "x".repeat(300));
   e.next();
-  log({ hook: "confirmVerification", after: true, verified: e.record.verified() });
+  // The default action stored the record: the stored one is as e.record shows it.
+  log({ hook: "confirmVerification", after: true, verified: e.record.verified(), stored: $app.findRecordById("users", e.record.id).verified() });
 }, "users");
 
 onRecordRequestPasswordResetRequest((e) => {
@@ -49,7 +50,7 @@ onRecordConfirmPasswordResetRequest((e) => {
   if (name === "skip") return;
   if (name === "touch") e.record.set("name", "touched");
   e.next();
-  log({ hook: "confirmPasswordReset", after: true, verified: e.record.verified() });
+  log({ hook: "confirmPasswordReset", after: true, verified: e.record.verified(), newPassword: e.record.validatePassword("new password 1"), stored: $app.findRecordById("users", e.record.id).validatePassword("new password 1") });
 }, "users");
 
 onRecordRequestEmailChangeRequest((e) => {
@@ -70,7 +71,7 @@ onRecordConfirmEmailChangeRequest((e) => {
   if (name === "skip") return;
   if (name === "touch") e.record.set("name", "touched");
   e.next();
-  log({ hook: "confirmEmailChange", after: true, email: e.record.email(), verified: e.record.verified() });
+  log({ hook: "confirmEmailChange", after: true, email: e.record.email(), verified: e.record.verified(), stored: $app.findRecordById("users", e.record.id).email() });
 }, "users");
 
 onRecordRequestOTPRequest((e) => {
@@ -80,6 +81,16 @@ onRecordRequestOTPRequest((e) => {
   if (name === "refuse") throw new ForbiddenError("refused by hook");
   if (name === "skip") return;
   e.next();
+}, "users");
+
+onRecordAuthWithOTPRequest((e) => {
+  const log = require(`${__hooks}/log.js`);
+  log({ hook: "authWithOTP", record: e.record.id, otp: e.otp.id });
+  e.next();
+  // The default action spent the OTP and answered (onRecordAuthRequest ran inside it).
+  let spent = false;
+  try { $app.findRecordById("_otps", e.otp.id); } catch (_) { spent = true; }
+  log({ hook: "authWithOTP", after: true, record: e.record.id, spent });
 }, "users");
 
 onRecordAuthWithOAuth2Request((e) => {

@@ -43,8 +43,7 @@ use crate::worker::records::write;
 use crate::worker::state::AppState;
 
 use super::account_flows::{self, Completed, Method};
-use crate::worker::hooks::record_requests::{FlowDone, FlowNext};
-use crate::worker::hooks::routes::RouteResponse;
+use crate::worker::hooks::record_requests::{FlowNext, Reached};
 use super::record_auth::auth_collection;
 
 const VALIDATION: &str = "An error occurred while validating the submitted data.";
@@ -196,29 +195,18 @@ pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<I
             ("createData".to_owned(), body.get("createData").filter(|v| v.is_object()).map_or(Value::Null, |_| Value::Object(create_data.clone()))),
             ("isNewRecord".to_owned(), Value::Bool(found.is_none())),
         ]);
-        let next: FlowNext = Box::new(move |fields: Map<String, Value>| {
+        let next: FlowNext = Box::new(move |reached: Reached| {
             Box::pin(async move {
+                let fields = reached.extra;
                 let create_data = match fields.get("createData") {
                     Some(Value::Object(m)) => m.clone(),
                     _ => create_data,
                 };
                 let (record, is_new, completed) = signing.finish(create_data).await.map_err(super::record_hooks::flow_failure)?;
-                match completed {
-                    Completed::Mfa(id) => {
-                        let response = RouteResponse {
-                            status: StatusCode::UNAUTHORIZED.as_u16(),
-                            headers: vec![("content-type".into(), "application/json".into())],
-                            body: json!({"mfaId": id}).to_string().into_bytes(),
-                        };
-                        Ok(FlowDone::Answered { record: Some(record), response })
-                    }
-                    Completed::SignedIn => {
-                        let token = account_flows::auth_token(&signing.state, &signing.c, &record).map_err(super::record_hooks::flow_failure)?;
-                        // PocketBase's meta.isNew is e.isNewRecord as the handlers left it.
-                        let is_new = fields.get("isNewRecord").and_then(Value::as_bool).unwrap_or(is_new);
-                        Ok(FlowDone::SignedIn { record, token, method: Method::OAuth2.as_str(), meta: Some(meta(&signing.user, is_new)) })
-                    }
-                }
+                // PocketBase's meta.isNew is e.isNewRecord as the handlers left it.
+                let is_new = fields.get("isNewRecord").and_then(Value::as_bool).unwrap_or(is_new);
+                let meta = meta(&signing.user, is_new);
+                account_flows::sign_in_done(&signing.state, &signing.c, record, Method::OAuth2, Some(meta), completed).map_err(super::record_hooks::flow_failure)
             }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
         });
         return Ok(super::record_hooks::auth_gate_flow(state, &c, head, "onRecordAuthWithOAuth2Request", &body, found, extra, next).await);

@@ -162,11 +162,20 @@
       }
       return out;
     };
+    // The fields of e.record a handler changed (null without a record).
+    const changesOf = (rec) => {
+      if (!(rec instanceof g.Record)) return null;
+      const out = {};
+      for (const k of Object.keys(rec.__d)) {
+        if (JSON.stringify(rec.__d[k]) !== JSON.stringify(rec.__o[k])) out[k] = rec.__d[k];
+      }
+      return out;
+    };
     let passed = false;
     let done = false;
     let changes = null;
     const flow = (e) => {
-      const out = JSON.parse(N.gateNext(JSON.stringify(fieldsOf(e))));
+      const out = JSON.parse(N.gateNext(JSON.stringify({ extra: fieldsOf(e), changes: changesOf(e.record) })));
       done = true;
       if (out.record) e.record = vb.toRecord(out.record, c);
       if (out.auth) {
@@ -185,11 +194,8 @@
         if (next) return flow(e);
         passed = true;
         const rec = e.record;
-      if (!(rec instanceof g.Record)) return;
-      changes = {};
-      for (const k of Object.keys(rec.__d)) {
-        if (JSON.stringify(rec.__d[k]) !== JSON.stringify(rec.__o[k])) changes[k] = rec.__d[k];
-      }
+        changes = changesOf(rec);
+        if (!changes) return;
         // The email a flow sets is `e.newEmail` as the handlers left it (the email change).
         if (apply) for (const k of Object.keys(apply)) rec.set(k, k === "email" && typeof e.newEmail === "string" ? e.newEmail : apply[k]);
       });

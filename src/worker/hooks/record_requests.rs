@@ -137,11 +137,19 @@ pub enum FlowDone {
     Answered { record: Option<Map<String, Value>>, response: RouteResponse },
 }
 
+/// What a gated chain left when its default action ran: the hook's own fields and the fields
+/// of `e.record` a handler changed (empty without a record).
+#[derive(Debug, Default)]
+pub struct Reached {
+    pub extra: Map<String, Value>,
+    pub changes: Map<String, Value>,
+}
+
 /// The rest of a flow vaultbase runs itself, run by its auth hook's default action (so code
-/// after `e.next()` sees what it stored, as in PocketBase): takes the hook's fields as the
-/// chain left them. Runs on the JS thread, blocking on the worker's runtime as
-/// `__native.requestWrite` does; its error is what `e.next()` throws.
-pub type FlowNext = Box<dyn FnOnce(Map<String, Value>) -> Pin<Box<dyn Future<Output = Result<FlowDone, errors::Failure>>>> + Send>;
+/// after `e.next()` sees what it stored, as in PocketBase), given what the chain left. Runs
+/// on the JS thread, blocking on the worker's runtime as `__native.requestWrite` does; its
+/// error is what `e.next()` throws.
+pub type FlowNext = Box<dyn FnOnce(Reached) -> Pin<Box<dyn Future<Output = Result<FlowDone, errors::Failure>>>> + Send>;
 
 /// Installs `__native.requestWrite` and `record_requests.js` (after `app.js`).
 pub fn install<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
@@ -198,16 +206,21 @@ fn request_write<'js>(ctx: &Ctx<'js>, kind: &str, args: &str) -> rquickjs::Resul
     }
 }
 
-/// `__native.gateNext(extra)`: runs the rest of the gated flow of this thread's chain with
-/// the hook's fields `extra`; answers `{record, auth: {token, method, meta}}` or `{record,
-/// response: {status, headers, body}}`, or throws the flow's error.
-fn gate_next<'js>(ctx: &Ctx<'js>, extra: &str) -> rquickjs::Result<String> {
-    let extra: Map<String, Value> = serde_json::from_str(extra).unwrap_or_default();
+/// `__native.gateNext({extra, changes})`: runs the rest of the gated flow of this thread's
+/// chain with what the chain left ([`Reached`]); answers `{record, auth: {token, method,
+/// meta}}` or `{record, response: {status, headers, body}}`, or throws the flow's error.
+fn gate_next<'js>(ctx: &Ctx<'js>, args: &str) -> rquickjs::Result<String> {
+    let mut args: Map<String, Value> = serde_json::from_str(args).unwrap_or_default();
+    let mut take = |k: &str| match args.remove(k) {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let reached = Reached { extra: take("extra"), changes: take("changes") };
     let next = GATE_NEXT.with(|g| g.borrow_mut().last_mut().and_then(Option::take));
     let (Some(next), Some(handle)) = (next, super::engine::current().and_then(|ts| ts.env.handle.clone())) else {
         return Err(rquickjs::Exception::throw_message(ctx, "no gated flow is waiting"));
     };
-    match handle.block_on(next(extra)) {
+    match handle.block_on(next(reached)) {
         Ok(FlowDone::SignedIn { record, token, method, meta }) => {
             Ok(json!({"record": record, "auth": {"token": token, "method": method, "meta": meta}}).to_string())
         }
