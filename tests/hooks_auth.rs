@@ -621,6 +621,12 @@ fn oauth2_and_auth_methods(s: &Server) {
     let methods: Vec<(Value, Value)> = entries_of(&log, "auth").iter().map(|e| (e["authMethod"].clone(), e["record"].clone())).collect();
     let via = |m: &str| (json!(m), json!(existing));
     assert_eq!(methods, vec![via("password"), via(""), via(""), via("otp")]);
+    // A password sign-in and a refresh: onRecordAuthRequest ran inside e.next().
+    let order: Vec<(Value, Value)> = log.iter().filter(|e| e.get("hook").is_some()).take(4).map(|e| (e["hook"].clone(), e["authMethod"].clone())).collect();
+    assert_eq!(
+        order,
+        vec![(json!("auth"), json!("password")), (json!("authWithPassword"), Value::Null), (json!("auth"), json!("")), (json!("authRefresh"), Value::Null)]
+    );
     // The OTP sign-in: onRecordAuthRequest ran inside e.next(), which spent the OTP.
     let otp_log: Vec<Value> = log.iter().filter(|e| e["hook"] == "authWithOTP" || e["authMethod"] == "otp").cloned().collect();
     assert_eq!(

@@ -83,6 +83,17 @@ onRecordRequestOTPRequest((e) => {
   e.next();
 }, "users");
 
+// Code after e.next() of a sign-in runs once the answer is made (onRecordAuthRequest fired).
+onRecordAuthWithPasswordRequest((e) => {
+  e.next();
+  require(`${__hooks}/log.js`)({ hook: "authWithPassword", after: true, record: e.record.id });
+}, "users");
+
+onRecordAuthRefreshRequest((e) => {
+  e.next();
+  require(`${__hooks}/log.js`)({ hook: "authRefresh", after: true, record: e.record.id });
+}, "users");
+
 onRecordAuthWithOTPRequest((e) => {
   const log = require(`${__hooks}/log.js`);
   log({ hook: "authWithOTP", record: e.record.id, otp: e.otp.id });

@@ -243,12 +243,13 @@ pub async fn auth_with_password(
     identity: &str,
     password: &str,
     found: Option<Map<String, Value>>,
+    next: Option<record_requests::FlowNext>,
 ) -> Result<Result<Map<String, Value>, Response<ResBody>>, ApiError> {
     let body = serde_json::json!({"identity": identity, "password": password}).to_string();
     head.body_length = body.len();
     head.body = body;
     let loaded = state.hooks.current();
-    match record_requests::auth_with_password(&loaded, c, head, identity, password, found).await {
+    match record_requests::auth_with_password(&loaded, c, head, identity, password, found, next).await {
         Ok(record) => Ok(Ok(record)),
         Err(answer) => Ok(Err(respond(answer))),
     }

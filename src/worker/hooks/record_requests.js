@@ -109,9 +109,41 @@
     return vb.responseOf(e);
   };
 
+  // Runs the rest of a gated flow from its chain's default action (`__native.gateNext` with
+  // `reached`, {extra, changes}): e.record becomes the record as the flow stored it, and the
+  // flow's answer is written (a sign-in's through onRecordAuthRequest, on this thread).
+  function runFlow(e, c, reached) {
+    const out = JSON.parse(N.gateNext(JSON.stringify(reached)));
+    if (out.record) e.record = vb.toRecord(out.record, c);
+    if (out.auth) {
+      authResponse(e, e.record, out.auth.method, out.auth.meta === null ? undefined : out.auth.meta, out.auth.token);
+    } else if (out.response) {
+      const res = e.__response;
+      if (res.written) return;
+      res.written = true;
+      res.status = out.response.status;
+      for (const h of out.response.headers) res.headers.push(h);
+      res.body = out.response.body;
+    }
+  }
+
+  // Runs a chain whose default action may run a flow (`fired`), keeping the flow's answer
+  // when a handler throws after it was written: PocketBase's error handler leaves a written
+  // response alone, so such a throw is only logged.
+  function keepWritten(name, e, isDone, fired) {
+    try {
+      fired();
+    } catch (err) {
+      if (!(isDone() && e.__response.written)) throw err;
+      N.log("error", name + " failed after its answer was written: " + String(err && err.message ? err.message : err));
+    }
+  }
+
   // onRecordAuthWithPasswordRequest: answers {record: fields|null, response}; a record means
-  // the default action authenticated it and nothing was written (vaultbase's auth flow goes on).
-  vb.authWithPassword = function (r, cjson, identity, password, fields) {
+  // the default action authenticated it and nothing was written (vaultbase's auth flow goes
+  // on). With `next`, the default action goes on with the sign-in itself (authRule, MFA, the
+  // answer through onRecordAuthRequest), as PocketBase's.
+  vb.authWithPassword = function (r, cjson, identity, password, fields, next) {
     const e = vb.requestEvent(r);
     const c = vb.makeCollection(cjson);
     e.collection = c;
@@ -120,10 +152,14 @@
     e.identityField = "";
     e.record = fields ? vb.toRecord(fields, c) : null;
     let authed = null;
-    vb.fire("onRecordAuthWithPasswordRequest", [c.id, c.name], e, (e) => {
+    let done = false;
+    keepWritten("onRecordAuthWithPasswordRequest", e, () => done, () => vb.fire("onRecordAuthWithPasswordRequest", [c.id, c.name], e, (e) => {
       if (!e.record || !e.record.validatePassword(e.password)) throw new g.BadRequestError("Failed to authenticate.");
       authed = e.record;
-    });
+      if (!next) return;
+      done = true;
+      runFlow(e, c, { extra: { record: Object.assign({}, authed.__o, authed.__d) }, changes: {} });
+    }));
     const written = e.__response.written;
     const record = authed && !written ? Object.assign({}, authed.__o, authed.__d) : null;
     return JSON.stringify({ record, response: vb.responseOf(e) });
@@ -174,37 +210,18 @@
     let passed = false;
     let done = false;
     let changes = null;
-    const flow = (e) => {
-      const out = JSON.parse(N.gateNext(JSON.stringify({ extra: fieldsOf(e), changes: changesOf(e.record) })));
-      done = true;
-      if (out.record) e.record = vb.toRecord(out.record, c);
-      if (out.auth) {
-        authResponse(e, e.record, out.auth.method, out.auth.meta === null ? undefined : out.auth.meta, out.auth.token);
-      } else if (out.response) {
-        const res = e.__response;
-        if (res.written) return;
-        res.written = true;
-        res.status = out.response.status;
-        for (const h of out.response.headers) res.headers.push(h);
-        res.body = out.response.body;
+    keepWritten(name, e, () => done, () => vb.fire(name, [c.id, c.name], e, (e) => {
+      if (next) {
+        done = true;
+        return runFlow(e, c, { extra: fieldsOf(e), changes: changesOf(e.record) });
       }
-    };
-    try {
-      vb.fire(name, [c.id, c.name], e, (e) => {
-        if (next) return flow(e);
-        passed = true;
-        const rec = e.record;
-        changes = changesOf(rec);
-        if (!changes) return;
-        // The email a flow sets is `e.newEmail` as the handlers left it (the email change).
-        if (apply) for (const k of Object.keys(apply)) rec.set(k, k === "email" && typeof e.newEmail === "string" ? e.newEmail : apply[k]);
-      });
-    } catch (err) {
-      // Once the flow answered, that answer stands (PocketBase's error handler leaves a
-      // written response alone): a throw after e.next() is only logged.
-      if (!(done && e.__response.written)) throw err;
-      N.log("error", name + " failed after its answer was written: " + String(err && err.message ? err.message : err));
-    }
+      passed = true;
+      const rec = e.record;
+      changes = changesOf(rec);
+      if (!changes) return;
+      // The email a flow sets is `e.newEmail` as the handlers left it (the email change).
+      if (apply) for (const k of Object.keys(apply)) rec.set(k, k === "email" && typeof e.newEmail === "string" ? e.newEmail : apply[k]);
+    }));
     return JSON.stringify({ passed: passed && !e.__response.written, extra: fieldsOf(e), changes, response: vb.responseOf(e) });
   };
 

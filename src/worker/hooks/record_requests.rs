@@ -503,7 +503,8 @@ pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<S
 
 /// Runs `onRecordAuthWithPasswordRequest` for a password sign-in on a JS thread. Its default
 /// action checks `e.password` against `e.record` ("Failed to authenticate." otherwise) and
-/// hands the record back; Err is the answer when the chain ended otherwise.
+/// hands the record back — or, with `next`, runs the rest of the sign-in with it (`{extra:
+/// {record}}`) and answers; Err is the answer when the chain answered.
 pub async fn auth_with_password(
     loaded: &Arc<Loaded>,
     c: &Arc<Collection>,
@@ -511,18 +512,23 @@ pub async fn auth_with_password(
     identity: &str,
     password: &str,
     found: Option<Map<String, Value>>,
+    next: Option<FlowNext>,
 ) -> Result<Map<String, Value>, RouteResponse> {
     let limits = loaded.env().limits;
     let (c, identity, password) = (c.clone(), identity.to_owned(), password.to_owned());
     let ran = loaded
         .run(limits.timeout, move |ctx| -> Result<Map<String, Value>, RouteResponse> {
+            let has_next = next.is_some();
+            GATE_NEXT.with(|g| g.borrow_mut().push(next));
             let go = || -> rquickjs::Result<String> {
                 let r = super::routes::request_object(ctx, &request)?;
                 let cjson = ctx.json_parse(collection_json(&c).to_string())?;
                 let fields = ctx.json_parse(found.map(Value::Object).unwrap_or(Value::Null).to_string())?;
-                bindings::call_vb(ctx, "authWithPassword", (r, cjson, identity, password, fields))
+                bindings::call_vb(ctx, "authWithPassword", (r, cjson, identity, password, fields, has_next))
             };
-            let text = go().map_err(|e| RouteResponse::failure(&errors::failure_of(ctx, e, "onRecordAuthWithPasswordRequest")))?;
+            let out = go();
+            GATE_NEXT.with(|g| g.borrow_mut().pop());
+            let text = out.map_err(|e| RouteResponse::failure(&errors::failure_of(ctx, e, "onRecordAuthWithPasswordRequest")))?;
             #[derive(serde::Deserialize)]
             struct Outcome {
                 record: Option<Map<String, Value>>,
