@@ -300,6 +300,13 @@ fn request_password_reset(s: &Server) {
             (json!("plain@example.com"), json!("users")),
         ]
     );
+    // A handler that throws after e.next(): the default action's 204 was written, so it
+    // stands, and the mail goes out.
+    let late = s.sign_up("late");
+    s.set(&late, json!({"name": "late"}));
+    assert_eq!(request("late").status, 204);
+    let (_, mail) = s.wait_mail("passwordReset", "late@example.com");
+    assert_eq!(mail["record"], json!(late));
 }
 
 fn confirm_password_reset(s: &Server) {

@@ -40,6 +40,8 @@ onRecordRequestPasswordResetRequest((e) => {
   if (name === "refuse") throw new ForbiddenError("refused by hook");
   if (name === "skip") return;
   e.next();
+  // A throw once the default action answered: that answer stands, and the mail goes out.
+  if (name === "late") throw new BadRequestError("too late to refuse");
 }, "users");
 
 onRecordConfirmPasswordResetRequest((e) => {

@@ -40,7 +40,7 @@ use crate::worker::records::values::checks::is_email;
 use crate::worker::state::AppState;
 
 use super::record_auth::auth_collection;
-use super::record_hooks::{self, Passed};
+use super::record_hooks;
 use crate::worker::hooks::record_requests::{FlowDone, FlowNext, Reached};
 use crate::worker::hooks::routes::{RouteRequest, RouteResponse};
 
@@ -194,10 +194,20 @@ fn no_content_route() -> RouteResponse {
     RouteResponse { status: StatusCode::NO_CONTENT.as_u16(), headers: Vec::new(), body: Vec::new() }
 }
 
+/// What `e.record` is after `e.next()` in a flow run by [`gated_no_content`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// The record as the flow stored it (the confirm flows save it).
+    Stored,
+    /// `e.record` as the handlers left it (the request flows only mail).
+    AsLeft,
+}
+
 /// Runs `tail`, the rest of an account flow that answers 204, as the default action of `hook`
-/// when a handler of it is registered (`head`): then code after `e.next()` sees `e.record` as
-/// the flow stored it, as in PocketBase, and the chain's answer is the flow's (or a handler's,
-/// or the error `e.next()` threw). Without one, `tail` runs directly with nothing changed.
+/// when a handler of it is registered (`head`): then code after `e.next()` runs once the flow
+/// did its work (`after` says what `e.record` is then), as in PocketBase, and the chain's
+/// answer is the flow's (or a handler's, or the error `e.next()` threw). Without one, `tail`
+/// runs directly with nothing changed.
 #[allow(clippy::too_many_arguments)]
 async fn gated_no_content<F, Fut>(
     state: &AppState,
@@ -207,6 +217,7 @@ async fn gated_no_content<F, Fut>(
     body: &Map<String, Value>,
     record: Map<String, Value>,
     extra: Map<String, Value>,
+    after: After,
     tail: F,
 ) -> Result<Response<ResBody>, ApiError>
 where
@@ -221,7 +232,10 @@ where
     let next: FlowNext = Box::new(move |reached: Reached| {
         Box::pin(async move {
             tail(reached).await.map_err(record_hooks::flow_failure)?;
-            let record = load_record(&state2, &c2, id).await.map_err(record_hooks::flow_failure)?;
+            let record = match after {
+                After::Stored => load_record(&state2, &c2, id).await.map_err(record_hooks::flow_failure)?,
+                After::AsLeft => None,
+            };
             Ok(FlowDone::Answered { record, response: no_content_route() })
         }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
     });
@@ -230,8 +244,8 @@ where
 
 /// `record` with what a request hook changed on `e.record` (what the request flows' default
 /// action reads, as PocketBase's reads `e.record`).
-fn with_changes(mut record: Map<String, Value>, passed: &Passed) -> Map<String, Value> {
-    for (k, v) in &passed.changes {
+fn with_changes(mut record: Map<String, Value>, changes: &Map<String, Value>) -> Map<String, Value> {
+    for (k, v) in changes {
         record.insert(k.clone(), v.clone());
     }
     record
@@ -654,24 +668,26 @@ pub async fn request_verification(state: &AppState, collection: &str, req: Reque
     // An unknown address gets its 204 without the hook, as in PocketBase (so with such a
     // hook a known address answers later by the hook's run time, as there).
     let Some(record) = record_by_email(state, &c, &email).await? else { return Ok(no_content()) };
-    // pb_hooks: onRecordRequestVerificationRequest (`e.record`, verified or not) before the
-    // mail; its default action mails an unverified record and answers 204.
-    let record = match record_hooks::auth_gate_record(state, &c, head, "onRecordRequestVerificationRequest", &body, Some(record.clone()), Map::new()).await {
-        Ok(passed) => with_changes(record, &passed),
-        Err(answer) => return Ok(answer),
-    };
-    // Only a mail that goes out uses up the account's allowance (not a request a hook
-    // refused, nor one for a verified account), as in PocketBase.
-    if is_verified(&record) || !charge_mail(state, &c, "verification", &email).await? {
-        return Ok(no_content());
-    }
-    let o = options(&c);
-    let to = str_of(&record, "email").to_owned();
-    let token = sign(state, &c, &record, TokenKind::Verification { email: to.clone() }, o.verification_token.duration)?;
-    let mail = compose(state, &o.verification_template, &to, &token, "").await;
-    let about = RecordMail { kind: RecordMailKind::Verification, collection: c.clone(), record, meta: json!({"token": token}) };
-    send_in_background(state, mail, "verification", about);
-    Ok(no_content())
+    // pb_hooks: onRecordRequestVerificationRequest (`e.record`, verified or not); its default
+    // action mails an unverified record (as the handlers left `e.record`) and answers 204.
+    let (st, c2, rec) = (state.clone(), c.clone(), record.clone());
+    gated_no_content(state, &c, head, "onRecordRequestVerificationRequest", &body, record, Map::new(), After::AsLeft, move |reached| async move {
+        let (state, c) = (&st, &c2);
+        let record = with_changes(rec, &reached.changes);
+        // Only a mail that goes out uses up the account's allowance (not a request a hook
+        // refused, nor one for a verified account), as in PocketBase.
+        if is_verified(&record) || !charge_mail(state, c, "verification", &email).await? {
+            return Ok(());
+        }
+        let o = options(c);
+        let to = str_of(&record, "email").to_owned();
+        let token = sign(state, c, &record, TokenKind::Verification { email: to.clone() }, o.verification_token.duration)?;
+        let mail = compose(state, &o.verification_template, &to, &token, "").await;
+        let about = RecordMail { kind: RecordMailKind::Verification, collection: c.clone(), record, meta: json!({"token": token}) };
+        send_in_background(state, mail, "verification", about);
+        Ok(())
+    })
+    .await
 }
 
 /// `POST confirm-verification`. As in PocketBase, confirming an account that is already
@@ -700,7 +716,7 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
     // `e.next()` is stored with the verified state (not when the record was verified already:
     // then nothing is saved, as in PocketBase); after `e.next()` `e.record` is as stored.
     let (st, c2, rec) = (state.clone(), c.clone(), record.clone());
-    gated_no_content(state, &c, head, "onRecordConfirmVerificationRequest", &body, record, Map::new(), move |reached| async move {
+    gated_no_content(state, &c, head, "onRecordConfirmVerificationRequest", &body, record, Map::new(), After::Stored, move |reached| async move {
         let (state, c, record) = (&st, &c2, &rec);
         let hooked = HookWrites::of(state, reached.changes, &["verified"]).await?;
         // With password auth off, the password the account was registered with must not
@@ -746,22 +762,24 @@ pub async fn request_password_reset(state: &AppState, collection: &str, req: Req
     }
     // An unknown address gets its 204 without the hook, as in PocketBase.
     let Some(record) = record_by_email(state, &c, &email).await? else { return Ok(no_content()) };
-    // pb_hooks: onRecordRequestPasswordResetRequest (`e.record`) before the mail; its default
-    // action mails and answers 204.
-    let record = match record_hooks::auth_gate_record(state, &c, head, "onRecordRequestPasswordResetRequest", &body, Some(record.clone()), Map::new()).await {
-        Ok(passed) => with_changes(record, &passed),
-        Err(answer) => return Ok(answer),
-    };
-    // Only a mail that goes out uses up the account's allowance, as in PocketBase.
-    if !charge_mail(state, &c, "password-reset", &email).await? {
-        return Ok(no_content());
-    }
-    let to = str_of(&record, "email").to_owned();
-    let token = sign(state, &c, &record, TokenKind::PasswordReset { email: to.clone() }, o.password_reset_token.duration)?;
-    let mail = compose(state, &o.reset_password_template, &to, &token, "").await;
-    let about = RecordMail { kind: RecordMailKind::PasswordReset, collection: c.clone(), record, meta: json!({"token": token}) };
-    send_in_background(state, mail, "password reset", about);
-    Ok(no_content())
+    // pb_hooks: onRecordRequestPasswordResetRequest (`e.record`); its default action mails (to
+    // `e.record` as the handlers left it) and answers 204.
+    let (st, c2, rec) = (state.clone(), c.clone(), record.clone());
+    gated_no_content(state, &c, head, "onRecordRequestPasswordResetRequest", &body, record, Map::new(), After::AsLeft, move |reached| async move {
+        let (state, c) = (&st, &c2);
+        let record = with_changes(rec, &reached.changes);
+        // Only a mail that goes out uses up the account's allowance, as in PocketBase.
+        if !charge_mail(state, c, "password-reset", &email).await? {
+            return Ok(());
+        }
+        let to = str_of(&record, "email").to_owned();
+        let token = sign(state, c, &record, TokenKind::PasswordReset { email: to.clone() }, o.password_reset_token.duration)?;
+        let mail = compose(state, &o.reset_password_template, &to, &token, "").await;
+        let about = RecordMail { kind: RecordMailKind::PasswordReset, collection: c.clone(), record, meta: json!({"token": token}) };
+        send_in_background(state, mail, "password reset", about);
+        Ok(())
+    })
+    .await
 }
 
 /// The collection's password rules applied to a new password, as field errors.
@@ -827,7 +845,7 @@ pub async fn confirm_password_reset(state: &AppState, collection: &str, req: Req
     // on `e.record` before `e.next()` is stored with the password; after it `e.record` is as
     // stored (the new password validates).
     let (st, c2, rec) = (state.clone(), c.clone(), record.clone());
-    gated_no_content(state, &c, head, "onRecordConfirmPasswordResetRequest", &body, record, Map::new(), move |reached| async move {
+    gated_no_content(state, &c, head, "onRecordConfirmPasswordResetRequest", &body, record, Map::new(), After::Stored, move |reached| async move {
         let (state, c, record) = (&st, &c2, &rec);
         let hooked = HookWrites::of(state, reached.changes, if verify_too { &["verified"] } else { &[] }).await?;
         let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
@@ -955,7 +973,7 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
     // new email; after it `e.record` is as stored.
     let extra = Map::from_iter([("newEmail".to_owned(), Value::String(new_email.clone()))]);
     let (st, c2) = (state.clone(), c.clone());
-    gated_no_content(state, &c, head, "onRecordConfirmEmailChangeRequest", &body, record.clone(), extra, move |reached| async move {
+    gated_no_content(state, &c, head, "onRecordConfirmEmailChangeRequest", &body, record.clone(), extra, After::Stored, move |reached| async move {
         let (state, c) = (&st, &c2);
         let new_email = match reached.extra.get("newEmail").and_then(Value::as_str).map(str::trim).filter(|e| is_email(e)) {
             Some(e) => e.to_owned(),

@@ -255,37 +255,21 @@ pub async fn auth_with_password(
     }
 }
 
-/// An auth request hook around a flow vaultbase runs itself (`onRecordAuthRefreshRequest`,
-/// `onRecordRequestOTPRequest`, `onRecordAuthWithOTPRequest`, `onRecordAuthWithOAuth2Request`):
-/// Ok(fields as the chain left them) when its default action was reached and the flow goes
-/// on; Err(answer) when a handler threw or ended the chain. `head` comes from
-/// [`hooked_head`] (None: no such hook, the flow goes on untouched); `body` is what the
-/// request submitted, for `e.requestInfo().body`.
-pub async fn auth_gate(
-    state: &AppState,
-    c: &Arc<Collection>,
-    head: Option<RouteRequest>,
-    hook: &'static str,
-    body: &Map<String, Value>,
-    record: Option<Map<String, Value>>,
-    extra: Map<String, Value>,
-) -> Result<Map<String, Value>, Response<ResBody>> {
-    auth_gate_record(state, c, head, hook, body, record, extra).await.map(|passed| passed.extra)
-}
-
 /// What an [`auth_gate_record`] chain left when it reached its default action.
 #[derive(Debug, Default)]
 pub struct Passed {
     /// The hook's own fields as the chain left them.
     pub extra: Map<String, Value>,
-    /// The fields of `e.record` a handler changed before `e.next()`: the confirm flows store
-    /// them with their own change, as PocketBase saves `e.record`.
+    /// The fields of `e.record` a handler changed before `e.next()`.
     pub changes: Map<String, Value>,
 }
 
-/// [`auth_gate`] that also hands back what the handlers changed on `e.record`. `extra` may
-/// hold `__apply`, the fields the flow will set on the record, which the default action sets
-/// on `e.record` for the code after `e.next()`.
+/// An auth request hook around a flow vaultbase goes on with after the chain (the email
+/// change request, whose mail goes out through the mail hooks): Ok(what the chain left) when
+/// its default action was reached and the flow goes on; Err(answer) when a handler threw or
+/// ended the chain. `head` comes from [`hooked_head`] (None: no such hook, the flow goes on
+/// untouched); `body` is what the request submitted, for `e.requestInfo().body`. The other
+/// gated flows run from their default action ([`auth_gate_flow`]).
 pub async fn auth_gate_record(
     state: &AppState,
     c: &Arc<Collection>,
@@ -293,10 +277,9 @@ pub async fn auth_gate_record(
     hook: &'static str,
     body: &Map<String, Value>,
     record: Option<Map<String, Value>>,
-    mut extra: Map<String, Value>,
+    extra: Map<String, Value>,
 ) -> Result<Passed, Response<ResBody>> {
     let Some(mut head) = head else {
-        extra.remove("__apply");
         return Ok(Passed { extra, changes: Map::new() });
     };
     let text = Value::Object(body.clone()).to_string();

@@ -165,25 +165,22 @@
     return JSON.stringify({ record, response: vb.responseOf(e) });
   };
 
-  // An auth request hook that gates a flow vaultbase runs itself (onRecordAuthRefreshRequest,
-  // the OTP, OAuth2, verification, password-reset and email-change request hooks):
-  // `e.collection`, `e.record` (or null) and the hook's own fields (`extra`, copied onto e).
-  // The default action only marks the chain as passed: the flow then goes on in Rust with
-  // the fields as the chain left them, and `changes`, the fields of e.record a handler
-  // changed before e.next(). `extra.__apply` is what the flow will set on the record: the
-  // default action sets it on e.record too, so code after e.next() sees it as PocketBase's
-  // does. With `extra.__next` the default action instead runs the rest of the flow itself
-  // (`__native.gateNext`, e.g. the OAuth2 sign-in or sign-up) and answers as PocketBase's
-  // does inside the chain, so code after e.next() sees the stored e.record. Answers
-  // {passed, extra, changes, response}; `passed` is false once the chain answered.
+  // An auth request hook around a flow vaultbase runs itself (the OTP, OAuth2, refresh,
+  // verification, password-reset and email-change request and confirm hooks): `e.collection`,
+  // `e.record` (or null) and the hook's own fields (`extra`, copied onto e). With
+  // `extra.__next` the default action runs the rest of the flow itself (`runFlow`) and
+  // answers as PocketBase's does inside the chain, so code after e.next() sees what the flow
+  // stored. Without it the default action only marks the chain as passed and the flow goes
+  // on in Rust with the fields as the chain left them and `changes`, the fields of e.record a
+  // handler changed. Answers {passed, extra, changes, response}; `passed` is false once the
+  // chain answered.
   vb.authGate = function (name, r, cjson, fields, extra) {
     const e = vb.requestEvent(r);
     const c = vb.makeCollection(cjson);
     e.collection = c;
     e.record = fields ? vb.toRecord(fields, c) : null;
-    const apply = (extra && extra.__apply) || null;
     const next = !!(extra && extra.__next);
-    const keys = Object.keys(extra || {}).filter((k) => k !== "__apply" && k !== "__next");
+    const keys = Object.keys(extra || {}).filter((k) => k !== "__next");
     for (const k of keys) {
       const v = extra[k];
       // A record-shaped field ({__record: {collection, fields}}) becomes a Record.
@@ -216,11 +213,7 @@
         return runFlow(e, c, { extra: fieldsOf(e), changes: changesOf(e.record) });
       }
       passed = true;
-      const rec = e.record;
-      changes = changesOf(rec);
-      if (!changes) return;
-      // The email a flow sets is `e.newEmail` as the handlers left it (the email change).
-      if (apply) for (const k of Object.keys(apply)) rec.set(k, k === "email" && typeof e.newEmail === "string" ? e.newEmail : apply[k]);
+      changes = changesOf(e.record);
     }));
     return JSON.stringify({ passed: passed && !e.__response.written, extra: fieldsOf(e), changes, response: vb.responseOf(e) });
   };

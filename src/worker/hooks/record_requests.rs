@@ -569,9 +569,9 @@ pub fn empty_answer() -> RouteResponse {
 
 /// Runs the auth request hook `name` on `c` on a JS thread, around a flow vaultbase runs in
 /// Rust: `e.collection`, `e.record` (`record`, or null) and the fields of `extra` (a value
-/// `{"__record": {"collection", "fields"}}` becomes a Record; `__apply`, the fields the flow
-/// will set, is set on `e.record` by the default action instead of becoming a field). With
-/// `next`, the default action runs the rest of the flow itself and the chain answers.
+/// `{"__record": {"collection", "fields"}}` becomes a Record). With `next`, the default action
+/// runs the rest of the flow itself and the chain answers; without it the default action only
+/// marks the chain as passed.
 pub async fn auth_gate(
     loaded: &Arc<Loaded>,
     name: &'static str,
