@@ -578,7 +578,7 @@ pub async fn complete_auth_steps(
     origin: &Origin,
 ) -> Result<Completed, ApiError> {
     let o = options(c);
-    let record_id = str_of(&record, "id").to_owned();
+    let record_id = str_of(record, "id").to_owned();
     let mfa_rule = (!o.mfa.rule.trim().is_empty()).then(|| o.mfa.rule.clone());
     let needs_mfa = o.mfa.enabled
         && match mfa_rule {
