@@ -9,6 +9,10 @@
 //! write through the same pipeline a request without hooks takes (rules, validation, uploads,
 //! realtime, observers), reached from JS by `__native.requestWrite`. One hand-off per request.
 //!
+//! The auth request hooks of flows vaultbase runs itself ([`auth_gate`], [`auth_with_password`])
+//! work the same way: the flow's rest (a [`FlowNext`] the HTTP edge builds) is the chain's
+//! default action, reached by `__native.gateNext`, so code after `e.next()` sees what it did.
+//!
 //! It knows no HTTP (the handler builds the [`RouteRequest`] and writes the answer) and never
 //! runs JS on the async runtime or inside a database closure.
 
