@@ -644,6 +644,22 @@ fn oauth2_and_auth_methods(s: &Server) {
             json!({"hook": "authWithOTP", "after": true, "record": existing, "spent": true}),
         ]
     );
+
+    // MFA: the first factor fires onRecordAuthRequest, whose default action answers 401
+    // {mfaId} and throws, so the code after e.next() in the password hook never runs; the
+    // second factor signs in.
+    ok(call(s.port, "PATCH", "/api/collections/users", Some(&s.su), Some(&json!({"mfa": {"enabled": true}}))));
+    s.take_log();
+    let r = s.login("existing", PASSWORD);
+    assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
+    let mfa_id = r.json()["mfaId"].clone();
+    assert!(mfa_id.is_string(), "{mfa_id}");
+    let log: Vec<(Value, Value)> = hook_entries(&s.take_log()).iter().map(|e| (e["hook"].clone(), e["authMethod"].clone())).collect();
+    assert_eq!(log, vec![(json!("auth"), json!("password"))]);
+    let otp = ok(s.users("request-otp", json!({"email": "existing@example.com"})));
+    let (_, mail) = s.wait_mail("otp", "existing@example.com");
+    let r = ok(s.users("auth-with-otp", json!({"otpId": otp["otpId"], "password": mail["password"], "mfaId": mfa_id})));
+    assert_eq!(r["record"]["id"], json!(existing));
 }
 
 #[test]

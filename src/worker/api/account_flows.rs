@@ -551,13 +551,18 @@ pub async fn answer_completed(
     meta: Option<Value>,
     completed: Completed,
 ) -> Result<Response<ResBody>, ApiError> {
-    if let Completed::Mfa(id) = completed {
+    let mfa = match completed {
+        Completed::Mfa(id) => Some(id),
+        Completed::SignedIn => None,
+    };
+    // pb_hooks: onRecordAuthRequest / onRecordEnrich take part in the answer when registered
+    // (for an MFA step too: PocketBase's onRecordAuthRequest default action answers its 401).
+    if let Some(res) = super::record_hooks::auth_answer(state, c, &record, method.as_str(), origin, meta.clone(), mfa.clone()).await? {
+        return Ok(res);
+    }
+    if let Some(id) = mfa {
         // Not the error envelope: the SDK reads `mfaId` from the 401 body itself.
         return Ok(json(StatusCode::UNAUTHORIZED, &json!({"mfaId": id})));
-    }
-    // pb_hooks: onRecordAuthRequest / onRecordEnrich take part in the answer when registered.
-    if let Some(res) = super::record_hooks::auth_answer(state, c, &record, method.as_str(), origin, meta.clone()).await? {
-        return Ok(res);
     }
     token_response(state, c, &record, true, None, meta)
 }
@@ -1186,23 +1191,16 @@ pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Inco
     Ok(record_hooks::auth_gate_flow(state, &c, head, "onRecordAuthWithOTPRequest", &body, Some(record), extra, next).await)
 }
 
-/// What a gated sign-in's default action hands back once the sign-in `completed`: the MFA
-/// step's 401 `{mfaId}`, or the record and its token for the chain to answer with.
+/// What a gated sign-in's default action hands back once the sign-in `completed`: the record
+/// and its token for the chain to answer with through `onRecordAuthRequest` — its 401
+/// `{mfaId}` when another factor is needed, as PocketBase's.
 pub fn sign_in_done(state: &AppState, c: &Collection, record: Map<String, Value>, method: Method, meta: Option<Value>, completed: Completed) -> Result<FlowDone, ApiError> {
-    match completed {
-        Completed::Mfa(id) => {
-            let response = RouteResponse {
-                status: StatusCode::UNAUTHORIZED.as_u16(),
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: json!({"mfaId": id}).to_string().into_bytes(),
-            };
-            Ok(FlowDone::Answered { record: Some(record), response })
-        }
-        Completed::SignedIn => {
-            let token = auth_token(state, c, &record)?;
-            Ok(FlowDone::SignedIn { record, token, method: method.as_str(), meta })
-        }
-    }
+    let token = auth_token(state, c, &record)?;
+    let mfa = match completed {
+        Completed::Mfa(id) => Some(id),
+        Completed::SignedIn => None,
+    };
+    Ok(FlowDone::SignedIn { record, token, method: method.as_str(), meta, mfa })
 }
 
 /// An OTP sign-in once the code is proven: everything [`OtpSignIn::finish`] needs.

@@ -231,7 +231,7 @@ pub async fn refresh(state: &AppState, collection: &str, req: &Request<Incoming>
                     Some(t) => t,
                     None => new_token(&st, &c2, &record).map_err(super::record_hooks::flow_failure)?,
                 };
-                Ok(FlowDone::SignedIn { record, token, method: "", meta: None })
+                Ok(FlowDone::SignedIn { record, token, method: "", meta: None, mfa: None })
             }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
         });
         return Ok(super::record_hooks::auth_gate_flow(state, &c, head, "onRecordAuthRefreshRequest", &Map::new(), Some(auth.record.clone()), Map::new(), next).await);

@@ -148,8 +148,9 @@ pub async fn delete(state: &AppState, t: Target<'_>, req: &Request<Incoming>, ac
 }
 
 /// The answer of a successful authentication when `onRecordAuthRequest` or `onRecordEnrich`
-/// fires for `c` (None otherwise: the caller answers as usual). The event's request carries
-/// what the auth flow kept of it: the method, the path and the client's origin.
+/// fires for `c` (None otherwise: the caller answers as usual); with `mfa`, the chain's 401
+/// `{mfaId}` of an MFA step. The event's request carries what the auth flow kept of it: the
+/// method, the path and the client's origin.
 pub async fn auth_answer(
     state: &AppState,
     c: &Arc<Collection>,
@@ -157,6 +158,7 @@ pub async fn auth_answer(
     method: &str,
     origin: &super::account_flows::Origin,
     meta: Option<Value>,
+    mfa: Option<String>,
 ) -> Result<Option<Response<ResBody>>, ApiError> {
     if !auth_answer_hooked(state, c) {
         return Ok(None);
@@ -189,7 +191,7 @@ pub async fn auth_answer(
         remote_ip: origin.ip.clone(),
         globals_applied: false,
     };
-    Ok(record_requests::auth_response(state, c, record, token, method, meta, request).await.map(respond))
+    Ok(record_requests::auth_response(state, c, record, token, method, meta, mfa, request).await.map(respond))
 }
 
 /// Whether an auth answer for `c` goes through JS (`onRecordAuthRequest` or `onRecordEnrich`).
@@ -214,7 +216,7 @@ pub async fn auth_answer_head(state: &AppState, c: &Collection, req: &Request<In
 /// hook): the caller answers as usual.
 pub async fn auth_answer_with(state: &AppState, c: &Arc<Collection>, record: &Map<String, Value>, token: String, method: &str, head: Option<RouteRequest>) -> Option<Response<ResBody>> {
     let head = head?;
-    record_requests::auth_response(state, c, record, token, method, None, head).await.map(respond)
+    record_requests::auth_response(state, c, record, token, method, None, None, head).await.map(respond)
 }
 
 /// The request as a hook on `c` named `hook` would see it, if such a hook is registered (read

@@ -66,9 +66,21 @@
     return { d, body };
   }
 
+  // What PocketBase's onRecordAuthRequest default action throws once it answered 401 {mfaId}.
+  const MFA_REQUIRED = "mfa required";
+  function mfaRequired() {
+    const err = new Error(MFA_REQUIRED);
+    Object.defineProperty(err, "__mfa", { value: true });
+    return err;
+  }
+
   // PocketBase's recordAuthResponse: onRecordAuthRequest (e.record, e.token, e.meta,
   // e.authMethod) around the default answer {token, record, meta?}, the record enriched.
-  function authResponse(e, record, authMethod, meta, token) {
+  //
+  // With `mfaId` (another factor is needed, its MFA session made) the default action answers
+  // 401 {mfaId} instead and throws "mfa required", as PocketBase's: e.next() throws it, and
+  // the written 401 stands (keepWritten).
+  function authResponse(e, record, authMethod, meta, token, mfaId) {
     if (!record) throw new g.BadRequestError("Failed to authenticate.");
     const c = record.collection();
     const ev = Object.create(e);
@@ -78,6 +90,10 @@
     ev.meta = meta === undefined ? null : meta;
     ev.authMethod = String(authMethod ?? "");
     vb.fire("onRecordAuthRequest", c ? [c.id, c.name] : [], ev, (ev) => {
+      if (mfaId) {
+        e.json(401, { mfaId });
+        throw mfaRequired();
+      }
       ev.record.ignoreEmailVisibility(true);
       vb.enrichRecords(e, [ev.record], !!(c && c.name === "_superusers") || e.hasSuperuserAuth());
       const body = { token: ev.token, record: ev.record };
@@ -101,11 +117,12 @@
   g.$apis = vb.strictNamespace("$apis.", apis);
 
   // An auth endpoint's answer with hooks: the record vaultbase authenticated, its token.
-  vb.authRequest = function (r, cjson, fields, token, method, meta) {
+  // With `mfaId` (non-empty) another factor is needed: the chain answers 401 {mfaId}.
+  vb.authRequest = function (r, cjson, fields, token, method, meta, mfaId) {
     const e = vb.requestEvent(r);
     const c = vb.makeCollection(cjson);
     e.collection = c;
-    authResponse(e, vb.toRecord(fields, c), method, meta === null ? undefined : meta, token);
+    keepWritten("onRecordAuthRequest", e, () => true, () => authResponse(e, vb.toRecord(fields, c), method, meta === null ? undefined : meta, token, mfaId || undefined));
     return vb.responseOf(e);
   };
 
@@ -116,7 +133,7 @@
     const out = JSON.parse(N.gateNext(JSON.stringify(reached)));
     if (out.record) e.record = vb.toRecord(out.record, c);
     if (out.auth) {
-      authResponse(e, e.record, out.auth.method, out.auth.meta === null ? undefined : out.auth.meta, out.auth.token);
+      authResponse(e, e.record, out.auth.method, out.auth.meta === null ? undefined : out.auth.meta, out.auth.token, out.auth.mfaId || undefined);
     } else if (out.response) {
       const res = e.__response;
       if (res.written) return;
@@ -135,6 +152,8 @@
       fired();
     } catch (err) {
       if (!(isDone() && e.__response.written)) throw err;
+      // An MFA step's "mfa required" is how its 401 ends the chain, not a failure.
+      if (err && (err.__mfa || err.message === MFA_REQUIRED)) return;
       N.log("error", name + " failed after its answer was written: " + String(err && err.message ? err.message : err));
     }
   }

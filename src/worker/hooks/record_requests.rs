@@ -135,9 +135,10 @@ thread_local! {
 pub enum FlowDone {
     /// A sign-in: the record as stored and its token. The default action answers `{token,
     /// record, meta?}` through `onRecordAuthRequest` on this thread, as PocketBase's
-    /// `RecordAuthResponse` inside the chain.
-    SignedIn { record: Map<String, Value>, token: String, method: &'static str, meta: Option<Value> },
-    /// The flow's own answer (e.g. the MFA step's 401 `{mfaId}`), with the record it reached.
+    /// `RecordAuthResponse` inside the chain — or, with `mfa` (the MFA session's id, another
+    /// factor being needed), 401 `{mfaId}` from `onRecordAuthRequest`'s default action.
+    SignedIn { record: Map<String, Value>, token: String, method: &'static str, meta: Option<Value>, mfa: Option<String> },
+    /// The flow's own answer (e.g. a confirm flow's 204), with the record it reached.
     Answered { record: Option<Map<String, Value>>, response: RouteResponse },
 }
 
@@ -225,8 +226,8 @@ fn gate_next<'js>(ctx: &Ctx<'js>, args: &str) -> rquickjs::Result<String> {
         return Err(rquickjs::Exception::throw_message(ctx, "no gated flow is waiting"));
     };
     match handle.block_on(next(reached)) {
-        Ok(FlowDone::SignedIn { record, token, method, meta }) => {
-            Ok(json!({"record": record, "auth": {"token": token, "method": method, "meta": meta}}).to_string())
+        Ok(FlowDone::SignedIn { record, token, method, meta, mfa }) => {
+            Ok(json!({"record": record, "auth": {"token": token, "method": method, "meta": meta, "mfaId": mfa}}).to_string())
         }
         Ok(FlowDone::Answered { record, response }) => Ok(json!({
             "record": record,
@@ -471,8 +472,19 @@ pub fn observe_commits(state: &AppState) {
 
 /// The answer of a successful authentication (password, OTP, OAuth2) when a hook takes part
 /// in it (`onRecordAuthRequest`, `onRecordEnrich`): the chain with the token vaultbase signed
-/// and `{token, record, meta?}` as its default. None when no such hook fires for `c`.
-pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<String, Value>, token: String, method: &str, meta: Option<Value>, request: RouteRequest) -> Option<RouteResponse> {
+/// and `{token, record, meta?}` as its default (with `mfa`, 401 `{mfaId}`: another factor is
+/// needed). None when no such hook fires for `c`.
+#[allow(clippy::too_many_arguments)]
+pub async fn auth_response(
+    state: &AppState,
+    c: &Arc<Collection>,
+    record: &Map<String, Value>,
+    token: String,
+    method: &str,
+    meta: Option<Value>,
+    mfa: Option<String>,
+    request: RouteRequest,
+) -> Option<RouteResponse> {
     let loaded = state.hooks.current();
     let registry = &loaded.registry;
     if registry.is_empty() || !["onRecordAuthRequest", "onRecordEnrich"].iter().any(|h| registry.has(h, &c.id, &c.name)) {
@@ -487,7 +499,7 @@ pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<S
                 let cjson = ctx.json_parse(collection_json(&c).to_string())?;
                 let fields = ctx.json_parse(Value::Object(record).to_string())?;
                 let meta = ctx.json_parse(meta.unwrap_or(Value::Null).to_string())?;
-                bindings::call_vb(ctx, "authRequest", (r, cjson, fields, token, method, meta))
+                bindings::call_vb(ctx, "authRequest", (r, cjson, fields, token, method, meta, mfa.unwrap_or_default()))
             };
             match go() {
                 Ok(text) => match serde_json::from_str::<Written>(&text) {
