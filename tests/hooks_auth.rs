@@ -231,6 +231,8 @@ fn confirm_verification(s: &Server) {
             (Value::Null, json!(true), json!(true)),
         ]
     );
+    // After e.next() the record is stored verified.
+    assert_eq!(log[3]["stored"], true);
     // The same token once the record is verified: the hook runs, nothing is saved (PocketBase
     // saves only an unverified record), so its change is not stored.
     s.set(&ids[2], json!({"name": "touch"}));
@@ -298,6 +300,13 @@ fn request_password_reset(s: &Server) {
             (json!("plain@example.com"), json!("users")),
         ]
     );
+    // A handler that throws after e.next(): the default action's 204 was written, so it
+    // stands, and the mail goes out.
+    let late = s.sign_up("late");
+    s.set(&late, json!({"name": "late"}));
+    assert_eq!(request("late").status, 204);
+    let (_, mail) = s.wait_mail("passwordReset", "late@example.com");
+    assert_eq!(mail["record"], json!(late));
 }
 
 fn confirm_password_reset(s: &Server) {
@@ -322,6 +331,8 @@ fn confirm_password_reset(s: &Server) {
     let body = json!(["password", "passwordConfirm", "token"]);
     assert_eq!(seen, vec![(json!(ids[0]), body.clone()), (json!(ids[1]), body.clone()), (json!(ids[2]), body), (Value::Null, Value::Null)]);
     assert_eq!((log[3]["after"].clone(), log[3]["verified"].clone()), (json!(true), json!(true)));
+    // After e.next() the new password is stored, and e.record has it.
+    assert_eq!((log[3]["newPassword"].clone(), log[3]["stored"].clone()), (json!(true), json!(true)));
 }
 
 #[test]
@@ -402,6 +413,8 @@ fn email_change(s: &Server) {
         ]
     );
     assert_eq!(log[3]["verified"], true);
+    // After e.next() the new email is stored.
+    assert_eq!(log[3]["stored"], json!("changed-touch@example.com"));
 }
 
 #[test]
@@ -412,6 +425,55 @@ fn email_change_hooks_vaultbase() {
 #[test]
 fn email_change_hooks_pocketbase() {
     email_change(&Server::pocketbase());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mail quotas and request hooks
+
+/// A request a hook refuses (or ends without e.next()) mails nothing and uses up none of the
+/// account's mails: PocketBase starts its 2-minute resend throttle of verification and reset
+/// mails in the default action (and counts stored OTPs), and checks it before the hook.
+fn mail_quota(s: &Server) {
+    if s._vb.is_some() {
+        // The same allowance as PocketBase's resend throttle: one mail per 2 minutes.
+        ok(call(s.port, "PATCH", "/api/settings", Some(&s.su), Some(&json!({"accountLimits": {"mailPerAccount": {"max": 1, "duration": 120}}}))));
+    }
+    ok(call(s.port, "PATCH", "/api/collections/users", Some(&s.su), Some(&json!({"otp": {"enabled": true}}))));
+    let id = s.sign_up("quota");
+    s.take_log();
+    for (action, kind, hook) in [("request-verification", "verification", "requestVerification"), ("request-password-reset", "passwordReset", "requestPasswordReset"), ("request-otp", "otp", "requestOTP")] {
+        let request = || s.users(action, json!({"email": "quota@example.com"}));
+        s.set(&id, json!({"name": "refuse"}));
+        assert_eq!(request().json(), refused(), "{action}");
+        assert_eq!(request().json(), refused(), "{action}");
+        s.set(&id, json!({"name": "skip"}));
+        assert_empty_200(&request());
+        // The first request the hook lets through still gets its mail.
+        s.set(&id, json!({"name": "plain"}));
+        assert_eq!(request().status, if kind == "otp" { 200 } else { 204 }, "{action}");
+        let (log, mail) = s.wait_mail(kind, "quota@example.com");
+        assert_eq!(mail["record"], json!(id));
+        assert_eq!((entries_of(&log, hook).len(), mails(&log).len()), (4, 1), "{action}: {log:?}");
+        if kind == "otp" {
+            // (PocketBase's OTP allowance is 10 stored codes, vaultbase's mailPerAccount: they
+            // part from here.)
+            continue;
+        }
+        // That mail used the allowance up: the next request answers 204 before the hook and
+        // sends nothing (a mail would follow the hook's log entry).
+        assert_eq!(request().status, 204, "{action}");
+        assert_eq!(s.take_log(), Vec::<Value>::new(), "{action}");
+    }
+}
+
+#[test]
+fn mail_quota_and_request_hooks_vaultbase() {
+    mail_quota(&Server::vaultbase());
+}
+
+#[test]
+fn mail_quota_and_request_hooks_pocketbase() {
+    mail_quota(&Server::pocketbase());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -518,15 +580,39 @@ fn oauth2_and_auth_methods(s: &Server) {
                 "rawUser": {"sub": "new-oauth@example.com-sub", "email": "new-oauth@example.com", "email_verified": true, "name": "Provider Name"}},
             "isNewRecord": true, "record": null, "createData": {"name": "client"}})
     );
-    // onRecordAuthRequest shaped the answer, with authMethod "oauth2".
+    // onRecordAuthRequest shaped the answer, with authMethod "oauth2", inside e.next(): then
+    // the code after e.next() saw the new record as stored (verified: the provider verified
+    // its address), e.isNewRecord still true.
     assert_eq!((log[1]["hook"].clone(), log[1]["authMethod"].clone(), log[1]["record"].clone(), log[1]["token"].clone()), (json!("auth"), json!("oauth2"), created.clone(), json!(true)));
+    assert_eq!(
+        log[2],
+        json!({"hook": "authWithOAuth2", "after": true, "isNewRecord": true, "record": created, "name": "from hook", "email": "new-oauth@example.com", "verified": true})
+    );
+    assert_eq!(log.len(), 3, "{log:?}");
     // The same identity again: its linked record. A record with the provider's verified
     // address: that one.
     assert_eq!(ok(oauth(None))["record"]["id"], created);
     idp.signs_in("existing@example.com");
     assert_eq!(ok(oauth(None))["record"]["id"], json!(existing));
-    let log: Vec<(Value, Value)> = hook_entries(&s.take_log()).iter().filter(|e| e["hook"] == "authWithOAuth2").map(|e| (e["isNewRecord"].clone(), e["record"].clone())).collect();
-    assert_eq!(log, vec![(json!(false), created), (json!(false), json!(existing))]);
+    let log = hook_entries(&s.take_log());
+    let of = |after: bool| -> Vec<(Value, Value)> {
+        log.iter().filter(|e| e["hook"] == "authWithOAuth2" && e.get("after").is_some() == after).map(|e| (e["isNewRecord"].clone(), e["record"].clone())).collect()
+    };
+    assert_eq!(of(false), vec![(json!(false), created.clone()), (json!(false), json!(existing))]);
+    assert_eq!(of(true), of(false));
+
+    // A handler that changes the new user after e.next() with $app.save: stored, while the
+    // answer (written inside e.next()) shows the record as the sign-up made it.
+    idp.signs_in("modify-oauth@example.com");
+    let r = ok(oauth(None));
+    assert_eq!((r["record"]["name"].clone(), r["meta"]["isNew"].clone()), (json!("from hook"), json!(true)));
+    let modified = r["record"]["id"].as_str().expect("id").to_owned();
+    assert_eq!(s.stored(&modified)["name"], json!("changed after next"));
+    let after = entries_of(&s.take_log(), "authWithOAuth2").into_iter().find(|e| e.get("after").is_some()).expect("logged after e.next()");
+    assert_eq!((after["record"].clone(), after["isNewRecord"].clone()), (json!(modified), json!(true)));
+    // Signing in again finds the changed record.
+    assert_eq!(ok(oauth(None))["record"]["name"], json!("changed after next"));
+    s.take_log();
 
     // onRecordAuthRequest for every other way in: password, refresh and impersonate (both with
     // an empty authMethod, as in PocketBase) and OTP.
@@ -542,6 +628,38 @@ fn oauth2_and_auth_methods(s: &Server) {
     let methods: Vec<(Value, Value)> = entries_of(&log, "auth").iter().map(|e| (e["authMethod"].clone(), e["record"].clone())).collect();
     let via = |m: &str| (json!(m), json!(existing));
     assert_eq!(methods, vec![via("password"), via(""), via(""), via("otp")]);
+    // A password sign-in and a refresh: onRecordAuthRequest ran inside e.next().
+    let order: Vec<(Value, Value)> = log.iter().filter(|e| e.get("hook").is_some()).take(4).map(|e| (e["hook"].clone(), e["authMethod"].clone())).collect();
+    assert_eq!(
+        order,
+        vec![(json!("auth"), json!("password")), (json!("authWithPassword"), Value::Null), (json!("auth"), json!("")), (json!("authRefresh"), Value::Null)]
+    );
+    // The OTP sign-in: onRecordAuthRequest ran inside e.next(), which spent the OTP.
+    let otp_log: Vec<Value> = log.iter().filter(|e| e["hook"] == "authWithOTP" || e["authMethod"] == "otp").cloned().collect();
+    assert_eq!(
+        otp_log,
+        vec![
+            json!({"hook": "authWithOTP", "record": existing, "otp": otp["otpId"]}),
+            json!({"hook": "auth", "collection": "users", "record": existing, "authMethod": "otp", "token": true}),
+            json!({"hook": "authWithOTP", "after": true, "record": existing, "spent": true}),
+        ]
+    );
+
+    // MFA: the first factor fires onRecordAuthRequest, whose default action answers 401
+    // {mfaId} and throws, so the code after e.next() in the password hook never runs; the
+    // second factor signs in.
+    ok(call(s.port, "PATCH", "/api/collections/users", Some(&s.su), Some(&json!({"mfa": {"enabled": true}}))));
+    s.take_log();
+    let r = s.login("existing", PASSWORD);
+    assert_eq!(r.status, 401, "{}", String::from_utf8_lossy(&r.body));
+    let mfa_id = r.json()["mfaId"].clone();
+    assert!(mfa_id.is_string(), "{mfa_id}");
+    let log: Vec<(Value, Value)> = hook_entries(&s.take_log()).iter().map(|e| (e["hook"].clone(), e["authMethod"].clone())).collect();
+    assert_eq!(log, vec![(json!("auth"), json!("password"))]);
+    let otp = ok(s.users("request-otp", json!({"email": "existing@example.com"})));
+    let (_, mail) = s.wait_mail("otp", "existing@example.com");
+    let r = ok(s.users("auth-with-otp", json!({"otpId": otp["otpId"], "password": mail["password"], "mfaId": mfa_id})));
+    assert_eq!(r["record"]["id"], json!(existing));
 }
 
 #[test]

@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use rusqlite::Transaction;
+use rusqlite::{OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
 /// At most this many hits per key in each window of `duration` seconds; `max: 0` switches the
@@ -98,6 +98,19 @@ pub fn hit(tx: &Transaction<'_>, key: &str, limit: Limit, now: i64) -> rusqlite:
         )?
         .query_row(rusqlite::params![key, now, window], |r| r.get(0))?;
     Ok(hits <= i64::from(limit.max))
+}
+
+/// Whether one more hit of `key` at `now` would be within `limit`, without counting it (the
+/// caller counts it with [`hit`] once the limited thing really happens).
+pub fn has_room(tx: &Transaction<'_>, key: &str, limit: Limit, now: i64) -> rusqlite::Result<bool> {
+    if limit.max == 0 {
+        return Ok(true);
+    }
+    let hits: Option<i64> = tx
+        .prepare_cached("SELECT hits FROM _vb_limits WHERE key = ?1 AND window_end > ?2")?
+        .query_row(rusqlite::params![key, now], |r| r.get(0))
+        .optional()?;
+    Ok(hits.unwrap_or(0) < i64::from(limit.max))
 }
 
 /// Takes back one hit of `key` (a password attempt that turned out right is not an attack).
@@ -191,5 +204,19 @@ mod tests {
         assert!(hit(&tx, "k", limit, 110).expect("hit"), "a new window starts at window_end");
         assert!(hit(&tx, "other", limit, 110).expect("hit"), "keys are independent");
         assert!(hit(&tx, "k", Limit { max: 0, duration: 1 }, 110).expect("hit"), "max 0 is off");
+    }
+
+    #[test]
+    fn room_is_asked_without_counting() {
+        let (_d, mut c) = conn();
+        let limit = Limit { max: 1, duration: 10 };
+        let tx = c.transaction().expect("tx");
+        for _ in 0..3 {
+            assert!(has_room(&tx, "k", limit, 100).expect("room"), "asking uses nothing up");
+        }
+        assert!(hit(&tx, "k", limit, 100).expect("hit"));
+        assert!(!has_room(&tx, "k", limit, 101).expect("room"), "the one hit is used");
+        assert!(has_room(&tx, "k", limit, 110).expect("room"), "a window that ended leaves room");
+        assert!(has_room(&tx, "k", Limit { max: 0, duration: 1 }, 101).expect("room"), "max 0 is off");
     }
 }

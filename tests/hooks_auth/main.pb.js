@@ -29,7 +29,8 @@ onRecordConfirmVerificationRequest((e) => {
   if (name === "touch") e.record.set("name", "touched");
   if (name === "invalid") e.record.set("name", "x".repeat(300));
   e.next();
-  log({ hook: "confirmVerification", after: true, verified: e.record.verified() });
+  // The default action stored the record: the stored one is as e.record shows it.
+  log({ hook: "confirmVerification", after: true, verified: e.record.verified(), stored: $app.findRecordById("users", e.record.id).verified() });
 }, "users");
 
 onRecordRequestPasswordResetRequest((e) => {
@@ -39,6 +40,8 @@ onRecordRequestPasswordResetRequest((e) => {
   if (name === "refuse") throw new ForbiddenError("refused by hook");
   if (name === "skip") return;
   e.next();
+  // A throw once the default action answered: that answer stands, and the mail goes out.
+  if (name === "late") throw new BadRequestError("too late to refuse");
 }, "users");
 
 onRecordConfirmPasswordResetRequest((e) => {
@@ -49,7 +52,7 @@ onRecordConfirmPasswordResetRequest((e) => {
   if (name === "skip") return;
   if (name === "touch") e.record.set("name", "touched");
   e.next();
-  log({ hook: "confirmPasswordReset", after: true, verified: e.record.verified() });
+  log({ hook: "confirmPasswordReset", after: true, verified: e.record.verified(), newPassword: e.record.validatePassword("new password 1"), stored: $app.findRecordById("users", e.record.id).validatePassword("new password 1") });
 }, "users");
 
 onRecordRequestEmailChangeRequest((e) => {
@@ -70,7 +73,37 @@ onRecordConfirmEmailChangeRequest((e) => {
   if (name === "skip") return;
   if (name === "touch") e.record.set("name", "touched");
   e.next();
-  log({ hook: "confirmEmailChange", after: true, email: e.record.email(), verified: e.record.verified() });
+  log({ hook: "confirmEmailChange", after: true, email: e.record.email(), verified: e.record.verified(), stored: $app.findRecordById("users", e.record.id).email() });
+}, "users");
+
+onRecordRequestOTPRequest((e) => {
+  const log = require(`${__hooks}/log.js`);
+  const name = e.record ? e.record.get("name") : null;
+  log({ hook: "requestOTP", collection: e.collection.name, record: e.record ? e.record.id : null });
+  if (name === "refuse") throw new ForbiddenError("refused by hook");
+  if (name === "skip") return;
+  e.next();
+}, "users");
+
+// Code after e.next() of a sign-in runs once the answer is made (onRecordAuthRequest fired).
+onRecordAuthWithPasswordRequest((e) => {
+  e.next();
+  require(`${__hooks}/log.js`)({ hook: "authWithPassword", after: true, record: e.record.id });
+}, "users");
+
+onRecordAuthRefreshRequest((e) => {
+  e.next();
+  require(`${__hooks}/log.js`)({ hook: "authRefresh", after: true, record: e.record.id });
+}, "users");
+
+onRecordAuthWithOTPRequest((e) => {
+  const log = require(`${__hooks}/log.js`);
+  log({ hook: "authWithOTP", record: e.record.id, otp: e.otp.id });
+  e.next();
+  // The default action spent the OTP and answered (onRecordAuthRequest ran inside it).
+  let spent = false;
+  try { $app.findRecordById("_otps", e.otp.id); } catch (_) { spent = true; }
+  log({ hook: "authWithOTP", after: true, record: e.record.id, spent });
 }, "users");
 
 onRecordAuthWithOAuth2Request((e) => {
@@ -84,6 +117,14 @@ onRecordAuthWithOAuth2Request((e) => {
   if (e.oAuth2User.email.startsWith("skip")) return;
   if (e.isNewRecord) e.createData = { name: "from hook" };
   e.next();
+  // The default action signed in or up and answered: e.record is the stored record.
+  const r = e.record;
+  log({ hook: "authWithOAuth2", after: true, isNewRecord: e.isNewRecord, record: r ? r.id : null, name: r ? r.get("name") : null, email: r ? r.email() : null, verified: r ? r.verified() : null });
+  // A change after the answer is stored, but not in the answer already written.
+  if (e.oAuth2User.email.startsWith("modify")) {
+    r.set("name", "changed after next");
+    $app.save(r);
+  }
 }, "users");
 
 onRecordAuthRequest((e) => {

@@ -40,7 +40,9 @@ use crate::worker::records::values::checks::is_email;
 use crate::worker::state::AppState;
 
 use super::record_auth::auth_collection;
-use super::record_hooks::{self, Passed};
+use super::record_hooks;
+use crate::worker::hooks::record_requests::{FlowDone, FlowNext, Reached};
+use crate::worker::hooks::routes::{RouteRequest, RouteResponse};
 
 const BAD_FORMAT: &str = "An error occurred while loading the submitted data.";
 const VALIDATION: &str = "An error occurred while validating the submitted data.";
@@ -60,7 +62,7 @@ pub enum Method {
 }
 
 impl Method {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Method::Password => "password",
             Method::Otp => "otp",
@@ -187,10 +189,63 @@ impl HookWrites {
     }
 }
 
+/// The answer PocketBase's confirm flows end with (`e.NoContent(204)`), as a chain writes it.
+fn no_content_route() -> RouteResponse {
+    RouteResponse { status: StatusCode::NO_CONTENT.as_u16(), headers: Vec::new(), body: Vec::new() }
+}
+
+/// What `e.record` is after `e.next()` in a flow run by [`gated_no_content`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    /// The record as the flow stored it (the confirm flows save it).
+    Stored,
+    /// `e.record` as the handlers left it (the request flows only mail).
+    AsLeft,
+}
+
+/// Runs `tail`, the rest of an account flow that answers 204, as the default action of `hook`
+/// when a handler of it is registered (`head`): then code after `e.next()` runs once the flow
+/// did its work (`after` says what `e.record` is then), as in PocketBase, and the chain's
+/// answer is the flow's (or a handler's, or the error `e.next()` threw). Without one, `tail`
+/// runs directly with nothing changed.
+#[allow(clippy::too_many_arguments)]
+async fn gated_no_content<F, Fut>(
+    state: &AppState,
+    c: &Arc<Collection>,
+    head: Option<RouteRequest>,
+    hook: &'static str,
+    body: &Map<String, Value>,
+    record: Map<String, Value>,
+    extra: Map<String, Value>,
+    after: After,
+    tail: F,
+) -> Result<Response<ResBody>, ApiError>
+where
+    F: FnOnce(Reached) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = Result<(), ApiError>> + Send + 'static,
+{
+    let Some(head) = head else {
+        tail(Reached::default()).await?;
+        return Ok(no_content());
+    };
+    let (state2, c2, id) = (state.clone(), c.clone(), str_of(&record, "id").to_owned());
+    let next: FlowNext = Box::new(move |reached: Reached| {
+        Box::pin(async move {
+            tail(reached).await.map_err(record_hooks::flow_failure)?;
+            let record = match after {
+                After::Stored => load_record(&state2, &c2, id).await.map_err(record_hooks::flow_failure)?,
+                After::AsLeft => None,
+            };
+            Ok(FlowDone::Answered { record, response: no_content_route() })
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+    });
+    Ok(record_hooks::auth_gate_flow(state, c, head, hook, body, Some(record), extra, next).await)
+}
+
 /// `record` with what a request hook changed on `e.record` (what the request flows' default
 /// action reads, as PocketBase's reads `e.record`).
-fn with_changes(mut record: Map<String, Value>, passed: &Passed) -> Map<String, Value> {
-    for (k, v) in &passed.changes {
+fn with_changes(mut record: Map<String, Value>, changes: &Map<String, Value>) -> Map<String, Value> {
+    for (k, v) in changes {
         record.insert(k.clone(), v.clone());
     }
     record
@@ -335,8 +390,17 @@ async fn verify_token(state: &AppState, c: &Arc<Collection>, token: &str, expect
 // Limits
 
 /// Counts one mail request from this IP (429 when over) and tells whether this account may get
-/// another mail of `kind` now (false means: answer as usual, send nothing).
+/// another mail of `kind` now (false means: answer as usual, send nothing), charging the
+/// account's allowance when it may. For a flow whose request hook ran already.
 async fn mail_allowed(state: &AppState, c: &Collection, kind: &'static str, email: &str, origin: &Origin) -> Result<bool, ApiError> {
+    Ok(mail_room(state, c, kind, email, origin).await? && charge_mail(state, c, kind, email).await?)
+}
+
+/// Counts one mail request from this IP (429 when over) and tells whether this account has
+/// room for another mail of `kind`, without using it up: a request hook may still refuse the
+/// request, and in PocketBase a refused request does not start the resend throttle (its
+/// default action does). Then [`charge_mail`] once the mail is really going out.
+async fn mail_room(state: &AppState, c: &Collection, kind: &'static str, email: &str, origin: &Origin) -> Result<bool, ApiError> {
     let cfg = state.settings.fresh(&state.db).await.map_err(db_error)?.settings.account_limits.clone();
     let ip_key = limits::ip_key("mail", &origin.ip);
     let account_key = limits::account_key(&format!("mail-{kind}"), &c.id, email);
@@ -345,8 +409,7 @@ async fn mail_allowed(state: &AppState, c: &Collection, kind: &'static str, emai
         .db
         .write(move |tx| -> Result<(bool, bool), DbError> {
             let ip_ok = limits::hit(tx, &ip_key, cfg.mail_per_ip, now)?;
-            // A refused request does not use up the account's allowance.
-            let account_ok = ip_ok && limits::hit(tx, &account_key, cfg.mail_per_account, now)?;
+            let account_ok = ip_ok && limits::has_room(tx, &account_key, cfg.mail_per_account, now)?;
             Ok((ip_ok, account_ok))
         })
         .await
@@ -358,6 +421,19 @@ async fn mail_allowed(state: &AppState, c: &Collection, kind: &'static str, emai
         tracing::info!(kind, collection = %c.name, "mail to this account is throttled; not sending");
     }
     Ok(account_ok)
+}
+
+/// Uses one of this account's mails of `kind`: false when another request took the last one
+/// meanwhile (then nothing is sent).
+async fn charge_mail(state: &AppState, c: &Collection, kind: &'static str, email: &str) -> Result<bool, ApiError> {
+    let cfg = state.settings.fresh(&state.db).await.map_err(db_error)?.settings.account_limits.clone();
+    let account_key = limits::account_key(&format!("mail-{kind}"), &c.id, email);
+    let now = jwt::unix_now();
+    let ok = state.db.write(move |tx| limits::hit(tx, &account_key, cfg.mail_per_account, now).map_err(DbError::from)).await.map_err(db_error)?;
+    if !ok {
+        tracing::info!(kind, collection = %c.name, "mail to this account is throttled; not sending");
+    }
+    Ok(ok)
 }
 
 /// The counters a password attempt was charged to, to refund when it succeeds.
@@ -451,13 +527,68 @@ pub async fn complete_auth(
     origin: &Origin,
     meta: Option<Value>,
 ) -> Result<Response<ResBody>, ApiError> {
+    let completed = complete_auth_steps(state, c, &record, method, mfa_id, origin).await?;
+    answer_completed(state, c, record, method, origin, meta, completed).await
+}
+
+/// How a sign-in ended once its factor was proven ([`complete_auth_steps`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Completed {
+    /// Another factor is needed: answer 401 `{"mfaId"}` (the SDK reads it from the body).
+    Mfa(String),
+    /// Signed in: answer the token and the record.
+    SignedIn,
+}
+
+/// The answer of a sign-in that ended as `completed`: the MFA 401, or `{token, record, meta?}`
+/// (through `onRecordAuthRequest` / `onRecordEnrich` when such a hook fires).
+pub async fn answer_completed(
+    state: &AppState,
+    c: &Arc<Collection>,
+    record: Map<String, Value>,
+    method: Method,
+    origin: &Origin,
+    meta: Option<Value>,
+    completed: Completed,
+) -> Result<Response<ResBody>, ApiError> {
+    let mfa = match completed {
+        Completed::Mfa(id) => Some(id),
+        Completed::SignedIn => None,
+    };
+    // pb_hooks: onRecordAuthRequest / onRecordEnrich take part in the answer when registered
+    // (for an MFA step too: PocketBase's onRecordAuthRequest default action answers its 401).
+    if let Some(res) = super::record_hooks::auth_answer(state, c, &record, method.as_str(), origin, meta.clone(), mfa.clone()).await? {
+        return Ok(res);
+    }
+    if let Some(id) = mfa {
+        // Not the error envelope: the SDK reads `mfaId` from the 401 body itself.
+        return Ok(json(StatusCode::UNAUTHORIZED, &json!({"mfaId": id})));
+    }
+    token_response(state, c, &record, true, None, meta)
+}
+
+/// A refreshable auth token for `record`, as a sign-in answers it.
+pub fn auth_token(state: &AppState, c: &Collection, record: &Map<String, Value>) -> Result<String, ApiError> {
+    sign(state, c, record, TokenKind::Auth { refreshable: true }, options(c).auth_token.duration)
+}
+
+/// The steps of [`complete_auth`] before its answer: the MFA step (which may end the sign-in
+/// with [`Completed::Mfa`]), then the login alert and the sign-in webhook event.
+pub async fn complete_auth_steps(
+    state: &AppState,
+    c: &Arc<Collection>,
+    record: &Map<String, Value>,
+    method: Method,
+    mfa_id: Option<String>,
+    origin: &Origin,
+) -> Result<Completed, ApiError> {
     let o = options(c);
-    let record_id = str_of(&record, "id").to_owned();
+    let record_id = str_of(record, "id").to_owned();
     let mfa_rule = (!o.mfa.rule.trim().is_empty()).then(|| o.mfa.rule.clone());
     let needs_mfa = o.mfa.enabled
         && match mfa_rule {
             None => true,
-            Some(rule) => rule_admits(state, c, &record, Some(rule), method.as_str()).await?,
+            Some(rule) => rule_admits(state, c, record, Some(rule), method.as_str()).await?,
         };
     if needs_mfa {
         let now = jwt::unix_now();
@@ -471,8 +602,7 @@ pub async fn complete_auth(
                     .write(move |tx| accounts::insert_mfa(tx, &id2, &c2, &rid, method.as_str(), expires, now).map_err(DbError::from))
                     .await
                     .map_err(db_error)?;
-                // Not the error envelope: the SDK reads `mfaId` from the 401 body itself.
-                return Ok(json(StatusCode::UNAUTHORIZED, &json!({"mfaId": id})));
+                return Ok(Completed::Mfa(id));
             }
             Some(mfa_id) => {
                 let (c2, id2) = (c.clone(), mfa_id.clone());
@@ -495,14 +625,10 @@ pub async fn complete_auth(
         }
     }
     if o.auth_alert.enabled {
-        login_alert(state, c, &record, origin, &o.auth_alert.email_template).await;
+        login_alert(state, c, record, origin, &o.auth_alert.email_template).await;
     }
-    crate::worker::jobs::webhooks::auth_event(state, &c.name, rows::public_auth_record(c, &record, false), method.as_str()).await;
-    // pb_hooks: onRecordAuthRequest / onRecordEnrich take part in the answer when registered.
-    if let Some(res) = super::record_hooks::auth_answer(state, c, &record, method.as_str(), origin, meta.clone()).await? {
-        return Ok(res);
-    }
-    token_response(state, c, &record, true, None, meta)
+    crate::worker::jobs::webhooks::auth_event(state, &c.name, rows::public_auth_record(c, record, false), method.as_str()).await;
+    Ok(Completed::SignedIn)
 }
 
 /// Remembers this login's origin and, when it is new for a record that has logged in before,
@@ -540,28 +666,33 @@ pub async fn request_verification(state: &AppState, collection: &str, req: Reque
     if c.name == SUPERUSERS {
         return Err(ApiError::bad_request("Superusers are always verified."));
     }
-    if !mail_allowed(state, &c, "verification", &email, &origin).await? {
+    // A throttled account gets its 204 before the hook, as PocketBase's resend throttle.
+    if !mail_room(state, &c, "verification", &email, &origin).await? {
         return Ok(no_content());
     }
     // An unknown address gets its 204 without the hook, as in PocketBase (so with such a
     // hook a known address answers later by the hook's run time, as there).
     let Some(record) = record_by_email(state, &c, &email).await? else { return Ok(no_content()) };
-    // pb_hooks: onRecordRequestVerificationRequest (`e.record`, verified or not) before the
-    // mail; its default action mails an unverified record and answers 204.
-    let record = match record_hooks::auth_gate_record(state, &c, head, "onRecordRequestVerificationRequest", &body, Some(record.clone()), Map::new()).await {
-        Ok(passed) => with_changes(record, &passed),
-        Err(answer) => return Ok(answer),
-    };
-    if is_verified(&record) {
-        return Ok(no_content());
-    }
-    let o = options(&c);
-    let to = str_of(&record, "email").to_owned();
-    let token = sign(state, &c, &record, TokenKind::Verification { email: to.clone() }, o.verification_token.duration)?;
-    let mail = compose(state, &o.verification_template, &to, &token, "").await;
-    let about = RecordMail { kind: RecordMailKind::Verification, collection: c.clone(), record, meta: json!({"token": token}) };
-    send_in_background(state, mail, "verification", about);
-    Ok(no_content())
+    // pb_hooks: onRecordRequestVerificationRequest (`e.record`, verified or not); its default
+    // action mails an unverified record (as the handlers left `e.record`) and answers 204.
+    let (st, c2, rec) = (state.clone(), c.clone(), record.clone());
+    gated_no_content(state, &c, head, "onRecordRequestVerificationRequest", &body, record, Map::new(), After::AsLeft, move |reached| async move {
+        let (state, c) = (&st, &c2);
+        let record = with_changes(rec, &reached.changes);
+        // Only a mail that goes out uses up the account's allowance (not a request a hook
+        // refused, nor one for a verified account), as in PocketBase.
+        if is_verified(&record) || !charge_mail(state, c, "verification", &email).await? {
+            return Ok(());
+        }
+        let o = options(c);
+        let to = str_of(&record, "email").to_owned();
+        let token = sign(state, c, &record, TokenKind::Verification { email: to.clone() }, o.verification_token.duration)?;
+        let mail = compose(state, &o.verification_template, &to, &token, "").await;
+        let about = RecordMail { kind: RecordMailKind::Verification, collection: c.clone(), record, meta: json!({"token": token}) };
+        send_in_background(state, mail, "verification", about);
+        Ok(())
+    })
+    .await
 }
 
 /// `POST confirm-verification`. As in PocketBase, confirming an account that is already
@@ -585,35 +716,35 @@ pub async fn confirm_verification(state: &AppState, collection: &str, req: Reque
     if !email.eq_ignore_ascii_case(str_of(&record, "email")) {
         return Err(invalid_token());
     }
-    // pb_hooks: onRecordConfirmVerificationRequest (`e.record`) once the token is proven; what
-    // a handler changes on `e.record` is stored with the verified state (not when the record
-    // was verified already: then nothing is saved, as in PocketBase).
-    let apply = if is_verified(&record) { json!({}) } else { json!({"verified": true}) };
-    let extra = Map::from_iter([("__apply".to_owned(), apply)]);
-    let passed = match record_hooks::auth_gate_record(state, &c, head, "onRecordConfirmVerificationRequest", &body, Some(record.clone()), extra).await {
-        Ok(passed) => passed,
-        Err(answer) => return Ok(answer),
-    };
-    let hooked = HookWrites::of(state, passed.changes, &["verified"]).await?;
-    // With password auth off, the password the account was registered with must not survive
-    // the proof of the mailbox (PocketBase): a random one, and a new tokenKey, which ends every
-    // session of whoever registered it.
-    let reset_password = if !options(&c).password_auth.enabled && !is_verified(&record) { Some(random_password(state).await?) } else { None };
-    let mut sets = vec![("verified", Set::Bool(true))];
-    if let Some((hash, new_key)) = reset_password {
-        sets.push(("password", Set::Text(hash)));
-        sets.push(("tokenKey", Set::Text(new_key)));
-    }
-    // Already verified (under the key the token was checked against): nothing to do, and the
-    // token is not spent by a no-op.
-    let already = |tx: &rusqlite::Transaction<'_>, c: &Collection, id: &str, key: &str| -> rusqlite::Result<bool> {
-        Ok(accounts::verified_under_key(tx, c, id, key)? == Some(true))
-    };
-    let applied = spend_and_update(state, &c, &record, &claims, token, sets, hooked, "An error occurred while saving the verified state.", already).await?;
-    if !applied {
-        return Err(invalid_token());
-    }
-    Ok(no_content())
+    // pb_hooks: onRecordConfirmVerificationRequest (`e.record`) once the token is proven; its
+    // default action is the rest of the flow. What a handler changes on `e.record` before
+    // `e.next()` is stored with the verified state (not when the record was verified already:
+    // then nothing is saved, as in PocketBase); after `e.next()` `e.record` is as stored.
+    let (st, c2, rec) = (state.clone(), c.clone(), record.clone());
+    gated_no_content(state, &c, head, "onRecordConfirmVerificationRequest", &body, record, Map::new(), After::Stored, move |reached| async move {
+        let (state, c, record) = (&st, &c2, &rec);
+        let hooked = HookWrites::of(state, reached.changes, &["verified"]).await?;
+        // With password auth off, the password the account was registered with must not
+        // survive the proof of the mailbox (PocketBase): a random one, and a new tokenKey,
+        // which ends every session of whoever registered it.
+        let reset_password = if !options(c).password_auth.enabled && !is_verified(record) { Some(random_password(state).await?) } else { None };
+        let mut sets = vec![("verified", Set::Bool(true))];
+        if let Some((hash, new_key)) = reset_password {
+            sets.push(("password", Set::Text(hash)));
+            sets.push(("tokenKey", Set::Text(new_key)));
+        }
+        // Already verified (under the key the token was checked against): nothing to do, and
+        // the token is not spent by a no-op.
+        let already = |tx: &rusqlite::Transaction<'_>, c: &Collection, id: &str, key: &str| -> rusqlite::Result<bool> {
+            Ok(accounts::verified_under_key(tx, c, id, key)? == Some(true))
+        };
+        let applied = spend_and_update(state, c, record, &claims, token, sets, hooked, "An error occurred while saving the verified state.", already).await?;
+        if !applied {
+            return Err(invalid_token());
+        }
+        Ok(())
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -630,23 +761,30 @@ pub async fn request_password_reset(state: &AppState, collection: &str, req: Req
     if !o.password_auth.enabled {
         return Err(ApiError::bad_request("The collection is not configured to allow password authentication."));
     }
-    if !mail_allowed(state, &c, "password-reset", &email, &origin).await? {
+    // A throttled account gets its 204 before the hook, as PocketBase's resend throttle.
+    if !mail_room(state, &c, "password-reset", &email, &origin).await? {
         return Ok(no_content());
     }
     // An unknown address gets its 204 without the hook, as in PocketBase.
     let Some(record) = record_by_email(state, &c, &email).await? else { return Ok(no_content()) };
-    // pb_hooks: onRecordRequestPasswordResetRequest (`e.record`) before the mail; its default
-    // action mails and answers 204.
-    let record = match record_hooks::auth_gate_record(state, &c, head, "onRecordRequestPasswordResetRequest", &body, Some(record.clone()), Map::new()).await {
-        Ok(passed) => with_changes(record, &passed),
-        Err(answer) => return Ok(answer),
-    };
-    let to = str_of(&record, "email").to_owned();
-    let token = sign(state, &c, &record, TokenKind::PasswordReset { email: to.clone() }, o.password_reset_token.duration)?;
-    let mail = compose(state, &o.reset_password_template, &to, &token, "").await;
-    let about = RecordMail { kind: RecordMailKind::PasswordReset, collection: c.clone(), record, meta: json!({"token": token}) };
-    send_in_background(state, mail, "password reset", about);
-    Ok(no_content())
+    // pb_hooks: onRecordRequestPasswordResetRequest (`e.record`); its default action mails (to
+    // `e.record` as the handlers left it) and answers 204.
+    let (st, c2, rec) = (state.clone(), c.clone(), record.clone());
+    gated_no_content(state, &c, head, "onRecordRequestPasswordResetRequest", &body, record, Map::new(), After::AsLeft, move |reached| async move {
+        let (state, c) = (&st, &c2);
+        let record = with_changes(rec, &reached.changes);
+        // Only a mail that goes out uses up the account's allowance, as in PocketBase.
+        if !charge_mail(state, c, "password-reset", &email).await? {
+            return Ok(());
+        }
+        let to = str_of(&record, "email").to_owned();
+        let token = sign(state, c, &record, TokenKind::PasswordReset { email: to.clone() }, o.password_reset_token.duration)?;
+        let mail = compose(state, &o.reset_password_template, &to, &token, "").await;
+        let about = RecordMail { kind: RecordMailKind::PasswordReset, collection: c.clone(), record, meta: json!({"token": token}) };
+        send_in_background(state, mail, "password reset", about);
+        Ok(())
+    })
+    .await
 }
 
 /// The collection's password rules applied to a new password, as field errors.
@@ -708,26 +846,27 @@ pub async fn confirm_password_reset(state: &AppState, collection: &str, req: Req
     let TokenKind::PasswordReset { email } = &claims.kind else { return Err(invalid_token()) };
     let verify_too = email.eq_ignore_ascii_case(str_of(&record, "email"));
     // pb_hooks: onRecordConfirmPasswordResetRequest (`e.record`) once the token and the new
-    // password are checked; what a handler changes on `e.record` is stored with the password.
-    let apply = if verify_too && !is_verified(&record) { json!({"verified": true}) } else { json!({}) };
-    let extra = Map::from_iter([("__apply".to_owned(), apply)]);
-    let passed = match record_hooks::auth_gate_record(state, &c, head, "onRecordConfirmPasswordResetRequest", &body, Some(record.clone()), extra).await {
-        Ok(passed) => passed,
-        Err(answer) => return Ok(answer),
-    };
-    let hooked = HookWrites::of(state, passed.changes, if verify_too { &["verified"] } else { &[] }).await?;
-    let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
-    let new_key = random::new_token_key().map_err(ApiError::internal)?;
-    let mut sets = vec![("password", Set::Text(hash)), ("tokenKey", Set::Text(new_key))];
-    if verify_too {
-        sets.push(("verified", Set::Bool(true)));
-    }
-    let never_done = |_: &rusqlite::Transaction<'_>, _: &Collection, _: &str, _: &str| Ok(false);
-    let applied = spend_and_update(state, &c, &record, &claims, token, sets, hooked, "Failed to set new password.", never_done).await?;
-    if !applied {
-        return Err(invalid_token());
-    }
-    Ok(no_content())
+    // password are checked; its default action is the rest of the flow. What a handler changes
+    // on `e.record` before `e.next()` is stored with the password; after it `e.record` is as
+    // stored (the new password validates).
+    let (st, c2, rec) = (state.clone(), c.clone(), record.clone());
+    gated_no_content(state, &c, head, "onRecordConfirmPasswordResetRequest", &body, record, Map::new(), After::Stored, move |reached| async move {
+        let (state, c, record) = (&st, &c2, &rec);
+        let hooked = HookWrites::of(state, reached.changes, if verify_too { &["verified"] } else { &[] }).await?;
+        let hash = state.passwords.hash(&password).await.map_err(ApiError::internal)?;
+        let new_key = random::new_token_key().map_err(ApiError::internal)?;
+        let mut sets = vec![("password", Set::Text(hash)), ("tokenKey", Set::Text(new_key))];
+        if verify_too {
+            sets.push(("verified", Set::Bool(true)));
+        }
+        let never_done = |_: &rusqlite::Transaction<'_>, _: &Collection, _: &str, _: &str| Ok(false);
+        let applied = spend_and_update(state, c, record, &claims, token, sets, hooked, "Failed to set new password.", never_done).await?;
+        if !applied {
+            return Err(invalid_token());
+        }
+        Ok(())
+    })
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -817,14 +956,7 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
     if !missing.is_empty() {
         return Err(ApiError::validation(VALIDATION, missing));
     }
-    // PocketBase cannot check the password without the token's record, so a bad token fails
-    // both fields.
-    let bad_token = || {
-        let mut data = Map::new();
-        data.insert("token".into(), json!({"code": "validation_invalid_token", "message": INVALID_TOKEN}));
-        data.insert("password".into(), json!({"code": "validation_invalid_password", "message": "Missing or invalid auth record password."}));
-        ApiError::validation(VALIDATION, data)
-    };
+    let bad_token = bad_email_change_token;
     let Some((record, claims)) = verify_token(state, &c, &token, TokenType::EmailChange).await? else {
         return Err(bad_token());
     };
@@ -841,47 +973,54 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
     }
     attempt.succeeded(state).await;
     // pb_hooks: onRecordConfirmEmailChangeRequest (`e.record`, `e.newEmail`, which a handler
-    // may replace) once the token and the password are proven; what a handler changes on
-    // `e.record` is stored with the new email.
-    let mut new_email = new_email;
-    let mut hooked = HookWrites::default();
-    if head.is_some() {
-        let extra = Map::from_iter([
-            ("newEmail".to_owned(), Value::String(new_email.clone())),
-            ("__apply".to_owned(), json!({"email": new_email, "verified": true})),
-        ]);
-        let passed = match record_hooks::auth_gate_record(state, &c, head, "onRecordConfirmEmailChangeRequest", &body, Some(record.clone()), extra).await {
-            Ok(passed) => passed,
-            Err(answer) => return Ok(answer),
+    // may replace) once the token and the password are proven; its default action is the rest
+    // of the flow. What a handler changes on `e.record` before `e.next()` is stored with the
+    // new email; after it `e.record` is as stored.
+    let extra = Map::from_iter([("newEmail".to_owned(), Value::String(new_email.clone()))]);
+    let (st, c2) = (state.clone(), c.clone());
+    gated_no_content(state, &c, head, "onRecordConfirmEmailChangeRequest", &body, record.clone(), extra, After::Stored, move |reached| async move {
+        let (state, c) = (&st, &c2);
+        let new_email = match reached.extra.get("newEmail").and_then(Value::as_str).map(str::trim).filter(|e| is_email(e)) {
+            Some(e) => e.to_owned(),
+            None => new_email,
         };
-        if let Some(e) = passed.extra.get("newEmail").and_then(Value::as_str).filter(|e| is_email(e.trim())) {
-            new_email = e.trim().to_owned();
+        let hooked = HookWrites::of(state, reached.changes, &["email", "verified"]).await?;
+        let new_key = random::new_token_key().map_err(ApiError::internal)?;
+        let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
+        let outcome = state
+            .writes()
+            .commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<Result<(), &'static str>, CrudError> {
+                if accounts::email_taken(tx, &c2, &new_email, &id)? {
+                    return Ok(Err("taken"));
+                }
+                if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
+                    return Ok(Err("spent"));
+                }
+                let sets = [("email", Set::Text(new_email)), ("verified", Set::Bool(true)), ("tokenKey", Set::Text(new_key))];
+                if !accounts::update_record(tx, &c2, &id, &key, &sets, changes)? {
+                    return Ok(Err("changed"));
+                }
+                hooked.write(tx, &c2, &id, changes)?;
+                Ok(Ok(()))
+            })
+            .await
+            .map_err(|e| super::records::crud_error(e, "Failed to confirm email change."))?;
+        match outcome {
+            Ok(()) => Ok(()),
+            Err("taken") => Err(field_error("newEmail", "validation_invalid_new_email", "Invalid new email address.")),
+            Err(_) => Err(bad_email_change_token()),
         }
-        hooked = HookWrites::of(state, passed.changes, &["email", "verified"]).await?;
-    }
-    let new_key = random::new_token_key().map_err(ApiError::internal)?;
-    let (c2, id, key, exp) = (c.clone(), claims.id.clone(), str_of(&record, "tokenKey").to_owned(), claims.exp);
-    let outcome = state.writes().commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<Result<(), &'static str>, CrudError> {
-        if accounts::email_taken(tx, &c2, &new_email, &id)? {
-            return Ok(Err("taken"));
-        }
-        if !accounts::spend_token(tx, &token, exp, jwt::unix_now())? {
-            return Ok(Err("spent"));
-        }
-        let sets = [("email", Set::Text(new_email)), ("verified", Set::Bool(true)), ("tokenKey", Set::Text(new_key))];
-        if !accounts::update_record(tx, &c2, &id, &key, &sets, changes)? {
-            return Ok(Err("changed"));
-        }
-        hooked.write(tx, &c2, &id, changes)?;
-        Ok(Ok(()))
     })
     .await
-    .map_err(|e| super::records::crud_error(e, "Failed to confirm email change."))?;
-    match outcome {
-        Ok(()) => Ok(no_content()),
-        Err("taken") => Err(field_error("newEmail", "validation_invalid_new_email", "Invalid new email address.")),
-        Err(_) => Err(bad_token()),
-    }
+}
+
+/// A bad token of `confirm-email-change`: PocketBase cannot check the password without the
+/// token's record, so it fails both fields.
+fn bad_email_change_token() -> ApiError {
+    let mut data = Map::new();
+    data.insert("token".into(), json!({"code": "validation_invalid_token", "message": INVALID_TOKEN}));
+    data.insert("password".into(), json!({"code": "validation_invalid_password", "message": "Missing or invalid auth record password."}));
+    ApiError::validation(VALIDATION, data)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -900,49 +1039,91 @@ pub async fn request_otp(state: &AppState, collection: &str, req: Request<Incomi
     }
     // The per-IP limit first: a refused request must not cost an argon2 hash, or one client
     // could keep the shared password pool busy with requests that are refused anyway.
-    let allowed = mail_allowed(state, &c, "otp", &email, &origin).await?;
+    // The account's allowance is used only once the OTP goes out (below): a request a hook
+    // refuses stores and sends nothing, so it must not count (PocketBase counts stored OTPs).
+    let allowed = mail_room(state, &c, "otp", &email, &origin).await?;
     let otp_id = random::new_id().map_err(ApiError::internal)?;
     let digits = usize::try_from(o.otp.length.clamp(4, 32)).unwrap_or(8);
     let code = random::random_string(b"0123456789", digits).map_err(ApiError::internal)?;
     // Hashed whether or not the account exists (or its mails are throttled): the answer takes
     // the same time either way.
-    let mut hash = state.passwords.hash(&code).await.map_err(ApiError::internal)?;
+    let hash = state.passwords.hash(&code).await.map_err(ApiError::internal)?;
     let record = record_by_email(state, &c, &email).await?;
+    let answer = json!({"otpId": otp_id});
+    let pending = PendingOtp { state: state.clone(), c: c.clone(), email, record: record.clone(), allowed, otp_id, code, hash };
     // pb_hooks: onRecordRequestOTPRequest (`e.record`, null for an unknown address, and
-    // `e.password`, the code, which a handler may replace) before the OTP is stored and sent.
-    let mut code = code;
-    if head.is_some() {
-        let extra = Map::from_iter([("password".to_owned(), Value::String(code.clone()))]);
-        let fields = match super::record_hooks::auth_gate(state, &c, head, "onRecordRequestOTPRequest", &body, record.clone(), extra).await {
-            Ok(fields) => fields,
-            Err(answer) => return Ok(answer),
-        };
-        if let Some(p) = fields.get("password").and_then(Value::as_str).filter(|p| !p.is_empty() && *p != code) {
-            code = p.to_owned();
+    // `e.password`, the code, which a handler may replace); its default action stores and
+    // mails the OTP and answers, so code after `e.next()` finds the stored OTP.
+    let Some(head) = head else {
+        pending.send(None).await?;
+        return Ok(json(StatusCode::OK, &answer));
+    };
+    let extra = Map::from_iter([("password".to_owned(), Value::String(pending.code.clone()))]);
+    let next: FlowNext = Box::new(move |reached: Reached| {
+        Box::pin(async move {
+            let replaced = reached.extra.get("password").and_then(Value::as_str).map(str::to_owned);
+            pending.send(replaced).await.map_err(record_hooks::flow_failure)?;
+            let response = RouteResponse {
+                status: StatusCode::OK.as_u16(),
+                headers: vec![("content-type".into(), "application/json".into())],
+                body: answer.to_string().into_bytes(),
+            };
+            Ok(FlowDone::Answered { record: None, response })
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+    });
+    Ok(record_hooks::auth_gate_flow(state, &c, head, "onRecordRequestOTPRequest", &body, record, extra, next).await)
+}
+
+/// An OTP `request-otp` made: stored and mailed by [`PendingOtp::send`] (the request's
+/// default action).
+struct PendingOtp {
+    state: AppState,
+    c: Arc<Collection>,
+    email: String,
+    /// The account with that address, if any.
+    record: Option<Map<String, Value>>,
+    /// Whether the account had room for another OTP mail before the hook.
+    allowed: bool,
+    otp_id: String,
+    code: String,
+    hash: String,
+}
+
+impl PendingOtp {
+    /// Stores the OTP (with `replaced`, a code a hook put in `e.password`, if any) and mails
+    /// it — unless there is no such account or its mails are throttled: then nothing, and
+    /// the answer is the same.
+    async fn send(self, replaced: Option<String>) -> Result<(), ApiError> {
+        let PendingOtp { state, c, email, record, allowed, otp_id, mut code, mut hash } = self;
+        let state = &state;
+        if let Some(p) = replaced.filter(|p| !p.is_empty() && *p != code) {
+            code = p;
             hash = state.passwords.hash(&code).await.map_err(ApiError::internal)?;
         }
+        let Some(record) = record.filter(|_| allowed) else { return Ok(()) };
+        if !charge_mail(state, &c, "otp", &email).await? {
+            return Ok(());
+        }
+        let o = options(&c);
+        let to = str_of(&record, "email").to_owned();
+        let now = jwt::unix_now();
+        let row = accounts::OtpRow {
+            record_id: str_of(&record, "id").to_owned(),
+            hash,
+            sent_to: to.clone(),
+            expires: now.saturating_add(i64::try_from(o.otp.duration).unwrap_or(i64::MAX)),
+        };
+        let (c2, id2) = (c.clone(), otp_id.clone());
+        state
+            .db
+            .write(move |tx| accounts::insert_otp(tx, &id2, &c2, &row, now).map_err(DbError::from))
+            .await
+            .map_err(db_error)?;
+        let mail = compose(state, &o.otp.email_template, &to, "", &code).await;
+        let about = RecordMail { kind: RecordMailKind::Otp, collection: c.clone(), record, meta: json!({"otpId": otp_id, "password": code}) };
+        send_in_background(state, mail, "otp", about);
+        Ok(())
     }
-    let Some(record) = record.filter(|_| allowed) else {
-        return Ok(json(StatusCode::OK, &json!({"otpId": otp_id})));
-    };
-    let to = str_of(&record, "email").to_owned();
-    let now = jwt::unix_now();
-    let row = accounts::OtpRow {
-        record_id: str_of(&record, "id").to_owned(),
-        hash,
-        sent_to: to.clone(),
-        expires: now.saturating_add(i64::try_from(o.otp.duration).unwrap_or(i64::MAX)),
-    };
-    let (c2, id2) = (c.clone(), otp_id.clone());
-    state
-        .db
-        .write(move |tx| accounts::insert_otp(tx, &id2, &c2, &row, now).map_err(DbError::from))
-        .await
-        .map_err(db_error)?;
-    let mail = compose(state, &o.otp.email_template, &to, "", &code).await;
-    let about = RecordMail { kind: RecordMailKind::Otp, collection: c.clone(), record, meta: json!({"otpId": otp_id, "password": code}) };
-    send_in_background(state, mail, "otp", about);
-    Ok(json(StatusCode::OK, &json!({"otpId": otp_id})))
 }
 
 /// `POST auth-with-otp`
@@ -990,48 +1171,94 @@ pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Inco
     let Some(record) = load_record(state, &c, row.record_id.clone()).await? else {
         return Err(ApiError::bad_request(INVALID_OTP));
     };
-    // pb_hooks: onRecordAuthWithOTPRequest (`e.record`, `e.otp`) once the code is proven,
-    // before the OTP is spent.
-    if head.is_some() {
-        let otp = json!({"id": otp_id, "collectionRef": c.id, "recordRef": row.record_id, "sentTo": row.sent_to});
-        let extra = Map::from_iter([("otp".to_owned(), otp)]);
-        if let Err(answer) = super::record_hooks::auth_gate(state, &c, head, "onRecordAuthWithOTPRequest", &body, Some(record.clone()), extra).await {
-            return Ok(answer);
-        }
-    }
-    // Proving the mailbox verifies it. An unverified account proven this way without MFA also
-    // loses whatever password it had, so nobody who pre-registered that address keeps access.
-    let verify = !is_verified(&record) && row.sent_to.eq_ignore_ascii_case(str_of(&record, "email"));
-    let reset_password = if verify && !o.mfa.enabled { Some(random_password(state).await?) } else { None };
-    let (c2, rid, key) = (c.clone(), row.record_id.clone(), str_of(&record, "tokenKey").to_owned());
-    let used = state.writes().commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<bool, DbError> {
-        if !accounts::delete_otp(tx, &otp_id)? {
-            return Ok(false);
-        }
-        let mut sets = Vec::new();
-        if verify {
-            sets.push(("verified", Set::Bool(true)));
-        }
-        if let Some((hash, new_key)) = reset_password {
-            sets.push(("password", Set::Text(hash)));
-            sets.push(("tokenKey", Set::Text(new_key)));
-        }
-        if !sets.is_empty() {
-            accounts::update_record(tx, &c2, &rid, &key, &sets, changes)?;
-        }
-        Ok(true)
-    })
-    .await
-    .map_err(db_error)?;
-    if !used {
-        return Err(ApiError::bad_request(INVALID_OTP));
-    }
-    let Some(record) = load_record(state, &c, row.record_id).await? else { return Err(ApiError::bad_request(INVALID_OTP)) };
-    if !rule_admits(state, &c, &record, None, "otp").await? {
-        return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."));
-    }
     let mfa_id = query_mfa.or_else(|| body.get("mfaId").and_then(Value::as_str).map(str::to_owned));
-    complete_auth(state, &c, record, Method::Otp, mfa_id, &origin, None).await
+    let sign_in = OtpSignIn { state: state.clone(), c: c.clone(), otp_id, sent_to: row.sent_to.clone(), record: record.clone(), mfa_id, origin: origin.clone() };
+    // pb_hooks: onRecordAuthWithOTPRequest (`e.record`, `e.otp`) once the code is proven; its
+    // default action is the rest of the sign-in (the OTP spent, the mailbox verified, the
+    // answer), so code after `e.next()` sees `e.record` as stored.
+    let Some(head) = head else {
+        let (record, completed) = sign_in.finish().await?;
+        return answer_completed(state, &c, record, Method::Otp, &origin, None, completed).await;
+    };
+    let otp = json!({"id": sign_in.otp_id, "collectionRef": c.id, "recordRef": row.record_id, "sentTo": row.sent_to});
+    let extra = Map::from_iter([("otp".to_owned(), otp)]);
+    let next: FlowNext = Box::new(move |_reached: Reached| {
+        Box::pin(async move {
+            let (record, completed) = sign_in.finish().await.map_err(record_hooks::flow_failure)?;
+            sign_in_done(&sign_in.state, &sign_in.c, record, Method::Otp, None, completed).map_err(record_hooks::flow_failure)
+        }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+    });
+    Ok(record_hooks::auth_gate_flow(state, &c, head, "onRecordAuthWithOTPRequest", &body, Some(record), extra, next).await)
+}
+
+/// What a gated sign-in's default action hands back once the sign-in `completed`: the record
+/// and its token for the chain to answer with through `onRecordAuthRequest` — its 401
+/// `{mfaId}` when another factor is needed, as PocketBase's.
+pub fn sign_in_done(state: &AppState, c: &Collection, record: Map<String, Value>, method: Method, meta: Option<Value>, completed: Completed) -> Result<FlowDone, ApiError> {
+    let token = auth_token(state, c, &record)?;
+    let mfa = match completed {
+        Completed::Mfa(id) => Some(id),
+        Completed::SignedIn => None,
+    };
+    Ok(FlowDone::SignedIn { record, token, method: method.as_str(), meta, mfa })
+}
+
+/// An OTP sign-in once the code is proven: everything [`OtpSignIn::finish`] needs.
+struct OtpSignIn {
+    state: AppState,
+    c: Arc<Collection>,
+    otp_id: String,
+    /// The address the OTP was sent to.
+    sent_to: String,
+    record: Map<String, Value>,
+    mfa_id: Option<String>,
+    origin: Origin,
+}
+
+impl OtpSignIn {
+    /// Spends the OTP (verifying the mailbox it proved), checks the authRule and takes the MFA
+    /// step: `(the record as stored, how the sign-in ended)`.
+    async fn finish(&self) -> Result<(Map<String, Value>, Completed), ApiError> {
+        let (state, c, record) = (&self.state, &self.c, &self.record);
+        let o = options(c);
+        // Proving the mailbox verifies it. An unverified account proven this way without MFA
+        // also loses whatever password it had, so nobody who pre-registered that address
+        // keeps access.
+        let verify = !is_verified(record) && self.sent_to.eq_ignore_ascii_case(str_of(record, "email"));
+        let reset_password = if verify && !o.mfa.enabled { Some(random_password(state).await?) } else { None };
+        let record_id = str_of(record, "id").to_owned();
+        let (c2, rid, key, otp_id) = (c.clone(), record_id.clone(), str_of(record, "tokenKey").to_owned(), self.otp_id.clone());
+        let used = state
+            .writes()
+            .commit(Source::AccountFlow, move |tx: &rusqlite::Transaction<'_>, changes: &mut Changes| -> Result<bool, DbError> {
+                if !accounts::delete_otp(tx, &otp_id)? {
+                    return Ok(false);
+                }
+                let mut sets = Vec::new();
+                if verify {
+                    sets.push(("verified", Set::Bool(true)));
+                }
+                if let Some((hash, new_key)) = reset_password {
+                    sets.push(("password", Set::Text(hash)));
+                    sets.push(("tokenKey", Set::Text(new_key)));
+                }
+                if !sets.is_empty() {
+                    accounts::update_record(tx, &c2, &rid, &key, &sets, changes)?;
+                }
+                Ok(true)
+            })
+            .await
+            .map_err(db_error)?;
+        if !used {
+            return Err(ApiError::bad_request(INVALID_OTP));
+        }
+        let Some(record) = load_record(state, c, record_id).await? else { return Err(ApiError::bad_request(INVALID_OTP)) };
+        if !rule_admits(state, c, &record, None, "otp").await? {
+            return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."));
+        }
+        let completed = complete_auth_steps(state, c, &record, Method::Otp, self.mfa_id.clone(), &self.origin).await?;
+        Ok((record, completed))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

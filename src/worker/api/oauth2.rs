@@ -42,7 +42,8 @@ use crate::worker::records::values::Access;
 use crate::worker::records::write;
 use crate::worker::state::AppState;
 
-use super::account_flows::{self, Method};
+use super::account_flows::{self, Completed, Method};
+use crate::worker::hooks::record_requests::{FlowNext, Reached};
 use super::record_auth::auth_collection;
 
 const VALIDATION: &str = "An error occurred while validating the submitted data.";
@@ -149,19 +150,23 @@ pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<I
     let tokens = oauth2::exchange(&resolved, &code, &verifier, &redirect).await.map_err(provider_error)?;
     let user = oauth2::user(&resolved, &tokens, jwt::unix_now()).await.map_err(provider_error)?;
 
-    let mut create_data = match body.get("createData") {
+    let create_data = match body.get("createData") {
         Some(Value::Object(m)) => m.clone(),
         _ => Map::new(),
     };
     let signed_in = actor.auth().filter(|a| a.collection.id == c.id).map(|a| a.id().to_owned());
+    let mfa_id = query_mfa.or_else(|| body.get("mfaId").and_then(Value::as_str).map(str::to_owned));
+    let signing = Signing { state: state.clone(), c: c.clone(), resolved, user, signed_in, mfa_id, origin };
     // pb_hooks: onRecordAuthWithOAuth2Request (`e.providerName`, `e.oAuth2User`, `e.record` —
     // the record the sign-in will use: the linked one, else the signed-in one, else the one
     // with the provider's verified address; null for a sign-up —, `e.createData`,
-    // `e.isNewRecord`) before the sign-in or sign-up; a handler may change `e.createData`.
-    if head.is_some() {
-        let (c2, p2, uid) = (c.clone(), resolved.name.clone(), user.id.clone());
-        let by_email = oauth2::trusted_email(resolved.kind, &user);
-        let fallback = signed_in.clone();
+    // `e.isNewRecord`). Its default action is the rest of this flow, as PocketBase's: the
+    // sign-in or sign-up with `e.createData` as the handlers left it, then the answer, so code
+    // after `e.next()` sees the stored `e.record`.
+    if let Some(head) = head {
+        let (c2, p2, uid) = (c.clone(), signing.resolved.name.clone(), signing.user.id.clone());
+        let by_email = oauth2::trusted_email(signing.resolved.kind, &signing.user);
+        let fallback = signing.signed_in.clone();
         let found = state
             .db
             .read(move |conn| -> Result<Option<Map<String, Value>>, DbError> {
@@ -179,7 +184,7 @@ pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<I
             })
             .await
             .map_err(ApiError::internal)?;
-        let user_json = meta(&user, found.is_none());
+        let user_json = meta(&signing.user, found.is_none());
         let extra = Map::from_iter([
             ("providerName".to_owned(), Value::String(provider.clone())),
             // PocketBase's name for it; `oauth2User` is kept for hooks written against
@@ -190,40 +195,70 @@ pub async fn auth_with_oauth2(state: &AppState, collection: &str, req: Request<I
             ("createData".to_owned(), body.get("createData").filter(|v| v.is_object()).map_or(Value::Null, |_| Value::Object(create_data.clone()))),
             ("isNewRecord".to_owned(), Value::Bool(found.is_none())),
         ]);
-        match super::record_hooks::auth_gate(state, &c, head, "onRecordAuthWithOAuth2Request", &body, found, extra).await {
-            Ok(fields) => {
-                if let Some(Value::Object(m)) = fields.get("createData") {
-                    create_data = m.clone();
-                }
-            }
-            Err(answer) => return Ok(answer),
+        let next: FlowNext = Box::new(move |reached: Reached| {
+            Box::pin(async move {
+                let fields = reached.extra;
+                let create_data = match fields.get("createData") {
+                    Some(Value::Object(m)) => m.clone(),
+                    _ => create_data,
+                };
+                let (record, is_new, completed) = signing.finish(create_data).await.map_err(super::record_hooks::flow_failure)?;
+                // PocketBase's meta.isNew is e.isNewRecord as the handlers left it.
+                let is_new = fields.get("isNewRecord").and_then(Value::as_bool).unwrap_or(is_new);
+                let meta = meta(&signing.user, is_new);
+                account_flows::sign_in_done(&signing.state, &signing.c, record, Method::OAuth2, Some(meta), completed).map_err(super::record_hooks::flow_failure)
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+        });
+        return Ok(super::record_hooks::auth_gate_flow(state, &c, head, "onRecordAuthWithOAuth2Request", &body, found, extra, next).await);
+    }
+    let (record, is_new, completed) = signing.finish(create_data).await?;
+    let meta = meta(&signing.user, is_new);
+    account_flows::answer_completed(state, &c, record, Method::OAuth2, &signing.origin, Some(meta), completed).await
+}
+
+/// An OAuth2 sign-in once the provider answered: everything [`Signing::finish`] needs.
+struct Signing {
+    state: AppState,
+    c: Arc<Collection>,
+    resolved: Resolved,
+    user: AuthUser,
+    /// The record of this collection the request is signed in as (linking to it).
+    signed_in: Option<String>,
+    mfa_id: Option<String>,
+    origin: account_flows::Origin,
+}
+
+impl Signing {
+    /// Signs in or up with `create_data`, checks the authRule, and takes the MFA step:
+    /// `(the record as stored, created now, how the sign-in ended)`.
+    async fn finish(&self, create_data: Map<String, Value>) -> Result<(Map<String, Value>, bool, Completed), ApiError> {
+        let (state, c) = (&self.state, &self.c);
+        let (record_id, is_new) = sign_in_or_up(state, c, &self.resolved, &self.user, self.signed_in.clone(), create_data).await?;
+        let Some(record) = state
+            .db
+            .read({
+                let c = c.clone();
+                move |conn| rows::load(conn, &c, &record_id).map_err(DbError::from)
+            })
+            .await
+            .map_err(ApiError::internal)?
+        else {
+            return Err(ApiError::bad_request(FAILED));
+        };
+        let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
+        let (rule_c, rid) = (c.clone(), record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned());
+        let requester = Requester::signing_in(c, &record, "oauth2");
+        let allowed = state
+            .db
+            .read(move |conn| crate::worker::records::crud::auth_rule_allows(conn, &snap, &rule_c, &requester, &rid))
+            .await
+            .map_err(|e| super::records::crud_error(e, FAILED))?;
+        if !allowed {
+            return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."));
         }
+        let completed = account_flows::complete_auth_steps(state, c, &record, Method::OAuth2, self.mfa_id.clone(), &self.origin).await?;
+        Ok((record, is_new, completed))
     }
-    let (record_id, is_new) = sign_in_or_up(state, &c, &resolved, &user, signed_in, create_data).await?;
-    let Some(record) = state
-        .db
-        .read({
-            let c = c.clone();
-            move |conn| rows::load(conn, &c, &record_id).map_err(DbError::from)
-        })
-        .await
-        .map_err(ApiError::internal)?
-    else {
-        return Err(ApiError::bad_request(FAILED));
-    };
-    let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
-    let (rule_c, rid) = (c.clone(), record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned());
-    let requester = Requester::signing_in(&c, &record, "oauth2");
-    let allowed = state
-        .db
-        .read(move |conn| crate::worker::records::crud::auth_rule_allows(conn, &snap, &rule_c, &requester, &rid))
-        .await
-        .map_err(|e| super::records::crud_error(e, FAILED))?;
-    if !allowed {
-        return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."));
-    }
-    let mfa_id = query_mfa.or_else(|| body.get("mfaId").and_then(Value::as_str).map(str::to_owned));
-    account_flows::complete_auth(state, &c, record, Method::OAuth2, mfa_id, &origin, Some(meta(&user, is_new))).await
 }
 
 /// Which record the provider identity is: `(record id, created now)`.

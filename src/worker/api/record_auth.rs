@@ -13,6 +13,8 @@ use crate::shared::db::DbError;
 use crate::worker::actor::{Actor, AuthRecord};
 use crate::worker::auth::jwt::{self, Claims, TokenKind};
 use crate::worker::http::body::{json, ResBody, DEFAULT_BODY_LIMIT_BYTES};
+use super::account_flows::{Completed, Method, Origin, PasswordAttempt};
+use crate::worker::hooks::record_requests::{FlowDone, FlowNext, Reached};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::json_object;
 use crate::worker::records::crud::{self, Requester};
@@ -145,12 +147,27 @@ pub async fn with_password(state: &AppState, collection: &str, req: Request<Inco
         .await
         .map_err(ApiError::internal)?;
     let record = match hook_head {
-        // The hook chain decides (its default action checks the password); a hook that wrote
-        // an answer or threw ends the request here.
-        Some(head) => match super::record_hooks::auth_with_password(state, &c, head, &identity, &password, found).await? {
-            Err(answer) => return Ok(answer),
-            Ok(record) => record,
-        },
+        // The hook chain decides: its default action checks the password, then signs in
+        // (authRule, MFA, the answer through onRecordAuthRequest) as PocketBase's does, so
+        // code after `e.next()` runs once the answer is made. A hook that wrote an answer or
+        // threw ends the request there.
+        Some(head) => {
+            let (st, c2, origin) = (state.clone(), c.clone(), origin.clone());
+            let next: FlowNext = Box::new(move |reached: Reached| {
+                Box::pin(async move {
+                    let Some(Value::Object(record)) = reached.extra.get("record").cloned() else {
+                        return Err(super::record_hooks::flow_failure(ApiError::bad_request(FAILED)));
+                    };
+                    let completed = signed_in_with_password(&st, &c2, &record, attempt, mfa_id, &origin).await.map_err(super::record_hooks::flow_failure)?;
+                    super::account_flows::sign_in_done(&st, &c2, record, Method::Password, None, completed).map_err(super::record_hooks::flow_failure)
+                }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+            });
+            return match super::record_hooks::auth_with_password(state, &c, head, &identity, &password, found, Some(next)).await? {
+                Err(answer) => Ok(answer),
+                // Not reached: with `next` the default action answers.
+                Ok(_) => Err(ApiError::bad_request(FAILED)),
+            };
+        }
         None => {
             let hash = found.as_ref().and_then(|r| r.get("password")).and_then(Value::as_str).map(str::to_owned);
             // Always one argon2 verification, known account or not.
@@ -159,11 +176,25 @@ pub async fn with_password(state: &AppState, collection: &str, req: Request<Inco
             record
         }
     };
+    let completed = signed_in_with_password(state, &c, &record, attempt, mfa_id, &origin).await?;
+    super::account_flows::answer_completed(state, &c, record, Method::Password, &origin, None, completed).await
+}
+
+/// A password that proved right for `record`: the attempt is refunded, the authRule checked,
+/// then the MFA step.
+async fn signed_in_with_password(
+    state: &AppState,
+    c: &Arc<Collection>,
+    record: &Map<String, Value>,
+    attempt: PasswordAttempt,
+    mfa_id: Option<String>,
+    origin: &Origin,
+) -> Result<Completed, ApiError> {
     attempt.succeeded(state).await;
     // The rule sees the authenticating record as `@request.auth`.
     let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
     let mut ctx = RequestContext::new(std::time::SystemTime::now());
-    ctx.auth = Some(AuthContext::of_record(&c.id, &c.name, &record));
+    ctx.auth = Some(AuthContext::of_record(&c.id, &c.name, record));
     ctx.method = "POST".into();
     ctx.context = "password".into();
     let requester = Requester { ctx, superuser: false };
@@ -177,8 +208,7 @@ pub async fn with_password(state: &AppState, collection: &str, req: Request<Inco
     if !allowed {
         return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."));
     }
-    let method = super::account_flows::Method::Password;
-    super::account_flows::complete_auth(state, &c, record, method, mfa_id, &origin, None).await
+    super::account_flows::complete_auth_steps(state, c, record, Method::Password, mfa_id, origin).await
 }
 
 /// `POST auth-refresh`
@@ -190,12 +220,22 @@ pub async fn refresh(state: &AppState, collection: &str, req: &Request<Incoming>
     if auth.collection.id != c.id {
         return Err(ApiError::forbidden(format!("The request requires auth record from {} collection.", c.name)));
     }
-    // pb_hooks: onRecordAuthRefreshRequest (`e.collection`, `e.record`) around the answer.
-    let head = super::record_hooks::hooked_head_as(state, &c, req, "onRecordAuthRefreshRequest", actor).await;
-    if let Err(answer) = super::record_hooks::auth_gate(state, &c, head, "onRecordAuthRefreshRequest", &Map::new(), Some(auth.record.clone()), Map::new()).await {
-        return Ok(answer);
-    }
     let same = (!auth.refreshable).then(|| auth.token.clone());
+    // pb_hooks: onRecordAuthRefreshRequest (`e.collection`, `e.record`); its default action
+    // answers (through onRecordAuthRequest, `e.authMethod` ""), as PocketBase's.
+    if let Some(head) = super::record_hooks::hooked_head_as(state, &c, req, "onRecordAuthRefreshRequest", actor).await {
+        let (st, c2, record) = (state.clone(), c.clone(), auth.record.clone());
+        let next: FlowNext = Box::new(move |_reached: Reached| {
+            Box::pin(async move {
+                let token = match same {
+                    Some(t) => t,
+                    None => new_token(&st, &c2, &record).map_err(super::record_hooks::flow_failure)?,
+                };
+                Ok(FlowDone::SignedIn { record, token, method: "", meta: None, mfa: None })
+            }) as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>
+        });
+        return Ok(super::record_hooks::auth_gate_flow(state, &c, head, "onRecordAuthRefreshRequest", &Map::new(), Some(auth.record.clone()), Map::new(), next).await);
+    }
     // pb_hooks: onRecordAuthRequest (`e.authMethod` "", as in PocketBase) shapes the answer.
     if let Some(head) = super::record_hooks::auth_answer_head(state, &c, req, actor).await {
         let token = match &same {

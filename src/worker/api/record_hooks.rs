@@ -148,8 +148,9 @@ pub async fn delete(state: &AppState, t: Target<'_>, req: &Request<Incoming>, ac
 }
 
 /// The answer of a successful authentication when `onRecordAuthRequest` or `onRecordEnrich`
-/// fires for `c` (None otherwise: the caller answers as usual). The event's request carries
-/// what the auth flow kept of it: the method, the path and the client's origin.
+/// fires for `c` (None otherwise: the caller answers as usual); with `mfa`, the chain's 401
+/// `{mfaId}` of an MFA step. The event's request carries what the auth flow kept of it: the
+/// method, the path and the client's origin.
 pub async fn auth_answer(
     state: &AppState,
     c: &Arc<Collection>,
@@ -157,6 +158,7 @@ pub async fn auth_answer(
     method: &str,
     origin: &super::account_flows::Origin,
     meta: Option<Value>,
+    mfa: Option<String>,
 ) -> Result<Option<Response<ResBody>>, ApiError> {
     if !auth_answer_hooked(state, c) {
         return Ok(None);
@@ -189,7 +191,7 @@ pub async fn auth_answer(
         remote_ip: origin.ip.clone(),
         globals_applied: false,
     };
-    Ok(record_requests::auth_response(state, c, record, token, method, meta, request).await.map(respond))
+    Ok(record_requests::auth_response(state, c, record, token, method, meta, mfa, request).await.map(respond))
 }
 
 /// Whether an auth answer for `c` goes through JS (`onRecordAuthRequest` or `onRecordEnrich`).
@@ -214,7 +216,7 @@ pub async fn auth_answer_head(state: &AppState, c: &Collection, req: &Request<In
 /// hook): the caller answers as usual.
 pub async fn auth_answer_with(state: &AppState, c: &Arc<Collection>, record: &Map<String, Value>, token: String, method: &str, head: Option<RouteRequest>) -> Option<Response<ResBody>> {
     let head = head?;
-    record_requests::auth_response(state, c, record, token, method, None, head).await.map(respond)
+    record_requests::auth_response(state, c, record, token, method, None, None, head).await.map(respond)
 }
 
 /// The request as a hook on `c` named `hook` would see it, if such a hook is registered (read
@@ -243,33 +245,16 @@ pub async fn auth_with_password(
     identity: &str,
     password: &str,
     found: Option<Map<String, Value>>,
+    next: Option<record_requests::FlowNext>,
 ) -> Result<Result<Map<String, Value>, Response<ResBody>>, ApiError> {
     let body = serde_json::json!({"identity": identity, "password": password}).to_string();
     head.body_length = body.len();
     head.body = body;
     let loaded = state.hooks.current();
-    match record_requests::auth_with_password(&loaded, c, head, identity, password, found).await {
+    match record_requests::auth_with_password(&loaded, c, head, identity, password, found, next).await {
         Ok(record) => Ok(Ok(record)),
         Err(answer) => Ok(Err(respond(answer))),
     }
-}
-
-/// An auth request hook around a flow vaultbase runs itself (`onRecordAuthRefreshRequest`,
-/// `onRecordRequestOTPRequest`, `onRecordAuthWithOTPRequest`, `onRecordAuthWithOAuth2Request`):
-/// Ok(fields as the chain left them) when its default action was reached and the flow goes
-/// on; Err(answer) when a handler threw or ended the chain. `head` comes from
-/// [`hooked_head`] (None: no such hook, the flow goes on untouched); `body` is what the
-/// request submitted, for `e.requestInfo().body`.
-pub async fn auth_gate(
-    state: &AppState,
-    c: &Arc<Collection>,
-    head: Option<RouteRequest>,
-    hook: &'static str,
-    body: &Map<String, Value>,
-    record: Option<Map<String, Value>>,
-    extra: Map<String, Value>,
-) -> Result<Map<String, Value>, Response<ResBody>> {
-    auth_gate_record(state, c, head, hook, body, record, extra).await.map(|passed| passed.extra)
 }
 
 /// What an [`auth_gate_record`] chain left when it reached its default action.
@@ -277,14 +262,16 @@ pub async fn auth_gate(
 pub struct Passed {
     /// The hook's own fields as the chain left them.
     pub extra: Map<String, Value>,
-    /// The fields of `e.record` a handler changed before `e.next()`: the confirm flows store
-    /// them with their own change, as PocketBase saves `e.record`.
+    /// The fields of `e.record` a handler changed before `e.next()`.
     pub changes: Map<String, Value>,
 }
 
-/// [`auth_gate`] that also hands back what the handlers changed on `e.record`. `extra` may
-/// hold `__apply`, the fields the flow will set on the record, which the default action sets
-/// on `e.record` for the code after `e.next()`.
+/// An auth request hook around a flow vaultbase goes on with after the chain (the email
+/// change request, whose mail goes out through the mail hooks): Ok(what the chain left) when
+/// its default action was reached and the flow goes on; Err(answer) when a handler threw or
+/// ended the chain. `head` comes from [`hooked_head`] (None: no such hook, the flow goes on
+/// untouched); `body` is what the request submitted, for `e.requestInfo().body`. The other
+/// gated flows run from their default action ([`auth_gate_flow`]).
 pub async fn auth_gate_record(
     state: &AppState,
     c: &Arc<Collection>,
@@ -292,19 +279,56 @@ pub async fn auth_gate_record(
     hook: &'static str,
     body: &Map<String, Value>,
     record: Option<Map<String, Value>>,
-    mut extra: Map<String, Value>,
+    extra: Map<String, Value>,
 ) -> Result<Passed, Response<ResBody>> {
     let Some(mut head) = head else {
-        extra.remove("__apply");
         return Ok(Passed { extra, changes: Map::new() });
     };
     let text = Value::Object(body.clone()).to_string();
     head.body_length = text.len();
     head.body = text;
     let loaded = state.hooks.current();
-    match record_requests::auth_gate(&loaded, hook, c, head, record, extra).await {
+    match record_requests::auth_gate(&loaded, hook, c, head, record, extra, None).await {
         record_requests::Gate::Passed(extra, changes) => Ok(Passed { extra, changes }),
         record_requests::Gate::Answered(answer) => Err(respond(answer)),
+    }
+}
+
+/// An auth request hook whose default action runs the rest of the flow itself (`next`), as
+/// PocketBase's does: code after `e.next()` sees the record the flow stored, and the answer is
+/// what the chain wrote (the flow's, or a handler's, or its error). `head` as for
+/// [`auth_gate`], but required: without such a hook the caller runs the flow directly.
+#[allow(clippy::too_many_arguments)]
+pub async fn auth_gate_flow(
+    state: &AppState,
+    c: &Arc<Collection>,
+    mut head: RouteRequest,
+    hook: &'static str,
+    body: &Map<String, Value>,
+    record: Option<Map<String, Value>>,
+    extra: Map<String, Value>,
+    next: record_requests::FlowNext,
+) -> Response<ResBody> {
+    let text = Value::Object(body.clone()).to_string();
+    head.body_length = text.len();
+    head.body = text;
+    let loaded = state.hooks.current();
+    match record_requests::auth_gate(&loaded, hook, c, head, record, extra, Some(next)).await {
+        record_requests::Gate::Answered(answer) => respond(answer),
+        // Not reached: the default action always runs the flow, which answers.
+        record_requests::Gate::Passed(..) => respond(record_requests::empty_answer()),
+    }
+}
+
+/// The [`Failure`](crate::worker::hooks::errors::Failure) a gated flow's error is when
+/// `e.next()` throws it (an internal error is logged here and stays generic).
+pub fn flow_failure(e: ApiError) -> crate::worker::hooks::errors::Failure {
+    match e {
+        ApiError::Public { status, message, data, .. } => crate::worker::hooks::errors::Failure { status: status.as_u16(), message, data },
+        ApiError::Internal(source) => {
+            tracing::error!(error = %source, "a hooked auth flow failed");
+            crate::worker::hooks::errors::Failure::internal()
+        }
     }
 }
 

@@ -66,9 +66,21 @@
     return { d, body };
   }
 
+  // What PocketBase's onRecordAuthRequest default action throws once it answered 401 {mfaId}.
+  const MFA_REQUIRED = "mfa required";
+  function mfaRequired() {
+    const err = new Error(MFA_REQUIRED);
+    Object.defineProperty(err, "__mfa", { value: true });
+    return err;
+  }
+
   // PocketBase's recordAuthResponse: onRecordAuthRequest (e.record, e.token, e.meta,
   // e.authMethod) around the default answer {token, record, meta?}, the record enriched.
-  function authResponse(e, record, authMethod, meta, token) {
+  //
+  // With `mfaId` (another factor is needed, its MFA session made) the default action answers
+  // 401 {mfaId} instead and throws "mfa required", as PocketBase's: e.next() throws it, and
+  // the written 401 stands (keepWritten).
+  function authResponse(e, record, authMethod, meta, token, mfaId) {
     if (!record) throw new g.BadRequestError("Failed to authenticate.");
     const c = record.collection();
     const ev = Object.create(e);
@@ -78,6 +90,10 @@
     ev.meta = meta === undefined ? null : meta;
     ev.authMethod = String(authMethod ?? "");
     vb.fire("onRecordAuthRequest", c ? [c.id, c.name] : [], ev, (ev) => {
+      if (mfaId) {
+        e.json(401, { mfaId });
+        throw mfaRequired();
+      }
       ev.record.ignoreEmailVisibility(true);
       vb.enrichRecords(e, [ev.record], !!(c && c.name === "_superusers") || e.hasSuperuserAuth());
       const body = { token: ev.token, record: ev.record };
@@ -101,17 +117,52 @@
   g.$apis = vb.strictNamespace("$apis.", apis);
 
   // An auth endpoint's answer with hooks: the record vaultbase authenticated, its token.
-  vb.authRequest = function (r, cjson, fields, token, method, meta) {
+  // With `mfaId` (non-empty) another factor is needed: the chain answers 401 {mfaId}.
+  vb.authRequest = function (r, cjson, fields, token, method, meta, mfaId) {
     const e = vb.requestEvent(r);
     const c = vb.makeCollection(cjson);
     e.collection = c;
-    authResponse(e, vb.toRecord(fields, c), method, meta === null ? undefined : meta, token);
+    keepWritten("onRecordAuthRequest", e, () => true, () => authResponse(e, vb.toRecord(fields, c), method, meta === null ? undefined : meta, token, mfaId || undefined));
     return vb.responseOf(e);
   };
 
+  // Runs the rest of a gated flow from its chain's default action (`__native.gateNext` with
+  // `reached`, {extra, changes}): e.record becomes the record as the flow stored it, and the
+  // flow's answer is written (a sign-in's through onRecordAuthRequest, on this thread).
+  function runFlow(e, c, reached) {
+    const out = JSON.parse(N.gateNext(JSON.stringify(reached)));
+    if (out.record) e.record = vb.toRecord(out.record, c);
+    if (out.auth) {
+      authResponse(e, e.record, out.auth.method, out.auth.meta === null ? undefined : out.auth.meta, out.auth.token, out.auth.mfaId || undefined);
+    } else if (out.response) {
+      const res = e.__response;
+      if (res.written) return;
+      res.written = true;
+      res.status = out.response.status;
+      for (const h of out.response.headers) res.headers.push(h);
+      res.body = out.response.body;
+    }
+  }
+
+  // Runs a chain whose default action may run a flow (`fired`), keeping the flow's answer
+  // when a handler throws after it was written: PocketBase's error handler leaves a written
+  // response alone, so such a throw is only logged.
+  function keepWritten(name, e, isDone, fired) {
+    try {
+      fired();
+    } catch (err) {
+      if (!(isDone() && e.__response.written)) throw err;
+      // An MFA step's "mfa required" is how its 401 ends the chain, not a failure.
+      if (err && (err.__mfa || err.message === MFA_REQUIRED)) return;
+      N.log("error", name + " failed after its answer was written: " + String(err && err.message ? err.message : err));
+    }
+  }
+
   // onRecordAuthWithPasswordRequest: answers {record: fields|null, response}; a record means
-  // the default action authenticated it and nothing was written (vaultbase's auth flow goes on).
-  vb.authWithPassword = function (r, cjson, identity, password, fields) {
+  // the default action authenticated it and nothing was written (vaultbase's auth flow goes
+  // on). With `next`, the default action goes on with the sign-in itself (authRule, MFA, the
+  // answer through onRecordAuthRequest), as PocketBase's.
+  vb.authWithPassword = function (r, cjson, identity, password, fields, next) {
     const e = vb.requestEvent(r);
     const c = vb.makeCollection(cjson);
     e.collection = c;
@@ -120,54 +171,70 @@
     e.identityField = "";
     e.record = fields ? vb.toRecord(fields, c) : null;
     let authed = null;
-    vb.fire("onRecordAuthWithPasswordRequest", [c.id, c.name], e, (e) => {
+    let done = false;
+    keepWritten("onRecordAuthWithPasswordRequest", e, () => done, () => vb.fire("onRecordAuthWithPasswordRequest", [c.id, c.name], e, (e) => {
       if (!e.record || !e.record.validatePassword(e.password)) throw new g.BadRequestError("Failed to authenticate.");
       authed = e.record;
-    });
+      if (!next) return;
+      done = true;
+      runFlow(e, c, { extra: { record: Object.assign({}, authed.__o, authed.__d) }, changes: {} });
+    }));
     const written = e.__response.written;
     const record = authed && !written ? Object.assign({}, authed.__o, authed.__d) : null;
     return JSON.stringify({ record, response: vb.responseOf(e) });
   };
 
-  // An auth request hook that gates a flow vaultbase runs itself (onRecordAuthRefreshRequest,
-  // the OTP, OAuth2, verification, password-reset and email-change request hooks):
-  // `e.collection`, `e.record` (or null) and the hook's own fields (`extra`, copied onto e).
-  // The default action only marks the chain as passed: the flow then goes on in Rust with
-  // the fields as the chain left them, and `changes`, the fields of e.record a handler
-  // changed before e.next(). `extra.__apply` is what the flow will set on the record: the
-  // default action sets it on e.record too, so code after e.next() sees it as PocketBase's
-  // does. Answers {passed, extra, changes, response}.
+  // An auth request hook around a flow vaultbase runs itself (the OTP, OAuth2, refresh,
+  // verification, password-reset and email-change request and confirm hooks): `e.collection`,
+  // `e.record` (or null) and the hook's own fields (`extra`, copied onto e). With
+  // `extra.__next` the default action runs the rest of the flow itself (`runFlow`) and
+  // answers as PocketBase's does inside the chain, so code after e.next() sees what the flow
+  // stored. Without it the default action only marks the chain as passed and the flow goes
+  // on in Rust with the fields as the chain left them and `changes`, the fields of e.record a
+  // handler changed. Answers {passed, extra, changes, response}; `passed` is false once the
+  // chain answered.
   vb.authGate = function (name, r, cjson, fields, extra) {
     const e = vb.requestEvent(r);
     const c = vb.makeCollection(cjson);
     e.collection = c;
     e.record = fields ? vb.toRecord(fields, c) : null;
-    const apply = (extra && extra.__apply) || null;
-    const keys = Object.keys(extra || {}).filter((k) => k !== "__apply");
+    const next = !!(extra && extra.__next);
+    const keys = Object.keys(extra || {}).filter((k) => k !== "__next");
     for (const k of keys) {
       const v = extra[k];
       // A record-shaped field ({__record: {collection, fields}}) becomes a Record.
       e[k] = v && typeof v === "object" && v.__record ? vb.toRecord(v.__record.fields, vb.makeCollection(v.__record.collection)) : v;
     }
-    let passed = false;
-    let changes = null;
-    vb.fire(name, [c.id, c.name], e, (e) => {
-      passed = true;
-      const rec = e.record;
-      if (!(rec instanceof g.Record)) return;
-      changes = {};
-      for (const k of Object.keys(rec.__d)) {
-        if (JSON.stringify(rec.__d[k]) !== JSON.stringify(rec.__o[k])) changes[k] = rec.__d[k];
+    // The hook's own fields as the chain left them (Records stay behind).
+    const fieldsOf = (e) => {
+      const out = {};
+      for (const k of keys) {
+        const v = e[k];
+        if (!(v instanceof g.Record)) out[k] = v ?? null;
       }
-      // The email a flow sets is `e.newEmail` as the handlers left it (the email change).
-      if (apply) for (const k of Object.keys(apply)) rec.set(k, k === "email" && typeof e.newEmail === "string" ? e.newEmail : apply[k]);
-    });
-    const out = {};
-    for (const k of keys) {
-      const v = e[k];
-      if (!(v instanceof g.Record)) out[k] = v ?? null;
-    }
-    return JSON.stringify({ passed: passed && !e.__response.written, extra: out, changes, response: vb.responseOf(e) });
+      return out;
+    };
+    // The fields of e.record a handler changed (null without a record).
+    const changesOf = (rec) => {
+      if (!(rec instanceof g.Record)) return null;
+      const out = {};
+      for (const k of Object.keys(rec.__d)) {
+        if (JSON.stringify(rec.__d[k]) !== JSON.stringify(rec.__o[k])) out[k] = rec.__d[k];
+      }
+      return out;
+    };
+    let passed = false;
+    let done = false;
+    let changes = null;
+    keepWritten(name, e, () => done, () => vb.fire(name, [c.id, c.name], e, (e) => {
+      if (next) {
+        done = true;
+        return runFlow(e, c, { extra: fieldsOf(e), changes: changesOf(e.record) });
+      }
+      passed = true;
+      changes = changesOf(e.record);
+    }));
+    return JSON.stringify({ passed: passed && !e.__response.written, extra: fieldsOf(e), changes, response: vb.responseOf(e) });
   };
 
   // A batch whose items fire request hooks (PocketBase's batch): one transaction, each item's

@@ -9,10 +9,16 @@
 //! write through the same pipeline a request without hooks takes (rules, validation, uploads,
 //! realtime, observers), reached from JS by `__native.requestWrite`. One hand-off per request.
 //!
+//! The auth request hooks of flows vaultbase runs itself ([`auth_gate`], [`auth_with_password`])
+//! work the same way: the flow's rest (a [`FlowNext`] the HTTP edge builds) is the chain's
+//! default action, reached by `__native.gateNext`, so code after `e.next()` sees what it did.
+//!
 //! It knows no HTTP (the handler builds the [`RouteRequest`] and writes the answer) and never
 //! runs JS on the async runtime or inside a database closure.
 
 use std::cell::RefCell;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use rquickjs::{Ctx, Function, Object};
@@ -120,12 +126,41 @@ struct InFlight {
 
 thread_local! {
     static REQUEST: RefCell<Vec<InFlight>> = const { RefCell::new(Vec::new()) };
+    /// The rest of the gated flow whose chain runs on this thread ([`auth_gate`]), taken by
+    /// its default action through `__native.gateNext`.
+    static GATE_NEXT: RefCell<Vec<Option<FlowNext>>> = const { RefCell::new(Vec::new()) };
 }
+
+/// What the rest of a gated flow did when its chain's default action ran it ([`FlowNext`]).
+pub enum FlowDone {
+    /// A sign-in: the record as stored and its token. The default action answers `{token,
+    /// record, meta?}` through `onRecordAuthRequest` on this thread, as PocketBase's
+    /// `RecordAuthResponse` inside the chain — or, with `mfa` (the MFA session's id, another
+    /// factor being needed), 401 `{mfaId}` from `onRecordAuthRequest`'s default action.
+    SignedIn { record: Map<String, Value>, token: String, method: &'static str, meta: Option<Value>, mfa: Option<String> },
+    /// The flow's own answer (e.g. a confirm flow's 204), with the record it reached.
+    Answered { record: Option<Map<String, Value>>, response: RouteResponse },
+}
+
+/// What a gated chain left when its default action ran: the hook's own fields and the fields
+/// of `e.record` a handler changed (empty without a record).
+#[derive(Debug, Default)]
+pub struct Reached {
+    pub extra: Map<String, Value>,
+    pub changes: Map<String, Value>,
+}
+
+/// The rest of a flow vaultbase runs itself, run by its auth hook's default action (so code
+/// after `e.next()` sees what it stored, as in PocketBase), given what the chain left. Runs
+/// on the JS thread, blocking on the worker's runtime as `__native.requestWrite` does; its
+/// error is what `e.next()` throws.
+pub type FlowNext = Box<dyn FnOnce(Reached) -> Pin<Box<dyn Future<Output = Result<FlowDone, errors::Failure>>>> + Send>;
 
 /// Installs `__native.requestWrite` and `record_requests.js` (after `app.js`).
 pub fn install<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     let native: Object = ctx.globals().get("__native")?;
     native.set("requestWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, kind: String, args: String| request_write(&ctx, &kind, &args))?)?;
+    native.set("gateNext", Function::new(ctx.clone(), |ctx: Ctx<'js>, extra: String| gate_next(&ctx, &extra))?)?;
     native.set("batchWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, index: f64, kind: String, args: String| batch_write(&ctx, index.max(0.0) as usize, kind, &args))?)?;
     bindings::eval_internal(ctx, RECORD_REQUESTS_JS, "<vaultbase record requests>")?;
     Ok(())
@@ -173,6 +208,33 @@ fn request_write<'js>(ctx: &Ctx<'js>, kind: &str, args: &str) -> rquickjs::Resul
     match result {
         Ok(text) => Ok(text),
         Err((status, message, data)) => Err(super::app::throw_with_data(ctx, status, &message, data)),
+    }
+}
+
+/// `__native.gateNext({extra, changes})`: runs the rest of the gated flow of this thread's
+/// chain with what the chain left ([`Reached`]); answers `{record, auth: {token, method,
+/// meta}}` or `{record, response: {status, headers, body}}`, or throws the flow's error.
+fn gate_next<'js>(ctx: &Ctx<'js>, args: &str) -> rquickjs::Result<String> {
+    let mut args: Map<String, Value> = serde_json::from_str(args).unwrap_or_default();
+    let mut take = |k: &str| match args.remove(k) {
+        Some(Value::Object(m)) => m,
+        _ => Map::new(),
+    };
+    let reached = Reached { extra: take("extra"), changes: take("changes") };
+    let next = GATE_NEXT.with(|g| g.borrow_mut().last_mut().and_then(Option::take));
+    let (Some(next), Some(handle)) = (next, super::engine::current().and_then(|ts| ts.env.handle.clone())) else {
+        return Err(rquickjs::Exception::throw_message(ctx, "no gated flow is waiting"));
+    };
+    match handle.block_on(next(reached)) {
+        Ok(FlowDone::SignedIn { record, token, method, meta, mfa }) => {
+            Ok(json!({"record": record, "auth": {"token": token, "method": method, "meta": meta, "mfaId": mfa}}).to_string())
+        }
+        Ok(FlowDone::Answered { record, response }) => Ok(json!({
+            "record": record,
+            "response": {"status": response.status, "headers": response.headers, "body": String::from_utf8_lossy(&response.body)},
+        })
+        .to_string()),
+        Err(f) => Err(super::app::throw_with_data(ctx, f.status, &f.message, f.data)),
     }
 }
 
@@ -410,8 +472,19 @@ pub fn observe_commits(state: &AppState) {
 
 /// The answer of a successful authentication (password, OTP, OAuth2) when a hook takes part
 /// in it (`onRecordAuthRequest`, `onRecordEnrich`): the chain with the token vaultbase signed
-/// and `{token, record, meta?}` as its default. None when no such hook fires for `c`.
-pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<String, Value>, token: String, method: &str, meta: Option<Value>, request: RouteRequest) -> Option<RouteResponse> {
+/// and `{token, record, meta?}` as its default (with `mfa`, 401 `{mfaId}`: another factor is
+/// needed). None when no such hook fires for `c`.
+#[allow(clippy::too_many_arguments)]
+pub async fn auth_response(
+    state: &AppState,
+    c: &Arc<Collection>,
+    record: &Map<String, Value>,
+    token: String,
+    method: &str,
+    meta: Option<Value>,
+    mfa: Option<String>,
+    request: RouteRequest,
+) -> Option<RouteResponse> {
     let loaded = state.hooks.current();
     let registry = &loaded.registry;
     if registry.is_empty() || !["onRecordAuthRequest", "onRecordEnrich"].iter().any(|h| registry.has(h, &c.id, &c.name)) {
@@ -426,7 +499,7 @@ pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<S
                 let cjson = ctx.json_parse(collection_json(&c).to_string())?;
                 let fields = ctx.json_parse(Value::Object(record).to_string())?;
                 let meta = ctx.json_parse(meta.unwrap_or(Value::Null).to_string())?;
-                bindings::call_vb(ctx, "authRequest", (r, cjson, fields, token, method, meta))
+                bindings::call_vb(ctx, "authRequest", (r, cjson, fields, token, method, meta, mfa.unwrap_or_default()))
             };
             match go() {
                 Ok(text) => match serde_json::from_str::<Written>(&text) {
@@ -446,7 +519,8 @@ pub async fn auth_response(state: &AppState, c: &Arc<Collection>, record: &Map<S
 
 /// Runs `onRecordAuthWithPasswordRequest` for a password sign-in on a JS thread. Its default
 /// action checks `e.password` against `e.record` ("Failed to authenticate." otherwise) and
-/// hands the record back; Err is the answer when the chain ended otherwise.
+/// hands the record back — or, with `next`, runs the rest of the sign-in with it (`{extra:
+/// {record}}`) and answers; Err is the answer when the chain answered.
 pub async fn auth_with_password(
     loaded: &Arc<Loaded>,
     c: &Arc<Collection>,
@@ -454,18 +528,23 @@ pub async fn auth_with_password(
     identity: &str,
     password: &str,
     found: Option<Map<String, Value>>,
+    next: Option<FlowNext>,
 ) -> Result<Map<String, Value>, RouteResponse> {
     let limits = loaded.env().limits;
     let (c, identity, password) = (c.clone(), identity.to_owned(), password.to_owned());
     let ran = loaded
         .run(limits.timeout, move |ctx| -> Result<Map<String, Value>, RouteResponse> {
+            let has_next = next.is_some();
+            GATE_NEXT.with(|g| g.borrow_mut().push(next));
             let go = || -> rquickjs::Result<String> {
                 let r = super::routes::request_object(ctx, &request)?;
                 let cjson = ctx.json_parse(collection_json(&c).to_string())?;
                 let fields = ctx.json_parse(found.map(Value::Object).unwrap_or(Value::Null).to_string())?;
-                bindings::call_vb(ctx, "authWithPassword", (r, cjson, identity, password, fields))
+                bindings::call_vb(ctx, "authWithPassword", (r, cjson, identity, password, fields, has_next))
             };
-            let text = go().map_err(|e| RouteResponse::failure(&errors::failure_of(ctx, e, "onRecordAuthWithPasswordRequest")))?;
+            let out = go();
+            GATE_NEXT.with(|g| g.borrow_mut().pop());
+            let text = out.map_err(|e| RouteResponse::failure(&errors::failure_of(ctx, e, "onRecordAuthWithPasswordRequest")))?;
             #[derive(serde::Deserialize)]
             struct Outcome {
                 record: Option<Map<String, Value>>,
@@ -494,19 +573,38 @@ pub enum Gate {
     /// chain left them (e.g. `password` for `onRecordRequestOTPRequest`), and the fields of
     /// `e.record` a handler changed before `e.next()` (empty without a record).
     Passed(Map<String, Value>, Map<String, Value>),
-    /// A handler threw, or stopped the chain (with its answer, or an empty 200).
+    /// A handler threw, or stopped the chain (with its answer, or an empty 200), or the
+    /// default action ran the flow's [`FlowNext`] and this is the answer the chain wrote.
     Answered(RouteResponse),
+}
+
+/// An empty 200: what a chain that answered nothing leaves.
+pub fn empty_answer() -> RouteResponse {
+    RouteResponse { status: 200, headers: Vec::new(), body: Vec::new() }
 }
 
 /// Runs the auth request hook `name` on `c` on a JS thread, around a flow vaultbase runs in
 /// Rust: `e.collection`, `e.record` (`record`, or null) and the fields of `extra` (a value
-/// `{"__record": {"collection", "fields"}}` becomes a Record; `__apply`, the fields the flow
-/// will set, is set on `e.record` by the default action instead of becoming a field).
-pub async fn auth_gate(loaded: &Arc<Loaded>, name: &'static str, c: &Arc<Collection>, request: RouteRequest, record: Option<Map<String, Value>>, extra: Map<String, Value>) -> Gate {
+/// `{"__record": {"collection", "fields"}}` becomes a Record). With `next`, the default action
+/// runs the rest of the flow itself and the chain answers; without it the default action only
+/// marks the chain as passed.
+pub async fn auth_gate(
+    loaded: &Arc<Loaded>,
+    name: &'static str,
+    c: &Arc<Collection>,
+    request: RouteRequest,
+    record: Option<Map<String, Value>>,
+    mut extra: Map<String, Value>,
+    next: Option<FlowNext>,
+) -> Gate {
     let limits = loaded.env().limits;
     let c = c.clone();
+    if next.is_some() {
+        extra.insert("__next".into(), Value::Bool(true));
+    }
     let ran = loaded
         .run(limits.timeout, move |ctx| -> Gate {
+            GATE_NEXT.with(|g| g.borrow_mut().push(next));
             let go = || -> rquickjs::Result<String> {
                 let r = super::routes::request_object(ctx, &request)?;
                 let cjson = ctx.json_parse(collection_json(&c).to_string())?;
@@ -514,7 +612,9 @@ pub async fn auth_gate(loaded: &Arc<Loaded>, name: &'static str, c: &Arc<Collect
                 let extra = ctx.json_parse(Value::Object(extra).to_string())?;
                 bindings::call_vb(ctx, "authGate", (name, r, cjson, fields, extra))
             };
-            let text = match go() {
+            let out = go();
+            GATE_NEXT.with(|g| g.borrow_mut().pop());
+            let text = match out {
                 Ok(t) => t,
                 Err(e) => return Gate::Answered(RouteResponse::failure(&errors::failure_of(ctx, e, name))),
             };
