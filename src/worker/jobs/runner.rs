@@ -283,20 +283,23 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             }
         }
         while tasks.try_join_next().is_some() {}
-        let wait = match pass(&state, &who, &running, &mut tasks, &release_rx, lease_ms).await {
-            Ok(wait) => wait,
+        let (wait, full) = match pass(&state, &who, &running, &mut tasks, &release_rx, lease_ms).await {
+            Ok(Looked::Wait(wait)) => (wait, false),
+            Ok(Looked::Full) => (POLL_INTERVAL, true),
             Err(e) => {
                 if !matches!(e, DbError::Closed) {
                     tracing::warn!(worker_id = state.worker_id, error = %e, "the job runner could not look for due jobs");
                 }
-                ERROR_PAUSE
+                (ERROR_PAUSE, false)
             }
         };
         if wait.is_zero() {
             continue;
         }
         tokio::select! {
-            _ = state.jobs.woken() => {}
+            // With no room for any name, an enqueue changes nothing (under a write load the
+            // hints came once per write, each a wasted pass); an attempt ending makes room.
+            _ = state.jobs.woken(), if !full => {}
             _ = stop.changed() => {}
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             _ = tokio::time::sleep(wait) => {}
@@ -319,9 +322,17 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// One look: claims what is due and has room, spawns the attempts, and answers how long to
-/// sleep before the next look (zero: look again at once, more may be due).
-async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut JoinSet<()>, release: &watch::Receiver<bool>, lease_ms: i64) -> Result<Duration, DbError> {
+/// What a look found.
+enum Looked {
+    /// Sleep this long before the next look (zero: look again at once, more may be due).
+    Wait(Duration),
+    /// No name has room: only an attempt ending (or the poll) makes the next look worth it.
+    Full,
+}
+
+/// One look: claims what is due and has room, spawns the attempts, and answers when to look
+/// again.
+async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut JoinSet<()>, release: &watch::Receiver<bool>, lease_ms: i64) -> Result<Looked, DbError> {
     let handlers = state.jobs.snapshot();
     // Led names (webhook deliveries) are claimed by the cluster's lead only (see `lead`).
     let leads = !handlers.values().any(|reg| reg.options.led) || state.jobs.lead.hold(state.pid, now_ms());
@@ -340,8 +351,7 @@ async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut J
             .collect()
     };
     if wants.is_empty() {
-        // No room: an attempt ending wakes the loop.
-        return Ok(POLL_INTERVAL);
+        return Ok(Looked::Full);
     }
     let now = now_ms();
     // Only the names this worker would claim now: a backlog of a name it does not claim (led
@@ -362,7 +372,7 @@ async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut J
     let poll = millis(POLL_INTERVAL);
     if next.is_none_or(|t| t > now) {
         let ms = next.map_or(poll, |t| (t - now).clamp(1, poll));
-        return Ok(Duration::from_millis(u64::try_from(ms).unwrap_or(1)));
+        return Ok(Looked::Wait(Duration::from_millis(u64::try_from(ms).unwrap_or(1))));
     }
     let (claimant, asked) = (who.clone(), wants.clone());
     let claimed = own_write(state, move |tx| -> Result<Vec<Job>, DbError> {
@@ -390,7 +400,7 @@ async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut J
     }
     // Every name got all it had room for: there may be more due, but no room; else look again
     // soon (a claim that filled every free slot may have left due jobs behind).
-    Ok(if got == 0 || full { POLL_INTERVAL } else { Duration::from_millis(1) })
+    Ok(Looked::Wait(if got == 0 || full { POLL_INTERVAL } else { Duration::from_millis(1) }))
 }
 
 /// Runs one attempt: the handler under its timeout, the lease renewed beside it, stopped by a
