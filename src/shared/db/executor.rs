@@ -1105,6 +1105,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn background_writes_are_not_counted_as_foreground_load() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = Db::open(&dir.path().join("t.db"), 1).expect("open");
+        db.write_background(|tx| -> Result<(), DbError> {
+            tx.execute_batch("CREATE TABLE t (v INTEGER)")?;
+            Ok(())
+        })
+        .await
+        .expect("background write");
+        // It committed, and left no trace in the load figures.
+        let n: i64 = db.read(|c| -> Result<i64, DbError> { Ok(c.query_row("SELECT count(*) FROM sqlite_master WHERE name = 't'", [], |r| r.get(0))?) }).await.expect("read");
+        assert_eq!(n, 1);
+        assert_eq!(db.since_last_write(), None, "no foreground write yet");
+        assert_eq!(db.writes_pending(), 0);
+        // A foreground write is seen (positive control).
+        db.write(|tx| -> Result<(), DbError> {
+            tx.execute("INSERT INTO t VALUES (1)", [])?;
+            Ok(())
+        })
+        .await
+        .expect("foreground write");
+        assert!(db.since_last_write().is_some(), "the foreground write is counted");
+        assert_eq!(db.writes_pending(), 0, "answered writes are not pending");
+    }
+
+    #[tokio::test]
     async fn writes_commit_and_failed_writes_roll_back() {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = Db::open(&dir.path().join("t.db"), 2).expect("open");

@@ -19,8 +19,8 @@
 //! saturated CPU request handling goes first and jobs (webhook deliveries) catch up when the
 //! load drops. Its writes are batched — one claim per pass for every name, the ends of all
 //! attempts that finished meanwhile (and the handlers' own bookkeeping, e.g. the webhook
-//! delivery log) in one write — and while other writes of the process are waiting or arriving it takes
-//! the writer at most once per [`BUSY_WRITE_GAP`] ([`Gate`]).
+//! delivery log) in one write — and while other writes of the process are waiting or
+//! arriving it takes the writer at most once per [`BUSY_WRITE_GAP`] ([`Gate`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
