@@ -326,7 +326,8 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 enum Looked {
     /// Sleep this long before the next look (zero: look again at once, more may be due).
     Wait(Duration),
-    /// No name has room: only an attempt ending (or the poll) makes the next look worth it.
+    /// No name this worker may claim has room (or it claims none: another worker leads them):
+    /// an enqueue changes nothing; an attempt ending or the poll makes the next look worth it.
     Full,
 }
 

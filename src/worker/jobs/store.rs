@@ -35,14 +35,6 @@ pub fn insert_json(conn: &Connection, id: Option<&str>, name: &str, payload: &st
             fresh.as_str()
         }
     };
-    if key.is_none() {
-        // No key, no conflict to look for: a plain insert (the outbox's, once per delivery).
-        conn.prepare_cached(
-            "INSERT INTO _vb_jobs (id, name, payload, max_attempts, backoff_ms, run_at, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-        )?
-        .execute(params![id, name, payload, plan.max_attempts, plan.backoff_ms, plan.run_at_ms, now_ms])?;
-        return Ok(id.to_owned());
-    }
     let inserted: Option<String> = conn
         .prepare_cached(
             "INSERT INTO _vb_jobs (id, name, payload, max_attempts, backoff_ms, run_at, key, created, updated)
