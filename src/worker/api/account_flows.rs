@@ -516,21 +516,6 @@ async fn rule_admits(state: &AppState, c: &Arc<Collection>, record: &Map<String,
         .map_err(|e| super::records::crud_error(e, "Failed to authenticate."))
 }
 
-/// After a successful factor (the caller has checked the authRule where it applies): the MFA
-/// step, the login alert, then the auth response.
-pub async fn complete_auth(
-    state: &AppState,
-    c: &Arc<Collection>,
-    record: Map<String, Value>,
-    method: Method,
-    mfa_id: Option<String>,
-    origin: &Origin,
-    meta: Option<Value>,
-) -> Result<Response<ResBody>, ApiError> {
-    let completed = complete_auth_steps(state, c, &record, method, mfa_id, origin).await?;
-    answer_completed(state, c, record, method, origin, meta, completed).await
-}
-
 /// How a sign-in ended once its factor was proven ([`complete_auth_steps`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Completed {
@@ -567,13 +552,9 @@ pub async fn answer_completed(
     token_response(state, c, &record, true, None, meta)
 }
 
-/// A refreshable auth token for `record`, as a sign-in answers it.
-pub fn auth_token(state: &AppState, c: &Collection, record: &Map<String, Value>) -> Result<String, ApiError> {
-    sign(state, c, record, TokenKind::Auth { refreshable: true }, options(c).auth_token.duration)
-}
-
-/// The steps of [`complete_auth`] before its answer: the MFA step (which may end the sign-in
-/// with [`Completed::Mfa`]), then the login alert and the sign-in webhook event.
+/// The steps of a sign-in once its factor was proven (the caller has checked the authRule
+/// where it applies), before its answer ([`answer_completed`]): the MFA step (which may end
+/// the sign-in with [`Completed::Mfa`]), then the login alert and the sign-in webhook event.
 pub async fn complete_auth_steps(
     state: &AppState,
     c: &Arc<Collection>,
@@ -956,15 +937,14 @@ pub async fn confirm_email_change(state: &AppState, collection: &str, req: Reque
     if !missing.is_empty() {
         return Err(ApiError::validation(VALIDATION, missing));
     }
-    let bad_token = bad_email_change_token;
     let Some((record, claims)) = verify_token(state, &c, &token, TokenType::EmailChange).await? else {
-        return Err(bad_token());
+        return Err(bad_email_change_token());
     };
     let TokenKind::EmailChange { email, new_email } = claims.kind.clone() else {
-        return Err(bad_token());
+        return Err(bad_email_change_token());
     };
     if !email.eq_ignore_ascii_case(str_of(&record, "email")) {
-        return Err(bad_token());
+        return Err(bad_email_change_token());
     }
     let attempt = charge_password_attempt(state, &c, str_of(&record, "email"), &origin).await?;
     let hash = str_of(&record, "password").to_owned();
@@ -1195,7 +1175,7 @@ pub async fn auth_with_otp(state: &AppState, collection: &str, req: Request<Inco
 /// and its token for the chain to answer with through `onRecordAuthRequest` — its 401
 /// `{mfaId}` when another factor is needed, as PocketBase's.
 pub fn sign_in_done(state: &AppState, c: &Collection, record: Map<String, Value>, method: Method, meta: Option<Value>, completed: Completed) -> Result<FlowDone, ApiError> {
-    let token = auth_token(state, c, &record)?;
+    let token = super::record_auth::new_token(state, c, &record)?;
     let mfa = match completed {
         Completed::Mfa(id) => Some(id),
         Completed::SignedIn => None,

@@ -63,7 +63,7 @@ pub async fn methods(state: &AppState, collection: &str) -> Result<Response<ResB
 }
 
 /// A fresh refreshable auth token for `record`, of the collection's duration.
-fn new_token(state: &AppState, c: &Collection, record: &Map<String, Value>) -> Result<String, ApiError> {
+pub(super) fn new_token(state: &AppState, c: &Collection, record: &Map<String, Value>) -> Result<String, ApiError> {
     let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
     let token_key = record.get("tokenKey").and_then(Value::as_str).unwrap_or_default();
     let ttl = std::time::Duration::from_secs(options(c).auth_token.duration);

@@ -215,7 +215,8 @@ fn request_write<'js>(ctx: &Ctx<'js>, kind: &str, args: &str) -> rquickjs::Resul
 /// chain with what the chain left ([`Reached`]); answers `{record, auth: {token, method,
 /// meta}}` or `{record, response: {status, headers, body}}`, or throws the flow's error.
 fn gate_next<'js>(ctx: &Ctx<'js>, args: &str) -> rquickjs::Result<String> {
-    let mut args: Map<String, Value> = serde_json::from_str(args).unwrap_or_default();
+    // Made by record_requests.js: anything else is a bug there, not "no changes".
+    let mut args: Map<String, Value> = serde_json::from_str(args).map_err(|e| rquickjs::Exception::throw_internal(ctx, &format!("gateNext: bad arguments: {e}")))?;
     let mut take = |k: &str| match args.remove(k) {
         Some(Value::Object(m)) => m,
         _ => Map::new(),
