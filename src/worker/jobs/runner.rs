@@ -337,7 +337,8 @@ async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut J
     let handlers = state.jobs.snapshot();
     // Led names (webhook deliveries) are claimed by the cluster's lead only (see `lead`).
     let leads = !handlers.values().any(|reg| reg.options.led) || state.jobs.lead.hold(state.pid, now_ms());
-    let wants: Vec<(String, usize)> = {
+    // (name, free slots, led).
+    let wants: Vec<(String, usize, bool)> = {
         let r = running.lock().unwrap_or_else(|p| p.into_inner());
         handlers
             .iter()
@@ -347,7 +348,7 @@ async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut J
                 let free = reg.options.concurrency.saturating_sub(busy);
                 // A name with attempts running claims when a quarter of its room is free, not
                 // after every attempt: one claim (a write) per few deliveries, not per one.
-                (free > 0 && (busy == 0 || free >= reg.options.concurrency.div_ceil(4))).then(|| (name.clone(), free))
+                (free > 0 && (busy == 0 || free >= reg.options.concurrency.div_ceil(4))).then(|| (name.clone(), free, reg.options.led))
             })
             .collect()
     };
@@ -357,13 +358,15 @@ async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut J
     let now = now_ms();
     // Only the names this worker would claim now: a backlog of a name it does not claim (led
     // elsewhere, or with no room) must not keep it looking.
-    let names: Vec<String> = wants.iter().map(|(n, _)| n.clone()).collect();
+    let names: Vec<(String, bool)> = wants.iter().map(|(n, _, led)| (n.clone(), *led)).collect();
     let next = state
         .db
         .read(move |c| -> Result<_, DbError> {
             let mut first: Option<i64> = None;
-            for name in &names {
-                if let Some(t) = store::next_due(c, name)? {
+            for (name, led) in &names {
+                // Only led names are ever in the outbox (see `store`).
+                let outbox = if *led { store::outbox_head(c, name)? } else { None };
+                for t in [store::next_due(c, name)?, outbox].into_iter().flatten() {
                     first = Some(first.map_or(t, |f| f.min(t)));
                 }
             }
@@ -380,7 +383,12 @@ async fn pass(state: &AppState, who: &Claimant, running: &Running, tasks: &mut J
         let now = now_ms();
         store::settle_expired(tx, now)?;
         let mut all = Vec::new();
-        for (name, free) in &asked {
+        for (name, free, led) in &asked {
+            // As many as this claim can take come out of the outbox first; the rest stay
+            // there, one append each, until a later claim has room for them.
+            if *led {
+                store::promote(tx, name, *free)?;
+            }
             all.extend(store::claim(tx, &claimant, name, *free, lease_ms, now)?);
         }
         Ok(all)

@@ -7,6 +7,11 @@
 //! conditional on `lease_owner` and `attempts` (the attempt that claimed it), so a runner
 //! whose lease ran out and was taken over can no longer finish, fail, renew or release the
 //! job; its late result is dropped (its attempt row still says how it ended).
+//!
+//! The outbox (`_vb_outbox`) is the front of the queue for led names (webhook deliveries):
+//! a record write appends there ([`outbox_insert`]), the lead's runner moves rows into
+//! `_vb_jobs` in the write that claims them ([`promote`]), and the API reads both as one
+//! queue. A row is in exactly one of the two tables at any commit.
 
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -24,9 +29,8 @@ pub fn insert_as(conn: &Connection, id: Option<&str>, name: &str, payload: &Valu
     insert_json(conn, id, name, &payload.to_string(), plan, key, now_ms)
 }
 
-/// [`insert_as`] with the payload already serialised (the outbox writes it straight from the
-/// change, without building a JSON tree first).
-pub fn insert_json(conn: &Connection, id: Option<&str>, name: &str, payload: &str, plan: &Plan, key: Option<&str>, now_ms: i64) -> rusqlite::Result<String> {
+/// [`insert_as`] with the payload already serialised.
+fn insert_json(conn: &Connection, id: Option<&str>, name: &str, payload: &str, plan: &Plan, key: Option<&str>, now_ms: i64) -> rusqlite::Result<String> {
     let fresh;
     let id = match id {
         Some(id) => id,
@@ -47,6 +51,43 @@ pub fn insert_json(conn: &Connection, id: Option<&str>, name: &str, payload: &st
         Some(id) => Ok(id),
         None => conn.query_row("SELECT id FROM _vb_jobs WHERE key = ?1", [key], |r| r.get(0)),
     }
+}
+
+/// Appends a job of a led name to the outbox (see the module docs), with its final id.
+pub fn outbox_insert(conn: &Connection, name: &str, payload: &str, plan: &Plan, now_ms: i64) -> rusqlite::Result<()> {
+    let id = super::new_job_id(now_ms);
+    conn.prepare_cached("INSERT INTO _vb_outbox (id, name, payload, max_attempts, backoff_ms, run_at, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+        .execute(params![id, name, payload, plan.max_attempts, plan.backoff_ms, plan.run_at_ms, now_ms])?;
+    Ok(())
+}
+
+/// The due time of the oldest outbox row named `name`. The outbox holds led names only, so
+/// the first row in `seq` order is normally it: no index is needed (nor paid on every append).
+pub fn outbox_head(conn: &Connection, name: &str) -> rusqlite::Result<Option<i64>> {
+    conn.prepare_cached("SELECT run_at FROM _vb_outbox WHERE name = ?1 ORDER BY seq LIMIT 1")?.query_row([name], |r| r.get(0)).optional()
+}
+
+/// Moves up to `limit` of the oldest outbox rows named `name` into the queue, as queued jobs
+/// with the ids they were listed under. Answers how many moved. Called inside the write that
+/// claims, so a row is never in both tables nor in neither.
+pub fn promote(conn: &Connection, name: &str, limit: usize) -> rusqlite::Result<usize> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let mut head = conn.prepare_cached("SELECT seq, id, payload, max_attempts, backoff_ms, run_at, created FROM _vb_outbox WHERE name = ?1 ORDER BY seq LIMIT ?2")?;
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO _vb_jobs (id, name, payload, max_attempts, backoff_ms, run_at, created, updated) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
+    )?;
+    let mut delete = conn.prepare_cached("DELETE FROM _vb_outbox WHERE seq = ?1")?;
+    // Read first, then written: SQLite leaves a table's rows undefined to a cursor that is
+    // still reading it while they are deleted.
+    type Row = (i64, String, String, i64, i64, i64, i64);
+    let rows: Vec<Row> = head
+        .query_map(params![name, limit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (seq, id, payload, max_attempts, backoff_ms, run_at, created) in &rows {
+        insert.execute(params![id, name, payload, max_attempts, backoff_ms, run_at, created])?;
+        delete.execute([seq])?;
+    }
+    Ok(rows.len())
 }
 
 /// Who claims: the process's lease owner string, and the worker id and pid for the log.
@@ -229,6 +270,11 @@ pub struct JobRow {
 }
 
 const JOB_COLUMNS: &str = "id, name, payload, status, attempts, max_attempts, backoff_ms, run_at, lease_owner, lease_until, key, last_error, created, updated";
+/// The queue as the API shows it: the jobs and, as queued jobs under their final ids, the
+/// outbox rows not yet moved (see the module docs).
+const QUEUE: &str = "(SELECT id, name, payload, status, attempts, max_attempts, backoff_ms, run_at, lease_owner, lease_until, key, last_error, created, updated FROM _vb_jobs
+     UNION ALL
+     SELECT id, name, payload, 'queued', 0, max_attempts, backoff_ms, run_at, NULL, NULL, NULL, '', created, created FROM _vb_outbox)";
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
     let payload: String = r.get(2)?;
@@ -253,9 +299,9 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
 /// Jobs newest first, optionally of one name and one status; with the total.
 pub fn list(conn: &Connection, name: Option<&str>, status: Option<&str>, limit: i64, offset: i64) -> rusqlite::Result<(Vec<JobRow>, i64)> {
     let filter = "(?1 IS NULL OR name = ?1) AND (?2 IS NULL OR status = ?2)";
-    let total = conn.query_row(&format!("SELECT count(*) FROM _vb_jobs WHERE {filter}"), params![name, status], |r| r.get(0))?;
+    let total = conn.query_row(&format!("SELECT count(*) FROM {QUEUE} WHERE {filter}"), params![name, status], |r| r.get(0))?;
     let items = conn
-        .prepare(&format!("SELECT {JOB_COLUMNS} FROM _vb_jobs WHERE {filter} ORDER BY created DESC, id DESC LIMIT ?3 OFFSET ?4"))?
+        .prepare(&format!("SELECT {JOB_COLUMNS} FROM {QUEUE} WHERE {filter} ORDER BY created DESC, id DESC LIMIT ?3 OFFSET ?4"))?
         .query_map(params![name, status, limit, offset], job_row)?
         .collect::<rusqlite::Result<_>>()?;
     Ok((items, total))
@@ -275,7 +321,7 @@ pub struct AttemptRow {
 }
 
 pub fn get(conn: &Connection, id: &str) -> rusqlite::Result<Option<(JobRow, Vec<AttemptRow>)>> {
-    let Some(job) = conn.query_row(&format!("SELECT {JOB_COLUMNS} FROM _vb_jobs WHERE id = ?1"), [id], job_row).optional()? else {
+    let Some(job) = conn.query_row(&format!("SELECT {JOB_COLUMNS} FROM {QUEUE} WHERE id = ?1"), [id], job_row).optional()? else {
         return Ok(None);
     };
     let attempts = conn
@@ -296,7 +342,11 @@ pub fn retry(conn: &Connection, id: &str, now_ms: i64) -> rusqlite::Result<bool>
          WHERE id = ?1 AND status IN ('queued', 'dead', 'cancelled')",
         params![id, now_ms],
     )?;
-    Ok(n == 1)
+    if n == 1 {
+        return Ok(true);
+    }
+    // Not moved out of the outbox yet: it is queued, and becomes due now.
+    Ok(conn.execute("UPDATE _vb_outbox SET run_at = min(run_at, ?2) WHERE id = ?1", params![id, now_ms])? == 1)
 }
 
 /// Cancels a queued or running job (a running handler is stopped when its runner next renews
@@ -307,7 +357,17 @@ pub fn cancel(conn: &Connection, id: &str, now_ms: i64) -> rusqlite::Result<bool
          WHERE id = ?1 AND status IN ('queued', 'running')",
         params![id, now_ms],
     )?;
-    Ok(n == 1)
+    if n == 1 {
+        return Ok(true);
+    }
+    // Still in the outbox: it moves into the queue as a cancelled job, in this transaction.
+    let moved = conn.execute(
+        "INSERT INTO _vb_jobs (id, name, payload, status, max_attempts, backoff_ms, run_at, created, updated)
+         SELECT id, name, payload, 'cancelled', max_attempts, backoff_ms, run_at, created, ?2 FROM _vb_outbox WHERE id = ?1",
+        params![id, now_ms],
+    )?;
+    conn.execute("DELETE FROM _vb_outbox WHERE id = ?1", [id])?;
+    Ok(moved == 1)
 }
 
 /// Deletes done and cancelled jobs last changed before `before_ms`, with their attempts, and
@@ -410,6 +470,50 @@ mod tests {
         assert_eq!(finish(&conn, &a, &j, &Outcome::Failed("boom".into()), 50, 0, 60).expect("fail"), Some("dead"));
         assert!(retry(&conn, &id, 70).expect("retry"));
         assert_eq!(claim(&conn, &a, "n", 1, 1000, 70).expect("claim").len(), 1, "a retried dead job runs again");
+    }
+
+    #[test]
+    fn outbox_rows_are_queued_jobs_to_the_api_and_move_into_the_queue_once_in_order() {
+        let (_d, conn) = db();
+        let plan = EnqueueOptions::default().plan(10).expect("plan");
+        for i in 0..5 {
+            outbox_insert(&conn, "led", &format!("{{\"n\":{i}}}"), &plan, 10 + i).expect("append");
+        }
+        let (listed, total) = list(&conn, Some("led"), Some("queued"), 100, 0).expect("list");
+        assert_eq!(total, 5, "the API counts outbox rows as queued jobs");
+        let ids: Vec<String> = listed.iter().map(|j| j.id.clone()).collect();
+        assert_eq!(outbox_head(&conn, "led").expect("head"), Some(10));
+        assert_eq!(outbox_head(&conn, "other").expect("head"), None);
+        assert_eq!(promote(&conn, "led", 2).expect("promote"), 2);
+        let claimed = claim(&conn, &who("a"), "led", 10, 1000, 100).expect("claim");
+        let payloads: Vec<Value> = claimed.iter().map(|j| j.payload.clone()).collect();
+        assert_eq!(payloads, [serde_json::json!({"n": 0}), serde_json::json!({"n": 1})], "the oldest two, and only those");
+        assert!(ids.contains(&claimed[0].id), "a moved row keeps the id it was listed under");
+        let (_, total) = list(&conn, Some("led"), None, 100, 0).expect("list");
+        assert_eq!(total, 5, "nothing lost or doubled by the move");
+        assert_eq!(promote(&conn, "led", 10).expect("promote"), 3);
+        assert_eq!(promote(&conn, "led", 10).expect("promote"), 0, "moved once");
+        assert_eq!(outbox_head(&conn, "led").expect("head"), None);
+    }
+
+    #[test]
+    fn an_outbox_row_can_be_viewed_retried_and_cancelled_before_it_moves() {
+        let (_d, conn) = db();
+        let plan = EnqueueOptions::default().plan(10).expect("plan");
+        outbox_insert(&conn, "led", "{}", &plan, 10).expect("append");
+        outbox_insert(&conn, "led", "{}", &plan, 11).expect("append");
+        let (listed, _) = list(&conn, Some("led"), None, 100, 0).expect("list");
+        let (a, b) = (listed[0].id.clone(), listed[1].id.clone());
+        let (job, attempts) = get(&conn, &a).expect("get").expect("found in the outbox");
+        assert_eq!((job.status.as_str(), attempts.len()), ("queued", 0));
+        assert!(retry(&conn, &a, 5).expect("retry"), "a queued job can be made due now");
+        assert!(cancel(&conn, &a, 20).expect("cancel"));
+        assert!(!cancel(&conn, &a, 21).expect("cancel"), "cancelled once");
+        assert_eq!(get(&conn, &a).expect("get").expect("found").0.status, "cancelled");
+        assert!(!retry(&conn, "nope", 5).expect("retry") && !cancel(&conn, "nope", 5).expect("cancel"));
+        assert_eq!(promote(&conn, "led", 10).expect("promote"), 1, "only the other row is left to move");
+        let claimed = claim(&conn, &who("a"), "led", 10, 1000, 100).expect("claim");
+        assert_eq!(claimed.iter().map(|j| j.id.clone()).collect::<Vec<_>>(), [b], "positive control: the other one runs");
     }
 
     #[test]

@@ -268,7 +268,7 @@ pub fn outbox(conn: &Connection, cache: &ActiveCache, hooks: &[Active], changes:
                 previous: previous.as_ref(),
             };
             let json = serde_json::to_string(&payload).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-            super::store::insert_json(conn, None, DELIVER_JOB, &json, &plan, None, now)?;
+            super::store::outbox_insert(conn, DELIVER_JOB, &json, &plan, now)?;
             n += 1;
         }
     }
