@@ -27,7 +27,7 @@
       if (!record) continue;
       const c = record.collection();
       const tags = c ? [c.id, c.name] : [];
-      const handlers = vb.registeredHooks.has("onRecordEnrich") ? N.hookHandlers("onRecordEnrich", tags) : [];
+      const handlers = vb.handlersOf("onRecordEnrich", tags);
       if (handlers.length) {
         const ev = { app: e.app, record, requestInfo: e.requestInfo ? e.requestInfo() : null };
         const links = handlers.map((h) => vb.hookLink(h));
@@ -43,7 +43,7 @@
   };
 
   function hasEnrich(c) {
-    return vb.registeredHooks.has("onRecordEnrich") && N.hookHandlers("onRecordEnrich", [c.id, c.name]).length > 0;
+    return vb.hasHooks("onRecordEnrich", [c.id, c.name]);
   }
 
   // Answers the record JSON the pipeline wrote (`text`), through the enrich hooks if any.
