@@ -345,7 +345,7 @@
     let last;
     switch (kind) {
       case "list": {
-        const page = JSON.parse(p.page);
+        const page = p.page;
         e.records = page.items.map((x) => vb.toRecord(x, c));
         e.result = { page: page.page, perPage: page.perPage, totalItems: page.totalItems, totalPages: page.totalPages, items: e.records };
         name = "onRecordsListRequest";
@@ -356,7 +356,7 @@
         break;
       }
       case "view": {
-        e.record = vb.toRecord(JSON.parse(p.record), c);
+        e.record = vb.toRecord(p.record, c);
         name = "onRecordViewRequest";
         last = (e) => {
           vb.enrichRecords(e, [e.record], superuser);
