@@ -55,9 +55,11 @@
   }
 
   // The REST write: the API JSON text the client gets ("" for a delete), which also gives the
-  // Record its stored values (fields the requester may not see keep theirs).
+  // Record its stored values (fields the requester may not see keep theirs). A delete reads
+  // no values, and only an update reads the original.
   function requestWrite(kind, record) {
-    const body = N.requestWrite(kind, JSON.stringify({ fields: record.__d, original: record.__o }));
+    const s = record.__s;
+    const body = N.requestWrite(kind, kind === "delete" ? "" : JSON.stringify(s.d), kind === "update" ? JSON.stringify(s.o) : "");
     let d = {};
     if (body) {
       d = JSON.parse(body);

@@ -159,7 +159,7 @@ pub type FlowNext = Box<dyn FnOnce(Reached) -> Pin<Box<dyn Future<Output = Resul
 /// Installs `__native.requestWrite` and `record_requests.js` (after `app.js`).
 pub fn install<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     let native: Object = ctx.globals().get("__native")?;
-    native.set("requestWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, kind: String, args: String| request_write(&ctx, &kind, &args))?)?;
+    native.set("requestWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, kind: String, fields: String, original: String| request_write(&ctx, &kind, &fields, &original))?)?;
     native.set("gateNext", Function::new(ctx.clone(), |ctx: Ctx<'js>, extra: String| gate_next(&ctx, &extra))?)?;
     native.set("batchWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, index: f64, kind: String, args: String| batch_write(&ctx, index.max(0.0) as usize, kind, &args))?)?;
     bindings::eval_internal(ctx, RECORD_REQUESTS_JS, "<vaultbase record requests>")?;
@@ -194,18 +194,12 @@ fn crud_failure(e: CrudError, failed: &str) -> (u16, String, Map<String, Value>)
     }
 }
 
-/// `__native.requestWrite(kind, {fields, original})`: the REST write of the running request
-/// with the record as the hooks left it; answers the record's API JSON ("" for a delete).
-fn request_write<'js>(ctx: &Ctx<'js>, kind: &str, args: &str) -> rquickjs::Result<String> {
-    let mut args: Map<String, Value> = serde_json::from_str(args).unwrap_or_default();
-    let fields = match args.remove("fields") {
-        Some(Value::Object(m)) => m,
-        _ => Map::new(),
-    };
-    let original = match args.remove("original") {
-        Some(Value::Object(m)) => Some(m),
-        _ => None,
-    };
+/// `__native.requestWrite(kind, fields, original)`: the REST write of the running request
+/// with the record as the hooks left it (its values and its original as JSON texts, "" where
+/// the write reads none); answers the record's API JSON ("" for a delete).
+fn request_write<'js>(ctx: &Ctx<'js>, kind: &str, fields: &str, original: &str) -> rquickjs::Result<String> {
+    let fields: Map<String, Value> = serde_json::from_str(fields).unwrap_or_default();
+    let original: Option<Map<String, Value>> = serde_json::from_str(original).ok();
     let Some(p) = REQUEST.with(|r| r.borrow_mut().pop()) else {
         return Err(rquickjs::Exception::throw_message(ctx, "no record request is running"));
     };
