@@ -93,19 +93,35 @@
 
   // ---------------------------------------------------------------- hooks
 
+  // The compiled handlers of `name` for `tags`. A runtime serves one hook set and compiles
+  // each handler once, so the answer for a name and tags never changes: it is asked of the
+  // host once (a native call per fire was a good part of a hooked request).
+  const handlerCache = new Map();
+  function handlersOf(name, tags) {
+    if (!vb.registeredHooks.has(name)) return NONE;
+    const key = tags.length === 2 ? name + "\u0000" + tags[0] + "\u0000" + tags[1] : name + "\u0000" + tags.join("\u0000");
+    let list = handlerCache.get(key);
+    if (list === undefined) {
+      // Collections renamed or remade leave keys behind.
+      if (handlerCache.size > 4096) handlerCache.clear();
+      list = N.hookHandlers(name, tags);
+      handlerCache.set(key, list);
+    }
+    return list;
+  }
+  const NONE = [];
+  vb.handlersOf = handlersOf;
+
   // Runs the handlers of `name` for `tags`, then `last` as the default action.
-  // `vb.registeredHooks` (the names this set has handlers for) spares the native lookup for
-  // the many events a save fires that nobody listens to.
+  // `vb.registeredHooks` (the names this set has handlers for) spares the lookup for the many
+  // events a save fires that nobody listens to.
   function fire(name, tags, e, last) {
-    if (!vb.registeredHooks.has(name)) { last(e); return; }
-    const handlers = N.hookHandlers(name, tags);
+    const handlers = handlersOf(name, tags);
     if (!handlers.length) { last(e); return; }
-    const links = handlers.map((h) => vb.hookLink(h));
-    links.push(last);
-    vb.runChain(e, links);
+    vb.runHandlers(e, handlers, last);
   }
   vb.fire = fire;
-  vb.hasHooks = (name, tags) => vb.registeredHooks.has(name) && N.hookHandlers(name, tags).length > 0;
+  vb.hasHooks = (name, tags) => handlersOf(name, tags).length > 0;
 
   function tagsOf(record) {
     const c = record.collection();
@@ -119,20 +135,36 @@
     else ok();
   }
 
+  // The model hooks a save or delete can fire, by action.
+  const MODEL_HOOKS = {
+    Create: ["onRecordCreate", "onRecordValidate", "onRecordCreateExecute", "onRecordAfterCreateSuccess", "onRecordAfterCreateError"],
+    Update: ["onRecordUpdate", "onRecordValidate", "onRecordUpdateExecute", "onRecordAfterUpdateSuccess", "onRecordAfterUpdateError"],
+    Delete: ["onRecordDelete", "onRecordDeleteExecute", "onRecordAfterDeleteSuccess", "onRecordAfterDeleteError"],
+  };
+  // Whether no model hook of `act` fires for `tags`: the save is then its write alone. Nothing
+  // runs around it, so no job can be planned for it (the write needs no job buffer) and there
+  // is nothing to defer to a commit.
+  function quiet(act, tags) {
+    const names = MODEL_HOOKS[act];
+    for (let i = 0; i < names.length; i++) if (handlersOf(names[i], tags).length) return false;
+    return true;
+  }
+
   // The model save of PocketBase's `app.Save(record)`: the model hooks around `write`, a
   // function of the record that performs the write and answers the stored fields.
   vb.saveRecord = function (app, record, validate, write) {
     const act = record.isNew() ? "Create" : "Update";
     const tags = tagsOf(record);
+    if (quiet(act, tags)) {
+      stored(record, write(record));
+      return;
+    }
     const e = { app, record, type: act.toLowerCase() };
     try {
       vb.jobsAround(app, () => fire("onRecord" + act, tags, e, (e) => {
         if (validate) fire("onRecordValidate", tags, { app: e.app, record: e.record }, () => {});
         fire("onRecord" + act + "Execute", tags, { app: e.app, record: e.record }, (x) => {
-          const stored = vb.jobsWrite(() => write(x.record));
-          x.record.__fill(stored);
-          x.record.__new = false;
-          x.record.__plain = null;
+          stored(x.record, vb.jobsWrite(() => write(x.record)));
         });
       }));
     } catch (err) {
@@ -145,8 +177,20 @@
       (err) => fire("onRecordAfter" + act + "Error", tags, { app: vb.baseApp, record, error: err }, () => {}));
   };
 
+  // A record as its write stored it.
+  function stored(record, fields) {
+    record.__fill(fields);
+    const s = record.__s;
+    s.isNew = false;
+    s.plain = null;
+  }
+
   vb.deleteRecord = function (app, record, write) {
     const tags = tagsOf(record);
+    if (quiet("Delete", tags)) {
+      write(record);
+      return;
+    }
     const e = { app, record, type: "delete" };
     try {
       vb.jobsAround(app, () => fire("onRecordDelete", tags, e, (e) => {

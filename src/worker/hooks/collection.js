@@ -37,7 +37,11 @@
     const out = [];
     for (const f of list || []) out.push(f instanceof Field ? f : new Field(f));
     const def = (k, fn) => Object.defineProperty(out, k, { value: fn, enumerable: false, writable: true });
-    def("getByName", (n) => out.find((f) => f.name === n) || null);
+    // A loop, not find(): a record looks up a field on every set and get.
+    def("getByName", (n) => {
+      for (let i = 0; i < out.length; i++) if (out[i].name === n) return out[i];
+      return null;
+    });
     def("getById", (id) => out.find((f) => f.id === id) || null);
     def("fieldNames", () => out.map((f) => f.name));
     def("asMap", () => Object.fromEntries(out.map((f) => [f.name, f])));

@@ -451,6 +451,37 @@
       if (outer) Object.defineProperty(e, "next", outer); else delete e.next;
     }
   };
+  // runChain over compiled handlers then `last` (a plain link), each handler run as its
+  // hookLink would run it: no link closures, no withApp closure per call.
+  vb.runHandlers = function (e, handlers, last) {
+    let i = 0;
+    const n = handlers.length;
+    const step = function () {
+      if (i > n) return;
+      const k = i++;
+      let out;
+      if (k === n) {
+        out = last(e);
+      } else {
+        const stack = vb.appStack;
+        stack.push((e && e.app) || stack[stack.length - 1]);
+        try { out = handlers[k].call(undefined, e); } finally { stack.pop(); }
+      }
+      if (out instanceof Promise) N.settle(out);
+    };
+    const outer = Object.getOwnPropertyDescriptor(e, "next");
+    Object.defineProperty(e, "next", {
+      value: function () {
+        try { step(); } catch (err) { throw vb.wrapGo(err); }
+      },
+      writable: true, configurable: true, enumerable: false,
+    });
+    try {
+      step();
+    } finally {
+      if (outer) Object.defineProperty(e, "next", outer); else delete e.next;
+    }
+  };
   // A compiled handler as a chain link: `$app` is `e.app` while it runs.
   vb.hookLink = function (fn) {
     return function (e) {

@@ -27,7 +27,7 @@
       if (!record) continue;
       const c = record.collection();
       const tags = c ? [c.id, c.name] : [];
-      const handlers = vb.registeredHooks.has("onRecordEnrich") ? N.hookHandlers("onRecordEnrich", tags) : [];
+      const handlers = vb.handlersOf("onRecordEnrich", tags);
       if (handlers.length) {
         const ev = { app: e.app, record, requestInfo: e.requestInfo ? e.requestInfo() : null };
         const links = handlers.map((h) => vb.hookLink(h));
@@ -43,7 +43,7 @@
   };
 
   function hasEnrich(c) {
-    return vb.registeredHooks.has("onRecordEnrich") && N.hookHandlers("onRecordEnrich", [c.id, c.name]).length > 0;
+    return vb.hasHooks("onRecordEnrich", [c.id, c.name]);
   }
 
   // Answers the record JSON the pipeline wrote (`text`), through the enrich hooks if any.
@@ -55,9 +55,11 @@
   }
 
   // The REST write: the API JSON text the client gets ("" for a delete), which also gives the
-  // Record its stored values (fields the requester may not see keep theirs).
+  // Record its stored values (fields the requester may not see keep theirs). A delete reads
+  // no values, and only an update reads the original.
   function requestWrite(kind, record) {
-    const body = N.requestWrite(kind, JSON.stringify({ fields: record.__d, original: record.__o }));
+    const s = record.__s;
+    const body = N.requestWrite(kind, kind === "delete" ? "" : JSON.stringify(s.d), kind === "update" ? JSON.stringify(s.o) : "");
     let d = {};
     if (body) {
       d = JSON.parse(body);
@@ -345,7 +347,7 @@
     let last;
     switch (kind) {
       case "list": {
-        const page = JSON.parse(p.page);
+        const page = p.page;
         e.records = page.items.map((x) => vb.toRecord(x, c));
         e.result = { page: page.page, perPage: page.perPage, totalItems: page.totalItems, totalPages: page.totalPages, items: e.records };
         name = "onRecordsListRequest";
@@ -356,7 +358,7 @@
         break;
       }
       case "view": {
-        e.record = vb.toRecord(JSON.parse(p.record), c);
+        e.record = vb.toRecord(p.record, c);
         name = "onRecordViewRequest";
         last = (e) => {
           vb.enrichRecords(e, [e.record], superuser);

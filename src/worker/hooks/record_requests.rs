@@ -159,7 +159,7 @@ pub type FlowNext = Box<dyn FnOnce(Reached) -> Pin<Box<dyn Future<Output = Resul
 /// Installs `__native.requestWrite` and `record_requests.js` (after `app.js`).
 pub fn install<'js>(ctx: &Ctx<'js>) -> rquickjs::Result<()> {
     let native: Object = ctx.globals().get("__native")?;
-    native.set("requestWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, kind: String, args: String| request_write(&ctx, &kind, &args))?)?;
+    native.set("requestWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, kind: String, fields: String, original: String| request_write(&ctx, &kind, &fields, &original))?)?;
     native.set("gateNext", Function::new(ctx.clone(), |ctx: Ctx<'js>, extra: String| gate_next(&ctx, &extra))?)?;
     native.set("batchWrite", Function::new(ctx.clone(), |ctx: Ctx<'js>, index: f64, kind: String, args: String| batch_write(&ctx, index.max(0.0) as usize, kind, &args))?)?;
     bindings::eval_internal(ctx, RECORD_REQUESTS_JS, "<vaultbase record requests>")?;
@@ -194,12 +194,12 @@ fn crud_failure(e: CrudError, failed: &str) -> (u16, String, Map<String, Value>)
     }
 }
 
-/// `__native.requestWrite(kind, {fields, original})`: the REST write of the running request
-/// with the record as the hooks left it; answers `{d: stored fields, body: API JSON}`.
-fn request_write<'js>(ctx: &Ctx<'js>, kind: &str, args: &str) -> rquickjs::Result<String> {
-    let args: Map<String, Value> = serde_json::from_str(args).unwrap_or_default();
-    let fields = args.get("fields").and_then(Value::as_object).cloned().unwrap_or_default();
-    let original = args.get("original").and_then(Value::as_object).cloned();
+/// `__native.requestWrite(kind, fields, original)`: the REST write of the running request
+/// with the record as the hooks left it (its values and its original as JSON texts, "" where
+/// the write reads none); answers the record's API JSON ("" for a delete).
+fn request_write<'js>(ctx: &Ctx<'js>, kind: &str, fields: &str, original: &str) -> rquickjs::Result<String> {
+    let fields: Map<String, Value> = serde_json::from_str(fields).unwrap_or_default();
+    let original: Option<Map<String, Value>> = serde_json::from_str(original).ok();
     let Some(p) = REQUEST.with(|r| r.borrow_mut().pop()) else {
         return Err(rquickjs::Exception::throw_message(ctx, "no record request is running"));
     };
@@ -249,12 +249,12 @@ fn write_now(p: &InFlight, kind: &str, fields: &Map<String, Value>, original: Op
                 body.insert("passwordConfirm".into(), Value::String(pc.clone()));
             }
             let bytes = p.handle.block_on(writes.create(w, body, &p.uploads)).map_err(|e| write_failure(e, CREATE_FAILED))?;
-            Ok(String::from_utf8_lossy(&bytes).into_owned())
+            Ok(text_of(bytes))
         }
         "update" => {
             let body = save_body(&p.collection, fields, original);
             let bytes = p.handle.block_on(writes.update(w, &p.id, body, &p.uploads)).map_err(|e| write_failure(e, UPDATE_FAILED))?;
-            Ok(String::from_utf8_lossy(&bytes).into_owned())
+            Ok(text_of(bytes))
         }
         "delete" => {
             p.handle.block_on(writes.delete(w, &p.id)).map_err(|e| write_failure(e, DELETE_FAILED))?;
@@ -264,6 +264,15 @@ fn write_now(p: &InFlight, kind: &str, fields: &Map<String, Value>, original: Op
     }
 }
 
+/// The API JSON the pipeline answered, as text (no copy when it is UTF-8, as it always is).
+fn text_of(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// JSON text of `v`, or `null` (a map of JSON values always serializes).
+fn json_text<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
 
 /// Serves `call` on a JS thread of `loaded`: the whole request, hooks and default action.
 pub async fn run(state: &AppState, loaded: &Arc<Loaded>, call: RecordCall) -> RouteResponse {
@@ -300,7 +309,8 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
     };
     let c = call.collection.clone();
     // What PocketBase loads before the chain: the page, the viewed record (under the rules),
-    // or the stored record an update or delete starts from.
+    // or the stored record an update or delete starts from. The JSON text of `p` in
+    // recordRequest, made of the JSON pieces as they are (parsed once, in the runtime).
     let payload = match call.kind {
         Kind::List => {
             let Some(q) = call.list.clone() else { return RouteResponse::failure(&errors::Failure::internal()) };
@@ -312,15 +322,14 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
                         Some(t) => (t as i64, t.div_ceil(u64::from(q.page.per_page.max(1))) as i64),
                         None => (-1, -1),
                     };
-                    let page = format!(
-                        "{{\"page\":{},\"perPage\":{},\"totalItems\":{},\"totalPages\":{},\"items\":{}}}",
+                    format!(
+                        "{{\"page\":{{\"page\":{},\"perPage\":{},\"totalItems\":{},\"totalPages\":{},\"items\":{}}}}}",
                         q.page.page,
                         q.page.per_page,
                         total_items,
                         total_pages,
                         String::from_utf8_lossy(&items)
-                    );
-                    json!({"page": page})
+                    )
                 }
                 Err(e) => {
                     let (s, m, d) = crud_failure(e, "");
@@ -332,16 +341,16 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
             let (req, shape, id) = (call.requester.clone(), call.shape.clone(), call.id.clone());
             let viewed = read_job(&state, &handle, &c.id, move |conn, snap, c| crud::view(conn, snap, c, &req, &id, &shape));
             match viewed {
-                Ok(bytes) => json!({"record": String::from_utf8_lossy(&bytes)}),
+                Ok(bytes) => format!("{{\"record\":{}}}", String::from_utf8_lossy(&bytes)),
                 Err(e) => {
                     let (s, m, d) = crud_failure(e, "");
                     return failure(s, m, d);
                 }
             }
         }
-        Kind::Create => json!({"body": call.body}),
+        Kind::Create => format!("{{\"body\":{}}}", json_text(&call.body)),
         Kind::Update | Kind::Delete => match app.find_by_id(&c.id, &call.id) {
-            Ok(r) => json!({"record": r.fields, "body": call.body}),
+            Ok(r) => format!("{{\"record\":{},\"body\":{}}}", json_text(&r.fields), json_text(&call.body)),
             Err(_) => return failure(404, "The requested resource wasn't found.".into(), Map::new()),
         },
     };
@@ -363,7 +372,7 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
         let key = format!("{}@{}", c.id, c.updated);
         let cached = !super::engine::internal(ctx, "collectionCached")?.call::<_, rquickjs::Value>((key.as_str(),))?.is_null();
         let cjson = if cached { rquickjs::String::from_str(ctx.clone(), &key)?.into_value() } else { ctx.json_parse(collection_json(&c).to_string())? };
-        let p = ctx.json_parse(payload.to_string())?;
+        let p = ctx.json_parse(payload)?;
         let res: rquickjs::Array = super::engine::internal(ctx, "recordRequest")?.call((call.kind.as_str(), r, cjson, p))?;
         super::routes::response_of(&res)
     })();
