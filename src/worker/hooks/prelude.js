@@ -426,18 +426,10 @@
 
   // ---------------------------------------------------------------- the hook chain
 
-  // Runs `links` (functions of `e`) in order: each continues with `e.next()`, which throws a
-  // GoError if anything downstream throws. A link that does not call `e.next()` ends the chain.
-  // Async handlers are tolerated: their promise is settled before the chain goes on.
-  vb.runChain = function (e, links) {
-    let i = 0;
-    const step = function () {
-      if (i >= links.length) return;
-      const link = links[i++];
-      // Only a promise needs the host's help (no native call for a plain handler).
-      const out = link(e);
-      if (out instanceof Promise) N.settle(out);
-    };
+  // Runs a chain's first `step` with `e.next()` running the next one (a throw below it comes
+  // out of e.next() as a GoError), then gives `e` back whatever `next` it had: chains nest
+  // on one event and on events derived from it with Object.create.
+  function drive(e, step) {
     const outer = Object.getOwnPropertyDescriptor(e, "next");
     Object.defineProperty(e, "next", {
       value: function () {
@@ -450,6 +442,21 @@
     } finally {
       if (outer) Object.defineProperty(e, "next", outer); else delete e.next;
     }
+  }
+
+  // Runs `links` (functions of `e`) in order: each continues with `e.next()`, which throws a
+  // GoError if anything downstream throws. A link that does not call `e.next()` ends the chain.
+  // Async handlers are tolerated: their promise is settled before the chain goes on.
+  vb.runChain = function (e, links) {
+    let i = 0;
+    const step = function () {
+      if (i >= links.length) return;
+      const link = links[i++];
+      // Only a promise needs the host's help (no native call for a plain handler).
+      const out = link(e);
+      if (out instanceof Promise) N.settle(out);
+    };
+    drive(e, step);
   };
   // runChain over compiled handlers then `last` (a plain link), each handler run as its
   // hookLink would run it: no link closures, no withApp closure per call.
@@ -469,18 +476,7 @@
       }
       if (out instanceof Promise) N.settle(out);
     };
-    const outer = Object.getOwnPropertyDescriptor(e, "next");
-    Object.defineProperty(e, "next", {
-      value: function () {
-        try { step(); } catch (err) { throw vb.wrapGo(err); }
-      },
-      writable: true, configurable: true, enumerable: false,
-    });
-    try {
-      step();
-    } finally {
-      if (outer) Object.defineProperty(e, "next", outer); else delete e.next;
-    }
+    drive(e, step);
   };
   // A compiled handler as a chain link: `$app` is `e.app` while it runs.
   vb.hookLink = function (fn) {
