@@ -271,7 +271,8 @@ pub struct JobRow {
 
 const JOB_COLUMNS: &str = "id, name, payload, status, attempts, max_attempts, backoff_ms, run_at, lease_owner, lease_until, key, last_error, created, updated";
 /// The queue as the API shows it: the jobs and, as queued jobs under their final ids, the
-/// outbox rows not yet moved (see the module docs).
+/// outbox rows not yet moved (see the module docs). Looking one up by id reads the outbox
+/// through: an id index there would cost every append, and this is only an admin's lookup.
 const QUEUE: &str = "(SELECT id, name, payload, status, attempts, max_attempts, backoff_ms, run_at, lease_owner, lease_until, key, last_error, created, updated FROM _vb_jobs
      UNION ALL
      SELECT id, name, payload, 'queued', 0, max_attempts, backoff_ms, run_at, NULL, NULL, NULL, '', created, created FROM _vb_outbox)";
