@@ -455,8 +455,19 @@ fn mail_quota(s: &Server) {
         assert_eq!(mail["record"], json!(id));
         assert_eq!((entries_of(&log, hook).len(), mails(&log).len()), (4, 1), "{action}: {log:?}");
         if kind == "otp" {
-            // (PocketBase's OTP allowance is 10 stored codes, vaultbase's mailPerAccount: they
-            // part from here.)
+            // PocketBase's OTP allowance is 10 stored codes, vaultbase's is mailPerAccount:
+            // they part from here, and only vaultbase's is used up by that one mail.
+            if s._vb.is_some() {
+                // The hook still runs and the answer looks the same, but no code goes out.
+                let throttled = request();
+                assert!(throttled.status == 200 && throttled.json()["otpId"].is_string(), "{throttled:?}");
+                // Positive control: another account's OTP, asked for after it, is mailed.
+                s.sign_up("quota2");
+                assert_eq!(s.users(action, json!({"email": "quota2@example.com"})).status, 200);
+                let (log, _) = s.wait_mail(kind, "quota2@example.com");
+                let to_quota = log.iter().filter(|m| m["mail"] == kind && m["to"] == json!(["quota@example.com"])).count();
+                assert_eq!((to_quota, entries_of(&log, hook).len()), (0, 2), "{log:?}");
+            }
             continue;
         }
         // That mail used the allowance up: the next request answers 204 before the hook and
