@@ -516,6 +516,16 @@ async fn rule_admits(state: &AppState, c: &Arc<Collection>, record: &Map<String,
         .map_err(|e| super::records::crud_error(e, "Failed to authenticate."))
 }
 
+/// The authRule check every sign-in makes once its factor was proven: 403 unless the
+/// collection's authRule admits `record` (as `@request.auth`, context `method`).
+pub async fn require_auth_rule(state: &AppState, c: &Arc<Collection>, record: &Map<String, Value>, method: Method) -> Result<(), ApiError> {
+    if rule_admits(state, c, record, None, method.as_str()).await? {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."))
+    }
+}
+
 /// How a sign-in ended once its factor was proven ([`complete_auth_steps`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Completed {
@@ -1233,9 +1243,7 @@ impl OtpSignIn {
             return Err(ApiError::bad_request(INVALID_OTP));
         }
         let Some(record) = load_record(state, c, record_id).await? else { return Err(ApiError::bad_request(INVALID_OTP)) };
-        if !rule_admits(state, c, &record, None, "otp").await? {
-            return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."));
-        }
+        require_auth_rule(state, c, &record, Method::Otp).await?;
         let completed = complete_auth_steps(state, c, &record, Method::Otp, self.mfa_id.clone(), &self.origin).await?;
         Ok((record, completed))
     }

@@ -245,17 +245,7 @@ impl Signing {
         else {
             return Err(ApiError::bad_request(FAILED));
         };
-        let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
-        let (rule_c, rid) = (c.clone(), record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned());
-        let requester = Requester::signing_in(c, &record, "oauth2");
-        let allowed = state
-            .db
-            .read(move |conn| crate::worker::records::crud::auth_rule_allows(conn, &snap, &rule_c, &requester, &rid))
-            .await
-            .map_err(|e| super::records::crud_error(e, FAILED))?;
-        if !allowed {
-            return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."));
-        }
+        account_flows::require_auth_rule(state, c, &record, Method::OAuth2).await?;
         let completed = account_flows::complete_auth_steps(state, c, &record, Method::OAuth2, self.mfa_id.clone(), &self.origin).await?;
         Ok((record, is_new, completed))
     }

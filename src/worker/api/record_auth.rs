@@ -17,8 +17,6 @@ use super::account_flows::{Completed, Method, Origin, PasswordAttempt};
 use crate::worker::hooks::record_requests::{FlowDone, FlowNext, Reached};
 use crate::worker::http::error::ApiError;
 use crate::worker::http::request::json_object;
-use crate::worker::records::crud::{self, Requester};
-use crate::worker::records::query::{AuthContext, RequestContext};
 use crate::worker::records::rows;
 use crate::worker::records::schema::collection::AuthOptions;
 use crate::worker::records::schema::{quote_ident, Collection, CollectionType};
@@ -191,23 +189,7 @@ async fn signed_in_with_password(
     origin: &Origin,
 ) -> Result<Completed, ApiError> {
     attempt.succeeded(state).await;
-    // The rule sees the authenticating record as `@request.auth`.
-    let id = record.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let mut ctx = RequestContext::new(std::time::SystemTime::now());
-    ctx.auth = Some(AuthContext::of_record(&c.id, &c.name, record));
-    ctx.method = "POST".into();
-    ctx.context = "password".into();
-    let requester = Requester { ctx, superuser: false };
-    let snap = state.schema.fresh(&state.db).await.map_err(ApiError::internal)?;
-    let rule_c = c.clone();
-    let allowed = state
-        .db
-        .read(move |conn| crud::auth_rule_allows(conn, &snap, &rule_c, &requester, &id))
-        .await
-        .map_err(|e| super::records::crud_error(e, FAILED))?;
-    if !allowed {
-        return Err(ApiError::forbidden("The request doesn't satisfy the collection requirements to authenticate."));
-    }
+    super::account_flows::require_auth_rule(state, c, record, Method::Password).await?;
     super::account_flows::complete_auth_steps(state, c, record, Method::Password, mfa_id, origin).await
 }
 
