@@ -351,6 +351,28 @@ async fn template_vars(state: &AppState) -> templates::Vars {
     }
 }
 
+/// A mail carrying a token link to the record's address (verification, password reset).
+struct TokenMail<'a> {
+    kind: RecordMailKind,
+    ttl_secs: u64,
+    template: &'a EmailTemplate,
+    /// For the log of a failed send.
+    what: &'static str,
+}
+
+impl TokenMail<'_> {
+    /// Signs the token (`token_kind` of the address it goes to) and sends the mail in the
+    /// background, through the mailer hooks.
+    async fn send(self, state: &AppState, c: &Arc<Collection>, record: Map<String, Value>, token_kind: impl FnOnce(String) -> TokenKind) -> Result<(), ApiError> {
+        let to = str_of(&record, "email").to_owned();
+        let token = sign(state, c, &record, token_kind(to.clone()), self.ttl_secs)?;
+        let mail = compose(state, self.template, &to, &token, "").await;
+        let about = RecordMail { kind: self.kind, collection: c.clone(), record, meta: json!({"token": token}) };
+        send_in_background(state, mail, self.what, about);
+        Ok(())
+    }
+}
+
 async fn compose(state: &AppState, template: &EmailTemplate, to: &str, token: &str, otp: &str) -> Mail {
     let mut vars = template_vars(state).await;
     vars.token = token.to_owned();
@@ -676,12 +698,8 @@ pub async fn request_verification(state: &AppState, collection: &str, req: Reque
             return Ok(());
         }
         let o = options(c);
-        let to = str_of(&record, "email").to_owned();
-        let token = sign(state, c, &record, TokenKind::Verification { email: to.clone() }, o.verification_token.duration)?;
-        let mail = compose(state, &o.verification_template, &to, &token, "").await;
-        let about = RecordMail { kind: RecordMailKind::Verification, collection: c.clone(), record, meta: json!({"token": token}) };
-        send_in_background(state, mail, "verification", about);
-        Ok(())
+        let link = TokenMail { kind: RecordMailKind::Verification, ttl_secs: o.verification_token.duration, template: &o.verification_template, what: "verification" };
+        link.send(state, c, record, |email| TokenKind::Verification { email }).await
     })
     .await
 }
@@ -768,12 +786,8 @@ pub async fn request_password_reset(state: &AppState, collection: &str, req: Req
         if !charge_mail(state, c, "password-reset", &email).await? {
             return Ok(());
         }
-        let to = str_of(&record, "email").to_owned();
-        let token = sign(state, c, &record, TokenKind::PasswordReset { email: to.clone() }, o.password_reset_token.duration)?;
-        let mail = compose(state, &o.reset_password_template, &to, &token, "").await;
-        let about = RecordMail { kind: RecordMailKind::PasswordReset, collection: c.clone(), record, meta: json!({"token": token}) };
-        send_in_background(state, mail, "password reset", about);
-        Ok(())
+        let link = TokenMail { kind: RecordMailKind::PasswordReset, ttl_secs: o.password_reset_token.duration, template: &o.reset_password_template, what: "password reset" };
+        link.send(state, c, record, |email| TokenKind::PasswordReset { email }).await
     })
     .await
 }
