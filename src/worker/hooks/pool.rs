@@ -83,11 +83,14 @@ impl Pool {
 
     /// Queues `job`; starts another thread when none is idle and the pool may grow.
     pub fn submit(&self, job: Job) -> Result<(), Saturated> {
+        // Read before the job is sent: an idle thread that takes it at once stops counting as
+        // idle before a look after the send, which then started a thread nobody needed.
+        let none_idle = self.shared.idle.load(Ordering::Acquire) == 0;
         match self.tx.try_send(job) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => return Err(Saturated),
         }
-        if self.shared.idle.load(Ordering::Acquire) == 0 && self.shared.live.load(Ordering::Acquire) < self.shared.max {
+        if none_idle && self.shared.live.load(Ordering::Acquire) < self.shared.max {
             if let Err(e) = self.spawn_thread(None) {
                 tracing::warn!(error = %e, "starting another JS thread failed; the job waits for a busy one");
             }
