@@ -31,7 +31,12 @@ impl Failure {
 
 /// Text of an rquickjs error, with the JS exception's message and stack when there is one.
 pub fn describe(ctx: &Ctx<'_>, err: rquickjs::Error) -> String {
-    match CaughtError::from_error(ctx, err) {
+    describe_caught(CaughtError::from_error(ctx, err))
+}
+
+/// [`describe`] of an error already taken from the context.
+pub fn describe_caught(caught: CaughtError<'_>) -> String {
+    match caught {
         CaughtError::Exception(ex) => {
             let msg = ex.message().unwrap_or_default();
             let stack = ex.stack().unwrap_or_default();
@@ -66,6 +71,16 @@ pub fn location(stack: &str) -> Option<(String, u32)> {
 
 /// Turns the error of a chain run into its answer, logging what needs logging. `what` names
 /// the dispatch for the log (e.g. `GET /hello/{name}`).
+/// Whether `ex` is QuickJS's out-of-memory error. It is an InternalError "out of memory";
+/// when even that message could not be allocated, the same error with no message (QuickJS
+/// throws no other InternalError without one), which depends on where the limit was hit.
+pub fn is_out_of_memory(ex: &rquickjs::Exception<'_>) -> bool {
+    match ex.message() {
+        Some(m) if !m.is_empty() => m.contains("out of memory"),
+        _ => ex.get::<_, String>("name").is_ok_and(|n| n == "InternalError"),
+    }
+}
+
 pub fn failure_of(ctx: &Ctx<'_>, err: rquickjs::Error, what: &str) -> Failure {
     if engine::interrupted() {
         // Drop the pending exception; the dispatcher reports the deadline.
@@ -82,7 +97,7 @@ pub fn failure_of(ctx: &Ctx<'_>, err: rquickjs::Error, what: &str) -> Failure {
         }
     };
     if let Some(ex) = value.as_exception() {
-        if ex.message().is_some_and(|m| m.contains("out of memory")) {
+        if is_out_of_memory(ex) {
             engine::note_out_of_memory();
             return Failure::internal();
         }

@@ -187,13 +187,15 @@ async fn run(loaded: &Arc<Loaded>, handler: usize, timeout: Duration, job: Job) 
 /// What a handler threw, with its stack, as the attempt's error (only superusers see it, in
 /// the jobs API; PocketBase's hiding of internal messages from clients does not apply).
 fn thrown(ctx: &Ctx<'_>, err: rquickjs::Error) -> String {
-    let text = errors::describe(ctx, err);
+    let caught = rquickjs::CaughtError::from_error(ctx, err);
     if engine::interrupted() {
         // The dispatcher reports the deadline.
         return String::new();
     }
-    if text.contains("out of memory") {
-        engine::note_out_of_memory();
+    if let rquickjs::CaughtError::Exception(ex) = &caught {
+        if errors::is_out_of_memory(ex) {
+            engine::note_out_of_memory();
+        }
     }
-    text
+    errors::describe_caught(caught)
 }
