@@ -46,6 +46,7 @@ pub mod record;
 pub mod record_requests;
 pub mod registry;
 pub mod routes;
+pub mod tail;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

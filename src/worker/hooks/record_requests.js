@@ -345,6 +345,12 @@
     e.collection = c;
     let name;
     let last;
+    // With `p.defer` (Rust found that every handler of this chain calls e.next() as its last
+    // act and no model or enrich hook fires) the default action only notes the write; Rust
+    // makes it once this dispatch has returned, and answers as the write below would. It does
+    // so only for the event's own record, saved by the base app, with nothing written yet.
+    let deferred = null;
+    const deferrable = (e, rec) => p.defer === true && e.record === rec && e.app === vb.baseApp && !e.__response.written;
     switch (kind) {
       case "list": {
         const page = p.page;
@@ -367,10 +373,11 @@
         break;
       }
       case "create": {
-        e.record = new g.Record(c);
-        e.record.load(p.body);
+        const rec = (e.record = new g.Record(c));
+        rec.load(p.body);
         name = "onRecordCreateRequest";
         last = (e) => {
+          if (deferrable(e, rec)) { deferred = ["create", JSON.stringify(rec.__s.d), ""]; return; }
           let text = "";
           vb.saveRecord(e.app, e.record, true, (rec) => { const out = requestWrite("create", rec); text = out.body; return out.d; });
           respondRecord(e, c, text, superuser);
@@ -378,10 +385,11 @@
         break;
       }
       case "update": {
-        e.record = vb.toRecord(p.record, c);
-        e.record.load(p.body);
+        const rec = (e.record = vb.toRecord(p.record, c));
+        rec.load(p.body);
         name = "onRecordUpdateRequest";
         last = (e) => {
+          if (deferrable(e, rec)) { deferred = ["update", JSON.stringify(rec.__s.d), JSON.stringify(rec.__s.o)]; return; }
           let text = "";
           vb.saveRecord(e.app, e.record, true, (rec) => { const out = requestWrite("update", rec); text = out.body; return out.d; });
           respondRecord(e, c, text, superuser);
@@ -389,9 +397,10 @@
         break;
       }
       case "delete": {
-        e.record = vb.toRecord(p.record, c);
+        const rec = (e.record = vb.toRecord(p.record, c));
         name = "onRecordDeleteRequest";
         last = (e) => {
+          if (deferrable(e, rec)) { deferred = ["delete", "", ""]; return; }
           vb.deleteRecord(e.app, e.record, (rec) => requestWrite("delete", rec));
           e.noContent(204);
         };
@@ -401,6 +410,7 @@
         throw new Error("unknown record request " + kind);
     }
     vb.fire(name, tags, e, last);
+    if (deferred) return ["defer", deferred[0], deferred[1], deferred[2], e.__response.headers];
     // The response as it was written, read by Rust without another JSON round trip.
     return vb.responseTuple(e.__response);
   };

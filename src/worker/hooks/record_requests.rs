@@ -240,6 +240,12 @@ fn gate_next<'js>(ctx: &Ctx<'js>, args: &str) -> rquickjs::Result<String> {
 }
 
 fn write_now(p: &InFlight, kind: &str, fields: &Map<String, Value>, original: Option<&Map<String, Value>>) -> Result<String, (u16, String, Map<String, Value>)> {
+    p.handle.block_on(write_record(p, kind, fields, original))
+}
+
+/// The REST write of a request's default action, with the record's fields as the chain left
+/// them (and, for an update, as they were loaded): the API JSON text ("" for a delete).
+async fn write_record(p: &InFlight, kind: &str, fields: &Map<String, Value>, original: Option<&Map<String, Value>>) -> Result<String, (u16, String, Map<String, Value>)> {
     let writes = p.state.writes();
     let w = RecordWrite { collection: &p.collection.id, requester: &p.requester, shape: &p.shape };
     match kind {
@@ -248,20 +254,84 @@ fn write_now(p: &InFlight, kind: &str, fields: &Map<String, Value>, original: Op
             if let Some(Value::String(pc)) = fields.get("passwordConfirm") {
                 body.insert("passwordConfirm".into(), Value::String(pc.clone()));
             }
-            let bytes = p.handle.block_on(writes.create(w, body, &p.uploads)).map_err(|e| write_failure(e, CREATE_FAILED))?;
+            let bytes = writes.create(w, body, &p.uploads).await.map_err(|e| write_failure(e, CREATE_FAILED))?;
             Ok(text_of(bytes))
         }
         "update" => {
             let body = save_body(&p.collection, fields, original);
-            let bytes = p.handle.block_on(writes.update(w, &p.id, body, &p.uploads)).map_err(|e| write_failure(e, UPDATE_FAILED))?;
+            let bytes = writes.update(w, &p.id, body, &p.uploads).await.map_err(|e| write_failure(e, UPDATE_FAILED))?;
             Ok(text_of(bytes))
         }
         "delete" => {
-            p.handle.block_on(writes.delete(w, &p.id)).map_err(|e| write_failure(e, DELETE_FAILED))?;
+            writes.delete(w, &p.id).await.map_err(|e| write_failure(e, DELETE_FAILED))?;
             Ok(String::new())
         }
         other => Err((400, format!("unknown write {other}"), Map::new())),
     }
+}
+
+/// What a record request's JS dispatch came to.
+enum Served {
+    /// The chain's answer, written.
+    Answer(RouteResponse),
+    /// The chain reached its default action and left the write to the caller ([`Deferred`]).
+    Write(Deferred),
+}
+
+/// A default action left for after the dispatch (`p.defer` in record_requests.js): every
+/// handler of the chain called `e.next()` as its last act, so none of them can see the write
+/// happen later. Made on the async side, the JS thread is free for the next request instead
+/// of blocked until the write commits.
+struct Deferred {
+    target: InFlight,
+    kind: String,
+    fields: String,
+    original: String,
+    /// Response headers the handlers set before `e.next()`.
+    headers: Vec<(String, String)>,
+}
+
+impl Deferred {
+    /// Writes, and answers as the chain's default action would have: the record JSON (or 204
+    /// for a delete) with the handlers' headers, or the write's error as a thrown ApiError is
+    /// answered (its message made a sentence, as `ApiError` does).
+    async fn write(self) -> RouteResponse {
+        let fields: Map<String, Value> = serde_json::from_str(&self.fields).unwrap_or_default();
+        let original: Option<Map<String, Value>> = serde_json::from_str(&self.original).ok();
+        match write_record(&self.target, &self.kind, &fields, original.as_ref()).await {
+            Ok(text) => {
+                let mut headers = self.headers;
+                let status = if self.kind == "delete" {
+                    204
+                } else {
+                    if !headers.iter().any(|(k, _)| k == "content-type") {
+                        headers.push(("content-type".into(), "application/json".into()));
+                    }
+                    200
+                };
+                RouteResponse { status, headers, body: text.into_bytes() }
+            }
+            Err((status, message, data)) => {
+                let status = if (400..=599).contains(&status) { status } else { 400 };
+                let message = crate::worker::http::error::sentenize(&message);
+                failure(status, if message.is_empty() { errors::GENERIC_MESSAGE.into() } else { message }, data)
+            }
+        }
+    }
+}
+
+/// Whether a `kind` request on `c` may leave its write to the caller: its request hook's
+/// handlers all end with `e.next()` and no other hook of the request (model, after, enrich)
+/// fires for `c`.
+fn may_defer(kind: Kind, c: &Collection) -> bool {
+    let Some(ts) = super::engine::current() else { return false };
+    let registry = &ts.env.registry;
+    let (request_hook, others) = match kind {
+        Kind::Create | Kind::Update | Kind::Delete => kind.hooks().split_at(1),
+        Kind::List | Kind::View => return false,
+    };
+    let tags = [c.id.as_str(), c.name.as_str()];
+    registry.all_end_with_next(request_hook[0], &tags) && !others.iter().any(|h| registry.has(h, &c.id, &c.name))
 }
 
 /// The API JSON the pipeline answered, as text (no copy when it is UTF-8, as it always is).
@@ -281,7 +351,8 @@ pub async fn run(state: &AppState, loaded: &Arc<Loaded>, call: RecordCall) -> Ro
     let what = format!("{} record request", call.kind.as_str());
     let ran = loaded.run(limits.timeout, move |ctx| serve(ctx, state, call)).await;
     match ran {
-        Ok((res, None)) => res,
+        Ok((Served::Answer(res), None)) => res,
+        Ok((Served::Write(deferred), None)) => deferred.write().await,
         Ok((_, Some(trap))) => RouteResponse::failure(&errors::trapped(trap, &what, "", 0, &limits)),
         Err(super::DispatchError::Saturated) => RouteResponse::failure(&errors::Failure { status: 503, message: super::SATURATED_MESSAGE.into(), data: Default::default() }),
         Err(e) => {
@@ -303,9 +374,9 @@ struct Written {
     bytes: Option<Vec<u8>>,
 }
 
-fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
+fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> Served {
     let (Some(app), Some(handle)) = (base_app(), super::engine::current().and_then(|ts| ts.env.handle.clone())) else {
-        return RouteResponse::failure(&errors::Failure::internal());
+        return Served::Answer(RouteResponse::failure(&errors::Failure::internal()));
     };
     let c = call.collection.clone();
     // What PocketBase loads before the chain: the page, the viewed record (under the rules),
@@ -313,7 +384,7 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
     // recordRequest, made of the JSON pieces as they are (parsed once, in the runtime).
     let payload = match call.kind {
         Kind::List => {
-            let Some(q) = call.list.clone() else { return RouteResponse::failure(&errors::Failure::internal()) };
+            let Some(q) = call.list.clone() else { return Served::Answer(RouteResponse::failure(&errors::Failure::internal())) };
             let (req, shape, lq) = (call.requester.clone(), call.shape.clone(), q.clone());
             let listed = read_job(&state, &handle, &c.id, move |conn, snap, c| crud::list(conn, snap, c, &req, &lq.page, &lq.filter, &lq.sort, &shape));
             match listed {
@@ -333,7 +404,7 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
                 }
                 Err(e) => {
                     let (s, m, d) = crud_failure(e, "");
-                    return failure(s, m, d);
+                    return Served::Answer(failure(s, m, d));
                 }
             }
         }
@@ -344,14 +415,14 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
                 Ok(bytes) => format!("{{\"record\":{}}}", String::from_utf8_lossy(&bytes)),
                 Err(e) => {
                     let (s, m, d) = crud_failure(e, "");
-                    return failure(s, m, d);
+                    return Served::Answer(failure(s, m, d));
                 }
             }
         }
-        Kind::Create => format!("{{\"body\":{}}}", json_text(&call.body)),
+        Kind::Create => format!("{{\"body\":{},\"defer\":{}}}", json_text(&call.body), may_defer(call.kind, &c)),
         Kind::Update | Kind::Delete => match app.find_by_id(&c.id, &call.id) {
-            Ok(r) => format!("{{\"record\":{},\"body\":{}}}", json_text(&r.fields), json_text(&call.body)),
-            Err(_) => return failure(404, "The requested resource wasn't found.".into(), Map::new()),
+            Ok(r) => format!("{{\"record\":{},\"body\":{},\"defer\":{}}}", json_text(&r.fields), json_text(&call.body), may_defer(call.kind, &c)),
+            Err(_) => return Served::Answer(failure(404, "The requested resource wasn't found.".into(), Map::new())),
         },
     };
     REQUEST.with(|r| {
@@ -366,7 +437,7 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
         })
     });
     let what = format!("{} {}", call.request.method, call.request.path);
-    let result = (|| -> rquickjs::Result<RouteResponse> {
+    let result = (|| -> rquickjs::Result<Result<RouteResponse, Deferral>> {
         let r = super::routes::request_object(ctx, &call.request)?;
         // The collection's JSON crosses only when this runtime has not seen this version of it.
         let key = format!("{}@{}", c.id, c.updated);
@@ -374,13 +445,32 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> RouteResponse {
         let cjson = if cached { rquickjs::String::from_str(ctx.clone(), &key)?.into_value() } else { ctx.json_parse(collection_json(&c).to_string())? };
         let p = ctx.json_parse(payload)?;
         let res: rquickjs::Array = super::engine::internal(ctx, "recordRequest")?.call((call.kind.as_str(), r, cjson, p))?;
-        super::routes::response_of(&res)
+        if res.get::<Option<rquickjs::String>>(0).ok().flatten().is_some_and(|t| t.to_string().is_ok_and(|t| t == "defer")) {
+            let headers: Vec<Vec<String>> = res.get(4)?;
+            return Ok(Err(Deferral {
+                kind: res.get(1)?,
+                fields: res.get(2)?,
+                original: res.get(3)?,
+                headers: headers.into_iter().filter_map(|h| <[String; 2]>::try_from(h).ok().map(|[k, v]| (k, v))).collect(),
+            }));
+        }
+        super::routes::response_of(&res).map(Ok)
     })();
-    REQUEST.with(|r| r.borrow_mut().pop());
-    match result {
-        Ok(res) => res,
-        Err(e) => RouteResponse::failure(&errors::failure_of(ctx, e, &what)),
+    let target = REQUEST.with(|r| r.borrow_mut().pop());
+    match (result, target) {
+        (Ok(Ok(res)), _) => Served::Answer(res),
+        (Ok(Err(d)), Some(target)) => Served::Write(Deferred { target, kind: d.kind, fields: d.fields, original: d.original, headers: d.headers }),
+        (Ok(Err(_)), None) => Served::Answer(RouteResponse::failure(&errors::Failure::internal())),
+        (Err(e), _) => Served::Answer(RouteResponse::failure(&errors::failure_of(ctx, e, &what))),
     }
+}
+
+/// The write a chain left for later, as recordRequest returned it.
+struct Deferral {
+    kind: String,
+    fields: String,
+    original: String,
+    headers: Vec<(String, String)>,
 }
 
 /// Runs a read job of the REST handlers with a fresh schema snapshot, planned again once if

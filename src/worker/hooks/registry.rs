@@ -114,6 +114,8 @@ pub struct Registry {
     pub files: Vec<PathBuf>,
     /// Handler sources; every other entry refers to them by index.
     pub sources: Vec<Source>,
+    /// Per source: it calls `e.next()` as its last act and nowhere else ([`super::tail`]).
+    tail_next: Vec<bool>,
     hooks: HashMap<String, Vec<Hook>>,
     pub routes: Vec<Route>,
     /// `routerUse` middlewares, in registration order.
@@ -133,6 +135,7 @@ impl Registry {
     }
 
     pub fn add_source(&mut self, source: Source) -> usize {
+        self.tail_next.push(super::tail::ends_with_next(&source.src));
         self.sources.push(source);
         self.sources.len() - 1
     }
@@ -153,6 +156,12 @@ impl Registry {
             None => false,
             Some(hooks) => hooks.iter().any(|h| h.fires_for(&[collection_id, collection_name])),
         }
+    }
+
+    /// Whether every handler of `name` that fires for `tags` calls `e.next()` as its last act
+    /// and nowhere else: then nothing of theirs runs after the chain's default action.
+    pub fn all_end_with_next(&self, name: &str, tags: &[&str]) -> bool {
+        self.hooks.get(name).is_none_or(|hooks| hooks.iter().filter(|h| h.fires_for(tags)).all(|h| self.tail_next.get(h.handler).copied().unwrap_or(false)))
     }
 
     /// The handlers of `name` that fire for an event with `tags`, sorted by priority (stable:

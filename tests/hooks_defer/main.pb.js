@@ -1,0 +1,57 @@
+/// Record request hooks whose handlers end with e.next() (the "tail" collection) beside the
+/// same handlers with something after e.next() (the "blocking" collection), as
+/// tests/hooks_defer.rs drives them: the first kind's write is made after the JS dispatch,
+/// the second's inside e.next(). Both must answer alike.
+
+onRecordCreateRequest((e) => {
+  console.log("reached " + e.record.get("title"))
+  if (e.record.get("title") === "forbidden") {
+    throw new BadRequestError("no forbidden titles")
+  }
+  if (e.record.get("title") === "answered") {
+    e.json(201, { answered: true })
+  }
+  e.record.set("title", e.record.get("title") + " (hooked)")
+  e.response.header().set("X-Hooked", "create")
+  e.next()
+}, "tail")
+
+onRecordCreateRequest((e) => {
+  console.log("reached " + e.record.get("title"))
+  if (e.record.get("title") === "forbidden") {
+    throw new BadRequestError("no forbidden titles")
+  }
+  if (e.record.get("title") === "answered") {
+    e.json(201, { answered: true })
+  }
+  e.record.set("title", e.record.get("title") + " (hooked)")
+  e.response.header().set("X-Hooked", "create")
+  e.next()
+  $app.store().set("after", e.record.id)
+}, "blocking")
+
+onRecordUpdateRequest((e) => {
+  e.record.set("n", e.record.getInt("n") * 10)
+  return e.next()
+}, "tail")
+
+onRecordUpdateRequest((e) => {
+  e.record.set("n", e.record.getInt("n") * 10)
+  e.next()
+  $app.store().set("after", e.record.id)
+}, "blocking")
+
+onRecordDeleteRequest((e) => {
+  if (e.record.get("title") === "keep (hooked)") {
+    throw new ForbiddenError("kept")
+  }
+  e.next()
+}, "tail")
+
+onRecordDeleteRequest((e) => {
+  if (e.record.get("title") === "keep (hooked)") {
+    throw new ForbiddenError("kept")
+  }
+  e.next()
+  $app.store().set("after", e.record.id)
+}, "blocking")
