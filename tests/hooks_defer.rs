@@ -84,9 +84,10 @@ fn chains_ending_with_next_answer_as_chains_that_go_on_after_it() {
     assert_eq!(tail, blocking);
     // And what they answer is what the hooks say, not merely the same.
     assert_eq!(tail[0], json!({"status": 200, "hooked": "create", "body": {"title": "hello (hooked)", "code": "", "n": 2}}));
-    assert_eq!(tail[1]["status"], 400);
-    assert_eq!(tail[1]["body"]["message"], "No forbidden titles.");
+    // A refusal, and a write that failed, keep the header set before them (as PocketBase).
+    assert_eq!(tail[1], json!({"status": 400, "hooked": "create", "body": {"status": 400, "message": "No forbidden titles.", "data": {}}}));
     assert_eq!(tail[2]["status"], 400);
+    assert_eq!(tail[2]["hooked"], "create");
     assert_eq!(tail[2]["body"]["data"]["code"]["code"], "validation_max_text_constraint", "{}", tail[2]);
     assert_eq!(tail[3], json!({"status": 201, "hooked": "create", "body": {"answered": true}}));
     assert_eq!(tail[4]["status"], 200);
@@ -168,4 +169,16 @@ fn a_write_left_for_after_the_chain_holds_no_js_thread_while_it_waits() {
     // Each tail chain's thread was free again before the next create came: one thread would
     // do; a second may start if a create arrives just as the first finishes its dispatch.
     assert!(tail_threads <= 2, "tail chains held {tail_threads} JS threads while their writes waited");
+}
+
+#[test]
+fn headers_set_before_a_throw_stay_on_the_error_answer() {
+    // PocketBase 0.40.6 answers this route 400 {"data":{},"message":"Nope.","status":400}
+    // with X-Hooked: route.
+    let (p, _su) = start();
+    let r = call(p.port, "GET", "/defer/refused", None, None);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json(), json!({"data": {}, "message": "Nope.", "status": 400}));
+    assert_eq!(r.header("x-hooked").as_deref(), Some("route"));
+    assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
 }

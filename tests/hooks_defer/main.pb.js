@@ -5,6 +5,7 @@
 
 onRecordCreateRequest((e) => {
   console.log("reached " + e.record.get("title"))
+  e.response.header().set("X-Hooked", "create")
   if (e.record.get("title") === "forbidden") {
     throw new BadRequestError("no forbidden titles")
   }
@@ -12,12 +13,12 @@ onRecordCreateRequest((e) => {
     e.json(201, { answered: true })
   }
   e.record.set("title", e.record.get("title") + " (hooked)")
-  e.response.header().set("X-Hooked", "create")
   e.next()
 }, "tail")
 
 onRecordCreateRequest((e) => {
   console.log("reached " + e.record.get("title"))
+  e.response.header().set("X-Hooked", "create")
   if (e.record.get("title") === "forbidden") {
     throw new BadRequestError("no forbidden titles")
   }
@@ -25,7 +26,6 @@ onRecordCreateRequest((e) => {
     e.json(201, { answered: true })
   }
   e.record.set("title", e.record.get("title") + " (hooked)")
-  e.response.header().set("X-Hooked", "create")
   e.next()
   $app.store().set("after", e.record.id)
 }, "blocking")
@@ -55,3 +55,9 @@ onRecordDeleteRequest((e) => {
   e.next()
   $app.store().set("after", e.record.id)
 }, "blocking")
+
+// Headers set before a throw stay on the error answer, as on PocketBase's.
+routerAdd("GET", "/defer/refused", (e) => {
+  e.response.header().set("X-Hooked", "route")
+  throw new BadRequestError("nope")
+})

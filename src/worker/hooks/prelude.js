@@ -785,6 +785,20 @@
   // first), then the handler as the last link.
   vb.runRoute = function (r, middlewares, handler) {
     const e = vb.requestEvent(r);
+    try {
+      return route(e, middlewares, handler);
+    } catch (err) {
+      vb.keepFailedHeaders(e);
+      throw err;
+    }
+  };
+  // Headers a handler set before it threw stay on the error answer, as on PocketBase's (they
+  // were set on the response writer its error handler then writes to): Rust reads them with
+  // `vb.takeFailedHeaders()` when a dispatch fails.
+  let failedHeaders = null;
+  vb.keepFailedHeaders = (e) => { failedHeaders = e.__response.headers; };
+  vb.takeFailedHeaders = () => { const h = failedHeaders || []; failedHeaders = null; return h; };
+  function route(e, middlewares, handler) {
     if (middlewares.length === 0) {
       // The handler is the whole chain: its e.next() has nothing left to run (the prototype's
       // no-op), so the chain machinery is skipped.
@@ -798,5 +812,5 @@
     vb.runChain(e, links);
     // Read by Rust (no JSON round trip); `written` decides the status there.
     return vb.responseTuple(e.__response);
-  };
+  }
 })(globalThis);

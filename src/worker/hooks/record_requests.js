@@ -409,7 +409,12 @@
       default:
         throw new Error("unknown record request " + kind);
     }
-    vb.fire(name, tags, e, last);
+    try {
+      vb.fire(name, tags, e, last);
+    } catch (err) {
+      vb.keepFailedHeaders(e);
+      throw err;
+    }
     if (deferred) return ["defer", deferred[0], deferred[1], deferred[2], e.__response.headers];
     // The response as it was written, read by Rust without another JSON round trip.
     return vb.responseTuple(e.__response);

@@ -314,7 +314,10 @@ impl Deferred {
             Err((status, message, data)) => {
                 let status = if (400..=599).contains(&status) { status } else { 400 };
                 let message = crate::worker::http::error::sentenize(&message);
-                failure(status, if message.is_empty() { errors::GENERIC_MESSAGE.into() } else { message }, data)
+                let mut res = failure(status, if message.is_empty() { errors::GENERIC_MESSAGE.into() } else { message }, data);
+                // As the thrown error's answer keeps them (RouteResponse::failed).
+                res.headers.extend(self.headers.into_iter().filter(|(k, _)| k != "content-type"));
+                res
             }
         }
     }
@@ -461,7 +464,10 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> Served {
         (Ok(Ok(res)), _) => Served::Answer(res),
         (Ok(Err(d)), Some(target)) => Served::Write(Deferred { target, kind: d.kind, fields: d.fields, original: d.original, headers: d.headers }),
         (Ok(Err(_)), None) => Served::Answer(RouteResponse::failure(&errors::Failure::internal())),
-        (Err(e), _) => Served::Answer(RouteResponse::failure(&errors::failure_of(ctx, e, &what))),
+        (Err(e), _) => {
+            let failure = errors::failure_of(ctx, e, &what);
+            Served::Answer(RouteResponse::failed(ctx, &failure))
+        }
     }
 }
 

@@ -202,6 +202,23 @@ impl RouteResponse {
             body: f.to_json().to_string().into_bytes(),
         }
     }
+
+    /// [`RouteResponse::failure`] for a chain that threw, with the response headers its
+    /// handlers set before the throw: PocketBase's error answer keeps them (they were set on
+    /// the response writer its error handler writes to). Call after [`errors::failure_of`].
+    pub fn failed(ctx: &Ctx<'_>, f: &errors::Failure) -> RouteResponse {
+        let mut res = RouteResponse::failure(f);
+        res.headers.extend(take_failed_headers(ctx).into_iter().filter(|(k, _)| k != "content-type"));
+        res
+    }
+}
+
+/// The headers the last failed chain had set (`vb.takeFailedHeaders`), which also forgets
+/// them. None when the runtime cannot even run this (past its deadline, out of memory): the
+/// answer is then the internal error alone.
+fn take_failed_headers(ctx: &Ctx<'_>) -> Vec<(String, String)> {
+    let kept: Vec<Vec<String>> = engine::internal(ctx, "takeFailedHeaders").and_then(|t| t.call(())).unwrap_or_default();
+    kept.into_iter().filter_map(|pair| <[String; 2]>::try_from(pair).ok().map(|[k, v]| (k, v))).collect()
 }
 
 /// What a route chain wrote: `e.__response` of prelude.js, read field by field.
@@ -273,7 +290,7 @@ pub fn run<'js>(ctx: &Ctx<'js>, registry: &Registry, index: usize, req: &RouteRe
         Ok(w) => w.into_response(),
         Err(e) => {
             let what = format!("{} {}", route.method.as_deref().unwrap_or("*"), route.pattern.text);
-            RouteResponse::failure(&errors::failure_of(ctx, e, &what))
+            RouteResponse::failed(ctx, &errors::failure_of(ctx, e, &what))
         }
     }
 }
@@ -312,9 +329,13 @@ pub fn run_around<'js, R: 'static>(ctx: &Ctx<'js>, registry: &Registry, req: &Ro
         (Err(e), Some(answer)) => {
             // The system route already answered; a middleware failing after e.next() is logged.
             errors::failure_of(ctx, e, "routerUse");
+            take_failed_headers(ctx);
             Around::Passed(answer, Vec::new())
         }
-        (Err(e), None) => Around::Answered(RouteResponse::failure(&errors::failure_of(ctx, e, "routerUse"))),
+        (Err(e), None) => {
+            let failure = errors::failure_of(ctx, e, "routerUse");
+            Around::Answered(RouteResponse::failed(ctx, &failure))
+        }
     }
 }
 
