@@ -182,3 +182,15 @@ fn headers_set_before_a_throw_stay_on_the_error_answer() {
     assert_eq!(r.header("x-hooked").as_deref(), Some("route"));
     assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
 }
+
+#[test]
+fn the_request_members_of_a_route_answer_as_pocketbases() {
+    // PocketBase 0.40.6 answered the same (with the Host header the client sent).
+    let (p, _su) = start();
+    let r = call_with(p.port, "POST", "/defer/request/abc?q=z", None, Some(&json!({"a": 1})), &[("X-Probe", "yes")]);
+    assert_eq!(
+        ok(r),
+        json!({"method": "POST", "host": "x", "uri": "/defer/request/abc?q=z", "length": 7,
+               "header": "yes", "path": "/defer/request/abc", "query": "z", "id": "abc!", "body": "{\"a\":1}", "remote": "string"})
+    );
+}

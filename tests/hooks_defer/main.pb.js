@@ -61,3 +61,21 @@ routerAdd("GET", "/defer/refused", (e) => {
   e.response.header().set("X-Hooked", "route")
   throw new BadRequestError("nope")
 })
+
+// e.request's members, each built on first use (PocketBase 0.40.6 answers the same).
+routerAdd("POST", "/defer/request/{id}", (e) => {
+  const r = e.request
+  r.setPathValue("id", r.pathValue("id") + "!")
+  return e.json(200, {
+    method: r.method,
+    host: r.host,
+    uri: r.requestURI,
+    length: r.contentLength,
+    header: r.header.get("X-Probe"),
+    path: r.url.path,
+    query: r.url.query().get("q"),
+    id: r.pathValue("id"),
+    body: toString(r.body),
+    remote: typeof r.remoteAddr,
+  })
+})

@@ -621,25 +621,43 @@
     if (type !== null && !res.headers.some(([k]) => k === "content-type")) res.headers.push(["content-type", type]);
     res.body = body;
   }
-  function buildRequest(r) {
-    const reqHeaders = new Headers(r.headers);
-    return {
-      method: r.method,
-      host: reqHeaders.get("host"),
-      remoteAddr: r.remoteIP,
-      requestURI: r.path + (r.rawQuery ? "?" + r.rawQuery : ""),
-      contentLength: r.bodyLength,
-      header: reqHeaders,
-      url: {
+  // `e.request`: plain members copied, the rest built on first use (most handlers read one
+  // or two); each built member then stays as an own property, so it can be replaced too.
+  const REQ = Symbol("request");
+  function own(obj, name, value) {
+    Object.defineProperty(obj, name, { value, writable: true, enumerable: true, configurable: true });
+    return value;
+  }
+  class RequestView {
+    constructor(r) {
+      this[REQ] = r;
+      this.method = r.method;
+      this.remoteAddr = r.remoteIP;
+      this.contentLength = r.bodyLength;
+    }
+    get header() { return own(this, "header", new Headers(this[REQ].headers)); }
+    set header(v) { own(this, "header", v); }
+    get host() { return this.header.get("host"); }
+    set host(v) { own(this, "host", v); }
+    get requestURI() { const r = this[REQ]; return r.path + (r.rawQuery ? "?" + r.rawQuery : ""); }
+    set requestURI(v) { own(this, "requestURI", v); }
+    get url() {
+      const r = this[REQ];
+      return own(this, "url", {
         path: r.path,
         rawQuery: r.rawQuery,
         query: () => new Query(r.query),
         string: () => r.path + (r.rawQuery ? "?" + r.rawQuery : ""),
-      },
-      pathValue: (name) => (r.pathValues[name] === undefined ? "" : r.pathValues[name]),
-      setPathValue: (name, v) => { r.pathValues[name] = String(v); },
-      body: new BodyReader(r.body),
-    };
+      });
+    }
+    set url(v) { own(this, "url", v); }
+    get body() { return own(this, "body", new BodyReader(this[REQ].body)); }
+    set body(v) { own(this, "body", v); }
+    pathValue(name) { const v = this[REQ].pathValues[name]; return v === undefined ? "" : v; }
+    setPathValue(name, v) { this[REQ].pathValues[name] = String(v); }
+  }
+  function buildRequest(r) {
+    return new RequestView(r);
   }
   function buildResponse(res) {
     return {
@@ -802,7 +820,10 @@
     if (middlewares.length === 0) {
       // The handler is the whole chain: its e.next() has nothing left to run (the prototype's
       // no-op), so the chain machinery is skipped.
-      const out = vb.withApp(e.app, () => handler.call(undefined, e));
+      const stack = vb.appStack;
+      stack.push(e.app || stack[stack.length - 1]);
+      let out;
+      try { out = handler.call(undefined, e); } finally { stack.pop(); }
       if (out instanceof Promise) N.settle(out);
       return vb.responseTuple(e.__response);
     }
