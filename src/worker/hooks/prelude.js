@@ -612,15 +612,21 @@
   // The request event `e` of a custom route or a request hook, over the request Rust read
   // (`r`). Its methods live on the prototype and `e.request`, `e.response` and `e.auth` are
   // built on first use: most handlers touch two or three members, and building ~45 closures
-  // per request was most of a small route's cost. `__s` holds the per-request state, shared
-  // by events derived with Object.create(e) as the closures of one event were.
+  // per request was most of a small route's cost. `this[EVENT]` holds the per-request state,
+  // shared by events derived with Object.create(e) as the closures of one event were.
   function writeTo(res, status, type, body) {
     if (res.written) return;
     res.written = true;
     res.status = Number(status) || 200;
-    if (type !== null && !res.headers.some(([k]) => k === "content-type")) res.headers.push(["content-type", type]);
+    if (type !== null && !hasHeader(res.headers, "content-type")) res.headers.push(["content-type", type]);
     res.body = body;
   }
+  function hasHeader(pairs, name) {
+    for (let i = 0; i < pairs.length; i++) if (pairs[i][0] === name) return true;
+    return false;
+  }
+  // Go marshals an exported `undefined` as null: keep such keys (a JSON.stringify replacer).
+  const undefinedAsNull = (k, v) => (v === undefined ? null : v);
   // `e.request`: plain members copied, the rest built on first use (most handlers read one
   // or two); each built member then stays as an own property, so it can be replaced too.
   const REQ = Symbol("request");
@@ -672,54 +678,55 @@
     };
   }
   const NOT_BUILT = Symbol("not built");
+  // The per-request state's key: a symbol stays out of handlers' Object.keys and JSON like a
+  // non-enumerable property, and a plain store is cheaper than defining one.
+  const EVENT = Symbol("event");
   class RequestEvent {
     constructor(r) {
-      Object.defineProperty(this, "__s", {
-        value: { r, res: { status: 0, headers: [], body: "", bytes: null, written: false }, store: null, infoBody: undefined, request: NOT_BUILT, response: NOT_BUILT, auth: NOT_BUILT },
-      });
+      this[EVENT] = { r, res: { status: 0, headers: [], body: "", bytes: null, written: false }, store: null, infoBody: undefined, request: NOT_BUILT, response: NOT_BUILT, auth: NOT_BUILT };
       this.app = vb.appStack[0];
     }
-    get request() { const s = this.__s; if (s.request === NOT_BUILT) s.request = buildRequest(s.r); return s.request; }
-    set request(v) { this.__s.request = v; }
-    get response() { const s = this.__s; if (s.response === NOT_BUILT) s.response = buildResponse(s.res); return s.response; }
-    set response(v) { this.__s.response = v; }
-    get auth() { const s = this.__s; if (s.auth === NOT_BUILT) s.auth = s.r.auth ? vb.makeRecord(s.r.auth, s.r.authCollection) : null; return s.auth; }
-    set auth(v) { this.__s.auth = v; }
-    get __response() { return this.__s.res; }
-    get __bodyLength() { return this.__s.r.bodyLength; }
+    get request() { const s = this[EVENT]; if (s.request === NOT_BUILT) s.request = buildRequest(s.r); return s.request; }
+    set request(v) { this[EVENT].request = v; }
+    get response() { const s = this[EVENT]; if (s.response === NOT_BUILT) s.response = buildResponse(s.res); return s.response; }
+    set response(v) { this[EVENT].response = v; }
+    get auth() { const s = this[EVENT]; if (s.auth === NOT_BUILT) s.auth = s.r.auth ? vb.makeRecord(s.r.auth, s.r.authCollection) : null; return s.auth; }
+    set auth(v) { this[EVENT].auth = v; }
+    get __response() { return this[EVENT].res; }
+    get __bodyLength() { return this[EVENT].r.bodyLength; }
     json(status, data) {
       // Go marshals an exported `undefined` as null: keep such keys.
-      const body = JSON.stringify(data === undefined ? null : data, (k, v) => (v === undefined ? null : v));
-      writeTo(this.__s.res, status, "application/json", body === undefined ? "null" : body);
+      const body = JSON.stringify(data === undefined ? null : data, undefinedAsNull);
+      writeTo(this[EVENT].res, status, "application/json", body === undefined ? "null" : body);
     }
-    string(status, s) { writeTo(this.__s.res, status, "text/plain; charset=utf-8", toString(s)); }
-    html(status, s) { writeTo(this.__s.res, status, "text/html; charset=utf-8", toString(s)); }
-    xml(status, s) { writeTo(this.__s.res, status, "application/xml; charset=utf-8", toString(s)); }
-    noContent(status) { writeTo(this.__s.res, status, null, ""); }
+    string(status, s) { writeTo(this[EVENT].res, status, "text/plain; charset=utf-8", toString(s)); }
+    html(status, s) { writeTo(this[EVENT].res, status, "text/html; charset=utf-8", toString(s)); }
+    xml(status, s) { writeTo(this[EVENT].res, status, "application/xml; charset=utf-8", toString(s)); }
+    noContent(status) { writeTo(this[EVENT].res, status, null, ""); }
     redirect(status, url) {
-      const res = this.__s.res;
+      const res = this[EVENT].res;
       if (res.written) return;
       res.headers.push(["location", String(url)]);
       writeTo(res, status, null, "");
     }
     blob(status, contentType, b) {
-      const res = this.__s.res;
+      const res = this[EVENT].res;
       if (res.written) return;
       writeTo(res, status, String(contentType), "");
       res.bytes = Array.from(toBytes(b));
     }
     stream() { throw new TypeError("e.stream is not supported by vaultbase"); }
     fileFS() { throw new TypeError("e.fileFS is not supported by vaultbase"); }
-    hasSuperuserAuth() { return this.__s.r.superuser === true; }
+    hasSuperuserAuth() { return this[EVENT].r.superuser === true; }
     isTLS() { return false; }
-    realIP() { return this.__s.r.realIP; }
-    remoteIP() { return this.__s.r.remoteIP; }
-    set(k, v) { const s = this.__s; if (s.store === null) s.store = new Map(); s.store.set(k, v); }
-    get(k) { const m = this.__s.store; return m !== null && m.has(k) ? m.get(k) : null; }
+    realIP() { return this[EVENT].r.realIP; }
+    remoteIP() { return this[EVENT].r.remoteIP; }
+    set(k, v) { const s = this[EVENT]; if (s.store === null) s.store = new Map(); s.store.set(k, v); }
+    get(k) { const m = this[EVENT].store; return m !== null && m.has(k) ? m.get(k) : null; }
     setAll(m) { for (const k of Object.keys(m || {})) this.set(k, m[k]); }
-    getAll() { return this.__s.store === null ? {} : Object.fromEntries(this.__s.store); }
+    getAll() { return this[EVENT].store === null ? {} : Object.fromEntries(this[EVENT].store); }
     requestInfo() {
-      const s = this.__s;
+      const s = this[EVENT];
       const r = s.r;
       if (s.infoBody === undefined) s.infoBody = vb.parseBody(r);
       const headers = {};
@@ -739,7 +746,7 @@
     }
     // As Go's JSON binding: only the shaped keys, and a value of the wrong type is a 400.
     bindBody(target) {
-      const s = this.__s;
+      const s = this[EVENT];
       if (s.infoBody === undefined) s.infoBody = vb.parseBody(s.r);
       const src = s.infoBody || {};
       for (const k of Object.keys(target)) {
