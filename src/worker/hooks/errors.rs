@@ -69,8 +69,6 @@ pub fn location(stack: &str) -> Option<(String, u32)> {
     None
 }
 
-/// Turns the error of a chain run into its answer, logging what needs logging. `what` names
-/// the dispatch for the log (e.g. `GET /hello/{name}`).
 /// Whether `ex` is QuickJS's out-of-memory error. It is an InternalError "out of memory";
 /// when even that message could not be allocated, the same error with no message (QuickJS
 /// throws no other InternalError without one), which depends on where the limit was hit.
@@ -81,6 +79,8 @@ pub fn is_out_of_memory(ex: &rquickjs::Exception<'_>) -> bool {
     }
 }
 
+/// Turns the error of a chain run into its answer, logging what needs logging. `what` names
+/// the dispatch for the log (e.g. `GET /hello/{name}`).
 pub fn failure_of(ctx: &Ctx<'_>, err: rquickjs::Error, what: &str) -> Failure {
     if engine::interrupted() {
         // Drop the pending exception; the dispatcher reports the deadline.

@@ -54,12 +54,19 @@
     e.json(200, rec);
   }
 
+  // What the REST write of `kind` reads of `record`: [kind, its values, its original] as
+  // JSON texts, "" where the write reads none (a delete reads no values, only an update reads
+  // the original). `__native.requestWrite` takes them, and so does a deferred write.
+  function writeArgs(kind, record) {
+    const s = record.__s;
+    return [kind, kind === "delete" ? "" : JSON.stringify(s.d), kind === "update" ? JSON.stringify(s.o) : ""];
+  }
+
   // The REST write: the API JSON text the client gets ("" for a delete), which also gives the
   // Record its stored values (fields the requester may not see keep theirs). A delete reads
   // no values, and only an update reads the original.
   function requestWrite(kind, record) {
-    const s = record.__s;
-    const body = N.requestWrite(kind, kind === "delete" ? "" : JSON.stringify(s.d), kind === "update" ? JSON.stringify(s.o) : "");
+    const body = N.requestWrite(...writeArgs(kind, record));
     let d = {};
     if (body) {
       d = JSON.parse(body);
@@ -377,7 +384,7 @@
         rec.load(p.body);
         name = "onRecordCreateRequest";
         last = (e) => {
-          if (deferrable(e, rec)) { deferred = ["create", JSON.stringify(rec.__s.d), ""]; return; }
+          if (deferrable(e, rec)) { deferred = writeArgs("create", rec); return; }
           let text = "";
           vb.saveRecord(e.app, e.record, true, (rec) => { const out = requestWrite("create", rec); text = out.body; return out.d; });
           respondRecord(e, c, text, superuser);
@@ -389,7 +396,7 @@
         rec.load(p.body);
         name = "onRecordUpdateRequest";
         last = (e) => {
-          if (deferrable(e, rec)) { deferred = ["update", JSON.stringify(rec.__s.d), JSON.stringify(rec.__s.o)]; return; }
+          if (deferrable(e, rec)) { deferred = writeArgs("update", rec); return; }
           let text = "";
           vb.saveRecord(e.app, e.record, true, (rec) => { const out = requestWrite("update", rec); text = out.body; return out.d; });
           respondRecord(e, c, text, superuser);
@@ -400,7 +407,7 @@
         const rec = (e.record = vb.toRecord(p.record, c));
         name = "onRecordDeleteRequest";
         last = (e) => {
-          if (deferrable(e, rec)) { deferred = ["delete", "", ""]; return; }
+          if (deferrable(e, rec)) { deferred = writeArgs("delete", rec); return; }
           vb.deleteRecord(e.app, e.record, (rec) => requestWrite("delete", rec));
           e.noContent(204);
         };

@@ -448,14 +448,9 @@ fn serve(ctx: &Ctx<'_>, state: AppState, call: RecordCall) -> Served {
         let cjson = if cached { rquickjs::String::from_str(ctx.clone(), &key)?.into_value() } else { ctx.json_parse(collection_json(&c).to_string())? };
         let p = ctx.json_parse(payload)?;
         let res: rquickjs::Array = super::engine::internal(ctx, "recordRequest")?.call((call.kind.as_str(), r, cjson, p))?;
-        if res.get::<Option<rquickjs::String>>(0).ok().flatten().is_some_and(|t| t.to_string().is_ok_and(|t| t == "defer")) {
-            let headers: Vec<Vec<String>> = res.get(4)?;
-            return Ok(Err(Deferral {
-                kind: res.get(1)?,
-                fields: res.get(2)?,
-                original: res.get(3)?,
-                headers: headers.into_iter().filter_map(|h| <[String; 2]>::try_from(h).ok().map(|[k, v]| (k, v))).collect(),
-            }));
+        // A response tuple starts with a boolean, a deferred write with "defer".
+        if res.get::<rquickjs::Value>(0)?.is_string() {
+            return Ok(Err(Deferral { kind: res.get(1)?, fields: res.get(2)?, original: res.get(3)?, headers: super::routes::header_pairs(res.get(4)?) }));
         }
         super::routes::response_of(&res).map(Ok)
     })();

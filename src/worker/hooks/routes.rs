@@ -217,8 +217,12 @@ impl RouteResponse {
 /// them. None when the runtime cannot even run this (past its deadline, out of memory): the
 /// answer is then the internal error alone.
 fn take_failed_headers(ctx: &Ctx<'_>) -> Vec<(String, String)> {
-    let kept: Vec<Vec<String>> = engine::internal(ctx, "takeFailedHeaders").and_then(|t| t.call(())).unwrap_or_default();
-    kept.into_iter().filter_map(|pair| <[String; 2]>::try_from(pair).ok().map(|[k, v]| (k, v))).collect()
+    header_pairs(engine::internal(ctx, "takeFailedHeaders").and_then(|t| t.call(())).unwrap_or_default())
+}
+
+/// Response headers as JS keeps them (`[[name, value], …]`); a malformed pair is skipped.
+pub fn header_pairs(pairs: Vec<Vec<String>>) -> Vec<(String, String)> {
+    pairs.into_iter().filter_map(|pair| <[String; 2]>::try_from(pair).ok().map(|[k, v]| (k, v))).collect()
 }
 
 /// What a route chain wrote: `e.__response` of prelude.js, read field by field.
@@ -239,7 +243,7 @@ fn written_of(res: &Array<'_>) -> rquickjs::Result<Written> {
     let headers: Vec<Vec<String>> = res.get(2)?;
     Ok(Written {
         status: if (0.0..=65535.0).contains(&status) { status as u16 } else { 0 },
-        headers: headers.into_iter().filter_map(|h| match <[String; 2]>::try_from(h) { Ok([k, v]) => Some((k, v)), Err(_) => None }).collect(),
+        headers: header_pairs(headers),
         body: res.get::<Option<String>>(3)?.unwrap_or_default(),
         bytes: res.get(4)?,
         file: res.get(5)?,
