@@ -181,6 +181,11 @@ fn headers_set_before_a_throw_stay_on_the_error_answer() {
     assert_eq!(r.json(), json!({"data": {}, "message": "Nope.", "status": 400}));
     assert_eq!(r.header("x-hooked").as_deref(), Some("route"));
     assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
+    // An auth flow's request hook keeps them the same way.
+    let r = call(p.port, "POST", "/api/collections/users/auth-with-password", None, Some(&json!({"identity": "a@example.com", "password": "whatever-123"})));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json(), json!({"data": {}, "message": "No sign-ins.", "status": 400}));
+    assert_eq!(r.header("x-hooked").as_deref(), Some("auth"));
 }
 
 #[test]

@@ -79,3 +79,9 @@ routerAdd("POST", "/defer/request/{id}", (e) => {
     remote: typeof r.remoteAddr,
   })
 })
+
+// The same for an auth flow's request hook.
+onRecordAuthWithPasswordRequest((e) => {
+  e.response.header().set("X-Hooked", "auth")
+  throw new BadRequestError("no sign-ins")
+}, "users")

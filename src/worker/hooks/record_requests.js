@@ -160,7 +160,10 @@
     try {
       fired();
     } catch (err) {
-      if (!(isDone() && e.__response.written)) throw err;
+      if (!(isDone() && e.__response.written)) {
+        vb.keepFailedHeaders(e);
+        throw err;
+      }
       // An MFA step's "mfa required" is how its 401 ends the chain, not a failure.
       if (err && (err.__mfa || err.message === MFA_REQUIRED)) return;
       N.log("error", name + " failed after its answer was written: " + String(err && err.message ? err.message : err));

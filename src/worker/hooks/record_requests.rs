@@ -607,7 +607,10 @@ pub async fn auth_response(
                     Ok(w) => RouteResponse { status: w.status, headers: w.headers, body: w.bytes.unwrap_or_else(|| w.body.into_bytes()) },
                     Err(_) => RouteResponse::failure(&errors::Failure::internal()),
                 },
-                Err(e) => RouteResponse::failure(&errors::failure_of(ctx, e, "onRecordAuthRequest")),
+                Err(e) => {
+                    let failure = errors::failure_of(ctx, e, "onRecordAuthRequest");
+                    RouteResponse::failed(ctx, &failure)
+                }
             }
         })
         .await;
@@ -645,7 +648,10 @@ pub async fn auth_with_password(
             };
             let out = go();
             GATE_NEXT.with(|g| g.borrow_mut().pop());
-            let text = out.map_err(|e| RouteResponse::failure(&errors::failure_of(ctx, e, "onRecordAuthWithPasswordRequest")))?;
+            let text = out.map_err(|e| {
+                let failure = errors::failure_of(ctx, e, "onRecordAuthWithPasswordRequest");
+                RouteResponse::failed(ctx, &failure)
+            })?;
             #[derive(serde::Deserialize)]
             struct Outcome {
                 record: Option<Map<String, Value>>,
@@ -717,7 +723,10 @@ pub async fn auth_gate(
             GATE_NEXT.with(|g| g.borrow_mut().pop());
             let text = match out {
                 Ok(t) => t,
-                Err(e) => return Gate::Answered(RouteResponse::failure(&errors::failure_of(ctx, e, name))),
+                Err(e) => {
+                    let failure = errors::failure_of(ctx, e, name);
+                    return Gate::Answered(RouteResponse::failed(ctx, &failure));
+                }
             };
             #[derive(serde::Deserialize)]
             struct Outcome {
