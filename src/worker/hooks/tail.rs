@@ -202,16 +202,7 @@ fn ident(t: &Token, name: &str) -> bool {
 }
 
 fn punct(t: &Token, p: &str) -> bool {
-    t.tok == Tok::Punct(match p {
-        "(" => "(",
-        ")" => ")",
-        "{" => "{",
-        "}" => "}",
-        "." => ".",
-        ";" => ";",
-        "=>" => "=>",
-        _ => return false,
-    })
+    matches!(t.tok, Tok::Punct(q) if q == p)
 }
 
 /// Whether the `)` at `close` ends the head of an `if`, `while`, `for` or `with` (or its
